@@ -1,0 +1,71 @@
+// Bundles the extension and the command line into dist/, and copies the Python runner
+// next to them. `--watch` rebuilds on change; `--production` minifies.
+import * as esbuild from 'esbuild';
+import { cpSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import * as path from 'node:path';
+
+const watch = process.argv.includes('--watch');
+const production = process.argv.includes('--production');
+
+/** Copies src/runner/*.py to dist/runner/ after every build. */
+const copyRunner = {
+  name: 'copy-runner',
+  setup(build) {
+    build.onEnd(() => {
+      rmSync('dist/runner', { recursive: true, force: true });
+      mkdirSync('dist/runner', { recursive: true });
+      cpSync('src/runner', 'dist/runner', { recursive: true, filter: (src) => !src.includes('__pycache__') });
+    });
+  },
+};
+
+/** Prints errors in the form of the esbuild problem matcher, for VS Code watch tasks. */
+const problemMatcher = {
+  name: 'problem-matcher',
+  setup(build) {
+    build.onStart(() => {
+      if (watch) console.log('[watch] build started');
+    });
+    build.onEnd((result) => {
+      for (const { text, location } of result.errors) {
+        console.error(`✘ [ERROR] ${text}`);
+        if (location) console.error(`    ${location.file}:${location.line}:${location.column}:`);
+      }
+      if (watch) console.log('[watch] build finished');
+    });
+  },
+};
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: !production,
+  minify: production,
+  logLevel: 'warning',
+};
+
+/** Test and benchmark files, each bundled on its own so mocha runs plain CommonJS. */
+function filesUnder(dir, suffix) {
+  return readdirSync(dir, { recursive: true })
+    .filter((file) => file.endsWith(suffix))
+    .map((file) => path.join(dir, file));
+}
+
+const entries = [
+  { entryPoints: { extension: 'src/extension/extension.ts' }, external: ['vscode'] },
+  { entryPoints: { cli: 'src/cli/main.ts' }, banner: { js: '#!/usr/bin/env node' } },
+  { entryPoints: filesUnder('test/bench', '.ts'), outbase: 'test', outdir: 'out' },
+  { entryPoints: filesUnder('test/unit', '.test.ts'), outbase: 'test', outdir: 'out', sourcemap: 'inline' },
+];
+
+const contexts = await Promise.all(
+  entries.map((entry, i) => esbuild.context({ ...common, outdir: 'dist', ...entry, plugins: i === 0 ? [copyRunner, problemMatcher] : [problemMatcher] })),
+);
+if (watch) {
+  await Promise.all(contexts.map((ctx) => ctx.watch()));
+} else {
+  await Promise.all(contexts.map((ctx) => ctx.rebuild()));
+  await Promise.all(contexts.map((ctx) => ctx.dispose()));
+}

@@ -1,0 +1,1 @@
+"""Calibration targets of the SIR example bundle."""

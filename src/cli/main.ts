@@ -1,0 +1,37 @@
+/** `modelops-debugger`: the command-line twin of the extension, on the same engine. */
+import { Command, CommanderError } from 'commander';
+import { ExitCode } from '../engine/failure';
+import { handshakeCommand } from './handshakeCommand';
+
+const VERSION = '0.1.0';
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('modelops-debugger')
+    .description('Run, watch and diagnose ModelOps simulation bundles.')
+    .version(VERSION)
+    .showHelpAfterError()
+    .exitOverride()
+    .addCommand(handshakeCommand().exitOverride());
+  try {
+    await program.parseAsync(argv);
+    return Number(process.exitCode ?? ExitCode.ok);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // help and version are not errors; everything else commander rejects is usage
+      return error.exitCode === 0 ? ExitCode.ok : ExitCode.badInput;
+    }
+    throw error;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.stderr.write(`modelops-debugger: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exitCode = 70;
+    },
+  );
+}

@@ -1,0 +1,204 @@
+/**
+ * Turning how a runner ended into one failure kind, a one-line cause, and the evidence.
+ *
+ * The WarmProcess collects the facts (exit, phase, stderr, stray stdout bytes, the runner's
+ * own fatal report); this module decides what they mean, so the rules live in one place.
+ */
+import * as os from 'node:os';
+import { Evidence, Failure, FailureKind, SourceLocation } from '../failure';
+import type { FatalParams, PyFrame, UserErrorData } from '../protocol';
+import { locate, parseFaultDump, parseTraceback, primaryThread, type FaultDump } from './pythonTrace';
+
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+}
+
+/** Everything known about a runner at the moment something went wrong. */
+export interface RunnerFacts {
+  bundleDir: string;
+  pid?: number;
+  /** Last start-up phase our runner reported, or undefined for a runner that reports none. */
+  phase?: string;
+  /** The request in flight, if any ("ready", "execute", …). */
+  method?: string;
+  exit?: ExitInfo;
+  fatal?: FatalParams;
+  /** stderr written since the request started (bounded). */
+  stderrSince: string;
+  stderrTail: string;
+  stderrBytes: number;
+  noise?: Buffer;
+  elapsedMs?: number;
+  timeoutMs?: number;
+  /** faulthandler output obtained on request (timeouts). */
+  stacks?: string;
+}
+
+const STDERR_TAIL_SHOWN = 4000;
+
+export function describeExit(exit: ExitInfo): string {
+  if (exit.signal) {
+    const number = os.constants.signals[exit.signal as keyof typeof os.constants.signals];
+    const hint = exit.signal === 'SIGKILL' ? ' (killed: out of memory, or by another process)' : exit.signal === 'SIGSEGV' ? ' (segmentation fault in native code)' : '';
+    return `was killed by ${exit.signal}${number ? ` (signal ${number})` : ''}${hint}`;
+  }
+  return `exited with code ${exit.code}`;
+}
+
+/** Bytes shown as text, with anything unprintable escaped, so the user sees exactly what came. */
+export function showBytes(bytes: Buffer, max = 2000): string {
+  const clipped = bytes.subarray(0, max);
+  let out = '';
+  for (const byte of clipped) {
+    if (byte === 0x0a) out += '\\n\n';
+    else if (byte === 0x0d) out += '\\r';
+    else if (byte === 0x09) out += '\\t';
+    else if (byte >= 0x20 && byte < 0x7f) out += String.fromCharCode(byte);
+    else out += `\\x${byte.toString(16).padStart(2, '0')}`;
+  }
+  const trimmed = out.endsWith('\n') ? out.slice(0, -1) : out;
+  return bytes.length > max ? `${trimmed}… (${bytes.length} bytes in all)` : trimmed;
+}
+
+function baseEvidence(facts: RunnerFacts): Evidence {
+  const evidence: Evidence = {
+    pid: facts.pid,
+    phase: facts.method && facts.phase ? `${facts.method} (runner phase: ${facts.phase})` : (facts.method ?? facts.phase),
+    stderrTail: facts.stderrTail.slice(-STDERR_TAIL_SHOWN),
+    stderrBytes: facts.stderrBytes,
+  };
+  if (facts.exit) {
+    evidence.exitCode = facts.exit.code;
+    evidence.signal = facts.exit.signal;
+  }
+  if (facts.noise?.length) {
+    evidence.stdoutNoise = showBytes(facts.noise);
+    evidence.stdoutNoiseB64 = facts.noise.subarray(0, 64 * 1024).toString('base64');
+  }
+  if (facts.elapsedMs !== undefined) evidence.elapsedMs = Math.round(facts.elapsedMs);
+  if (facts.timeoutMs !== undefined) evidence.timeoutMs = facts.timeoutMs;
+  if (facts.stacks) evidence.stacks = facts.stacks;
+  return evidence;
+}
+
+/** Location from a faulthandler dump: the crashing thread first, then the others. */
+function dumpLocation(dump: FaultDump | undefined, bundleDir: string): { location?: SourceLocation; frames?: PyFrame[] } {
+  if (!dump) return {};
+  const primary = primaryThread(dump);
+  const ordered = primary ? [primary, ...dump.threads.filter((t) => t !== primary)] : dump.threads;
+  for (const thread of ordered) {
+    const location = locate(thread.frames, bundleDir);
+    if (location) return { location, frames: thread.frames };
+  }
+  return { frames: primary?.frames };
+}
+
+/** The runner process ended while a request was in flight, or before `ready` answered. */
+export function classifyExit(facts: RunnerFacts): Failure {
+  const evidence = baseEvidence(facts);
+  const exit = facts.exit ?? { code: null, signal: null };
+  const beforeReady = facts.method === undefined || facts.method === 'ready';
+  const how = describeExit(exit);
+
+  if (beforeReady) {
+    const phase = facts.phase ?? 'start-up';
+    if (facts.fatal) {
+      const fatal = facts.fatal;
+      evidence.exception = { type: fatal.exc_type, message: fatal.exc, traceback: fatal.traceback };
+      evidence.frames = fatal.frames;
+      const location = locate(fatal.frames, facts.bundleDir);
+      const cause = fatal.exc_type === 'SystemExit' ? `the bundle called sys.exit(${fatal.exc || ''})` : `${fatal.exc_type}: ${fatal.exc}`;
+      return new Failure('runner-exited-before-ready', `Runner ${how} while ${phaseWords(fatal.phase)}: ${cause}`, evidence, location);
+    }
+    const traceback = parseTraceback(facts.stderrTail);
+    if (traceback) {
+      evidence.exception = { type: traceback.excType, message: traceback.message, traceback: traceback.text };
+      evidence.frames = traceback.frames;
+      const cause = traceback.message ? `${traceback.excType}: ${traceback.message}` : traceback.excType;
+      return new Failure('runner-exited-before-ready', `Runner ${how} before ready: ${cause}`, evidence, locate(traceback.frames, facts.bundleDir));
+    }
+    const dump = dumpLocation(parseFaultDump(facts.stderrTail), facts.bundleDir);
+    evidence.frames = dump.frames;
+    return new Failure('runner-exited-before-ready', `Runner ${how} while ${phaseWords(phase)}, before answering ready`, evidence, dump.location);
+  }
+
+  const dump = parseFaultDump(facts.stderrSince);
+  const located = dumpLocation(dump, facts.bundleDir);
+  if (dump) {
+    evidence.stacks = dump.text;
+    evidence.frames = located.frames;
+  }
+  const where = located.location ? ` at ${located.location.function ?? '?'}()` : '';
+  return new Failure('process-crashed', `Runner ${how} during ${facts.method}${where}`, evidence, located.location);
+}
+
+/** A request got no answer in time; `stacks` holds the runner's dump when it could give one. */
+export function classifyTimeout(facts: RunnerFacts): Failure {
+  const evidence = baseEvidence(facts);
+  const kind: FailureKind = facts.method === 'ready' ? 'handshake-timeout' : 'task-timeout';
+  const dump = facts.stacks ? parseFaultDump(facts.stacks) : undefined;
+  const located = dumpLocation(dump, facts.bundleDir);
+  if (located.frames) evidence.frames = located.frames;
+  if (!facts.stacks) {
+    evidence.notes = [...(evidence.notes ?? []), 'no stack dump: the runner does not register faulthandler on SIGUSR1'];
+  }
+  const seconds = ((facts.timeoutMs ?? 0) / 1000).toFixed(1);
+  const doing = facts.method === 'ready' ? `answer ready (still ${phaseWords(facts.phase ?? 'starting up')})` : `finish ${facts.method}`;
+  const where = located.location ? `; it is at ${located.location.function ?? '?'}()` : '';
+  return new Failure(kind, `Runner did not ${doing} within ${seconds} s${where}`, evidence, located.location);
+}
+
+/** Bytes on stdout that are not frames: production's reader would choke on them. */
+export function classifyPollution(facts: RunnerFacts, frameFollowed: boolean): Failure {
+  const noise = facts.noise ?? Buffer.alloc(0);
+  const evidence = baseEvidence(facts);
+  if (frameFollowed) {
+    evidence.notes = ['a well-formed frame followed the stray bytes: the runner itself works, the bytes broke the framing'];
+  }
+  const firstLine = (showBytes(noise, 80).split('\n').find((l) => l.trim() !== '') ?? '').replace(/\\n$/, '');
+  return new Failure(
+    'stdout-pollution',
+    `Runner wrote ${noise.length} byte${noise.length === 1 ? '' : 's'} that are not JSON-RPC frames to stdout${facts.method ? ` during ${facts.method}` : ''}: "${firstLine}"`,
+    evidence,
+  );
+}
+
+export function classifyProtocol(facts: RunnerFacts, reason: string, detail?: string): Failure {
+  const evidence = baseEvidence(facts);
+  if (detail) evidence.notes = [detail];
+  return new Failure('protocol-error', `Protocol error${facts.method ? ` during ${facts.method}` : ''}: ${reason}`, evidence);
+}
+
+/** A JSON-RPC error response: user code raised (-32000/-32001), or the runner refused the call. */
+export function classifyErrorResponse(
+  facts: RunnerFacts,
+  error: { code: number; message: string; data?: unknown },
+): Failure {
+  const evidence = baseEvidence(facts);
+  const data = (error.data && typeof error.data === 'object' ? error.data : undefined) as UserErrorData | undefined;
+  if ((error.code === -32000 || error.code === -32001) && data) {
+    const frames = data.frames ?? parseTraceback(data.traceback ?? '')?.frames;
+    evidence.exception = { type: data.exc_type, message: data.exc, traceback: data.traceback };
+    evidence.frames = frames;
+    const kind: FailureKind = error.code === -32000 ? 'task-exception' : 'aggregation-failed';
+    return new Failure(kind, `${data.exc_type}: ${data.exc}`, evidence, locate(frames, facts.bundleDir));
+  }
+  const detail = typeof error.data === 'string' ? `: ${error.data}` : '';
+  return new Failure('protocol-error', `Runner refused ${facts.method}: ${error.code} ${error.message}${detail}`, evidence);
+}
+
+function phaseWords(phase: string): string {
+  switch (phase) {
+    case 'starting':
+      return 'starting up';
+    case 'discovering':
+      return 'looking for the wire function';
+    case 'importing':
+      return 'importing the bundle';
+    case 'serving':
+      return 'serving requests';
+    default:
+      return phase;
+  }
+}

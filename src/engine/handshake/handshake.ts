@@ -1,0 +1,249 @@
+/**
+ * A handshake: start a runner for a bundle, get `ready`, optionally run one replicate, and
+ * explain the outcome — a verdict with per-phase timings, or the failure kind, its cause,
+ * evidence and source line, plus warnings for anything that would break production.
+ */
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { bundleDigest, checkBundleDir } from '../bundle/bundleDir';
+import { showBytes } from '../diagnose/classify';
+import { locate } from '../diagnose/pythonTrace';
+import { Evidence, Failure, FailureKind, isFailure, SourceLocation } from '../failure';
+import { ExecuteRequest, type ExecuteParams, type ReadyResult, type StdoutCaptureParams } from '../protocol';
+import { resolvePython, venvOf } from '../process/python';
+import { ourRunnerScript } from '../process/runnerScript';
+import { WarmProcess, type TranscriptEntry } from '../process/warmProcess';
+import { describeOutput, type OutputView } from './outputs';
+
+export interface HandshakeOptions {
+  bundleDir: string;
+  /** Interpreter to use; `python3` on PATH when absent. */
+  python?: string;
+  /** Another runner script (e.g. production's `subprocess_runner.py`); ours when absent. */
+  runnerScript?: string;
+  timeoutMs: number;
+  /** Run one replicate after `ready`. */
+  execute?: ExecuteParams & { timeoutMs?: number };
+  recordTranscript?: boolean;
+  env?: Record<string, string>;
+  onStderr?: (chunk: Buffer) => void;
+}
+
+export interface Phase {
+  name: string;
+  ms: number;
+}
+
+export interface Warning {
+  kind: FailureKind;
+  message: string;
+  location?: SourceLocation;
+}
+
+export interface HandshakeEvidence extends Evidence {
+  bundle?: string;
+  python?: string;
+  runner?: string;
+  ready?: ReadyResult;
+  execute?: { ms: number; outputs: Record<string, OutputView> };
+  /** Stdout writes our runner absorbed that production tolerates too (inside execute/aggregate). */
+  harmlessStdout?: { text: string; location?: SourceLocation }[];
+}
+
+export interface HandshakeReport {
+  ok: boolean;
+  kind?: FailureKind;
+  message: string;
+  location?: SourceLocation;
+  phases: Phase[];
+  evidence: HandshakeEvidence;
+  warnings: Warning[];
+}
+
+export interface TranscriptFile {
+  version: 1;
+  bundle: string;
+  python: string;
+  runner: string;
+  recordedAt: string;
+  entries: TranscriptEntry[];
+}
+
+export interface HandshakeOutcome {
+  report: HandshakeReport;
+  transcript?: TranscriptFile;
+}
+
+const DEFAULT_EXECUTE_TIMEOUT_MS = 60_000;
+
+/** The environment a handshake runs in: bundle, interpreter, runner. Throws `bad-input` / `interpreter-not-found`. */
+export async function prepareRunner(options: HandshakeOptions): Promise<{ bundleDir: string; python: string; runnerScript: string; digest: string; venv: string }> {
+  const bundleDir = await checkBundleDir(options.bundleDir);
+  let runnerScript = ourRunnerScript();
+  if (options.runnerScript) {
+    runnerScript = path.resolve(options.runnerScript);
+    const stat = await fs.stat(runnerScript).catch(() => undefined);
+    if (!stat?.isFile()) throw new Failure('bad-input', `Runner script ${runnerScript} does not exist.`);
+  }
+  const python = (await resolvePython(options.python)).path;
+  return { bundleDir, python, runnerScript, digest: await bundleDigest(bundleDir), venv: await venvOf(python) };
+}
+
+export async function handshake(options: HandshakeOptions): Promise<HandshakeOutcome> {
+  let prepared;
+  try {
+    prepared = await prepareRunner(options);
+  } catch (error) {
+    return { report: failedReport(asFailure(error), [], { bundle: path.resolve(options.bundleDir) }, []) };
+  }
+  const { bundleDir, python, runnerScript, digest, venv } = prepared;
+  const evidence: HandshakeEvidence = { bundle: bundleDir, python, runner: runnerScript };
+  const runner = WarmProcess.start({
+    python,
+    runnerScript,
+    bundleDir,
+    venvPath: venv,
+    bundleDigest: digest,
+    env: options.env,
+    onStderr: options.onStderr,
+    recordTranscript: options.recordTranscript,
+  });
+  const phases: Phase[] = [];
+  let failure: Failure | undefined;
+  try {
+    evidence.ready = await runner.ready(options.timeoutMs);
+    phases.push(...startupPhases(runner.marks));
+    if (options.execute) {
+      const { timeoutMs, ...params } = options.execute;
+      const started = runner.now();
+      const outputs = await runner.request(ExecuteRequest.type, params, { timeoutMs: timeoutMs ?? DEFAULT_EXECUTE_TIMEOUT_MS });
+      const ms = runner.now() - started;
+      phases.push({ name: 'execute', ms: roundMs(ms) });
+      evidence.execute = { ms: roundMs(ms), outputs: Object.fromEntries(Object.entries(outputs).map(([name, b64]) => [name, describeOutput(b64)])) };
+    }
+  } catch (error) {
+    failure = asFailure(error);
+    if (!evidence.ready) phases.push(...startupPhases(runner.marks));
+  } finally {
+    await runner.shutdown();
+  }
+  evidence.stderrBytes = runner.stderr.total;
+  const { warnings, harmless } = stdoutFindings(runner.captures, bundleDir);
+  if (harmless.length) evidence.harmlessStdout = harmless;
+  const transcript: TranscriptFile | undefined = options.recordTranscript
+    ? { version: 1, bundle: bundleDir, python, runner: runnerScript, recordedAt: new Date().toISOString(), entries: runner.transcript }
+    : undefined;
+  if (failure) {
+    return { report: failedReport(noWireAsBadInput(failure, bundleDir), phases, evidence, warnings), transcript };
+  }
+  const total = phases.reduce((sum, phase) => sum + phase.ms, 0);
+  const message = `Handshake ok in ${total.toFixed(1)} ms: ${describeRunner(evidence.ready!)}${options.execute ? `; ${options.execute.entrypoint} ran in ${evidence.execute!.ms} ms` : ''}`;
+  return { report: { ok: true, message, phases, evidence, warnings }, transcript };
+}
+
+function describeRunner(ready: ReadyResult): string {
+  return `${ready.runner ?? 'runner'} pid ${ready.pid}, Python ${ready.version}`;
+}
+
+function failedReport(failure: Failure, phases: Phase[], evidence: HandshakeEvidence, warnings: Warning[]): HandshakeReport {
+  return {
+    ok: false,
+    kind: failure.kind,
+    message: failure.message,
+    location: failure.location,
+    phases,
+    evidence: { ...evidence, ...failure.evidence },
+    warnings,
+  };
+}
+
+function asFailure(error: unknown): Failure {
+  if (isFailure(error)) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new Failure('protocol-error', `Unexpected engine error: ${message}`);
+}
+
+/** "No wire specified" is the user's input being wrong, not the environment. */
+function noWireAsBadInput(failure: Failure, bundleDir: string): Failure {
+  const noWire = failure.evidence.exception?.message.startsWith('No wire specified');
+  if (failure.kind !== 'runner-exited-before-ready' || !noWire) return failure;
+  return new Failure(
+    'bad-input',
+    `Bundle ${bundleDir} has no wire function: add wire.py with a wire() function, a .modelops/manifest.json {"wire": "module:function"}, or a modelops.wire entry point.`,
+    failure.evidence,
+  );
+}
+
+// ---- timings ------------------------------------------------------------------------------
+
+/** What the time up to each mark was spent on. */
+const PHASE_ENDING_AT: Record<string, string> = {
+  starting: 'interpreter-start',
+  discovering: 'runner-setup',
+  importing: 'discover-wire',
+  serving: 'import-bundle',
+  ready: 'ready-reply',
+};
+
+export function startupPhases(marks: readonly { name: string; atMs: number }[]): Phase[] {
+  const phases: Phase[] = [];
+  for (let i = 1; i < marks.length; i++) {
+    const name = marks[i].name === 'ready' && marks[i - 1].name === 'spawn' ? 'start-to-ready' : (PHASE_ENDING_AT[marks[i].name] ?? marks[i].name);
+    phases.push({ name, ms: roundMs(marks[i].atMs - marks[i - 1].atMs) });
+  }
+  return phases;
+}
+
+function roundMs(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}
+
+// ---- stray stdout ---------------------------------------------------------------------------
+
+/**
+ * Production wraps only the *call* of the wire and target functions in
+ * `redirect_stdout(sys.stderr)`. So a Python-level print there is harmless; anything at
+ * import time, and any fd-level write at any time, corrupts production's frames.
+ */
+export function breaksProduction(capture: StdoutCaptureParams): boolean {
+  if (capture.source === 'sys.stdout') return capture.phase !== 'execute' && capture.phase !== 'aggregate';
+  return true;
+}
+
+const SOURCE_WORDS: Record<StdoutCaptureParams['source'], string> = {
+  'sys.stdout': 'print()/sys.stdout',
+  'os.write': 'os.write(1, …)',
+  fd: 'a write to file descriptor 1 (C code or a child process)',
+  suppressed: 'further writes',
+};
+
+const PHASE_WORDS: Record<string, string> = {
+  starting: 'at start-up',
+  discovering: 'while the wire function was looked up',
+  importing: 'at import',
+  serving: 'between requests',
+  execute: 'during execute',
+  'aggregate-import': 'while importing the target',
+  aggregate: 'during aggregate',
+};
+
+function stdoutFindings(captures: readonly StdoutCaptureParams[], bundleDir: string): { warnings: Warning[]; harmless: { text: string; location?: SourceLocation }[] } {
+  const warnings: Warning[] = [];
+  const harmless: { text: string; location?: SourceLocation }[] = [];
+  for (const capture of captures) {
+    const location = locate(capture.stack, bundleDir);
+    const text = showBytes(Buffer.from(capture.bytes_b64, 'base64'), 120);
+    if (!breaksProduction(capture)) {
+      harmless.push({ text: capture.text, location });
+      continue;
+    }
+    const what = capture.source === 'suppressed' ? `${capture.size} more bytes written to stdout (not reported one by one)` : `${SOURCE_WORDS[capture.source]} ${PHASE_WORDS[capture.phase] ?? `during ${capture.phase}`} wrote "${text}" to stdout`;
+    const blame = capture.approximate && location ? ' (the line the main thread was on when the bytes arrived)' : '';
+    warnings.push({
+      kind: 'stdout-pollution',
+      message: `${what}${blame}; this runner absorbed it, but the production runner would fail to read its next frame ("Invalid header" / "Stream closed while reading headers")`,
+      location,
+    });
+  }
+  return { warnings, harmless };
+}

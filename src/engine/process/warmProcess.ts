@@ -1,0 +1,425 @@
+/**
+ * One runner subprocess: spawned with an argument array, spoken to over JSON-RPC on its
+ * stdin/stdout, its stderr always drained. Every way it can go wrong ends a request with a
+ * typed Failure (see diagnose/classify.ts); nothing waits without a timeout.
+ */
+import { execa, type ResultPromise } from 'execa';
+import { PassThrough } from 'node:stream';
+import type { Message, RequestMessage, ResponseMessage, NotificationMessage, RequestType } from 'vscode-jsonrpc';
+import { StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import {
+  classifyErrorResponse,
+  classifyExit,
+  classifyPollution,
+  classifyProtocol,
+  classifyTimeout,
+  type ExitInfo,
+  type RunnerFacts,
+} from '../diagnose/classify';
+import { Failure } from '../failure';
+import {
+  FatalNotification,
+  PhaseNotification,
+  ReadyRequest,
+  ShutdownRequest,
+  StdoutNotification,
+  type FatalParams,
+  type PhaseParams,
+  type ReadyResult,
+  type StdoutCaptureParams,
+} from '../protocol';
+import { StderrTail } from './stderrTail';
+import { StdoutTap } from './stdoutTap';
+import { parseWireJson, stringifyWireJson } from './wireJson';
+
+export interface WarmProcessOptions {
+  /** The interpreter to run, resolved (not a pyenv shim). */
+  python: string;
+  /** Runner script: ours, or a production `subprocess_runner.py`. */
+  runnerScript: string;
+  bundleDir: string;
+  venvPath: string;
+  bundleDigest: string;
+  /** Added to the inherited environment. */
+  env?: Record<string, string>;
+  /** Frames above this many bytes are a protocol error, never an allocation. */
+  maxFrameBytes?: number;
+  stderrTailBytes?: number;
+  /** Every stderr chunk, as it arrives (for log files and output channels). */
+  onStderr?: (chunk: Buffer) => void;
+  onPhase?: (phase: PhaseParams, atMs: number) => void;
+  onCapture?: (capture: StdoutCaptureParams) => void;
+  /** Keep every frame both ways, and stray stdout bytes, with timestamps. */
+  recordTranscript?: boolean;
+}
+
+export type TranscriptEntry =
+  | { t: number; dir: 'out' | 'in'; message: unknown }
+  | { t: number; dir: 'in'; noise: string; bytes_b64: string };
+
+export interface RequestOptions {
+  timeoutMs: number;
+}
+
+interface Pending {
+  method: string;
+  sentAt: number;
+  stderrOffset: number;
+  timeoutMs: number;
+  timer: NodeJS.Timeout;
+  resolve: (value: unknown) => void;
+  reject: (failure: Failure) => void;
+}
+
+const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
+const DEFAULT_STDERR_TAIL = 256 * 1024;
+/** How long stray stdout bytes may keep coming before the verdict is given. */
+const NOISE_SETTLE_MS = 100;
+/** How long a runner gets to write its stack dump after SIGUSR1. */
+const STACK_DUMP_WAIT_MS = 1500;
+/** How long to wait for the last stdout/stderr bytes after the process exited. */
+const STREAM_DRAIN_MS = 500;
+
+const JSON_CONTENT_TYPE = {
+  name: 'application/json; charset=utf-8',
+  encode: (message: Message) => Promise.resolve(Buffer.from(stringifyWireJson(message), 'utf8')),
+  decode: (buffer: Uint8Array) => Promise.resolve(parseWireJson(Buffer.from(buffer).toString('utf8')) as Message),
+};
+
+export class WarmProcess {
+  readonly pid: number | undefined;
+  readonly stderr: StderrTail;
+  /** Start-up marks, ms since spawn: `spawn`, our runner's phases, `ready`. */
+  readonly marks: { name: string; atMs: number }[] = [{ name: 'spawn', atMs: 0 }];
+  readonly captures: StdoutCaptureParams[] = [];
+  readonly transcript: TranscriptEntry[] = [];
+  /** Set when our runner announced itself; the production runner never does. */
+  runnerName: string | undefined;
+  phase: string | undefined;
+  fatal: FatalParams | undefined;
+  exitInfo: ExitInfo | undefined;
+  readonly exited: Promise<ExitInfo>;
+  /** Set once the process can no longer be used; later requests fail with it at once. */
+  brokenBy: Failure | undefined;
+  /** Uses (requests answered) since spawn. */
+  uses = 0;
+
+  private readonly child: ResultPromise;
+  private readonly started = performance.now();
+  private readonly writer: StreamMessageWriter;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private noise: Buffer[] = [];
+  private noiseTimer: NodeJS.Timeout | undefined;
+  private frameAfterNoise = false;
+  private readonly stdoutEnded: Promise<void>;
+  private readonly stderrEnded: Promise<void>;
+
+  private constructor(private readonly options: WarmProcessOptions) {
+    this.stderr = new StderrTail(options.stderrTailBytes ?? DEFAULT_STDERR_TAIL);
+    this.child = execa(
+      options.python,
+      [
+        options.runnerScript,
+        '--bundle-path',
+        options.bundleDir,
+        '--venv-path',
+        options.venvPath,
+        '--bundle-digest',
+        options.bundleDigest,
+      ],
+      {
+        cwd: options.bundleDir,
+        env: { ...options.env, PYTHONUNBUFFERED: '1' },
+        extendEnv: true,
+        stdin: 'pipe',
+        stdout: 'pipe',
+        stderr: 'pipe',
+        buffer: false,
+        reject: false,
+        cleanup: true,
+      },
+    );
+    this.pid = this.child.pid;
+
+    this.stderrEnded = streamEnd(this.child.stderr);
+    this.child.stderr!.on('data', (chunk: Buffer) => {
+      this.stderr.push(chunk);
+      options.onStderr?.(chunk);
+    });
+
+    const frames = new PassThrough();
+    const tap = new StdoutTap(options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, (event) => {
+      if (event.type === 'frame') {
+        if (this.noise.length) {
+          this.frameAfterNoise = true;
+          this.recordIncomingAfterNoise(event.bytes);
+          this.settleNoise();
+        } else frames.write(event.bytes);
+      } else if (event.type === 'noise') {
+        this.onNoise(event.bytes);
+      } else {
+        this.breakWith(classifyProtocol(this.facts(), event.reason, `frame header: ${JSON.stringify(event.header)}`));
+      }
+    });
+    this.stdoutEnded = new Promise((resolve) => {
+      this.child.stdout!.on('end', () => {
+        tap.end();
+        resolve();
+      });
+    });
+    this.child.stdout!.on('data', (chunk: Buffer) => tap.push(chunk));
+
+    const reader = new StreamMessageReader(frames, { contentTypeDecoder: JSON_CONTENT_TYPE });
+    reader.onError((error) => this.breakWith(classifyProtocol(this.facts(), `unreadable frame: ${error.message}`)));
+    reader.listen((message) => this.onMessage(message));
+    this.writer = new StreamMessageWriter(this.child.stdin!, { contentTypeEncoder: JSON_CONTENT_TYPE });
+    this.writer.onError(() => undefined); // a closed stdin shows up as the process exit
+
+    this.exited = new Promise<ExitInfo>((resolve) => {
+      this.child.on('exit', (code, signal) => {
+        this.exitInfo = { code, signal };
+        void this.onExit().then(() => resolve(this.exitInfo!));
+      });
+      this.child.on('error', (error: NodeJS.ErrnoException) => {
+        // spawn failures (ENOENT, EACCES): no 'exit' follows
+        if (this.exitInfo) return;
+        this.exitInfo = { code: null, signal: null };
+        this.breakWith(classifyProtocol(this.facts(), `could not start ${options.python}: ${error.message}`));
+        resolve(this.exitInfo);
+      });
+    });
+  }
+
+  static start(options: WarmProcessOptions): WarmProcess {
+    return new WarmProcess(options);
+  }
+
+  get alive(): boolean {
+    return this.exitInfo === undefined && this.brokenBy === undefined;
+  }
+
+  /** ms since spawn */
+  now(): number {
+    return performance.now() - this.started;
+  }
+
+  ready(timeoutMs: number): Promise<ReadyResult> {
+    return this.request(ReadyRequest.type, {}, { timeoutMs }).then((result) => {
+      this.marks.push({ name: 'ready', atMs: this.now() });
+      return result;
+    });
+  }
+
+  request<P, R, E>(type: RequestType<P, R, E>, params: P, options: RequestOptions): Promise<R> {
+    if (this.brokenBy) return Promise.reject(this.brokenBy);
+    if (this.exitInfo) return Promise.reject(classifyExit({ ...this.facts(), method: type.method }));
+    const id = this.nextId++;
+    const message: RequestMessage = { jsonrpc: '2.0', id, method: type.method, params: params as object };
+    return new Promise<R>((resolve, reject) => {
+      const pending: Pending = {
+        method: type.method,
+        sentAt: this.now(),
+        stderrOffset: this.stderr.total,
+        timeoutMs: options.timeoutMs,
+        timer: setTimeout(() => void this.onTimeout(id), options.timeoutMs),
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      };
+      this.pending.set(id, pending);
+      this.record('out', message);
+      this.writer.write(message).catch(() => undefined);
+    });
+  }
+
+  /** Ask the runner to stop, then make sure it did. */
+  async shutdown(graceMs = 2000): Promise<ExitInfo> {
+    if (this.alive && this.pending.size === 0) {
+      await this.request(ShutdownRequest.type, {}, { timeoutMs: graceMs }).catch(() => undefined);
+      this.child.stdin?.end();
+    }
+    return this.terminate(graceMs);
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`. */
+  async terminate(graceMs = 2000): Promise<ExitInfo> {
+    if (!this.exitInfo) {
+      this.child.kill('SIGTERM');
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    return this.exited;
+  }
+
+  kill(): Promise<ExitInfo> {
+    if (!this.exitInfo) this.child.kill('SIGKILL');
+    return this.exited;
+  }
+
+  /**
+   * Every thread's stack, from faulthandler on SIGUSR1 (our runner only: the signal would kill
+   * a runner that does not register it). Undefined when it cannot be had.
+   */
+  async dumpStacks(waitMs = STACK_DUMP_WAIT_MS): Promise<string | undefined> {
+    if (!this.runnerName || this.exitInfo || this.pid === undefined) return undefined;
+    const offset = this.stderr.total;
+    process.kill(this.pid, 'SIGUSR1');
+    // faulthandler writes the dump in one go; wait for its last thread's frames to land
+    const complete = (text: string) => /\(most recent call first\):\n(?: {2}File .*\n)+\s*$/.test(text);
+    await this.stderr.waitFor(() => complete(this.stderr.since(offset)), waitMs);
+    return this.stderr.since(offset).trim() || undefined;
+  }
+
+  /** What the diagnosis needs, as of now. */
+  facts(method?: string, pending?: Pending): RunnerFacts {
+    return {
+      bundleDir: this.options.bundleDir,
+      pid: this.pid,
+      phase: this.phase,
+      method,
+      exit: this.exitInfo,
+      fatal: this.fatal,
+      stderrSince: this.stderr.since(pending?.stderrOffset ?? 0),
+      stderrTail: this.stderr.text(),
+      stderrBytes: this.stderr.total,
+      noise: this.noise.length ? this.stdoutNoise : undefined,
+      elapsedMs: pending ? this.now() - pending.sentAt : undefined,
+      timeoutMs: pending?.timeoutMs,
+    };
+  }
+
+  /** Stray stdout bytes seen so far (empty for our runner, which keeps fd 1 clean). */
+  get stdoutNoise(): Buffer {
+    return Buffer.concat(this.noise);
+  }
+
+  // ---- incoming -------------------------------------------------------------------------
+
+  private onMessage(message: Message): void {
+    this.record('in', message);
+    if ('id' in message && message.id !== null && ('result' in message || 'error' in message)) {
+      this.onResponse(message as ResponseMessage);
+    } else if ('method' in message) {
+      this.onNotification(message as NotificationMessage);
+    }
+  }
+
+  private onResponse(response: ResponseMessage): void {
+    const pending = this.pending.get(response.id as number);
+    if (!pending) return; // a late answer to a request that already timed out
+    this.pending.delete(response.id as number);
+    clearTimeout(pending.timer);
+    this.uses++;
+    if (response.error) {
+      pending.reject(classifyErrorResponse(this.facts(pending.method, pending), response.error));
+    } else {
+      pending.resolve(response.result);
+    }
+  }
+
+  private onNotification(message: NotificationMessage): void {
+    switch (message.method) {
+      case PhaseNotification.method: {
+        const phase = message.params as PhaseParams;
+        this.phase = phase.phase;
+        if (phase.runner) this.runnerName = phase.runner;
+        const atMs = this.now();
+        this.marks.push({ name: phase.phase, atMs });
+        this.options.onPhase?.(phase, atMs);
+        break;
+      }
+      case StdoutNotification.method: {
+        const capture = message.params as StdoutCaptureParams;
+        this.captures.push(capture);
+        this.options.onCapture?.(capture);
+        break;
+      }
+      case FatalNotification.method:
+        this.fatal = message.params as FatalParams;
+        break;
+    }
+  }
+
+  // ---- what goes wrong ------------------------------------------------------------------
+
+  private onNoise(bytes: Buffer): void {
+    this.noise.push(bytes);
+    if (this.options.recordTranscript) {
+      this.transcript.push({ t: round(this.now()), dir: 'in', noise: bytes.toString('utf8'), bytes_b64: bytes.toString('base64') });
+    }
+    if (this.noiseTimer) clearTimeout(this.noiseTimer);
+    this.noiseTimer = setTimeout(() => this.settleNoise(), NOISE_SETTLE_MS);
+  }
+
+  /** Frames after stray bytes are kept as evidence, but production would never have read them. */
+  private recordIncomingAfterNoise(bytes: Buffer): void {
+    if (!this.options.recordTranscript) return;
+    const body = bytes.subarray(bytes.indexOf('\r\n\r\n') + 4).toString('utf8');
+    try {
+      this.transcript.push({ t: round(this.now()), dir: 'in', message: parseWireJson(body) });
+    } catch {
+      this.transcript.push({ t: round(this.now()), dir: 'in', noise: body, bytes_b64: Buffer.from(body).toString('base64') });
+    }
+  }
+
+  private settleNoise(): void {
+    if (this.noiseTimer) clearTimeout(this.noiseTimer);
+    this.noiseTimer = undefined;
+    if (this.brokenBy || this.noise.length === 0) return;
+    const method = this.pending.values().next().value?.method;
+    this.breakWith(classifyPollution(this.facts(method), this.frameAfterNoise));
+  }
+
+  /** The stream cannot be trusted any more: fail everything in flight and stop the process. */
+  private breakWith(failure: Failure): void {
+    if (this.brokenBy) return;
+    this.brokenBy = failure;
+    this.rejectAll(() => failure);
+    if (!this.exitInfo) this.child.kill('SIGKILL');
+  }
+
+  private async onTimeout(id: number): Promise<void> {
+    const pending = this.pending.get(id);
+    if (!pending) return;
+    this.pending.delete(id);
+    const stacks = await this.dumpStacks();
+    const failure = classifyTimeout({ ...this.facts(pending.method, pending), stacks });
+    pending.reject(failure);
+    this.breakWith(failure);
+  }
+
+  private async onExit(): Promise<void> {
+    // the last frames (a fatal report) and stderr lines may still be in the pipes
+    const drained = new Promise((resolve) => setTimeout(resolve, STREAM_DRAIN_MS));
+    await Promise.race([Promise.all([this.stdoutEnded, this.stderrEnded]), drained]);
+    await new Promise((resolve) => setImmediate(resolve)); // let decoded messages be delivered
+    // an exit explains more than the stray bytes before it; those stay in the evidence
+    if (this.noiseTimer) clearTimeout(this.noiseTimer);
+    this.rejectAll((pending) => classifyExit(this.facts(pending.method, pending)));
+  }
+
+  private rejectAll(failureFor: (pending: Pending) => Failure): void {
+    for (const [id, pending] of this.pending) {
+      this.pending.delete(id);
+      clearTimeout(pending.timer);
+      pending.reject(failureFor(pending));
+    }
+  }
+
+  private record(dir: 'in' | 'out', message: unknown): void {
+    if (this.options.recordTranscript) this.transcript.push({ t: round(this.now()), dir, message });
+  }
+}
+
+function streamEnd(stream: NodeJS.ReadableStream | null | undefined): Promise<void> {
+  if (!stream) return Promise.resolve();
+  return new Promise((resolve) => {
+    stream.on('end', () => resolve());
+    stream.on('close', () => resolve());
+  });
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}

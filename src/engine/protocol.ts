@@ -1,0 +1,160 @@
+/**
+ * Every JSON-RPC method and notification between the engine and a runner, typed once.
+ *
+ * Mirrors `src/runner/modelops_runner.py` (ours) and, for the four requests, production's
+ * `modelops/worker/subprocess_runner.py`. The `runner/*` notifications are sent only by our
+ * runner; the engine must work without them because the production runner sends none.
+ */
+import { NotificationType, RequestType } from 'vscode-jsonrpc';
+
+/** A Python stack frame as the runner reports it. */
+export interface PyFrame {
+  file: string;
+  line: number;
+  function: string;
+  code?: string;
+}
+
+// ---- requests ---------------------------------------------------------------------------
+
+export interface ReadyResult {
+  ready: boolean;
+  bundle_digest: string;
+  python: string;
+  version: string;
+  pid: number;
+  venv: string;
+  /** Our runner only. */
+  runner?: string;
+  runner_version?: string;
+}
+
+/** Parameter values: JSON scalars; numbers may arrive as lossless numbers to keep `1.0` a float. */
+export type ParamValue = string | number | boolean | bigint | { isLosslessNumber: true; value: string };
+
+export interface ExecuteParams {
+  entrypoint: string;
+  params: Record<string, ParamValue>;
+  /** Seeds go up to 2^64-1, so they may be bigints. */
+  seed: number | bigint;
+}
+
+/** Output name → standard padded base64 of the output's bytes. */
+export type ExecuteResult = Record<string, string>;
+
+export interface SerializedSimReturn {
+  task_id: string;
+  outputs: Record<string, { size: number; checksum: string; inline: string }>;
+}
+
+export interface AggregateParams {
+  target_entrypoint: string;
+  sim_returns: SerializedSimReturn[];
+  target_data: unknown;
+}
+
+export interface AggregateResult {
+  loss: number;
+  diagnostics: Record<string, unknown>;
+  n_replicates: number;
+  outputs: Record<string, unknown>;
+}
+
+export interface ShutdownResult {
+  ok: boolean;
+}
+
+export namespace ReadyRequest {
+  export const method = 'ready';
+  export const type = new RequestType<Record<string, never>, ReadyResult, void>(method);
+}
+
+export namespace ExecuteRequest {
+  export const method = 'execute';
+  export const type = new RequestType<ExecuteParams, ExecuteResult, UserErrorData>(method);
+}
+
+export namespace AggregateRequest {
+  export const method = 'aggregate';
+  export const type = new RequestType<AggregateParams, AggregateResult, UserErrorData>(method);
+}
+
+export namespace ShutdownRequest {
+  export const method = 'shutdown';
+  export const type = new RequestType<Record<string, never>, ShutdownResult, void>(method);
+}
+
+// ---- errors -----------------------------------------------------------------------------
+
+export const ErrorCodes = {
+  executionFailed: -32000,
+  aggregationFailed: -32001,
+  parseError: -32700,
+  invalidRequest: -32600,
+  methodNotFound: -32601,
+  invalidParams: -32602,
+  internalError: -32603,
+} as const;
+
+/** `error.data` of -32000 / -32001. `frames` is ours; production sends the text traceback only. */
+export interface UserErrorData {
+  exc_type: string;
+  exc: string;
+  traceback: string;
+  frames?: PyFrame[];
+  entrypoint?: string;
+  target_entrypoint?: string;
+}
+
+// ---- notifications (our runner only) ----------------------------------------------------
+
+/** Start-up phases, in order. `serving` means the request loop runs. */
+export type RunnerPhase = 'starting' | 'discovering' | 'importing' | 'serving';
+/** Where the runner is while serving; reported with stdout captures. */
+export type RunnerActivity = RunnerPhase | 'execute' | 'aggregate-import' | 'aggregate';
+
+export interface PhaseParams {
+  phase: RunnerPhase;
+  runner?: string;
+  runner_version?: string;
+  pid?: number;
+  module?: string;
+  origin?: string;
+}
+
+export namespace PhaseNotification {
+  export const method = 'runner/phase';
+  export const type = new NotificationType<PhaseParams>(method);
+}
+
+/**
+ * Bytes the bundle wrote to stdout, which our runner absorbed. `sys.stdout` and `os.write`
+ * carry the writer's exact stack; `fd` (C code, child processes) carries the main thread's
+ * stack when the bytes arrived, marked `approximate`.
+ */
+export interface StdoutCaptureParams {
+  source: 'sys.stdout' | 'os.write' | 'fd' | 'suppressed';
+  phase: RunnerActivity;
+  text: string;
+  bytes_b64: string;
+  size: number;
+  stack: PyFrame[];
+  approximate: boolean;
+}
+
+export namespace StdoutNotification {
+  export const method = 'runner/stdout';
+  export const type = new NotificationType<StdoutCaptureParams>(method);
+}
+
+/** Start-up failed; sent just before the runner exits with `exit_code`. */
+export interface FatalParams extends UserErrorData {
+  phase: RunnerActivity;
+  exit_code: number;
+  no_wire: boolean;
+}
+
+export namespace FatalNotification {
+  export const method = 'runner/fatal';
+  export const type = new NotificationType<FatalParams>(method);
+}

@@ -1,0 +1,45 @@
+/**
+ * The VS Code layer. It adapts the engine (src/engine, which never imports `vscode`) to the
+ * editor; everything it owns is disposed with the extension.
+ */
+import * as vscode from 'vscode';
+import { handshake } from '../engine/handshake/handshake';
+import { renderHandshake } from '../cli/render';
+
+export function activate(context: vscode.ExtensionContext): void {
+  const output = vscode.window.createOutputChannel('ModelOps', { log: true });
+  context.subscriptions.push(output);
+  context.subscriptions.push(
+    vscode.commands.registerCommand('modelopsDebugger.handshake', async (uri?: vscode.Uri) => {
+      const bundle = uri ?? (await pickBundle());
+      if (!bundle) return;
+      const config = vscode.workspace.getConfiguration('modelopsDebugger');
+      const { report } = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `ModelOps: handshake ${vscode.workspace.asRelativePath(bundle)}` },
+        () =>
+          handshake({
+            bundleDir: bundle.fsPath,
+            python: config.get<string>('pythonPath') || undefined,
+            timeoutMs: (config.get<number>('handshakeTimeoutSeconds') ?? 30) * 1000,
+            onStderr: (chunk) => output.append(chunk.toString('utf8')),
+          }),
+      );
+      const cwd = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? bundle.fsPath;
+      output.appendLine(renderHandshake(report, cwd));
+      if (report.ok) {
+        void vscode.window.showInformationMessage(report.message);
+      } else {
+        const choice = await vscode.window.showErrorMessage(`${report.kind}: ${report.message}`, 'Show Output');
+        if (choice) output.show();
+      }
+      return report;
+    }),
+  );
+}
+
+async function pickBundle(): Promise<vscode.Uri | undefined> {
+  const picked = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Handshake Bundle' });
+  return picked?.[0];
+}
+
+export function deactivate(): void {}

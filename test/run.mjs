@@ -1,0 +1,45 @@
+// `npm test`: runs every test suite, then prints one closing line "N passed, N failed".
+// npm's `pretest` has already type-checked and built dist/ and out/.
+import { spawn } from 'node:child_process';
+
+/** Each suite is a mocha run; its spec-reporter summary gives the counts. */
+const suites = [{ name: 'unit', command: 'node_modules/.bin/mocha', args: [] }];
+
+function runSuite(suite) {
+  return new Promise((resolve) => {
+    const child = spawn(suite.command, suite.args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let output = '';
+    child.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      output += chunk.toString();
+    });
+    child.on('close', (code, signal) => {
+      const count = (word) => Number(/(\d+) (?:passing|failing|pending)/.test(output) ? (output.match(new RegExp(`(\\d+) ${word}`))?.[1] ?? 0) : 0);
+      resolve({ name: suite.name, code, signal, passed: count('passing'), failed: count('failing'), skipped: count('pending') });
+    });
+  });
+}
+
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+let exitCode = 0;
+for (const suite of suites) {
+  const result = await runSuite(suite);
+  passed += result.passed;
+  failed += result.failed;
+  skipped += result.skipped;
+  if (result.code !== 0) {
+    exitCode = 1;
+    if (result.failed === 0) {
+      console.error(`suite ${suite.name} ended with ${result.signal ?? `exit code ${result.code}`} without reporting a failed test`);
+      failed += 1;
+    }
+  }
+}
+if (passed + failed === 0) {
+  console.error('no test ran');
+  exitCode = 1;
+}
+console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+process.exit(exitCode);
