@@ -1,7 +1,7 @@
 // Bundles the extension and the command line into dist/, and copies the Python runner
 // next to them. `--watch` rebuilds on change; `--production` minifies.
 import * as esbuild from 'esbuild';
-import { cpSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 
 const watch = process.argv.includes('--watch');
@@ -15,6 +15,16 @@ const copyRunner = {
       rmSync('dist/runner', { recursive: true, force: true });
       mkdirSync('dist/runner', { recursive: true });
       cpSync('src/runner', 'dist/runner', { recursive: true, filter: (src) => !src.includes('__pycache__') });
+    });
+  },
+};
+
+/** The command line is the package's `bin`: it must be executable. */
+const executableCli = {
+  name: 'executable-cli',
+  setup(build) {
+    build.onEnd(() => {
+      if (existsSync('dist/cli.js')) chmodSync('dist/cli.js', 0o755);
     });
   },
 };
@@ -54,14 +64,14 @@ function filesUnder(dir, suffix) {
 }
 
 const entries = [
-  { entryPoints: { extension: 'src/extension/extension.ts' }, external: ['vscode'] },
-  { entryPoints: { cli: 'src/cli/main.ts' }, banner: { js: '#!/usr/bin/env node' } },
+  { entryPoints: { extension: 'src/extension/extension.ts' }, external: ['vscode'], plugins: [copyRunner] },
+  { entryPoints: { cli: 'src/cli/main.ts' }, banner: { js: '#!/usr/bin/env node' }, plugins: [executableCli] },
   { entryPoints: filesUnder('test/bench', '.ts'), outbase: 'test', outdir: 'out' },
   { entryPoints: filesUnder('test/unit', '.test.ts'), outbase: 'test', outdir: 'out', sourcemap: 'inline' },
 ];
 
 const contexts = await Promise.all(
-  entries.map((entry, i) => esbuild.context({ ...common, outdir: 'dist', ...entry, plugins: i === 0 ? [copyRunner, problemMatcher] : [problemMatcher] })),
+  entries.map((entry) => esbuild.context({ ...common, outdir: 'dist', ...entry, plugins: [...(entry.plugins ?? []), problemMatcher] })),
 );
 if (watch) {
   await Promise.all(contexts.map((ctx) => ctx.watch()));

@@ -13,7 +13,7 @@
 /** One or more `Name: value\r\n` header lines followed by the blank line. */
 const COMPLETE_HEADER = /^((?:[A-Za-z][A-Za-z0-9-]*:[^\r\n]*\r\n)+)\r\n/;
 /** A byte prefix that may still grow into a complete header. */
-const PARTIAL_HEADER = /^(?:[A-Za-z][A-Za-z0-9-]*:[^\r\n]*\r\n)*(?:[A-Za-z][A-Za-z0-9-]*(?::[^\r\n]*)?\r?)?$/;
+const PARTIAL_HEADER = /^(?:[A-Za-z][A-Za-z0-9-]*:[^\r\n]*\r\n)*(?:[A-Za-z][A-Za-z0-9-]*(?::[^\r\n]*)?\r?|\r)?$/;
 const CONTENT_LENGTH_LINE = /^content-length:\s*(\S*)\s*$/im;
 const MAX_HEADER_BYTES = 1024;
 const FRAME_START = 'content-length:';

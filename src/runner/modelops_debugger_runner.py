@@ -1,0 +1,768 @@
+"""ModelOps Pipeline Debugger: the warm subprocess runner.
+
+Speaks the production ModelOps runner protocol (JSON-RPC 2.0 framed by
+``Content-Length`` headers; methods ``ready``, ``execute``, ``aggregate``,
+``shutdown``) so the engine can drive it exactly as production drives
+``modelops/worker/subprocess_runner.py``, and accepts the same argv
+(``--bundle-path --venv-path --bundle-digest``).
+
+What it adds, and why:
+
+* Before any bundle code is imported, the protocol moves off fd 0 and fd 1.
+  fd 0 then reads /dev/null and fd 1 writes into a pipe this runner drains.
+  A ``print``, a C-level ``write(1, ...)`` or a child process can therefore
+  never corrupt a frame or swallow a request.
+* Every such stray write is still *recorded*, with the Python stack of the
+  writer where there is one, and reported to the engine as a ``runner/stdout``
+  notification: production would have choked on it, so the user must hear.
+* ``runner/phase`` notifications say how far start-up got, so a death is
+  attributed to the phase it happened in; ``runner/fatal`` carries a start-up
+  exception as structured frames instead of leaving only a stderr traceback.
+* ``faulthandler`` dumps every thread's stack on SIGSEGV and on SIGUSR1, so a
+  hung runner can be asked where it is.
+
+Standard library only; Python >= 3.9. The engine-side types that mirror this
+file live in ``src/engine/protocol.ts``. ``modelops_runner.py`` next to this file is the
+script to run: Python caches the bytecode of imported modules, never of the script itself.
+"""
+
+# Start-up time is the product here (every warm process pays it), so only builtin modules
+# are imported up front: no json (it pulls in re and enum), threading, argparse or base64.
+import _signal
+import _thread
+import binascii
+import faulthandler
+import os
+import sys
+
+RUNNER_NAME = "modelops-debugger-runner"
+RUNNER_VERSION = "1"
+
+# Stray-output reports are capped so a library that floods stdout cannot
+# flood the protocol channel too; what is left out is counted, never hidden.
+MAX_CAPTURE_REPORTS = 200
+MAX_CAPTURE_TEXT = 4000
+
+# JSON-RPC error codes, as production uses them.
+EXECUTION_FAILED = -32000
+AGGREGATION_FAILED = -32001
+INVALID_PARAMS = -32602
+METHOD_NOT_FOUND = -32601
+INTERNAL_ERROR = -32603
+
+EXIT_FATAL = 1
+EXIT_NO_WIRE = 2
+
+
+# --------------------------------------------------------------------------
+# JSON as production's runner writes it (compact, ASCII, NaN/Infinity allowed), through the
+# C accelerator directly so that importing `json` (and with it `re`) is not a start-up cost.
+
+
+def _not_serializable(obj):
+    raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
+
+
+try:
+    import _json
+
+    class _DecodeContext(object):
+        strict = True
+        object_hook = None
+        object_pairs_hook = None
+        parse_float = float
+        parse_int = int
+        parse_constant = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}.__getitem__
+        memo = {}
+
+    _scan = _json.make_scanner(_DecodeContext())
+    _encode = _json.make_encoder(
+        None, _not_serializable, _json.encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+
+    def json_loads(text):
+        try:
+            value, end = _scan(text, 0)
+        except StopIteration as exc:
+            raise ValueError("invalid JSON at character %d" % exc.value)
+        if text[end:].strip():
+            raise ValueError("extra data after JSON at character %d" % end)
+        return value
+
+    def json_dumps(value):
+        return "".join(_encode(value, 0))
+
+except (ImportError, AttributeError, TypeError):  # not CPython: the plain module
+    import json
+
+    json_loads = json.loads
+
+    def json_dumps(value):
+        return json.dumps(value, separators=(",", ":"))
+
+
+def b64encode(data):
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
+class NoWireFunction(RuntimeError):
+    """The bundle declares no wire function in any of production's places."""
+
+
+# --------------------------------------------------------------------------
+# The protocol channel: private copies of the original fd 0 and fd 1.
+
+
+class Channel:
+    def __init__(self, in_fd, out_fd):
+        self._in = os.fdopen(in_fd, "rb", buffering=65536)
+        self._out_fd = out_fd
+        self._lock = _thread.allocate_lock()
+
+    def read_message(self):
+        """One framed message, or None on EOF. Raises ValueError on a bad frame."""
+        length = None
+        while True:
+            line = self._in.readline()
+            if not line:
+                return None
+            line = line.rstrip(b"\r\n")
+            if not line:
+                break
+            key, sep, value = line.partition(b":")
+            if not sep:
+                raise ValueError("invalid header: %r" % line[:80])
+            if key.strip().lower() == b"content-length":
+                length = int(value.strip())
+        if length is None:
+            raise ValueError("missing Content-Length header")
+        body = self._in.read(length)
+        if len(body) != length:
+            return None
+        return json_loads(body.decode("utf-8"))
+
+    def send(self, message):
+        body = json_dumps(message).encode("utf-8")
+        frame = b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        with self._lock:
+            view = memoryview(frame)
+            while view:
+                written = _real_os_write(self._out_fd, view)
+                view = view[written:]
+
+    def notify(self, method, params):
+        try:
+            self.send({"jsonrpc": "2.0", "method": method, "params": params})
+        except OSError:
+            pass  # the engine is gone; nothing left to tell
+
+
+_real_os_write = os.write
+channel = None  # type: Channel
+state = {"phase": "starting"}
+
+
+# --------------------------------------------------------------------------
+# Stray stdout: where it came from, and the report that production never made.
+
+
+_RUNNER_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _runner_file(filename):
+    """This runner's own files (the entry script and this module) are never the user's."""
+    return os.path.dirname(os.path.abspath(filename)) == _RUNNER_DIR
+
+
+def _python_stack(frame, limit=40):
+    """Innermost-last frames of user code (this runner's own frames left out)."""
+    frames = []
+    while frame is not None and len(frames) < limit:
+        code = frame.f_code
+        if not _runner_file(code.co_filename):
+            frames.append(
+                {"file": code.co_filename, "line": frame.f_lineno, "function": code.co_name}
+            )
+        frame = frame.f_back
+    frames.reverse()
+    return frames
+
+
+class CaptureReporter:
+    def __init__(self):
+        self.reports = 0
+        self.suppressed_bytes = 0
+        self._lock = _thread.allocate_lock()
+
+    def report(self, source, data, stack, approximate=False):
+        """Forward the bytes to stderr (the user still sees them) and report them."""
+        try:
+            _real_os_write(2, data)
+        except OSError:
+            pass
+        with self._lock:
+            if self.reports >= MAX_CAPTURE_REPORTS:
+                self.suppressed_bytes += len(data)
+                return
+            self.reports += 1
+        clipped = data[:MAX_CAPTURE_TEXT]
+        channel.notify(
+            "runner/stdout",
+            {
+                "source": source,
+                "phase": state["phase"],
+                "text": clipped.decode("utf-8", "replace"),
+                "bytes_b64": b64encode(clipped),
+                "size": len(data),
+                "stack": stack,
+                "approximate": approximate,
+            },
+        )
+
+    def finish(self):
+        if self.suppressed_bytes:
+            channel.notify(
+                "runner/stdout",
+                {
+                    "source": "suppressed",
+                    "phase": state["phase"],
+                    "text": "",
+                    "bytes_b64": "",
+                    "size": self.suppressed_bytes,
+                    "stack": [],
+                    "approximate": True,
+                },
+            )
+            self.suppressed_bytes = 0
+
+
+reporter = CaptureReporter()
+
+
+class CapturedStdoutBuffer(object):
+    """``sys.stdout.buffer``: binary writes, blamed on their caller."""
+
+    def __init__(self, owner):
+        self._owner = owner
+
+    def write(self, data):
+        data = bytes(data)
+        self._owner._capture(data, sys._getframe(1))
+        return len(data)
+
+    def flush(self):
+        self._owner.flush()
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return 1
+
+    def isatty(self):
+        return False
+
+
+class CapturedStdout(object):
+    """``sys.stdout``: text writes, coalesced per call site so one ``print``
+    (several ``write`` calls from the same line) is one report."""
+
+    encoding = "utf-8"
+    errors = "replace"
+
+    def __init__(self):
+        self.buffer = CapturedStdoutBuffer(self)
+        self._pending = b""
+        self._pending_stack = None
+        self._pending_site = None
+        self._lock = _thread.allocate_lock()
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError("write() argument must be str, not %s" % type(text).__name__)
+        self._capture(text.encode("utf-8", "replace"), sys._getframe(1))
+        return len(text)
+
+    def _capture(self, data, frame):
+        stack = _python_stack(frame)
+        site = (stack[-1]["file"], stack[-1]["line"]) if stack else None
+        with self._lock:
+            if self._pending and site != self._pending_site:
+                self._emit_locked()
+            if not self._pending:
+                self._pending_stack, self._pending_site = stack, site
+            self._pending += data
+            if data.endswith(b"\n"):
+                self._emit_locked()
+
+    def _emit_locked(self):
+        if self._pending:
+            data, stack = self._pending, self._pending_stack
+            self._pending, self._pending_stack, self._pending_site = b"", None, None
+            reporter.report("sys.stdout", data, stack)
+
+    def flush(self):
+        with self._lock:
+            self._emit_locked()
+
+    def fileno(self):
+        return 1
+
+    def isatty(self):
+        return False
+
+    def writable(self):
+        return True
+
+    def readable(self):
+        return False
+
+
+def _guarded_os_write(fd, data):
+    """``os.write`` aimed at fd 1 from Python: blame the exact caller."""
+    if fd == 1:
+        data = bytes(data)
+        reporter.report("os.write", data, _python_stack(sys._getframe(1)))
+        return len(data)
+    return _real_os_write(fd, data)
+
+
+class Fd1Drain(object):
+    """Reads what reaches fd 1 below Python (C extensions, child processes,
+    ``sys.__stdout__``). There is no writer stack for those bytes; the main
+    thread's stack at the moment they arrive is reported as an approximation."""
+
+    def __init__(self, read_fd, main_ident):
+        self._fd = read_fd
+        self._main = main_ident
+        self._running = _thread.allocate_lock()
+
+    def start(self):
+        self._running.acquire()
+        _thread.start_new_thread(self._run, ())
+
+    def join(self, timeout):
+        if self._running.acquire(True, timeout):
+            self._running.release()
+
+    def _run(self):
+        try:
+            while True:
+                try:
+                    data = os.read(self._fd, 65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                frame = sys._current_frames().get(self._main)
+                reporter.report("fd", data, _python_stack(frame) if frame else [], approximate=True)
+        finally:
+            self._running.release()
+
+
+def protect_stdio():
+    """Move the protocol off fd 0/1 before any bundle code can touch them."""
+    global channel
+    proto_in = os.dup(0)
+    proto_out = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    read_fd, write_fd = os.pipe()
+    os.dup2(write_fd, 1)
+    os.close(write_fd)
+    channel = Channel(proto_in, proto_out)
+    drain = Fd1Drain(read_fd, _thread.get_ident())
+    drain.start()
+    sys.stdin = open(os.devnull, "r", encoding="utf-8")
+    sys.stdout = CapturedStdout()
+    os.write = _guarded_os_write
+    return drain
+
+
+def finish_captures(drain):
+    """Report every stray byte before the process ends (exit paths only)."""
+    try:
+        sys.stdout.flush()
+    except Exception:
+        pass
+    try:
+        sys.__stdout__.flush()
+    except Exception:
+        pass
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # the pipe's last writer in this process goes away
+    os.close(devnull)
+    drain.join(1.0)
+    reporter.finish()
+
+
+# --------------------------------------------------------------------------
+# Start-up: production's discovery order.
+
+
+def set_phase(phase, **extra):
+    state["phase"] = phase
+    params = {"phase": phase}
+    params.update(extra)
+    channel.notify("runner/phase", params)
+
+
+def _load_from_file(bundle, relpath, func_name):
+    import importlib.util
+
+    path = os.path.join(bundle, relpath)
+    name = "_modelops_wire_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError("cannot load wire module from %s" % path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return getattr(module, func_name)
+
+
+def _load_spec(bundle, spec, origin):
+    module_part, sep, func_name = spec.partition(":")
+    if not sep or not func_name:
+        raise ValueError("%s: wire spec %r is not of the form module:function" % (origin, spec))
+    set_phase("importing", module=module_part, origin=origin)
+    if "/" in module_part or module_part.endswith(".py"):
+        return _load_from_file(bundle, module_part, func_name)
+    __import__(module_part)  # importlib itself would be a start-up cost (it imports warnings)
+    obj = sys.modules[module_part]
+    for part in func_name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _has_wire_entry_point():
+    """Cheap pre-scan of sys.path for a ``modelops.wire`` entry point, so the
+    common case does not pay for importing importlib.metadata."""
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith((".dist-info", ".egg-info")):
+                try:
+                    with open(os.path.join(entry or ".", name, "entry_points.txt"), "rb") as f:
+                        if b"modelops.wire" in f.read():
+                            return True
+                except OSError:
+                    continue
+    return False
+
+
+def _toml_wire(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        import tomllib  # Python >= 3.11
+
+        return tomllib.loads(raw.decode("utf-8")).get("modelops", {}).get("wire")
+    except ImportError:
+        import re
+
+        section = None
+        for line in raw.decode("utf-8").splitlines():
+            line = line.strip()
+            if line.startswith("["):
+                section = line.strip("[] ")
+            elif section == "modelops":
+                match = re.match(r'wire\s*=\s*["\']([^"\']+)["\']', line)
+                if match:
+                    return match.group(1)
+        return None
+
+
+def discover_wire(bundle):
+    set_phase("discovering")
+    if _has_wire_entry_point():
+        import importlib
+        import importlib.metadata as metadata
+
+        importlib.invalidate_caches()
+        found = metadata.entry_points()
+        eps = list(found.select(group="modelops.wire")) if hasattr(found, "select") else list(found.get("modelops.wire", []))
+        if len(eps) > 1:
+            raise RuntimeError("Multiple wire entry points found: %s" % [ep.value for ep in eps])
+        if eps:
+            set_phase("importing", module=eps[0].value, origin="entry point modelops.wire")
+            return eps[0].load()
+    manifest = os.path.join(bundle, ".modelops", "manifest.json")
+    if os.path.isfile(manifest):
+        with open(manifest, "rb") as f:
+            spec = json_loads(f.read().decode("utf-8")).get("wire")
+        if spec:
+            return _load_spec(bundle, spec, ".modelops/manifest.json")
+    toml = os.path.join(bundle, ".modelops", "modelops.toml")
+    if os.path.isfile(toml):
+        spec = _toml_wire(toml)
+        if spec:
+            return _load_spec(bundle, spec, ".modelops/modelops.toml")
+    if os.path.isfile(os.path.join(bundle, "wire.py")):
+        return _load_spec(bundle, "wire:wire", "wire.py")
+    raise NoWireFunction(
+        "No wire specified: install an entry point, provide .modelops manifest, or add wire.py"
+    )
+
+
+# --------------------------------------------------------------------------
+# Requests.
+
+
+def _bundle_side(filename):
+    """Frames worth showing: not this runner's, not importlib's machinery."""
+    return not _runner_file(filename) and not filename.startswith("<frozen importlib")
+
+
+def exception_data(exc):
+    import traceback
+
+    summary = [fs for fs in traceback.extract_tb(exc.__traceback__) if _bundle_side(fs.filename)]
+    lines = ["Traceback (most recent call last):\n"] if summary else []
+    lines += traceback.format_list(summary)
+    lines += traceback.format_exception_only(type(exc), exc)
+    return {
+        "exc_type": type(exc).__name__,
+        "exc": str(exc),
+        # production sends the full text; ours leaves out the runner's own frames
+        "traceback": "".join(lines),
+        "frames": [
+            {"file": fs.filename, "line": fs.lineno, "function": fs.name, "code": fs.line or ""}
+            for fs in summary
+        ],
+    }
+
+
+def encode_outputs(result):
+    if not isinstance(result, dict):
+        raise TypeError(
+            "wire function returned %s; expected a dict of output name -> bytes" % type(result).__name__
+        )
+    encoded = {}
+    for name, value in result.items():
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            raw = bytes(value)
+        elif isinstance(value, str):
+            raw = value.encode("utf-8")
+        else:
+            raw = json_dumps(value).encode("utf-8")
+        encoded[str(name)] = b64encode(raw)
+    return encoded
+
+
+def resolve_target(bundle, target_entrypoint):
+    import importlib
+    import inspect
+
+    if bundle not in sys.path:
+        sys.path.insert(0, bundle)
+    if ":" in target_entrypoint:
+        module_name, _, attr = target_entrypoint.partition(":")
+    else:
+        module_name, _, attr = target_entrypoint.rpartition("/")
+    if module_name.startswith("dummy."):
+        module_name = module_name[len("dummy."):]
+    if not module_name or not attr:
+        raise ValueError("target entrypoint %r is not module:function" % target_entrypoint)
+    obj = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if inspect.isclass(obj) and hasattr(obj, "evaluate"):
+        obj = obj().evaluate
+    return obj
+
+
+def _is_calabaria_target(func):
+    import inspect
+
+    try:
+        names = list(inspect.signature(func).parameters)
+    except (TypeError, ValueError):
+        return False
+    return len(names) == 0 or names == ["data_paths"]
+
+
+def run_aggregation(func, sim_returns, target_data):
+    import math
+
+    if _is_calabaria_target(func):
+        raise RuntimeError(
+            "Calabaria-style targets (@calibration_target) need polars and Arrow outputs; "
+            "this runner evaluates (sim_returns, target_data) evaluators only"
+        )
+    result = func(sim_returns, target_data)
+    if not isinstance(result, dict) or "loss" not in result:
+        raise TypeError("target returned %r; expected a dict with a 'loss'" % type(result).__name__)
+    loss = float(result["loss"])
+    if not math.isfinite(loss):
+        raise ValueError("target returned a non-finite loss: %r" % loss)
+    return {
+        "loss": loss,
+        "diagnostics": result.get("diagnostics", {}),
+        "n_replicates": int(result.get("n_replicates", len(sim_returns))),
+        "outputs": {},
+    }
+
+
+class Runner(object):
+    def __init__(self, bundle, venv, digest, wire):
+        self.bundle = bundle
+        self.venv = venv
+        self.digest = digest
+        self.wire = wire
+
+    def ready(self):
+        return {
+            "ready": True,
+            "bundle_digest": self.digest,
+            "python": sys.executable,
+            "version": "%d.%d" % sys.version_info[:2],
+            "pid": os.getpid(),
+            "venv": self.venv,
+            "runner": RUNNER_NAME,
+            "runner_version": RUNNER_VERSION,
+        }
+
+    def execute(self, entrypoint, params, seed, bundle_digest=None):
+        if bundle_digest is not None and bundle_digest != self.digest:
+            raise ValueError("bundle digest mismatch: runner has %s, request names %s" % (self.digest, bundle_digest))
+        state["phase"] = "execute"
+        try:
+            result = self.wire(entrypoint, params, seed)
+            sys.stdout.flush()
+            return encode_outputs(result)
+        finally:
+            state["phase"] = "serving"
+
+    def aggregate(self, target_entrypoint, sim_returns, target_data=None, bundle_digest=None):
+        state["phase"] = "aggregate-import"
+        try:
+            func = resolve_target(self.bundle, target_entrypoint)
+            state["phase"] = "aggregate"
+            result = run_aggregation(func, sim_returns, target_data)
+            sys.stdout.flush()
+            return result
+        finally:
+            state["phase"] = "serving"
+
+
+def handle(runner, message):
+    """The response to one request (None for notifications)."""
+    msg_id = message.get("id")
+    method = message.get("method")
+    params = message.get("params", {})
+    if params is None:
+        params = {}
+
+    def error(code, text, data=None):
+        err = {"code": code, "message": text}
+        if data is not None:
+            err["data"] = data
+        return {"jsonrpc": "2.0", "id": msg_id, "error": err}
+
+    handlers = {"ready": runner.ready, "execute": runner.execute, "aggregate": runner.aggregate}
+    if method == "shutdown":
+        return {"jsonrpc": "2.0", "id": msg_id, "result": {"ok": True}}
+    if method not in handlers:
+        return error(METHOD_NOT_FOUND, "Method not found: %s" % method)
+    if not isinstance(params, dict):
+        return error(INVALID_PARAMS, "Invalid params: expected an object")
+    try:
+        return {"jsonrpc": "2.0", "id": msg_id, "result": handlers[method](**params)}
+    except TypeError as exc:
+        if method in ("execute", "aggregate") and exc.__traceback__ is not None and exc.__traceback__.tb_next is not None:
+            # raised inside user code, not by the call signature
+            return error(*_user_error(method, params, exc))
+        return error(INTERNAL_ERROR, "Internal error", str(exc))
+    except Exception as exc:  # user code raised: report, stay warm
+        if method in ("execute", "aggregate"):
+            return error(*_user_error(method, params, exc))
+        return error(INTERNAL_ERROR, "Internal error", str(exc))
+
+
+def _user_error(method, params, exc):
+    data = exception_data(exc)
+    if method == "execute":
+        data["entrypoint"] = params.get("entrypoint")
+        return EXECUTION_FAILED, "Execution failed", data
+    data["target_entrypoint"] = params.get("target_entrypoint")
+    return AGGREGATION_FAILED, "Aggregation failed", data
+
+
+USAGE = "usage: modelops_runner.py --bundle-path PATH [--venv-path PATH] [--bundle-digest DIGEST]"
+
+
+def parse_args(argv):
+    """Production's argv (argparse would cost more start-up time than the rest of the runner)."""
+    known = {"--bundle-path": "bundle_path", "--venv-path": "venv_path", "--bundle-digest": "bundle_digest"}
+    values = {"bundle_path": None, "venv_path": "", "bundle_digest": ""}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, sep, value = arg.partition("=")
+        if name not in known:
+            raise SystemExit("%s\nunknown argument: %s" % (USAGE, arg))
+        if not sep:
+            i += 1
+            if i >= len(argv):
+                raise SystemExit("%s\n%s needs a value" % (USAGE, name))
+            value = argv[i]
+        values[known[name]] = value
+        i += 1
+    if values["bundle_path"] is None:
+        raise SystemExit("%s\n--bundle-path is required" % USAGE)
+    return values
+
+
+def main(argv=None):
+    drain = protect_stdio()
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+    if hasattr(faulthandler, "register"):
+        faulthandler.register(_signal.SIGUSR1, file=sys.stderr, all_threads=True)
+    set_phase("starting", runner=RUNNER_NAME, runner_version=RUNNER_VERSION, pid=os.getpid())
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    bundle = os.path.abspath(args["bundle_path"])
+    if bundle not in sys.path:
+        sys.path.insert(0, bundle)
+    try:
+        wire = discover_wire(bundle)
+        sys.stdout.flush()
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt from bundle code included
+        return die(drain, exc)
+    runner = Runner(bundle, args["venv_path"], args["bundle_digest"], wire)
+    set_phase("serving")
+    while True:
+        try:
+            message = channel.read_message()
+        except ValueError as exc:
+            sys.stderr.write("modelops runner: unreadable frame: %s\n" % exc)
+            continue
+        if message is None:
+            break
+        response = handle(runner, message)
+        if response is not None and message.get("id") is not None:
+            channel.send(response)
+        if message.get("method") == "shutdown":
+            break
+    finish_captures(drain)
+    return 0
+
+
+def die(drain, exc):
+    """Start-up failed: tell the engine what and where, then exit as production would."""
+    no_wire = isinstance(exc, NoWireFunction)
+    if isinstance(exc, SystemExit):
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FATAL)
+    else:
+        code = EXIT_NO_WIRE if no_wire else EXIT_FATAL
+    data = exception_data(exc)
+    data.update({"phase": state["phase"], "exit_code": code, "no_wire": no_wire})
+    finish_captures(drain)
+    channel.notify("runner/fatal", data)
+    sys.stderr.write(data["traceback"])
+    sys.stderr.flush()
+    return code

@@ -1,0 +1,160 @@
+/**
+ * WarmProcess against real Python processes, including runner scripts written by the tests
+ * to misbehave in ways no bundle can (the runner is not what is under test there).
+ */
+import * as assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Failure } from '../../src/engine/failure';
+import { ExecuteRequest } from '../../src/engine/protocol';
+import { resolvePython } from '../../src/engine/process/python';
+import { ourRunnerScript } from '../../src/engine/process/runnerScript';
+import { WarmProcess, type WarmProcessOptions } from '../../src/engine/process/warmProcess';
+import { bundle } from './helpers';
+
+let python: string;
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'mo-warm-'));
+
+before(async () => {
+  python = (await resolvePython()).path;
+});
+
+function start(options: Partial<WarmProcessOptions> & { bundleDir: string }): WarmProcess {
+  return WarmProcess.start({ python, runnerScript: ourRunnerScript(), venvPath: '', bundleDigest: 'test-digest', ...options });
+}
+
+/** A bundle made on the spot, for behaviour that needs sizes a fixture should not carry. */
+function tempBundle(name: string, wire: string): string {
+  const dir = path.join(scratch, name);
+  require('node:fs').mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'wire.py'), wire);
+  return dir;
+}
+
+/** A runner script that answers with exactly the bytes given, whatever is asked. */
+function scriptedRunner(name: string, reply: string): string {
+  const file = path.join(scratch, `${name}.py`);
+  writeFileSync(file, `import sys, os\nsys.stdin.buffer.readline()\nos.write(1, ${reply})\nimport time\ntime.sleep(30)\n`);
+  return file;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<Failure> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof Failure, `expected a Failure, got ${String(error)}`);
+    return error;
+  }
+  assert.fail('expected the request to fail');
+}
+
+describe('WarmProcess', () => {
+  it('a child that writes 50 MB to stderr during execute never stalls, and the tail stays bounded', async () => {
+    const dir = tempBundle('stderr-50mb', 'import sys\ndef wire(entrypoint, params, seed):\n    chunk = "e" * 1023 + "\\n"\n    for _ in range(51200):\n        sys.stderr.write(chunk)\n    sys.stderr.flush()\n    return {"done": b"yes"}\n');
+    let streamed = 0;
+    const runner = start({ bundleDir: dir, stderrTailBytes: 64 * 1024, onStderr: (chunk) => (streamed += chunk.length) });
+    try {
+      await runner.ready(20_000);
+      const result = await runner.request(ExecuteRequest.type, { entrypoint: 'a.b/c', params: {}, seed: 1 }, { timeoutMs: 60_000 });
+      assert.equal(Buffer.from(result.done, 'base64').toString(), 'yes');
+      assert.ok(runner.stderr.total >= 50 * 1024 * 1024, `saw ${runner.stderr.total} bytes`);
+      assert.equal(streamed, runner.stderr.total, 'every byte reached the sink');
+      assert.ok(runner.stderr.text().length <= 64 * 1024, 'the tail is bounded');
+    } finally {
+      await runner.shutdown();
+    }
+  });
+
+  it('refuses a Content-Length of 9999999999 as a protocol error, without allocating it', async () => {
+    const runnerScript = scriptedRunner('huge', 'b"Content-Length: 9999999999\\r\\n\\r\\n{"');
+    const runner = start({ bundleDir: bundle('healthy-wire-py'), runnerScript });
+    const failure = await rejection(runner.ready(10_000));
+    assert.equal(failure.kind, 'protocol-error');
+    assert.match(failure.message, /Content-Length 9999999999 exceeds the \d+-byte frame cap/);
+    await runner.exited;
+  });
+
+  it('a frame header without Content-Length is a protocol error naming the header', async () => {
+    const runnerScript = scriptedRunner('nolength', 'b"Content-Type: application/json\\r\\n\\r\\n{}"');
+    const runner = start({ bundleDir: bundle('healthy-wire-py'), runnerScript });
+    const failure = await rejection(runner.ready(10_000));
+    assert.equal(failure.kind, 'protocol-error');
+    assert.match(failure.message, /no Content-Length/);
+  });
+
+  it('a body that is not JSON is a protocol error', async () => {
+    const runnerScript = scriptedRunner('badjson', 'b"Content-Length: 5\\r\\n\\r\\n{oops"');
+    const runner = start({ bundleDir: bundle('healthy-wire-py'), runnerScript });
+    const failure = await rejection(runner.ready(10_000));
+    assert.equal(failure.kind, 'protocol-error');
+    assert.match(failure.message, /unreadable frame/);
+  });
+
+  it('reads Python NaN and Infinity, and seeds above 2^53 exactly', async () => {
+    const dir = tempBundle('nan', 'import json\ndef wire(entrypoint, params, seed):\n    return {"echo": json.dumps({"seed": seed, "nan": float("nan")})}\n');
+    const runnerScript = path.join(scratch, 'nan_runner.py');
+    // our runner returns outputs as base64; to see raw tokens on the wire, echo them in `ready`
+    writeFileSync(runnerScript, [
+      'import sys, json, os',
+      'def read():',
+      '    n = int(sys.stdin.buffer.readline().split(b":")[1]); sys.stdin.buffer.readline(); return json.loads(sys.stdin.buffer.read(n))',
+      'm = read()',
+      'body = json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": {"ready": True, "loss": float("nan"), "inf": float("-inf"), "big": 18446744073709551615}}).encode()',
+      'os.write(1, b"Content-Length: %d\\r\\n\\r\\n" % len(body) + body)',
+      'm = read()',
+      'body = json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": {"seed_seen": m["params"]["seed"], "beta_type": type(m["params"]["params"]["beta"]).__name__}}).encode()',
+      'os.write(1, b"Content-Length: %d\\r\\n\\r\\n" % len(body) + body)',
+      'sys.stdin.buffer.read()',
+    ].join('\n'));
+    const runner = start({ bundleDir: dir, runnerScript });
+    try {
+      const ready = (await runner.ready(10_000)) as unknown as { loss: number; inf: number; big: bigint };
+      assert.ok(Number.isNaN(ready.loss));
+      assert.equal(ready.inf, Number.NEGATIVE_INFINITY);
+      assert.equal(ready.big, 18446744073709551615n);
+      const { parse } = await import('lossless-json');
+      const echoed = (await runner.request(ExecuteRequest.type, { entrypoint: 'a.b/c', params: parse('{"beta": 1.0}') as never, seed: 2n ** 63n + 1n }, { timeoutMs: 10_000 })) as unknown as { seed_seen: bigint; beta_type: string };
+      assert.equal(echoed.seed_seen, 2n ** 63n + 1n);
+      assert.equal(echoed.beta_type, 'float', '1.0 must reach Python as a float');
+    } finally {
+      await runner.kill();
+    }
+  });
+
+  it('records a transcript of every frame both ways, with timestamps', async () => {
+    const runner = start({ bundleDir: bundle('healthy-wire-py'), recordTranscript: true });
+    await runner.ready(20_000);
+    await runner.request(ExecuteRequest.type, { entrypoint: 'a.b/c', params: { beta: 0.5 }, seed: 3 }, { timeoutMs: 10_000 });
+    await runner.shutdown();
+    const methods = runner.transcript.map((e) => ('message' in e ? `${e.dir}:${(e.message as { method?: string }).method ?? `response#${(e.message as { id: number }).id}`}` : `${e.dir}:noise`));
+    assert.deepEqual(methods.filter((m) => !m.includes('runner/')), ['out:ready', 'in:response#1', 'out:execute', 'in:response#2', 'out:shutdown', 'in:response#3']);
+    assert.ok(methods.includes('in:runner/phase'));
+    const times = runner.transcript.map((e) => e.t);
+    assert.deepEqual(times, [...times].sort((a, b) => a - b), 'timestamps are in order');
+  });
+
+  it('keeps a user exception from killing the warm process', async () => {
+    const runner = start({ bundleDir: bundle('raise-in-execute') });
+    try {
+      await runner.ready(20_000);
+      const failure = await rejection(runner.request(ExecuteRequest.type, { entrypoint: 'a.b/c', params: {}, seed: 1 }, { timeoutMs: 10_000 }));
+      assert.equal(failure.kind, 'task-exception');
+      assert.equal(runner.alive, true);
+      const ok = await runner.request(ExecuteRequest.type, { entrypoint: 'a.b/c', params: {}, seed: 2 }, { timeoutMs: 10_000 });
+      assert.ok(Object.keys(ok).length > 0);
+    } finally {
+      await runner.shutdown();
+    }
+  });
+
+  it('a request to a process that already died fails at once with the same diagnosis', async () => {
+    const runner = start({ bundleDir: bundle('sigkill-in-execute') });
+    await runner.ready(20_000);
+    const first = await rejection(runner.request(ExecuteRequest.type, { entrypoint: 'a.b/c', params: {}, seed: 1 }, { timeoutMs: 10_000 }));
+    assert.equal(first.kind, 'process-crashed');
+    const second = await rejection(runner.request(ExecuteRequest.type, { entrypoint: 'a.b/c', params: {}, seed: 2 }, { timeoutMs: 10_000 }));
+    assert.equal(second.kind, 'process-crashed');
+    assert.equal(second.evidence.signal, 'SIGKILL');
+  });
+});
