@@ -161,6 +161,13 @@ describe('handshake with the production-style runner', () => {
     assert.equal(Buffer.from(report.evidence.stdoutNoiseB64!, 'base64').toString(), 'Loading model weights...\n');
   });
 
+  it('print-at-import: the bytes are put on their line by re-running under our runner', async () => {
+    const report = await run('print-at-import', { runnerScript: PROD_RUNNER });
+    const file = path.join(bundle('print-at-import'), 'wire.py');
+    assert.deepEqual([report.location?.file, report.location?.line], [file, lineOf(file, 'print-at-import')]);
+    assert.ok(report.evidence.notes?.some((n) => /re-running the bundle under the debugger's runner/.test(n)));
+  });
+
   it('nonutf8-stdout: the raw bytes survive verbatim in the evidence', async () => {
     const report = await run('nonutf8-stdout', { runnerScript: PROD_RUNNER });
     assert.equal(report.kind, 'stdout-pollution');

@@ -133,6 +133,9 @@ export async function handshake(options: HandshakeOptions): Promise<HandshakeOut
   const transcript: TranscriptFile | undefined = options.recordTranscript
     ? { version: 1, bundle: bundleDir, python, runner: runnerScript, recordedAt: new Date().toISOString(), entries: runner.transcript }
     : undefined;
+  if (failure?.kind === 'stdout-pollution' && runnerScript !== ourRunnerScript()) {
+    failure = await blameWithOurRunner(failure, { python, bundleDir, digest, venv, env: options.env, timeoutMs: options.timeoutMs });
+  }
   if (failure) {
     return { report: failedReport(noWireAsBadInput(failure, bundleDir), phases, evidence, warnings), transcript };
   }
@@ -172,6 +175,36 @@ function noWireAsBadInput(failure: Failure, bundleDir: string): Failure {
     `Bundle ${bundleDir} has no wire function: add wire.py with a wire() function, a .modelops/manifest.json {"wire": "module:function"}, or a modelops.wire entry point.`,
     failure.evidence,
   );
+}
+
+/**
+ * A runner that does not report stray writes (production's) leaves only the bytes. Our runner
+ * records who wrote them, so start it once on the same bundle and interpreter, and put the
+ * failure on the line whose bytes match.
+ */
+async function blameWithOurRunner(
+  failure: Failure,
+  run: { python: string; bundleDir: string; digest: string; venv: string; env?: Record<string, string>; timeoutMs: number },
+): Promise<Failure> {
+  const noise = Buffer.from(failure.evidence.stdoutNoiseB64 ?? '', 'base64');
+  if (noise.length === 0) return failure;
+  const probe = WarmProcess.start({ python: run.python, runnerScript: ourRunnerScript(), bundleDir: run.bundleDir, venvPath: run.venv, bundleDigest: run.digest, env: run.env });
+  try {
+    await probe.ready(run.timeoutMs);
+  } catch {
+    // the probe is only a helper: its own failure changes nothing about the verdict
+  } finally {
+    await probe.shutdown();
+  }
+  const match = probe.captures.find((capture) => {
+    const bytes = Buffer.from(capture.bytes_b64, 'base64');
+    return bytes.length > 0 && noise.includes(bytes);
+  });
+  const location = match && locate(match.stack, run.bundleDir);
+  if (!location) return failure;
+  const how = match.approximate ? 'approximately (a write below Python), ' : '';
+  const evidence = { ...failure.evidence, notes: [...(failure.evidence.notes ?? []), `located ${how}by re-running the bundle under the debugger's runner, which records who writes to stdout`] };
+  return new Failure(failure.kind, failure.message, evidence, location);
 }
 
 // ---- timings ------------------------------------------------------------------------------
