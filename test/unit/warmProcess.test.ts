@@ -3,15 +3,15 @@
  * to misbehave in ways no bundle can (the runner is not what is under test there).
  */
 import * as assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Failure } from '../../src/engine/failure';
-import { ExecuteRequest } from '../../src/engine/protocol';
+import { AggregateRequest, ExecuteRequest, type SerializedSimReturn } from '../../src/engine/protocol';
 import { resolvePython } from '../../src/engine/process/python';
 import { ourRunnerScript } from '../../src/engine/process/runnerScript';
 import { WarmProcess, type WarmProcessOptions } from '../../src/engine/process/warmProcess';
-import { bundle } from './helpers';
+import { bundle, ROOT } from './helpers';
 
 let python: string;
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'mo-warm-'));
@@ -27,7 +27,7 @@ function start(options: Partial<WarmProcessOptions> & { bundleDir: string }): Wa
 /** A bundle made on the spot, for behaviour that needs sizes a fixture should not carry. */
 function tempBundle(name: string, wire: string): string {
   const dir = path.join(scratch, name);
-  require('node:fs').mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'wire.py'), wire);
   return dir;
 }
@@ -143,6 +143,51 @@ describe('WarmProcess', () => {
       assert.equal(runner.alive, true);
       const ok = await runner.request(ExecuteRequest.type, { entrypoint: 'a.b/c', params: {}, seed: 2 }, { timeoutMs: 10_000 });
       assert.ok(Object.keys(ok).length > 0);
+    } finally {
+      await runner.shutdown();
+    }
+  });
+
+  it('aggregates replicates with an old-style target, on the same warm process', async () => {
+    const example = path.join(ROOT, 'examples', 'sir', 'bundle');
+    const runner = start({ bundleDir: example });
+    try {
+      await runner.ready(20_000);
+      const simReturns: SerializedSimReturn[] = [];
+      const rates: number[] = [];
+      for (const seed of [1, 2, 3]) {
+        const outputs = await runner.request(ExecuteRequest.type, { entrypoint: 'models.sir/baseline', params: { beta: 0.3, gamma: 0.1 }, seed }, { timeoutMs: 10_000 });
+        rates.push(JSON.parse(Buffer.from(outputs.summary, 'base64').toString()).attack_rate);
+        simReturns.push({ task_id: `sim-${seed}`, outputs: Object.fromEntries(Object.entries(outputs).map(([name, inline]) => [name, { size: Buffer.from(inline, 'base64').length, checksum: '', inline }])) });
+      }
+      const result = await runner.request(AggregateRequest.type, { target_entrypoint: 'targets.prevalence:prevalence_target', sim_returns: simReturns, target_data: { attack_rate: 0.5 } }, { timeoutMs: 10_000 });
+      const mean = rates.reduce((a, b) => a + b) / rates.length;
+      assert.equal(result.n_replicates, 3);
+      assert.ok(Math.abs(result.loss - (mean - 0.5) ** 2) < 1e-12);
+      assert.deepEqual(result.outputs, {});
+      // the old "module/function" form resolves to the same target
+      const old = await runner.request(AggregateRequest.type, { target_entrypoint: 'targets.prevalence/prevalence_target', sim_returns: simReturns, target_data: { attack_rate: 0.5 } }, { timeoutMs: 10_000 });
+      assert.equal(old.loss, result.loss);
+    } finally {
+      await runner.shutdown();
+    }
+  });
+
+  it('a target that raises is aggregation-failed at its line; a missing target names the module', async () => {
+    const example = path.join(ROOT, 'examples', 'sir', 'bundle');
+    const runner = start({ bundleDir: example });
+    try {
+      await runner.ready(20_000);
+      const raised = await rejection(runner.request(AggregateRequest.type, { target_entrypoint: 'targets.prevalence:prevalence_target', sim_returns: [], target_data: null }, { timeoutMs: 10_000 }));
+      assert.equal(raised.kind, 'aggregation-failed');
+      assert.equal(raised.message, 'ValueError: prevalence_target needs at least one replicate');
+      const file = path.join(example, 'targets', 'prevalence.py');
+      assert.equal(raised.location?.file, file);
+      assert.match(readFileSync(file, 'utf8').split('\n')[raised.location!.line - 1], /raise ValueError/);
+      const missing = await rejection(runner.request(AggregateRequest.type, { target_entrypoint: 'targets.nowhere:t', sim_returns: [], target_data: null }, { timeoutMs: 10_000 }));
+      assert.equal(missing.kind, 'aggregation-failed');
+      assert.match(missing.message, /ModuleNotFoundError: No module named 'targets\.nowhere'/);
+      assert.equal(runner.alive, true, 'a failed aggregation keeps the process warm');
     } finally {
       await runner.shutdown();
     }
