@@ -1,7 +1,7 @@
 /**
  * `modelops-debugger handshake <bundle-dir>`: start a runner, get `ready`, explain the result.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { parse as losslessParse } from 'lossless-json';
 import * as fs from 'node:fs/promises';
 import { exitCodeFor, ExitCode, Failure, isFailure } from '../engine/failure';
@@ -10,8 +10,9 @@ import { readTranscript, replay } from '../engine/handshake/replay';
 import type { ParamValue } from '../engine/protocol';
 import { stringifyWireJson } from '../engine/process/wireJson';
 import { renderFailureLine, renderHandshake, renderReplay } from './render';
+import { addVenvOptions, positiveNumber, printVenvEvent, venvCacheOptions, type VenvFlags } from './venvOptions';
 
-interface HandshakeFlags {
+interface HandshakeFlags extends VenvFlags {
   python?: string;
   runner?: string;
   timeout: number;
@@ -27,19 +28,20 @@ interface HandshakeFlags {
 const MAX_SEED = 2n ** 64n - 1n;
 
 export function handshakeCommand(): Command {
-  return new Command('handshake')
+  const command = new Command('handshake')
     .description('Start a runner for a bundle, get `ready`, and explain the outcome.')
     .argument('<bundle-dir>', 'the bundle directory')
-    .option('--python <path>', 'Python interpreter (default: python3 on PATH)')
+    .option('--python <path>', "run with this interpreter as it is, without the bundle's venv")
     .option('--runner <path>', "another runner script, e.g. production's subprocess_runner.py")
-    .option('--timeout <seconds>', 'how long the runner may take to answer ready', positiveSeconds, 30)
+    .option('--timeout <seconds>', 'how long the runner may take to answer ready', positiveNumber, 30)
     .option('--execute <entrypoint>', 'run one replicate after the handshake')
     .option('--params <json>', 'parameters of that replicate, a JSON object (with --execute)')
     .option('--seed <n>', 'seed of that replicate, 0 to 2^64-1 (with --execute)')
     .option('--transcript <file>', 'write every JSON-RPC frame both ways to this file')
     .option('--replay <file>', 'send the requests of a recorded transcript to a fresh runner and diff the responses')
     .option('--stderr', "stream the runner's stderr to this stderr as it comes")
-    .option('--json', 'print one JSON object on stdout')
+    .option('--json', 'print one JSON object on stdout');
+  return addVenvOptions(command)
     .action(async (bundleDir: string, flags: HandshakeFlags) => {
       process.exitCode = await runHandshake(bundleDir, flags);
     });
@@ -51,6 +53,8 @@ async function runHandshake(bundleDir: string, flags: HandshakeFlags): Promise<n
     options = {
       bundleDir,
       python: flags.python,
+      basePython: flags.basePython,
+      venv: venvCacheOptions(flags, flags.json ? undefined : printVenvEvent),
       runnerScript: flags.runner,
       timeoutMs: flags.timeout * 1000,
       execute: executeFlags(flags),
@@ -114,12 +118,6 @@ function parseSeed(text: string): number | bigint {
   const seed = BigInt(text.trim());
   if (seed > MAX_SEED) throw new Failure('bad-input', `--seed ${text} is above 2^64-1.`);
   return seed <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(seed) : seed;
-}
-
-function positiveSeconds(text: string): number {
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) throw new InvalidArgumentError('expected a positive number of seconds.');
-  return value;
 }
 
 function printFailure(error: unknown, json: boolean | undefined): number {

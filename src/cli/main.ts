@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../engine/failure';
 import { handshakeCommand } from './handshakeCommand';
+import { venvCommand } from './venvCommand';
 
 const VERSION = '0.1.0';
 
@@ -11,7 +12,8 @@ export async function main(argv: string[]): Promise<number> {
     .version(VERSION)
     .showHelpAfterError()
     .exitOverride()
-    .addCommand(handshakeCommand().exitOverride());
+    .addCommand(handshakeCommand().exitOverride())
+    .addCommand(exitOverrideAll(venvCommand()));
   try {
     await program.parseAsync(argv);
     return Number(process.exitCode ?? ExitCode.ok);
@@ -22,6 +24,13 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw error;
   }
+}
+
+/** Commander's errors become exit code 2 only if every subcommand throws instead of exiting. */
+function exitOverrideAll(command: Command): Command {
+  command.exitOverride();
+  for (const sub of command.commands) exitOverrideAll(sub);
+  return command;
 }
 
 if (require.main === module) {

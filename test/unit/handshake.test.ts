@@ -25,10 +25,13 @@ describe('handshake with our runner', () => {
       // all five healthy bundles compute the same value by different discovery routes
       assert.equal(result.seed, 7);
       assert.ok(Math.abs(result.value - 0.723832764833) < 1e-9, String(result.value));
+      // the bundle's venv is checked (or built, the first time) before the runner starts in it
+      assert.match(report.phases[0].name, /^venv-(check|build)$/);
       assert.deepEqual(
-        report.phases.map((p) => p.name),
+        report.phases.slice(1).map((p) => p.name),
         ['interpreter-start', 'runner-setup', 'discover-wire', 'import-bundle', 'ready-reply', 'execute'],
       );
+      assert.equal(report.evidence.ready?.venv, report.evidence.venv?.path);
     });
   }
 
@@ -178,7 +181,7 @@ describe('handshake with the production-style runner', () => {
     const report = await run('healthy-wire-py', { runnerScript: PROD_RUNNER });
     assert.equal(report.ok, true, report.message);
     assert.equal(report.evidence.ready?.runner, undefined);
-    assert.deepEqual(report.phases.map((p) => p.name), ['start-to-ready']);
+    assert.deepEqual(report.phases.slice(1).map((p) => p.name), ['start-to-ready']);
   });
 
   it('import-error: located from the traceback on stderr', async () => {

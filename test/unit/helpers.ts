@@ -1,11 +1,23 @@
 /** Paths and small utilities shared by the unit tests (bundled to out/unit/, two levels below the root). */
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const BUNDLES = path.join(ROOT, 'test', 'fixtures', 'bundles');
 export const PROD_RUNNER = path.join(ROOT, 'test', 'fixtures', 'runners', 'prod_style_runner.py');
 export const CLI = path.join(ROOT, 'dist', 'cli.js');
+
+/**
+ * Tests never touch the user's venv cache: one scratch cache per test run, shared by every
+ * test file (each is bundled separately, so the choice lives on globalThis) and inherited by
+ * the CLI processes the tests start.
+ */
+const shared = globalThis as { __modelopsTestVenvs?: string };
+shared.__modelopsTestVenvs ??= mkdtempSync(path.join(os.tmpdir(), 'mo-test-venvs-'));
+process.env.MODELOPS_VENVS_DIR = shared.__modelopsTestVenvs;
+delete process.env.MODELOPS_FORCE_FRESH_VENV;
 
 export function bundle(name: string): string {
   return path.join(BUNDLES, name);
@@ -17,4 +29,43 @@ export function lineOf(file: string, marker: string): number {
   const index = lines.findIndex((line) => line.includes(`# MARK:${marker}`) && !line.includes(`# MARK:${marker}-`));
   if (index < 0) throw new Error(`no MARK:${marker} in ${file}`);
   return index + 1;
+}
+
+/** A pure-Python wheel built on the spot (PyPI is out of reach; pip installs it offline). */
+export function buildWheel(outDir: string, name: string, version: string): string {
+  mkdirSync(outDir, { recursive: true });
+  const script = [
+    'import base64, hashlib, os, sys, zipfile',
+    'name, version, out = sys.argv[1:4]',
+    'mod = name.replace("-", "_")',
+    'dist = "%s-%s" % (mod, version)',
+    'files = {',
+    '    mod + "/__init__.py": "VALUE = %r\\n" % version,',
+    '    dist + ".dist-info/METADATA": "Metadata-Version: 2.1\\nName: %s\\nVersion: %s\\n" % (name, version),',
+    '    dist + ".dist-info/WHEEL": "Wheel-Version: 1.0\\nGenerator: modelops-debugger-tests\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",',
+    '}',
+    'record = []',
+    'path = os.path.join(out, dist + "-py3-none-any.whl")',
+    'with zipfile.ZipFile(path, "w") as wheel:',
+    '    for arcname, text in files.items():',
+    '        data = text.encode()',
+    '        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()',
+    '        record.append("%s,sha256=%s,%d" % (arcname, digest, len(data)))',
+    '        wheel.writestr(arcname, data)',
+    '    record.append(dist + ".dist-info/RECORD,,")',
+    '    wheel.writestr(dist + ".dist-info/RECORD", "\\n".join(record) + "\\n")',
+    'print(path)',
+  ].join('\n');
+  const result = spawnSync('python3', ['-c', script, name, version, outDir], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`building the test wheel failed: ${result.stderr}`);
+  return result.stdout.trim();
+}
+
+/** A bundle directory written by the test: file name → content. */
+export function writeBundle(dir: string, files: Record<string, string>): string {
+  for (const [name, content] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    writeFileSync(path.join(dir, name), content);
+  }
+  return dir;
 }

@@ -13,12 +13,17 @@ import { ExecuteRequest, type ExecuteParams, type ReadyResult, type StdoutCaptur
 import { resolvePython, venvOf } from '../process/python';
 import { ourRunnerScript } from '../process/runnerScript';
 import { WarmProcess, type TranscriptEntry } from '../process/warmProcess';
+import { VenvCache, venvsDir, type VenvCacheOptions, type VenvLease } from '../venv/cache';
+import { probeInterpreter } from '../venv/interpreter';
 import { describeOutput, type OutputView } from './outputs';
 
 export interface HandshakeOptions {
   bundleDir: string;
-  /** Interpreter to use; `python3` on PATH when absent. */
+  /** Interpreter to run the runner with directly, no venv. */
   python?: string;
+  /** Without `python`: the bundle's venv is built from this interpreter (`python3` on PATH when absent) or reused. */
+  basePython?: string;
+  venv?: Omit<VenvCacheOptions, 'dir'> & { dir?: string; forceFresh?: boolean };
   /** Another runner script (e.g. production's `subprocess_runner.py`); ours when absent. */
   runnerScript?: string;
   timeoutMs: number;
@@ -44,6 +49,7 @@ export interface HandshakeEvidence extends Evidence {
   bundle?: string;
   python?: string;
   runner?: string;
+  venv?: { key: string; path: string; built: boolean; reason: string; fresh: boolean };
   ready?: ReadyResult;
   execute?: { ms: number; outputs: Record<string, OutputView> };
   /** Stdout writes our runner absorbed that production tolerates too (inside execute/aggregate). */
@@ -76,8 +82,24 @@ export interface HandshakeOutcome {
 
 const DEFAULT_EXECUTE_TIMEOUT_MS = 60_000;
 
-/** The environment a handshake runs in: bundle, interpreter, runner. Throws `bad-input` / `interpreter-not-found`. */
-export async function prepareRunner(options: HandshakeOptions): Promise<{ bundleDir: string; python: string; runnerScript: string; digest: string; venv: string }> {
+export interface PreparedRunner {
+  bundleDir: string;
+  python: string;
+  runnerScript: string;
+  digest: string;
+  venv: string;
+  /** Set when the bundle's venv was used; release it when done. */
+  lease?: VenvLease;
+  /** Time spent validating or building the venv. */
+  venvMs?: number;
+}
+
+/**
+ * The environment a handshake runs in: bundle, interpreter (the bundle's venv unless an
+ * interpreter is given), runner. Throws `bad-input`, `interpreter-not-found`,
+ * `python-mismatch`, `deps-install-failed`, `venv-create-failed`.
+ */
+export async function prepareRunner(options: HandshakeOptions): Promise<PreparedRunner> {
   const bundleDir = await checkBundleDir(options.bundleDir);
   let runnerScript = ourRunnerScript();
   if (options.runnerScript) {
@@ -85,19 +107,36 @@ export async function prepareRunner(options: HandshakeOptions): Promise<{ bundle
     const stat = await fs.stat(runnerScript).catch(() => undefined);
     if (!stat?.isFile()) throw new Failure('bad-input', `Runner script ${runnerScript} does not exist.`);
   }
-  const python = (await resolvePython(options.python)).path;
-  return { bundleDir, python, runnerScript, digest: await bundleDigest(bundleDir), venv: await venvOf(python) };
+  const digest = await bundleDigest(bundleDir);
+  if (options.python) {
+    const python = (await resolvePython(options.python)).path;
+    return { bundleDir, python, runnerScript, digest, venv: await venvOf(python) };
+  }
+  const started = performance.now();
+  const cache = new VenvCache({ ...options.venv, dir: options.venv?.dir ?? venvsDir() });
+  const base = await probeInterpreter((await resolvePython(options.basePython)).path, cache.dir);
+  const lease = await cache.ensure(bundleDir, base, { forceFresh: options.venv?.forceFresh, digest });
+  return { bundleDir, python: lease.python, runnerScript, digest, venv: lease.path, lease, venvMs: performance.now() - started };
 }
 
 export async function handshake(options: HandshakeOptions): Promise<HandshakeOutcome> {
-  let prepared;
+  let prepared: PreparedRunner;
   try {
     prepared = await prepareRunner(options);
   } catch (error) {
     return { report: failedReport(asFailure(error), [], { bundle: path.resolve(options.bundleDir) }, []) };
   }
-  const { bundleDir, python, runnerScript, digest, venv } = prepared;
+  try {
+    return await handshakePrepared(options, prepared);
+  } finally {
+    await prepared.lease?.release();
+  }
+}
+
+async function handshakePrepared(options: HandshakeOptions, prepared: PreparedRunner): Promise<HandshakeOutcome> {
+  const { bundleDir, python, runnerScript, digest, venv, lease } = prepared;
   const evidence: HandshakeEvidence = { bundle: bundleDir, python, runner: runnerScript };
+  if (lease) evidence.venv = { key: lease.key, path: lease.path, built: lease.built, reason: lease.reason, fresh: lease.fresh };
   const runner = WarmProcess.start({
     python,
     runnerScript,
@@ -108,7 +147,7 @@ export async function handshake(options: HandshakeOptions): Promise<HandshakeOut
     onStderr: options.onStderr,
     recordTranscript: options.recordTranscript,
   });
-  const phases: Phase[] = [];
+  const phases: Phase[] = prepared.venvMs === undefined ? [] : [{ name: lease?.built ? 'venv-build' : 'venv-check', ms: roundMs(prepared.venvMs) }];
   let failure: Failure | undefined;
   try {
     evidence.ready = await runner.ready(options.timeoutMs);

@@ -74,7 +74,7 @@ export function recordedExchanges(transcript: TranscriptFile): RecordedExchange[
 }
 
 export async function replay(transcript: TranscriptFile, options: HandshakeOptions): Promise<ReplayReport> {
-  const { bundleDir, python, runnerScript, digest, venv } = await prepareRunner(options);
+  const { bundleDir, python, runnerScript, digest, venv, lease } = await prepareRunner(options);
   const exchanges = recordedExchanges(transcript);
   const runner = WarmProcess.start({ python, runnerScript, bundleDir, venvPath: venv, bundleDigest: digest, env: options.env, onStderr: options.onStderr });
   const differences: ReplayDifference[] = [];
@@ -91,6 +91,7 @@ export async function replay(transcript: TranscriptFile, options: HandshakeOptio
     }
   } finally {
     await runner.shutdown();
+    await lease?.release();
   }
   const message = differences.length === 0
     ? `Replayed ${exchanges.length} request${exchanges.length === 1 ? '' : 's'} against a fresh runner: no differences.`

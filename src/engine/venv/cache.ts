@@ -1,0 +1,393 @@
+/**
+ * The venv cache: one venv per `{digest12}-py{X.Y}-{deps8}` key, never silently wrong.
+ * A cached venv is reused only when its validity checklist passes; otherwise it is rebuilt and
+ * the reason said. Builds are atomic (build.ts) and locked per key across processes (lock.ts).
+ */
+import { satisfies, validRange } from '@renovatebot/pep440';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { bundleDigest } from '../bundle/bundleDir';
+import { readBundleDeps, type BundleDeps } from '../bundle/deps';
+import { Failure } from '../failure';
+import { buildVenv, installLogFile, tempPrefix } from './build';
+import type { InterpreterInfo } from './interpreter';
+import { DirLock, holderGone, readOwner, type LockEvent, type LockOwner } from './lock';
+import { LAST_USED_FILE, validateVenv, venvPython, type Check, type Validity, type VenvMarker } from './marker';
+
+export type VenvEvent =
+  | { type: 'venv-reuse'; key: string; path: string }
+  | { type: 'venv-build'; key: string; reason: string }
+  | { type: 'venv-built'; key: string; path: string; ms: number; installer: string; logFile: string }
+  | { type: 'venv-removed'; key: string; reason: string }
+  | LockEvent;
+
+export interface VenvCacheOptions {
+  /** The venvs directory (see `venvsDir`). */
+  dir: string;
+  /** Appended to every install command (pip or uv), e.g. `--find-links /wheels --no-index`. */
+  extraInstallArgs?: string[];
+  installTimeoutMs?: number;
+  /** Environment for builds and installs, on top of the inherited one. */
+  env?: Record<string, string>;
+  onEvent?: (event: VenvEvent) => void;
+}
+
+export interface VenvLease {
+  key: string;
+  path: string;
+  /** The venv's interpreter, to start runners with. */
+  python: string;
+  built: boolean;
+  /** Why it was built, or "valid" when reused. */
+  reason: string;
+  fresh: boolean;
+  /** Done with it: a force-fresh venv is removed; a cached one stays. */
+  release(): Promise<void>;
+}
+
+export interface EnsureOptions {
+  /** Build a private venv for this run and remove it on release. */
+  forceFresh?: boolean;
+  /** Already known (the job engine computes it once per job). */
+  digest?: string;
+}
+
+export interface VenvEntry {
+  key: string;
+  path: string;
+  bundle?: string;
+  python?: string;
+  sizeBytes: number;
+  createdAt?: string;
+  lastUsedAt?: string;
+  valid: boolean;
+  reason: string;
+  /** A private venv of a run that is gone, or a cached one. */
+  orphanedFresh: boolean;
+  /** Pids whose command line runs this venv's interpreter. */
+  usedBy: number[];
+  lock?: LockOwner;
+}
+
+export interface PruneOptions {
+  olderThanDays?: number;
+  keep?: number;
+  maxSizeGB?: number;
+  dryRun?: boolean;
+}
+
+const DEFAULT_INSTALL_TIMEOUT_MS = 15 * 60_000;
+const LOCK_MARGIN_MS = 60_000;
+
+/** `MODELOPS_VENVS_DIR`, else the setting, else the per-user cache directory. */
+export function venvsDir(setting?: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (env.MODELOPS_VENVS_DIR) return path.resolve(env.MODELOPS_VENVS_DIR);
+  if (setting) return path.resolve(setting);
+  const cache = env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(cache, 'modelops-debugger', 'venvs');
+}
+
+/** Production's form (process_manager.py `_get_venv_key`), on a bare-hex digest. */
+export function venvKey(digest: string, pythonXY: string, depsHash: string): string {
+  return `${digest.slice(0, 12)}-py${pythonXY}-${depsHash.slice(0, 8)}`;
+}
+
+/** `MODELOPS_FORCE_FRESH_VENV`: only the string "true", in any case, as in production. */
+export function forceFreshFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+  return (env.MODELOPS_FORCE_FRESH_VENV ?? '').toLowerCase() === 'true';
+}
+
+export class VenvCache {
+  readonly dir: string;
+
+  constructor(private readonly options: VenvCacheOptions) {
+    this.dir = options.dir;
+  }
+
+  /**
+   * The venv for this bundle and interpreter: validated and reused, or built. Fails before any
+   * work when `requires-python` excludes the interpreter.
+   */
+  async ensure(bundleDir: string, base: InterpreterInfo, options: EnsureOptions = {}): Promise<VenvLease> {
+    const deps = await readBundleDeps(bundleDir);
+    checkRequiresPython(deps, base);
+    const digest = options.digest ?? (await bundleDigest(bundleDir));
+    const key = venvKey(digest, base.versionXY, deps.depsHash);
+    if (options.forceFresh) return this.buildFresh(key, bundleDir, digest, deps, base);
+
+    const venv = path.join(this.dir, key);
+    const first = await validateVenv(venv, key, base);
+    if (first.valid) return this.reuse(key, venv);
+
+    const lock = await DirLock.acquire(`${venv}.lock`, {
+      timeoutMs: (this.options.installTimeoutMs ?? DEFAULT_INSTALL_TIMEOUT_MS) + LOCK_MARGIN_MS,
+      purpose: `building venv ${key}`,
+      onEvent: this.options.onEvent,
+    });
+    try {
+      const again = await validateVenv(venv, key, base);
+      if (again.valid) return this.reuse(key, venv); // built by whoever held the lock
+      await this.clearLeftovers(key, again);
+      this.emit({ type: 'venv-build', key, reason: again.reason });
+      const result = await buildVenv(this.buildRequest(key, bundleDir, digest, deps, base));
+      this.emit({ type: 'venv-built', key, path: result.path, ms: result.marker.buildMs, installer: result.marker.installer.name, logFile: result.logFile });
+      await touch(path.join(result.path, LAST_USED_FILE));
+      return lease(key, result.path, true, again.reason, false, async () => undefined);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  async validate(key: string): Promise<Validity> {
+    return validateVenv(path.join(this.dir, safeKey(key)), safeKey(key));
+  }
+
+  /** Every venv in the cache, broken ones included (with why). */
+  async list(): Promise<VenvEntry[]> {
+    const dirents = await fs.readdir(this.dir, { withFileTypes: true }).catch(() => []);
+    // venvs are the visible directories; locks are `<key>.lock`, builds and removals hidden
+    const keys = dirents.filter((d) => d.isDirectory() && !d.name.startsWith('.') && !d.name.endsWith('.lock')).map((d) => d.name);
+    const entries: VenvEntry[] = [];
+    for (const key of keys.sort()) entries.push(await this.entry(key));
+    return entries;
+  }
+
+  /** The checklist of one venv, line by line, plus whether its interpreter actually runs. */
+  async inspect(key: string): Promise<VenvEntry & { checks: Check[]; marker?: VenvMarker; logFile: string }> {
+    const safe = safeKey(key);
+    const validity = await validateVenv(path.join(this.dir, safe), safe);
+    if (validity.checks[0]?.ok === false) throw new Failure('bad-input', `No venv ${safe} in ${this.dir}.`);
+    return { ...(await this.entry(safe, validity)), checks: validity.checks, marker: validity.marker, logFile: installLogFile(this.dir, safe) };
+  }
+
+  /** Remove one venv; refused while a live process runs its interpreter, unless forced. */
+  async remove(key: string, options: { force?: boolean } = {}): Promise<void> {
+    const safe = safeKey(key);
+    const venv = path.join(this.dir, safe);
+    await fs.stat(venv).catch(() => {
+      throw new Failure('bad-input', `No venv ${safe} in ${this.dir}.`);
+    });
+    const users = processesUsing(venv);
+    if (users.length && !options.force) {
+      throw new Failure('bad-input', `Venv ${safe} is in use by pid ${users.join(', ')}; stop those processes or pass --force.`);
+    }
+    await removeDir(venv);
+    await fs.rm(installLogFile(this.dir, safe), { force: true });
+    this.emit({ type: 'venv-removed', key: safe, reason: users.length ? `removed by request while in use by pid ${users.join(', ')}` : 'removed by request' });
+  }
+
+  /**
+   * Remove what is least worth keeping: venvs unused for `olderThanDays`, beyond the `keep`
+   * most recently used, or the least recently used until the cache fits `maxSizeGB`. Broken
+   * venvs, orphaned private venvs and abandoned build directories always go. Venvs in use stay.
+   */
+  async prune(options: PruneOptions): Promise<{ removed: { key: string; reason: string; sizeBytes: number }[]; kept: number }> {
+    const entries = await this.list();
+    const removed: { key: string; reason: string; sizeBytes: number }[] = [];
+    const doomed = new Map<string, string>();
+    for (const entry of entries) {
+      if (entry.orphanedFresh) doomed.set(entry.key, 'private venv of a run that is gone');
+      else if (!entry.valid) doomed.set(entry.key, `broken: ${entry.reason}`);
+    }
+    const byRecency = entries.filter((e) => !doomed.has(e.key)).sort((a, b) => (b.lastUsedAt ?? '').localeCompare(a.lastUsedAt ?? ''));
+    if (options.olderThanDays !== undefined) {
+      const cutoff = Date.now() - options.olderThanDays * 86_400_000;
+      for (const entry of byRecency) if (Date.parse(entry.lastUsedAt ?? entry.createdAt ?? '0') < cutoff) doomed.set(entry.key, `unused for more than ${options.olderThanDays} days`);
+    }
+    if (options.keep !== undefined) {
+      for (const entry of byRecency.slice(options.keep)) if (!doomed.has(entry.key)) doomed.set(entry.key, `beyond the ${options.keep} most recently used`);
+    }
+    if (options.maxSizeGB !== undefined) {
+      let total = byRecency.filter((e) => !doomed.has(e.key)).reduce((sum, e) => sum + e.sizeBytes, 0);
+      for (const entry of [...byRecency].reverse()) {
+        if (total <= options.maxSizeGB * 1024 ** 3) break;
+        if (doomed.has(entry.key)) continue;
+        doomed.set(entry.key, `least recently used while the cache exceeds ${options.maxSizeGB} GB`);
+        total -= entry.sizeBytes;
+      }
+    }
+    for (const entry of entries) {
+      const reason = doomed.get(entry.key);
+      if (!reason) continue;
+      if (entry.usedBy.length) continue; // never pull a venv from under a running process
+      if (!options.dryRun) {
+        await removeDir(entry.path);
+        await fs.rm(installLogFile(this.dir, entry.key), { force: true });
+        this.emit({ type: 'venv-removed', key: entry.key, reason });
+      }
+      removed.push({ key: entry.key, reason, sizeBytes: entry.sizeBytes });
+    }
+    if (!options.dryRun) await this.removeAbandonedBuilds();
+    return { removed, kept: entries.length - removed.length };
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  private async reuse(key: string, venv: string): Promise<VenvLease> {
+    await touch(path.join(venv, LAST_USED_FILE));
+    this.emit({ type: 'venv-reuse', key, path: venv });
+    return lease(key, venv, false, 'valid', false, async () => undefined);
+  }
+
+  private async buildFresh(key: string, bundleDir: string, digest: string, deps: BundleDeps, base: InterpreterInfo): Promise<VenvLease> {
+    const freshKey = `${key}-fresh-${randomBytes(4).toString('hex')}`;
+    this.emit({ type: 'venv-build', key: freshKey, reason: 'a fresh venv was asked for (force fresh)' });
+    const result = await buildVenv({ ...this.buildRequest(freshKey, bundleDir, digest, deps, base), privateOwner: true });
+    this.emit({ type: 'venv-built', key: freshKey, path: result.path, ms: result.marker.buildMs, installer: result.marker.installer.name, logFile: result.logFile });
+    return lease(freshKey, result.path, true, 'a fresh venv was asked for (force fresh)', true, async () => {
+      await removeDir(result.path);
+      await fs.rm(result.logFile, { force: true });
+      this.emit({ type: 'venv-removed', key: freshKey, reason: 'private venv of a finished run' });
+    });
+  }
+
+  private buildRequest(key: string, bundleDir: string, digest: string, deps: BundleDeps, base: InterpreterInfo) {
+    return {
+      cacheDir: this.dir,
+      key,
+      bundleDir,
+      bundleDigest: digest,
+      deps,
+      base,
+      extraInstallArgs: this.options.extraInstallArgs ?? [],
+      installTimeoutMs: this.options.installTimeoutMs ?? DEFAULT_INSTALL_TIMEOUT_MS,
+      env: this.options.env,
+    };
+  }
+
+  /** Under the key's lock: an invalid venv and any half-built directory of this key go. */
+  private async clearLeftovers(key: string, validity: Validity): Promise<void> {
+    if (validity.checks[0]?.ok) {
+      await removeDir(path.join(this.dir, key));
+      this.emit({ type: 'venv-removed', key, reason: `invalid: ${validity.reason}` });
+    }
+    for (const name of await fs.readdir(this.dir).catch(() => [] as string[])) {
+      if (name.startsWith(tempPrefix(key))) await removeDir(path.join(this.dir, name));
+    }
+  }
+
+  /** Build directories whose builder holds no lock any more. */
+  private async removeAbandonedBuilds(): Promise<void> {
+    for (const name of await fs.readdir(this.dir).catch(() => [] as string[])) {
+      const match = /^\.tmp-(.+)-(\d+)-[0-9a-f]{8}$/.exec(name);
+      if (!match) continue;
+      const owner = await readOwner(path.join(this.dir, `${match[1]}.lock`));
+      if (!owner || holderGone(owner)) await removeDir(path.join(this.dir, name));
+    }
+  }
+
+  private async entry(key: string, known?: Validity): Promise<VenvEntry> {
+    const venv = path.join(this.dir, key);
+    const validity = known ?? (await validateVenv(venv, key));
+    const marker = validity.marker ?? (await readMarkerLoosely(venv));
+    const lastUsed = await fs.stat(path.join(venv, LAST_USED_FILE)).catch(() => undefined);
+    const owner = marker?.owner;
+    const orphanedFresh = key.includes('-fresh-') && (!owner || holderGone({ ...owner, nonce: '', acquiredAt: '', purpose: '' }) !== undefined);
+    return {
+      key,
+      path: venv,
+      bundle: marker?.bundle,
+      python: marker?.python?.version,
+      sizeBytes: await directorySize(venv),
+      createdAt: marker?.createdAt,
+      lastUsedAt: lastUsed ? new Date(lastUsed.mtimeMs).toISOString() : undefined,
+      valid: validity.valid,
+      reason: validity.reason,
+      orphanedFresh,
+      usedBy: processesUsing(venv),
+      lock: await readOwner(`${venv}.lock`),
+    };
+  }
+
+  private emit(event: VenvEvent): void {
+    this.options.onEvent?.(event);
+  }
+}
+
+function lease(key: string, venv: string, built: boolean, reason: string, fresh: boolean, release: () => Promise<void>): VenvLease {
+  return { key, path: venv, python: venvPython(venv), built, reason, fresh, release };
+}
+
+function checkRequiresPython(deps: BundleDeps, base: InterpreterInfo): void {
+  const required = deps.requiresPython;
+  if (!required) return;
+  if (!validRange(required.spec)) {
+    throw new Failure('bad-input', `requires-python = "${required.spec}" is not a valid version specifier.`, {}, required.location);
+  }
+  if (!satisfies(base.version, required.spec)) {
+    throw new Failure(
+      'python-mismatch',
+      `The bundle requires Python ${required.spec} (pyproject.toml requires-python), but ${base.path} is Python ${base.version}`,
+      { notes: ['choose another interpreter (--base-python, or the modelopsDebugger.pythonPath setting)'] },
+      required.location,
+    );
+  }
+}
+
+/** A key from input never names anything outside the cache directory. */
+function safeKey(key: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(key) || key.includes('..')) {
+    throw new Failure('bad-input', `${JSON.stringify(key)} is not a venv key (letters, digits, ".", "_" and "-" only).`);
+  }
+  return key;
+}
+
+async function readMarkerLoosely(venv: string): Promise<VenvMarker | undefined> {
+  try {
+    return JSON.parse(await fs.readFile(path.join(venv, '.modelops-venv.json'), 'utf8')) as VenvMarker;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Rename aside first, so a half-removed directory is never mistaken for a venv. */
+async function removeDir(dir: string): Promise<void> {
+  const aside = path.join(path.dirname(dir), `.removing-${path.basename(dir)}-${randomBytes(4).toString('hex')}`);
+  try {
+    await fs.rename(dir, aside);
+  } catch {
+    return;
+  }
+  await fs.rm(aside, { recursive: true, force: true });
+}
+
+async function touch(file: string): Promise<void> {
+  const now = new Date();
+  await fs.utimes(file, now, now).catch(() => fs.writeFile(file, ''));
+}
+
+async function directorySize(dir: string): Promise<number> {
+  let total = 0;
+  const entries = await fs.readdir(dir, { withFileTypes: true, recursive: true }).catch(() => []);
+  for (const entry of entries) {
+    if (!entry.isFile()) continue;
+    const stat = await fs.lstat(path.join(entry.parentPath ?? entry.path, entry.name)).catch(() => undefined);
+    total += stat?.size ?? 0;
+  }
+  return total;
+}
+
+/** Pids (Linux, via /proc) whose command runs an interpreter inside `venv`. */
+export function processesUsing(venv: string): number[] {
+  const prefix = `${venv}${path.sep}`;
+  const pids: number[] = [];
+  let names: string[];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return pids;
+  }
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const argv0 = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0')[0];
+      if (argv0.startsWith(prefix)) pids.push(Number(name));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return pids;
+}
