@@ -2,7 +2,8 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { ExitCode, exitCodeFor, Failure, isFailure } from '../engine/failure';
 import { VenvCache, type VenvEntry } from '../engine/venv/cache';
-import { describeVenvEvent, positiveNumber, venvCacheOptions } from './venvOptions';
+import { describeVenvEvent } from '../engine/venv/describe';
+import { positiveNumber, venvCacheOptions } from './venvOptions';
 
 interface CommonFlags {
   venvsDir?: string;

@@ -1,6 +1,7 @@
 /** Options that choose and configure the venv cache, shared by `handshake` and `venv`. */
 import { Command, InvalidArgumentError } from 'commander';
 import { forceFreshFromEnv, venvsDir, type VenvCacheOptions, type VenvEvent } from '../engine/venv/cache';
+import { describeVenvEvent } from '../engine/venv/describe';
 
 export interface VenvFlags {
   venvsDir?: string;
@@ -33,23 +34,6 @@ export function venvCacheOptions(flags: VenvFlags, onEvent?: (event: VenvEvent) 
 /** Human progress on stderr: why a venv is reused or built, and who holds a lock. */
 export function printVenvEvent(event: VenvEvent): void {
   process.stderr.write(`${describeVenvEvent(event)}\n`);
-}
-
-export function describeVenvEvent(event: VenvEvent): string {
-  switch (event.type) {
-    case 'venv-reuse':
-      return `venv ${event.key}: valid, reused`;
-    case 'venv-build':
-      return `venv ${event.key}: building (${event.reason})…`;
-    case 'venv-built':
-      return `venv ${event.key}: built in ${(event.ms / 1000).toFixed(1)} s with ${event.installer}; log ${event.logFile}`;
-    case 'venv-removed':
-      return `venv ${event.key}: removed (${event.reason})`;
-    case 'lock-wait':
-      return `venv lock ${event.lock}: waiting for ${event.holder ? `pid ${event.holder.pid} on ${event.holder.host} (${event.holder.purpose})` : 'its holder'}…`;
-    case 'lock-takeover':
-      return `venv lock ${event.lock}: taken over from pid ${event.holder.pid} on ${event.holder.host} (${event.why})`;
-  }
 }
 
 function collect(value: string, previous: string[]): string[] {

@@ -5,6 +5,8 @@
 import * as vscode from 'vscode';
 import { handshake } from '../engine/handshake/handshake';
 import { renderHandshake } from '../cli/render';
+import { describeVenvEvent } from '../engine/venv/describe';
+import { forceFreshFromEnv, venvsDir } from '../engine/venv/cache';
 
 export function activate(context: vscode.ExtensionContext): void {
   const output = vscode.window.createOutputChannel('ModelOps', { log: true });
@@ -19,7 +21,14 @@ export function activate(context: vscode.ExtensionContext): void {
         () =>
           handshake({
             bundleDir: bundle.fsPath,
-            python: config.get<string>('pythonPath') || undefined,
+            basePython: config.get<string>('pythonPath') || undefined,
+            venv: {
+              dir: venvsDir(config.get<string>('venvsDir') || undefined),
+              forceFresh: config.get<boolean>('forceFreshVenv') || forceFreshFromEnv(),
+              extraInstallArgs: config.get<string[]>('extraInstallArgs') ?? [],
+              installTimeoutMs: (config.get<number>('installTimeoutSeconds') ?? 900) * 1000,
+              onEvent: (event) => output.info(describeVenvEvent(event)),
+            },
             timeoutMs: (config.get<number>('handshakeTimeoutSeconds') ?? 30) * 1000,
             onStderr: (chunk) => output.append(chunk.toString('utf8')),
           }),

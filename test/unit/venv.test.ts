@@ -274,6 +274,32 @@ describe('venv cache', () => {
   });
 });
 
+describe('bundle identity', () => {
+  it("the deps hash is production's: BLAKE2b-8 over uv.lock, poetry.lock, requirements.txt, pyproject.toml in that order", async () => {
+    const dir = writeBundle(path.join(scratch, `hash-${++counter}`), {
+      'pyproject.toml': '[project]\nname = "h"\ndependencies = ["a==1"]\n',
+      'requirements.txt': 'b==2\n',
+      'uv.lock': 'version = 1\n',
+      'wire.py': '',
+    });
+    const { readBundleDeps } = await import('../../src/engine/bundle/deps');
+    const ours = (await readBundleDeps(dir)).depsHash;
+    const script = 'import hashlib, os, sys\nh = hashlib.blake2b(digest_size=8)\nfor n in ["uv.lock", "poetry.lock", "requirements.txt", "pyproject.toml"]:\n    p = os.path.join(sys.argv[1], n)\n    if os.path.exists(p):\n        h.update(open(p, "rb").read())\nprint(h.hexdigest())';
+    const python = spawnSync('python3', ['-c', script, dir], { encoding: 'utf8' });
+    assert.equal(ours, python.stdout.trim());
+  });
+
+  it('the bundle digest ignores caches and changes with content', async () => {
+    const { bundleDigest } = await import('../../src/engine/bundle/bundleDir');
+    const dir = writeBundle(path.join(scratch, `digest-${++counter}`), { 'wire.py': 'x = 1\n', 'models/m.py': 'y = 2\n' });
+    const before = await bundleDigest(dir);
+    writeBundle(dir, { '__pycache__/wire.cpython-311.pyc': 'junk', '.git/HEAD': 'ref', 'models/__pycache__/m.pyc': 'junk' });
+    assert.equal(await bundleDigest(dir), before);
+    writeBundle(dir, { 'models/m.py': 'y = 3\n' });
+    assert.notEqual(await bundleDigest(dir), before);
+  });
+});
+
 describe('modelops-debugger venv (command line)', () => {
   it('list, inspect, rm (refused while in use), prune — with --json', async () => {
     const dir = newCacheDir();

@@ -391,8 +391,10 @@ export class WarmProcess {
 
   private async onExit(): Promise<void> {
     // the last frames (a fatal report) and stderr lines may still be in the pipes
-    const drained = new Promise((resolve) => setTimeout(resolve, STREAM_DRAIN_MS));
+    let timer: NodeJS.Timeout | undefined;
+    const drained = new Promise((resolve) => (timer = setTimeout(resolve, STREAM_DRAIN_MS)));
     await Promise.race([Promise.all([this.stdoutEnded, this.stderrEnded]), drained]);
+    clearTimeout(timer); // a pending timer would keep a finished CLI alive
     await new Promise((resolve) => setImmediate(resolve)); // let decoded messages be delivered
     // an exit explains more than the stray bytes before it; those stay in the evidence
     if (this.noiseTimer) clearTimeout(this.noiseTimer);

@@ -275,10 +275,11 @@ async function functionalCheckOf(request: BuildRequest, temp: string): Promise<s
     },
   });
   const reached = () => runner.marks.some((m) => m.name !== 'spawn' && m.name !== 'starting');
+  let grace: NodeJS.Timeout | undefined;
   try {
     const ready = runner.ready(FUNCTIONAL_CHECK_TIMEOUT_MS).then(() => 'the runner answered ready in it');
     const slowBundle = importing
-      .then(() => new Promise((resolve) => setTimeout(resolve, BUNDLE_IMPORT_GRACE_MS)))
+      .then(() => new Promise((resolve) => (grace = setTimeout(resolve, BUNDLE_IMPORT_GRACE_MS))))
       .then(() => "the runner reached the bundle's code in it (the bundle is still importing)");
     return await Promise.race([ready, slowBundle]);
   } catch (error) {
@@ -286,6 +287,7 @@ async function functionalCheckOf(request: BuildRequest, temp: string): Promise<s
     const cause = isFailure(error) ? error.message : String(error);
     throw new Failure('venv-create-failed', `The new venv cannot run the runner: ${cause}`, isFailure(error) ? error.evidence : {});
   } finally {
+    clearTimeout(grace);
     await runner.kill();
   }
 }
