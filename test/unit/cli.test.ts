@@ -1,10 +1,9 @@
 /** The command line as a user runs it: a real `node dist/cli.js` process, exit codes and output. */
 import * as assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { bundle, CLI, lineOf } from './helpers';
+import { bundle, CLI, lineOf, scratchDir } from './helpers';
 
 function cli(...args: string[]) {
   const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -12,7 +11,7 @@ function cli(...args: string[]) {
 }
 
 describe('modelops-debugger handshake (command line)', () => {
-  const scratch = mkdtempSync(path.join(os.tmpdir(), 'mo-cli-'));
+  const scratch = scratchDir('mo-cli-');
 
   it('healthy bundle: exit 0 and a verdict with per-phase timings', () => {
     const { code, stdout } = cli('handshake', bundle('healthy-wire-py'));

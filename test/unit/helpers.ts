@@ -1,6 +1,6 @@
 /** Paths and small utilities shared by the unit tests (bundled to out/unit/, two levels below the root). */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -14,10 +14,23 @@ export const CLI = path.join(ROOT, 'dist', 'cli.js');
  * test file (each is bundled separately, so the choice lives on globalThis) and inherited by
  * the CLI processes the tests start.
  */
-const shared = globalThis as { __modelopsTestVenvs?: string };
-shared.__modelopsTestVenvs ??= mkdtempSync(path.join(os.tmpdir(), 'mo-test-venvs-'));
-process.env.MODELOPS_VENVS_DIR = shared.__modelopsTestVenvs;
+const shared = globalThis as { __modelopsScratch?: string[] };
+if (!shared.__modelopsScratch) {
+  shared.__modelopsScratch = [];
+  // one root hook for the whole run, however many test files import this module
+  after(() => {
+    for (const dir of shared.__modelopsScratch!) rmSync(dir, { recursive: true, force: true });
+  });
+  process.env.MODELOPS_VENVS_DIR = scratchDir('mo-test-venvs-');
+}
 delete process.env.MODELOPS_FORCE_FRESH_VENV;
+
+/** A temporary directory removed when the test run ends. */
+export function scratchDir(prefix: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  shared.__modelopsScratch!.push(dir);
+  return dir;
+}
 
 export function bundle(name: string): string {
   return path.join(BUNDLES, name);

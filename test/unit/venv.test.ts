@@ -4,7 +4,7 @@
  */
 import * as assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Failure } from '../../src/engine/failure';
@@ -12,9 +12,9 @@ import { resolvePython } from '../../src/engine/process/python';
 import { VenvCache, venvKey, type VenvEvent } from '../../src/engine/venv/cache';
 import { probeInterpreter, type InterpreterInfo } from '../../src/engine/venv/interpreter';
 import { DirLock } from '../../src/engine/venv/lock';
-import { buildWheel, CLI, writeBundle } from './helpers';
+import { buildWheel, CLI, writeBundle, scratchDir } from './helpers';
 
-const scratch = mkdtempSync(path.join(os.tmpdir(), 'mo-venv-test-'));
+const scratch = scratchDir('mo-venv-test-');
 const wheels = path.join(scratch, 'wheels');
 /** pip's own configuration, passed through: install offline from the local wheel folder. */
 const OFFLINE = { PIP_NO_INDEX: '1', PIP_FIND_LINKS: wheels };

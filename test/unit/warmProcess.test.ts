@@ -3,18 +3,17 @@
  * to misbehave in ways no bundle can (the runner is not what is under test there).
  */
 import * as assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Failure } from '../../src/engine/failure';
 import { AggregateRequest, ExecuteRequest, type SerializedSimReturn } from '../../src/engine/protocol';
 import { resolvePython } from '../../src/engine/process/python';
 import { ourRunnerScript } from '../../src/engine/process/runnerScript';
 import { WarmProcess, type WarmProcessOptions } from '../../src/engine/process/warmProcess';
-import { bundle, ROOT } from './helpers';
+import { bundle, ROOT, scratchDir } from './helpers';
 
 let python: string;
-const scratch = mkdtempSync(path.join(os.tmpdir(), 'mo-warm-'));
+const scratch = scratchDir('mo-warm-');
 
 before(async () => {
   python = (await resolvePython()).path;
