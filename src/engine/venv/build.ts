@@ -7,6 +7,7 @@ import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BundleDeps, Requirement } from '../bundle/deps';
 import { Failure, isFailure } from '../failure';
@@ -16,7 +17,6 @@ import type { InterpreterInfo } from './interpreter';
 import { binaryIdentity } from './interpreter';
 import { processStartTime } from './lock';
 import { MARKER_SCHEMA, venvPython, writeMarker, type VenvMarker } from './marker';
-import * as os from 'node:os';
 
 export interface BuildRequest {
   cacheDir: string;
