@@ -8,7 +8,7 @@ import { exitCodeFor, ExitCode, Failure, isFailure } from '../engine/failure';
 import { handshake, type HandshakeOptions } from '../engine/handshake/handshake';
 import { readTranscript, replay } from '../engine/handshake/replay';
 import type { ParamValue } from '../engine/protocol';
-import { stringifyWireJson } from '../engine/process/wireJson';
+import { stringifyWireJson } from '../engine/pyjson/pyjson';
 import { renderFailureLine, renderHandshake, renderReplay } from './render';
 import { addVenvOptions, positiveNumber, printVenvEvent, venvCacheOptions, type VenvFlags } from './venvOptions';
 

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../engine/failure';
 import { handshakeCommand } from './handshakeCommand';
+import { runCommand } from './runCommand';
 import { venvCommand } from './venvCommand';
 
 const VERSION = '0.1.0';
@@ -12,6 +13,7 @@ export async function main(argv: string[]): Promise<number> {
     .version(VERSION)
     .showHelpAfterError()
     .exitOverride()
+    .addCommand(runCommand().exitOverride())
     .addCommand(handshakeCommand().exitOverride())
     .addCommand(exitOverrideAll(venvCommand()));
   try {

@@ -2,7 +2,7 @@
 import * as assert from 'node:assert/strict';
 import { parse } from 'lossless-json';
 import { StdoutTap, type TapEvent } from '../../src/engine/process/stdoutTap';
-import { parseWireJson, stringifyWireJson } from '../../src/engine/process/wireJson';
+import { parseWireJson, stringifyWireJson } from '../../src/engine/pyjson/pyjson';
 
 function frame(body: string): Buffer {
   return Buffer.from(`Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);

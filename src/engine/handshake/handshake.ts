@@ -3,29 +3,17 @@
  * explain the outcome — a verdict with per-phase timings, or the failure kind, its cause,
  * evidence and source line, plus warnings for anything that would break production.
  */
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { bundleDigest, checkBundleDir } from '../bundle/bundleDir';
 import { showBytes } from '../diagnose/classify';
 import { locate } from '../diagnose/pythonTrace';
 import { Evidence, Failure, FailureKind, isFailure, SourceLocation } from '../failure';
 import { ExecuteRequest, type ExecuteParams, type ReadyResult, type StdoutCaptureParams } from '../protocol';
-import { resolvePython, venvOf } from '../process/python';
 import { ourRunnerScript } from '../process/runnerScript';
 import { WarmProcess, type TranscriptEntry } from '../process/warmProcess';
-import { VenvCache, venvsDir, type VenvCacheOptions, type VenvLease } from '../venv/cache';
-import { probeInterpreter } from '../venv/interpreter';
+import { prepareRunner, type PreparedRunner, type RuntimeOptions } from '../runtime/prepare';
 import { describeOutput, type OutputView } from './outputs';
 
-export interface HandshakeOptions {
-  bundleDir: string;
-  /** Interpreter to run the runner with directly, no venv. */
-  python?: string;
-  /** Without `python`: the bundle's venv is built from this interpreter (`python3` on PATH when absent) or reused. */
-  basePython?: string;
-  venv?: Omit<VenvCacheOptions, 'dir'> & { dir?: string; forceFresh?: boolean };
-  /** Another runner script (e.g. production's `subprocess_runner.py`); ours when absent. */
-  runnerScript?: string;
+export interface HandshakeOptions extends RuntimeOptions {
   timeoutMs: number;
   /** Run one replicate after `ready`. */
   execute?: ExecuteParams & { timeoutMs?: number };
@@ -81,43 +69,6 @@ export interface HandshakeOutcome {
 }
 
 const DEFAULT_EXECUTE_TIMEOUT_MS = 60_000;
-
-export interface PreparedRunner {
-  bundleDir: string;
-  python: string;
-  runnerScript: string;
-  digest: string;
-  venv: string;
-  /** Set when the bundle's venv was used; release it when done. */
-  lease?: VenvLease;
-  /** Time spent validating or building the venv. */
-  venvMs?: number;
-}
-
-/**
- * The environment a handshake runs in: bundle, interpreter (the bundle's venv unless an
- * interpreter is given), runner. Throws `bad-input`, `interpreter-not-found`,
- * `python-mismatch`, `deps-install-failed`, `venv-create-failed`.
- */
-export async function prepareRunner(options: HandshakeOptions): Promise<PreparedRunner> {
-  const bundleDir = await checkBundleDir(options.bundleDir);
-  let runnerScript = ourRunnerScript();
-  if (options.runnerScript) {
-    runnerScript = path.resolve(options.runnerScript);
-    const stat = await fs.stat(runnerScript).catch(() => undefined);
-    if (!stat?.isFile()) throw new Failure('bad-input', `Runner script ${runnerScript} does not exist.`);
-  }
-  const digest = await bundleDigest(bundleDir);
-  if (options.python) {
-    const python = (await resolvePython(options.python)).path;
-    return { bundleDir, python, runnerScript, digest, venv: await venvOf(python) };
-  }
-  const started = performance.now();
-  const cache = new VenvCache({ ...options.venv, dir: options.venv?.dir ?? venvsDir() });
-  const base = await probeInterpreter((await resolvePython(options.basePython)).path, cache.dir);
-  const lease = await cache.ensure(bundleDir, base, { forceFresh: options.venv?.forceFresh, digest });
-  return { bundleDir, python: lease.python, runnerScript, digest, venv: lease.path, lease, venvMs: performance.now() - started };
-}
 
 export async function handshake(options: HandshakeOptions): Promise<HandshakeOutcome> {
   let prepared: PreparedRunner;

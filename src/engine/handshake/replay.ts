@@ -8,7 +8,8 @@ import { isDeepStrictEqual } from 'node:util';
 import { Failure, isFailure } from '../failure';
 import type { RequestType } from 'vscode-jsonrpc';
 import { WarmProcess } from '../process/warmProcess';
-import { prepareRunner, type HandshakeOptions, type TranscriptFile } from './handshake';
+import { prepareRunner } from '../runtime/prepare';
+import type { HandshakeOptions, TranscriptFile } from './handshake';
 import { describeOutput } from './outputs';
 
 export interface ReplayDifference {

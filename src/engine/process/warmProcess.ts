@@ -30,7 +30,7 @@ import {
 } from '../protocol';
 import { StderrTail } from './stderrTail';
 import { StdoutTap } from './stdoutTap';
-import { parseWireJson, stringifyWireJson } from './wireJson';
+import { parseWireJson, stringifyWireJson } from '../pyjson/pyjson';
 
 export interface WarmProcessOptions {
   /** The interpreter to run, resolved (not a pyenv shim). */
@@ -63,10 +63,12 @@ export interface RequestOptions {
 
 interface Pending {
   method: string;
-  sentAt: number;
+  /** When the runner began it: sending time for the head of the queue, else when the one before it was answered. */
+  startedAt: number;
   stderrOffset: number;
   timeoutMs: number;
-  timer: NodeJS.Timeout;
+  /** Armed only while this request is the one the runner is working on. */
+  timer: NodeJS.Timeout | undefined;
   resolve: (value: unknown) => void;
   reject: (failure: Failure) => void;
 }
@@ -79,6 +81,9 @@ const NOISE_SETTLE_MS = 100;
 const STACK_DUMP_WAIT_MS = 1500;
 /** How long to wait for the last stdout/stderr bytes after the process exited. */
 const STREAM_DRAIN_MS = 500;
+
+/** Marks a request that was queued in the pipe and never began. */
+export const NOT_STARTED = 'not-started';
 
 const JSON_CONTENT_TYPE = {
   name: 'application/json; charset=utf-8',
@@ -219,17 +224,37 @@ export class WarmProcess {
     return new Promise<R>((resolve, reject) => {
       const pending: Pending = {
         method: type.method,
-        sentAt: this.now(),
+        startedAt: this.now(),
         stderrOffset: this.stderr.total,
         timeoutMs: options.timeoutMs,
-        timer: setTimeout(() => void this.onTimeout(id), options.timeoutMs),
+        timer: undefined,
         resolve: resolve as (value: unknown) => void,
         reject,
       };
       this.pending.set(id, pending);
+      if (this.pending.size === 1) this.armHead();
       this.record('out', message);
       this.writer.write(message).catch(() => undefined);
     });
+  }
+
+  /** Requests queued behind the one in progress (the runner answers strictly in order). */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * A runner works on one request at a time, in order; requests behind it wait in the pipe.
+   * Only the one in progress is timed, from when it began.
+   */
+  private armHead(): void {
+    const next = this.pending.entries().next();
+    if (next.done) return;
+    const [id, head] = next.value;
+    if (head.timer) return;
+    head.startedAt = this.now();
+    head.stderrOffset = this.stderr.total;
+    head.timer = setTimeout(() => void this.onTimeout(id), head.timeoutMs);
   }
 
   /** Ask the runner to stop, then make sure it did. */
@@ -284,7 +309,7 @@ export class WarmProcess {
       stderrTail: this.stderr.text(),
       stderrBytes: this.stderr.total,
       noise: this.noise.length ? this.stdoutNoise : undefined,
-      elapsedMs: pending ? this.now() - pending.sentAt : undefined,
+      elapsedMs: pending ? this.now() - pending.startedAt : undefined,
       timeoutMs: pending?.timeoutMs,
     };
   }
@@ -310,6 +335,7 @@ export class WarmProcess {
     if (!pending) return; // a late answer to a request that already timed out
     this.pending.delete(response.id as number);
     clearTimeout(pending.timer);
+    this.armHead();
     this.uses++;
     if (response.error) {
       pending.reject(classifyErrorResponse(this.facts(pending.method, pending), response.error));
@@ -382,11 +408,10 @@ export class WarmProcess {
   private async onTimeout(id: number): Promise<void> {
     const pending = this.pending.get(id);
     if (!pending) return;
-    this.pending.delete(id);
     const stacks = await this.dumpStacks();
-    const failure = classifyTimeout({ ...this.facts(pending.method, pending), stacks });
-    pending.reject(failure);
-    this.breakWith(failure);
+    if (!this.pending.has(id)) return; // it answered while the stacks were being dumped
+    // it is the head of the queue: breakWith gives it the timeout, and those behind it "not started"
+    this.breakWith(classifyTimeout({ ...this.facts(pending.method, pending), stacks }));
   }
 
   private async onExit(): Promise<void> {
@@ -401,11 +426,19 @@ export class WarmProcess {
     this.rejectAll((pending) => classifyExit(this.facts(pending.method, pending)));
   }
 
+  /**
+   * The request the runner was working on gets the diagnosis; those queued behind it never
+   * started, so they are `cancelled` ("not started") and can be sent elsewhere without counting
+   * an attempt.
+   */
   private rejectAll(failureFor: (pending: Pending) => Failure): void {
+    let head = true;
     for (const [id, pending] of this.pending) {
       this.pending.delete(id);
       clearTimeout(pending.timer);
-      pending.reject(failureFor(pending));
+      if (head) pending.reject(failureFor(pending));
+      else pending.reject(new Failure('cancelled', `not started: the runner (pid ${this.pid}) failed while working on an earlier request`, { notes: [NOT_STARTED] }));
+      head = false;
     }
   }
 

@@ -1,0 +1,195 @@
+/**
+ * `modelops-debugger run <job.json|bundle-dir>`: run a job to its end on the embedded engine.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { statSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { checkBundleDir } from '../engine/bundle/bundleDir';
+import { readBundleDeps } from '../engine/bundle/deps';
+import { exitCodeFor, ExitCode, Failure, isFailure } from '../engine/failure';
+import type { JobEvent } from '../engine/job/events';
+import { jobFromNormalised, ResultsStore } from '../engine/job/results';
+import { runJob } from '../engine/job/run';
+import { jobFromParamsFile, loadJobFile, type JobSpec } from '../engine/job/spec';
+import { stringifyWireJson } from '../engine/pyjson/pyjson';
+import { Progress } from './progress';
+import { renderLocation } from './render';
+import { addVenvOptions, positiveNumber, venvCacheOptions, type VenvFlags } from './venvOptions';
+
+interface RunFlags extends VenvFlags {
+  out: string;
+  params?: string;
+  replicates?: number;
+  entrypoint: string;
+  target: string[];
+  jobId?: string;
+  bundle?: string;
+  resume?: string;
+  workers: number;
+  queueDepth: number;
+  executor: 'warm' | 'cold';
+  maxReuse: number;
+  retries: number;
+  taskTimeout: number;
+  readyTimeout: number;
+  allowPartial?: boolean;
+  python?: string;
+  runner?: string;
+  json?: boolean;
+}
+
+export function runCommand(): Command {
+  const command = new Command('run')
+    .description('Run a job (parameter sets × replicates, then one aggregation per parameter set) to its end.')
+    .argument('[job]', 'a job file (ours or a production SimJob JSON), or a bundle directory with --params and --replicates')
+    .option('--out <dir>', 'where results go: <out>/<job_id>/', 'results')
+    .option('--params <file>', 'with a bundle directory: a JSON list of parameter sets')
+    .option('--replicates <n>', 'with a bundle directory: replicates per parameter set', wholeNumber)
+    .option('--entrypoint <entrypoint>', 'with a bundle directory: the entrypoint passed to the wire function', 'main')
+    .option('--target <entrypoint>', 'with a bundle directory: a target to aggregate with (repeatable)', collect, [])
+    .option('--job-id <id>', 'with a bundle directory: the job id (default: generated)')
+    .option('--bundle <dir>', 'the local bundle directory of a SimJob (its bundle_ref is a registry digest)')
+    .option('--resume <dir>', 'finish an earlier run in <out>/<job_id>, running only what has no result')
+    .option('--workers <n>', 'warm processes', wholeNumber, os.availableParallelism())
+    .option('--queue-depth <n>', 'requests queued per warm process (2 hides the round trip)', wholeNumber, 2)
+    .addOption(new Option('--executor <kind>', 'warm: reuse processes; cold: a fresh process per task').choices(['warm', 'cold']).default('warm'))
+    .option('--max-reuse <n>', 'retire a warm process after this many tasks (0: never)', wholeNumber, 0)
+    .option('--retries <n>', 'extra attempts for a task whose runner crashed', wholeNumber, 1)
+    .option('--task-timeout <seconds>', 'per simulation or aggregation', positiveNumber, 1800)
+    .option('--ready-timeout <seconds>', 'for a runner to answer ready', positiveNumber, 60)
+    .option('--allow-partial', 'aggregate the replicates that succeeded even when others failed')
+    .option('--python <path>', "run with this interpreter as it is, without the bundle's venv")
+    .option('--runner <path>', "another runner script, e.g. production's subprocess_runner.py")
+    .option('--json', 'write every event as one JSON line on stdout');
+  return addVenvOptions(command).action(async (input: string | undefined, flags: RunFlags) => {
+    process.exitCode = await run(input, flags);
+  });
+}
+
+async function run(input: string | undefined, flags: RunFlags): Promise<number> {
+  let job: JobSpec;
+  let store: ResultsStore;
+  try {
+    if (flags.workers < 1) throw new Failure('bad-input', '--workers must be at least 1.');
+    if (flags.queueDepth < 1) throw new Failure('bad-input', '--queue-depth must be at least 1.');
+    ({ job, store } = await openJob(input, flags));
+  } catch (error) {
+    return report(error, flags);
+  }
+
+  const progress = flags.json ? undefined : new Progress(Boolean(process.stderr.isTTY));
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(ExitCode.interrupted); // a second Ctrl-C: now
+    process.stderr.write('\ninterrupted: stopping the runners and writing the manifest (Ctrl-C again to quit at once)\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+  const onEvent = (event: JobEvent) => {
+    if (flags.json) process.stdout.write(`${stringifyWireJson(event)}\n`);
+    else progress!.onEvent(event);
+  };
+  try {
+    const outcome = await runJob(job, store, {
+      python: flags.python,
+      basePython: flags.basePython,
+      runnerScript: flags.runner,
+      venv: venvCacheOptions(flags),
+      workers: flags.workers,
+      depth: flags.executor === 'cold' ? 1 : flags.queueDepth,
+      executor: flags.executor,
+      maxReuse: flags.maxReuse,
+      retries: flags.retries,
+      taskTimeoutMs: flags.taskTimeout * 1000,
+      readyTimeoutMs: flags.readyTimeout * 1000,
+      allowPartial: Boolean(flags.allowPartial),
+      resumed: Boolean(flags.resume),
+      onEvent,
+      signal: controller.signal,
+    });
+    progress?.stop();
+    if (!flags.json) process.stderr.write(summaryLines(job, outcome));
+    return outcome.exitCode;
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+  }
+}
+
+/** The job and where its results go; everything is validated before anything is written. */
+async function openJob(input: string | undefined, flags: RunFlags): Promise<{ job: JobSpec; store: ResultsStore }> {
+  if (flags.resume) {
+    if (input) throw new Failure('bad-input', '--resume takes the results directory; give no job as well.');
+    const { store, job } = ResultsStore.open(path.resolve(flags.resume));
+    const spec = jobFromNormalised(job);
+    await checkBundleDir(spec.bundleDir);
+    return { job: spec, store };
+  }
+  if (!input) throw new Failure('bad-input', 'Give a job file, or a bundle directory with --params and --replicates.');
+  const stat = statSafe(input);
+  if (!stat) throw new Failure('bad-input', `${path.resolve(input)} does not exist.`);
+  let job: JobSpec;
+  if (stat.isDirectory()) {
+    if (!flags.params || flags.replicates === undefined) throw new Failure('bad-input', `${input} is a bundle directory: give --params FILE and --replicates N too (or a job file).`);
+    job = await jobFromParamsFile({ bundleDir: input, paramsFile: flags.params, replicates: flags.replicates, entrypoint: flags.entrypoint, targets: flags.target, jobId: flags.jobId });
+  } else {
+    if (flags.params || flags.replicates !== undefined) throw new Failure('bad-input', '--params and --replicates go with a bundle directory, not a job file.');
+    job = await loadJobFile(input, flags.bundle);
+  }
+  await checkBundleDir(job.bundleDir);
+  await readBundleDeps(job.bundleDir); // an unreadable pyproject.toml is bad input: say so before writing anything
+  return { job, store: ResultsStore.create(flags.out, job) };
+}
+
+function statSafe(file: string) {
+  try {
+    return statSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+function summaryLines(job: JobSpec, outcome: Awaited<ReturnType<typeof runJob>>): string {
+  const { sims, aggregations } = outcome.counts;
+  const seconds = (outcome.ms / 1000).toFixed(1);
+  const counts = `${sims.ok}/${sims.total} simulations ok${sims.failed ? `, ${sims.failed} failed` : ''}; ${aggregations.ok}/${aggregations.total} aggregations ok${aggregations.failed ? `, ${aggregations.failed} failed` : ''}${aggregations.skipped ? `, ${aggregations.skipped} skipped` : ''}`;
+  const lines: string[] = [];
+  switch (outcome.status) {
+    case 'succeeded':
+      lines.push(`✔ job ${job.jobId} succeeded in ${seconds} s: ${counts}`);
+      break;
+    case 'failed':
+      lines.push(`✘ job ${job.jobId} finished in ${seconds} s with failures: ${counts}`);
+      break;
+    case 'interrupted':
+      lines.push(`■ job ${job.jobId} interrupted after ${seconds} s: ${counts}; finish it with --resume ${outcome.dir}`);
+      break;
+    case 'aborted':
+      lines.push(`✘ job ${job.jobId} aborted after ${seconds} s: ${outcome.failure?.kind}: ${outcome.failure?.message}`);
+      if (outcome.failure?.location) lines.push(`  at ${renderLocation(outcome.failure.location, process.cwd())}`);
+      if (sims.pending) lines.push(`  ${sims.pending} simulations did not run; after fixing the cause, --resume ${outcome.dir} runs them`);
+      break;
+  }
+  lines.push(`  results: ${outcome.dir}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function report(error: unknown, flags: RunFlags): number {
+  const failure = isFailure(error) ? error : new Failure('protocol-error', `Unexpected engine error: ${String(error)}`);
+  if (flags.json) process.stdout.write(`${stringifyWireJson({ type: 'error', kind: failure.kind, message: failure.message, location: failure.location })}\n`);
+  else process.stderr.write(`modelops-debugger: ${failure.message}${failure.location ? ` (${renderLocation(failure.location, process.cwd())})` : ''}\n`);
+  return exitCodeFor(failure.kind);
+}
+
+function wholeNumber(text: string): number {
+  if (!/^\d+$/.test(text)) throw new InvalidArgumentError('expected a whole number.');
+  return Number(text);
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

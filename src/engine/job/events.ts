@@ -1,0 +1,32 @@
+/**
+ * The engine's one event stream. The CLI's progress, its `--json` output, `events.jsonl`, and
+ * (later) the editor's views all consume these; none reaches into the engine.
+ */
+import type { FailureKind, SourceLocation } from '../failure';
+import type { VenvEvent } from '../venv/cache';
+
+export type TaskStatus = 'ok' | 'failed';
+
+export type JobEvent = { t: string } & (
+  | { type: 'job-start'; job_id: string; out: string; sims: number; aggregations: number; resumed: boolean; skipped_sims: number; skipped_aggregations: number; workers: number; executor: string }
+  | { type: 'task-start'; key: string; attempt: number; pid: number | undefined }
+  | { type: 'task-retry'; key: string; attempt: number; kind: FailureKind; message: string }
+  | { type: 'task-done'; key: string; status: TaskStatus; attempt: number; pid: number | undefined; ms: number; kind?: FailureKind; message?: string; location?: SourceLocation }
+  | { type: 'agg-start'; key: string; pid: number | undefined }
+  | { type: 'agg-done'; key: string; status: TaskStatus | 'skipped'; ms: number; kind?: FailureKind; message?: string; location?: SourceLocation }
+  | { type: 'process-start'; pid: number | undefined; venv: string }
+  | { type: 'process-end'; pid: number | undefined; why: string; uses: number; exit_code: number | null; signal: string | null }
+  | { type: 'venv'; event: VenvEvent }
+  | { type: 'warning'; kind: FailureKind; message: string; location?: SourceLocation }
+  | { type: 'job-done'; job_id: string; status: JobStatus; counts: JobCounts; ms: number; exit_code: number }
+);
+
+export type JobStatus = 'succeeded' | 'failed' | 'interrupted' | 'aborted';
+
+export interface JobCounts {
+  sims: { total: number; ok: number; failed: number; pending: number };
+  aggregations: { total: number; ok: number; failed: number; skipped: number; pending: number };
+}
+
+/** What an event is without its time: the form emitters pass. */
+export type JobEventBody = JobEvent extends infer E ? (E extends { t: string } ? Omit<E, 't'> : never) : never;

@@ -1,0 +1,213 @@
+/**
+ * The results of a job on disk, as DESIGN.md lays them out, under `<out>/<job_id>/`:
+ * `job.json`, `manifest.json`, `sims/<param16>/<i>.json`, `aggs/<param16>.json`,
+ * `events.jsonl`, `logs/` (each runner's full stderr), `transcripts/`.
+ * Every file is written whole (temporary file + rename), so a reader — or a resume after a
+ * kill — never sees half of one.
+ */
+import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync, writeSync, type WriteStream } from 'node:fs';
+import * as path from 'node:path';
+import { Failure, type FailureKind, type SourceLocation } from '../failure';
+import { parsePythonJson, stringifyWireJson } from '../pyjson/pyjson';
+import type { JobEvent } from './events';
+import type { Params } from './ids';
+import type { JobSpec, ParameterSet } from './spec';
+
+export interface OutputRecord {
+  size: number;
+  /** BLAKE2b-256 hex of the bytes, as production's TableArtifact. */
+  checksum: string;
+  /** Standard padded base64 of the bytes. */
+  inline: string;
+}
+
+export interface SimRecord {
+  key: string;
+  status: 'ok' | 'failed';
+  param_id: string;
+  replicate: number;
+  seed: number | bigint;
+  attempts: number;
+  pid?: number;
+  ms: number;
+  outputs?: Record<string, OutputRecord>;
+  kind?: FailureKind;
+  message?: string;
+  location?: SourceLocation;
+  evidence?: Record<string, unknown>;
+}
+
+export interface AggRecord {
+  key: string;
+  status: 'ok' | 'failed' | 'skipped';
+  param_id: string;
+  params: Params;
+  n_replicates: number;
+  ms: number;
+  /** Target entrypoint → its result or failure. */
+  targets: Record<string, { status: 'ok'; loss: number; diagnostics: unknown; n_replicates: number } | { status: 'failed'; kind: FailureKind; message: string; location?: SourceLocation }>;
+  summary?: unknown;
+  kind?: FailureKind;
+  message?: string;
+  /** For a skipped aggregation: the replicates that failed. */
+  failed_replicates?: { replicate: number; key: string; kind?: FailureKind; message?: string }[];
+}
+
+/** `job.json`: the normalised job. */
+export interface NormalisedJob {
+  job_id: string;
+  bundle: string;
+  entrypoint: string;
+  source: string;
+  targets: string[];
+  target_data: unknown;
+  notes: string[];
+  parameter_sets: { param_id: string; params: Params; seeds: (number | bigint)[] }[];
+}
+
+const EVENT_FLUSH_BYTES = 64 * 1024;
+const EVENT_FLUSH_MS = 100;
+
+export function paramDir(paramId: string): string {
+  return paramId.slice(0, 16);
+}
+
+export class ResultsStore {
+  private eventBuffer = '';
+  private eventFd: number;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private readonly logStreams = new Set<WriteStream>();
+
+  private constructor(readonly dir: string) {
+    for (const sub of ['sims', 'aggs', 'logs']) mkdirSync(path.join(dir, sub), { recursive: true });
+    this.eventFd = openSync(path.join(dir, 'events.jsonl'), 'a');
+  }
+
+  /** A new results directory; refuses to write over an earlier run's results. */
+  static create(out: string, job: JobSpec): ResultsStore {
+    const dir = path.join(path.resolve(out), job.jobId);
+    if (existsSync(path.join(dir, 'job.json'))) {
+      throw new Failure('bad-input', `Results of job ${job.jobId} already exist in ${dir}; resume them with --resume ${dir}, or choose another job_id or --out.`);
+    }
+    const store = new ResultsStore(dir);
+    store.writeJson('job.json', normalise(job));
+    return store;
+  }
+
+  /** An earlier run's directory, to finish. */
+  static open(dir: string): { store: ResultsStore; job: NormalisedJob } {
+    const file = path.join(dir, 'job.json');
+    let job: NormalisedJob;
+    try {
+      job = parsePythonJson(readFileSync(file, 'utf8')) as NormalisedJob;
+    } catch {
+      throw new Failure('bad-input', `${dir} is not a results directory of a job (no readable job.json).`);
+    }
+    return { store: new ResultsStore(dir), job };
+  }
+
+  simFile(set: ParameterSet | string, replicate: number): string {
+    return path.join(this.dir, 'sims', paramDir(typeof set === 'string' ? set : set.paramId), `${replicate}.json`);
+  }
+
+  aggFile(paramId: string): string {
+    return path.join(this.dir, 'aggs', `${paramDir(paramId)}.json`);
+  }
+
+  writeSim(record: SimRecord): void {
+    const file = this.simFile(record.param_id, record.replicate);
+    mkdirSync(path.dirname(file), { recursive: true });
+    atomicWrite(file, stringifyWireJson(record));
+  }
+
+  writeAgg(record: AggRecord): void {
+    atomicWrite(this.aggFile(record.param_id), stringifyWireJson(record, 2));
+  }
+
+  writeJson(name: string, value: unknown): void {
+    atomicWrite(path.join(this.dir, name), `${stringifyWireJson(value, 2)}\n`);
+  }
+
+  /** Replicates of a parameter set that already have a result, from an earlier run. */
+  existingSims(paramId: string): Map<number, SimRecord> {
+    const found = new Map<number, SimRecord>();
+    const dir = path.join(this.dir, 'sims', paramDir(paramId));
+    if (!existsSync(dir)) return found;
+    for (const name of readdirSync(dir)) {
+      const match = /^(\d+)\.json$/.exec(name);
+      if (!match) continue;
+      try {
+        found.set(Number(match[1]), parsePythonJson(readFileSync(path.join(dir, name), 'utf8')) as SimRecord);
+      } catch {
+        // unreadable: run it again
+      }
+    }
+    return found;
+  }
+
+  hasAgg(paramId: string): boolean {
+    return existsSync(this.aggFile(paramId));
+  }
+
+  /** A sink for one runner's stderr: `logs/runner-<pid>.stderr`. */
+  stderrLog(pid: number | undefined): WriteStream {
+    const stream = createWriteStream(path.join(this.dir, 'logs', `runner-${pid ?? 'unknown'}.stderr`), { flags: 'a' });
+    this.logStreams.add(stream);
+    stream.on('close', () => this.logStreams.delete(stream));
+    return stream;
+  }
+
+  /** Events are buffered and written in batches; `close` writes the rest. */
+  appendEvent(event: JobEvent): void {
+    this.eventBuffer += `${stringifyWireJson(event)}\n`;
+    if (this.eventBuffer.length >= EVENT_FLUSH_BYTES) this.flushEvents();
+    else if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flushEvents(), EVENT_FLUSH_MS);
+  }
+
+  flushEvents(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (!this.eventBuffer) return;
+    writeSync(this.eventFd, this.eventBuffer);
+    this.eventBuffer = '';
+  }
+
+  async close(): Promise<void> {
+    this.flushEvents();
+    closeSync(this.eventFd);
+    await Promise.all([...this.logStreams].map((stream) => new Promise((resolve) => stream.end(resolve))));
+  }
+}
+
+function normalise(job: JobSpec): NormalisedJob {
+  return {
+    job_id: job.jobId,
+    bundle: job.bundleDir,
+    entrypoint: job.entrypoint,
+    source: job.source,
+    targets: job.targets,
+    target_data: job.targetData,
+    notes: job.notes,
+    parameter_sets: job.parameterSets.map((set) => ({ param_id: set.paramId, params: set.params, seeds: set.seeds })),
+  };
+}
+
+/** The job of a results directory, as it was run. */
+export function jobFromNormalised(job: NormalisedJob): JobSpec {
+  return {
+    jobId: job.job_id,
+    bundleDir: job.bundle,
+    entrypoint: job.entrypoint,
+    source: job.source as JobSpec['source'],
+    targets: job.targets,
+    targetData: job.target_data,
+    notes: job.notes,
+    parameterSets: job.parameter_sets.map((set, index) => ({ index, paramId: set.param_id, params: set.params, seeds: set.seeds })),
+  };
+}
+
+function atomicWrite(file: string, text: string): void {
+  const temp = `${file}.tmp-${process.pid}`;
+  writeFileSync(temp, text);
+  renameSync(temp, file);
+}

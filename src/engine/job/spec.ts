@@ -1,0 +1,239 @@
+/**
+ * Job input, validated up front: our job file, a production SimJob, or a bundle plus a
+ * parameters file. Everything wrong is found before anything runs or is written, and said
+ * with the field and why (`bad-input`, exit 2).
+ */
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { Failure } from '../failure';
+import { parsePythonJson, PyFloat } from '../pyjson/pyjson';
+import { paramId, replicateSeeds, type Params, type ParamScalar } from './ids';
+
+export interface ParameterSet {
+  index: number;
+  paramId: string;
+  params: Params;
+  /** One per replicate; bigint beyond 2^53 (SimJob seeds go to 2^64-1). */
+  seeds: (number | bigint)[];
+}
+
+export interface JobSpec {
+  jobId: string;
+  bundleDir: string;
+  entrypoint: string;
+  parameterSets: ParameterSet[];
+  targets: string[];
+  targetData: unknown;
+  source: 'job file' | 'SimJob' | 'parameters file';
+  /** Facts the user should know about how this job will run. */
+  notes: string[];
+}
+
+export interface ShortcutInput {
+  bundleDir: string;
+  paramsFile: string;
+  replicates: number;
+  entrypoint: string;
+  targets: string[];
+  jobId?: string;
+}
+
+const JOB_FIELDS = ['job_id', 'bundle', 'entrypoint', 'parameter_sets', 'replicates', 'targets', 'target_data'];
+const SIMJOB_FIELDS = ['job_type', 'job_id', 'bundle_ref', 'tasks', 'metadata', 'priority', 'resource_requirements', 'target_spec'];
+const SAFE_JOB_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const MAX_REPLICATES = 10_000_000;
+
+/** A job file (ours or a SimJob); `bundleOverride` is required for a SimJob (its bundle_ref is a registry digest). */
+export async function loadJobFile(file: string, bundleOverride?: string): Promise<JobSpec> {
+  const raw = await readJson(file);
+  if (!isObject(raw)) throw bad(file, 'the job must be a JSON object');
+  if ('tasks' in raw || raw.job_type === 'simulation') return fromSimJob(file, raw, bundleOverride);
+  rejectUnknown(file, raw, JOB_FIELDS, '');
+  const bundle = bundleOverride ?? requireString(file, raw, 'bundle');
+  const replicates = requireReplicates(file, raw.replicates, 'replicates');
+  const sets = requireArray(file, raw, 'parameter_sets');
+  const parameterSets = sets.map((set, index) => makeSet(file, set, `parameter_sets[${index}]`, index, (id) => replicateSeeds(id, replicates)));
+  rejectDuplicates(file, parameterSets, 'parameter_sets');
+  return {
+    jobId: jobIdOf(file, raw.job_id),
+    bundleDir: path.resolve(path.dirname(file), bundle),
+    entrypoint: requireString(file, raw, 'entrypoint'),
+    parameterSets,
+    targets: optionalStrings(file, raw, 'targets'),
+    targetData: raw.target_data ?? null,
+    source: 'job file',
+    notes: [],
+  };
+}
+
+/** `run <bundle-dir> --params FILE --replicates N`: a JSON list of parameter sets. */
+export async function jobFromParamsFile(input: ShortcutInput): Promise<JobSpec> {
+  const raw = await readJson(input.paramsFile);
+  const sets = Array.isArray(raw) ? raw : isObject(raw) && Array.isArray(raw.parameter_sets) ? raw.parameter_sets : undefined;
+  if (!sets) throw bad(input.paramsFile, 'expected a JSON list of parameter sets, e.g. [{"beta": 0.3}, {"beta": 0.4}]');
+  if (sets.length === 0) throw bad(input.paramsFile, 'the list of parameter sets is empty');
+  const replicates = requireReplicates('--replicates', input.replicates, 'value');
+  const parameterSets = sets.map((set, index) => makeSet(input.paramsFile, set, `[${index}]`, index, (id) => replicateSeeds(id, replicates)));
+  rejectDuplicates(input.paramsFile, parameterSets, '');
+  return {
+    jobId: jobIdOf('--job-id', input.jobId),
+    bundleDir: path.resolve(input.bundleDir),
+    entrypoint: input.entrypoint,
+    parameterSets,
+    targets: input.targets,
+    targetData: null,
+    source: 'parameters file',
+    notes: [],
+  };
+}
+
+// ---- production SimJob -------------------------------------------------------------------------
+
+function fromSimJob(file: string, raw: Record<string, unknown>, bundleOverride: string | undefined): JobSpec {
+  rejectUnknown(file, raw, SIMJOB_FIELDS, '');
+  if (!bundleOverride) {
+    throw bad(file, `a SimJob names its bundle by registry digest (${String(raw.bundle_ref ?? 'bundle_ref')}); give the local bundle directory with --bundle DIR`);
+  }
+  const tasks = requireArray(file, raw, 'tasks');
+  if (tasks.length === 0) throw bad(file, 'tasks is empty');
+  const groups = new Map<string, { params: Params; seeds: (number | bigint)[]; index: number }>();
+  let entrypoint: string | undefined;
+  tasks.forEach((task, i) => {
+    const where = `tasks[${i}]`;
+    if (!isObject(task)) throw bad(file, `${where} must be an object`);
+    const ep = requireString(file, task, 'entrypoint', where);
+    if (entrypoint !== undefined && ep !== entrypoint) throw bad(file, `${where}.entrypoint is ${ep}, but earlier tasks run ${entrypoint}; one entrypoint per job`);
+    entrypoint = ep;
+    const params = task.params;
+    if (!isObject(params) || !isObject(params.values)) throw bad(file, `${where}.params must be {"param_id": ..., "values": {...}}`);
+    const values = checkParams(file, params.values, `${where}.params.values`);
+    const id = paramId(values);
+    if (typeof params.param_id === 'string' && params.param_id !== id) {
+      throw bad(file, `${where}.params.param_id is ${params.param_id}, but its values hash to ${id} (modelops-contracts make_param_id)`);
+    }
+    const seed = task.seed;
+    if (!(typeof seed === 'bigint' || (typeof seed === 'number' && Number.isInteger(seed))) || seed < 0 || BigInt(seed) > 2n ** 64n - 1n) {
+      throw bad(file, `${where}.seed must be a whole number from 0 to 2^64-1`);
+    }
+    const group = groups.get(id) ?? { params: values, seeds: [], index: groups.size };
+    group.seeds.push(seed);
+    groups.set(id, group);
+  });
+  const targetSpec = raw.target_spec;
+  const targets = isObject(targetSpec) && isObject(targetSpec.data) && Array.isArray(targetSpec.data.target_entrypoints) ? targetSpec.data.target_entrypoints.map(String) : [];
+  return {
+    jobId: jobIdOf(file, raw.job_id),
+    bundleDir: path.resolve(bundleOverride),
+    entrypoint: entrypoint!,
+    parameterSets: [...groups.entries()].map(([id, group]) => ({ index: group.index, paramId: id, params: group.params, seeds: group.seeds })),
+    targets,
+    targetData: null,
+    source: 'SimJob',
+    notes: [
+      "seeds are run as the SimJob declares them; production's job runner executes the first task's seed + i for every replicate instead (modelops job_runner.py, ReplicateSet)",
+    ],
+  };
+}
+
+// ---- pieces -----------------------------------------------------------------------------------
+
+async function readJson(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (error) {
+    throw new Failure('bad-input', `${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}).`);
+  }
+  try {
+    return parsePythonJson(text);
+  } catch (error) {
+    throw new Failure('bad-input', `${file} is not valid JSON: ${(error as Error).message}.`);
+  }
+}
+
+function makeSet(file: string, value: unknown, where: string, index: number, seedsFor: (id: string) => (number | bigint)[]): ParameterSet {
+  const params = checkParams(file, value, where);
+  const id = paramId(params);
+  return { index, paramId: id, params, seeds: seedsFor(id) };
+}
+
+function checkParams(file: string, value: unknown, where: string): Params {
+  if (!isObject(value)) throw bad(file, `${where} must be an object of parameter values`);
+  const params: Params = {};
+  for (const [key, item] of Object.entries(value)) {
+    const field = `${where}.${key}`;
+    if (key === '') throw bad(file, `${where} has a parameter with an empty name`);
+    if (item instanceof PyFloat) {
+      if (!Number.isFinite(item.value)) throw bad(file, `${field} is ${item.value}; parameters must be finite numbers (modelops-contracts rejects NaN and infinity)`);
+    } else if (item === null) {
+      throw bad(file, `${field} is null; parameters are numbers, strings or booleans`);
+    } else if (typeof item === 'object') {
+      throw bad(file, `${field} is ${Array.isArray(item) ? 'a list' : 'an object'}; parameters are numbers, strings or booleans`);
+    }
+    params[key] = item as ParamScalar;
+  }
+  return params;
+}
+
+function rejectDuplicates(file: string, sets: ParameterSet[], list: string): void {
+  const seen = new Map<string, number>();
+  for (const set of sets) {
+    const first = seen.get(set.paramId);
+    if (first !== undefined) throw bad(file, `${list}[${set.index}] repeats ${list}[${first}] (the same values give the same param_id ${set.paramId.slice(0, 16)})`);
+    seen.set(set.paramId, set.index);
+  }
+}
+
+function rejectUnknown(file: string, value: Record<string, unknown>, known: string[], where: string): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) throw bad(file, `unknown field ${where}${JSON.stringify(key)} (known: ${known.join(', ')})`);
+  }
+}
+
+function jobIdOf(file: string, value: unknown): string {
+  if (value === undefined || value === null) return generatedJobId();
+  if (typeof value !== 'string' || !SAFE_JOB_ID.test(value) || value.includes('..')) {
+    throw bad(file, `job_id ${JSON.stringify(value)} is not a safe file name (letters, digits, ".", "_", "-"; at most 128; not starting with a dot)`);
+  }
+  return value;
+}
+
+export function generatedJobId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '').replace('T', '-');
+  return `job-${stamp}-${Math.random().toString(16).slice(2, 6)}`;
+}
+
+function requireString(file: string, value: Record<string, unknown>, key: string, where = ''): string {
+  const item = value[key];
+  if (typeof item !== 'string' || item === '') throw bad(file, `${where ? `${where}.` : ''}${key} must be a non-empty string`);
+  return item;
+}
+
+function requireArray(file: string, value: Record<string, unknown>, key: string): unknown[] {
+  const item = value[key];
+  if (!Array.isArray(item)) throw bad(file, `${key} must be a list`);
+  if (item.length === 0) throw bad(file, `${key} is empty`);
+  return item;
+}
+
+function requireReplicates(file: string, value: unknown, key: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_REPLICATES) {
+    throw bad(file, `${key} must be a whole number from 1 to ${MAX_REPLICATES}, not ${value instanceof PyFloat ? value.value : JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function optionalStrings(file: string, value: Record<string, unknown>, key: string): string[] {
+  const item = value[key];
+  if (item === undefined || item === null) return [];
+  if (!Array.isArray(item) || !item.every((t) => typeof t === 'string' && t !== '')) throw bad(file, `${key} must be a list of target entrypoints such as "targets.prevalence:prevalence_target"`);
+  return item as string[];
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof PyFloat);
+}
+
+function bad(file: string, why: string): Failure {
+  return new Failure('bad-input', `${file}: ${why}.`);
+}

@@ -1,0 +1,612 @@
+/**
+ * `npm run bench:job` (`npm run build && node out/bench/job.js`): the incident's job shape,
+ * side by side in one run on the same interpreter (Debian's /usr/bin/python3, where Dask lives):
+ * 20 parameter sets × 200 replicates = 4000 simulations + 20 aggregations (count, mean,
+ * population std, min, max), for (a) a trivial simulation and (b) one that burns ~5 ms of CPU.
+ *
+ * Contestants, interleaved round by round (BENCH_ROUNDS, default 3; medians reported):
+ *  1. ours: the whole CLI, `node dist/cli.js run <job.json> --out <tmp> --workers 2
+ *     --base-python /usr/bin/python3`, spawn → exit. Its fixed start-up cost is the same CLI on a
+ *     1-task job; its venv (MODELOPS_VENVS_DIR, a temp dir) is built by a warm-up run, untimed.
+ *  2. Dask, defaults: test/bench/job/dask_job.py, LocalCluster 2 processes × 1 thread, one
+ *     client.submit per task with production's keys; cluster start timed apart.
+ *  3. Dask, tuned: the same with distributed.scheduler.worker-saturation = inf.
+ *  4. ProcessPoolExecutor(max_workers=2): test/bench/job/pool_job.py.
+ *  5. The floor: 2 warm children (test/bench/job/echo_child.py), one framed JSON-RPC request in
+ *     flight per child, hand-written framing on this side.
+ * Every contestant runs the same generated wire.py (test/bench/job/benchsim.py with the loop
+ * calibrated here) with production's param_ids and seeds, so their aggregates must agree.
+ *
+ * BENCH_BIG=0 skips the 100 000-task check (50 × 2000 trivial: ours' wall time and peak RSS of
+ * the CLI process, via the preload test/bench/job/peak-rss.cjs). BENCH_KEEP=1 keeps the temp dir.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+const BIG = process.env.BENCH_BIG !== '0';
+const KEEP = process.env.BENCH_KEEP === '1';
+const PYTHON = '/usr/bin/python3';
+const ROOT = path.resolve(__dirname, '..', '..');
+const HELPERS = path.join(ROOT, 'test', 'bench', 'job');
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+const WORKERS = 2;
+const N_PARAMS = 20;
+const REPLICATES = 200;
+const N_TASKS = N_PARAMS * REPLICATES;
+const BIG_PARAMS = 50;
+const BIG_REPLICATES = 2000;
+const TARGET_CPU_MS = 5;
+
+type Kind = 'trivial' | 'cpu5ms';
+const KINDS: { kind: Kind; label: string; entrypoint: string; timeoutMs: number }[] = [
+  { kind: 'trivial', label: '(a) trivial simulation', entrypoint: 'bench/trivial', timeoutMs: 240_000 },
+  { kind: 'cpu5ms', label: '(b) ~5 ms CPU simulation', entrypoint: 'bench/cpu5ms', timeoutMs: 600_000 },
+];
+
+interface Summary {
+  count: number;
+  mean: number;
+  std: number;
+  min: number;
+  max: number;
+}
+type Aggregates = Record<string, Summary>;
+
+interface Sample {
+  /** the timed part, seconds */
+  seconds: number;
+  /** untimed parts worth showing (cluster start, …), seconds */
+  extra: Record<string, number>;
+  aggregates?: Aggregates;
+  note?: string;
+}
+type Outcome = { ok: true; sample: Sample } | { ok: false; error: string };
+
+// ---------------------------------------------------------------------------------------------
+// processes
+
+interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  ms: number;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  leftovers: boolean;
+}
+
+const active = new Set<ChildProcess>();
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): boolean {
+  if (child.pid === undefined) return false;
+  try {
+    process.kill(-child.pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Keeps the last `limit` characters of a stream. */
+function tailCollector(limit: number): { push(chunk: Buffer): void; text(): string } {
+  let text = '';
+  return {
+    push(chunk) {
+      text += chunk.toString('utf8');
+      if (text.length > 2 * limit) text = text.slice(-limit);
+    },
+    text: () => (text.length > limit ? text.slice(-limit) : text),
+  };
+}
+
+/**
+ * Runs a command in its own process group, timed from spawn to exit. Whatever it leaves running
+ * in its group afterwards (or at a timeout) is killed, and said.
+ */
+function runTimed(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs: number; outLimit?: number }): Promise<Finished> {
+  return new Promise((resolve) => {
+    const out = tailCollector(options.outLimit ?? 1 << 20);
+    const err = tailCollector(64 * 1024);
+    const started = performance.now();
+    const child = spawn(command, args, { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    active.add(child);
+    let timedOut = false;
+    let exited: { code: number | null; signal: NodeJS.Signals | null; ms: number } | undefined;
+    let settled = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup(child);
+    }, options.timeoutMs);
+    child.stdout!.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr!.on('data', (chunk: Buffer) => err.push(chunk));
+    const finish = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      active.delete(child);
+      // anything still in the group (a runner or Dask worker left behind) goes now
+      const leftovers = killGroup(child, 'SIGKILL');
+      const e = exited ?? { code: null, signal: null, ms: performance.now() - started };
+      resolve({ ...e, stdout: out.text(), stderr: err.text(), timedOut, leftovers });
+    };
+    child.on('error', (error) => {
+      err.push(Buffer.from(String(error)));
+      finish();
+    });
+    child.on('exit', (code, signal) => {
+      exited = { code, signal, ms: performance.now() - started };
+      // stdio may be held open by leftovers; do not wait for them forever
+      setTimeout(finish, 2000).unref();
+    });
+    child.on('close', finish);
+  });
+}
+
+function describeFailure(what: string, f: Finished): string {
+  const how = f.timedOut ? 'timed out' : f.signal ? `killed by ${f.signal}` : `exited ${f.code}`;
+  const tail = (f.stderr.trim() || f.stdout.trim()).split('\n').slice(-8).join('\n    ');
+  return `${what} ${how}${tail ? `:\n    ${tail}` : ''}`;
+}
+
+function lastJsonLine(text: string): any {
+  const lines = text.trim().split('\n').reverse();
+  for (const line of lines) {
+    if (line.startsWith('{')) {
+      try {
+        return JSON.parse(line);
+      } catch {
+        // keep looking
+      }
+    }
+  }
+  return undefined;
+}
+
+async function python(args: string[], timeoutMs = 120_000): Promise<any> {
+  const f = await runTimed(PYTHON, args, { timeoutMs });
+  if (f.code !== 0) throw new Error(describeFailure(`${PYTHON} ${args.join(' ')}`, f));
+  return lastJsonLine(f.stdout);
+}
+
+// ---------------------------------------------------------------------------------------------
+// contestants
+
+interface Setup {
+  root: string;
+  bundle: string;
+  venvs: string;
+  jobs: Record<string, string>;
+  sets: { param_id: string; params: { p: number }; seeds: number[] }[];
+}
+
+function jobFile(setup: Setup, name: string, entrypoint: string, nParams: number, replicates: number): string {
+  // written by hand so that parameters stay floats ({"p": 3.0}), as production's would be
+  const sets = Array.from({ length: nParams }, (_, k) => `{"p": ${k}.0}`).join(', ');
+  const file = path.join(setup.root, 'jobs', `${name}.json`);
+  writeFileSync(
+    file,
+    `{"job_id": ${JSON.stringify(name)}, "bundle": ${JSON.stringify(setup.bundle)}, "entrypoint": ${JSON.stringify(entrypoint)}, ` +
+      `"parameter_sets": [${sets}], "replicates": ${replicates}}\n`,
+  );
+  return file;
+}
+
+let outCounter = 0;
+
+/** Our CLI, spawn → exit. Reads back the aggregations it wrote, when their format is recognised. */
+async function runOurs(setup: Setup, jobName: string, timeoutMs: number, options: { peakRss?: boolean; readAggs?: boolean } = {}): Promise<Outcome> {
+  if (!existsSync(CLI)) return { ok: false, error: `${path.relative(ROOT, CLI)} is missing: run \`npm run build\`` };
+  const out = path.join(setup.root, 'out', `run-${++outCounter}`);
+  mkdirSync(out, { recursive: true });
+  const rssFile = path.join(setup.root, `rss-${outCounter}.json`);
+  const nodeArgs = options.peakRss ? ['--require', path.join(HELPERS, 'peak-rss.cjs')] : [];
+  const args = [...nodeArgs, CLI, 'run', setup.jobs[jobName], '--out', out, '--workers', String(WORKERS), '--base-python', PYTHON];
+  const env = { ...process.env, MODELOPS_VENVS_DIR: setup.venvs, ...(options.peakRss ? { BENCH_PEAK_RSS_FILE: rssFile } : {}) };
+  const f = await runTimed(process.execPath, args, { env, timeoutMs, outLimit: 64 * 1024 });
+  try {
+    if (f.code !== 0) return { ok: false, error: describeFailure(`node dist/cli.js run (${jobName})`, f) };
+    const extra: Record<string, number> = {};
+    if (options.peakRss && existsSync(rssFile)) extra.peak_rss_bytes = JSON.parse(readFileSync(rssFile, 'utf8')).peak_rss_bytes;
+    const sample: Sample = { seconds: f.ms / 1000, extra };
+    if (f.leftovers) sample.note = 'left processes running after it exited (killed)';
+    if (options.readAggs) sample.aggregates = readOurAggregates(path.join(out, jobName));
+    return { ok: true, sample };
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+    rmSync(rssFile, { force: true });
+  }
+}
+
+/**
+ * `<out>/<job_id>/aggs/<param16>.json`; the summary's layout is the engine's business, so any
+ * object holding numeric count/mean/std/min/max (e.g. under the output name "value") is taken.
+ */
+function readOurAggregates(jobDir: string): Aggregates | undefined {
+  const dir = path.join(jobDir, 'aggs');
+  if (!existsSync(dir)) return undefined;
+  const found: Aggregates = {};
+  for (const file of readdirSync(dir).filter((name) => name.endsWith('.json'))) {
+    try {
+      const summary = findSummary(JSON.parse(readFileSync(path.join(dir, file), 'utf8')), 0);
+      if (summary) found[file.slice(0, -'.json'.length)] = summary;
+    } catch {
+      // unreadable: counted as missing
+    }
+  }
+  return found;
+}
+
+function findSummary(value: unknown, depth: number): Summary | undefined {
+  if (depth > 6 || typeof value !== 'object' || value === null) return undefined;
+  const o = value as Record<string, unknown>;
+  if (['count', 'mean', 'std', 'min', 'max'].every((key) => typeof o[key] === 'number')) return o as unknown as Summary;
+  for (const child of Object.values(o)) {
+    const summary = findSummary(child, depth + 1);
+    if (summary) return summary;
+  }
+  return undefined;
+}
+
+async function runPythonContestant(script: string, extraArgs: string[], setup: Setup, entrypoint: string, timeoutMs: number): Promise<Outcome> {
+  const args = [path.join(HELPERS, script), '--bundle', setup.bundle, '--entrypoint', entrypoint, '--n-params', String(N_PARAMS), '--replicates', String(REPLICATES), ...extraArgs];
+  const f = await runTimed(PYTHON, args, { timeoutMs });
+  const result = lastJsonLine(f.stdout);
+  if (f.code !== 0 || !result) return { ok: false, error: describeFailure(`${script} ${extraArgs.join(' ')}`.trim(), f) };
+  const extra: Record<string, number> = {};
+  for (const key of ['cluster_start_s', 'submit_loop_s', 'close_s', 'pool_start_s']) if (typeof result[key] === 'number') extra[key] = result[key];
+  const sample: Sample = { seconds: result.job_s, extra, aggregates: result.aggregates };
+  if (result.failed) sample.note = `${result.failed} tasks did not finish`;
+  if (f.leftovers) sample.note = `${sample.note ? `${sample.note}; ` : ''}left processes running (killed)`;
+  return { ok: true, sample };
+}
+
+/** One warm floor child: Content-Length framing by hand, one request in flight. */
+class FloorChild {
+  private readonly child: ChildProcess;
+  private buffer: Buffer = Buffer.alloc(0);
+  private waiting: ((message: any) => void) | undefined;
+  private failed: ((error: Error) => void) | undefined;
+  private nextId = 0;
+  private readonly stderr = tailCollector(8 * 1024);
+
+  constructor(bundle: string) {
+    this.child = spawn(PYTHON, [path.join(HELPERS, 'echo_child.py'), bundle], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    active.add(this.child);
+    this.child.stdout!.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.child.stderr!.on('data', (chunk: Buffer) => this.stderr.push(chunk));
+    this.child.on('exit', (code, signal) => {
+      active.delete(this.child);
+      this.failed?.(new Error(`floor child exited ${signal ?? code}: ${this.stderr.text().trim().split('\n').slice(-5).join(' | ')}`));
+    });
+  }
+
+  private onData(chunk: Buffer): void {
+    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    for (;;) {
+      const end = this.buffer.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const match = /Content-Length: *(\d+)/i.exec(this.buffer.toString('ascii', 0, end));
+      if (!match) throw new Error(`floor: bad header ${JSON.stringify(this.buffer.toString('ascii', 0, end))}`);
+      const start = end + 4;
+      const length = Number(match[1]);
+      if (this.buffer.length < start + length) return;
+      const message = JSON.parse(this.buffer.toString('utf8', start, start + length));
+      this.buffer = this.buffer.subarray(start + length);
+      const resolve = this.waiting;
+      this.waiting = undefined;
+      this.failed = undefined;
+      resolve?.(message);
+    }
+  }
+
+  /** `paramsJson` is already JSON text, so floats stay floats. */
+  request(method: string, paramsJson: string): Promise<any> {
+    return new Promise((resolve, reject) => {
+      this.waiting = resolve;
+      this.failed = reject;
+      const body = Buffer.from(`{"jsonrpc":"2.0","id":${++this.nextId},"method":"${method}","params":${paramsJson}}`, 'utf8');
+      this.child.stdin!.write(Buffer.concat([Buffer.from(`Content-Length: ${body.length}\r\n\r\n`, 'ascii'), body]));
+    });
+  }
+
+  async close(): Promise<void> {
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    await this.request('shutdown', '{}').catch(() => undefined);
+    this.child.stdin!.end();
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 2000))]);
+    killGroup(this.child);
+    active.delete(this.child);
+  }
+}
+
+async function runFloor(setup: Setup, entrypoint: string): Promise<Outcome> {
+  const spawned = performance.now();
+  const children = Array.from({ length: WORKERS }, () => new FloorChild(setup.bundle));
+  try {
+    await Promise.all(children.map((child) => child.request('ready', '{}')));
+    const readyMs = performance.now() - spawned;
+    const tasks: { set: number; body: string }[] = [];
+    setup.sets.forEach((set, index) => {
+      const params = `{"p":${set.params.p.toFixed(1)}}`;
+      for (const seed of set.seeds) tasks.push({ set: index, body: `{"entrypoint":${JSON.stringify(entrypoint)},"params":${params},"seed":${seed}}` });
+    });
+    const values: number[][] = setup.sets.map(() => []);
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      children.map(async (child) => {
+        while (next < tasks.length) {
+          const task = tasks[next++];
+          const reply = await child.request('execute', task.body);
+          if (!reply.result) throw new Error(`floor: execute failed: ${JSON.stringify(reply.error ?? reply)}`);
+          values[task.set].push(Number(JSON.parse(Buffer.from(reply.result.value, 'base64').toString('utf8'))));
+        }
+      }),
+    );
+    const aggregates: Aggregates = {};
+    setup.sets.forEach((set, index) => (aggregates[set.param_id] = summarize(values[index])));
+    const seconds = (performance.now() - started) / 1000;
+    return { ok: true, sample: { seconds, extra: { ready_s: readyMs / 1000 }, aggregates } };
+  } catch (error) {
+    return { ok: false, error: `floor: ${error instanceof Error ? error.message : String(error)}` };
+  } finally {
+    await Promise.all(children.map((child) => child.close()));
+  }
+}
+
+function summarize(values: number[]): Summary {
+  const n = values.length;
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  const std = Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / n);
+  return { count: n, mean, std, min: Math.min(...values), max: Math.max(...values) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// statistics and printing
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+const fmtS = (s: number) => (s < 10 ? `${s.toFixed(3)} s` : `${s.toFixed(2)} s`);
+const fmtUs = (s: number) => `${(s * 1e6).toFixed(0)} µs`;
+const mark = (ok: boolean) => (ok ? '✔' : '✘');
+
+/** Compares aggregates keyed by param_id (or its first 16 hex digits) with the reference. */
+function sameAggregates(reference: Aggregates, other: Aggregates | undefined): string {
+  if (!other) return 'not readable';
+  let matched = 0;
+  const bad: string[] = [];
+  for (const [id, want] of Object.entries(reference)) {
+    const got = other[id] ?? other[id.slice(0, 16)];
+    if (!got) continue;
+    const close = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a), Math.abs(b));
+    if (got.count === want.count && close(got.mean, want.mean) && close(got.std, want.std) && close(got.min, want.min) && close(got.max, want.max)) matched++;
+    else bad.push(id.slice(0, 16));
+  }
+  const total = Object.keys(reference).length;
+  if (matched === total) return `${total}/${total} agree ✔`;
+  return `${matched}/${total} agree ✘${bad.length ? ` (differ: ${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ', …' : ''})` : ' (missing)'}`;
+}
+
+interface Contestant {
+  id: string;
+  label: string;
+  run: (setup: Setup, kind: (typeof KINDS)[number]) => Promise<Outcome>;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  if (!existsSync(PYTHON)) {
+    console.error(`${PYTHON} is missing: this benchmark compares everything on Debian's python3 (where python3-distributed installs Dask).`);
+    process.exitCode = 2;
+    return;
+  }
+  const probe = await runTimed(PYTHON, ['-c', 'import sys, distributed; print(sys.version.split()[0], distributed.__version__)'], { timeoutMs: 60_000 });
+  const pythonVersion = (await runTimed(PYTHON, ['-c', 'import sys; print(sys.version.split()[0])'], { timeoutMs: 30_000 })).stdout.trim();
+  const daskVersion = probe.code === 0 ? probe.stdout.trim().split(' ')[1] : undefined;
+  if (!daskVersion) {
+    console.log(
+      `⚠ Dask is not importable by ${PYTHON}, so the two Dask contestants are skipped.\n` +
+        `  Install it from Debian: sudo apt-get install python3-distributed\n` +
+        `  (${probe.stderr.trim().split('\n').pop() ?? 'import distributed failed'})`,
+    );
+  }
+
+  const root = mkdtempSync(path.join(os.tmpdir(), 'mo-bench-job-'));
+  const cleanup = () => {
+    for (const child of active) killGroup(child);
+    if (!KEEP) rmSync(root, { recursive: true, force: true });
+  };
+  process.on('SIGINT', () => {
+    cleanup();
+    process.exit(130);
+  });
+
+  try {
+    // the simulation, calibrated to ~5 ms of CPU, as a bundle every contestant runs
+    const calibration = await python([path.join(HELPERS, 'common.py'), 'calibrate', '--target-ms', String(TARGET_CPU_MS)]);
+    const bundle = path.join(root, 'bundle');
+    mkdirSync(bundle, { recursive: true });
+    const source = readFileSync(path.join(HELPERS, 'benchsim.py'), 'utf8');
+    if (!/^ITERATIONS = \d+/m.test(source)) throw new Error('benchsim.py has no "ITERATIONS = <n>" line');
+    writeFileSync(path.join(bundle, 'wire.py'), source.replace(/^ITERATIONS = \d+/m, `ITERATIONS = ${calibration.iterations}`));
+    const cpuBefore = await python([path.join(HELPERS, 'common.py'), 'cputime', '--bundle', bundle, '--calls', '200']);
+    const sets = await python([path.join(HELPERS, 'common.py'), 'tasks', '--n-params', String(N_PARAMS), '--replicates', String(REPLICATES)]);
+
+    const setup: Setup = { root, bundle, venvs: path.join(root, 'venvs'), jobs: {}, sets };
+    mkdirSync(path.join(root, 'jobs'), { recursive: true });
+    mkdirSync(setup.venvs, { recursive: true });
+    for (const { kind, entrypoint } of KINDS) {
+      setup.jobs[`bench-${kind}`] = jobFile(setup, `bench-${kind}`, entrypoint, N_PARAMS, REPLICATES);
+      setup.jobs[`bench-${kind}-1task`] = jobFile(setup, `bench-${kind}-1task`, entrypoint, 1, 1);
+    }
+    setup.jobs['bench-big'] = jobFile(setup, 'bench-big', 'bench/trivial', BIG_PARAMS, BIG_REPLICATES);
+
+    console.log(`job benchmark: ${N_PARAMS} parameter sets × ${REPLICATES} replicates = ${N_TASKS} simulations + ${N_PARAMS} aggregations, ${WORKERS} workers`);
+    console.log(`Python ${pythonVersion} (${PYTHON}), Dask ${daskVersion ?? 'not installed'}, Node ${process.version}, ${os.cpus().length} CPUs, ${ROUNDS} round(s), medians`);
+    console.log(
+      `(b) loop: ${calibration.iterations} iterations (${calibration.ns_per_iteration.toFixed(1)} ns each), ` +
+        `measured ${(cpuBefore.cpu_s_per_call * 1000).toFixed(3)} ms CPU per simulation`,
+    );
+
+    // ours: warm-up run builds the venv, untimed
+    let oursError: string | undefined;
+    const warm = await runOurs(setup, 'bench-trivial-1task', 600_000);
+    if (!warm.ok) {
+      oursError = warm.error;
+      console.log(`\n✘ ours (node dist/cli.js run) failed in its warm-up run, so it is left out of the rounds:\n  ${oursError}\n`);
+    }
+
+    const contestants: Contestant[] = [
+      ...(oursError
+        ? []
+        : [
+            { id: 'ours-fixed', label: 'ours, 1-task job (fixed cost)', run: (s: Setup, k: (typeof KINDS)[number]) => runOurs(s, `bench-${k.kind}-1task`, 120_000) },
+            { id: 'ours', label: 'ours (CLI, spawn → exit)', run: (s: Setup, k: (typeof KINDS)[number]) => runOurs(s, `bench-${k.kind}`, k.timeoutMs, { readAggs: true }) },
+          ]),
+      ...(daskVersion
+        ? [
+            { id: 'dask', label: 'Dask, defaults', run: (s: Setup, k: (typeof KINDS)[number]) => runPythonContestant('dask_job.py', [], s, k.entrypoint, k.timeoutMs) },
+            { id: 'dask-tuned', label: 'Dask, worker-saturation inf', run: (s: Setup, k: (typeof KINDS)[number]) => runPythonContestant('dask_job.py', ['--saturation', 'inf'], s, k.entrypoint, k.timeoutMs) },
+          ]
+        : []),
+      { id: 'pool', label: 'ProcessPoolExecutor(2)', run: (s, k) => runPythonContestant('pool_job.py', [], s, k.entrypoint, k.timeoutMs) },
+      { id: 'floor', label: 'floor: Node↔Python framed, 2 children', run: (s, k) => runFloor(s, k.entrypoint) },
+    ];
+
+    const results = new Map<string, { samples: Sample[]; errors: string[] }>();
+    const key = (kind: Kind, id: string) => `${kind}/${id}`;
+    for (const k of KINDS) {
+      for (let round = 0; round < ROUNDS; round++) {
+        // rotate the order each round so that drift does not favour one contestant
+        const order = contestants.map((_, i) => contestants[(i + round) % contestants.length]);
+        process.stderr.write(`${k.kind} round ${round + 1}/${ROUNDS}:`);
+        for (const c of order) {
+          process.stderr.write(` ${c.id}`);
+          const outcome = await c.run(setup, k);
+          const entry = results.get(key(k.kind, c.id)) ?? { samples: [], errors: [] };
+          if (outcome.ok) entry.samples.push(outcome.sample);
+          else entry.errors.push(outcome.error);
+          results.set(key(k.kind, c.id), entry);
+          process.stderr.write(outcome.ok ? `(${outcome.sample.seconds.toFixed(2)}s)` : '(✘)');
+        }
+        process.stderr.write('\n');
+      }
+    }
+    const cpuAfter = await python([path.join(HELPERS, 'common.py'), 'cputime', '--bundle', bundle, '--calls', '200']);
+    const simCpu = median([...cpuBefore.batches, ...cpuAfter.batches]);
+
+    // ---- report
+    for (const k of KINDS) {
+      console.log(`\n${k.label}: ${N_TASKS} simulations + ${N_PARAMS} aggregations; wall = median of ${ROUNDS}`);
+      console.log(`${'contestant'.padEnd(40)} ${'wall'.padStart(9)} ${'min–max'.padStart(15)} ${'tasks/s'.padStart(8)} ${'per task'.padStart(9)}  not timed / notes`);
+      const wall = (id: string): number | undefined => {
+        const entry = results.get(key(k.kind, id));
+        return entry && entry.samples.length ? median(entry.samples.map((s) => s.seconds)) : undefined;
+      };
+      for (const c of contestants) {
+        const entry = results.get(key(k.kind, c.id))!;
+        if (!entry.samples.length) {
+          console.log(`${c.label.padEnd(40)} ✘ ${entry.errors[0]?.split('\n').join('\n  ') ?? 'no result'}`);
+          continue;
+        }
+        const times = entry.samples.map((s) => s.seconds);
+        const m = median(times);
+        const tasks = c.id === 'ours-fixed' ? 1 : N_TASKS;
+        const extras = Object.keys(entry.samples[0].extra)
+          .map((name) => `${name.replace(/_s$/, '')} ${fmtS(median(entry.samples.map((s) => s.extra[name])))}`)
+          .concat(entry.samples.some((s) => s.note) ? [entry.samples.find((s) => s.note)!.note!] : [])
+          .concat(entry.errors.length ? [`${entry.errors.length} failed run(s)`] : []);
+        console.log(
+          `${c.label.padEnd(40)} ${fmtS(m).padStart(9)} ${`${Math.min(...times).toFixed(2)}–${Math.max(...times).toFixed(2)}`.padStart(15)} ` +
+            `${(c.id === 'ours-fixed' ? '' : (tasks / m).toFixed(0)).padStart(8)} ${(c.id === 'ours-fixed' ? '' : fmtUs(m / tasks)).padStart(9)}  ${extras.join(', ')}`,
+        );
+      }
+      if (oursError) console.log(`${'ours (CLI, spawn → exit)'.padEnd(40)} ✘ not run: ${oursError.split('\n')[0]}`);
+
+      // aggregates agree across contestants (same wire.py, same seeds)
+      const reference = ['pool', 'floor', 'dask', 'dask-tuned'].map((id) => results.get(key(k.kind, id))?.samples[0]?.aggregates).find(Boolean);
+      if (reference) {
+        const checks = contestants
+          .filter((c) => c.id !== 'ours-fixed')
+          .map((c) => `${c.id} ${sameAggregates(reference, results.get(key(k.kind, c.id))?.samples[0]?.aggregates)}`);
+        console.log(`aggregates vs the same summary computed from every replicate: ${checks.join('; ')}`);
+      }
+
+      const ours = wall('ours');
+      const fixed = wall('ours-fixed');
+      const dask = wall('dask');
+      const tuned = wall('dask-tuned');
+      const floor = wall('floor');
+      const ideal = (N_TASKS * simCpu) / WORKERS;
+      const targeted = k.kind === 'trivial';
+      const line = (name: string, value: string, target: string, ok: boolean | undefined) =>
+        console.log(`  ${name.padEnd(50)} ${value.padStart(26)}   ${target.padEnd(8)} ${ok === undefined ? '' : mark(ok)}`);
+      console.log('ratios:');
+      if (ours === undefined) console.log('  (ours did not run: no ratios)');
+      else {
+        const ratioLine = (name: string, other: number | undefined, min: number) => {
+          if (other === undefined) return line(name, 'n/a', '', undefined);
+          const r = other / ours;
+          line(name, `${r.toFixed(2)}×`, targeted ? `≥ ${min}×` : `(info)`, targeted ? r >= min : undefined);
+        };
+        ratioLine('ours vs Dask defaults, throughput', dask, 10);
+        ratioLine('ours vs Dask worker-saturation inf, throughput', tuned, 3);
+        if (fixed !== undefined && floor !== undefined) {
+          const oursPerTask = (ours - fixed) / N_TASKS;
+          const floorPerTask = floor / N_TASKS;
+          const r = oursPerTask / floorPerTask;
+          line('ours per-task (wall − fixed)/4000 vs floor wall/4000', `${fmtUs(oursPerTask)} / ${fmtUs(floorPerTask)} = ${r.toFixed(2)}×`, '≤ 1.5×', r <= 1.5);
+        }
+        if (k.kind === 'cpu5ms') {
+          const e = ideal / ours;
+          line(`ours efficiency: ideal ${fmtS(ideal)} / wall`, e.toFixed(3), '≥ 0.95', e >= 0.95);
+        }
+      }
+      if (k.kind === 'cpu5ms') {
+        const others = contestants
+          .filter((c) => c.id !== 'ours-fixed' && c.id !== 'ours' && wall(c.id) !== undefined)
+          .map((c) => `${c.id} ${(ideal / wall(c.id)!).toFixed(3)}`);
+        console.log(`  ideal = ${N_TASKS} × ${(simCpu * 1000).toFixed(3)} ms CPU / ${WORKERS} cores = ${fmtS(ideal)}; efficiency of the others: ${others.join(', ')}`);
+      } else {
+        console.log('  (throughput targets apply to (a); with 5 ms tasks the compute bounds every contestant, so (b) is judged by efficiency)');
+      }
+    }
+    console.log(
+      `\nsingle-simulation CPU time of bench/cpu5ms (process_time, batches of 200 calls): ` +
+        `${(median(cpuBefore.batches) * 1000).toFixed(3)} ms before the rounds, ${(median(cpuAfter.batches) * 1000).toFixed(3)} ms after; ${(simCpu * 1000).toFixed(3)} ms used`,
+    );
+    console.log("ours' wall includes the CLI's whole start (Node, venv check, runner spawns, results written); Dask's cluster start and the pool's start are excluded.");
+
+    // ---- 100 000 tasks
+    if (!BIG) console.log('\n100 000-task check skipped (BENCH_BIG=0)');
+    else if (oursError) console.log(`\n100 000-task check (${BIG_PARAMS} × ${BIG_REPLICATES}, trivial): ✘ ours did not run`);
+    else {
+      process.stderr.write('100 000-task check: ours…\n');
+      const big = await runOurs(setup, 'bench-big', 1_800_000, { peakRss: true });
+      const n = BIG_PARAMS * BIG_REPLICATES;
+      if (!big.ok) console.log(`\n100 000-task check (${BIG_PARAMS} × ${BIG_REPLICATES}, trivial): ✘ ${big.error}`);
+      else {
+        const rss = big.sample.extra.peak_rss_bytes;
+        console.log(`\n100 000-task check (${BIG_PARAMS} × ${BIG_REPLICATES} = ${n} simulations + ${BIG_PARAMS} aggregations, trivial, one run):`);
+        console.log(`  ours wall ${fmtS(big.sample.seconds)} (${(n / big.sample.seconds).toFixed(0)} tasks/s)${big.sample.note ? `; ${big.sample.note}` : ''}`);
+        if (rss === undefined) console.log('  peak RSS: not reported (the preload did not write it) ✘');
+        else console.log(`  peak RSS of the CLI process ${(rss / 2 ** 20).toFixed(1)} MiB   target < 300 MB ${mark(rss < 300e6)}`);
+      }
+    }
+  } finally {
+    cleanup();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
