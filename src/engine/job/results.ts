@@ -5,7 +5,7 @@
  * Every file is written whole (temporary file + rename), so a reader — or a resume after a
  * kill — never sees half of one.
  */
-import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync, writeSync, type WriteStream } from 'node:fs';
+import { appendFileSync, closeSync, createWriteStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync, writeSync, type WriteStream } from 'node:fs';
 import * as path from 'node:path';
 import { Failure, type FailureKind, type SourceLocation } from '../failure';
 import { parsePythonJson, stringifyWireJson } from '../pyjson/pyjson';
@@ -74,7 +74,7 @@ export function paramDir(paramId: string): string {
 
 export class ResultsStore {
   private eventBuffer = '';
-  private eventFd: number;
+  private eventFd: number | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly logStreams = new Set<WriteStream>();
 
@@ -168,13 +168,19 @@ export class ResultsStore {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     if (!this.eventBuffer) return;
-    writeSync(this.eventFd, this.eventBuffer);
+    if (this.eventFd === undefined) {
+      // an event after close (a straggler): still recorded, never lost
+      appendFileSync(path.join(this.dir, 'events.jsonl'), this.eventBuffer);
+    } else {
+      writeSync(this.eventFd, this.eventBuffer);
+    }
     this.eventBuffer = '';
   }
 
   async close(): Promise<void> {
     this.flushEvents();
-    closeSync(this.eventFd);
+    if (this.eventFd !== undefined) closeSync(this.eventFd);
+    this.eventFd = undefined;
     await Promise.all([...this.logStreams].map((stream) => new Promise((resolve) => stream.end(resolve))));
   }
 }

@@ -43,6 +43,8 @@ export class WarmPool {
   private failuresInARow = 0;
   private fatal: Failure | undefined;
   private closed = false;
+  /** Processes being stopped; close() waits for them so that nothing ends after the job. */
+  private readonly ending = new Set<Promise<void>>();
 
   constructor(private readonly options: PoolOptions) {}
 
@@ -65,16 +67,18 @@ export class WarmPool {
     this.closed = true;
     const failure = new Failure('cancelled', 'the pool was closed');
     for (const waiter of this.waiters.splice(0)) waiter.reject(failure);
-    await Promise.all(this.slots.splice(0).map(async (slot) => this.end(slot, 'pool closed')));
+    for (const slot of this.slots.splice(0)) this.remove(slot, 'pool closed');
+    await Promise.all(this.ending);
   }
 
   /** Kill every process at once (Ctrl-C). */
   async kill(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.slots.splice(0).map(async (slot) => {
-      await slot.process.kill();
-      this.options.onProcessEnd?.(slot.process, 'killed');
-    }));
+    for (const slot of this.slots.splice(0)) {
+      slot.removed = true;
+      this.track(slot.process.kill().then(() => this.options.onProcessEnd?.(slot.process, 'killed')));
+    }
+    await Promise.all(this.ending);
   }
 
   private acquire(): Promise<Slot> {
@@ -94,6 +98,7 @@ export class WarmPool {
     let best: Slot | undefined;
     for (const slot of this.slots) {
       if (slot.retiring || !slot.process.alive || slot.load >= this.depth()) continue;
+      if (this.options.maxReuse > 0 && slot.tasks + slot.load >= this.options.maxReuse) continue;
       if (!best || slot.load < best.load) best = slot;
     }
     return best;
@@ -125,7 +130,7 @@ export class WarmPool {
     this.everStarted = true;
     this.failuresInARow = 0;
     if (this.closed) {
-      await process.shutdown();
+      this.track(process.shutdown().then(() => undefined));
       return;
     }
     const slot: Slot = { process, load: 0, tasks: 0, retiring: false, removed: false };
@@ -164,11 +169,11 @@ export class WarmPool {
     slot.removed = true;
     const index = this.slots.indexOf(slot);
     if (index >= 0) this.slots.splice(index, 1);
-    void this.end(slot, why);
+    this.track(slot.process.shutdown().then(() => this.options.onProcessEnd?.(slot.process, why)));
   }
 
-  private async end(slot: Slot, why: string): Promise<void> {
-    await slot.process.shutdown();
-    this.options.onProcessEnd?.(slot.process, why);
+  private track(ending: Promise<void>): void {
+    this.ending.add(ending);
+    void ending.finally(() => this.ending.delete(ending));
   }
 }
