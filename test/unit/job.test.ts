@@ -86,6 +86,18 @@ function simFiles(dir: string): string[] {
   return existsSync(sims) ? readdirSync(sims).flatMap((p) => readdirSync(path.join(sims, p)).filter((f) => /^\d+\.json$/.test(f)).map((f) => `${p}/${f}`)) : [];
 }
 
+/** The one job directory a run creates under `out` (the example job's id is generated). */
+async function jobDir(out: string): Promise<string> {
+  const deadline = Date.now() + 30_000;
+  while (!existsSync(out) || readdirSync(out).length === 0) {
+    if (Date.now() > deadline) assert.fail(`no job directory appeared in ${out}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const [name] = readdirSync(out);
+  assert.match(name, /^job-\d{8}-\d{6}-[0-9a-f]{4}$/);
+  return path.join(out, name);
+}
+
 describe('modelops-debugger run', () => {
   it('a job mixing failures finishes: each task has its kind, skipped aggregations name their failed replicates, the rest is aggregated, exit 1', () => {
     const bundle = modesBundle();
@@ -151,8 +163,8 @@ describe('modelops-debugger run', () => {
   it('SIGKILL halfway through the example job, then --resume: no finished task runs again, and the aggregates equal an uninterrupted run', async () => {
     const exampleJob = path.join(ROOT, 'examples', 'sir', 'job.json');
     const interruptedOut = path.join(scratch, 'out-killed');
-    const dir = path.join(interruptedOut, 'sir-sweep');
     const child = spawn(process.execPath, [CLI, 'run', exampleJob, '--out', interruptedOut], { detached: true, stdio: 'ignore' });
+    const dir = await jobDir(interruptedOut);
     const deadline = Date.now() + 60_000;
     while (simFiles(dir).length < 1500) {
       if (Date.now() > deadline) assert.fail('the job did not get halfway');
@@ -183,15 +195,15 @@ describe('modelops-debugger run', () => {
       const { targets, summary, n_replicates } = readJson(path.join(root, 'aggs', f));
       return [f, { targets, summary, n_replicates }];
     }));
-    assert.deepEqual(aggs(dir), aggs(path.join(cleanOut, 'sir-sweep')));
+    assert.deepEqual(aggs(dir), aggs(await jobDir(cleanOut)));
     assert.equal(readJson(path.join(dir, 'manifest.json')).status, 'succeeded');
   });
 
   it('Ctrl-C stops the runners, writes the manifest as interrupted, exits 130; --resume finishes', async () => {
     const exampleJob = path.join(ROOT, 'examples', 'sir', 'job.json');
     const out = path.join(scratch, 'out-sigint');
-    const dir = path.join(out, 'sir-sweep');
     const child = spawn(process.execPath, [CLI, 'run', exampleJob, '--out', out], { stdio: 'ignore' });
+    const dir = await jobDir(out);
     while (simFiles(dir).length < 500) await new Promise((resolve) => setTimeout(resolve, 20));
     child.kill('SIGINT');
     const code = await new Promise((resolve) => child.on('exit', (c) => resolve(c)));

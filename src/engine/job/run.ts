@@ -103,6 +103,11 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
     await prepared?.lease?.release();
   }
 
+  try {
+    await store.drain(); // the manifest is written once every result is on disk
+  } catch (error) {
+    fatal ??= isFailure(error) ? error : new Failure('protocol-error', String(error));
+  }
   const ms = Math.round(performance.now() - started);
   const anyFailed = counts.sims.failed + counts.aggregations.failed + counts.aggregations.skipped > 0;
   const status: JobStatus = interrupted ? 'interrupted' : fatal ? 'aborted' : anyFailed ? 'failed' : 'succeeded';

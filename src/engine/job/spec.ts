@@ -3,6 +3,7 @@
  * parameters file. Everything wrong is found before anything runs or is written, and said
  * with the field and why (`bad-input`, exit 2).
  */
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { Failure } from '../failure';
@@ -200,7 +201,7 @@ function jobIdOf(file: string, value: unknown): string {
 
 export function generatedJobId(now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '').replace('T', '-');
-  return `job-${stamp}-${Math.random().toString(16).slice(2, 6)}`;
+  return `job-${stamp}-${randomBytes(2).toString('hex')}`;
 }
 
 function requireString(file: string, value: Record<string, unknown>, key: string, where = ''): string {

@@ -114,6 +114,7 @@ export class WarmProcess {
   private readonly writer: StreamMessageWriter;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  private corked = false;
   private noise: Buffer[] = [];
   private noiseTimer: NodeJS.Timeout | undefined;
   private frameAfterNoise = false;
@@ -234,7 +235,23 @@ export class WarmProcess {
       this.pending.set(id, pending);
       if (this.pending.size === 1) this.armHead();
       this.record('out', message);
+      this.coalesceWrites();
       this.writer.write(message).catch(() => undefined);
+    });
+  }
+
+  /**
+   * vscode-jsonrpc writes a header and a body per message; corking stdin until the end of this
+   * turn of the event loop sends them, and any other requests made meanwhile, in one write.
+   */
+  private coalesceWrites(): void {
+    const stdin = this.child.stdin;
+    if (this.corked || !stdin) return;
+    this.corked = true;
+    stdin.cork();
+    setImmediate(() => {
+      this.corked = false;
+      stdin.uncork();
     });
   }
 
