@@ -36,6 +36,7 @@ interface RunFlags extends VenvFlags {
   allowPartial?: boolean;
   python?: string;
   runner?: string;
+  trace?: boolean;
   json?: boolean;
 }
 
@@ -61,6 +62,7 @@ export function runCommand(): Command {
     .option('--allow-partial', 'aggregate the replicates that succeeded even when others failed')
     .option('--python <path>', "run with this interpreter as it is, without the bundle's venv")
     .option('--runner <path>', "another runner script, e.g. production's subprocess_runner.py")
+    .option('--trace', "keep every runner's JSON-RPC frames in <out>/<job_id>/transcripts/ (replayable with handshake --replay)")
     .option('--json', 'write every event as one JSON line on stdout');
   return addVenvOptions(command).action(async (input: string | undefined, flags: RunFlags) => {
     process.exitCode = await run(input, flags);
@@ -107,6 +109,7 @@ async function run(input: string | undefined, flags: RunFlags): Promise<number> 
       taskTimeoutMs: flags.taskTimeout * 1000,
       readyTimeoutMs: flags.readyTimeout * 1000,
       allowPartial: Boolean(flags.allowPartial),
+      trace: flags.trace,
       resumed: Boolean(flags.resume),
       onEvent,
       signal: controller.signal,

@@ -633,7 +633,7 @@ async function main(): Promise<void> {
           .filter((c) => !['ours-fixed', 'ours', 'ideal'].includes(c.id) && efficiency(c.id) !== undefined)
           .map((c) => `${c.id} ${efficiency(c.id)!.toFixed(3)} (${efficiency(c.id, true)!.toFixed(3)})`);
         const simMs = median((results.get(key(k.kind, 'ideal'))?.samples ?? []).map((s) => s.extra.sim_cpu_ms));
-        console.log(`  ideal = ${N_TASKS} × sim CPU (median ${simMs.toFixed(3)} ms, both cores busy) / ${WORKERS} cores; efficiency of the others (against the compute-only wall): ${others.join(', ') || 'n/a'}`);
+        console.log(`  ideal = ${N_TASKS} × sim CPU (median ${simMs.toFixed(3)} ms, both cores busy) / ${WORKERS} cores; efficiency of the others against it (and against the compute-only wall): ${others.join(', ') || 'n/a'}`);
       } else {
         console.log('  (throughput targets apply to (a); with 5 ms tasks the compute bounds every contestant, so (b) is judged by efficiency)');
       }

@@ -242,6 +242,22 @@ describe('modelops-debugger run', () => {
     assert.ok([...uses.values()].every((n) => n <= 2), JSON.stringify([...uses]));
   });
 
+  it('a print at import is a warning at its line; --trace keeps transcripts that handshake --replay accepts', () => {
+    const job = writeJob({ job_id: 'traced', bundle: path.join(ROOT, 'test', 'fixtures', 'bundles', 'print-at-import'), entrypoint: 'a.b/c', parameter_sets: [{ x: 1 }], replicates: 2 });
+    const out = path.join(scratch, 'out-traced');
+    const { code, stderr } = cli(['run', job, '--out', out, '--trace', '--workers', '1']);
+    assert.equal(code, 0, stderr);
+    const dir = path.join(out, 'traced');
+    const wire = path.join(ROOT, 'test', 'fixtures', 'bundles', 'print-at-import', 'wire.py');
+    const warning = events(dir).find((e) => e.type === 'warning' && e.kind === 'stdout-pollution')!;
+    assert.deepEqual([warning.location.file, warning.location.line], [wire, lineOf(wire, 'print-at-import')]);
+    assert.match(stderr, /would corrupt the production runner's frames/);
+    const [transcript] = readdirSync(path.join(dir, 'transcripts'));
+    const replay = cli(['handshake', path.dirname(wire), '--replay', path.join(dir, 'transcripts', transcript)]);
+    assert.equal(replay.code, 0, replay.stdout + replay.stderr);
+    assert.match(replay.stdout, /Replayed 3 requests against a fresh runner: no differences/);
+  });
+
   it('the shortcut: run <bundle-dir> --params FILE --replicates N', () => {
     const params = path.join(scratch, 'params.json');
     writeFileSync(params, JSON.stringify([{ beta: 0.3, gamma: 0.1 }, { beta: 0.5, gamma: 0.1 }]));

@@ -6,6 +6,7 @@
 import * as path from 'node:path';
 import { showBytes } from '../diagnose/classify';
 import { locate } from '../diagnose/pythonTrace';
+import { breaksProduction } from '../diagnose/stdoutBlame';
 import { Evidence, Failure, FailureKind, isFailure, SourceLocation } from '../failure';
 import { ExecuteRequest, type ExecuteParams, type ReadyResult, type StdoutCaptureParams } from '../protocol';
 import { ourRunnerScript } from '../process/runnerScript';
@@ -222,16 +223,6 @@ function roundMs(ms: number): number {
 }
 
 // ---- stray stdout ---------------------------------------------------------------------------
-
-/**
- * Production wraps only the *call* of the wire and target functions in
- * `redirect_stdout(sys.stderr)`. So a Python-level print there is harmless; anything at
- * import time, and any fd-level write at any time, corrupts production's frames.
- */
-export function breaksProduction(capture: StdoutCaptureParams): boolean {
-  if (capture.source === 'sys.stdout') return capture.phase !== 'execute' && capture.phase !== 'aggregate';
-  return true;
-}
 
 const SOURCE_WORDS: Record<StdoutCaptureParams['source'], string> = {
   'sys.stdout': 'print()/sys.stdout',

@@ -9,6 +9,7 @@ import { appendFileSync, closeSync, createWriteStream, rename, writeFile, exists
 import * as path from 'node:path';
 import { Failure, type FailureKind, type SourceLocation } from '../failure';
 import { parsePythonJson, stringifyWireJson } from '../pyjson/pyjson';
+import type { WarmProcess } from '../process/warmProcess';
 import type { JobEvent } from './events';
 import type { Params } from './ids';
 import type { JobSpec, ParameterSet } from './spec';
@@ -183,6 +184,12 @@ export class ResultsStore {
 
   hasAgg(paramId: string): boolean {
     return existsSync(this.aggFile(paramId));
+  }
+
+  /** `transcripts/runner-<pid>.json`: every frame both ways, in the format `handshake --replay` reads. */
+  writeTranscript(process: WarmProcess): void {
+    mkdirSync(path.join(this.dir, 'transcripts'), { recursive: true });
+    this.writeJson(`transcripts/runner-${process.pid ?? 'unknown'}.json`, { version: 1, bundle: process.bundleDir, python: process.python, runner: process.runnerScript, recordedAt: new Date().toISOString(), entries: process.transcript });
   }
 
   /** A sink for one runner's stderr: `logs/runner-<pid>.stderr`. */

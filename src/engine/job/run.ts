@@ -7,6 +7,9 @@ import { blake2b } from '@noble/hashes/blake2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import * as os from 'node:os';
 import { WarmPool } from '../backends/local/pool';
+import { showBytes } from '../diagnose/classify';
+import { locate } from '../diagnose/pythonTrace';
+import { breaksProduction } from '../diagnose/stdoutBlame';
 import { exitCodeFor, ExitCode, Failure, isFailure, type FailureKind } from '../failure';
 import { AggregateRequest, ExecuteRequest, type SerializedSimReturn } from '../protocol';
 import { RawJson, stringifyWireJson } from '../pyjson/pyjson';
@@ -30,6 +33,8 @@ export interface RunOptions extends Omit<RuntimeOptions, 'bundleDir'> {
   readyTimeoutMs: number;
   /** Aggregate the replicates that succeeded even when others failed. */
   allowPartial: boolean;
+  /** Keep every runner's JSON-RPC frames in transcripts/. */
+  trace?: boolean;
   resumed: boolean;
   onEvent?: (event: JobEvent) => void;
   signal?: AbortSignal;
@@ -142,6 +147,7 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
 
 function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOptions, emit: (e: JobEventBody) => void): WarmPool {
   const venv = prepared.lease?.key ?? prepared.venv;
+  const warned = new Set<string>();
   return new WarmPool({
     size: options.workers,
     depth: options.depth,
@@ -156,7 +162,17 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
         venvPath: prepared.venv,
         bundleDigest: prepared.digest,
         env: options.env,
+        recordTranscript: options.trace,
         onStderr: (chunk) => sink?.write(chunk),
+        onCapture: (capture) => {
+          // our runner absorbed it; production's would have broken on it: say so once per line
+          if (!breaksProduction(capture)) return;
+          const location = locate(capture.stack, prepared.bundleDir);
+          const where = location ? `${location.file}:${location.line}` : capture.text;
+          if (warned.has(where)) return;
+          warned.add(where);
+          emit({ type: 'warning', kind: 'stdout-pollution', message: `stdout write during ${capture.phase} ("${showBytes(Buffer.from(capture.bytes_b64, 'base64'), 80)}") would corrupt the production runner's frames`, location });
+        },
       });
       sink = store.stderrLog(process.pid);
       try {
@@ -164,11 +180,15 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
         return process;
       } catch (error) {
         await process.kill();
+        if (options.trace) store.writeTranscript(process);
         throw error;
       }
     },
     onProcessStart: (process) => emit({ type: 'process-start', pid: process.pid, venv }),
-    onProcessEnd: (process, why) => emit({ type: 'process-end', pid: process.pid, why, uses: process.uses, exit_code: process.exitInfo?.code ?? null, signal: process.exitInfo?.signal ?? null }),
+    onProcessEnd: (process, why) => {
+      if (options.trace) store.writeTranscript(process);
+      emit({ type: 'process-end', pid: process.pid, why, uses: process.uses, exit_code: process.exitInfo?.code ?? null, signal: process.exitInfo?.signal ?? null });
+    },
   });
 }
 

@@ -201,6 +201,18 @@ export class WarmProcess {
     return new WarmProcess(options);
   }
 
+  get bundleDir(): string {
+    return this.options.bundleDir;
+  }
+
+  get python(): string {
+    return this.options.python;
+  }
+
+  get runnerScript(): string {
+    return this.options.runnerScript;
+  }
+
   get alive(): boolean {
     return this.exitInfo === undefined && this.brokenBy === undefined;
   }
