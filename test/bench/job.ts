@@ -22,7 +22,7 @@
  * BENCH_CLI=path/to/cli.js measures another build.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -32,6 +32,14 @@ const KEEP = process.env.BENCH_KEEP === '1';
 const PYTHON = '/usr/bin/python3';
 const ROOT = path.resolve(__dirname, '..', '..');
 const HELPERS = path.join(ROOT, 'test', 'bench', 'job');
+/**
+ * Where our CLI writes its results (4020 files per job). BENCH_OUT_DIR, else a directory in
+ * this checkout, like the default `./results`: on these VMs /tmp is several times slower to
+ * create files in than /work. The results on tmpfs are measured too, as a second row.
+ */
+const OUT_ROOT = path.resolve(process.env.BENCH_OUT_DIR ?? path.join(__dirname, '..', '..', 'tmp-bench-job-out'));
+const TMPFS_OUT_ROOT = existsSync('/dev/shm') ? '/dev/shm/mo-bench-job-out' : undefined;
+
 /** BENCH_CLI: another build of the CLI to measure (default: this checkout's dist/cli.js). */
 const CLI = process.env.BENCH_CLI ? path.resolve(process.env.BENCH_CLI) : path.join(ROOT, 'dist', 'cli.js');
 const WORKERS = 2;
@@ -174,7 +182,9 @@ function runTimed(command: string, args: string[], options: { env?: NodeJS.Proce
 function describeFailure(what: string, f: Finished): string {
   const how = f.timedOut ? 'timed out' : f.signal ? `killed by ${f.signal}` : `exited ${f.code}`;
   const lines = (f.stderr.trim() || f.stdout.trim()).split('\n').filter((line) => line.trim());
-  const tail = (lines.length > 10 ? [...lines.slice(0, 4), '…', ...lines.slice(-5)] : lines).join('\n    ');
+  // the first lines, the lines that say what went wrong, and the last lines
+  const telling = lines.slice(3, -4).filter((line) => /error|exception|✘|failed|traceback/i.test(line) && !/^\s+at /.test(line)).slice(0, 6);
+  const tail = (lines.length > 10 ? [...lines.slice(0, 3), '…', ...telling, ...(telling.length ? ['…'] : []), ...lines.slice(-4)] : lines).join('\n    ');
   return `${what} ${how}${tail ? `:\n    ${tail}` : ''}`;
 }
 
@@ -223,10 +233,27 @@ function jobFile(setup: Setup, name: string, entrypoint: string, nParams: number
 
 let outCounter = 0;
 
+/** What creating the job's 4020 result files (write + rename, as our engine does) costs in that place, alone. */
+async function fileFloor(root: string): Promise<Outcome> {
+  const dir = path.join(root, `files-${process.pid}-${++outCounter}`);
+  const started = performance.now();
+  for (let p = 0; p < N_PARAMS; p++) {
+    mkdirSync(path.join(dir, String(p)), { recursive: true });
+    for (let i = 0; i <= REPLICATES; i++) {
+      const file = path.join(dir, String(p), `${i}.json`);
+      writeFileSync(`${file}.tmp`, '{"status":"ok"}');
+      renameSync(`${file}.tmp`, file);
+    }
+  }
+  const seconds = (performance.now() - started) / 1000;
+  rmSync(dir, { recursive: true, force: true });
+  return { ok: true, sample: { seconds, extra: {} } };
+}
+
 /** Our CLI, spawn → exit. Reads back the aggregations it wrote, when their format is recognised. */
-async function runOurs(setup: Setup, jobName: string, timeoutMs: number, options: { peakRss?: boolean; readAggs?: boolean } = {}): Promise<Outcome> {
+async function runOurs(setup: Setup, jobName: string, timeoutMs: number, options: { peakRss?: boolean; readAggs?: boolean; outRoot?: string } = {}): Promise<Outcome> {
   if (!existsSync(CLI)) return { ok: false, error: `${CLI} is missing: run \`npm run build\`` };
-  const out = path.join(setup.root, 'out', `run-${++outCounter}`);
+  const out = path.join(options.outRoot ?? OUT_ROOT, `run-${process.pid}-${++outCounter}`);
   mkdirSync(out, { recursive: true });
   const rssFile = path.join(setup.root, `rss-${outCounter}.json`);
   const nodeArgs = options.peakRss ? ['--require', path.join(HELPERS, 'peak-rss.cjs')] : [];
@@ -518,6 +545,10 @@ async function main(): Promise<void> {
         : [
             { id: 'ours-fixed', label: 'ours, 1-task job (fixed cost)', run: (s: Setup, k: (typeof KINDS)[number]) => runOurs(s, `bench-${k.kind}-1task`, 120_000) },
             { id: 'ours', label: 'ours (CLI, spawn → exit)', run: (s: Setup, k: (typeof KINDS)[number]) => runOurs(s, `bench-${k.kind}`, k.timeoutMs, { readAggs: true }) },
+            ...(TMPFS_OUT_ROOT
+              ? [{ id: 'ours-tmpfs', label: 'ours, results on tmpfs', run: (s: Setup, k: (typeof KINDS)[number]) => runOurs(s, `bench-${k.kind}`, k.timeoutMs, { outRoot: TMPFS_OUT_ROOT }) }]
+              : []),
+            { id: 'files', label: '(4020 result files alone)', run: async () => fileFloor(OUT_ROOT) },
           ]),
       ...(daskVersion
         ? [

@@ -17,7 +17,7 @@ import { NOT_STARTED, WarmProcess } from '../process/warmProcess';
 import { prepareRunner, type PreparedRunner, type RuntimeOptions } from '../runtime/prepare';
 import type { JobCounts, JobEvent, JobEventBody, JobStatus } from './events';
 import { canonicalJson } from './ids';
-import type { AggRecord, OutputRecord, ResultsStore, SimRecord } from './results';
+import { WRITE_BACKLOG_LIMIT, type AggRecord, type OutputRecord, type ResultsStore, type SimRecord } from './results';
 import type { JobSpec, ParameterSet } from './spec';
 import { summarize } from './summary';
 
@@ -253,6 +253,11 @@ class Scheduler {
         if (this.fatal || this.interrupted) break;
         if (this.inflight.size >= capacity) {
           await Promise.race(this.inflight);
+          continue;
+        }
+        const room = this.store.waitForRoom(WRITE_BACKLOG_LIMIT);
+        if (room) {
+          await room; // the disk is behind: let it catch up rather than queue results in memory
           continue;
         }
         const work = this.next();
