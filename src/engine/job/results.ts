@@ -17,8 +17,6 @@ import type { JobSpec, ParameterSet } from './spec';
 
 export interface OutputRecord {
   size: number;
-  /** BLAKE2b-256 hex of the bytes, as production's TableArtifact. */
-  checksum: string;
   /** Standard padded base64 of the bytes. */
   inline: string;
 }
@@ -69,6 +67,7 @@ export interface NormalisedJob {
 
 const EVENT_FLUSH_BYTES = 64 * 1024;
 const WRITE_BATCH = 256;
+const WRITE_GATHER_MS = 10;
 /** Waiters for room are woken once the backlog falls below this. */
 const WRITE_BACKLOG_LOW = 1024;
 /** The scheduler starts no new work while this many result files wait to be written. */
@@ -163,7 +162,7 @@ export class ResultsStore {
    * would not run again.
    */
   writeSim(record: SimRecord): void {
-    this.enqueue(this.simFile(record.param_id, record.replicate), stringifyWireJson(record));
+    this.enqueue(this.simFile(record.param_id, record.replicate), plainJson(record));
   }
 
   /** Every queued file written; the first write error, if any, is thrown here. */
@@ -187,8 +186,9 @@ export class ResultsStore {
     this.batch.push([file, text]);
     if (this.batch.length >= WRITE_BATCH) this.flushWrites();
     else if (!this.batchScheduled) {
+      // a message to the writer costs ~40 µs here: gather a few milliseconds' worth first
       this.batchScheduled = true;
-      setImmediate(() => this.flushWrites());
+      setTimeout(() => this.flushWrites(), WRITE_GATHER_MS);
     }
   }
 
@@ -235,8 +235,15 @@ export class ResultsStore {
     return found;
   }
 
-  hasAgg(paramId: string): boolean {
-    return existsSync(this.aggFile(paramId));
+  /** The status of an earlier run's aggregation of this parameter set, if it has one. */
+  aggStatus(paramId: string): AggRecord['status'] | undefined {
+    const file = this.aggFile(paramId);
+    if (!existsSync(file)) return undefined;
+    try {
+      return (JSON.parse(readFileSync(file, 'utf8')) as AggRecord).status;
+    } catch {
+      return undefined; // unreadable: aggregate again
+    }
   }
 
   /** `transcripts/runner-<pid>.json`: every frame both ways, in the format `handshake --replay` reads. */
@@ -255,7 +262,7 @@ export class ResultsStore {
 
   /** Events are buffered and written in batches; `close` writes the rest. */
   appendEvent(event: JobEvent): void {
-    this.eventBuffer += `${stringifyWireJson(event)}\n`;
+    this.eventBuffer += `${plainJson(event)}\n`;
     if (this.eventBuffer.length >= EVENT_FLUSH_BYTES) this.flushEvents();
     else if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flushEvents(), EVENT_FLUSH_MS);
   }
@@ -308,6 +315,18 @@ export function jobFromNormalised(job: NormalisedJob): JobSpec {
     notes: job.notes,
     parameterSets: job.parameter_sets.map((set, index) => ({ index, paramId: set.param_id, params: set.params, seeds: set.seeds })),
   };
+}
+
+/**
+ * For values with no Python floats or raw JSON in them (events, simulation records): the fast
+ * `JSON.stringify`, and the careful writer only when a bigint (a seed above 2^53) is present.
+ */
+function plainJson(value: unknown): string {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return stringifyWireJson(value);
+  }
 }
 
 function atomicWrite(file: string, text: string): void {

@@ -58,6 +58,8 @@ interface SetState {
   wireParams: RawJson;
   outcomes: Map<number, { ok: boolean; outputs?: Record<string, OutputRecord>; kind?: FailureKind; message?: string }>;
   aggregated: boolean;
+  /** How an earlier run's aggregation ended, when resuming. */
+  earlierAgg?: AggRecord['status'];
 }
 
 interface SimTask {
@@ -193,10 +195,13 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
 }
 
 function loadState(set: ParameterSet, store: ResultsStore): SetState {
-  const state: SetState = { set, wireParams: new RawJson(canonicalJson(set.params)), outcomes: new Map(), aggregated: store.hasAgg(set.paramId) };
+  const earlierAgg = store.aggStatus(set.paramId);
+  const state: SetState = { set, wireParams: new RawJson(canonicalJson(set.params)), outcomes: new Map(), aggregated: earlierAgg !== undefined, earlierAgg };
   for (const [replicate, record] of store.existingSims(set.paramId)) {
     if (replicate >= set.seeds.length) continue;
-    state.outcomes.set(replicate, { ok: record.status === 'ok', outputs: record.outputs, kind: record.kind, message: record.message });
+    // an aggregated set's outputs are summarised already: keep only how each replicate ended
+    const outputs = state.aggregated ? undefined : record.outputs;
+    state.outcomes.set(replicate, { ok: record.status === 'ok', outputs, kind: record.kind, message: record.message });
   }
   return state;
 }
@@ -209,9 +214,9 @@ function initialCounts(states: SetState[], job: JobSpec): JobCounts {
   for (const state of states) {
     counts.sims.total += state.set.seeds.length;
     for (const outcome of state.outcomes.values()) outcome.ok ? counts.sims.ok++ : counts.sims.failed++;
-    if (state.aggregated) {
+    if (state.earlierAgg) {
       counts.aggregations.pending--;
-      counts.aggregations.ok++; // an earlier run finished it; its file says how
+      counts.aggregations[state.earlierAgg]++;
     }
   }
   counts.sims.pending = counts.sims.total - counts.sims.ok - counts.sims.failed;
@@ -377,7 +382,7 @@ class Scheduler {
     }
     this.emit({ type: 'agg-start', key, pid: undefined });
     record.summary = summarize(ok.map(([, o]) => decodeOutputs(o.outputs ?? {})));
-    const simReturns: SerializedSimReturn[] = ok.map(([i, o]) => ({ task_id: taskId(set.paramId, set.seeds[i], o.outputs ?? {}), outputs: o.outputs ?? {} }));
+    const simReturns: SerializedSimReturn[] = this.job.targets.length ? ok.map(([i, o]) => serializedSimReturn(set.paramId, set.seeds[i], o.outputs ?? {})) : [];
     for (const target of this.job.targets) {
       try {
         const result = await this.pool.run((process) =>
@@ -419,11 +424,26 @@ function notStarted(failure: Failure): boolean {
 
 function outputRecords(outputs: Record<string, string>): Record<string, OutputRecord> {
   const records: Record<string, OutputRecord> = {};
-  for (const [name, inline] of Object.entries(outputs)) {
-    const bytes = Buffer.from(inline, 'base64');
-    records[name] = { size: bytes.length, checksum: bytesToHex(blake2b(bytes, { dkLen: 32 })), inline };
-  }
+  for (const [name, inline] of Object.entries(outputs)) records[name] = { size: base64Size(inline), inline };
   return records;
+}
+
+function base64Size(b64: string): number {
+  const padding = b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0;
+  return (b64.length / 4) * 3 - padding;
+}
+
+/**
+ * A replicate as production's aggregation receives it (isolated_warm.py
+ * `_serialize_sim_returns`): its task_id and each output's size, BLAKE2b-256 checksum and bytes.
+ * Built only when a target needs it; the checksums cost ~20 µs an output in JavaScript.
+ */
+function serializedSimReturn(paramId: string, seed: number | bigint, outputs: Record<string, OutputRecord>): SerializedSimReturn {
+  const serialized: SerializedSimReturn['outputs'] = {};
+  for (const [name, output] of Object.entries(outputs)) {
+    serialized[name] = { size: output.size, checksum: bytesToHex(blake2b(Buffer.from(output.inline, 'base64'), { dkLen: 32 })), inline: output.inline };
+  }
+  return { task_id: taskId(paramId, seed, outputs), outputs: serialized };
 }
 
 function decodeOutputs(outputs: Record<string, OutputRecord>): Record<string, Buffer> {
