@@ -5,7 +5,7 @@
  * Every file is written whole (temporary file + rename), so a reader — or a resume after a
  * kill — never sees half of one.
  */
-import { appendFileSync, closeSync, createWriteStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync, writeSync, type WriteStream } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Failure, type FailureKind, type SourceLocation } from '../failure';
@@ -103,7 +103,7 @@ export class ResultsStore {
   private eventBuffer = '';
   private eventFd: number | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
-  private readonly logStreams = new Set<WriteStream>();
+  private logCounter = 0;
   private readonly writer: Worker;
   private batch: [string, string][] = [];
   private batchScheduled = false;
@@ -252,12 +252,19 @@ export class ResultsStore {
     this.writeJson(`transcripts/runner-${process.pid ?? 'unknown'}.json`, { version: 1, bundle: process.bundleDir, python: process.python, runner: process.runnerScript, recordedAt: new Date().toISOString(), entries: process.transcript });
   }
 
-  /** A sink for one runner's stderr: `logs/runner-<pid>.stderr`. */
-  stderrLog(pid: number | undefined): WriteStream {
-    const stream = createWriteStream(path.join(this.dir, 'logs', `runner-${pid ?? 'unknown'}.stderr`), { flags: 'a' });
-    this.logStreams.add(stream);
-    stream.on('close', () => this.logStreams.delete(stream));
-    return stream;
+  /**
+   * A new, empty stderr file for a runner about to start; `adoptStderrLog` names it after the
+   * runner's pid once it has one (the runner keeps writing to it through the rename).
+   */
+  newStderrLog(): { path: string; fd: number } {
+    const file = path.join(this.dir, 'logs', `runner-starting-${process.pid}-${++this.logCounter}.stderr`);
+    return { path: file, fd: openSync(file, 'a') };
+  }
+
+  /** The runner has its own copy of the descriptor: ours is closed, the file named after it. */
+  adoptStderrLog(log: { path: string; fd: number }, pid: number | undefined): void {
+    closeSync(log.fd);
+    if (pid !== undefined) renameSync(log.path, path.join(this.dir, 'logs', `runner-${pid}.stderr`));
   }
 
   /** Events are buffered and written in batches; `close` writes the rest. */
@@ -286,7 +293,6 @@ export class ResultsStore {
     this.flushEvents();
     if (this.eventFd !== undefined) closeSync(this.eventFd);
     this.eventFd = undefined;
-    await Promise.all([...this.logStreams].map((stream) => new Promise((resolve) => stream.end(resolve))));
   }
 }
 

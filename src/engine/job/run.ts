@@ -156,7 +156,7 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
     executor: options.executor,
     maxReuse: options.maxReuse,
     spawn: async () => {
-      let sink: NodeJS.WritableStream | undefined;
+      const stderrFile = store.newStderrLog();
       const process = WarmProcess.start({
         python: prepared.python,
         runnerScript: prepared.runnerScript,
@@ -165,7 +165,7 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
         bundleDigest: prepared.digest,
         env: options.env,
         recordTranscript: options.trace,
-        onStderr: (chunk) => sink?.write(chunk),
+        stderrFile,
         onCapture: (capture) => {
           // our runner absorbed it; production's would have broken on it: say so once per line
           if (!breaksProduction(capture)) return;
@@ -176,18 +176,20 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
           emit({ type: 'warning', kind: 'stdout-pollution', message: `stdout write during ${capture.phase} ("${showBytes(Buffer.from(capture.bytes_b64, 'base64'), 80)}") would corrupt the production runner's frames`, location });
         },
       });
-      sink = store.stderrLog(process.pid);
+      store.adoptStderrLog(stderrFile, process.pid);
       try {
         await process.ready(options.readyTimeoutMs);
         return process;
       } catch (error) {
         await process.kill();
+        process.closeStderr();
         if (options.trace) store.writeTranscript(process);
         throw error;
       }
     },
     onProcessStart: (process) => emit({ type: 'process-start', pid: process.pid, venv }),
     onProcessEnd: (process, why) => {
+      process.closeStderr();
       if (options.trace) store.writeTranscript(process);
       emit({ type: 'process-end', pid: process.pid, why, uses: process.uses, exit_code: process.exitInfo?.code ?? null, signal: process.exitInfo?.signal ?? null });
     },

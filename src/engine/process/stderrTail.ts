@@ -3,6 +3,8 @@
  * fixed amount of memory; the stream itself is always drained (a full pipe froze production
  * at 3998/4000 tasks).
  */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+
 export class StderrTail {
   private chunks: Buffer[] = [];
   private held = 0;
@@ -25,20 +27,20 @@ export class StderrTail {
   /** The tail as text, at most `maxBytes` long, starting at a line boundary when it can. */
   text(maxBytes = this.capacity): string {
     const all = Buffer.concat(this.chunks);
-    const slice = all.subarray(Math.max(0, all.length - maxBytes));
-    const text = slice.toString('utf8');
-    if (slice.length < all.length) {
-      const newline = text.indexOf('\n');
-      if (newline >= 0 && newline < text.length - 1) return text.slice(newline + 1);
-    }
-    return text;
+    return fromLineStart(all.subarray(Math.max(0, all.length - maxBytes)).toString('utf8'), maxBytes < all.length);
+  }
+
+  /** A position to ask `since` about later. */
+  mark(): number {
+    return this.total;
   }
 
   /** Text written after absolute byte offset `offset` (as far as the tail still holds it). */
   since(offset: number): string {
     const available = this.total - offset;
     if (available <= 0) return '';
-    return this.text(Math.min(available, this.capacity));
+    const all = Buffer.concat(this.chunks);
+    return all.subarray(Math.max(0, all.length - available)).toString('utf8');
   }
 
   /** Resolves true when `predicate` holds for the tail, false after `timeoutMs`. */
@@ -58,3 +60,68 @@ export class StderrTail {
     });
   }
 }
+
+/**
+ * The same questions asked of a file: for runners whose stderr goes straight to a log file
+ * (jobs), so that megabytes of it cost the engine nothing until someone looks.
+ */
+export class StderrFile {
+  private readonly fd: number;
+
+  constructor(
+    readonly file: string,
+    private readonly capacity: number,
+  ) {
+    this.fd = openSync(file, 'r');
+  }
+
+  get total(): number {
+    return fstatSync(this.fd).size;
+  }
+
+  /** The file offers no cheap position: "since" then means the whole tail. */
+  mark(): number {
+    return -1;
+  }
+
+  text(maxBytes = this.capacity): string {
+    const size = this.total;
+    return fromLineStart(this.last(Math.min(size, maxBytes), size), maxBytes < size);
+  }
+
+  since(offset: number): string {
+    if (offset < 0) return this.text();
+    const size = this.total;
+    return size - offset <= 0 ? '' : this.last(Math.min(size - offset, this.capacity), size);
+  }
+
+  private last(length: number, size: number): string {
+    const bytes = Buffer.alloc(length);
+    readSync(this.fd, bytes, 0, length, size - length);
+    return bytes.toString('utf8');
+  }
+
+  /** Polls: only asked for rare things (a stack dump), never per task. */
+  async waitFor(predicate: (text: string) => boolean, timeoutMs: number, pollMs = 25): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate(this.text())) {
+      if (Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+    return true;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+/** A tail cut out of a longer text starts at its first whole line. */
+function fromLineStart(text: string, cut: boolean): string {
+  if (!cut) return text;
+  const newline = text.indexOf('\n');
+  return newline >= 0 && newline < text.length - 1 ? text.slice(newline + 1) : text;
+}
+
+/** What a WarmProcess asks of its stderr, wherever it goes. */
+export type StderrSource = StderrTail | StderrFile;

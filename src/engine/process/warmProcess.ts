@@ -28,7 +28,7 @@ import {
   type ReadyResult,
   type StdoutCaptureParams,
 } from '../protocol';
-import { StderrTail } from './stderrTail';
+import { StderrFile, StderrTail, type StderrSource } from './stderrTail';
 import { StdoutTap } from './stdoutTap';
 import { parseWireJson, stringifyWireJson } from '../pyjson/pyjson';
 
@@ -47,6 +47,12 @@ export interface WarmProcessOptions {
   stderrTailBytes?: number;
   /** Every stderr chunk, as it arrives (for log files and output channels). */
   onStderr?: (chunk: Buffer) => void;
+  /**
+   * Send stderr straight to this file (`fd`: open for appending; the child gets it as its fd 2)
+   * instead of through the engine: the child writes at file speed, and the tail is read from
+   * the file when needed.
+   */
+  stderrFile?: { path: string; fd: number };
   onPhase?: (phase: PhaseParams, atMs: number) => void;
   onCapture?: (capture: StdoutCaptureParams) => void;
   /** Keep every frame both ways, and stray stdout bytes, with timestamps. */
@@ -93,7 +99,7 @@ const JSON_CONTENT_TYPE = {
 
 export class WarmProcess {
   readonly pid: number | undefined;
-  readonly stderr: StderrTail;
+  readonly stderr: StderrSource;
   /** Start-up marks, ms since spawn: `spawn`, our runner's phases, `ready`. */
   readonly marks: { name: string; atMs: number }[] = [{ name: 'spawn', atMs: 0 }];
   readonly captures: StdoutCaptureParams[] = [];
@@ -121,7 +127,11 @@ export class WarmProcess {
   private readonly stderrEnded: Promise<void>;
 
   private constructor(private readonly options: WarmProcessOptions) {
-    this.stderr = new StderrTail(options.stderrTailBytes ?? DEFAULT_STDERR_TAIL);
+    const tailBytes = options.stderrTailBytes ?? DEFAULT_STDERR_TAIL;
+    this.stderr = options.stderrFile ? new StderrFile(options.stderrFile.path, tailBytes) : new StderrTail(tailBytes);
+    // a file descriptor is handed to the child as it is (no stream in between); typed loosely
+    // because execa's overloads do not take a union of a descriptor and 'pipe'
+    const stderr = (options.stderrFile ? options.stderrFile.fd : 'pipe') as 'pipe';
     this.child = execa(
       options.python,
       [
@@ -139,7 +149,7 @@ export class WarmProcess {
         extendEnv: true,
         stdin: 'pipe',
         stdout: 'pipe',
-        stderr: 'pipe',
+        stderr,
         buffer: false,
         reject: false,
         cleanup: true,
@@ -148,10 +158,13 @@ export class WarmProcess {
     this.pid = this.child.pid;
 
     this.stderrEnded = streamEnd(this.child.stderr);
-    this.child.stderr!.on('data', (chunk: Buffer) => {
-      this.stderr.push(chunk);
-      options.onStderr?.(chunk);
-    });
+    const tail = this.stderr;
+    if (tail instanceof StderrTail) {
+      this.child.stderr!.on('data', (chunk: Buffer) => {
+        tail.push(chunk);
+        options.onStderr?.(chunk);
+      });
+    }
 
     const frames = new PassThrough();
     const tap = new StdoutTap(options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, (event) => {
@@ -200,6 +213,11 @@ export class WarmProcess {
     return new WarmProcess(options);
   }
 
+  /** Done with the process: release the stderr file it was read from, if any. */
+  closeStderr(): void {
+    if (this.stderr instanceof StderrFile) this.stderr.close();
+  }
+
   get bundleDir(): string {
     return this.options.bundleDir;
   }
@@ -237,7 +255,7 @@ export class WarmProcess {
       const pending: Pending = {
         method: type.method,
         startedAt: this.now(),
-        stderrOffset: this.stderr.total,
+        stderrOffset: this.stderr.mark(),
         timeoutMs: options.timeoutMs,
         timer: undefined,
         resolve: resolve as (value: unknown) => void,
@@ -265,7 +283,7 @@ export class WarmProcess {
     const [id, head] = next.value;
     if (head.timer) return;
     head.startedAt = this.now();
-    head.stderrOffset = this.stderr.total;
+    head.stderrOffset = this.stderr.mark();
     head.timer = setTimeout(() => void this.onTimeout(id), head.timeoutMs);
   }
 
@@ -300,12 +318,13 @@ export class WarmProcess {
    */
   async dumpStacks(waitMs = STACK_DUMP_WAIT_MS): Promise<string | undefined> {
     if (!this.runnerName || this.exitInfo || this.pid === undefined) return undefined;
-    const offset = this.stderr.total;
+    const before = this.stderr.total;
     process.kill(this.pid, 'SIGUSR1');
     // faulthandler writes the dump in one go; wait for its last thread's frames to land
     const complete = (text: string) => /\(most recent call first\):\n(?: {2}File .*\n)+\s*$/.test(text);
-    await this.stderr.waitFor(() => complete(this.stderr.since(offset)), waitMs);
-    return this.stderr.since(offset).trim() || undefined;
+    const dumped = () => this.stderr.since(before);
+    await this.stderr.waitFor(() => complete(dumped()), waitMs);
+    return dumped().trim() || undefined;
   }
 
   /** What the diagnosis needs, as of now. */
