@@ -10,7 +10,8 @@ import { readTranscript, replay } from '../engine/handshake/replay';
 import type { ParamValue } from '../engine/protocol';
 import { stringifyWireJson } from '../engine/pyjson/pyjson';
 import { renderFailureLine, renderHandshake, renderReplay } from './render';
-import { addVenvOptions, positiveNumber, printVenvEvent, venvCacheOptions, type VenvFlags } from './venvOptions';
+import { positiveNumber } from './parsers';
+import { addVenvOptions, printVenvEvent, venvCacheOptions, type VenvFlags } from './venvOptions';
 
 interface HandshakeFlags extends VenvFlags {
   python?: string;

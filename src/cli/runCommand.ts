@@ -1,7 +1,7 @@
 /**
  * `modelops-debugger run <job.json|bundle-dir>`: run a job to its end on the embedded engine.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -15,7 +15,8 @@ import { jobFromParamsFile, loadJobFile, type JobSpec } from '../engine/job/spec
 import { stringifyWireJson } from '../engine/pyjson/pyjson';
 import { Progress } from './progress';
 import { renderLocation } from './render';
-import { addVenvOptions, positiveNumber, venvCacheOptions, type VenvFlags } from './venvOptions';
+import { addVenvOptions, venvCacheOptions, type VenvFlags } from './venvOptions';
+import { collect, positiveNumber, wholeNumber } from './parsers';
 
 interface RunFlags extends VenvFlags {
   out: string;
@@ -186,13 +187,4 @@ function report(error: unknown, flags: RunFlags): number {
   if (flags.json) process.stdout.write(`${stringifyWireJson({ type: 'error', kind: failure.kind, message: failure.message, location: failure.location })}\n`);
   else process.stderr.write(`modelops-debugger: ${failure.message}${failure.location ? ` (${renderLocation(failure.location, process.cwd())})` : ''}\n`);
   return exitCodeFor(failure.kind);
-}
-
-function wholeNumber(text: string): number {
-  if (!/^\d+$/.test(text)) throw new InvalidArgumentError('expected a whole number.');
-  return Number(text);
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }

@@ -1,9 +1,10 @@
 /** `modelops-debugger venv list|inspect|rm|prune`: the venv cache, explained and tidied. */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { ExitCode, exitCodeFor, Failure, isFailure } from '../engine/failure';
 import { VenvCache, type VenvEntry } from '../engine/venv/cache';
 import { describeVenvEvent } from '../engine/venv/describe';
-import { positiveNumber, venvCacheOptions } from './venvOptions';
+import { venvCacheOptions } from './venvOptions';
+import { nonNegative, positiveNumber, wholeNumber } from './parsers';
 
 interface CommonFlags {
   venvsDir?: string;
@@ -105,15 +106,4 @@ export function formatSize(bytes: number): string {
   if (bytes >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(1)} GB`;
   if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
   return `${Math.round(bytes / 1024)} KB`;
-}
-
-function wholeNumber(text: string): number {
-  if (!/^\d+$/.test(text)) throw new InvalidArgumentError('expected a whole number.');
-  return Number(text);
-}
-
-function nonNegative(text: string): number {
-  const value = Number(text);
-  if (!Number.isFinite(value) || value < 0) throw new InvalidArgumentError('expected a number of days, 0 or more.');
-  return value;
 }

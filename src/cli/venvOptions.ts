@@ -1,7 +1,8 @@
 /** Options that choose and configure the venv cache, shared by `handshake` and `venv`. */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { forceFreshFromEnv, venvsDir, type VenvCacheOptions, type VenvEvent } from '../engine/venv/cache';
 import { describeVenvEvent } from '../engine/venv/describe';
+import { collect, positiveNumber } from './parsers';
 
 export interface VenvFlags {
   venvsDir?: string;
@@ -34,14 +35,4 @@ export function venvCacheOptions(flags: VenvFlags, onEvent?: (event: VenvEvent) 
 /** Human progress on stderr: why a venv is reused or built, and who holds a lock. */
 export function printVenvEvent(event: VenvEvent): void {
   process.stderr.write(`${describeVenvEvent(event)}\n`);
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
-
-export function positiveNumber(text: string): number {
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) throw new InvalidArgumentError('expected a positive number.');
-  return value;
 }
