@@ -68,6 +68,8 @@ const entries = [
   { entryPoints: { cli: 'src/cli/main.ts' }, banner: { js: '#!/usr/bin/env node' }, plugins: [executableCli] },
   { entryPoints: filesUnder('test/bench', '.ts'), outbase: 'test', outdir: 'out' },
   { entryPoints: filesUnder('test/unit', '.test.ts'), outbase: 'test', outdir: 'out', sourcemap: 'inline' },
+  // the extension-host suite runs inside VS Code: vscode and mocha come from there and node_modules
+  { entryPoints: { 'vscode/suite': 'test/vscode/suite.ts' }, outdir: 'out', external: ['vscode', 'mocha'], sourcemap: 'inline' },
 ];
 
 const contexts = await Promise.all(

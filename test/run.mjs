@@ -2,8 +2,15 @@
 // npm's `pretest` has already type-checked and built dist/ and out/.
 import { spawn } from 'node:child_process';
 
-/** Each suite is a mocha run; its spec-reporter summary gives the counts. */
-const suites = [{ name: 'unit', command: 'node_modules/.bin/mocha', args: [] }];
+/**
+ * Each suite is a mocha run; its spec-reporter summary gives the counts. The editor suite runs
+ * mocha inside a real VS Code (code-server + headless Chromium; test/vscode/run.mjs installs
+ * them on first use).
+ */
+const suites = [
+  { name: 'unit', command: 'node_modules/.bin/mocha', args: [] },
+  { name: 'vscode', command: process.execPath, args: ['test/vscode/run.mjs'] },
+];
 
 function runSuite(suite) {
   return new Promise((resolve) => {

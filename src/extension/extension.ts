@@ -35,11 +35,13 @@ export function activate(context: vscode.ExtensionContext): void {
       );
       const cwd = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? bundle.fsPath;
       output.appendLine(renderHandshake(report, cwd));
+      // the notification is not awaited: the command returns its report at once (callers, tests)
       if (report.ok) {
         void vscode.window.showInformationMessage(report.message);
       } else {
-        const choice = await vscode.window.showErrorMessage(`${report.kind}: ${report.message}`, 'Show Output');
-        if (choice) output.show();
+        void vscode.window.showErrorMessage(`${report.kind}: ${report.message}`, 'Show Output').then((choice) => {
+          if (choice) output.show();
+        });
       }
       return report;
     }),
