@@ -2,15 +2,55 @@
  * The VS Code layer. It adapts the engine (src/engine, which never imports `vscode`) to the
  * editor; everything it owns is disposed with the extension.
  */
+import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { isFailure } from '../engine/failure';
+import { FailureDiagnostics } from './diagnostics';
+import { JobModel } from './jobs/jobModel';
+import { JobRunner } from './jobs/jobRunner';
+import { JobItem, JobsTreeProvider } from './jobs/jobsTree';
 import { handshake } from '../engine/handshake/handshake';
 import { renderHandshake } from '../cli/render';
 import { describeVenvEvent } from '../engine/venv/describe';
 import { forceFreshFromEnv, venvsDir } from '../engine/venv/cache';
 
-export function activate(context: vscode.ExtensionContext): void {
+/** What the extension hands to its tests (and to other extensions). */
+export interface ModelOpsApi {
+  jobs: JobModel;
+  jobsTree: JobsTreeProvider;
+  diagnostics: FailureDiagnostics;
+}
+
+export function activate(context: vscode.ExtensionContext): ModelOpsApi {
   const output = vscode.window.createOutputChannel('ModelOps', { log: true });
-  context.subscriptions.push(output);
+  const jobs = new JobModel();
+  const jobsTree = new JobsTreeProvider(jobs);
+  const diagnostics = new FailureDiagnostics();
+  const runner = new JobRunner(jobs, jobsTree, diagnostics, output);
+  context.subscriptions.push(output, jobsTree, diagnostics, runner, vscode.window.registerTreeDataProvider('modelopsDebugger.jobs', jobsTree));
+  context.subscriptions.push(
+    vscode.commands.registerCommand('modelopsDebugger.runJobFile', async (uri?: vscode.Uri) => {
+      const file = uri ?? (await pickJobFile());
+      if (!file) return undefined;
+      try {
+        return await runner.runJobFile(file.fsPath);
+      } catch (error) {
+        const message = isFailure(error) ? error.message : String(error);
+        output.error(message);
+        void vscode.window.showErrorMessage(`ModelOps: ${message}`);
+        return undefined;
+      }
+    }),
+    vscode.commands.registerCommand('modelopsDebugger.cancelJob', (item?: JobItem) => {
+      if (item) runner.cancel(item.job.jobId);
+    }),
+    vscode.commands.registerCommand('modelopsDebugger.openResults', async (item?: JobItem) => {
+      if (item) await vscode.window.showTextDocument(vscode.Uri.file(path.join(item.job.dir, 'manifest.json')));
+    }),
+    vscode.commands.registerCommand('modelopsDebugger.openEventLog', async (item?: JobItem) => {
+      if (item) await vscode.window.showTextDocument(vscode.Uri.file(path.join(item.job.dir, 'events.jsonl')));
+    }),
+  );
   context.subscriptions.push(
     vscode.commands.registerCommand('modelopsDebugger.handshake', async (uri?: vscode.Uri) => {
       const bundle = uri ?? (await pickBundle());
@@ -46,6 +86,12 @@ export function activate(context: vscode.ExtensionContext): void {
       return report;
     }),
   );
+  return { jobs, jobsTree, diagnostics };
+}
+
+async function pickJobFile(): Promise<vscode.Uri | undefined> {
+  const picked = await vscode.window.showOpenDialog({ canSelectFiles: true, canSelectFolders: false, filters: { 'Job files': ['json'] }, openLabel: 'Run Job' });
+  return picked?.[0];
 }
 
 async function pickBundle(): Promise<vscode.Uri | undefined> {

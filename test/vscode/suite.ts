@@ -7,6 +7,11 @@ import * as path from 'node:path';
 import Mocha from 'mocha';
 import * as vscode from 'vscode';
 import type { HandshakeReport } from '../../src/engine/handshake/handshake';
+import type { ModelOpsApi } from '../../src/extension/extension';
+import type { JobRunResult } from '../../src/extension/jobs/jobRunner';
+import { ParamSetItem, TaskItem, type JobsNode } from '../../src/extension/jobs/jobsTree';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
 
 const EXTENSION_ID = 'modelops-debugger.modelops-debugger';
 
@@ -16,12 +21,15 @@ export function run(): Promise<void> {
 
   describe('the extension in VS Code', () => {
     let root: string;
+    let api: ModelOpsApi;
 
     before(async () => {
-      const extension = vscode.extensions.getExtension(EXTENSION_ID);
+      const extension = vscode.extensions.getExtension<ModelOpsApi>(EXTENSION_ID);
       assert.ok(extension, `${EXTENSION_ID} is not loaded`);
-      await extension.activate();
+      api = await extension.activate();
       root = extension.extensionPath;
+      const results = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-results-'));
+      await vscode.workspace.getConfiguration('modelopsDebugger').update('resultsDir', results, vscode.ConfigurationTarget.Global);
     });
 
     it('runs in VS Code 1.100', () => {
@@ -35,6 +43,45 @@ export function run(): Promise<void> {
       assert.equal(report.evidence.venv?.built !== undefined, true);
       assert.equal(report.warnings[0]?.kind, 'stdout-pollution');
       assert.equal(path.basename(report.warnings[0].location!.file), 'wire.py');
+    });
+
+    it('"Run Job File…": the Jobs tree shows the failed replicate, the diagnostic is on its line, and a fixed rerun clears it', async () => {
+      const scratch = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-job-'));
+      const bundle = path.join(scratch, 'bundle');
+      mkdirSync(bundle);
+      const raising = 'def wire(entrypoint, params, seed):\n    if params["x"] == 2.0:\n        raise ValueError("x must not be 2")\n    return {"value": str(params["x"]).encode()}\n';
+      writeFileSync(path.join(bundle, 'wire.py'), raising);
+      const jobFile = path.join(scratch, 'job.json');
+      // written by hand: 1.0 stays a float, as the tree must show it
+      writeFileSync(jobFile, '{"job_id": "editor-job", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1.0}, {"x": 2.0}], "replicates": 3}');
+
+      const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(jobFile));
+      assert.equal(result.status, 'failed');
+      assert.deepEqual(result.counts.sims, { total: 6, ok: 3, failed: 3, pending: 0 });
+
+      const [jobItem] = api.jobsTree.getChildren() as JobsNode[];
+      assert.equal(jobItem.label, 'editor-job');
+      assert.match(String(jobItem.description), /^failed · 3\/6 ✓ 3 ✗/);
+      const sets = api.jobsTree.getChildren(jobItem) as ParamSetItem[];
+      assert.deepEqual(sets.map((s) => s.label), ['x=1.0', 'x=2.0']);
+      assert.match(String(sets[1].description), /^0\/3 ✓ 3 ✗ · agg skipped/);
+      const tasks = api.jobsTree.getChildren(sets[1]) as TaskItem[];
+      assert.equal(tasks[0].label, 'aggregation');
+      assert.match(String(tasks[1].description), /^failed · task-exception/);
+      assert.match(tasks[1].contextValue!, /failed;located;/);
+      assert.ok(tasks[1].command, 'a failed task opens its line');
+
+      const wire = vscode.Uri.file(path.join(bundle, 'wire.py'));
+      const [diagnostic] = api.diagnostics.get(wire);
+      assert.equal(diagnostic.range.start.line, 2, 'the raise is on line 3');
+      assert.equal(diagnostic.message, 'task-exception: ValueError: x must not be 2 (3 times)');
+      assert.deepEqual(vscode.languages.getDiagnostics(wire).map((d) => d.message), [diagnostic.message]);
+
+      writeFileSync(path.join(bundle, 'wire.py'), raising.replace('raise ValueError', 'pass  # fixed: ValueError'));
+      writeFileSync(jobFile, readFileSync(jobFile, 'utf8').replace('editor-job', 'editor-job-2'));
+      const again = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(jobFile));
+      assert.equal(again.status, 'succeeded');
+      assert.deepEqual(api.diagnostics.get(wire), []);
     });
 
     it('a bundle whose import fails: the kind and the line', async () => {

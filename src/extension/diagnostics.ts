@@ -1,0 +1,58 @@
+/**
+ * Failures and warnings on the source lines that caused them. One entry per line and
+ * message, however many replicates hit it; a bundle's entries are cleared when it runs again.
+ */
+import * as vscode from 'vscode';
+import type { FailureKind, SourceLocation } from '../engine/failure';
+import { isInside } from '../engine/diagnose/pythonTrace';
+
+interface Entry {
+  location: SourceLocation;
+  kind: FailureKind;
+  message: string;
+  severity: vscode.DiagnosticSeverity;
+  count: number;
+}
+
+export class FailureDiagnostics implements vscode.Disposable {
+  private readonly collection = vscode.languages.createDiagnosticCollection('modelops');
+  private readonly entries = new Map<string, Entry>();
+
+  /** A new run of this bundle: what it reported before no longer stands. */
+  clearBundle(bundleDir: string): void {
+    for (const [key, entry] of this.entries) if (isInside(entry.location.file, bundleDir)) this.entries.delete(key);
+    this.publish();
+  }
+
+  add(location: SourceLocation, kind: FailureKind, message: string, severity = vscode.DiagnosticSeverity.Error): void {
+    const key = `${location.file}:${location.line}:${kind}:${message}`;
+    const entry = this.entries.get(key);
+    if (entry) entry.count++;
+    else this.entries.set(key, { location, kind, message, severity, count: 1 });
+    this.publish();
+  }
+
+  get(uri: vscode.Uri): readonly vscode.Diagnostic[] {
+    return this.collection.get(uri) ?? [];
+  }
+
+  private publish(): void {
+    const byFile = new Map<string, vscode.Diagnostic[]>();
+    for (const entry of this.entries.values()) {
+      const line = Math.max(0, entry.location.line - 1);
+      const times = entry.count > 1 ? ` (${entry.count} times)` : '';
+      const diagnostic = new vscode.Diagnostic(new vscode.Range(line, 0, line, Number.MAX_SAFE_INTEGER), `${entry.message}${times}`, entry.severity);
+      diagnostic.source = 'ModelOps';
+      diagnostic.code = entry.kind;
+      const list = byFile.get(entry.location.file) ?? [];
+      list.push(diagnostic);
+      byFile.set(entry.location.file, list);
+    }
+    this.collection.clear();
+    for (const [file, list] of byFile) this.collection.set(vscode.Uri.file(file), list);
+  }
+
+  dispose(): void {
+    this.collection.dispose();
+  }
+}

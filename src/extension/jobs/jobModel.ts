@@ -1,0 +1,105 @@
+/**
+ * What the editor knows about jobs, built only from the engine's event stream (and the job's
+ * spec), so the views never reach into the engine.
+ */
+import type { FailureKind, SourceLocation } from '../../engine/failure';
+import type { JobCounts, JobEvent, JobStatus } from '../../engine/job/events';
+import { scalarJson } from '../../engine/job/ids';
+import type { JobSpec } from '../../engine/job/spec';
+
+export type TaskState = 'queued' | 'running' | 'ok' | 'failed' | 'skipped';
+
+export interface TaskInfo {
+  key: string;
+  replicate: number;
+  state: TaskState;
+  attempts: number;
+  pid?: number;
+  ms?: number;
+  kind?: FailureKind;
+  message?: string;
+  location?: SourceLocation;
+}
+
+export interface ParamSetInfo {
+  paramId: string;
+  /** Parameter values as Python writes them (`1.0`, `"a"`, `true`). */
+  params: Record<string, string>;
+  tasks: TaskInfo[];
+  aggregation: TaskInfo;
+  ok: number;
+  failed: number;
+}
+
+export interface JobInfo {
+  jobId: string;
+  dir: string;
+  status: JobStatus | 'running';
+  counts?: JobCounts;
+  ms?: number;
+  sets: Map<string, ParamSetInfo>;
+  startedAt: number;
+}
+
+export class JobModel {
+  readonly jobs = new Map<string, JobInfo>();
+
+  addJob(spec: JobSpec, dir: string): JobInfo {
+    const sets = new Map<string, ParamSetInfo>();
+    for (const set of spec.parameterSets) {
+      sets.set(set.paramId, {
+        paramId: set.paramId,
+        // as Python writes them: 1.0 stays 1.0
+        params: Object.fromEntries(Object.entries(set.params).map(([k, v]) => [k, scalarJson(v)])),
+        tasks: set.seeds.map((_, replicate) => ({ key: `sim-${set.paramId}-${replicate}`, replicate, state: 'queued', attempts: 0 })),
+        aggregation: { key: `agg-${set.paramId}`, replicate: -1, state: 'queued', attempts: 0 },
+        ok: 0,
+        failed: 0,
+      });
+    }
+    const job: JobInfo = { jobId: spec.jobId, dir, status: 'running', sets, startedAt: Date.now() };
+    this.jobs.set(spec.jobId, job);
+    return job;
+  }
+
+  /** Applies one event; returns the job it changed. */
+  apply(job: JobInfo, event: JobEvent): void {
+    switch (event.type) {
+      case 'task-start': {
+        const task = this.task(job, event.key);
+        if (task) Object.assign(task, { state: 'running', pid: event.pid, attempts: event.attempt });
+        break;
+      }
+      case 'task-done': {
+        const found = this.find(job, event.key);
+        if (!found) break;
+        const { set, task } = found;
+        Object.assign(task, { state: event.status, pid: event.pid, ms: event.ms, attempts: event.attempt, kind: event.kind, message: event.message, location: event.location });
+        event.status === 'ok' ? set.ok++ : set.failed++;
+        break;
+      }
+      case 'agg-done': {
+        const set = job.sets.get(event.key.slice('agg-'.length));
+        if (set) Object.assign(set.aggregation, { state: event.status === 'ok' ? 'ok' : event.status === 'skipped' ? 'skipped' : 'failed', ms: event.ms, kind: event.kind, message: event.message, location: event.location });
+        break;
+      }
+      case 'job-done':
+        job.status = event.status;
+        job.counts = event.counts;
+        job.ms = event.ms;
+        break;
+    }
+  }
+
+  private task(job: JobInfo, key: string): TaskInfo | undefined {
+    return this.find(job, key)?.task;
+  }
+
+  private find(job: JobInfo, key: string): { set: ParamSetInfo; task: TaskInfo } | undefined {
+    const match = /^sim-([0-9a-f]{64})-(\d+)$/.exec(key);
+    if (!match) return undefined;
+    const set = job.sets.get(match[1]);
+    const task = set?.tasks[Number(match[2])];
+    return set && task ? { set, task } : undefined;
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Runs jobs on the embedded engine inside the extension host, feeding the model, the tree,
+ * the diagnostics and the status bar from the engine's events.
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { checkBundleDir } from '../../engine/bundle/bundleDir';
+import { readBundleDeps } from '../../engine/bundle/deps';
+import type { JobEvent } from '../../engine/job/events';
+import { ResultsStore } from '../../engine/job/results';
+import { runJob, type JobOutcome } from '../../engine/job/run';
+import { loadJobFile } from '../../engine/job/spec';
+import { forceFreshFromEnv, venvsDir } from '../../engine/venv/cache';
+import { describeVenvEvent } from '../../engine/venv/describe';
+import type { FailureDiagnostics } from '../diagnostics';
+import type { JobModel } from './jobModel';
+import type { JobsTreeProvider } from './jobsTree';
+
+export interface JobRunResult {
+  jobId: string;
+  dir: string;
+  status: JobOutcome['status'];
+  exitCode: number;
+  counts: JobOutcome['counts'];
+}
+
+export class JobRunner implements vscode.Disposable {
+  private readonly running = new Map<string, AbortController>();
+  private readonly statusBar = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 10);
+
+  constructor(
+    private readonly model: JobModel,
+    private readonly tree: JobsTreeProvider,
+    private readonly diagnostics: FailureDiagnostics,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
+    this.statusBar.command = 'workbench.view.extension.modelops';
+  }
+
+  async runJobFile(file: string): Promise<JobRunResult> {
+    const config = vscode.workspace.getConfiguration('modelopsDebugger');
+    const job = await loadJobFile(file);
+    await checkBundleDir(job.bundleDir);
+    await readBundleDeps(job.bundleDir);
+    const out = config.get<string>('resultsDir') || path.join(vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? path.dirname(file), 'results');
+    const store = ResultsStore.create(out, job);
+    const info = this.model.addJob(job, store.dir);
+    this.diagnostics.clearBundle(job.bundleDir);
+    const controller = new AbortController();
+    this.running.set(job.jobId, controller);
+    this.tree.scheduleRefresh();
+    const onEvent = (event: JobEvent) => {
+      this.model.apply(info, event);
+      this.tree.scheduleRefresh();
+      if (event.type === 'task-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`);
+      else if (event.type === 'agg-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`);
+      else if (event.type === 'warning' && event.location) this.diagnostics.add(event.location, event.kind, `${event.message}; this runner absorbed it, production's would break`, vscode.DiagnosticSeverity.Warning);
+      else if (event.type === 'venv') this.log.info(describeVenvEvent(event.event));
+      else if (event.type === 'task-done' || event.type === 'job-start') this.updateStatus(info.jobId);
+    };
+    try {
+      const outcome = await runJob(job, store, {
+        basePython: config.get<string>('pythonPath') || undefined,
+        venv: {
+          dir: venvsDir(config.get<string>('venvsDir') || undefined),
+          forceFresh: config.get<boolean>('forceFreshVenv') || forceFreshFromEnv(),
+          extraInstallArgs: config.get<string[]>('extraInstallArgs') ?? [],
+          installTimeoutMs: (config.get<number>('installTimeoutSeconds') ?? 900) * 1000,
+        },
+        workers: config.get<number>('workers') || os.availableParallelism(),
+        depth: 2,
+        executor: config.get<'warm' | 'cold'>('executor') ?? 'warm',
+        maxReuse: 0,
+        retries: config.get<number>('retries') ?? 1,
+        taskTimeoutMs: (config.get<number>('taskTimeoutSeconds') ?? 1800) * 1000,
+        readyTimeoutMs: (config.get<number>('handshakeTimeoutSeconds') ?? 30) * 1000,
+        allowPartial: false,
+        resumed: false,
+        onEvent,
+        signal: controller.signal,
+      });
+      this.log.info(`job ${job.jobId} ${outcome.status} in ${(outcome.ms / 1000).toFixed(1)} s → ${outcome.dir}`);
+      return { jobId: job.jobId, dir: outcome.dir, status: outcome.status, exitCode: outcome.exitCode, counts: outcome.counts };
+    } finally {
+      this.running.delete(job.jobId);
+      this.tree.scheduleRefresh();
+      this.updateStatus(job.jobId);
+    }
+  }
+
+  cancel(jobId: string): void {
+    this.running.get(jobId)?.abort();
+  }
+
+  private updateStatus(jobId: string): void {
+    const job = this.model.jobs.get(jobId);
+    if (!job || job.status !== 'running') {
+      this.statusBar.hide();
+      return;
+    }
+    const sets = [...job.sets.values()];
+    const done = sets.reduce((sum, s) => sum + s.ok + s.failed, 0);
+    const total = sets.reduce((sum, s) => sum + s.tasks.length, 0);
+    const failed = sets.reduce((sum, s) => sum + s.failed, 0);
+    this.statusBar.text = `$(sync~spin) ${job.jobId}: ${done}/${total}${failed ? ` ($(error) ${failed})` : ''}`;
+    this.statusBar.tooltip = `ModelOps job ${job.jobId}: click to show it`;
+    this.statusBar.show();
+  }
+
+  dispose(): void {
+    for (const controller of this.running.values()) controller.abort();
+    this.statusBar.dispose();
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The Jobs view: job → parameter set → its aggregation and its replicates. Items are small
+ * model classes with stable ids and capability tokens in `contextValue`; children are made
+ * only when a node is expanded, and refreshes are batched (at most ten a second), so a
+ * 100 000-task job does not flood the tree.
+ */
+import * as vscode from 'vscode';
+import type { JobInfo, JobModel, ParamSetInfo, TaskInfo } from './jobModel';
+
+const REFRESH_INTERVAL_MS = 100;
+
+export class JobItem extends vscode.TreeItem {
+  readonly kind = 'job';
+  constructor(readonly job: JobInfo) {
+    super(job.jobId, vscode.TreeItemCollapsibleState.Expanded);
+    const total = [...job.sets.values()].reduce((sum, s) => sum + s.tasks.length, 0);
+    const ok = [...job.sets.values()].reduce((sum, s) => sum + s.ok, 0);
+    const failed = [...job.sets.values()].reduce((sum, s) => sum + s.failed, 0);
+    this.id = `job:${job.jobId}`;
+    this.description = `${job.status} · ${ok}/${total} ✓${failed ? ` ${failed} ✗` : ''}${job.ms !== undefined ? ` · ${(job.ms / 1000).toFixed(1)} s` : ''}`;
+    this.iconPath = statusIcon(job.status === 'running' ? 'running' : job.status === 'succeeded' ? 'ok' : job.status === 'interrupted' ? 'skipped' : 'failed');
+    this.tooltip = `${job.jobId}\n${job.dir}`;
+    this.contextValue = `job;open;${job.status === 'running' ? 'cancellable;' : ''}${failed ? 'rerunnable;' : ''}`;
+  }
+}
+
+export class ParamSetItem extends vscode.TreeItem {
+  readonly kind = 'set';
+  constructor(
+    readonly job: JobInfo,
+    readonly set: ParamSetInfo,
+  ) {
+    super(Object.entries(set.params).map(([k, v]) => `${k}=${v}`).join(', ') || set.paramId.slice(0, 12), vscode.TreeItemCollapsibleState.Collapsed);
+    this.id = `set:${job.jobId}:${set.paramId}`;
+    this.description = `${set.ok}/${set.tasks.length} ✓${set.failed ? ` ${set.failed} ✗` : ''} · agg ${set.aggregation.state}`;
+    this.iconPath = statusIcon(set.failed || set.aggregation.state === 'failed' || set.aggregation.state === 'skipped' ? 'failed' : set.aggregation.state === 'ok' ? 'ok' : 'running');
+    this.tooltip = `param_id ${set.paramId}`;
+    this.contextValue = 'paramSet;';
+  }
+}
+
+export class TaskItem extends vscode.TreeItem {
+  readonly kind = 'task';
+  constructor(
+    readonly job: JobInfo,
+    readonly task: TaskInfo,
+    aggregation: boolean,
+  ) {
+    super(aggregation ? 'aggregation' : `replicate ${task.replicate}`, vscode.TreeItemCollapsibleState.None);
+    this.id = `task:${job.jobId}:${task.key}`;
+    const parts: string[] = [task.state];
+    if (task.kind) parts.push(task.kind);
+    if (task.ms !== undefined) parts.push(`${task.ms} ms`);
+    if (task.attempts > 1) parts.push(`${task.attempts} attempts`);
+    if (task.pid !== undefined) parts.push(`pid ${task.pid}`);
+    this.description = parts.join(' · ');
+    this.iconPath = statusIcon(task.state);
+    this.tooltip = new vscode.MarkdownString(
+      [`**${task.key}**`, task.message ? `\n\n${task.kind}: ${task.message}` : '', task.location ? `\n\nat \`${task.location.file}:${task.location.line}\`` : ''].join(''),
+    );
+    this.contextValue = `task;${task.state === 'failed' || task.state === 'skipped' ? 'failed;' : ''}${task.location ? 'located;' : ''}`;
+    if (task.location) {
+      this.command = { title: 'Go to failure', command: 'vscode.open', arguments: [vscode.Uri.file(task.location.file), { selection: new vscode.Range(task.location.line - 1, 0, task.location.line - 1, 0) }] };
+    }
+  }
+}
+
+export type JobsNode = JobItem | ParamSetItem | TaskItem;
+
+export class JobsTreeProvider implements vscode.TreeDataProvider<JobsNode>, vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<JobsNode | undefined>();
+  readonly onDidChangeTreeData = this.changed.event;
+  private refreshTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly model: JobModel) {}
+
+  /** At most one refresh per interval, however many events arrive. */
+  scheduleRefresh(): void {
+    if (this.refreshTimer) return;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = undefined;
+      this.changed.fire(undefined);
+    }, REFRESH_INTERVAL_MS);
+  }
+
+  getTreeItem(element: JobsNode): vscode.TreeItem {
+    return element;
+  }
+
+  getChildren(element?: JobsNode): JobsNode[] {
+    if (!element) return [...this.model.jobs.values()].reverse().map((job) => new JobItem(job));
+    if (element instanceof JobItem) return [...element.job.sets.values()].map((set) => new ParamSetItem(element.job, set));
+    if (element instanceof ParamSetItem) {
+      return [new TaskItem(element.job, element.set.aggregation, true), ...element.set.tasks.map((task) => new TaskItem(element.job, task, false))];
+    }
+    return [];
+  }
+
+  dispose(): void {
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.changed.dispose();
+  }
+}
+
+function statusIcon(state: string): vscode.ThemeIcon {
+  switch (state) {
+    case 'ok':
+      return new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed'));
+    case 'failed':
+      return new vscode.ThemeIcon('error', new vscode.ThemeColor('testing.iconFailed'));
+    case 'skipped':
+      return new vscode.ThemeIcon('debug-step-over', new vscode.ThemeColor('testing.iconSkipped'));
+    case 'running':
+      return new vscode.ThemeIcon('sync~spin');
+    default:
+      return new vscode.ThemeIcon('circle-outline');
+  }
+}
