@@ -9,15 +9,17 @@ import { FailureDiagnostics } from './diagnostics';
 import { JobModel } from './jobs/jobModel';
 import { JobRunner } from './jobs/jobRunner';
 import { JobItem, JobsTreeProvider } from './jobs/jobsTree';
+import { VenvItem, VenvTreeProvider } from './venvs/venvTree';
 import { handshake } from '../engine/handshake/handshake';
 import { renderHandshake } from '../cli/render';
 import { describeVenvEvent } from '../engine/venv/describe';
-import { forceFreshFromEnv, venvsDir } from '../engine/venv/cache';
+import { forceFreshFromEnv, VenvCache, venvsDir } from '../engine/venv/cache';
 
 /** What the extension hands to its tests (and to other extensions). */
 export interface ModelOpsApi {
   jobs: JobModel;
   jobsTree: JobsTreeProvider;
+  venvTree: VenvTreeProvider;
   diagnostics: FailureDiagnostics;
 }
 
@@ -27,7 +29,41 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
   const jobsTree = new JobsTreeProvider(jobs);
   const diagnostics = new FailureDiagnostics();
   const runner = new JobRunner(jobs, jobsTree, diagnostics, output);
-  context.subscriptions.push(output, jobsTree, diagnostics, runner, vscode.window.registerTreeDataProvider('modelopsDebugger.jobs', jobsTree));
+  const venvCache = () => new VenvCache({ dir: venvsDir(vscode.workspace.getConfiguration('modelopsDebugger').get<string>('venvsDir') || undefined) });
+  const venvTree = new VenvTreeProvider(venvCache);
+  context.subscriptions.push(
+    output,
+    jobsTree,
+    venvTree,
+    diagnostics,
+    runner,
+    vscode.window.registerTreeDataProvider('modelopsDebugger.jobs', jobsTree),
+    vscode.window.registerTreeDataProvider('modelopsDebugger.venvs', venvTree),
+    vscode.workspace.onDidChangeConfiguration((change) => {
+      if (change.affectsConfiguration('modelopsDebugger.venvsDir')) venvTree.refresh();
+    }),
+    vscode.commands.registerCommand('modelopsDebugger.refreshVenvs', () => venvTree.refresh()),
+    vscode.commands.registerCommand('modelopsDebugger.deleteVenv', async (item?: VenvItem) => {
+      if (!item) return;
+      try {
+        await venvCache().remove(item.entry.key);
+        venvTree.refresh();
+      } catch (error) {
+        void vscode.window.showErrorMessage(`ModelOps: ${isFailure(error) ? error.message : String(error)}`);
+      }
+    }),
+    vscode.commands.registerCommand('modelopsDebugger.inspectVenv', async (item?: VenvItem) => {
+      if (!item) return;
+      const inspection = await venvCache().inspect(item.entry.key);
+      const text = [`${inspection.valid ? 'valid' : `broken: ${inspection.reason}`}  ${inspection.path}`, ...inspection.checks.map((c) => `${c.ok ? '✔' : '✘'} ${c.name}: ${c.detail}`), `install log: ${inspection.logFile}`].join('\n');
+      await vscode.window.showTextDocument(await vscode.workspace.openTextDocument({ content: text, language: 'plaintext' }));
+    }),
+    vscode.commands.registerCommand('modelopsDebugger.pruneVenvs', async () => {
+      const result = await venvCache().prune({});
+      venvTree.refresh();
+      void vscode.window.showInformationMessage(`ModelOps: removed ${result.removed.length} broken or orphaned venv(s), kept ${result.kept}.`);
+    }),
+  );
   context.subscriptions.push(
     vscode.commands.registerCommand('modelopsDebugger.runJobFile', async (uri?: vscode.Uri) => {
       const file = uri ?? (await pickJobFile());
@@ -39,6 +75,8 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
         output.error(message);
         void vscode.window.showErrorMessage(`ModelOps: ${message}`);
         return undefined;
+      } finally {
+        venvTree.refresh(); // the job may have built or rebuilt a venv
       }
     }),
     vscode.commands.registerCommand('modelopsDebugger.cancelJob', (item?: JobItem) => {
@@ -86,7 +124,7 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
       return report;
     }),
   );
-  return { jobs, jobsTree, diagnostics };
+  return { jobs, jobsTree, venvTree, diagnostics };
 }
 
 async function pickJobFile(): Promise<vscode.Uri | undefined> {

@@ -10,7 +10,7 @@ import type { HandshakeReport } from '../../src/engine/handshake/handshake';
 import type { ModelOpsApi } from '../../src/extension/extension';
 import type { JobRunResult } from '../../src/extension/jobs/jobRunner';
 import { ParamSetItem, TaskItem, type JobsNode } from '../../src/extension/jobs/jobsTree';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 
 const EXTENSION_ID = 'modelops-debugger.modelops-debugger';
@@ -82,6 +82,21 @@ export function run(): Promise<void> {
       const again = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(jobFile));
       assert.equal(again.status, 'succeeded');
       assert.deepEqual(api.diagnostics.get(wire), []);
+    });
+
+    it('Venv Caches: the venvs the jobs built, a broken one shown with why, and deleted', async () => {
+      const items = await api.venvTree.getChildren();
+      assert.ok(items.length >= 1, 'the jobs above built venvs');
+      const item = items.find((i) => i.entry.bundle?.endsWith(path.join('bundle')))!;
+      assert.ok(item, items.map((i) => i.entry.bundle).join(', '));
+      assert.match(item.contextValue!, /venv;valid;deletable;/);
+      assert.match((item.tooltip as vscode.MarkdownString).value, /✔ interpreter identity:/);
+      rmSync(path.join(item.entry.path, 'bin', 'python'));
+      const broken = (await api.venvTree.getChildren()).find((i) => i.entry.key === item.entry.key)!;
+      assert.equal(broken.description, 'broken: interpreter: bin/python is missing');
+      assert.match(broken.contextValue!, /venv;broken;/);
+      await vscode.commands.executeCommand('modelopsDebugger.deleteVenv', broken);
+      assert.equal((await api.venvTree.getChildren()).some((i) => i.entry.key === item.entry.key), false);
     });
 
     it('a bundle whose import fails: the kind and the line', async () => {
