@@ -10,6 +10,7 @@ import { JobModel } from './jobs/jobModel';
 import { JobRunner } from './jobs/jobRunner';
 import { JobItem, JobsTreeProvider } from './jobs/jobsTree';
 import { VenvItem, VenvTreeProvider } from './venvs/venvTree';
+import { ProcessItem, ProcessTreeProvider } from './processes/processTree';
 import { handshake } from '../engine/handshake/handshake';
 import { renderHandshake } from '../cli/render';
 import { describeVenvEvent } from '../engine/venv/describe';
@@ -20,6 +21,7 @@ export interface ModelOpsApi {
   jobs: JobModel;
   jobsTree: JobsTreeProvider;
   venvTree: VenvTreeProvider;
+  processTree: ProcessTreeProvider;
   diagnostics: FailureDiagnostics;
 }
 
@@ -28,7 +30,8 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
   const jobs = new JobModel();
   const jobsTree = new JobsTreeProvider(jobs);
   const diagnostics = new FailureDiagnostics();
-  const runner = new JobRunner(jobs, jobsTree, diagnostics, output);
+  const processTree = new ProcessTreeProvider();
+  const runner = new JobRunner(jobs, jobsTree, diagnostics, output, processTree);
   const venvCache = () => new VenvCache({ dir: venvsDir(vscode.workspace.getConfiguration('modelopsDebugger').get<string>('venvsDir') || undefined) });
   const venvTree = new VenvTreeProvider(venvCache);
   context.subscriptions.push(
@@ -39,6 +42,20 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     runner,
     vscode.window.registerTreeDataProvider('modelopsDebugger.jobs', jobsTree),
     vscode.window.registerTreeDataProvider('modelopsDebugger.venvs', venvTree),
+    processTree,
+    vscode.window.registerTreeDataProvider('modelopsDebugger.processes', processTree),
+    vscode.commands.registerCommand('modelopsDebugger.showStderr', async (item?: ProcessItem) => {
+      if (item) await vscode.window.showTextDocument(vscode.Uri.file(item.info.stderrLog));
+    }),
+    vscode.commands.registerCommand('modelopsDebugger.killProcess', (item?: ProcessItem) => {
+      if (item && item.info.endedAt === undefined) process.kill(item.info.pid, 'SIGKILL');
+    }),
+    vscode.commands.registerCommand('modelopsDebugger.dumpStacks', async (item?: ProcessItem) => {
+      if (!item || item.info.endedAt !== undefined) return;
+      process.kill(item.info.pid, 'SIGUSR1'); // our runner's faulthandler writes every thread's stack to its stderr
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await vscode.window.showTextDocument(vscode.Uri.file(item.info.stderrLog));
+    }),
     vscode.workspace.onDidChangeConfiguration((change) => {
       if (change.affectsConfiguration('modelopsDebugger.venvsDir')) venvTree.refresh();
     }),
@@ -124,7 +141,7 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
       return report;
     }),
   );
-  return { jobs, jobsTree, venvTree, diagnostics };
+  return { jobs, jobsTree, venvTree, processTree, diagnostics };
 }
 
 async function pickJobFile(): Promise<vscode.Uri | undefined> {

@@ -77,6 +77,13 @@ export function run(): Promise<void> {
       assert.equal(diagnostic.message, 'task-exception: ValueError: x must not be 2 (3 times)');
       assert.deepEqual(vscode.languages.getDiagnostics(wire).map((d) => d.message), [diagnostic.message]);
 
+      const processes = api.processTree.getChildren();
+      const ofJob = processes.filter((p) => p.info.jobId === 'editor-job');
+      assert.ok(ofJob.length >= 1);
+      // six replicates; no aggregation request (the job has no targets: the summary is the engine's)
+      assert.equal(ofJob.reduce((sum, p) => sum + p.info.uses, 0), 6, 'the job\'s six replicates ran on its warm processes');
+      assert.ok(ofJob.every((p) => p.info.endedAt !== undefined && /process;stderr;$/.test(p.contextValue!)));
+
       writeFileSync(path.join(bundle, 'wire.py'), raising.replace('raise ValueError', 'pass  # fixed: ValueError'));
       writeFileSync(jobFile, readFileSync(jobFile, 'utf8').replace('editor-job', 'editor-job-2'));
       const again = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(jobFile));

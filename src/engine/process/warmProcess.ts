@@ -112,7 +112,7 @@ export class WarmProcess {
   readonly exited: Promise<ExitInfo>;
   /** Set once the process can no longer be used; later requests fail with it at once. */
   brokenBy: Failure | undefined;
-  /** Uses (requests answered) since spawn. */
+  /** Tasks (execute and aggregate requests) answered since spawn. */
   uses = 0;
 
   private readonly child: ResultPromise;
@@ -367,7 +367,7 @@ export class WarmProcess {
     this.pending.delete(response.id as number);
     clearTimeout(pending.timer);
     this.armHead();
-    this.uses++;
+    if (pending.method === 'execute' || pending.method === 'aggregate') this.uses++;
     if (response.error) {
       pending.reject(classifyErrorResponse(this.facts(pending.method, pending), response.error));
     } else {

@@ -16,6 +16,7 @@ import { describeVenvEvent } from '../../engine/venv/describe';
 import type { FailureDiagnostics } from '../diagnostics';
 import type { JobModel } from './jobModel';
 import type { JobsTreeProvider } from './jobsTree';
+import type { ProcessTreeProvider } from '../processes/processTree';
 
 export interface JobRunResult {
   jobId: string;
@@ -34,6 +35,7 @@ export class JobRunner implements vscode.Disposable {
     private readonly tree: JobsTreeProvider,
     private readonly diagnostics: FailureDiagnostics,
     private readonly log: vscode.LogOutputChannel,
+    private readonly processes: ProcessTreeProvider,
   ) {
     this.statusBar.command = 'workbench.view.extension.modelops';
   }
@@ -52,6 +54,7 @@ export class JobRunner implements vscode.Disposable {
     this.tree.scheduleRefresh();
     const onEvent = (event: JobEvent) => {
       this.model.apply(info, event);
+      this.processes.onJobEvent(job.jobId, store.dir, event);
       this.tree.scheduleRefresh();
       if (event.type === 'task-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`);
       else if (event.type === 'agg-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`);
