@@ -83,7 +83,9 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
   );
   context.subscriptions.push(
     vscode.commands.registerCommand('modelopsDebugger.runJobFile', async (uri?: vscode.Uri) => {
-      const file = uri ?? (await pickJobFile());
+      // the job file given (explorer, tests), else the JSON file being edited, else ask
+      const active = vscode.window.activeTextEditor?.document;
+      const file = uri ?? (active?.uri.scheme === 'file' && active.fileName.endsWith('.json') ? active.uri : await pickJobFile());
       if (!file) return undefined;
       try {
         return await runner.runJobFile(file.fsPath);
