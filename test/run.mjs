@@ -3,13 +3,15 @@
 import { spawn } from 'node:child_process';
 
 /**
- * Each suite is a mocha run; its spec-reporter summary gives the counts. The editor suite runs
- * mocha inside a real VS Code (code-server + headless Chromium; test/vscode/run.mjs installs
- * them on first use).
+ * Each suite prints a mocha-style summary that gives the counts. The editor suite runs mocha
+ * inside a real VS Code (code-server + headless Chromium, installed on first use); the UI suite
+ * installs the packaged .vsix there and drives it as a person would, saving screenshots in
+ * test-results/.
  */
 const suites = [
   { name: 'unit', command: 'node_modules/.bin/mocha', args: [] },
   { name: 'vscode', command: process.execPath, args: ['test/vscode/run.mjs'] },
+  { name: 'ui', command: process.execPath, args: ['test/e2e/ui.mjs'] },
 ];
 
 function runSuite(suite) {

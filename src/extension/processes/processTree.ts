@@ -24,7 +24,7 @@ export class ProcessItem extends vscode.TreeItem {
     this.id = `process:${info.pid}:${info.startedAt}`;
     const alive = info.endedAt === undefined;
     const seconds = ((info.endedAt ?? Date.now()) - info.startedAt) / 1000;
-    this.description = `${alive ? 'running' : `ended (${info.why})`} · ${info.uses} uses · ${seconds.toFixed(1)} s · ${info.venv}`;
+    this.description = `${alive ? 'running' : `ended (${info.why})`} · ${info.uses} ${info.uses === 1 ? 'task' : 'tasks'} · ${seconds.toFixed(1)} s · ${info.venv}`;
     this.iconPath = new vscode.ThemeIcon(alive ? 'vm-running' : 'vm-outline');
     this.tooltip = `job ${info.jobId}\nvenv ${info.venv}\nstderr ${info.stderrLog}`;
     this.contextValue = `process;stderr;${alive ? 'alive;' : ''}`;

@@ -1,0 +1,110 @@
+// The UI test: the packaged extension (.vsix) installed into code-server, driven through
+// headless Chromium as a person would — open the ModelOps container, run a job from the
+// command palette, expand the failed parameter set, open the failing line — with screenshots
+// in test-results/: the Jobs view with a failure, the editor with the diagnostic, the Venv
+// Caches view. Prints a mocha-style summary.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { launchBrowser, ROOT, startCodeServer } from '../vscode/codeServer.mjs';
+
+const RESULTS = path.join(ROOT, 'test-results');
+const WAIT_MS = 60_000;
+
+const steps = [];
+async function step(name, body) {
+  try {
+    await body();
+    steps.push({ name, ok: true });
+    console.log(`    ✔ ${name}`);
+  } catch (error) {
+    steps.push({ name, ok: false });
+    console.log(`    ✘ ${name}\n      ${(error instanceof Error ? error.message : String(error)).split('\n')[0]}`);
+    throw error;
+  }
+}
+
+async function main() {
+  mkdirSync(RESULTS, { recursive: true });
+  const vsix = path.join(RESULTS, 'modelops-debugger.vsix');
+  const packaged = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'vsce'), ['package', '--no-dependencies', '--allow-missing-repository', '--out', vsix], { cwd: ROOT, encoding: 'utf8' });
+  if (packaged.status !== 0) throw new Error(`vsce package failed: ${packaged.stderr || packaged.stdout}`);
+  const { host, work, stop } = await startCodeServer({ vsix });
+  const ws = path.join(work, 'ws');
+  mkdirSync(path.join(ws, 'bundle'), { recursive: true });
+  writeFileSync(path.join(ws, 'bundle', 'wire.py'), 'def wire(entrypoint, params, seed):\n    if params["x"] == 2.0:\n        raise ValueError("x must not be 2")\n    return {"value": str(params["x"]).encode()}\n');
+  writeFileSync(path.join(ws, 'job.json'), '{"job_id": "ui-job", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1.0}, {"x": 2.0}], "replicates": 3}\n');
+  let browser;
+  console.log('\n  the extension, driven through the UI');
+  try {
+    browser = await launchBrowser(work);
+    const page = browser.pages()[0] ?? (await browser.newPage());
+    await page.goto(`http://${host}/?folder=${encodeURIComponent(ws)}`);
+    await page.waitForSelector('.monaco-workbench', { timeout: WAIT_MS });
+    const container = page.locator('.activitybar [aria-label*="ModelOps"]').first();
+
+    await step('the installed .vsix activates: the ModelOps container and its welcome view', async () => {
+      await container.waitFor({ timeout: WAIT_MS });
+      await container.click();
+      await page.getByText('No jobs yet.').first().waitFor({ timeout: WAIT_MS });
+    });
+
+    await step('a job runs from the command palette', async () => {
+      await page.keyboard.press('Control+P');
+      const input = page.locator('.quick-input-widget input.input');
+      await input.waitFor({ timeout: WAIT_MS });
+      await input.fill('job.json');
+      await page.locator('.quick-input-widget .monaco-list-row').first().waitFor({ timeout: WAIT_MS });
+      await input.press('Enter');
+      await page.locator('.tab[aria-label*="job.json"]').first().waitFor({ timeout: WAIT_MS });
+      await page.keyboard.press('F1');
+      await input.fill('>ModelOps: Run Job File');
+      await page.locator('.quick-input-widget .monaco-list-row[aria-label*="Run Job File"]').first().waitFor({ timeout: WAIT_MS });
+      await input.press('Enter');
+      await page.locator('.monaco-list-row:has-text("ui-job")').filter({ hasText: 'failed' }).first().waitFor({ timeout: WAIT_MS });
+    });
+
+    await step('the failed parameter set shows its failed replicates (screenshot jobs-failure.png)', async () => {
+      await page.locator('.monaco-list-row:has-text("x=2.0")').first().click();
+      await page.locator('.monaco-list-row:has-text("replicate 0")').filter({ hasText: 'task-exception' }).first().waitFor({ timeout: WAIT_MS });
+      await page.screenshot({ path: path.join(RESULTS, 'jobs-failure.png') });
+    });
+
+    await step('a failed replicate opens its line, with the diagnostic (screenshot diagnostic.png)', async () => {
+      await page.locator('.monaco-list-row:has-text("replicate 0")').filter({ hasText: 'task-exception' }).first().click();
+      await page.locator('.tab[aria-label*="wire.py"]').first().waitFor({ timeout: WAIT_MS });
+      await page.locator('.squiggly-error').first().waitFor({ timeout: WAIT_MS });
+      await page.screenshot({ path: path.join(RESULTS, 'diagnostic.png') });
+    });
+
+    await step('the Venv Caches view lists the venv the job built (screenshot venv-caches.png)', async () => {
+      const header = page.locator('.pane-header[aria-label*="Venv Caches"]').first();
+      await header.waitFor({ timeout: WAIT_MS });
+      if ((await header.getAttribute('aria-expanded')) !== 'true') await header.click();
+      await page.locator('.monaco-list-row:has-text("Python 3")').first().waitFor({ timeout: WAIT_MS });
+      await page.screenshot({ path: path.join(RESULTS, 'venv-caches.png') });
+    });
+  } catch {
+    try {
+      await browser?.pages()[0]?.screenshot({ path: path.join(RESULTS, 'failure.png') });
+    } catch {
+      // no page to show
+    }
+  } finally {
+    await browser?.close().catch(() => undefined);
+    stop();
+  }
+  const passed = steps.filter((s) => s.ok).length;
+  const failed = steps.length - passed + (steps.length < 5 ? 5 - steps.length : 0);
+  console.log(`\n  ${passed} passing`);
+  if (failed) console.log(`  ${failed} failing`);
+  return failed ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error) => {
+    console.error(`the UI test could not run: ${error instanceof Error ? error.message : error}`);
+    process.exit(1);
+  },
+);
