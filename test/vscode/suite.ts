@@ -91,6 +91,19 @@ export function run(): Promise<void> {
       assert.deepEqual(api.diagnostics.get(wire), []);
     });
 
+    it('a bundle that needs another Python: python-mismatch on its requires-python line', async () => {
+      const scratch = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-py-'));
+      mkdirSync(path.join(scratch, 'bundle'));
+      writeFileSync(path.join(scratch, 'bundle', 'pyproject.toml'), '[project]\nname = "future"\nversion = "1"\nrequires-python = ">=3.99"\n');
+      writeFileSync(path.join(scratch, 'bundle', 'wire.py'), 'def wire(entrypoint, params, seed):\n    return {}\n');
+      writeFileSync(path.join(scratch, 'job.json'), '{"job_id": "future-job", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1}], "replicates": 1}');
+      const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(path.join(scratch, 'job.json')));
+      assert.equal(result.status, 'aborted');
+      const [diagnostic] = api.diagnostics.get(vscode.Uri.file(path.join(scratch, 'bundle', 'pyproject.toml')));
+      assert.equal(diagnostic.range.start.line, 3);
+      assert.match(diagnostic.message, /^python-mismatch: The bundle requires Python >=3\.99/);
+    });
+
     it('Venv Caches: the venvs the jobs built, a broken one shown with why, and deleted', async () => {
       const items = await api.venvTree.getChildren();
       assert.ok(items.length >= 1, 'the jobs above built venvs');

@@ -84,6 +84,11 @@ export class JobRunner implements vscode.Disposable {
         signal: controller.signal,
       });
       this.log.info(`job ${job.jobId} ${outcome.status} in ${(outcome.ms / 1000).toFixed(1)} s → ${outcome.dir}`);
+      // a job that could not start (python-mismatch, deps-install-failed, a runner that never got ready): at its line
+      if (outcome.failure) {
+        this.log.error(`${outcome.failure.kind}: ${outcome.failure.message}`);
+        if (outcome.failure.location) this.diagnostics.add(outcome.failure.location, outcome.failure.kind, `${outcome.failure.kind}: ${outcome.failure.message}`);
+      }
       return { jobId: job.jobId, dir: outcome.dir, status: outcome.status, exitCode: outcome.exitCode, counts: outcome.counts };
     } finally {
       this.running.delete(job.jobId);
