@@ -27,6 +27,7 @@ interface RunFlags extends VenvFlags {
   jobId?: string;
   bundle?: string;
   resume?: string;
+  rerunFailed?: string;
   workers: number;
   queueDepth: number;
   executor: 'warm' | 'cold';
@@ -53,6 +54,7 @@ export function runCommand(): Command {
     .option('--job-id <id>', 'with a bundle directory: the job id (default: generated)')
     .option('--bundle <dir>', 'the local bundle directory of a SimJob (its bundle_ref is a registry digest)')
     .option('--resume <dir>', 'finish an earlier run in <out>/<job_id>, running only what has no result')
+    .option('--rerun-failed <dir>', 'run the failed tasks of an earlier run in <out>/<job_id> again, and the aggregations they feed')
     .option('--workers <n>', 'warm processes', wholeNumber, os.availableParallelism())
     .option('--queue-depth <n>', 'requests queued per warm process (2 hides the round trip)', wholeNumber, 2)
     .addOption(new Option('--executor <kind>', 'warm: reuse processes; cold: a fresh process per task').choices(['warm', 'cold']).default('warm'))
@@ -111,7 +113,7 @@ async function run(input: string | undefined, flags: RunFlags): Promise<number> 
       readyTimeoutMs: flags.readyTimeout * 1000,
       allowPartial: Boolean(flags.allowPartial),
       trace: flags.trace,
-      resumed: Boolean(flags.resume),
+      resumed: Boolean(flags.resume ?? flags.rerunFailed),
       onEvent,
       signal: controller.signal,
     });
@@ -126,9 +128,12 @@ async function run(input: string | undefined, flags: RunFlags): Promise<number> 
 
 /** The job and where its results go; everything is validated before anything is written. */
 async function openJob(input: string | undefined, flags: RunFlags): Promise<{ job: JobSpec; store: ResultsStore }> {
-  if (flags.resume) {
-    if (input) throw new Failure('bad-input', '--resume takes the results directory; give no job as well.');
-    const { store, job } = ResultsStore.open(path.resolve(flags.resume));
+  const earlier = flags.resume ?? flags.rerunFailed;
+  if (earlier) {
+    if (input) throw new Failure('bad-input', `${flags.resume ? '--resume' : '--rerun-failed'} takes the results directory; give no job as well.`);
+    if (flags.resume && flags.rerunFailed) throw new Failure('bad-input', '--resume and --rerun-failed do not go together.');
+    const { store, job } = ResultsStore.open(path.resolve(earlier));
+    if (flags.rerunFailed) store.forgetFailures();
     const spec = jobFromNormalised(job);
     await checkBundleDir(spec.bundleDir);
     return { job: spec, store };

@@ -98,6 +98,15 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
         venvTree.refresh(); // the job may have built or rebuilt a venv
       }
     }),
+    vscode.commands.registerCommand('modelopsDebugger.rerunFailed', async (item?: JobItem) => {
+      if (!item) return undefined;
+      try {
+        return await runner.rerunFailed(item.job.dir);
+      } catch (error) {
+        void vscode.window.showErrorMessage(`ModelOps: ${isFailure(error) ? error.message : String(error)}`);
+        return undefined;
+      }
+    }),
     vscode.commands.registerCommand('modelopsDebugger.cancelJob', (item?: JobItem) => {
       if (item) runner.cancel(item.job.jobId);
     }),

@@ -147,6 +147,23 @@ describe('modelops-debugger run', () => {
     assert.ok(readdirSync(path.join(dir, 'logs')).length >= 3, 'a stderr log per runner, crashed ones included');
   });
 
+  it('--rerun-failed runs exactly the failed tasks again, and the aggregations they feed', () => {
+    const markers = scratchDir('mo-markers-');
+    const job = writeJob({ job_id: 'rerun', bundle: modesBundle(), entrypoint: 'm.m/x', parameter_sets: [{ mode: 'raise' }, { mode: 'ok' }], replicates: 3 });
+    const out = path.join(scratch, 'out-rerun');
+    assert.equal(cli(['run', job, '--out', out, '--workers', '1'], { MO_TEST_MARKERS: markers }).code, 1);
+    const dir = path.join(out, 'rerun');
+    const before = events(dir).length;
+    // the raise happens on the first call only (a marker file): the rerun succeeds
+    const rerun = cli(['run', '--rerun-failed', dir], { MO_TEST_MARKERS: markers });
+    assert.equal(rerun.code, 0, rerun.stderr);
+    const after = events(dir).slice(before);
+    const raiseId = paramId({ mode: 'raise' } as unknown as Params);
+    assert.deepEqual(after.filter((e) => e.type === 'task-start').map((e) => e.key), [`sim-${raiseId}-0`]);
+    assert.deepEqual(after.filter((e) => e.type === 'agg-done').map((e) => [e.key, e.status]), [[`agg-${raiseId}`, 'ok']]);
+    assert.equal(readJson(path.join(dir, 'manifest.json')).status, 'succeeded');
+  });
+
   it('--allow-partial aggregates the replicates that succeeded', () => {
     const markers = scratchDir('mo-markers-');
     const job = writeJob({ job_id: 'partial', bundle: modesBundle(), entrypoint: 'm.m/x', parameter_sets: [{ mode: 'raise' }], replicates: 3 });

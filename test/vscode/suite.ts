@@ -10,7 +10,7 @@ import type { HandshakeReport } from '../../src/engine/handshake/handshake';
 import type { ModelOpsApi } from '../../src/extension/extension';
 import type { JobRunResult } from '../../src/extension/jobs/jobRunner';
 import { ParamSetItem, TaskItem, type JobsNode } from '../../src/extension/jobs/jobsTree';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 
 const EXTENSION_ID = 'modelops-debugger.modelops-debugger';
@@ -45,7 +45,7 @@ export function run(): Promise<void> {
       assert.equal(path.basename(report.warnings[0].location!.file), 'wire.py');
     });
 
-    it('"Run Job File…": the Jobs tree shows the failed replicate, the diagnostic is on its line, and a fixed rerun clears it', async () => {
+    it('"Run Job File…": the Jobs tree shows the failed replicate, the diagnostic is on its line, and "Rerun Failed Tasks" after a fix clears it', async () => {
       const scratch = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-job-'));
       const bundle = path.join(scratch, 'bundle');
       mkdirSync(bundle);
@@ -84,11 +84,15 @@ export function run(): Promise<void> {
       assert.equal(ofJob.reduce((sum, p) => sum + p.info.uses, 0), 6, 'the job\'s six replicates ran on its warm processes');
       assert.ok(ofJob.every((p) => p.info.endedAt !== undefined && /process;stderr;$/.test(p.contextValue!)));
 
+      // fix the bundle, then "Rerun Failed Tasks" on the job: only the failed replicates run, and the diagnostic goes
       writeFileSync(path.join(bundle, 'wire.py'), raising.replace('raise ValueError', 'pass  # fixed: ValueError'));
-      writeFileSync(jobFile, readFileSync(jobFile, 'utf8').replace('editor-job', 'editor-job-2'));
-      const again = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(jobFile));
+      assert.match(jobItem.contextValue!, /rerunnable;/);
+      const again = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.rerunFailed', jobItem);
       assert.equal(again.status, 'succeeded');
+      assert.deepEqual(again.counts.sims, { total: 6, ok: 6, failed: 0, pending: 0 });
       assert.deepEqual(api.diagnostics.get(wire), []);
+      const [rerunItem] = api.jobsTree.getChildren() as JobsNode[];
+      assert.match(String(rerunItem.description), /^succeeded · 6\/6 ✓/);
     });
 
     it('a bundle that needs another Python: python-mismatch on its requires-python line', async () => {

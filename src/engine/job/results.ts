@@ -5,7 +5,7 @@
  * Every file is written whole (temporary file + rename), so a reader — or a resume after a
  * kill — never sees half of one.
  */
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, rmSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Failure, type FailureKind, type SourceLocation } from '../failure';
@@ -233,6 +233,46 @@ export class ResultsStore {
       }
     }
     return found;
+  }
+
+  /**
+   * Forget every failed result, and the aggregation of each parameter set that had one (or
+   * whose aggregation failed), so that a resume runs exactly those again.
+   */
+  forgetFailures(): { sims: number; aggregations: number } {
+    let sims = 0;
+    let aggregations = 0;
+    const sets = new Set<string>();
+    const simsDir = path.join(this.dir, 'sims');
+    for (const set of existsSync(simsDir) ? readdirSync(simsDir) : []) {
+      for (const name of readdirSync(path.join(simsDir, set))) {
+        if (!name.endsWith('.json')) continue;
+        const file = path.join(simsDir, set, name);
+        try {
+          if ((JSON.parse(readFileSync(file, 'utf8')) as SimRecord).status === 'ok') continue;
+        } catch {
+          // unreadable: it goes too
+        }
+        rmSync(file, { force: true });
+        sets.add(set);
+        sims++;
+      }
+    }
+    const aggsDir = path.join(this.dir, 'aggs');
+    for (const name of existsSync(aggsDir) ? readdirSync(aggsDir) : []) {
+      const file = path.join(aggsDir, name);
+      let failed = sets.has(name.replace(/\.json$/, ''));
+      try {
+        failed ||= (JSON.parse(readFileSync(file, 'utf8')) as AggRecord).status !== 'ok';
+      } catch {
+        failed = true;
+      }
+      if (failed) {
+        rmSync(file, { force: true });
+        aggregations++;
+      }
+    }
+    return { sims, aggregations };
   }
 
   /** The status of an earlier run's aggregation of this parameter set, if it has one. */

@@ -4,6 +4,7 @@
  */
 import type { FailureKind, SourceLocation } from '../../engine/failure';
 import type { JobCounts, JobEvent, JobStatus } from '../../engine/job/events';
+import type { SimRecord } from '../../engine/job/results';
 import { scalarJson } from '../../engine/job/ids';
 import type { JobSpec } from '../../engine/job/spec';
 
@@ -62,7 +63,19 @@ export class JobModel {
     return job;
   }
 
-  /** Applies one event; returns the job it changed. */
+  /** A resumed job: what earlier runs finished, as their result files say. */
+  seedFromDisk(job: JobInfo, existing: (paramId: string) => Map<number, SimRecord>): void {
+    for (const set of job.sets.values()) {
+      for (const [replicate, record] of existing(set.paramId)) {
+        const task = set.tasks[replicate];
+        if (!task) continue;
+        Object.assign(task, { state: record.status, pid: record.pid, ms: record.ms, attempts: record.attempts, kind: record.kind, message: record.message, location: record.location });
+        record.status === 'ok' ? set.ok++ : set.failed++;
+      }
+    }
+  }
+
+  /** Applies one event to its job. */
   apply(job: JobInfo, event: JobEvent): void {
     switch (event.type) {
       case 'task-start': {

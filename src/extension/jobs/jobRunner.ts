@@ -8,9 +8,9 @@ import * as vscode from 'vscode';
 import { checkBundleDir } from '../../engine/bundle/bundleDir';
 import { readBundleDeps } from '../../engine/bundle/deps';
 import type { JobEvent } from '../../engine/job/events';
-import { ResultsStore } from '../../engine/job/results';
+import { jobFromNormalised, ResultsStore } from '../../engine/job/results';
 import { runJob, type JobOutcome } from '../../engine/job/run';
-import { loadJobFile } from '../../engine/job/spec';
+import { loadJobFile, type JobSpec } from '../../engine/job/spec';
 import { forceFreshFromEnv, venvsDir } from '../../engine/venv/cache';
 import { describeVenvEvent } from '../../engine/venv/describe';
 import type { FailureDiagnostics } from '../diagnostics';
@@ -46,8 +46,22 @@ export class JobRunner implements vscode.Disposable {
     await checkBundleDir(job.bundleDir);
     await readBundleDeps(job.bundleDir);
     const out = config.get<string>('resultsDir') || path.join(vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? path.dirname(file), 'results');
-    const store = ResultsStore.create(out, job);
+    return this.run(job, ResultsStore.create(out, job), false);
+  }
+
+  /** The failed tasks of a finished job again (and the aggregations they feed), in place. */
+  async rerunFailed(dir: string): Promise<JobRunResult> {
+    const { store, job: normalised } = ResultsStore.open(dir);
+    store.forgetFailures();
+    const job = jobFromNormalised(normalised);
+    await checkBundleDir(job.bundleDir);
+    return this.run(job, store, true);
+  }
+
+  private async run(job: JobSpec, store: ResultsStore, resumed: boolean): Promise<JobRunResult> {
+    const config = vscode.workspace.getConfiguration('modelopsDebugger');
     const info = this.model.addJob(job, store.dir);
+    if (resumed) this.model.seedFromDisk(info, (paramId) => store.existingSims(paramId));
     this.diagnostics.clearBundle(job.bundleDir);
     const controller = new AbortController();
     this.running.set(job.jobId, controller);
@@ -79,7 +93,7 @@ export class JobRunner implements vscode.Disposable {
         taskTimeoutMs: (config.get<number>('taskTimeoutSeconds') ?? 1800) * 1000,
         readyTimeoutMs: (config.get<number>('handshakeTimeoutSeconds') ?? 30) * 1000,
         allowPartial: false,
-        resumed: false,
+        resumed,
         onEvent,
         signal: controller.signal,
       });
