@@ -11,6 +11,7 @@ import { JobRunner } from './jobs/jobRunner';
 import { JobItem, JobsTreeProvider } from './jobs/jobsTree';
 import { VenvItem, VenvTreeProvider } from './venvs/venvTree';
 import { ProcessItem, ProcessTreeProvider } from './processes/processTree';
+import { RunnerChannels } from './output/runnerChannels';
 import { handshake } from '../engine/handshake/handshake';
 import { renderHandshake } from '../cli/render';
 import { describeVenvEvent } from '../engine/venv/describe';
@@ -22,6 +23,7 @@ export interface ModelOpsApi {
   jobsTree: JobsTreeProvider;
   venvTree: VenvTreeProvider;
   processTree: ProcessTreeProvider;
+  stderr: RunnerChannels;
   diagnostics: FailureDiagnostics;
 }
 
@@ -31,7 +33,8 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
   const jobsTree = new JobsTreeProvider(jobs);
   const diagnostics = new FailureDiagnostics();
   const processTree = new ProcessTreeProvider();
-  const runner = new JobRunner(jobs, jobsTree, diagnostics, output, processTree);
+  const stderr = new RunnerChannels();
+  const runner = new JobRunner(jobs, jobsTree, diagnostics, output, processTree, stderr);
   const venvCache = () => new VenvCache({ dir: venvsDir(vscode.workspace.getConfiguration('modelopsDebugger').get<string>('venvsDir') || undefined) });
   const venvTree = new VenvTreeProvider(venvCache);
   context.subscriptions.push(
@@ -43,6 +46,7 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     vscode.window.registerTreeDataProvider('modelopsDebugger.jobs', jobsTree),
     vscode.window.registerTreeDataProvider('modelopsDebugger.venvs', venvTree),
     processTree,
+    stderr,
     vscode.window.registerTreeDataProvider('modelopsDebugger.processes', processTree),
     vscode.commands.registerCommand('modelopsDebugger.showStderr', async (item?: ProcessItem) => {
       if (item) await vscode.window.showTextDocument(vscode.Uri.file(item.info.stderrLog));
@@ -152,7 +156,7 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
       return report;
     }),
   );
-  return { jobs, jobsTree, venvTree, processTree, diagnostics };
+  return { jobs, jobsTree, venvTree, processTree, stderr, diagnostics };
 }
 
 async function pickJobFile(): Promise<vscode.Uri | undefined> {

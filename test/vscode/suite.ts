@@ -49,7 +49,7 @@ export function run(): Promise<void> {
       const scratch = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-job-'));
       const bundle = path.join(scratch, 'bundle');
       mkdirSync(bundle);
-      const raising = 'def wire(entrypoint, params, seed):\n    if params["x"] == 2.0:\n        raise ValueError("x must not be 2")\n    return {"value": str(params["x"]).encode()}\n';
+      const raising = 'import sys\n\ndef wire(entrypoint, params, seed):\n    sys.stderr.write("computing x=%s\\n" % params["x"])\n    if params["x"] == 2.0:\n        raise ValueError("x must not be 2")\n    return {"value": str(params["x"]).encode()}\n';
       writeFileSync(path.join(bundle, 'wire.py'), raising);
       const jobFile = path.join(scratch, 'job.json');
       // written by hand: 1.0 stays a float, as the tree must show it
@@ -73,9 +73,15 @@ export function run(): Promise<void> {
 
       const wire = vscode.Uri.file(path.join(bundle, 'wire.py'));
       const [diagnostic] = api.diagnostics.get(wire);
-      assert.equal(diagnostic.range.start.line, 2, 'the raise is on line 3');
+      assert.equal(diagnostic.range.start.line, 5, 'the raise is on line 6');
       assert.equal(diagnostic.message, 'task-exception: ValueError: x must not be 2 (3 times)');
       assert.deepEqual(vscode.languages.getDiagnostics(wire).map((d) => d.message), [diagnostic.message]);
+
+      // the runners' stderr, live in the bundle's output channel, each line with its task and pid
+      const lines = api.stderr.recent(bundle);
+      const computing = lines.filter((l) => / computing x=2\.0$/.test(l));
+      assert.equal(computing.length, 3, lines.join('\n'));
+      assert.ok(computing.every((l) => /^\[sim-[0-9a-f]{8}-[0-2] · pid \d+\] computing x=2\.0$/.test(l)), computing.join('\n'));
 
       const processes = api.processTree.getChildren();
       const ofJob = processes.filter((p) => p.info.jobId === 'editor-job');

@@ -104,6 +104,7 @@ export class ResultsStore {
   private eventFd: number | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private logCounter = 0;
+  private readonly openLogs: number[] = [];
   private readonly writer: Worker;
   private batch: [string, string][] = [];
   private batchScheduled = false;
@@ -301,9 +302,14 @@ export class ResultsStore {
     return { path: file, fd: openSync(file, 'a') };
   }
 
-  /** The runner has its own copy of the descriptor: ours is closed, the file named after it. */
-  adoptStderrLog(log: { path: string; fd: number }, pid: number | undefined): void {
-    closeSync(log.fd);
+  /**
+   * Names the log after its runner. When the runner has the file as its stderr, our descriptor
+   * is closed; when the engine writes what it reads from the runner (`keepOpen`), it stays
+   * open until close().
+   */
+  adoptStderrLog(log: { path: string; fd: number }, pid: number | undefined, { keepOpen = false } = {}): void {
+    if (keepOpen) this.openLogs.push(log.fd);
+    else closeSync(log.fd);
     if (pid !== undefined) renameSync(log.path, path.join(this.dir, 'logs', `runner-${pid}.stderr`));
   }
 
@@ -328,6 +334,7 @@ export class ResultsStore {
   }
 
   async close(): Promise<void> {
+    for (const fd of this.openLogs.splice(0)) closeSync(fd);
     await this.drain();
     await this.writer.terminate();
     this.flushEvents();

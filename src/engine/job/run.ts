@@ -5,6 +5,7 @@
  */
 import { blake2b } from '@noble/hashes/blake2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
+import { writeSync } from 'node:fs';
 import * as os from 'node:os';
 import { WarmPool } from '../backends/local/pool';
 import { showBytes } from '../diagnose/classify';
@@ -35,6 +36,11 @@ export interface RunOptions extends Omit<RuntimeOptions, 'bundleDir'> {
   allowPartial: boolean;
   /** Keep every runner's JSON-RPC frames in transcripts/. */
   trace?: boolean;
+  /**
+   * Follow runners' stderr live, each chunk with the task it came from. Without it stderr goes
+   * straight to the log files, which is cheaper; with it the engine reads it and writes them.
+   */
+  onRunnerStderr?: (pid: number | undefined, chunk: Buffer, task: string | undefined) => void;
   resumed: boolean;
   onEvent?: (event: JobEvent) => void;
   signal?: AbortSignal;
@@ -157,6 +163,8 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
     maxReuse: options.maxReuse,
     spawn: async () => {
       const stderrFile = store.newStderrLog();
+      const follow = options.onRunnerStderr;
+      let pid: number | undefined;
       const process = WarmProcess.start({
         python: prepared.python,
         runnerScript: prepared.runnerScript,
@@ -165,7 +173,14 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
         bundleDigest: prepared.digest,
         env: options.env,
         recordTranscript: options.trace,
-        stderrFile,
+        ...(follow
+          ? {
+              onStderr: (chunk: Buffer, task: string | undefined) => {
+                writeSync(stderrFile.fd, chunk);
+                follow(pid, chunk, task);
+              },
+            }
+          : { stderrFile }),
         onCapture: (capture) => {
           // our runner absorbed it; production's would have broken on it: say so once per line
           if (!breaksProduction(capture)) return;
@@ -176,7 +191,8 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
           emit({ type: 'warning', kind: 'stdout-pollution', message: `stdout write during ${capture.phase} ("${showBytes(Buffer.from(capture.bytes_b64, 'base64'), 80)}") would corrupt the production runner's frames`, location });
         },
       });
-      store.adoptStderrLog(stderrFile, process.pid);
+      pid = process.pid;
+      store.adoptStderrLog(stderrFile, process.pid, { keepOpen: Boolean(follow) });
       try {
         await process.ready(options.readyTimeoutMs);
         return process;
@@ -312,7 +328,7 @@ class Scheduler {
         pid = process.pid;
         begun = performance.now();
         this.emit({ type: 'task-start', key, attempt: task.attempt, pid });
-        return process.request(ExecuteRequest.type, { entrypoint: this.job.entrypoint, params: state.wireParams as never, seed }, { timeoutMs: this.options.taskTimeoutMs });
+        return process.request(ExecuteRequest.type, { entrypoint: this.job.entrypoint, params: state.wireParams as never, seed }, { timeoutMs: this.options.taskTimeoutMs, tag: key });
       });
       const ms = Math.round(performance.now() - begun);
       const record: SimRecord = { key, status: 'ok', param_id: state.set.paramId, replicate, seed, attempts: task.attempt, pid, ms, outputs: outputRecords(outputs) };
@@ -388,7 +404,7 @@ class Scheduler {
     for (const target of this.job.targets) {
       try {
         const result = await this.pool.run((process) =>
-          process.request(AggregateRequest.type, { target_entrypoint: target, sim_returns: simReturns, target_data: this.job.targetData }, { timeoutMs: this.options.taskTimeoutMs }),
+          process.request(AggregateRequest.type, { target_entrypoint: target, sim_returns: simReturns, target_data: this.job.targetData }, { timeoutMs: this.options.taskTimeoutMs, tag: key }),
         );
         record.targets[target] = { status: 'ok', loss: result.loss, diagnostics: result.diagnostics, n_replicates: result.n_replicates };
       } catch (error) {

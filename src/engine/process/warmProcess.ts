@@ -45,8 +45,11 @@ export interface WarmProcessOptions {
   /** Frames above this many bytes are a protocol error, never an allocation. */
   maxFrameBytes?: number;
   stderrTailBytes?: number;
-  /** Every stderr chunk, as it arrives (for log files and output channels). */
-  onStderr?: (chunk: Buffer) => void;
+  /**
+   * Every stderr chunk, as it arrives (for log files and output channels), with the tag of the
+   * request the runner was working on (its task key, when the caller gave one).
+   */
+  onStderr?: (chunk: Buffer, tag: string | undefined) => void;
   /**
    * Send stderr straight to this file (`fd`: open for appending; the child gets it as its fd 2)
    * instead of through the engine: the child writes at file speed, and the tail is read from
@@ -65,6 +68,8 @@ export type TranscriptEntry =
 
 export interface RequestOptions {
   timeoutMs: number;
+  /** Names the request in stderr callbacks while the runner works on it (a task key). */
+  tag?: string;
 }
 
 interface Pending {
@@ -73,6 +78,7 @@ interface Pending {
   startedAt: number;
   stderrOffset: number;
   timeoutMs: number;
+  tag?: string;
   /** Armed only while this request is the one the runner is working on. */
   timer: NodeJS.Timeout | undefined;
   resolve: (value: unknown) => void;
@@ -162,7 +168,7 @@ export class WarmProcess {
     if (tail instanceof StderrTail) {
       this.child.stderr!.on('data', (chunk: Buffer) => {
         tail.push(chunk);
-        options.onStderr?.(chunk);
+        options.onStderr?.(chunk, this.pending.values().next().value?.tag);
       });
     }
 
@@ -257,6 +263,7 @@ export class WarmProcess {
         startedAt: this.now(),
         stderrOffset: this.stderr.mark(),
         timeoutMs: options.timeoutMs,
+        tag: options.tag,
         timer: undefined,
         resolve: resolve as (value: unknown) => void,
         reject,

@@ -17,6 +17,7 @@ import type { FailureDiagnostics } from '../diagnostics';
 import type { JobModel } from './jobModel';
 import type { JobsTreeProvider } from './jobsTree';
 import type { ProcessTreeProvider } from '../processes/processTree';
+import type { RunnerChannels } from '../output/runnerChannels';
 
 export interface JobRunResult {
   jobId: string;
@@ -36,6 +37,7 @@ export class JobRunner implements vscode.Disposable {
     private readonly diagnostics: FailureDiagnostics,
     private readonly log: vscode.LogOutputChannel,
     private readonly processes: ProcessTreeProvider,
+    private readonly stderr: RunnerChannels,
   ) {
     this.statusBar.command = 'workbench.view.extension.modelops';
   }
@@ -95,6 +97,7 @@ export class JobRunner implements vscode.Disposable {
         allowPartial: false,
         resumed,
         onEvent,
+        onRunnerStderr: (pid, chunk, task) => this.stderr.append(job.bundleDir, pid, chunk, task),
         signal: controller.signal,
       });
       this.log.info(`job ${job.jobId} ${outcome.status} in ${(outcome.ms / 1000).toFixed(1)} s → ${outcome.dir}`);
