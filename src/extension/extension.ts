@@ -8,7 +8,7 @@ import { isFailure } from '../engine/failure';
 import { FailureDiagnostics } from './diagnostics';
 import { JobModel } from './jobs/jobModel';
 import { JobRunner } from './jobs/jobRunner';
-import { JobItem, JobsTreeProvider } from './jobs/jobsTree';
+import { JobItem, JobsTreeProvider, TaskItem } from './jobs/jobsTree';
 import { VenvItem, VenvTreeProvider } from './venvs/venvTree';
 import { ProcessItem, ProcessTreeProvider } from './processes/processTree';
 import { RunnerChannels } from './output/runnerChannels';
@@ -48,8 +48,10 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     processTree,
     stderr,
     vscode.window.registerTreeDataProvider('modelopsDebugger.processes', processTree),
-    vscode.commands.registerCommand('modelopsDebugger.showStderr', async (item?: ProcessItem) => {
-      if (item) await vscode.window.showTextDocument(vscode.Uri.file(item.info.stderrLog));
+    vscode.commands.registerCommand('modelopsDebugger.showStderr', async (item?: ProcessItem | TaskItem) => {
+      // a process's log, or the log of the runner that ran a task
+      const log = item instanceof ProcessItem ? item.info.stderrLog : item?.task.pid !== undefined ? path.join(item.job.dir, 'logs', `runner-${item.task.pid}.stderr`) : undefined;
+      if (log) await vscode.window.showTextDocument(vscode.Uri.file(log));
     }),
     vscode.commands.registerCommand('modelopsDebugger.killProcess', (item?: ProcessItem) => {
       if (item && item.info.endedAt === undefined) process.kill(item.info.pid, 'SIGKILL');

@@ -68,7 +68,10 @@ export function run(): Promise<void> {
       const tasks = api.jobsTree.getChildren(sets[1]) as TaskItem[];
       assert.equal(tasks[0].label, 'aggregation');
       assert.match(String(tasks[1].description), /^failed · task-exception/);
-      assert.match(tasks[1].contextValue!, /failed;located;/);
+      assert.match(tasks[1].contextValue!, /failed;located;stderr;/);
+      await vscode.commands.executeCommand('modelopsDebugger.showStderr', tasks[1]);
+      assert.match(vscode.window.activeTextEditor!.document.fileName, /logs\/runner-\d+\.stderr$/);
+      assert.match(vscode.window.activeTextEditor!.document.getText(), /computing x=2\.0/);
       assert.ok(tasks[1].command, 'a failed task opens its line');
 
       const wire = vscode.Uri.file(path.join(bundle, 'wire.py'));

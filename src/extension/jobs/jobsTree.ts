@@ -58,7 +58,7 @@ export class TaskItem extends vscode.TreeItem {
     this.tooltip = new vscode.MarkdownString(
       [`**${task.key}**`, task.message ? `\n\n${task.kind}: ${task.message}` : '', task.location ? `\n\nat \`${task.location.file}:${task.location.line}\`` : ''].join(''),
     );
-    this.contextValue = `task;${task.state === 'failed' || task.state === 'skipped' ? 'failed;' : ''}${task.location ? 'located;' : ''}`;
+    this.contextValue = `task;${task.state === 'failed' || task.state === 'skipped' ? 'failed;' : ''}${task.location ? 'located;' : ''}${task.pid !== undefined ? 'stderr;' : ''}`;
     if (task.location) {
       this.command = { title: 'Go to failure', command: 'vscode.open', arguments: [vscode.Uri.file(task.location.file), { selection: new vscode.Range(task.location.line - 1, 0, task.location.line - 1, 0) }] };
     }
