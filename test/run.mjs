@@ -10,8 +10,8 @@ import { spawn } from 'node:child_process';
  */
 const suites = [
   { name: 'unit', command: 'node_modules/.bin/mocha', args: [] },
-  { name: 'vscode', command: process.execPath, args: ['test/vscode/run.mjs'] },
-  { name: 'ui', command: process.execPath, args: ['test/e2e/ui.mjs'] },
+  { name: 'vscode', command: process.execPath, args: ['test/vscode/run.mjs'], attempts: 2 },
+  { name: 'ui', command: process.execPath, args: ['test/e2e/ui.mjs'], attempts: 2 },
 ];
 
 function runSuite(suite) {
@@ -34,7 +34,12 @@ let failed = 0;
 let skipped = 0;
 let exitCode = 0;
 for (const suite of suites) {
-  const result = await runSuite(suite);
+  // the editor suites drive a browser against a server: one retry, said out loud, never silent
+  let result = await runSuite(suite);
+  for (let attempt = 2; result.code !== 0 && attempt <= (suite.attempts ?? 1); attempt++) {
+    console.error(`\nsuite ${suite.name} failed (${result.failed} failing); running it again, attempt ${attempt} of ${suite.attempts}`);
+    result = await runSuite(suite);
+  }
   passed += result.passed;
   failed += result.failed;
   skipped += result.skipped;
