@@ -104,6 +104,18 @@ export function run(): Promise<void> {
       assert.match(String(rerunItem.description), /^succeeded · 6\/6 ✓/);
     });
 
+    it('the example job (20 × 200 with a target) through "Run Job File…": every parameter set aggregated in the tree', async () => {
+      const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(path.join(root, 'examples', 'sir', 'job.json')));
+      assert.equal(result.status, 'succeeded');
+      assert.deepEqual(result.counts.sims, { total: 4000, ok: 4000, failed: 0, pending: 0 });
+      const jobItem = (api.jobsTree.getChildren() as JobsNode[]).find((item) => item.label === result.jobId)!;
+      assert.match(String(jobItem.description), /^succeeded · 4000\/4000 ✓/);
+      const sets = api.jobsTree.getChildren(jobItem) as ParamSetItem[];
+      assert.equal(sets.length, 20);
+      assert.ok(sets.every((set) => /^200\/200 ✓ · agg ok$/.test(String(set.description))), sets.map((s) => s.description).join('; '));
+      assert.equal(sets[0].label, 'beta=0.2, gamma=0.08');
+    });
+
     it('a bundle that needs another Python: python-mismatch on its requires-python line', async () => {
       const scratch = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-py-'));
       mkdirSync(path.join(scratch, 'bundle'));
