@@ -113,6 +113,15 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
         return undefined;
       }
     }),
+    vscode.commands.registerCommand('modelopsDebugger.resumeJob', async (item?: JobItem) => {
+      if (!item) return undefined;
+      try {
+        return await runner.resume(item.job.dir);
+      } catch (error) {
+        void vscode.window.showErrorMessage(`ModelOps: ${isFailure(error) ? error.message : String(error)}`);
+        return undefined;
+      }
+    }),
     vscode.commands.registerCommand('modelopsDebugger.cancelJob', (item?: JobItem) => {
       if (item) runner.cancel(item.job.jobId);
     }),

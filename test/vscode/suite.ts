@@ -10,7 +10,7 @@ import type { HandshakeReport } from '../../src/engine/handshake/handshake';
 import type { ModelOpsApi } from '../../src/extension/extension';
 import type { JobRunResult } from '../../src/extension/jobs/jobRunner';
 import { ParamSetItem, TaskItem, type JobsNode } from '../../src/extension/jobs/jobsTree';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 
 const EXTENSION_ID = 'modelops-debugger.modelops-debugger';
@@ -114,6 +114,36 @@ export function run(): Promise<void> {
       assert.equal(sets.length, 20);
       assert.ok(sets.every((set) => /^200\/200 ✓ · agg ok$/.test(String(set.description))), sets.map((s) => s.description).join('; '));
       assert.equal(sets[0].label, 'beta=0.2, gamma=0.08');
+    });
+
+    it('Cancel Job stops a running job as interrupted; Resume Job finishes it without rerunning what was done', async () => {
+      const running = vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(path.join(root, 'examples', 'sir', 'job.json')));
+      let jobItem: JobsNode | undefined;
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const item = (api.jobsTree.getChildren() as JobsNode[])[0];
+        const done = item && [...(item as unknown as { job: { sets: Map<string, { ok: number }> } }).job.sets.values()].reduce((sum, set) => sum + set.ok, 0);
+        if (item && item.contextValue?.includes('cancellable;') && done > 300) {
+          jobItem = item;
+          break;
+        }
+        assert.ok(Date.now() < deadline, 'the job did not get going');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await vscode.commands.executeCommand('modelopsDebugger.cancelJob', jobItem);
+      const interrupted = await running;
+      assert.equal(interrupted.status, 'interrupted');
+      assert.ok(interrupted.counts.sims.pending > 0);
+      const stopped = (api.jobsTree.getChildren() as JobsNode[])[0];
+      assert.match(stopped.contextValue!, /resumable;/);
+      const resumed = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.resumeJob', stopped);
+      assert.equal(resumed.status, 'succeeded');
+      assert.deepEqual(resumed.counts.sims, { total: 4000, ok: 4000, failed: 0, pending: 0 });
+      const [after] = api.jobsTree.getChildren() as JobsNode[];
+      assert.match(String(after.description), /^succeeded · 4000\/4000 ✓/);
+      const events = readFileSync(path.join(resumed.dir, 'events.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { type: string });
+      const resumedFrom = events.map((e) => e.type).lastIndexOf('job-start');
+      assert.equal(events.slice(resumedFrom).filter((e) => e.type === 'task-start').length, interrupted.counts.sims.pending, 'only what had no result ran');
     });
 
     it('a bundle that needs another Python: python-mismatch on its requires-python line', async () => {

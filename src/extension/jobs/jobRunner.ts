@@ -52,9 +52,18 @@ export class JobRunner implements vscode.Disposable {
   }
 
   /** The failed tasks of a finished job again (and the aggregations they feed), in place. */
-  async rerunFailed(dir: string): Promise<JobRunResult> {
+  rerunFailed(dir: string): Promise<JobRunResult> {
+    return this.continueJob(dir, true);
+  }
+
+  /** An interrupted or killed job: run what has no result yet. */
+  resume(dir: string): Promise<JobRunResult> {
+    return this.continueJob(dir, false);
+  }
+
+  private async continueJob(dir: string, forgetFailures: boolean): Promise<JobRunResult> {
     const { store, job: normalised } = ResultsStore.open(dir);
-    store.forgetFailures();
+    if (forgetFailures) store.forgetFailures();
     const job = jobFromNormalised(normalised);
     await checkBundleDir(job.bundleDir);
     return this.run(job, store, true);

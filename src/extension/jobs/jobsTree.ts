@@ -20,7 +20,8 @@ export class JobItem extends vscode.TreeItem {
     this.description = `${job.status} · ${ok}/${total} ✓${failed ? ` ${failed} ✗` : ''}${job.ms !== undefined ? ` · ${(job.ms / 1000).toFixed(1)} s` : ''}`;
     this.iconPath = statusIcon(job.status === 'running' ? 'running' : job.status === 'succeeded' ? 'ok' : job.status === 'interrupted' ? 'skipped' : 'failed');
     this.tooltip = `${job.jobId}\n${job.dir}`;
-    this.contextValue = `job;open;${job.status === 'running' ? 'cancellable;' : ''}${failed ? 'rerunnable;' : ''}`;
+    const resumable = job.status === 'interrupted' || job.status === 'aborted';
+    this.contextValue = `job;open;${job.status === 'running' ? 'cancellable;' : ''}${failed ? 'rerunnable;' : ''}${resumable ? 'resumable;' : ''}`;
   }
 }
 
