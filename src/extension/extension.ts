@@ -15,7 +15,8 @@ import { RunnerChannels } from './output/runnerChannels';
 import { handshake } from '../engine/handshake/handshake';
 import { renderHandshake } from '../cli/render';
 import { describeVenvEvent } from '../engine/venv/describe';
-import { forceFreshFromEnv, VenvCache, venvsDir } from '../engine/venv/cache';
+import { VenvCache, venvsDir } from '../engine/venv/cache';
+import { runtimeSettings, seconds } from './settings';
 
 /** What the extension hands to its tests (and to other extensions). */
 export interface ModelOpsApi {
@@ -66,15 +67,12 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
       if (change.affectsConfiguration('modelopsDebugger.venvsDir')) venvTree.refresh();
     }),
     vscode.commands.registerCommand('modelopsDebugger.refreshVenvs', () => venvTree.refresh()),
-    vscode.commands.registerCommand('modelopsDebugger.deleteVenv', async (item?: VenvItem) => {
-      if (!item) return;
-      try {
+    vscode.commands.registerCommand('modelopsDebugger.deleteVenv', (item?: VenvItem) =>
+      item && sayingFailures(async () => {
         await venvCache().remove(item.entry.key);
         venvTree.refresh();
-      } catch (error) {
-        void vscode.window.showErrorMessage(`ModelOps: ${isFailure(error) ? error.message : String(error)}`);
-      }
-    }),
+      }),
+    ),
     vscode.commands.registerCommand('modelopsDebugger.inspectVenv', async (item?: VenvItem) => {
       if (!item) return;
       const inspection = await venvCache().inspect(item.entry.key);
@@ -104,24 +102,8 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
         venvTree.refresh(); // the job may have built or rebuilt a venv
       }
     }),
-    vscode.commands.registerCommand('modelopsDebugger.rerunFailed', async (item?: JobItem) => {
-      if (!item) return undefined;
-      try {
-        return await runner.rerunFailed(item.job.dir);
-      } catch (error) {
-        void vscode.window.showErrorMessage(`ModelOps: ${isFailure(error) ? error.message : String(error)}`);
-        return undefined;
-      }
-    }),
-    vscode.commands.registerCommand('modelopsDebugger.resumeJob', async (item?: JobItem) => {
-      if (!item) return undefined;
-      try {
-        return await runner.resume(item.job.dir);
-      } catch (error) {
-        void vscode.window.showErrorMessage(`ModelOps: ${isFailure(error) ? error.message : String(error)}`);
-        return undefined;
-      }
-    }),
+    vscode.commands.registerCommand('modelopsDebugger.rerunFailed', (item?: JobItem) => item && sayingFailures(() => runner.rerunFailed(item.job.dir))),
+    vscode.commands.registerCommand('modelopsDebugger.resumeJob', (item?: JobItem) => item && sayingFailures(() => runner.resume(item.job.dir))),
     vscode.commands.registerCommand('modelopsDebugger.cancelJob', (item?: JobItem) => {
       if (item) runner.cancel(item.job.jobId);
     }),
@@ -136,21 +118,13 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     vscode.commands.registerCommand('modelopsDebugger.handshake', async (uri?: vscode.Uri) => {
       const bundle = uri ?? (await pickBundle());
       if (!bundle) return;
-      const config = vscode.workspace.getConfiguration('modelopsDebugger');
       const { report } = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `ModelOps: handshake ${vscode.workspace.asRelativePath(bundle)}` },
         () =>
           handshake({
             bundleDir: bundle.fsPath,
-            basePython: config.get<string>('pythonPath') || undefined,
-            venv: {
-              dir: venvsDir(config.get<string>('venvsDir') || undefined),
-              forceFresh: config.get<boolean>('forceFreshVenv') || forceFreshFromEnv(),
-              extraInstallArgs: config.get<string[]>('extraInstallArgs') ?? [],
-              installTimeoutMs: (config.get<number>('installTimeoutSeconds') ?? 900) * 1000,
-              onEvent: (event) => output.info(describeVenvEvent(event)),
-            },
-            timeoutMs: (config.get<number>('handshakeTimeoutSeconds') ?? 30) * 1000,
+            ...runtimeSettings((event) => output.info(describeVenvEvent(event))),
+            timeoutMs: seconds('handshakeTimeoutSeconds', 30),
             onStderr: (chunk) => output.append(chunk.toString('utf8')),
           }),
       );
@@ -168,6 +142,16 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     }),
   );
   return { jobs, jobsTree, venvTree, processTree, stderr, diagnostics };
+}
+
+/** A command's failure, said to the user (its message is one clear sentence); undefined then. */
+async function sayingFailures<T>(work: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await work();
+  } catch (error) {
+    void vscode.window.showErrorMessage(`ModelOps: ${isFailure(error) ? error.message : String(error)}`);
+    return undefined;
+  }
 }
 
 async function pickJobFile(): Promise<vscode.Uri | undefined> {

@@ -11,13 +11,13 @@ import type { JobEvent } from '../../engine/job/events';
 import { jobFromNormalised, ResultsStore } from '../../engine/job/results';
 import { runJob, type JobOutcome } from '../../engine/job/run';
 import { loadJobFile, type JobSpec } from '../../engine/job/spec';
-import { forceFreshFromEnv, venvsDir } from '../../engine/venv/cache';
 import { describeVenvEvent } from '../../engine/venv/describe';
 import type { FailureDiagnostics } from '../diagnostics';
 import type { JobModel } from './jobModel';
 import type { JobsTreeProvider } from './jobsTree';
 import type { ProcessTreeProvider } from '../processes/processTree';
 import type { RunnerChannels } from '../output/runnerChannels';
+import { runtimeSettings, seconds } from '../settings';
 
 export interface JobRunResult {
   jobId: string;
@@ -89,20 +89,14 @@ export class JobRunner implements vscode.Disposable {
     };
     try {
       const outcome = await runJob(job, store, {
-        basePython: config.get<string>('pythonPath') || undefined,
-        venv: {
-          dir: venvsDir(config.get<string>('venvsDir') || undefined),
-          forceFresh: config.get<boolean>('forceFreshVenv') || forceFreshFromEnv(),
-          extraInstallArgs: config.get<string[]>('extraInstallArgs') ?? [],
-          installTimeoutMs: (config.get<number>('installTimeoutSeconds') ?? 900) * 1000,
-        },
+        ...runtimeSettings(),
         workers: config.get<number>('workers') || os.availableParallelism(),
         depth: 2,
         executor: config.get<'warm' | 'cold'>('executor') ?? 'warm',
         maxReuse: 0,
         retries: config.get<number>('retries') ?? 1,
-        taskTimeoutMs: (config.get<number>('taskTimeoutSeconds') ?? 1800) * 1000,
-        readyTimeoutMs: (config.get<number>('handshakeTimeoutSeconds') ?? 30) * 1000,
+        taskTimeoutMs: seconds('taskTimeoutSeconds', 1800),
+        readyTimeoutMs: seconds('handshakeTimeoutSeconds', 30),
         allowPartial: false,
         resumed,
         onEvent,
