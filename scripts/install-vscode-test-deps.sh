@@ -7,7 +7,7 @@
 # Prints the code-server binary's path on its last line.
 set -euo pipefail
 CS_VERSION=4.100.3
-E2E_HOME=${MODELOPS_E2E_HOME:-$HOME/.cache/modelops-debugger-e2e}
+E2E_HOME=${MODELOPS_E2E_HOME:-${HOME:-/root}/.cache/modelops-debugger-e2e}
 CS_HOME="$E2E_HOME/code-server-$CS_VERSION"
 
 need=()
