@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { resolvePython } from '../../src/engine/process/python';
 import { ourRunnerScript } from '../../src/engine/process/runnerScript';
 import { WarmProcess } from '../../src/engine/process/warmProcess';
+import { median, quantile } from './stats';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 40);
 const WARMUP = 3;
@@ -40,16 +41,7 @@ async function runnerReady(python: string, runnerScript: string, bundleDir: stri
   return elapsed;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-}
 
-function quantile(values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-}
 
 async function main(): Promise<void> {
   const interpreters: { label: string; python: string }[] = [{ label: 'python3 on PATH', python: (await resolvePython()).path }];

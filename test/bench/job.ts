@@ -25,6 +25,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { median } from './stats';
 
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const BIG = process.env.BENCH_BIG !== '0';
@@ -439,11 +440,6 @@ function summarize(values: number[]): Summary {
 // ---------------------------------------------------------------------------------------------
 // statistics and printing
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-}
 
 const fmtS = (s: number) => (s < 10 ? `${s.toFixed(3)} s` : `${s.toFixed(2)} s`);
 const fmtUs = (s: number) => `${(s * 1e6).toFixed(0)} µs`;

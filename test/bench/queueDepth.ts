@@ -7,15 +7,12 @@
 import { execa } from 'execa';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { median } from './stats';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const ROOT = path.resolve(__dirname, '..', '..');
 const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
 
 async function main(): Promise<void> {
   const root = mkdtempSync(path.join(ROOT, 'tmp-bench-depth-'));

@@ -11,6 +11,7 @@
 import { execa } from 'execa';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { median } from './stats';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -19,10 +20,6 @@ const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 const TASKS = 16;
 const WRITE = 'import sys\nchunk = "e" * 1023 + "\\n"\ndef noise(out):\n    for _ in range(20480):\n        out.write(chunk)\n    out.flush()\n';
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const started = performance.now();

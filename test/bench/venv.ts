@@ -17,15 +17,11 @@ import { resolvePython } from '../../src/engine/process/python';
 import { VenvCache } from '../../src/engine/venv/cache';
 import { probeInterpreter, binaryIdentity } from '../../src/engine/venv/interpreter';
 import { validateVenv } from '../../src/engine/venv/marker';
+import { median } from './stats';
 
 const COLD_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const HIT_ROUNDS = 500;
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-}
 
 function spread(values: number[]): string {
   const sorted = [...values].sort((a, b) => a - b);

@@ -15,7 +15,7 @@ import { Failure } from '../failure';
 import { buildVenv, installLogFile, tempPrefix } from './build';
 import type { InterpreterInfo } from './interpreter';
 import { DirLock, holderGone, readOwner, type LockEvent, type LockOwner } from './lock';
-import { LAST_USED_FILE, validateVenv, venvPython, type Check, type Validity, type VenvMarker } from './marker';
+import { LAST_USED_FILE, readMarker, validateVenv, venvPython, type Check, type Validity, type VenvMarker } from './marker';
 
 export type VenvEvent =
   | { type: 'venv-reuse'; key: string; path: string }
@@ -282,7 +282,7 @@ export class VenvCache {
   private async entry(key: string, known?: Validity): Promise<VenvEntry> {
     const venv = path.join(this.dir, key);
     const validity = known ?? (await validateVenv(venv, key));
-    const marker = validity.marker ?? (await readMarkerLoosely(venv));
+    const marker = validity.marker ?? (await readMarker(venv));
     const lastUsed = await fs.stat(path.join(venv, LAST_USED_FILE)).catch(() => undefined);
     const owner = marker?.owner;
     const orphanedFresh = key.includes('-fresh-') && (!owner || holderGone({ ...owner, nonce: '', acquiredAt: '', purpose: '' }) !== undefined);
@@ -335,13 +335,6 @@ function safeKey(key: string): string {
   return key;
 }
 
-async function readMarkerLoosely(venv: string): Promise<VenvMarker | undefined> {
-  try {
-    return JSON.parse(await fs.readFile(path.join(venv, '.modelops-venv.json'), 'utf8')) as VenvMarker;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Rename aside first, so a half-removed directory is never mistaken for a venv. */
 async function removeDir(dir: string): Promise<void> {

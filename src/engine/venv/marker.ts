@@ -54,6 +54,15 @@ export async function writeMarker(venvDir: string, marker: VenvMarker): Promise<
   await fs.rename(`${file}.tmp`, file);
 }
 
+/** The marker as it is, unchecked (for listings of broken venvs); undefined when unreadable. */
+export async function readMarker(venvDir: string): Promise<VenvMarker | undefined> {
+  try {
+    return JSON.parse(await fs.readFile(path.join(venvDir, MARKER_FILE), 'utf8')) as VenvMarker;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The validity checklist, in order; it stops at the first failure because the later checks
  * depend on the earlier ones. `base` is the interpreter a reuse would expect the venv to be
