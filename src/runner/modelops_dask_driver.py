@@ -5,7 +5,7 @@ over stdin/stdout with Content-Length frames, as it does to runners. Every metho
 notification is typed once on the engine's side (src/engine/backends/dask/protocol.ts).
 
 It connects a `dask.distributed.Client` to an existing scheduler, ships this directory's
-worker helper and runner scripts and the bundle to the workers, submits `sim-{param_id}-{i}`
+worker helper, the runner scripts and the bundle to the workers, submits `sim-{param_id}-{i}`
 tasks and one `agg-{param_id}` task per parameter set that takes the simulations' futures as
 positional arguments (pure=False, as production does), and streams back, as notifications:
 the workers' task events (`client.subscribe_topic`), workers joining and leaving (the
@@ -146,13 +146,14 @@ class Driver:
     # ---- what the workers are given -----------------------------------------------------------
 
     def _ship(self, params):
-        """The helper module as a file (distributed's UploadFile plugin imports it on every worker,
-        also on those that join later), then the runner scripts and the bundle in a plugin."""
+        """This helper module, and a payload module holding the runner scripts and the bundle's
+        files as data, each uploaded with distributed's UploadFile plugin under a name that says
+        its content: every worker, also one that joins later, gets both before it takes tasks."""
+        import hashlib
+        import tempfile
+
         from distributed.diagnostics.plugin import UploadFile
 
-        helper_file = os.path.join(HERE, "modelops_dask_worker.py")
-        with open(helper_file, "rb") as handle:
-            helper_hash = __import__("hashlib").sha256(handle.read()).hexdigest()[:16]
         runner_files = {}
         for name, path in params["runner_files"].items():
             with open(path, "rb") as handle:
@@ -161,19 +162,23 @@ class Driver:
         for name in params["bundle_files"]:
             with open(os.path.join(params["bundle_dir"], *name.split("/")), "rb") as handle:
                 bundle_files[name] = handle.read()
-        digest = params["spec"]["digest"]
-        plugins = [
-            (UploadFile(helper_file), "modelops-debugger-helper-%s" % helper_hash),
-            (helper.BundlePlugin("modelops-debugger-bundle-%s" % digest[:16], digest, bundle_files, runner_files), "modelops-debugger-bundle-%s" % digest[:16]),
-        ]
-        for plugin, name in plugins:
-            try:
-                answers = self.client.register_worker_plugin(plugin, name=name)
-            except Exception as exc:
-                raise RpcError(PLUGIN_FAILED, "protocol-error", "Shipping %s to the Dask workers failed: %s: %s" % (name, type(exc).__name__, exc))
-            for worker, answer in (answers or {}).items():
-                if isinstance(answer, dict) and answer.get("status") == "error":
-                    raise RpcError(PLUGIN_FAILED, "protocol-error", "Dask worker %s could not set up %s: %s" % (worker, name, answer.get("exception")))
+        source = helper.payload_source(bundle_files, runner_files)
+        payload = "modelops_dask_payload_%s" % hashlib.sha256(source.encode()).hexdigest()[:16]
+        params["spec"]["payload_module"] = payload
+        with open(os.path.join(HERE, "modelops_dask_worker.py"), "rb") as handle:
+            helper_name = "modelops-debugger-helper-%s" % hashlib.sha256(handle.read()).hexdigest()[:16]
+        with tempfile.TemporaryDirectory(prefix="modelops-dask-") as temp:
+            payload_file = os.path.join(temp, payload + ".py")
+            with open(payload_file, "w") as handle:
+                handle.write(source)
+            for path, name in ((os.path.join(HERE, "modelops_dask_worker.py"), helper_name), (payload_file, payload)):
+                try:
+                    answers = self.client.register_worker_plugin(UploadFile(path), name=name)
+                except Exception as exc:
+                    raise RpcError(PLUGIN_FAILED, "protocol-error", "Shipping %s to the Dask workers failed: %s: %s" % (name, type(exc).__name__, exc))
+                for worker, answer in (answers or {}).items():
+                    if isinstance(answer, dict) and answer.get("status") == "error":
+                        raise RpcError(PLUGIN_FAILED, "protocol-error", "Dask worker %s could not set up %s: %s" % (worker, name, answer.get("exception")))
 
     # ---- what happens -------------------------------------------------------------------------
 

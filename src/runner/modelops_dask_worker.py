@@ -3,7 +3,7 @@
 The driver (modelops_dask_driver.py) uploads this module to every Dask worker and submits its
 `run_sim` and `run_agg` functions. A task never runs bundle code in the worker process: it
 hands the request to a warm runner subprocess (our src/runner runner, shipped by the driver
-through `BundlePlugin`), started from a venv cached on the worker, exactly as the local
+in a payload module next to the bundle's files), started from a venv cached on the worker, exactly as the local
 backend does. What comes back to the engine are *facts* (the answer or the error payload, the
 exit code or signal, the runner's phase, its stderr, stacks on a timeout), so the engine's own
 diagnosis (src/engine/diagnose) turns them into the same failure kinds, messages and source
@@ -25,11 +25,6 @@ import subprocess
 import sys
 import threading
 import time
-
-try:  # the driver imports the framing without a worker around
-    from distributed.diagnostics.plugin import WorkerPlugin
-except ImportError:  # pragma: no cover
-    WorkerPlugin = object
 
 HELPER_VERSION = "1"
 EVENT_TOPIC = "modelops-debugger"
@@ -134,23 +129,29 @@ def _write_tree(target, files):
     return target
 
 
-class BundlePlugin(WorkerPlugin):
-    """Carries the runner scripts and the bundle's files to every worker, also those that join
-    later, and writes them once per machine under the venvs directory (hidden, so `venv list`
-    does not show them)."""
+def payload_source(bundle_files, runner_files):
+    """A module that holds the bundle's and the runner's files as data (importing it runs none of
+    them). The driver uploads it with distributed's own UploadFile plugin, which every worker,
+    also one that joins later, sets up before it takes tasks."""
+    return "# modelops-debugger payload: data only\nBUNDLE = %r\nRUNNER = %r\n" % (bundle_files, runner_files)
 
-    def __init__(self, name, digest, bundle_files, runner_files):
-        self.name = name
-        self.digest = digest
-        self.bundle_files = bundle_files
-        self.runner_files = runner_files
 
-    def setup(self, worker=None):
-        root = cache_root()
-        runner_hash = hashlib.sha256(b"".join(k.encode() + b"\0" + v for k, v in sorted(self.runner_files.items()))).hexdigest()[:16]
-        _write_tree(os.path.join(root, ".dask-runner", runner_hash), self.runner_files)
-        _write_tree(os.path.join(root, ".dask-bundles", self.digest), self.bundle_files)
-        _PLACES[self.digest] = {"runner_dir": os.path.join(root, ".dask-runner", runner_hash), "bundle": os.path.join(root, ".dask-bundles", self.digest)}
+def _places(spec):
+    """Where this worker has the job's bundle and runner, written from the payload once per machine
+    under the venvs directory (hidden, so `venv list` does not show them)."""
+    places = _PLACES.get(spec["payload_module"])
+    if places is not None:
+        return places
+    import importlib
+
+    payload = importlib.import_module(spec["payload_module"])
+    root = cache_root()
+    runner_dir = os.path.join(root, ".dask-runner", spec["payload_module"].rsplit("_", 1)[-1])
+    bundle = os.path.join(root, ".dask-bundles", spec["digest"])
+    _write_tree(runner_dir, payload.RUNNER)
+    _write_tree(bundle, payload.BUNDLE)
+    places = _PLACES[spec["payload_module"]] = {"runner_dir": runner_dir, "bundle": bundle}
+    return places
 
 
 _PLACES = {}
@@ -612,9 +613,10 @@ def _runner_for(spec):
         return runner, None
     if runner is not None:
         _retire(slot, runner, "exited")
-    places = _PLACES.get(spec["digest"])
-    if places is None:
-        return None, {"outcome": "environment", "kind": "protocol-error", "message": "The bundle %s was not delivered to Dask worker %s (the modelops-debugger plugin did not run there)" % (spec["digest"][:12], _where())}
+    try:
+        places = _places(spec)
+    except (ImportError, OSError, ValueError) as exc:
+        return None, {"outcome": "environment", "kind": "protocol-error", "message": "The bundle %s could not be put in place on Dask worker %s: %s: %s" % (spec["digest"][:12], _where(), type(exc).__name__, exc)}
     try:
         venv, key, how = ensure_venv(spec, places["bundle"])
     except EnvironmentFailure as exc:
@@ -672,7 +674,7 @@ def run_sim(spec, key, seed, params_json):
         crashed = answer.get("outcome") == "exited"
         if not crashed or attempt > spec["retries"]:
             break
-        _emit({"type": "task-retry", "key": key, "attempt": attempt + 1})
+        _emit({"type": "task-retry", "key": key, "attempt": attempt + 1, "exit": answer.get("exit")})
     return {"status": "failed", "seed": seed, "worker": _where(), "attempts": attempts, "ms": _ms(began)}
 
 
