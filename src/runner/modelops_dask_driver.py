@@ -197,6 +197,8 @@ class Driver:
 
     def _report(self, future, result):
         key = future.key
+        if future.status != "finished" and isinstance(result, tuple) and len(result) == 3:
+            result = result[1]  # as_completed(raise_errors=False) gives an erred future's exc_info
         if future.status == "finished":
             self.channel.notify("dask/sim-done" if key.startswith("sim-") else "dask/agg-done", {"key": key, "result": result})
         elif future.status == "cancelled" or (future.status == "error" and type(result).__name__ == "CancelledError"):

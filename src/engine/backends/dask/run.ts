@@ -101,7 +101,7 @@ export async function runOnDask(book: JobBook, options: RunOptions): Promise<Bac
   } finally {
     if (driver) {
       const closing = driver;
-      if ((session?.interrupted || fatal) && !closing.exitInfo) {
+      if ((session?.interrupted || fatal) && fatal?.kind !== 'scheduler-lost' && !closing.exitInfo) {
         // nothing more is wanted from the cluster: its queued tasks go
         await closing.request(CancelRequest.type, {}, CLOSE_TIMEOUT_MS, 'cancel the tasks').catch(() => undefined);
       }
@@ -123,6 +123,8 @@ class DaskSession {
   private readonly started = new Set<string>();
   private finish: () => void = () => undefined;
   private stallTimer: NodeJS.Timeout | undefined;
+  /** Set once run() has returned: late notifications change nothing and arm no timer. */
+  private over = false;
 
   constructor(
     private readonly book: JobBook,
@@ -173,6 +175,7 @@ class DaskSession {
       await Promise.race([submit(), ended]);
       await ended;
     } finally {
+      this.over = true;
       clearTimeout(this.stallTimer);
       this.options.signal?.removeEventListener('abort', onAbort);
       void driverGone;
@@ -206,6 +209,7 @@ class DaskSession {
 
   /** A notification handler that throws ends the job with that failure instead of being lost. */
   private guard(handle: () => void): void {
+    if (this.over) return;
     this.armStall();
     try {
       handle();
