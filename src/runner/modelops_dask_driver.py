@@ -27,6 +27,8 @@ import modelops_dask_worker as helper  # noqa: E402
 SCHEDULER_UNREACHABLE = -32010
 SUBMIT_FAILED = -32011
 PLUGIN_FAILED = -32012
+# fetching one finished result from a worker
+RESULT_TIMEOUT_S = 120
 
 
 class Channel:
@@ -72,6 +74,9 @@ class Driver:
         self.client = None
         self.address = None
         self.futures = {}
+        # sim key -> its aggregation's key (None: no aggregation carries its result); agg key -> its sims
+        self.agg_of = {}
+        self.set_sims = {}
         self.cancelled = False
         self.lost_reported = False
         self.watcher = None
@@ -104,21 +109,22 @@ class Driver:
         try:
             sims_and_aggs = []
             for item in params["sets"]:
-                args = []
-                todo = {sim["replicate"]: sim for sim in item["sims"]}
+                # one client.map per parameter set: one graph update for its replicates instead of
+                # one per task (the submit loop is most of the client's cost); the keys are still
+                # production's, one per task, pure=False
+                keys = ["sim-%s-%d" % (item["param_id"], sim["replicate"]) for sim in item["sims"]]
+                futures = client.map(helper.run_sim, [spec] * len(keys), keys, [sim["seed"] for sim in item["sims"]], [item["params_json"]] * len(keys), key=keys, pure=False) if keys else []
+                by_replicate = {sim["replicate"]: future for sim, future in zip(item["sims"], futures)}
                 done = {entry["replicate"]: entry["result"] for entry in item["done"]}
-                for replicate in range(item["replicates"]):
-                    if replicate in done:
-                        args.append(done[replicate])  # an earlier run's result (resume): a plain value
-                        continue
-                    sim = todo[replicate]
-                    key = "sim-%s-%d" % (item["param_id"], replicate)
-                    future = client.submit(helper.run_sim, spec, key, sim["seed"], item["params_json"], key=key, pure=False)
-                    self.futures[key] = future
-                    sims_and_aggs.append(future)
-                    args.append(future)
                 agg = item.get("agg")
+                for key, future in zip(keys, futures):
+                    self.futures[key] = future
+                    self.agg_of[key] = agg["key"] if agg is not None else None
+                sims_and_aggs.extend(futures)
                 if agg is not None:
+                    self.set_sims[agg["key"]] = futures
+                    # an earlier run's results (resume) are passed as plain values
+                    args = [by_replicate[i] if i in by_replicate else done[i] for i in range(item["replicates"])]
                     future = client.submit(helper.run_agg, spec, agg, *args, key=agg["key"], pure=False)
                     self.futures[agg["key"]] = future
                     sims_and_aggs.append(future)
@@ -183,25 +189,64 @@ class Driver:
     # ---- what happens -------------------------------------------------------------------------
 
     def _watch(self, futures):
-        """Every task's outcome as it completes; results are gathered in batches by Dask."""
+        """Every task's outcome as it completes (no polling: as_completed is driven by the
+        scheduler's reports). Only aggregations are gathered: each hands back its simulations'
+        results, so the client fetches one result per parameter set, as plain Dask code would,
+        instead of one per task. Simulations are gathered one by one only where no aggregation
+        carries them (a set aggregated by an earlier run, or an aggregation that erred)."""
         from distributed import as_completed
 
         try:
-            for future, result in as_completed(futures, loop=self.client.loop, with_results=True, raise_errors=False):
-                self._report(future, result)
-                self.futures.pop(future.key, None)
+            for future in as_completed(futures, loop=self.client.loop):
+                key = future.key
+                if future.status == "finished":
+                    if key.startswith("agg-") or self.agg_of.get(key) is None:
+                        self._fetch(future)
+                else:
+                    self._report(future, self._exception(future), ok=False)
+                    if key.startswith("agg-"):
+                        self._gather_sims(self.set_sims.pop(key, []))
+                self.futures.pop(key, None)
         except Exception as exc:  # as_completed itself failed: the engine must not wait forever
             self._lost("watching the tasks failed: %s: %s" % (type(exc).__name__, exc))
             return
         self.channel.notify("dask/all-done", {"cancelled": self.cancelled})
 
-    def _report(self, future, result):
+    def _fetch(self, future):
+        """A finished task's result, reported; if it cannot be had, why."""
+        try:
+            result = future.result(timeout=RESULT_TIMEOUT_S)
+        except Exception as exc:
+            self._report(future, exc, ok=False)
+            return
+        self._report(future, result, ok=True)
+        self.set_sims.pop(future.key, None)
+
+    def _gather_sims(self, sims):
+        finished = {f.key: f for f in sims if f.status == "finished"}
+        if not finished:
+            return
+        try:
+            results = self.client.gather(finished, errors="skip")
+        except Exception as exc:
+            sys.stderr.write("modelops-debugger driver: gathering the simulations of an erred aggregation: %s: %s\n" % (type(exc).__name__, exc))
+            return
+        for key, result in results.items():
+            self._report(finished[key], result, ok=True)
+
+    def _exception(self, future):
+        if future.status == "cancelled":
+            return None
+        try:
+            return future.exception(timeout=RESULT_TIMEOUT_S)
+        except Exception as exc:  # the scheduler cannot say: that is the cause to report
+            return exc
+
+    def _report(self, future, result, ok):
         key = future.key
-        if future.status != "finished" and isinstance(result, tuple) and len(result) == 3:
-            result = result[1]  # as_completed(raise_errors=False) gives an erred future's exc_info
-        if future.status == "finished":
+        if ok:
             self.channel.notify("dask/sim-done" if key.startswith("sim-") else "dask/agg-done", {"key": key, "result": result})
-        elif future.status == "cancelled" or (future.status == "error" and type(result).__name__ == "CancelledError"):
+        elif future.status == "cancelled" or type(result).__name__ == "CancelledError":
             if self.client.status not in ("running", "newly-created") and not self.cancelled:
                 self._lost("the client's connection to the scheduler is %s" % self.client.status)
             elif not self.cancelled:

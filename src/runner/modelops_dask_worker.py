@@ -574,8 +574,10 @@ class Runner:
 
 # ---- tasks ----------------------------------------------------------------------------------
 
-# one warm runner per worker thread and bundle: a runner answers one request at a time
-_RUNNERS = {}
+# Idle warm runners per bundle (and runner and interpreter): a task takes one, or starts one,
+# and gives it back. Keyed by bundle, not by thread: Dask's executor replaces idle threads, and
+# a runner kept per thread would be left behind with each of them.
+_IDLE = {}
 _RUNNERS_LOCK = threading.Lock()
 
 
@@ -603,16 +605,22 @@ def _where():
     return worker.address if worker is not None else socket.gethostname()
 
 
+def _slot(spec):
+    return (spec["digest"], spec["runner_file"], spec["base_python"])
+
+
 def _runner_for(spec):
-    """The warm runner of this thread for this job's bundle, started (and made ready) if needed.
-    Returns (runner, None) or (None, facts of why it could not start)."""
-    slot = (threading.get_ident(), spec["digest"], spec["runner_file"], spec["base_python"])
+    """An idle warm runner for this job's bundle, else a new one (its venv built or reused, and
+    ready). Returns (runner, None) or (None, facts of why it could not start)."""
     with _RUNNERS_LOCK:
-        runner = _RUNNERS.get(slot)
-    if runner is not None and runner.alive:
-        return runner, None
+        idle = _IDLE.setdefault(_slot(spec), [])
+        runner = idle.pop() if idle else None
+    while runner is not None and not runner.alive:
+        _retire(runner, "exited")
+        with _RUNNERS_LOCK:
+            runner = idle.pop() if idle else None
     if runner is not None:
-        _retire(slot, runner, "exited")
+        return runner, None
     try:
         places = _places(spec)
     except (ImportError, OSError, ValueError) as exc:
@@ -629,35 +637,38 @@ def _runner_for(spec):
         answer["stderr"] = runner.take_stderr()
         runner.close()
         return None, answer
-    with _RUNNERS_LOCK:
-        _RUNNERS[slot] = runner
     _emit({"type": "process-start", "pid": runner.pid, "venv": key})
     return runner, None
 
 
-def _retire(slot, runner, why):
+def _give_back(spec, runner):
     with _RUNNERS_LOCK:
-        if _RUNNERS.get(slot) is runner:
-            del _RUNNERS[slot]
+        _IDLE.setdefault(_slot(spec), []).append(runner)
+
+
+def _retire(runner, why):
     code = runner.process.poll()
     runner.close()
     _emit({"type": "process-end", "pid": runner.pid, "why": why, "uses": runner.uses, "exit_code": code if code is not None and code >= 0 else None, "signal": signal.Signals(-code).name if code is not None and code < 0 else None})
 
 
-def _call(spec, key, method, params_json, attempt):
-    """One request on this thread's warm runner: ('ok', result, runner) or ('failed', facts, runner)."""
+def _call(spec, key, method, params_json):
+    """One request on a warm runner: (status, result or facts, what the runner said meanwhile).
+    Its stderr since its last task goes with it (the engine writes it to logs/); a runner that
+    crashed, hung or broke the protocol is retired, any other goes back to the idle ones."""
     runner, facts = _runner_for(spec)
     if runner is None:
         facts["start_failed"] = True
         return "failed", facts, None
-    _emit({"type": "task-start", "key": key, "attempt": attempt, "pid": runner.pid})
     status, answer = runner.request(method, params_json, spec["task_timeout_s"])
+    said = {"pid": runner.pid, "stderr": runner.take_stderr(), "captures": _take_captures(runner)}
     if status == "failed":
-        answer["stderr"] = runner.take_stderr()
-        if answer["outcome"] != "error":  # the runner cannot be trusted with another request
-            slot = (threading.get_ident(), spec["digest"], spec["runner_file"], spec["base_python"])
-            _retire(slot, runner, {"exited": "crashed", "timeout": "timed out", "protocol": "protocol error"}[answer["outcome"]])
-    return status, answer, runner
+        answer["stderr"] = said["stderr"]
+        if answer["outcome"] != "error":  # it cannot be trusted with another request
+            _retire(runner, {"exited": "crashed", "timeout": "timed out", "protocol": "protocol error"}[answer["outcome"]])
+            return status, answer, said
+    _give_back(spec, runner)
+    return status, answer, said
 
 
 def run_sim(spec, key, seed, params_json):
@@ -667,39 +678,41 @@ def run_sim(spec, key, seed, params_json):
     began = time.monotonic()
     execute = '{"entrypoint":%s,"params":%s,"seed":%d}' % (json.dumps(spec["entrypoint"]), params_json, seed)
     for attempt in range(1, spec["retries"] + 2):
-        status, answer, runner = _call(spec, key, "execute", execute, attempt)
+        status, answer, said = _call(spec, key, "execute", execute)
         if status == "ok":
-            return {"status": "ok", "outputs": answer, "seed": seed, "pid": runner.pid, "worker": _where(), "attempts": attempts, "ms": _ms(began), "stderr": runner.take_stderr(), "captures": _take_captures(runner)}
+            return {"key": key, "status": "ok", "outputs": answer, "seed": seed, "pid": said["pid"], "worker": _where(), "attempts": attempts, "ms": _ms(began), "stderr": said["stderr"], "captures": said["captures"]}
         attempts.append(answer)
         crashed = answer.get("outcome") == "exited"
         if not crashed or attempt > spec["retries"]:
             break
         _emit({"type": "task-retry", "key": key, "attempt": attempt + 1, "exit": answer.get("exit")})
-    return {"status": "failed", "seed": seed, "worker": _where(), "attempts": attempts, "ms": _ms(began)}
+    return {"key": key, "status": "failed", "seed": seed, "worker": _where(), "attempts": attempts, "ms": _ms(began)}
 
 
 def run_agg(spec, agg, *sims):
     """An `agg-{param_id}` task: the simulations' results arrive as positional arguments (as in
-    production since its deadlock fix). Each target is aggregated by the warm runner; the engine
-    builds the summary and the record from this and the simulations it already has."""
+    production since its deadlock fix). Each target is aggregated by a warm runner. The
+    simulations' results go back with it, so the client gathers one result per parameter set
+    instead of one per task; the engine records them, then builds the summary and the record."""
     began = time.monotonic()
     ok = [s for s in sims if s.get("status") == "ok"]
-    if (len(ok) < len(sims) and not agg["allow_partial"]) or not ok or not agg["targets"]:
-        return {"status": "skipped" if len(ok) < len(sims) or not ok else "ok", "targets": {}, "worker": _where(), "ms": _ms(began)}
-    returns = json.dumps([_sim_return(agg["param_id"], s) for s in ok])
-    targets = {}
-    stderr = ""
-    pid = None
-    for target in agg["targets"]:
-        params = '{"target_entrypoint":%s,"sim_returns":%s,"target_data":%s}' % (json.dumps(target), returns, agg["target_data_json"])
-        status, answer, runner = _call(spec, agg["key"], "aggregate", params, 1)
-        if runner is not None:
-            pid = runner.pid
-            stderr += answer.pop("stderr", "") if status == "failed" else runner.take_stderr()
-        targets[target] = {"status": "ok", "result": answer} if status == "ok" else {"status": "failed", "facts": answer}
-        if status == "failed" and answer.get("start_failed"):
-            break
-    return {"status": "ok", "targets": targets, "worker": _where(), "pid": pid, "ms": _ms(began), "stderr": stderr}
+    result = {"status": "ok", "targets": {}, "worker": _where(), "pid": None, "ms": 0, "stderr": "", "sims": list(sims)}
+    if (len(ok) < len(sims) and not agg["allow_partial"]) or not ok:
+        result["status"] = "skipped"
+    elif agg["targets"]:
+        returns = json.dumps([_sim_return(agg["param_id"], s) for s in ok])
+        for target in agg["targets"]:
+            params = '{"target_entrypoint":%s,"sim_returns":%s,"target_data":%s}' % (json.dumps(target), returns, agg["target_data_json"])
+            status, answer, said = _call(spec, agg["key"], "aggregate", params)
+            if said is not None:
+                answer.pop("stderr", None)
+                result["pid"] = said["pid"]
+                result["stderr"] += said["stderr"]
+            result["targets"][target] = {"status": "ok", "result": answer} if status == "ok" else {"status": "failed", "facts": answer}
+            if status == "failed" and answer.get("start_failed"):
+                break
+    result["ms"] = _ms(began)
+    return result
 
 
 def _sim_return(param_id, sim):

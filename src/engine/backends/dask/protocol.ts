@@ -88,8 +88,8 @@ export type WorkerFacts =
     };
 
 export type SimResult =
-  | { status: 'ok'; outputs: Record<string, string>; seed: number | bigint; pid: number; worker: string; attempts: WorkerFacts[]; ms: number; stderr: string; captures: StdoutCaptureParams[] }
-  | { status: 'failed'; seed: number | bigint; worker: string; attempts: WorkerFacts[]; ms: number };
+  | { key: string; status: 'ok'; outputs: Record<string, string>; seed: number | bigint; pid: number; worker: string; attempts: WorkerFacts[]; ms: number; stderr: string; captures: StdoutCaptureParams[] }
+  | { key: string; status: 'failed'; seed: number | bigint; worker: string; attempts: WorkerFacts[]; ms: number };
 
 export interface AggResult {
   /** `skipped`: replicates failed; the engine records which. */
@@ -99,6 +99,8 @@ export interface AggResult {
   pid?: number | null;
   ms: number;
   stderr?: string;
+  /** Its simulations' results, in replicate order (the client gathers these with it). */
+  sims: SimResult[];
 }
 
 // ---- requests ----------------------------------------------------------------------------------

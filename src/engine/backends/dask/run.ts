@@ -148,7 +148,8 @@ class DaskSession {
           this.sims.set(simKey(state, i), { state, replicate: i });
         } else if (!state.aggregated) {
           const outputs = Object.fromEntries(Object.entries(earlier.outputs ?? {}).map(([name, o]) => [name, o.inline]));
-          done.push({ replicate: i, result: earlier.ok ? { status: 'ok', outputs, seed: set.seeds[i], pid: 0, worker: '', attempts: [], ms: 0, stderr: '', captures: [] } : { status: 'failed', seed: set.seeds[i], worker: '', attempts: [], ms: 0 } });
+          const key = simKey(state, i);
+          done.push({ replicate: i, result: earlier.ok ? { key, status: 'ok', outputs, seed: set.seeds[i], pid: 0, worker: '', attempts: [], ms: 0, stderr: '', captures: [] } : { key, status: 'failed', seed: set.seeds[i], worker: '', attempts: [], ms: 0 } });
         }
       }
       const agg = state.aggregated ? undefined : { key: `agg-${set.paramId}`, param_id: set.paramId, targets: this.book.job.targets, target_data_json: stringifyWireJson(this.book.job.targetData ?? null), allow_partial: this.options.allowPartial };
@@ -285,6 +286,9 @@ class DaskSession {
   private onAggDone(key: string, result: AggResult): void {
     const state = this.aggs.get(key);
     if (!state) return;
+    // its simulations first (those an earlier run finished are not ours to record again)
+    for (const sim of result.sims) if (this.sims.has(sim.key)) this.onSimDone(sim.key, sim);
+    if (this.fatal) return;
     this.keepStderr(result.worker, result.pid ?? undefined, result.stderr, key);
     this.earlyAggs.set(state, result);
     this.aggregateIfDue(state);
