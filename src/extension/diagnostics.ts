@@ -5,6 +5,7 @@
 import * as vscode from 'vscode';
 import type { FailureKind, SourceLocation } from '../engine/failure';
 import { isInside } from '../engine/diagnose/pythonTrace';
+import { Coalesced } from './util/coalesce';
 
 interface Entry {
   location: SourceLocation;
@@ -17,10 +18,12 @@ interface Entry {
 export class FailureDiagnostics implements vscode.Disposable {
   private readonly collection = vscode.languages.createDiagnosticCollection('modelops');
   private readonly entries = new Map<string, Entry>();
+  private readonly publishing = new Coalesced(() => this.publish());
 
   /** A new run of this bundle: what it reported before no longer stands. */
   clearBundle(bundleDir: string): void {
     for (const [key, entry] of this.entries) if (isInside(entry.location.file, bundleDir)) this.entries.delete(key);
+    this.publishing.cancel(); // nothing older may be published after this
     this.publish();
   }
 
@@ -29,7 +32,12 @@ export class FailureDiagnostics implements vscode.Disposable {
     const entry = this.entries.get(key);
     if (entry) entry.count++;
     else this.entries.set(key, { location, kind, message, severity, count: 1 });
-    this.publish();
+    this.publishing.schedule();
+  }
+
+  /** Shows what was added since the last publication now (a job has ended). */
+  flush(): void {
+    this.publishing.flush();
   }
 
   get(uri: vscode.Uri): readonly vscode.Diagnostic[] {
@@ -53,6 +61,7 @@ export class FailureDiagnostics implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.publishing.dispose();
     this.collection.dispose();
   }
 }

@@ -36,6 +36,8 @@ export interface RunOptions extends Omit<RuntimeOptions, 'bundleDir'> {
   allowPartial: boolean;
   /** Keep every runner's JSON-RPC frames in transcripts/. */
   trace?: boolean;
+  /** Runners' scheduling priority (see WarmProcessOptions.nice). */
+  runnerNice?: number;
   /**
    * Follow runners' stderr live, each chunk with the task it came from. Without it stderr goes
    * straight to the log files, which is cheaper; with it the engine reads it and writes them.
@@ -173,6 +175,7 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
         bundleDigest: prepared.digest,
         env: options.env,
         recordTranscript: options.trace,
+        nice: options.runnerNice,
         ...(follow
           ? {
               onStderr: (chunk: Buffer, task: string | undefined) => {

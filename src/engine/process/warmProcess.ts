@@ -3,6 +3,7 @@
  * stdin/stdout, its stderr always drained. Every way it can go wrong ends a request with a
  * typed Failure (see diagnose/classify.ts); nothing waits without a timeout.
  */
+import * as os from 'node:os';
 import { execa, type ResultPromise } from 'execa';
 import { PassThrough, Writable } from 'node:stream';
 import type { Message, RequestMessage, ResponseMessage, NotificationMessage, RequestType } from 'vscode-jsonrpc';
@@ -60,6 +61,11 @@ export interface WarmProcessOptions {
   onCapture?: (capture: StdoutCaptureParams) => void;
   /** Keep every frame both ways, and stray stdout bytes, with timestamps. */
   recordTranscript?: boolean;
+  /**
+   * Scheduling priority of the runner (0–19, higher yields more): an editor running a job on
+   * every core stays responsive when its runners give way to it.
+   */
+  nice?: number;
 }
 
 export type TranscriptEntry =
@@ -162,6 +168,7 @@ export class WarmProcess {
       },
     );
     this.pid = this.child.pid;
+    if (options.nice && this.pid !== undefined) lowerPriority(this.pid, options.nice);
 
     this.stderrEnded = streamEnd(this.child.stderr);
     const tail = this.stderr;
@@ -535,4 +542,13 @@ function streamEnd(stream: NodeJS.ReadableStream | null | undefined): Promise<vo
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
+}
+
+/** Best effort: a runner that exits at once, or a system that refuses, keeps its priority. */
+function lowerPriority(pid: number, nice: number): void {
+  try {
+    os.setPriority(pid, nice);
+  } catch {
+    // ESRCH (already gone) or EACCES: the job runs the same, only less politely
+  }
 }

@@ -18,6 +18,7 @@ import type { JobsTreeProvider } from './jobsTree';
 import type { ProcessTreeProvider } from '../processes/processTree';
 import type { RunnerChannels } from '../output/runnerChannels';
 import { runtimeSettings, seconds } from '../settings';
+import { Coalesced } from '../util/coalesce';
 
 export interface JobRunResult {
   jobId: string;
@@ -30,6 +31,9 @@ export interface JobRunResult {
 export class JobRunner implements vscode.Disposable {
   private readonly running = new Map<string, AbortController>();
   private readonly statusBar = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 10);
+  /** The job the status bar follows: the latest one started. */
+  private statusJob: string | undefined;
+  private readonly status = new Coalesced(() => this.updateStatus());
 
   constructor(
     private readonly model: JobModel,
@@ -85,7 +89,10 @@ export class JobRunner implements vscode.Disposable {
       else if (event.type === 'agg-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`);
       else if (event.type === 'warning' && event.location) this.diagnostics.add(event.location, event.kind, `${event.message}; this runner absorbed it, production's would break`, vscode.DiagnosticSeverity.Warning);
       else if (event.type === 'venv') this.log.info(describeVenvEvent(event.event));
-      else if (event.type === 'task-done' || event.type === 'job-start') this.updateStatus(info.jobId);
+      else if (event.type === 'job-start') {
+        this.statusJob = info.jobId;
+        this.status.schedule();
+      } else if (event.type === 'task-done') this.status.schedule();
     };
     try {
       const outcome = await runJob(job, store, {
@@ -98,6 +105,7 @@ export class JobRunner implements vscode.Disposable {
         taskTimeoutMs: seconds('taskTimeoutSeconds', 1800),
         readyTimeoutMs: seconds('handshakeTimeoutSeconds', 30),
         allowPartial: false,
+        runnerNice: config.get<number>('runnerNiceness') ?? 10,
         resumed,
         onEvent,
         onRunnerStderr: (pid, chunk, task) => this.stderr.append(job.bundleDir, pid, chunk, task),
@@ -113,7 +121,10 @@ export class JobRunner implements vscode.Disposable {
     } finally {
       this.running.delete(job.jobId);
       this.tree.scheduleRefresh();
-      this.updateStatus(job.jobId);
+      this.diagnostics.flush();
+      this.stderr.flush();
+      this.status.flush();
+      this.updateStatus();
     }
   }
 
@@ -121,8 +132,8 @@ export class JobRunner implements vscode.Disposable {
     this.running.get(jobId)?.abort();
   }
 
-  private updateStatus(jobId: string): void {
-    const job = this.model.jobs.get(jobId);
+  private updateStatus(): void {
+    const job = this.statusJob === undefined ? undefined : this.model.jobs.get(this.statusJob);
     if (!job || job.status !== 'running') {
       this.statusBar.hide();
       return;
@@ -138,6 +149,7 @@ export class JobRunner implements vscode.Disposable {
 
   dispose(): void {
     for (const controller of this.running.values()) controller.abort();
+    this.status.dispose();
     this.statusBar.dispose();
   }
 }

@@ -5,6 +5,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { JobEvent } from '../../engine/job/events';
+import { Coalesced } from '../util/coalesce';
 
 export interface ProcessInfo {
   pid: number;
@@ -35,7 +36,7 @@ export class ProcessTreeProvider implements vscode.TreeDataProvider<ProcessItem>
   private readonly changed = new vscode.EventEmitter<ProcessItem | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
   readonly processes = new Map<number, ProcessInfo>();
-  private refreshTimer: NodeJS.Timeout | undefined;
+  private readonly refresh = new Coalesced(() => this.changed.fire(undefined));
 
   /** Feeds the view from a job's events (`dir`: the job's results directory). */
   onJobEvent(jobId: string, dir: string, event: JobEvent): void {
@@ -50,12 +51,7 @@ export class ProcessTreeProvider implements vscode.TreeDataProvider<ProcessItem>
     } else {
       return;
     }
-    if (!this.refreshTimer) {
-      this.refreshTimer = setTimeout(() => {
-        this.refreshTimer = undefined;
-        this.changed.fire(undefined);
-      }, 100);
-    }
+    this.refresh.schedule();
   }
 
   getTreeItem(element: ProcessItem): vscode.TreeItem {
@@ -68,7 +64,7 @@ export class ProcessTreeProvider implements vscode.TreeDataProvider<ProcessItem>
   }
 
   dispose(): void {
-    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.refresh.dispose();
     this.changed.dispose();
   }
 }
