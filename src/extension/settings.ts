@@ -7,14 +7,30 @@ function settings(): vscode.WorkspaceConfiguration {
   return vscode.workspace.getConfiguration('modelopsDebugger');
 }
 
-/** The interpreter venvs are built from, and the venv cache's configuration. */
+/** Set by "Force Fresh Venv for Next Run"; the next job or handshake takes it. */
+let freshForNextRun = false;
+
+export function forceFreshVenvForNextRun(): void {
+  freshForNextRun = true;
+}
+
+export function freshVenvPending(): boolean {
+  return freshForNextRun;
+}
+
+/**
+ * The interpreter venvs are built from, and the venv cache's configuration. Each call is a run
+ * about to start: it takes a pending "fresh venv for the next run".
+ */
 export function runtimeSettings(onVenvEvent?: NonNullable<RuntimeOptions['venv']>['onEvent']): Pick<RuntimeOptions, 'basePython' | 'venv'> {
   const config = settings();
+  const freshOnce = freshForNextRun;
+  freshForNextRun = false;
   return {
     basePython: config.get<string>('pythonPath') || undefined,
     venv: {
       dir: venvsDir(config.get<string>('venvsDir') || undefined),
-      forceFresh: config.get<boolean>('forceFreshVenv') || forceFreshFromEnv(),
+      forceFresh: freshOnce || config.get<boolean>('forceFreshVenv') || forceFreshFromEnv(),
       extraInstallArgs: config.get<string[]>('extraInstallArgs') ?? [],
       installTimeoutMs: (config.get<number>('installTimeoutSeconds') ?? 900) * 1000,
       onEvent: onVenvEvent,

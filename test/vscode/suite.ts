@@ -7,6 +7,9 @@ import * as path from 'node:path';
 import Mocha from 'mocha';
 import * as vscode from 'vscode';
 import type { HandshakeReport } from '../../src/engine/handshake/handshake';
+import type { ReplayReport } from '../../src/engine/handshake/replay';
+import type { RecordedHandshake } from '../../src/extension/handshake/handshakeCommands';
+import type { RunBundleArgs } from '../../src/extension/jobs/jobCommands';
 import type { ModelOpsApi } from '../../src/extension/extension';
 import type { JobRunResult } from '../../src/extension/jobs/jobRunner';
 import { ParamSetItem, TaskItem, type JobsNode } from '../../src/extension/jobs/jobsTree';
@@ -166,12 +169,75 @@ export function run(): Promise<void> {
       assert.ok(item, items.map((i) => i.entry.bundle).join(', '));
       assert.match(item.contextValue!, /venv;valid;deletable;/);
       assert.match((item.tooltip as vscode.MarkdownString).value, /✔ interpreter identity:/);
+      assert.match(item.contextValue!, /rebuildable;/);
+      const rebuilt = await vscode.commands.executeCommand<string>('modelopsDebugger.rebuildVenv', item);
+      assert.equal(rebuilt, item.entry.key);
+      const again = (await api.venvTree.getChildren()).find((i) => i.entry.key === item.entry.key)!;
+      assert.equal(again.entry.valid, true);
+      assert.notEqual(again.entry.createdAt, item.entry.createdAt, 'built again');
       rmSync(path.join(item.entry.path, 'bin', 'python'));
       const broken = (await api.venvTree.getChildren()).find((i) => i.entry.key === item.entry.key)!;
       assert.equal(broken.description, 'broken: interpreter: bin/python is missing');
       assert.match(broken.contextValue!, /venv;broken;/);
       await vscode.commands.executeCommand('modelopsDebugger.deleteVenv', broken);
       assert.equal((await api.venvTree.getChildren()).some((i) => i.entry.key === item.entry.key), false);
+    });
+
+    it('"Run Bundle…" with a parameters file: the job runs and its sets are in the tree', async () => {
+      const scratch = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-bundle-'));
+      mkdirSync(path.join(scratch, 'bundle'));
+      writeFileSync(path.join(scratch, 'bundle', 'wire.py'), 'def wire(entrypoint, params, seed):\n    return {"y": str(params["a"] * 2).encode()}\n');
+      writeFileSync(path.join(scratch, 'params.json'), '[{"a": 1}, {"a": 2.5}, {"a": -3}]');
+      const args: RunBundleArgs = { paramsFile: path.join(scratch, 'params.json'), replicates: 4, entrypoint: 'm.m/x', jobId: 'bundle-run' };
+      const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runBundle', vscode.Uri.file(path.join(scratch, 'bundle')), args);
+      assert.equal(result.status, 'succeeded');
+      assert.deepEqual(result.counts.sims, { total: 12, ok: 12, failed: 0, pending: 0 });
+      const jobItem = (api.jobsTree.getChildren() as JobsNode[]).find((item) => item.label === 'bundle-run')!;
+      const sets = api.jobsTree.getChildren(jobItem) as ParamSetItem[];
+      assert.deepEqual(sets.map((set) => `${set.label} ${set.description}`), ['a=1 4/4 ✓ · agg ok', 'a=2.5 4/4 ✓ · agg ok', 'a=-3 4/4 ✓ · agg ok']);
+      const record = JSON.parse(readFileSync(path.join(result.dir, 'sims', sets[1].set.paramId.slice(0, 16), '0.json'), 'utf8')) as { outputs: { y: { inline: string } } };
+      assert.equal(Buffer.from(record.outputs.y.inline, 'base64').toString(), '5.0');
+    });
+
+    it('"Replay Handshake…" with a production runner script: the verdict, and the conversation shown and saved; replaying a saved one', async () => {
+      const bundle = vscode.Uri.file(path.join(root, 'test', 'fixtures', 'bundles', 'print-at-import'));
+      const script = path.join(root, 'test', 'fixtures', 'runners', 'prod_style_runner.py');
+      const recorded = await vscode.commands.executeCommand<RecordedHandshake>('modelopsDebugger.replayHandshake', bundle, { runner: 'script', script });
+      assert.equal(recorded.report.ok, false);
+      assert.equal(recorded.report.kind, 'stdout-pollution');
+      assert.match(recorded.text!, /← stdout that is not a frame: "Loading model weights\.\.\.\\n"/);
+      assert.match(recorded.text!, /→ #1 ready/);
+      assert.equal(vscode.window.activeTextEditor!.document.getText(), recorded.text);
+      assert.ok(readFileSync(recorded.transcriptFile!, 'utf8').includes('"entries"'));
+
+      const healthy = vscode.Uri.file(path.join(root, 'test', 'fixtures', 'bundles', 'healthy-wire-py'));
+      const ours = await vscode.commands.executeCommand<RecordedHandshake>('modelopsDebugger.replayHandshake', healthy, { runner: 'ours' });
+      assert.equal(ours.report.ok, true, ours.report.message);
+      assert.match(ours.text!, /← #1 result \{/);
+      const replayed = await vscode.commands.executeCommand<ReplayReport>('modelopsDebugger.replayHandshake', healthy, { transcript: ours.transcriptFile! });
+      assert.equal(replayed.same, true, replayed.message);
+      assert.match(vscode.window.activeTextEditor!.document.getText(), /^✔ /);
+    });
+
+    it('the "ModelOps Protocol" trace follows modelopsDebugger.trace; "Force Fresh Venv for Next Run" applies to one run', async () => {
+      const config = vscode.workspace.getConfiguration('modelopsDebugger');
+      const bundle = vscode.Uri.file(path.join(root, 'test', 'fixtures', 'bundles', 'healthy-wire-py'));
+      const before = api.trace.recent.length;
+      await vscode.commands.executeCommand('modelopsDebugger.forceFreshVenv');
+      await config.update('trace', 'messages', vscode.ConfigurationTarget.Global);
+      try {
+        const fresh = await vscode.commands.executeCommand<HandshakeReport>('modelopsDebugger.handshake', bundle);
+        assert.equal(fresh.evidence.venv?.fresh, true);
+        const lines = api.trace.recent.slice(before);
+        assert.ok(lines.some((line) => new RegExp(`^\\[pid ${fresh.evidence.ready!.pid}\\] \\+[\\d.]+ ms → #1 ready`).test(line)), lines.join('\n'));
+        assert.ok(lines.some((line) => /← #1 result/.test(line)), lines.join('\n'));
+      } finally {
+        await config.update('trace', undefined, vscode.ConfigurationTarget.Global);
+      }
+      const after = api.trace.recent.length;
+      const cached = await vscode.commands.executeCommand<HandshakeReport>('modelopsDebugger.handshake', bundle);
+      assert.equal(cached.evidence.venv?.fresh, false, 'only the next run is fresh');
+      assert.equal(api.trace.recent.length, after, 'tracing is off again');
     });
 
     it('a bundle whose import fails: the kind and the line', async () => {

@@ -14,7 +14,7 @@ import { breaksProduction } from '../diagnose/stdoutBlame';
 import { exitCodeFor, ExitCode, Failure, isFailure, type FailureKind } from '../failure';
 import { AggregateRequest, ExecuteRequest, type SerializedSimReturn } from '../protocol';
 import { RawJson, stringifyWireJson } from '../pyjson/pyjson';
-import { NOT_STARTED, WarmProcess } from '../process/warmProcess';
+import { NOT_STARTED, WarmProcess, type TranscriptEntry } from '../process/warmProcess';
 import { prepareRunner, type PreparedRunner, type RuntimeOptions } from '../runtime/prepare';
 import type { JobCounts, JobEvent, JobEventBody, JobStatus } from './events';
 import { canonicalJson } from './ids';
@@ -38,6 +38,8 @@ export interface RunOptions extends Omit<RuntimeOptions, 'bundleDir'> {
   trace?: boolean;
   /** Runners' scheduling priority (see WarmProcessOptions.nice). */
   runnerNice?: number;
+  /** Every JSON-RPC frame of every runner, as it passes (the editor's protocol trace). */
+  onRunnerTrace?: (pid: number | undefined, entry: TranscriptEntry) => void;
   /**
    * Follow runners' stderr live, each chunk with the task it came from. Without it stderr goes
    * straight to the log files, which is cheaper; with it the engine reads it and writes them.
@@ -176,6 +178,7 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
         env: options.env,
         recordTranscript: options.trace,
         nice: options.runnerNice,
+        onTrace: options.onRunnerTrace && ((entry: TranscriptEntry) => options.onRunnerTrace?.(pid, entry)),
         ...(follow
           ? {
               onStderr: (chunk: Buffer, task: string | undefined) => {

@@ -66,6 +66,8 @@ export interface WarmProcessOptions {
    * every core stays responsive when its runners give way to it.
    */
   nice?: number;
+  /** Every frame both ways and every stray stdout write, as it happens (a protocol trace). */
+  onTrace?: (entry: TranscriptEntry) => void;
 }
 
 export type TranscriptEntry =
@@ -416,21 +418,19 @@ export class WarmProcess {
 
   private onNoise(bytes: Buffer): void {
     this.noise.push(bytes);
-    if (this.options.recordTranscript) {
-      this.transcript.push({ t: round(this.now()), dir: 'in', noise: bytes.toString('utf8'), bytes_b64: bytes.toString('base64') });
-    }
+    if (this.tracing) this.trace({ t: round(this.now()), dir: 'in', noise: bytes.toString('utf8'), bytes_b64: bytes.toString('base64') });
     if (this.noiseTimer) clearTimeout(this.noiseTimer);
     this.noiseTimer = setTimeout(() => this.settleNoise(), NOISE_SETTLE_MS);
   }
 
   /** Frames after stray bytes are kept as evidence, but production would never have read them. */
   private recordIncomingAfterNoise(bytes: Buffer): void {
-    if (!this.options.recordTranscript) return;
+    if (!this.tracing) return;
     const body = bytes.subarray(bytes.indexOf('\r\n\r\n') + 4).toString('utf8');
     try {
-      this.transcript.push({ t: round(this.now()), dir: 'in', message: parseWireJson(body) });
+      this.trace({ t: round(this.now()), dir: 'in', message: parseWireJson(body) });
     } catch {
-      this.transcript.push({ t: round(this.now()), dir: 'in', noise: body, bytes_b64: Buffer.from(body).toString('base64') });
+      this.trace({ t: round(this.now()), dir: 'in', noise: body, bytes_b64: Buffer.from(body).toString('base64') });
     }
   }
 
@@ -488,7 +488,16 @@ export class WarmProcess {
   }
 
   private record(dir: 'in' | 'out', message: unknown): void {
-    if (this.options.recordTranscript) this.transcript.push({ t: round(this.now()), dir, message });
+    if (this.tracing) this.trace({ t: round(this.now()), dir, message });
+  }
+
+  private get tracing(): boolean {
+    return Boolean(this.options.recordTranscript || this.options.onTrace);
+  }
+
+  private trace(entry: TranscriptEntry): void {
+    if (this.options.recordTranscript) this.transcript.push(entry);
+    this.options.onTrace?.(entry);
   }
 }
 

@@ -10,8 +10,9 @@ import { readBundleDeps } from '../../engine/bundle/deps';
 import type { JobEvent } from '../../engine/job/events';
 import { jobFromNormalised, ResultsStore } from '../../engine/job/results';
 import { runJob, type JobOutcome } from '../../engine/job/run';
-import { loadJobFile, type JobSpec } from '../../engine/job/spec';
+import { jobFromParamsFile, loadJobFile, type JobSpec, type ShortcutInput } from '../../engine/job/spec';
 import { describeVenvEvent } from '../../engine/venv/describe';
+import type { VenvEvent } from '../../engine/venv/cache';
 import type { FailureDiagnostics } from '../diagnostics';
 import type { JobModel } from './jobModel';
 import type { JobsTreeProvider } from './jobsTree';
@@ -19,6 +20,8 @@ import type { ProcessTreeProvider } from '../processes/processTree';
 import type { RunnerChannels } from '../output/runnerChannels';
 import { runtimeSettings, seconds } from '../settings';
 import { Coalesced } from '../util/coalesce';
+import { resultsDir } from '../util/commands';
+import type { ProtocolTrace } from '../output/protocolTrace';
 
 export interface JobRunResult {
   jobId: string;
@@ -42,17 +45,27 @@ export class JobRunner implements vscode.Disposable {
     private readonly log: vscode.LogOutputChannel,
     private readonly processes: ProcessTreeProvider,
     private readonly stderr: RunnerChannels,
+    private readonly trace: ProtocolTrace,
   ) {
     this.statusBar.command = 'workbench.view.extension.modelops';
   }
 
   async runJobFile(file: string): Promise<JobRunResult> {
-    const config = vscode.workspace.getConfiguration('modelopsDebugger');
     const job = await loadJobFile(file);
+    return this.runNew(job, path.dirname(file));
+  }
+
+  /** A bundle with a parameters file (a JSON list of parameter sets) and a replicate count. */
+  async runBundle(input: ShortcutInput): Promise<JobRunResult> {
+    await checkBundleDir(input.bundleDir);
+    const job = await jobFromParamsFile(input);
+    return this.runNew(job, input.bundleDir);
+  }
+
+  private async runNew(job: JobSpec, near: string): Promise<JobRunResult> {
     await checkBundleDir(job.bundleDir);
     await readBundleDeps(job.bundleDir);
-    const out = config.get<string>('resultsDir') || path.join(vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? path.dirname(file), 'results');
-    return this.run(job, ResultsStore.create(out, job), false);
+    return this.run(job, ResultsStore.create(resultsDir(near), job), false);
   }
 
   /** The failed tasks of a finished job again (and the aggregations they feed), in place. */
@@ -88,7 +101,10 @@ export class JobRunner implements vscode.Disposable {
       if (event.type === 'task-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`);
       else if (event.type === 'agg-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`);
       else if (event.type === 'warning' && event.location) this.diagnostics.add(event.location, event.kind, `${event.message}; this runner absorbed it, production's would break`, vscode.DiagnosticSeverity.Warning);
-      else if (event.type === 'venv') this.log.info(describeVenvEvent(event.event));
+      else if (event.type === 'venv') {
+        this.log.info(describeVenvEvent(event.event));
+        this.venvProgress(event.event);
+      }
       else if (event.type === 'job-start') {
         this.statusJob = info.jobId;
         this.status.schedule();
@@ -109,6 +125,7 @@ export class JobRunner implements vscode.Disposable {
         resumed,
         onEvent,
         onRunnerStderr: (pid, chunk, task) => this.stderr.append(job.bundleDir, pid, chunk, task),
+        onRunnerTrace: this.trace.listener(),
         signal: controller.signal,
       });
       this.log.info(`job ${job.jobId} ${outcome.status} in ${(outcome.ms / 1000).toFixed(1)} s → ${outcome.dir}`);
@@ -123,8 +140,23 @@ export class JobRunner implements vscode.Disposable {
       this.tree.scheduleRefresh();
       this.diagnostics.flush();
       this.stderr.flush();
+      this.trace.flush();
+      this.building?.();
+      this.building = undefined;
       this.status.flush();
       this.updateStatus();
+    }
+  }
+
+  /** A venv build (minutes, with dependencies) shown as a notification until it is done. */
+  private building: (() => void) | undefined;
+  private venvProgress(event: VenvEvent): void {
+    if (event.type === 'venv-build') {
+      this.building?.();
+      void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `ModelOps: building venv ${event.key} (${event.reason})` }, () => new Promise<void>((resolve) => (this.building = resolve)));
+    } else if (event.type === 'venv-built') {
+      this.building?.();
+      this.building = undefined;
     }
   }
 
