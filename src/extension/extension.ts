@@ -14,6 +14,7 @@ import { ProtocolTrace } from './output/protocolTrace';
 import { RunnerChannels } from './output/runnerChannels';
 import { registerProcessCommands } from './processes/processCommands';
 import { ProcessTreeProvider } from './processes/processTree';
+import { registerReportDocuments } from './util/commands';
 import { registerVenvCommands } from './venvs/venvCommands';
 import { VenvTreeProvider } from './venvs/venvTree';
 
@@ -58,6 +59,7 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     ...registerHandshakeCommands(log, trace),
     ...registerProcessCommands(),
     ...registerVenvCommands(venvCache, venvTree, log),
+    registerReportDocuments(),
   );
   return { jobs, jobsTree, venvTree, processTree, stderr, diagnostics, trace };
 }

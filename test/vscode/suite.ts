@@ -205,7 +205,8 @@ export function run(): Promise<void> {
       const recorded = await vscode.commands.executeCommand<RecordedHandshake>('modelopsDebugger.replayHandshake', bundle, { runner: 'script', script });
       assert.equal(recorded.report.ok, false);
       assert.equal(recorded.report.kind, 'stdout-pollution');
-      assert.match(recorded.text!, /← stdout that is not a frame: "Loading model weights\.\.\.\\n"/);
+      // the stray bytes, shown where they came (they may arrive in more than one read)
+      assert.match(recorded.text!, /← stdout that is not a frame: "Loading model weights\.\.\./);
       assert.match(recorded.text!, /→ #1 ready/);
       assert.equal(vscode.window.activeTextEditor!.document.getText(), recorded.text);
       assert.ok(readFileSync(recorded.transcriptFile!, 'utf8').includes('"entries"'));

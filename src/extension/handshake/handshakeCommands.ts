@@ -71,7 +71,7 @@ export function registerHandshakeCommands(log: vscode.LogOutputChannel, trace: P
       const transcriptFile = saveTranscript(bundle, stringifyWireJson(transcript));
       const verdict = renderHandshake(report, cwd(bundle));
       const text = `${verdict}\nsaved to ${transcriptFile} ("Replay Handshake…" replays it)\n\n${renderTranscript(transcript)}`;
-      await showText(text);
+      await showText(text, `handshake ${path.basename(bundle.fsPath)}.log`);
       return { report, transcriptFile, text } satisfies RecordedHandshake;
     }),
   ];
@@ -81,7 +81,7 @@ export function registerHandshakeCommands(log: vscode.LogOutputChannel, trace: P
     const report = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `ModelOps: replaying ${path.basename(file)}` }, () =>
       replay(recorded, { ...options(bundle, replayRunner(recorded.runner)), recordTranscript: false }),
     );
-    await showText(`${renderReplay(report)}\nrecorded: ${file}\n\n${renderTranscript(recorded)}`);
+    await showText(`${renderReplay(report)}\nrecorded: ${file}\n\n${renderTranscript(recorded)}`, `replay ${path.basename(file)}.log`);
     if (report.same) void vscode.window.showInformationMessage(`ModelOps: ${report.message}`);
     else void vscode.window.showWarningMessage(`ModelOps: ${report.message}`);
     return report;

@@ -24,9 +24,26 @@ export async function pickFile(openLabel: string, filters: Record<string, string
   return picked?.[0];
 }
 
-/** A read-only text in an editor tab (reports, transcripts, checklists). */
-export async function showText(content: string): Promise<vscode.TextEditor> {
-  return vscode.window.showTextDocument(await vscode.workspace.openTextDocument({ content, language: 'plaintext' }));
+/**
+ * Reports, transcripts and checklists open as read-only documents of their own scheme: nothing
+ * to save, no "unsaved changes" when they are closed.
+ */
+const REPORT_SCHEME = 'modelops-report';
+const reports = new Map<string, string>();
+let reportCount = 0;
+
+export function registerReportDocuments(): vscode.Disposable {
+  return vscode.Disposable.from(
+    vscode.workspace.registerTextDocumentContentProvider(REPORT_SCHEME, { provideTextDocumentContent: (uri) => reports.get(uri.path) ?? '' }),
+    vscode.workspace.onDidCloseTextDocument((document) => document.uri.scheme === REPORT_SCHEME && reports.delete(document.uri.path)),
+  );
+}
+
+/** `title` names the tab. */
+export async function showText(content: string, title: string): Promise<vscode.TextEditor> {
+  const uri = vscode.Uri.from({ scheme: REPORT_SCHEME, path: `/${++reportCount}/${title.replace(/[/\\]/g, '_')}` });
+  reports.set(uri.path, content);
+  return vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), { preview: false });
 }
 
 /** Where results go: the setting, else `results/` in the first workspace folder, else next to `near`. */

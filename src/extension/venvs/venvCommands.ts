@@ -20,6 +20,7 @@ export function registerVenvCommands(cache: () => VenvCache, tree: VenvTreeProvi
       const inspection = await cache().inspect(item.entry.key);
       await showText(
         [`${inspection.valid ? 'valid' : `broken: ${inspection.reason}`}  ${inspection.path}`, ...inspection.checks.map((c) => `${c.ok ? '✔' : '✘'} ${c.name}: ${c.detail}`), `install log: ${inspection.logFile}`].join('\n'),
+        `venv ${item.entry.key}.txt`,
       );
     }),
     vscode.commands.registerCommand('modelopsDebugger.rebuildVenv', (item?: VenvItem) =>
