@@ -13,6 +13,8 @@ interface Entry {
   message: string;
   severity: vscode.DiagnosticSeverity;
   count: number;
+  /** The bundle's frames that led here (the first occurrence's). */
+  callers: SourceLocation[];
 }
 
 export class FailureDiagnostics implements vscode.Disposable {
@@ -27,11 +29,11 @@ export class FailureDiagnostics implements vscode.Disposable {
     this.publish();
   }
 
-  add(location: SourceLocation, kind: FailureKind, message: string, severity = vscode.DiagnosticSeverity.Error): void {
+  add(location: SourceLocation, kind: FailureKind, message: string, severity = vscode.DiagnosticSeverity.Error, callers: SourceLocation[] = []): void {
     const key = `${location.file}:${location.line}:${kind}:${message}`;
     const entry = this.entries.get(key);
     if (entry) entry.count++;
-    else this.entries.set(key, { location, kind, message, severity, count: 1 });
+    else this.entries.set(key, { location, kind, message, severity, count: 1, callers });
     this.publishing.schedule();
   }
 
@@ -52,6 +54,11 @@ export class FailureDiagnostics implements vscode.Disposable {
       const diagnostic = new vscode.Diagnostic(new vscode.Range(line, 0, line, Number.MAX_SAFE_INTEGER), `${entry.message}${times}`, entry.severity);
       diagnostic.source = 'ModelOps';
       diagnostic.code = entry.kind;
+      if (entry.callers.length) {
+        diagnostic.relatedInformation = entry.callers.map(
+          (caller) => new vscode.DiagnosticRelatedInformation(new vscode.Location(vscode.Uri.file(caller.file), new vscode.Position(Math.max(0, caller.line - 1), 0)), `called from ${caller.function ?? 'here'}()`),
+        );
+      }
       const list = byFile.get(entry.location.file) ?? [];
       list.push(diagnostic);
       byFile.set(entry.location.file, list);

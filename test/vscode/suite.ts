@@ -18,6 +18,13 @@ import * as os from 'node:os';
 
 const EXTENSION_ID = 'modelops-debugger.modelops-debugger';
 
+/** The line of a `# MARK:name` comment: fixtures' lines are never hard-coded. */
+function markLine(file: string, mark: string): number {
+  const index = readFileSync(file, 'utf8').split('\n').findIndex((line) => line.includes(`# MARK:${mark}`));
+  assert.ok(index >= 0, `no MARK:${mark} in ${file}`);
+  return index + 1;
+}
+
 export function run(): Promise<void> {
   const mocha = new Mocha({ ui: 'bdd', timeout: 120_000, color: false, reporter: 'spec' });
   mocha.suite.emit('pre-require', globalThis, 'suite', mocha);
@@ -239,6 +246,22 @@ export function run(): Promise<void> {
       const cached = await vscode.commands.executeCommand<HandshakeReport>('modelopsDebugger.handshake', bundle);
       assert.equal(cached.evidence.venv?.fresh, false, 'only the next run is fresh');
       assert.equal(api.trace.recent.length, after, 'tracing is off again');
+    });
+
+    it('an exception three frames deep: the diagnostic on the raise, the calls that led there as related information', async () => {
+      const scratch = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-deep-'));
+      const bundle = path.join(root, 'test', 'fixtures', 'bundles', 'deep-exception');
+      writeFileSync(path.join(scratch, 'job.json'), JSON.stringify({ job_id: 'deep-job', bundle, entrypoint: 'm.m/x', parameter_sets: [{ beta: -1.0 }], replicates: 2 }));
+      const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(path.join(scratch, 'job.json')));
+      assert.equal(result.status, 'failed');
+      const [diagnostic] = api.diagnostics.get(vscode.Uri.file(path.join(bundle, 'model', 'util.py')));
+      assert.equal(diagnostic.range.start.line + 1, markLine(path.join(bundle, 'model', 'util.py'), 'deep-raise'));
+      assert.equal(diagnostic.message, 'task-exception: ValueError: beta must be positive, got -1.0 (2 times)');
+      const related = (diagnostic.relatedInformation ?? []).map((r) => `${path.relative(bundle, r.location.uri.fsPath)}:${r.location.range.start.line + 1} ${r.message}`);
+      assert.deepEqual(related, [
+        `wire.py:${markLine(path.join(bundle, 'wire.py'), 'deep-call-1')} called from wire()`,
+        `model/core.py:${markLine(path.join(bundle, 'model', 'core.py'), 'deep-call-2')} called from run_model()`,
+      ]);
     });
 
     it('a bundle whose import fails: the kind and the line', async () => {

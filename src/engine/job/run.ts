@@ -7,11 +7,12 @@ import { blake2b } from '@noble/hashes/blake2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { writeSync } from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { WarmPool } from '../backends/local/pool';
 import { showBytes } from '../diagnose/classify';
-import { locate } from '../diagnose/pythonTrace';
+import { isInside, locate } from '../diagnose/pythonTrace';
 import { breaksProduction } from '../diagnose/stdoutBlame';
-import { exitCodeFor, ExitCode, Failure, isFailure, type FailureKind } from '../failure';
+import { exitCodeFor, ExitCode, Failure, isFailure, type FailureKind, type SourceLocation } from '../failure';
 import { AggregateRequest, ExecuteRequest, type SerializedSimReturn } from '../protocol';
 import { RawJson, stringifyWireJson } from '../pyjson/pyjson';
 import { NOT_STARTED, WarmProcess, type TranscriptEntry } from '../process/warmProcess';
@@ -373,7 +374,7 @@ class Scheduler {
         evidence: trimEvidence(failure),
       };
       this.finishSim(state, replicate, record);
-      this.emit({ type: 'task-done', key, status: 'failed', attempt: task.attempt, pid, ms, kind: failure.kind, message: failure.message, location: failure.location });
+      this.emit({ type: 'task-done', key, status: 'failed', attempt: task.attempt, pid, ms, kind: failure.kind, message: failure.message, location: failure.location, callers: callers(failure, this.job.bundleDir) });
     }
   }
 
@@ -440,6 +441,13 @@ class Scheduler {
     else this.counts.aggregations.failed++;
     this.emit({ type: 'agg-done', key: record.key, status: record.status, ms: record.ms, kind: record.kind, message: record.message, location: firstFailedLocation(record) });
   }
+}
+
+/** The frames of a failure's traceback inside the bundle, but the one it is located at. */
+function callers(failure: Failure, bundleDir: string): SourceLocation[] | undefined {
+  const inside = (failure.evidence.frames ?? []).filter((frame) => isInside(frame.file, bundleDir));
+  const others = inside.filter((frame) => frame.file !== failure.location?.file || frame.line !== failure.location?.line);
+  return others.length ? others.map((frame) => ({ file: path.resolve(bundleDir, frame.file), line: frame.line, function: frame.function })) : undefined;
 }
 
 function notStarted(failure: Failure): boolean {
