@@ -37,6 +37,8 @@ export class JobRunner implements vscode.Disposable {
   /** The job the status bar follows: the latest one started. */
   private statusJob: string | undefined;
   private readonly status = new Coalesced(() => this.updateStatus());
+  /** Ends the notification of the venv build under way. */
+  private building: (() => void) | undefined;
 
   constructor(
     private readonly model: JobModel,
@@ -149,7 +151,6 @@ export class JobRunner implements vscode.Disposable {
   }
 
   /** A venv build (minutes, with dependencies) shown as a notification until it is done. */
-  private building: (() => void) | undefined;
   private venvProgress(event: VenvEvent): void {
     if (event.type === 'venv-build') {
       this.building?.();
