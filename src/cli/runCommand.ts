@@ -40,6 +40,11 @@ interface RunFlags extends VenvFlags {
   runner?: string;
   trace?: boolean;
   json?: boolean;
+  backend: 'local' | 'dask';
+  scheduler?: string;
+  daskPython?: string;
+  workerPython?: string;
+  connectTimeout: number;
 }
 
 export function runCommand(): Command {
@@ -66,7 +71,12 @@ export function runCommand(): Command {
     .option('--python <path>', "run with this interpreter as it is, without the bundle's venv")
     .option('--runner <path>', "another runner script, e.g. production's subprocess_runner.py")
     .option('--trace', "keep every runner's JSON-RPC frames in <out>/<job_id>/transcripts/ (replayable with handshake --replay)")
-    .option('--json', 'write every event as one JSON line on stdout');
+    .option('--json', 'write every event as one JSON line on stdout')
+    .addOption(new Option('--backend <backend>', 'where the tasks run: warm runners here, or an existing Dask cluster').choices(['local', 'dask']).default('local'))
+    .option('--scheduler <address>', 'with --backend dask: the Dask scheduler, tcp://HOST:PORT (default: $DASK_SCHEDULER_ADDRESS)')
+    .option('--dask-python <path>', 'with --backend dask: the Python that runs the Dask driver (must import distributed; default: /usr/bin/python3, then python3)')
+    .option('--worker-python <path>', "with --backend dask: the interpreter each worker builds the bundle's venv from (default: the worker's own)")
+    .option('--connect-timeout <seconds>', 'with --backend dask: how long to try to reach the scheduler', positiveNumber, 10);
   return addVenvOptions(command).action(async (input: string | undefined, flags: RunFlags) => {
     process.exitCode = await run(input, flags);
   });
@@ -78,6 +88,7 @@ async function run(input: string | undefined, flags: RunFlags): Promise<number> 
   try {
     if (flags.workers < 1) throw new Failure('bad-input', '--workers must be at least 1.');
     if (flags.queueDepth < 1) throw new Failure('bad-input', '--queue-depth must be at least 1.');
+    checkBackendFlags(flags);
     ({ job, store } = await openJob(input, flags));
   } catch (error) {
     return report(error, flags);
@@ -114,6 +125,11 @@ async function run(input: string | undefined, flags: RunFlags): Promise<number> 
       allowPartial: Boolean(flags.allowPartial),
       trace: flags.trace,
       resumed: Boolean(flags.resume ?? flags.rerunFailed),
+      backend: flags.backend,
+      dask:
+        flags.backend === 'dask'
+          ? { scheduler: flags.scheduler!, python: flags.daskPython, workerPython: flags.workerPython, connectTimeoutMs: flags.connectTimeout * 1000 }
+          : undefined,
       onEvent,
       signal: controller.signal,
     });
@@ -124,6 +140,29 @@ async function run(input: string | undefined, flags: RunFlags): Promise<number> 
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
   }
+}
+
+/**
+ * The Dask backend takes a scheduler address, and refuses the options that only mean something
+ * for warm runners on this machine rather than ignoring them.
+ */
+function checkBackendFlags(flags: RunFlags): void {
+  if (flags.backend !== 'dask') {
+    for (const [set, name] of [[flags.scheduler, '--scheduler'], [flags.daskPython, '--dask-python'], [flags.workerPython, '--worker-python']] as const) {
+      if (set) throw new Failure('bad-input', `${name} goes with --backend dask.`);
+    }
+    return;
+  }
+  flags.scheduler ??= process.env.DASK_SCHEDULER_ADDRESS;
+  if (!flags.scheduler) throw new Failure('bad-input', '--backend dask needs --scheduler tcp://HOST:PORT (or DASK_SCHEDULER_ADDRESS).');
+  if (!/^[a-z][a-z0-9+]*:\/\/[^\s/]+$/i.test(flags.scheduler)) throw new Failure('bad-input', `--scheduler ${JSON.stringify(flags.scheduler)} is not a scheduler address like tcp://HOST:PORT.`);
+  const local = [
+    [flags.executor === 'cold', '--executor cold'],
+    [flags.trace, '--trace'],
+    [flags.python, '--python'],
+    [flags.maxReuse > 0, '--max-reuse'],
+  ] as const;
+  for (const [set, name] of local) if (set) throw new Failure('bad-input', `${name} is not supported with --backend dask (it is about runners on this machine).`);
 }
 
 /** The job and where its results go; everything is validated before anything is written. */

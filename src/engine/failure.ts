@@ -7,7 +7,9 @@ import type { PyFrame } from './protocol';
 /**
  * DESIGN.md's failure kinds, plus two that DESIGN.md leaves implicit:
  * `bad-input` (the user's input is wrong: exit 2) and `interpreter-not-found`
- * (no Python to run: exit 3).
+ * (no Python to run: exit 3), and the Dask backend's: `scheduler-unreachable` and
+ * `scheduler-lost` and `dask-stalled` (the cluster stopped answering) (exit 3), `dask-task-erred` (Dask itself failed a task, e.g. KilledWorker
+ * after its workers died too often: exit 1).
  */
 export type FailureKind =
   | 'bad-input'
@@ -24,7 +26,12 @@ export type FailureKind =
   | 'task-timeout'
   | 'cancelled'
   | 'aggregation-failed'
-  | 'aggregation-skipped';
+  | 'aggregation-skipped'
+  // the Dask backend
+  | 'scheduler-unreachable'
+  | 'scheduler-lost'
+  | 'dask-stalled'
+  | 'dask-task-erred';
 
 export interface SourceLocation {
   file: string;
@@ -96,6 +103,7 @@ export function exitCodeFor(kind: FailureKind): number {
     case 'task-timeout':
     case 'aggregation-failed':
     case 'aggregation-skipped':
+    case 'dask-task-erred':
       return ExitCode.failedWork;
     default:
       return ExitCode.environment;

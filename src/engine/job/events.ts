@@ -8,8 +8,8 @@ import type { VenvEvent } from '../venv/cache';
 export type TaskStatus = 'ok' | 'failed';
 
 export type JobEvent = { t: string } & (
-  | { type: 'job-start'; job_id: string; out: string; sims: number; aggregations: number; resumed: boolean; skipped_sims: number; skipped_aggregations: number; workers: number; executor: string }
-  | { type: 'task-start'; key: string; attempt: number; pid: number | undefined }
+  | { type: 'job-start'; job_id: string; out: string; sims: number; aggregations: number; resumed: boolean; skipped_sims: number; skipped_aggregations: number; workers: number; executor: string; backend: 'local' | 'dask' }
+  | { type: 'task-start'; key: string; attempt: number; pid: number | undefined; worker?: string }
   | { type: 'task-retry'; key: string; attempt: number; kind: FailureKind; message: string }
   | {
       type: 'task-done';
@@ -23,11 +23,19 @@ export type JobEvent = { t: string } & (
       location?: SourceLocation;
       /** The bundle's other frames of a traceback, outermost first: how the failure got there. */
       callers?: SourceLocation[];
+      /** The Dask worker that ran it (dask backend). */
+      worker?: string;
     }
-  | { type: 'agg-start'; key: string; pid: number | undefined }
+  | { type: 'agg-start'; key: string; pid: number | undefined; worker?: string }
   | { type: 'agg-done'; key: string; status: TaskStatus | 'skipped'; ms: number; kind?: FailureKind; message?: string; location?: SourceLocation }
-  | { type: 'process-start'; pid: number | undefined; venv: string }
-  | { type: 'process-end'; pid: number | undefined; why: string; uses: number; exit_code: number | null; signal: string | null }
+  | { type: 'process-start'; pid: number | undefined; venv: string; worker?: string }
+  | { type: 'process-end'; pid: number | undefined; why: string; uses: number; exit_code: number | null; signal: string | null; worker?: string }
+  // the Dask backend: the cluster, and what happens to it (worker = the Dask worker's address)
+  | { type: 'dask-connected'; scheduler: string; dask_version: string; python: string; workers: string[] }
+  | { type: 'worker-joined'; worker: string }
+  | { type: 'worker-lost'; worker: string; cause: string; processing: string[] }
+  | { type: 'dask-task-erred'; key: string; exc_type: string; cause: string }
+  | { type: 'scheduler-lost'; scheduler: string; cause: string }
   | { type: 'venv'; event: VenvEvent }
   | { type: 'warning'; kind: FailureKind; message: string; location?: SourceLocation }
   | { type: 'job-done'; job_id: string; status: JobStatus; counts: JobCounts; ms: number; exit_code: number }

@@ -29,6 +29,8 @@ export interface SimRecord {
   seed: number | bigint;
   attempts: number;
   pid?: number;
+  /** The Dask worker it ran on (dask backend). */
+  worker?: string;
   ms: number;
   outputs?: Record<string, OutputRecord>;
   kind?: FailureKind;
@@ -105,6 +107,7 @@ export class ResultsStore {
   private flushTimer: NodeJS.Timeout | undefined;
   private logCounter = 0;
   private readonly openLogs: number[] = [];
+  private readonly appendedLogs = new Map<string, number>();
   private readonly writer: Worker;
   private batch: [string, string][] = [];
   private batchScheduled = false;
@@ -313,6 +316,21 @@ export class ResultsStore {
     if (pid !== undefined) renameSync(log.path, path.join(this.dir, 'logs', `runner-${pid}.stderr`));
   }
 
+  /**
+   * Appends to `logs/<name>`, kept open until close(): the Dask backend's runners live on
+   * workers, and their stderr arrives with each task's result. `name` never leaves logs/.
+   */
+  appendLog(name: string, text: string): void {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new Failure('protocol-error', `Refusing the log name ${JSON.stringify(name)}: not a plain file name`);
+    let fd = this.appendedLogs.get(name);
+    if (fd === undefined) {
+      fd = openSync(path.join(this.dir, 'logs', name), 'a');
+      this.appendedLogs.set(name, fd);
+      this.openLogs.push(fd);
+    }
+    writeSync(fd, text);
+  }
+
   /** Events are buffered and written in batches; `close` writes the rest. */
   appendEvent(event: JobEvent): void {
     this.eventBuffer += `${plainJson(event)}\n`;
@@ -335,6 +353,7 @@ export class ResultsStore {
 
   async close(): Promise<void> {
     for (const fd of this.openLogs.splice(0)) closeSync(fd);
+    this.appendedLogs.clear();
     await this.drain();
     await this.writer.terminate();
     this.flushEvents();

@@ -1,29 +1,32 @@
 /**
- * Running a job to a definite end on the local backend: every simulation gets a result or a
- * failure kind, every parameter set gets an aggregation (or a skip that names the failed
- * replicates), and the manifest says how it went — whatever the runners do.
+ * Running a job to a definite end: every simulation gets a result or a failure kind, every
+ * parameter set gets an aggregation (or a skip that names the failed replicates), and the
+ * manifest says how it went — whatever the runners do. The local backend's scheduler is below;
+ * the Dask backend is in backends/dask; both keep their books through job/book.ts.
  */
 import { blake2b } from '@noble/hashes/blake2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { writeSync } from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
+import { runOnDask, type DaskOptions } from '../backends/dask/run';
 import { WarmPool } from '../backends/local/pool';
 import { showBytes } from '../diagnose/classify';
-import { isInside, locate } from '../diagnose/pythonTrace';
+import { locate } from '../diagnose/pythonTrace';
 import { breaksProduction } from '../diagnose/stdoutBlame';
-import { exitCodeFor, ExitCode, Failure, isFailure, type FailureKind, type SourceLocation } from '../failure';
+import { exitCodeFor, ExitCode, Failure, isFailure } from '../failure';
 import { AggregateRequest, ExecuteRequest, type SerializedSimReturn } from '../protocol';
-import { RawJson, stringifyWireJson } from '../pyjson/pyjson';
 import { NOT_STARTED, WarmProcess, type TranscriptEntry } from '../process/warmProcess';
 import { prepareRunner, type PreparedRunner, type RuntimeOptions } from '../runtime/prepare';
+import { JobBook, RETRYABLE, type SetState } from './book';
 import type { JobCounts, JobEvent, JobEventBody, JobStatus } from './events';
-import { canonicalJson } from './ids';
-import { WRITE_BACKLOG_LIMIT, type AggRecord, type OutputRecord, type ResultsStore, type SimRecord } from './results';
-import type { JobSpec, ParameterSet } from './spec';
-import { summarize } from './summary';
+import { WRITE_BACKLOG_LIMIT, type OutputRecord, type ResultsStore } from './results';
+import type { JobSpec } from './spec';
 
 export interface RunOptions extends Omit<RuntimeOptions, 'bundleDir'> {
+  /** Where the tasks run: warm runners on this machine (the default), or an existing Dask cluster. */
+  backend?: 'local' | 'dask';
+  /** With the dask backend. */
+  dask?: DaskOptions;
   workers: number;
   /** Requests kept queued per warm process (1: one at a time; 2: the next waits in the pipe). */
   depth: number;
@@ -60,19 +63,6 @@ export interface JobOutcome {
   failure?: Failure;
 }
 
-/** The kinds a new attempt can cure: the process died under the task. */
-const RETRYABLE: ReadonlySet<FailureKind> = new Set(['process-crashed']);
-
-interface SetState {
-  set: ParameterSet;
-  /** The parameters once encoded, sent as they are with every replicate. */
-  wireParams: RawJson;
-  outcomes: Map<number, { ok: boolean; outputs?: Record<string, OutputRecord>; kind?: FailureKind; message?: string }>;
-  aggregated: boolean;
-  /** How an earlier run's aggregation ended, when resuming. */
-  earlierAgg?: AggRecord['status'];
-}
-
 interface SimTask {
   state: SetState;
   replicate: number;
@@ -81,14 +71,10 @@ interface SimTask {
 
 export async function runJob(job: JobSpec, store: ResultsStore, options: RunOptions): Promise<JobOutcome> {
   const started = performance.now();
-  const emit = (body: JobEventBody) => {
-    const event = { t: new Date().toISOString(), ...body } as JobEvent;
-    store.appendEvent(event);
-    options.onEvent?.(event);
-  };
-  const states = job.parameterSets.map((set) => loadState(set, store));
-  const counts = initialCounts(states, job);
-  emit({
+  const book = new JobBook(job, store, options.allowPartial, options.onEvent);
+  const { counts } = book;
+  const backend = options.backend ?? 'local';
+  book.emit({
     type: 'job-start',
     job_id: job.jobId,
     out: store.dir,
@@ -99,26 +85,16 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
     skipped_aggregations: counts.aggregations.ok + counts.aggregations.failed + counts.aggregations.skipped,
     workers: options.workers,
     executor: options.executor,
+    backend,
   });
-  for (const note of job.notes) emit({ type: 'warning', kind: 'bad-input', message: note });
+  for (const note of job.notes) book.emit({ type: 'warning', kind: 'bad-input', message: note });
 
-  let prepared: PreparedRunner | undefined;
-  let pool: WarmPool | undefined;
-  let fatal: Failure | undefined;
-  let interrupted = false;
-  try {
-    prepared = await prepareRunner({ ...options, bundleDir: job.bundleDir, venv: { ...options.venv, onEvent: (event) => emit({ type: 'venv', event }) } });
-    pool = makePool(prepared, store, options, emit);
-    const scheduler = new Scheduler(job, states, counts, store, pool, options, emit);
-    await scheduler.run();
-    fatal = scheduler.fatal;
-    interrupted = scheduler.interrupted;
-  } catch (error) {
-    fatal = isFailure(error) ? error : new Failure('protocol-error', `Unexpected engine error: ${String(error)}`);
-  } finally {
-    if (interrupted) await pool?.kill();
-    else await pool?.close();
-    await prepared?.lease?.release();
+  const ran = backend === 'dask' ? await runOnDask(book, options) : await runLocally(book, options);
+  let fatal = ran.fatal;
+  const { interrupted } = ran;
+  if (!fatal && !interrupted && counts.sims.pending + counts.aggregations.pending > 0) {
+    // a backend that ends with work undone and no reason is a bug: never a silent success
+    fatal = new Failure('protocol-error', `The ${backend} backend ended with ${counts.sims.pending} simulations and ${counts.aggregations.pending} aggregations without an outcome`);
   }
 
   try {
@@ -140,22 +116,59 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
     finished_at: new Date().toISOString(),
     ms,
     resumed: options.resumed,
-    options: { workers: options.workers, depth: options.depth, executor: options.executor, max_reuse: options.maxReuse, retries: options.retries, task_timeout_ms: options.taskTimeoutMs, allow_partial: options.allowPartial },
+    options: { backend, workers: options.workers, depth: options.depth, executor: options.executor, max_reuse: options.maxReuse, retries: options.retries, task_timeout_ms: options.taskTimeoutMs, allow_partial: options.allowPartial, ...(options.dask ? { scheduler: options.dask.scheduler } : {}) },
     environment: {
       engine: 'modelops-debugger 0.1.0',
       node: process.version,
       platform: `${os.platform()} ${os.release()} ${os.arch()}`,
       host: os.hostname(),
+      ...ran.environment,
+    },
+    notes: job.notes,
+  });
+  book.emit({ type: 'job-done', job_id: job.jobId, status, counts, ms, exit_code: exitCode });
+  await store.close();
+  return { status, counts, exitCode, dir: store.dir, ms, failure: fatal };
+}
+
+/** How a backend's run ended, and what the manifest says about where it ran. */
+export interface BackendRun {
+  fatal?: Failure;
+  interrupted: boolean;
+  environment: Record<string, unknown>;
+}
+
+/** The embedded backend: the bundle's venv here, a pool of warm runners, the Scheduler below. */
+async function runLocally(book: JobBook, options: RunOptions): Promise<BackendRun> {
+  const { job, store } = book;
+  let prepared: PreparedRunner | undefined;
+  let pool: WarmPool | undefined;
+  let fatal: Failure | undefined;
+  let interrupted = false;
+  try {
+    prepared = await prepareRunner({ ...options, bundleDir: job.bundleDir, venv: { ...options.venv, onEvent: (event) => book.emit({ type: 'venv', event }) } });
+    pool = makePool(prepared, store, options, (body) => book.emit(body));
+    const scheduler = new Scheduler(book, pool, options);
+    await scheduler.run();
+    fatal = scheduler.fatal;
+    interrupted = scheduler.interrupted;
+  } catch (error) {
+    fatal = isFailure(error) ? error : new Failure('protocol-error', `Unexpected engine error: ${String(error)}`);
+  } finally {
+    if (interrupted) await pool?.kill();
+    else await pool?.close();
+    await prepared?.lease?.release();
+  }
+  return {
+    fatal,
+    interrupted,
+    environment: {
       bundle: { dir: job.bundleDir, digest: prepared?.digest },
       python: prepared ? { venv_python: prepared.python, base: prepared.base?.realPath, version: prepared.base?.version } : undefined,
       venv: prepared?.lease ? { key: prepared.lease.key, path: prepared.lease.path, built: prepared.lease.built, reason: prepared.lease.reason } : undefined,
       runner: prepared?.runnerScript,
     },
-    notes: job.notes,
-  });
-  emit({ type: 'job-done', job_id: job.jobId, status, counts, ms, exit_code: exitCode });
-  await store.close();
-  return { status, counts, exitCode, dir: store.dir, ms, failure: fatal };
+  };
 }
 
 function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOptions, emit: (e: JobEventBody) => void): WarmPool {
@@ -219,35 +232,6 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
   });
 }
 
-function loadState(set: ParameterSet, store: ResultsStore): SetState {
-  const earlierAgg = store.aggStatus(set.paramId);
-  const state: SetState = { set, wireParams: new RawJson(canonicalJson(set.params)), outcomes: new Map(), aggregated: earlierAgg !== undefined, earlierAgg };
-  for (const [replicate, record] of store.existingSims(set.paramId)) {
-    if (replicate >= set.seeds.length) continue;
-    // an aggregated set's outputs are summarised already: keep only how each replicate ended
-    const outputs = state.aggregated ? undefined : record.outputs;
-    state.outcomes.set(replicate, { ok: record.status === 'ok', outputs, kind: record.kind, message: record.message });
-  }
-  return state;
-}
-
-function initialCounts(states: SetState[], job: JobSpec): JobCounts {
-  const counts: JobCounts = {
-    sims: { total: 0, ok: 0, failed: 0, pending: 0 },
-    aggregations: { total: job.parameterSets.length, ok: 0, failed: 0, skipped: 0, pending: job.parameterSets.length },
-  };
-  for (const state of states) {
-    counts.sims.total += state.set.seeds.length;
-    for (const outcome of state.outcomes.values()) outcome.ok ? counts.sims.ok++ : counts.sims.failed++;
-    if (state.earlierAgg) {
-      counts.aggregations.pending--;
-      counts.aggregations[state.earlierAgg]++;
-    }
-  }
-  counts.sims.pending = counts.sims.total - counts.sims.ok - counts.sims.failed;
-  return counts;
-}
-
 // ---- scheduling -------------------------------------------------------------------------------
 
 class Scheduler {
@@ -259,16 +243,21 @@ class Scheduler {
   private replicateCursor = 0;
   private readonly inflight = new Set<Promise<void>>();
 
+  private readonly job: JobSpec;
+  private readonly store: ResultsStore;
+  private readonly states: SetState[];
+  private readonly emit: (event: JobEventBody) => void;
+
   constructor(
-    private readonly job: JobSpec,
-    private readonly states: SetState[],
-    private readonly counts: JobCounts,
-    private readonly store: ResultsStore,
+    private readonly book: JobBook,
     private readonly pool: WarmPool,
     private readonly options: RunOptions,
-    private readonly emit: (event: JobEventBody) => void,
   ) {
-    for (const state of states) if (!state.aggregated && state.outcomes.size === state.set.seeds.length) this.readyToAggregate.push(state);
+    this.job = book.job;
+    this.store = book.store;
+    this.states = book.states;
+    this.emit = (body) => book.emit(body);
+    for (const state of this.states) if (book.awaitsAggregation(state)) this.readyToAggregate.push(state);
   }
 
   async run(): Promise<void> {
@@ -337,10 +326,8 @@ class Scheduler {
         this.emit({ type: 'task-start', key, attempt: task.attempt, pid });
         return process.request(ExecuteRequest.type, { entrypoint: this.job.entrypoint, params: state.wireParams as never, seed }, { timeoutMs: this.options.taskTimeoutMs, tag: key });
       });
-      const ms = Math.round(performance.now() - begun);
-      const record: SimRecord = { key, status: 'ok', param_id: state.set.paramId, replicate, seed, attempts: task.attempt, pid, ms, outputs: outputRecords(outputs) };
-      this.finishSim(state, replicate, record);
-      this.emit({ type: 'task-done', key, status: 'ok', attempt: task.attempt, pid, ms });
+      this.book.simSucceeded(state, replicate, outputs, { attempts: task.attempt, pid, ms: Math.round(performance.now() - begun) });
+      this.queueAggregation(state);
     } catch (error) {
       const failure = isFailure(error) ? error : new Failure('protocol-error', String(error));
       if (this.interrupted) return; // no result: a resume runs it
@@ -358,55 +345,21 @@ class Scheduler {
         this.retries.push({ ...task, attempt: task.attempt + 1 });
         return;
       }
-      const ms = Math.round(performance.now() - begun);
-      const record: SimRecord = {
-        key,
-        status: 'failed',
-        param_id: state.set.paramId,
-        replicate,
-        seed,
-        attempts: task.attempt,
-        pid,
-        ms,
-        kind: failure.kind,
-        message: failure.message,
-        location: failure.location,
-        evidence: trimEvidence(failure),
-      };
-      this.finishSim(state, replicate, record);
-      this.emit({ type: 'task-done', key, status: 'failed', attempt: task.attempt, pid, ms, kind: failure.kind, message: failure.message, location: failure.location, callers: callers(failure, this.job.bundleDir) });
+      this.book.simFailed(state, replicate, failure, { attempts: task.attempt, pid, ms: Math.round(performance.now() - begun) });
+      this.queueAggregation(state);
     }
   }
 
-  private finishSim(state: SetState, replicate: number, record: SimRecord): void {
-    this.store.writeSim(record);
-    state.outcomes.set(replicate, { ok: record.status === 'ok', outputs: record.outputs, kind: record.kind, message: record.message });
-    this.counts.sims.pending--;
-    record.status === 'ok' ? this.counts.sims.ok++ : this.counts.sims.failed++;
-    if (state.outcomes.size === state.set.seeds.length && !state.aggregated) this.readyToAggregate.push(state);
+  private queueAggregation(state: SetState): void {
+    if (this.book.awaitsAggregation(state)) this.readyToAggregate.push(state);
   }
 
   private async aggregate(state: SetState): Promise<void> {
+    const plan = this.book.planAggregation(state, undefined);
+    if (!plan) return;
+    const { record, ok, begun } = plan;
     const { set } = state;
-    const key = `agg-${set.paramId}`;
-    const begun = performance.now();
-    const replicates = [...state.outcomes.entries()].sort(([a], [b]) => a - b);
-    const failed = replicates.filter(([, o]) => !o.ok);
-    const ok = replicates.filter(([, o]) => o.ok);
-    const record: AggRecord = { key, status: 'ok', param_id: set.paramId, params: set.params, n_replicates: ok.length, ms: 0, targets: {} };
-    if (failed.length) {
-      record.failed_replicates = failed.map(([i, o]) => ({ replicate: i, key: `sim-${set.paramId}-${i}`, kind: o.kind, message: o.message }));
-    }
-    if ((failed.length && !this.options.allowPartial) || ok.length === 0) {
-      record.status = 'skipped';
-      record.kind = 'aggregation-skipped';
-      const named = failed.slice(0, 5).map(([i, o]) => `${i} (${o.kind})`).join(', ');
-      record.message = `${failed.length} of ${replicates.length} replicates failed (replicates ${named}${failed.length > 5 ? ', …' : ''})${ok.length ? '; --allow-partial aggregates the others' : ''}`;
-      this.finishAgg(state, record, begun);
-      return;
-    }
-    this.emit({ type: 'agg-start', key, pid: undefined });
-    record.summary = summarize(ok.map(([, o]) => decodeOutputs(o.outputs ?? {})));
+    const key = record.key;
     const simReturns: SerializedSimReturn[] = this.job.targets.length ? ok.map(([i, o]) => serializedSimReturn(set.paramId, set.seeds[i], o.outputs ?? {})) : [];
     for (const target of this.job.targets) {
       try {
@@ -421,48 +374,15 @@ class Scheduler {
           this.readyToAggregate.push(state); // try the whole aggregation again on a live runner
           return;
         }
-        record.targets[target] = { status: 'failed', kind: failure.kind, message: failure.message, location: failure.location };
-        record.status = 'failed';
-        record.kind ??= failure.kind;
-        record.message ??= `${target}: ${failure.message}`;
+        this.book.targetFailed(record, target, failure);
       }
     }
-    this.finishAgg(state, record, begun);
+    this.book.finishAgg(state, record, begun);
   }
-
-  private finishAgg(state: SetState, record: AggRecord, begun: number): void {
-    record.ms = Math.round(performance.now() - begun);
-    this.store.writeAgg(record);
-    state.aggregated = true;
-    state.outcomes.clear(); // the outputs are on disk; keep memory flat on long jobs
-    this.counts.aggregations.pending--;
-    if (record.status === 'ok') this.counts.aggregations.ok++;
-    else if (record.status === 'skipped') this.counts.aggregations.skipped++;
-    else this.counts.aggregations.failed++;
-    this.emit({ type: 'agg-done', key: record.key, status: record.status, ms: record.ms, kind: record.kind, message: record.message, location: firstFailedLocation(record) });
-  }
-}
-
-/** The frames of a failure's traceback inside the bundle, but the one it is located at. */
-function callers(failure: Failure, bundleDir: string): SourceLocation[] | undefined {
-  const inside = (failure.evidence.frames ?? []).filter((frame) => isInside(frame.file, bundleDir));
-  const others = inside.filter((frame) => frame.file !== failure.location?.file || frame.line !== failure.location?.line);
-  return others.length ? others.map((frame) => ({ file: path.resolve(bundleDir, frame.file), line: frame.line, function: frame.function })) : undefined;
 }
 
 function notStarted(failure: Failure): boolean {
   return failure.kind === 'cancelled' && (failure.evidence.notes ?? []).includes(NOT_STARTED);
-}
-
-function outputRecords(outputs: Record<string, string>): Record<string, OutputRecord> {
-  const records: Record<string, OutputRecord> = {};
-  for (const [name, inline] of Object.entries(outputs)) records[name] = { size: base64Size(inline), inline };
-  return records;
-}
-
-function base64Size(b64: string): number {
-  const padding = b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0;
-  return (b64.length / 4) * 3 - padding;
 }
 
 /**
@@ -478,23 +398,10 @@ function serializedSimReturn(paramId: string, seed: number | bigint, outputs: Re
   return { task_id: taskId(paramId, seed, outputs), outputs: serialized };
 }
 
-function decodeOutputs(outputs: Record<string, OutputRecord>): Record<string, Buffer> {
-  return Object.fromEntries(Object.entries(outputs).map(([name, o]) => [name, Buffer.from(o.inline, 'base64')]));
-}
-
 /** Production's task_id (isolated_warm.py): blake2b-256 of "{param_id[:16]}-{seed}-{sorted output names}". */
 function taskId(paramId: string, seed: number | bigint, outputs: Record<string, OutputRecord>): string {
   const text = `${paramId.slice(0, 16)}-${seed}-${Object.keys(outputs).sort().join(',')}`;
   return bytesToHex(blake2b(new TextEncoder().encode(text), { dkLen: 32 }));
 }
 
-/** What a sim result file keeps of a failure's evidence: enough to act on, bounded in size. */
-function trimEvidence(failure: Failure): Record<string, unknown> {
-  const { exception, frames, exitCode, signal, phase, stderrTail, stacks, stdoutNoise, notes, elapsedMs, timeoutMs } = failure.evidence;
-  return JSON.parse(stringifyWireJson({ exception, frames, exitCode, signal, phase, stderrTail: stderrTail?.slice(-2000), stacks: stacks?.slice(-4000), stdoutNoise, notes, elapsedMs, timeoutMs })) as Record<string, unknown>;
-}
 
-function firstFailedLocation(record: AggRecord) {
-  for (const result of Object.values(record.targets)) if (result.status === 'failed' && result.location) return result.location;
-  return undefined;
-}

@@ -1,0 +1,147 @@
+/**
+ * The Dask driver process (src/runner/modelops_dask_driver.py): found, started with an
+ * argument array, spoken to over JSON-RPC (vscode-jsonrpc, the runners' framing), its stderr
+ * kept. Every request has a timeout with a reason, and the driver's exit ends every wait.
+ */
+import { execa, type ResultPromise } from 'execa';
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { createMessageConnection, type Message, type MessageConnection, type NotificationType, type RequestType } from 'vscode-jsonrpc';
+import { StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { describeExit, type ExitInfo } from '../../diagnose/classify';
+import { Failure, type FailureKind } from '../../failure';
+import { resolvePython } from '../../process/python';
+import { ourRunnerScript } from '../../process/runnerScript';
+import { StderrTail } from '../../process/stderrTail';
+import { parseWireJson, stringifyWireJson } from '../../pyjson/pyjson';
+import type { DriverErrorData } from './protocol';
+
+export const DRIVER_FILE = 'modelops_dask_driver.py';
+/** Where to look for a Python with `distributed`, when none is named: Debian's first. */
+const DEFAULT_PYTHONS = ['/usr/bin/python3', 'python3'];
+const PROBE_TIMEOUT_MS = 15_000;
+const DRIVER_STDERR_TAIL = 64 * 1024;
+
+const JSON_CONTENT_TYPE = {
+  name: 'application/json; charset=utf-8',
+  encode: (message: Message) => Promise.resolve(Buffer.from(stringifyWireJson(message), 'utf8')),
+  decode: (buffer: Uint8Array) => Promise.resolve(parseWireJson(Buffer.from(buffer).toString('utf8')) as Message),
+};
+
+/**
+ * The interpreter to run the driver with: `requested` (which must have distributed), else the
+ * first of /usr/bin/python3 and python3 on PATH that has it. Asks without importing it.
+ */
+export async function findDaskPython(requested?: string): Promise<string> {
+  const tried: string[] = [];
+  for (const candidate of requested ? [requested] : DEFAULT_PYTHONS) {
+    let python: string;
+    try {
+      python = (await resolvePython(candidate)).path;
+    } catch {
+      tried.push(`${candidate}: not found`);
+      continue;
+    }
+    const probe = await execa(python, ['-c', 'import importlib.util, sys; sys.exit(0 if importlib.util.find_spec("distributed") else 1)'], { reject: false, timeout: PROBE_TIMEOUT_MS, stdin: 'ignore' });
+    if (probe.exitCode === 0) return python;
+    tried.push(`${python}: ${probe.timedOut ? 'did not answer' : 'cannot import distributed'}`);
+  }
+  throw new Failure(
+    'interpreter-not-found',
+    `No Python that can import distributed for the Dask driver (${tried.join('; ')}); install Dask (Debian: apt-get install python3-distributed; else pip install distributed) or name one with --dask-python`,
+    { tried },
+  );
+}
+
+/** The driver script, beside the runner (dist/runner/ when built, src/runner/ in a checkout). */
+export function driverScript(): string {
+  const script = path.join(path.dirname(ourRunnerScript()), DRIVER_FILE);
+  if (!existsSync(script)) throw new Error(`modelops-debugger is incomplete: ${script} is missing`);
+  return script;
+}
+
+export class DaskDriver {
+  readonly exited: Promise<ExitInfo>;
+  readonly stderr = new StderrTail(DRIVER_STDERR_TAIL);
+  exitInfo: ExitInfo | undefined;
+  private readonly child: ResultPromise;
+  private readonly connection: MessageConnection;
+
+  constructor(python: string, onStderr: (chunk: Buffer) => void, env?: Record<string, string>) {
+    this.child = execa(python, [driverScript()], { env: { ...env, PYTHONUNBUFFERED: '1' }, extendEnv: true, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false, cleanup: true });
+    this.child.stderr!.on('data', (chunk: Buffer) => {
+      this.stderr.push(chunk);
+      onStderr(chunk);
+    });
+    this.connection = createMessageConnection(
+      new StreamMessageReader(this.child.stdout!, { contentTypeDecoder: JSON_CONTENT_TYPE }),
+      new StreamMessageWriter(this.child.stdin!, { contentTypeEncoder: JSON_CONTENT_TYPE }),
+    );
+    this.connection.onError(() => undefined); // a broken pipe shows up as the driver's exit
+    this.connection.listen();
+    this.exited = new Promise((resolve) => {
+      this.child.on('exit', (code, signal) => {
+        this.exitInfo = { code, signal };
+        resolve(this.exitInfo);
+      });
+      this.child.on('error', (error) => {
+        if (this.exitInfo) return;
+        this.stderr.push(Buffer.from(`could not start ${python}: ${error.message}\n`));
+        this.exitInfo = { code: null, signal: null };
+        resolve(this.exitInfo);
+      });
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  onNotification<P>(type: NotificationType<P>, handler: (params: P) => void): void {
+    this.connection.onNotification(type, handler);
+  }
+
+  /**
+   * A request that ends one way or another within `timeoutMs`: its result, the driver's typed
+   * error, the driver's exit, or the timeout, each a Failure that says which.
+   */
+  async request<P, R>(type: RequestType<P, R, DriverErrorData>, params: P, timeoutMs: number, what: string): Promise<R> {
+    if (this.exitInfo) throw this.exitFailure(what);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Failure('protocol-error', `The Dask driver did not ${what} within ${(timeoutMs / 1000).toFixed(0)} s`, { stderrTail: this.stderr.text(4000), pid: this.pid })), timeoutMs);
+    });
+    const exit = this.exited.then(() => Promise.reject(this.exitFailure(what)));
+    try {
+      return await Promise.race([this.connection.sendRequest(type, params).catch((error) => Promise.reject(this.errorFailure(error, what))), timeout, exit]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Ask it to stop; kill it if it does not. */
+  async close(timeoutMs: number, request: () => Promise<unknown>): Promise<void> {
+    if (!this.exitInfo) await request().catch(() => undefined);
+    this.connection.dispose();
+    this.child.stdin?.end();
+    if (!this.exitInfo) {
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+      await this.exited;
+      clearTimeout(timer);
+    }
+  }
+
+  exitFailure(what: string): Failure {
+    const how = this.exitInfo ? describeExit(this.exitInfo) : 'stopped';
+    const tail = this.stderr.text(4000);
+    const last = tail.trim().split('\n').at(-1) ?? '';
+    return new Failure('protocol-error', `The Dask driver ${how} while asked to ${what}${last ? `: ${last}` : ''}`, { exitCode: this.exitInfo?.code, signal: this.exitInfo?.signal, stderrTail: tail, pid: this.pid });
+  }
+
+  private errorFailure(error: unknown, what: string): Failure {
+    if (error instanceof Failure) return error;
+    const response = error as { message?: string; data?: DriverErrorData };
+    const kind: FailureKind = response.data?.kind ?? 'protocol-error';
+    return new Failure(kind, response.message ?? `The Dask driver failed to ${what}: ${String(error)}`, { stderrTail: response.data?.traceback ?? this.stderr.text(4000), pid: this.pid });
+  }
+}

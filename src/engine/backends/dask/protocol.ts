@@ -1,0 +1,202 @@
+/**
+ * Every JSON-RPC method and notification between the engine and the Dask driver
+ * (src/runner/modelops_dask_driver.py), typed once, and the facts a worker reports about how a
+ * runner answered (src/runner/modelops_dask_worker.py), which the engine diagnoses itself.
+ */
+import { NotificationType, RequestType } from 'vscode-jsonrpc';
+import type { FatalParams, StdoutCaptureParams } from '../../protocol';
+
+// ---- what a task is given ----------------------------------------------------------------------
+
+/** Job-wide settings every sim and agg task carries (`spec` in the Python helper). */
+export interface TaskSpec {
+  digest: string;
+  deps_hash: string;
+  deps_source: 'pyproject.toml' | 'requirements.txt' | 'none';
+  requirements: string[];
+  requirement_options: string[];
+  extra_install_args: string[];
+  install_timeout_s: number;
+  /** The interpreter the worker builds the venv from; '' is the worker's own. */
+  base_python: string;
+  entrypoint: string;
+  retries: number;
+  task_timeout_s: number;
+  ready_timeout_s: number;
+  env: Record<string, string>;
+  /** The runner script's file name among `runner_files`. */
+  runner_file: string;
+  /** Set by the driver: the module on the workers that holds the bundle's and the runner's files. */
+  payload_module?: string;
+}
+
+export interface AggSpec {
+  key: string;
+  param_id: string;
+  targets: string[];
+  /** The target data, as JSON text, passed to each target as it is. */
+  target_data_json: string;
+  allow_partial: boolean;
+}
+
+export interface SetSubmission {
+  param_id: string;
+  replicates: number;
+  /** The parameters as canonical JSON text (floats stay floats). */
+  params_json: string;
+  sims: { replicate: number; seed: number | bigint }[];
+  /** Replicates an earlier run finished (resume): passed to the aggregation as values. */
+  done: { replicate: number; result: SimResult }[];
+  /** Absent when an earlier run aggregated this set already. */
+  agg?: AggSpec;
+}
+
+// ---- what a worker reports ---------------------------------------------------------------------
+
+/** How one request to a runner on a worker went wrong: classify.ts's RunnerFacts, as data. */
+export type WorkerFacts =
+  | {
+      outcome: 'error' | 'exited' | 'timeout' | 'protocol';
+      method: string;
+      pid: number;
+      phase: string | null;
+      runner: string | null;
+      fatal: FatalParams | null;
+      exit: { code: number | null; signal: string | null } | null;
+      error?: { code: number; message: string; data?: unknown };
+      stacks?: string | null;
+      reason?: string;
+      noise_b64?: string;
+      stderr_since: string;
+      stderr_tail: string;
+      stderr_bytes: number;
+      elapsed_ms: number;
+      timeout_ms: number;
+      /** Where the worker unpacked the bundle: frames there are shown at the local bundle's paths. */
+      bundle_path: string;
+      /** This runner's stderr since its last report, for the job's logs/. */
+      stderr?: string;
+      start_failed?: boolean;
+    }
+  | {
+      outcome: 'environment';
+      kind: 'venv-create-failed' | 'deps-install-failed' | 'interpreter-not-found' | 'protocol-error';
+      message: string;
+      stderr_tail?: string;
+      notes?: string[];
+      start_failed?: boolean;
+    };
+
+export type SimResult =
+  | { status: 'ok'; outputs: Record<string, string>; seed: number | bigint; pid: number; worker: string; attempts: WorkerFacts[]; ms: number; stderr: string; captures: StdoutCaptureParams[] }
+  | { status: 'failed'; seed: number | bigint; worker: string; attempts: WorkerFacts[]; ms: number };
+
+export interface AggResult {
+  /** `skipped`: replicates failed; the engine records which. */
+  status: 'ok' | 'skipped';
+  targets: Record<string, { status: 'ok'; result: { loss: number; diagnostics: Record<string, unknown>; n_replicates: number } } | { status: 'failed'; facts: WorkerFacts }>;
+  worker: string;
+  pid?: number | null;
+  ms: number;
+  stderr?: string;
+}
+
+// ---- requests ----------------------------------------------------------------------------------
+
+export interface ConnectParams {
+  scheduler: string;
+  timeout_s: number;
+}
+
+export interface ConnectResult {
+  scheduler: string;
+  dask_version: string;
+  python: string;
+  workers: string[];
+}
+
+export namespace ConnectRequest {
+  export const type = new RequestType<ConnectParams, ConnectResult, DriverErrorData>('dask/connect');
+}
+
+export interface SubmitParams {
+  spec: TaskSpec;
+  /** File name → path on this machine: the runner script and the module it imports. */
+  runner_files: Record<string, string>;
+  bundle_dir: string;
+  /** The bundle's files (bundle/bundleDir.ts listFiles), shipped to the workers. */
+  bundle_files: string[];
+  sets: SetSubmission[];
+}
+
+export namespace SubmitRequest {
+  export const type = new RequestType<SubmitParams, { tasks: number }, DriverErrorData>('dask/submit');
+}
+
+export namespace CancelRequest {
+  export const type = new RequestType<Record<string, never>, { cancelled: number }, DriverErrorData>('dask/cancel');
+}
+
+export namespace CloseRequest {
+  export const type = new RequestType<{ timeout_s: number }, { closed: boolean }, DriverErrorData>('dask/close');
+}
+
+/** `error.data` of the driver's own failures (connect: -32010, submit: -32011, shipping: -32012). */
+export interface DriverErrorData {
+  kind: 'scheduler-unreachable' | 'protocol-error';
+  traceback?: string;
+}
+
+// ---- notifications -----------------------------------------------------------------------------
+
+/** Sent by the helper on a worker (`worker.log_event`), passed on by the driver. */
+export type WorkerEvent = { worker: string } & (
+  | { type: 'task-start'; key: string; attempt: number; pid: number }
+  /** The attempt before it crashed: how its runner ended. */
+  | { type: 'task-retry'; key: string; attempt: number; exit: { code: number | null; signal: string | null } | null }
+  | { type: 'process-start'; pid: number; venv: string }
+  | { type: 'process-end'; pid: number; why: string; uses: number; exit_code: number | null; signal: string | null }
+  | { type: 'venv-built'; key: string; reason: string }
+);
+
+export namespace WorkerEventNotification {
+  export const type = new NotificationType<WorkerEvent>('dask/event');
+}
+
+export interface WorkerChange {
+  action: 'added' | 'removed';
+  worker: string;
+  /** The tasks it was running or holding when it left; Dask reschedules them. */
+  processing: string[];
+}
+
+export namespace WorkerChangeNotification {
+  export const type = new NotificationType<WorkerChange>('dask/worker');
+}
+
+export namespace SimDoneNotification {
+  export const type = new NotificationType<{ key: string; result: SimResult }>('dask/sim-done');
+}
+
+export namespace AggDoneNotification {
+  export const type = new NotificationType<{ key: string; result: AggResult }>('dask/agg-done');
+}
+
+export interface TaskErred {
+  key: string;
+  exc_type: string;
+  message: string;
+  traceback: string;
+}
+
+export namespace TaskErredNotification {
+  export const type = new NotificationType<TaskErred>('dask/task-erred');
+}
+
+export namespace SchedulerLostNotification {
+  export const type = new NotificationType<{ scheduler: string; message: string }>('dask/scheduler-lost');
+}
+
+export namespace AllDoneNotification {
+  export const type = new NotificationType<{ cancelled: boolean }>('dask/all-done');
+}

@@ -1,0 +1,227 @@
+/**
+ * The job's books, kept the same way whichever backend runs the tasks: what each parameter set
+ * has done, the counts, the result files and the events that say so. A backend decides where
+ * and when a task runs; how its outcome is recorded — a simulation's record, an aggregation
+ * that is skipped because replicates failed, the built-in summary — is decided here, once.
+ */
+import { stringifyWireJson, RawJson } from '../pyjson/pyjson';
+import * as path from 'node:path';
+import { isInside } from '../diagnose/pythonTrace';
+import { Failure, type FailureKind, type SourceLocation } from '../failure';
+import type { JobCounts, JobEvent, JobEventBody } from './events';
+import { canonicalJson } from './ids';
+import type { AggRecord, OutputRecord, ResultsStore, SimRecord } from './results';
+import type { JobSpec, ParameterSet } from './spec';
+import { summarize } from './summary';
+
+/** The kinds a new attempt can cure: the process died under the task. */
+export const RETRYABLE: ReadonlySet<FailureKind> = new Set(['process-crashed']);
+
+export interface Outcome {
+  ok: boolean;
+  outputs?: Record<string, OutputRecord>;
+  kind?: FailureKind;
+  message?: string;
+}
+
+export interface SetState {
+  set: ParameterSet;
+  /** The parameters once encoded, sent as they are with every replicate. */
+  wireParams: RawJson;
+  outcomes: Map<number, Outcome>;
+  aggregated: boolean;
+  /** How an earlier run's aggregation ended, when resuming. */
+  earlierAgg?: AggRecord['status'];
+}
+
+/** Where a task ran, for its record and events. */
+export interface RanOn {
+  attempts: number;
+  pid: number | undefined;
+  ms: number;
+  /** The Dask worker's address (dask backend only). */
+  worker?: string;
+}
+
+/** An aggregation that is to run its targets: the record so far and the replicates it takes. */
+export interface AggregationPlan {
+  record: AggRecord;
+  ok: [number, Outcome][];
+  begun: number;
+}
+
+export class JobBook {
+  readonly states: SetState[];
+  readonly counts: JobCounts;
+
+  constructor(
+    readonly job: JobSpec,
+    readonly store: ResultsStore,
+    private readonly allowPartial: boolean,
+    private readonly onEvent?: (event: JobEvent) => void,
+  ) {
+    this.states = job.parameterSets.map((set) => loadState(set, store));
+    this.counts = initialCounts(this.states, job);
+  }
+
+  emit(body: JobEventBody): void {
+    const event = { t: new Date().toISOString(), ...body } as JobEvent;
+    this.store.appendEvent(event);
+    this.onEvent?.(event);
+  }
+
+  /** A parameter set whose replicates all have an outcome and that still needs its aggregation. */
+  awaitsAggregation(state: SetState): boolean {
+    return !state.aggregated && state.outcomes.size === state.set.seeds.length;
+  }
+
+  simSucceeded(state: SetState, replicate: number, outputs: Record<string, string>, ran: RanOn): void {
+    const key = simKey(state, replicate);
+    const record: SimRecord = { key, status: 'ok', param_id: state.set.paramId, replicate, seed: state.set.seeds[replicate], attempts: ran.attempts, pid: ran.pid, ms: ran.ms, outputs: outputRecords(outputs) };
+    if (ran.worker) record.worker = ran.worker;
+    this.finishSim(state, replicate, record);
+    this.emit({ type: 'task-done', key, status: 'ok', attempt: ran.attempts, pid: ran.pid, ms: ran.ms, ...(ran.worker ? { worker: ran.worker } : {}) });
+  }
+
+  simFailed(state: SetState, replicate: number, failure: Failure, ran: RanOn): void {
+    const key = simKey(state, replicate);
+    const record: SimRecord = {
+      key,
+      status: 'failed',
+      param_id: state.set.paramId,
+      replicate,
+      seed: state.set.seeds[replicate],
+      attempts: ran.attempts,
+      pid: ran.pid,
+      ms: ran.ms,
+      kind: failure.kind,
+      message: failure.message,
+      location: failure.location,
+      evidence: trimEvidence(failure),
+    };
+    if (ran.worker) record.worker = ran.worker;
+    this.finishSim(state, replicate, record);
+    this.emit({ type: 'task-done', key, status: 'failed', attempt: ran.attempts, pid: ran.pid, ms: ran.ms, kind: failure.kind, message: failure.message, location: failure.location, callers: callers(failure, this.job.bundleDir), ...(ran.worker ? { worker: ran.worker } : {}) });
+  }
+
+  private finishSim(state: SetState, replicate: number, record: SimRecord): void {
+    this.store.writeSim(record);
+    state.outcomes.set(replicate, { ok: record.status === 'ok', outputs: record.outputs, kind: record.kind, message: record.message });
+    this.counts.sims.pending--;
+    record.status === 'ok' ? this.counts.sims.ok++ : this.counts.sims.failed++;
+  }
+
+  /**
+   * Starts a parameter set's aggregation: when replicates failed (without --allow-partial) or
+   * none succeeded it is recorded as skipped, naming them, and undefined is returned; otherwise
+   * the summary is computed and the plan for the targets returned.
+   */
+  planAggregation(state: SetState, pid: number | undefined): AggregationPlan | undefined {
+    const { set } = state;
+    const key = `agg-${set.paramId}`;
+    const begun = performance.now();
+    const replicates = [...state.outcomes.entries()].sort(([a], [b]) => a - b);
+    const failed = replicates.filter(([, o]) => !o.ok);
+    const ok = replicates.filter(([, o]) => o.ok);
+    const record: AggRecord = { key, status: 'ok', param_id: set.paramId, params: set.params, n_replicates: ok.length, ms: 0, targets: {} };
+    if (failed.length) {
+      record.failed_replicates = failed.map(([i, o]) => ({ replicate: i, key: `sim-${set.paramId}-${i}`, kind: o.kind, message: o.message }));
+    }
+    if ((failed.length && !this.allowPartial) || ok.length === 0) {
+      record.status = 'skipped';
+      record.kind = 'aggregation-skipped';
+      const named = failed.slice(0, 5).map(([i, o]) => `${i} (${o.kind})`).join(', ');
+      record.message = `${failed.length} of ${replicates.length} replicates failed (replicates ${named}${failed.length > 5 ? ', …' : ''})${ok.length ? '; --allow-partial aggregates the others' : ''}`;
+      this.finishAgg(state, record, begun);
+      return undefined;
+    }
+    this.emit({ type: 'agg-start', key, pid });
+    record.summary = summarize(ok.map(([, o]) => decodeOutputs(o.outputs ?? {})));
+    return { record, ok, begun };
+  }
+
+  targetFailed(record: AggRecord, target: string, failure: Failure): void {
+    record.targets[target] = { status: 'failed', kind: failure.kind, message: failure.message, location: failure.location };
+    record.status = 'failed';
+    record.kind ??= failure.kind;
+    record.message ??= `${target}: ${failure.message}`;
+  }
+
+  finishAgg(state: SetState, record: AggRecord, begun: number): void {
+    record.ms = Math.round(performance.now() - begun);
+    this.store.writeAgg(record);
+    state.aggregated = true;
+    state.outcomes.clear(); // the outputs are on disk; keep memory flat on long jobs
+    this.counts.aggregations.pending--;
+    if (record.status === 'ok') this.counts.aggregations.ok++;
+    else if (record.status === 'skipped') this.counts.aggregations.skipped++;
+    else this.counts.aggregations.failed++;
+    this.emit({ type: 'agg-done', key: record.key, status: record.status, ms: record.ms, kind: record.kind, message: record.message, location: firstFailedLocation(record) });
+  }
+}
+
+export function simKey(state: SetState, replicate: number): string {
+  return `sim-${state.set.paramId}-${replicate}`;
+}
+
+function loadState(set: ParameterSet, store: ResultsStore): SetState {
+  const earlierAgg = store.aggStatus(set.paramId);
+  const state: SetState = { set, wireParams: new RawJson(canonicalJson(set.params)), outcomes: new Map(), aggregated: earlierAgg !== undefined, earlierAgg };
+  for (const [replicate, record] of store.existingSims(set.paramId)) {
+    if (replicate >= set.seeds.length) continue;
+    // an aggregated set's outputs are summarised already: keep only how each replicate ended
+    const outputs = state.aggregated ? undefined : record.outputs;
+    state.outcomes.set(replicate, { ok: record.status === 'ok', outputs, kind: record.kind, message: record.message });
+  }
+  return state;
+}
+
+function initialCounts(states: SetState[], job: JobSpec): JobCounts {
+  const counts: JobCounts = {
+    sims: { total: 0, ok: 0, failed: 0, pending: 0 },
+    aggregations: { total: job.parameterSets.length, ok: 0, failed: 0, skipped: 0, pending: job.parameterSets.length },
+  };
+  for (const state of states) {
+    counts.sims.total += state.set.seeds.length;
+    for (const outcome of state.outcomes.values()) outcome.ok ? counts.sims.ok++ : counts.sims.failed++;
+    if (state.earlierAgg) {
+      counts.aggregations.pending--;
+      counts.aggregations[state.earlierAgg]++;
+    }
+  }
+  counts.sims.pending = counts.sims.total - counts.sims.ok - counts.sims.failed;
+  return counts;
+}
+
+function outputRecords(outputs: Record<string, string>): Record<string, OutputRecord> {
+  const records: Record<string, OutputRecord> = {};
+  for (const [name, inline] of Object.entries(outputs)) records[name] = { size: base64Size(inline), inline };
+  return records;
+}
+
+function base64Size(b64: string): number {
+  const padding = b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0;
+  return (b64.length / 4) * 3 - padding;
+}
+
+export function decodeOutputs(outputs: Record<string, OutputRecord>): Record<string, Buffer> {
+  return Object.fromEntries(Object.entries(outputs).map(([name, o]) => [name, Buffer.from(o.inline, 'base64')]));
+}
+
+/** What a sim result file keeps of a failure's evidence: enough to act on, bounded in size. */
+function trimEvidence(failure: Failure): Record<string, unknown> {
+  const { exception, frames, exitCode, signal, phase, stderrTail, stacks, stdoutNoise, notes, elapsedMs, timeoutMs } = failure.evidence;
+  return JSON.parse(stringifyWireJson({ exception, frames, exitCode, signal, phase, stderrTail: stderrTail?.slice(-2000), stacks: stacks?.slice(-4000), stdoutNoise, notes, elapsedMs, timeoutMs })) as Record<string, unknown>;
+}
+
+function firstFailedLocation(record: AggRecord) {
+  for (const result of Object.values(record.targets)) if (result.status === 'failed' && result.location) return result.location;
+  return undefined;
+}
+
+/** The frames of a failure's traceback inside the bundle, but the one it is located at. */
+function callers(failure: Failure, bundleDir: string): SourceLocation[] | undefined {
+  const inside = (failure.evidence.frames ?? []).filter((frame) => isInside(frame.file, bundleDir));
+  const others = inside.filter((frame) => frame.file !== failure.location?.file || frame.line !== failure.location?.line);
+  return others.length ? others.map((frame) => ({ file: path.resolve(bundleDir, frame.file), line: frame.line, function: frame.function })) : undefined;
+}

@@ -1,0 +1,262 @@
+"""ModelOps Pipeline Debugger: the Dask driver (standard library + distributed only).
+
+The engine starts this with a Python that can import `distributed` and speaks JSON-RPC to it
+over stdin/stdout with Content-Length frames, as it does to runners. Every method and
+notification is typed once on the engine's side (src/engine/backends/dask/protocol.ts).
+
+It connects a `dask.distributed.Client` to an existing scheduler, ships this directory's
+worker helper, the runner scripts and the bundle to the workers, submits `sim-{param_id}-{i}`
+tasks and one `agg-{param_id}` task per parameter set that takes the simulations' futures as
+positional arguments (pure=False, as production does), and streams back, as notifications:
+the workers' task events (`client.subscribe_topic`), workers joining and leaving (the
+scheduler's "all" topic), every task's result or Dask-side error as it completes
+(`as_completed` in a thread), and the loss of the scheduler.
+"""
+import json
+import os
+import sys
+import threading
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import modelops_dask_worker as helper  # noqa: E402
+
+# JSON-RPC error codes of this driver's own failures
+SCHEDULER_UNREACHABLE = -32010
+SUBMIT_FAILED = -32011
+PLUGIN_FAILED = -32012
+
+
+class Channel:
+    """Frames on the protocol fds. fd 1 is moved aside first, so that anything a library prints
+    goes to stderr instead of corrupting a frame."""
+
+    def __init__(self):
+        self.out = os.fdopen(os.dup(1), "wb", buffering=0)
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        self.input = os.fdopen(os.dup(0), "rb", buffering=0)
+        self.lock = threading.Lock()
+        self.parser = helper.FrameParser()
+        self.pending = []
+
+    def read(self):
+        while not self.pending:
+            chunk = self.input.read(1 << 16)
+            if not chunk:
+                return None
+            self.pending.extend(self.parser.feed(chunk))
+        return self.pending.pop(0)
+
+    def send(self, message):
+        frame = helper.encode_frame(json.dumps(message, separators=(",", ":"), default=str))
+        with self.lock:
+            self.out.write(frame)
+
+    def notify(self, method, params):
+        self.send({"jsonrpc": "2.0", "method": method, "params": params})
+
+
+class RpcError(Exception):
+    def __init__(self, code, kind, message):
+        super().__init__(message)
+        self.code = code
+        self.kind = kind
+
+
+class Driver:
+    def __init__(self, channel):
+        self.channel = channel
+        self.client = None
+        self.address = None
+        self.futures = {}
+        self.cancelled = False
+        self.lost_reported = False
+        self.watcher = None
+
+    # ---- methods ------------------------------------------------------------------------------
+
+    def connect(self, params):
+        import distributed
+
+        try:
+            self.client = distributed.Client(params["scheduler"], timeout=params["timeout_s"], set_as_default=False)
+        except Exception as exc:  # OSError, TimeoutError, ValueError for a malformed address
+            raise RpcError(SCHEDULER_UNREACHABLE, "scheduler-unreachable", "Could not connect to the Dask scheduler at %s within %s s: %s: %s" % (params["scheduler"], params["timeout_s"], type(exc).__name__, exc))
+        self.address = params["scheduler"]
+        self.client.subscribe_topic(helper.EVENT_TOPIC, self._on_worker_event)
+        self.client.subscribe_topic("all", self._on_scheduler_event)
+        info = self.client.scheduler_info()
+        return {
+            "scheduler": info.get("address", params["scheduler"]),
+            "dask_version": distributed.__version__,
+            "python": sys.version.split()[0],
+            "workers": sorted(info.get("workers", {})),
+        }
+
+    def submit(self, params):
+        """Ship the helper, the runner and the bundle; then submit every task, returning at once."""
+        client = self.client
+        spec = params["spec"]
+        self._ship(params)
+        try:
+            sims_and_aggs = []
+            for item in params["sets"]:
+                args = []
+                todo = {sim["replicate"]: sim for sim in item["sims"]}
+                done = {entry["replicate"]: entry["result"] for entry in item["done"]}
+                for replicate in range(item["replicates"]):
+                    if replicate in done:
+                        args.append(done[replicate])  # an earlier run's result (resume): a plain value
+                        continue
+                    sim = todo[replicate]
+                    key = "sim-%s-%d" % (item["param_id"], replicate)
+                    future = client.submit(helper.run_sim, spec, key, sim["seed"], item["params_json"], key=key, pure=False)
+                    self.futures[key] = future
+                    sims_and_aggs.append(future)
+                    args.append(future)
+                agg = item.get("agg")
+                if agg is not None:
+                    future = client.submit(helper.run_agg, spec, agg, *args, key=agg["key"], pure=False)
+                    self.futures[agg["key"]] = future
+                    sims_and_aggs.append(future)
+        except Exception as exc:
+            raise RpcError(SUBMIT_FAILED, "protocol-error", "Submitting to the Dask scheduler failed: %s: %s" % (type(exc).__name__, exc))
+        self.watcher = threading.Thread(target=self._watch, args=(sims_and_aggs,), name="modelops-as-completed", daemon=True)
+        self.watcher.start()
+        return {"tasks": len(sims_and_aggs)}
+
+    def cancel(self, params):
+        self.cancelled = True
+        futures = list(self.futures.values())
+        if futures and self.client is not None:
+            self.client.cancel(futures)
+        return {"cancelled": len(futures)}
+
+    def close(self, params):
+        if self.client is not None:
+            try:
+                self.client.close(timeout=params.get("timeout_s", 5))
+            except Exception as exc:  # the scheduler may be gone: the engine is told, nothing waits
+                sys.stderr.write("modelops-debugger driver: closing the client: %s: %s\n" % (type(exc).__name__, exc))
+        return {"closed": True}
+
+    # ---- what the workers are given -----------------------------------------------------------
+
+    def _ship(self, params):
+        """This helper module, and a payload module holding the runner scripts and the bundle's
+        files as data, each uploaded with distributed's UploadFile plugin under a name that says
+        its content: every worker, also one that joins later, gets both before it takes tasks."""
+        import hashlib
+        import tempfile
+
+        from distributed.diagnostics.plugin import UploadFile
+
+        runner_files = {}
+        for name, path in params["runner_files"].items():
+            with open(path, "rb") as handle:
+                runner_files[name] = handle.read()
+        bundle_files = {}
+        for name in params["bundle_files"]:
+            with open(os.path.join(params["bundle_dir"], *name.split("/")), "rb") as handle:
+                bundle_files[name] = handle.read()
+        source = helper.payload_source(bundle_files, runner_files)
+        payload = "modelops_dask_payload_%s" % hashlib.sha256(source.encode()).hexdigest()[:16]
+        params["spec"]["payload_module"] = payload
+        with open(os.path.join(HERE, "modelops_dask_worker.py"), "rb") as handle:
+            helper_name = "modelops-debugger-helper-%s" % hashlib.sha256(handle.read()).hexdigest()[:16]
+        with tempfile.TemporaryDirectory(prefix="modelops-dask-") as temp:
+            payload_file = os.path.join(temp, payload + ".py")
+            with open(payload_file, "w") as handle:
+                handle.write(source)
+            for path, name in ((os.path.join(HERE, "modelops_dask_worker.py"), helper_name), (payload_file, payload)):
+                try:
+                    answers = self.client.register_worker_plugin(UploadFile(path), name=name)
+                except Exception as exc:
+                    raise RpcError(PLUGIN_FAILED, "protocol-error", "Shipping %s to the Dask workers failed: %s: %s" % (name, type(exc).__name__, exc))
+                for worker, answer in (answers or {}).items():
+                    if isinstance(answer, dict) and answer.get("status") == "error":
+                        raise RpcError(PLUGIN_FAILED, "protocol-error", "Dask worker %s could not set up %s: %s" % (worker, name, answer.get("exception")))
+
+    # ---- what happens -------------------------------------------------------------------------
+
+    def _watch(self, futures):
+        """Every task's outcome as it completes; results are gathered in batches by Dask."""
+        from distributed import as_completed
+
+        try:
+            for future, result in as_completed(futures, loop=self.client.loop, with_results=True, raise_errors=False):
+                self._report(future, result)
+                self.futures.pop(future.key, None)
+        except Exception as exc:  # as_completed itself failed: the engine must not wait forever
+            self._lost("watching the tasks failed: %s: %s" % (type(exc).__name__, exc))
+            return
+        self.channel.notify("dask/all-done", {"cancelled": self.cancelled})
+
+    def _report(self, future, result):
+        key = future.key
+        if future.status != "finished" and isinstance(result, tuple) and len(result) == 3:
+            result = result[1]  # as_completed(raise_errors=False) gives an erred future's exc_info
+        if future.status == "finished":
+            self.channel.notify("dask/sim-done" if key.startswith("sim-") else "dask/agg-done", {"key": key, "result": result})
+        elif future.status == "cancelled" or (future.status == "error" and type(result).__name__ == "CancelledError"):
+            if self.client.status not in ("running", "newly-created") and not self.cancelled:
+                self._lost("the client's connection to the scheduler is %s" % self.client.status)
+            elif not self.cancelled:
+                self.channel.notify("dask/task-erred", {"key": key, "exc_type": "CancelledError", "message": "the task was cancelled on the Dask side", "traceback": ""})
+        else:
+            text = "".join(traceback.format_exception(type(result), result, result.__traceback__)) if isinstance(result, BaseException) else ""
+            self.channel.notify("dask/task-erred", {"key": key, "exc_type": type(result).__name__, "message": str(result), "traceback": text[-4000:]})
+
+    def _lost(self, why):
+        if self.lost_reported:
+            return
+        self.lost_reported = True
+        self.channel.notify("dask/scheduler-lost", {"scheduler": self.address, "message": "Lost the Dask scheduler at %s: %s" % (self.address, why)})
+
+    def _on_worker_event(self, event):
+        _, message = event
+        self.channel.notify("dask/event", message)
+
+    def _on_scheduler_event(self, event):
+        _, message = event
+        action = message.get("action")
+        if action == "add-worker":
+            self.channel.notify("dask/worker", {"action": "added", "worker": message.get("worker"), "processing": []})
+        elif action == "remove-worker":
+            keys = sorted(str(k) for k in message.get("processing-tasks", ()))
+            self.channel.notify("dask/worker", {"action": "removed", "worker": message.get("worker"), "processing": keys})
+
+
+METHODS = {"dask/connect": "connect", "dask/submit": "submit", "dask/cancel": "cancel", "dask/close": "close"}
+
+
+def main():
+    channel = Channel()
+    driver = Driver(channel)
+    while True:
+        message = channel.read()
+        if message is None:
+            break
+        method, request_id = message.get("method"), message.get("id")
+        name = METHODS.get(method)
+        if name is None:
+            if request_id is not None:
+                channel.send({"jsonrpc": "2.0", "id": request_id, "error": {"code": -32601, "message": "unknown method %s" % method}})
+            continue
+        try:
+            result = getattr(driver, name)(message.get("params") or {})
+            channel.send({"jsonrpc": "2.0", "id": request_id, "result": result})
+        except RpcError as exc:
+            channel.send({"jsonrpc": "2.0", "id": request_id, "error": {"code": exc.code, "message": str(exc), "data": {"kind": exc.kind}}})
+        except Exception as exc:  # a bug here: said in full, never swallowed
+            channel.send({"jsonrpc": "2.0", "id": request_id, "error": {"code": -32603, "message": "%s: %s" % (type(exc).__name__, exc), "data": {"kind": "protocol-error", "traceback": traceback.format_exc()[-4000:]}}})
+        if method == "dask/close":
+            break
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
