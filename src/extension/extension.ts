@@ -4,6 +4,7 @@
  */
 import * as vscode from 'vscode';
 import { VenvCache, venvsDir } from '../engine/venv/cache';
+import { registerDaskCommands } from './dask/daskCommands';
 import { FailureDiagnostics } from './diagnostics';
 import { registerHandshakeCommands } from './handshake/handshakeCommands';
 import { registerJobCommands } from './jobs/jobCommands';
@@ -57,6 +58,7 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     }),
     ...registerJobCommands(runner, log, () => venvTree.refresh()),
     ...registerHandshakeCommands(log, trace),
+    ...registerDaskCommands(log),
     ...registerProcessCommands(),
     ...registerVenvCommands(venvCache, venvTree, log),
     registerReportDocuments(),

@@ -1,5 +1,7 @@
 /** The `modelopsDebugger.*` settings, read in one place, in the engine's terms. */
 import * as vscode from 'vscode';
+import type { RunOptions } from '../engine/job/run';
+import { Failure } from '../engine/failure';
 import type { RuntimeOptions } from '../engine/runtime/prepare';
 import { forceFreshFromEnv, venvsDir } from '../engine/venv/cache';
 
@@ -40,4 +42,13 @@ export function runtimeSettings(onVenvEvent?: NonNullable<RuntimeOptions['venv']
 
 export function seconds(name: string, fallback: number): number {
   return (settings().get<number>(name) ?? fallback) * 1000;
+}
+
+/** Where jobs run: this machine, or the Dask scheduler "Connect to Dask Scheduler…" checked. */
+export function backendSettings(): Pick<RunOptions, 'backend' | 'dask'> {
+  const config = settings();
+  if (config.get<string>('backend') !== 'dask') return { backend: 'local' };
+  const scheduler = config.get<string>('daskScheduler');
+  if (!scheduler) throw new Failure('bad-input', 'modelopsDebugger.backend is "dask" but modelopsDebugger.daskScheduler is empty: run "ModelOps: Connect to Dask Scheduler…".');
+  return { backend: 'dask', dask: { scheduler, python: config.get<string>('daskPython') || undefined, connectTimeoutMs: 10_000 } };
 }

@@ -6,6 +6,7 @@ import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import Mocha from 'mocha';
 import * as vscode from 'vscode';
+import { DaskCluster } from '../dask/cluster';
 import type { HandshakeReport } from '../../src/engine/handshake/handshake';
 import type { ReplayReport } from '../../src/engine/handshake/replay';
 import type { RecordedHandshake } from '../../src/extension/handshake/handshakeCommands';
@@ -262,6 +263,55 @@ export function run(): Promise<void> {
         `wire.py:${markLine(path.join(bundle, 'wire.py'), 'deep-call-1')} called from wire()`,
         `model/core.py:${markLine(path.join(bundle, 'model', 'core.py'), 'deep-call-2')} called from run_model()`,
       ]);
+    });
+
+    it('"Connect to Dask Scheduler…" checks a real scheduler, then jobs run on its workers with the same tree and diagnostics; "Run Jobs Locally" switches back', async function () {
+      this.timeout(240_000);
+      const cluster = await DaskCluster.start({ workers: 2, env: { MODELOPS_VENVS_DIR: process.env.MODELOPS_VENVS_DIR ?? path.join(os.tmpdir(), 'modelops-vscode-dask-venvs') } });
+      const config = vscode.workspace.getConfiguration('modelopsDebugger');
+      try {
+        const refused = await vscode.commands.executeCommand<unknown>('modelopsDebugger.connectDask', 'tcp://127.0.0.1:9');
+        assert.equal(refused, undefined, 'nobody listens on port 9');
+        assert.notEqual(config.get('backend'), 'dask', 'a scheduler that did not answer is not used');
+
+        const connected = await vscode.commands.executeCommand<{ scheduler: string; workers: string[] }>('modelopsDebugger.connectDask', cluster.address);
+        assert.equal(connected.scheduler, cluster.address);
+        assert.equal(connected.workers.length, 2);
+        assert.equal(vscode.workspace.getConfiguration('modelopsDebugger').get('backend'), 'dask');
+
+        const scratch = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-dask-'));
+        mkdirSync(path.join(scratch, 'bundle'));
+        writeFileSync(path.join(scratch, 'bundle', 'wire.py'), 'import sys\n\ndef wire(entrypoint, params, seed):\n    sys.stderr.write("on dask x=%s\\n" % params["x"])\n    if params["x"] == 2.0:\n        raise ValueError("x must not be 2")  # MARK:raise\n    return {"value": str(params["x"]).encode()}\n');
+        writeFileSync(path.join(scratch, 'job.json'), '{"job_id": "dask-job", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1.0}, {"x": 2.0}], "replicates": 3}');
+        const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(path.join(scratch, 'job.json')));
+        assert.equal(result.status, 'failed');
+        assert.deepEqual(result.counts.sims, { total: 6, ok: 3, failed: 3, pending: 0 });
+        const manifest = JSON.parse(readFileSync(path.join(result.dir, 'manifest.json'), 'utf8')) as { options: { backend: string } };
+        assert.equal(manifest.options.backend, 'dask');
+
+        const jobItem = (api.jobsTree.getChildren() as JobsNode[]).find((item) => item.label === 'dask-job')!;
+        const [, failedSet] = api.jobsTree.getChildren(jobItem) as ParamSetItem[];
+        const tasks = api.jobsTree.getChildren(failedSet) as TaskItem[];
+        const workers = new Set(connected.workers);
+        assert.ok(tasks.slice(1).every((task) => task.task.worker !== undefined && workers.has(task.task.worker)), tasks.map((t) => t.description).join('; '));
+        assert.match(String(tasks[1].description), /^failed · task-exception · .* · pid \d+ on tcp:\/\/127\.0\.0\.1:\d+$/);
+        const wire = path.join(scratch, 'bundle', 'wire.py');
+        const [diagnostic] = api.diagnostics.get(vscode.Uri.file(wire));
+        assert.equal(diagnostic.range.start.line + 1, markLine(wire, 'raise'));
+        assert.equal(diagnostic.message, 'task-exception: ValueError: x must not be 2 (3 times)');
+        // the runner's stderr, kept per task, opens from the failed replicate
+        await vscode.commands.executeCommand('modelopsDebugger.showStderr', tasks[1]);
+        assert.match(vscode.window.activeTextEditor!.document.fileName, /logs\/dask-127\.0\.0\.1_\d+-runner-\d+\.stderr$/);
+        assert.match(vscode.window.activeTextEditor!.document.getText(), /on dask x=2\.0/);
+        // and streamed into the bundle's channel, with the task
+        assert.ok(api.stderr.recent(path.join(scratch, 'bundle')).some((line) => /^\[sim-[0-9a-f]{8}-[0-2] · pid \d+\] on dask x=2\.0$/.test(line)));
+        // runners on workers cannot be signalled from here: no stacks or kill for them
+        assert.ok(api.processTree.getChildren().filter((p) => p.info.worker).every((p) => !/alive;/.test(p.contextValue!)));
+      } finally {
+        await vscode.commands.executeCommand('modelopsDebugger.useLocal');
+        await cluster.stop();
+      }
+      assert.equal(vscode.workspace.getConfiguration('modelopsDebugger').get('backend'), 'local');
     });
 
     it('a bundle whose import fails: the kind and the line', async () => {

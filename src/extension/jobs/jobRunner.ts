@@ -18,7 +18,7 @@ import type { JobModel } from './jobModel';
 import type { JobsTreeProvider } from './jobsTree';
 import type { ProcessTreeProvider } from '../processes/processTree';
 import type { RunnerChannels } from '../output/runnerChannels';
-import { runtimeSettings, seconds } from '../settings';
+import { backendSettings, runtimeSettings, seconds } from '../settings';
 import { Coalesced } from '../util/coalesce';
 import { resultsDir } from '../util/commands';
 import type { ProtocolTrace } from '../output/protocolTrace';
@@ -67,7 +67,8 @@ export class JobRunner implements vscode.Disposable {
   private async runNew(job: JobSpec, near: string): Promise<JobRunResult> {
     await checkBundleDir(job.bundleDir);
     await readBundleDeps(job.bundleDir);
-    return this.run(job, ResultsStore.create(resultsDir(near), job), false);
+    const backend = backendSettings(); // a dask backend without a scheduler is refused before a results directory is made
+    return this.run(job, ResultsStore.create(resultsDir(near), job), false, backend);
   }
 
   /** The failed tasks of a finished job again (and the aggregations they feed), in place. */
@@ -81,14 +82,15 @@ export class JobRunner implements vscode.Disposable {
   }
 
   private async continueJob(dir: string, forgetFailures: boolean): Promise<JobRunResult> {
+    const backend = backendSettings();
     const { store, job: normalised } = ResultsStore.open(dir);
     if (forgetFailures) store.forgetFailures();
     const job = jobFromNormalised(normalised);
     await checkBundleDir(job.bundleDir);
-    return this.run(job, store, true);
+    return this.run(job, store, true, backend);
   }
 
-  private async run(job: JobSpec, store: ResultsStore, resumed: boolean): Promise<JobRunResult> {
+  private async run(job: JobSpec, store: ResultsStore, resumed: boolean, backend: ReturnType<typeof backendSettings>): Promise<JobRunResult> {
     const config = vscode.workspace.getConfiguration('modelopsDebugger');
     const info = this.model.addJob(job, store.dir);
     if (resumed) this.model.seedFromDisk(info, (paramId) => store.existingSims(paramId));
@@ -103,6 +105,11 @@ export class JobRunner implements vscode.Disposable {
       if (event.type === 'task-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`, vscode.DiagnosticSeverity.Error, event.callers);
       else if (event.type === 'agg-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`);
       else if (event.type === 'warning' && event.location) this.diagnostics.add(event.location, event.kind, `${event.message}; this runner absorbed it, production's would break`, vscode.DiagnosticSeverity.Warning);
+      else if (event.type === 'dask-connected') this.log.info(`job ${job.jobId} on Dask ${event.dask_version} at ${event.scheduler}, workers: ${event.workers.join(', ') || 'none yet'}`);
+      else if (event.type === 'worker-lost') this.log.warn(`Dask worker ${event.worker} lost (${event.cause}) while running ${event.processing.length} task(s); Dask runs them elsewhere`);
+      else if (event.type === 'worker-joined') this.log.info(`Dask worker ${event.worker} joined`);
+      else if (event.type === 'dask-task-erred') this.log.error(`${event.key} erred on Dask: ${event.exc_type}: ${event.cause}`);
+      else if (event.type === 'scheduler-lost') this.log.error(`the Dask scheduler ${event.scheduler} went away: ${event.cause}`);
       else if (event.type === 'venv') {
         this.log.info(describeVenvEvent(event.event));
         this.venvProgress(event.event);
@@ -124,6 +131,7 @@ export class JobRunner implements vscode.Disposable {
         readyTimeoutMs: seconds('handshakeTimeoutSeconds', 30),
         allowPartial: false,
         runnerNice: config.get<number>('runnerNiceness') ?? 10,
+        ...backend,
         resumed,
         onEvent,
         onRunnerStderr: (pid, chunk, task) => this.stderr.append(job.bundleDir, pid, chunk, task),

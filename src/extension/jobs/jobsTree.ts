@@ -52,7 +52,7 @@ export class TaskItem extends vscode.TreeItem {
     if (task.kind) parts.push(task.kind);
     if (task.ms !== undefined) parts.push(`${task.ms} ms`);
     if (task.attempts > 1) parts.push(`${task.attempts} attempts`);
-    if (task.pid !== undefined) parts.push(`pid ${task.pid}`);
+    if (task.pid !== undefined) parts.push(`pid ${task.pid}${task.worker ? ` on ${task.worker}` : ''}`);
     this.description = parts.join(' · ');
     this.iconPath = statusIcon(task.state);
     this.tooltip = new vscode.MarkdownString(
