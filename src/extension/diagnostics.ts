@@ -5,6 +5,7 @@
 import * as vscode from 'vscode';
 import type { FailureKind, SourceLocation } from '../engine/failure';
 import { isInside } from '../engine/diagnose/pythonTrace';
+import { Coalesced } from './util/coalesce';
 
 interface Entry {
   location: SourceLocation;
@@ -12,24 +13,33 @@ interface Entry {
   message: string;
   severity: vscode.DiagnosticSeverity;
   count: number;
+  /** The bundle's frames that led here (the first occurrence's). */
+  callers: SourceLocation[];
 }
 
 export class FailureDiagnostics implements vscode.Disposable {
   private readonly collection = vscode.languages.createDiagnosticCollection('modelops');
   private readonly entries = new Map<string, Entry>();
+  private readonly publishing = new Coalesced(() => this.publish());
 
   /** A new run of this bundle: what it reported before no longer stands. */
   clearBundle(bundleDir: string): void {
     for (const [key, entry] of this.entries) if (isInside(entry.location.file, bundleDir)) this.entries.delete(key);
+    this.publishing.cancel(); // nothing older may be published after this
     this.publish();
   }
 
-  add(location: SourceLocation, kind: FailureKind, message: string, severity = vscode.DiagnosticSeverity.Error): void {
+  add(location: SourceLocation, kind: FailureKind, message: string, severity = vscode.DiagnosticSeverity.Error, callers: SourceLocation[] = []): void {
     const key = `${location.file}:${location.line}:${kind}:${message}`;
     const entry = this.entries.get(key);
     if (entry) entry.count++;
-    else this.entries.set(key, { location, kind, message, severity, count: 1 });
-    this.publish();
+    else this.entries.set(key, { location, kind, message, severity, count: 1, callers });
+    this.publishing.schedule();
+  }
+
+  /** Shows what was added since the last publication now (a job has ended). */
+  flush(): void {
+    this.publishing.flush();
   }
 
   get(uri: vscode.Uri): readonly vscode.Diagnostic[] {
@@ -44,6 +54,11 @@ export class FailureDiagnostics implements vscode.Disposable {
       const diagnostic = new vscode.Diagnostic(new vscode.Range(line, 0, line, Number.MAX_SAFE_INTEGER), `${entry.message}${times}`, entry.severity);
       diagnostic.source = 'ModelOps';
       diagnostic.code = entry.kind;
+      if (entry.callers.length) {
+        diagnostic.relatedInformation = entry.callers.map(
+          (caller) => new vscode.DiagnosticRelatedInformation(new vscode.Location(vscode.Uri.file(caller.file), new vscode.Position(Math.max(0, caller.line - 1), 0)), `called from ${caller.function ?? 'here'}()`),
+        );
+      }
       const list = byFile.get(entry.location.file) ?? [];
       list.push(diagnostic);
       byFile.set(entry.location.file, list);
@@ -53,6 +68,7 @@ export class FailureDiagnostics implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.publishing.dispose();
     this.collection.dispose();
   }
 }

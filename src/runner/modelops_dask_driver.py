@@ -177,7 +177,10 @@ class Driver:
             payload_file = os.path.join(temp, payload + ".py")
             with open(payload_file, "w") as handle:
                 handle.write(source)
+            present = self.client.run_on_scheduler(_worker_plugin_names)
             for path, name in ((os.path.join(HERE, "modelops_dask_worker.py"), helper_name), (payload_file, payload)):
+                if name in present:
+                    continue  # uploading it again would reload the helper and restart its warm runners
                 try:
                     answers = self.client.register_worker_plugin(UploadFile(path), name=name)
                 except Exception as exc:
@@ -273,6 +276,11 @@ class Driver:
         elif action == "remove-worker":
             keys = sorted(str(k) for k in message.get("processing-tasks", ()))
             self.channel.notify("dask/worker", {"action": "removed", "worker": message.get("worker"), "processing": keys})
+
+
+def _worker_plugin_names(dask_scheduler=None):
+    """Run on the scheduler: the worker plugins it hands to every worker."""
+    return list(dask_scheduler.worker_plugins)
 
 
 METHODS = {"dask/connect": "connect", "dask/submit": "submit", "dask/cancel": "cancel", "dask/close": "close"}

@@ -577,6 +577,11 @@ class Runner:
 # Idle warm runners per bundle (and runner and interpreter): a task takes one, or starts one,
 # and gives it back. Keyed by bundle, not by thread: Dask's executor replaces idle threads, and
 # a runner kept per thread would be left behind with each of them.
+# A newer helper uploaded by a later job reloads this module in place: the runners the older
+# code started are closed rather than left behind.
+for _runners in globals().get("_IDLE", {}).values():
+    for _runner in _runners:
+        _runner.close()
 _IDLE = {}
 _RUNNERS_LOCK = threading.Lock()
 

@@ -10,6 +10,7 @@ import { launchBrowser, ROOT, startCodeServer } from '../vscode/codeServer.mjs';
 
 const RESULTS = path.join(ROOT, 'test-results');
 const WAIT_MS = 60_000;
+const STEPS = 6;
 
 const steps = [];
 async function step(name, body) {
@@ -84,6 +85,42 @@ async function main() {
       await page.locator('.monaco-list-row:has-text("Python 3")').first().waitFor({ timeout: WAIT_MS });
       await page.screenshot({ path: path.join(RESULTS, 'venv-caches.png') });
     });
+
+    await step('"Replay Handshake…" from the palette shows the verdict and the conversation (screenshot handshake-transcript.png)', async () => {
+      await page.keyboard.press('F1');
+      const input = page.locator('.quick-input-widget input.input');
+      await input.fill('>ModelOps: Replay Handshake');
+      await page.locator('.quick-input-widget .monaco-list-row[aria-label*="Replay Handshake"]').first().waitFor({ timeout: WAIT_MS });
+      await input.press('Enter');
+      // code-server's folder dialog is a quick input that takes a path, with the open label as its button
+      const open = page.locator('.quick-input-widget .monaco-button').filter({ hasText: 'Replay Handshake' }).first();
+      await open.waitFor({ timeout: WAIT_MS });
+      // it opens on the workspace folder, listing it, and then takes a typed path
+      await page.locator('.quick-input-widget .monaco-list-row[aria-label="bundle"]').first().waitFor({ timeout: WAIT_MS });
+      const typed = `${path.join(ws, 'bundle')}/`;
+      await input.fill(typed);
+      // it lists the folders inside the one typed (none here, only "..") once it has read it
+      await page.waitForFunction(
+        (typed) => document.querySelector('.quick-input-widget input.input')?.value === typed && [...document.querySelectorAll('.quick-input-widget .monaco-list-row')].every((row) => row.getAttribute('aria-label') === '..'),
+        typed,
+        { timeout: WAIT_MS },
+      );
+      // a click while the dialog is still settling on the typed path is ignored: click until it moves on
+      const runners = page.locator('.quick-input-widget .monaco-list-row[aria-label*="Our runner"]').first();
+      for (let attempt = 1; ; attempt++) {
+        await open.click();
+        try {
+          await runners.waitFor({ timeout: 5_000 });
+          break;
+        } catch (error) {
+          if (attempt === 3) throw error;
+        }
+      }
+      await input.fill('Our runner');
+      await input.press('Enter');
+      await page.locator('.view-lines:has-text("→ #1 ready")').first().waitFor({ timeout: WAIT_MS });
+      await page.screenshot({ path: path.join(RESULTS, 'handshake-transcript.png') });
+    });
   } catch {
     try {
       await browser?.pages()[0]?.screenshot({ path: path.join(RESULTS, 'failure.png') });
@@ -95,7 +132,7 @@ async function main() {
     stop();
   }
   const passed = steps.filter((s) => s.ok).length;
-  const failed = steps.length - passed + (steps.length < 5 ? 5 - steps.length : 0);
+  const failed = steps.length - passed + (steps.length < STEPS ? STEPS - steps.length : 0);
   console.log(`\n  ${passed} passing`);
   if (failed) console.log(`  ${failed} failing`);
   return failed ? 1 : 0;

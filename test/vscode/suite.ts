@@ -6,7 +6,11 @@ import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import Mocha from 'mocha';
 import * as vscode from 'vscode';
+import { DaskCluster } from '../dask/cluster';
 import type { HandshakeReport } from '../../src/engine/handshake/handshake';
+import type { ReplayReport } from '../../src/engine/handshake/replay';
+import type { RecordedHandshake } from '../../src/extension/handshake/handshakeCommands';
+import type { RunBundleArgs } from '../../src/extension/jobs/jobCommands';
 import type { ModelOpsApi } from '../../src/extension/extension';
 import type { JobRunResult } from '../../src/extension/jobs/jobRunner';
 import { ParamSetItem, TaskItem, type JobsNode } from '../../src/extension/jobs/jobsTree';
@@ -14,6 +18,13 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import * as os from 'node:os';
 
 const EXTENSION_ID = 'modelops-debugger.modelops-debugger';
+
+/** The line of a `# MARK:name` comment: fixtures' lines are never hard-coded. */
+function markLine(file: string, mark: string): number {
+  const index = readFileSync(file, 'utf8').split('\n').findIndex((line) => line.includes(`# MARK:${mark}`));
+  assert.ok(index >= 0, `no MARK:${mark} in ${file}`);
+  return index + 1;
+}
 
 export function run(): Promise<void> {
   const mocha = new Mocha({ ui: 'bdd', timeout: 120_000, color: false, reporter: 'spec' });
@@ -166,12 +177,141 @@ export function run(): Promise<void> {
       assert.ok(item, items.map((i) => i.entry.bundle).join(', '));
       assert.match(item.contextValue!, /venv;valid;deletable;/);
       assert.match((item.tooltip as vscode.MarkdownString).value, /✔ interpreter identity:/);
+      assert.match(item.contextValue!, /rebuildable;/);
+      const rebuilt = await vscode.commands.executeCommand<string>('modelopsDebugger.rebuildVenv', item);
+      assert.equal(rebuilt, item.entry.key);
+      const again = (await api.venvTree.getChildren()).find((i) => i.entry.key === item.entry.key)!;
+      assert.equal(again.entry.valid, true);
+      assert.notEqual(again.entry.createdAt, item.entry.createdAt, 'built again');
       rmSync(path.join(item.entry.path, 'bin', 'python'));
       const broken = (await api.venvTree.getChildren()).find((i) => i.entry.key === item.entry.key)!;
       assert.equal(broken.description, 'broken: interpreter: bin/python is missing');
       assert.match(broken.contextValue!, /venv;broken;/);
       await vscode.commands.executeCommand('modelopsDebugger.deleteVenv', broken);
       assert.equal((await api.venvTree.getChildren()).some((i) => i.entry.key === item.entry.key), false);
+    });
+
+    it('"Run Bundle…" with a parameters file: the job runs and its sets are in the tree', async () => {
+      const scratch = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-bundle-'));
+      mkdirSync(path.join(scratch, 'bundle'));
+      writeFileSync(path.join(scratch, 'bundle', 'wire.py'), 'def wire(entrypoint, params, seed):\n    return {"y": str(params["a"] * 2).encode()}\n');
+      writeFileSync(path.join(scratch, 'params.json'), '[{"a": 1}, {"a": 2.5}, {"a": -3}]');
+      const args: RunBundleArgs = { paramsFile: path.join(scratch, 'params.json'), replicates: 4, entrypoint: 'm.m/x', jobId: 'bundle-run' };
+      const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runBundle', vscode.Uri.file(path.join(scratch, 'bundle')), args);
+      assert.equal(result.status, 'succeeded');
+      assert.deepEqual(result.counts.sims, { total: 12, ok: 12, failed: 0, pending: 0 });
+      const jobItem = (api.jobsTree.getChildren() as JobsNode[]).find((item) => item.label === 'bundle-run')!;
+      const sets = api.jobsTree.getChildren(jobItem) as ParamSetItem[];
+      assert.deepEqual(sets.map((set) => `${set.label} ${set.description}`), ['a=1 4/4 ✓ · agg ok', 'a=2.5 4/4 ✓ · agg ok', 'a=-3 4/4 ✓ · agg ok']);
+      const record = JSON.parse(readFileSync(path.join(result.dir, 'sims', sets[1].set.paramId.slice(0, 16), '0.json'), 'utf8')) as { outputs: { y: { inline: string } } };
+      assert.equal(Buffer.from(record.outputs.y.inline, 'base64').toString(), '5.0');
+    });
+
+    it('"Replay Handshake…" with a production runner script: the verdict, and the conversation shown and saved; replaying a saved one', async () => {
+      const bundle = vscode.Uri.file(path.join(root, 'test', 'fixtures', 'bundles', 'print-at-import'));
+      const script = path.join(root, 'test', 'fixtures', 'runners', 'prod_style_runner.py');
+      const recorded = await vscode.commands.executeCommand<RecordedHandshake>('modelopsDebugger.replayHandshake', bundle, { runner: 'script', script });
+      assert.equal(recorded.report.ok, false);
+      assert.equal(recorded.report.kind, 'stdout-pollution');
+      // the stray bytes, shown where they came (they may arrive in more than one read)
+      assert.match(recorded.text!, /← stdout that is not a frame: "Loading model weights\.\.\./);
+      assert.match(recorded.text!, /→ #1 ready/);
+      assert.equal(vscode.window.activeTextEditor!.document.getText(), recorded.text);
+      assert.ok(readFileSync(recorded.transcriptFile!, 'utf8').includes('"entries"'));
+
+      const healthy = vscode.Uri.file(path.join(root, 'test', 'fixtures', 'bundles', 'healthy-wire-py'));
+      const ours = await vscode.commands.executeCommand<RecordedHandshake>('modelopsDebugger.replayHandshake', healthy, { runner: 'ours' });
+      assert.equal(ours.report.ok, true, ours.report.message);
+      assert.match(ours.text!, /← #1 result \{/);
+      const replayed = await vscode.commands.executeCommand<ReplayReport>('modelopsDebugger.replayHandshake', healthy, { transcript: ours.transcriptFile! });
+      assert.equal(replayed.same, true, replayed.message);
+      assert.match(vscode.window.activeTextEditor!.document.getText(), /^✔ /);
+    });
+
+    it('the "ModelOps Protocol" trace follows modelopsDebugger.trace; "Force Fresh Venv for Next Run" applies to one run', async () => {
+      const config = vscode.workspace.getConfiguration('modelopsDebugger');
+      const bundle = vscode.Uri.file(path.join(root, 'test', 'fixtures', 'bundles', 'healthy-wire-py'));
+      const before = api.trace.recent.length;
+      await vscode.commands.executeCommand('modelopsDebugger.forceFreshVenv');
+      await config.update('trace', 'messages', vscode.ConfigurationTarget.Global);
+      try {
+        const fresh = await vscode.commands.executeCommand<HandshakeReport>('modelopsDebugger.handshake', bundle);
+        assert.equal(fresh.evidence.venv?.fresh, true);
+        const lines = api.trace.recent.slice(before);
+        assert.ok(lines.some((line) => new RegExp(`^\\[pid ${fresh.evidence.ready!.pid}\\] \\+[\\d.]+ ms → #1 ready`).test(line)), lines.join('\n'));
+        assert.ok(lines.some((line) => /← #1 result/.test(line)), lines.join('\n'));
+      } finally {
+        await config.update('trace', undefined, vscode.ConfigurationTarget.Global);
+      }
+      const after = api.trace.recent.length;
+      const cached = await vscode.commands.executeCommand<HandshakeReport>('modelopsDebugger.handshake', bundle);
+      assert.equal(cached.evidence.venv?.fresh, false, 'only the next run is fresh');
+      assert.equal(api.trace.recent.length, after, 'tracing is off again');
+    });
+
+    it('an exception three frames deep: the diagnostic on the raise, the calls that led there as related information', async () => {
+      const scratch = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-deep-'));
+      const bundle = path.join(root, 'test', 'fixtures', 'bundles', 'deep-exception');
+      writeFileSync(path.join(scratch, 'job.json'), JSON.stringify({ job_id: 'deep-job', bundle, entrypoint: 'm.m/x', parameter_sets: [{ beta: -1.0 }], replicates: 2 }));
+      const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(path.join(scratch, 'job.json')));
+      assert.equal(result.status, 'failed');
+      const [diagnostic] = api.diagnostics.get(vscode.Uri.file(path.join(bundle, 'model', 'util.py')));
+      assert.equal(diagnostic.range.start.line + 1, markLine(path.join(bundle, 'model', 'util.py'), 'deep-raise'));
+      assert.equal(diagnostic.message, 'task-exception: ValueError: beta must be positive, got -1.0 (2 times)');
+      const related = (diagnostic.relatedInformation ?? []).map((r) => `${path.relative(bundle, r.location.uri.fsPath)}:${r.location.range.start.line + 1} ${r.message}`);
+      assert.deepEqual(related, [
+        `wire.py:${markLine(path.join(bundle, 'wire.py'), 'deep-call-1')} called from wire()`,
+        `model/core.py:${markLine(path.join(bundle, 'model', 'core.py'), 'deep-call-2')} called from run_model()`,
+      ]);
+    });
+
+    it('"Connect to Dask Scheduler…" checks a real scheduler, then jobs run on its workers with the same tree and diagnostics; "Run Jobs Locally" switches back', async function () {
+      this.timeout(240_000);
+      const cluster = await DaskCluster.start({ workers: 2, env: { MODELOPS_VENVS_DIR: process.env.MODELOPS_VENVS_DIR ?? path.join(os.tmpdir(), 'modelops-vscode-dask-venvs') } });
+      const config = vscode.workspace.getConfiguration('modelopsDebugger');
+      try {
+        const refused = await vscode.commands.executeCommand<unknown>('modelopsDebugger.connectDask', 'tcp://127.0.0.1:9');
+        assert.equal(refused, undefined, 'nobody listens on port 9');
+        assert.notEqual(config.get('backend'), 'dask', 'a scheduler that did not answer is not used');
+
+        const connected = await vscode.commands.executeCommand<{ scheduler: string; workers: string[] }>('modelopsDebugger.connectDask', cluster.address);
+        assert.equal(connected.scheduler, cluster.address);
+        assert.equal(connected.workers.length, 2);
+        assert.equal(vscode.workspace.getConfiguration('modelopsDebugger').get('backend'), 'dask');
+
+        const scratch = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-dask-'));
+        mkdirSync(path.join(scratch, 'bundle'));
+        writeFileSync(path.join(scratch, 'bundle', 'wire.py'), 'import sys\n\ndef wire(entrypoint, params, seed):\n    sys.stderr.write("on dask x=%s\\n" % params["x"])\n    if params["x"] == 2.0:\n        raise ValueError("x must not be 2")  # MARK:raise\n    return {"value": str(params["x"]).encode()}\n');
+        writeFileSync(path.join(scratch, 'job.json'), '{"job_id": "dask-job", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1.0}, {"x": 2.0}], "replicates": 3}');
+        const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(path.join(scratch, 'job.json')));
+        assert.equal(result.status, 'failed');
+        assert.deepEqual(result.counts.sims, { total: 6, ok: 3, failed: 3, pending: 0 });
+        const manifest = JSON.parse(readFileSync(path.join(result.dir, 'manifest.json'), 'utf8')) as { options: { backend: string } };
+        assert.equal(manifest.options.backend, 'dask');
+
+        const jobItem = (api.jobsTree.getChildren() as JobsNode[]).find((item) => item.label === 'dask-job')!;
+        const [, failedSet] = api.jobsTree.getChildren(jobItem) as ParamSetItem[];
+        const tasks = api.jobsTree.getChildren(failedSet) as TaskItem[];
+        const workers = new Set(connected.workers);
+        assert.ok(tasks.slice(1).every((task) => task.task.worker !== undefined && workers.has(task.task.worker)), tasks.map((t) => t.description).join('; '));
+        assert.match(String(tasks[1].description), /^failed · task-exception · .* · pid \d+ on tcp:\/\/127\.0\.0\.1:\d+$/);
+        const wire = path.join(scratch, 'bundle', 'wire.py');
+        const [diagnostic] = api.diagnostics.get(vscode.Uri.file(wire));
+        assert.equal(diagnostic.range.start.line + 1, markLine(wire, 'raise'));
+        assert.equal(diagnostic.message, 'task-exception: ValueError: x must not be 2 (3 times)');
+        // the runner's stderr, kept per task, opens from the failed replicate
+        await vscode.commands.executeCommand('modelopsDebugger.showStderr', tasks[1]);
+        assert.match(vscode.window.activeTextEditor!.document.fileName, /logs\/dask-127\.0\.0\.1_\d+-runner-\d+\.stderr$/);
+        assert.match(vscode.window.activeTextEditor!.document.getText(), /on dask x=2\.0/);
+        // and streamed into the bundle's channel, with the task
+        assert.ok(api.stderr.recent(path.join(scratch, 'bundle')).some((line) => /^\[sim-[0-9a-f]{8}-[0-2] · pid \d+\] on dask x=2\.0$/.test(line)));
+        // runners on workers cannot be signalled from here: no stacks or kill for them
+        assert.ok(api.processTree.getChildren().filter((p) => p.info.worker).every((p) => !/alive;/.test(p.contextValue!)));
+      } finally {
+        await vscode.commands.executeCommand('modelopsDebugger.useLocal');
+        await cluster.stop();
+      }
+      assert.equal(vscode.workspace.getConfiguration('modelopsDebugger').get('backend'), 'local');
     });
 
     it('a bundle whose import fails: the kind and the line', async () => {

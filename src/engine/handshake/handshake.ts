@@ -19,6 +19,8 @@ export interface HandshakeOptions extends RuntimeOptions {
   /** Run one replicate after `ready`. */
   execute?: ExecuteParams & { timeoutMs?: number };
   recordTranscript?: boolean;
+  /** Every frame both ways as it passes (see WarmProcessOptions.onTrace). */
+  onTrace?: (pid: number | undefined, entry: TranscriptEntry) => void;
   env?: Record<string, string>;
   onStderr?: (chunk: Buffer) => void;
 }
@@ -98,6 +100,7 @@ async function handshakePrepared(options: HandshakeOptions, prepared: PreparedRu
     env: options.env,
     onStderr: options.onStderr,
     recordTranscript: options.recordTranscript,
+    onTrace: options.onTrace && ((entry) => options.onTrace?.(runner.pid, entry)),
   });
   const phases: Phase[] = prepared.venvMs === undefined ? [] : [{ name: lease?.built ? 'venv-build' : 'venv-check', ms: roundMs(prepared.venvMs) }];
   let failure: Failure | undefined;

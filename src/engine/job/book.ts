@@ -5,7 +5,9 @@
  * that is skipped because replicates failed, the built-in summary — is decided here, once.
  */
 import { stringifyWireJson, RawJson } from '../pyjson/pyjson';
-import { Failure, type FailureKind } from '../failure';
+import * as path from 'node:path';
+import { isInside } from '../diagnose/pythonTrace';
+import { Failure, type FailureKind, type SourceLocation } from '../failure';
 import type { JobCounts, JobEvent, JobEventBody } from './events';
 import { canonicalJson } from './ids';
 import type { AggRecord, OutputRecord, ResultsStore, SimRecord } from './results';
@@ -99,7 +101,7 @@ export class JobBook {
     };
     if (ran.worker) record.worker = ran.worker;
     this.finishSim(state, replicate, record);
-    this.emit({ type: 'task-done', key, status: 'failed', attempt: ran.attempts, pid: ran.pid, ms: ran.ms, kind: failure.kind, message: failure.message, location: failure.location, ...(ran.worker ? { worker: ran.worker } : {}) });
+    this.emit({ type: 'task-done', key, status: 'failed', attempt: ran.attempts, pid: ran.pid, ms: ran.ms, kind: failure.kind, message: failure.message, location: failure.location, callers: callers(failure, this.job.bundleDir), ...(ran.worker ? { worker: ran.worker } : {}) });
   }
 
   private finishSim(state: SetState, replicate: number, record: SimRecord): void {
@@ -215,4 +217,11 @@ function trimEvidence(failure: Failure): Record<string, unknown> {
 function firstFailedLocation(record: AggRecord) {
   for (const result of Object.values(record.targets)) if (result.status === 'failed' && result.location) return result.location;
   return undefined;
+}
+
+/** The frames of a failure's traceback inside the bundle, but the one it is located at. */
+function callers(failure: Failure, bundleDir: string): SourceLocation[] | undefined {
+  const inside = (failure.evidence.frames ?? []).filter((frame) => isInside(frame.file, bundleDir));
+  const others = inside.filter((frame) => frame.file !== failure.location?.file || frame.line !== failure.location?.line);
+  return others.length ? others.map((frame) => ({ file: path.resolve(bundleDir, frame.file), line: frame.line, function: frame.function })) : undefined;
 }

@@ -11,7 +11,21 @@ export type JobEvent = { t: string } & (
   | { type: 'job-start'; job_id: string; out: string; sims: number; aggregations: number; resumed: boolean; skipped_sims: number; skipped_aggregations: number; workers: number; executor: string; backend: 'local' | 'dask' }
   | { type: 'task-start'; key: string; attempt: number; pid: number | undefined; worker?: string }
   | { type: 'task-retry'; key: string; attempt: number; kind: FailureKind; message: string }
-  | { type: 'task-done'; key: string; status: TaskStatus; attempt: number; pid: number | undefined; ms: number; kind?: FailureKind; message?: string; location?: SourceLocation; worker?: string }
+  | {
+      type: 'task-done';
+      key: string;
+      status: TaskStatus;
+      attempt: number;
+      pid: number | undefined;
+      ms: number;
+      kind?: FailureKind;
+      message?: string;
+      location?: SourceLocation;
+      /** The bundle's other frames of a traceback, outermost first: how the failure got there. */
+      callers?: SourceLocation[];
+      /** The Dask worker that ran it (dask backend). */
+      worker?: string;
+    }
   | { type: 'agg-start'; key: string; pid: number | undefined; worker?: string }
   | { type: 'agg-done'; key: string; status: TaskStatus | 'skipped'; ms: number; kind?: FailureKind; message?: string; location?: SourceLocation }
   | { type: 'process-start'; pid: number | undefined; venv: string; worker?: string }

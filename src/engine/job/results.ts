@@ -15,6 +15,16 @@ import type { JobEvent } from './events';
 import type { Params } from './ids';
 import type { JobSpec, ParameterSet } from './spec';
 
+
+/**
+ * A runner's stderr log in a job's `logs/`: `runner-<pid>.stderr` for a runner on this machine,
+ * `dask-<worker>-runner-<pid>.stderr` for one on a Dask worker (pids repeat across machines).
+ */
+export function runnerStderrLog(pid: number | undefined, worker?: string): string {
+  const runner = `runner-${pid ?? 'unknown'}.stderr`;
+  return worker ? `dask-${worker.replace(/^[a-z]+:\/\//, '').replace(/[^A-Za-z0-9.-]+/g, '_')}-${runner}` : runner;
+}
+
 export interface OutputRecord {
   size: number;
   /** Standard padded base64 of the bytes. */
@@ -313,7 +323,7 @@ export class ResultsStore {
   adoptStderrLog(log: { path: string; fd: number }, pid: number | undefined, { keepOpen = false } = {}): void {
     if (keepOpen) this.openLogs.push(log.fd);
     else closeSync(log.fd);
-    if (pid !== undefined) renameSync(log.path, path.join(this.dir, 'logs', `runner-${pid}.stderr`));
+    if (pid !== undefined) renameSync(log.path, path.join(this.dir, 'logs', runnerStderrLog(pid)));
   }
 
   /**

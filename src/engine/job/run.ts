@@ -15,7 +15,7 @@ import { locate } from '../diagnose/pythonTrace';
 import { breaksProduction } from '../diagnose/stdoutBlame';
 import { exitCodeFor, ExitCode, Failure, isFailure } from '../failure';
 import { AggregateRequest, ExecuteRequest, type SerializedSimReturn } from '../protocol';
-import { NOT_STARTED, WarmProcess } from '../process/warmProcess';
+import { NOT_STARTED, WarmProcess, type TranscriptEntry } from '../process/warmProcess';
 import { prepareRunner, type PreparedRunner, type RuntimeOptions } from '../runtime/prepare';
 import { JobBook, RETRYABLE, type SetState } from './book';
 import type { JobCounts, JobEvent, JobEventBody, JobStatus } from './events';
@@ -40,6 +40,10 @@ export interface RunOptions extends Omit<RuntimeOptions, 'bundleDir'> {
   allowPartial: boolean;
   /** Keep every runner's JSON-RPC frames in transcripts/. */
   trace?: boolean;
+  /** Runners' scheduling priority (see WarmProcessOptions.nice). */
+  runnerNice?: number;
+  /** Every JSON-RPC frame of every runner, as it passes (the editor's protocol trace). */
+  onRunnerTrace?: (pid: number | undefined, entry: TranscriptEntry) => void;
   /**
    * Follow runners' stderr live, each chunk with the task it came from. Without it stderr goes
    * straight to the log files, which is cheaper; with it the engine reads it and writes them.
@@ -187,6 +191,8 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
         bundleDigest: prepared.digest,
         env: options.env,
         recordTranscript: options.trace,
+        nice: options.runnerNice,
+        onTrace: options.onRunnerTrace && ((entry: TranscriptEntry) => options.onRunnerTrace?.(pid, entry)),
         ...(follow
           ? {
               onStderr: (chunk: Buffer, task: string | undefined) => {

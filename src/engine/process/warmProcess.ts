@@ -3,6 +3,7 @@
  * stdin/stdout, its stderr always drained. Every way it can go wrong ends a request with a
  * typed Failure (see diagnose/classify.ts); nothing waits without a timeout.
  */
+import * as os from 'node:os';
 import { execa, type ResultPromise } from 'execa';
 import { PassThrough, Writable } from 'node:stream';
 import type { Message, RequestMessage, ResponseMessage, NotificationMessage, RequestType } from 'vscode-jsonrpc';
@@ -60,6 +61,13 @@ export interface WarmProcessOptions {
   onCapture?: (capture: StdoutCaptureParams) => void;
   /** Keep every frame both ways, and stray stdout bytes, with timestamps. */
   recordTranscript?: boolean;
+  /**
+   * Scheduling priority of the runner (0–19, higher yields more): an editor running a job on
+   * every core stays responsive when its runners give way to it.
+   */
+  nice?: number;
+  /** Every frame both ways and every stray stdout write, as it happens (a protocol trace). */
+  onTrace?: (entry: TranscriptEntry) => void;
 }
 
 export type TranscriptEntry =
@@ -162,6 +170,7 @@ export class WarmProcess {
       },
     );
     this.pid = this.child.pid;
+    if (options.nice && this.pid !== undefined) lowerPriority(this.pid, options.nice);
 
     this.stderrEnded = streamEnd(this.child.stderr);
     const tail = this.stderr;
@@ -409,21 +418,19 @@ export class WarmProcess {
 
   private onNoise(bytes: Buffer): void {
     this.noise.push(bytes);
-    if (this.options.recordTranscript) {
-      this.transcript.push({ t: round(this.now()), dir: 'in', noise: bytes.toString('utf8'), bytes_b64: bytes.toString('base64') });
-    }
+    if (this.tracing) this.trace({ t: round(this.now()), dir: 'in', noise: bytes.toString('utf8'), bytes_b64: bytes.toString('base64') });
     if (this.noiseTimer) clearTimeout(this.noiseTimer);
     this.noiseTimer = setTimeout(() => this.settleNoise(), NOISE_SETTLE_MS);
   }
 
   /** Frames after stray bytes are kept as evidence, but production would never have read them. */
   private recordIncomingAfterNoise(bytes: Buffer): void {
-    if (!this.options.recordTranscript) return;
+    if (!this.tracing) return;
     const body = bytes.subarray(bytes.indexOf('\r\n\r\n') + 4).toString('utf8');
     try {
-      this.transcript.push({ t: round(this.now()), dir: 'in', message: parseWireJson(body) });
+      this.trace({ t: round(this.now()), dir: 'in', message: parseWireJson(body) });
     } catch {
-      this.transcript.push({ t: round(this.now()), dir: 'in', noise: body, bytes_b64: Buffer.from(body).toString('base64') });
+      this.trace({ t: round(this.now()), dir: 'in', noise: body, bytes_b64: Buffer.from(body).toString('base64') });
     }
   }
 
@@ -481,7 +488,16 @@ export class WarmProcess {
   }
 
   private record(dir: 'in' | 'out', message: unknown): void {
-    if (this.options.recordTranscript) this.transcript.push({ t: round(this.now()), dir, message });
+    if (this.tracing) this.trace({ t: round(this.now()), dir, message });
+  }
+
+  private get tracing(): boolean {
+    return Boolean(this.options.recordTranscript || this.options.onTrace);
+  }
+
+  private trace(entry: TranscriptEntry): void {
+    if (this.options.recordTranscript) this.transcript.push(entry);
+    this.options.onTrace?.(entry);
   }
 }
 
@@ -535,4 +551,13 @@ function streamEnd(stream: NodeJS.ReadableStream | null | undefined): Promise<vo
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
+}
+
+/** Best effort: a runner that exits at once, or a system that refuses, keeps its priority. */
+function lowerPriority(pid: number, nice: number): void {
+  try {
+    os.setPriority(pid, nice);
+  } catch {
+    // ESRCH (already gone) or EACCES: the job runs the same, only less politely
+  }
 }

@@ -13,9 +13,9 @@ import { bundleDigest } from '../bundle/bundleDir';
 import { readBundleDeps, type BundleDeps } from '../bundle/deps';
 import { Failure } from '../failure';
 import { buildVenv, installLogFile, tempPrefix } from './build';
-import type { InterpreterInfo } from './interpreter';
+import { probeInterpreter, type InterpreterInfo } from './interpreter';
 import { DirLock, holderGone, readOwner, type LockEvent, type LockOwner } from './lock';
-import { LAST_USED_FILE, readMarker, validateVenv, venvPython, type Check, type Validity, type VenvMarker } from './marker';
+import { LAST_USED_FILE, MARKER_FILE, readMarker, validateVenv, venvPython, type Check, type Validity, type VenvMarker } from './marker';
 
 export type VenvEvent =
   | { type: 'venv-reuse'; key: string; path: string }
@@ -177,6 +177,22 @@ export class VenvCache {
     await removeDir(venv);
     await fs.rm(installLogFile(this.dir, safe), { force: true });
     this.emit({ type: 'venv-removed', key: safe, reason: users.length ? `removed by request while in use by pid ${users.join(', ')}` : 'removed by request' });
+  }
+
+  /**
+   * Builds a cached venv again from what its marker says it was built for: the same bundle and
+   * base interpreter. Refused while the venv is in use, and for a venv whose marker cannot say.
+   */
+  async rebuild(key: string): Promise<VenvLease> {
+    const safe = safeKey(key);
+    const marker = await readMarker(path.join(this.dir, safe));
+    if (!marker) throw new Failure('bad-input', `Venv ${safe} cannot be rebuilt: its marker (${MARKER_FILE}) is missing or unreadable, so what it was built for is unknown; delete it and run its bundle again.`);
+    await fs.stat(marker.bundle).catch(() => {
+      throw new Failure('bad-input', `Venv ${safe} cannot be rebuilt: its bundle ${marker.bundle} is gone.`);
+    });
+    const base = await probeInterpreter(marker.python.path, this.dir);
+    await this.remove(safe);
+    return this.ensure(marker.bundle, base);
   }
 
   /**

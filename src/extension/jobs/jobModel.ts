@@ -16,6 +16,8 @@ export interface TaskInfo {
   state: TaskState;
   attempts: number;
   pid?: number;
+  /** The Dask worker that ran it (dask backend). */
+  worker?: string;
   ms?: number;
   kind?: FailureKind;
   message?: string;
@@ -69,7 +71,7 @@ export class JobModel {
       for (const [replicate, record] of existing(set.paramId)) {
         const task = set.tasks[replicate];
         if (!task) continue;
-        Object.assign(task, { state: record.status, pid: record.pid, ms: record.ms, attempts: record.attempts, kind: record.kind, message: record.message, location: record.location });
+        Object.assign(task, { state: record.status, pid: record.pid, worker: record.worker, ms: record.ms, attempts: record.attempts, kind: record.kind, message: record.message, location: record.location });
         record.status === 'ok' ? set.ok++ : set.failed++;
       }
     }
@@ -80,14 +82,14 @@ export class JobModel {
     switch (event.type) {
       case 'task-start': {
         const task = this.task(job, event.key);
-        if (task) Object.assign(task, { state: 'running', pid: event.pid, attempts: event.attempt });
+        if (task) Object.assign(task, { state: 'running', pid: event.pid, worker: event.worker, attempts: event.attempt });
         break;
       }
       case 'task-done': {
         const found = this.find(job, event.key);
         if (!found) break;
         const { set, task } = found;
-        Object.assign(task, { state: event.status, pid: event.pid, ms: event.ms, attempts: event.attempt, kind: event.kind, message: event.message, location: event.location });
+        Object.assign(task, { state: event.status, pid: event.pid, worker: event.worker, ms: event.ms, attempts: event.attempt, kind: event.kind, message: event.message, location: event.location });
         event.status === 'ok' ? set.ok++ : set.failed++;
         break;
       }

@@ -10,14 +10,18 @@ import { readBundleDeps } from '../../engine/bundle/deps';
 import type { JobEvent } from '../../engine/job/events';
 import { jobFromNormalised, ResultsStore } from '../../engine/job/results';
 import { runJob, type JobOutcome } from '../../engine/job/run';
-import { loadJobFile, type JobSpec } from '../../engine/job/spec';
+import { jobFromParamsFile, loadJobFile, type JobSpec, type ShortcutInput } from '../../engine/job/spec';
 import { describeVenvEvent } from '../../engine/venv/describe';
+import type { VenvEvent } from '../../engine/venv/cache';
 import type { FailureDiagnostics } from '../diagnostics';
 import type { JobModel } from './jobModel';
 import type { JobsTreeProvider } from './jobsTree';
 import type { ProcessTreeProvider } from '../processes/processTree';
 import type { RunnerChannels } from '../output/runnerChannels';
-import { runtimeSettings, seconds } from '../settings';
+import { backendSettings, runtimeSettings, seconds } from '../settings';
+import { Coalesced } from '../util/coalesce';
+import { resultsDir } from '../util/commands';
+import type { ProtocolTrace } from '../output/protocolTrace';
 
 export interface JobRunResult {
   jobId: string;
@@ -30,6 +34,11 @@ export interface JobRunResult {
 export class JobRunner implements vscode.Disposable {
   private readonly running = new Map<string, AbortController>();
   private readonly statusBar = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 10);
+  /** The job the status bar follows: the latest one started. */
+  private statusJob: string | undefined;
+  private readonly status = new Coalesced(() => this.updateStatus());
+  /** Ends the notification of the venv build under way. */
+  private building: (() => void) | undefined;
 
   constructor(
     private readonly model: JobModel,
@@ -38,17 +47,28 @@ export class JobRunner implements vscode.Disposable {
     private readonly log: vscode.LogOutputChannel,
     private readonly processes: ProcessTreeProvider,
     private readonly stderr: RunnerChannels,
+    private readonly trace: ProtocolTrace,
   ) {
     this.statusBar.command = 'workbench.view.extension.modelops';
   }
 
   async runJobFile(file: string): Promise<JobRunResult> {
-    const config = vscode.workspace.getConfiguration('modelopsDebugger');
     const job = await loadJobFile(file);
+    return this.runNew(job, path.dirname(file));
+  }
+
+  /** A bundle with a parameters file (a JSON list of parameter sets) and a replicate count. */
+  async runBundle(input: ShortcutInput): Promise<JobRunResult> {
+    await checkBundleDir(input.bundleDir);
+    const job = await jobFromParamsFile(input);
+    return this.runNew(job, input.bundleDir);
+  }
+
+  private async runNew(job: JobSpec, near: string): Promise<JobRunResult> {
     await checkBundleDir(job.bundleDir);
     await readBundleDeps(job.bundleDir);
-    const out = config.get<string>('resultsDir') || path.join(vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? path.dirname(file), 'results');
-    return this.run(job, ResultsStore.create(out, job), false);
+    const backend = backendSettings(); // a dask backend without a scheduler is refused before a results directory is made
+    return this.run(job, ResultsStore.create(resultsDir(near), job), false, backend);
   }
 
   /** The failed tasks of a finished job again (and the aggregations they feed), in place. */
@@ -62,14 +82,15 @@ export class JobRunner implements vscode.Disposable {
   }
 
   private async continueJob(dir: string, forgetFailures: boolean): Promise<JobRunResult> {
+    const backend = backendSettings();
     const { store, job: normalised } = ResultsStore.open(dir);
     if (forgetFailures) store.forgetFailures();
     const job = jobFromNormalised(normalised);
     await checkBundleDir(job.bundleDir);
-    return this.run(job, store, true);
+    return this.run(job, store, true, backend);
   }
 
-  private async run(job: JobSpec, store: ResultsStore, resumed: boolean): Promise<JobRunResult> {
+  private async run(job: JobSpec, store: ResultsStore, resumed: boolean, backend: ReturnType<typeof backendSettings>): Promise<JobRunResult> {
     const config = vscode.workspace.getConfiguration('modelopsDebugger');
     const info = this.model.addJob(job, store.dir);
     if (resumed) this.model.seedFromDisk(info, (paramId) => store.existingSims(paramId));
@@ -81,11 +102,22 @@ export class JobRunner implements vscode.Disposable {
       this.model.apply(info, event);
       this.processes.onJobEvent(job.jobId, store.dir, event);
       this.tree.scheduleRefresh();
-      if (event.type === 'task-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`);
+      if (event.type === 'task-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`, vscode.DiagnosticSeverity.Error, event.callers);
       else if (event.type === 'agg-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`);
       else if (event.type === 'warning' && event.location) this.diagnostics.add(event.location, event.kind, `${event.message}; this runner absorbed it, production's would break`, vscode.DiagnosticSeverity.Warning);
-      else if (event.type === 'venv') this.log.info(describeVenvEvent(event.event));
-      else if (event.type === 'task-done' || event.type === 'job-start') this.updateStatus(info.jobId);
+      else if (event.type === 'dask-connected') this.log.info(`job ${job.jobId} on Dask ${event.dask_version} at ${event.scheduler}, workers: ${event.workers.join(', ') || 'none yet'}`);
+      else if (event.type === 'worker-lost') this.log.warn(`Dask worker ${event.worker} lost (${event.cause}) while running ${event.processing.length} task(s); Dask runs them elsewhere`);
+      else if (event.type === 'worker-joined') this.log.info(`Dask worker ${event.worker} joined`);
+      else if (event.type === 'dask-task-erred') this.log.error(`${event.key} erred on Dask: ${event.exc_type}: ${event.cause}`);
+      else if (event.type === 'scheduler-lost') this.log.error(`the Dask scheduler ${event.scheduler} went away: ${event.cause}`);
+      else if (event.type === 'venv') {
+        this.log.info(describeVenvEvent(event.event));
+        this.venvProgress(event.event);
+      }
+      else if (event.type === 'job-start') {
+        this.statusJob = info.jobId;
+        this.status.schedule();
+      } else if (event.type === 'task-done') this.status.schedule();
     };
     try {
       const outcome = await runJob(job, store, {
@@ -98,9 +130,12 @@ export class JobRunner implements vscode.Disposable {
         taskTimeoutMs: seconds('taskTimeoutSeconds', 1800),
         readyTimeoutMs: seconds('handshakeTimeoutSeconds', 30),
         allowPartial: false,
+        runnerNice: config.get<number>('runnerNiceness') ?? 10,
+        ...backend,
         resumed,
         onEvent,
         onRunnerStderr: (pid, chunk, task) => this.stderr.append(job.bundleDir, pid, chunk, task),
+        onRunnerTrace: this.trace.listener(),
         signal: controller.signal,
       });
       this.log.info(`job ${job.jobId} ${outcome.status} in ${(outcome.ms / 1000).toFixed(1)} s → ${outcome.dir}`);
@@ -113,7 +148,24 @@ export class JobRunner implements vscode.Disposable {
     } finally {
       this.running.delete(job.jobId);
       this.tree.scheduleRefresh();
-      this.updateStatus(job.jobId);
+      this.diagnostics.flush();
+      this.stderr.flush();
+      this.trace.flush();
+      this.building?.();
+      this.building = undefined;
+      this.status.flush();
+      this.updateStatus();
+    }
+  }
+
+  /** A venv build (minutes, with dependencies) shown as a notification until it is done. */
+  private venvProgress(event: VenvEvent): void {
+    if (event.type === 'venv-build') {
+      this.building?.();
+      void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `ModelOps: building venv ${event.key} (${event.reason})` }, () => new Promise<void>((resolve) => (this.building = resolve)));
+    } else if (event.type === 'venv-built') {
+      this.building?.();
+      this.building = undefined;
     }
   }
 
@@ -121,8 +173,8 @@ export class JobRunner implements vscode.Disposable {
     this.running.get(jobId)?.abort();
   }
 
-  private updateStatus(jobId: string): void {
-    const job = this.model.jobs.get(jobId);
+  private updateStatus(): void {
+    const job = this.statusJob === undefined ? undefined : this.model.jobs.get(this.statusJob);
     if (!job || job.status !== 'running') {
       this.statusBar.hide();
       return;
@@ -138,6 +190,7 @@ export class JobRunner implements vscode.Disposable {
 
   dispose(): void {
     for (const controller of this.running.values()) controller.abort();
+    this.status.dispose();
     this.statusBar.dispose();
   }
 }

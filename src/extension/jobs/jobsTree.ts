@@ -6,8 +6,7 @@
  */
 import * as vscode from 'vscode';
 import type { JobInfo, JobModel, ParamSetInfo, TaskInfo } from './jobModel';
-
-const REFRESH_INTERVAL_MS = 100;
+import { Coalesced } from '../util/coalesce';
 
 export class JobItem extends vscode.TreeItem {
   readonly kind = 'job';
@@ -53,7 +52,7 @@ export class TaskItem extends vscode.TreeItem {
     if (task.kind) parts.push(task.kind);
     if (task.ms !== undefined) parts.push(`${task.ms} ms`);
     if (task.attempts > 1) parts.push(`${task.attempts} attempts`);
-    if (task.pid !== undefined) parts.push(`pid ${task.pid}`);
+    if (task.pid !== undefined) parts.push(`pid ${task.pid}${task.worker ? ` on ${task.worker}` : ''}`);
     this.description = parts.join(' · ');
     this.iconPath = statusIcon(task.state);
     this.tooltip = new vscode.MarkdownString(
@@ -71,17 +70,13 @@ export type JobsNode = JobItem | ParamSetItem | TaskItem;
 export class JobsTreeProvider implements vscode.TreeDataProvider<JobsNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<JobsNode | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
-  private refreshTimer: NodeJS.Timeout | undefined;
+  private readonly refresh = new Coalesced(() => this.changed.fire(undefined));
 
   constructor(private readonly model: JobModel) {}
 
   /** At most one refresh per interval, however many events arrive. */
   scheduleRefresh(): void {
-    if (this.refreshTimer) return;
-    this.refreshTimer = setTimeout(() => {
-      this.refreshTimer = undefined;
-      this.changed.fire(undefined);
-    }, REFRESH_INTERVAL_MS);
+    this.refresh.schedule();
   }
 
   getTreeItem(element: JobsNode): vscode.TreeItem {
@@ -98,7 +93,7 @@ export class JobsTreeProvider implements vscode.TreeDataProvider<JobsNode>, vsco
   }
 
   dispose(): void {
-    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.refresh.dispose();
     this.changed.dispose();
   }
 }

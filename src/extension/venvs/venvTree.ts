@@ -21,7 +21,8 @@ export class VenvItem extends vscode.TreeItem {
     this.description = entry.valid ? `Python ${entry.python ?? '?'} · ${formatSize(entry.sizeBytes)} · ${used}${entry.usedBy.length ? ' · in use' : ''}` : `broken: ${entry.reason}`;
     this.iconPath = entry.valid ? new vscode.ThemeIcon('package') : new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'));
     this.tooltip = new vscode.MarkdownString([`**${entry.key}**`, entry.bundle ? `bundle \`${entry.bundle}\`` : '', ...checks.map((c) => `${c.ok ? '✔' : '✘'} ${c.name}: ${c.detail}`)].filter(Boolean).join('\n\n'));
-    this.contextValue = `venv;${entry.valid ? 'valid;' : 'broken;'}${entry.usedBy.length ? 'inUse;' : 'deletable;'}`;
+    const idle = entry.usedBy.length === 0;
+    this.contextValue = `venv;${entry.valid ? 'valid;' : 'broken;'}${idle ? 'deletable;' : 'inUse;'}${idle && entry.bundle && !entry.orphanedFresh ? 'rebuildable;' : ''}`;
   }
 }
 

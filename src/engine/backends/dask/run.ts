@@ -12,6 +12,7 @@ import { Failure, isFailure } from '../../failure';
 import { stringifyWireJson } from '../../pyjson/pyjson';
 import { ourRunnerScript } from '../../process/runnerScript';
 import { JobBook, RETRYABLE, simKey, type SetState } from '../../job/book';
+import { runnerStderrLog } from '../../job/results';
 import type { BackendRun, RunOptions } from '../../job/run';
 import { classifyExit } from '../../diagnose/classify';
 import { diagnose } from './diagnose';
@@ -355,8 +356,7 @@ class DaskSession {
   /** A runner's stderr, as it came with a task, into logs/ (one file per worker and runner). */
   private keepStderr(worker: string, pid: number | undefined, stderr: string | undefined, key: string): void {
     if (!stderr) return;
-    const name = `dask-${worker.replace(/^[a-z]+:\/\//, '').replace(/[^A-Za-z0-9.-]+/g, '_')}-runner-${pid ?? 'unknown'}.stderr`;
-    this.book.store.appendLog(name, stderr);
+    this.book.store.appendLog(runnerStderrLog(pid, worker), stderr);
     this.options.onRunnerStderr?.(pid, Buffer.from(stderr), key);
   }
 

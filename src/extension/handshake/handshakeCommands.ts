@@ -1,0 +1,121 @@
+/**
+ * "Handshake Bundle…" and "Replay Handshake…": start a runner on a bundle and say how the
+ * handshake went; with a choice of runner (ours, or a production runner script) and the whole
+ * JSON-RPC conversation shown and saved, or a saved conversation replayed against the bundle
+ * as it is now.
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { Failure } from '../../engine/failure';
+import { ourRunnerScript } from '../../engine/process/runnerScript';
+import { handshake, type HandshakeReport } from '../../engine/handshake/handshake';
+import { readTranscript, replay, type ReplayReport } from '../../engine/handshake/replay';
+import { renderTranscript } from '../../engine/handshake/transcriptText';
+import { stringifyWireJson } from '../../engine/pyjson/pyjson';
+import { describeVenvEvent } from '../../engine/venv/describe';
+import { renderHandshake, renderReplay } from '../../cli/render';
+import type { ProtocolTrace } from '../output/protocolTrace';
+import { runtimeSettings, seconds } from '../settings';
+import { pickFile, pickFolder, resultsDir, sayingFailures, showText } from '../util/commands';
+
+/** What tests may pass to "Replay Handshake…" instead of answering its prompt. */
+export type ReplayChoice = { runner: 'ours' } | { runner: 'script'; script: string } | { transcript: string };
+
+export interface RecordedHandshake {
+  report: HandshakeReport;
+  /** Where the conversation was saved (replayable). */
+  transcriptFile?: string;
+  /** The conversation as shown. */
+  text?: string;
+}
+
+export function registerHandshakeCommands(log: vscode.LogOutputChannel, trace: ProtocolTrace): vscode.Disposable[] {
+  const options = (bundle: vscode.Uri, runnerScript?: string) => ({
+    bundleDir: bundle.fsPath,
+    ...runtimeSettings((event) => log.info(describeVenvEvent(event))),
+    runnerScript,
+    timeoutMs: seconds('handshakeTimeoutSeconds', 30),
+    onStderr: (chunk: Buffer) => log.append(chunk.toString('utf8')),
+    onTrace: trace.listener(),
+  });
+  const cwd = (bundle: vscode.Uri) => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? bundle.fsPath;
+
+  /** The verdict in the log and as a notification (not awaited: the command returns at once). */
+  const say = (report: HandshakeReport, bundle: vscode.Uri) => {
+    log.appendLine(renderHandshake(report, cwd(bundle)));
+    trace.flush();
+    if (report.ok) void vscode.window.showInformationMessage(report.message);
+    else void vscode.window.showErrorMessage(`${report.kind}: ${report.message}`, 'Show Output').then((choice) => choice && log.show());
+  };
+
+  return [
+    vscode.commands.registerCommand('modelopsDebugger.handshake', async (uri?: vscode.Uri) => {
+      const bundle = uri ?? (await pickFolder('Handshake Bundle'));
+      if (!bundle) return undefined;
+      const { report } = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `ModelOps: handshake ${vscode.workspace.asRelativePath(bundle)}` }, () => handshake(options(bundle)));
+      say(report, bundle);
+      return report;
+    }),
+    vscode.commands.registerCommand('modelopsDebugger.replayHandshake', async (uri?: vscode.Uri, given?: ReplayChoice) => {
+      const bundle = uri ?? (await pickFolder('Replay Handshake'));
+      if (!bundle) return undefined;
+      const choice = given ?? (await askForRunner());
+      if (!choice) return undefined;
+      if ('transcript' in choice) return sayingFailures(() => replayTranscript(bundle, choice.transcript), log);
+      const runnerScript = choice.runner === 'script' ? choice.script : undefined;
+      const title = `ModelOps: handshake ${vscode.workspace.asRelativePath(bundle)} with ${runnerScript ? path.basename(runnerScript) : 'our runner'}`;
+      const { report, transcript } = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title }, () => handshake({ ...options(bundle, runnerScript), recordTranscript: true }));
+      say(report, bundle);
+      if (!transcript) return { report } satisfies RecordedHandshake; // it never got as far as a runner
+      const transcriptFile = saveTranscript(bundle, stringifyWireJson(transcript));
+      const verdict = renderHandshake(report, cwd(bundle));
+      const text = `${verdict}\nsaved to ${transcriptFile} ("Replay Handshake…" replays it)\n\n${renderTranscript(transcript)}`;
+      await showText(text, `handshake ${path.basename(bundle.fsPath)}.log`);
+      return { report, transcriptFile, text } satisfies RecordedHandshake;
+    }),
+  ];
+
+  async function replayTranscript(bundle: vscode.Uri, file: string): Promise<ReplayReport> {
+    const recorded = await readTranscript(file);
+    const report = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `ModelOps: replaying ${path.basename(file)}` }, () =>
+      replay(recorded, { ...options(bundle, replayRunner(recorded.runner)), recordTranscript: false }),
+    );
+    await showText(`${renderReplay(report)}\nrecorded: ${file}\n\n${renderTranscript(recorded)}`, `replay ${path.basename(file)}.log`);
+    if (report.same) void vscode.window.showInformationMessage(`ModelOps: ${report.message}`);
+    else void vscode.window.showWarningMessage(`ModelOps: ${report.message}`);
+    return report;
+  }
+}
+
+/** The runner the conversation was recorded with: a production script as it was, ours as installed now. */
+function replayRunner(recorded: string): string | undefined {
+  if (path.basename(recorded) === path.basename(ourRunnerScript())) return undefined;
+  if (!existsSync(recorded)) throw new Failure('bad-input', `The transcript was recorded with ${recorded}, which is gone; record it again with that runner.`);
+  return recorded;
+}
+
+async function askForRunner(): Promise<ReplayChoice | undefined> {
+  const picked = await vscode.window.showQuickPick(
+    [
+      { label: 'Our runner', description: 'modelops-debugger: diagnoses what the production runner cannot', id: 'ours' },
+      { label: 'A production runner script…', description: "e.g. modelops' subprocess_runner.py", id: 'script' },
+      { label: 'Replay a recorded transcript…', description: 'the same requests again; differences shown', id: 'transcript' },
+    ],
+    { title: 'Replay Handshake', placeHolder: 'Which runner?' },
+  );
+  if (!picked) return undefined;
+  if (picked.id === 'ours') return { runner: 'ours' };
+  const file = picked.id === 'script' ? await pickFile('Use Runner', { 'Python scripts': ['py'] }) : await pickFile('Replay', { Transcripts: ['json'] });
+  if (!file) return undefined;
+  return picked.id === 'script' ? { runner: 'script', script: file.fsPath } : { transcript: file.fsPath };
+}
+
+/** <results>/handshakes/<bundle>-<time>.json */
+function saveTranscript(bundle: vscode.Uri, json: string): string {
+  const dir = path.join(resultsDir(bundle.fsPath), 'handshakes');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${path.basename(bundle.fsPath)}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${json}\n`);
+  return file;
+}

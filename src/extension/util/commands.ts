@@ -1,0 +1,53 @@
+/** What every command module shares: failures said once, and the pickers. */
+import * as vscode from 'vscode';
+import { isFailure } from '../../engine/failure';
+
+/** A command's failure, said to the user (its message is one clear sentence); undefined then. */
+export async function sayingFailures<T>(work: () => Promise<T>, log?: vscode.LogOutputChannel): Promise<T | undefined> {
+  try {
+    return await work();
+  } catch (error) {
+    const message = isFailure(error) ? error.message : String(error);
+    log?.error(message);
+    void vscode.window.showErrorMessage(`ModelOps: ${message}`);
+    return undefined;
+  }
+}
+
+export async function pickFolder(openLabel: string): Promise<vscode.Uri | undefined> {
+  const picked = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel, defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri });
+  return picked?.[0];
+}
+
+export async function pickFile(openLabel: string, filters: Record<string, string[]>): Promise<vscode.Uri | undefined> {
+  const picked = await vscode.window.showOpenDialog({ canSelectFiles: true, canSelectFolders: false, filters, openLabel, defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri });
+  return picked?.[0];
+}
+
+/**
+ * Reports, transcripts and checklists open as read-only documents of their own scheme: nothing
+ * to save, no "unsaved changes" when they are closed.
+ */
+const REPORT_SCHEME = 'modelops-report';
+const reports = new Map<string, string>();
+let reportCount = 0;
+
+export function registerReportDocuments(): vscode.Disposable {
+  return vscode.Disposable.from(
+    vscode.workspace.registerTextDocumentContentProvider(REPORT_SCHEME, { provideTextDocumentContent: (uri) => reports.get(uri.path) ?? '' }),
+    vscode.workspace.onDidCloseTextDocument((document) => document.uri.scheme === REPORT_SCHEME && reports.delete(document.uri.path)),
+  );
+}
+
+/** `title` names the tab. */
+export async function showText(content: string, title: string): Promise<vscode.TextEditor> {
+  const uri = vscode.Uri.from({ scheme: REPORT_SCHEME, path: `/${++reportCount}/${title.replace(/[/\\]/g, '_')}` });
+  reports.set(uri.path, content);
+  return vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), { preview: false });
+}
+
+/** Where results go: the setting, else `results/` in the first workspace folder, else next to `near`. */
+export function resultsDir(near: string): string {
+  const configured = vscode.workspace.getConfiguration('modelopsDebugger').get<string>('resultsDir');
+  return configured || vscode.Uri.joinPath(vscode.workspace.workspaceFolders?.[0]?.uri ?? vscode.Uri.file(near), 'results').fsPath;
+}
