@@ -10,9 +10,8 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { paramId, replicateSeeds, type Params } from '../../src/engine/job/ids';
-import { parsePythonJson } from '../../src/engine/pyjson/pyjson';
 import { DaskCluster } from '../dask/cluster';
-import { CLI, lineOf, ROOT, scratchDir, writeBundle } from './helpers';
+import { CLI, events, FIRST_CALLS, lineOf, MEAN_VALUE_TARGET, readJson, ROOT, scratchDir, writeBundle } from './helpers';
 
 const scratch = scratchDir('mo-dask-');
 let counter = 0;
@@ -28,17 +27,7 @@ function modesWire(markers: string): string {
 
 MARKERS = ${JSON.stringify(markers)}
 
-
-def first_calls(tag, n):
-    for i in range(n):
-        try:
-            os.close(os.open(os.path.join(MARKERS, "%s-%d" % (tag, i)), os.O_CREAT | os.O_EXCL))
-            return True
-        except FileExistsError:
-            continue
-    return False
-
-
+${FIRST_CALLS}
 def wire(entrypoint, params, seed):
     mode = params["mode"]
     victim = seed % 3 == 0
@@ -58,17 +47,9 @@ def wire(entrypoint, params, seed):
 `;
 }
 
-const TARGET = `import base64, json
-
-
-def mean_value(sim_returns, target_data):
-    values = [json.loads(base64.b64decode(r["outputs"]["value"]["inline"])) for r in sim_returns]
-    return {"loss": sum(values) / len(values), "diagnostics": {"n": len(values)}, "n_replicates": len(values)}
-`;
-
 function modesBundle(): string {
   const n = ++counter;
-  return writeBundle(path.join(scratch, `modes-${n}`), { 'wire.py': modesWire(scratchDir('mo-dask-markers-')), 'targets.py': TARGET });
+  return writeBundle(path.join(scratch, `modes-${n}`), { 'wire.py': modesWire(scratchDir('mo-dask-markers-')), 'targets.py': MEAN_VALUE_TARGET });
 }
 
 function writeJob(job: Record<string, unknown>): string {
@@ -81,14 +62,6 @@ function cli(args: string[], timeout = 180_000) {
   const started = Date.now();
   const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr, ms: Date.now() - started };
-}
-
-function readJson(file: string): Record<string, any> {
-  return parsePythonJson(readFileSync(file, 'utf8')) as Record<string, any>;
-}
-
-function events(dir: string): Record<string, any>[] {
-  return readFileSync(path.join(dir, 'events.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
 }
 
 /** The events written so far by a running job (its last line may be half written). */

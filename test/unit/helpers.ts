@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { parsePythonJson } from '../../src/engine/pyjson/pyjson';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const BUNDLES = path.join(ROOT, 'test', 'fixtures', 'bundles');
@@ -82,3 +83,37 @@ export function writeBundle(dir: string, files: Record<string, string>): string 
   }
   return dir;
 }
+
+/** A target (`targets:mean_value`) over bundles whose replicates return a JSON number `value`. */
+export const MEAN_VALUE_TARGET = `import base64, json
+
+
+def mean_value(sim_returns, target_data):
+    values = [json.loads(base64.b64decode(r["outputs"]["value"]["inline"])) for r in sim_returns]
+    return {"loss": sum(values) / len(values), "diagnostics": {"n": len(values)}, "n_replicates": len(values)}
+`;
+
+/** A result file, read as Python wrote it (big ints exact, floats that stay floats). */
+export function readJson(file: string): Record<string, any> {
+  return parsePythonJson(readFileSync(file, 'utf8')) as Record<string, any>;
+}
+
+/** A finished job's events. */
+export function events(dir: string): Record<string, any>[] {
+  return readFileSync(path.join(dir, 'events.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+}
+
+/**
+ * Python for test bundles: `first_calls(tag, n)` is true for the first n calls with that tag,
+ * across processes (marker files in the directory MARKERS names), so a misbehaviour happens
+ * exactly n times whatever runs it.
+ */
+export const FIRST_CALLS = `def first_calls(tag, n):
+    for i in range(n):
+        try:
+            os.close(os.open(os.path.join(MARKERS, "%s-%d" % (tag, i)), os.O_CREAT | os.O_EXCL))
+            return True
+        except FileExistsError:
+            continue
+    return False
+`;

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { paramId } from '../../src/engine/job/ids';
 import { parsePythonJson } from '../../src/engine/pyjson/pyjson';
 import type { Params } from '../../src/engine/job/ids';
-import { CLI, lineOf, ROOT, scratchDir, writeBundle } from './helpers';
+import { CLI, events, FIRST_CALLS, lineOf, MEAN_VALUE_TARGET, readJson, ROOT, scratchDir, writeBundle } from './helpers';
 
 const scratch = scratchDir('mo-job-');
 let counter = 0;
@@ -22,17 +22,7 @@ const MODES_WIRE = `import json, os, signal, sys, time
 
 MARKERS = os.environ["MO_TEST_MARKERS"]
 
-
-def first_calls(mode, n):
-    for i in range(n):
-        try:
-            os.close(os.open(os.path.join(MARKERS, "%s-%d" % (mode, i)), os.O_CREAT | os.O_EXCL))
-            return True
-        except FileExistsError:
-            continue
-    return False
-
-
+${FIRST_CALLS}
 def wire(entrypoint, params, seed):
     mode = params["mode"]
     if mode == "raise" and first_calls(mode, 1):
@@ -50,16 +40,8 @@ def wire(entrypoint, params, seed):
     return {"value": json.dumps(params.get("x", 1.0) * (seed % 1000) / 1000.0).encode()}
 `;
 
-const TARGET = `import base64, json
-
-
-def mean_value(sim_returns, target_data):
-    values = [json.loads(base64.b64decode(r["outputs"]["value"]["inline"])) for r in sim_returns]
-    return {"loss": sum(values) / len(values), "diagnostics": {"n": len(values)}, "n_replicates": len(values)}
-`;
-
 function modesBundle(): string {
-  return writeBundle(path.join(scratch, `modes-${++counter}`), { 'wire.py': MODES_WIRE, 'targets.py': TARGET });
+  return writeBundle(path.join(scratch, `modes-${++counter}`), { 'wire.py': MODES_WIRE, 'targets.py': MEAN_VALUE_TARGET });
 }
 
 function writeJob(job: Record<string, unknown>): string {
@@ -71,14 +53,6 @@ function writeJob(job: Record<string, unknown>): string {
 function cli(args: string[], env: Record<string, string> = {}) {
   const result = spawnSync(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 120_000 });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function readJson(file: string): Record<string, any> {
-  return parsePythonJson(readFileSync(file, 'utf8')) as Record<string, any>;
-}
-
-function events(dir: string): Record<string, any>[] {
-  return readFileSync(path.join(dir, 'events.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
 }
 
 function simFiles(dir: string): string[] {
