@@ -104,8 +104,7 @@ class Driver:
     def submit(self, params):
         """Ship the helper, the runner and the bundle; then submit every task, returning at once."""
         client = self.client
-        spec = params["spec"]
-        self._ship(params)
+        payload = self._ship(params)
         try:
             sims_and_aggs = []
             for item in params["sets"]:
@@ -113,7 +112,7 @@ class Driver:
                 # one per task (the submit loop is most of the client's cost); the keys are still
                 # production's, one per task, pure=False
                 keys = ["sim-%s-%d" % (item["param_id"], sim["replicate"]) for sim in item["sims"]]
-                futures = client.map(helper.run_sim, [spec] * len(keys), keys, [sim["seed"] for sim in item["sims"]], [item["params_json"]] * len(keys), key=keys, pure=False) if keys else []
+                futures = client.map(helper.run_sim, [payload] * len(keys), keys, [sim["seed"] for sim in item["sims"]], [item["params_json"]] * len(keys), key=keys, pure=False) if keys else []
                 by_replicate = {sim["replicate"]: future for sim, future in zip(item["sims"], futures)}
                 done = {entry["replicate"]: entry["result"] for entry in item["done"]}
                 agg = item.get("agg")
@@ -125,7 +124,7 @@ class Driver:
                     self.set_sims[agg["key"]] = futures
                     # an earlier run's results (resume) are passed as plain values
                     args = [by_replicate[i] if i in by_replicate else done[i] for i in range(item["replicates"])]
-                    future = client.submit(helper.run_agg, spec, agg, *args, key=agg["key"], pure=False)
+                    future = client.submit(helper.run_agg, payload, agg, *args, key=agg["key"], pure=False)
                     self.futures[agg["key"]] = future
                     sims_and_aggs.append(future)
         except Exception as exc:
@@ -168,9 +167,8 @@ class Driver:
         for name in params["bundle_files"]:
             with open(os.path.join(params["bundle_dir"], *name.split("/")), "rb") as handle:
                 bundle_files[name] = handle.read()
-        source = helper.payload_source(bundle_files, runner_files)
+        source = helper.payload_source(bundle_files, runner_files, params["spec"])
         payload = "modelops_dask_payload_%s" % hashlib.sha256(source.encode()).hexdigest()[:16]
-        params["spec"]["payload_module"] = payload
         with open(os.path.join(HERE, "modelops_dask_worker.py"), "rb") as handle:
             helper_name = "modelops-debugger-helper-%s" % hashlib.sha256(handle.read()).hexdigest()[:16]
         with tempfile.TemporaryDirectory(prefix="modelops-dask-") as temp:
@@ -188,6 +186,7 @@ class Driver:
                 for worker, answer in (answers or {}).items():
                     if isinstance(answer, dict) and answer.get("status") == "error":
                         raise RpcError(PLUGIN_FAILED, "protocol-error", "Dask worker %s could not set up %s: %s" % (worker, name, answer.get("exception")))
+        return payload
 
     # ---- what happens -------------------------------------------------------------------------
 

@@ -129,32 +129,32 @@ def _write_tree(target, files):
     return target
 
 
-def payload_source(bundle_files, runner_files):
-    """A module that holds the bundle's and the runner's files as data (importing it runs none of
-    them). The driver uploads it with distributed's own UploadFile plugin, which every worker,
-    also one that joins later, sets up before it takes tasks."""
-    return "# modelops-debugger payload: data only\nBUNDLE = %r\nRUNNER = %r\n" % (bundle_files, runner_files)
+def payload_source(bundle_files, runner_files, spec):
+    """A module that holds the job's settings and the bundle's and the runner's files as data
+    (importing it runs none of them). The driver uploads it with distributed's own UploadFile
+    plugin, which every worker, also one that joins later, sets up before it takes tasks; the
+    tasks then carry only its name, not the settings."""
+    return "# modelops-debugger payload: data only\nSPEC = %r\nBUNDLE = %r\nRUNNER = %r\n" % (spec, bundle_files, runner_files)
 
 
-def _places(spec):
-    """Where this worker has the job's bundle and runner, written from the payload once per machine
-    under the venvs directory (hidden, so `venv list` does not show them)."""
-    places = _PLACES.get(spec["payload_module"])
-    if places is not None:
-        return places
+def _spec(payload):
+    """The job's settings from its payload module, with where the bundle and runner were put."""
+    spec = _SPECS.get(payload)
+    if spec is not None:
+        return spec
     import importlib
 
-    payload = importlib.import_module(spec["payload_module"])
+    module = importlib.import_module(payload)
+    spec = dict(module.SPEC, payload_module=payload)
     root = cache_root()
-    runner_dir = os.path.join(root, ".dask-runner", spec["payload_module"].rsplit("_", 1)[-1])
-    bundle = os.path.join(root, ".dask-bundles", spec["digest"])
-    _write_tree(runner_dir, payload.RUNNER)
-    _write_tree(bundle, payload.BUNDLE)
-    places = _PLACES[spec["payload_module"]] = {"runner_dir": runner_dir, "bundle": bundle}
-    return places
+    spec["runner_dir"] = _write_tree(os.path.join(root, ".dask-runner", payload.rsplit("_", 1)[-1]), module.RUNNER)
+    spec["bundle_path"] = _write_tree(os.path.join(root, ".dask-bundles", spec["digest"]), module.BUNDLE)
+    _SPECS[payload] = spec
+    return spec
 
 
-_PLACES = {}
+# payload module name -> the job settings it holds, once its files are in place on this machine
+_SPECS = {}
 
 
 # ---- the venv cache on the worker (compatible with src/engine/venv/) --------------------------
@@ -627,16 +627,12 @@ def _runner_for(spec):
     if runner is not None:
         return runner, None
     try:
-        places = _places(spec)
-    except (ImportError, OSError, ValueError) as exc:
-        return None, {"outcome": "environment", "kind": "protocol-error", "message": "The bundle %s could not be put in place on Dask worker %s: %s: %s" % (spec["digest"][:12], _where(), type(exc).__name__, exc)}
-    try:
-        venv, key, how = ensure_venv(spec, places["bundle"])
+        venv, key, how = ensure_venv(spec, spec["bundle_path"])
     except EnvironmentFailure as exc:
         return None, {"outcome": "environment", "kind": exc.kind, "message": str(exc), "stderr_tail": exc.log_tail, "notes": exc.notes}
     if how != "valid":
         _emit({"type": "venv-built", "key": key, "reason": how})
-    runner = Runner(spec, os.path.join(venv, "bin", "python"), venv, places["bundle"], os.path.join(places["runner_dir"], spec["runner_file"]))
+    runner = Runner(spec, os.path.join(venv, "bin", "python"), venv, spec["bundle_path"], os.path.join(spec["runner_dir"], spec["runner_file"]))
     status, answer = runner.request("ready", "{}", spec["ready_timeout_s"])
     if status != "ok":
         answer["stderr"] = runner.take_stderr()
@@ -676,9 +672,21 @@ def _call(spec, key, method, params_json):
     return status, answer, said
 
 
-def run_sim(spec, key, seed, params_json):
+def _settings(payload, key, seed):
+    """The job's settings, or the result that says why this worker could not have them."""
+    try:
+        return _spec(payload), None
+    except (ImportError, OSError, ValueError) as exc:
+        facts = {"outcome": "environment", "kind": "protocol-error", "message": "The job's bundle could not be put in place on Dask worker %s: %s: %s" % (_where(), type(exc).__name__, exc), "start_failed": True}
+        return None, {"key": key, "status": "failed", "seed": seed, "worker": _where(), "attempts": [facts], "ms": 0}
+
+
+def run_sim(payload, key, seed, params_json):
     """A `sim-{param_id}-{i}` task. Crashes are retried here, on a fresh runner, so the
     aggregation's graph stays as submitted; every attempt's facts go back to the engine."""
+    spec, failed = _settings(payload, key, seed)
+    if failed is not None:
+        return failed
     attempts = []
     began = time.monotonic()
     execute = '{"entrypoint":%s,"params":%s,"seed":%d}' % (json.dumps(spec["entrypoint"]), params_json, seed)
@@ -694,7 +702,7 @@ def run_sim(spec, key, seed, params_json):
     return {"key": key, "status": "failed", "seed": seed, "worker": _where(), "attempts": attempts, "ms": _ms(began)}
 
 
-def run_agg(spec, agg, *sims):
+def run_agg(payload, agg, *sims):
     """An `agg-{param_id}` task: the simulations' results arrive as positional arguments (as in
     production since its deadlock fix). Each target is aggregated by a warm runner. The
     simulations' results go back with it, so the client gathers one result per parameter set
@@ -705,6 +713,11 @@ def run_agg(spec, agg, *sims):
     if (len(ok) < len(sims) and not agg["allow_partial"]) or not ok:
         result["status"] = "skipped"
     elif agg["targets"]:
+        spec, failed = _settings(payload, agg["key"], None)
+        if failed is not None:
+            result["targets"] = {target: {"status": "failed", "facts": failed["attempts"][0]} for target in agg["targets"]}
+            result["ms"] = _ms(began)
+            return result
         returns = json.dumps([_sim_return(agg["param_id"], s) for s in ok])
         for target in agg["targets"]:
             params = '{"target_entrypoint":%s,"sim_returns":%s,"target_data":%s}' % (json.dumps(target), returns, agg["target_data_json"])

@@ -55,7 +55,7 @@ function run(command: string, args: string[], env: Record<string, string>): Prom
 
 async function ours(scheduler: string, out: string, env: Record<string, string>): Promise<Sample> {
   const dir = mkdtempSync(path.join(out, 'ours-'));
-  const { wallS } = await run(process.execPath, [CLI, 'run', JOB, '--out', dir, '--backend', 'dask', '--scheduler', scheduler, '--json'], env);
+  const { wallS } = await run(process.execPath, [CLI, 'run', JOB, '--out', dir, '--backend', 'dask', '--scheduler', scheduler], env);
   const [jobId] = readdirSync(dir);
   const manifest = JSON.parse(readFileSync(path.join(dir, jobId, 'manifest.json'), 'utf8'));
   const submitted = readFileSync(path.join(dir, jobId, 'events.jsonl'), 'utf8').split('\n').find((line) => line.includes('"dask-connected"'));

@@ -8,7 +8,7 @@ import type { FatalParams, StdoutCaptureParams } from '../../protocol';
 
 // ---- what a task is given ----------------------------------------------------------------------
 
-/** Job-wide settings every sim and agg task carries (`spec` in the Python helper). */
+/** Job-wide settings (`spec` in the Python helper), shipped to the workers once in the job's payload module. */
 export interface TaskSpec {
   digest: string;
   deps_hash: string;
@@ -26,8 +26,6 @@ export interface TaskSpec {
   env: Record<string, string>;
   /** The runner script's file name among `runner_files`. */
   runner_file: string;
-  /** Set by the driver: the module on the workers that holds the bundle's and the runner's files. */
-  payload_module?: string;
 }
 
 export interface AggSpec {
