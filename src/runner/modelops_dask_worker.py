@@ -693,7 +693,7 @@ def run_sim(payload, key, seed, params_json):
     for attempt in range(1, spec["retries"] + 2):
         status, answer, said = _call(spec, key, "execute", execute)
         if status == "ok":
-            return {"key": key, "status": "ok", "outputs": answer, "seed": seed, "pid": said["pid"], "worker": _where(), "attempts": attempts, "ms": _ms(began), "stderr": said["stderr"], "captures": said["captures"]}
+            return {"key": key, "status": "ok", "outputs": answer, "seed": seed, "pid": said["pid"], "worker": _where(), "attempts": attempts, "ms": _ms(began), "stderr": said["stderr"], "captures": said["captures"], "bundle_path": spec["bundle_path"]}
         attempts.append(answer)
         crashed = answer.get("outcome") == "exited"
         if not crashed or attempt > spec["retries"]:

@@ -335,6 +335,19 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     assert.equal(readJson(path.join(dir, 'manifest.json')).status, 'succeeded');
   });
 
+  it('a print at import is a stdout-pollution warning at its line in the local bundle, as locally', () => {
+    const bundle = path.join(ROOT, 'test', 'fixtures', 'bundles', 'print-at-import');
+    const job = writeJob({ job_id: 'printer', bundle, entrypoint: 'a.b/c', parameter_sets: [{ x: 1 }], replicates: 2 });
+    const out = path.join(scratch, 'out-printer');
+    const result = cli(['run', job, '--out', out, '--backend', 'dask', '--scheduler', cluster.address]);
+    assert.equal(result.code, 0, result.stderr);
+    const warnings = events(path.join(out, 'printer')).filter((e) => e.type === 'warning' && e.kind === 'stdout-pollution');
+    const wire = path.join(bundle, 'wire.py');
+    assert.ok(warnings.length >= 1, 'a warning');
+    assert.deepEqual([warnings[0].location.file, warnings[0].location.line], [wire, lineOf(wire, 'print-at-import')]);
+    assert.match(warnings[0].message, /would corrupt the production runner's frames/);
+  });
+
   it('refuses what only means something locally, and a missing scheduler, before writing anything', () => {
     const job = writeJob({ job_id: 'refused', bundle: path.join(ROOT, 'examples', 'sir', 'bundle'), entrypoint: 'models.sir/baseline', parameter_sets: [{ beta: 0.3, gamma: 0.1 }], replicates: 1 });
     const out = path.join(scratch, 'out-refused');

@@ -1,5 +1,8 @@
-/** Which stray stdout writes would break production's runner. */
+/** Which stray stdout writes would break production's runner, and how that is said. */
+import type { SourceLocation } from '../failure';
 import type { StdoutCaptureParams } from '../protocol';
+import { showBytes } from './classify';
+import { locate } from './pythonTrace';
 
 /**
  * Production wraps only the *call* of the wire and target functions in
@@ -9,4 +12,17 @@ import type { StdoutCaptureParams } from '../protocol';
 export function breaksProduction(capture: StdoutCaptureParams): boolean {
   if (capture.source === 'sys.stdout') return capture.phase !== 'execute' && capture.phase !== 'aggregate';
   return true;
+}
+
+/**
+ * The warning for a write our runner absorbed but production's would have broken on, once per
+ * source line (`warned` remembers them), or undefined.
+ */
+export function pollutionWarning(capture: StdoutCaptureParams, bundleDir: string, warned: Set<string>): { message: string; location?: SourceLocation } | undefined {
+  if (!breaksProduction(capture)) return undefined;
+  const location = locate(capture.stack, bundleDir);
+  const where = location ? `${location.file}:${location.line}` : capture.text;
+  if (warned.has(where)) return undefined;
+  warned.add(where);
+  return { message: `stdout write during ${capture.phase} ("${showBytes(Buffer.from(capture.bytes_b64, 'base64'), 80)}") would corrupt the production runner's frames`, location };
 }

@@ -10,9 +10,7 @@ import { writeSync } from 'node:fs';
 import * as os from 'node:os';
 import { runOnDask, type DaskOptions } from '../backends/dask/run';
 import { WarmPool } from '../backends/local/pool';
-import { showBytes } from '../diagnose/classify';
-import { locate } from '../diagnose/pythonTrace';
-import { breaksProduction } from '../diagnose/stdoutBlame';
+import { pollutionWarning } from '../diagnose/stdoutBlame';
 import { exitCodeFor, ExitCode, Failure, isFailure } from '../failure';
 import { AggregateRequest, ExecuteRequest, type SerializedSimReturn } from '../protocol';
 import { NOT_STARTED, WarmProcess, type TranscriptEntry } from '../process/warmProcess';
@@ -203,12 +201,8 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
           : { stderrFile }),
         onCapture: (capture) => {
           // our runner absorbed it; production's would have broken on it: say so once per line
-          if (!breaksProduction(capture)) return;
-          const location = locate(capture.stack, prepared.bundleDir);
-          const where = location ? `${location.file}:${location.line}` : capture.text;
-          if (warned.has(where)) return;
-          warned.add(where);
-          emit({ type: 'warning', kind: 'stdout-pollution', message: `stdout write during ${capture.phase} ("${showBytes(Buffer.from(capture.bytes_b64, 'base64'), 80)}") would corrupt the production runner's frames`, location });
+          const warning = pollutionWarning(capture, prepared.bundleDir, warned);
+          if (warning) emit({ type: 'warning', kind: 'stdout-pollution', ...warning });
         },
       });
       pid = process.pid;

@@ -48,7 +48,7 @@ export function diagnose(facts: WorkerFacts, localBundleDir: string, worker: str
 }
 
 /** Every string in `value` with the worker's bundle directory replaced by the local one. */
-function relocate<T>(value: T, from: string, to: string): T {
+export function relocate<T>(value: T, from: string, to: string): T {
   if (typeof value === 'string') return value.split(from).join(to) as T;
   if (Array.isArray(value)) return value.map((item) => relocate(item, from, to)) as T;
   if (value && typeof value === 'object') {

@@ -86,7 +86,7 @@ export type WorkerFacts =
     };
 
 export type SimResult =
-  | { key: string; status: 'ok'; outputs: Record<string, string>; seed: number | bigint; pid: number; worker: string; attempts: WorkerFacts[]; ms: number; stderr: string; captures: StdoutCaptureParams[] }
+  | { key: string; status: 'ok'; outputs: Record<string, string>; seed: number | bigint; pid: number; worker: string; attempts: WorkerFacts[]; ms: number; stderr: string; captures: StdoutCaptureParams[]; bundle_path?: string }
   | { key: string; status: 'failed'; seed: number | bigint; worker: string; attempts: WorkerFacts[]; ms: number };
 
 export interface AggResult {

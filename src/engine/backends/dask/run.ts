@@ -15,7 +15,8 @@ import { JobBook, RETRYABLE, simKey, type SetState } from '../../job/book';
 import { runnerStderrLog } from '../../job/results';
 import type { BackendRun, RunOptions } from '../../job/run';
 import { classifyExit } from '../../diagnose/classify';
-import { diagnose } from './diagnose';
+import { pollutionWarning } from '../../diagnose/stdoutBlame';
+import { diagnose, relocate } from './diagnose';
 import { DaskDriver, findDaskPython } from './driver';
 import {
   AggDoneNotification,
@@ -122,6 +123,8 @@ class DaskSession {
   /** Aggregation results that came before the last of their simulations' (gathers race). */
   private readonly earlyAggs = new Map<SetState, AggResult | TaskErred>();
   private readonly started = new Set<string>();
+  /** Source lines already warned about (stdout-pollution). */
+  private readonly warned = new Set<string>();
   private finish: () => void = () => undefined;
   private stallTimer: NodeJS.Timeout | undefined;
   /** Set once run() has returned: late notifications change nothing and arm no timer. */
@@ -266,6 +269,11 @@ class DaskSession {
     for (const attempt of result.attempts) if ('pid' in attempt) this.keepStderr(result.worker, attempt.pid, attempt.stderr, key);
     if (result.status === 'ok') {
       this.keepStderr(result.worker, result.pid, result.stderr, key);
+      for (const capture of result.captures ?? []) {
+        // our runner absorbed it; production's would have broken on it: said once per line, at the local path
+        const warning = pollutionWarning(result.bundle_path ? relocate(capture, result.bundle_path, this.bundleDir) : capture, this.bundleDir, this.warned);
+        if (warning) this.book.emit({ type: 'warning', kind: 'stdout-pollution', ...warning });
+      }
       this.announce(key, result.attempts.length + 1, result.pid, result.worker);
       this.book.simSucceeded(state, replicate, result.outputs, { attempts: result.attempts.length + 1, pid: result.pid, ms: Math.round(result.ms), worker: result.worker });
     } else {
