@@ -20,6 +20,8 @@ export class Progress {
   private started = 0;
   private doneAtStart = 0;
   private lastPlain = 0;
+  /** Dask: simulations counted as done when they finished, before their results came. */
+  private readonly finishedEarly = new Set<string>();
 
   constructor(private readonly tty: boolean) {}
 
@@ -47,9 +49,13 @@ export class Progress {
         this.running--;
         this.line(`retrying ${event.key} (attempt ${event.attempt}): ${event.kind}: ${event.message}`);
         break;
+      case 'task-finished':
+        this.finishedEarly.add(event.key);
+        this.done++;
+        break;
       case 'task-done':
         this.running--;
-        this.done++;
+        if (!this.finishedEarly.delete(event.key)) this.done++;
         event.status === 'ok' ? this.ok++ : this.failed++;
         if (event.status !== 'ok' && this.failed <= 5) this.line(`✘ ${event.key}: ${event.kind}: ${event.message}${event.location ? ` (${event.location.file}:${event.location.line})` : ''}`);
         break;
@@ -59,6 +65,18 @@ export class Progress {
         break;
       case 'warning':
         this.line(`⚠ ${event.message}`);
+        break;
+      case 'dask-connected':
+        this.line(`Dask ${event.dask_version} at ${event.scheduler}: ${event.workers.length} worker(s)`);
+        break;
+      case 'worker-lost':
+        this.line(`⚠ Dask worker ${event.worker} lost: ${event.cause}`);
+        break;
+      case 'dask-task-erred':
+        this.line(`✘ ${event.key} erred on Dask: ${event.exc_type}: ${event.cause}`);
+        break;
+      case 'scheduler-lost':
+        this.line(`✘ the Dask scheduler ${event.scheduler} went away: ${event.cause}`);
         break;
       case 'job-done':
         this.stopBar();

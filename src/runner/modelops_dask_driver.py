@@ -204,6 +204,10 @@ class Driver:
                 if future.status == "finished":
                     if key.startswith("agg-") or self.agg_of.get(key) is None:
                         self._fetch(future)
+                    else:
+                        # its result comes with its set's aggregation; that it finished is known
+                        # now, from the scheduler's report, at no extra cost: say so for progress
+                        self.channel.notify("dask/sim-finished", {"key": key})
                 else:
                     self._report(future, self._exception(future), ok=False)
                     if key.startswith("agg-"):

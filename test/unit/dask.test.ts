@@ -169,6 +169,12 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
       assert.ok(log.findIndex((e) => e.type === 'task-start' && e.key === key) < log.findIndex((e) => e.type === 'task-done' && e.key === key), `${key} started before it was done`);
     }
     assert.equal(log.filter((e) => e.type === 'agg-done' && e.status === 'ok').length, 4);
+    // progress as it happens: each simulation is reported finished before its set's results arrive
+    const finished = log.filter((e) => e.type === 'task-finished').map((e) => e.key);
+    assert.equal(new Set(finished).size, 100);
+    for (const key of finished) {
+      assert.ok(log.findIndex((e) => e.type === 'task-finished' && e.key === key) < log.findIndex((e) => e.type === 'task-done' && e.key === key), `${key} finished before its outcome came`);
+    }
   });
 
   it('the mixed-failure job: the same failure kinds, attempts, signals and source lines as locally; stderr in logs/', () => {

@@ -10,6 +10,8 @@ export type TaskStatus = 'ok' | 'failed';
 export type JobEvent = { t: string } & (
   | { type: 'job-start'; job_id: string; out: string; sims: number; aggregations: number; resumed: boolean; skipped_sims: number; skipped_aggregations: number; workers: number; executor: string; backend: 'local' | 'dask' }
   | { type: 'task-start'; key: string; attempt: number; pid: number | undefined; worker?: string }
+  /** Dask: the simulation finished on the cluster; its outcome (task-done) comes with its set's aggregation. */
+  | { type: 'task-finished'; key: string }
   | { type: 'task-retry'; key: string; attempt: number; kind: FailureKind; message: string }
   | {
       type: 'task-done';

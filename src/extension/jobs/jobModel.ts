@@ -8,7 +8,8 @@ import type { SimRecord } from '../../engine/job/results';
 import { scalarJson } from '../../engine/job/ids';
 import type { JobSpec } from '../../engine/job/spec';
 
-export type TaskState = 'queued' | 'running' | 'ok' | 'failed' | 'skipped';
+/** `finished`: done on a Dask worker, its outcome not here yet (it comes with its set's aggregation). */
+export type TaskState = 'queued' | 'running' | 'finished' | 'ok' | 'failed' | 'skipped';
 
 export interface TaskInfo {
   key: string;
@@ -32,6 +33,8 @@ export interface ParamSetInfo {
   aggregation: TaskInfo;
   ok: number;
   failed: number;
+  /** Dask: finished on a worker, outcome not here yet. */
+  finished: number;
 }
 
 export interface JobInfo {
@@ -58,6 +61,7 @@ export class JobModel {
         aggregation: { key: `agg-${set.paramId}`, replicate: -1, state: 'queued', attempts: 0 },
         ok: 0,
         failed: 0,
+        finished: 0,
       });
     }
     const job: JobInfo = { jobId: spec.jobId, dir, status: 'running', sets, startedAt: Date.now() };
@@ -85,10 +89,19 @@ export class JobModel {
         if (task) Object.assign(task, { state: 'running', pid: event.pid, worker: event.worker, attempts: event.attempt });
         break;
       }
+      case 'task-finished': {
+        const found = this.find(job, event.key);
+        if (found && (found.task.state === 'queued' || found.task.state === 'running')) {
+          found.task.state = 'finished';
+          found.set.finished++;
+        }
+        break;
+      }
       case 'task-done': {
         const found = this.find(job, event.key);
         if (!found) break;
         const { set, task } = found;
+        if (task.state === 'finished') set.finished--;
         Object.assign(task, { state: event.status, pid: event.pid, worker: event.worker, ms: event.ms, attempts: event.attempt, kind: event.kind, message: event.message, location: event.location });
         event.status === 'ok' ? set.ok++ : set.failed++;
         break;

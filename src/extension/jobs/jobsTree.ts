@@ -32,7 +32,7 @@ export class ParamSetItem extends vscode.TreeItem {
   ) {
     super(Object.entries(set.params).map(([k, v]) => `${k}=${v}`).join(', ') || set.paramId.slice(0, 12), vscode.TreeItemCollapsibleState.Collapsed);
     this.id = `set:${job.jobId}:${set.paramId}`;
-    this.description = `${set.ok}/${set.tasks.length} ✓${set.failed ? ` ${set.failed} ✗` : ''} · agg ${set.aggregation.state}`;
+    this.description = `${set.ok}/${set.tasks.length} ✓${set.failed ? ` ${set.failed} ✗` : ''}${set.finished ? ` · ${set.finished} finished on Dask` : ''} · agg ${set.aggregation.state}`;
     this.iconPath = statusIcon(set.failed || set.aggregation.state === 'failed' || set.aggregation.state === 'skipped' ? 'failed' : set.aggregation.state === 'ok' ? 'ok' : 'running');
     this.tooltip = `param_id ${set.paramId}`;
     this.contextValue = 'paramSet;';
@@ -108,6 +108,8 @@ function statusIcon(state: string): vscode.ThemeIcon {
       return new vscode.ThemeIcon('debug-step-over', new vscode.ThemeColor('testing.iconSkipped'));
     case 'running':
       return new vscode.ThemeIcon('sync~spin');
+    case 'finished':
+      return new vscode.ThemeIcon('check');
     default:
       return new vscode.ThemeIcon('circle-outline');
   }

@@ -174,6 +174,11 @@ export namespace WorkerChangeNotification {
   export const type = new NotificationType<WorkerChange>('dask/worker');
 }
 
+/** A simulation finished on the cluster; its result comes later, with its set's aggregation. */
+export namespace SimFinishedNotification {
+  export const type = new NotificationType<{ key: string }>('dask/sim-finished');
+}
+
 export namespace SimDoneNotification {
   export const type = new NotificationType<{ key: string; result: SimResult }>('dask/sim-done');
 }
