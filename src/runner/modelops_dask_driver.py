@@ -199,20 +199,24 @@ class Driver:
         from distributed import as_completed
 
         try:
-            for future in as_completed(futures, loop=self.client.loop):
-                key = future.key
-                if future.status == "finished":
-                    if key.startswith("agg-") or self.agg_of.get(key) is None:
-                        self._fetch(future)
+            # batches: everything that finished since the last look, so that under load one
+            # message reports many tasks
+            for batch in as_completed(futures, loop=self.client.loop).batches():
+                # simulations whose results come with their set's aggregation: that they finished
+                # is known now, from the scheduler's report, at no extra cost; said first, for progress
+                finished = [f.key for f in batch if f.status == "finished" and f.key.startswith("sim-") and self.agg_of.get(f.key) is not None]
+                if finished:
+                    self.channel.notify("dask/sims-finished", {"keys": finished})
+                for future in batch:
+                    key = future.key
+                    if future.status == "finished":
+                        if key.startswith("agg-") or self.agg_of.get(key) is None:
+                            self._fetch(future)
                     else:
-                        # its result comes with its set's aggregation; that it finished is known
-                        # now, from the scheduler's report, at no extra cost: say so for progress
-                        self.channel.notify("dask/sim-finished", {"key": key})
-                else:
-                    self._report(future, self._exception(future), ok=False)
-                    if key.startswith("agg-"):
-                        self._gather_sims(self.set_sims.pop(key, []))
-                self.futures.pop(key, None)
+                        self._report(future, self._exception(future), ok=False)
+                        if key.startswith("agg-"):
+                            self._gather_sims(self.set_sims.pop(key, []))
+                    self.futures.pop(key, None)
         except Exception as exc:  # as_completed itself failed: the engine must not wait forever
             self._lost("watching the tasks failed: %s: %s" % (type(exc).__name__, exc))
             return

@@ -174,9 +174,9 @@ export namespace WorkerChangeNotification {
   export const type = new NotificationType<WorkerChange>('dask/worker');
 }
 
-/** A simulation finished on the cluster; its result comes later, with its set's aggregation. */
-export namespace SimFinishedNotification {
-  export const type = new NotificationType<{ key: string }>('dask/sim-finished');
+/** Simulations finished on the cluster; their results come later, with their sets' aggregations. */
+export namespace SimsFinishedNotification {
+  export const type = new NotificationType<{ keys: string[] }>('dask/sims-finished');
 }
 
 export namespace SimDoneNotification {

@@ -26,7 +26,7 @@ import {
   ConnectRequest,
   SchedulerLostNotification,
   SimDoneNotification,
-  SimFinishedNotification,
+  SimsFinishedNotification,
   SubmitRequest,
   TaskErredNotification,
   WorkerChangeNotification,
@@ -192,7 +192,7 @@ class DaskSession {
   private listen(): void {
     const driver = this.driver;
     driver.onNotification(WorkerEventNotification.type, (event) => this.guard(() => this.onWorkerEvent(event)));
-    driver.onNotification(SimFinishedNotification.type, ({ key }) => this.guard(() => this.book.emit({ type: 'task-finished', key })));
+    driver.onNotification(SimsFinishedNotification.type, ({ keys }) => this.guard(() => keys.forEach((key) => this.book.emit({ type: 'task-finished', key }))));
     driver.onNotification(SimDoneNotification.type, ({ key, result }) => this.guard(() => this.onSimDone(key, result)));
     driver.onNotification(AggDoneNotification.type, ({ key, result }) => this.guard(() => this.onAggDone(key, result)));
     driver.onNotification(TaskErredNotification.type, (erred) => this.guard(() => this.onTaskErred(erred)));
