@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import threading
+import time
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -28,6 +29,8 @@ SCHEDULER_UNREACHABLE = -32010
 SUBMIT_FAILED = -32011
 PLUGIN_FAILED = -32012
 # fetching one finished result from a worker
+# how often finished tasks are reported, at most
+REPORT_INTERVAL_S = 0.05
 RESULT_TIMEOUT_S = 120
 
 
@@ -217,6 +220,10 @@ class Driver:
                         if key.startswith("agg-"):
                             self._gather_sims(self.set_sims.pop(key, []))
                     self.futures.pop(key, None)
+                # let completions gather for a moment: tasks finish hundreds a second, and one
+                # message (and one wake of this thread, which shares the GIL with the client's
+                # event loop) for each would cost the job more than the report is worth
+                time.sleep(REPORT_INTERVAL_S)
         except Exception as exc:  # as_completed itself failed: the engine must not wait forever
             self._lost("watching the tasks failed: %s: %s" % (type(exc).__name__, exc))
             return
