@@ -295,6 +295,7 @@ def ensure_venv(spec, bundle_path):
     under the key's lock). Returns (venv path, python, how: 'reuse' or the rebuild reason)."""
     base = spec["base_python"] or sys.executable
     version = "%d.%d.%d" % sys.version_info[:3] if base == sys.executable else _probe_version(base)
+    _check_requires_python(spec, base, version)
     xy = ".".join(version.split(".")[:2])
     key = "%s-py%s-%s" % (spec["digest"][:12], xy, spec["deps_hash"][:8])
     root = cache_root()
@@ -315,6 +316,28 @@ def ensure_venv(spec, bundle_path):
         return venv, key, reason
     finally:
         lock.release()
+
+
+def _check_requires_python(spec, base, version):
+    """The bundle's requires-python against this worker's interpreter, before any venv is made
+    (workers need not all have the same Python, so each one checks its own)."""
+    wanted = spec.get("requires_python") or ""
+    if not wanted:
+        return
+    try:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet  # distributed depends on packaging
+    except ImportError:
+        return  # cannot judge here: the runner's own import of the bundle decides
+    try:
+        fits = SpecifierSet(wanted).contains(version, prereleases=True)
+    except InvalidSpecifier:
+        return  # the engine has validated it; nothing better to say here
+    if not fits:
+        raise EnvironmentFailure(
+            "python-mismatch",
+            "The bundle requires Python %s (pyproject.toml requires-python), but the Dask worker's %s is Python %s" % (wanted, base, version),
+            notes=["give the workers another interpreter with --worker-python"],
+        )
 
 
 def _probe_version(python):

@@ -354,6 +354,26 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     assert.match(warnings[0].message, /would corrupt the production runner's frames/);
   });
 
+  it('a bundle that needs another Python: the worker says so; the job aborts with python-mismatch at the requires-python line, as locally', () => {
+    const bundle = writeBundle(path.join(scratch, 'future-bundle'), {
+      'pyproject.toml': '[project]\nname = "future"\nversion = "1"\nrequires-python = ">=3.99"  # MARK:requires\n',
+      'wire.py': 'def wire(entrypoint, params, seed):\n    return {}\n',
+    });
+    const job = writeJob({ job_id: 'future', bundle, entrypoint: 'a.b/c', parameter_sets: [{ x: 1 }], replicates: 2 });
+    const out = path.join(scratch, 'out-future');
+    const result = cli(['run', job, '--out', out, '--backend', 'dask', '--scheduler', cluster.address]);
+    assert.equal(result.code, 3, result.stderr);
+    const manifest = readJson(path.join(out, 'future', 'manifest.json'));
+    assert.equal(manifest.status, 'aborted');
+    assert.equal(manifest.failure.kind, 'python-mismatch');
+    assert.match(manifest.failure.message, /^The bundle requires Python >=3\.99 \(pyproject\.toml requires-python\), but the Dask worker's .* is Python 3\./);
+    const pyproject = path.join(bundle, 'pyproject.toml');
+    assert.deepEqual([manifest.failure.location.file, manifest.failure.location.line], [pyproject, lineOf(pyproject, 'requires')]);
+    assert.ok(manifest.failure.evidence.notes.some((note: string) => /^on Dask worker tcp:\/\/127\.0\.0\.1:\d+$/.test(note)));
+    assert.equal(manifest.counts.sims.pending, 2, 'nothing ran');
+    assert.match(result.stderr, /--resume/);
+  });
+
   it('refuses what only means something locally, and a missing scheduler, before writing anything', () => {
     const job = writeJob({ job_id: 'refused', bundle: path.join(ROOT, 'examples', 'sir', 'bundle'), entrypoint: 'models.sir/baseline', parameter_sets: [{ beta: 0.3, gamma: 0.1 }], replicates: 1 });
     const out = path.join(scratch, 'out-refused');

@@ -5,12 +5,15 @@
  * local bundle's paths, where the user can open them.
  */
 import { classifyErrorResponse, classifyExit, classifyPollution, classifyProtocol, classifyTimeout, type RunnerFacts } from '../../diagnose/classify';
+import type { BundleDeps } from '../../bundle/deps';
 import { Failure, type Evidence, type SourceLocation } from '../../failure';
 import type { WorkerFacts } from './protocol';
 
-export function diagnose(facts: WorkerFacts, localBundleDir: string, worker: string): Failure {
+export function diagnose(facts: WorkerFacts, localBundleDir: string, worker: string, deps?: BundleDeps): Failure {
   if (facts.outcome === 'environment') {
-    return new Failure(facts.kind, facts.message, { stderrTail: facts.stderr_tail, notes: [...(facts.notes ?? []), `on Dask worker ${worker}`] });
+    // a worker's Python that the bundle refuses: at the requires-python line, as locally
+    const location = facts.kind === 'python-mismatch' ? deps?.requiresPython?.location : undefined;
+    return new Failure(facts.kind, facts.message, { stderrTail: facts.stderr_tail, notes: [...(facts.notes ?? []), `on Dask worker ${worker}`] }, location);
   }
   const runner: RunnerFacts = {
     bundleDir: facts.bundle_path,

@@ -11,6 +11,8 @@ import type { FatalParams, StdoutCaptureParams } from '../../protocol';
 /** Job-wide settings (`spec` in the Python helper), shipped to the workers once in the job's payload module. */
 export interface TaskSpec {
   digest: string;
+  /** The bundle's requires-python ('' when it has none): each worker checks its own interpreter. */
+  requires_python: string;
   deps_hash: string;
   deps_source: 'pyproject.toml' | 'requirements.txt' | 'none';
   requirements: string[];
@@ -78,7 +80,7 @@ export type WorkerFacts =
     }
   | {
       outcome: 'environment';
-      kind: 'venv-create-failed' | 'deps-install-failed' | 'interpreter-not-found' | 'protocol-error';
+      kind: 'venv-create-failed' | 'deps-install-failed' | 'interpreter-not-found' | 'python-mismatch' | 'protocol-error';
       message: string;
       stderr_tail?: string;
       notes?: string[];

@@ -7,7 +7,7 @@
  */
 import * as path from 'node:path';
 import { bundleDigest, checkBundleDir, listFiles } from '../../bundle/bundleDir';
-import { readBundleDeps } from '../../bundle/deps';
+import { readBundleDeps, type BundleDeps } from '../../bundle/deps';
 import { Failure, isFailure } from '../../failure';
 import { stringifyWireJson } from '../../pyjson/pyjson';
 import { ourRunnerScript } from '../../process/runnerScript';
@@ -80,6 +80,7 @@ export async function runOnDask(book: JobBook, options: RunOptions): Promise<Bac
     environment.runner = runnerScript;
     const spec: TaskSpec = {
       digest,
+      requires_python: deps.requiresPython?.spec ?? '',
       deps_hash: deps.depsHash,
       deps_source: deps.source,
       requirements: deps.requirements.map((r) => r.spec),
@@ -95,7 +96,7 @@ export async function runOnDask(book: JobBook, options: RunOptions): Promise<Bac
       runner_file: path.basename(runnerScript),
     };
     const stallMs = dask.stallTimeoutMs ?? options.taskTimeoutMs + options.readyTimeoutMs + (options.venv?.installTimeoutMs ?? DEFAULT_INSTALL_TIMEOUT_MS) + STALL_MARGIN_MS;
-    session = new DaskSession(book, driver, options, bundleDir, stallMs);
+    session = new DaskSession(book, driver, options, bundleDir, deps, stallMs);
     const sets = session.submissions();
     await session.run(() => driver!.request(SubmitRequest.type, { spec, runner_files: runnerFiles, bundle_dir: bundleDir, bundle_files: files, sets }, SUBMIT_TIMEOUT_MS, 'submit the tasks'));
     fatal = session.fatal;
@@ -136,6 +137,7 @@ class DaskSession {
     private readonly driver: DaskDriver,
     private readonly options: RunOptions,
     private readonly bundleDir: string,
+    private readonly deps: BundleDeps,
     private readonly stallMs: number,
   ) {}
 
@@ -281,7 +283,7 @@ class DaskSession {
     } else {
       const last = result.attempts.at(-1);
       if (!last) throw new Failure('protocol-error', `The Dask worker reported ${key} failed without saying how`);
-      const failure = diagnose(last, this.bundleDir, result.worker);
+      const failure = diagnose(last, this.bundleDir, result.worker, this.deps);
       if (last.start_failed) {
         // no runner could be started for it: as locally, the job cannot go on
         this.end(failure);
@@ -345,7 +347,7 @@ class DaskSession {
         if (outcome?.status === 'ok') {
           record.targets[target] = { status: 'ok', loss: outcome.result.loss, diagnostics: outcome.result.diagnostics, n_replicates: outcome.result.n_replicates };
         } else if (outcome?.status === 'failed') {
-          const failure = diagnose(outcome.facts, this.bundleDir, result.worker);
+          const failure = diagnose(outcome.facts, this.bundleDir, result.worker, this.deps);
           if (outcome.facts.start_failed) this.end(failure);
           this.book.targetFailed(record, target, failure);
         } else {
