@@ -4,6 +4,7 @@
  */
 import { SingleBar } from 'cli-progress';
 import type { JobEvent } from '../engine/job/events';
+import { describeClusterEvent } from '../engine/backends/dask/describe';
 import { describeVenvEvent } from '../engine/venv/describe';
 
 const PLAIN_INTERVAL_MS = 2000;
@@ -67,17 +68,14 @@ export class Progress {
         this.line(`⚠ ${event.message}`);
         break;
       case 'dask-connected':
-        this.line(`Dask ${event.dask_version} at ${event.scheduler}: ${event.workers.length} worker(s)`);
-        break;
+      case 'worker-joined':
       case 'worker-lost':
-        this.line(`⚠ Dask worker ${event.worker} lost: ${event.cause}`);
-        break;
       case 'dask-task-erred':
-        this.line(`✘ ${event.key} erred on Dask: ${event.exc_type}: ${event.cause}`);
+      case 'scheduler-lost': {
+        const news = describeClusterEvent(event)!;
+        this.line(`${news.level === 'error' ? '✘ ' : news.level === 'warning' ? '⚠ ' : ''}${news.text}`);
         break;
-      case 'scheduler-lost':
-        this.line(`✘ the Dask scheduler ${event.scheduler} went away: ${event.cause}`);
-        break;
+      }
       case 'job-done':
         this.stopBar();
         return;

@@ -16,10 +16,6 @@ export function forceFreshVenvForNextRun(): void {
   freshForNextRun = true;
 }
 
-export function freshVenvPending(): boolean {
-  return freshForNextRun;
-}
-
 /**
  * The interpreter venvs are built from, and the venv cache's configuration. Each call is a run
  * about to start: it takes a pending "fresh venv for the next run".

@@ -16,7 +16,7 @@
 // Prints medians and quantiles of each; the target is a median under 200 ms during the job.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { launchBrowser, ROOT, startCodeServer } from '../vscode/codeServer.mjs';
+import { launchBrowser, pickCommand, quickOpen, ROOT, startCodeServer } from '../vscode/codeServer.mjs';
 
 const TASKS = Number(process.env.BENCH_TASKS ?? 4000);
 const IDLE_SAMPLES = 20;
@@ -149,15 +149,8 @@ async function main() {
     }
 
     // open the job file and run it from the palette, as a person would
-    await page.keyboard.press('Control+P');
-    const input = page.locator('.quick-input-widget input.input');
-    await input.fill('job.json');
-    await page.locator('.quick-input-widget .monaco-list-row').first().waitFor({ timeout: WAIT_MS });
-    await input.press('Enter');
-    await page.locator('.tab[aria-label*="job.json"]').first().waitFor({ timeout: WAIT_MS });
-    await page.keyboard.press('F1');
-    await input.fill('>ModelOps: Run Job File');
-    await page.locator('.quick-input-widget .monaco-list-row[aria-label*="Run Job File"]').first().waitFor({ timeout: WAIT_MS });
+    await quickOpen(page, 'job.json', WAIT_MS);
+    const input = await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS);
     const started = Date.now();
     await input.press('Enter');
 

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { launchBrowser, ROOT, startCodeServer } from '../vscode/codeServer.mjs';
+import { launchBrowser, pickCommand, quickOpen, ROOT, startCodeServer } from '../vscode/codeServer.mjs';
 
 const RESULTS = path.join(ROOT, 'test-results');
 const WAIT_MS = 60_000;
@@ -51,17 +51,8 @@ async function main() {
     });
 
     await step('a job runs from the command palette', async () => {
-      await page.keyboard.press('Control+P');
-      const input = page.locator('.quick-input-widget input.input');
-      await input.waitFor({ timeout: WAIT_MS });
-      await input.fill('job.json');
-      await page.locator('.quick-input-widget .monaco-list-row').first().waitFor({ timeout: WAIT_MS });
-      await input.press('Enter');
-      await page.locator('.tab[aria-label*="job.json"]').first().waitFor({ timeout: WAIT_MS });
-      await page.keyboard.press('F1');
-      await input.fill('>ModelOps: Run Job File');
-      await page.locator('.quick-input-widget .monaco-list-row[aria-label*="Run Job File"]').first().waitFor({ timeout: WAIT_MS });
-      await input.press('Enter');
+      await quickOpen(page, 'job.json', WAIT_MS);
+      await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
       await page.locator('.monaco-list-row:has-text("ui-job")').filter({ hasText: 'failed' }).first().waitFor({ timeout: WAIT_MS });
     });
 
@@ -87,10 +78,7 @@ async function main() {
     });
 
     await step('"Replay Handshake…" from the palette shows the verdict and the conversation (screenshot handshake-transcript.png)', async () => {
-      await page.keyboard.press('F1');
-      const input = page.locator('.quick-input-widget input.input');
-      await input.fill('>ModelOps: Replay Handshake');
-      await page.locator('.quick-input-widget .monaco-list-row[aria-label*="Replay Handshake"]').first().waitFor({ timeout: WAIT_MS });
+      const input = await pickCommand(page, 'ModelOps: Replay Handshake', WAIT_MS);
       await input.press('Enter');
       // code-server's folder dialog is a quick input that takes a path, with the open label as its button
       const open = page.locator('.quick-input-widget .monaco-button').filter({ hasText: 'Replay Handshake' }).first();

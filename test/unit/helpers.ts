@@ -37,13 +37,7 @@ export function bundle(name: string): string {
   return path.join(BUNDLES, name);
 }
 
-/** The 1-based line of `# MARK:<marker>` in a fixture file: tests never hard-code line numbers. */
-export function lineOf(file: string, marker: string): number {
-  const lines = readFileSync(file, 'utf8').split('\n');
-  const index = lines.findIndex((line) => line.includes(`# MARK:${marker}`) && !line.includes(`# MARK:${marker}-`));
-  if (index < 0) throw new Error(`no MARK:${marker} in ${file}`);
-  return index + 1;
-}
+export { lineOf } from '../shared/marks';
 
 /** A pure-Python wheel built on the spot (PyPI is out of reach; pip installs it offline). */
 export function buildWheel(outDir: string, name: string, version: string): string {

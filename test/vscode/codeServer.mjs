@@ -93,3 +93,28 @@ export async function launchBrowser(work) {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
 }
+
+const QUICK_INPUT = '.quick-input-widget input.input';
+
+/** Opens a workspace file through Quick Open (Ctrl+P), as a person would. */
+export async function quickOpen(page, name, timeout) {
+  await page.keyboard.press('Control+P');
+  const input = page.locator(QUICK_INPUT);
+  await input.waitFor({ timeout });
+  await input.fill(name);
+  await page.locator('.quick-input-widget .monaco-list-row').first().waitFor({ timeout });
+  await input.press('Enter');
+  await page.locator(`.tab[aria-label*="${name}"]`).first().waitFor({ timeout });
+}
+
+/**
+ * Picks a command in the command palette (F1) by its title; Enter runs it. Returns the palette's
+ * input, which the command's own prompts reuse.
+ */
+export async function pickCommand(page, title, timeout) {
+  await page.keyboard.press('F1');
+  const input = page.locator(QUICK_INPUT);
+  await input.fill(`>${title}`);
+  await page.locator(`.quick-input-widget .monaco-list-row[aria-label*="${title.replace(/^ModelOps: /, '')}"]`).first().waitFor({ timeout });
+  return input;
+}

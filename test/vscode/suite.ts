@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import Mocha from 'mocha';
 import * as vscode from 'vscode';
 import { DaskCluster } from '../dask/cluster';
+import { lineOf } from '../shared/marks';
 import type { HandshakeReport } from '../../src/engine/handshake/handshake';
 import type { ReplayReport } from '../../src/engine/handshake/replay';
 import type { RecordedHandshake } from '../../src/extension/handshake/handshakeCommands';
@@ -18,13 +19,6 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import * as os from 'node:os';
 
 const EXTENSION_ID = 'modelops-debugger.modelops-debugger';
-
-/** The line of a `# MARK:name` comment: fixtures' lines are never hard-coded. */
-function markLine(file: string, mark: string): number {
-  const index = readFileSync(file, 'utf8').split('\n').findIndex((line) => line.includes(`# MARK:${mark}`));
-  assert.ok(index >= 0, `no MARK:${mark} in ${file}`);
-  return index + 1;
-}
 
 export function run(): Promise<void> {
   const mocha = new Mocha({ ui: 'bdd', timeout: 120_000, color: false, reporter: 'spec' });
@@ -256,12 +250,12 @@ export function run(): Promise<void> {
       const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(path.join(scratch, 'job.json')));
       assert.equal(result.status, 'failed');
       const [diagnostic] = api.diagnostics.get(vscode.Uri.file(path.join(bundle, 'model', 'util.py')));
-      assert.equal(diagnostic.range.start.line + 1, markLine(path.join(bundle, 'model', 'util.py'), 'deep-raise'));
+      assert.equal(diagnostic.range.start.line + 1, lineOf(path.join(bundle, 'model', 'util.py'), 'deep-raise'));
       assert.equal(diagnostic.message, 'task-exception: ValueError: beta must be positive, got -1.0 (2 times)');
       const related = (diagnostic.relatedInformation ?? []).map((r) => `${path.relative(bundle, r.location.uri.fsPath)}:${r.location.range.start.line + 1} ${r.message}`);
       assert.deepEqual(related, [
-        `wire.py:${markLine(path.join(bundle, 'wire.py'), 'deep-call-1')} called from wire()`,
-        `model/core.py:${markLine(path.join(bundle, 'model', 'core.py'), 'deep-call-2')} called from run_model()`,
+        `wire.py:${lineOf(path.join(bundle, 'wire.py'), 'deep-call-1')} called from wire()`,
+        `model/core.py:${lineOf(path.join(bundle, 'model', 'core.py'), 'deep-call-2')} called from run_model()`,
       ]);
     });
 
@@ -297,7 +291,7 @@ export function run(): Promise<void> {
         assert.match(String(tasks[1].description), /^failed · task-exception · .* · pid \d+ on tcp:\/\/127\.0\.0\.1:\d+$/);
         const wire = path.join(scratch, 'bundle', 'wire.py');
         const [diagnostic] = api.diagnostics.get(vscode.Uri.file(wire));
-        assert.equal(diagnostic.range.start.line + 1, markLine(wire, 'raise'));
+        assert.equal(diagnostic.range.start.line + 1, lineOf(wire, 'raise'));
         assert.equal(diagnostic.message, 'task-exception: ValueError: x must not be 2 (3 times)');
         // the runner's stderr, kept per task, opens from the failed replicate
         await vscode.commands.executeCommand('modelopsDebugger.showStderr', tasks[1]);

@@ -31,7 +31,8 @@ import {
 } from '../protocol';
 import { StderrFile, StderrTail, type StderrSource } from './stderrTail';
 import { StdoutTap } from './stdoutTap';
-import { parseWireJson, stringifyWireJson } from '../pyjson/pyjson';
+import { parseWireJson } from '../pyjson/pyjson';
+import { WIRE_JSON_CONTENT_TYPE } from './wireContentType';
 
 export interface WarmProcessOptions {
   /** The interpreter to run, resolved (not a pyenv shim). */
@@ -104,12 +105,6 @@ const STREAM_DRAIN_MS = 500;
 
 /** Marks a request that was queued in the pipe and never began. */
 export const NOT_STARTED = 'not-started';
-
-const JSON_CONTENT_TYPE = {
-  name: 'application/json; charset=utf-8',
-  encode: (message: Message) => Promise.resolve(Buffer.from(stringifyWireJson(message), 'utf8')),
-  decode: (buffer: Uint8Array) => Promise.resolve(parseWireJson(Buffer.from(buffer).toString('utf8')) as Message),
-};
 
 export class WarmProcess {
   readonly pid: number | undefined;
@@ -203,10 +198,10 @@ export class WarmProcess {
     });
     this.child.stdout!.on('data', (chunk: Buffer) => tap.push(chunk));
 
-    const reader = new StreamMessageReader(frames, { contentTypeDecoder: JSON_CONTENT_TYPE });
+    const reader = new StreamMessageReader(frames, { contentTypeDecoder: WIRE_JSON_CONTENT_TYPE });
     reader.onError((error) => this.breakWith(classifyProtocol(this.facts(), `unreadable frame: ${error.message}`)));
     reader.listen((message) => this.onMessage(message));
-    this.writer = new StreamMessageWriter(new CoalescingWritable(this.child.stdin!), { contentTypeEncoder: JSON_CONTENT_TYPE });
+    this.writer = new StreamMessageWriter(new CoalescingWritable(this.child.stdin!), { contentTypeEncoder: WIRE_JSON_CONTENT_TYPE });
     this.writer.onError(() => undefined); // a closed stdin shows up as the process exit
 
     this.exited = new Promise<ExitInfo>((resolve) => {

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { checkBundleDir } from '../../engine/bundle/bundleDir';
 import { readBundleDeps } from '../../engine/bundle/deps';
+import { describeClusterEvent } from '../../engine/backends/dask/describe';
 import type { JobEvent } from '../../engine/job/events';
 import { jobFromNormalised, ResultsStore } from '../../engine/job/results';
 import { runJob, type JobOutcome } from '../../engine/job/run';
@@ -100,16 +101,13 @@ export class JobRunner implements vscode.Disposable {
     this.tree.scheduleRefresh();
     const onEvent = (event: JobEvent) => {
       this.model.apply(info, event);
+      const news = describeClusterEvent(event);
+      if (news) this.log[news.level === 'warning' ? 'warn' : news.level](`job ${job.jobId}: ${news.text}`);
       this.processes.onJobEvent(job.jobId, store.dir, event);
       this.tree.scheduleRefresh();
       if (event.type === 'task-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`, vscode.DiagnosticSeverity.Error, event.callers);
       else if (event.type === 'agg-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`);
       else if (event.type === 'warning' && event.location) this.diagnostics.add(event.location, event.kind, `${event.message}; this runner absorbed it, production's would break`, vscode.DiagnosticSeverity.Warning);
-      else if (event.type === 'dask-connected') this.log.info(`job ${job.jobId} on Dask ${event.dask_version} at ${event.scheduler}, workers: ${event.workers.join(', ') || 'none yet'}`);
-      else if (event.type === 'worker-lost') this.log.warn(`Dask worker ${event.worker} lost (${event.cause}) while running ${event.processing.length} task(s); Dask runs them elsewhere`);
-      else if (event.type === 'worker-joined') this.log.info(`Dask worker ${event.worker} joined`);
-      else if (event.type === 'dask-task-erred') this.log.error(`${event.key} erred on Dask: ${event.exc_type}: ${event.cause}`);
-      else if (event.type === 'scheduler-lost') this.log.error(`the Dask scheduler ${event.scheduler} went away: ${event.cause}`);
       else if (event.type === 'venv') {
         this.log.info(describeVenvEvent(event.event));
         this.venvProgress(event.event);
@@ -153,7 +151,7 @@ export class JobRunner implements vscode.Disposable {
       this.trace.flush();
       this.building?.();
       this.building = undefined;
-      this.status.flush();
+      this.status.cancel(); // shown now, below
       this.updateStatus();
     }
   }

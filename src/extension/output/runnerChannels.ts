@@ -66,10 +66,6 @@ export class RunnerChannels implements vscode.Disposable {
     return this.channels.get(bundleDir)?.recent ?? [];
   }
 
-  reveal(bundleDir: string): void {
-    this.channels.get(bundleDir)?.channel.show(true);
-  }
-
   private channelFor(bundleDir: string): BundleChannel {
     let bundle = this.channels.get(bundleDir);
     if (!bundle) {

@@ -6,27 +6,21 @@
 import { execa, type ResultPromise } from 'execa';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { createMessageConnection, type Message, type MessageConnection, type NotificationType, type RequestType } from 'vscode-jsonrpc';
+import { createMessageConnection, type MessageConnection, type NotificationType, type RequestType } from 'vscode-jsonrpc';
 import { StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 import { describeExit, type ExitInfo } from '../../diagnose/classify';
 import { Failure, type FailureKind } from '../../failure';
 import { resolvePython } from '../../process/python';
 import { ourRunnerScript } from '../../process/runnerScript';
 import { StderrTail } from '../../process/stderrTail';
-import { parseWireJson, stringifyWireJson } from '../../pyjson/pyjson';
 import type { DriverErrorData } from './protocol';
+import { WIRE_JSON_CONTENT_TYPE } from '../../process/wireContentType';
 
 export const DRIVER_FILE = 'modelops_dask_driver.py';
 /** Where to look for a Python with `distributed`, when none is named: Debian's first. */
 const DEFAULT_PYTHONS = ['/usr/bin/python3', 'python3'];
 const PROBE_TIMEOUT_MS = 15_000;
 const DRIVER_STDERR_TAIL = 64 * 1024;
-
-const JSON_CONTENT_TYPE = {
-  name: 'application/json; charset=utf-8',
-  encode: (message: Message) => Promise.resolve(Buffer.from(stringifyWireJson(message), 'utf8')),
-  decode: (buffer: Uint8Array) => Promise.resolve(parseWireJson(Buffer.from(buffer).toString('utf8')) as Message),
-};
 
 /**
  * The interpreter to run the driver with: `requested` (which must have distributed), else the
@@ -74,8 +68,8 @@ export class DaskDriver {
       onStderr(chunk);
     });
     this.connection = createMessageConnection(
-      new StreamMessageReader(this.child.stdout!, { contentTypeDecoder: JSON_CONTENT_TYPE }),
-      new StreamMessageWriter(this.child.stdin!, { contentTypeEncoder: JSON_CONTENT_TYPE }),
+      new StreamMessageReader(this.child.stdout!, { contentTypeDecoder: WIRE_JSON_CONTENT_TYPE }),
+      new StreamMessageWriter(this.child.stdin!, { contentTypeEncoder: WIRE_JSON_CONTENT_TYPE }),
     );
     this.connection.onError(() => undefined); // a broken pipe shows up as the driver's exit
     this.connection.listen();
