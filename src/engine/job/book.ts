@@ -165,9 +165,9 @@ export function simKey(state: SetState, replicate: number): string {
 }
 
 function loadState(set: ParameterSet, store: ResultsStore): SetState {
-  const earlierAgg = store.aggStatus(set.paramId);
+  const earlierAgg = store.aggStatus(set);
   const state: SetState = { set, wireParams: new RawJson(canonicalJson(set.params)), outcomes: new Map(), aggregated: earlierAgg !== undefined, earlierAgg };
-  for (const [replicate, record] of store.existingSims(set.paramId)) {
+  for (const [replicate, record] of store.existingSims(set)) {
     if (replicate >= set.seeds.length) continue;
     // an aggregated set's outputs are summarised already: keep only how each replicate ended
     const outputs = state.aggregated ? undefined : record.outputs;
