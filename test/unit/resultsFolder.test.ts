@@ -175,6 +175,8 @@ describe('the results folder is the user\'s data', () => {
       assert.equal(manifest.failure.kind, 'results-unwritable');
       const written = simFiles(dir).length;
       assert.ok(written > 0 && written < 40, `${written} of 40 results fitted`);
+      assert.deepEqual(manifest.counts.sims, { total: 40, ok: written, failed: 0, pending: 40 - written }, 'the manifest counts what is on disk');
+      assert.match(full.stderr, new RegExp(`${40 - written} simulations did not run; after fixing the cause, --resume \\S+ runs them`));
       assert.deepEqual(filesNamed(dir, /\.tmp-/), [], 'no temporary file survives a failed write');
       assert.equal(existsSync(path.join(dir, '.lock')), false, 'the lock is released');
       const events = assertJsonLines(dir);
@@ -249,8 +251,8 @@ describe('the results folder is the user\'s data', () => {
       assertOneSentence(resumed, /Cannot write the results in \S+: permission is denied \(EACCES writing \.lock\)\./);
     });
 
-    it('--out that is a file, or under one: exit 2 before anything is written', () => {
-      const { file } = newJob([{ a: 1 }], 1);
+    it('--out that is a file, under one, or whose <job_id> is one: exit 2 before anything is written', () => {
+      const { file, jobId } = newJob([{ a: 1 }], 1);
       const where = openDir('outfile');
       const outFile = path.join(where, 'results.txt');
       writeFileSync(outFile, 'not a folder\n');
@@ -262,6 +264,13 @@ describe('the results folder is the user\'s data', () => {
       assert.equal(under.code, 2, under.stderr);
       assertOneSentence(under, /cannot be made: a part of it is a file\./);
       assert.deepEqual(snapshot(where), before);
+      const out = path.join(where, 'out');
+      mkdirSync(out);
+      writeFileSync(path.join(out, jobId), 'a file where the job\'s folder goes\n');
+      const jobIsFile = cli(runArgs(file, '--out', out));
+      assert.equal(jobIsFile.code, 2, jobIsFile.stderr);
+      assertOneSentence(jobIsFile, new RegExp(`${jobId} is a file, not a results folder\\.`));
+      assert.deepEqual(readdirSync(out), [jobId]);
     });
   });
 

@@ -64,6 +64,14 @@ export class JobBook {
     this.counts = initialCounts(this.states, job);
   }
 
+  /**
+   * After a write failed, the counts say what finished, not what is on disk: count again from
+   * the files, as a resume will, so the manifest promises nothing the folder does not hold.
+   */
+  recountFromDisk(): void {
+    Object.assign(this.counts, initialCounts(this.job.parameterSets.map((set) => loadState(set, this.store)), this.job));
+  }
+
   emit(body: JobEventBody): void {
     const event = { t: new Date().toISOString(), ...body } as JobEvent;
     this.store.appendEvent(event);

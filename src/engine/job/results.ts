@@ -17,7 +17,7 @@ import type { WarmProcess } from '../process/warmProcess';
 import type { JobEvent } from './events';
 import type { Params } from './ids';
 import { checkAggRecord, checkSimRecord } from './resultSchema';
-import { inspectFolder, lockResultsFolder, makeFolders, unwritable } from './resultsFolder';
+import { checkFolderItself, inspectFolder, lockResultsFolder, makeFolders, unwritable } from './resultsFolder';
 import type { JobSpec, ParameterSet } from './spec';
 
 
@@ -199,7 +199,8 @@ export class ResultsStore {
       if (code === 'ENOTDIR' || code === 'EEXIST') throw new Failure('bad-input', `The results folder ${root} (--out) cannot be made: a part of it is a file.`);
       throw unwritable(dir, error);
     }
-    inspectFolder(dir); // a folder that was there already: no links in it
+    checkFolderItself(dir); // <out>/<job_id> may have been there already: a folder, no links in it
+    inspectFolder(dir);
     const notices: string[] = [];
     const lock = await lockResultsFolder(dir, `running job ${job.jobId}`, (notice) => notices.push(notice));
     let store: ResultsStore | undefined;

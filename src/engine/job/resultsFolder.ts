@@ -28,11 +28,11 @@ const ERRNO_MEANING: Record<string, string> = {
 };
 
 /** `results-unwritable` (exit 3): the disk, not the job, is the problem; said in one sentence. */
-export function unwritable(dir: string, error: unknown, file?: string): Failure {
+export function unwritable(dir: string, error: unknown, file?: string, doing = 'writing'): Failure {
   if (isFailure(error)) return error;
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   const meaning = (code && ERRNO_MEANING[code]) ?? (error instanceof Error ? error.message : String(error));
-  const where = file ? ` writing ${path.relative(dir, file) || file}` : '';
+  const where = file ? ` ${doing} ${path.relative(dir, file) || file}` : '';
   return new Failure('results-unwritable', `Cannot write the results in ${dir}: ${meaning} (${code ?? 'error'}${where}).`, {
     notes: [`${error instanceof Error ? error.message : String(error)}`, 'once the disk takes writes again, --resume finishes the job'],
   });
@@ -46,7 +46,13 @@ export function unwritable(dir: string, error: unknown, file?: string): Failure 
 export function inspectFolder(dir: string): { temps: string[] } {
   const temps: string[] = [];
   const walk = (folder: string): void => {
-    for (const entry of readdirSync(folder, { withFileTypes: true })) {
+    let entries;
+    try {
+      entries = readdirSync(folder, { withFileTypes: true });
+    } catch (error) {
+      throw unwritable(dir, error, folder, 'reading');
+    }
+    for (const entry of entries) {
       const full = path.join(folder, entry.name);
       if (entry.isSymbolicLink()) {
         throw new Failure('bad-input', `${full} is a symbolic link; a results folder holds only the files this tool wrote, so it is not resumed (remove the link).`);

@@ -107,7 +107,10 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
 
   await store.drain(); // the manifest is written once every result is on disk
   // a disk that stopped taking results ends the job, whatever else happened
-  if (store.failure && fatal?.kind !== 'results-unwritable') fatal = store.failure;
+  if (store.failure) {
+    if (fatal?.kind !== 'results-unwritable') fatal = store.failure;
+    book.recountFromDisk();
+  }
   const ms = Math.round(performance.now() - started);
   const anyFailed = counts.sims.failed + counts.aggregations.failed + counts.aggregations.skipped > 0;
   const stopped = interrupted && fatal?.kind !== 'results-unwritable'; // an interrupt, unless the disk failed too

@@ -10,7 +10,7 @@ import { readBundleDeps } from '../../engine/bundle/deps';
 import { describeClusterEvent } from '../../engine/backends/dask/describe';
 import type { JobEvent } from '../../engine/job/events';
 import { ResultsStore } from '../../engine/job/results';
-import { openEarlierRun } from '../../engine/job/resume';
+import { openEarlierRun, type BundleChange } from '../../engine/job/resume';
 import { runJob, type JobOutcome } from '../../engine/job/run';
 import { jobFromParamsFile, loadJobFile, type JobSpec, type ShortcutInput } from '../../engine/job/spec';
 import { describeVenvEvent } from '../../engine/venv/describe';
@@ -85,12 +85,14 @@ export class JobRunner implements vscode.Disposable {
 
   private async continueJob(dir: string, forgetFailures: boolean): Promise<JobRunResult> {
     const backend = backendSettings();
-    // the same checks as the CLI's --resume; a changed bundle is refused (the CLI has --allow-bundle-change)
-    const { store, job } = await openEarlierRun(dir, { rerunFailed: forgetFailures });
-    return this.run(job, store, true, backend);
+    // the same checks as the CLI's --resume and --rerun-failed. Rerunning failed tasks is what one
+    // does after fixing the bundle in the editor: a changed bundle is allowed there (the manifest
+    // records it), as --allow-bundle-change does; a plain resume refuses one
+    const { store, job, bundleChange } = await openEarlierRun(dir, { rerunFailed: forgetFailures, allowBundleChange: forgetFailures });
+    return this.run(job, store, true, backend, bundleChange);
   }
 
-  private async run(job: JobSpec, store: ResultsStore, resumed: boolean, backend: ReturnType<typeof backendSettings>): Promise<JobRunResult> {
+  private async run(job: JobSpec, store: ResultsStore, resumed: boolean, backend: ReturnType<typeof backendSettings>, bundleChange?: BundleChange): Promise<JobRunResult> {
     const config = vscode.workspace.getConfiguration('modelopsDebugger');
     const info = this.model.addJob(job, store.dir);
     const sets = new Map(job.parameterSets.map((set) => [set.paramId, set]));
@@ -132,6 +134,7 @@ export class JobRunner implements vscode.Disposable {
         runnerNice: config.get<number>('runnerNiceness') ?? 10,
         ...backend,
         resumed,
+        bundleChange,
         onEvent,
         onRunnerStderr: (pid, chunk, task) => this.stderr.append(job.bundleDir, pid, chunk, task),
         onRunnerTrace: this.trace.listener(),
