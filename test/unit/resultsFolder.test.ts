@@ -5,7 +5,7 @@
  */
 import * as assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { CLI, FIRST_CALLS, readJson, scratchDir, writeBundle } from './helpers';
 
@@ -249,6 +249,36 @@ describe('the results folder is the user\'s data', () => {
       const resumed = cli(runArgs('--resume', dir), nobody);
       assert.equal(resumed.code, 3, resumed.stderr);
       assertOneSentence(resumed, /Cannot write the results in \S+: permission is denied \(EACCES writing \.lock\)\./);
+    });
+
+    it('permission taken away mid-run (EACCES in the writer thread, the CLI run as nobody): exit 3, a manifest; given back, --resume completes', async function () {
+      if (process.getuid?.() !== 0) return this.skip(); // needs root to run the CLI as another user
+      const { file, jobId } = newJob([{ sleep: 0.1 }], 60); // 3 s on two runners
+      const out = path.join(openDir('nobody-owned'), 'results');
+      mkdirSync(out);
+      chownSync(out, 65534, 65534);
+      const dir = path.join(out, jobId);
+      const child = spawn(process.execPath, [CLI, ...runArgs(file, '--out', out)], { uid: 65534, gid: 65534, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (chunk) => (stderr += chunk));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+      await waitFor('some results', () => simFiles(dir).length >= 4);
+      const simDir = path.join(dir, 'sims', readdirSync(path.join(dir, 'sims'))[0]);
+      chmodSync(simDir, 0o555); // nobody's folder, no longer writable by nobody
+      assert.equal(await exited, 3, stderr);
+      assertOneSentence({ code: 3, stdout: '', stderr }, /results-unwritable: Cannot write the results in \S+: permission is denied \(EACCES writing sims\/[0-9a-f]{16}\/\d+\.json\)\./);
+      const manifest = readJson(path.join(dir, 'manifest.json'));
+      assert.equal(manifest.failure.kind, 'results-unwritable');
+      assert.equal(manifest.counts.sims.ok, simFiles(dir).length);
+      assert.ok(manifest.counts.sims.ok < 60);
+      assert.deepEqual(filesNamed(dir, /\.tmp-/), []);
+      assertJsonLines(dir);
+
+      chmodSync(simDir, 0o755);
+      const resumed = cli(runArgs('--resume', dir), { uid: 65534, gid: 65534 });
+      assert.equal(resumed.code, 0, resumed.stderr);
+      assert.equal(simFiles(dir).length, 60);
+      assert.equal(readJson(path.join(dir, 'manifest.json')).status, 'succeeded');
     });
 
     it('--out that is a file, under one, or whose <job_id> is one: exit 2 before anything is written', () => {
