@@ -65,6 +65,7 @@ export class Progress {
         if (event.status !== 'ok') this.line(`✘ ${event.key}: ${event.kind}: ${event.message}`);
         break;
       case 'warning':
+      case 'results-folder':
         this.line(`⚠ ${event.message}`);
         break;
       case 'dask-connected':

@@ -5,11 +5,12 @@ import { Command, Option } from 'commander';
 import { statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { checkBundleDir } from '../engine/bundle/bundleDir';
+import { bundleDigest, checkBundleDir } from '../engine/bundle/bundleDir';
 import { readBundleDeps } from '../engine/bundle/deps';
 import { exitCodeFor, ExitCode, Failure, isFailure } from '../engine/failure';
 import type { JobEvent } from '../engine/job/events';
-import { jobFromNormalised, ResultsStore } from '../engine/job/results';
+import { ResultsStore } from '../engine/job/results';
+import { openEarlierRun, type BundleChange } from '../engine/job/resume';
 import { runJob } from '../engine/job/run';
 import { jobFromParamsFile, loadJobFile, type JobSpec } from '../engine/job/spec';
 import { stringifyWireJson } from '../engine/pyjson/pyjson';
@@ -28,6 +29,7 @@ interface RunFlags extends VenvFlags {
   bundle?: string;
   resume?: string;
   rerunFailed?: string;
+  allowBundleChange?: boolean;
   workers: number;
   queueDepth: number;
   executor: 'warm' | 'cold';
@@ -60,6 +62,7 @@ export function runCommand(): Command {
     .option('--bundle <dir>', 'the local bundle directory of a SimJob (its bundle_ref is a registry digest)')
     .option('--resume <dir>', 'finish an earlier run in <out>/<job_id>, running only what has no result')
     .option('--rerun-failed <dir>', 'run the failed tasks of an earlier run in <out>/<job_id> again, and the aggregations they feed')
+    .option('--allow-bundle-change', 'with --resume or --rerun-failed: run even though the bundle changed since the job was created (the manifest records it)')
     .option('--workers <n>', 'warm processes', wholeNumber, os.availableParallelism())
     .option('--queue-depth <n>', 'requests queued per warm process (2 hides the round trip)', wholeNumber, 2)
     .addOption(new Option('--executor <kind>', 'warm: reuse processes; cold: a fresh process per task').choices(['warm', 'cold']).default('warm'))
@@ -85,11 +88,12 @@ export function runCommand(): Command {
 async function run(input: string | undefined, flags: RunFlags): Promise<number> {
   let job: JobSpec;
   let store: ResultsStore;
+  let bundleChange: BundleChange | undefined;
   try {
     if (flags.workers < 1) throw new Failure('bad-input', '--workers must be at least 1.');
     if (flags.queueDepth < 1) throw new Failure('bad-input', '--queue-depth must be at least 1.');
     checkBackendFlags(flags);
-    ({ job, store } = await openJob(input, flags));
+    ({ job, store, bundleChange } = await openJob(input, flags));
   } catch (error) {
     return report(error, flags);
   }
@@ -125,6 +129,7 @@ async function run(input: string | undefined, flags: RunFlags): Promise<number> 
       allowPartial: Boolean(flags.allowPartial),
       trace: flags.trace,
       resumed: Boolean(flags.resume ?? flags.rerunFailed),
+      bundleChange,
       backend: flags.backend,
       dask:
         flags.backend === 'dask'
@@ -166,17 +171,14 @@ function checkBackendFlags(flags: RunFlags): void {
 }
 
 /** The job and where its results go; everything is validated before anything is written. */
-async function openJob(input: string | undefined, flags: RunFlags): Promise<{ job: JobSpec; store: ResultsStore }> {
+async function openJob(input: string | undefined, flags: RunFlags): Promise<{ job: JobSpec; store: ResultsStore; bundleChange?: BundleChange }> {
   const earlier = flags.resume ?? flags.rerunFailed;
   if (earlier) {
     if (input) throw new Failure('bad-input', `${flags.resume ? '--resume' : '--rerun-failed'} takes the results directory; give no job as well.`);
     if (flags.resume && flags.rerunFailed) throw new Failure('bad-input', '--resume and --rerun-failed do not go together.');
-    const { store, job } = ResultsStore.open(path.resolve(earlier));
-    if (flags.rerunFailed) store.forgetFailures();
-    const spec = jobFromNormalised(job);
-    await checkBundleDir(spec.bundleDir);
-    return { job: spec, store };
+    return openEarlierRun(earlier, { rerunFailed: Boolean(flags.rerunFailed), allowBundleChange: flags.allowBundleChange });
   }
+  if (flags.allowBundleChange) throw new Failure('bad-input', '--allow-bundle-change goes with --resume or --rerun-failed.');
   if (!input) throw new Failure('bad-input', 'Give a job file, or a bundle directory with --params and --replicates.');
   const stat = statSafe(input);
   if (!stat) throw new Failure('bad-input', `${path.resolve(input)} does not exist.`);
@@ -190,7 +192,7 @@ async function openJob(input: string | undefined, flags: RunFlags): Promise<{ jo
   }
   await checkBundleDir(job.bundleDir);
   await readBundleDeps(job.bundleDir); // an unreadable pyproject.toml is bad input: say so before writing anything
-  return { job, store: ResultsStore.create(flags.out, job) };
+  return { job, store: await ResultsStore.create(flags.out, job, await bundleDigest(job.bundleDir)) };
 }
 
 function statSafe(file: string) {

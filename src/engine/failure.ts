@@ -9,7 +9,8 @@ import type { PyFrame } from './protocol';
  * `bad-input` (the user's input is wrong: exit 2) and `interpreter-not-found`
  * (no Python to run: exit 3), and the Dask backend's: `scheduler-unreachable` and
  * `scheduler-lost` and `dask-stalled` (the cluster stopped answering) (exit 3), `dask-task-erred` (Dask itself failed a task, e.g. KilledWorker
- * after its workers died too often: exit 1).
+ * after its workers died too often: exit 1), and `results-unwritable` (the results folder
+ * cannot be written: a full or read-only disk, no permission: exit 3).
  */
 export type FailureKind =
   | 'bad-input'
@@ -27,6 +28,7 @@ export type FailureKind =
   | 'cancelled'
   | 'aggregation-failed'
   | 'aggregation-skipped'
+  | 'results-unwritable'
   // the Dask backend
   | 'scheduler-unreachable'
   | 'scheduler-lost'

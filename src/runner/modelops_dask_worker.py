@@ -220,7 +220,7 @@ def venv_validity(venv, key, base_identity):
 
 
 class DirLock:
-    """The engine's lock (venv/lock.ts): a directory, made atomically, holding owner.json."""
+    """The engine's lock (lock/dirLock.ts): a directory, made atomically, holding owner.json."""
 
     def __init__(self, path, timeout_s, purpose):
         self.path = path

@@ -11,7 +11,7 @@ import { Failure } from '../../src/engine/failure';
 import { resolvePython } from '../../src/engine/process/python';
 import { VenvCache, venvKey, type VenvEvent } from '../../src/engine/venv/cache';
 import { probeInterpreter, type InterpreterInfo } from '../../src/engine/venv/interpreter';
-import { DirLock } from '../../src/engine/venv/lock';
+import { DirLock } from '../../src/engine/lock/dirLock';
 import { buildWheel, CLI, writeBundle, scratchDir } from './helpers';
 
 const scratch = scratchDir('mo-venv-test-');
@@ -200,13 +200,13 @@ describe('venv cache', () => {
     mkdirSync(lockDir, { recursive: true });
     writeFileSync(path.join(lockDir, 'owner.json'), JSON.stringify({ pid: process.pid, host: os.hostname(), startTime: '12345', nonce: 'old', acquiredAt: '', purpose: 'old' }));
     const events: unknown[] = [];
-    const lock = await DirLock.acquire(lockDir, { timeoutMs: 5_000, purpose: 'test', onEvent: (e) => events.push(e) });
+    const lock = await DirLock.acquire(lockDir, { timeoutMs: 5_000, purpose: 'test', failureKind: 'venv-create-failed', onEvent: (e) => events.push(e) });
     assert.match(JSON.stringify(events), /now belongs to another process/);
-    const waiting = await failureOf(DirLock.acquire(lockDir, { timeoutMs: 300, purpose: 'second', pollMs: 50 }));
+    const waiting = await failureOf(DirLock.acquire(lockDir, { timeoutMs: 300, purpose: 'second', failureKind: 'venv-create-failed', pollMs: 50 }));
     assert.equal(waiting.kind, 'venv-create-failed');
     assert.match(waiting.message, new RegExp(`held by pid ${process.pid} on ${os.hostname()} \\(test`));
     await lock.release();
-    const again = await DirLock.acquire(lockDir, { timeoutMs: 1_000, purpose: 'third' });
+    const again = await DirLock.acquire(lockDir, { timeoutMs: 1_000, purpose: 'third', failureKind: 'venv-create-failed' });
     await again.release();
   });
 

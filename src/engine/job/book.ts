@@ -64,6 +64,14 @@ export class JobBook {
     this.counts = initialCounts(this.states, job);
   }
 
+  /**
+   * After a write failed, the counts say what finished, not what is on disk: count again from
+   * the files, as a resume will, so the manifest promises nothing the folder does not hold.
+   */
+  recountFromDisk(): void {
+    Object.assign(this.counts, initialCounts(this.job.parameterSets.map((set) => loadState(set, this.store)), this.job));
+  }
+
   emit(body: JobEventBody): void {
     const event = { t: new Date().toISOString(), ...body } as JobEvent;
     this.store.appendEvent(event);
@@ -165,9 +173,9 @@ export function simKey(state: SetState, replicate: number): string {
 }
 
 function loadState(set: ParameterSet, store: ResultsStore): SetState {
-  const earlierAgg = store.aggStatus(set.paramId);
+  const earlierAgg = store.aggStatus(set);
   const state: SetState = { set, wireParams: new RawJson(canonicalJson(set.params)), outcomes: new Map(), aggregated: earlierAgg !== undefined, earlierAgg };
-  for (const [replicate, record] of store.existingSims(set.paramId)) {
+  for (const [replicate, record] of store.existingSims(set)) {
     if (replicate >= set.seeds.length) continue;
     // an aggregated set's outputs are summarised already: keep only how each replicate ended
     const outputs = state.aggregated ? undefined : record.outputs;

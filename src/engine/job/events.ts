@@ -40,6 +40,8 @@ export type JobEvent = { t: string } & (
   | { type: 'scheduler-lost'; scheduler: string; cause: string }
   | { type: 'venv'; event: VenvEvent }
   | { type: 'warning'; kind: FailureKind; message: string; location?: SourceLocation }
+  /** What opening the results folder found and did: a lock taken over, files that were not results. */
+  | { type: 'results-folder'; message: string }
   | { type: 'job-done'; job_id: string; status: JobStatus; counts: JobCounts; ms: number; exit_code: number }
 );
 

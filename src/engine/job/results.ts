@@ -3,16 +3,21 @@
  * `job.json`, `manifest.json`, `sims/<param16>/<i>.json`, `aggs/<param16>.json`,
  * `events.jsonl`, `logs/` (each runner's full stderr), `transcripts/`.
  * Every file is written whole (temporary file + rename), so a reader — or a resume after a
- * kill — never sees half of one.
+ * kill — never sees half of one. One process writes a folder at a time (its lock), and a disk
+ * that stops taking writes ends the job as `results-unwritable`, never as a crash.
  */
-import { appendFileSync, closeSync, existsSync, rmSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, existsSync, fstatSync, ftruncateSync, rmSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { Failure, type FailureKind, type SourceLocation } from '../failure';
+import { Failure, isFailure, type FailureKind, type SourceLocation } from '../failure';
+import type { DirLock } from '../lock/dirLock';
 import { parsePythonJson, stringifyWireJson } from '../pyjson/pyjson';
 import type { WarmProcess } from '../process/warmProcess';
 import type { JobEvent } from './events';
 import type { Params } from './ids';
+import { checkAggRecord, checkSimRecord } from './resultSchema';
+import { checkFolderItself, inspectFolder, lockResultsFolder, makeFolders, unwritable } from './resultsFolder';
 import type { JobSpec, ParameterSet } from './spec';
 
 
@@ -69,6 +74,8 @@ export interface AggRecord {
 export interface NormalisedJob {
   job_id: string;
   bundle: string;
+  /** The bundle's digest when the job was created: a resume refuses a bundle that changed since. */
+  bundle_digest?: string;
   entrypoint: string;
   source: string;
   targets: string[];
@@ -85,31 +92,53 @@ const WRITE_BACKLOG_LOW = 1024;
 /** The scheduler starts no new work while this many result files wait to be written. */
 export const WRITE_BACKLOG_LIMIT = 4096;
 
-/** The result writer's thread: each batch of [file, text] written whole (temp + rename), in order. */
+/**
+ * The result writer's thread: each batch of [file, text] written whole (temp + rename), in
+ * order. After the first failed write (its temporary file removed) it writes nothing more, so
+ * what is on disk is every result up to a point, and a resume runs the rest.
+ */
 const WRITER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
 const path = require('node:path');
 const made = new Set();
+let failed = false;
 parentPort.on('message', (batch) => {
   let error;
   for (const [file, text] of batch) {
+    if (failed) continue;
+    const temp = file + '.tmp-' + process.pid;
     try {
       const dir = path.dirname(file);
       if (!made.has(dir)) { fs.mkdirSync(dir, { recursive: true }); made.add(dir); }
-      const temp = file + '.tmp-' + process.pid;
       fs.writeFileSync(temp, text);
       fs.renameSync(temp, file);
-    } catch (e) { error = error || String(e && e.message || e); }
+    } catch (e) {
+      failed = true;
+      try { fs.rmSync(temp, { force: true }); } catch {}
+      error = { code: e && e.code, message: String(e && e.message || e), file };
+    }
   }
   parentPort.postMessage({ error });
 });
 `;
+/**
+ * Space kept aside in every results folder while a job runs, given back the moment a write
+ * fails: a full disk still leaves room for the manifest and the last events.
+ */
+const RESERVE_FILE = '.space-reserve';
+const RESERVE_BYTES = 128 * 1024;
+/** events.jsonl is never followed through a symbolic link. */
+const EVENTS_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | (constants.O_NOFOLLOW ?? 0);
 const EVENT_FLUSH_MS = 100;
 
+/** A parameter set's name in the folder; a param_id is 64 hex digits, never a path. */
 export function paramDir(paramId: string): string {
+  if (!/^[0-9a-f]{64}$/.test(paramId)) throw new Failure('bad-input', `${JSON.stringify(paramId)} is not a param_id (64 hex digits).`);
   return paramId.slice(0, 16);
 }
+
+type WriteError = { code?: string; message: string; file: string };
 
 export class ResultsStore {
   private eventBuffer = '';
@@ -127,37 +156,95 @@ export class ResultsStore {
   private readonly batchSizes: number[] = [];
   private readonly drained: (() => void)[] = [];
   private readonly roomWaiters: (() => void)[] = [];
-  private writeError: string | undefined;
+  private writeFailure: Failure | undefined;
+  /** Bytes of events.jsonl known to be whole lines: a failed write is cut back to here. */
+  private eventBytes = 0;
 
-  private constructor(readonly dir: string) {
-    for (const sub of ['sims', 'aggs', 'logs']) mkdirSync(path.join(dir, sub), { recursive: true });
-    this.eventFd = openSync(path.join(dir, 'events.jsonl'), 'a');
+  /**
+   * Things the user should know about the folder (a lock taken over, files that were not
+   * results): runJob emits them as `results-folder` events once the job starts.
+   */
+  readonly notices: string[];
+
+  private constructor(
+    readonly dir: string,
+    private readonly lock: DirLock | undefined,
+    notices: string[] = [],
+  ) {
+    this.notices = notices;
+    this.guard(() => {
+      for (const sub of ['sims', 'aggs', 'logs']) mkdirSync(path.join(dir, sub), { recursive: true });
+      writeFileSync(path.join(dir, RESERVE_FILE), randomBytes(RESERVE_BYTES));
+    });
+    const events = path.join(dir, 'events.jsonl');
+    this.eventFd = this.guard(() => openSync(events, EVENTS_FLAGS, 0o644), events);
+    this.eventBytes = fstatSync(this.eventFd).size;
     this.writer = new Worker(WRITER_SOURCE, { eval: true });
-    this.writer.on('message', (message: { error?: string }) => this.onWritten(message));
-    this.writer.on('error', (error) => this.onWritten({ error: error.message }));
+    this.writer.on('message', (message: { error?: WriteError }) => this.onWritten(message));
+    this.writer.on('error', (error) => this.onWritten({ error: { message: error.message, file: dir } }));
   }
 
-  /** A new results directory; refuses to write over an earlier run's results. */
-  static create(out: string, job: JobSpec): ResultsStore {
-    const dir = path.join(path.resolve(out), job.jobId);
-    if (existsSync(path.join(dir, 'job.json'))) {
-      throw new Failure('bad-input', `Results of job ${job.jobId} already exist in ${dir}; resume them with --resume ${dir}, or choose another job_id or --out.`);
-    }
-    const store = new ResultsStore(dir);
-    store.writeJson('job.json', normalise(job));
-    return store;
-  }
-
-  /** An earlier run's directory, to finish. */
-  static open(dir: string): { store: ResultsStore; job: NormalisedJob } {
-    const file = path.join(dir, 'job.json');
-    let job: NormalisedJob;
+  /**
+   * A new results folder, locked; refuses to write over an earlier run's results. `--out` that
+   * is a file (or under one) is bad input; a disk that refuses the folder is results-unwritable.
+   */
+  static async create(out: string, job: JobSpec, bundleDigest?: string): Promise<ResultsStore> {
+    const root = path.resolve(out);
+    if (existsSync(root) && !statSync(root).isDirectory()) throw new Failure('bad-input', `The results folder ${root} (--out) is a file, not a folder.`);
+    const dir = path.join(root, job.jobId);
     try {
-      job = parsePythonJson(readFileSync(file, 'utf8')) as NormalisedJob;
-    } catch {
-      throw new Failure('bad-input', `${dir} is not a results directory of a job (no readable job.json).`);
+      makeFolders(dir);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOTDIR' || code === 'EEXIST') throw new Failure('bad-input', `The results folder ${root} (--out) cannot be made: a part of it is a file.`);
+      throw unwritable(dir, error);
     }
-    return { store: new ResultsStore(dir), job };
+    checkFolderItself(dir); // <out>/<job_id> may have been there already: a folder, no links in it
+    inspectFolder(dir);
+    const notices: string[] = [];
+    const lock = await lockResultsFolder(dir, `running job ${job.jobId}`, (notice) => notices.push(notice));
+    let store: ResultsStore | undefined;
+    try {
+      if (existsSync(path.join(dir, 'job.json'))) {
+        throw new Failure('bad-input', `Results of job ${job.jobId} already exist in ${dir}; resume them with --resume ${dir}, or choose another job_id or --out.`);
+      }
+      store = new ResultsStore(dir, lock, notices);
+      store.writeJson('job.json', normalise(job, bundleDigest));
+      return store;
+    } catch (error) {
+      if (store) await store.close();
+      else await lock.release().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** An earlier run's folder, checked and locked (see resume.ts): `notices` say what was found. */
+  static reopen(dir: string, lock: DirLock, notices: string[]): ResultsStore {
+    return new ResultsStore(dir, lock, notices);
+  }
+
+  /** The first write that failed, as `results-unwritable`: the job stops and says so. */
+  get failure(): Failure | undefined {
+    return this.writeFailure;
+  }
+
+  /** Records the first failed write and gives back the reserve, so the manifest still fits. */
+  private fail(error: unknown, file?: string): Failure {
+    const failure = unwritable(this.dir, error, file);
+    if (!this.writeFailure) {
+      this.writeFailure = failure;
+      rmSync(path.join(this.dir, RESERVE_FILE), { force: true });
+    }
+    return failure;
+  }
+
+  /** Runs a write; its error becomes results-unwritable (recorded, and thrown). */
+  private guard<T>(write: () => T, file?: string): T {
+    try {
+      return write();
+    } catch (error) {
+      throw this.fail(error, file);
+    }
   }
 
   simFile(set: ParameterSet | string, replicate: number): string {
@@ -179,11 +266,10 @@ export class ResultsStore {
     this.enqueue(this.simFile(record.param_id, record.replicate), plainJson(record));
   }
 
-  /** Every queued file written; the first write error, if any, is thrown here. */
+  /** Every queued file written (or, after a failed write, given up: see `failure`). */
   async drain(): Promise<void> {
     this.flushWrites();
     while (this.unacked > 0) await new Promise<void>((resolve) => this.drained.push(resolve));
-    if (this.writeError) throw new Failure('bad-input', `Cannot write results in ${this.dir}: ${this.writeError}`);
   }
 
   /**
@@ -215,8 +301,8 @@ export class ResultsStore {
     this.batch = [];
   }
 
-  private onWritten(message: { error?: string }): void {
-    if (message.error) this.writeError ??= message.error;
+  private onWritten(message: { error?: WriteError }): void {
+    if (message.error) this.fail(Object.assign(new Error(message.error.message), { code: message.error.code }), message.error.file);
     this.unacked--;
     this.pendingFiles -= this.batchSizes.shift() ?? 0;
     if (this.pendingFiles < WRITE_BACKLOG_LOW) for (const resolve of this.roomWaiters.splice(0)) resolve();
@@ -228,81 +314,92 @@ export class ResultsStore {
     this.enqueue(this.aggFile(record.param_id), stringifyWireJson(record, 2));
   }
 
+  /** Whole (temp + rename); a failure is results-unwritable, thrown, with no temp file left. */
   writeJson(name: string, value: unknown): void {
-    atomicWrite(path.join(this.dir, name), `${stringifyWireJson(value, 2)}\n`);
+    const file = path.join(this.dir, name);
+    this.guard(() => atomicWrite(file, `${stringifyWireJson(value, 2)}\n`), file);
   }
 
-  /** Replicates of a parameter set that already have a result, from an earlier run. */
-  existingSims(paramId: string): Map<number, SimRecord> {
+  /**
+   * Replicates of a parameter set that already have a result, from an earlier run. A file that
+   * is not a result of this replicate (resultSchema.ts) is left out, so its task runs again,
+   * and noted once.
+   */
+  existingSims(set: ParameterSet): Map<number, SimRecord> {
     const found = new Map<number, SimRecord>();
-    const dir = path.join(this.dir, 'sims', paramDir(paramId));
+    const dir = path.join(this.dir, 'sims', paramDir(set.paramId));
     if (!existsSync(dir)) return found;
     for (const name of readdirSync(dir)) {
       const match = /^(\d+)\.json$/.exec(name);
       if (!match) continue;
-      try {
-        found.set(Number(match[1]), parsePythonJson(readFileSync(path.join(dir, name), 'utf8')) as SimRecord);
-      } catch {
-        // unreadable: run it again
-      }
+      const replicate = Number(match[1]);
+      if (replicate >= set.seeds.length) continue;
+      const checked = this.readChecked(path.join(dir, name), (value) => checkSimRecord(value, set, replicate));
+      if (checked) found.set(replicate, checked);
     }
     return found;
+  }
+
+  /** Files that were not results, by name relative to the folder, with why (each once, however often read). */
+  readonly notResults = new Set<string>();
+
+  private readChecked<T>(file: string, check: (value: unknown) => { record: T } | { why: string }): T | undefined {
+    let value: unknown;
+    try {
+      value = parsePythonJson(readFileSync(file, 'utf8'));
+    } catch (error) {
+      this.notResults.add(`${path.relative(this.dir, file)} (${isFailure(error) ? error.message : 'not JSON'})`);
+      return undefined;
+    }
+    const checked = check(value);
+    if ('why' in checked) {
+      this.notResults.add(`${path.relative(this.dir, file)} (${checked.why})`);
+      return undefined;
+    }
+    return checked.record;
   }
 
   /**
    * Forget every failed result, and the aggregation of each parameter set that had one (or
    * whose aggregation failed), so that a resume runs exactly those again.
    */
-  forgetFailures(): { sims: number; aggregations: number } {
+  forgetFailures(job: JobSpec): { sims: number; aggregations: number } {
     let sims = 0;
     let aggregations = 0;
-    const sets = new Set<string>();
-    const simsDir = path.join(this.dir, 'sims');
-    for (const set of existsSync(simsDir) ? readdirSync(simsDir) : []) {
-      for (const name of readdirSync(path.join(simsDir, set))) {
-        if (!name.endsWith('.json')) continue;
-        const file = path.join(simsDir, set, name);
-        try {
-          if ((JSON.parse(readFileSync(file, 'utf8')) as SimRecord).status === 'ok') continue;
-        } catch {
-          // unreadable: it goes too
-        }
-        rmSync(file, { force: true });
-        sets.add(set);
+    for (const set of job.parameterSets) {
+      const dir = path.join(this.dir, 'sims', paramDir(set.paramId));
+      let forgot = false;
+      for (const name of existsSync(dir) ? readdirSync(dir) : []) {
+        const match = /^(\d+)\.json$/.exec(name);
+        if (!match) continue;
+        const file = path.join(dir, name);
+        const replicate = Number(match[1]);
+        const record = replicate < set.seeds.length ? this.readChecked(file, (value) => checkSimRecord(value, set, replicate)) : undefined;
+        if (record?.status === 'ok') continue;
+        this.guard(() => rmSync(file, { force: true }), file); // failed, or not a result: it goes
+        forgot = true;
         sims++;
       }
-    }
-    const aggsDir = path.join(this.dir, 'aggs');
-    for (const name of existsSync(aggsDir) ? readdirSync(aggsDir) : []) {
-      const file = path.join(aggsDir, name);
-      let failed = sets.has(name.replace(/\.json$/, ''));
-      try {
-        failed ||= (JSON.parse(readFileSync(file, 'utf8')) as AggRecord).status !== 'ok';
-      } catch {
-        failed = true;
-      }
-      if (failed) {
-        rmSync(file, { force: true });
+      const agg = this.aggFile(set.paramId);
+      if (existsSync(agg) && (forgot || this.aggStatus(set) !== 'ok')) {
+        this.guard(() => rmSync(agg, { force: true }), agg);
         aggregations++;
       }
     }
     return { sims, aggregations };
   }
 
-  /** The status of an earlier run's aggregation of this parameter set, if it has one. */
-  aggStatus(paramId: string): AggRecord['status'] | undefined {
-    const file = this.aggFile(paramId);
+  /** The status of an earlier run's aggregation of this parameter set, if it has a valid one. */
+  aggStatus(set: ParameterSet): AggRecord['status'] | undefined {
+    const file = this.aggFile(set.paramId);
     if (!existsSync(file)) return undefined;
-    try {
-      return (JSON.parse(readFileSync(file, 'utf8')) as AggRecord).status;
-    } catch {
-      return undefined; // unreadable: aggregate again
-    }
+    return this.readChecked(file, (value) => checkAggRecord(value, set))?.status; // not one: aggregate again
   }
 
   /** `transcripts/runner-<pid>.json`: every frame both ways, in the format `handshake --replay` reads. */
   writeTranscript(process: WarmProcess): void {
-    mkdirSync(path.join(this.dir, 'transcripts'), { recursive: true });
+    if (this.writeFailure) return;
+    this.guard(() => mkdirSync(path.join(this.dir, 'transcripts'), { recursive: true }));
     this.writeJson(`transcripts/runner-${process.pid ?? 'unknown'}.json`, { version: 1, bundle: process.bundleDir, python: process.python, runner: process.runnerScript, recordedAt: new Date().toISOString(), entries: process.transcript });
   }
 
@@ -312,7 +409,7 @@ export class ResultsStore {
    */
   newStderrLog(): { path: string; fd: number } {
     const file = path.join(this.dir, 'logs', `runner-starting-${process.pid}-${++this.logCounter}.stderr`);
-    return { path: file, fd: openSync(file, 'a') };
+    return { path: file, fd: this.guard(() => openSync(file, 'a'), file) };
   }
 
   /**
@@ -323,7 +420,7 @@ export class ResultsStore {
   adoptStderrLog(log: { path: string; fd: number }, pid: number | undefined, { keepOpen = false } = {}): void {
     if (keepOpen) this.openLogs.push(log.fd);
     else closeSync(log.fd);
-    if (pid !== undefined) renameSync(log.path, path.join(this.dir, 'logs', runnerStderrLog(pid)));
+    if (pid !== undefined) this.guard(() => renameSync(log.path, path.join(this.dir, 'logs', runnerStderrLog(pid))), log.path);
   }
 
   /**
@@ -332,13 +429,18 @@ export class ResultsStore {
    */
   appendLog(name: string, text: string): void {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new Failure('protocol-error', `Refusing the log name ${JSON.stringify(name)}: not a plain file name`);
-    let fd = this.appendedLogs.get(name);
-    if (fd === undefined) {
-      fd = openSync(path.join(this.dir, 'logs', name), 'a');
-      this.appendedLogs.set(name, fd);
-      this.openLogs.push(fd);
+    const file = path.join(this.dir, 'logs', name);
+    try {
+      let fd = this.appendedLogs.get(name);
+      if (fd === undefined) {
+        fd = openSync(file, 'a');
+        this.appendedLogs.set(name, fd);
+        this.openLogs.push(fd);
+      }
+      writeSync(fd, text);
+    } catch (error) {
+      this.fail(error, file); // a log is not worth a crash: the job ends as results-unwritable
     }
-    writeSync(fd, text);
   }
 
   /** Events are buffered and written in batches; `close` writes the rest. */
@@ -348,19 +450,42 @@ export class ResultsStore {
     else if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flushEvents(), EVENT_FLUSH_MS);
   }
 
+  /**
+   * Writes the buffered events as whole lines. A write that fails part-way is cut back to the
+   * last whole line (events.jsonl stays valid JSON Lines) and the events are kept to try again
+   * at the next flush; the failure ends the job as results-unwritable. Never throws: it runs
+   * from timers.
+   */
   flushEvents(): void {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     if (!this.eventBuffer) return;
-    if (this.eventFd === undefined) {
-      // an event after close (a straggler): still recorded, never lost
-      appendFileSync(path.join(this.dir, 'events.jsonl'), this.eventBuffer);
-    } else {
-      writeSync(this.eventFd, this.eventBuffer);
+    const file = path.join(this.dir, 'events.jsonl');
+    const data = Buffer.from(this.eventBuffer);
+    // an event after close (a straggler) is still recorded, never lost
+    const straggler = this.eventFd === undefined;
+    let fd: number | undefined;
+    try {
+      fd = this.eventFd ?? openSync(file, EVENTS_FLAGS, 0o644);
+      if (straggler) this.eventBytes = fstatSync(fd).size;
+      for (let written = 0; written < data.length; ) written += writeSync(fd, data, written);
+      this.eventBytes += data.length;
+      this.eventBuffer = '';
+    } catch (error) {
+      if (fd !== undefined) {
+        try {
+          ftruncateSync(fd, this.eventBytes);
+        } catch {
+          // the disk refuses even that: resume cuts the torn line (resultsFolder.cutTornLine)
+        }
+      }
+      this.fail(error, file);
+    } finally {
+      if (straggler && fd !== undefined) closeSync(fd);
     }
-    this.eventBuffer = '';
   }
 
+  /** Everything written that can be, the reserve given back, the lock released. Never throws. */
   async close(): Promise<void> {
     for (const fd of this.openLogs.splice(0)) closeSync(fd);
     this.appendedLogs.clear();
@@ -369,33 +494,22 @@ export class ResultsStore {
     this.flushEvents();
     if (this.eventFd !== undefined) closeSync(this.eventFd);
     this.eventFd = undefined;
+    rmSync(path.join(this.dir, RESERVE_FILE), { force: true });
+    await this.lock?.release().catch(() => undefined);
   }
 }
 
-function normalise(job: JobSpec): NormalisedJob {
+function normalise(job: JobSpec, bundleDigest: string | undefined): NormalisedJob {
   return {
     job_id: job.jobId,
     bundle: job.bundleDir,
+    bundle_digest: bundleDigest,
     entrypoint: job.entrypoint,
     source: job.source,
     targets: job.targets,
     target_data: job.targetData,
     notes: job.notes,
     parameter_sets: job.parameterSets.map((set) => ({ param_id: set.paramId, params: set.params, seeds: set.seeds })),
-  };
-}
-
-/** The job of a results directory, as it was run. */
-export function jobFromNormalised(job: NormalisedJob): JobSpec {
-  return {
-    jobId: job.job_id,
-    bundleDir: job.bundle,
-    entrypoint: job.entrypoint,
-    source: job.source as JobSpec['source'],
-    targets: job.targets,
-    targetData: job.target_data,
-    notes: job.notes,
-    parameterSets: job.parameter_sets.map((set, index) => ({ index, paramId: set.param_id, params: set.params, seeds: set.seeds })),
   };
 }
 
@@ -411,8 +525,14 @@ function plainJson(value: unknown): string {
   }
 }
 
+/** Temp + rename; a failed write leaves no temporary file behind. */
 function atomicWrite(file: string, text: string): void {
   const temp = `${file}.tmp-${process.pid}`;
-  writeFileSync(temp, text);
-  renameSync(temp, file);
+  try {
+    writeFileSync(temp, text);
+    renameSync(temp, file);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw error;
+  }
 }

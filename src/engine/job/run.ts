@@ -18,6 +18,7 @@ import { prepareRunner, type PreparedRunner, type RuntimeOptions } from '../runt
 import { JobBook, RETRYABLE, type SetState } from './book';
 import type { JobCounts, JobEvent, JobEventBody, JobStatus } from './events';
 import { WRITE_BACKLOG_LIMIT, type OutputRecord, type ResultsStore } from './results';
+import type { BundleChange } from './resume';
 import type { JobSpec } from './spec';
 
 export interface RunOptions extends Omit<RuntimeOptions, 'bundleDir'> {
@@ -48,6 +49,8 @@ export interface RunOptions extends Omit<RuntimeOptions, 'bundleDir'> {
    */
   onRunnerStderr?: (pid: number | undefined, chunk: Buffer, task: string | undefined) => void;
   resumed: boolean;
+  /** A resume that runs a bundle changed since the job was created (--allow-bundle-change). */
+  bundleChange?: BundleChange;
   onEvent?: (event: JobEvent) => void;
   signal?: AbortSignal;
 }
@@ -86,6 +89,13 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
     backend,
   });
   for (const note of job.notes) book.emit({ type: 'warning', kind: 'bad-input', message: note });
+  for (const notice of store.notices) book.emit({ type: 'results-folder', message: notice });
+  const notResults = [...store.notResults];
+  if (notResults.length) {
+    const one = notResults.length === 1;
+    const named = `${notResults.slice(0, 3).join('; ')}${notResults.length > 3 ? '; …' : ''}`;
+    book.emit({ type: 'results-folder', message: `${notResults.length} file${one ? ' is' : 's are'} not a valid result of this job, so ${one ? 'its task runs' : 'their tasks run'} again: ${named}` });
+  }
 
   const ran = backend === 'dask' ? await runOnDask(book, options) : await runLocally(book, options);
   let fatal = ran.fatal;
@@ -95,16 +105,18 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
     fatal = new Failure('protocol-error', `The ${backend} backend ended with ${counts.sims.pending} simulations and ${counts.aggregations.pending} aggregations without an outcome`);
   }
 
-  try {
-    await store.drain(); // the manifest is written once every result is on disk
-  } catch (error) {
-    fatal ??= isFailure(error) ? error : new Failure('protocol-error', String(error));
+  await store.drain(); // the manifest is written once every result is on disk
+  // a disk that stopped taking results ends the job, whatever else happened
+  if (store.failure) {
+    if (fatal?.kind !== 'results-unwritable') fatal = store.failure;
+    book.recountFromDisk();
   }
   const ms = Math.round(performance.now() - started);
   const anyFailed = counts.sims.failed + counts.aggregations.failed + counts.aggregations.skipped > 0;
-  const status: JobStatus = interrupted ? 'interrupted' : fatal ? 'aborted' : anyFailed ? 'failed' : 'succeeded';
-  const exitCode = interrupted ? ExitCode.interrupted : fatal ? exitCodeFor(fatal.kind) : anyFailed ? ExitCode.failedWork : ExitCode.ok;
-  store.writeJson('manifest.json', {
+  const stopped = interrupted && fatal?.kind !== 'results-unwritable'; // an interrupt, unless the disk failed too
+  let status: JobStatus = stopped ? 'interrupted' : fatal ? 'aborted' : anyFailed ? 'failed' : 'succeeded';
+  let exitCode: number = stopped ? ExitCode.interrupted : fatal ? exitCodeFor(fatal.kind) : anyFailed ? ExitCode.failedWork : ExitCode.ok;
+  const manifest = {
     job_id: job.jobId,
     status,
     exit_code: exitCode,
@@ -123,7 +135,16 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
       ...ran.environment,
     },
     notes: job.notes,
-  });
+    ...(options.bundleChange ? { bundle_change: { recorded: options.bundleChange.recorded, now: options.bundleChange.now, allowed_by: '--allow-bundle-change' } } : {}),
+  };
+  try {
+    store.writeJson('manifest.json', manifest);
+  } catch (error) {
+    // no room even for the manifest: the outcome is still said, on the event stream and the exit code
+    fatal = isFailure(error) ? error : new Failure('results-unwritable', String(error));
+    status = 'aborted';
+    exitCode = exitCodeFor(fatal.kind);
+  }
   book.emit({ type: 'job-done', job_id: job.jobId, status, counts, ms, exit_code: exitCode });
   await store.close();
   return { status, counts, exitCode, dir: store.dir, ms, failure: fatal };
@@ -263,6 +284,7 @@ class Scheduler {
     this.options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       for (;;) {
+        if (this.store.failure) this.fatal ??= this.store.failure; // no more results can be kept
         if (this.fatal || this.interrupted) break;
         if (this.inflight.size >= capacity) {
           await Promise.race(this.inflight);

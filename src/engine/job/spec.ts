@@ -88,6 +88,66 @@ export async function jobFromParamsFile(input: ShortcutInput): Promise<JobSpec> 
   };
 }
 
+// ---- an earlier run's job.json ----------------------------------------------------------------
+
+const NORMALISED_FIELDS = ['job_id', 'bundle', 'bundle_digest', 'entrypoint', 'source', 'targets', 'target_data', 'notes', 'parameter_sets'];
+const NORMALISED_SET_FIELDS = ['param_id', 'params', 'seeds'];
+const SOURCES: JobSpec['source'][] = ['job file', 'SimJob', 'parameters file'];
+
+/**
+ * The `job.json` of a results folder, checked like a new job file before a resume trusts it:
+ * the fields and their types, the job id (the folder's own name), every `param_id` recomputed
+ * from its parameters, and every seed recomputed from its `param_id` (a SimJob's seeds are its
+ * own: those are checked to be seeds). Also returns the bundle digest recorded when it ran.
+ */
+export function jobFromResultsJson(file: string, raw: unknown, folderName: string): { job: JobSpec; bundleDigest?: string } {
+  if (!isObject(raw)) throw bad(file, 'the job must be a JSON object');
+  rejectUnknown(file, raw, NORMALISED_FIELDS, '');
+  const jobId = requireString(file, raw, 'job_id');
+  jobIdOf(file, jobId);
+  if (jobId !== folderName) throw bad(file, `job_id is ${JSON.stringify(jobId)}, but the results folder is ${JSON.stringify(folderName)}`);
+  const bundle = requireString(file, raw, 'bundle');
+  if (!path.isAbsolute(bundle)) throw bad(file, 'bundle must be an absolute path');
+  const digest = raw.bundle_digest;
+  if (digest !== undefined && (typeof digest !== 'string' || !/^[0-9a-f]{64}$/.test(digest))) throw bad(file, 'bundle_digest must be 64 hex digits');
+  const source = raw.source as JobSpec['source'];
+  if (!SOURCES.includes(source)) throw bad(file, `source must be one of ${SOURCES.join(', ')}`);
+  const notes = raw.notes ?? [];
+  if (!Array.isArray(notes) || !notes.every((n) => typeof n === 'string')) throw bad(file, 'notes must be a list of strings');
+  const parameterSets = requireArray(file, raw, 'parameter_sets').map((value, index) => {
+    const where = `parameter_sets[${index}]`;
+    if (!isObject(value)) throw bad(file, `${where} must be an object`);
+    rejectUnknown(file, value, NORMALISED_SET_FIELDS, `${where}.`);
+    const params = checkParams(file, value.params, `${where}.params`);
+    const id = paramId(params);
+    if (value.param_id !== id) throw bad(file, `${where}.param_id is ${JSON.stringify(value.param_id)}, but its params hash to ${id}`);
+    const seeds = value.seeds;
+    if (!Array.isArray(seeds) || seeds.length === 0 || seeds.length > MAX_REPLICATES) throw bad(file, `${where}.seeds must be a list of 1 to ${MAX_REPLICATES} seeds`);
+    const expected = source === 'SimJob' ? undefined : replicateSeeds(id, seeds.length);
+    seeds.forEach((seed, i) => {
+      if (!isSeed(seed)) throw bad(file, `${where}.seeds[${i}] must be a whole number from 0 to 2^64-1`);
+      if (expected && seed !== expected[i]) throw bad(file, `${where}.seeds[${i}] is ${seed}, but replicate ${i} of this param_id has seed ${expected[i]}`);
+    });
+    return { index, paramId: id, params, seeds: seeds as (number | bigint)[] };
+  });
+  rejectDuplicates(file, parameterSets, 'parameter_sets');
+  const job: JobSpec = {
+    jobId,
+    bundleDir: bundle,
+    entrypoint: requireString(file, raw, 'entrypoint'),
+    parameterSets,
+    targets: optionalStrings(file, raw, 'targets'),
+    targetData: raw.target_data ?? null,
+    source,
+    notes: notes as string[],
+  };
+  return { job, bundleDigest: digest as string | undefined };
+}
+
+function isSeed(seed: unknown): seed is number | bigint {
+  return (typeof seed === 'bigint' || (typeof seed === 'number' && Number.isInteger(seed))) && seed >= 0 && BigInt(seed) <= 2n ** 64n - 1n;
+}
+
 // ---- production SimJob -------------------------------------------------------------------------
 
 function fromSimJob(file: string, raw: Record<string, unknown>, bundleOverride: string | undefined): JobSpec {
@@ -113,7 +173,7 @@ function fromSimJob(file: string, raw: Record<string, unknown>, bundleOverride: 
       throw bad(file, `${where}.params.param_id is ${params.param_id}, but its values hash to ${id} (modelops-contracts make_param_id)`);
     }
     const seed = task.seed;
-    if (!(typeof seed === 'bigint' || (typeof seed === 'number' && Number.isInteger(seed))) || seed < 0 || BigInt(seed) > 2n ** 64n - 1n) {
+    if (!isSeed(seed)) {
       throw bad(file, `${where}.seed must be a whole number from 0 to 2^64-1`);
     }
     const group = groups.get(id) ?? { params: values, seeds: [], index: groups.size };

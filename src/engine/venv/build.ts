@@ -15,7 +15,7 @@ import { ourRunnerScript } from '../process/runnerScript';
 import { WarmProcess } from '../process/warmProcess';
 import type { InterpreterInfo } from './interpreter';
 import { binaryIdentity } from './interpreter';
-import { processStartTime } from './lock';
+import { processStartTime } from '../lock/dirLock';
 import { MARKER_SCHEMA, venvPython, writeMarker, type VenvMarker } from './marker';
 
 export interface BuildRequest {

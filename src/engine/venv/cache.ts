@@ -14,7 +14,7 @@ import { readBundleDeps, type BundleDeps } from '../bundle/deps';
 import { Failure } from '../failure';
 import { buildVenv, installLogFile, tempPrefix } from './build';
 import { probeInterpreter, type InterpreterInfo } from './interpreter';
-import { DirLock, holderGone, readOwner, type LockEvent, type LockOwner } from './lock';
+import { DirLock, holderGone, readOwner, type LockEvent, type LockOwner } from '../lock/dirLock';
 import { LAST_USED_FILE, MARKER_FILE, readMarker, validateVenv, venvPython, type Check, type Validity, type VenvMarker } from './marker';
 
 export type VenvEvent =
@@ -125,6 +125,7 @@ export class VenvCache {
     const lock = await DirLock.acquire(`${venv}.lock`, {
       timeoutMs: (this.options.installTimeoutMs ?? DEFAULT_INSTALL_TIMEOUT_MS) + LOCK_MARGIN_MS,
       purpose: `building venv ${key}`,
+      failureKind: 'venv-create-failed',
       onEvent: this.options.onEvent,
     });
     try {

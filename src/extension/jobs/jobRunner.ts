@@ -5,11 +5,12 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { checkBundleDir } from '../../engine/bundle/bundleDir';
+import { bundleDigest, checkBundleDir } from '../../engine/bundle/bundleDir';
 import { readBundleDeps } from '../../engine/bundle/deps';
 import { describeClusterEvent } from '../../engine/backends/dask/describe';
 import type { JobEvent } from '../../engine/job/events';
-import { jobFromNormalised, ResultsStore } from '../../engine/job/results';
+import { ResultsStore } from '../../engine/job/results';
+import { openEarlierRun, type BundleChange } from '../../engine/job/resume';
 import { runJob, type JobOutcome } from '../../engine/job/run';
 import { jobFromParamsFile, loadJobFile, type JobSpec, type ShortcutInput } from '../../engine/job/spec';
 import { describeVenvEvent } from '../../engine/venv/describe';
@@ -69,7 +70,7 @@ export class JobRunner implements vscode.Disposable {
     await checkBundleDir(job.bundleDir);
     await readBundleDeps(job.bundleDir);
     const backend = backendSettings(); // a dask backend without a scheduler is refused before a results directory is made
-    return this.run(job, ResultsStore.create(resultsDir(near), job), false, backend);
+    return this.run(job, await ResultsStore.create(resultsDir(near), job, await bundleDigest(job.bundleDir)), false, backend);
   }
 
   /** The failed tasks of a finished job again (and the aggregations they feed), in place. */
@@ -84,17 +85,18 @@ export class JobRunner implements vscode.Disposable {
 
   private async continueJob(dir: string, forgetFailures: boolean): Promise<JobRunResult> {
     const backend = backendSettings();
-    const { store, job: normalised } = ResultsStore.open(dir);
-    if (forgetFailures) store.forgetFailures();
-    const job = jobFromNormalised(normalised);
-    await checkBundleDir(job.bundleDir);
-    return this.run(job, store, true, backend);
+    // the same checks as the CLI's --resume and --rerun-failed. Rerunning failed tasks is what one
+    // does after fixing the bundle in the editor: a changed bundle is allowed there (the manifest
+    // records it), as --allow-bundle-change does; a plain resume refuses one
+    const { store, job, bundleChange } = await openEarlierRun(dir, { rerunFailed: forgetFailures, allowBundleChange: forgetFailures });
+    return this.run(job, store, true, backend, bundleChange);
   }
 
-  private async run(job: JobSpec, store: ResultsStore, resumed: boolean, backend: ReturnType<typeof backendSettings>): Promise<JobRunResult> {
+  private async run(job: JobSpec, store: ResultsStore, resumed: boolean, backend: ReturnType<typeof backendSettings>, bundleChange?: BundleChange): Promise<JobRunResult> {
     const config = vscode.workspace.getConfiguration('modelopsDebugger');
     const info = this.model.addJob(job, store.dir);
-    if (resumed) this.model.seedFromDisk(info, (paramId) => store.existingSims(paramId));
+    const sets = new Map(job.parameterSets.map((set) => [set.paramId, set]));
+    if (resumed) this.model.seedFromDisk(info, (paramId) => store.existingSims(sets.get(paramId)!));
     this.diagnostics.clearBundle(job.bundleDir);
     const controller = new AbortController();
     this.running.set(job.jobId, controller);
@@ -108,6 +110,7 @@ export class JobRunner implements vscode.Disposable {
       if (event.type === 'task-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`, vscode.DiagnosticSeverity.Error, event.callers);
       else if (event.type === 'agg-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`);
       else if (event.type === 'warning' && event.location) this.diagnostics.add(event.location, event.kind, `${event.message}; this runner absorbed it, production's would break`, vscode.DiagnosticSeverity.Warning);
+      else if (event.type === 'results-folder') this.log.warn(`job ${job.jobId}: ${event.message}`);
       else if (event.type === 'venv') {
         this.log.info(describeVenvEvent(event.event));
         this.venvProgress(event.event);
@@ -131,6 +134,7 @@ export class JobRunner implements vscode.Disposable {
         runnerNice: config.get<number>('runnerNiceness') ?? 10,
         ...backend,
         resumed,
+        bundleChange,
         onEvent,
         onRunnerStderr: (pid, chunk, task) => this.stderr.append(job.bundleDir, pid, chunk, task),
         onRunnerTrace: this.trace.listener(),

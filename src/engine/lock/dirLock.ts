@@ -1,6 +1,6 @@
 /**
- * A lock per venv key, across processes: two CLIs or two editor windows build one venv, not
- * two. The lock is a directory (`mkdir` is atomic) holding `owner.json`: pid, host, the
+ * A lock on a directory's contents, across processes: one per venv key (two CLIs or two editor
+ * windows build one venv, not two) and one per results folder (one writer at a time). The lock is a directory (`mkdir` is atomic) holding `owner.json`: pid, host, the
  * process's start time and a nonce. A holder that is gone — no such pid on this host, or a
  * pid now used by a process that started at another time — is taken over: the stale lock is
  * renamed away (only one taker can win that rename) and the lock taken afresh.
@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Failure } from '../failure';
+import { Failure, type FailureKind } from '../failure';
 
 export interface LockOwner {
   pid: number;
@@ -32,6 +32,10 @@ export type LockEvent =
 export interface LockOptions {
   timeoutMs: number;
   purpose: string;
+  /** The kind of the failure when the lock is still held after timeoutMs: the caller's to say. */
+  failureKind: FailureKind;
+  /** Its one sentence, given who holds the lock; by default "Timed out after … waiting for …". */
+  busyMessage?: (holder: string, owner: LockOwner | undefined) => string;
   onEvent?: (event: LockEvent) => void;
   /** How often to look again while someone else holds it. */
   pollMs?: number;
@@ -75,6 +79,10 @@ export async function readOwner(lockDir: string): Promise<LockOwner | undefined>
   }
 }
 
+export function describeHolder(holder: LockOwner | undefined): string {
+  return holder ? `pid ${holder.pid} on ${holder.host} (${holder.purpose}, since ${holder.acquiredAt})` : 'a process that has not written its name yet';
+}
+
 export class DirLock {
   private constructor(
     readonly dir: string,
@@ -112,10 +120,9 @@ export class DirLock {
         announced = true;
       }
       if (Date.now() >= deadline) {
-        const who = holder ? `pid ${holder.pid} on ${holder.host} (${holder.purpose}, since ${holder.acquiredAt})` : 'a process that has not written its name yet';
-        throw new Failure('venv-create-failed', `Timed out after ${Math.round(options.timeoutMs / 1000)} s waiting for the lock ${dir}, held by ${who}`, {
-          notes: ['if that process is gone for good, remove the lock directory'],
-        });
+        const who = describeHolder(holder);
+        const message = options.busyMessage?.(who, holder) ?? `Timed out after ${Math.round(options.timeoutMs / 1000)} s waiting for the lock ${dir}, held by ${who}`;
+        throw new Failure(options.failureKind, message, { pid: holder?.pid, notes: ['if that process is gone for good, remove the lock directory'] });
       }
       await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 100));
     }

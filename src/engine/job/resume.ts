@@ -1,0 +1,76 @@
+/**
+ * Opening an earlier run's results folder for `--resume` or `--rerun-failed` (the CLI and the
+ * editor alike), trusting nothing in it: no symbolic links anywhere in it; `job.json` checked
+ * like a new job file, every param_id and seed recomputed; the bundle unchanged since the run
+ * (or the change allowed, and recorded); one writer at a time. Each result file is checked
+ * when it is read (resultSchema.ts). Everything refused is refused before anything is written.
+ */
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { bundleDigest, checkBundleDir } from '../bundle/bundleDir';
+import { Failure } from '../failure';
+import { parsePythonJson } from '../pyjson/pyjson';
+import { ResultsStore } from './results';
+import { checkFolderItself, cutTornLine, inspectFolder, lockResultsFolder, removeTemps } from './resultsFolder';
+import { jobFromResultsJson, type JobSpec } from './spec';
+
+export interface ResumeOptions {
+  /** Forget the failed tasks (and the aggregations they feed) so that they run again. */
+  rerunFailed?: boolean;
+  /** Run even though the bundle's digest is not the one recorded when the job was created. */
+  allowBundleChange?: boolean;
+}
+
+/** A bundle that changed since the job was created, run anyway: the manifest records it. */
+export interface BundleChange {
+  recorded: string;
+  now: string;
+}
+
+export async function openEarlierRun(folder: string, options: ResumeOptions = {}): Promise<{ job: JobSpec; store: ResultsStore; bundleChange?: BundleChange }> {
+  const dir = path.resolve(folder);
+  checkFolderItself(dir);
+  inspectFolder(dir); // refuses links before reading anything through one
+  const file = path.join(dir, 'job.json');
+  let raw: unknown;
+  try {
+    raw = parsePythonJson(readFileSync(file, 'utf8'));
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no job.json' : `job.json is not valid JSON: ${(error as Error).message}`;
+    throw new Failure('bad-input', `${dir} is not a results folder of a job (${why}).`);
+  }
+  const { job, bundleDigest: recorded } = jobFromResultsJson(file, raw, path.basename(dir));
+  await checkBundleDir(job.bundleDir);
+  const now = await bundleDigest(job.bundleDir);
+  const notices: string[] = [];
+  let bundleChange: BundleChange | undefined;
+  if (!recorded) {
+    notices.push(`${file} records no bundle digest (written by an earlier version): the bundle cannot be checked against the run.`);
+  } else if (recorded !== now) {
+    if (!options.allowBundleChange) {
+      throw new Failure(
+        'bad-input',
+        `The bundle ${job.bundleDir} changed since this job ran (digest ${recorded.slice(0, 12)} then, ${now.slice(0, 12)} now); its results would mix two bundles, so it is not resumed (--allow-bundle-change runs it anyway).`,
+      );
+    }
+    bundleChange = { recorded, now };
+    notices.push(`The bundle changed since this job ran (digest ${recorded.slice(0, 12)} then, ${now.slice(0, 12)} now); running anyway (--allow-bundle-change), as the manifest records.`);
+  }
+
+  const lock = await lockResultsFolder(dir, `${options.rerunFailed ? 'rerunning the failed tasks of' : 'resuming'} job ${job.jobId}`, (notice) => notices.push(notice));
+  let store: ResultsStore | undefined;
+  try {
+    // what a killed writer or a full disk left: only now, with the folder ours
+    const cut = cutTornLine(dir, path.join(dir, 'events.jsonl'));
+    if (cut) notices.push(`Cut a torn last line (${cut} bytes) off events.jsonl, left by a run that was stopped mid-write.`);
+    const removed = removeTemps(dir, inspectFolder(dir).temps);
+    if (removed) notices.push(`Removed ${removed} temporary file${removed === 1 ? '' : 's'} of writes that never finished.`);
+    store = ResultsStore.reopen(dir, lock, notices);
+    if (options.rerunFailed) store.forgetFailures(job);
+    return { job, store, bundleChange };
+  } catch (error) {
+    if (store) await store.close();
+    else await lock.release().catch(() => undefined);
+    throw error;
+  }
+}
