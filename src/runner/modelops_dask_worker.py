@@ -706,7 +706,13 @@ class Runner:
         if not self.spawns and not broken:
             return []
         spawns, self.spawns = self.spawns, {}
-        return find_descendants(self.pid, self.token, self.start_ticks, spawns)
+        try:
+            return find_descendants(self.pid, self.token, self.start_ticks, spawns)
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            # the report is lost, not the task: say so in the runner's log, which goes to the engine
+            self.stderr_file.write(("modelops-debugger: could not list the runner's descendants: %s\n" % exc).encode())
+            self.stderr_file.flush()
+            return []
 
     def close(self):
         """Retire it and end its process group (descendants that escaped it are left running);

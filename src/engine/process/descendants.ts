@@ -226,7 +226,8 @@ async function cmdline(pid: number): Promise<string | undefined> {
 
 /** The fallback: one `ps` (an argument array, no shell). */
 async function psTable(): Promise<ProcessEntry[]> {
-  const { stdout } = await execa('ps', ['-A', '-o', 'pid=,ppid=,pgid=,stat=,command='], { timeout: PS_TIMEOUT_MS, reject: false });
+  // a ps that fails throws: the caller notes it in the runner's log and still ends the group
+  const { stdout } = await execa('ps', ['-A', '-o', 'pid=,ppid=,pgid=,stat=,command='], { timeout: PS_TIMEOUT_MS });
   const entries: ProcessEntry[] = [];
   for (const line of stdout.split('\n')) {
     const match = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s?(.*)$/.exec(line);

@@ -113,6 +113,8 @@ const STACK_DUMP_WAIT_MS = 1500;
 const STREAM_DRAIN_MS = 500;
 /** Tasks remembered per runner to say which one started a lingering process (the latest ones). */
 const TASK_SPANS_KEPT = 4096;
+/** Processes the bundle started, remembered per runner; past this, those that ended are forgotten. */
+const SPAWNS_KEPT = 1024;
 
 /** Marks a request that was queued in the pipe and never began. */
 export const NOT_STARTED = 'not-started';
@@ -436,6 +438,7 @@ export class WarmProcess {
       case SpawnedNotification.method:
         // it comes before the answer to the request that started it: that request is the head
         this.spawns.push({ ...(message.params as SpawnedParams), task: this.pending.values().next().value?.tag });
+        if (this.spawns.length > SPAWNS_KEPT) this.forgetEndedSpawns();
         break;
     }
   }
@@ -547,6 +550,12 @@ export class WarmProcess {
     liveGroups.delete(pid);
   }
 
+  /** A bundle that starts a process per task (subprocess.run) must not grow this without end. */
+  private forgetEndedSpawns(): void {
+    const running = this.spawns.filter((spawn) => isRunning(spawn.pid));
+    this.spawns.splice(0, this.spawns.length, ...running.slice(-SPAWNS_KEPT / 2));
+  }
+
   private rememberSpan(span: TaskSpan): void {
     if (this.taskSpans.length >= TASK_SPANS_KEPT) this.taskSpans.splice(0, this.taskSpans.length - TASK_SPANS_KEPT + 1);
     this.taskSpans.push(span);
@@ -627,6 +636,15 @@ const liveGroups = new Set<number>();
 process.once('exit', () => {
   for (const pgid of liveGroups) signalGroup(pgid, 'SIGKILL');
 });
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Best effort: a runner that exits at once, or a system that refuses, keeps its priority. */
 function lowerPriority(pid: number, nice: number): void {
