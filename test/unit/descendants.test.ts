@@ -231,7 +231,8 @@ describe('descendants of runners', function () {
     const bundle = descendantBundle(
       'prod-daemon',
       '',
-      ['    if os.fork() == 0:', '        os.setsid()', '        time.sleep(3600)', '        os._exit(0)'].join('\n'),
+      // the parent waits until the child has left the group, so the report cannot race the setsid
+      ['    ready_r, ready_w = os.pipe()', '    if os.fork() == 0:', '        os.setsid()', '        os.write(ready_w, b"x")', '        time.sleep(3600)', '        os._exit(0)', '    os.read(ready_r, 1)'].join('\n'),
     );
     const run = await runCli(bundle, ['--runner', PROD_RUNNER, '--workers', '1', '--queue-depth', '1'], 1);
     const found = assertWarned(run, bundle, { command: /prod_style_runner\.py/, escaped: true });
