@@ -8,6 +8,8 @@ import { describeClusterEvent } from '../engine/backends/dask/describe';
 import { describeVenvEvent } from '../engine/venv/describe';
 
 const PLAIN_INTERVAL_MS = 2000;
+/** One warning per task can be thousands: the first few are shown. */
+const LINGERING_SHOWN = 5;
 
 export class Progress {
   private bar: SingleBar | undefined;
@@ -21,6 +23,8 @@ export class Progress {
   private started = 0;
   private doneAtStart = 0;
   private lastPlain = 0;
+  /** lingering-descendants warnings printed (the first few; all are in events.jsonl). */
+  private lingering = 0;
   /** Dask: simulations counted as done when they finished, before their results came. */
   private readonly finishedEarly = new Set<string>();
 
@@ -65,6 +69,12 @@ export class Progress {
         if (event.status !== 'ok') this.line(`✘ ${event.key}: ${event.kind}: ${event.message}`);
         break;
       case 'warning':
+        if (event.kind === 'lingering-descendants' && ++this.lingering > LINGERING_SHOWN) {
+          if (this.lingering === LINGERING_SHOWN + 1) this.line('⚠ more tasks left processes running: every lingering-descendants warning is in events.jsonl');
+          break;
+        }
+        this.line(`⚠ ${event.message}`);
+        break;
       case 'results-folder':
         this.line(`⚠ ${event.message}`);
         break;

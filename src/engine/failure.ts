@@ -21,6 +21,8 @@ export type FailureKind =
   | 'runner-exited-before-ready'
   | 'handshake-timeout'
   | 'stdout-pollution'
+  // a warning: processes the bundle started outlived their task (named, located, ended or left running)
+  | 'lingering-descendants'
   | 'protocol-error'
   | 'task-exception'
   | 'process-crashed'

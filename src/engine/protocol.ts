@@ -158,3 +158,20 @@ export namespace FatalNotification {
   export const method = 'runner/fatal';
   export const type = new NotificationType<FatalParams>(method);
 }
+
+/**
+ * The bundle started a process (os.fork, multiprocessing, subprocess, posix_spawn): its pid, how,
+ * the command when one was given, and the Python stack that started it (innermost last). The
+ * engine uses it to name and locate processes that outlive their task.
+ */
+export interface SpawnedParams {
+  pid: number;
+  via: 'os.fork' | 'subprocess' | 'posix_spawn';
+  command: string[] | null;
+  stack: PyFrame[];
+}
+
+export namespace SpawnedNotification {
+  export const method = 'runner/spawned';
+  export const type = new NotificationType<SpawnedParams>(method);
+}

@@ -11,6 +11,7 @@ lines as locally.
 
 Also the Content-Length framing both Python sides speak (the driver imports it from here).
 """
+import atexit
 import base64
 import hashlib
 import json
@@ -36,6 +37,10 @@ STDERR_REPORT_BYTES = 1024 * 1024
 STDERR_TAIL_BYTES = 8 * 1024
 STACK_DUMP_WAIT_S = 1.5
 EXIT_WAIT_S = 2.0
+# a runner's process group gets this long between SIGTERM and SIGKILL (the engine's GROUP_GRACE_MS)
+GROUP_GRACE_S = 0.3
+# marks a runner's descendants: each inherits it (the engine's RUNNER_TOKEN_ENV)
+RUNNER_TOKEN_ENV = "MODELOPS_DEBUGGER_RUNNER"
 LOCK_POLL_S = 0.1
 DUMP_COMPLETE = re.compile(r"\(most recent call first\):\n(?: {2}File .*\n)+\s*$")
 
@@ -277,6 +282,13 @@ class DirLock:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def _start_ticks(pid):
+    try:
+        return int(_start_time(pid))
+    except ValueError:
+        return None  # not Linux
+
+
 def _start_time(pid):
     try:
         with open("/proc/%d/stat" % pid) as handle:
@@ -423,13 +435,110 @@ def _touch(path):
 # ---- one warm runner ------------------------------------------------------------------------
 
 
+# ---- a runner's descendants (src/engine/process/descendants.ts, the same rules) ------------------
+
+
+def _process_table():
+    """(pid, ppid, pgid, sid or None, start ticks or None, command or None) of every live process.
+    Linux: /proc. Elsewhere (macOS) the fallback is ps, which shows no sessions and no other
+    process's environment: an escaped process is found there only through what the runner
+    reported."""
+    table = []
+    if sys.platform.startswith("linux"):
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % name, "rb") as handle:
+                    stat = handle.read().decode("latin-1")
+            except OSError:
+                continue  # it ended meanwhile
+            fields = stat[stat.rindex(")") + 2 :].split(" ")
+            if fields[0] not in ("Z", "X"):
+                table.append((int(name), int(fields[1]), int(fields[2]), int(fields[3]), int(fields[19]), None))
+        return table
+    out = subprocess.run(["ps", "-A", "-o", "pid=,ppid=,pgid=,stat=,command="], capture_output=True, text=True, timeout=5)
+    for line in out.stdout.splitlines():
+        parts = line.split(None, 4)
+        if len(parts) >= 4 and not parts[3].startswith("Z"):
+            table.append((int(parts[0]), int(parts[1]), int(parts[2]), None, None, parts[4] if len(parts) > 4 else ""))
+    return table
+
+
+def _carries(pid, needle):
+    try:
+        with open("/proc/%d/environ" % pid, "rb") as handle:
+            return needle in handle.read()
+    except OSError:
+        return False  # another user's process, or it ended
+
+
+def _command(pid, fallback):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            text = handle.read().rstrip(b"\0")
+        if text:
+            return text.replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        pass
+    return fallback or "?"
+
+
+def find_descendants(root, token, root_start, spawns):
+    """Live descendants of the runner `root` (a session and group leader), linked to it or to a
+    process it reported by parent, group or session, or marked by its token (Linux)."""
+    table = [entry for entry in _process_table() if entry[0] not in (root, os.getpid()) and (root_start is None or entry[4] is None or entry[4] >= root_start)]
+    needle = ("%s=%s\0" % (RUNNER_TOKEN_ENV, token)).encode()
+    linux = sys.platform.startswith("linux")
+    marked = {entry[0] for entry in table if _carries(entry[0], needle)} if linux else set()
+    roots = {root} | set(spawns)
+    members = set()
+    grew = True
+    while grew:
+        grew = False
+        for pid, ppid, pgid, sid, _start, _command_text in table:
+            if pid in members:
+                continue
+            if pid in marked or pid in spawns or roots & {ppid, pgid, sid} or members & {ppid, pgid, sid}:
+                members.add(pid)
+                grew = True
+    found = []
+    for pid, ppid, pgid, sid, _start, command in table:
+        if pid not in members:
+            continue
+        spawn = spawns.get(pid) or spawns.get(pgid) or spawns.get(sid) or spawns.get(ppid)
+        found.append({"pid": pid, "command": _command(pid, command or (" ".join(spawn["command"]) if spawn and spawn.get("command") else None)), "escaped": pgid != root, "stack": spawn["stack"] if spawn else []})
+    return sorted(found, key=lambda d: d["pid"])
+
+
+def end_group(pgid):
+    """SIGTERM to the runner's process group, SIGKILL to what is left after GROUP_GRACE_S."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except OSError:
+        return  # nothing left in it
+    deadline = time.monotonic() + GROUP_GRACE_S
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        try:
+            os.killpg(pgid, 0)
+        except OSError:
+            return
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
 class Runner:
-    """A runner subprocess spoken to over JSON-RPC; its stderr goes to a file on the worker."""
+    """A runner subprocess spoken to over JSON-RPC; its stderr goes to a file on the worker. It is
+    the leader of its own session and process group, which is ended with it."""
 
     def __init__(self, spec, python, venv, bundle_path, runner_script):
         self.spec = spec
         self.bundle_path = bundle_path
         self.stderr_path = os.path.join(cache_root(), ".dask-runner", "stderr-%d-%s.log" % (os.getpid(), secrets.token_hex(4)))
+        self.token = "%d-%s" % (os.getpid(), secrets.token_hex(8))
         self.stderr_file = open(self.stderr_path, "wb")
         self.process = subprocess.Popen(
             [python, runner_script, "--bundle-path", bundle_path, "--venv-path", venv, "--bundle-digest", spec["digest"]],
@@ -437,9 +546,13 @@ class Runner:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr_file,
-            env=dict(os.environ, PYTHONUNBUFFERED="1", **spec["env"]),
+            env=dict(os.environ, PYTHONUNBUFFERED="1", **dict(spec["env"], **{RUNNER_TOKEN_ENV: self.token})),
+            start_new_session=True,
         )
         self.pid = self.process.pid
+        self.start_ticks = _start_ticks(self.pid)
+        # processes the bundle started (runner/spawned), by pid, since the last check
+        self.spawns = {}
         self.parser = FrameParser()
         self.next_id = 1
         self.phase = None
@@ -505,6 +618,8 @@ class Runner:
             self.captures.append(params)
         elif method == "runner/fatal":
             self.fatal = params
+        elif method == "runner/spawned":
+            self.spawns[params.get("pid")] = params
 
     def _exited(self, method, began, stderr_offset, timeout_s):
         try:
@@ -585,9 +700,25 @@ class Runner:
         except subprocess.TimeoutExpired:
             pass
 
+    def lingering(self, broken):
+        """Processes the last task left running: looked for when the runner reported starting
+        one (a /proc scan is not free, and most tasks start nothing) or when it broke."""
+        if not self.spawns and not broken:
+            return []
+        spawns, self.spawns = self.spawns, {}
+        try:
+            return find_descendants(self.pid, self.token, self.start_ticks, spawns)
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            # the report is lost, not the task: say so in the runner's log, which goes to the engine
+            self.stderr_file.write(("modelops-debugger: could not list the runner's descendants: %s\n" % exc).encode())
+            self.stderr_file.flush()
+            return []
+
     def close(self):
-        """Retire it; its stderr file goes once everything in it was reported."""
+        """Retire it and end its process group (descendants that escaped it are left running);
+        its stderr file goes once everything in it was reported."""
         self.kill()
+        end_group(self.pid)
         self.stderr_file.close()
         try:
             os.unlink(self.stderr_path)
@@ -607,6 +738,18 @@ for _runners in globals().get("_IDLE", {}).values():
         _runner.close()
 _IDLE = {}
 _RUNNERS_LOCK = threading.Lock()
+
+
+def _close_idle():
+    """Worker teardown: every idle runner is retired, its process group ended with it."""
+    with _RUNNERS_LOCK:
+        runners = [runner for idle in _IDLE.values() for runner in idle]
+        _IDLE.clear()
+    for runner in runners:
+        runner.close()
+
+
+atexit.register(_close_idle)
 
 
 def _worker():
@@ -686,11 +829,21 @@ def _call(spec, key, method, params_json):
         return "failed", facts, None
     status, answer = runner.request(method, params_json, spec["task_timeout_s"])
     said = {"pid": runner.pid, "stderr": runner.take_stderr(), "captures": _take_captures(runner)}
+    broken = status == "failed" and answer["outcome"] != "error"  # it cannot be trusted with another request
+    lingering = runner.lingering(broken)
+    if lingering:
+        # named with the task that left them; the runner goes, and its process group with it
+        said["descendants"] = [dict(d, task=key, runner_pid=runner.pid) for d in lingering]
     if status == "failed":
         answer["stderr"] = said["stderr"]
-        if answer["outcome"] != "error":  # it cannot be trusted with another request
+        if lingering:
+            answer["descendants"] = said["descendants"]
+        if broken:
             _retire(runner, {"exited": "crashed", "timeout": "timed out", "protocol": "protocol error"}[answer["outcome"]])
             return status, answer, said
+    if lingering:
+        _retire(runner, "its task left processes running")
+        return status, answer, said
     _give_back(spec, runner)
     return status, answer, said
 
@@ -716,7 +869,7 @@ def run_sim(payload, key, seed, params_json):
     for attempt in range(1, spec["retries"] + 2):
         status, answer, said = _call(spec, key, "execute", execute)
         if status == "ok":
-            return {"key": key, "status": "ok", "outputs": answer, "seed": seed, "pid": said["pid"], "worker": _where(), "attempts": attempts, "ms": _ms(began), "stderr": said["stderr"], "captures": said["captures"], "bundle_path": spec["bundle_path"]}
+            return {"key": key, "status": "ok", "outputs": answer, "seed": seed, "pid": said["pid"], "worker": _where(), "attempts": attempts, "ms": _ms(began), "stderr": said["stderr"], "captures": said["captures"], "bundle_path": spec["bundle_path"], "descendants": said.get("descendants", [])}
         attempts.append(answer)
         crashed = answer.get("outcome") == "exited"
         if not crashed or attempt > spec["retries"]:
@@ -747,8 +900,11 @@ def run_agg(payload, agg, *sims):
             status, answer, said = _call(spec, agg["key"], "aggregate", params)
             if said is not None:
                 answer.pop("stderr", None)
+                answer.pop("descendants", None)
                 result["pid"] = said["pid"]
                 result["stderr"] += said["stderr"]
+                result["descendants"] = result.get("descendants", []) + said.get("descendants", [])
+                result["bundle_path"] = spec["bundle_path"]
             result["targets"][target] = {"status": "ok", "result": answer} if status == "ok" else {"status": "failed", "facts": answer}
             if status == "failed" and answer.get("start_failed"):
                 break

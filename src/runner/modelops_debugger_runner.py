@@ -20,6 +20,10 @@ What it adds, and why:
   exception as structured frames instead of leaving only a stderr traceback.
 * ``faulthandler`` dumps every thread's stack on SIGSEGV and on SIGUSR1, so a
   hung runner can be asked where it is.
+* Every process the bundle starts (``os.fork``, ``multiprocessing``, ``subprocess``,
+  ``os.posix_spawn``) is reported as a ``runner/spawned`` notification with the stack that
+  started it, so one that outlives its task can be named and located; a forked child gets
+  /dev/null in place of the protocol pipes, so it can never hold them open or write into them.
 
 Standard library only; Python >= 3.9. The engine-side types that mirror this
 file live in ``src/engine/protocol.ts``. ``modelops_runner.py`` next to this file is the
@@ -390,7 +394,91 @@ def protect_stdio():
     sys.stdin = open(os.devnull, "r", encoding="utf-8")
     sys.stdout = CapturedStdout()
     os.write = _guarded_os_write
+    report_spawns()
     return drain
+
+
+# --------------------------------------------------------------------------
+# Processes the bundle starts: reported with the Python stack that started them.
+
+
+_real_fork = os.fork
+_hooked_modules = set()
+
+
+def _report_spawn(pid, via, argv, frame):
+    if argv is not None:
+        argv = [os.fsdecode(arg) if isinstance(arg, (bytes, str)) else str(arg) for arg in argv]
+    channel.notify("runner/spawned", {"pid": pid, "via": via, "command": argv, "stack": _python_stack(frame)})
+
+
+def _fork():
+    pid = _real_fork()
+    if pid > 0:
+        _report_spawn(pid, "os.fork", None, sys._getframe(1))
+    return pid
+
+
+def _spawn_reporter(real, via):
+    def spawn(path, argv, *args, **kwargs):
+        pid = real(path, argv, *args, **kwargs)
+        _report_spawn(pid, via, argv, sys._getframe(1))
+        return pid
+
+    return spawn
+
+
+def _fork_exec_reporter(real):
+    def fork_exec(*args, **kwargs):
+        pid = real(*args, **kwargs)
+        argv = args[0] if args else None
+        _report_spawn(pid, "subprocess", argv if isinstance(argv, (list, tuple)) else None, sys._getframe(1))
+        return pid
+
+    fork_exec.modelops_reporter = True
+    return fork_exec
+
+
+def hook_subprocess():
+    """subprocess (and its C helper) are not imported at start-up, which would cost every runner
+    their import: their fork_exec is wrapped once the bundle has imported them (checked after
+    the bundle's import and before each request). multiprocessing's spawn and forkserver start
+    their processes through the same function."""
+    if len(_hooked_modules) == 2:
+        return
+    for name, attr in (("_posixsubprocess", "fork_exec"), ("subprocess", "_fork_exec")):
+        module = sys.modules.get(name)
+        if name in _hooked_modules or module is None:
+            continue
+        _hooked_modules.add(name)
+        real = getattr(module, attr, None)  # subprocess._fork_exec: Python >= 3.11 only
+        if real is not None and not getattr(real, "modelops_reporter", False):
+            setattr(module, attr, _fork_exec_reporter(real))
+
+
+def _forget_protocol_in_child():
+    """A forked child (multiprocessing, os.fork) inherits the protocol pipes: give it /dev/null
+    in their place, so it can neither write into the engine's stream nor keep it open after the
+    runner ends. Locks another thread held at the fork are new ones in the child."""
+    try:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, channel._in.fileno(), inheritable=False)
+        os.dup2(devnull, channel._out_fd, inheritable=False)
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass  # nothing to forget
+    channel._lock = _thread.allocate_lock()
+    reporter._lock = _thread.allocate_lock()
+    if isinstance(sys.stdout, CapturedStdout):
+        sys.stdout._lock = _thread.allocate_lock()
+
+
+def report_spawns():
+    os.fork = _fork
+    for name in ("posix_spawn", "posix_spawnp"):
+        if hasattr(os, name):
+            setattr(os, name, _spawn_reporter(getattr(os, name), "posix_spawn"))
+    os.register_at_fork(after_in_child=_forget_protocol_in_child)
 
 
 def finish_captures(drain):
@@ -677,6 +765,7 @@ def handle(runner, message):
             err["data"] = data
         return {"jsonrpc": "2.0", "id": msg_id, "error": err}
 
+    hook_subprocess()
     handlers = {"ready": runner.ready, "execute": runner.execute, "aggregate": runner.aggregate}
     if method == "shutdown":
         return {"jsonrpc": "2.0", "id": msg_id, "result": {"ok": True}}
@@ -743,6 +832,7 @@ def main(argv=None):
         sys.path.insert(0, bundle)
     try:
         wire = discover_wire(bundle)
+        hook_subprocess()
         sys.stdout.flush()
     except BaseException as exc:  # SystemExit and KeyboardInterrupt from bundle code included
         return die(drain, exc)

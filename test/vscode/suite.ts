@@ -259,6 +259,32 @@ export function run(): Promise<void> {
       ]);
     });
 
+    it('a simulation that leaves a process running: its replicates say so in the Jobs tree, and a warning diagnostic is on the line that started it', async () => {
+      const scratch = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-lingering-'));
+      const bundle = path.join(scratch, 'bundle');
+      mkdirSync(bundle);
+      const wireFile = path.join(bundle, 'wire.py');
+      writeFileSync(wireFile, 'import subprocess\n\n\ndef wire(entrypoint, params, seed):\n    subprocess.Popen(["sleep", "3620"])  # MARK:popen\n    return {"value": b"1"}\n');
+      writeFileSync(path.join(scratch, 'job.json'), JSON.stringify({ job_id: 'lingering-job', bundle: 'bundle', entrypoint: 'm.m/x', parameter_sets: [{ x: 1.0 }], replicates: 2 }));
+      const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(path.join(scratch, 'job.json')));
+      assert.equal(result.status, 'succeeded');
+      const jobItem = (api.jobsTree.getChildren() as JobsNode[]).find((item) => item.label === 'lingering-job')!;
+      const [set] = api.jobsTree.getChildren(jobItem) as ParamSetItem[];
+      const replicates = (api.jobsTree.getChildren(set) as TaskItem[]).slice(1);
+      assert.equal(replicates.length, 2);
+      for (const item of replicates) {
+        assert.match(String(item.description), /^ok · .* · ⚠ left 1 process running$/);
+        const tooltip = (item.tooltip as vscode.MarkdownString).value;
+        assert.match(tooltip, /⚠ lingering-descendants: sim-[0-9a-f]{64}-[01] left 1 process running after it finished: pid \d+ `sleep 3620`/);
+        assert.ok(tooltip.includes(`${wireFile}:${lineOf(wireFile, 'popen')}`), tooltip);
+      }
+      const [diagnostic] = api.diagnostics.get(vscode.Uri.file(wireFile));
+      assert.equal(diagnostic.range.start.line + 1, lineOf(wireFile, 'popen'));
+      assert.equal(diagnostic.severity, vscode.DiagnosticSeverity.Warning);
+      assert.equal(diagnostic.code, 'lingering-descendants');
+      assert.equal(diagnostic.message, "lingering-descendants: a process started here (`sleep 3620`) was still running after its task; it was ended with its runner's process group (2 times)");
+    });
+
     it('"Connect to Dask Scheduler…" checks a real scheduler, then jobs run on its workers with the same tree and diagnostics; "Run Jobs Locally" switches back', async function () {
       this.timeout(240_000);
       const cluster = await DaskCluster.start({ workers: 2, env: { MODELOPS_VENVS_DIR: process.env.MODELOPS_VENVS_DIR ?? path.join(os.tmpdir(), 'modelops-vscode-dask-venvs') } });

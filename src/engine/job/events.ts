@@ -4,6 +4,7 @@
  */
 import type { FailureKind, SourceLocation } from '../failure';
 import type { VenvEvent } from '../venv/cache';
+import type { LingeringDescendant } from '../process/descendants';
 
 export type TaskStatus = 'ok' | 'failed';
 
@@ -39,7 +40,19 @@ export type JobEvent = { t: string } & (
   | { type: 'dask-task-erred'; key: string; exc_type: string; cause: string }
   | { type: 'scheduler-lost'; scheduler: string; cause: string }
   | { type: 'venv'; event: VenvEvent }
-  | { type: 'warning'; kind: FailureKind; message: string; location?: SourceLocation }
+  | {
+      type: 'warning';
+      kind: FailureKind;
+      message: string;
+      location?: SourceLocation;
+      /** The task it is about (lingering-descendants: the task that started them, when known). */
+      key?: string;
+      /** lingering-descendants: the processes, their command lines and what became of them. */
+      descendants?: LingeringDescendant[];
+      /** lingering-descendants: the runner they descend from. */
+      pid?: number;
+      worker?: string;
+    }
   /** What opening the results folder found and did: a lock taken over, files that were not results. */
   | { type: 'results-folder'; message: string }
   | { type: 'job-done'; job_id: string; status: JobStatus; counts: JobCounts; ms: number; exit_code: number }

@@ -14,6 +14,7 @@ import { pollutionWarning } from '../diagnose/stdoutBlame';
 import { exitCodeFor, ExitCode, Failure, isFailure } from '../failure';
 import { AggregateRequest, ExecuteRequest, type SerializedSimReturn } from '../protocol';
 import { NOT_STARTED, WarmProcess, type TranscriptEntry } from '../process/warmProcess';
+import { lingeringWarnings } from '../process/lingering';
 import { prepareRunner, type PreparedRunner, type RuntimeOptions } from '../runtime/prepare';
 import { JobBook, RETRYABLE, type SetState } from './book';
 import type { JobCounts, JobEvent, JobEventBody, JobStatus } from './events';
@@ -233,6 +234,7 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
         return process;
       } catch (error) {
         await process.kill();
+        for (const warning of lingeringWarnings(process.lingering, process.pid)) emit(warning);
         process.closeStderr();
         if (options.trace) store.writeTranscript(process);
         throw error;
@@ -240,6 +242,7 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
     },
     onProcessStart: (process) => emit({ type: 'process-start', pid: process.pid, venv }),
     onProcessEnd: (process, why) => {
+      for (const warning of lingeringWarnings(process.lingering, process.pid)) emit(warning);
       process.closeStderr();
       if (options.trace) store.writeTranscript(process);
       emit({ type: 'process-end', pid: process.pid, why, uses: process.uses, exit_code: process.exitInfo?.code ?? null, signal: process.exitInfo?.signal ?? null });

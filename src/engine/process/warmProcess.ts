@@ -3,6 +3,8 @@
  * stdin/stdout, its stderr always drained. Every way it can go wrong ends a request with a
  * typed Failure (see diagnose/classify.ts); nothing waits without a timeout.
  */
+import { randomBytes } from 'node:crypto';
+import { writeSync } from 'node:fs';
 import * as os from 'node:os';
 import { execa, type ResultPromise } from 'execa';
 import { PassThrough, Writable } from 'node:stream';
@@ -23,12 +25,15 @@ import {
   PhaseNotification,
   ReadyRequest,
   ShutdownRequest,
+  SpawnedNotification,
   StdoutNotification,
   type FatalParams,
   type PhaseParams,
   type ReadyResult,
+  type SpawnedParams,
   type StdoutCaptureParams,
 } from '../protocol';
+import { endProcessGroup, findDescendants, RUNNER_TOKEN_ENV, signalGroup, startTicksOf, type LingeringDescendant, type Spawn, type TaskSpan } from './descendants';
 import { StderrFile, StderrTail, type StderrSource } from './stderrTail';
 import { StdoutTap } from './stdoutTap';
 import { parseWireJson } from '../pyjson/pyjson';
@@ -100,8 +105,16 @@ const DEFAULT_STDERR_TAIL = 256 * 1024;
 const NOISE_SETTLE_MS = 100;
 /** How long a runner gets to write its stack dump after SIGUSR1. */
 const STACK_DUMP_WAIT_MS = 1500;
-/** How long to wait for the last stdout/stderr bytes after the process exited. */
+/**
+ * How long to wait for the last stdout/stderr bytes after the process exited. A descendant
+ * that escaped the runner's process group may hold the pipes open for ever: after this, our
+ * ends are closed, so neither the job nor the CLI waits for it.
+ */
 const STREAM_DRAIN_MS = 500;
+/** Tasks remembered per runner to say which one started a lingering process (the latest ones). */
+const TASK_SPANS_KEPT = 4096;
+/** Processes the bundle started, remembered per runner; past this, those that ended are forgotten. */
+const SPAWNS_KEPT = 1024;
 
 /** Marks a request that was queued in the pipe and never began. */
 export const NOT_STARTED = 'not-started';
@@ -123,6 +136,13 @@ export class WarmProcess {
   brokenBy: Failure | undefined;
   /** Tasks (execute and aggregate requests) answered since spawn. */
   uses = 0;
+  /**
+   * Processes the runner's descendants left running when it ended (set once it has): those in
+   * its process group were ended with it, those that escaped the group were left running.
+   */
+  lingering: LingeringDescendant[] = [];
+  /** Processes the bundle started, as our runner reported them. */
+  readonly spawns: Spawn[] = [];
 
   private readonly child: ResultPromise;
   private readonly started = performance.now();
@@ -134,6 +154,10 @@ export class WarmProcess {
   private frameAfterNoise = false;
   private readonly stdoutEnded: Promise<void>;
   private readonly stderrEnded: Promise<void>;
+  /** Marks the runner's descendants: each inherits it in its environment. */
+  private readonly token = `${process.pid}-${randomBytes(8).toString('hex')}`;
+  private readonly startTicks: Promise<number | undefined>;
+  private readonly taskSpans: TaskSpan[] = [];
 
   private constructor(private readonly options: WarmProcessOptions) {
     const tailBytes = options.stderrTailBytes ?? DEFAULT_STDERR_TAIL;
@@ -154,17 +178,21 @@ export class WarmProcess {
       ],
       {
         cwd: options.bundleDir,
-        env: { ...options.env, PYTHONUNBUFFERED: '1' },
+        env: { ...options.env, PYTHONUNBUFFERED: '1', [RUNNER_TOKEN_ENV]: this.token },
         extendEnv: true,
         stdin: 'pipe',
         stdout: 'pipe',
         stderr,
         buffer: false,
         reject: false,
-        cleanup: true,
+        // its own session and process group, which ends with it (descendants included); execa's
+        // `cleanup` does not apply to detached processes, so liveGroups (below) does that
+        detached: true,
       },
     );
     this.pid = this.child.pid;
+    if (this.pid !== undefined) liveGroups.add(this.pid);
+    this.startTicks = this.pid === undefined ? Promise.resolve(undefined) : startTicksOf(this.pid);
     if (options.nice && this.pid !== undefined) lowerPriority(this.pid, options.nice);
 
     this.stderrEnded = streamEnd(this.child.stderr);
@@ -379,6 +407,7 @@ export class WarmProcess {
     clearTimeout(pending.timer);
     this.armHead();
     if (pending.method === 'execute' || pending.method === 'aggregate') this.uses++;
+    if (pending.tag !== undefined) this.rememberSpan({ task: pending.tag, startMs: pending.startedAt, endMs: this.now() });
     if (response.error) {
       pending.reject(classifyErrorResponse(this.facts(pending.method, pending), response.error));
     } else {
@@ -405,6 +434,11 @@ export class WarmProcess {
       }
       case FatalNotification.method:
         this.fatal = message.params as FatalParams;
+        break;
+      case SpawnedNotification.method:
+        // it comes before the answer to the request that started it: that request is the head
+        this.spawns.push({ ...(message.params as SpawnedParams), task: this.pending.values().next().value?.tag });
+        if (this.spawns.length > SPAWNS_KEPT) this.forgetEndedSpawns();
         break;
     }
   }
@@ -455,11 +489,15 @@ export class WarmProcess {
   }
 
   private async onExit(): Promise<void> {
+    // its descendants go with it: those in its group hold the pipes too, and nothing may outlive a job
+    await this.endFamily();
     // the last frames (a fatal report) and stderr lines may still be in the pipes
     let timer: NodeJS.Timeout | undefined;
     const drained = new Promise((resolve) => (timer = setTimeout(resolve, STREAM_DRAIN_MS)));
     await Promise.race([Promise.all([this.stdoutEnded, this.stderrEnded]), drained]);
     clearTimeout(timer); // a pending timer would keep a finished CLI alive
+    // a process that escaped the group may still hold the pipes: close our ends, never wait on it
+    for (const stream of [this.child.stdout, this.child.stderr, this.child.stdin]) stream?.destroy();
     await new Promise((resolve) => setImmediate(resolve)); // let decoded messages be delivered
     // an exit explains more than the stray bytes before it; those stay in the evidence
     if (this.noiseTimer) clearTimeout(this.noiseTimer);
@@ -480,6 +518,47 @@ export class WarmProcess {
       else pending.reject(new Failure('cancelled', `not started: the runner (pid ${this.pid}) failed while working on an earlier request`, { notes: [NOT_STARTED] }));
       head = false;
     }
+  }
+
+  /**
+   * The runner has exited: note which of its descendants are still running, then end its
+   * process group. Never throws and never waits longer than the group's grace (plus one scan).
+   */
+  private async endFamily(): Promise<void> {
+    const pid = this.pid;
+    if (pid === undefined) return;
+    try {
+      this.lingering = await findDescendants({
+        pid,
+        token: this.token,
+        startTicks: await this.startTicks,
+        spawns: this.spawns,
+        tasks: this.taskSpans,
+        bundleDir: this.options.bundleDir,
+      });
+    } catch (error) {
+      // the report is lost, not the clean-up: say so where the runner's stderr goes
+      const note = Buffer.from(`modelops-debugger: could not list the runner's descendants: ${String(error)}\n`);
+      try {
+        if (this.options.stderrFile) writeSync(this.options.stderrFile.fd, note);
+        else this.options.onStderr?.(note, undefined);
+      } catch {
+        // the log is closed already: the runner's end must not wait on its report
+      }
+    }
+    await endProcessGroup(pid);
+    liveGroups.delete(pid);
+  }
+
+  /** A bundle that starts a process per task (subprocess.run) must not grow this without end. */
+  private forgetEndedSpawns(): void {
+    const running = this.spawns.filter((spawn) => isRunning(spawn.pid));
+    this.spawns.splice(0, this.spawns.length, ...running.slice(-SPAWNS_KEPT / 2));
+  }
+
+  private rememberSpan(span: TaskSpan): void {
+    if (this.taskSpans.length >= TASK_SPANS_KEPT) this.taskSpans.splice(0, this.taskSpans.length - TASK_SPANS_KEPT + 1);
+    this.taskSpans.push(span);
   }
 
   private record(dir: 'in' | 'out', message: unknown): void {
@@ -546,6 +625,25 @@ function streamEnd(stream: NodeJS.ReadableStream | null | undefined): Promise<vo
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
+}
+
+/**
+ * Process groups of runners not yet ended. A detached runner would outlive an engine that
+ * exits without closing its pool (an uncaught error, process.exit): on exit, every group left
+ * is killed (synchronously: nothing else runs in an 'exit' handler).
+ */
+const liveGroups = new Set<number>();
+process.once('exit', () => {
+  for (const pgid of liveGroups) signalGroup(pgid, 'SIGKILL');
+});
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Best effort: a runner that exits at once, or a system that refuses, keeps its priority. */

@@ -23,6 +23,16 @@ export interface TaskInfo {
   kind?: FailureKind;
   message?: string;
   location?: SourceLocation;
+  /** Warnings about this task (lingering-descendants: processes it left running). */
+  warnings?: TaskWarning[];
+}
+
+export interface TaskWarning {
+  kind: FailureKind;
+  message: string;
+  location?: SourceLocation;
+  /** lingering-descendants: how many processes. */
+  processes?: number;
 }
 
 export interface ParamSetInfo {
@@ -111,6 +121,11 @@ export class JobModel {
         if (set) Object.assign(set.aggregation, { state: event.status === 'ok' ? 'ok' : event.status === 'skipped' ? 'skipped' : 'failed', ms: event.ms, kind: event.kind, message: event.message, location: event.location });
         break;
       }
+      case 'warning': {
+        const task = event.key === undefined ? undefined : this.anyTask(job, event.key);
+        if (task) (task.warnings ??= []).push({ kind: event.kind, message: event.message, location: event.location, processes: event.descendants?.length });
+        break;
+      }
       case 'job-done':
         job.status = event.status;
         job.counts = event.counts;
@@ -121,6 +136,11 @@ export class JobModel {
 
   private task(job: JobInfo, key: string): TaskInfo | undefined {
     return this.find(job, key)?.task;
+  }
+
+  /** A replicate or an aggregation, by its task key. */
+  private anyTask(job: JobInfo, key: string): TaskInfo | undefined {
+    return key.startsWith('agg-') ? job.sets.get(key.slice('agg-'.length))?.aggregation : this.task(job, key);
   }
 
   private find(job: JobInfo, key: string): { set: ParamSetInfo; task: TaskInfo } | undefined {

@@ -33,6 +33,18 @@ export interface JobRunResult {
   counts: JobOutcome['counts'];
 }
 
+/** A warning's text at its line: one per line and cause, however many tasks hit it (the count says). */
+function warningDiagnostic(event: Extract<JobEvent, { type: 'warning' }>): string {
+  if (event.kind === 'stdout-pollution') return `${event.message}; this runner absorbed it, production's would break`;
+  if (event.kind === 'lingering-descendants') {
+    const started = event.descendants?.find((d) => d.location) ?? event.descendants?.[0];
+    const fate = started?.escaped ? 'it escaped its process group (setsid) and was left running' : "it was ended with its runner's process group";
+    const command = started?.command ?? '?';
+    return `lingering-descendants: a process started here (\`${command.length > 80 ? `${command.slice(0, 79)}…` : command}\`) was still running after its task; ${fate}`;
+  }
+  return event.message;
+}
+
 export class JobRunner implements vscode.Disposable {
   private readonly running = new Map<string, AbortController>();
   private readonly statusBar = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 10);
@@ -109,7 +121,7 @@ export class JobRunner implements vscode.Disposable {
       this.tree.scheduleRefresh();
       if (event.type === 'task-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`, vscode.DiagnosticSeverity.Error, event.callers);
       else if (event.type === 'agg-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`);
-      else if (event.type === 'warning' && event.location) this.diagnostics.add(event.location, event.kind, `${event.message}; this runner absorbed it, production's would break`, vscode.DiagnosticSeverity.Warning);
+      else if (event.type === 'warning' && event.location) this.diagnostics.add(event.location, event.kind, warningDiagnostic(event), vscode.DiagnosticSeverity.Warning);
       else if (event.type === 'results-folder') this.log.warn(`job ${job.jobId}: ${event.message}`);
       else if (event.type === 'venv') {
         this.log.info(describeVenvEvent(event.event));

@@ -53,10 +53,13 @@ export class TaskItem extends vscode.TreeItem {
     if (task.ms !== undefined) parts.push(`${task.ms} ms`);
     if (task.attempts > 1) parts.push(`${task.attempts} attempts`);
     if (task.pid !== undefined) parts.push(`pid ${task.pid}${task.worker ? ` on ${task.worker}` : ''}`);
+    const lingering = (task.warnings ?? []).filter((w) => w.kind === 'lingering-descendants').reduce((sum, w) => sum + (w.processes ?? 0), 0);
+    if (lingering) parts.push(`⚠ left ${lingering === 1 ? '1 process' : `${lingering} processes`} running`);
     this.description = parts.join(' · ');
     this.iconPath = statusIcon(task.state);
+    const warnings = (task.warnings ?? []).map((w) => `\n\n⚠ ${w.kind}: ${w.message}${w.location ? ` (at \`${w.location.file}:${w.location.line}\`)` : ''}`);
     this.tooltip = new vscode.MarkdownString(
-      [`**${task.key}**`, task.message ? `\n\n${task.kind}: ${task.message}` : '', task.location ? `\n\nat \`${task.location.file}:${task.location.line}\`` : ''].join(''),
+      [`**${task.key}**`, task.message ? `\n\n${task.kind}: ${task.message}` : '', task.location ? `\n\nat \`${task.location.file}:${task.location.line}\`` : '', ...warnings].join(''),
     );
     this.contextValue = `task;${task.state === 'failed' || task.state === 'skipped' ? 'failed;' : ''}${task.location ? 'located;' : ''}${task.pid !== undefined ? 'stderr;' : ''}`;
     if (task.location) {

@@ -4,7 +4,7 @@
  * runner answered (src/runner/modelops_dask_worker.py), which the engine diagnoses itself.
  */
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
-import type { FatalParams, StdoutCaptureParams } from '../../protocol';
+import type { FatalParams, PyFrame, StdoutCaptureParams } from '../../protocol';
 
 // ---- what a task is given ----------------------------------------------------------------------
 
@@ -77,6 +77,7 @@ export type WorkerFacts =
       /** This runner's stderr since its last report, for the job's logs/. */
       stderr?: string;
       start_failed?: boolean;
+      descendants?: WorkerDescendant[];
     }
   | {
       outcome: 'environment';
@@ -87,8 +88,22 @@ export type WorkerFacts =
       start_failed?: boolean;
     };
 
+/**
+ * A process a task left running on a worker, found after the task (when the runner reported
+ * starting processes, or broke): the worker retired the runner and ended its process group;
+ * escaped ones were left running. `stack`: the Python stack that started it, at worker paths.
+ */
+export interface WorkerDescendant {
+  pid: number;
+  command: string;
+  escaped: boolean;
+  stack: PyFrame[];
+  task: string;
+  runner_pid: number;
+}
+
 export type SimResult =
-  | { key: string; status: 'ok'; outputs: Record<string, string>; seed: number | bigint; pid: number; worker: string; attempts: WorkerFacts[]; ms: number; stderr: string; captures: StdoutCaptureParams[]; bundle_path?: string }
+  | { key: string; status: 'ok'; outputs: Record<string, string>; seed: number | bigint; pid: number; worker: string; attempts: WorkerFacts[]; ms: number; stderr: string; captures: StdoutCaptureParams[]; bundle_path?: string; descendants?: WorkerDescendant[] }
   | { key: string; status: 'failed'; seed: number | bigint; worker: string; attempts: WorkerFacts[]; ms: number };
 
 export interface AggResult {
@@ -99,6 +114,8 @@ export interface AggResult {
   pid?: number | null;
   ms: number;
   stderr?: string;
+  descendants?: WorkerDescendant[];
+  bundle_path?: string;
   /** Its simulations' results, in replicate order (the client gathers these with it). */
   sims: SimResult[];
 }

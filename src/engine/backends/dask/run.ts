@@ -16,6 +16,9 @@ import { runnerStderrLog } from '../../job/results';
 import type { BackendRun, RunOptions } from '../../job/run';
 import { classifyExit } from '../../diagnose/classify';
 import { pollutionWarning } from '../../diagnose/stdoutBlame';
+import { locate } from '../../diagnose/pythonTrace';
+import { lingeringWarnings } from '../../process/lingering';
+import type { LingeringDescendant } from '../../process/descendants';
 import { diagnose, relocate } from './diagnose';
 import { DaskDriver, findDaskPython } from './driver';
 import {
@@ -36,6 +39,7 @@ import {
   type SimResult,
   type TaskErred,
   type TaskSpec,
+  type WorkerDescendant,
   type WorkerEvent,
 } from './protocol';
 
@@ -270,9 +274,15 @@ class DaskSession {
     if (!target) return; // a task of another job, or reported twice
     this.sims.delete(key);
     const { state, replicate } = target;
-    for (const attempt of result.attempts) if ('pid' in attempt) this.keepStderr(result.worker, attempt.pid, attempt.stderr, key);
+    for (const attempt of result.attempts) {
+      if ('pid' in attempt) {
+        this.keepStderr(result.worker, attempt.pid, attempt.stderr, key);
+        this.warnLingering(result.worker, attempt.bundle_path, attempt.descendants);
+      }
+    }
     if (result.status === 'ok') {
       this.keepStderr(result.worker, result.pid, result.stderr, key);
+      this.warnLingering(result.worker, result.bundle_path, result.descendants);
       for (const capture of result.captures ?? []) {
         // our runner absorbed it; production's would have broken on it: said once per line, at the local path
         const warning = pollutionWarning(result.bundle_path ? relocate(capture, result.bundle_path, this.bundleDir) : capture, this.bundleDir, this.warned);
@@ -303,6 +313,7 @@ class DaskSession {
     for (const sim of result.sims) if (this.sims.has(sim.key)) this.onSimDone(sim.key, sim);
     if (this.fatal) return;
     this.keepStderr(result.worker, result.pid ?? undefined, result.stderr, key);
+    this.warnLingering(result.worker, result.bundle_path, result.descendants);
     this.earlyAggs.set(state, result);
     this.aggregateIfDue(state);
   }
@@ -363,6 +374,18 @@ class DaskSession {
     if (this.started.has(`${key}#${attempt}`)) return;
     this.started.add(`${key}#${attempt}`);
     this.book.emit({ type: 'task-start', key, attempt, pid, worker });
+  }
+
+  /** Processes tasks left running on a worker: the same warning as locally, at local paths. */
+  private warnLingering(worker: string, bundlePath: string | undefined, descendants: WorkerDescendant[] | undefined): void {
+    if (!descendants?.length) return;
+    const byRunner = new Map<number, LingeringDescendant[]>();
+    for (const d of descendants) {
+      const location = locate(bundlePath ? relocate(d.stack, bundlePath, this.bundleDir) : d.stack, this.bundleDir);
+      const local: LingeringDescendant = { pid: d.pid, command: d.command, escaped: d.escaped, task: d.task, ...(location ? { location } : {}) };
+      byRunner.set(d.runner_pid, [...(byRunner.get(d.runner_pid) ?? []), local]);
+    }
+    for (const [pid, group] of byRunner) for (const warning of lingeringWarnings(group, pid, worker)) this.book.emit(warning);
   }
 
   /** A runner's stderr, as it came with a task, into logs/ (one file per worker and runner). */
