@@ -167,7 +167,8 @@ describe('the results folder is the user\'s data', () => {
       const out = path.join(mount, 'out');
       const full = cli(runArgs(file, '--out', out));
       assert.equal(full.code, 3, full.stderr);
-      assertOneSentence(full, /results-unwritable: Cannot write the results in \S+: the disk is full \(ENOSPC writing sims\/[0-9a-f]{16}\/\d+\.json\)\./);
+      // whichever file of the folder met the full disk first: usually a result, sometimes events.jsonl
+      assertOneSentence(full, /results-unwritable: Cannot write the results in \S+: the disk is full \(ENOSPC writing (sims\/[0-9a-f]{16}\/\d+\.json|events\.jsonl|aggs\/[0-9a-f]{16}\.json|logs\/[\w.-]+)\)\./);
       const dir = path.join(out, jobId);
       const manifest = readJson(path.join(dir, 'manifest.json'));
       assert.equal(manifest.status, 'aborted');

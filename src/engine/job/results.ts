@@ -282,6 +282,9 @@ export class ResultsStore {
   }
 
   private enqueue(file: string, text: string): void {
+    // after any failed write (an event, a log) no more results are written: the space given back
+    // is for the manifest, and the manifest counts what is on disk (a resume runs the rest)
+    if (this.writeFailure) return;
     this.pendingFiles++;
     this.batch.push([file, text]);
     if (this.batch.length >= WRITE_BATCH) this.flushWrites();
@@ -295,6 +298,11 @@ export class ResultsStore {
   private flushWrites(): void {
     this.batchScheduled = false;
     if (this.batch.length === 0) return;
+    if (this.writeFailure) {
+      this.pendingFiles -= this.batch.length;
+      this.batch = [];
+      return;
+    }
     this.unacked++;
     this.batchSizes.push(this.batch.length);
     this.writer.postMessage(this.batch);
