@@ -182,10 +182,36 @@ export function classifyErrorResponse(
     evidence.exception = { type: data.exc_type, message: data.exc, traceback: data.traceback };
     evidence.frames = frames;
     const kind: FailureKind = error.code === -32000 ? 'task-exception' : 'aggregation-failed';
-    return new Failure(kind, `${data.exc_type}: ${data.exc}`, evidence, locate(frames, facts.bundleDir));
+    const { message, notes } = userExceptionWords(data, error.code === -32000 ? 'simulation' : 'target');
+    if (notes.length) evidence.notes = [...(evidence.notes ?? []), ...notes];
+    return new Failure(kind, message, evidence, locate(frames, facts.bundleDir));
   }
   const detail = typeof error.data === 'string' ? `: ${error.data}` : '';
   return new Failure('protocol-error', `Runner refused ${facts.method}: ${error.code} ${error.message}${detail}`, evidence);
+}
+
+/**
+ * The one line for an exception from bundle code. The ways out of Python that are not errors
+ * (sys.exit, KeyboardInterrupt, other BaseExceptions) are named for what they are: never as a
+ * signal from the user, unless the runner saw one.
+ */
+export function userExceptionWords(data: UserErrorData, who: 'simulation' | 'target'): { message: string; notes: string[] } {
+  const notes: string[] = [];
+  const plain = data.exc ? `${data.exc_type}: ${data.exc}` : data.exc_type;
+  if (data.base_exception) notes.push(`${data.exc_type} derives from BaseException, not Exception; the runner caught it and stays warm`);
+  if (data.exc_type === 'SystemExit') {
+    const code = data.exit_code === undefined ? data.exc : data.exit_code === null ? '' : String(data.exit_code);
+    const zero = code === '0' || code === '' ? ' (an exit status of success, but the task returned nothing)' : '';
+    return { message: `SystemExit: the ${who} called sys.exit(${code})${zero}`, notes };
+  }
+  if (data.exc_type === 'KeyboardInterrupt') {
+    if (data.signal) return { message: `KeyboardInterrupt: the runner received ${data.signal} from another process while the ${who} ran`, notes };
+    if (data.signal === null) {
+      notes.push('no signal reached the runner: the code raised KeyboardInterrupt itself');
+      return { message: `KeyboardInterrupt raised by the ${who}'s code${data.exc ? `: ${data.exc}` : ''}`, notes };
+    }
+  }
+  return { message: plain, notes };
 }
 
 function phaseWords(phase: string): string {

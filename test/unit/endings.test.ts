@@ -1,0 +1,146 @@
+/**
+ * Every way a simulation or an aggregation can end without returning, and the failures that
+ * used to reach the user under the wrong kind. Real `modelops-debugger` processes, real
+ * runners, a real Dask cluster on 127.0.0.1; results read back from disk.
+ */
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { paramId, type Params } from '../../src/engine/job/ids';
+import { DaskCluster } from '../dask/cluster';
+import { bundle, CLI, events, lineOf, readJson, scratchDir } from './helpers';
+
+const scratch = scratchDir('mo-endings-');
+let counter = 0;
+
+function writeJob(job: Record<string, unknown>): string {
+  const file = path.join(scratch, `job-${++counter}.json`);
+  writeFileSync(file, JSON.stringify(job, null, 2));
+  return file;
+}
+
+function cli(args: string[], env: Record<string, string> = {}, timeout = 180_000) {
+  const result = spawnSync(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+// ---- every way a simulation can end ------------------------------------------------------------
+
+const ENDINGS_BUNDLE = bundle('every-ending');
+const ENDINGS_PY = path.join(ENDINGS_BUNDLE, 'endings.py');
+
+/** Each mode, the message the user reads for a simulation that ends so (a target says "target"). */
+const ENDINGS: Record<string, (who: string) => RegExp> = {
+  exit0: (who) => new RegExp(`^SystemExit: the ${who} called sys\\.exit\\(0\\) \\(an exit status of success, but the task returned nothing\\)$`),
+  exit3: (who) => new RegExp(`^SystemExit: the ${who} called sys\\.exit\\(3\\)$`),
+  keyboard: (who) => new RegExp(`^KeyboardInterrupt raised by the ${who}'s code$`),
+  base: () => /^Meltdown: the reactor is gone$/,
+  'generator-exit': () => /^GeneratorExit: closed early$/,
+  'str-raises': () => /^Unprintable: <__str__ raised RuntimeError>$/,
+  'str-hangs': () => /^Endless: <__str__ did not return within 2 s>$/,
+};
+const MODES = Object.keys(ENDINGS);
+const target = (mode: string) => `targets:${mode.replace('-', '_')}`;
+
+/** One parameter set per ending (each replicate ends so) and one that returns, aggregated by a target per ending. */
+function endingsJob(jobId: string): string {
+  return writeJob({
+    job_id: jobId,
+    bundle: ENDINGS_BUNDLE,
+    entrypoint: 'every.ending/run',
+    parameter_sets: [...MODES, 'ok'].map((mode) => ({ mode })),
+    replicates: 2,
+    targets: [...MODES.map(target), 'targets:fine'],
+  });
+}
+
+function simRecords(dir: string): Record<string, any>[] {
+  const sims = path.join(dir, 'sims');
+  return readdirSync(sims).flatMap((set) => readdirSync(path.join(sims, set)).filter((f) => /^\d+\.json$/.test(f)).map((f) => readJson(path.join(sims, set, f))));
+}
+
+/** The kinds, messages and lines of a finished endings job, whichever backend ran it. */
+function assertEveryEnding(dir: string): void {
+  const sims = simRecords(dir);
+  assert.equal(sims.length, (MODES.length + 1) * 2);
+  for (const mode of MODES) {
+    const id = paramId({ mode } as unknown as Params);
+    for (const sim of sims.filter((s) => s.param_id === id)) {
+      assert.deepEqual([sim.status, sim.kind, sim.attempts], ['failed', 'task-exception', 1], `${mode}: ${sim.message}`);
+      assert.match(sim.message, ENDINGS[mode]('simulation'), mode);
+      assert.doesNotMatch(sim.message, /SIGINT|signal|cancel|interrupted/i, `${mode}: never a signal from the user`);
+      assert.deepEqual([path.resolve(sim.location.file), sim.location.line], [ENDINGS_PY, lineOf(ENDINGS_PY, mode)], `${mode}: at its raising line`);
+    }
+    const skipped = readJson(path.join(dir, 'aggs', `${id.slice(0, 16)}.json`));
+    assert.equal(skipped.kind, 'aggregation-skipped', mode);
+  }
+  const ok = paramId({ mode: 'ok' } as unknown as Params);
+  assert.deepEqual(sims.filter((s) => s.param_id === ok).map((s) => s.status), ['ok', 'ok']);
+  const agg = readJson(path.join(dir, 'aggs', `${ok.slice(0, 16)}.json`));
+  assert.equal(agg.status, 'failed');
+  assert.equal(agg.targets['targets:fine'].status, 'ok');
+  assert.equal(agg.targets['targets:fine'].loss.value, 0.5);
+  for (const mode of MODES) {
+    const result = agg.targets[target(mode)];
+    assert.deepEqual([result.status, result.kind], ['failed', 'aggregation-failed'], mode);
+    assert.match(result.message, ENDINGS[mode]('target'), mode);
+    assert.deepEqual([path.resolve(result.location.file), result.location.line], [ENDINGS_PY, lineOf(ENDINGS_PY, mode)], `${mode}: the target's raising line`);
+  }
+  const keyboard = sims.find((s) => s.param_id === paramId({ mode: 'keyboard' } as unknown as Params))!;
+  assert.ok(keyboard.evidence.notes.includes('no signal reached the runner: the code raised KeyboardInterrupt itself'), JSON.stringify(keyboard.evidence.notes));
+  const base = sims.find((s) => s.param_id === paramId({ mode: 'base' } as unknown as Params))!;
+  assert.ok(base.evidence.notes.includes('Meltdown derives from BaseException, not Exception; the runner caught it and stays warm'));
+  const manifest = readJson(path.join(dir, 'manifest.json'));
+  assert.deepEqual([manifest.status, manifest.exit_code], ['failed', 1], 'failed work, never interrupted (130)');
+  const crashed = events(dir).filter((e) => e.type === 'process-end' && e.why !== 'pool closed');
+  assert.deepEqual(crashed, [], 'no runner ended before the job did');
+}
+
+describe('every way a simulation can end', function () {
+  this.timeout(240_000);
+
+  it('locally: sys.exit(0), SystemExit(3), KeyboardInterrupt, a BaseException subclass, GeneratorExit, a __str__ that raises or hangs: task-exception at the raising line, in simulations and targets, and one warm runner serves every task', () => {
+    const out = path.join(scratch, 'out-endings-local');
+    const started = Date.now();
+    const result = cli(['run', endingsJob('endings'), '--out', out, '--workers', '1', '--queue-depth', '1', '--task-timeout', '20']);
+    assert.equal(result.code, 1, result.stderr);
+    const dir = path.join(out, 'endings');
+    assertEveryEnding(dir);
+    const log = events(dir);
+    const starts = log.filter((e) => e.type === 'process-start');
+    assert.equal(starts.length, 1, `one runner for all ${(MODES.length + 1) * 2} simulations and the aggregation: ${JSON.stringify(starts)}`);
+    const pids = new Set([...simRecords(dir).map((s) => s.pid), ...log.filter((e) => e.type === 'task-start').map((e) => e.pid)]);
+    assert.deepEqual([...pids], [starts[0].pid], 'the same pid served every task, before and after each ending');
+    // the hanging __str__ cost its 2 s bound three times (two replicates and a target), no more
+    assert.ok(Date.now() - started < 60_000, `took ${Date.now() - started} ms`);
+  });
+});
+
+describe('every way a simulation can end, on Dask (a real scheduler and two workers on 127.0.0.1)', function () {
+  this.timeout(240_000);
+  let cluster: DaskCluster;
+
+  before(async function () {
+    this.timeout(120_000);
+    cluster = await DaskCluster.start({ workers: 2, env: { MODELOPS_VENVS_DIR: process.env.MODELOPS_VENVS_DIR! } });
+  });
+
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  it('the same kinds, messages and raising lines as locally; the warm runners on the workers survive every ending', () => {
+    const out = path.join(scratch, 'out-endings-dask');
+    const result = cli(['run', endingsJob('endings-dask'), '--out', out, '--backend', 'dask', '--scheduler', cluster.address, '--task-timeout', '20']);
+    assert.equal(result.code, 1, result.stderr);
+    const dir = path.join(out, 'endings-dask');
+    assertEveryEnding(dir);
+    // one thread per worker, one warm runner each: every simulation ran in one of at most two pids
+    const pids = new Set(simRecords(dir).map((s) => s.pid));
+    assert.ok(pids.size <= 2 && [...pids].every((pid) => Number.isInteger(pid)), `pids: ${[...pids]}`);
+    const log = events(dir);
+    assert.ok(log.filter((e) => e.type === 'process-start').length <= 2, 'no runner was started again');
+    for (const sim of simRecords(dir)) assert.ok(sim.evidence === undefined || sim.evidence.notes.some((n: string) => /^on Dask worker tcp:/.test(n)));
+  });
+});
