@@ -8,8 +8,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { paramId, type Params } from '../../src/engine/job/ids';
+import { findTooDeep, MAX_INPUT_NESTING } from '../../src/engine/pyjson/depth';
 import { DaskCluster } from '../dask/cluster';
-import { bundle, CLI, events, lineOf, readJson, scratchDir } from './helpers';
+import { bundle, CLI, events, lineOf, readJson, scratchDir, writeBundle } from './helpers';
 
 const scratch = scratchDir('mo-endings-');
 let counter = 0;
@@ -144,3 +145,57 @@ describe('every way a simulation can end, on Dask (a real scheduler and two work
     for (const sim of simRecords(dir)) assert.ok(sim.evidence === undefined || sim.evidence.notes.some((n: string) => /^on Dask worker tcp:/.test(n)));
   });
 });
+
+// ---- input nested deeper than Python's JSON decoder takes ---------------------------------------
+
+describe('input nested deeper than the runners can decode', function () {
+  this.timeout(120_000);
+  const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+  const depthBundle = () =>
+    writeBundle(path.join(scratch, `depth-${++counter}`), {
+      'wire.py': 'def wire(entrypoint, params, seed):\n    return {"value": b"1"}\n',
+      'depth.py': 'def measure(sim_returns, target_data):\n    depth = 0\n    while isinstance(target_data, list) and target_data:\n        depth, target_data = depth + 1, target_data[0]\n    return {"loss": depth + 0.5}\n',
+    });
+
+  it('target_data, a parameter in a job file, or a --params file nested too deep: exit 2 naming the field, nothing written, no runner started', () => {
+    const b = depthBundle();
+    const cases: [string[], RegExp][] = [
+      [[writeRaw(`{"job_id":"deep-td","bundle":${JSON.stringify(b)},"entrypoint":"a/b","parameter_sets":[{"x":1}],"replicates":1,"targets":["depth:measure"],"target_data":{"series":${nested(2000)}}}`)], /: target_data\.series\[0\]\[0\]… is nested 2002 levels deep; at most 900 are accepted, because the runner reads every request with Python's json module/],
+      [[writeRaw(`{"job_id":"deep-td2","bundle":${JSON.stringify(b)},"entrypoint":"a/b","parameter_sets":[{"x":1}],"replicates":1,"target_data":${nested(901)}}`)], /: target_data\[0\]\[0\]\[0\]… is nested 902 levels deep/],
+      [[writeRaw(`{"job_id":"deep-p","bundle":${JSON.stringify(b)},"entrypoint":"a/b","parameter_sets":[{"x":1},{"x":2,"beta":${nested(1000)}}],"replicates":1}`)], /: parameter_sets\[1\]\.beta\[0\]… is nested 1003 levels deep/],
+      [[b, '--params', writeRaw(`[{"x":1},{"beta":${nested(100_000)}}]`), '--replicates', '1'], /: \[1\]\.beta\[0\]\[0\]… is nested 100002 levels deep/],
+    ];
+    for (const [args, message] of cases) {
+      const out = path.join(scratch, `out-deep-${++counter}`);
+      const result = cli(['run', ...args, '--out', out]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, message);
+      assert.doesNotMatch(result.stderr, /RecursionError:|Maximum call stack|internal error|protocol-error/);
+      assert.equal(existsSync(out), false, 'nothing written');
+    }
+  });
+
+  it('the depth scan skips brackets inside strings, names keys with escapes, and stops at nothing it cannot parse', () => {
+    assert.equal(findTooDeep('{"a":"[[[[[[[[","b":["]]]]"]}', 2), undefined);
+    assert.deepEqual(findTooDeep('{"a\\"b":[[1]]}', 2), { path: 'a"b[0]', depth: 3 });
+    assert.deepEqual(findTooDeep('[1,2,{"k":[[[', 3), { path: '[2].k[0]', depth: 5 });
+    assert.equal(findTooDeep(nested(MAX_INPUT_NESTING)), undefined);
+    assert.deepEqual(findTooDeep(nested(MAX_INPUT_NESTING + 1))?.depth, MAX_INPUT_NESTING + 1);
+  });
+
+  it('the deepest target_data accepted (899 levels in the job file, 901 in the request) is read by a real runner', () => {
+    const b = depthBundle();
+    const job = writeRaw(`{"job_id":"deepest","bundle":${JSON.stringify(b)},"entrypoint":"a/b","parameter_sets":[{"x":1}],"replicates":1,"targets":["depth:measure"],"target_data":${nested(899)}}`);
+    const out = path.join(scratch, 'out-deepest');
+    const result = cli(['run', job, '--out', out]);
+    assert.equal(result.code, 0, result.stderr);
+    const [agg] = readdirSync(path.join(out, 'deepest', 'aggs'));
+    assert.equal(readJson(path.join(out, 'deepest', 'aggs', agg)).targets['depth:measure'].loss.value, 898.5);
+  });
+});
+
+function writeRaw(text: string): string {
+  const file = path.join(scratch, `raw-${++counter}.json`);
+  writeFileSync(file, text);
+  return file;
+}
