@@ -1,6 +1,6 @@
 /** `modelops-debugger venv list|inspect|rm|prune`: the venv cache, explained and tidied. */
 import { Command } from 'commander';
-import { ExitCode, exitCodeFor, Failure, isFailure } from '../engine/failure';
+import { ExitCode, exitCodeFor, unexpectedFailure } from '../engine/failure';
 import { VenvCache, type VenvEntry } from '../engine/venv/cache';
 import { describeVenvEvent } from '../engine/venv/describe';
 import { venvCacheOptions } from './venvOptions';
@@ -78,7 +78,7 @@ async function run(flags: CommonFlags, body: (cache: VenvCache) => Promise<unkno
     process.stdout.write(typeof output === 'string' ? output : `${JSON.stringify(output, null, 2)}\n`);
     process.exitCode = ExitCode.ok;
   } catch (error) {
-    const failure = isFailure(error) ? error : new Failure('venv-create-failed', String(error));
+    const failure = unexpectedFailure(error);
     if (flags.json) process.stdout.write(`${JSON.stringify({ ok: false, kind: failure.kind, message: failure.message }, null, 2)}\n`);
     else process.stderr.write(`modelops-debugger: ${failure.message}\n`);
     process.exitCode = exitCodeFor(failure.kind);

@@ -5,12 +5,13 @@
  */
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { exitCodeFor, Failure, REPORT_REQUEST, unexpectedFailure } from '../../src/engine/failure';
 import { paramId, type Params } from '../../src/engine/job/ids';
 import { findTooDeep, MAX_INPUT_NESTING } from '../../src/engine/pyjson/depth';
 import { DaskCluster } from '../dask/cluster';
-import { bundle, CLI, events, lineOf, readJson, scratchDir, writeBundle } from './helpers';
+import { bundle, CLI, events, lineOf, readJson, ROOT, scratchDir, writeBundle } from './helpers';
 
 const scratch = scratchDir('mo-endings-');
 let counter = 0;
@@ -199,3 +200,85 @@ function writeRaw(text: string): string {
   writeFileSync(file, text);
   return file;
 }
+
+// ---- wrong kinds ------------------------------------------------------------------------------------
+
+describe('an unexpected exception in the engine is an engine-error', function () {
+  this.timeout(120_000);
+
+  it('unexpectedFailure: a thrown TypeError becomes engine-error with its stack, one line, a request to report it, exit 3; a Failure passes as it is; an errno is said in words', () => {
+    const broken = (value: unknown) => (value as { field: { deeper: number } }).field.deeper;
+    let thrown: unknown;
+    try {
+      broken({});
+    } catch (error) {
+      thrown = error;
+    }
+    const failure = unexpectedFailure(thrown, 'testing');
+    assert.equal(failure.kind, 'engine-error');
+    assert.match(failure.message, /^Unexpected engine error while testing: TypeError: Cannot read properties of undefined \(reading 'deeper'\) \(this is a bug in modelops-debugger: please report it, with the stack from the evidence\)$/);
+    assert.match(failure.evidence.engineStack!, /TypeError[\s\S]*at broken /);
+    assert.equal(exitCodeFor(failure.kind), 3);
+    const typed = new Failure('bad-input', 'no');
+    assert.equal(unexpectedFailure(typed), typed);
+    const erofs = Object.assign(new Error('EROFS: read-only file system, mkdir \'/x\'\nsecond line'), { code: 'EROFS', syscall: 'mkdir', path: '/x' });
+    const explained = unexpectedFailure(erofs);
+    assert.doesNotMatch(explained.message, /\n/);
+    assert.deepEqual(explained.evidence.notes, ['EROFS: the file system is read-only (in mkdir on /x)']);
+    assert.equal(unexpectedFailure('a string').message, `Unexpected engine error: a non-Error value: a string (${REPORT_REQUEST})`);
+  });
+
+  it('no source file makes an unexpected exception a protocol-error, or an "internal error"', () => {
+    const offenders: string[] = [];
+    const walk = (dir: string) => {
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const file = path.join(dir, entry.name);
+        if (entry.isDirectory()) walk(file);
+        else if (/\.ts$/.test(entry.name) && /'protocol-error', `Unexpected|internal error: /.test(readFileSync(file, 'utf8'))) offenders.push(file);
+      }
+    };
+    walk(path.join(ROOT, 'src'));
+    assert.deepEqual(offenders, []);
+  });
+
+  /** The CLI run from a current directory that was deleted under it: process.cwd() throws. */
+  function cliInDeletedDir(args: string[]) {
+    const gone = path.join(scratch, `gone-${++counter}`);
+    mkdirSync(gone);
+    const exec = 'import os, sys; os.chdir(sys.argv[1]); os.rmdir(sys.argv[1]); os.execv(sys.argv[2], sys.argv[2:])';
+    const result = spawnSync('python3', ['-c', exec, gone, process.execPath, CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
+    return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+  }
+
+  it('end to end (a deleted current directory): run, run --json, a job already under way, and handshake each end with engine-error, its stack, exit 3', () => {
+    const job = writeJob({ job_id: 'homeless', bundle: ENDINGS_BUNDLE, entrypoint: 'a/b', parameter_sets: [{ mode: 'ok' }], replicates: 1 });
+    const report = /Unexpected engine error: Error: ENOENT: no such file or directory, uv_cwd \(this is a bug in modelops-debugger: please report it, with the stack from the evidence\)/;
+
+    const early = cliInDeletedDir(['run', job]); // the default --out is relative
+    assert.equal(early.code, 3, early.stderr);
+    assert.match(early.stderr, report);
+    assert.match(early.stderr, /note: the current directory of this process was deleted: cd to an existing directory and try again/);
+    assert.match(early.stderr, /^\s+at .*ResultsStore/m, 'the stack');
+    assert.doesNotMatch(early.stderr, /protocol-error|internal error/);
+
+    const json = cliInDeletedDir(['run', job, '--json']);
+    assert.equal(json.code, 3);
+    const line = JSON.parse(json.stdout.trim().split('\n')[0]);
+    assert.deepEqual([line.type, line.kind], ['error', 'engine-error']);
+
+    const out = path.join(scratch, 'out-homeless');
+    const underway = cliInDeletedDir(['run', job, '--out', out, '--workers', '1']);
+    assert.equal(underway.code, 3, underway.stderr);
+    const manifest = readJson(path.join(out, 'homeless', 'manifest.json'));
+    assert.deepEqual([manifest.status, manifest.exit_code, manifest.failure.kind], ['aborted', 3, 'engine-error']);
+    assert.match(manifest.failure.message, /^Unexpected engine error while running the job: .*uv_cwd \(this is a bug/);
+    assert.match(manifest.failure.evidence.engineStack, /\n\s+at /);
+    assert.match(underway.stderr, /engine-error: Unexpected engine error while running the job/);
+
+    const handshake = cliInDeletedDir(['handshake', ENDINGS_BUNDLE, '--json']);
+    assert.equal(handshake.code, 3, handshake.stderr);
+    const verdict = JSON.parse(handshake.stdout);
+    assert.deepEqual([verdict.ok, verdict.kind], [false, 'engine-error']);
+    assert.match(verdict.evidence.engineStack, /\n\s+at /);
+  });
+});

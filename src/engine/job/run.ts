@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import { runOnDask, type DaskOptions } from '../backends/dask/run';
 import { WarmPool } from '../backends/local/pool';
 import { pollutionWarning } from '../diagnose/stdoutBlame';
-import { exitCodeFor, ExitCode, Failure, isFailure } from '../failure';
+import { exitCodeFor, ExitCode, Failure, REPORT_REQUEST, unexpectedFailure } from '../failure';
 import { AggregateRequest, ExecuteRequest, type SerializedSimReturn } from '../protocol';
 import { NOT_STARTED, WarmProcess, type TranscriptEntry } from '../process/warmProcess';
 import { prepareRunner, type PreparedRunner, type RuntimeOptions } from '../runtime/prepare';
@@ -92,13 +92,13 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
   const { interrupted } = ran;
   if (!fatal && !interrupted && counts.sims.pending + counts.aggregations.pending > 0) {
     // a backend that ends with work undone and no reason is a bug: never a silent success
-    fatal = new Failure('protocol-error', `The ${backend} backend ended with ${counts.sims.pending} simulations and ${counts.aggregations.pending} aggregations without an outcome`);
+    fatal = new Failure('engine-error', `The ${backend} backend ended with ${counts.sims.pending} simulations and ${counts.aggregations.pending} aggregations without an outcome (${REPORT_REQUEST})`, { engineStack: new Error('backend ended early').stack });
   }
 
   try {
     await store.drain(); // the manifest is written once every result is on disk
   } catch (error) {
-    fatal ??= isFailure(error) ? error : new Failure('protocol-error', String(error));
+    fatal ??= unexpectedFailure(error, 'writing the results');
   }
   const ms = Math.round(performance.now() - started);
   const anyFailed = counts.sims.failed + counts.aggregations.failed + counts.aggregations.skipped > 0;
@@ -151,7 +151,7 @@ async function runLocally(book: JobBook, options: RunOptions): Promise<BackendRu
     fatal = scheduler.fatal;
     interrupted = scheduler.interrupted;
   } catch (error) {
-    fatal = isFailure(error) ? error : new Failure('protocol-error', `Unexpected engine error: ${String(error)}`);
+    fatal = unexpectedFailure(error, 'running the job');
   } finally {
     if (interrupted) await pool?.kill();
     else await pool?.close();
@@ -323,7 +323,7 @@ class Scheduler {
       this.book.simSucceeded(state, replicate, outputs, { attempts: task.attempt, pid, ms: Math.round(performance.now() - begun) });
       this.queueAggregation(state);
     } catch (error) {
-      const failure = isFailure(error) ? error : new Failure('protocol-error', String(error));
+      const failure = unexpectedFailure(error, `running ${key}`);
       if (this.interrupted) return; // no result: a resume runs it
       if (notStarted(failure)) {
         this.retries.push(task); // queued behind a request that broke its runner; never began
@@ -362,7 +362,7 @@ class Scheduler {
         );
         record.targets[target] = { status: 'ok', loss: result.loss, diagnostics: result.diagnostics, n_replicates: result.n_replicates };
       } catch (error) {
-        const failure = isFailure(error) ? error : new Failure('aggregation-failed', String(error));
+        const failure = unexpectedFailure(error, `aggregating ${key} with ${target}`);
         if (this.interrupted) return;
         if (notStarted(failure)) {
           this.readyToAggregate.push(state); // try the whole aggregation again on a live runner
