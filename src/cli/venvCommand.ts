@@ -20,6 +20,9 @@ export function venvCommand(): Command {
     common(new Command('list').description('Every cached venv: key, bundle, python, size, created, last used, valid or why not.')).action((flags: CommonFlags) =>
       run(flags, async (cache) => {
         const entries = await cache.list();
+        // a read-only cache is listed, and said to be one: no venv can be built in it
+        const readOnly = await cache.dirProblem('build');
+        if (readOnly && !flags.json) process.stderr.write(`note: ${readOnly.message}\n`);
         return flags.json ? entries : renderList(entries, cache.dir);
       }),
     ),

@@ -282,3 +282,101 @@ describe('an unexpected exception in the engine is an engine-error', function ()
     assert.match(verdict.evidence.engineStack, /\n\s+at /);
   });
 });
+
+// ---- the venvs directory: a file, a path through a file, a read-only mount -------------------------
+
+describe('a venvs directory that cannot serve is venv-create-failed, naming the path and the errno in words', function () {
+  this.timeout(180_000);
+  // each bundle its own digest, so its own venv: nothing is reused by accident
+  const b = () => writeBundle(path.join(scratch, `venvs-bundle-${++counter}`), { 'wire.py': `# bundle ${counter}\ndef wire(entrypoint, params, seed):\n    return {"value": b"1"}\n` });
+  /** Every command with this venvs directory: by MODELOPS_VENVS_DIR, or by --venvs-dir with the variable unset. */
+  function commands(dir: string, how: 'env' | 'flag') {
+    const env = { ...process.env } as Record<string, string>;
+    delete env.MODELOPS_VENVS_DIR;
+    if (how === 'env') env.MODELOPS_VENVS_DIR = dir;
+    const flag = how === 'flag' ? ['--venvs-dir', dir] : [];
+    const bundleDir = b();
+    const jobId = `venvs-${counter}`;
+    const job = writeJob({ job_id: jobId, bundle: bundleDir, entrypoint: 'a/b', parameter_sets: [{ x: 1 }], replicates: 1 });
+    const out = path.join(scratch, `out-${jobId}`);
+    const exec = (args: string[]) => {
+      const result = spawnSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8', timeout: 120_000 });
+      return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+    };
+    return {
+      run: () => ({ ...exec(['run', job, '--out', out, '--workers', '1', ...flag]), manifest: () => readJson(path.join(out, jobId, 'manifest.json')) }),
+      handshake: () => exec(['handshake', bundleDir, '--json', ...flag]),
+      list: () => exec(['venv', 'list', ...flag]),
+    };
+  }
+
+  function assertRefused(dir: string, how: 'env' | 'flag', sentence: RegExp): void {
+    const cli = commands(dir, how);
+    const run = cli.run();
+    assert.equal(run.code, 3, run.stderr);
+    const manifest = run.manifest();
+    assert.deepEqual([manifest.status, manifest.failure.kind], ['aborted', 'venv-create-failed']);
+    assert.match(manifest.failure.message, sentence);
+    assert.doesNotMatch(run.stderr, /engine-error|protocol-error|internal error|\n\s+at /);
+    const handshake = cli.handshake();
+    assert.equal(handshake.code, 3, handshake.stderr);
+    const verdict = JSON.parse(handshake.stdout);
+    assert.deepEqual([verdict.ok, verdict.kind], [false, 'venv-create-failed']);
+    assert.match(verdict.message, sentence);
+  }
+
+  it('a file, and a path through a file (ENOTDIR), by MODELOPS_VENVS_DIR and by --venvs-dir: run, handshake and venv list', () => {
+    const file = path.join(scratch, 'venvs-is-a-file');
+    writeFileSync(file, 'not a directory\n');
+    const asFile = new RegExp(`^The venvs directory ${file} is a file, not a directory \\(ENOTDIR: a component of the path is a file, not a directory\\); choose another venvs directory with MODELOPS_VENVS_DIR or --venvs-dir`);
+    const through = new RegExp(`^The venvs directory ${file}/venvs cannot be created: ${file} is a file, not a directory \\(ENOTDIR: a component of the path is a file, not a directory\\)`);
+    for (const how of ['env', 'flag'] as const) {
+      assertRefused(file, how, asFile);
+      assertRefused(path.join(file, 'venvs'), how, through);
+      for (const [dir, sentence] of [[file, asFile], [path.join(file, 'venvs'), through]] as const) {
+        const list = commands(dir, how).list();
+        assert.equal(list.code, 3, list.stdout);
+        assert.match(list.stderr.replace(/^modelops-debugger: /, ''), sentence);
+      }
+    }
+  });
+
+  describe('on a read-only mount (a tmpfs the test mounts; root only)', () => {
+    let mount: string | undefined;
+    before(function () {
+      const dir = scratchDir('mo-ro-venvs-');
+      const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', dir], { encoding: 'utf8' });
+      if (mounted.status !== 0) this.skip(); // not root, or no mount(8): "mount: ${mounted.stderr}"
+      mount = dir;
+    });
+    after(() => {
+      if (mount) spawnSync('umount', [mount]);
+    });
+    const remount = (mode: 'ro' | 'rw') => {
+      const result = spawnSync('mount', ['-o', `remount,${mode}`, mount!], { encoding: 'utf8' });
+      assert.equal(result.status, 0, result.stderr);
+    };
+
+    it('EROFS for the directory and for a directory to create in it: run and handshake refuse with the errno in words; venv list lists and says so; a valid venv built before is still reused', () => {
+      // a venv built while the mount was writable
+      const cli = commands(mount!, 'env');
+      remount('rw');
+      const built = cli.handshake();
+      assert.equal(built.code, 0, built.stdout);
+      assert.equal(JSON.parse(built.stdout).evidence.venv.built, true);
+      remount('ro');
+      const reused = cli.handshake();
+      assert.equal(reused.code, 0, reused.stdout);
+      assert.deepEqual([JSON.parse(reused.stdout).evidence.venv.built, JSON.parse(reused.stdout).evidence.venv.reason], [false, 'valid'], 'the valid venv was reused from the read-only cache');
+      const list = cli.list();
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stdout, /1 venvs in /);
+      assert.match(list.stderr, new RegExp(`^note: The venvs directory ${mount} cannot be used: nothing can be created in it \\(EROFS: the file system is read-only\\)`));
+
+      const readOnly = new RegExp(`^The venvs directory ${mount} cannot be used: nothing can be created in it \\(EROFS: the file system is read-only\\); choose another venvs directory`);
+      assertRefused(mount!, 'env', readOnly); // a new bundle: its venv must be built
+      const under = path.join(mount!, 'sub', 'venvs');
+      assertRefused(under, 'flag', new RegExp(`^The venvs directory ${under} cannot be used: it cannot be created in ${mount} \\(EROFS: the file system is read-only\\)`));
+    });
+  });
+});
