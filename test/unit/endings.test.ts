@@ -117,6 +117,20 @@ describe('every way a simulation can end', function () {
     // the hanging __str__ cost its 2 s bound three times (two replicates and a target), no more
     assert.ok(Date.now() - started < 60_000, `took ${Date.now() - started} ms`);
   });
+
+  it('a real SIGINT to the runner during a simulation is told apart from a KeyboardInterrupt raised by code, and the runner stays warm', () => {
+    const job = writeJob({ job_id: 'sigint', bundle: ENDINGS_BUNDLE, entrypoint: 'a/b', parameter_sets: [{ mode: 'sigint' }, { mode: 'keyboard' }, { mode: 'ok' }], replicates: 1 });
+    const out = path.join(scratch, 'out-sigint');
+    const result = cli(['run', job, '--out', out, '--workers', '1', '--queue-depth', '1']);
+    assert.equal(result.code, 1, result.stderr);
+    const sims = simRecords(path.join(out, 'sigint'));
+    const byMode = (mode: string) => sims.find((s) => s.param_id === paramId({ mode } as unknown as Params))!;
+    assert.deepEqual([byMode('sigint').kind, byMode('sigint').message], ['task-exception', 'KeyboardInterrupt: the runner received SIGINT while the simulation ran (a signal sent to its process, not a raise in the code)']);
+    assert.equal(byMode('sigint').location.line, lineOf(ENDINGS_PY, 'sigint'));
+    assert.equal(byMode('keyboard').message, "KeyboardInterrupt raised by the simulation's code");
+    assert.equal(byMode('ok').status, 'ok');
+    assert.equal(new Set(sims.map((s) => s.pid)).size, 1, 'one runner throughout');
+  });
 });
 
 describe('every way a simulation can end, on Dask (a real scheduler and two workers on 127.0.0.1)', function () {

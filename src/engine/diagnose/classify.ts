@@ -205,7 +205,7 @@ export function userExceptionWords(data: UserErrorData, who: 'simulation' | 'tar
     return { message: `SystemExit: the ${who} called sys.exit(${code})${zero}`, notes };
   }
   if (data.exc_type === 'KeyboardInterrupt') {
-    if (data.signal) return { message: `KeyboardInterrupt: the runner received ${data.signal} from another process while the ${who} ran`, notes };
+    if (data.signal) return { message: `KeyboardInterrupt: the runner received ${data.signal} while the ${who} ran (a signal sent to its process, not a raise in the code)`, notes };
     if (data.signal === null) {
       notes.push('no signal reached the runner: the code raised KeyboardInterrupt itself');
       return { message: `KeyboardInterrupt raised by the ${who}'s code${data.exc ? `: ${data.exc}` : ''}`, notes };
