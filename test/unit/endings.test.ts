@@ -11,7 +11,7 @@ import { exitCodeFor, Failure, REPORT_REQUEST, unexpectedFailure } from '../../s
 import { paramId, type Params } from '../../src/engine/job/ids';
 import { findTooDeep, MAX_INPUT_NESTING } from '../../src/engine/pyjson/depth';
 import { DaskCluster } from '../dask/cluster';
-import { bundle, CLI, events, lineOf, readJson, ROOT, scratchDir, writeBundle } from './helpers';
+import { bundle, CLI, events, lineOf, PROD_RUNNER, readJson, ROOT, scratchDir, writeBundle } from './helpers';
 
 const scratch = scratchDir('mo-endings-');
 let counter = 0;
@@ -116,6 +116,27 @@ describe('every way a simulation can end', function () {
     assert.deepEqual([...pids], [starts[0].pid], 'the same pid served every task, before and after each ending');
     // the hanging __str__ cost its 2 s bound three times (two replicates and a target), no more
     assert.ok(Date.now() - started < 60_000, `took ${Date.now() - started} ms`);
+  });
+
+  it("production's runner (the prod-style fixture) is ended by them: process-crashed at the raising line, and a KeyboardInterrupt is never 'killed by SIGINT'", () => {
+    const job = writeJob({ job_id: 'prod-endings', bundle: ENDINGS_BUNDLE, entrypoint: 'a/b', parameter_sets: ['keyboard', 'base', 'generator-exit', 'exit3'].map((mode) => ({ mode })), replicates: 1 });
+    const out = path.join(scratch, 'out-prod-endings');
+    const result = cli(['run', job, '--out', out, '--workers', '1', '--retries', '0', '--runner', PROD_RUNNER]);
+    assert.equal(result.code, 1, result.stderr);
+    const sims = simRecords(path.join(out, 'prod-endings'));
+    const byMode = (mode: string) => sims.find((s) => s.param_id === paramId({ mode } as unknown as Params))!;
+    const expected: Record<string, string> = {
+      keyboard: 'Runner ended during execute on an uncaught KeyboardInterrupt (Python then ends itself with SIGINT)',
+      base: 'Runner exited with code 1 during execute on an uncaught endings.Meltdown: the reactor is gone',
+      'generator-exit': 'Runner exited with code 1 during execute on an uncaught GeneratorExit: closed early',
+    };
+    for (const [mode, message] of Object.entries(expected)) {
+      assert.deepEqual([byMode(mode).kind, byMode(mode).message], ['process-crashed', message], mode);
+      assert.deepEqual([path.resolve(byMode(mode).location.file), byMode(mode).location.line], [ENDINGS_PY, lineOf(ENDINGS_PY, mode)], mode);
+    }
+    // SystemExit prints nothing: an exit code is all there is, and the note says what it may mean
+    assert.deepEqual([byMode('exit3').kind, byMode('exit3').message], ['process-crashed', 'Runner exited with code 3 during execute']);
+    assert.ok(byMode('exit3').evidence.notes.some((n: string) => /may have called sys\.exit\(\)/.test(n)));
   });
 
   it('a real SIGINT to the runner during a simulation is told apart from a KeyboardInterrupt raised by code, and the runner stays warm', () => {

@@ -129,6 +129,24 @@ export function classifyExit(facts: RunnerFacts): Failure {
     evidence.stacks = dump.text;
     evidence.frames = located.frames;
   }
+  const uncaught = dump ? undefined : endingTraceback(facts.stderrSince, exit);
+  if (uncaught) {
+    // a runner (production's) that lets SystemExit, KeyboardInterrupt or another BaseException
+    // from the bundle end it: the exception and its line, and never "a signal" for a
+    // KeyboardInterrupt (Python ends itself with SIGINT after printing one)
+    evidence.exception = { type: uncaught.excType, message: uncaught.message, traceback: uncaught.text };
+    evidence.frames = uncaught.frames;
+    const location = locate(uncaught.frames, facts.bundleDir);
+    const cause = uncaught.message ? `${uncaught.excType}: ${uncaught.message}` : uncaught.excType;
+    const message =
+      exit.signal === 'SIGINT'
+        ? `Runner ended during ${facts.method} on an uncaught KeyboardInterrupt (Python then ends itself with SIGINT)`
+        : `Runner ${how} during ${facts.method} on an uncaught ${cause}`;
+    return new Failure('process-crashed', message, evidence, location);
+  }
+  if (!dump && exit.code !== null) {
+    evidence.notes = [...(evidence.notes ?? []), 'an exit code, not a signal, in the middle of a request: the bundle may have called sys.exit() or os._exit() (our runner reports the line of a sys.exit)'];
+  }
   const where = located.location ? ` at ${located.location.function ?? '?'}()` : '';
   return new Failure('process-crashed', `Runner ${how} during ${facts.method}${where}`, evidence, located.location);
 }
@@ -212,6 +230,19 @@ export function userExceptionWords(data: UserErrorData, who: 'simulation' | 'tar
     }
   }
   return { message: plain, notes };
+}
+
+/**
+ * The traceback Python printed as it ended, when it is the last thing on stderr and the process
+ * ended as an uncaught exception ends it (an exit code, or SIGINT after a KeyboardInterrupt).
+ */
+function endingTraceback(stderr: string, exit: ExitInfo) {
+  const parsed = parseTraceback(stderr);
+  if (!parsed) return undefined;
+  const lastLine = parsed.text.trimEnd().split('\n').at(-1) ?? '';
+  if (!stderr.trimEnd().endsWith(lastLine)) return undefined;
+  if (exit.signal === 'SIGINT') return parsed.excType === 'KeyboardInterrupt' ? parsed : undefined;
+  return exit.code !== null && exit.code !== 0 ? parsed : undefined;
 }
 
 function phaseWords(phase: string): string {
