@@ -302,7 +302,7 @@ describe('an unexpected exception in the engine is an engine-error', function ()
     return { code: result.status, stdout: result.stdout, stderr: result.stderr };
   }
 
-  it('end to end (a deleted current directory): run, run --json, a job already under way, and handshake each end with engine-error, its stack, exit 3', () => {
+  it('end to end (a deleted current directory): run, run --json and a job under way end with engine-error, its stack, exit 3; so does what only the last catch sees', () => {
     const job = writeJob({ job_id: 'homeless', bundle: ENDINGS_BUNDLE, entrypoint: 'a/b', parameter_sets: [{ mode: 'ok' }], replicates: 1 });
     const report = /Unexpected engine error: Error: ENOENT: no such file or directory, uv_cwd \(this is a bug in modelops-debugger: please report it, with the stack from the evidence\)/;
 
@@ -318,20 +318,22 @@ describe('an unexpected exception in the engine is an engine-error', function ()
     const line = JSON.parse(json.stdout.trim().split('\n')[0]);
     assert.deepEqual([line.type, line.kind], ['error', 'engine-error']);
 
+    // the results folder is made (--out is absolute); the relative --runner is resolved inside the job
     const out = path.join(scratch, 'out-homeless');
-    const underway = cliInDeletedDir(['run', job, '--out', out, '--workers', '1']);
+    const underway = cliInDeletedDir(['run', job, '--out', out, '--workers', '1', '--runner', 'relative-runner.py']);
     assert.equal(underway.code, 3, underway.stderr);
     const manifest = readJson(path.join(out, 'homeless', 'manifest.json'));
     assert.deepEqual([manifest.status, manifest.exit_code, manifest.failure.kind], ['aborted', 3, 'engine-error']);
-    assert.match(manifest.failure.message, /^Unexpected engine error while running the job: .*uv_cwd \(this is a bug/);
+    assert.match(manifest.failure.message, /^Unexpected engine error while running the job: Error: ENOENT: no such file or directory, uv_cwd \(this is a bug/);
     assert.match(manifest.failure.evidence.engineStack, /\n\s+at /);
     assert.match(underway.stderr, /engine-error: Unexpected engine error while running the job/);
 
-    const handshake = cliInDeletedDir(['handshake', ENDINGS_BUNDLE, '--json']);
+    // a relative bundle path fails before the handshake command's own reporting: main's last catch
+    const handshake = cliInDeletedDir(['handshake', 'relative-bundle']);
     assert.equal(handshake.code, 3, handshake.stderr);
-    const verdict = JSON.parse(handshake.stdout);
-    assert.deepEqual([verdict.ok, verdict.kind], [false, 'engine-error']);
-    assert.match(verdict.evidence.engineStack, /\n\s+at /);
+    assert.match(handshake.stderr, new RegExp(`^modelops-debugger: engine-error: ${report.source}`));
+    assert.match(handshake.stderr, /\n\s+at /);
+    assert.doesNotMatch(handshake.stderr, /internal error/);
   });
 });
 
