@@ -361,6 +361,7 @@ describe('a venvs directory that cannot serve is venv-create-failed, naming the 
       run: () => ({ ...exec(['run', job, '--out', out, '--workers', '1', ...flag]), manifest: () => readJson(path.join(out, jobId, 'manifest.json')) }),
       handshake: () => exec(['handshake', bundleDir, '--json', ...flag]),
       list: () => exec(['venv', 'list', ...flag]),
+      venv: (args: string[]) => exec(['venv', ...args, ...flag]),
     };
   }
 
@@ -411,7 +412,7 @@ describe('a venvs directory that cannot serve is venv-create-failed, naming the 
       assert.equal(result.status, 0, result.stderr);
     };
 
-    it('EROFS for the directory and for a directory to create in it: run and handshake refuse with the errno in words; venv list lists and says so; a valid venv built before is still reused', () => {
+    it('EROFS for the directory and for a directory to create in it: run and handshake refuse with the errno in words; venv list lists and says so; venv rm says it could not; a valid venv built before is still reused', () => {
       // a venv built while the mount was writable
       const cli = commands(mount!, 'env');
       remount('rw');
@@ -426,6 +427,11 @@ describe('a venvs directory that cannot serve is venv-create-failed, naming the 
       assert.equal(list.code, 0, list.stderr);
       assert.match(list.stdout, /1 venvs in /);
       assert.match(list.stderr, new RegExp(`^note: The venvs directory ${mount} cannot be used: nothing can be created in it \\(EROFS: the file system is read-only\\)`));
+      // removing from it fails, and says so (it used to report "removed")
+      const key = JSON.parse(cli.venv(['list', '--json']).stdout)[0].key as string;
+      const removal = cli.venv(['rm', key]);
+      assert.equal(removal.code, 3, removal.stdout);
+      assert.equal(removal.stderr, `modelops-debugger: Could not remove ${path.join(mount!, key)}: EROFS: the file system is read-only.\n`);
 
       const readOnly = new RegExp(`^The venvs directory ${mount} cannot be used: nothing can be created in it \\(EROFS: the file system is read-only\\); choose another venvs directory`);
       assertRefused(mount!, 'env', readOnly); // a new bundle: its venv must be built

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { bundleDigest } from '../bundle/bundleDir';
 import { readBundleDeps, type BundleDeps } from '../bundle/deps';
-import { explainErrno } from '../errno';
+import { describeSystemError, explainErrno, systemError } from '../errno';
 import { Failure } from '../failure';
 import { buildVenv, installLogFile, tempPrefix } from './build';
 import { probeInterpreter, type InterpreterInfo } from './interpreter';
@@ -379,8 +379,11 @@ async function removeDir(dir: string): Promise<void> {
   const aside = path.join(path.dirname(dir), `.removing-${path.basename(dir)}-${randomBytes(4).toString('hex')}`);
   try {
     await fs.rename(dir, aside);
-  } catch {
-    return;
+  } catch (error) {
+    const system = systemError(error);
+    if (system?.code === 'ENOENT') return; // gone already
+    // never say "removed" of what is still there (a read-only cache, say)
+    throw new Failure('venv-create-failed', system ? describeSystemError(system, 'remove') : `Could not remove ${dir}: ${String(error)}.`, { notes: [`venv: ${dir}`] });
   }
   await fs.rm(aside, { recursive: true, force: true });
 }
