@@ -4,12 +4,12 @@
 import { Command } from 'commander';
 import { parse as losslessParse } from 'lossless-json';
 import * as fs from 'node:fs/promises';
-import { exitCodeFor, ExitCode, Failure, isFailure } from '../engine/failure';
+import { exitCodeFor, ExitCode, Failure, unexpectedFailure } from '../engine/failure';
 import { handshake, type HandshakeOptions } from '../engine/handshake/handshake';
 import { readTranscript, replay } from '../engine/handshake/replay';
 import type { ParamValue } from '../engine/protocol';
 import { stringifyWireJson } from '../engine/pyjson/pyjson';
-import { renderFailureLine, renderHandshake, renderReplay } from './render';
+import { currentDir, renderFailureLine, renderHandshake, renderReplay } from './render';
 import { positiveNumber } from './parsers';
 import { addVenvOptions, printVenvEvent, venvCacheOptions, type VenvFlags } from './venvOptions';
 
@@ -80,7 +80,7 @@ async function runHandshake(bundleDir: string, flags: HandshakeFlags): Promise<n
   if (flags.transcript && transcript) {
     await fs.writeFile(flags.transcript, `${stringifyWireJson(transcript)}\n`);
   }
-  process.stdout.write(flags.json ? `${stringifyWireJson(report)}\n` : renderHandshake(report, process.cwd()));
+  process.stdout.write(flags.json ? `${stringifyWireJson(report)}\n` : renderHandshake(report, currentDir()));
   return report.ok ? ExitCode.ok : exitCodeFor(report.kind!);
 }
 
@@ -122,11 +122,11 @@ function parseSeed(text: string): number | bigint {
 }
 
 function printFailure(error: unknown, json: boolean | undefined): number {
-  const failure = isFailure(error) ? error : new Failure('protocol-error', `Unexpected engine error: ${String(error)}`);
+  const failure = unexpectedFailure(error);
   if (json) {
     process.stdout.write(`${stringifyWireJson({ ok: false, kind: failure.kind, message: failure.message, location: failure.location, phases: [], evidence: failure.evidence, warnings: [] })}\n`);
   } else {
-    process.stderr.write(renderFailureLine(failure, process.cwd()));
+    process.stderr.write(renderFailureLine(failure, currentDir()));
   }
   return exitCodeFor(failure.kind);
 }

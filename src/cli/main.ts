@@ -1,7 +1,8 @@
 /** `modelops-debugger`: the command-line twin of the extension, on the same engine. */
 import { Command, CommanderError } from 'commander';
-import { ExitCode } from '../engine/failure';
+import { ExitCode, exitCodeFor, unexpectedFailure } from '../engine/failure';
 import { handshakeCommand } from './handshakeCommand';
+import { currentDir, renderFailureLine } from './render';
 import { runCommand } from './runCommand';
 import { venvCommand } from './venvCommand';
 
@@ -28,6 +29,16 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * Whatever a command let through: an `engine-error` with its stack and a request to report it,
+ * exit 3 like every engine-error (it used to be "internal error", exit 70).
+ */
+export function reportUnexpected(error: unknown): number {
+  const failure = unexpectedFailure(error);
+  process.stderr.write(renderFailureLine(failure, currentDir()).replace('modelops-debugger: ', `modelops-debugger: ${failure.kind}: `));
+  return exitCodeFor(failure.kind);
+}
+
 /** Commander's errors become exit code 2 only if every subcommand throws instead of exiting. */
 function exitOverrideAll(command: Command): Command {
   command.exitOverride();
@@ -41,8 +52,7 @@ if (require.main === module) {
       process.exitCode = code;
     },
     (error: unknown) => {
-      process.stderr.write(`modelops-debugger: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-      process.exitCode = 70;
+      process.exitCode = reportUnexpected(error);
     },
   );
 }

@@ -6,17 +6,27 @@ import type { ReplayReport } from '../engine/handshake/replay';
 
 const STDERR_LINES_SHOWN = 12;
 
-export function displayPath(file: string, cwd: string): string {
+/** The current directory, or undefined when it was deleted (process.cwd() then throws). */
+export function currentDir(): string | undefined {
+  try {
+    return process.cwd();
+  } catch {
+    return undefined;
+  }
+}
+
+export function displayPath(file: string, cwd: string | undefined): string {
+  if (cwd === undefined) return file;
   const relative = path.relative(cwd, file);
   return relative && !relative.startsWith('..') ? relative : file;
 }
 
-export function renderLocation(location: SourceLocation | undefined, cwd: string): string {
+export function renderLocation(location: SourceLocation | undefined, cwd: string | undefined): string {
   if (!location) return '';
   return `${displayPath(location.file, cwd)}:${location.line}${location.function ? ` in ${location.function}()` : ''}`;
 }
 
-export function renderHandshake(report: HandshakeReport, cwd: string): string {
+export function renderHandshake(report: HandshakeReport, cwd: string | undefined): string {
   const lines: string[] = [];
   if (report.ok) {
     lines.push(`✔ ${report.message}`);
@@ -58,6 +68,7 @@ export function renderEvidence(evidence: Evidence): string[] {
   if (evidence.stdoutNoise) lines.push('    stdout bytes that are not frames:', ...indent(evidence.stdoutNoise, 6));
   if (evidence.exception?.traceback) lines.push('    traceback:', ...indent(evidence.exception.traceback.trimEnd(), 6));
   if (evidence.stacks) lines.push('    stacks:', ...indent(evidence.stacks, 6));
+  if (evidence.engineStack) lines.push('    engine stack:', ...indent(evidence.engineStack, 6));
   for (const note of evidence.notes ?? []) lines.push(`    note: ${note}`);
   if (evidence.stderrTail && !evidence.exception?.traceback) {
     const tail = evidence.stderrTail.trimEnd().split('\n').slice(-STDERR_LINES_SHOWN).join('\n');
@@ -66,10 +77,12 @@ export function renderEvidence(evidence: Evidence): string[] {
   return lines.length > 1 ? lines : [];
 }
 
-export function renderFailureLine(failure: Failure, cwd: string): string {
+export function renderFailureLine(failure: Failure, cwd: string | undefined): string {
   const where = failure.location ? ` (${renderLocation(failure.location, cwd)})` : '';
   const tried = failure.evidence.tried?.length ? `\n  tried: ${failure.evidence.tried.join(', ')}` : '';
-  return `modelops-debugger: ${failure.message}${where}${tried}\n`;
+  const notes = (failure.evidence.notes ?? []).map((note) => `\n  note: ${note}`).join('');
+  const stack = failure.evidence.engineStack ? `\n${indent(failure.evidence.engineStack, 2).join('\n')}` : '';
+  return `modelops-debugger: ${failure.message}${where}${tried}${notes}${stack}\n`;
 }
 
 export function renderReplay(report: ReplayReport): string {

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { bundleDigest, checkBundleDir } from '../engine/bundle/bundleDir';
 import { readBundleDeps } from '../engine/bundle/deps';
-import { exitCodeFor, ExitCode, Failure, isFailure } from '../engine/failure';
+import { exitCodeFor, ExitCode, Failure, unexpectedFailure } from '../engine/failure';
 import type { JobEvent } from '../engine/job/events';
 import { ResultsStore } from '../engine/job/results';
 import { openEarlierRun, type BundleChange } from '../engine/job/resume';
@@ -15,7 +15,7 @@ import { runJob } from '../engine/job/run';
 import { jobFromParamsFile, loadJobFile, type JobSpec } from '../engine/job/spec';
 import { stringifyWireJson } from '../engine/pyjson/pyjson';
 import { Progress } from './progress';
-import { renderLocation } from './render';
+import { currentDir, renderFailureLine, renderLocation } from './render';
 import { addVenvOptions, venvCacheOptions, type VenvFlags } from './venvOptions';
 import { collect, positiveNumber, wholeNumber } from './parsers';
 
@@ -220,7 +220,9 @@ function summaryLines(job: JobSpec, outcome: Awaited<ReturnType<typeof runJob>>)
       break;
     case 'aborted':
       lines.push(`✘ job ${job.jobId} aborted after ${seconds} s: ${outcome.failure?.kind}: ${outcome.failure?.message}`);
-      if (outcome.failure?.location) lines.push(`  at ${renderLocation(outcome.failure.location, process.cwd())}`);
+      if (outcome.failure?.location) lines.push(`  at ${renderLocation(outcome.failure.location, currentDir())}`);
+      for (const note of outcome.failure?.evidence.notes ?? []) lines.push(`  note: ${note}`);
+      if (outcome.failure?.evidence.engineStack) lines.push(outcome.failure.evidence.engineStack.replace(/^/gm, '  '));
       if (sims.pending) lines.push(`  ${sims.pending} simulations did not run; after fixing the cause, --resume ${outcome.dir} runs them`);
       break;
   }
@@ -229,8 +231,8 @@ function summaryLines(job: JobSpec, outcome: Awaited<ReturnType<typeof runJob>>)
 }
 
 function report(error: unknown, flags: RunFlags): number {
-  const failure = isFailure(error) ? error : new Failure('protocol-error', `Unexpected engine error: ${String(error)}`);
+  const failure = unexpectedFailure(error);
   if (flags.json) process.stdout.write(`${stringifyWireJson({ type: 'error', kind: failure.kind, message: failure.message, location: failure.location })}\n`);
-  else process.stderr.write(`modelops-debugger: ${failure.message}${failure.location ? ` (${renderLocation(failure.location, process.cwd())})` : ''}\n`);
+  else process.stderr.write(renderFailureLine(failure, currentDir()));
   return exitCodeFor(failure.kind);
 }

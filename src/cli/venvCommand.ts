@@ -1,6 +1,6 @@
 /** `modelops-debugger venv list|inspect|rm|prune`: the venv cache, explained and tidied. */
 import { Command } from 'commander';
-import { ExitCode, exitCodeFor, Failure, isFailure } from '../engine/failure';
+import { ExitCode, exitCodeFor, unexpectedFailure } from '../engine/failure';
 import { VenvCache, type VenvEntry } from '../engine/venv/cache';
 import { describeVenvEvent } from '../engine/venv/describe';
 import { venvCacheOptions } from './venvOptions';
@@ -20,6 +20,9 @@ export function venvCommand(): Command {
     common(new Command('list').description('Every cached venv: key, bundle, python, size, created, last used, valid or why not.')).action((flags: CommonFlags) =>
       run(flags, async (cache) => {
         const entries = await cache.list();
+        // a read-only cache is listed, and said to be one: no venv can be built in it
+        const readOnly = await cache.dirProblem('build');
+        if (readOnly && !flags.json) process.stderr.write(`note: ${readOnly.message}\n`);
         return flags.json ? entries : renderList(entries, cache.dir);
       }),
     ),
@@ -78,7 +81,7 @@ async function run(flags: CommonFlags, body: (cache: VenvCache) => Promise<unkno
     process.stdout.write(typeof output === 'string' ? output : `${JSON.stringify(output, null, 2)}\n`);
     process.exitCode = ExitCode.ok;
   } catch (error) {
-    const failure = isFailure(error) ? error : new Failure('venv-create-failed', String(error));
+    const failure = unexpectedFailure(error);
     if (flags.json) process.stdout.write(`${JSON.stringify({ ok: false, kind: failure.kind, message: failure.message }, null, 2)}\n`);
     else process.stderr.write(`modelops-debugger: ${failure.message}\n`);
     process.exitCode = exitCodeFor(failure.kind);

@@ -2,6 +2,7 @@
  * Failures are typed values: a kind, a one-line cause, the evidence, and where known the
  * source line. Every layer passes these on; none of them invents a bare `Error("failed")`.
  */
+import { explainErrno, systemError } from './errno';
 import type { PyFrame } from './protocol';
 
 /**
@@ -9,8 +10,9 @@ import type { PyFrame } from './protocol';
  * `bad-input` (the user's input is wrong: exit 2) and `interpreter-not-found`
  * (no Python to run: exit 3), and the Dask backend's: `scheduler-unreachable` and
  * `scheduler-lost` and `dask-stalled` (the cluster stopped answering) (exit 3), `dask-task-erred` (Dask itself failed a task, e.g. KilledWorker
- * after its workers died too often: exit 1), and `results-unwritable` (the results folder
- * cannot be written: a full or read-only disk, no permission: exit 3).
+ * after its workers died too often: exit 1), `results-unwritable` (the results folder
+ * cannot be written: a full or read-only disk, no permission: exit 3), and `engine-error` (an
+ * exception the engine did not expect: a bug of ours, with its stack, exit 3).
  */
 export type FailureKind =
   | 'bad-input'
@@ -35,7 +37,9 @@ export type FailureKind =
   | 'scheduler-unreachable'
   | 'scheduler-lost'
   | 'dask-stalled'
-  | 'dask-task-erred';
+  | 'dask-task-erred'
+  // a bug of ours: see unexpectedFailure
+  | 'engine-error';
 
 export interface SourceLocation {
   file: string;
@@ -63,6 +67,8 @@ export interface Evidence {
   pid?: number;
   /** What was tried, e.g. the interpreter paths searched. */
   tried?: string[];
+  /** The engine's own stack, for an `engine-error`. */
+  engineStack?: string;
   /** Anything else worth showing, as short labelled facts. */
   notes?: string[];
 }
@@ -87,6 +93,28 @@ export function isFailure(value: unknown): value is Failure {
   return value instanceof Failure;
 }
 
+/** The line that asks for a bug report; part of every `engine-error` message. */
+export const REPORT_REQUEST = 'this is a bug in modelops-debugger: please report it, with the stack from the evidence';
+
+/**
+ * Anything thrown that is not a Failure, as one: an `engine-error` with the stack in the evidence
+ * and a request to report it, never a `protocol-error` (which means a runner broke the protocol).
+ * `doing` says what the engine was at ("running the job").
+ */
+export function unexpectedFailure(error: unknown, doing?: string): Failure {
+  if (isFailure(error)) return error;
+  const thrown = error instanceof Error ? `${error.name}: ${error.message}` : `a non-Error value: ${String(error)}`;
+  const system = systemError(error);
+  const notes: string[] = [];
+  if (system) notes.push(explainErrno(system.code) + (system.syscall ? ` (in ${system.syscall}${system.path ? ` on ${system.path}` : ''})` : ''));
+  if (system?.syscall === 'uv_cwd') notes.push('the current directory of this process was deleted: cd to an existing directory and try again');
+  const oneLine = thrown.replace(/\s*\n\s*/g, ' ');
+  return new Failure('engine-error', `Unexpected engine error${doing ? ` while ${doing}` : ''}: ${oneLine} (${REPORT_REQUEST})`, {
+    engineStack: error instanceof Error ? error.stack : undefined,
+    notes: notes.length ? notes : undefined,
+  });
+}
+
 /** Exit codes of the command line, by what went wrong (DESIGN.md "Command line"). */
 export const ExitCode = {
   ok: 0,
@@ -109,6 +137,8 @@ export function exitCodeFor(kind: FailureKind): number {
     case 'aggregation-skipped':
     case 'dask-task-erred':
       return ExitCode.failedWork;
+    case 'engine-error': // the job could not be run here, like an environment failure (resumable)
+      return ExitCode.environment;
     default:
       return ExitCode.environment;
   }

@@ -104,6 +104,12 @@ export interface UserErrorData {
   frames?: PyFrame[];
   entrypoint?: string;
   target_entrypoint?: string;
+  /** Our runner: the type does not derive from Exception (SystemExit, KeyboardInterrupt, …). */
+  base_exception?: boolean;
+  /** Our runner, for SystemExit: its code (sys.exit's argument). */
+  exit_code?: number | string | null;
+  /** Our runner, for KeyboardInterrupt: "SIGINT" when a signal caused it, null when code raised it. */
+  signal?: string | null;
 }
 
 // ---- notifications (our runner only) ----------------------------------------------------

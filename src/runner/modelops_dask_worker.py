@@ -13,6 +13,7 @@ Also the Content-Length framing both Python sides speak (the driver imports it f
 """
 import atexit
 import base64
+import errno
 import hashlib
 import json
 import os
@@ -796,6 +797,8 @@ def _runner_for(spec):
         venv, key, how = ensure_venv(spec, spec["bundle_path"])
     except EnvironmentFailure as exc:
         return None, {"outcome": "environment", "kind": exc.kind, "message": str(exc), "stderr_tail": exc.log_tail, "notes": exc.notes}
+    except OSError as exc:
+        return None, _venvs_dir_failure(exc, "build the bundle's venv")
     if how != "valid":
         _emit({"type": "venv-built", "key": key, "reason": how})
     runner = Runner(spec, os.path.join(venv, "bin", "python"), venv, spec["bundle_path"], os.path.join(spec["runner_dir"], spec["runner_file"]))
@@ -852,9 +855,22 @@ def _settings(payload, key, seed):
     """The job's settings, or the result that says why this worker could not have them."""
     try:
         return _spec(payload), None
-    except (ImportError, OSError, ValueError) as exc:
+    except OSError as exc:  # the worker's venvs directory (where the bundle goes) cannot serve
+        facts = _venvs_dir_failure(exc, "put the job's bundle in place")
+        facts["start_failed"] = True
+        return None, {"key": key, "status": "failed", "seed": seed, "worker": _where(), "attempts": [facts], "ms": 0}
+    except (ImportError, ValueError) as exc:
         facts = {"outcome": "environment", "kind": "protocol-error", "message": "The job's bundle could not be put in place on Dask worker %s: %s: %s" % (_where(), type(exc).__name__, exc), "start_failed": True}
         return None, {"key": key, "status": "failed", "seed": seed, "worker": _where(), "attempts": [facts], "ms": 0}
+
+
+def _venvs_dir_failure(exc, doing):
+    """An OSError in the worker's venvs directory, as the engine's venv-create-failed: the path
+    and the errno, named and said in words."""
+    name = errno.errorcode.get(exc.errno, "error") if exc.errno else type(exc).__name__
+    where = exc.filename or cache_root()
+    message = "The venvs directory %s on Dask worker %s cannot be used: could not %s at %s (%s: %s); give the workers another MODELOPS_VENVS_DIR" % (cache_root(), _where(), doing, where, name, (exc.strerror or str(exc)).lower())
+    return {"outcome": "environment", "kind": "venv-create-failed", "message": message, "stderr_tail": "", "notes": ["venvs directory: %s" % cache_root()]}
 
 
 def run_sim(payload, key, seed, params_json):

@@ -162,6 +162,7 @@ class Channel:
 
 
 _real_os_write = os.write
+MAIN_THREAD = _thread.get_ident()
 channel = None  # type: Channel
 state = {"phase": "starting"}
 
@@ -619,16 +620,73 @@ def _bundle_side(filename):
     return not _runner_file(filename) and not filename.startswith("<frozen importlib")
 
 
+# Formatting an exception runs the bundle's own ``__str__``, which may raise or never return:
+# it gets this long (an alarm in the main thread) before the type name stands in for the message.
+STR_TIMEOUT_S = 2.0
+
+
+class _FormatTimeout(BaseException):
+    """Raised by the alarm when an exception's ``__str__`` did not return in time."""
+
+
+def _on_format_alarm(signum, frame):
+    raise _FormatTimeout()
+
+
+def _guarded(func, timeout_s=STR_TIMEOUT_S):
+    """``(func(), None)``, or ``(None, why)`` when it raised or ran past ``timeout_s``.
+
+    SIGALRM only reaches the main thread, and only between bytecodes: a ``__str__`` stuck in C
+    code that never checks for signals still hangs, and then the engine's task timeout ends it.
+    An alarm the bundle had set is put back, minus the time spent here."""
+    import time
+
+    main = _thread.get_ident() == MAIN_THREAD and hasattr(_signal, "setitimer")
+    if main:
+        previous_handler = _signal.signal(_signal.SIGALRM, _on_format_alarm)
+        previous_timer = _signal.setitimer(_signal.ITIMER_REAL, timeout_s)
+        began = time.monotonic()
+    try:
+        try:
+            return func(), None
+        finally:
+            if main:
+                _signal.setitimer(_signal.ITIMER_REAL, 0)
+    except _FormatTimeout:
+        return None, "<__str__ did not return within %g s>" % timeout_s
+    except BaseException as failure:  # the bundle's __str__ raised (even SystemExit): no message
+        return None, "<__str__ raised %s>" % type(failure).__name__
+    finally:
+        if main:  # the handler first: an alarm still pending then goes where it always went
+            _signal.signal(_signal.SIGALRM, previous_handler)
+            if previous_timer[0] > 0:
+                left = max(previous_timer[0] - (time.monotonic() - began), 0.001)
+                _signal.setitimer(_signal.ITIMER_REAL, left, previous_timer[1])
+
+
+def safe_str(exc):
+    text, why = _guarded(lambda: str(exc))
+    return text if isinstance(text, str) else why
+
+
 def exception_data(exc):
+    """What the engine needs to know about an exception from bundle code: type, message, frames.
+    Any BaseException (SystemExit, KeyboardInterrupt, GeneratorExit, subclasses) is welcome, and
+    its ``__str__`` is never trusted to return (see ``_guarded``)."""
     import traceback
 
     summary = [fs for fs in traceback.extract_tb(exc.__traceback__) if _bundle_side(fs.filename)]
     lines = ["Traceback (most recent call last):\n"] if summary else []
     lines += traceback.format_list(summary)
-    lines += traceback.format_exception_only(type(exc), exc)
-    return {
+    message = safe_str(exc)
+    if isinstance(exc, SyntaxError):  # its caret lines are worth the second call to __str__
+        last, _ = _guarded(lambda: traceback.format_exception_only(type(exc), exc))
+        lines += last or ["%s: %s\n" % (type(exc).__name__, message)]
+    else:
+        lines.append("%s: %s\n" % (type(exc).__name__, message) if message else "%s\n" % type(exc).__name__)
+    data = {
         "exc_type": type(exc).__name__,
-        "exc": str(exc),
+        "exc": message,
         # production sends the full text; ours leaves out the runner's own frames
         "traceback": "".join(lines),
         "frames": [
@@ -636,6 +694,22 @@ def exception_data(exc):
             for fs in summary
         ],
     }
+    if not isinstance(exc, Exception):
+        data["base_exception"] = True
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        data["exit_code"] = code if code is None or isinstance(code, int) else safe_str(code)
+    if isinstance(exc, KeyboardInterrupt):
+        data["signal"] = getattr(exc, "modelops_signal", None)
+    return data
+
+
+def _on_sigint(signum, frame):
+    """Python's own SIGINT handler, plus a mark: a KeyboardInterrupt that a signal caused is
+    told apart from one that bundle code raised."""
+    interrupt = KeyboardInterrupt()
+    interrupt.modelops_signal = "SIGINT"
+    raise interrupt
 
 
 def encode_outputs(result):
@@ -779,11 +853,13 @@ def handle(runner, message):
         if method in ("execute", "aggregate") and exc.__traceback__ is not None and exc.__traceback__.tb_next is not None:
             # raised inside user code, not by the call signature
             return error(*_user_error(method, params, exc))
-        return error(INTERNAL_ERROR, "Internal error", str(exc))
-    except Exception as exc:  # user code raised: report, stay warm
+        return error(INTERNAL_ERROR, "Internal error", safe_str(exc))
+    except BaseException as exc:  # user code raised, even SystemExit or KeyboardInterrupt: report, stay warm
         if method in ("execute", "aggregate"):
             return error(*_user_error(method, params, exc))
-        return error(INTERNAL_ERROR, "Internal error", str(exc))
+        if not isinstance(exc, Exception):
+            raise
+        return error(INTERNAL_ERROR, "Internal error", safe_str(exc))
 
 
 def _user_error(method, params, exc):
@@ -821,6 +897,10 @@ def parse_args(argv):
 
 
 def main(argv=None):
+    global MAIN_THREAD
+    MAIN_THREAD = _thread.get_ident()
+    if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+        _signal.signal(_signal.SIGINT, _on_sigint)
     drain = protect_stdio()
     faulthandler.enable(file=sys.stderr, all_threads=True)
     if hasattr(faulthandler, "register"):

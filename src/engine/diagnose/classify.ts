@@ -129,6 +129,24 @@ export function classifyExit(facts: RunnerFacts): Failure {
     evidence.stacks = dump.text;
     evidence.frames = located.frames;
   }
+  const uncaught = dump ? undefined : endingTraceback(facts.stderrSince, exit);
+  if (uncaught) {
+    // a runner (production's) that lets SystemExit, KeyboardInterrupt or another BaseException
+    // from the bundle end it: the exception and its line, and never "a signal" for a
+    // KeyboardInterrupt (Python ends itself with SIGINT after printing one)
+    evidence.exception = { type: uncaught.excType, message: uncaught.message, traceback: uncaught.text };
+    evidence.frames = uncaught.frames;
+    const location = locate(uncaught.frames, facts.bundleDir);
+    const cause = uncaught.message ? `${uncaught.excType}: ${uncaught.message}` : uncaught.excType;
+    const message =
+      exit.signal === 'SIGINT'
+        ? `Runner ended during ${facts.method} on an uncaught KeyboardInterrupt (Python then ends itself with SIGINT)`
+        : `Runner ${how} during ${facts.method} on an uncaught ${cause}`;
+    return new Failure('process-crashed', message, evidence, location);
+  }
+  if (!dump && exit.code !== null) {
+    evidence.notes = [...(evidence.notes ?? []), 'an exit code, not a signal, in the middle of a request: the bundle may have called sys.exit() or os._exit() (our runner reports the line of a sys.exit)'];
+  }
   const where = located.location ? ` at ${located.location.function ?? '?'}()` : '';
   return new Failure('process-crashed', `Runner ${how} during ${facts.method}${where}`, evidence, located.location);
 }
@@ -182,10 +200,49 @@ export function classifyErrorResponse(
     evidence.exception = { type: data.exc_type, message: data.exc, traceback: data.traceback };
     evidence.frames = frames;
     const kind: FailureKind = error.code === -32000 ? 'task-exception' : 'aggregation-failed';
-    return new Failure(kind, `${data.exc_type}: ${data.exc}`, evidence, locate(frames, facts.bundleDir));
+    const { message, notes } = userExceptionWords(data, error.code === -32000 ? 'simulation' : 'target');
+    if (notes.length) evidence.notes = [...(evidence.notes ?? []), ...notes];
+    return new Failure(kind, message, evidence, locate(frames, facts.bundleDir));
   }
   const detail = typeof error.data === 'string' ? `: ${error.data}` : '';
   return new Failure('protocol-error', `Runner refused ${facts.method}: ${error.code} ${error.message}${detail}`, evidence);
+}
+
+/**
+ * The one line for an exception from bundle code. The ways out of Python that are not errors
+ * (sys.exit, KeyboardInterrupt, other BaseExceptions) are named for what they are: never as a
+ * signal from the user, unless the runner saw one.
+ */
+export function userExceptionWords(data: UserErrorData, who: 'simulation' | 'target'): { message: string; notes: string[] } {
+  const notes: string[] = [];
+  const plain = data.exc ? `${data.exc_type}: ${data.exc}` : data.exc_type;
+  if (data.base_exception) notes.push(`${data.exc_type} derives from BaseException, not Exception; the runner caught it and stays warm`);
+  if (data.exc_type === 'SystemExit') {
+    const code = data.exit_code === undefined ? data.exc : data.exit_code === null ? '' : String(data.exit_code);
+    const zero = code === '0' || code === '' ? ' (an exit status of success, but the task returned nothing)' : '';
+    return { message: `SystemExit: the ${who} called sys.exit(${code})${zero}`, notes };
+  }
+  if (data.exc_type === 'KeyboardInterrupt') {
+    if (data.signal) return { message: `KeyboardInterrupt: the runner received ${data.signal} while the ${who} ran (a signal sent to its process, not a raise in the code)`, notes };
+    if (data.signal === null) {
+      notes.push('no signal reached the runner: the code raised KeyboardInterrupt itself');
+      return { message: `KeyboardInterrupt raised by the ${who}'s code${data.exc ? `: ${data.exc}` : ''}`, notes };
+    }
+  }
+  return { message: plain, notes };
+}
+
+/**
+ * The traceback Python printed as it ended, when it is the last thing on stderr and the process
+ * ended as an uncaught exception ends it (an exit code, or SIGINT after a KeyboardInterrupt).
+ */
+function endingTraceback(stderr: string, exit: ExitInfo) {
+  const parsed = parseTraceback(stderr);
+  if (!parsed) return undefined;
+  const lastLine = parsed.text.trimEnd().split('\n').at(-1) ?? '';
+  if (!stderr.trimEnd().endsWith(lastLine)) return undefined;
+  if (exit.signal === 'SIGINT') return parsed.excType === 'KeyboardInterrupt' ? parsed : undefined;
+  return exit.code !== null && exit.code !== 0 ? parsed : undefined;
 }
 
 function phaseWords(phase: string): string {

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { showBytes } from '../diagnose/classify';
 import { locate } from '../diagnose/pythonTrace';
 import { breaksProduction } from '../diagnose/stdoutBlame';
-import { Evidence, Failure, FailureKind, isFailure, SourceLocation } from '../failure';
+import { Evidence, Failure, FailureKind, SourceLocation, unexpectedFailure } from '../failure';
 import { ExecuteRequest, type ExecuteParams, type ReadyResult, type StdoutCaptureParams } from '../protocol';
 import { ourRunnerScript } from '../process/runnerScript';
 import { WarmProcess, type TranscriptEntry } from '../process/warmProcess';
@@ -155,9 +155,7 @@ function failedReport(failure: Failure, phases: Phase[], evidence: HandshakeEvid
 }
 
 function asFailure(error: unknown): Failure {
-  if (isFailure(error)) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  return new Failure('protocol-error', `Unexpected engine error: ${message}`);
+  return unexpectedFailure(error, 'shaking hands');
 }
 
 /** "No wire specified" is the user's input being wrong, not the environment. */

@@ -6,6 +6,7 @@
 import { closeSync, existsSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { DirLock } from '../lock/dirLock';
+import { errnoMeaning } from '../errno';
 import { Failure, isFailure } from '../failure';
 
 /** The lock of a results folder: a directory inside it, so even the lock never lives outside. */
@@ -13,25 +14,11 @@ export const RESULTS_LOCK = '.lock';
 /** A temporary file of a whole-file write (`<file>.tmp-<pid>`), renamed over its file when complete. */
 export const TEMP_FILE = /\.tmp-\d+$/;
 
-const ERRNO_MEANING: Record<string, string> = {
-  ENOSPC: 'the disk is full',
-  EDQUOT: 'the disk quota is exceeded',
-  EROFS: 'the file system is read-only',
-  EACCES: 'permission is denied',
-  EPERM: 'the operation is not permitted',
-  ENOTDIR: 'a part of the path is a file, not a folder',
-  EISDIR: 'a folder is where a file should be',
-  EIO: 'the disk reported an I/O error',
-  EMFILE: 'this process has too many open files',
-  ENFILE: 'the system has too many open files',
-  ELOOP: 'a symbolic link is in the way',
-};
-
 /** `results-unwritable` (exit 3): the disk, not the job, is the problem; said in one sentence. */
 export function unwritable(dir: string, error: unknown, file?: string, doing = 'writing'): Failure {
   if (isFailure(error)) return error;
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  const meaning = (code && ERRNO_MEANING[code]) ?? (error instanceof Error ? error.message : String(error));
+  const meaning = (code && errnoMeaning(code)) ?? (error instanceof Error ? error.message : String(error));
   const where = file ? ` ${doing} ${path.relative(dir, file) || file}` : '';
   return new Failure('results-unwritable', `Cannot write the results in ${dir}: ${meaning} (${code ?? 'error'}${where}).`, {
     notes: [`${error instanceof Error ? error.message : String(error)}`, 'once the disk takes writes again, --resume finishes the job'],

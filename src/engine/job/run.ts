@@ -8,10 +8,11 @@ import { blake2b } from '@noble/hashes/blake2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { writeSync } from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { runOnDask, type DaskOptions } from '../backends/dask/run';
 import { WarmPool } from '../backends/local/pool';
 import { pollutionWarning } from '../diagnose/stdoutBlame';
-import { exitCodeFor, ExitCode, Failure, isFailure } from '../failure';
+import { exitCodeFor, ExitCode, Failure, REPORT_REQUEST, unexpectedFailure } from '../failure';
 import { AggregateRequest, ExecuteRequest, type SerializedSimReturn } from '../protocol';
 import { NOT_STARTED, WarmProcess, type TranscriptEntry } from '../process/warmProcess';
 import { lingeringWarnings } from '../process/lingering';
@@ -20,6 +21,7 @@ import { JobBook, RETRYABLE, type SetState } from './book';
 import type { JobCounts, JobEvent, JobEventBody, JobStatus } from './events';
 import { WRITE_BACKLOG_LIMIT, type OutputRecord, type ResultsStore } from './results';
 import type { BundleChange } from './resume';
+import { unwritable } from './resultsFolder';
 import type { JobSpec } from './spec';
 
 export interface RunOptions extends Omit<RuntimeOptions, 'bundleDir'> {
@@ -103,7 +105,7 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
   const { interrupted } = ran;
   if (!fatal && !interrupted && counts.sims.pending + counts.aggregations.pending > 0) {
     // a backend that ends with work undone and no reason is a bug: never a silent success
-    fatal = new Failure('protocol-error', `The ${backend} backend ended with ${counts.sims.pending} simulations and ${counts.aggregations.pending} aggregations without an outcome`);
+    fatal = new Failure('engine-error', `The ${backend} backend ended with ${counts.sims.pending} simulations and ${counts.aggregations.pending} aggregations without an outcome (${REPORT_REQUEST})`, { engineStack: new Error('backend ended early').stack });
   }
 
   await store.drain(); // the manifest is written once every result is on disk
@@ -142,7 +144,7 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
     store.writeJson('manifest.json', manifest);
   } catch (error) {
     // no room even for the manifest: the outcome is still said, on the event stream and the exit code
-    fatal = isFailure(error) ? error : new Failure('results-unwritable', String(error));
+    fatal = unwritable(store.dir, error, path.join(store.dir, 'manifest.json'));
     status = 'aborted';
     exitCode = exitCodeFor(fatal.kind);
   }
@@ -173,7 +175,7 @@ async function runLocally(book: JobBook, options: RunOptions): Promise<BackendRu
     fatal = scheduler.fatal;
     interrupted = scheduler.interrupted;
   } catch (error) {
-    fatal = isFailure(error) ? error : new Failure('protocol-error', `Unexpected engine error: ${String(error)}`);
+    fatal = unexpectedFailure(error, 'running the job');
   } finally {
     if (interrupted) await pool?.kill();
     else await pool?.close();
@@ -348,7 +350,7 @@ class Scheduler {
       this.book.simSucceeded(state, replicate, outputs, { attempts: task.attempt, pid, ms: Math.round(performance.now() - begun) });
       this.queueAggregation(state);
     } catch (error) {
-      const failure = isFailure(error) ? error : new Failure('protocol-error', String(error));
+      const failure = unexpectedFailure(error, `running ${key}`);
       if (this.interrupted) return; // no result: a resume runs it
       if (notStarted(failure)) {
         this.retries.push(task); // queued behind a request that broke its runner; never began
@@ -387,7 +389,7 @@ class Scheduler {
         );
         record.targets[target] = { status: 'ok', loss: result.loss, diagnostics: result.diagnostics, n_replicates: result.n_replicates };
       } catch (error) {
-        const failure = isFailure(error) ? error : new Failure('aggregation-failed', String(error));
+        const failure = unexpectedFailure(error, `aggregating ${key} with ${target}`);
         if (this.interrupted) return;
         if (notStarted(failure)) {
           this.readyToAggregate.push(state); // try the whole aggregation again on a live runner

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { Failure } from '../failure';
+import { findTooDeep, MAX_INPUT_NESTING } from '../pyjson/depth';
 import { parsePythonJson, PyFloat } from '../pyjson/pyjson';
 import { paramId, replicateSeeds, type Params, type ParamScalar } from './ids';
 
@@ -205,11 +206,25 @@ async function readJson(file: string): Promise<unknown> {
   } catch (error) {
     throw new Failure('bad-input', `${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}).`);
   }
+  checkNesting(file, text);
   try {
     return parsePythonJson(text);
   } catch (error) {
     throw new Failure('bad-input', `${file} is not valid JSON: ${(error as Error).message}.`);
   }
+}
+
+/**
+ * Input nested deeper than the runners' JSON decoder takes is refused here, naming the field,
+ * rather than crashing a runner that then cannot even answer (pyjson/depth.ts says how deep).
+ */
+export function checkNesting(file: string, text: string): void {
+  const deep = findTooDeep(text);
+  if (!deep) return;
+  throw bad(
+    file,
+    `${deep.path} is nested ${deep.depth} levels deep; at most ${MAX_INPUT_NESTING} are accepted, because the runner reads every request with Python's json module, which fails with RecursionError a little below 1000 levels`,
+  );
 }
 
 function makeSet(file: string, value: unknown, where: string, index: number, seedsFor: (id: string) => (number | bigint)[]): ParameterSet {

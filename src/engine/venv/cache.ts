@@ -11,10 +11,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { bundleDigest } from '../bundle/bundleDir';
 import { readBundleDeps, type BundleDeps } from '../bundle/deps';
+import { describeSystemError, explainErrno, systemError } from '../errno';
 import { Failure } from '../failure';
 import { buildVenv, installLogFile, tempPrefix } from './build';
 import { probeInterpreter, type InterpreterInfo } from './interpreter';
 import { DirLock, holderGone, readOwner, type LockEvent, type LockOwner } from '../lock/dirLock';
+import { venvsDirProblem } from './venvsDir';
 import { LAST_USED_FILE, MARKER_FILE, readMarker, validateVenv, venvPython, type Check, type Validity, type VenvMarker } from './marker';
 
 export type VenvEvent =
@@ -122,6 +124,7 @@ export class VenvCache {
     const first = await validateVenv(venv, key, base);
     if (first.valid) return this.reuse(key, venv);
 
+    await this.checkDir('build');
     const lock = await DirLock.acquire(`${venv}.lock`, {
       timeoutMs: (this.options.installTimeoutMs ?? DEFAULT_INSTALL_TIMEOUT_MS) + LOCK_MARGIN_MS,
       purpose: `building venv ${key}`,
@@ -148,7 +151,11 @@ export class VenvCache {
 
   /** Every venv in the cache, broken ones included (with why). */
   async list(): Promise<VenvEntry[]> {
-    const dirents = await fs.readdir(this.dir, { withFileTypes: true }).catch(() => []);
+    await this.checkDir('list');
+    const dirents = await fs.readdir(this.dir, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return []; // nothing built yet
+      throw new Failure('venv-create-failed', `The venvs directory ${this.dir} cannot be read (${explainErrno(error.code ?? 'EIO')}).`);
+    });
     // venvs are the visible directories; locks are `<key>.lock`, builds and removals hidden
     const keys = dirents.filter((d) => d.isDirectory() && !d.name.startsWith('.') && !d.name.endsWith('.lock')).map((d) => d.name);
     const entries: VenvEntry[] = [];
@@ -241,7 +248,21 @@ export class VenvCache {
     return { removed, kept: entries.length - removed.length };
   }
 
+  /**
+   * Why venvs cannot be built here (or, for `list`, why this is not a directory at all), as a
+   * `venv-create-failed`; undefined when they can. A read-only cache still serves its valid
+   * venvs: only building needs to write.
+   */
+  async dirProblem(purpose: 'list' | 'build'): Promise<Failure | undefined> {
+    return venvsDirProblem(this.dir, purpose);
+  }
+
   // ---- internals ------------------------------------------------------------------------------
+
+  private async checkDir(purpose: 'list' | 'build'): Promise<void> {
+    const problem = await venvsDirProblem(this.dir, purpose);
+    if (problem) throw problem;
+  }
 
   private async reuse(key: string, venv: string): Promise<VenvLease> {
     await touch(path.join(venv, LAST_USED_FILE));
@@ -250,6 +271,7 @@ export class VenvCache {
   }
 
   private async buildFresh(key: string, bundleDir: string, digest: string, deps: BundleDeps, base: InterpreterInfo): Promise<VenvLease> {
+    await this.checkDir('build');
     const freshKey = `${key}-fresh-${randomBytes(4).toString('hex')}`;
     this.emit({ type: 'venv-build', key: freshKey, reason: 'a fresh venv was asked for (force fresh)' });
     const result = await buildVenv({ ...this.buildRequest(freshKey, bundleDir, digest, deps, base), privateOwner: true });
@@ -358,15 +380,24 @@ async function removeDir(dir: string): Promise<void> {
   const aside = path.join(path.dirname(dir), `.removing-${path.basename(dir)}-${randomBytes(4).toString('hex')}`);
   try {
     await fs.rename(dir, aside);
-  } catch {
-    return;
+  } catch (error) {
+    const system = systemError(error);
+    if (system?.code === 'ENOENT') return; // gone already
+    // never say "removed" of what is still there (a read-only cache, say)
+    throw new Failure('venv-create-failed', system ? describeSystemError(system, 'remove') : `Could not remove ${dir}: ${String(error)}.`, { notes: [`venv: ${dir}`] });
   }
   await fs.rm(aside, { recursive: true, force: true });
 }
 
 async function touch(file: string): Promise<void> {
   const now = new Date();
-  await fs.utimes(file, now, now).catch(() => fs.writeFile(file, ''));
+  await fs.utimes(file, now, now).catch(() =>
+    fs.writeFile(file, '').catch((error: NodeJS.ErrnoException) => {
+      // a read-only cache (a shared mount, an image layer) still serves its venvs: the last-used
+      // time only orders `venv prune`, which cannot remove anything there anyway
+      if (!['EROFS', 'EACCES', 'EPERM'].includes(error.code ?? '')) throw error;
+    }),
+  );
 }
 
 async function directorySize(dir: string): Promise<number> {

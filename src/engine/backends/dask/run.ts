@@ -8,7 +8,7 @@
 import * as path from 'node:path';
 import { bundleDigest, checkBundleDir, listFiles } from '../../bundle/bundleDir';
 import { readBundleDeps, type BundleDeps } from '../../bundle/deps';
-import { Failure, isFailure } from '../../failure';
+import { Failure, unexpectedFailure } from '../../failure';
 import { stringifyWireJson } from '../../pyjson/pyjson';
 import { ourRunnerScript } from '../../process/runnerScript';
 import { JobBook, RETRYABLE, simKey, type SetState } from '../../job/book';
@@ -105,7 +105,7 @@ export async function runOnDask(book: JobBook, options: RunOptions): Promise<Bac
     await session.run(() => driver!.request(SubmitRequest.type, { spec, runner_files: runnerFiles, bundle_dir: bundleDir, bundle_files: files, sets }, SUBMIT_TIMEOUT_MS, 'submit the tasks'));
     fatal = session.fatal;
   } catch (error) {
-    fatal = isFailure(error) ? error : new Failure('protocol-error', `Unexpected engine error: ${String(error)}`);
+    fatal = unexpectedFailure(error, 'running the job on Dask');
   } finally {
     if (driver) {
       const closing = driver;
@@ -227,7 +227,7 @@ class DaskSession {
     try {
       handle();
     } catch (error) {
-      this.end(isFailure(error) ? error : new Failure('protocol-error', `Unexpected engine error handling the Dask driver's report: ${String(error)}`));
+      this.end(unexpectedFailure(error, "handling the Dask driver's report"));
     }
   }
 

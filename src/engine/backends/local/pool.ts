@@ -4,7 +4,7 @@
  * the round trip). A process that dies or breaks leaves the pool and is replaced on demand;
  * `cold` runs one task per process; `maxReuse` retires a process after that many tasks.
  */
-import { Failure, isFailure } from '../../failure';
+import { Failure, unexpectedFailure } from '../../failure';
 import type { WarmProcess } from '../../process/warmProcess';
 
 export interface PoolOptions {
@@ -115,7 +115,7 @@ export class WarmPool {
       process = await this.options.spawn();
     } catch (error) {
       this.starting--;
-      const failure = isFailure(error) ? error : new Failure('runner-exited-before-ready', String(error));
+      const failure = unexpectedFailure(error, 'starting a runner');
       this.failuresInARow++;
       // a runner that never started is the bundle's or the environment's fault: stop at once
       if (!this.everStarted || this.failuresInARow >= SPAWN_FAILURES_TOLERATED) {
