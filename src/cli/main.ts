@@ -3,11 +3,13 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../engine/failure';
 import { handshakeCommand } from './handshakeCommand';
 import { runCommand } from './runCommand';
+import { guardStdio, writeStderr } from './stdio';
 import { venvCommand } from './venvCommand';
 
 const VERSION = '0.1.0';
 
 export async function main(argv: string[]): Promise<number> {
+  guardStdio();
   const program = new Command('modelops-debugger')
     .description('Run, watch and diagnose ModelOps simulation bundles.')
     .version(VERSION)
@@ -41,7 +43,7 @@ if (require.main === module) {
       process.exitCode = code;
     },
     (error: unknown) => {
-      process.stderr.write(`modelops-debugger: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      writeStderr(`modelops-debugger: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
       process.exitCode = 70;
     },
   );

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import { runOnDask, type DaskOptions } from '../backends/dask/run';
 import { WarmPool } from '../backends/local/pool';
 import { pollutionWarning } from '../diagnose/stdoutBlame';
-import { exitCodeFor, ExitCode, Failure, isFailure } from '../failure';
+import { exitCodeFor, exitCodeForStop, ExitCode, Failure, isFailure } from '../failure';
 import { AggregateRequest, ExecuteRequest, type SerializedSimReturn } from '../protocol';
 import { NOT_STARTED, WarmProcess, type TranscriptEntry } from '../process/warmProcess';
 import { prepareRunner, type PreparedRunner, type RuntimeOptions } from '../runtime/prepare';
@@ -103,7 +103,8 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
   const ms = Math.round(performance.now() - started);
   const anyFailed = counts.sims.failed + counts.aggregations.failed + counts.aggregations.skipped > 0;
   const status: JobStatus = interrupted ? 'interrupted' : fatal ? 'aborted' : anyFailed ? 'failed' : 'succeeded';
-  const exitCode = interrupted ? ExitCode.interrupted : fatal ? exitCodeFor(fatal.kind) : anyFailed ? ExitCode.failedWork : ExitCode.ok;
+  // stopped by a signal: 128 + its number (SIGHUP 129, SIGINT 130, SIGTERM 143)
+  const exitCode = interrupted ? exitCodeForStop(options.signal?.reason) : fatal ? exitCodeFor(fatal.kind) : anyFailed ? ExitCode.failedWork : ExitCode.ok;
   store.writeJson('manifest.json', {
     job_id: job.jobId,
     status,
@@ -114,6 +115,7 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
     finished_at: new Date().toISOString(),
     ms,
     resumed: options.resumed,
+    ...(interrupted && typeof options.signal?.reason === 'string' ? { interrupted_by: options.signal.reason } : {}),
     options: { backend, workers: options.workers, depth: options.depth, executor: options.executor, max_reuse: options.maxReuse, retries: options.retries, task_timeout_ms: options.taskTimeoutMs, allow_partial: options.allowPartial, ...(options.dask ? { scheduler: options.dask.scheduler } : {}) },
     environment: {
       engine: 'modelops-debugger 0.1.0',
