@@ -262,7 +262,9 @@ class Scheduler {
       this.interrupted = true;
       void this.pool.kill();
     };
-    this.options.signal?.addEventListener('abort', onAbort, { once: true });
+    // stopped while the venv was being prepared: an aborted signal never fires 'abort' again
+    if (this.options.signal?.aborted) onAbort();
+    else this.options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       for (;;) {
         if (this.fatal || this.interrupted) break;
