@@ -138,8 +138,9 @@ export class WarmPool {
     this.everStarted = true;
     this.failuresInARow = 0;
     if (this.closed) {
-      // started while the pool was closing: ended the way the others were
-      this.track((this.killed ? process.kill() : process.shutdown()).then(() => this.options.onProcessEnd?.(process, this.killed ? 'killed' : 'pool closed')));
+      // started while the pool was closing: ended the way the others were (and not reported:
+      // the job may have written its last event already)
+      this.track((this.killed ? process.kill() : process.shutdown()).then(() => process.closeStderr()));
       return;
     }
     const slot: Slot = { process, load: 0, tasks: 0, retiring: false, removed: false };
