@@ -3,14 +3,18 @@
  */
 import { Command } from 'commander';
 import { parse as losslessParse } from 'lossless-json';
+import { constants as fsConstants } from 'node:fs';
 import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
 import { exitCodeFor, ExitCode, Failure, unexpectedFailure } from '../engine/failure';
 import { handshake, type HandshakeOptions } from '../engine/handshake/handshake';
 import { readTranscript, replay } from '../engine/handshake/replay';
+import { describeSpecialFile } from '../engine/inputFile';
 import type { ParamValue } from '../engine/protocol';
 import { stringifyWireJson } from '../engine/pyjson/pyjson';
 import { currentDir, renderFailureLine, renderHandshake, renderReplay } from './render';
-import { positiveNumber } from './parsers';
+import { timeoutSeconds } from './parsers';
+import { writeStderr, writeStdout } from './stdio';
 import { addVenvOptions, printVenvEvent, venvCacheOptions, type VenvFlags } from './venvOptions';
 
 interface HandshakeFlags extends VenvFlags {
@@ -34,7 +38,7 @@ export function handshakeCommand(): Command {
     .argument('<bundle-dir>', 'the bundle directory')
     .option('--python <path>', "run with this interpreter as it is, without the bundle's venv")
     .option('--runner <path>', "another runner script, e.g. production's subprocess_runner.py")
-    .option('--timeout <seconds>', 'how long the runner may take to answer ready', positiveNumber, 30)
+    .option('--timeout <seconds>', 'how long the runner may take to answer ready', timeoutSeconds, 30)
     .option('--execute <entrypoint>', 'run one replicate after the handshake')
     .option('--params <json>', 'parameters of that replicate, a JSON object (with --execute)')
     .option('--seed <n>', 'seed of that replicate, 0 to 2^64-1 (with --execute)')
@@ -62,6 +66,8 @@ async function runHandshake(bundleDir: string, flags: HandshakeFlags): Promise<n
       recordTranscript: flags.transcript !== undefined,
       onStderr: flags.stderr ? (chunk) => process.stderr.write(chunk) : undefined,
     };
+    // found out now, not after the runner has done its work
+    if (flags.transcript !== undefined) await checkOutputFile(flags.transcript, '--transcript');
   } catch (error) {
     return printFailure(error, flags.json);
   }
@@ -69,7 +75,7 @@ async function runHandshake(bundleDir: string, flags: HandshakeFlags): Promise<n
   if (flags.replay) {
     try {
       const report = await replay(await readTranscript(flags.replay), options);
-      process.stdout.write(flags.json ? `${stringifyWireJson(report)}\n` : renderReplay(report));
+      writeStdout(flags.json ? `${stringifyWireJson(report)}\n` : renderReplay(report));
       return report.same ? ExitCode.ok : ExitCode.failedWork;
     } catch (error) {
       return printFailure(error, flags.json);
@@ -77,11 +83,40 @@ async function runHandshake(bundleDir: string, flags: HandshakeFlags): Promise<n
   }
 
   const { report, transcript } = await handshake(options);
+  let unwritten: string | undefined;
   if (flags.transcript && transcript) {
-    await fs.writeFile(flags.transcript, `${stringifyWireJson(transcript)}\n`);
+    try {
+      await fs.writeFile(flags.transcript, `${stringifyWireJson(transcript)}\n`);
+    } catch (error) {
+      unwritten = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    }
   }
-  process.stdout.write(flags.json ? `${stringifyWireJson(report)}\n` : renderHandshake(report, currentDir()));
+  writeStdout(flags.json ? `${stringifyWireJson(report)}\n` : renderHandshake(report, currentDir()));
+  if (unwritten) {
+    // checked before the handshake, so the disk changed meanwhile (full, read-only): the environment's doing
+    writeStderr(`modelops-debugger: the transcript could not be written to ${flags.transcript} (${unwritten}).\n`);
+    if (report.ok) return ExitCode.environment;
+  }
   return report.ok ? ExitCode.ok : exitCodeFor(report.kind!);
+}
+
+/**
+ * A file the command will write when it is done: its folder must exist and be writable, and
+ * the path must not be something a write would block on (a FIFO) or that is not a file.
+ */
+async function checkOutputFile(file: string, option: string): Promise<void> {
+  const folder = path.dirname(path.resolve(file));
+  const folderStat = await fs.stat(folder).catch(() => undefined);
+  if (!folderStat) throw new Failure('bad-input', `${option} ${file}: the folder ${folder} does not exist.`);
+  if (!folderStat.isDirectory()) throw new Failure('bad-input', `${option} ${file}: ${folder} is not a folder.`);
+  const existing = await fs.stat(file).catch(() => undefined);
+  const kind = existing && describeSpecialFile(existing);
+  if (kind) throw new Failure('bad-input', `${option} ${file} is ${kind}, not a file to write.`);
+  try {
+    await fs.access(folder, fsConstants.W_OK);
+  } catch (error) {
+    throw new Failure('bad-input', `${option} ${file}: the folder ${folder} is not writable (${(error as NodeJS.ErrnoException).code}).`);
+  }
 }
 
 function executeFlags(flags: HandshakeFlags): HandshakeOptions['execute'] {
@@ -124,9 +159,9 @@ function parseSeed(text: string): number | bigint {
 function printFailure(error: unknown, json: boolean | undefined): number {
   const failure = unexpectedFailure(error);
   if (json) {
-    process.stdout.write(`${stringifyWireJson({ ok: false, kind: failure.kind, message: failure.message, location: failure.location, phases: [], evidence: failure.evidence, warnings: [] })}\n`);
+    writeStdout(`${stringifyWireJson({ ok: false, kind: failure.kind, message: failure.message, location: failure.location, phases: [], evidence: failure.evidence, warnings: [] })}\n`);
   } else {
-    process.stderr.write(renderFailureLine(failure, currentDir()));
+    writeStderr(renderFailureLine(failure, currentDir()));
   }
   return exitCodeFor(failure.kind);
 }

@@ -4,11 +4,13 @@ import { ExitCode, exitCodeFor, unexpectedFailure } from '../engine/failure';
 import { handshakeCommand } from './handshakeCommand';
 import { currentDir, renderFailureLine } from './render';
 import { runCommand } from './runCommand';
+import { guardStdio, writeStderr } from './stdio';
 import { venvCommand } from './venvCommand';
 
 const VERSION = '0.1.0';
 
 export async function main(argv: string[]): Promise<number> {
+  guardStdio();
   const program = new Command('modelops-debugger')
     .description('Run, watch and diagnose ModelOps simulation bundles.')
     .version(VERSION)
@@ -35,7 +37,7 @@ export async function main(argv: string[]): Promise<number> {
  */
 export function reportUnexpected(error: unknown): number {
   const failure = unexpectedFailure(error);
-  process.stderr.write(renderFailureLine(failure, currentDir()).replace('modelops-debugger: ', `modelops-debugger: ${failure.kind}: `));
+  writeStderr(renderFailureLine(failure, currentDir()).replace('modelops-debugger: ', `modelops-debugger: ${failure.kind}: `));
   return exitCodeFor(failure.kind);
 }
 

@@ -12,6 +12,16 @@ export function positiveNumber(text: string): number {
   return value;
 }
 
+/** Node keeps a timer for at most 2^31-1 ms; a longer one would fire at once. */
+const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
+/** A timeout in seconds: positive (fractions are fine: 0.05), and no longer than a timer can wait. */
+export function timeoutSeconds(text: string): number {
+  const value = positiveNumber(text);
+  if (value > MAX_TIMEOUT_SECONDS) throw new InvalidArgumentError(`expected at most ${MAX_TIMEOUT_SECONDS} seconds (24.8 days), the longest a timer can wait.`);
+  return value;
+}
+
 export function nonNegative(text: string): number {
   const value = Number(text);
   if (!Number.isFinite(value) || value < 0) throw new InvalidArgumentError('expected a number, 0 or more.');

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { bundleDigest, checkBundleDir } from '../engine/bundle/bundleDir';
 import { readBundleDeps } from '../engine/bundle/deps';
-import { exitCodeFor, ExitCode, Failure, unexpectedFailure } from '../engine/failure';
+import { exitCodeFor, exitCodeForStop, Failure, unexpectedFailure } from '../engine/failure';
 import type { JobEvent } from '../engine/job/events';
 import { ResultsStore } from '../engine/job/results';
 import { openEarlierRun, type BundleChange } from '../engine/job/resume';
@@ -17,7 +17,8 @@ import { stringifyWireJson } from '../engine/pyjson/pyjson';
 import { Progress } from './progress';
 import { currentDir, renderFailureLine, renderLocation } from './render';
 import { addVenvOptions, venvCacheOptions, type VenvFlags } from './venvOptions';
-import { collect, positiveNumber, wholeNumber } from './parsers';
+import { collect, timeoutSeconds, wholeNumber } from './parsers';
+import { stdoutOpen, writeStderr, writeStdout } from './stdio';
 
 interface RunFlags extends VenvFlags {
   out: string;
@@ -68,8 +69,8 @@ export function runCommand(): Command {
     .addOption(new Option('--executor <kind>', 'warm: reuse processes; cold: a fresh process per task').choices(['warm', 'cold']).default('warm'))
     .option('--max-reuse <n>', 'retire a warm process after this many tasks (0: never)', wholeNumber, 0)
     .option('--retries <n>', 'extra attempts for a task whose runner crashed', wholeNumber, 1)
-    .option('--task-timeout <seconds>', 'per simulation or aggregation', positiveNumber, 1800)
-    .option('--ready-timeout <seconds>', 'for a runner to answer ready', positiveNumber, 60)
+    .option('--task-timeout <seconds>', 'per simulation or aggregation', timeoutSeconds, 1800)
+    .option('--ready-timeout <seconds>', 'for a runner to answer ready', timeoutSeconds, 60)
     .option('--allow-partial', 'aggregate the replicates that succeeded even when others failed')
     .option('--python <path>', "run with this interpreter as it is, without the bundle's venv")
     .option('--runner <path>', "another runner script, e.g. production's subprocess_runner.py")
@@ -79,11 +80,18 @@ export function runCommand(): Command {
     .option('--scheduler <address>', 'with --backend dask: the Dask scheduler, tcp://HOST:PORT (default: $DASK_SCHEDULER_ADDRESS)')
     .option('--dask-python <path>', 'with --backend dask: the Python that runs the Dask driver (must import distributed; default: /usr/bin/python3, then python3)')
     .option('--worker-python <path>', "with --backend dask: the interpreter each worker builds the bundle's venv from (default: the worker's own)")
-    .option('--connect-timeout <seconds>', 'with --backend dask: how long to try to reach the scheduler', positiveNumber, 10);
+    .option('--connect-timeout <seconds>', 'with --backend dask: how long to try to reach the scheduler', timeoutSeconds, 10);
   return addVenvOptions(command).action(async (input: string | undefined, flags: RunFlags) => {
     process.exitCode = await run(input, flags);
   });
 }
+
+/**
+ * The signals that stop a job cleanly (runners stopped, manifest `interrupted`, resumable):
+ * Ctrl-C, a supervisor's SIGTERM, and SIGHUP when the terminal or SSH session goes away.
+ */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+type StopSignal = (typeof STOP_SIGNALS)[number];
 
 async function run(input: string | undefined, flags: RunFlags): Promise<number> {
   let job: JobSpec;
@@ -100,18 +108,18 @@ async function run(input: string | undefined, flags: RunFlags): Promise<number> 
 
   const progress = flags.json ? undefined : new Progress(Boolean(process.stderr.isTTY));
   const controller = new AbortController();
-  let interrupts = 0;
-  const onSigint = () => {
-    interrupts++;
-    if (interrupts > 1) process.exit(ExitCode.interrupted); // a second Ctrl-C: now
-    process.stderr.write('\ninterrupted: stopping the runners and writing the manifest (Ctrl-C again to quit at once)\n');
-    controller.abort();
+  const onStopSignal = (signal: StopSignal) => {
+    if (controller.signal.aborted) process.exit(exitCodeForStop(signal)); // a second signal: now
+    const again = signal === 'SIGINT' ? 'Ctrl-C' : signal;
+    writeStderr(`\ninterrupted by ${signal}: stopping the runners and writing the manifest (${again} again to quit at once)\n`);
+    controller.abort(signal); // the reason becomes the exit code: see exitCodeForStop
   };
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigint);
+  const listeners = STOP_SIGNALS.map((signal) => [signal, () => onStopSignal(signal)] as const);
+  for (const [signal, listener] of listeners) process.on(signal, listener);
   const onEvent = (event: JobEvent) => {
-    if (flags.json) process.stdout.write(`${stringifyWireJson(event)}\n`);
-    else progress!.onEvent(event);
+    if (flags.json) {
+      if (stdoutOpen()) writeStdout(`${stringifyWireJson(event)}\n`);
+    } else progress!.onEvent(event);
   };
   try {
     const outcome = await runJob(job, store, {
@@ -139,11 +147,10 @@ async function run(input: string | undefined, flags: RunFlags): Promise<number> 
       signal: controller.signal,
     });
     progress?.stop();
-    if (!flags.json) process.stderr.write(summaryLines(job, outcome));
+    if (!flags.json) writeStderr(summaryLines(job, outcome));
     return outcome.exitCode;
   } finally {
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigint);
+    for (const [signal, listener] of listeners) process.off(signal, listener);
   }
 }
 
@@ -232,7 +239,7 @@ function summaryLines(job: JobSpec, outcome: Awaited<ReturnType<typeof runJob>>)
 
 function report(error: unknown, flags: RunFlags): number {
   const failure = unexpectedFailure(error);
-  if (flags.json) process.stdout.write(`${stringifyWireJson({ type: 'error', kind: failure.kind, message: failure.message, location: failure.location })}\n`);
-  else process.stderr.write(renderFailureLine(failure, currentDir()));
+  if (flags.json) writeStdout(`${stringifyWireJson({ type: 'error', kind: failure.kind, message: failure.message, location: failure.location })}\n`);
+  else writeStderr(renderFailureLine(failure, currentDir()));
   return exitCodeFor(failure.kind);
 }

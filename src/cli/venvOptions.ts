@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { forceFreshFromEnv, venvsDir, type VenvCacheOptions, type VenvEvent } from '../engine/venv/cache';
 import { describeVenvEvent } from '../engine/venv/describe';
-import { collect, positiveNumber } from './parsers';
+import { collect, timeoutSeconds } from './parsers';
 
 export interface VenvFlags {
   venvsDir?: string;
@@ -18,7 +18,7 @@ export function addVenvOptions(command: Command): Command {
     .option('--venvs-dir <dir>', 'venv cache directory (default: $MODELOPS_VENVS_DIR, else ~/.cache/modelops-debugger/venvs)')
     .option('--force-fresh-venv', 'build a private venv for this run and remove it afterwards (also MODELOPS_FORCE_FRESH_VENV=true)')
     .option('--install-arg <arg>', 'extra argument for every install command, e.g. --install-arg=--no-index (repeatable)', collect, [])
-    .option('--install-timeout <seconds>', 'how long dependency installation may take', positiveNumber);
+    .option('--install-timeout <seconds>', 'how long dependency installation may take', timeoutSeconds);
 }
 
 export function venvCacheOptions(flags: VenvFlags, onEvent?: (event: VenvEvent) => void): Omit<VenvCacheOptions, 'dir'> & { dir: string; forceFresh: boolean } {

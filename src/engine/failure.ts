@@ -2,6 +2,7 @@
  * Failures are typed values: a kind, a one-line cause, the evidence, and where known the
  * source line. Every layer passes these on; none of them invents a bare `Error("failed")`.
  */
+import { constants as osConstants } from 'node:os';
 import { explainErrno, systemError } from './errno';
 import type { PyFrame } from './protocol';
 
@@ -142,4 +143,15 @@ export function exitCodeFor(kind: FailureKind): number {
     default:
       return ExitCode.environment;
   }
+}
+
+/**
+ * The exit code of a job stopped by a signal: 128 + the signal's number, as a shell reports a
+ * process that signal killed (SIGHUP 129, SIGINT 130, SIGTERM 143; the same numbers on Linux
+ * and macOS), so a script or supervisor can tell a hang-up from a Ctrl-C. A job stopped any
+ * other way (the editor's Stop, an AbortSignal without a signal name) is 130, `interrupted`.
+ */
+export function exitCodeForStop(reason: unknown): number {
+  const number = typeof reason === 'string' ? osConstants.signals[reason as NodeJS.Signals] : undefined;
+  return number ? 128 + number : ExitCode.interrupted;
 }

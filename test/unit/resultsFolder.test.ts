@@ -458,5 +458,20 @@ describe('the results folder is the user\'s data', () => {
       assertOneSentence(linkedFolder, /linked-folder is a symbolic link; give the results folder itself\./);
       assert.equal(readFileSync(outside, 'utf8'), 'precious\n');
     });
+
+    it('a FIFO in place of job.json or events.jsonl is refused at once (reading it would wait for ever), nothing written', () => {
+      for (const name of ['job.json', 'events.jsonl']) {
+        const { dir, out } = finishedFolder();
+        const around = path.dirname(out);
+        rmSync(path.join(dir, name));
+        const made = spawnSync('mkfifo', [path.join(dir, name)], { encoding: 'utf8' });
+        assert.equal(made.status, 0, made.stderr);
+        const before = snapshot(around);
+        const refused = cli(runArgs('--resume', dir)); // spawnSync: a blocked read would hit the test's timeout
+        assert.equal(refused.code, 2, refused.stderr);
+        assertOneSentence(refused, new RegExp(`\\S+/${name.replace('.', '\\.')} is not a regular file; a results folder holds only the files this tool wrote, so it is not resumed \\(remove it\\)\\.`));
+        assert.deepEqual(snapshot(around), before);
+      }
+    });
   });
 });

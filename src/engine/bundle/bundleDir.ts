@@ -19,9 +19,17 @@ import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { Failure } from '../failure';
+import { describeSpecialFile } from '../inputFile';
 
 const SKIPPED_DIRS = new Set(['.git', '__pycache__', '.venv', 'venv', 'node_modules', '.tox', '.mypy_cache', '.pytest_cache', '.ruff_cache', '.ipynb_checkpoints']);
 const SKIPPED_FILE = /(\.py[co]|^\.DS_Store)$/;
+
+/**
+ * A bundle is a project folder, not a disk: above this many files (the skipped folders above
+ * not counted) a directory is refused before anything is created, rather than digested, copied
+ * into a venv's checklist or shipped to Dask workers.
+ */
+export const MAX_BUNDLE_FILES = 10_000;
 
 /** The bundle's absolute path, or a `bad-input` failure that says in one sentence what is wrong. */
 export async function checkBundleDir(dir: string): Promise<string> {
@@ -33,7 +41,16 @@ export async function checkBundleDir(dir: string): Promise<string> {
     throw new Failure('bad-input', `Bundle directory ${absolute} does not exist.`);
   }
   if (!stat.isDirectory()) {
-    throw new Failure('bad-input', `${absolute} is a file, not a bundle directory.`);
+    throw new Failure('bad-input', `${absolute} is ${describeSpecialFile(stat) ?? 'a file'}, not a bundle directory.`);
+  }
+  const real = await fs.realpath(absolute);
+  if (real === path.parse(real).root) {
+    throw new Failure('bad-input', `${absolute === real ? absolute : `${absolute} (${real})`} is the root of the file system, not a bundle directory.`);
+  }
+  // counted with an early stop: a home directory or a checkout of everything is never walked whole
+  const counted = await countFiles(absolute, MAX_BUNDLE_FILES + 1);
+  if (counted > MAX_BUNDLE_FILES) {
+    throw new Failure('bad-input', `${absolute} holds more than ${MAX_BUNDLE_FILES} files, too many for a bundle directory (.git, .venv, node_modules and caches are not counted).`);
   }
   return absolute;
 }
@@ -53,22 +70,52 @@ export async function bundleDigest(dir: string): Promise<string> {
   return digest.digest('hex');
 }
 
-/** POSIX relative paths of the files that count, sorted by byte order. */
+/** POSIX relative paths of the files that count, sorted by byte order; a bundle over MAX_BUNDLE_FILES is refused. */
 export async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
-  async function walk(relative: string): Promise<void> {
-    const entries = await fs.readdir(path.join(dir, relative), { withFileTypes: true });
-    for (const entry of entries) {
+  await walkFiles(dir, (rel) => {
+    out.push(rel);
+    if (out.length > MAX_BUNDLE_FILES) {
+      throw new Failure('bad-input', `${dir} holds more than ${MAX_BUNDLE_FILES} files, too many for a bundle directory.`);
+    }
+    return true;
+  });
+  return out.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+}
+
+/** The files that count, up to `limit` (the walk stops there). */
+async function countFiles(dir: string, limit: number): Promise<number> {
+  let count = 0;
+  await walkFiles(dir, () => ++count < limit);
+  return count;
+}
+
+/**
+ * Visits the files that count, in directory order, until `visit` returns false. Entries are
+ * read as a stream (opendir), so one huge directory costs no more than the files visited;
+ * symbolic links are never followed.
+ */
+async function walkFiles(dir: string, visit: (relative: string) => boolean): Promise<boolean> {
+  async function walk(relative: string): Promise<boolean> {
+    const where = path.join(dir, relative);
+    let entries;
+    try {
+      entries = await fs.opendir(where, { bufferSize: 256 }); // entries read in batches, not one system call each
+    } catch (error) {
+      throw new Failure('bad-input', `${where} in the bundle cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}).`);
+    }
+    // breaking out of the loop closes the directory
+    for await (const entry of entries) {
       const rel = relative ? `${relative}/${entry.name}` : entry.name;
       if (entry.isDirectory()) {
-        if (!SKIPPED_DIRS.has(entry.name)) await walk(rel);
+        if (!SKIPPED_DIRS.has(entry.name) && !(await walk(rel))) return false;
       } else if ((entry.isFile() || entry.isSymbolicLink()) && !SKIPPED_FILE.test(entry.name)) {
-        out.push(rel);
+        if (!visit(rel)) return false;
       }
     }
+    return true;
   }
-  await walk('');
-  return out.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  return walk('');
 }
 
 function sha256File(file: string): Promise<string> {

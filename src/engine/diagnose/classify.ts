@@ -161,10 +161,12 @@ export function classifyTimeout(facts: RunnerFacts): Failure {
   if (!facts.stacks) {
     evidence.notes = [...(evidence.notes ?? []), 'no stack dump: the runner does not register faulthandler on SIGUSR1'];
   }
-  const seconds = ((facts.timeoutMs ?? 0) / 1000).toFixed(1);
+  const timeoutMs = facts.timeoutMs ?? 0;
+  // a sub-second timeout (--task-timeout 0.02) reads as 20 ms, not "0.0 s"
+  const limit = timeoutMs < 1000 ? `${Number(timeoutMs.toPrecision(3))} ms` : `${(timeoutMs / 1000).toFixed(1)} s`;
   const doing = facts.method === 'ready' ? `answer ready (still ${phaseWords(facts.phase ?? 'starting up')})` : `finish ${facts.method}`;
   const where = located.location ? `; it is at ${located.location.function ?? '?'}()` : '';
-  return new Failure(kind, `Runner did not ${doing} within ${seconds} s${where}`, evidence, located.location);
+  return new Failure(kind, `Runner did not ${doing} within ${limit}${where}`, evidence, located.location);
 }
 
 /** Bytes on stdout that are not frames: production's reader would choke on them. */

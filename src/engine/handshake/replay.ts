@@ -3,7 +3,7 @@
  * differences between what it answers now and what was recorded. Pids, interpreter and venv
  * paths, the bundle's location and all timings are ignored: they differ on every run.
  */
-import * as fs from 'node:fs/promises';
+import { readInputFile } from '../inputFile';
 import { isDeepStrictEqual } from 'node:util';
 import { Failure, isFailure } from '../failure';
 import type { RequestType } from 'vscode-jsonrpc';
@@ -40,12 +40,7 @@ const VOLATILE_READY_FIELDS = ['pid', 'python', 'venv'];
 const SHUTDOWN = 'shutdown';
 
 export async function readTranscript(file: string): Promise<TranscriptFile> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch {
-    throw new Failure('bad-input', `Transcript ${file} cannot be read.`);
-  }
+  const text = await readInputFile(file, 'a transcript');
   let parsed: TranscriptFile;
   try {
     parsed = JSON.parse(text) as TranscriptFile;

@@ -26,7 +26,7 @@ export function unwritable(dir: string, error: unknown, file?: string, doing = '
 }
 
 /**
- * Every symbolic link inside the folder is refused (bad-input): results are files this tool
+ * Every symbolic link, FIFO, socket or device inside the folder is refused (bad-input): results are files this tool
  * wrote, and a link would make a resume read or write somewhere else. Temporary files of writes
  * that never finished are returned, to be removed once the folder is locked.
  */
@@ -45,7 +45,10 @@ export function inspectFolder(dir: string): { temps: string[] } {
         throw new Failure('bad-input', `${full} is a symbolic link; a results folder holds only the files this tool wrote, so it is not resumed (remove the link).`);
       }
       if (entry.isDirectory()) walk(full);
-      else if (TEMP_FILE.test(entry.name)) temps.push(full);
+      else if (!entry.isFile()) {
+        // a FIFO would block the resume that reads it, a device never end
+        throw new Failure('bad-input', `${full} is not a regular file; a results folder holds only the files this tool wrote, so it is not resumed (remove it).`);
+      } else if (TEMP_FILE.test(entry.name)) temps.push(full);
     }
   };
   walk(dir);

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { runOnDask, type DaskOptions } from '../backends/dask/run';
 import { WarmPool } from '../backends/local/pool';
 import { pollutionWarning } from '../diagnose/stdoutBlame';
-import { exitCodeFor, ExitCode, Failure, REPORT_REQUEST, unexpectedFailure } from '../failure';
+import { exitCodeFor, exitCodeForStop, ExitCode, Failure, REPORT_REQUEST, unexpectedFailure } from '../failure';
 import { AggregateRequest, ExecuteRequest, type SerializedSimReturn } from '../protocol';
 import { NOT_STARTED, WarmProcess, type TranscriptEntry } from '../process/warmProcess';
 import { lingeringWarnings } from '../process/lingering';
@@ -118,7 +118,8 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
   const anyFailed = counts.sims.failed + counts.aggregations.failed + counts.aggregations.skipped > 0;
   const stopped = interrupted && fatal?.kind !== 'results-unwritable'; // an interrupt, unless the disk failed too
   let status: JobStatus = stopped ? 'interrupted' : fatal ? 'aborted' : anyFailed ? 'failed' : 'succeeded';
-  let exitCode: number = stopped ? ExitCode.interrupted : fatal ? exitCodeFor(fatal.kind) : anyFailed ? ExitCode.failedWork : ExitCode.ok;
+  // stopped by a signal: 128 + its number (SIGHUP 129, SIGINT 130, SIGTERM 143)
+  let exitCode: number = stopped ? exitCodeForStop(options.signal?.reason) : fatal ? exitCodeFor(fatal.kind) : anyFailed ? ExitCode.failedWork : ExitCode.ok;
   const manifest = {
     job_id: job.jobId,
     status,
@@ -129,6 +130,7 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
     finished_at: new Date().toISOString(),
     ms,
     resumed: options.resumed,
+    ...(stopped && typeof options.signal?.reason === 'string' ? { interrupted_by: options.signal.reason } : {}),
     options: { backend, workers: options.workers, depth: options.depth, executor: options.executor, max_reuse: options.maxReuse, retries: options.retries, task_timeout_ms: options.taskTimeoutMs, allow_partial: options.allowPartial, ...(options.dask ? { scheduler: options.dask.scheduler } : {}) },
     environment: {
       engine: 'modelops-debugger 0.1.0',
@@ -286,7 +288,9 @@ class Scheduler {
       this.interrupted = true;
       void this.pool.kill();
     };
-    this.options.signal?.addEventListener('abort', onAbort, { once: true });
+    // stopped while the venv was being prepared: an aborted signal never fires 'abort' again
+    if (this.options.signal?.aborted) onAbort();
+    else this.options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       for (;;) {
         if (this.store.failure) this.fatal ??= this.store.failure; // no more results can be kept

@@ -4,10 +4,10 @@
  * with the field and why (`bad-input`, exit 2).
  */
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { Failure } from '../failure';
 import { findTooDeep, MAX_INPUT_NESTING } from '../pyjson/depth';
+import { readInputFile } from '../inputFile';
 import { parsePythonJson, PyFloat } from '../pyjson/pyjson';
 import { paramId, replicateSeeds, type Params, type ParamScalar } from './ids';
 
@@ -47,7 +47,7 @@ const MAX_REPLICATES = 10_000_000;
 
 /** A job file (ours or a SimJob); `bundleOverride` is required for a SimJob (its bundle_ref is a registry digest). */
 export async function loadJobFile(file: string, bundleOverride?: string): Promise<JobSpec> {
-  const raw = await readJson(file);
+  const raw = await readJson(file, 'a job file');
   if (!isObject(raw)) throw bad(file, 'the job must be a JSON object');
   if ('tasks' in raw || raw.job_type === 'simulation') return fromSimJob(file, raw, bundleOverride);
   rejectUnknown(file, raw, JOB_FIELDS, '');
@@ -70,7 +70,7 @@ export async function loadJobFile(file: string, bundleOverride?: string): Promis
 
 /** `run <bundle-dir> --params FILE --replicates N`: a JSON list of parameter sets. */
 export async function jobFromParamsFile(input: ShortcutInput): Promise<JobSpec> {
-  const raw = await readJson(input.paramsFile);
+  const raw = await readJson(input.paramsFile, 'a parameters file');
   const sets = Array.isArray(raw) ? raw : isObject(raw) && Array.isArray(raw.parameter_sets) ? raw.parameter_sets : undefined;
   if (!sets) throw bad(input.paramsFile, 'expected a JSON list of parameter sets, e.g. [{"beta": 0.3}, {"beta": 0.4}]');
   if (sets.length === 0) throw bad(input.paramsFile, 'the list of parameter sets is empty');
@@ -199,13 +199,8 @@ function fromSimJob(file: string, raw: Record<string, unknown>, bundleOverride: 
 
 // ---- pieces -----------------------------------------------------------------------------------
 
-async function readJson(file: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (error) {
-    throw new Failure('bad-input', `${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}).`);
-  }
+async function readJson(file: string, what: string): Promise<unknown> {
+  const text = await readInputFile(file, what); // never a FIFO or a device: those would block or never end
   checkNesting(file, text);
   try {
     return parsePythonJson(text);
@@ -293,10 +288,13 @@ function requireArray(file: string, value: Record<string, unknown>, key: string)
 }
 
 function requireReplicates(file: string, value: unknown, key: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_REPLICATES) {
-    throw bad(file, `${key} must be a whole number from 1 to ${MAX_REPLICATES}, not ${value instanceof PyFloat ? value.value : JSON.stringify(value)}`);
+  // a count written as a float (1.0, 2e1: what Python and many generators write) is that count
+  const count = value instanceof PyFloat && Number.isInteger(value.value) ? value.value : value;
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > MAX_REPLICATES) {
+    const shown = value instanceof PyFloat ? String(value.value) : typeof value === 'bigint' ? value.toString() : JSON.stringify(value);
+    throw bad(file, `${key} must be a whole number from 1 to ${MAX_REPLICATES}, not ${shown}`);
   }
-  return value;
+  return count;
 }
 
 function optionalStrings(file: string, value: Record<string, unknown>, key: string): string[] {

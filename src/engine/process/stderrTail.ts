@@ -67,6 +67,11 @@ export class StderrTail {
  */
 export class StderrFile {
   private readonly fd: number;
+  /**
+   * Its size and tail when it was closed: a diagnosis still under way (a stack dump racing the
+   * runner's exit) reads these, never a closed descriptor (EBADF) or one reused for another file.
+   */
+  private final: { size: number; tail: Buffer } | undefined;
 
   constructor(
     readonly file: string,
@@ -76,7 +81,7 @@ export class StderrFile {
   }
 
   get total(): number {
-    return fstatSync(this.fd).size;
+    return this.final ? this.final.size : fstatSync(this.fd).size;
   }
 
   /** The file offers no cheap position: "since" then means the whole tail. */
@@ -96,6 +101,7 @@ export class StderrFile {
   }
 
   private last(length: number, size: number): string {
+    if (this.final) return this.final.tail.subarray(Math.max(0, this.final.tail.length - length)).toString('utf8');
     const bytes = Buffer.alloc(length);
     readSync(this.fd, bytes, 0, length, size - length);
     return bytes.toString('utf8');
@@ -111,7 +117,14 @@ export class StderrFile {
     return true;
   }
 
+  /** Idempotent. */
   close(): void {
+    if (this.final) return;
+    const size = this.total;
+    const length = Math.min(size, this.capacity);
+    const tail = Buffer.alloc(length);
+    readSync(this.fd, tail, 0, length, size - length);
+    this.final = { size, tail };
     closeSync(this.fd);
   }
 }

@@ -116,6 +116,9 @@ const TASK_SPANS_KEPT = 4096;
 /** Processes the bundle started, remembered per runner; past this, those that ended are forgotten. */
 const SPAWNS_KEPT = 1024;
 
+/** The longest delay a Node timer keeps (about 24.8 days). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Marks a request that was queued in the pipe and never began. */
 export const NOT_STARTED = 'not-started';
 
@@ -323,7 +326,8 @@ export class WarmProcess {
     if (head.timer) return;
     head.startedAt = this.now();
     head.stderrOffset = this.stderr.mark();
-    head.timer = setTimeout(() => void this.onTimeout(id), head.timeoutMs);
+    // beyond 2^31-1 ms Node fires a timer at once (TimeoutOverflowWarning): cap, never expire early
+    head.timer = setTimeout(() => void this.onTimeout(id), Math.min(head.timeoutMs, MAX_TIMER_MS));
   }
 
   /** Ask the runner to stop, then make sure it did. */
@@ -358,7 +362,11 @@ export class WarmProcess {
   async dumpStacks(waitMs = STACK_DUMP_WAIT_MS): Promise<string | undefined> {
     if (!this.runnerName || this.exitInfo || this.pid === undefined) return undefined;
     const before = this.stderr.total;
-    process.kill(this.pid, 'SIGUSR1');
+    try {
+      process.kill(this.pid, 'SIGUSR1');
+    } catch {
+      return undefined; // ESRCH: it exited after the check above; its exit tells the rest
+    }
     // faulthandler writes the dump in one go; wait for its last thread's frames to land
     const complete = (text: string) => /\(most recent call first\):\n(?: {2}File .*\n)+\s*$/.test(text);
     const dumped = () => this.stderr.since(before);
@@ -482,8 +490,9 @@ export class WarmProcess {
   private async onTimeout(id: number): Promise<void> {
     const pending = this.pending.get(id);
     if (!pending) return;
-    const stacks = await this.dumpStacks();
-    if (!this.pending.has(id)) return; // it answered while the stacks were being dumped
+    // a timeout that races the runner's exit ends in one of the two verdicts, never in an error
+    const stacks = await this.dumpStacks().catch(() => undefined);
+    if (!this.pending.has(id)) return; // it answered, or exited, while the stacks were being dumped
     // it is the head of the queue: breakWith gives it the timeout, and those behind it "not started"
     this.breakWith(classifyTimeout({ ...this.facts(pending.method, pending), stacks }));
   }

@@ -178,7 +178,9 @@ class DaskSession {
       this.interrupted = true;
       this.finish();
     };
-    this.options.signal?.addEventListener('abort', onAbort, { once: true });
+    // stopped while the driver was starting: an aborted signal never fires 'abort' again
+    if (this.options.signal?.aborted) onAbort();
+    else this.options.signal?.addEventListener('abort', onAbort, { once: true });
     const driverGone = this.driver.exited.then(() => this.end(this.driver.exitFailure('report the tasks')));
     try {
       const submissions = this.sims.size + this.aggs.size;

@@ -43,6 +43,7 @@ export class WarmPool {
   private failuresInARow = 0;
   private fatal: Failure | undefined;
   private closed = false;
+  private killed = false;
   /** Processes being stopped; close() waits for them so that nothing ends after the job. */
   private readonly ending = new Set<Promise<void>>();
 
@@ -65,8 +66,7 @@ export class WarmPool {
   /** Stop every process (a shutdown request, then signals). */
   async close(): Promise<void> {
     this.closed = true;
-    const failure = new Failure('cancelled', 'the pool was closed');
-    for (const waiter of this.waiters.splice(0)) waiter.reject(failure);
+    this.rejectWaiters();
     for (const slot of this.slots.splice(0)) this.remove(slot, 'pool closed');
     await Promise.all(this.ending);
   }
@@ -74,11 +74,19 @@ export class WarmPool {
   /** Kill every process at once (Ctrl-C). */
   async kill(): Promise<void> {
     this.closed = true;
+    this.killed = true;
+    // tasks waiting for a process (one being replaced after a crash) would otherwise wait forever
+    this.rejectWaiters();
     for (const slot of this.slots.splice(0)) {
       slot.removed = true;
       this.track(slot.process.kill().then(() => this.options.onProcessEnd?.(slot.process, 'killed')));
     }
     await Promise.all(this.ending);
+  }
+
+  private rejectWaiters(): void {
+    const failure = new Failure('cancelled', 'the pool was closed');
+    for (const waiter of this.waiters.splice(0)) waiter.reject(failure);
   }
 
   private acquire(): Promise<Slot> {
@@ -130,7 +138,9 @@ export class WarmPool {
     this.everStarted = true;
     this.failuresInARow = 0;
     if (this.closed) {
-      this.track(process.shutdown().then(() => undefined));
+      // started while the pool was closing: ended the way the others were (and not reported:
+      // the job may have written its last event already)
+      this.track((this.killed ? process.kill() : process.shutdown()).then(() => process.closeStderr()));
       return;
     }
     const slot: Slot = { process, load: 0, tasks: 0, retiring: false, removed: false };
