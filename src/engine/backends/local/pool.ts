@@ -13,8 +13,11 @@ export interface PoolOptions {
   executor: 'warm' | 'cold';
   /** Retire a process after this many tasks (0: never). */
   maxReuse: number;
-  /** Start a process and wait for `ready`; rejects with the handshake failure. */
-  spawn: () => Promise<WarmProcess>;
+  /**
+   * Start a process and wait for `ready`; rejects with the handshake failure. `signal` aborts
+   * when the pool is killed: a process still starting is ended then, not waited for.
+   */
+  spawn: (signal: AbortSignal) => Promise<WarmProcess>;
   onProcessStart?: (process: WarmProcess) => void;
   onProcessEnd?: (process: WarmProcess, why: string) => void;
 }
@@ -38,6 +41,7 @@ const SPAWN_FAILURES_TOLERATED = 3;
 export class WarmPool {
   private readonly slots: Slot[] = [];
   private starting = 0;
+  private readonly killing = new AbortController();
   private readonly waiters: Waiter[] = [];
   private everStarted = false;
   private failuresInARow = 0;
@@ -71,9 +75,15 @@ export class WarmPool {
     await Promise.all(this.ending);
   }
 
-  /** Kill every process at once (Ctrl-C). */
+  /**
+   * Kill every process at once (Ctrl-C), those still starting too, and fail every request
+   * still waiting for a process: nothing waits on a runner that will never come.
+   */
   async kill(): Promise<void> {
     this.closed = true;
+    this.killing.abort();
+    const failure = new Failure('cancelled', 'the pool was killed');
+    for (const waiter of this.waiters.splice(0)) waiter.reject(failure);
     for (const slot of this.slots.splice(0)) {
       slot.removed = true;
       this.track(slot.process.kill().then(() => this.options.onProcessEnd?.(slot.process, 'killed')));
@@ -112,7 +122,7 @@ export class WarmPool {
     this.starting++;
     let process: WarmProcess;
     try {
-      process = await this.options.spawn();
+      process = await this.options.spawn(this.killing.signal);
     } catch (error) {
       this.starting--;
       const failure = isFailure(error) ? error : new Failure('runner-exited-before-ready', String(error));
