@@ -345,6 +345,48 @@ describe('the results folder is the user\'s data', () => {
     });
   });
 
+  it('Ctrl-C while a runner is still starting: the job ends at once as interrupted with its manifest, and --resume finishes', async () => {
+    const markers = openDir('markers');
+    const dir = openDir('slow-start');
+    // with MO_SLOW_IMPORT set, every runner but the first takes 30 s to import the bundle
+    const bundle = writeBundle(path.join(dir, 'bundle'), {
+      'wire.py': `import json, os, time
+
+MARKERS = os.environ["MO_TEST_MARKERS"]
+
+${FIRST_CALLS}
+if os.environ.get("MO_SLOW_IMPORT") and not first_calls("import", 1):
+    time.sleep(30)
+
+
+def wire(entrypoint, params, seed):
+    time.sleep(0.05)
+    return {"value": json.dumps(seed % 1000).encode()}
+`,
+    });
+    const file = path.join(dir, 'job.json');
+    writeFileSync(file, JSON.stringify({ job_id: 'slow-start', bundle, entrypoint: 'e', parameter_sets: [{ a: 1 }], replicates: 200 }));
+    const out = path.join(dir, 'out');
+    const job = path.join(out, 'slow-start');
+    const child = spawn(process.execPath, [CLI, ...runArgs(file, '--out', out, '--ready-timeout', '120')], { env: { ...process.env, MO_TEST_MARKERS: markers, MO_SLOW_IMPORT: '1' }, stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    await waitFor('the first results', () => simFiles(job).length >= 5);
+    const interrupted = Date.now();
+    child.kill('SIGINT');
+    const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('still running 10 s after Ctrl-C'), 10_000))]);
+    if (code !== 130) child.kill('SIGKILL');
+    assert.equal(code, 130);
+    assert.ok(Date.now() - interrupted < 10_000);
+    const manifest = readJson(path.join(job, 'manifest.json'));
+    assert.equal(manifest.status, 'interrupted');
+    assert.equal(manifest.counts.sims.ok, simFiles(job).length);
+    assert.equal(existsSync(path.join(job, '.lock')), false);
+
+    const resumed = cli(runArgs('--resume', job), { env: { MO_TEST_MARKERS: markers } });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.equal(simFiles(job).length, 200);
+  });
+
   describe('--resume and --rerun-failed trust nothing on disk', () => {
     const tamperings: [string, (job: Record<string, any>) => void, RegExp][] = [
       ['a param_id of ../../x', (job) => (job.parameter_sets[0].param_id = '../../x'), /parameter_sets\[0\]\.param_id is "\.\.\/\.\.\/x", but its params hash to [0-9a-f]{64}/],

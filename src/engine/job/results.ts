@@ -431,6 +431,15 @@ export class ResultsStore {
     if (pid !== undefined) this.guard(() => renameSync(log.path, path.join(this.dir, 'logs', runnerStderrLog(pid))), log.path);
   }
 
+  /** A chunk of a runner's stderr, into its log; a disk that refuses it ends the job, not the engine. */
+  writeLog(log: { path: string; fd: number }, chunk: Buffer): void {
+    try {
+      writeSync(log.fd, chunk);
+    } catch (error) {
+      this.fail(error, log.path);
+    }
+  }
+
   /**
    * Appends to `logs/<name>`, kept open until close(): the Dask backend's runners live on
    * workers, and their stderr arrives with each task's result. `name` never leaves logs/.

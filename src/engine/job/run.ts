@@ -6,7 +6,6 @@
  */
 import { blake2b } from '@noble/hashes/blake2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { writeSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runOnDask, type DaskOptions } from '../backends/dask/run';
@@ -203,7 +202,8 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
     depth: options.depth,
     executor: options.executor,
     maxReuse: options.maxReuse,
-    spawn: async () => {
+    spawn: async (killed) => {
+      if (killed.aborted) throw new Failure('cancelled', 'the pool was killed');
       const stderrFile = store.newStderrLog();
       const follow = options.onRunnerStderr;
       let pid: number | undefined;
@@ -220,7 +220,7 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
         ...(follow
           ? {
               onStderr: (chunk: Buffer, task: string | undefined) => {
-                writeSync(stderrFile.fd, chunk);
+                store.writeLog(stderrFile, chunk);
                 follow(pid, chunk, task);
               },
             }
@@ -232,8 +232,10 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
         },
       });
       pid = process.pid;
-      store.adoptStderrLog(stderrFile, process.pid, { keepOpen: Boolean(follow) });
+      const kill = () => void process.kill(); // Ctrl-C while it starts: it goes too
+      killed.addEventListener('abort', kill, { once: true });
       try {
+        store.adoptStderrLog(stderrFile, process.pid, { keepOpen: Boolean(follow) });
         await process.ready(options.readyTimeoutMs);
         return process;
       } catch (error) {
@@ -242,6 +244,8 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
         process.closeStderr();
         if (options.trace) store.writeTranscript(process);
         throw error;
+      } finally {
+        killed.removeEventListener('abort', kill);
       }
     },
     onProcessStart: (process) => emit({ type: 'process-start', pid: process.pid, venv }),

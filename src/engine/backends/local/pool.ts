@@ -13,8 +13,11 @@ export interface PoolOptions {
   executor: 'warm' | 'cold';
   /** Retire a process after this many tasks (0: never). */
   maxReuse: number;
-  /** Start a process and wait for `ready`; rejects with the handshake failure. */
-  spawn: () => Promise<WarmProcess>;
+  /**
+   * Start a process and wait for `ready`; rejects with the handshake failure. `signal` aborts
+   * when the pool is killed: a process still starting is ended then, not waited for.
+   */
+  spawn: (signal: AbortSignal) => Promise<WarmProcess>;
   onProcessStart?: (process: WarmProcess) => void;
   onProcessEnd?: (process: WarmProcess, why: string) => void;
 }
@@ -38,6 +41,7 @@ const SPAWN_FAILURES_TOLERATED = 3;
 export class WarmPool {
   private readonly slots: Slot[] = [];
   private starting = 0;
+  private readonly killing = new AbortController();
   private readonly waiters: Waiter[] = [];
   private everStarted = false;
   private failuresInARow = 0;
@@ -71,10 +75,14 @@ export class WarmPool {
     await Promise.all(this.ending);
   }
 
-  /** Kill every process at once (Ctrl-C). */
+  /**
+   * Kill every process at once (Ctrl-C), those still starting too, and fail every request
+   * still waiting for a process: nothing waits on a runner that will never come.
+   */
   async kill(): Promise<void> {
     this.closed = true;
     this.killed = true;
+    this.killing.abort(); // runners still starting are ended by their spawn
     // tasks waiting for a process (one being replaced after a crash) would otherwise wait forever
     this.rejectWaiters();
     for (const slot of this.slots.splice(0)) {
@@ -120,7 +128,7 @@ export class WarmPool {
     this.starting++;
     let process: WarmProcess;
     try {
-      process = await this.options.spawn();
+      process = await this.options.spawn(this.killing.signal);
     } catch (error) {
       this.starting--;
       const failure = unexpectedFailure(error, 'starting a runner');
