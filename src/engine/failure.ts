@@ -22,6 +22,8 @@ export type FailureKind =
   | 'stdout-pollution'
   | 'protocol-error'
   | 'task-exception'
+  /** A result (or error report) over the frame cap (`--max-frame-mb`): named, never allocated. */
+  | 'result-too-large'
   | 'process-crashed'
   | 'task-timeout'
   | 'cancelled'
@@ -99,6 +101,7 @@ export function exitCodeFor(kind: FailureKind): number {
     case 'cancelled':
       return ExitCode.interrupted;
     case 'task-exception':
+    case 'result-too-large':
     case 'process-crashed':
     case 'task-timeout':
     case 'aggregation-failed':
