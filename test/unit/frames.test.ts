@@ -114,6 +114,19 @@ describe('large frames: the Python-exact JSON reader', () => {
     assert.throws(() => parsePythonJson('{"a": 1-2}'), 'not a number literal');
   });
 
+  it('decodes the escapes of long strings (a traceback) exactly as JSON.parse does, sparse or dense', () => {
+    const sparse = String.raw`Traceback (most recent call last):\n  File \"w.py\", line 3\n` + 'x'.repeat(10_000) + String.raw` \"q\" \\ \u00e9 \ud83d\ude00 \t\/ NaN 12345678901234567890`;
+    const dense = String.raw`\\n`.repeat(5000);
+    const text = `{"traceback":"${sparse}","dense":"${dense}","after":NaN,"tail":"${'y'.repeat(5000)}${String.raw`\\`}"}`;
+    const expected = JSON.parse(text.replace('"after":NaN', '"after":null')) as Record<string, unknown>;
+    const value = parseWireJson(text) as Record<string, unknown>;
+    assert.equal(value.traceback, expected.traceback);
+    assert.equal(value.dense, expected.dense);
+    assert.equal(value.tail, expected.tail);
+    assert.ok(Number.isNaN(value.after));
+    assert.throws(() => parseWireJson(`{"bad":"${'z'.repeat(5000)}${String.raw`\x`}"}`), 'an invalid escape is still refused');
+  });
+
   it('reads a 40 MB base64 string holding the tokens (the old regex overflowed V8\'s stack at ~1 MB)', () => {
     const data = Buffer.alloc(40 * MB, 7);
     for (let at = 0; at < data.length - 24; at += 3 * 100_000) Buffer.from(['Infinity', 'NaNN', '1234567890123456'][(at / 300_000) % 3], 'base64').copy(data, at);

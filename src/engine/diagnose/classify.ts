@@ -198,7 +198,7 @@ function isResultTooLarge(data: unknown): data is ResultTooLargeData {
 
 /** A message as long as a line should be; the evidence keeps the whole of it. */
 function clip(message: string): string {
-  return message.length <= MESSAGE_SHOWN ? message : `${message.slice(0, MESSAGE_SHOWN)}… (${showSize(Buffer.byteLength(message))} message, whole in the evidence)`;
+  return message.length <= MESSAGE_SHOWN ? message : `${message.slice(0, MESSAGE_SHOWN)}… (a message of ${message.length} characters, whole in the evidence)`;
 }
 
 /**

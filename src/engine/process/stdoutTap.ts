@@ -9,11 +9,10 @@
  *   (or, when the owner asks, let it pass unkept and say what it held: see FrameOutliner);
  * - hand on only whole, clean frames.
  *
- * Linear in what it reads: a frame's body is decoded chunk by chunk as it arrives (while the
- * runner is still writing the rest) and joined once, when its last byte came; nothing is
- * re-scanned or re-copied as a frame grows.
+ * Linear in what it reads: a frame's body is copied, as its chunks arrive (while the runner
+ * is still writing the rest), into one buffer of the declared length (at most the cap), and
+ * decoded once when its last byte came; nothing is re-scanned or re-copied as a frame grows.
  */
-import { StringDecoder } from 'node:string_decoder';
 import { FrameOutliner, type FrameOutline } from './frameOutline';
 
 /** One or more `Name: value\r\n` header lines followed by the blank line. */
@@ -37,10 +36,8 @@ export type TapEvent =
 export class StdoutTap {
   /** Header mode: bytes not judged yet (a header still arriving, or noise). */
   private head: Buffer = EMPTY;
-  /** Frame mode: the body's chunks so far (kept only to show a frame cut short), decoded as they come. */
-  private chunks: Buffer[] = [];
-  private texts: string[] = [];
-  private decoder = new StringDecoder('utf8');
+  /** Frame mode: the body, filled as its chunks arrive. */
+  private body: Buffer = EMPTY;
   private header = '';
   private gathered = 0;
   private bodyLength = -1;
@@ -80,25 +77,20 @@ export class StdoutTap {
   /** The stream ended: whatever is left over was never a frame. */
   end(): void {
     if (this.broken) return;
-    const cut = this.bodyLength >= 0 ? [Buffer.from(this.header, 'latin1'), ...this.chunks] : [];
+    const cut = this.bodyLength >= 0 ? [Buffer.from(this.header, 'latin1'), this.body.subarray(0, this.gathered)] : [];
     const left = [...cut, this.head].filter((b) => b.length);
     if (left.length) this.emit({ type: 'noise', bytes: Buffer.concat(left) });
     this.head = EMPTY;
-    this.chunks = [];
-    this.texts = [];
+    this.body = EMPTY;
   }
 
   private gather(input: Buffer): Buffer {
     const take = Math.min(this.bodyLength - this.gathered, input.length);
-    const piece = take === input.length ? input : input.subarray(0, take);
-    this.chunks.push(piece);
-    this.texts.push(this.decoder.write(piece));
+    input.copy(this.body, this.gathered, 0, take);
     this.gathered += take;
     if (this.gathered === this.bodyLength) {
-      this.texts.push(this.decoder.end());
-      const text = this.texts.length === 1 ? this.texts[0] : this.texts.join('');
-      this.chunks = [];
-      this.texts = [];
+      const text = this.body.toString('utf8');
+      this.body = EMPTY;
       this.gathered = 0;
       this.bodyLength = -1;
       this.emit({ type: 'frame', header: this.header, text });
@@ -137,7 +129,8 @@ export class StdoutTap {
       this.header = this.head.subarray(0, headerLength).toString('latin1');
       this.head = this.head.subarray(headerLength);
       this.bodyLength = length;
-      this.decoder = new StringDecoder('utf8');
+      // at most the cap (checked above): the frame's own size, allocated once
+      this.body = Buffer.allocUnsafe(length);
       if (length === 0) this.gather(EMPTY);
       return true;
     }

@@ -46,9 +46,10 @@ export function pyFloatRepr(value: number): string {
 // to JSON.parse as it is; otherwise each token is replaced by a sentinel string, JSON.parse
 // reads the rest natively, and a reviver turns the sentinels back into values.
 //
-// The same pass takes long strings without escapes (base64 outputs, long messages) out of the
-// text as slices (V8 shares the characters, nothing is copied), so that JSON.parse reads only
-// the small rest: a frame of outputs costs one scan with indexOf, however large.
+// The same pass takes long strings (base64 outputs, long messages and tracebacks) out of the
+// text as slices (V8 shares the characters, nothing is copied; the few escapes of a traceback
+// are decoded between them), so that JSON.parse reads only the small rest: a frame of outputs
+// costs one scan with indexOf, however large.
 // No regular expression ever runs over a whole frame, and no step is worse than linear.
 
 const QUOTE = 0x22;
@@ -59,8 +60,11 @@ const NINE = 0x39;
 const NON_FINITE: Record<string, number> = { NaN: Number.NaN, Infinity: Number.POSITIVE_INFINITY, '-Infinity': Number.NEGATIVE_INFINITY };
 /** The shortest integer literal that can be beyond 2^53 (9007199254740992 has 16 digits). */
 const LONG_DIGITS = 16;
-/** Strings at least this long (and without escapes) are sliced out instead of parsed. */
+/** Strings at least this long are sliced out instead of parsed… */
 const SLICE_STRINGS_FROM = 4096;
+/** …unless escapes are dense (more than one per this many characters): JSON.parse does those better. */
+const SPARSE_ESCAPES = 64;
+const ESCAPED: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 
 /** A piece of the text that JSON.parse does not read: [start, end) and what stands there. */
 interface Token {
@@ -81,6 +85,32 @@ function stringEnd(text: string, open: number): number {
     at = text.indexOf('"', at + 1);
   }
   return -1;
+}
+
+/**
+ * The content of the JSON string between `start` and `end` (its quotes excluded), with its
+ * escapes decoded: slices of the text between them, joined once. Undefined when escapes are
+ * dense or not valid JSON (JSON.parse then reads it, or says what is wrong).
+ */
+function unescapeSparse(text: string, start: number, end: number): string | undefined {
+  const pieces: string[] = [];
+  let from = start;
+  for (let at = text.indexOf('\\', start); at >= 0 && at < end; at = text.indexOf('\\', from)) {
+    if (pieces.length * SPARSE_ESCAPES > end - start) return undefined;
+    const kind = text[at + 1];
+    let decoded = ESCAPED[kind];
+    let length = 2;
+    if (decoded === undefined) {
+      const hex = text.slice(at + 2, at + 6);
+      if (kind !== 'u' || !/^[0-9a-fA-F]{4}$/.test(hex)) return undefined;
+      decoded = String.fromCharCode(Number.parseInt(hex, 16));
+      length = 6;
+    }
+    pieces.push(text.slice(from, at), decoded);
+    from = at + length;
+  }
+  pieces.push(text.slice(from, end));
+  return pieces.join('');
 }
 
 /** Whether the string that ended just before `after` is an object's key (a colon follows). */
@@ -116,7 +146,9 @@ function pythonTokens(text: string, wantNumber: (literal: string) => boolean): T
           nextBackslash = text.indexOf('\\', i);
           if (nextBackslash < 0) nextBackslash = -2; // none left in the text
         }
-        if (nextBackslash === -2 || nextBackslash > end) tokens.push({ start: i, end: end + 1, text: text.slice(i + 1, end), string: true });
+        const content = nextBackslash === -2 || nextBackslash > end ? text.slice(i + 1, end) : unescapeSparse(text, i + 1, end);
+        if (content !== undefined) tokens.push({ start: i, end: end + 1, text: content, string: true });
+        if (nextBackslash !== -2 && nextBackslash < end) nextBackslash = -1; // passed: look again from the next string
       }
       i = end + 1;
     } else if (code === 0x4e /* N */ && text.startsWith('NaN', i)) {
