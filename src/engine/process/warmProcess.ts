@@ -385,7 +385,12 @@ export class WarmProcess {
       this.breakWith(classifyProtocol(this.facts(), `unreadable frame: ${(error as Error).message}`));
       return;
     }
-    this.onMessage(message);
+    try {
+      this.onMessage(message);
+    } catch (error) {
+      // a callback that threw must not escape the stdout 'data' handler (it would end the engine)
+      this.breakWith(classifyProtocol(this.facts(), `handling a runner message failed: ${String(error)}`));
+    }
   }
 
   /** An over-cap frame may be let pass unkept only when it can be the answer to a task. */
