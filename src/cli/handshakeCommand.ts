@@ -13,8 +13,9 @@ import { describeSpecialFile } from '../engine/inputFile';
 import type { ParamValue } from '../engine/protocol';
 import { stringifyWireJson } from '../engine/pyjson/pyjson';
 import { currentDir, renderFailureLine, renderHandshake, renderReplay } from './render';
-import { timeoutSeconds } from './parsers';
+import { positiveNumber, timeoutSeconds } from './parsers';
 import { writeStderr, writeStdout } from './stdio';
+import { frameCapBytes } from '../engine/process/frameCap';
 import { addVenvOptions, printVenvEvent, venvCacheOptions, type VenvFlags } from './venvOptions';
 
 interface HandshakeFlags extends VenvFlags {
@@ -28,6 +29,7 @@ interface HandshakeFlags extends VenvFlags {
   replay?: string;
   json?: boolean;
   stderr?: boolean;
+  maxFrameMb?: number;
 }
 
 const MAX_SEED = 2n ** 64n - 1n;
@@ -42,6 +44,7 @@ export function handshakeCommand(): Command {
     .option('--execute <entrypoint>', 'run one replicate after the handshake')
     .option('--params <json>', 'parameters of that replicate, a JSON object (with --execute)')
     .option('--seed <n>', 'seed of that replicate, 0 to 2^64-1 (with --execute)')
+    .option('--max-frame-mb <n>', 'the largest answer read from a runner, in MB (MiB): a bigger result is result-too-large (default: 64)', positiveNumber)
     .option('--transcript <file>', 'write every JSON-RPC frame both ways to this file')
     .option('--replay <file>', 'send the requests of a recorded transcript to a fresh runner and diff the responses')
     .option('--stderr', "stream the runner's stderr to this stderr as it comes")
@@ -64,6 +67,7 @@ async function runHandshake(bundleDir: string, flags: HandshakeFlags): Promise<n
       timeoutMs: flags.timeout * 1000,
       execute: executeFlags(flags),
       recordTranscript: flags.transcript !== undefined,
+      maxFrameBytes: frameCapBytes(flags.maxFrameMb),
       onStderr: flags.stderr ? (chunk) => process.stderr.write(chunk) : undefined,
     };
     // found out now, not after the runner has done its work

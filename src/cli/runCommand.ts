@@ -17,8 +17,9 @@ import { stringifyWireJson } from '../engine/pyjson/pyjson';
 import { Progress } from './progress';
 import { currentDir, renderFailureLine, renderLocation } from './render';
 import { addVenvOptions, venvCacheOptions, type VenvFlags } from './venvOptions';
-import { collect, timeoutSeconds, wholeNumber } from './parsers';
+import { collect, positiveNumber, timeoutSeconds, wholeNumber } from './parsers';
 import { stdoutOpen, writeStderr, writeStdout } from './stdio';
+import { frameCapBytes } from '../engine/process/frameCap';
 
 interface RunFlags extends VenvFlags {
   out: string;
@@ -48,6 +49,7 @@ interface RunFlags extends VenvFlags {
   daskPython?: string;
   workerPython?: string;
   connectTimeout: number;
+  maxFrameMb?: number;
 }
 
 export function runCommand(): Command {
@@ -71,6 +73,7 @@ export function runCommand(): Command {
     .option('--retries <n>', 'extra attempts for a task whose runner crashed', wholeNumber, 1)
     .option('--task-timeout <seconds>', 'per simulation or aggregation', timeoutSeconds, 1800)
     .option('--ready-timeout <seconds>', 'for a runner to answer ready', timeoutSeconds, 60)
+    .option('--max-frame-mb <n>', 'the largest answer read from a runner, in MB (MiB): a bigger result is result-too-large (default: 64)', positiveNumber)
     .option('--allow-partial', 'aggregate the replicates that succeeded even when others failed')
     .option('--python <path>', "run with this interpreter as it is, without the bundle's venv")
     .option('--runner <path>', "another runner script, e.g. production's subprocess_runner.py")
@@ -135,6 +138,7 @@ async function run(input: string | undefined, flags: RunFlags): Promise<number> 
       taskTimeoutMs: flags.taskTimeout * 1000,
       readyTimeoutMs: flags.readyTimeout * 1000,
       allowPartial: Boolean(flags.allowPartial),
+      maxFrameBytes: frameCapBytes(flags.maxFrameMb),
       trace: flags.trace,
       resumed: Boolean(flags.resume ?? flags.rerunFailed),
       bundleChange,

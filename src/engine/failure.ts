@@ -28,6 +28,8 @@ export type FailureKind =
   | 'lingering-descendants'
   | 'protocol-error'
   | 'task-exception'
+  /** A result (or error report) over the frame cap (`--max-frame-mb`): named, never allocated. */
+  | 'result-too-large'
   | 'process-crashed'
   | 'task-timeout'
   | 'cancelled'
@@ -132,6 +134,7 @@ export function exitCodeFor(kind: FailureKind): number {
     case 'cancelled':
       return ExitCode.interrupted;
     case 'task-exception':
+    case 'result-too-large':
     case 'process-crashed':
     case 'task-timeout':
     case 'aggregation-failed':

@@ -89,6 +89,8 @@ export namespace ShutdownRequest {
 export const ErrorCodes = {
   executionFailed: -32000,
   aggregationFailed: -32001,
+  /** Our runner: the answer would exceed the frame cap (data: ResultTooLargeData). */
+  resultTooLarge: -32002,
   parseError: -32700,
   invalidRequest: -32600,
   methodNotFound: -32601,
@@ -110,6 +112,21 @@ export interface UserErrorData {
   exit_code?: number | string | null;
   /** Our runner, for KeyboardInterrupt: "SIGINT" when a signal caused it, null when code raised it. */
   signal?: string | null;
+}
+
+/**
+ * `error.data` of -32002: our runner measured its answer against the frame cap it was given
+ * (MODELOPS_MAX_FRAME_BYTES) and refused to send it. It stays warm.
+ */
+export interface ResultTooLargeData {
+  kind: 'result-too-large';
+  method: string;
+  frame_bytes: number;
+  max_frame_bytes: number;
+  /** Each output (or result member) with its size before (`bytes`, when known) and after encoding. */
+  outputs: { name: string; bytes?: number; encoded_bytes: number }[];
+  /** Where the bundle's function returned the result (its `return` line), when known. */
+  frames?: PyFrame[];
 }
 
 // ---- notifications (our runner only) ----------------------------------------------------

@@ -4,6 +4,7 @@ import type { RunOptions } from '../engine/job/run';
 import { Failure } from '../engine/failure';
 import type { RuntimeOptions } from '../engine/runtime/prepare';
 import { forceFreshFromEnv, venvsDir } from '../engine/venv/cache';
+import { frameCapBytes } from '../engine/process/frameCap';
 
 function settings(): vscode.WorkspaceConfiguration {
   return vscode.workspace.getConfiguration('modelopsDebugger');
@@ -20,7 +21,7 @@ export function forceFreshVenvForNextRun(): void {
  * The interpreter venvs are built from, and the venv cache's configuration. Each call is a run
  * about to start: it takes a pending "fresh venv for the next run".
  */
-export function runtimeSettings(onVenvEvent?: NonNullable<RuntimeOptions['venv']>['onEvent']): Pick<RuntimeOptions, 'basePython' | 'venv'> {
+export function runtimeSettings(onVenvEvent?: NonNullable<RuntimeOptions['venv']>['onEvent']): Pick<RuntimeOptions, 'basePython' | 'venv' | 'maxFrameBytes'> {
   const config = settings();
   const freshOnce = freshForNextRun;
   freshForNextRun = false;
@@ -33,6 +34,7 @@ export function runtimeSettings(onVenvEvent?: NonNullable<RuntimeOptions['venv']
       installTimeoutMs: (config.get<number>('installTimeoutSeconds') ?? 900) * 1000,
       onEvent: onVenvEvent,
     },
+    maxFrameBytes: frameCapBytes(config.get<number>('maxFrameMb') || undefined),
   };
 }
 

@@ -55,8 +55,12 @@ class Channel:
             self.pending.extend(self.parser.feed(chunk))
         return self.pending.pop(0)
 
-    def send(self, message):
+    def send(self, message, max_bytes=None, instead=None):
+        """One frame. With `max_bytes`, a message whose frame would be larger is replaced by
+        `instead(size)` (the engine refuses frames over its cap without reading them)."""
         frame = helper.encode_frame(json.dumps(message, separators=(",", ":"), default=str))
+        if max_bytes is not None and len(frame) > max_bytes:
+            frame = helper.encode_frame(json.dumps(instead(len(frame)), separators=(",", ":"), default=str))
         with self.lock:
             self.out.write(frame)
 
@@ -81,6 +85,7 @@ class Driver:
         self.agg_of = {}
         self.set_sims = {}
         self.cancelled = False
+        self.report_max_bytes = None
         self.lost_reported = False
         self.watcher = None
 
@@ -107,6 +112,7 @@ class Driver:
     def submit(self, params):
         """Ship the helper, the runner and the bundle; then submit every task, returning at once."""
         client = self.client
+        self.report_max_bytes = params.get("report_max_bytes")
         payload = self._ship(params)
         try:
             sims_and_aggs = []
@@ -261,8 +267,14 @@ class Driver:
 
     def _report(self, future, result, ok):
         key = future.key
-        if ok:
-            self.channel.notify("dask/sim-done" if key.startswith("sim-") else "dask/agg-done", {"key": key, "result": result})
+        if ok and key.startswith("agg-") and isinstance(result, dict):
+            # each simulation in its own frame, then the aggregation without them: a frame per
+            # simulation whatever the size of a set (a set of ten 20 MB replicates is ten frames)
+            for sim in result.get("sims", []):
+                self._sim_done(sim.get("key"), sim)
+            self.channel.notify("dask/agg-done", {"key": key, "result": dict(result, sims=[])})
+        elif ok:
+            self._sim_done(key, result)
         elif future.status == "cancelled" or type(result).__name__ == "CancelledError":
             if self.client.status not in ("running", "newly-created") and not self.cancelled:
                 self._lost("the client's connection to the scheduler is %s" % self.client.status)
@@ -271,6 +283,10 @@ class Driver:
         else:
             text = "".join(traceback.format_exception(type(result), result, result.__traceback__)) if isinstance(result, BaseException) else ""
             self.channel.notify("dask/task-erred", {"key": key, "exc_type": type(result).__name__, "message": str(result), "traceback": text[-4000:]})
+
+    def _sim_done(self, key, result):
+        message = {"jsonrpc": "2.0", "method": "dask/sim-done", "params": {"key": key, "result": result}}
+        self.channel.send(message, self.report_max_bytes, lambda size: {"jsonrpc": "2.0", "method": "dask/sim-done", "params": {"key": key, "result": _too_large_sim(result, size, self.report_max_bytes)}})
 
     def _lost(self, why):
         if self.lost_reported:
@@ -290,6 +306,19 @@ class Driver:
         elif action == "remove-worker":
             keys = sorted(str(k) for k in message.get("processing-tasks", ()))
             self.channel.notify("dask/worker", {"action": "removed", "worker": message.get("worker"), "processing": keys})
+
+
+def _too_large_sim(result, size, cap):
+    """A simulation whose report would exceed the engine's frame cap: failed, as result-too-large,
+    naming each output and its size (the runner checked the outputs alone against the cap; the
+    report carries more)."""
+    outputs = [{"name": name, "encoded_bytes": len(value) + 2} for name, value in (result.get("outputs") or {}).items()]
+    facts = {
+        "outcome": "error", "method": "execute", "pid": result.get("pid", 0), "phase": None, "runner": None, "fatal": None, "exit": None,
+        "error": {"code": -32002, "message": "Result too large", "data": {"kind": "result-too-large", "method": "execute", "frame_bytes": size, "max_frame_bytes": cap, "outputs": outputs}},
+        "stderr_since": "", "stderr_tail": "", "stderr_bytes": 0, "elapsed_ms": result.get("ms", 0), "timeout_ms": 0, "bundle_path": result.get("bundle_path", ""),
+    }
+    return {"key": result.get("key"), "status": "failed", "seed": result.get("seed"), "worker": result.get("worker", ""), "attempts": list(result.get("attempts", [])) + [facts], "ms": result.get("ms", 0)}
 
 
 def _worker_plugin_names(dask_scheduler=None):

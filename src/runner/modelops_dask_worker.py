@@ -63,35 +63,72 @@ class FrameError(Exception):
         self.noise = noise
 
 
-class FrameParser:
-    """Content-Length frames out of a byte stream, as vscode-jsonrpc writes and reads them."""
+class Oversized(object):
+    """A frame over the cap, passed without being kept: only its size is known."""
 
-    def __init__(self):
-        self.buffer = b""
+    def __init__(self, length):
+        self.length = length
+
+    def get(self, name, default=None):
+        return default
+
+
+class FrameParser:
+    """Content-Length frames out of a byte stream, as vscode-jsonrpc writes and reads them.
+    Linear: bytes are appended to one bytearray and a frame's body is only measured until it is
+    complete. A frame over `max_bytes` is never kept: its bytes are dropped as they come, and an
+    Oversized stands in for it once the last one went by."""
+
+    def __init__(self, max_bytes=None):
+        self.buffer = bytearray()
+        self.max_bytes = max_bytes
+        self.header_end = -1
+        self.length = -1
+        self.skipping = 0
+        self.skipped = 0
 
     def feed(self, data):
-        self.buffer += data
         messages = []
+        if self.skipping:
+            dropped = min(self.skipping, len(data))
+            self.skipping -= dropped
+            data = data[dropped:]
+            if self.skipping:
+                return messages
+            messages.append(Oversized(self.skipped))
+        self.buffer += data
         while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self.buffer) > 4096 and b"Content-Length" not in self.buffer[:4096]:
-                    raise FrameError("bytes that are not a frame header", self.buffer)
+            if self.length < 0:
+                end = self.buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(self.buffer) > 4096 and b"Content-Length" not in self.buffer[:4096]:
+                        raise FrameError("bytes that are not a frame header", bytes(self.buffer))
+                    return messages
+                length = None
+                for line in bytes(self.buffer[:end]).split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        try:
+                            length = int(value.strip())
+                        except ValueError:
+                            length = None
+                if length is None:
+                    raise FrameError("a frame header without Content-Length", bytes(self.buffer[:end]))
+                if self.max_bytes is not None and length > self.max_bytes:
+                    del self.buffer[: end + 4]
+                    dropped = min(length, len(self.buffer))
+                    del self.buffer[:dropped]
+                    if dropped < length:
+                        self.skipping, self.skipped = length - dropped, length
+                        return messages
+                    messages.append(Oversized(length))
+                    continue
+                self.header_end, self.length = end + 4, length
+            if len(self.buffer) < self.header_end + self.length:
                 return messages
-            length = None
-            for line in self.buffer[:end].split(b"\r\n"):
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    try:
-                        length = int(value.strip())
-                    except ValueError:
-                        length = None
-            if length is None:
-                raise FrameError("a frame header without Content-Length", self.buffer[:end])
-            if len(self.buffer) < end + 4 + length:
-                return messages
-            body = self.buffer[end + 4 : end + 4 + length]
-            self.buffer = self.buffer[end + 4 + length :]
+            body = bytes(self.buffer[self.header_end : self.header_end + self.length])
+            del self.buffer[: self.header_end + self.length]
+            self.header_end = self.length = -1
             messages.append(json.loads(body.decode("utf-8")))
 
 
@@ -547,14 +584,14 @@ class Runner:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr_file,
-            env=dict(os.environ, PYTHONUNBUFFERED="1", **dict(spec["env"], **{RUNNER_TOKEN_ENV: self.token})),
+            env=dict(os.environ, PYTHONUNBUFFERED="1", MODELOPS_MAX_FRAME_BYTES=str(spec["max_frame_bytes"]), **dict(spec["env"], **{RUNNER_TOKEN_ENV: self.token})),
             start_new_session=True,
         )
         self.pid = self.process.pid
         self.start_ticks = _start_ticks(self.pid)
         # processes the bundle started (runner/spawned), by pid, since the last check
         self.spawns = {}
-        self.parser = FrameParser()
+        self.parser = FrameParser(spec["max_frame_bytes"])
         self.next_id = 1
         self.phase = None
         self.runner_name = None
@@ -600,6 +637,17 @@ class Runner:
                 facts.update(outcome="protocol", reason=str(exc), noise_b64=base64.b64encode(noise[:65536]).decode())
                 return "failed", facts
             for message in messages:
+                if isinstance(message, Oversized):
+                    # an answer over the cap (a runner that does not know it): passed unread, as the engine does
+                    facts = self.facts(method, began, stderr_offset, timeout_s)
+                    if method not in ("execute", "aggregate"):
+                        self.kill()
+                        facts.update(outcome="protocol", reason="a %d-byte frame exceeds the %d-byte frame cap" % (message.length, self.parser.max_bytes))
+                        return "failed", facts
+                    self.uses += 1
+                    data = {"kind": "result-too-large", "method": method, "frame_bytes": message.length, "max_frame_bytes": self.parser.max_bytes, "outputs": []}
+                    facts.update(outcome="error", error={"code": -32002, "message": "Result too large", "data": data})
+                    return "failed", facts
                 if message.get("id") == request_id and ("result" in message or "error" in message):
                     if method in ("execute", "aggregate"):
                         self.uses += 1
@@ -778,7 +826,8 @@ def _where():
 
 
 def _slot(spec):
-    return (spec["digest"], spec["runner_file"], spec["base_python"])
+    # the frame cap is in the runner's environment: a job with another cap gets runners of its own
+    return (spec["digest"], spec["runner_file"], spec["base_python"], spec["max_frame_bytes"])
 
 
 def _runner_for(spec):

@@ -54,8 +54,24 @@ INVALID_PARAMS = -32602
 METHOD_NOT_FOUND = -32601
 INTERNAL_ERROR = -32603
 
+RESULT_TOO_LARGE = -32002
+
 EXIT_FATAL = 1
 EXIT_NO_WIRE = 2
+
+
+def _max_frame_bytes():
+    """The engine's frame cap (src/engine/process/frameCap.ts): an answer above it is refused here,
+    before it is sent, as `result-too-large`, instead of being cut off by the engine."""
+    try:
+        return int(os.environ.get("MODELOPS_MAX_FRAME_BYTES", ""))
+    except ValueError:
+        return 64 * 1024 * 1024
+
+
+MAX_FRAME_BYTES = _max_frame_bytes()
+# an error report over the cap keeps this much of its message and of its traceback
+CLIPPED_TEXT_CHARS = 64 * 1024
 
 
 # --------------------------------------------------------------------------
@@ -109,6 +125,22 @@ def b64encode(data):
     return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
+class FrameTooLarge(Exception):
+    """A message longer than the engine's frame cap: never sent."""
+
+    def __init__(self, size):
+        Exception.__init__(self, "a %d-byte frame exceeds the %d-byte cap" % (size, MAX_FRAME_BYTES))
+        self.size = size
+
+
+class ResultTooLarge(Exception):
+    """An answer that would exceed the frame cap; `data` is the -32002 error's data."""
+
+    def __init__(self, data):
+        Exception.__init__(self, "result too large")
+        self.data = data
+
+
 class NoWireFunction(RuntimeError):
     """The bundle declares no wire function in any of production's places."""
 
@@ -147,6 +179,8 @@ class Channel:
 
     def send(self, message):
         body = json_dumps(message).encode("utf-8")
+        if len(body) > MAX_FRAME_BYTES:
+            raise FrameTooLarge(len(body))
         frame = b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
         with self._lock:
             view = memoryview(frame)
@@ -156,9 +190,14 @@ class Channel:
 
     def notify(self, method, params):
         try:
-            self.send({"jsonrpc": "2.0", "method": method, "params": params})
+            try:
+                self.send({"jsonrpc": "2.0", "method": method, "params": params})
+            except FrameTooLarge:  # a start-up exception with a huge message: its report, clipped
+                self.send({"jsonrpc": "2.0", "method": method, "params": clip_texts(params)})
         except OSError:
             pass  # the engine is gone; nothing left to tell
+        except FrameTooLarge as exc:
+            sys.stderr.write("modelops runner: %s notification not sent: %s\n" % (method, exc))
 
 
 _real_os_write = os.write
@@ -729,6 +768,77 @@ def encode_outputs(result):
     return encoded
 
 
+def call_watching_return(func, *args):
+    """`func(*args)`, and func's own frame once it has returned (its f_lineno is then the line of
+    its `return`), or None. It costs one profile event per call: the hook removes itself at the
+    first frame it sees, and is not set at all when someone else is profiling."""
+    code = getattr(func, "__code__", None)
+    if code is None or sys.getprofile() is not None:
+        return func(*args), None
+    seen = []
+
+    def first_frame(frame, event, arg):
+        if event == "call":
+            seen.append(frame)
+            sys.setprofile(None)
+
+    sys.setprofile(first_frame)
+    try:
+        result = func(*args)
+    finally:
+        sys.setprofile(None)
+    frame = seen[0] if seen and seen[0].f_code is code else None
+    return result, frame
+
+
+def check_result_size(method, encoded, returned):
+    """Raise ResultTooLarge when the answer would exceed the frame cap: measured from the encoded
+    outputs (base64 needs no JSON escapes, so this is the frame size to a few bytes)."""
+    size = 64 + sum(len(name) + len(value) + 6 for name, value in encoded.items())
+    if size <= MAX_FRAME_BYTES:
+        return
+    outputs = []
+    for name, value in encoded.items():
+        padding = 2 if value.endswith("==") else 1 if value.endswith("=") else 0
+        outputs.append({"name": name, "bytes": len(value) // 4 * 3 - padding, "encoded_bytes": len(value) + 2})
+    frames = []
+    if returned is not None:
+        code = returned.f_code
+        frames.append({"file": code.co_filename, "line": returned.f_lineno, "function": code.co_name, "code": _source_line(code.co_filename, returned.f_lineno)})
+    raise ResultTooLarge(
+        {"kind": "result-too-large", "method": method, "frame_bytes": size, "max_frame_bytes": MAX_FRAME_BYTES, "outputs": outputs, "frames": frames}
+    )
+
+
+def _source_line(filename, line):
+    import linecache
+
+    return linecache.getline(filename, line).strip()
+
+
+def too_large_response(message, response, size):
+    """What to send instead of a response over the frame cap: an error report with its message
+    and traceback clipped (still the task's exception), or result-too-large naming each member."""
+    error = response.get("error")
+    if error is not None and isinstance(error.get("data"), dict):
+        return dict(response, error=dict(error, data=clip_texts(error["data"])))
+    result = response.get("result")
+    members = result.items() if isinstance(result, dict) else [("result", result)]
+    outputs = [{"name": str(name), "encoded_bytes": len(json_dumps(value))} for name, value in members]
+    data = {"kind": "result-too-large", "method": message.get("method"), "frame_bytes": size, "max_frame_bytes": MAX_FRAME_BYTES, "outputs": outputs}
+    return {"jsonrpc": "2.0", "id": response.get("id"), "error": {"code": RESULT_TOO_LARGE, "message": "Result too large", "data": data}}
+
+
+def clip_texts(data):
+    """An error report's long texts (message, traceback, stray output) cut to fit the frame cap."""
+    data = dict(data)
+    for field in ("exc", "traceback", "text"):
+        text = data.get(field)
+        if isinstance(text, str) and len(text) > CLIPPED_TEXT_CHARS:
+            data[field] = "%s\n... [%d characters left out: the report exceeded the %d-byte frame cap]" % (text[:CLIPPED_TEXT_CHARS], len(text) - CLIPPED_TEXT_CHARS, MAX_FRAME_BYTES)
+    return data
+
+
 def resolve_target(bundle, target_entrypoint):
     import importlib
     import inspect
@@ -807,9 +917,11 @@ class Runner(object):
             raise ValueError("bundle digest mismatch: runner has %s, request names %s" % (self.digest, bundle_digest))
         state["phase"] = "execute"
         try:
-            result = self.wire(entrypoint, params, seed)
+            result, returned = call_watching_return(self.wire, entrypoint, params, seed)
             sys.stdout.flush()
-            return encode_outputs(result)
+            encoded = encode_outputs(result)
+            check_result_size("execute", encoded, returned)
+            return encoded
         finally:
             state["phase"] = "serving"
 
@@ -849,6 +961,8 @@ def handle(runner, message):
         return error(INVALID_PARAMS, "Invalid params: expected an object")
     try:
         return {"jsonrpc": "2.0", "id": msg_id, "result": handlers[method](**params)}
+    except ResultTooLarge as exc:  # refused before sending: the runner stays warm
+        return error(RESULT_TOO_LARGE, "Result too large", exc.data)
     except TypeError as exc:
         if method in ("execute", "aggregate") and exc.__traceback__ is not None and exc.__traceback__.tb_next is not None:
             # raised inside user code, not by the call signature
@@ -928,7 +1042,10 @@ def main(argv=None):
             break
         response = handle(runner, message)
         if response is not None and message.get("id") is not None:
-            channel.send(response)
+            try:
+                channel.send(response)
+            except FrameTooLarge as exc:
+                channel.send(too_large_response(message, response, exc.size))
         if message.get("method") == "shutdown":
             break
     finish_captures(drain)

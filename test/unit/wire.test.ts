@@ -17,7 +17,7 @@ function tapAll(chunks: Buffer[], cap = 1024): TapEvent[] {
 }
 
 function describeEvents(events: TapEvent[]): string[] {
-  return events.map((e) => (e.type === 'violation' ? `violation:${e.reason}` : `${e.type}:${e.bytes.toString('latin1')}`));
+  return events.map((e) => (e.type === 'violation' ? `violation:${e.reason}` : e.type === 'oversized' ? `oversized:${e.length}` : e.type === 'frame' ? `frame:${e.header}${e.text}` : `noise:${e.bytes.toString('latin1')}`));
 }
 
 describe('wire JSON', () => {

@@ -6,7 +6,8 @@
  */
 import * as os from 'node:os';
 import { Evidence, Failure, FailureKind, SourceLocation } from '../failure';
-import type { FatalParams, PyFrame, UserErrorData } from '../protocol';
+import { ErrorCodes, type FatalParams, type PyFrame, type ResultTooLargeData, type UserErrorData } from '../protocol';
+import { showSize } from '../process/frameCap';
 import { locate, parseFaultDump, parseTraceback, primaryThread, type FaultDump } from './pythonTrace';
 
 export interface ExitInfo {
@@ -36,6 +37,8 @@ export interface RunnerFacts {
 }
 
 const STDERR_TAIL_SHOWN = 4000;
+/** An exception message longer than this is clipped in the one-line message (the evidence keeps it whole). */
+const MESSAGE_SHOWN = 2000;
 
 export function describeExit(exit: ExitInfo): string {
   if (exit.signal) {
@@ -196,13 +199,14 @@ export function classifyErrorResponse(
   error: { code: number; message: string; data?: unknown },
 ): Failure {
   const evidence = baseEvidence(facts);
+  if (error.code === ErrorCodes.resultTooLarge && isResultTooLarge(error.data)) return classifyResultTooLarge(facts, error.data);
   const data = (error.data && typeof error.data === 'object' ? error.data : undefined) as UserErrorData | undefined;
   if ((error.code === -32000 || error.code === -32001) && data) {
     const frames = data.frames ?? parseTraceback(data.traceback ?? '')?.frames;
     evidence.exception = { type: data.exc_type, message: data.exc, traceback: data.traceback };
     evidence.frames = frames;
     const kind: FailureKind = error.code === -32000 ? 'task-exception' : 'aggregation-failed';
-    const { message, notes } = userExceptionWords(data, error.code === -32000 ? 'simulation' : 'target');
+    const { message, notes } = userExceptionWords({ ...data, exc: clip(data.exc) }, error.code === -32000 ? 'simulation' : 'target');
     if (notes.length) evidence.notes = [...(evidence.notes ?? []), ...notes];
     return new Failure(kind, message, evidence, locate(frames, facts.bundleDir));
   }
@@ -245,6 +249,36 @@ function endingTraceback(stderr: string, exit: ExitInfo) {
   if (!stderr.trimEnd().endsWith(lastLine)) return undefined;
   if (exit.signal === 'SIGINT') return parsed.excType === 'KeyboardInterrupt' ? parsed : undefined;
   return exit.code !== null && exit.code !== 0 ? parsed : undefined;
+}
+
+function isResultTooLarge(data: unknown): data is ResultTooLargeData {
+  return typeof data === 'object' && data !== null && (data as { kind?: unknown }).kind === 'result-too-large';
+}
+
+/** A message as long as a line should be; the evidence keeps the whole of it. */
+function clip(message: string): string {
+  return message.length <= MESSAGE_SHOWN ? message : `${message.slice(0, MESSAGE_SHOWN)}… (a message of ${message.length} characters, whole in the evidence)`;
+}
+
+/**
+ * An answer over the frame cap: refused by our runner before sending (with each output's size
+ * and the line that returned it), or passed unread by the engine (a runner that does not know
+ * the cap), whose outline names the outputs. Never allocated; the runner stays usable.
+ */
+export function classifyResultTooLarge(facts: RunnerFacts, data: ResultTooLargeData): Failure {
+  const evidence = baseEvidence(facts);
+  const outputs = [...data.outputs].sort((a, b) => b.encoded_bytes - a.encoded_bytes);
+  const sizeOf = (o: ResultTooLargeData['outputs'][number]) => (o.bytes !== undefined ? `${showSize(o.bytes)} (${showSize(o.encoded_bytes)} encoded)` : `${showSize(o.encoded_bytes)} encoded`);
+  evidence.notes = [
+    `frame of ${data.frame_bytes} bytes; the cap is ${data.max_frame_bytes} bytes (--max-frame-mb)`,
+    ...outputs.map((o) => `output ${JSON.stringify(o.name)}: ${o.bytes !== undefined ? `${o.bytes} bytes, ` : ''}${o.encoded_bytes} bytes encoded`),
+  ];
+  evidence.frames = data.frames;
+  const what = data.method === 'aggregate' ? 'aggregation result' : 'result';
+  const biggest = outputs[0];
+  const named = biggest ? `Output ${JSON.stringify(biggest.name)} is ${sizeOf(biggest)}: the ` : 'The ';
+  const message = `${named}${what} of ${showSize(data.frame_bytes)} exceeds the ${showSize(data.max_frame_bytes)} frame cap (raise it with --max-frame-mb)`;
+  return new Failure('result-too-large', message, evidence, locate(data.frames, facts.bundleDir));
 }
 
 function phaseWords(phase: string): string {

@@ -98,6 +98,7 @@ async function handshakePrepared(options: HandshakeOptions, prepared: PreparedRu
     venvPath: venv,
     bundleDigest: digest,
     env: options.env,
+    maxFrameBytes: options.maxFrameBytes,
     onStderr: options.onStderr,
     recordTranscript: options.recordTranscript,
     onTrace: options.onTrace && ((entry) => options.onTrace?.(runner.pid, entry)),

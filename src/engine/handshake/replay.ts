@@ -72,7 +72,7 @@ export function recordedExchanges(transcript: TranscriptFile): RecordedExchange[
 export async function replay(transcript: TranscriptFile, options: HandshakeOptions): Promise<ReplayReport> {
   const { bundleDir, python, runnerScript, digest, venv, lease } = await prepareRunner(options);
   const exchanges = recordedExchanges(transcript);
-  const runner = WarmProcess.start({ python, runnerScript, bundleDir, venvPath: venv, bundleDigest: digest, env: options.env, onStderr: options.onStderr });
+  const runner = WarmProcess.start({ python, runnerScript, bundleDir, venvPath: venv, bundleDigest: digest, env: options.env, maxFrameBytes: options.maxFrameBytes, onStderr: options.onStderr });
   const differences: ReplayDifference[] = [];
   try {
     for (const [index, exchange] of exchanges.entries()) {

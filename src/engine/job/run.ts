@@ -22,6 +22,7 @@ import { WRITE_BACKLOG_LIMIT, type OutputRecord, type ResultsStore } from './res
 import type { BundleChange } from './resume';
 import { unwritable } from './resultsFolder';
 import type { JobSpec } from './spec';
+import { DEFAULT_MAX_FRAME_BYTES } from '../process/frameCap';
 
 export interface RunOptions extends Omit<RuntimeOptions, 'bundleDir'> {
   /** Where the tasks run: warm runners on this machine (the default), or an existing Dask cluster. */
@@ -130,7 +131,7 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
     ms,
     resumed: options.resumed,
     ...(stopped && typeof options.signal?.reason === 'string' ? { interrupted_by: options.signal.reason } : {}),
-    options: { backend, workers: options.workers, depth: options.depth, executor: options.executor, max_reuse: options.maxReuse, retries: options.retries, task_timeout_ms: options.taskTimeoutMs, allow_partial: options.allowPartial, ...(options.dask ? { scheduler: options.dask.scheduler } : {}) },
+    options: { backend, workers: options.workers, depth: options.depth, executor: options.executor, max_reuse: options.maxReuse, retries: options.retries, task_timeout_ms: options.taskTimeoutMs, allow_partial: options.allowPartial, max_frame_bytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, ...(options.dask ? { scheduler: options.dask.scheduler } : {}) },
     environment: {
       engine: 'modelops-debugger 0.1.0',
       node: process.version,
@@ -214,6 +215,7 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
         venvPath: prepared.venv,
         bundleDigest: prepared.digest,
         env: options.env,
+        maxFrameBytes: options.maxFrameBytes,
         recordTranscript: options.trace,
         nice: options.runnerNice,
         onTrace: options.onRunnerTrace && ((entry: TranscriptEntry) => options.onRunnerTrace?.(pid, entry)),

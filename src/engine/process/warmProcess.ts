@@ -7,14 +7,15 @@ import { randomBytes } from 'node:crypto';
 import { writeSync } from 'node:fs';
 import * as os from 'node:os';
 import { execa, type ResultPromise } from 'execa';
-import { PassThrough, Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import type { Message, RequestMessage, ResponseMessage, NotificationMessage, RequestType } from 'vscode-jsonrpc';
-import { StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { StreamMessageWriter } from 'vscode-jsonrpc/node';
 import {
   classifyErrorResponse,
   classifyExit,
   classifyPollution,
   classifyProtocol,
+  classifyResultTooLarge,
   classifyTimeout,
   type ExitInfo,
   type RunnerFacts,
@@ -35,7 +36,8 @@ import {
 } from '../protocol';
 import { endProcessGroup, findDescendants, RUNNER_TOKEN_ENV, signalGroup, startTicksOf, type LingeringDescendant, type Spawn, type TaskSpan } from './descendants';
 import { StderrFile, StderrTail, type StderrSource } from './stderrTail';
-import { StdoutTap } from './stdoutTap';
+import { StdoutTap, type TapEvent } from './stdoutTap';
+import { DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_ENV, showSize } from './frameCap';
 import { parseWireJson } from '../pyjson/pyjson';
 import { WIRE_JSON_CONTENT_TYPE } from './wireContentType';
 
@@ -49,7 +51,11 @@ export interface WarmProcessOptions {
   bundleDigest: string;
   /** Added to the inherited environment. */
   env?: Record<string, string>;
-  /** Frames above this many bytes are a protocol error, never an allocation. */
+  /**
+   * Frames above this many bytes are never allocated: an answer to execute or aggregate is
+   * `result-too-large` (the runner stays usable), anything else a protocol error. Our runner is
+   * told the cap and refuses before sending.
+   */
   maxFrameBytes?: number;
   stderrTailBytes?: number;
   /**
@@ -99,7 +105,6 @@ interface Pending {
   reject: (failure: Failure) => void;
 }
 
-const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
 const DEFAULT_STDERR_TAIL = 256 * 1024;
 /** How long stray stdout bytes may keep coming before the verdict is given. */
 const NOISE_SETTLE_MS = 100;
@@ -181,7 +186,7 @@ export class WarmProcess {
       ],
       {
         cwd: options.bundleDir,
-        env: { ...options.env, PYTHONUNBUFFERED: '1', [RUNNER_TOKEN_ENV]: this.token },
+        env: { ...options.env, PYTHONUNBUFFERED: '1', [RUNNER_TOKEN_ENV]: this.token, [MAX_FRAME_ENV]: String(this.maxFrameBytes) },
         extendEnv: true,
         stdin: 'pipe',
         stdout: 'pipe',
@@ -207,20 +212,7 @@ export class WarmProcess {
       });
     }
 
-    const frames = new PassThrough();
-    const tap = new StdoutTap(options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, (event) => {
-      if (event.type === 'frame') {
-        if (this.noise.length) {
-          this.frameAfterNoise = true;
-          this.recordIncomingAfterNoise(event.bytes);
-          this.settleNoise();
-        } else frames.write(event.bytes);
-      } else if (event.type === 'noise') {
-        this.onNoise(event.bytes);
-      } else {
-        this.breakWith(classifyProtocol(this.facts(), event.reason, `frame header: ${JSON.stringify(event.header)}`));
-      }
-    });
+    const tap = new StdoutTap(this.maxFrameBytes, (event) => this.onTap(event), () => this.mayBeResult());
     this.stdoutEnded = new Promise((resolve) => {
       this.child.stdout!.on('end', () => {
         tap.end();
@@ -229,9 +221,6 @@ export class WarmProcess {
     });
     this.child.stdout!.on('data', (chunk: Buffer) => tap.push(chunk));
 
-    const reader = new StreamMessageReader(frames, { contentTypeDecoder: WIRE_JSON_CONTENT_TYPE });
-    reader.onError((error) => this.breakWith(classifyProtocol(this.facts(), `unreadable frame: ${error.message}`)));
-    reader.listen((message) => this.onMessage(message));
     this.writer = new StreamMessageWriter(new CoalescingWritable(this.child.stdin!), { contentTypeEncoder: WIRE_JSON_CONTENT_TYPE });
     this.writer.onError(() => undefined); // a closed stdin shows up as the process exit
 
@@ -248,6 +237,10 @@ export class WarmProcess {
         resolve(this.exitInfo);
       });
     });
+  }
+
+  get maxFrameBytes(): number {
+    return this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
   }
 
   static start(options: WarmProcessOptions): WarmProcess {
@@ -399,6 +392,74 @@ export class WarmProcess {
 
   // ---- incoming -------------------------------------------------------------------------
 
+  private onTap(event: TapEvent): void {
+    switch (event.type) {
+      case 'frame':
+        if (this.noise.length) {
+          this.frameAfterNoise = true;
+          this.recordIncomingAfterNoise(event.text);
+          this.settleNoise();
+        } else this.onFrame(event.text);
+        return;
+      case 'noise':
+        this.onNoise(event.bytes);
+        return;
+      case 'oversized':
+        this.onOversized(event);
+        return;
+      case 'violation':
+        this.breakWith(classifyProtocol(this.facts(), event.reason, `frame header: ${JSON.stringify(event.header)}`));
+    }
+  }
+
+  /** One whole frame's JSON text, decoded in one linear pass (pyjson.ts). */
+  private onFrame(text: string): void {
+    let message: Message;
+    try {
+      message = parseWireJson(text) as Message;
+    } catch (error) {
+      this.breakWith(classifyProtocol(this.facts(), `unreadable frame: ${(error as Error).message}`));
+      return;
+    }
+    try {
+      this.onMessage(message);
+    } catch (error) {
+      // a callback that threw must not escape the stdout 'data' handler (it would end the engine)
+      this.breakWith(classifyProtocol(this.facts(), `handling a runner message failed: ${String(error)}`));
+    }
+  }
+
+  /** An over-cap frame may be let pass unkept only when it can be the answer to a task. */
+  private mayBeResult(): boolean {
+    const method = this.pending.values().next().value?.method;
+    return method === 'execute' || method === 'aggregate';
+  }
+
+  /** A frame over the cap went by unkept: an answer is `result-too-large`; the runner stays in step. */
+  private onOversized(event: Extract<TapEvent, { type: 'oversized' }>): void {
+    const { outline } = event;
+    const id = typeof outline.id === 'number' ? outline.id : this.pending.keys().next().value;
+    const pending = id === undefined ? undefined : this.pending.get(id);
+    if (!pending || (outline.part !== 'result' && outline.part !== 'error')) {
+      const what = outline.part === 'method' ? 'notification' : 'message';
+      this.breakWith(classifyProtocol(this.facts(), `a ${showSize(event.length)} ${what} exceeds the ${this.maxFrameBytes}-byte frame cap`, `frame header: ${JSON.stringify(event.header)}`));
+      return;
+    }
+    this.pending.delete(id!);
+    clearTimeout(pending.timer);
+    this.armHead();
+    if (pending.method === 'execute' || pending.method === 'aggregate') this.uses++;
+    pending.reject(
+      classifyResultTooLarge(this.facts(pending.method, pending), {
+        kind: 'result-too-large',
+        method: pending.method,
+        frame_bytes: event.length,
+        max_frame_bytes: this.maxFrameBytes,
+        outputs: outline.part === 'result' ? outline.members.map((m) => ({ name: m.name, encoded_bytes: m.encodedBytes })) : [{ name: '(error report)', encoded_bytes: event.length }],
+      }),
+    );
+  }
+
   private onMessage(message: Message): void {
     this.record('in', message);
     if ('id' in message && message.id !== null && ('result' in message || 'error' in message)) {
@@ -461,9 +522,8 @@ export class WarmProcess {
   }
 
   /** Frames after stray bytes are kept as evidence, but production would never have read them. */
-  private recordIncomingAfterNoise(bytes: Buffer): void {
+  private recordIncomingAfterNoise(body: string): void {
     if (!this.tracing) return;
-    const body = bytes.subarray(bytes.indexOf('\r\n\r\n') + 4).toString('utf8');
     try {
       this.trace({ t: round(this.now()), dir: 'in', message: parseWireJson(body) });
     } catch {

@@ -21,6 +21,8 @@ export interface RuntimeOptions {
   /** Another runner script (e.g. production's `subprocess_runner.py`); ours when absent. */
   runnerScript?: string;
   env?: Record<string, string>;
+  /** The frame cap (process/frameCap.ts): the largest answer read from a runner. */
+  maxFrameBytes?: number;
 }
 
 export interface PreparedRunner {

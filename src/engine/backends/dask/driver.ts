@@ -7,7 +7,7 @@ import { execa, type ResultPromise } from 'execa';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { createMessageConnection, type MessageConnection, type NotificationType, type RequestType } from 'vscode-jsonrpc';
-import { StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { StreamMessageWriter } from 'vscode-jsonrpc/node';
 import { describeExit, type ExitInfo } from '../../diagnose/classify';
 import { Failure, type FailureKind } from '../../failure';
 import { resolvePython } from '../../process/python';
@@ -15,6 +15,8 @@ import { ourRunnerScript } from '../../process/runnerScript';
 import { StderrTail } from '../../process/stderrTail';
 import type { DriverErrorData } from './protocol';
 import { WIRE_JSON_CONTENT_TYPE } from '../../process/wireContentType';
+import { TapMessageReader } from '../../process/tapMessageReader';
+import { DEFAULT_MAX_FRAME_BYTES, DRIVER_FRAME_SLACK_BYTES } from '../../process/frameCap';
 
 export const DRIVER_FILE = 'modelops_dask_driver.py';
 /** Where to look for a Python with `distributed`, when none is named: Debian's first. */
@@ -58,20 +60,25 @@ export class DaskDriver {
   readonly exited: Promise<ExitInfo>;
   readonly stderr = new StderrTail(DRIVER_STDERR_TAIL);
   exitInfo: ExitInfo | undefined;
+  /** Set when a report could not be read: the driver is stopped, and every wait ends with this. */
+  brokenBy: Failure | undefined;
+  /** The largest frame read from it: the runners' cap, plus what a report carries beside outputs. */
+  readonly maxFrameBytes: number;
   private readonly child: ResultPromise;
   private readonly connection: MessageConnection;
 
-  constructor(python: string, onStderr: (chunk: Buffer) => void, env?: Record<string, string>) {
+  constructor(python: string, onStderr: (chunk: Buffer) => void, env?: Record<string, string>, runnerMaxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {
+    this.maxFrameBytes = runnerMaxFrameBytes + DRIVER_FRAME_SLACK_BYTES;
     this.child = execa(python, [driverScript()], { env: { ...env, PYTHONUNBUFFERED: '1' }, extendEnv: true, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false, cleanup: true });
     this.child.stderr!.on('data', (chunk: Buffer) => {
       this.stderr.push(chunk);
       onStderr(chunk);
     });
-    this.connection = createMessageConnection(
-      new StreamMessageReader(this.child.stdout!, { contentTypeDecoder: WIRE_JSON_CONTENT_TYPE }),
-      new StreamMessageWriter(this.child.stdin!, { contentTypeEncoder: WIRE_JSON_CONTENT_TYPE }),
-    );
-    this.connection.onError(() => undefined); // a broken pipe shows up as the driver's exit
+    const reader = new TapMessageReader(this.child.stdout!, this.maxFrameBytes);
+    // a report that cannot be read must end the job, never be lost: the driver is stopped with the reason
+    reader.onError((error) => this.breakWith(error));
+    this.connection = createMessageConnection(reader, new StreamMessageWriter(this.child.stdin!, { contentTypeEncoder: WIRE_JSON_CONTENT_TYPE }));
+    this.connection.onError(() => undefined); // a broken pipe shows up as the driver's exit; unreadable reports as brokenBy
     this.connection.listen();
     this.exited = new Promise((resolve) => {
       this.child.on('exit', (code, signal) => {
@@ -126,10 +133,17 @@ export class DaskDriver {
   }
 
   exitFailure(what: string): Failure {
+    if (this.brokenBy) return this.brokenBy;
     const how = this.exitInfo ? describeExit(this.exitInfo) : 'stopped';
     const tail = this.stderr.text(4000);
     const last = tail.trim().split('\n').at(-1) ?? '';
     return new Failure('protocol-error', `The Dask driver ${how} while asked to ${what}${last ? `: ${last}` : ''}`, { exitCode: this.exitInfo?.code, signal: this.exitInfo?.signal, stderrTail: tail, pid: this.pid });
+  }
+
+  private breakWith(error: Error): void {
+    if (this.brokenBy) return;
+    this.brokenBy = new Failure('protocol-error', `A report of the Dask driver could not be read: ${error.message}`, { stderrTail: this.stderr.text(4000), pid: this.pid, notes: [`frame cap for the driver's reports: ${this.maxFrameBytes} bytes (--max-frame-mb plus ${DRIVER_FRAME_SLACK_BYTES} bytes)`] });
+    if (!this.exitInfo) this.child.kill('SIGKILL');
   }
 
   private errorFailure(error: unknown, what: string): Failure {

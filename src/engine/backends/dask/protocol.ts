@@ -28,6 +28,8 @@ export interface TaskSpec {
   env: Record<string, string>;
   /** The runner script's file name among `runner_files`. */
   runner_file: string;
+  /** The frame cap (--max-frame-mb): told to the runners; the worker refuses bigger frames from them. */
+  max_frame_bytes: number;
 }
 
 export interface AggSpec {
@@ -116,7 +118,11 @@ export interface AggResult {
   stderr?: string;
   descendants?: WorkerDescendant[];
   bundle_path?: string;
-  /** Its simulations' results, in replicate order (the client gathers these with it). */
+  /**
+   * Its simulations' results, in replicate order (the client gathers these with it). The driver
+   * sends each as its own `dask/sim-done` before the `dask/agg-done`, which then carries none:
+   * one frame per simulation, whatever the size of a set.
+   */
   sims: SimResult[];
 }
 
@@ -146,6 +152,8 @@ export interface SubmitParams {
   /** The bundle's files (bundle/bundleDir.ts listFiles), shipped to the workers. */
   bundle_files: string[];
   sets: SetSubmission[];
+  /** The largest report frame the engine reads from the driver: a bigger simulation report is sent as result-too-large. */
+  report_max_bytes: number;
 }
 
 export namespace SubmitRequest {

@@ -11,6 +11,7 @@ import { readBundleDeps, type BundleDeps } from '../../bundle/deps';
 import { Failure, unexpectedFailure } from '../../failure';
 import { stringifyWireJson } from '../../pyjson/pyjson';
 import { ourRunnerScript } from '../../process/runnerScript';
+import { DEFAULT_MAX_FRAME_BYTES } from '../../process/frameCap';
 import { JobBook, RETRYABLE, simKey, type SetState } from '../../job/book';
 import { runnerStderrLog } from '../../job/results';
 import type { BackendRun, RunOptions } from '../../job/run';
@@ -73,7 +74,8 @@ export async function runOnDask(book: JobBook, options: RunOptions): Promise<Bac
     const [digest, deps, files] = await Promise.all([bundleDigest(bundleDir), readBundleDeps(bundleDir), listFiles(bundleDir)]);
     environment.bundle = { dir: bundleDir, digest };
     const python = await findDaskPython(dask.python);
-    driver = new DaskDriver(python, (chunk) => book.store.appendLog('dask-driver.stderr', chunk.toString('utf8')), options.env);
+    const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    driver = new DaskDriver(python, (chunk) => book.store.appendLog('dask-driver.stderr', chunk.toString('utf8')), options.env, maxFrameBytes);
     const connected = await driver.request(ConnectRequest.type, { scheduler: dask.scheduler, timeout_s: dask.connectTimeoutMs / 1000 }, dask.connectTimeoutMs + 30_000, `connect to ${dask.scheduler}`);
     environment.dask = { scheduler: connected.scheduler, dask_version: connected.dask_version, driver_python: { path: python, version: connected.python }, workers: connected.workers };
     book.emit({ type: 'dask-connected', scheduler: connected.scheduler, dask_version: connected.dask_version, python: connected.python, workers: connected.workers });
@@ -98,11 +100,12 @@ export async function runOnDask(book: JobBook, options: RunOptions): Promise<Bac
       ready_timeout_s: options.readyTimeoutMs / 1000,
       env: options.env ?? {},
       runner_file: path.basename(runnerScript),
+      max_frame_bytes: maxFrameBytes,
     };
     const stallMs = dask.stallTimeoutMs ?? options.taskTimeoutMs + options.readyTimeoutMs + (options.venv?.installTimeoutMs ?? DEFAULT_INSTALL_TIMEOUT_MS) + STALL_MARGIN_MS;
     session = new DaskSession(book, driver, options, bundleDir, deps, stallMs);
     const sets = session.submissions();
-    await session.run(() => driver!.request(SubmitRequest.type, { spec, runner_files: runnerFiles, bundle_dir: bundleDir, bundle_files: files, sets }, SUBMIT_TIMEOUT_MS, 'submit the tasks'));
+    await session.run(() => driver!.request(SubmitRequest.type, { spec, runner_files: runnerFiles, bundle_dir: bundleDir, bundle_files: files, sets, report_max_bytes: driver!.maxFrameBytes }, SUBMIT_TIMEOUT_MS, 'submit the tasks'));
     fatal = session.fatal;
   } catch (error) {
     fatal = unexpectedFailure(error, 'running the job on Dask');
