@@ -2,7 +2,7 @@
 // headless Chromium as a person would — open the ModelOps container, run a job from the
 // command palette, expand the failed parameter set, open the failing line — with screenshots
 // in test-results/: the Jobs view with a failure, the editor with the diagnostic, the Venv
-// Caches view. Prints a mocha-style summary.
+// Caches view, a handshake's conversation, and a task that left a process running. Prints a mocha-style summary.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -10,7 +10,7 @@ import { launchBrowser, pickCommand, quickOpen, ROOT, startCodeServer } from '..
 
 const RESULTS = path.join(ROOT, 'test-results');
 const WAIT_MS = 60_000;
-const STEPS = 6;
+const STEPS = 7;
 
 const steps = [];
 async function step(name, body) {
@@ -35,6 +35,10 @@ async function main() {
   mkdirSync(path.join(ws, 'bundle'), { recursive: true });
   writeFileSync(path.join(ws, 'bundle', 'wire.py'), 'def wire(entrypoint, params, seed):\n    if params["x"] == 2.0:\n        raise ValueError("x must not be 2")\n    return {"value": str(params["x"]).encode()}\n');
   writeFileSync(path.join(ws, 'job.json'), '{"job_id": "ui-job", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1.0}, {"x": 2.0}], "replicates": 3}\n');
+  // a simulation that starts a helper and never waits for it: the job still ends, and says so
+  mkdirSync(path.join(ws, 'forking'), { recursive: true });
+  writeFileSync(path.join(ws, 'forking', 'wire.py'), 'import subprocess\n\ndef wire(entrypoint, params, seed):\n    subprocess.Popen(["sleep", "3600"])\n    return {"value": b"1"}\n');
+  writeFileSync(path.join(ws, 'fork-job.json'), '{"job_id": "ui-fork", "bundle": "forking", "entrypoint": "m.m/x", "parameter_sets": [{"k": 5}], "replicates": 2}\n');
   let browser;
   console.log('\n  the extension, driven through the UI');
   try {
@@ -43,6 +47,16 @@ async function main() {
     await page.goto(`http://${host}/?folder=${encodeURIComponent(ws)}`);
     await page.waitForSelector('.monaco-workbench', { timeout: WAIT_MS });
     const container = page.locator('.activitybar [aria-label*="ModelOps"]').first();
+    // Quick Open lists recently opened files at once, before its search: wait for the file's own row
+    const openFile = async (relative) => {
+      await page.keyboard.press('Control+P');
+      await page.locator('.quick-input-widget input.input').fill(relative);
+      const name = path.basename(relative);
+      const folder = path.dirname(relative);
+      const row = page.locator(`.quick-input-widget .monaco-list-row[aria-label*="${name}"]`).filter({ hasText: folder === '.' ? name : folder }).first();
+      await row.waitFor({ timeout: WAIT_MS });
+      await row.click();
+    };
 
     await step('the installed .vsix activates: the ModelOps container and its welcome view', async () => {
       await container.waitFor({ timeout: WAIT_MS });
@@ -108,6 +122,22 @@ async function main() {
       await input.press('Enter');
       await page.locator('.view-lines:has-text("→ #1 ready")').first().waitFor({ timeout: WAIT_MS });
       await page.screenshot({ path: path.join(RESULTS, 'handshake-transcript.png') });
+    });
+
+    await step('a job whose simulations leave a process running ends, and each replicate says so, with a warning on the line (screenshots jobs-lingering.png, lingering-diagnostic.png)', async () => {
+      await openFile('fork-job.json');
+      await page.locator('.tab[aria-label*="fork-job.json"]').first().waitFor({ timeout: WAIT_MS });
+      await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
+      await page.locator('.monaco-list-row:has-text("ui-fork")').filter({ hasText: 'succeeded' }).first().waitFor({ timeout: WAIT_MS });
+      await page.locator('.monaco-list-row:has-text("k=5")').first().click();
+      await page.locator('.monaco-list-row:has-text("replicate 1")').filter({ hasText: 'left 1 process running' }).first().waitFor({ timeout: WAIT_MS });
+      await page.screenshot({ path: path.join(RESULTS, 'jobs-lingering.png') });
+      // a click on the replicate opens the line that started it, with a warning (screenshot lingering-diagnostic.png)
+      await page.locator('.monaco-list-row:has-text("replicate 1")').filter({ hasText: 'left 1 process running' }).first().click();
+      await page.locator('.tab.active[aria-label*="wire.py"]').first().waitFor({ timeout: WAIT_MS });
+      await page.locator('.breadcrumbs-control:has-text("forking")').first().waitFor({ timeout: WAIT_MS });
+      await page.locator('.squiggly-warning').first().waitFor({ timeout: WAIT_MS });
+      await page.screenshot({ path: path.join(RESULTS, 'lingering-diagnostic.png') });
     });
   } catch {
     try {

@@ -273,10 +273,14 @@ export function run(): Promise<void> {
       const replicates = (api.jobsTree.getChildren(set) as TaskItem[]).slice(1);
       assert.equal(replicates.length, 2);
       for (const item of replicates) {
-        assert.match(String(item.description), /^ok · .* · ⚠ left 1 process running$/);
+        assert.match(String(item.description), /^ok · ⚠ left 1 process running · \d+ ms · pid \d+$/);
         const tooltip = (item.tooltip as vscode.MarkdownString).value;
         assert.match(tooltip, /⚠ lingering-descendants: sim-[0-9a-f]{64}-[01] left 1 process running after it finished: pid \d+ `sleep 3620`/);
         assert.ok(tooltip.includes(`${wireFile}:${lineOf(wireFile, 'popen')}`), tooltip);
+        // a click opens the line that started the process
+        assert.equal(item.command?.command, 'vscode.open');
+        assert.equal((item.command?.arguments?.[0] as vscode.Uri).fsPath, wireFile);
+        assert.equal((item.command?.arguments?.[1] as { selection: vscode.Range }).selection.start.line + 1, lineOf(wireFile, 'popen'));
       }
       const [diagnostic] = api.diagnostics.get(vscode.Uri.file(wireFile));
       assert.equal(diagnostic.range.start.line + 1, lineOf(wireFile, 'popen'));

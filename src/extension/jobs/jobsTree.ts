@@ -50,11 +50,12 @@ export class TaskItem extends vscode.TreeItem {
     this.id = `task:${job.jobId}:${task.key}`;
     const parts: string[] = [task.state];
     if (task.kind) parts.push(task.kind);
+    // right after the state: a narrow view cuts the end of the description off
+    const lingering = (task.warnings ?? []).filter((w) => w.kind === 'lingering-descendants').reduce((sum, w) => sum + (w.processes ?? 0), 0);
+    if (lingering) parts.push(`⚠ left ${lingering === 1 ? '1 process' : `${lingering} processes`} running`);
     if (task.ms !== undefined) parts.push(`${task.ms} ms`);
     if (task.attempts > 1) parts.push(`${task.attempts} attempts`);
     if (task.pid !== undefined) parts.push(`pid ${task.pid}${task.worker ? ` on ${task.worker}` : ''}`);
-    const lingering = (task.warnings ?? []).filter((w) => w.kind === 'lingering-descendants').reduce((sum, w) => sum + (w.processes ?? 0), 0);
-    if (lingering) parts.push(`⚠ left ${lingering === 1 ? '1 process' : `${lingering} processes`} running`);
     this.description = parts.join(' · ');
     this.iconPath = statusIcon(task.state);
     const warnings = (task.warnings ?? []).map((w) => `\n\n⚠ ${w.kind}: ${w.message}${w.location ? ` (at \`${w.location.file}:${w.location.line}\`)` : ''}`);
@@ -62,8 +63,10 @@ export class TaskItem extends vscode.TreeItem {
       [`**${task.key}**`, task.message ? `\n\n${task.kind}: ${task.message}` : '', task.location ? `\n\nat \`${task.location.file}:${task.location.line}\`` : '', ...warnings].join(''),
     );
     this.contextValue = `task;${task.state === 'failed' || task.state === 'skipped' ? 'failed;' : ''}${task.location ? 'located;' : ''}${task.pid !== undefined ? 'stderr;' : ''}`;
-    if (task.location) {
-      this.command = { title: 'Go to failure', command: 'vscode.open', arguments: [vscode.Uri.file(task.location.file), { selection: new vscode.Range(task.location.line - 1, 0, task.location.line - 1, 0) }] };
+    // a click opens the failing line, or else the line a warning is about (what started a lingering process)
+    const line = task.location ?? (task.warnings ?? []).find((w) => w.location)?.location;
+    if (line) {
+      this.command = { title: task.location ? 'Go to failure' : 'Go to warning', command: 'vscode.open', arguments: [vscode.Uri.file(line.file), { selection: new vscode.Range(line.line - 1, 0, line.line - 1, 0) }] };
     }
   }
 }
