@@ -123,3 +123,24 @@ function end(dask: DaskProcess, signal: NodeJS.Signals): Promise<void> {
     child.kill(signal);
   });
 }
+
+/**
+ * The cluster of one mocha `describe` block: a scheduler and two workers started in its `before`
+ * hook and stopped in its `after` hook, the workers building venvs in the tests' scratch cache
+ * (test/unit/helpers.ts sets MODELOPS_VENVS_DIR). Call it at the top of the block; the returned
+ * function gives the running cluster inside the tests.
+ */
+export function clusterForSuite({ startTimeoutMs = 120_000 } = {}): () => DaskCluster {
+  let cluster: DaskCluster | undefined;
+  before(async function () {
+    this.timeout(startTimeoutMs);
+    cluster = await DaskCluster.start({ workers: 2, env: { MODELOPS_VENVS_DIR: process.env.MODELOPS_VENVS_DIR! } });
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+  return () => {
+    if (!cluster) throw new Error('the Dask cluster of this suite did not start');
+    return cluster;
+  };
+}

@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { paramId, replicateSeeds, type Params } from '../../src/engine/job/ids';
-import { DaskCluster } from '../dask/cluster';
+import { clusterForSuite, DaskCluster } from '../dask/cluster';
 import { CLI, events, FIRST_CALLS, lineOf, MEAN_VALUE_TARGET, readJson, ROOT, scratchDir, writeBundle } from './helpers';
 
 const scratch = scratchDir('mo-dask-');
@@ -127,17 +127,7 @@ function freePort(): Promise<number> {
 
 describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', function () {
   this.timeout(240_000);
-  let cluster: DaskCluster;
-
-  before(async function () {
-    this.timeout(120_000);
-    // the workers build venvs in the tests' scratch cache (helpers.ts sets MODELOPS_VENVS_DIR)
-    cluster = await DaskCluster.start({ workers: 2, env: { MODELOPS_VENVS_DIR: process.env.MODELOPS_VENVS_DIR! } });
-  });
-
-  after(async () => {
-    await cluster?.stop();
-  });
+  const cluster = clusterForSuite();
 
   it('the example job: the same param ids, seeds, outputs and aggregates as the local backend; backend in the manifest', () => {
     const example = JSON.parse(readFileSync(path.join(ROOT, 'examples', 'sir', 'job.json'), 'utf8')) as { parameter_sets: unknown[] };
@@ -145,7 +135,7 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     const out = path.join(scratch, 'out-example');
     const local = cli(['run', job, '--out', path.join(out, 'local')]);
     assert.equal(local.code, 0, local.stderr);
-    const dask = cli(['run', job, '--out', path.join(out, 'dask'), '--backend', 'dask', '--scheduler', cluster.address]);
+    const dask = cli(['run', job, '--out', path.join(out, 'dask'), '--backend', 'dask', '--scheduler', cluster().address]);
     assert.equal(dask.code, 0, dask.stderr);
     const daskDir = path.join(out, 'dask', 'sir-small');
     assertSameResults(path.join(out, 'local', 'sir-small'), daskDir);
@@ -155,8 +145,8 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     const manifest = readJson(path.join(daskDir, 'manifest.json'));
     assert.equal(manifest.status, 'succeeded');
     assert.equal(manifest.options.backend, 'dask');
-    assert.equal(manifest.options.scheduler, cluster.address);
-    assert.deepEqual([...manifest.environment.dask.workers].sort(), cluster.workers.map((w) => w.address).sort());
+    assert.equal(manifest.options.scheduler, cluster().address);
+    assert.deepEqual([...manifest.environment.dask.workers].sort(), cluster().workers.map((w) => w.address).sort());
     assert.equal(readJson(path.join(out, 'local', 'sir-small', 'manifest.json')).options.backend, 'local');
 
     const log = events(daskDir);
@@ -189,7 +179,7 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
       const bundle = modesBundle();
       const job = writeJob({ job_id: 'mixed', bundle, entrypoint: 'modes.m/x', parameter_sets: sets, replicates, targets: ['targets:mean_value'] });
       const out = path.join(scratch, `out-mixed-${backend}`);
-      const extra = backend === 'dask' ? ['--backend', 'dask', '--scheduler', cluster.address] : ['--workers', '2'];
+      const extra = backend === 'dask' ? ['--backend', 'dask', '--scheduler', cluster().address] : ['--workers', '2'];
       const result = cli(['run', job, '--out', out, '--task-timeout', '2', ...extra]);
       assert.equal(result.code, 1, result.stderr);
       return { dir: path.join(out, 'mixed'), wire: path.join(bundle, 'wire.py') };
@@ -227,23 +217,23 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     // results are recorded a parameter set at a time: kill the worker after the first of eight
     const job = writeJob({ job_id: 'lose-one', bundle: modesBundle(), entrypoint: 'm.m/x', parameter_sets: [1, 2, 3, 4, 5, 6, 7, 8].map((x) => ({ mode: 'slow', sleep: 0.1, x })), replicates: 10 });
     const out = path.join(scratch, 'out-lose-one');
-    const child = spawn(process.execPath, [CLI, 'run', job, '--out', out, '--backend', 'dask', '--scheduler', cluster.address], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'run', job, '--out', out, '--backend', 'dask', '--scheduler', cluster().address], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (chunk) => (stderr += chunk));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     const dir = path.join(out, 'lose-one');
-    const victim = cluster.workers[0];
+    const victim = cluster().workers[0];
     const deadline = Date.now() + 60_000;
     // wait until the victim has run a few tasks (it has more queued then)
     while (eventsSoFar(dir).filter((e) => e.type === 'task-done' && e.worker === victim.address).length < 2) {
       if (Date.now() > deadline) assert.fail(`the job did not get going: ${stderr}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    await cluster.killWorker(victim);
+    await cluster().killWorker(victim);
     const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('still running after 120 s'), 120_000))]);
     child.kill('SIGKILL');
     assert.equal(code, 0, stderr);
-    await cluster.addWorker(); // two workers again for the tests after this one
+    await cluster().addWorker(); // two workers again for the tests after this one
 
     const log = events(dir);
     const lost = log.find((e) => e.type === 'worker-lost');
@@ -335,7 +325,7 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     assert.ok(log.some((e) => e.type === 'scheduler-lost' && e.scheduler === doomed.address), 'a scheduler-lost event');
     assert.equal(log.at(-1)!.type, 'job-done');
 
-    const resumed = cli(['run', '--resume', dir, '--backend', 'dask', '--scheduler', cluster.address]);
+    const resumed = cli(['run', '--resume', dir, '--backend', 'dask', '--scheduler', cluster().address]);
     assert.equal(resumed.code, 0, resumed.stderr);
     assert.equal(resultFiles(dir, 'sims').length, 40);
     assert.equal(readJson(path.join(dir, 'manifest.json')).status, 'succeeded');
@@ -345,7 +335,7 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     const bundle = path.join(ROOT, 'test', 'fixtures', 'bundles', 'print-at-import');
     const job = writeJob({ job_id: 'printer', bundle, entrypoint: 'a.b/c', parameter_sets: [{ x: 1 }], replicates: 2 });
     const out = path.join(scratch, 'out-printer');
-    const result = cli(['run', job, '--out', out, '--backend', 'dask', '--scheduler', cluster.address]);
+    const result = cli(['run', job, '--out', out, '--backend', 'dask', '--scheduler', cluster().address]);
     assert.equal(result.code, 0, result.stderr);
     const warnings = events(path.join(out, 'printer')).filter((e) => e.type === 'warning' && e.kind === 'stdout-pollution');
     const wire = path.join(bundle, 'wire.py');
@@ -361,7 +351,7 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     });
     const job = writeJob({ job_id: 'future', bundle, entrypoint: 'a.b/c', parameter_sets: [{ x: 1 }], replicates: 2 });
     const out = path.join(scratch, 'out-future');
-    const result = cli(['run', job, '--out', out, '--backend', 'dask', '--scheduler', cluster.address]);
+    const result = cli(['run', job, '--out', out, '--backend', 'dask', '--scheduler', cluster().address]);
     assert.equal(result.code, 3, result.stderr);
     const manifest = readJson(path.join(out, 'future', 'manifest.json'));
     assert.equal(manifest.status, 'aborted');
@@ -380,8 +370,8 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     for (const [args, message] of [
       [['--backend', 'dask'], /--backend dask needs --scheduler/],
       [['--backend', 'dask', '--scheduler', 'localhost'], /not a scheduler address/],
-      [['--backend', 'dask', '--scheduler', cluster.address, '--executor', 'cold'], /--executor cold is not supported with --backend dask/],
-      [['--scheduler', cluster.address], /--scheduler goes with --backend dask/],
+      [['--backend', 'dask', '--scheduler', cluster().address, '--executor', 'cold'], /--executor cold is not supported with --backend dask/],
+      [['--scheduler', cluster().address], /--scheduler goes with --backend dask/],
     ] as const) {
       const result = cli(['run', job, '--out', out, ...args]);
       assert.equal(result.code, 2, result.stderr);

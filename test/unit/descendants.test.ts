@@ -15,7 +15,7 @@ import { runJob } from '../../src/engine/job/run';
 import { ResultsStore } from '../../src/engine/job/results';
 import { jobFromParamsFile } from '../../src/engine/job/spec';
 import type { JobEvent } from '../../src/engine/job/events';
-import { DaskCluster } from '../dask/cluster';
+import { clusterForSuite, DaskCluster } from '../dask/cluster';
 import { CLI, lineOf, PROD_RUNNER, scratchDir, writeBundle } from './helpers';
 
 const scratch = scratchDir('mo-desc-');
@@ -347,18 +347,9 @@ describe('descendants of runners', function () {
 
 describe('descendants of runners on the Dask backend (a real scheduler and two workers on 127.0.0.1)', function () {
   this.timeout(240_000);
-  let cluster: DaskCluster;
+  const cluster = clusterForSuite();
 
-  before(async function () {
-    this.timeout(120_000);
-    cluster = await DaskCluster.start({ workers: 2, env: { MODELOPS_VENVS_DIR: process.env.MODELOPS_VENVS_DIR! } });
-  });
-
-  after(async () => {
-    await cluster?.stop();
-  });
-
-  const dask = () => ['--backend', 'dask', '--scheduler', cluster.address];
+  const dask = () => ['--backend', 'dask', '--scheduler', cluster().address];
 
   it('subprocess.Popen of a long sleep (inheriting the runner fds): the job ends, the CLI exits within 2 s, each task is warned about at its line, the worker retired the runner and ended its group', async () => {
     const bundle = descendantBundle('dask-popen', '', '    subprocess.Popen(["sleep", "3610"])  # MARK:popen');

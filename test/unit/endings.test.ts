@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { exitCodeFor, Failure, REPORT_REQUEST, unexpectedFailure } from '../../src/engine/failure';
 import { paramId, type Params } from '../../src/engine/job/ids';
 import { findTooDeep, MAX_INPUT_NESTING } from '../../src/engine/pyjson/depth';
-import { DaskCluster } from '../dask/cluster';
+import { clusterForSuite, DaskCluster } from '../dask/cluster';
 import { bundle, CLI, events, lineOf, PROD_RUNNER, readJson, ROOT, scratchDir, writeBundle } from './helpers';
 
 const scratch = scratchDir('mo-endings-');
@@ -156,20 +156,11 @@ describe('every way a simulation can end', function () {
 
 describe('every way a simulation can end, on Dask (a real scheduler and two workers on 127.0.0.1)', function () {
   this.timeout(240_000);
-  let cluster: DaskCluster;
-
-  before(async function () {
-    this.timeout(120_000);
-    cluster = await DaskCluster.start({ workers: 2, env: { MODELOPS_VENVS_DIR: process.env.MODELOPS_VENVS_DIR! } });
-  });
-
-  after(async () => {
-    await cluster?.stop();
-  });
+  const cluster = clusterForSuite();
 
   it('the same kinds, messages and raising lines as locally; the warm runners on the workers survive every ending', () => {
     const out = path.join(scratch, 'out-endings-dask');
-    const result = cli(['run', endingsJob('endings-dask'), '--out', out, '--backend', 'dask', '--scheduler', cluster.address, '--task-timeout', '20']);
+    const result = cli(['run', endingsJob('endings-dask'), '--out', out, '--backend', 'dask', '--scheduler', cluster().address, '--task-timeout', '20']);
     assert.equal(result.code, 1, result.stderr);
     const dir = path.join(out, 'endings-dask');
     assertEveryEnding(dir);

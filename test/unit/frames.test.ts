@@ -10,7 +10,6 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { Failure } from '../../src/engine/failure';
 import { ExecuteRequest, type ExecuteResult } from '../../src/engine/protocol';
 import { FrameOutliner } from '../../src/engine/process/frameOutline';
 import { resolvePython } from '../../src/engine/process/python';
@@ -18,8 +17,8 @@ import { ourRunnerScript } from '../../src/engine/process/runnerScript';
 import { StdoutTap, type TapEvent } from '../../src/engine/process/stdoutTap';
 import { WarmProcess, type WarmProcessOptions } from '../../src/engine/process/warmProcess';
 import { parsePythonJson, parseWireJson, PyFloat, stringifyWireJson } from '../../src/engine/pyjson/pyjson';
-import { DaskCluster } from '../dask/cluster';
-import { CLI, events, lineOf, PROD_RUNNER, readJson, scratchDir, writeBundle } from './helpers';
+import { clusterForSuite } from '../dask/cluster';
+import { CLI, events, lineOf, PROD_RUNNER, readJson, rejection, scratchDir, writeBundle } from './helpers';
 
 const scratch = scratchDir('mo-frames-');
 const MB = 1024 * 1024;
@@ -66,16 +65,6 @@ before(async () => {
 
 function start(options: Partial<WarmProcessOptions> & { bundleDir: string }): WarmProcess {
   return WarmProcess.start({ python, runnerScript: ourRunnerScript(), venvPath: '', bundleDigest: 'frames', ...options });
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Failure> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof Failure, `expected a Failure, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected the request to fail');
 }
 
 function execute(runner: WarmProcess, params: Record<string, unknown>, seed: number): Promise<ExecuteResult> {
@@ -319,23 +308,14 @@ describe('large frames: the command line', function () {
 
 describe('large frames: the Dask backend (a real scheduler and two workers on 127.0.0.1)', function () {
   this.timeout(600_000);
-  let cluster: DaskCluster;
-
-  before(async function () {
-    this.timeout(180_000);
-    cluster = await DaskCluster.start({ workers: 2, env: { MODELOPS_VENVS_DIR: process.env.MODELOPS_VENVS_DIR! } });
-  });
-
-  after(async () => {
-    await cluster?.stop();
-  });
+  const cluster = clusterForSuite({ startTimeoutMs: 180_000 });
 
   function daskRun(name: string, sets: Record<string, unknown>[], replicates: number, extra: string[] = []) {
     const bundle = randomBundle(`dask-${name}`);
     const file = path.join(scratch, `dask-${name}.json`);
     writeFileSync(file, JSON.stringify({ job_id: name, bundle, entrypoint: 'frames.m/x', parameter_sets: sets, replicates }));
     const out = path.join(scratch, 'dask-out');
-    const result = spawnSync(process.execPath, [CLI, 'run', file, '--out', out, '--backend', 'dask', '--scheduler', cluster.address, ...extra], { encoding: 'utf8', timeout: 400_000 });
+    const result = spawnSync(process.execPath, [CLI, 'run', file, '--out', out, '--backend', 'dask', '--scheduler', cluster().address, ...extra], { encoding: 'utf8', timeout: 400_000 });
     return { code: result.status, stderr: result.stderr, dir: path.join(out, name), wire: path.join(bundle, 'wire.py') };
   }
 

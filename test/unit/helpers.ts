@@ -1,8 +1,10 @@
 /** Paths and small utilities shared by the unit tests (bundled to out/unit/, two levels below the root). */
+import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Failure } from '../../src/engine/failure';
 import { parsePythonJson } from '../../src/engine/pyjson/pyjson';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -111,3 +113,14 @@ export const FIRST_CALLS = `def first_calls(tag, n):
             continue
     return False
 `;
+
+/** The typed failure a promise is rejected with; fails the test if it resolves or throws anything else. */
+export async function rejection(promise: Promise<unknown>): Promise<Failure> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof Failure, `expected a Failure, got ${String(error)}`);
+    return error;
+  }
+  assert.fail('expected the request to fail');
+}

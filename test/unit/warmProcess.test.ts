@@ -5,12 +5,11 @@
 import * as assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { Failure } from '../../src/engine/failure';
 import { AggregateRequest, ExecuteRequest, type SerializedSimReturn } from '../../src/engine/protocol';
 import { resolvePython } from '../../src/engine/process/python';
 import { ourRunnerScript } from '../../src/engine/process/runnerScript';
 import { WarmProcess, type WarmProcessOptions } from '../../src/engine/process/warmProcess';
-import { bundle, ROOT, scratchDir } from './helpers';
+import { bundle, rejection, ROOT, scratchDir } from './helpers';
 
 let python: string;
 const scratch = scratchDir('mo-warm-');
@@ -36,16 +35,6 @@ function scriptedRunner(name: string, reply: string): string {
   const file = path.join(scratch, `${name}.py`);
   writeFileSync(file, `import sys, os\nsys.stdin.buffer.readline()\nos.write(1, ${reply})\nimport time\ntime.sleep(30)\n`);
   return file;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Failure> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof Failure, `expected a Failure, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected the request to fail');
 }
 
 describe('WarmProcess', () => {
