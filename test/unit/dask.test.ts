@@ -214,8 +214,9 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
   });
 
   it('killing one worker mid-job: the job completes, Dask reschedules, and the event log records the lost worker', async () => {
-    // results are recorded a parameter set at a time: kill the worker after the first of eight
-    const job = writeJob({ job_id: 'lose-one', bundle: modesBundle(), entrypoint: 'm.m/x', parameter_sets: [1, 2, 3, 4, 5, 6, 7, 8].map((x) => ({ mode: 'slow', sleep: 0.1, x })), replicates: 10 });
+    // results are recorded a parameter set at a time: kill the worker after the first of eight;
+    // simulations of 0.3 s keep it busy with one nearly all the time (not between tasks, nor aggregating)
+    const job = writeJob({ job_id: 'lose-one', bundle: modesBundle(), entrypoint: 'm.m/x', parameter_sets: [1, 2, 3, 4, 5, 6, 7, 8].map((x) => ({ mode: 'slow', sleep: 0.3, x })), replicates: 10 });
     const out = path.join(scratch, 'out-lose-one');
     const child = spawn(process.execPath, [CLI, 'run', job, '--out', out, '--backend', 'dask', '--scheduler', cluster().address], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';

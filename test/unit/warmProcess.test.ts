@@ -122,6 +122,27 @@ describe('WarmProcess', () => {
     assert.deepEqual(times, [...times].sort((a, b) => a - b), 'timestamps are in order');
   });
 
+  it('stderr followed through a pipe goes to the task that wrote it, even when its answer is read in the same turn (300 tasks)', async () => {
+    // a task's stderr is written before its answer, but the two pipes may be read in either order
+    const dir = tempBundle('stderr-then-answer', 'import sys\n\ndef wire(entrypoint, params, seed):\n    sys.stderr.write("task %d\\n" % params["i"])\n    return {"i": str(params["i"]).encode()}\n');
+    const misplaced: string[] = [];
+    const runner = start({
+      bundleDir: dir,
+      onStderr: (chunk, tag) => {
+        for (const line of chunk.toString('utf8').split('\n').filter((l) => l.startsWith('task '))) {
+          if (tag !== `t${line.slice(5)}`) misplaced.push(`${JSON.stringify(line)} tagged ${tag}`);
+        }
+      },
+    });
+    try {
+      await runner.ready(30_000);
+      for (let i = 0; i < 300; i++) await runner.request(ExecuteRequest.type, { entrypoint: 'e', params: { i }, seed: i }, { timeoutMs: 30_000, tag: `t${i}` });
+      assert.deepEqual(misplaced, []);
+    } finally {
+      await runner.shutdown();
+    }
+  });
+
   it('keeps a user exception from killing the warm process', async () => {
     const runner = start({ bundleDir: bundle('raise-in-execute') });
     try {

@@ -157,6 +157,8 @@ export class WarmProcess {
   private readonly writer: StreamMessageWriter;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  /** Messages read but not yet handled (only while stderr is followed: see onFrame). */
+  private readonly inbox: Message[] = [];
   private noise: Buffer[] = [];
   private noiseTimer: NodeJS.Timeout | undefined;
   private frameAfterNoise = false;
@@ -421,12 +423,29 @@ export class WarmProcess {
       this.breakWith(classifyProtocol(this.facts(), `unreadable frame: ${(error as Error).message}`));
       return;
     }
+    if (!this.followsStderr) {
+      this.handle(message);
+      return;
+    }
+    // stderr and stdout are two pipes, read in whatever order the poll returns them: a runner
+    // writes a task's stderr before its answer, so the answer waits for the stderr already read
+    // in this turn, which then still goes to the task, not to "the runner between tasks"
+    this.inbox.push(message);
+    if (this.inbox.length === 1) setImmediate(() => this.inbox.splice(0).forEach((queued) => this.handle(queued)));
+  }
+
+  private handle(message: Message): void {
     try {
       this.onMessage(message);
     } catch (error) {
       // a callback that threw must not escape the stdout 'data' handler (it would end the engine)
       this.breakWith(classifyProtocol(this.facts(), `handling a runner message failed: ${String(error)}`));
     }
+  }
+
+  /** The engine reads the runner's stderr itself and tags it with the task at hand (the editor). */
+  private get followsStderr(): boolean {
+    return this.stderr instanceof StderrTail && this.options.onStderr !== undefined;
   }
 
   /** An over-cap frame may be let pass unkept only when it can be the answer to a task. */
