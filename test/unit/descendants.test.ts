@@ -24,9 +24,12 @@ const PYTHON = '/usr/bin/python3';
 /** What "promptly" means here: the issue's bound between the last result and the CLI's exit. */
 const EXIT_BOUND_MS = 2000;
 
-/** Processes these tests must end themselves (escapees), by pid. */
+/**
+ * Processes these tests must end themselves (escapees), by pid: ended when each describe block
+ * ends (a root-level hook would wait for every other test file of the run).
+ */
 const leftRunning = new Set<number>();
-after(() => {
+function endLeftRunning(): void {
   for (const pid of leftRunning) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -34,7 +37,8 @@ after(() => {
       // already gone
     }
   }
-});
+  leftRunning.clear();
+}
 
 /** A bundle whose wire function runs `body` (indented by the caller) before returning a value. */
 function descendantBundle(name: string, prelude: string, body: string): string {
@@ -156,6 +160,7 @@ function assertWarned(run: Run, bundleDir: string, expect: { command: RegExp; es
 
 describe('descendants of runners', function () {
   this.timeout(120_000);
+  after(endLeftRunning);
 
   it('a multiprocessing (fork) helper that sleeps for an hour: the job ends, the CLI exits within 2 s, the helper is ended with the group and reported at its start() line', async () => {
     const bundle = descendantBundle(
@@ -347,6 +352,7 @@ describe('descendants of runners', function () {
 
 describe('descendants of runners on the Dask backend (a real scheduler and two workers on 127.0.0.1)', function () {
   this.timeout(240_000);
+  after(endLeftRunning);
   const cluster = clusterForSuite();
 
   const dask = () => ['--backend', 'dask', '--scheduler', cluster().address];
