@@ -38,7 +38,9 @@ class Accumulator {
 export function summarize(replicates: Record<string, Buffer>[]): Summary {
   const numbers = new Map<string, Accumulator>();
   const objects = new Map<string, Map<string, Accumulator>>();
-  const skipped: Record<string, string> = {};
+  // output names are the bundle's: keyed without a prototype, so `constructor`, `toString` or
+  // `__proto__` are outputs like any other (on a plain object `in` finds them inherited)
+  const skipped: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const outputs of replicates) {
     for (const [name, bytes] of Object.entries(outputs)) {
       if (name in skipped) continue;
@@ -64,7 +66,7 @@ export function summarize(replicates: Record<string, Buffer>[]): Summary {
       }
     }
   }
-  const outputs: Summary['outputs'] = {};
+  const outputs: Summary['outputs'] = Object.create(null) as Summary['outputs'];
   for (const [name, acc] of numbers) if (!(name in skipped)) outputs[name] = acc.stats();
   for (const [name, perKey] of objects) {
     if (name in skipped) continue;
