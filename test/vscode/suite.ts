@@ -162,6 +162,13 @@ export function run(): Promise<void> {
       const [diagnostic] = api.diagnostics.get(vscode.Uri.file(path.join(scratch, 'bundle', 'pyproject.toml')));
       assert.equal(diagnostic.range.start.line, 3);
       assert.match(diagnostic.message, /^python-mismatch: The bundle requires Python >=3\.99/);
+      // the job row says why, from the job's own job-done event; a click opens the cause
+      const job = (api.jobsTree.getChildren() as JobsNode[]).find((item) => item.label === 'future-job')!;
+      assert.match(String(job.description), /^aborted: python-mismatch · 0\/1 ✓/);
+      assert.match(String(job.tooltip), /python-mismatch: The bundle requires Python >=3\.99[^\n]*\nat .*pyproject\.toml:4$/);
+      assert.equal(job.command?.command, 'vscode.open');
+      assert.equal((job.command?.arguments?.[0] as vscode.Uri).fsPath, path.join(scratch, 'bundle', 'pyproject.toml'));
+      assert.equal((job.command?.arguments?.[1] as { selection: vscode.Range }).selection.start.line, 3);
     });
 
     it('Venv Caches: the venvs the jobs built, a broken one shown with why, and deleted', async () => {

@@ -112,6 +112,7 @@ export function classifyExit(facts: RunnerFacts): Failure {
       evidence.frames = fatal.frames;
       const location = locate(fatal.frames, facts.bundleDir);
       const cause = fatal.exc_type === 'SystemExit' ? `the bundle called sys.exit(${fatal.exc || ''})` : `${fatal.exc_type}: ${fatal.exc}`;
+      if (fatal.no_wire || isNoWire(fatal.exc)) return noWireFunction(facts.bundleDir, evidence);
       return new Failure('runner-exited-before-ready', `Runner ${how} while ${phaseWords(fatal.phase)}: ${cause}`, evidence, location);
     }
     const traceback = parseTraceback(facts.stderrTail);
@@ -119,6 +120,7 @@ export function classifyExit(facts: RunnerFacts): Failure {
       evidence.exception = { type: traceback.excType, message: traceback.message, traceback: traceback.text };
       evidence.frames = traceback.frames;
       const cause = traceback.message ? `${traceback.excType}: ${traceback.message}` : traceback.excType;
+      if (isNoWire(traceback.message)) return noWireFunction(facts.bundleDir, evidence);
       return new Failure('runner-exited-before-ready', `Runner ${how} before ready: ${cause}`, evidence, locate(traceback.frames, facts.bundleDir));
     }
     const dump = dumpLocation(parseFaultDump(facts.stderrTail), facts.bundleDir);
@@ -155,6 +157,23 @@ export function classifyExit(facts: RunnerFacts): Failure {
 }
 
 /** A request got no answer in time; `stacks` holds the runner's dump when it could give one. */
+/** Production's runner and ours both stop with "No wire specified …" when a bundle has no wire function. */
+function isNoWire(message: string | undefined): boolean {
+  return Boolean(message?.startsWith('No wire specified'));
+}
+
+/**
+ * A bundle without a wire function is the user's input being wrong, not the environment: the same
+ * `bad-input` (exit 2) from a handshake and from a job, whichever runner said it.
+ */
+function noWireFunction(bundleDir: string, evidence: Evidence): Failure {
+  return new Failure(
+    'bad-input',
+    `Bundle ${bundleDir} has no wire function: add wire.py with a wire() function, a .modelops/manifest.json {"wire": "module:function"}, or a modelops.wire entry point.`,
+    evidence,
+  );
+}
+
 export function classifyTimeout(facts: RunnerFacts): Failure {
   const evidence = baseEvidence(facts);
   const kind: FailureKind = facts.method === 'ready' ? 'handshake-timeout' : 'task-timeout';

@@ -132,7 +132,7 @@ async function handshakePrepared(options: HandshakeOptions, prepared: PreparedRu
     failure = await blameWithOurRunner(failure, { python, bundleDir, digest, venv, env: options.env, timeoutMs: options.timeoutMs });
   }
   if (failure) {
-    return { report: failedReport(noWireAsBadInput(failure, bundleDir), phases, evidence, warnings), transcript };
+    return { report: failedReport(failure, phases, evidence, warnings), transcript };
   }
   const total = phases.reduce((sum, phase) => sum + phase.ms, 0);
   const message = `Handshake ok in ${total.toFixed(1)} ms: ${describeRunner(evidence.ready!)}${options.execute ? `; ${options.execute.entrypoint} ran in ${evidence.execute!.ms} ms` : ''}`;
@@ -159,16 +159,6 @@ function asFailure(error: unknown): Failure {
   return unexpectedFailure(error, 'shaking hands');
 }
 
-/** "No wire specified" is the user's input being wrong, not the environment. */
-function noWireAsBadInput(failure: Failure, bundleDir: string): Failure {
-  const noWire = failure.evidence.exception?.message.startsWith('No wire specified');
-  if (failure.kind !== 'runner-exited-before-ready' || !noWire) return failure;
-  return new Failure(
-    'bad-input',
-    `Bundle ${bundleDir} has no wire function: add wire.py with a wire() function, a .modelops/manifest.json {"wire": "module:function"}, or a modelops.wire entry point.`,
-    failure.evidence,
-  );
-}
 
 /**
  * A runner that does not report stray writes (production's) leaves only the bytes. Our runner

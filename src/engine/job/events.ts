@@ -2,7 +2,7 @@
  * The engine's one event stream. The CLI's progress, its `--json` output, `events.jsonl`, and
  * (later) the editor's views all consume these; none reaches into the engine.
  */
-import type { FailureKind, SourceLocation } from '../failure';
+import type { Failure, FailureKind, SourceLocation } from '../failure';
 import type { VenvEvent } from '../venv/cache';
 import type { LingeringDescendant } from '../process/descendants';
 
@@ -55,7 +55,8 @@ export type JobEvent = { t: string } & (
     }
   /** What opening the results folder found and did: a lock taken over, files that were not results. */
   | { type: 'results-folder'; message: string }
-  | { type: 'job-done'; job_id: string; status: JobStatus; counts: JobCounts; ms: number; exit_code: number }
+  /** `failure`: why an aborted job stopped (the manifest's `failure`), for every consumer of the stream. */
+  | { type: 'job-done'; job_id: string; status: JobStatus; counts: JobCounts; ms: number; exit_code: number; failure?: ReturnType<Failure['toJSON']> }
 );
 
 export type JobStatus = 'succeeded' | 'failed' | 'interrupted' | 'aborted';

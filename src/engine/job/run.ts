@@ -150,7 +150,7 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
     status = 'aborted';
     exitCode = exitCodeFor(fatal.kind);
   }
-  book.emit({ type: 'job-done', job_id: job.jobId, status, counts, ms, exit_code: exitCode });
+  book.emit({ type: 'job-done', job_id: job.jobId, status, counts, ms, exit_code: exitCode, ...(fatal ? { failure: fatal.toJSON() } : {}) });
   await store.close();
   return { status, counts, exitCode, dir: store.dir, ms, failure: fatal };
 }

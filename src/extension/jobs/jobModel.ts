@@ -53,6 +53,8 @@ export interface JobInfo {
   status: JobStatus | 'running';
   counts?: JobCounts;
   ms?: number;
+  /** Why an aborted job stopped, from its `job-done` event. */
+  failure?: { kind: FailureKind; message: string; location?: SourceLocation };
   sets: Map<string, ParamSetInfo>;
   startedAt: number;
 }
@@ -130,6 +132,7 @@ export class JobModel {
         job.status = event.status;
         job.counts = event.counts;
         job.ms = event.ms;
+        job.failure = event.failure && { kind: event.failure.kind, message: event.failure.message, location: event.failure.location };
         break;
     }
   }

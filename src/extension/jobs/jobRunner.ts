@@ -123,6 +123,11 @@ export class JobRunner implements vscode.Disposable {
       else if (event.type === 'agg-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`);
       else if (event.type === 'warning' && event.location) this.diagnostics.add(event.location, event.kind, warningDiagnostic(event), vscode.DiagnosticSeverity.Warning);
       else if (event.type === 'results-folder') this.log.warn(`job ${job.jobId}: ${event.message}`);
+      else if (event.type === 'job-done' && event.failure) {
+        // a job that could not go on (python-mismatch, deps-install-failed, no wire function…): at its line
+        this.log.error(`job ${job.jobId}: ${event.failure.kind}: ${event.failure.message}`);
+        if (event.failure.location) this.diagnostics.add(event.failure.location, event.failure.kind, `${event.failure.kind}: ${event.failure.message}`);
+      }
       else if (event.type === 'venv') {
         this.log.info(describeVenvEvent(event.event));
         this.venvProgress(event.event);
@@ -153,11 +158,6 @@ export class JobRunner implements vscode.Disposable {
         signal: controller.signal,
       });
       this.log.info(`job ${job.jobId} ${outcome.status} in ${(outcome.ms / 1000).toFixed(1)} s → ${outcome.dir}`);
-      // a job that could not start (python-mismatch, deps-install-failed, a runner that never got ready): at its line
-      if (outcome.failure) {
-        this.log.error(`${outcome.failure.kind}: ${outcome.failure.message}`);
-        if (outcome.failure.location) this.diagnostics.add(outcome.failure.location, outcome.failure.kind, `${outcome.failure.kind}: ${outcome.failure.message}`);
-      }
       return { jobId: job.jobId, dir: outcome.dir, status: outcome.status, exitCode: outcome.exitCode, counts: outcome.counts };
     } finally {
       this.running.delete(job.jobId);

@@ -16,9 +16,15 @@ export class JobItem extends vscode.TreeItem {
     const ok = [...job.sets.values()].reduce((sum, s) => sum + s.ok, 0);
     const failed = [...job.sets.values()].reduce((sum, s) => sum + s.failed, 0);
     this.id = `job:${job.jobId}`;
-    this.description = `${job.status} · ${ok}/${total} ✓${failed ? ` ${failed} ✗` : ''}${job.ms !== undefined ? ` · ${(job.ms / 1000).toFixed(1)} s` : ''}`;
+    const status = job.failure ? `${job.status}: ${job.failure.kind}` : job.status;
+    this.description = `${status} · ${ok}/${total} ✓${failed ? ` ${failed} ✗` : ''}${job.ms !== undefined ? ` · ${(job.ms / 1000).toFixed(1)} s` : ''}`;
     this.iconPath = statusIcon(job.status === 'running' ? 'running' : job.status === 'succeeded' ? 'ok' : job.status === 'interrupted' ? 'skipped' : 'failed');
-    this.tooltip = `${job.jobId}\n${job.dir}`;
+    const cause = job.failure && `\n${job.failure.kind}: ${job.failure.message}${job.failure.location ? `\nat ${job.failure.location.file}:${job.failure.location.line}` : ''}`;
+    this.tooltip = `${job.jobId}\n${job.dir}${cause ?? ''}`;
+    if (job.failure?.location) {
+      const { file, line } = job.failure.location;
+      this.command = { title: 'Go to the cause', command: 'vscode.open', arguments: [vscode.Uri.file(file), { selection: new vscode.Range(line - 1, 0, line - 1, 0) }] };
+    }
     const resumable = job.status === 'interrupted' || job.status === 'aborted';
     this.contextValue = `job;open;${job.status === 'running' ? 'cancellable;' : ''}${failed ? 'rerunnable;' : ''}${resumable ? 'resumable;' : ''}`;
   }
