@@ -170,6 +170,8 @@ export class ResultsStore {
     readonly dir: string,
     private readonly lock: DirLock | undefined,
     notices: string[] = [],
+    /** The digest of the bundle this run runs, hashed once when the folder was opened (job.json records it). */
+    readonly bundleDigest?: string,
   ) {
     this.notices = notices;
     this.guard(() => {
@@ -208,7 +210,7 @@ export class ResultsStore {
       if (existsSync(path.join(dir, 'job.json'))) {
         throw new Failure('bad-input', `Results of job ${job.jobId} already exist in ${dir}; resume them with --resume ${dir}, or choose another job_id or --out.`);
       }
-      store = new ResultsStore(dir, lock, notices);
+      store = new ResultsStore(dir, lock, notices, bundleDigest);
       store.writeJson('job.json', normalise(job, bundleDigest));
       return store;
     } catch (error) {
@@ -219,8 +221,8 @@ export class ResultsStore {
   }
 
   /** An earlier run's folder, checked and locked (see resume.ts): `notices` say what was found. */
-  static reopen(dir: string, lock: DirLock, notices: string[]): ResultsStore {
-    return new ResultsStore(dir, lock, notices);
+  static reopen(dir: string, lock: DirLock, notices: string[], bundleDigest: string): ResultsStore {
+    return new ResultsStore(dir, lock, notices, bundleDigest);
   }
 
   /** The first write that failed, as `results-unwritable`: the job stops and says so. */

@@ -65,7 +65,7 @@ export async function openEarlierRun(folder: string, options: ResumeOptions = {}
     if (cut) notices.push(`Cut a torn last line (${cut} bytes) off events.jsonl, left by a run that was stopped mid-write.`);
     const removed = removeTemps(dir, inspectFolder(dir).temps);
     if (removed) notices.push(`Removed ${removed} temporary file${removed === 1 ? '' : 's'} of writes that never finished.`);
-    store = ResultsStore.reopen(dir, lock, notices);
+    store = ResultsStore.reopen(dir, lock, notices, now);
     if (options.rerunFailed) store.forgetFailures(job);
     return { job, store, bundleChange };
   } catch (error) {

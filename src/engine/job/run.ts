@@ -170,7 +170,7 @@ async function runLocally(book: JobBook, options: RunOptions): Promise<BackendRu
   let fatal: Failure | undefined;
   let interrupted = false;
   try {
-    prepared = await prepareRunner({ ...options, bundleDir: job.bundleDir, venv: { ...options.venv, onEvent: (event) => book.emit({ type: 'venv', event }) } });
+    prepared = await prepareRunner({ ...options, bundleDir: job.bundleDir, digest: store.bundleDigest, venv: { ...options.venv, onEvent: (event) => book.emit({ type: 'venv', event }) } });
     pool = makePool(prepared, store, options, (body) => book.emit(body));
     const scheduler = new Scheduler(book, pool, options);
     await scheduler.run();

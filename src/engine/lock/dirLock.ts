@@ -14,6 +14,7 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Failure, type FailureKind } from '../failure';
+import { procStatFields } from '../process/procStat';
 
 export interface LockOwner {
   pid: number;
@@ -47,9 +48,7 @@ const OWNERLESS_GRACE_MS = 5_000;
 
 export function processStartTime(pid: number): string {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // the command name (field 2) may contain spaces and parentheses: count from the last ')'
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+    return procStatFields(readFileSync(`/proc/${pid}/stat`, 'utf8'))[19] ?? '';
   } catch {
     return '';
   }

@@ -21,6 +21,7 @@ import { execa } from 'execa';
 import { locate } from '../diagnose/pythonTrace';
 import type { SourceLocation } from '../failure';
 import type { SpawnedParams } from '../protocol';
+import { procStatFields } from './procStat';
 
 /** The environment variable that marks a runner's descendants (its value: one runner's token). */
 export const RUNNER_TOKEN_ENV = 'MODELOPS_DEBUGGER_RUNNER';
@@ -193,8 +194,7 @@ async function procTable(): Promise<ProcessEntry[]> {
 }
 
 function parseStat(pid: number, stat: string): ProcessEntry | undefined {
-  // the command name (in parentheses) may itself hold spaces and parentheses
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields = procStatFields(stat);
   if (fields.length < 20) return undefined;
   return { pid, ppid: Number(fields[1]), pgid: Number(fields[2]), sid: Number(fields[3]), startTicks: Number(fields[19]), zombie: fields[0] === 'Z' || fields[0] === 'X' };
 }

@@ -76,7 +76,7 @@ interface Token {
 }
 
 /** Index of the quote that closes the string opening at `open`, or -1 if it never closes. */
-function stringEnd(text: string, open: number): number {
+export function stringEnd(text: string, open: number): number {
   let at = text.indexOf('"', open + 1);
   while (at >= 0) {
     let backslashes = 0;

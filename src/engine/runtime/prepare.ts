@@ -23,6 +23,8 @@ export interface RuntimeOptions {
   env?: Record<string, string>;
   /** The frame cap (process/frameCap.ts): the largest answer read from a runner. */
   maxFrameBytes?: number;
+  /** The bundle's digest, when the caller has just hashed it (a job's results folder has). */
+  digest?: string;
 }
 
 export interface PreparedRunner {
@@ -52,7 +54,7 @@ export async function prepareRunner(options: RuntimeOptions): Promise<PreparedRu
     const stat = await fs.stat(runnerScript).catch(() => undefined);
     if (!stat?.isFile()) throw new Failure('bad-input', `Runner script ${runnerScript} does not exist.`);
   }
-  const digest = await bundleDigest(bundleDir);
+  const digest = options.digest ?? (await bundleDigest(bundleDir));
   if (options.python) {
     const python = (await resolvePython(options.python)).path;
     return { bundleDir, python, runnerScript, digest, venv: await venvOf(python) };

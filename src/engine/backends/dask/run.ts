@@ -71,7 +71,7 @@ export async function runOnDask(book: JobBook, options: RunOptions): Promise<Bac
   try {
     if (!dask) throw new Failure('bad-input', 'The dask backend needs a scheduler address (--scheduler tcp://HOST:PORT).');
     const bundleDir = await checkBundleDir(book.job.bundleDir);
-    const [digest, deps, files] = await Promise.all([bundleDigest(bundleDir), readBundleDeps(bundleDir), listFiles(bundleDir)]);
+    const [digest, deps, files] = await Promise.all([book.store.bundleDigest ?? bundleDigest(bundleDir), readBundleDeps(bundleDir), listFiles(bundleDir)]);
     environment.bundle = { dir: bundleDir, digest };
     const python = await findDaskPython(dask.python);
     const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
