@@ -47,7 +47,6 @@ export class WarmPool {
   private failuresInARow = 0;
   private fatal: Failure | undefined;
   private closed = false;
-  private killed = false;
   /** Processes being stopped; close() waits for them so that nothing ends after the job. */
   private readonly ending = new Set<Promise<void>>();
 
@@ -81,7 +80,6 @@ export class WarmPool {
    */
   async kill(): Promise<void> {
     this.closed = true;
-    this.killed = true;
     this.killing.abort(); // runners still starting are ended by their spawn
     // tasks waiting for a process (one being replaced after a crash) would otherwise wait forever
     this.rejectWaiters();
@@ -148,7 +146,7 @@ export class WarmPool {
     if (this.closed) {
       // started while the pool was closing: ended the way the others were (and not reported:
       // the job may have written its last event already)
-      this.track((this.killed ? process.kill() : process.shutdown()).then(() => process.closeStderr()));
+      this.track((this.killing.signal.aborted ? process.kill() : process.shutdown()).then(() => process.closeStderr()));
       return;
     }
     const slot: Slot = { process, load: 0, tasks: 0, retiring: false, removed: false };
