@@ -22,6 +22,8 @@ const EXTENSION_ID = 'modelops-debugger.modelops-debugger';
 
 export function run(): Promise<void> {
   const mocha = new Mocha({ ui: 'bdd', timeout: 120_000, color: false, reporter: 'spec' });
+  // MODELOPS_VSCODE_GREP=<regexp> (given to test/vscode/run.mjs) runs only the tests whose title matches
+  if (process.env.MODELOPS_VSCODE_GREP) mocha.grep(new RegExp(process.env.MODELOPS_VSCODE_GREP));
   mocha.suite.emit('pre-require', globalThis, 'suite', mocha);
 
   describe('the extension in VS Code', () => {
