@@ -121,6 +121,21 @@ describe('modelops-debugger run', () => {
     assert.ok(readdirSync(path.join(dir, 'logs')).length >= 3, 'a stderr log per runner, crashed ones included');
   });
 
+  it('a loss that is a whole number is written as the float it is (2.0, not 2), as production writes it', () => {
+    const bundle = writeBundle(path.join(scratch, `whole-loss-${++counter}`), {
+      'wire.py': 'def wire(entrypoint, params, seed):\n    return {"value": b"1"}\n',
+      'targets.py': 'def whole(sim_returns, target_data):\n    return {"loss": 2, "diagnostics": {}, "n_replicates": len(sim_returns)}\n\n\ndef zero(sim_returns, target_data):\n    return {"loss": 0, "diagnostics": {}, "n_replicates": len(sim_returns)}\n',
+    });
+    const job = writeJob({ job_id: 'whole-loss', bundle, entrypoint: 'm/x', parameter_sets: [{ x: 1 }], replicates: 2, targets: ['targets:whole', 'targets:zero'] });
+    const out = path.join(scratch, 'out-whole-loss');
+    const { code, stderr } = cli(['run', job, '--out', out]);
+    assert.equal(code, 0, stderr);
+    const [file] = readdirSync(path.join(out, 'whole-loss', 'aggs'));
+    const text = readFileSync(path.join(out, 'whole-loss', 'aggs', file), 'utf8');
+    assert.match(text, /"targets:whole": \{\s*"status": "ok",\s*"loss": 2\.0,/);
+    assert.match(text, /"targets:zero": \{\s*"status": "ok",\s*"loss": 0\.0,/);
+  });
+
   it('--rerun-failed runs exactly the failed tasks again, and the aggregations they feed', () => {
     const markers = scratchDir('mo-markers-');
     const job = writeJob({ job_id: 'rerun', bundle: modesBundle(), entrypoint: 'm.m/x', parameter_sets: [{ mode: 'raise' }, { mode: 'ok' }], replicates: 3 });

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Failure, isFailure, type FailureKind, type SourceLocation } from '../failure';
 import type { DirLock } from '../lock/dirLock';
-import { parsePythonJson, stringifyWireJson } from '../pyjson/pyjson';
+import { parsePythonJson, pyFloatRepr, RawJson, stringifyWireJson } from '../pyjson/pyjson';
 import type { WarmProcess } from '../process/warmProcess';
 import type { JobEvent } from './events';
 import type { Params } from './ids';
@@ -321,7 +321,7 @@ export class ResultsStore {
 
   /** Through the same ordered queue as the simulations it summarises. */
   writeAgg(record: AggRecord): void {
-    this.enqueue(this.aggFile(record.param_id), stringifyWireJson(record, 2));
+    this.enqueue(this.aggFile(record.param_id), stringifyWireJson(withFloatLosses(record), 2));
   }
 
   /** Whole (temp + rename); a failure is results-unwritable, thrown, with no temp file left. */
@@ -554,4 +554,16 @@ function atomicWrite(file: string, text: string): void {
     rmSync(temp, { force: true });
     throw error;
   }
+}
+
+/**
+ * The record with each target's loss written as the float it is: the runner sends `float(loss)`,
+ * which JSON.parse turns into a plain number, so a loss of 2.0 would otherwise be written `2`
+ * where production writes `2.0`.
+ */
+function withFloatLosses(record: AggRecord): AggRecord {
+  const targets = Object.fromEntries(
+    Object.entries(record.targets).map(([name, target]) => [name, target.status === 'ok' && typeof target.loss === 'number' ? { ...target, loss: new RawJson(pyFloatRepr(target.loss)) as unknown as number } : target]),
+  );
+  return { ...record, targets };
 }
