@@ -253,6 +253,22 @@ describe('modelops-debugger replicate', () => {
     assert.ok(!venvs.some((name) => name.startsWith(otherPython) || name.startsWith(otherDigest)), 'no venv built for either key');
   });
 
+  it('a job run with --python (no venv) is reproduced with that interpreter as it is', () => {
+    const bundleDir = saltedBundle();
+    const out = path.join(scratch, `out-${++counter}`);
+    const file = path.join(scratch, `job-${counter}.json`);
+    writeFileSync(file, JSON.stringify({ job_id: 'plain', bundle: bundleDir, entrypoint: 'e', parameter_sets: [{ mode: 'ok', x: 3.0 }], replicates: 2 }));
+    const ran = cli(['run', file, '--out', out, '--workers', '1', '--python', 'python3']);
+    assert.equal(ran.code, 0, ran.stderr);
+    const manifest = readJson(path.join(out, 'plain', 'manifest.json'));
+    const { code, report } = replicateJson([path.join(out, 'plain'), '--param', '0', '--replicate', '1']);
+    assert.equal(code, 0);
+    assert.equal(report.verdict, 'same');
+    assert.equal(report.ran.venv, undefined);
+    assert.equal(report.ran.python, manifest.environment.python.venv_python);
+    assert.ok(report.notes.some((note: string) => note.includes('as it is (no venv)')));
+  });
+
   it('the reproduce command line (for the editor to copy) runs exactly that replicate, and quotes a path a shell would split', () => {
     const set = readJson(path.join(dir, 'job.json')).parameter_sets[0];
     const args = replicateCommandArgs(dir, set.param_id, 1);

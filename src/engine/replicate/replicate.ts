@@ -4,6 +4,7 @@
  * then its outputs compared byte for byte with the recorded result. A reproduction never
  * writes into the job's results folder: it reads job.json, the manifest and one result file.
  */
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { bundleDigest, checkBundleDir } from '../bundle/bundleDir';
 import { showBytes } from '../diagnose/classify';
@@ -223,6 +224,11 @@ function runtimeOfJob(dir: string, options: ReplicateOptions, notes: string[]): 
     return { options: out };
   }
   out.basePython = options.basePython ?? ran.basePython;
+  if (options.basePython === undefined && ran.basePython && !existsSync(ran.basePython)) {
+    // the key says which Python version it must be: any interpreter of that version will do
+    out.basePython = undefined;
+    notes.push(`The interpreter the job's venv was built from (${ran.basePython}) is gone: the default one is used, and the venv key still checked.`);
+  }
   out.venv = { ...options.venv, expectKey: cacheKeyOf(ran.venvKey) };
   return { options: out, jobVenvKey: ran.venvKey };
 }
