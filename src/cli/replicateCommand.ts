@@ -5,7 +5,7 @@
 import { Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { exitCodeFor, Failure, unexpectedFailure } from '../engine/failure';
+import { exitCodeFor, exitCodeForStop, Failure, unexpectedFailure } from '../engine/failure';
 import { paramsFromText } from '../engine/job/spec';
 import { frameCapBytes } from '../engine/process/frameCap';
 import { stringifyWireJson } from '../engine/pyjson/pyjson';
@@ -57,7 +57,8 @@ export function replicateCommand(): Command {
 async function replicate(input: string, flags: ReplicateFlags): Promise<number> {
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
-    writeStderr(`\ninterrupted by ${signal}: stopping the runner\n`);
+    if (controller.signal.aborted) process.exit(exitCodeForStop(signal)); // a second signal: now
+    writeStderr(`\ninterrupted by ${signal}: stopping the runner (${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to quit at once)\n`);
     controller.abort(signal);
   };
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -69,11 +70,12 @@ async function replicate(input: string, flags: ReplicateFlags): Promise<number> 
   } catch (error) {
     const failure = unexpectedFailure(error, 'reproducing a replicate');
     if (flags.json) {
-      writeStdout(`${stringifyWireJson({ verdict: 'error', kind: failure.kind, message: failure.message, location: failure.location, evidence: failure.evidence, exit_code: exitCodeFor(failure.kind) })}\n`);
+      writeStdout(`${stringifyWireJson({ verdict: 'error', kind: failure.kind, message: failure.message, location: failure.location, evidence: failure.evidence, exit_code: failure.kind === 'cancelled' ? exitCodeForStop(controller.signal.reason) : exitCodeFor(failure.kind) })}\n`);
     } else {
       writeStderr(renderFailureLine(failure, currentDir()));
     }
-    return exitCodeFor(failure.kind);
+    // stopped by a signal: 128 + its number, as `run` exits
+    return failure.kind === 'cancelled' ? exitCodeForStop(controller.signal.reason) : exitCodeFor(failure.kind);
   } finally {
     for (const signal of signals) process.off(signal, onSignal);
   }

@@ -3,7 +3,7 @@
  * replicate reproduced and compared with what the job recorded.
  */
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -267,6 +267,28 @@ describe('modelops-debugger replicate', () => {
     assert.equal(report.ran.venv, undefined);
     assert.equal(report.ran.python, manifest.environment.python.venv_python);
     assert.ok(report.notes.some((note: string) => note.includes('as it is (no venv)')));
+  });
+
+  it('Ctrl-C while the replicate runs stops its runner and exits 130 (cancelled)', async () => {
+    const marker = path.join(scratch, `started-${++counter}`);
+    const bundleDir = writeBundle(path.join(scratch, `hang-${counter}`), {
+      'wire.py': `import os, time\n\n\ndef wire(entrypoint, params, seed):\n    with open(os.environ["REPLICATE_TEST_MARKER"], "w") as f:\n        f.write(str(os.getpid()))\n    while True:\n        time.sleep(0.05)\n`,
+    });
+    const child = spawn(process.execPath, [CLI, 'replicate', bundleDir, '--entrypoint', 'e', '--params', '{}', '--seed', '1'], { env: { ...process.env, REPLICATE_TEST_MARKER: marker } });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const deadline = Date.now() + 60_000;
+    while (!existsSync(marker) || readFileSync(marker, 'utf8') === '') {
+      assert.ok(Date.now() < deadline, `the replicate never started: ${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const runnerPid = Number(readFileSync(marker, 'utf8'));
+    child.kill('SIGINT');
+    assert.equal(await exited, 130);
+    assert.match(stderr, /interrupted by SIGINT: stopping the runner/);
+    assert.match(stderr, /The reproduction was stopped before the replicate finished/);
+    assert.throws(() => process.kill(runnerPid, 0), /ESRCH/, 'the runner is gone');
   });
 
   it('the reproduce command line (for the editor to copy) runs exactly that replicate, and quotes a path a shell would split', () => {

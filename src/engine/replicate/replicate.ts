@@ -242,6 +242,10 @@ async function runOnce(spec: ReplicateSpec, options: ReplicateOptions, digest?: 
   const cancelled = () => new Failure('cancelled', 'The reproduction was stopped before the replicate finished.');
   if (options.signal?.aborted) throw cancelled();
   const prepared = await prepareRunner({ ...options, bundleDir: spec.bundleDir, digest });
+  if (options.signal?.aborted) {
+    await prepared.lease?.release(); // stopped while the venv was prepared: no runner is started
+    throw cancelled();
+  }
   const venv = prepared.lease && { key: prepared.lease.key, path: prepared.lease.path, built: prepared.lease.built, fresh: prepared.lease.fresh, reason: prepared.lease.reason };
   const warnings: RunResult['warnings'] = [];
   const warned = new Set<string>();
