@@ -13,7 +13,7 @@ import { describeSpecialFile } from '../engine/inputFile';
 import type { ParamValue } from '../engine/protocol';
 import { stringifyWireJson } from '../engine/pyjson/pyjson';
 import { currentDir, renderFailureLine, renderHandshake, renderReplay } from './render';
-import { positiveNumber, timeoutSeconds } from './parsers';
+import { parseSeed, positiveNumber, timeoutSeconds } from './parsers';
 import { writeStderr, writeStdout } from './stdio';
 import { frameCapBytes } from '../engine/process/frameCap';
 import { addVenvOptions, printVenvEvent, venvCacheOptions, type VenvFlags } from './venvOptions';
@@ -31,8 +31,6 @@ interface HandshakeFlags extends VenvFlags {
   stderr?: boolean;
   maxFrameMb?: number;
 }
-
-const MAX_SEED = 2n ** 64n - 1n;
 
 export function handshakeCommand(): Command {
   const command = new Command('handshake')
@@ -151,13 +149,6 @@ function parseParams(text: string): Record<string, ParamValue> {
     if (item === null) throw new Failure('bad-input', `--params: "${key}" is null; parameters are numbers, strings or booleans.`);
   }
   return value as Record<string, ParamValue>;
-}
-
-function parseSeed(text: string): number | bigint {
-  if (!/^\d+$/.test(text.trim())) throw new Failure('bad-input', `--seed must be a whole number from 0 to 2^64-1, not ${JSON.stringify(text)}.`);
-  const seed = BigInt(text.trim());
-  if (seed > MAX_SEED) throw new Failure('bad-input', `--seed ${text} is above 2^64-1.`);
-  return seed <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(seed) : seed;
 }
 
 function printFailure(error: unknown, json: boolean | undefined): number {

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode, exitCodeFor, unexpectedFailure } from '../engine/failure';
 import { handshakeCommand } from './handshakeCommand';
 import { currentDir, renderFailureLine } from './render';
+import { replicateCommand } from './replicateCommand';
 import { runCommand } from './runCommand';
 import { guardStdio, writeStderr } from './stdio';
 import { venvCommand } from './venvCommand';
@@ -18,6 +19,7 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .addCommand(runCommand().exitOverride())
     .addCommand(handshakeCommand().exitOverride())
+    .addCommand(replicateCommand().exitOverride())
     .addCommand(exitOverrideAll(venvCommand()));
   try {
     await program.parseAsync(argv);

@@ -1,5 +1,8 @@
 /** Option value parsers shared by the commands: a bad value is a usage error (exit 2). */
 import { InvalidArgumentError } from 'commander';
+import { Failure } from '../engine/failure';
+
+const MAX_SEED = 2n ** 64n - 1n;
 
 export function wholeNumber(text: string): number {
   if (!/^\d+$/.test(text)) throw new InvalidArgumentError('expected a whole number.');
@@ -31,4 +34,12 @@ export function nonNegative(text: string): number {
 /** For repeatable options. */
 export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+/** A replicate's seed, 0 to 2^64-1: a number, or a bigint beyond 2^53 (bad input otherwise). */
+export function parseSeed(text: string, option = '--seed'): number | bigint {
+  if (!/^\d+$/.test(text.trim())) throw new Failure('bad-input', `${option} must be a whole number from 0 to 2^64-1, not ${JSON.stringify(text)}.`);
+  const seed = BigInt(text.trim());
+  if (seed > MAX_SEED) throw new Failure('bad-input', `${option} ${text} is above 2^64-1.`);
+  return seed <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(seed) : seed;
 }

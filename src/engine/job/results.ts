@@ -6,6 +6,8 @@
  * kill — never sees half of one. One process writes a folder at a time (its lock), and a disk
  * that stops taking writes ends the job as `results-unwritable`, never as a crash.
  */
+import { blake2b } from '@noble/hashes/blake2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, existsSync, fstatSync, ftruncateSync, rmSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
@@ -16,7 +18,7 @@ import { parsePythonJson, pyFloatRepr, RawJson, stringifyWireJson } from '../pyj
 import type { WarmProcess } from '../process/warmProcess';
 import type { JobEvent } from './events';
 import type { Params } from './ids';
-import { checkAggRecord, checkSimRecord } from './resultSchema';
+import { checkAggRecord, checkSimRecord, type Checked } from './resultSchema';
 import { checkFolderItself, inspectFolder, lockResultsFolder, makeFolders, unwritable } from './resultsFolder';
 import type { JobSpec, ParameterSet } from './spec';
 
@@ -140,6 +142,40 @@ export function paramDir(paramId: string): string {
 
 type WriteError = { code?: string; message: string; file: string };
 
+/** `sims/<param16>/<i>.json` of the results folder `dir`. */
+export function simResultFile(dir: string, paramId: string, replicate: number): string {
+  return path.join(dir, 'sims', paramDir(paramId), `${replicate}.json`);
+}
+
+/** A result file read and checked (resultSchema.ts): the record, or why it is not one. Never writes. */
+export function readResultFile<T>(file: string, check: (value: unknown) => Checked<T>): Checked<T> {
+  let value: unknown;
+  try {
+    value = parsePythonJson(readFileSync(file, 'utf8'));
+  } catch (error) {
+    return { why: isFailure(error) ? error.message : 'not JSON' };
+  }
+  return check(value);
+}
+
+/**
+ * An earlier run's result of one replicate, read without opening the folder for writing:
+ * undefined when it has none (not run yet), else the record or why the file is not one.
+ */
+export function readSimResult(dir: string, set: ParameterSet, replicate: number): Checked<SimRecord> | undefined {
+  const file = simResultFile(dir, set.paramId, replicate);
+  if (!existsSync(file)) return undefined;
+  return readResultFile(file, (value) => checkSimRecord(value, set, replicate));
+}
+
+/**
+ * An output's checksum as production sends it to aggregations (isolated_warm.py
+ * `_serialize_sim_returns`): BLAKE2b-256 of its bytes, hex.
+ */
+export function outputChecksum(bytes: Uint8Array): string {
+  return bytesToHex(blake2b(bytes, { dkLen: 32 }));
+}
+
 export class ResultsStore {
   private eventBuffer = '';
   private eventFd: number | undefined;
@@ -250,7 +286,7 @@ export class ResultsStore {
   }
 
   simFile(set: ParameterSet | string, replicate: number): string {
-    return path.join(this.dir, 'sims', paramDir(typeof set === 'string' ? set : set.paramId), `${replicate}.json`);
+    return simResultFile(this.dir, typeof set === 'string' ? set : set.paramId, replicate);
   }
 
   aggFile(paramId: string): string {
@@ -353,15 +389,8 @@ export class ResultsStore {
   /** Files that were not results, by name relative to the folder, with why (each once, however often read). */
   readonly notResults = new Set<string>();
 
-  private readChecked<T>(file: string, check: (value: unknown) => { record: T } | { why: string }): T | undefined {
-    let value: unknown;
-    try {
-      value = parsePythonJson(readFileSync(file, 'utf8'));
-    } catch (error) {
-      this.notResults.add(`${path.relative(this.dir, file)} (${isFailure(error) ? error.message : 'not JSON'})`);
-      return undefined;
-    }
-    const checked = check(value);
+  private readChecked<T>(file: string, check: (value: unknown) => Checked<T>): T | undefined {
+    const checked = readResultFile(file, check);
     if ('why' in checked) {
       this.notResults.add(`${path.relative(this.dir, file)} (${checked.why})`);
       return undefined;

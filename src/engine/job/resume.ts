@@ -27,7 +27,13 @@ export interface BundleChange {
   now: string;
 }
 
-export async function openEarlierRun(folder: string, options: ResumeOptions = {}): Promise<{ job: JobSpec; store: ResultsStore; bundleChange?: BundleChange }> {
+/**
+ * The job of an earlier run's results folder, read and checked without writing anything or
+ * taking its lock (a resume locks it next; a reproduction of one replicate only reads it): no
+ * links or special files in the folder, `job.json` valid like a new job file. Also returns the
+ * bundle digest recorded when it ran.
+ */
+export function readEarlierJob(folder: string): { dir: string; job: JobSpec; file: string; bundleDigest?: string } {
   const dir = path.resolve(folder);
   checkFolderItself(dir);
   inspectFolder(dir); // refuses links before reading anything through one
@@ -39,7 +45,12 @@ export async function openEarlierRun(folder: string, options: ResumeOptions = {}
     const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no job.json' : `job.json is not valid JSON: ${(error as Error).message}`;
     throw new Failure('bad-input', `${dir} is not a results folder of a job (${why}).`);
   }
-  const { job, bundleDigest: recorded } = jobFromResultsJson(file, raw, path.basename(dir));
+  const { job, bundleDigest } = jobFromResultsJson(file, raw, path.basename(dir));
+  return { dir, job, file, bundleDigest };
+}
+
+export async function openEarlierRun(folder: string, options: ResumeOptions = {}): Promise<{ job: JobSpec; store: ResultsStore; bundleChange?: BundleChange }> {
+  const { dir, job, file, bundleDigest: recorded } = readEarlierJob(folder);
   await checkBundleDir(job.bundleDir);
   const now = await bundleDigest(job.bundleDir);
   const notices: string[] = [];

@@ -18,7 +18,7 @@ import { lingeringWarnings } from '../process/lingering';
 import { prepareRunner, type PreparedRunner, type RuntimeOptions } from '../runtime/prepare';
 import { JobBook, RETRYABLE, type SetState } from './book';
 import type { JobCounts, JobEvent, JobEventBody, JobStatus } from './events';
-import { WRITE_BACKLOG_LIMIT, type OutputRecord, type ResultsStore } from './results';
+import { outputChecksum, WRITE_BACKLOG_LIMIT, type OutputRecord, type ResultsStore } from './results';
 import type { BundleChange } from './resume';
 import { unwritable } from './resultsFolder';
 import type { JobSpec } from './spec';
@@ -424,7 +424,7 @@ function notStarted(failure: Failure): boolean {
 function serializedSimReturn(paramId: string, seed: number | bigint, outputs: Record<string, OutputRecord>): SerializedSimReturn {
   const serialized: SerializedSimReturn['outputs'] = {};
   for (const [name, output] of Object.entries(outputs)) {
-    serialized[name] = { size: output.size, checksum: bytesToHex(blake2b(Buffer.from(output.inline, 'base64'), { dkLen: 32 })), inline: output.inline };
+    serialized[name] = { size: output.size, checksum: outputChecksum(Buffer.from(output.inline, 'base64')), inline: output.inline };
   }
   return { task_id: taskId(paramId, seed, outputs), outputs: serialized };
 }

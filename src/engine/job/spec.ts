@@ -222,6 +222,22 @@ export function checkNesting(file: string, text: string): void {
   );
 }
 
+/**
+ * One parameter set given as JSON text on the command line (`replicate <bundle> --params JSON`),
+ * checked as a job file's: read as Python reads it (`1.0` stays a float), finite numbers,
+ * strings and booleans only. `label` names it in the message (`--params`).
+ */
+export function paramsFromText(label: string, text: string): Params {
+  checkNesting(label, text);
+  let value: unknown;
+  try {
+    value = parsePythonJson(text);
+  } catch (error) {
+    throw new Failure('bad-input', `${label} is not valid JSON: ${(error as Error).message}.`);
+  }
+  return checkParams(label, value, 'params');
+}
+
 function makeSet(file: string, value: unknown, where: string, index: number, seedsFor: (id: string) => (number | bigint)[]): ParameterSet {
   const params = checkParams(file, value, where);
   const id = paramId(params);

@@ -17,7 +17,7 @@ export interface RuntimeOptions {
   python?: string;
   /** Without `python`: the bundle's venv is built from this interpreter (`python3` on PATH when absent) or reused. */
   basePython?: string;
-  venv?: Omit<VenvCacheOptions, 'dir'> & { dir?: string; forceFresh?: boolean };
+  venv?: Omit<VenvCacheOptions, 'dir'> & { dir?: string; forceFresh?: boolean; expectKey?: string };
   /** Another runner script (e.g. production's `subprocess_runner.py`); ours when absent. */
   runnerScript?: string;
   env?: Record<string, string>;
@@ -62,7 +62,7 @@ export async function prepareRunner(options: RuntimeOptions): Promise<PreparedRu
   const started = performance.now();
   const cache = new VenvCache({ ...options.venv, dir: options.venv?.dir ?? venvsDir() });
   const base = await probeInterpreter((await resolvePython(options.basePython)).path, cache.dir);
-  const lease = await cache.ensure(bundleDir, base, { forceFresh: options.venv?.forceFresh, digest });
+  const lease = await cache.ensure(bundleDir, base, { forceFresh: options.venv?.forceFresh, digest, expectKey: options.venv?.expectKey });
   return { bundleDir, python: lease.python, runnerScript, digest, venv: lease.path, lease, base, venvMs: performance.now() - started };
 }
 

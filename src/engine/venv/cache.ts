@@ -55,6 +55,11 @@ export interface EnsureOptions {
   forceFresh?: boolean;
   /** Already known (the job engine computes it once per job). */
   digest?: string;
+  /**
+   * The key the venv must have (a reproduction of a job's replicate: the job's key); any other
+   * key is refused before anything is built, saying which part differs.
+   */
+  expectKey?: string;
 }
 
 export interface VenvEntry {
@@ -97,6 +102,30 @@ export function venvKey(digest: string, pythonXY: string, depsHash: string): str
   return `${digest.slice(0, 12)}-py${pythonXY}-${depsHash.slice(0, 8)}`;
 }
 
+/** A force-fresh venv's key is its cache key plus `-fresh-<8 hex>`: the key it stands for. */
+export function cacheKeyOf(key: string): string {
+  return key.replace(/-fresh-[0-9a-f]{8}$/, '');
+}
+
+/**
+ * The key a venv must have, or a sentence on which part differs: the bundle's digest (its files
+ * changed: bad input), the Python version (`python-mismatch`), or the dependency files.
+ */
+function checkExpectedKey(expected: string, key: string, base: InterpreterInfo): void {
+  const want = cacheKeyOf(expected);
+  if (want === key) return;
+  const parts = (k: string) => /^([0-9a-f]{12})-py(\d+\.\d+)-([0-9a-f]{8})$/.exec(k);
+  const [w, k] = [parts(want), parts(key)];
+  const why: string[] = [];
+  if (w && k) {
+    if (w[1] !== k[1]) why.push(`the bundle's digest begins ${k[1]}, not ${w[1]} (its files changed)`);
+    if (w[2] !== k[2]) why.push(`the interpreter ${base.realPath} is Python ${k[2]}, not ${w[2]} (give --base-python)`);
+    if (w[3] !== k[3]) why.push(`the dependency files hash to ${k[3]}, not ${w[3]}`);
+  }
+  const kind = w && k && w[2] !== k[2] && w[1] === k[1] ? 'python-mismatch' : 'bad-input';
+  throw new Failure(kind, `The venv would be ${key}, but the run to reproduce used ${want}${why.length ? `: ${why.join('; ')}` : ''}; it would not be the same environment.`, { tried: [base.realPath] });
+}
+
 /** `MODELOPS_FORCE_FRESH_VENV`: only the string "true", in any case, as in production. */
 export function forceFreshFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
   return (env.MODELOPS_FORCE_FRESH_VENV ?? '').toLowerCase() === 'true';
@@ -118,6 +147,7 @@ export class VenvCache {
     checkRequiresPython(deps, base);
     const digest = options.digest ?? (await bundleDigest(bundleDir));
     const key = venvKey(digest, base.versionXY, deps.depsHash);
+    if (options.expectKey !== undefined) checkExpectedKey(options.expectKey, key, base);
     if (options.forceFresh) return this.buildFresh(key, bundleDir, digest, deps, base);
 
     const venv = path.join(this.dir, key);
