@@ -101,6 +101,46 @@ export async function jobFromParamsFile(input: ShortcutInput): Promise<JobSpec> 
   };
 }
 
+/** A JSON value that has the shape of a job, and what it holds at a glance (the file may still be invalid). */
+export interface JobShape {
+  source: 'job file' | 'SimJob';
+  /** As written in the file (relative to it); a SimJob names its bundle by registry digest. */
+  bundle?: string;
+  sets: number;
+  /** Per parameter set (a job file); a SimJob lists its tasks instead. */
+  replicates?: number;
+  tasks?: number;
+}
+
+/**
+ * Recognises a job by its content, as loadJobFile reads it, not by its file name: our job file
+ * (a `bundle` and `parameter_sets`) or a production SimJob (`tasks`, or `job_type: simulation`).
+ * A results folder's normalised job.json (`source`, `bundle_digest`) is not a job to run.
+ */
+export function recogniseJob(raw: unknown): JobShape | undefined {
+  if (!isObject(raw)) return undefined;
+  if ('tasks' in raw || raw.job_type === 'simulation') {
+    const tasks = Array.isArray(raw.tasks) ? raw.tasks : [];
+    const values = new Set(tasks.map((task) => (isObject(task) && isObject(task.params) ? stableText(task.params.values) : '')));
+    return { source: 'SimJob', sets: values.size, tasks: tasks.length };
+  }
+  if ('source' in raw || 'bundle_digest' in raw) return undefined;
+  if (typeof raw.bundle !== 'string' || !Array.isArray(raw.parameter_sets)) return undefined;
+  const replicates = raw.replicates instanceof PyFloat ? raw.replicates.value : raw.replicates;
+  return { source: 'job file', bundle: raw.bundle, sets: raw.parameter_sets.length, replicates: typeof replicates === 'number' ? replicates : undefined };
+}
+
+function stableText(value: unknown): string {
+  if (!isObject(value)) return JSON.stringify(value instanceof PyFloat ? value.value : value) ?? '';
+  return `{${Object.keys(value).sort().map((key) => `${JSON.stringify(key)}:${stableText(value[key])}`).join(',')}}`;
+}
+
+/** A job file's text as loadJobFile parses it (Python's JSON: NaN, big integers, floats kept). */
+export function parseJobText(file: string, text: string): unknown {
+  checkNesting(file, text);
+  return parsePythonJson(text);
+}
+
 // ---- an earlier run's job.json ----------------------------------------------------------------
 
 const NORMALISED_FIELDS = ['job_id', 'bundle', 'bundle_digest', 'entrypoint', 'source', 'targets', 'target_data', 'notes', 'parameter_sets', 'input'];
