@@ -8,7 +8,8 @@ import { mkdirSync, readdirSync, renameSync, symlinkSync, writeFileSync } from '
 import * as path from 'node:path';
 import { findEntrypoints } from '../../src/engine/bundle/entrypoints';
 import { reproduceJob, reproduceReplicate, shellQuote } from '../../src/engine/job/reproduce';
-import { bundleName, generatedJobId, jobLabel } from '../../src/engine/job/spec';
+import { paramId, replicateSeeds } from '../../src/engine/job/ids';
+import { bundleName, generatedJobId, jobFromResultsJson, jobLabel } from '../../src/engine/job/spec';
 import { stringifyWireJson } from '../../src/engine/pyjson/pyjson';
 import { CLI, MEAN_VALUE_TARGET, readJson, ROOT, scratchDir, writeBundle } from './helpers';
 
@@ -30,6 +31,19 @@ describe('readable job ids', () => {
       assert.match(generatedJobId(dir), /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/);
       assert.ok(!generatedJobId(dir).includes('..'));
     }
+  });
+});
+
+describe("job.json's input", () => {
+  it('is checked when a results folder is opened again, like every other field', () => {
+    const params = { x: 1 };
+    const id = paramId(params);
+    const normalised = (input: unknown) => ({ job_id: 'j', bundle: '/b', entrypoint: 'm.m/x', source: 'job file', targets: [], target_data: null, notes: [], parameter_sets: [{ param_id: id, params, seeds: replicateSeeds(id, 2) }], input });
+    assert.deepEqual(jobFromResultsJson('/r/j/job.json', normalised({ job_file: '/w/job.json' }), 'j').job.input, { job_file: '/w/job.json' });
+    assert.deepEqual(jobFromResultsJson('/r/j/job.json', normalised({ params_file: '/w/p.json', replicates: 2, job_id_given: false }), 'j').job.input, { params_file: '/w/p.json', replicates: 2, job_id_given: false });
+    assert.equal(jobFromResultsJson('/r/j/job.json', normalised(undefined), 'j').job.input, undefined, 'a folder of an earlier version has none');
+    assert.throws(() => jobFromResultsJson('/r/j/job.json', normalised({ job_file: 'relative.json' }), 'j'), /input must be/);
+    assert.throws(() => jobFromResultsJson('/r/j/job.json', normalised({ job_file: '/w/job.json', extra: 1 }), 'j'), /unknown field input\."extra"/);
   });
 });
 
