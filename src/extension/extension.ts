@@ -7,7 +7,8 @@ import { VenvCache, venvsDir } from '../engine/venv/cache';
 import { registerDaskCommands } from './dask/daskCommands';
 import { FailureDiagnostics } from './diagnostics';
 import { registerHandshakeCommands } from './handshake/handshakeCommands';
-import { registerJobCommands } from './jobs/jobCommands';
+import { registerEntrypointCompletion } from './jobFiles/entrypointCompletion';
+import { registerJobCommands, showJobStderr } from './jobs/jobCommands';
 import { JobModel } from './jobs/jobModel';
 import { JobRunner } from './jobs/jobRunner';
 import { JobsTreeProvider } from './jobs/jobsTree';
@@ -56,10 +57,11 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     vscode.workspace.onDidChangeConfiguration((change) => {
       if (change.affectsConfiguration('modelopsDebugger.venvsDir')) venvTree.refresh();
     }),
-    ...registerJobCommands(runner, log, () => venvTree.refresh()),
+    ...registerJobCommands(runner, jobsTree, log, () => venvTree.refresh()),
+    registerEntrypointCompletion(),
     ...registerHandshakeCommands(log, trace),
     ...registerDaskCommands(log),
-    ...registerProcessCommands(),
+    ...registerProcessCommands((given) => showJobStderr(jobsTree, given)),
     ...registerVenvCommands(venvCache, venvTree, log),
     registerReportDocuments(),
   );

@@ -68,7 +68,8 @@ async function jobDir(out: string): Promise<string> {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   const [name] = readdirSync(out);
-  assert.match(name, /^job-\d{8}-\d{6}-[0-9a-f]{4}$/);
+  // a generated id names the bundle (examples/sir/bundle: "sir") and the local start time
+  assert.match(name, /^sir-\d{8}-\d{6}-[0-9a-f]{4}$/);
   return path.join(out, name);
 }
 

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import Mocha from 'mocha';
 import * as vscode from 'vscode';
 import { DaskCluster } from '../dask/cluster';
+import { registerCmdsTests } from './cmds.suite';
 import { lineOf } from '../shared/marks';
 import type { HandshakeReport } from '../../src/engine/handshake/handshake';
 import type { ReplayReport } from '../../src/engine/handshake/replay';
@@ -38,6 +39,8 @@ export function run(): Promise<void> {
       const results = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-results-'));
       await vscode.workspace.getConfiguration('modelopsDebugger').update('resultsDir', results, vscode.ConfigurationTarget.Global);
     });
+
+    registerCmdsTests(() => ({ api, root }));
 
     it('runs in VS Code 1.100', () => {
       assert.match(vscode.version, /^1\.100\./);

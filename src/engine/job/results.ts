@@ -20,7 +20,7 @@ import type { JobEvent } from './events';
 import type { Params } from './ids';
 import { checkAggRecord, checkSimRecord, type Checked } from './resultSchema';
 import { checkFolderItself, inspectFolder, lockResultsFolder, makeFolders, unwritable } from './resultsFolder';
-import type { JobSpec, ParameterSet } from './spec';
+import type { JobInput, JobSpec, ParameterSet } from './spec';
 
 
 /**
@@ -84,6 +84,8 @@ export interface NormalisedJob {
   target_data: unknown;
   notes: string[];
   parameter_sets: { param_id: string; params: Params; seeds: (number | bigint)[] }[];
+  /** What the job was made from (a job file, or a parameters file and a count): how to make it again. */
+  input?: JobInput;
 }
 
 const EVENT_FLUSH_BYTES = 64 * 1024;
@@ -558,6 +560,7 @@ function normalise(job: JobSpec, bundleDigest: string | undefined): NormalisedJo
     target_data: job.targetData,
     notes: job.notes,
     parameter_sets: job.parameterSets.map((set) => ({ param_id: set.paramId, params: set.params, seeds: set.seeds })),
+    ...(job.input ? { input: job.input } : {}),
   };
 }
 

@@ -29,7 +29,16 @@ export interface JobSpec {
   source: 'job file' | 'SimJob' | 'parameters file';
   /** Facts the user should know about how this job will run. */
   notes: string[];
+  /** What the job was made from, so that it can be made again (reproduce.ts); absent in folders of earlier versions. */
+  input?: JobInput;
 }
+
+/**
+ * The input a job was made from, as `job.json` records it: a job file (ours or a SimJob, with
+ * the `--bundle` a SimJob needs), or a bundle's parameters file with its replicate count (the
+ * bundle, entrypoint and targets are in the job itself). Absolute paths.
+ */
+export type JobInput = { job_file: string; bundle?: string } | { params_file: string; replicates: number; job_id_given: boolean };
 
 export interface ShortcutInput {
   bundleDir: string;
@@ -56,15 +65,17 @@ export async function loadJobFile(file: string, bundleOverride?: string): Promis
   const sets = requireArray(file, raw, 'parameter_sets');
   const parameterSets = sets.map((set, index) => makeSet(file, set, `parameter_sets[${index}]`, index, (id) => replicateSeeds(id, replicates)));
   rejectDuplicates(file, parameterSets, 'parameter_sets');
+  const bundleDir = path.resolve(path.dirname(file), bundle);
   return {
-    jobId: jobIdOf(file, raw.job_id),
-    bundleDir: path.resolve(path.dirname(file), bundle),
+    jobId: jobIdOf(file, raw.job_id, bundleDir),
+    bundleDir,
     entrypoint: requireString(file, raw, 'entrypoint'),
     parameterSets,
     targets: optionalStrings(file, raw, 'targets'),
     targetData: raw.target_data ?? null,
     source: 'job file',
     notes: [],
+    input: { job_file: path.resolve(file) },
   };
 }
 
@@ -78,7 +89,7 @@ export async function jobFromParamsFile(input: ShortcutInput): Promise<JobSpec> 
   const parameterSets = sets.map((set, index) => makeSet(input.paramsFile, set, `[${index}]`, index, (id) => replicateSeeds(id, replicates)));
   rejectDuplicates(input.paramsFile, parameterSets, '');
   return {
-    jobId: jobIdOf('--job-id', input.jobId),
+    jobId: jobIdOf('--job-id', input.jobId, input.bundleDir),
     bundleDir: path.resolve(input.bundleDir),
     entrypoint: input.entrypoint,
     parameterSets,
@@ -86,12 +97,53 @@ export async function jobFromParamsFile(input: ShortcutInput): Promise<JobSpec> 
     targetData: null,
     source: 'parameters file',
     notes: [],
+    input: { params_file: path.resolve(input.paramsFile), replicates, job_id_given: input.jobId !== undefined },
   };
+}
+
+/** A JSON value that has the shape of a job, and what it holds at a glance (the file may still be invalid). */
+export interface JobShape {
+  source: 'job file' | 'SimJob';
+  /** As written in the file (relative to it); a SimJob names its bundle by registry digest. */
+  bundle?: string;
+  sets: number;
+  /** Per parameter set (a job file); a SimJob lists its tasks instead. */
+  replicates?: number;
+  tasks?: number;
+}
+
+/**
+ * Recognises a job by its content, as loadJobFile reads it, not by its file name: our job file
+ * (a `bundle` and `parameter_sets`) or a production SimJob (`tasks`, or `job_type: simulation`).
+ * A results folder's normalised job.json (`source`, `bundle_digest`) is not a job to run.
+ */
+export function recogniseJob(raw: unknown): JobShape | undefined {
+  if (!isObject(raw)) return undefined;
+  if ('tasks' in raw || raw.job_type === 'simulation') {
+    const tasks = Array.isArray(raw.tasks) ? raw.tasks : [];
+    const values = new Set(tasks.map((task) => (isObject(task) && isObject(task.params) ? stableText(task.params.values) : '')));
+    return { source: 'SimJob', sets: values.size, tasks: tasks.length };
+  }
+  if ('source' in raw || 'bundle_digest' in raw) return undefined;
+  if (typeof raw.bundle !== 'string' || !Array.isArray(raw.parameter_sets)) return undefined;
+  const replicates = raw.replicates instanceof PyFloat ? raw.replicates.value : raw.replicates;
+  return { source: 'job file', bundle: raw.bundle, sets: raw.parameter_sets.length, replicates: typeof replicates === 'number' ? replicates : undefined };
+}
+
+function stableText(value: unknown): string {
+  if (!isObject(value)) return JSON.stringify(value instanceof PyFloat ? value.value : value) ?? '';
+  return `{${Object.keys(value).sort().map((key) => `${JSON.stringify(key)}:${stableText(value[key])}`).join(',')}}`;
+}
+
+/** A job file's text as loadJobFile parses it (Python's JSON: NaN, big integers, floats kept). */
+export function parseJobText(file: string, text: string): unknown {
+  checkNesting(file, text);
+  return parsePythonJson(text);
 }
 
 // ---- an earlier run's job.json ----------------------------------------------------------------
 
-const NORMALISED_FIELDS = ['job_id', 'bundle', 'bundle_digest', 'entrypoint', 'source', 'targets', 'target_data', 'notes', 'parameter_sets'];
+const NORMALISED_FIELDS = ['job_id', 'bundle', 'bundle_digest', 'entrypoint', 'source', 'targets', 'target_data', 'notes', 'parameter_sets', 'input'];
 const NORMALISED_SET_FIELDS = ['param_id', 'params', 'seeds'];
 const SOURCES: JobSpec['source'][] = ['job file', 'SimJob', 'parameters file'];
 
@@ -105,7 +157,7 @@ export function jobFromResultsJson(file: string, raw: unknown, folderName: strin
   if (!isObject(raw)) throw bad(file, 'the job must be a JSON object');
   rejectUnknown(file, raw, NORMALISED_FIELDS, '');
   const jobId = requireString(file, raw, 'job_id');
-  jobIdOf(file, jobId);
+  checkJobId(file, jobId);
   if (jobId !== folderName) throw bad(file, `job_id is ${JSON.stringify(jobId)}, but the results folder is ${JSON.stringify(folderName)}`);
   const bundle = requireString(file, raw, 'bundle');
   if (!path.isAbsolute(bundle)) throw bad(file, 'bundle must be an absolute path');
@@ -141,8 +193,24 @@ export function jobFromResultsJson(file: string, raw: unknown, folderName: strin
     targetData: raw.target_data ?? null,
     source,
     notes: notes as string[],
+    input: raw.input === undefined ? undefined : checkInput(file, raw.input),
   };
   return { job, bundleDigest: digest as string | undefined };
+}
+
+function checkInput(file: string, value: unknown): JobInput {
+  const absolute = (item: unknown) => typeof item === 'string' && path.isAbsolute(item);
+  if (isObject(value) && absolute(value.job_file)) {
+    rejectUnknown(file, value, ['job_file', 'bundle'], 'input.');
+    if (value.bundle !== undefined && !absolute(value.bundle)) throw bad(file, 'input.bundle must be an absolute path');
+    return value.bundle === undefined ? { job_file: value.job_file as string } : { job_file: value.job_file as string, bundle: value.bundle as string };
+  }
+  if (isObject(value) && absolute(value.params_file)) {
+    rejectUnknown(file, value, ['params_file', 'replicates', 'job_id_given'], 'input.');
+    if (typeof value.job_id_given !== 'boolean') throw bad(file, 'input.job_id_given must be true or false');
+    return { params_file: value.params_file as string, replicates: requireReplicates(file, value.replicates, 'input.replicates'), job_id_given: value.job_id_given };
+  }
+  throw bad(file, 'input must be {"job_file": ABSOLUTE PATH[, "bundle": ABSOLUTE PATH]} or {"params_file": ABSOLUTE PATH, "replicates": N, "job_id_given": BOOLEAN}');
 }
 
 function isSeed(seed: unknown): seed is number | bigint {
@@ -184,7 +252,7 @@ function fromSimJob(file: string, raw: Record<string, unknown>, bundleOverride: 
   const targetSpec = raw.target_spec;
   const targets = isObject(targetSpec) && isObject(targetSpec.data) && Array.isArray(targetSpec.data.target_entrypoints) ? targetSpec.data.target_entrypoints.map(String) : [];
   return {
-    jobId: jobIdOf(file, raw.job_id),
+    jobId: jobIdOf(file, raw.job_id, bundleOverride),
     bundleDir: path.resolve(bundleOverride),
     entrypoint: entrypoint!,
     parameterSets: [...groups.entries()].map(([id, group]) => ({ index: group.index, paramId: id, params: group.params, seeds: group.seeds })),
@@ -194,6 +262,7 @@ function fromSimJob(file: string, raw: Record<string, unknown>, bundleOverride: 
     notes: [
       "seeds are run as the SimJob declares them; production's job runner executes the first task's seed + i for every replicate instead (modelops job_runner.py, ReplicateSet)",
     ],
+    input: { job_file: path.resolve(file), bundle: path.resolve(bundleOverride) },
   };
 }
 
@@ -277,17 +346,61 @@ function rejectUnknown(file: string, value: Record<string, unknown>, known: stri
   }
 }
 
-function jobIdOf(file: string, value: unknown): string {
-  if (value === undefined || value === null) return generatedJobId();
+function jobIdOf(file: string, value: unknown, bundleDir: string): string {
+  if (value === undefined || value === null) return generatedJobId(bundleDir);
+  return checkJobId(file, value);
+}
+
+function checkJobId(file: string, value: unknown): string {
   if (typeof value !== 'string' || !SAFE_JOB_ID.test(value) || value.includes('..')) {
     throw bad(file, `job_id ${JSON.stringify(value)} is not a safe file name (letters, digits, ".", "_", "-"; at most 128; not starting with a dot)`);
   }
   return value;
 }
 
-export function generatedJobId(now = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '').replace('T', '-');
-  return `job-${stamp}-${randomBytes(2).toString('hex')}`;
+/**
+ * A job id for a job that names none: `<bundle>-<YYYYMMDD>-<HHMMSS>-<4 hex>`, e.g.
+ * `sir-20261201-210603-a3f9`, in local time (what the user's clock said when it started), so
+ * results folders read as what ran when, and sort by time within a bundle. The random suffix
+ * keeps two runs in one second apart. Always a safe file name (see SAFE_JOB_ID): the bundle's
+ * name is cut to its safe characters, at most 40.
+ */
+export function generatedJobId(bundleDir: string, now = new Date()): string {
+  const two = (n: number) => String(n).padStart(2, '0');
+  const day = `${now.getFullYear()}${two(now.getMonth() + 1)}${two(now.getDate())}`;
+  const time = `${two(now.getHours())}${two(now.getMinutes())}${two(now.getSeconds())}`;
+  return `${bundleName(bundleDir)}-${day}-${time}-${randomBytes(2).toString('hex')}`;
+}
+
+/**
+ * What a bundle is called in a job id: its folder's name, or the parent's when the folder is
+ * just called `bundle` (examples/sir/bundle is "sir"), reduced to letters, digits, `.`, `_`, `-`.
+ */
+export function bundleName(bundleDir: string): string {
+  const resolved = path.resolve(bundleDir);
+  const base = path.basename(resolved);
+  const named = /^bundles?$/i.test(base) ? path.basename(path.dirname(resolved)) : base;
+  const safe = named
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/\.{2,}/g, '.')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 40)
+    .replace(/[-.]+$/, '');
+  return safe || 'job';
+}
+
+const GENERATED_JOB_ID = /^(.+)-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})\d{2}-[0-9a-f]{4}$/;
+
+/**
+ * How a job is named on screen: a generated id as its bundle and start time (`sir · 21:06`, the
+ * date too when it is not today), any other id as it is. The id itself stays in tooltips.
+ */
+export function jobLabel(jobId: string, today = new Date()): string {
+  const match = GENERATED_JOB_ID.exec(jobId);
+  if (!match) return jobId;
+  const [, name, year, month, day, hours, minutes] = match;
+  const sameDay = Number(year) === today.getFullYear() && Number(month) === today.getMonth() + 1 && Number(day) === today.getDate();
+  return `${name} · ${sameDay ? '' : `${year}-${month}-${day} `}${hours}:${minutes}`;
 }
 
 function requireString(file: string, value: Record<string, unknown>, key: string, where = ''): string {

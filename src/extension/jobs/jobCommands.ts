@@ -1,9 +1,19 @@
-/** The commands that start, stop and open jobs. */
+/**
+ * The commands that start, stop, open and reproduce jobs. Each works on the tree item it is
+ * invoked on; from the palette (no item) it asks which job, offering only the jobs whose
+ * `contextValue` has its capability token (the same tokens the menus' `when` clauses test),
+ * and says so when none has.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { isInside } from '../../engine/diagnose/pythonTrace';
+import { reproduceJob, reproduceReplicate, type Reproduction } from '../../engine/job/reproduce';
+import { findJobFiles, pickJobFile, readJobFile, type JobFilePickArgs } from '../jobFiles/jobFiles';
 import type { JobRunner, JobRunResult } from './jobRunner';
-import type { JobItem } from './jobsTree';
-import { pickFile, pickFolder, sayingFailures } from '../util/commands';
+import type { JobItem, JobsNode, JobsTreeProvider, TaskItem } from './jobsTree';
+import { pickFile, pickFolder, sayingFailures, showText } from '../util/commands';
 
 /** What tests and other extensions may pass to "Run Bundle…" instead of answering its prompts. */
 export interface RunBundleArgs {
@@ -14,7 +24,40 @@ export interface RunBundleArgs {
   jobId?: string;
 }
 
-export function registerJobCommands(runner: JobRunner, log: vscode.LogOutputChannel, afterRun: () => void): vscode.Disposable[] {
+/** What tests and other extensions may pass to a job command instead of answering "which job?". */
+export interface JobPickArgs {
+  pick(items: readonly JobPickItem[]): JobPickItem | undefined;
+  /** Called with what the user is told when no job in the view applies. */
+  none?(message: string): void;
+}
+
+export interface JobPickItem extends vscode.QuickPickItem {
+  item: JobItem;
+}
+
+/** A job command's capability: the token its menu entries test, and what it means for the prompt. */
+interface Capability {
+  token: string;
+  /** "No job in the Jobs view <applies>." */
+  applies: string;
+  title: string;
+}
+
+const CAPABILITIES = {
+  cancel: { token: 'cancellable;', applies: 'is running', title: 'Cancel Job' },
+  resume: { token: 'resumable;', applies: 'can be resumed (interrupted or aborted)', title: 'Resume Job' },
+  rerun: { token: 'rerunnable;', applies: 'has failed tasks to rerun', title: 'Rerun Failed Tasks' },
+  open: { token: 'open;', applies: 'has results', title: 'Open Results' },
+  reveal: { token: 'open;', applies: 'has results', title: 'Reveal Results Folder' },
+  events: { token: 'open;', applies: 'has results', title: 'Open Event Log' },
+  stderr: { token: 'stderr;', applies: 'has started runners', title: 'Show Stderr' },
+  reproduce: { token: 'reproducible;', applies: 'can be reproduced', title: 'Copy Reproduce Command' },
+} satisfies Record<string, Capability>;
+
+/** The most of each runner's log shown in a job's stderr document: the end, where a failure is. */
+const STDERR_TAIL_BYTES = 256 * 1024;
+
+export function registerJobCommands(runner: JobRunner, tree: JobsTreeProvider, log: vscode.LogOutputChannel, afterRun: () => void): vscode.Disposable[] {
   const running = async (work: () => Promise<JobRunResult>) => {
     try {
       return await sayingFailures(work, log);
@@ -22,13 +65,17 @@ export function registerJobCommands(runner: JobRunner, log: vscode.LogOutputChan
       afterRun(); // the job may have built or rebuilt a venv
     }
   };
+  const job = (given: unknown, capability: Capability) => jobFor(tree, given, capability);
   return [
-    vscode.commands.registerCommand('modelopsDebugger.runJobFile', async (uri?: vscode.Uri) => {
-      // the job file given (explorer, tests), else the JSON file being edited, else ask
+    vscode.commands.registerCommand('modelopsDebugger.runJobFile', async (given?: vscode.Uri | JobFilePickArgs) => {
+      // the job file given (explorer, tests), else the job file being edited, else the workspace's, picked
+      let file = given instanceof vscode.Uri ? given.fsPath : undefined;
       const active = vscode.window.activeTextEditor?.document;
-      const file = uri ?? (active?.uri.scheme === 'file' && active.fileName.endsWith('.json') ? active.uri : await pickFile('Run Job', { 'Job files': ['json'] }));
+      if (!file && !given && active?.uri.scheme === 'file' && active.languageId.startsWith('json') && (await readJobFile(active.uri))) file = active.fileName;
+      file ??= await pickJobFile(given instanceof vscode.Uri ? undefined : given);
       if (!file) return undefined;
-      return running(() => runner.runJobFile(file.fsPath));
+      const chosen = file;
+      return running(() => runner.runJobFile(chosen));
     }),
     vscode.commands.registerCommand('modelopsDebugger.runBundle', async (uri?: vscode.Uri, given?: RunBundleArgs) => {
       const bundle = uri ?? (await pickFolder('Run Bundle'));
@@ -38,18 +85,143 @@ export function registerJobCommands(runner: JobRunner, log: vscode.LogOutputChan
       if ('jobFile' in args) return running(() => runner.runJobFile(args.jobFile));
       return running(() => runner.runBundle({ bundleDir: bundle.fsPath, targets: [], ...args }));
     }),
-    vscode.commands.registerCommand('modelopsDebugger.rerunFailed', (item?: JobItem) => item && running(() => runner.rerunFailed(item.job.dir))),
-    vscode.commands.registerCommand('modelopsDebugger.resumeJob', (item?: JobItem) => item && running(() => runner.resume(item.job.dir))),
-    vscode.commands.registerCommand('modelopsDebugger.cancelJob', (item?: JobItem) => {
+    vscode.commands.registerCommand('modelopsDebugger.rerunFailed', async (given?: unknown) => {
+      const item = await job(given, CAPABILITIES.rerun);
+      return item && running(() => runner.rerunFailed(item.job.dir));
+    }),
+    vscode.commands.registerCommand('modelopsDebugger.resumeJob', async (given?: unknown) => {
+      const item = await job(given, CAPABILITIES.resume);
+      return item && running(() => runner.resume(item.job.dir));
+    }),
+    vscode.commands.registerCommand('modelopsDebugger.cancelJob', async (given?: unknown) => {
+      const item = await job(given, CAPABILITIES.cancel);
       if (item) runner.cancel(item.job.jobId);
+      return item?.job.jobId;
     }),
-    vscode.commands.registerCommand('modelopsDebugger.openResults', async (item?: JobItem) => {
-      if (item) await vscode.window.showTextDocument(vscode.Uri.file(path.join(item.job.dir, 'manifest.json')));
+    vscode.commands.registerCommand('modelopsDebugger.openResults', async (given?: unknown) => {
+      const item = await job(given, CAPABILITIES.open);
+      if (!item) return undefined;
+      // the manifest once the job has ended; the normalised job while it runs
+      const manifest = path.join(item.job.dir, 'manifest.json');
+      const file = existsSync(manifest) ? manifest : path.join(item.job.dir, 'job.json');
+      await vscode.window.showTextDocument(vscode.Uri.file(file));
+      return file;
     }),
-    vscode.commands.registerCommand('modelopsDebugger.openEventLog', async (item?: JobItem) => {
+    vscode.commands.registerCommand('modelopsDebugger.revealResults', async (given?: unknown) => {
+      const item = await job(given, CAPABILITIES.reveal);
+      return item && revealFolder(item.job.dir);
+    }),
+    vscode.commands.registerCommand('modelopsDebugger.openEventLog', async (given?: unknown) => {
+      const item = await job(given, CAPABILITIES.events);
       if (item) await vscode.window.showTextDocument(vscode.Uri.file(path.join(item.job.dir, 'events.jsonl')));
     }),
+    vscode.commands.registerCommand('modelopsDebugger.copyReproduceCommand', async (given?: unknown) => {
+      const replicate = isNode(given) && given.kind === 'task' ? given : undefined;
+      const item = replicate ? undefined : await job(given, CAPABILITIES.reproduce);
+      if (!replicate && !item) return undefined;
+      return sayingFailures(async () => {
+        const reproduction = replicate ? replicateReproduction(replicate) : await reproduceJob(item!.job.dir);
+        await vscode.env.clipboard.writeText(reproduction.line);
+        if (reproduction.caveat) void vscode.window.showWarningMessage(`ModelOps: copied \`${reproduction.line}\`, but ${reproduction.caveat}.`);
+        else void vscode.window.showInformationMessage(`ModelOps: copied \`${reproduction.line}\``);
+        return reproduction;
+      }, log);
+    }),
   ];
+}
+
+/** "Show Stderr" on a job (or from the palette): every runner's log of the job, in one read-only document. */
+export async function showJobStderr(tree: JobsTreeProvider, given: unknown): Promise<string | undefined> {
+  const item = await jobFor(tree, given, CAPABILITIES.stderr);
+  if (!item) return undefined;
+  const logs = path.join(item.job.dir, 'logs');
+  const files = existsSync(logs) ? readdirSync(logs).filter((name) => name.endsWith('.stderr') && statSync(path.join(logs, name)).size > 0) : [];
+  if (!files.length) {
+    void vscode.window.showInformationMessage(`ModelOps: no runner of job ${item.job.jobId} wrote to stderr (${logs}).`);
+    return undefined;
+  }
+  const parts: string[] = [];
+  for (const name of files.sort()) {
+    const { text, skipped } = await tail(path.join(logs, name), STDERR_TAIL_BYTES);
+    parts.push(`── ${path.join(logs, name)}${skipped ? ` (its last ${STDERR_TAIL_BYTES / 1024} KB; ${skipped} bytes before them not shown)` : ''} ──\n${text.endsWith('\n') || !text ? text : `${text}\n`}`);
+  }
+  const content = parts.join('\n');
+  await showText(content, `stderr of ${item.job.jobId}.log`);
+  return content;
+}
+
+async function tail(file: string, bytes: number): Promise<{ text: string; skipped: number }> {
+  const handle = await open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    const start = Math.max(0, size - bytes);
+    const buffer = Buffer.alloc(size - start);
+    await handle.read(buffer, 0, buffer.length, start);
+    return { text: buffer.toString('utf8'), skipped: start };
+  } finally {
+    await handle.close();
+  }
+}
+
+function replicateReproduction(item: TaskItem): Reproduction {
+  const match = /^sim-([0-9a-f]{64})-(\d+)$/.exec(item.task.key);
+  if (!match) throw new Error(`${item.task.key} is not a replicate`); // the menu offers it on replicates only
+  return reproduceReplicate(item.job.dir, match[1], Number(match[2]));
+}
+
+/** A job of the tree: the item given, or one the user (or a test's `pick`) chooses among those the command applies to. */
+async function jobFor(tree: JobsTreeProvider, given: unknown, capability: Capability): Promise<JobItem | undefined> {
+  if (isNode(given) && given.kind === 'job') return given;
+  const args = isPickArgs(given) ? given : undefined;
+  const items: JobPickItem[] = jobItems(tree)
+    .filter((item) => item.contextValue?.includes(capability.token))
+    .map((item) => ({ label: String(item.label), description: String(item.description ?? ''), detail: `${item.job.jobId} · ${item.job.dir}`, item }));
+  if (!items.length) {
+    const message = `ModelOps: no job in the Jobs view ${capability.applies}.`;
+    args?.none?.(message);
+    void vscode.window.showInformationMessage(message);
+    return undefined;
+  }
+  const picked = args ? args.pick(items) : await vscode.window.showQuickPick(items, { title: capability.title, placeHolder: 'Which job?', matchOnDescription: true, matchOnDetail: true });
+  return picked?.item;
+}
+
+/** The jobs the view shows, at its top level or one level down (runs grouped under their job file). */
+function jobItems(tree: JobsTreeProvider): JobItem[] {
+  const found: JobItem[] = [];
+  for (const node of tree.getChildren()) {
+    const kind: string = node.kind;
+    if (node.kind === 'job') found.push(node);
+    else if (kind !== 'set' && kind !== 'task') for (const child of tree.getChildren(node)) if (child.kind === 'job') found.push(child);
+  }
+  return found;
+}
+
+function isNode(value: unknown): value is JobsNode {
+  return value instanceof vscode.TreeItem && typeof (value as { kind?: unknown }).kind === 'string';
+}
+
+function isPickArgs(value: unknown): value is JobPickArgs {
+  return typeof value === 'object' && value !== null && typeof (value as JobPickArgs).pick === 'function';
+}
+
+/**
+ * A results folder shown where the user can get at it: in the Explorer when it is in the
+ * workspace, in the OS file manager when the editor runs on this machine, else its path, copied.
+ */
+async function revealFolder(dir: string): Promise<'explorer' | 'os' | 'copied'> {
+  const uri = vscode.Uri.file(dir);
+  if ((vscode.workspace.workspaceFolders ?? []).some((folder) => isInside(dir, folder.uri.fsPath))) {
+    await vscode.commands.executeCommand('revealInExplorer', uri);
+    return 'explorer';
+  }
+  if (vscode.env.remoteName === undefined && vscode.env.uiKind === vscode.UIKind.Desktop) {
+    await vscode.commands.executeCommand('revealFileInOS', uri);
+    return 'os';
+  }
+  await vscode.env.clipboard.writeText(dir);
+  void vscode.window.showInformationMessage(`ModelOps: results of this job are in ${dir} (path copied: it is outside the workspace, and this editor runs remotely, so it cannot open a file manager there).`);
+  return 'copied';
 }
 
 /**
@@ -57,7 +229,7 @@ export function registerJobCommands(runner: JobRunner, log: vscode.LogOutputChan
  * replicate count and an entrypoint.
  */
 async function askForRun(bundle: vscode.Uri): Promise<RunBundleArgs | { jobFile: string } | undefined> {
-  const jobFiles = await jobFilesFor(bundle.fsPath);
+  const jobFiles = (await findJobFiles()).filter((job) => job.bundleDir === path.resolve(bundle.fsPath)).map((job) => job.file);
   const PARAMS = 'Parameters file…';
   const picked = await vscode.window.showQuickPick(
     [...jobFiles.map((file) => ({ label: vscode.workspace.asRelativePath(file), description: 'job file', file })), { label: PARAMS, description: 'a JSON list of parameter sets, with replicates', file: undefined }],
@@ -76,21 +248,4 @@ async function askForRun(bundle: vscode.Uri): Promise<RunBundleArgs | { jobFile:
   const entrypoint = await vscode.window.showInputBox({ title: 'Entrypoint passed to the wire function', value: 'main', validateInput: (value) => (value.trim() ? undefined : 'an entrypoint, e.g. models.sir/baseline') });
   if (!entrypoint) return undefined;
   return { paramsFile: params.fsPath, replicates: Number(replicates.trim()), entrypoint: entrypoint.trim() };
-}
-
-/** The workspace's job files whose `bundle` is this folder (read only as far as that). */
-async function jobFilesFor(bundleDir: string): Promise<string[]> {
-  const candidates = await vscode.workspace.findFiles('**/*.json', '**/{node_modules,results,.modelops,.venv}/**', 500);
-  const found: string[] = [];
-  for (const uri of candidates) {
-    try {
-      const bytes = await vscode.workspace.fs.readFile(uri);
-      if (bytes.byteLength > 4 * 1024 * 1024) continue;
-      const raw = JSON.parse(Buffer.from(bytes).toString('utf8')) as { bundle?: unknown };
-      if (typeof raw.bundle === 'string' && path.resolve(path.dirname(uri.fsPath), raw.bundle) === path.resolve(bundleDir)) found.push(uri.fsPath);
-    } catch {
-      // not a job file: most JSON files in a workspace are not
-    }
-  }
-  return found.sort();
 }

@@ -6,12 +6,14 @@
  */
 import * as vscode from 'vscode';
 import type { JobInfo, JobModel, ParamSetInfo, TaskInfo } from './jobModel';
+import { jobLabel } from '../../engine/job/spec';
 import { Coalesced } from '../util/coalesce';
 
 export class JobItem extends vscode.TreeItem {
   readonly kind = 'job';
   constructor(readonly job: JobInfo) {
-    super(job.jobId, vscode.TreeItemCollapsibleState.Expanded);
+    // a generated id reads as its bundle and start time (`sir · 21:06`); the id is in the tooltip
+    super(jobLabel(job.jobId), vscode.TreeItemCollapsibleState.Expanded);
     const total = [...job.sets.values()].reduce((sum, s) => sum + s.tasks.length, 0);
     const ok = [...job.sets.values()].reduce((sum, s) => sum + s.ok, 0);
     const failed = [...job.sets.values()].reduce((sum, s) => sum + s.failed, 0);
@@ -26,7 +28,8 @@ export class JobItem extends vscode.TreeItem {
       this.command = { title: 'Go to the cause', command: 'vscode.open', arguments: [vscode.Uri.file(file), { selection: new vscode.Range(line - 1, 0, line - 1, 0) }] };
     }
     const resumable = job.status === 'interrupted' || job.status === 'aborted';
-    this.contextValue = `job;open;${job.status === 'running' ? 'cancellable;' : ''}${failed ? 'rerunnable;' : ''}${resumable ? 'resumable;' : ''}`;
+    const runnersStarted = job.status !== 'running' || ok + failed > 0;
+    this.contextValue = `job;open;reproducible;${runnersStarted ? 'stderr;' : ''}${job.status === 'running' ? 'cancellable;' : ''}${failed ? 'rerunnable;' : ''}${resumable ? 'resumable;' : ''}`;
   }
 }
 
@@ -68,7 +71,7 @@ export class TaskItem extends vscode.TreeItem {
     this.tooltip = new vscode.MarkdownString(
       [`**${task.key}**`, task.message ? `\n\n${task.kind}: ${task.message}` : '', task.location ? `\n\nat \`${task.location.file}:${task.location.line}\`` : '', ...warnings].join(''),
     );
-    this.contextValue = `task;${task.state === 'failed' || task.state === 'skipped' ? 'failed;' : ''}${task.location ? 'located;' : ''}${task.pid !== undefined ? 'stderr;' : ''}`;
+    this.contextValue = `task;${aggregation ? '' : 'reproducible;'}${task.state === 'failed' || task.state === 'skipped' ? 'failed;' : ''}${task.location ? 'located;' : ''}${task.pid !== undefined ? 'stderr;' : ''}`;
     // a click opens the failing line, or else the line a warning is about (what started a lingering process)
     const line = task.location ?? (task.warnings ?? []).find((w) => w.location)?.location;
     if (line) {

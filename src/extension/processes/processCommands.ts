@@ -9,14 +9,18 @@ import { ProcessItem } from './processTree';
 /** How long a runner's faulthandler takes to write every thread's stack, at most. */
 const STACK_DUMP_WAIT_MS = 300;
 
-export function registerProcessCommands(): vscode.Disposable[] {
+/** `jobStderr`: "Show Stderr" on a job, or from the palette (jobs/jobCommands.ts). */
+export function registerProcessCommands(jobStderr: (given: unknown) => Promise<unknown>): vscode.Disposable[] {
   return [
-    vscode.commands.registerCommand('modelopsDebugger.showStderr', async (item?: ProcessItem | TaskItem) => {
+    vscode.commands.registerCommand('modelopsDebugger.showStderr', async (given?: unknown): Promise<unknown> => {
+      if (!(given instanceof ProcessItem) && (given as TaskItem | undefined)?.kind !== 'task') return jobStderr(given);
+      const item = given as ProcessItem | TaskItem;
       const log = item instanceof ProcessItem ? item.info.stderrLog : item?.task.pid !== undefined ? path.join(item.job.dir, 'logs', runnerStderrLog(item.task.pid, item.task.worker)) : undefined;
       if (!log) return;
       // a runner on a Dask worker that wrote nothing to stderr has no log here
       if (!existsSync(log)) void vscode.window.showInformationMessage(`ModelOps: no stderr from that runner (${path.basename(log)}).`);
       else await vscode.window.showTextDocument(vscode.Uri.file(log));
+      return undefined;
     }),
     vscode.commands.registerCommand('modelopsDebugger.killProcess', (item?: ProcessItem) => {
       if (item && item.info.endedAt === undefined) process.kill(item.info.pid, 'SIGKILL');
