@@ -14,7 +14,7 @@ import { readTranscript, replay, type ReplayReport } from '../../engine/handshak
 import { renderTranscript } from '../../engine/handshake/transcriptText';
 import { stringifyWireJson } from '../../engine/pyjson/pyjson';
 import { describeVenvEvent } from '../../engine/venv/describe';
-import { renderHandshake, renderReplay } from '../../cli/render';
+import { renderHandshake, renderReplay } from '../../engine/handshake/describe';
 import type { ProtocolTrace } from '../output/protocolTrace';
 import { runtimeSettings, seconds } from '../settings';
 import { pickFile, pickFolder, resultsDir, sayingFailures, showText } from '../util/commands';
