@@ -16,6 +16,7 @@ import { RunnerChannels } from './output/runnerChannels';
 import { registerProcessCommands } from './processes/processCommands';
 import { ProcessTreeProvider } from './processes/processTree';
 import { registerReportDocuments } from './util/commands';
+import { Notices } from './util/notices';
 import { registerVenvCommands } from './venvs/venvCommands';
 import { VenvTreeProvider } from './venvs/venvTree';
 
@@ -28,6 +29,8 @@ export interface ModelOpsApi {
   stderr: RunnerChannels;
   diagnostics: FailureDiagnostics;
   trace: ProtocolTrace;
+  /** What the user was told, latest last (with what each button does). */
+  notices: Notices;
 }
 
 export function activate(context: vscode.ExtensionContext): ModelOpsApi {
@@ -38,7 +41,8 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
   const processTree = new ProcessTreeProvider();
   const stderr = new RunnerChannels();
   const trace = new ProtocolTrace();
-  const runner = new JobRunner(jobs, jobsTree, diagnostics, log, processTree, stderr, trace);
+  const notices = new Notices(log);
+  const runner = new JobRunner(jobs, jobsTree, diagnostics, log, processTree, stderr, trace, notices);
   const venvCache = () => new VenvCache({ dir: venvsDir(vscode.workspace.getConfiguration('modelopsDebugger').get<string>('venvsDir') || undefined) });
   const venvTree = new VenvTreeProvider(venvCache);
   context.subscriptions.push(
@@ -57,13 +61,13 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
       if (change.affectsConfiguration('modelopsDebugger.venvsDir')) venvTree.refresh();
     }),
     ...registerJobCommands(runner, log, () => venvTree.refresh()),
-    ...registerHandshakeCommands(log, trace),
+    ...registerHandshakeCommands(log, trace, diagnostics, notices),
     ...registerDaskCommands(log),
     ...registerProcessCommands(),
     ...registerVenvCommands(venvCache, venvTree, log),
     registerReportDocuments(),
   );
-  return { jobs, jobsTree, venvTree, processTree, stderr, diagnostics, trace };
+  return { jobs, jobsTree, venvTree, processTree, stderr, diagnostics, trace, notices };
 }
 
 export function deactivate(): void {}
