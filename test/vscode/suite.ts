@@ -8,6 +8,7 @@ import Mocha from 'mocha';
 import * as vscode from 'vscode';
 import { DaskCluster } from '../dask/cluster';
 import { lineOf } from '../shared/marks';
+import { registerFailTests } from './fail.suite';
 import type { HandshakeReport } from '../../src/engine/handshake/handshake';
 import type { ReplayReport } from '../../src/engine/handshake/replay';
 import type { RecordedHandshake } from '../../src/extension/handshake/handshakeCommands';
@@ -38,6 +39,8 @@ export function run(): Promise<void> {
       const results = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-results-'));
       await vscode.workspace.getConfiguration('modelopsDebugger').update('resultsDir', results, vscode.ConfigurationTarget.Global);
     });
+
+    registerFailTests(() => ({ api, root }));
 
     it('runs in VS Code 1.100', () => {
       assert.match(vscode.version, /^1\.100\./);
