@@ -6,6 +6,7 @@
  */
 import * as assert from 'node:assert/strict';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -180,6 +181,36 @@ export function registerFailTests(ctx: () => { api: ModelOpsApi; root: string })
       assert.deepEqual(notice.actions, ['Open', 'Show Output']);
       await notice.choose('Open');
       assert.deepEqual(opened(), { file: pyproject, line: 3 });
+    });
+
+    it('deps-install-failed with the package index out of reach: the row, the diagnostic at the requirement, and the cause (the index could not be reached)', async () => {
+      const { api } = ctx();
+      const dir = scratch();
+      mkdirSync(path.join(dir, 'bundle'));
+      const pyproject = path.join(dir, 'bundle', 'pyproject.toml');
+      writeFileSync(pyproject, '[project]\nname = "needs-dep"\nversion = "1"\ndependencies = [\n    "mo-unreachable-dep==1.0",\n]\n');
+      writeFileSync(path.join(dir, 'bundle', 'wire.py'), 'def wire(entrypoint, params, seed):\n    return {}\n');
+      // a port nothing listens on: taken, then let go
+      const server = net.createServer();
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as net.AddressInfo;
+      await new Promise((resolve) => server.close(resolve));
+      const config = vscode.workspace.getConfiguration('modelopsDebugger');
+      await config.update('extraInstallArgs', ['--index-url', `http://127.0.0.1:${port}/simple`, '--retries', '0', '--timeout', '2'], vscode.ConfigurationTarget.Global);
+      try {
+        const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(writeJob(dir, 'offline-job')));
+        assert.equal(result.status, 'aborted');
+        assert.equal(result.failure?.kind, 'deps-install-failed');
+        assert.match(String(jobRow('offline-job')?.description), /^aborted: deps-install-failed/);
+        const cause = new RegExp(`^deps-install-failed: Installing mo-unreachable-dep==1\\.0 failed: the package index http://127\\.0\\.0\\.1:${port}/simple could not be reached \\(connection refused\\)`);
+        const [diagnostic] = api.diagnostics.get(vscode.Uri.file(pyproject));
+        assert.equal(diagnostic?.range.start.line, 4);
+        assert.match(diagnostic.message, cause);
+        assert.match(lastNotice().text, /^ModelOps: job offline-job aborted: deps-install-failed: .*could not be reached/);
+        assert.deepEqual(lastNotice().actions, ['Open', 'Show Output']);
+      } finally {
+        await config.update('extraInstallArgs', undefined, vscode.ConfigurationTarget.Global);
+      }
     });
 
     it('an interpreter that does not exist: the job row says interpreter-not-found, and the notification offers the setting', async () => {
