@@ -63,6 +63,15 @@ describe('a refused job file points at its line', () => {
     ['a null parameter in the second set', '{\n  "bundle": "b",\n  "entrypoint": "e.f/g",\n  "replicates": 2,\n  "parameter_sets": [\n    {"beta": 0.3},\n    {"beta": null}\n  ]\n}\n', /parameter_sets\[1\]\.beta is null/, 7],
     ['JSON with a syntax error', '{\n  "bundle": "b",\n  "entrypoint": "e.f/g",,\n  "replicates": 2\n}\n', /is not valid JSON/, 3],
   ];
+  it('a bundle directory that does not exist: the "bundle" line; a message about something else: no line', async () => {
+    const file = path.join(scratch, 'missing-bundle.json');
+    writeFileSync(file, '{\n  "job_id": "j",\n  "bundle": "nowhere",\n  "entrypoint": "e.f/g"\n}\n');
+    const missing = new Failure('bad-input', `Bundle directory ${path.join(scratch, 'nowhere')} does not exist.`);
+    assert.deepEqual(((await locateInJobFile(missing, file)) as Failure).location, { file, line: 3 });
+    const other = new Failure('bad-input', '--replicates: value must be a whole number from 1 to 10000000, not 0.');
+    assert.equal(await locateInJobFile(other, file), other);
+  });
+
   for (const [name, text, message, line] of cases) {
     it(`${name}: line ${line}`, async () => {
       const file = path.join(scratch, `${name.replace(/\W+/g, '-')}.json`);

@@ -2,13 +2,16 @@
  * Where in a job file its refusal points. spec.ts says what is wrong with a field in words
  * (`job.json: replicates must be a whole number…`), which is what the command line prints;
  * the editor also wants the line, to put the diagnostic on and to open. Found from the words:
- * the field the sentence names, its n-th occurrence for `parameter_sets[n]`, else line 1.
+ * the field the sentence names (`bundle` for a bundle directory that is not one), its n-th
+ * occurrence for `parameter_sets[n]`, else line 1.
  */
 import * as fs from 'node:fs/promises';
 import { Failure, isFailure } from '../failure';
 
 export async function locateInJobFile(error: unknown, file: string): Promise<unknown> {
   if (!isFailure(error) || error.location || error.kind !== 'bad-input') return error;
+  // about the file, or about the bundle it names; anything else (a --replicates count) has no line here
+  if (!error.message.includes(file) && !/bundle/i.test(error.message)) return error;
   const text = await fs.readFile(file, 'utf8').catch(() => undefined);
   if (text === undefined) return error; // it could not be read: the message says so, there is no line to show
   return new Failure(error.kind, error.message, error.evidence, { file, line: lineOf(error.message, file, text) });

@@ -66,7 +66,9 @@ export class JobRunner implements vscode.Disposable {
   async runJobFile(file: string): Promise<JobRunResult> {
     return this.runNew(file, path.basename(file), async () => {
       try {
-        return await loadJobFile(file);
+        const job = await loadJobFile(file);
+        await checkBundleDir(job.bundleDir);
+        return job;
       } catch (error) {
         throw await locateInJobFile(error, file); // the editor puts it at the field's line
       }
@@ -77,7 +79,11 @@ export class JobRunner implements vscode.Disposable {
   async runBundle(input: ShortcutInput): Promise<JobRunResult> {
     return this.runNew(input.bundleDir, input.jobId ?? path.basename(input.bundleDir), async () => {
       await checkBundleDir(input.bundleDir);
-      return jobFromParamsFile(input);
+      try {
+        return await jobFromParamsFile(input);
+      } catch (error) {
+        throw await locateInJobFile(error, input.paramsFile);
+      }
     }, input.bundleDir);
   }
 
