@@ -99,8 +99,7 @@ export class JobRunner implements vscode.Disposable {
     let backend: ReturnType<typeof backendSettings>;
     this.diagnostics.clearFile(source);
     try {
-      job = await load();
-      await checkBundleDir(job.bundleDir);
+      job = await load(); // the bundle directory checked too, so a missing one is said at the job file's "bundle" line
       await readBundleDeps(job.bundleDir);
       backend = backendSettings(); // a dask backend without a scheduler is refused before a results directory is made
       store = await ResultsStore.create(resultsDir(near), job, await bundleDigest(job.bundleDir));
