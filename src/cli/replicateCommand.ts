@@ -12,7 +12,8 @@ import { stringifyWireJson } from '../engine/pyjson/pyjson';
 import { reproduceReplicate, runReplicate, type ReplicateOptions, type ReplicateReport } from '../engine/replicate/replicate';
 import { renderReplicateReport } from '../engine/replicate/text';
 import { parseSeed, positiveNumber, timeoutSeconds, wholeNumber } from './parsers';
-import { currentDir, displayPath, renderFailureLine, renderLocation } from './render';
+import { displayPath, renderLocation } from '../engine/diagnose/evidenceText';
+import { currentDir, renderFailureLine } from './render';
 import { writeStderr, writeStdout } from './stdio';
 import { addVenvOptions, printVenvEvent, venvCacheOptions, type VenvFlags } from './venvOptions';
 

@@ -2,10 +2,42 @@
  * Failures and warnings on the source lines that caused them. One entry per line and
  * message, however many replicates hit it; a bundle's entries are cleared when it runs again.
  */
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { FailureKind, SourceLocation } from '../engine/failure';
 import { isInside } from '../engine/diagnose/pythonTrace';
+import type { LingeringDescendant } from '../engine/process/descendants';
 import { Coalesced } from './util/coalesce';
+
+/** A failure as jobs and handshakes report it: a task's, an aggregation's, a job's or a handshake's. */
+export interface FailureFinding {
+  kind: FailureKind;
+  message: string;
+  location?: SourceLocation;
+  /** The bundle's frames that led there, outermost first. */
+  callers?: SourceLocation[];
+}
+
+/** A warning as jobs and handshakes report it (stdout-pollution, lingering-descendants…). */
+export interface WarningFinding {
+  kind: FailureKind;
+  message: string;
+  location?: SourceLocation;
+  descendants?: LingeringDescendant[];
+}
+
+/** A warning's text at its line: one per line and cause, however many tasks hit it (the count says). */
+export function warningText(warning: WarningFinding): string {
+  // a handshake's stdout-pollution already says what production would do; a job's says it shorter
+  if (warning.kind === 'stdout-pollution') return /absorbed/.test(warning.message) ? warning.message : `${warning.message}; this runner absorbed it, production's would break`;
+  if (warning.kind === 'lingering-descendants') {
+    const started = warning.descendants?.find((d) => d.location) ?? warning.descendants?.[0];
+    const fate = started?.escaped ? 'it escaped its process group (setsid) and was left running' : "it was ended with its runner's process group";
+    const command = started?.command ?? '?';
+    return `lingering-descendants: a process started here (\`${command.length > 80 ? `${command.slice(0, 79)}…` : command}\`) was still running after its task; ${fate}`;
+  }
+  return warning.message;
+}
 
 interface Entry {
   location: SourceLocation;
@@ -24,9 +56,27 @@ export class FailureDiagnostics implements vscode.Disposable {
 
   /** A new run of this bundle: what it reported before no longer stands. */
   clearBundle(bundleDir: string): void {
-    for (const [key, entry] of this.entries) if (isInside(entry.location.file, bundleDir)) this.entries.delete(key);
+    this.clearWhere((file) => isInside(file, bundleDir));
+  }
+
+  /** A job file run again (or its bundle's handshake): what was said about that file no longer stands. */
+  clearFile(file: string): void {
+    this.clearWhere((other) => path.resolve(other) === path.resolve(file));
+  }
+
+  private clearWhere(stale: (file: string) => boolean): void {
+    for (const [key, entry] of this.entries) if (stale(entry.location.file)) this.entries.delete(key);
     this.publishing.cancel(); // nothing older may be published after this
     this.publish();
+  }
+
+  /** At its line, as `<kind>: <message>`; a failure with no line has no diagnostic (its job row and notification say it). */
+  addFailure(failure: FailureFinding): void {
+    if (failure.location) this.add(failure.location, failure.kind, `${failure.kind}: ${failure.message}`, vscode.DiagnosticSeverity.Error, failure.callers);
+  }
+
+  addWarning(warning: WarningFinding): void {
+    if (warning.location) this.add(warning.location, warning.kind, warningText(warning), vscode.DiagnosticSeverity.Warning);
   }
 
   add(location: SourceLocation, kind: FailureKind, message: string, severity = vscode.DiagnosticSeverity.Error, callers: SourceLocation[] = []): void {

@@ -17,6 +17,7 @@ import { RunnerChannels } from './output/runnerChannels';
 import { registerProcessCommands } from './processes/processCommands';
 import { ProcessTreeProvider } from './processes/processTree';
 import { registerReportDocuments } from './util/commands';
+import { Notices } from './util/notices';
 import { registerVenvCommands } from './venvs/venvCommands';
 import { VenvTreeProvider } from './venvs/venvTree';
 
@@ -29,6 +30,8 @@ export interface ModelOpsApi {
   stderr: RunnerChannels;
   diagnostics: FailureDiagnostics;
   trace: ProtocolTrace;
+  /** What the user was told, latest last (with what each button does). */
+  notices: Notices;
 }
 
 export function activate(context: vscode.ExtensionContext): ModelOpsApi {
@@ -39,7 +42,8 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
   const processTree = new ProcessTreeProvider();
   const stderr = new RunnerChannels();
   const trace = new ProtocolTrace();
-  const runner = new JobRunner(jobs, jobsTree, diagnostics, log, processTree, stderr, trace);
+  const notices = new Notices(log);
+  const runner = new JobRunner(jobs, jobsTree, diagnostics, log, processTree, stderr, trace, notices);
   const venvCache = () => new VenvCache({ dir: venvsDir(vscode.workspace.getConfiguration('modelopsDebugger').get<string>('venvsDir') || undefined) });
   const venvTree = new VenvTreeProvider(venvCache);
   context.subscriptions.push(
@@ -59,13 +63,13 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     }),
     ...registerJobCommands(runner, jobsTree, log, () => venvTree.refresh()),
     registerEntrypointCompletion(),
-    ...registerHandshakeCommands(log, trace),
+    ...registerHandshakeCommands(log, trace, diagnostics, notices),
     ...registerDaskCommands(log),
     ...registerProcessCommands((given) => showJobStderr(jobsTree, given)),
     ...registerVenvCommands(venvCache, venvTree, log),
     registerReportDocuments(),
   );
-  return { jobs, jobsTree, venvTree, processTree, stderr, diagnostics, trace };
+  return { jobs, jobsTree, venvTree, processTree, stderr, diagnostics, trace, notices };
 }
 
 export function deactivate(): void {}

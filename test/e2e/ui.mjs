@@ -2,7 +2,8 @@
 // headless Chromium as a person would — open the ModelOps container, run a job from the
 // command palette, expand the failed parameter set, open the failing line — with screenshots
 // in test-results/: the Jobs view with a failure, the editor with the diagnostic, the Venv
-// Caches view, a handshake's conversation, and a task that left a process running. Prints a mocha-style summary.
+// Caches view, a handshake's conversation, a task that left a process running, and a handshake's
+// warning (its notification and its Problems entry). Prints a mocha-style summary.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -10,7 +11,7 @@ import { launchBrowser, pickCommand, quickOpen, ROOT, startCodeServer } from '..
 
 const RESULTS = path.join(ROOT, 'test-results');
 const WAIT_MS = 60_000;
-const STEPS = 7;
+const STEPS = 8;
 
 const steps = [];
 async function step(name, body) {
@@ -39,6 +40,9 @@ async function main() {
   mkdirSync(path.join(ws, 'forking'), { recursive: true });
   writeFileSync(path.join(ws, 'forking', 'wire.py'), 'import subprocess\n\ndef wire(entrypoint, params, seed):\n    subprocess.Popen(["sleep", "3600"])\n    return {"value": b"1"}\n');
   writeFileSync(path.join(ws, 'fork-job.json'), '{"job_id": "ui-fork", "bundle": "forking", "entrypoint": "m.m/x", "parameter_sets": [{"k": 5}], "replicates": 2}\n');
+  // a bundle that prints at import: production's runner would break on it, ours warns
+  mkdirSync(path.join(ws, 'noisy'), { recursive: true });
+  writeFileSync(path.join(ws, 'noisy', 'wire.py'), 'print("Loading model weights...")\n\n\ndef wire(entrypoint, params, seed):\n    return {"value": b"1"}\n');
   let browser;
   console.log('\n  the extension, driven through the UI');
   try {
@@ -56,6 +60,35 @@ async function main() {
       const row = page.locator(`.quick-input-widget .monaco-list-row[aria-label*="${name}"]`).filter({ hasText: folder === '.' ? name : folder }).first();
       await row.waitFor({ timeout: WAIT_MS });
       await row.click();
+    };
+
+    /**
+     * code-server's folder dialog is a quick input that takes a path, with the open label as its
+     * button; `movedOn(timeoutMs)` resolves once it has moved on.
+     */
+    const pickFolderInDialog = async (input, label, folder, movedOn) => {
+      const open = page.locator('.quick-input-widget .monaco-button').filter({ hasText: label }).first();
+      await open.waitFor({ timeout: WAIT_MS });
+      // it opens on the workspace folder, listing it, and then takes a typed path
+      await page.locator(`.quick-input-widget .monaco-list-row[aria-label="${folder}"]`).first().waitFor({ timeout: WAIT_MS });
+      const typed = `${path.join(ws, folder)}/`;
+      await input.fill(typed);
+      // it lists the folders inside the one typed (none here, only "..") once it has read it
+      await page.waitForFunction(
+        (typed) => document.querySelector('.quick-input-widget input.input')?.value === typed && [...document.querySelectorAll('.quick-input-widget .monaco-list-row')].every((row) => row.getAttribute('aria-label') === '..'),
+        typed,
+        { timeout: WAIT_MS },
+      );
+      // a click while the dialog is still settling on the typed path is ignored: click until it moves on
+      for (let attempt = 1; ; attempt++) {
+        await open.click();
+        try {
+          await movedOn(5_000);
+          return;
+        } catch (error) {
+          if (attempt === 3) throw error;
+        }
+      }
     };
 
     await step('the installed .vsix activates: the ModelOps container and its welcome view', async () => {
@@ -94,30 +127,7 @@ async function main() {
     await step('"Replay Handshake…" from the palette shows the verdict and the conversation (screenshot handshake-transcript.png)', async () => {
       const input = await pickCommand(page, 'ModelOps: Replay Handshake', WAIT_MS);
       await input.press('Enter');
-      // code-server's folder dialog is a quick input that takes a path, with the open label as its button
-      const open = page.locator('.quick-input-widget .monaco-button').filter({ hasText: 'Replay Handshake' }).first();
-      await open.waitFor({ timeout: WAIT_MS });
-      // it opens on the workspace folder, listing it, and then takes a typed path
-      await page.locator('.quick-input-widget .monaco-list-row[aria-label="bundle"]').first().waitFor({ timeout: WAIT_MS });
-      const typed = `${path.join(ws, 'bundle')}/`;
-      await input.fill(typed);
-      // it lists the folders inside the one typed (none here, only "..") once it has read it
-      await page.waitForFunction(
-        (typed) => document.querySelector('.quick-input-widget input.input')?.value === typed && [...document.querySelectorAll('.quick-input-widget .monaco-list-row')].every((row) => row.getAttribute('aria-label') === '..'),
-        typed,
-        { timeout: WAIT_MS },
-      );
-      // a click while the dialog is still settling on the typed path is ignored: click until it moves on
-      const runners = page.locator('.quick-input-widget .monaco-list-row[aria-label*="Our runner"]').first();
-      for (let attempt = 1; ; attempt++) {
-        await open.click();
-        try {
-          await runners.waitFor({ timeout: 5_000 });
-          break;
-        } catch (error) {
-          if (attempt === 3) throw error;
-        }
-      }
+      await pickFolderInDialog(input, 'Replay Handshake', 'bundle', (timeout) => page.locator('.quick-input-widget .monaco-list-row[aria-label*="Our runner"]').first().waitFor({ timeout }));
       await input.fill('Our runner');
       await input.press('Enter');
       await page.locator('.view-lines:has-text("→ #1 ready")').first().waitFor({ timeout: WAIT_MS });
@@ -138,6 +148,20 @@ async function main() {
       await page.locator('.breadcrumbs-control:has-text("forking")').first().waitFor({ timeout: WAIT_MS });
       await page.locator('.squiggly-warning').first().waitFor({ timeout: WAIT_MS });
       await page.screenshot({ path: path.join(RESULTS, 'lingering-diagnostic.png') });
+    });
+
+    await step('"Handshake Bundle…" on a bundle that prints at import: "ok with 1 warning" with Show, and the warning in Problems (screenshot handshake-warning.png)', async () => {
+      const input = await pickCommand(page, 'ModelOps: Handshake Bundle', WAIT_MS);
+      await input.press('Enter');
+      // the dialog has moved on when it closes; the handshake (a venv to build first) then takes a while
+      await pickFolderInDialog(input, 'Handshake Bundle', 'noisy', (timeout) => page.locator('.quick-input-widget').first().waitFor({ state: 'hidden', timeout }));
+      const toast = page.locator('.notification-toast').filter({ hasText: 'Handshake ok with 1 warning' }).first();
+      await toast.waitFor({ timeout: WAIT_MS });
+      await toast.locator('.monaco-button').filter({ hasText: 'Show' }).first().waitFor({ timeout: WAIT_MS });
+      await page.keyboard.press('Control+Shift+M');
+      await page.locator('.markers-panel .monaco-list-row').filter({ hasText: 'Loading model weights' }).first().waitFor({ timeout: WAIT_MS });
+      await toast.waitFor({ timeout: 5_000 }); // still shown beside Problems
+      await page.screenshot({ path: path.join(RESULTS, 'handshake-warning.png') });
     });
   } catch {
     try {

@@ -9,7 +9,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, wri
 import * as path from 'node:path';
 import { paramId, replicateSeed, type Params } from '../../src/engine/job/ids';
 import { outputChecksum } from '../../src/engine/job/results';
-import { PARAM_PREFIX_DIGITS, reproduceReplicate } from '../../src/engine/job/reproduce';
+import { PARAM_PREFIX_DIGITS, replicateCommandLine } from '../../src/engine/job/reproduce';
 import { PyFloat } from '../../src/engine/pyjson/pyjson';
 import { bundle, CLI, lineOf, readJson, scratchDir, writeBundle } from './helpers';
 
@@ -293,13 +293,13 @@ describe('modelops-debugger replicate', () => {
 
   it('the reproduce command line (for the editor to copy) runs exactly that replicate, and quotes a path a shell would split', () => {
     const set = readJson(path.join(dir, 'job.json')).parameter_sets[0];
-    const { args } = reproduceReplicate(dir, set.param_id, 1);
+    const { args } = replicateCommandLine(dir, set.param_id, 1);
     assert.deepEqual(args.slice(3), ['--param', set.param_id.slice(0, PARAM_PREFIX_DIGITS), '--replicate', '1']);
     const ran = cli([...args.slice(1), '--json'], { REPLICATE_TEST_SALT: 'first' });
     assert.equal(ran.code, 0, ran.stderr);
     assert.equal(JSON.parse(ran.stdout).verdict, 'same');
     const odd = "/tmp/it's a dir/$HOME/salted";
-    const { line, args: oddArgs } = reproduceReplicate(odd, set.param_id, 1);
+    const { line, args: oddArgs } = replicateCommandLine(odd, set.param_id, 1);
     const split = spawnSync('python3', ['-c', 'import shlex, sys, json; print(json.dumps(shlex.split(sys.argv[1])))', line], { encoding: 'utf8' });
     assert.deepEqual(JSON.parse(split.stdout), oddArgs);
   });

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { findEntrypoints } from '../../src/engine/bundle/entrypoints';
-import { reproduceJob, reproduceReplicate, shellQuote } from '../../src/engine/job/reproduce';
+import { jobCommandLine, replicateCommandLine, shellQuote } from '../../src/engine/job/reproduce';
 import { paramId, replicateSeeds } from '../../src/engine/job/ids';
 import { bundleName, generatedJobId, jobFromResultsJson, jobLabel } from '../../src/engine/job/spec';
 import { stringifyWireJson } from '../../src/engine/pyjson/pyjson';
@@ -95,7 +95,7 @@ describe('the reproduce command', () => {
 
   it('a replicate: `replicate <out>/<job_id> --param <12 hex> --replicate N`', () => {
     const id = 'ab'.repeat(32);
-    assert.equal(reproduceReplicate('/r/out dir/j', id, 3).line, `modelops-debugger replicate '/r/out dir/j' --param ${id.slice(0, 12)} --replicate 3`);
+    assert.equal(replicateCommandLine('/r/out dir/j', id, 3).line, `modelops-debugger replicate '/r/out dir/j' --param ${id.slice(0, 12)} --replicate 3`);
   });
 
   it('a bundle run with a parameters file: the line, pasted into sh, makes a job with the same param_ids and seeds', async () => {
@@ -113,7 +113,7 @@ describe('the reproduce command', () => {
     assert.match(jobId, /^my-bundle-\d{8}-\d{6}-[0-9a-f]{4}$/);
     const dir = path.join(out, jobId);
 
-    const reproduction = await reproduceJob(dir);
+    const reproduction = await jobCommandLine(dir);
     assert.equal(reproduction.caveat, undefined);
     assert.deepEqual(reproduction.args, ['modelops-debugger', 'run', bundle, '--params', path.join(scratch, 'params.json'), '--replicates', '3', '--entrypoint', 'm.m/x', '--target', 'targets:mean_value', '--out', out]);
 
@@ -129,13 +129,13 @@ describe('the reproduce command', () => {
 
     // the parameters file changed since: the line still runs it, and says what it would not reproduce
     writeFileSync(path.join(scratch, 'params.json'), '[{"x": 1.0}, {"x": 3}]');
-    assert.match((await reproduceJob(dir)).caveat ?? '', /parameter sets or replicates are not the ones this job ran/);
+    assert.match((await jobCommandLine(dir)).caveat ?? '', /parameter sets or replicates are not the ones this job ran/);
 
     // a results folder of an earlier version records no input: said, not guessed
     const old = readJson(path.join(dir, 'job.json'));
     delete old.input;
     renameSync(path.join(dir, 'job.json'), path.join(dir, 'job.json.bak'));
     writeFileSync(path.join(dir, 'job.json'), stringifyWireJson(old));
-    await assert.rejects(reproduceJob(dir), /does not record what job .* was made from/);
+    await assert.rejects(jobCommandLine(dir), /does not record what job .* was made from/);
   });
 });

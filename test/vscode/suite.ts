@@ -9,6 +9,7 @@ import * as vscode from 'vscode';
 import { DaskCluster } from '../dask/cluster';
 import { registerCmdsTests } from './cmds.suite';
 import { lineOf } from '../shared/marks';
+import { registerFailTests } from './fail.suite';
 import type { HandshakeReport } from '../../src/engine/handshake/handshake';
 import type { ReplayReport } from '../../src/engine/handshake/replay';
 import type { RecordedHandshake } from '../../src/extension/handshake/handshakeCommands';
@@ -41,6 +42,7 @@ export function run(): Promise<void> {
     });
 
     registerCmdsTests(() => ({ api, root }));
+    registerFailTests(() => ({ api, root }));
 
     it('runs in VS Code 1.100', () => {
       assert.match(vscode.version, /^1\.100\./);

@@ -12,6 +12,7 @@ import { ExecuteRequest, type ExecuteParams, type ReadyResult, type StdoutCaptur
 import { ourRunnerScript } from '../process/runnerScript';
 import { WarmProcess, type TranscriptEntry } from '../process/warmProcess';
 import { prepareRunner, type PreparedRunner, type RuntimeOptions } from '../runtime/prepare';
+import { countWarnings } from './describe';
 import { describeOutput, type OutputView } from './outputs';
 
 export interface HandshakeOptions extends RuntimeOptions {
@@ -135,7 +136,8 @@ async function handshakePrepared(options: HandshakeOptions, prepared: PreparedRu
     return { report: failedReport(failure, phases, evidence, warnings), transcript };
   }
   const total = phases.reduce((sum, phase) => sum + phase.ms, 0);
-  const message = `Handshake ok in ${total.toFixed(1)} ms: ${describeRunner(evidence.ready!)}${options.execute ? `; ${options.execute.entrypoint} ran in ${evidence.execute!.ms} ms` : ''}`;
+  // the warnings are part of the verdict: "ok" alone would hide what production would break on
+  const message = `Handshake ok${warnings.length ? ` with ${countWarnings(warnings.length)}` : ''} in ${total.toFixed(1)} ms: ${describeRunner(evidence.ready!)}${options.execute ? `; ${options.execute.entrypoint} ran in ${evidence.execute!.ms} ms` : ''}`;
   return { report: { ok: true, message, phases, evidence, warnings }, transcript };
 }
 

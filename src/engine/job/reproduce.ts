@@ -25,7 +25,7 @@ export interface Reproduction {
 }
 
 /** `modelops-debugger replicate <out>/<job_id> --param <12 hex> --replicate N`: exactly that replicate, in a fresh runner. */
-export function reproduceReplicate(jobDir: string, paramId: string, replicate: number): Reproduction {
+export function replicateCommandLine(jobDir: string, paramId: string, replicate: number): Reproduction {
   if (!/^[0-9a-f]{64}$/.test(paramId)) throw new Failure('bad-input', `${paramId} is not a param_id (64 hex digits).`);
   if (!Number.isInteger(replicate) || replicate < 0) throw new Failure('bad-input', `replicate ${replicate} is not a replicate index.`);
   const args = [CLI_NAME, 'replicate', path.resolve(jobDir), '--param', paramId.slice(0, PARAM_PREFIX_DIGITS), '--replicate', String(replicate)];
@@ -39,7 +39,7 @@ export function reproduceReplicate(jobDir: string, paramId: string, replicate: n
  * --scheduler` when it ran on Dask. A job file with a `job_id` names the same results folder,
  * which the command then refuses to overwrite (it says to resume instead).
  */
-export async function reproduceJob(jobDir: string): Promise<Reproduction> {
+export async function jobCommandLine(jobDir: string): Promise<Reproduction> {
   const dir = path.resolve(jobDir);
   const file = path.join(dir, 'job.json');
   let raw: unknown;

@@ -10,6 +10,7 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BundleDeps, Requirement } from '../bundle/deps';
+import { unreachableIndex } from '../diagnose/installError';
 import { Failure, isFailure } from '../failure';
 import { ourRunnerScript } from '../process/runnerScript';
 import { WarmProcess } from '../process/warmProcess';
@@ -181,10 +182,17 @@ async function step(request: BuildRequest, workspace: Workspace, kind: 'venv-cre
     throw new Failure(kind, `Creating the venv failed${timedOut}: ${lastErrorLine(output) ?? `${path.basename(file)} exited with ${result.exitCode ?? result.signal}`}`, evidence);
   }
   const culprit = failingRequirement(output, request.deps.requirements);
-  if (culprit) {
-    throw new Failure(kind, `Installing ${culprit.spec} failed${timedOut}: ${lastErrorLine(output) ?? 'see the install log'}`, evidence, { file: culprit.file, line: culprit.line });
+  const what = culprit ? `Installing ${culprit.spec}` : "Installing the bundle's dependencies";
+  // "No matching distribution found for X" reads like a typo in X; an index that could not be reached is the cause
+  const unreachable = await unreachableIndex(output, args, { ...process.env, ...request.env });
+  const said = lastErrorLine(output) ?? 'see the install log';
+  const cause = unreachable
+    ? `the package index ${unreachable.url ?? ''}${unreachable.url ? ' ' : ''}could not be reached (${unreachable.why}); ${path.basename(file) === 'uv' ? 'uv' : 'pip'} said: ${said}`
+    : said;
+  if (unreachable) {
+    evidence.notes.push(unreachable.how === 'probe' ? `found by connecting to ${unreachable.url} after the install failed (the installer's output does not say why it found no versions)` : "found in the installer's output (its retries)");
   }
-  throw new Failure(kind, `Installing the bundle's dependencies failed${timedOut}: ${lastErrorLine(output) ?? 'see the install log'}`, evidence);
+  throw new Failure(kind, `${what} failed${timedOut}: ${cause}`, evidence, culprit ? { file: culprit.file, line: culprit.line } : undefined);
 }
 
 /** The requirement pip or uv names in its error, matched by normalised project name. */

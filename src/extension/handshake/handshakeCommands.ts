@@ -7,17 +7,19 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { Failure } from '../../engine/failure';
+import { Failure, isFailure } from '../../engine/failure';
 import { ourRunnerScript } from '../../engine/process/runnerScript';
 import { handshake, type HandshakeReport } from '../../engine/handshake/handshake';
 import { readTranscript, replay, type ReplayReport } from '../../engine/handshake/replay';
 import { renderTranscript } from '../../engine/handshake/transcriptText';
 import { stringifyWireJson } from '../../engine/pyjson/pyjson';
 import { describeVenvEvent } from '../../engine/venv/describe';
-import { renderHandshake, renderReplay } from '../../cli/render';
+import { handshakeVerdict, renderHandshake, renderReplay } from '../../engine/handshake/describe';
+import type { FailureDiagnostics } from '../diagnostics';
 import type { ProtocolTrace } from '../output/protocolTrace';
 import { runtimeSettings, seconds } from '../settings';
-import { pickFile, pickFolder, resultsDir, sayingFailures, showText } from '../util/commands';
+import { pickFile, pickFolder, resultsDir, showText } from '../util/commands';
+import { openAt, type Notices } from '../util/notices';
 
 /** What tests may pass to "Replay Handshake…" instead of answering its prompt. */
 export type ReplayChoice = { runner: 'ours' } | { runner: 'script'; script: string } | { transcript: string };
@@ -30,7 +32,7 @@ export interface RecordedHandshake {
   text?: string;
 }
 
-export function registerHandshakeCommands(log: vscode.LogOutputChannel, trace: ProtocolTrace): vscode.Disposable[] {
+export function registerHandshakeCommands(log: vscode.LogOutputChannel, trace: ProtocolTrace, diagnostics: FailureDiagnostics, notices: Notices): vscode.Disposable[] {
   const options = (bundle: vscode.Uri, runnerScript?: string) => ({
     bundleDir: bundle.fsPath,
     ...runtimeSettings((event) => log.info(describeVenvEvent(event))),
@@ -41,12 +43,23 @@ export function registerHandshakeCommands(log: vscode.LogOutputChannel, trace: P
   });
   const cwd = (bundle: vscode.Uri) => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? bundle.fsPath;
 
-  /** The verdict in the log and as a notification (not awaited: the command returns at once). */
-  const say = (report: HandshakeReport, bundle: vscode.Uri) => {
-    log.appendLine(renderHandshake(report, cwd(bundle)));
+  /**
+   * The verdict in the log, in Problems as a job's would be (the failure at its line, each
+   * warning at its own; a clean handshake clears what an earlier run of the bundle said), and as
+   * a notification (not awaited: the command returns at once) whose "Show" opens the report.
+   */
+  const say = (report: HandshakeReport, bundle: vscode.Uri, shown = renderHandshake(report, cwd(bundle))) => {
+    log.appendLine(shown);
     trace.flush();
-    if (report.ok) void vscode.window.showInformationMessage(report.message);
-    else void vscode.window.showErrorMessage(`${report.kind}: ${report.message}`, 'Show Output').then((choice) => choice && log.show());
+    diagnostics.clearBundle(bundle.fsPath);
+    if (!report.ok && report.kind) diagnostics.addFailure({ kind: report.kind, message: report.message, location: report.location });
+    for (const warning of report.warnings) diagnostics.addWarning(warning);
+    diagnostics.flush();
+    const show = () => showText(shown, `handshake ${path.basename(bundle.fsPath)}.log`);
+    const text = `ModelOps: ${handshakeVerdict(report)}`;
+    if (!report.ok) notices.show('error', text, { ...(report.location ? { Open: () => openAt(report.location!) } : {}), Show: show });
+    else if (report.warnings.length) notices.show('warning', text, { Show: show });
+    else notices.show('info', text);
   };
 
   return [
@@ -62,7 +75,7 @@ export function registerHandshakeCommands(log: vscode.LogOutputChannel, trace: P
       if (!bundle) return undefined;
       const choice = given ?? (await askForRunner());
       if (!choice) return undefined;
-      if ('transcript' in choice) return sayingFailures(() => replayTranscript(bundle, choice.transcript), log);
+      if ('transcript' in choice) return replayTranscript(bundle, choice.transcript);
       const runnerScript = choice.runner === 'script' ? choice.script : undefined;
       const title = `ModelOps: handshake ${vscode.workspace.asRelativePath(bundle)} with ${runnerScript ? path.basename(runnerScript) : 'our runner'}`;
       const { report, transcript } = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title }, () => handshake({ ...options(bundle, runnerScript), recordTranscript: true }));
@@ -76,14 +89,28 @@ export function registerHandshakeCommands(log: vscode.LogOutputChannel, trace: P
     }),
   ];
 
-  async function replayTranscript(bundle: vscode.Uri, file: string): Promise<ReplayReport> {
-    const recorded = await readTranscript(file);
-    const report = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `ModelOps: replaying ${path.basename(file)}` }, () =>
-      replay(recorded, { ...options(bundle, replayRunner(recorded.runner)), recordTranscript: false }),
-    );
-    await showText(`${renderReplay(report)}\nrecorded: ${file}\n\n${renderTranscript(recorded)}`, `replay ${path.basename(file)}.log`);
-    if (report.same) void vscode.window.showInformationMessage(`ModelOps: ${report.message}`);
-    else void vscode.window.showWarningMessage(`ModelOps: ${report.message}`);
+  /** A replay that cannot start (no transcript, a broken bundle) is said like a handshake's failure: at its line when it has one. */
+  async function replayTranscript(bundle: vscode.Uri, file: string): Promise<ReplayReport | undefined> {
+    let recorded: Awaited<ReturnType<typeof readTranscript>>;
+    let report: ReplayReport;
+    try {
+      recorded = await readTranscript(file);
+      report = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `ModelOps: replaying ${path.basename(file)}` }, () =>
+        replay(recorded, { ...options(bundle, replayRunner(recorded.runner)), recordTranscript: false }),
+      );
+    } catch (error) {
+      if (!isFailure(error)) throw error; // a bug of ours: VS Code says it, with its stack
+      log.error(`replay ${file}: ${error.kind}: ${error.message}`);
+      diagnostics.clearBundle(bundle.fsPath);
+      diagnostics.addFailure(error);
+      diagnostics.flush();
+      notices.show('error', `ModelOps: ${error.kind}: ${error.message}`, error.location ? { Open: () => openAt(error.location!) } : { 'Show Output': () => log.show() });
+      return undefined;
+    }
+    const text = `${renderReplay(report)}\nrecorded: ${file}\n\n${renderTranscript(recorded)}`;
+    await showText(text, `replay ${path.basename(file)}.log`);
+    if (report.same) notices.show('info', `ModelOps: ${report.message}`);
+    else notices.show('warning', `ModelOps: ${report.message}`, { Show: () => showText(text, `replay ${path.basename(file)}.log`) });
     return report;
   }
 }

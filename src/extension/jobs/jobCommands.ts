@@ -9,7 +9,7 @@ import { open } from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { isInside } from '../../engine/diagnose/pythonTrace';
-import { reproduceJob, reproduceReplicate, type Reproduction } from '../../engine/job/reproduce';
+import { jobCommandLine, replicateCommandLine, type Reproduction } from '../../engine/job/reproduce';
 import { findJobFiles, pickJobFile, readJobFile, type JobFilePickArgs } from '../jobFiles/jobFiles';
 import type { JobRunner, JobRunResult } from './jobRunner';
 import type { JobItem, JobsNode, JobsTreeProvider, TaskItem } from './jobsTree';
@@ -120,7 +120,7 @@ export function registerJobCommands(runner: JobRunner, tree: JobsTreeProvider, l
       const item = replicate ? undefined : await job(given, CAPABILITIES.reproduce);
       if (!replicate && !item) return undefined;
       return sayingFailures(async () => {
-        const reproduction = replicate ? replicateReproduction(replicate) : await reproduceJob(item!.job.dir);
+        const reproduction = replicate ? replicateReproduction(replicate) : await jobCommandLine(item!.job.dir);
         await vscode.env.clipboard.writeText(reproduction.line);
         if (reproduction.caveat) void vscode.window.showWarningMessage(`ModelOps: copied \`${reproduction.line}\`, but ${reproduction.caveat}.`);
         else void vscode.window.showInformationMessage(`ModelOps: copied \`${reproduction.line}\``);
@@ -166,7 +166,7 @@ async function tail(file: string, bytes: number): Promise<{ text: string; skippe
 function replicateReproduction(item: TaskItem): Reproduction {
   const match = /^sim-([0-9a-f]{64})-(\d+)$/.exec(item.task.key);
   if (!match) throw new Error(`${item.task.key} is not a replicate`); // the menu offers it on replicates only
-  return reproduceReplicate(item.job.dir, match[1], Number(match[2]));
+  return replicateCommandLine(item.job.dir, match[1], Number(match[2]));
 }
 
 /** A job of the tree: the item given, or one the user (or a test's `pick`) chooses among those the command applies to. */

@@ -57,6 +57,11 @@ export interface JobInfo {
   failure?: { kind: FailureKind; message: string; location?: SourceLocation };
   sets: Map<string, ParamSetInfo>;
   startedAt: number;
+  /**
+   * A job that never started: its job file, bundle or pyproject was refused before a results
+   * folder was made. The file it came from (job file, or bundle for "Run Bundle…"); no sets.
+   */
+  notStarted?: string;
 }
 
 export class JobModel {
@@ -79,6 +84,22 @@ export class JobModel {
     const job: JobInfo = { jobId: spec.jobId, dir, status: 'running', sets, startedAt: Date.now() };
     this.jobs.set(spec.jobId, job);
     return job;
+  }
+
+  /**
+   * A job refused before it started, shown with its cause; one per source file (a second try
+   * replaces it, a start removes it), never in place of a job of the same id that did run.
+   */
+  addNotStarted(source: string, jobId: string, failure: NonNullable<JobInfo['failure']>): JobInfo {
+    const job: JobInfo = { jobId, dir: '', status: 'aborted', failure, sets: new Map(), startedAt: Date.now(), notStarted: source };
+    this.jobs.delete(notStartedKey(source)); // re-added last: the tree shows the newest first
+    this.jobs.set(notStartedKey(source), job);
+    return job;
+  }
+
+  /** This source started a job: its earlier refusal no longer stands. */
+  forgetNotStarted(source: string): void {
+    this.jobs.delete(notStartedKey(source));
   }
 
   /** A resumed job: what earlier runs finished, as their result files say. */
@@ -153,4 +174,8 @@ export class JobModel {
     const task = set?.tasks[Number(match[2])];
     return set && task ? { set, task } : undefined;
   }
+}
+
+function notStartedKey(source: string): string {
+  return `not-started:${source}`;
 }

@@ -13,6 +13,8 @@ import { ResultsStore } from '../../engine/job/results';
 import { openEarlierRun, type BundleChange } from '../../engine/job/resume';
 import { runJob, type JobOutcome } from '../../engine/job/run';
 import { jobFromParamsFile, loadJobFile, type JobSpec, type ShortcutInput } from '../../engine/job/spec';
+import { exitCodeFor, type Failure, unexpectedFailure } from '../../engine/failure';
+import { locateInJobFile } from '../../engine/job/specLocation';
 import { describeVenvEvent } from '../../engine/venv/describe';
 import type { VenvEvent } from '../../engine/venv/cache';
 import type { FailureDiagnostics } from '../diagnostics';
@@ -24,26 +26,20 @@ import { backendSettings, runtimeSettings, seconds } from '../settings';
 import { Coalesced } from '../util/coalesce';
 import { resultsDir } from '../util/commands';
 import type { ProtocolTrace } from '../output/protocolTrace';
+import { openAt, type Notices } from '../util/notices';
 
 export interface JobRunResult {
   jobId: string;
+  /** Empty for a job that never started (`failure` says why). */
   dir: string;
   status: JobOutcome['status'];
   exitCode: number;
   counts: JobOutcome['counts'];
+  /** Why an aborted job stopped, or never started. */
+  failure?: ReturnType<Failure['toJSON']>;
 }
 
-/** A warning's text at its line: one per line and cause, however many tasks hit it (the count says). */
-function warningDiagnostic(event: Extract<JobEvent, { type: 'warning' }>): string {
-  if (event.kind === 'stdout-pollution') return `${event.message}; this runner absorbed it, production's would break`;
-  if (event.kind === 'lingering-descendants') {
-    const started = event.descendants?.find((d) => d.location) ?? event.descendants?.[0];
-    const fate = started?.escaped ? 'it escaped its process group (setsid) and was left running' : "it was ended with its runner's process group";
-    const command = started?.command ?? '?';
-    return `lingering-descendants: a process started here (\`${command.length > 80 ? `${command.slice(0, 79)}…` : command}\`) was still running after its task; ${fate}`;
-  }
-  return event.message;
-}
+const NO_COUNTS: JobOutcome['counts'] = { sims: { total: 0, ok: 0, failed: 0, pending: 0 }, aggregations: { total: 0, ok: 0, failed: 0, skipped: 0, pending: 0 } };
 
 export class JobRunner implements vscode.Disposable {
   private readonly running = new Map<string, AbortController>();
@@ -62,27 +58,79 @@ export class JobRunner implements vscode.Disposable {
     private readonly processes: ProcessTreeProvider,
     private readonly stderr: RunnerChannels,
     private readonly trace: ProtocolTrace,
+    private readonly notices: Notices,
   ) {
     this.statusBar.command = 'workbench.view.extension.modelops';
   }
 
   async runJobFile(file: string): Promise<JobRunResult> {
-    const job = await loadJobFile(file);
-    return this.runNew(job, path.dirname(file));
+    return this.runNew(file, path.basename(file), async () => {
+      try {
+        const job = await loadJobFile(file);
+        await checkBundleDir(job.bundleDir);
+        return job;
+      } catch (error) {
+        throw await locateInJobFile(error, file); // the editor puts it at the field's line
+      }
+    }, path.dirname(file));
   }
 
   /** A bundle with a parameters file (a JSON list of parameter sets) and a replicate count. */
   async runBundle(input: ShortcutInput): Promise<JobRunResult> {
-    await checkBundleDir(input.bundleDir);
-    const job = await jobFromParamsFile(input);
-    return this.runNew(job, input.bundleDir);
+    return this.runNew(input.bundleDir, input.jobId ?? path.basename(input.bundleDir), async () => {
+      await checkBundleDir(input.bundleDir);
+      try {
+        return await jobFromParamsFile(input);
+      } catch (error) {
+        throw await locateInJobFile(error, input.paramsFile);
+      }
+    }, input.bundleDir);
   }
 
-  private async runNew(job: JobSpec, near: string): Promise<JobRunResult> {
-    await checkBundleDir(job.bundleDir);
-    await readBundleDeps(job.bundleDir);
-    const backend = backendSettings(); // a dask backend without a scheduler is refused before a results directory is made
-    return this.run(job, await ResultsStore.create(resultsDir(near), job, await bundleDigest(job.bundleDir)), false, backend);
+  /**
+   * A new job from `source` (a job file, or a bundle). What refuses it before it can start (a
+   * bad job file, a pyproject.toml that is not TOML, a missing bundle, a Dask backend with no
+   * scheduler) is said as an aborted job would be: a job row with the cause, a diagnostic at
+   * its line, a notification that opens it.
+   */
+  private async runNew(source: string, label: string, load: () => Promise<JobSpec>, near: string): Promise<JobRunResult> {
+    let job: JobSpec | undefined;
+    let store: ResultsStore;
+    let backend: ReturnType<typeof backendSettings>;
+    this.diagnostics.clearFile(source);
+    try {
+      job = await load(); // the bundle directory checked too, so a missing one is said at the job file's "bundle" line
+      await readBundleDeps(job.bundleDir);
+      backend = backendSettings(); // a dask backend without a scheduler is refused before a results directory is made
+      store = await ResultsStore.create(resultsDir(near), job, await bundleDigest(job.bundleDir));
+    } catch (error) {
+      return this.notStarted(source, job?.jobId ?? label, job?.bundleDir, unexpectedFailure(error, 'starting the job'));
+    }
+    this.model.forgetNotStarted(source);
+    return this.run(job, store, false, backend);
+  }
+
+  private notStarted(source: string, jobId: string, bundleDir: string | undefined, failure: Failure): JobRunResult {
+    const cause = failure.toJSON();
+    this.model.addNotStarted(source, jobId, cause);
+    this.tree.scheduleRefresh();
+    if (bundleDir) this.diagnostics.clearBundle(bundleDir); // what an earlier run said about the bundle no longer stands
+    this.diagnostics.addFailure(failure);
+    this.diagnostics.flush();
+    this.log.error(`job ${jobId} did not start: ${failure.kind}: ${failure.message}`);
+    this.sayAborted(jobId, 'did not start', failure);
+    return { jobId, dir: '', status: 'aborted', exitCode: exitCodeFor(failure.kind), counts: NO_COUNTS, failure: cause };
+  }
+
+  /** An aborted job's notification: its cause, and a button to the line it is at (or to what to change). */
+  private sayAborted(jobId: string, what: string, failure: Pick<Failure, 'kind' | 'message' | 'location'>): void {
+    const actions: Record<string, () => unknown> = {};
+    if (failure.location) actions.Open = () => openAt(failure.location!);
+    else if (failure.kind === 'interpreter-not-found' || failure.kind === 'python-mismatch' || failure.kind === 'venv-create-failed') {
+      actions['Open Settings'] = () => vscode.commands.executeCommand('workbench.action.openSettings', 'modelopsDebugger.pythonPath');
+    }
+    actions['Show Output'] = () => this.log.show();
+    this.notices.show('error', `ModelOps: job ${jobId} ${what}: ${failure.kind}: ${failure.message}`, actions);
   }
 
   /** The failed tasks of a finished job again (and the aggregations they feed), in place. */
@@ -119,14 +167,14 @@ export class JobRunner implements vscode.Disposable {
       if (news) this.log[news.level === 'warning' ? 'warn' : news.level](`job ${job.jobId}: ${news.text}`);
       this.processes.onJobEvent(job.jobId, store.dir, event);
       this.tree.scheduleRefresh();
-      if (event.type === 'task-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`, vscode.DiagnosticSeverity.Error, event.callers);
-      else if (event.type === 'agg-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`);
-      else if (event.type === 'warning' && event.location) this.diagnostics.add(event.location, event.kind, warningDiagnostic(event), vscode.DiagnosticSeverity.Warning);
+      if (event.type === 'task-done' && event.status === 'failed' && event.kind) this.diagnostics.addFailure({ kind: event.kind, message: event.message ?? '', location: event.location, callers: event.callers });
+      else if (event.type === 'agg-done' && event.status === 'failed' && event.kind) this.diagnostics.addFailure({ kind: event.kind, message: event.message ?? '', location: event.location });
+      else if (event.type === 'warning' && event.location) this.diagnostics.addWarning(event);
       else if (event.type === 'results-folder') this.log.warn(`job ${job.jobId}: ${event.message}`);
       else if (event.type === 'job-done' && event.failure) {
         // a job that could not go on (python-mismatch, deps-install-failed, no wire function…): at its line
         this.log.error(`job ${job.jobId}: ${event.failure.kind}: ${event.failure.message}`);
-        if (event.failure.location) this.diagnostics.add(event.failure.location, event.failure.kind, `${event.failure.kind}: ${event.failure.message}`);
+        this.diagnostics.addFailure(event.failure);
       }
       else if (event.type === 'venv') {
         this.log.info(describeVenvEvent(event.event));
@@ -158,7 +206,8 @@ export class JobRunner implements vscode.Disposable {
         signal: controller.signal,
       });
       this.log.info(`job ${job.jobId} ${outcome.status} in ${(outcome.ms / 1000).toFixed(1)} s → ${outcome.dir}`);
-      return { jobId: job.jobId, dir: outcome.dir, status: outcome.status, exitCode: outcome.exitCode, counts: outcome.counts };
+      if (outcome.status === 'aborted' && outcome.failure) this.sayAborted(job.jobId, 'aborted', outcome.failure);
+      return { jobId: job.jobId, dir: outcome.dir, status: outcome.status, exitCode: outcome.exitCode, counts: outcome.counts, failure: outcome.failure?.toJSON() };
     } finally {
       this.running.delete(job.jobId);
       this.tree.scheduleRefresh();

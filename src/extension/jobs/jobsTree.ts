@@ -13,23 +13,24 @@ export class JobItem extends vscode.TreeItem {
   readonly kind = 'job';
   constructor(readonly job: JobInfo) {
     // a generated id reads as its bundle and start time (`sir · 21:06`); the id is in the tooltip
-    super(jobLabel(job.jobId), vscode.TreeItemCollapsibleState.Expanded);
+    super(jobLabel(job.jobId), job.notStarted ? vscode.TreeItemCollapsibleState.None : vscode.TreeItemCollapsibleState.Expanded);
     const total = [...job.sets.values()].reduce((sum, s) => sum + s.tasks.length, 0);
     const ok = [...job.sets.values()].reduce((sum, s) => sum + s.ok, 0);
     const failed = [...job.sets.values()].reduce((sum, s) => sum + s.failed, 0);
-    this.id = `job:${job.jobId}`;
+    // a job that never started is named by its source: the same id may be a job that did run
+    this.id = job.notStarted ? `job:not-started:${job.notStarted}` : `job:${job.jobId}`;
     const status = job.failure ? `${job.status}: ${job.failure.kind}` : job.status;
-    this.description = `${status} · ${ok}/${total} ✓${failed ? ` ${failed} ✗` : ''}${job.ms !== undefined ? ` · ${(job.ms / 1000).toFixed(1)} s` : ''}`;
+    this.description = job.notStarted ? `${status} · not started` : `${status} · ${ok}/${total} ✓${failed ? ` ${failed} ✗` : ''}${job.ms !== undefined ? ` · ${(job.ms / 1000).toFixed(1)} s` : ''}`;
     this.iconPath = statusIcon(job.status === 'running' ? 'running' : job.status === 'succeeded' ? 'ok' : job.status === 'interrupted' ? 'skipped' : 'failed');
     const cause = job.failure && `\n${job.failure.kind}: ${job.failure.message}${job.failure.location ? `\nat ${job.failure.location.file}:${job.failure.location.line}` : ''}`;
-    this.tooltip = `${job.jobId}\n${job.dir}${cause ?? ''}`;
+    this.tooltip = `${job.jobId}\n${job.notStarted ? `not started: ${job.notStarted}` : job.dir}${cause ?? ''}`;
     if (job.failure?.location) {
       const { file, line } = job.failure.location;
       this.command = { title: 'Go to the cause', command: 'vscode.open', arguments: [vscode.Uri.file(file), { selection: new vscode.Range(line - 1, 0, line - 1, 0) }] };
     }
     const resumable = job.status === 'interrupted' || job.status === 'aborted';
     const runnersStarted = job.status !== 'running' || ok + failed > 0;
-    this.contextValue = `job;open;reproducible;${runnersStarted ? 'stderr;' : ''}${job.status === 'running' ? 'cancellable;' : ''}${failed ? 'rerunnable;' : ''}${resumable ? 'resumable;' : ''}`;
+    this.contextValue = job.notStarted ? 'job;' : `job;open;reproducible;${runnersStarted ? 'stderr;' : ''}${job.status === 'running' ? 'cancellable;' : ''}${failed ? 'rerunnable;' : ''}${resumable ? 'resumable;' : ''}`;
   }
 }
 

@@ -1,15 +1,27 @@
 /** What every command module shares: failures said once, and the pickers. */
 import * as vscode from 'vscode';
 import { isFailure } from '../../engine/failure';
+import { openAt } from './notices';
 
-/** A command's failure, said to the user (its message is one clear sentence); undefined then. */
+/**
+ * A command's failure, said to the user (its message is one clear sentence); undefined then.
+ * One with a source line offers "Open" (a job's own failures are said by the job runner, with
+ * a row and a diagnostic; this is for the commands around it).
+ */
 export async function sayingFailures<T>(work: () => Promise<T>, log?: vscode.LogOutputChannel): Promise<T | undefined> {
   try {
     return await work();
   } catch (error) {
     const message = isFailure(error) ? error.message : String(error);
     log?.error(message);
-    void vscode.window.showErrorMessage(`ModelOps: ${message}`);
+    const location = isFailure(error) ? error.location : undefined;
+    if (!location) void vscode.window.showErrorMessage(`ModelOps: ${message}`);
+    else {
+      vscode.window.showErrorMessage(`ModelOps: ${message}`, 'Open').then(
+        (choice) => (choice ? openAt(location) : undefined),
+        (shown: unknown) => log?.error(String(shown)),
+      );
+    }
     return undefined;
   }
 }
