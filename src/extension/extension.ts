@@ -56,7 +56,7 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     vscode.workspace.onDidChangeConfiguration((change) => {
       if (change.affectsConfiguration('modelopsDebugger.venvsDir')) venvTree.refresh();
     }),
-    ...registerJobCommands(runner, log, () => venvTree.refresh()),
+    ...registerJobCommands(runner, jobs, jobsTree, log, () => venvTree.refresh()),
     ...registerHandshakeCommands(log, trace),
     ...registerDaskCommands(log),
     ...registerProcessCommands(),

@@ -1,8 +1,9 @@
 /** The commands that start, stop and open jobs. */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { JobRunner, JobRunResult } from './jobRunner';
-import type { JobItem } from './jobsTree';
+import type { IfResultsExist, JobRunner, OpenedJob } from './jobRunner';
+import type { JobModel } from './jobModel';
+import { EarlierRunsItem, JobItem, type JobsTreeProvider } from './jobsTree';
 import { pickFile, pickFolder, sayingFailures } from '../util/commands';
 
 /** What tests and other extensions may pass to "Run Bundle…" instead of answering its prompts. */
@@ -12,10 +13,18 @@ export interface RunBundleArgs {
   entrypoint: string;
   targets?: string[];
   jobId?: string;
+  /** When the job's results exist already: instead of asking. */
+  ifResultsExist?: IfResultsExist;
 }
 
-export function registerJobCommands(runner: JobRunner, log: vscode.LogOutputChannel, afterRun: () => void): vscode.Disposable[] {
-  const running = async (work: () => Promise<JobRunResult>) => {
+/** What tests and other extensions may pass to "Run Job File…" after the file. */
+export interface RunJobFileArgs {
+  /** When the job's results exist already: instead of asking. */
+  ifResultsExist?: IfResultsExist;
+}
+
+export function registerJobCommands(runner: JobRunner, model: JobModel, tree: JobsTreeProvider, log: vscode.LogOutputChannel, afterRun: () => void): vscode.Disposable[] {
+  const running = async <T>(work: () => Promise<T>) => {
     try {
       return await sayingFailures(work, log);
     } finally {
@@ -23,12 +32,12 @@ export function registerJobCommands(runner: JobRunner, log: vscode.LogOutputChan
     }
   };
   return [
-    vscode.commands.registerCommand('modelopsDebugger.runJobFile', async (uri?: vscode.Uri) => {
+    vscode.commands.registerCommand('modelopsDebugger.runJobFile', async (uri?: vscode.Uri, given?: RunJobFileArgs) => {
       // the job file given (explorer, tests), else the JSON file being edited, else ask
       const active = vscode.window.activeTextEditor?.document;
       const file = uri ?? (active?.uri.scheme === 'file' && active.fileName.endsWith('.json') ? active.uri : await pickFile('Run Job', { 'Job files': ['json'] }));
       if (!file) return undefined;
-      return running(() => runner.runJobFile(file.fsPath));
+      return running(() => runner.runJobFile(file.fsPath, given?.ifResultsExist));
     }),
     vscode.commands.registerCommand('modelopsDebugger.runBundle', async (uri?: vscode.Uri, given?: RunBundleArgs) => {
       const bundle = uri ?? (await pickFolder('Run Bundle'));
@@ -36,10 +45,24 @@ export function registerJobCommands(runner: JobRunner, log: vscode.LogOutputChan
       const args = given ?? (await askForRun(bundle));
       if (!args) return undefined;
       if ('jobFile' in args) return running(() => runner.runJobFile(args.jobFile));
-      return running(() => runner.runBundle({ bundleDir: bundle.fsPath, targets: [], ...args }));
+      const { ifResultsExist, ...input } = args;
+      return running(() => runner.runBundle({ bundleDir: bundle.fsPath, targets: [], ...input }, ifResultsExist));
     }),
     vscode.commands.registerCommand('modelopsDebugger.rerunFailed', (item?: JobItem) => item && running(() => runner.rerunFailed(item.job.dir))),
     vscode.commands.registerCommand('modelopsDebugger.resumeJob', (item?: JobItem) => item && running(() => runner.resume(item.job.dir))),
+    vscode.commands.registerCommand('modelopsDebugger.openJobResults', async (uri?: vscode.Uri): Promise<OpenedJob | undefined> => {
+      const folder = uri ?? (await pickFolder('Open Job Results'));
+      if (!folder) return undefined;
+      const opened = await sayingFailures(() => runner.openResults(folder.fsPath), log);
+      if (opened) await vscode.commands.executeCommand('modelopsDebugger.jobs.focus');
+      return opened;
+    }),
+    vscode.commands.registerCommand('modelopsDebugger.clearEarlierRuns', (item?: JobItem | EarlierRunsItem) => {
+      if (!item) return 0;
+      const cleared = model.clearEarlierRuns(item.job, (jobId) => runner.isRunning(jobId));
+      tree.scheduleRefresh();
+      return cleared;
+    }),
     vscode.commands.registerCommand('modelopsDebugger.cancelJob', (item?: JobItem) => {
       if (item) runner.cancel(item.job.jobId);
     }),

@@ -10,15 +10,25 @@ import { Coalesced } from '../util/coalesce';
 
 export class JobItem extends vscode.TreeItem {
   readonly kind = 'job';
-  constructor(readonly job: JobInfo) {
-    super(job.jobId, vscode.TreeItemCollapsibleState.Expanded);
-    const total = [...job.sets.values()].reduce((sum, s) => sum + s.tasks.length, 0);
-    const ok = [...job.sets.values()].reduce((sum, s) => sum + s.ok, 0);
-    const failed = [...job.sets.values()].reduce((sum, s) => sum + s.failed, 0);
+  /** `earlier`: shown under the newest run of its job file, folded. */
+  constructor(
+    readonly job: JobInfo,
+    hasEarlier = false,
+    earlier = false,
+  ) {
+    super(job.jobId, earlier ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.Expanded);
+    const sets = [...job.sets.values()];
+    const total = sets.reduce((sum, s) => sum + s.tasks.length, 0);
+    const ok = sets.reduce((sum, s) => sum + s.ok, 0);
+    const failed = sets.reduce((sum, s) => sum + s.failed, 0);
+    const running = sets.reduce((sum, s) => sum + s.running, 0);
+    const aggregating = sets.some((s) => s.aggregation.state === 'running');
+    const notRun = job.status === 'running' ? 0 : total - ok - failed;
     this.id = `job:${job.jobId}`;
     const status = job.failure ? `${job.status}: ${job.failure.kind}` : job.status;
-    this.description = `${status} · ${ok}/${total} ✓${failed ? ` ${failed} ✗` : ''}${job.ms !== undefined ? ` · ${(job.ms / 1000).toFixed(1)} s` : ''}`;
-    this.iconPath = statusIcon(job.status === 'running' ? 'running' : job.status === 'succeeded' ? 'ok' : job.status === 'interrupted' ? 'skipped' : 'failed');
+    this.description = `${status} · ${ok}/${total} ✓${failed ? ` ${failed} ✗` : ''}${running ? ` · ▶ ${running}` : ''}${notRun ? ` · ${notRun} not run` : ''}${job.ms !== undefined ? ` · ${(job.ms / 1000).toFixed(1)} s` : ''}`;
+    // a spinner only while something runs: a job preparing its venv, or between tasks, is queued
+    this.iconPath = statusIcon(job.status === 'running' ? (running || aggregating ? 'running' : 'queued') : job.status === 'succeeded' ? 'ok' : job.status === 'interrupted' ? 'skipped' : 'failed');
     const cause = job.failure && `\n${job.failure.kind}: ${job.failure.message}${job.failure.location ? `\nat ${job.failure.location.file}:${job.failure.location.line}` : ''}`;
     this.tooltip = `${job.jobId}\n${job.dir}${cause ?? ''}`;
     if (job.failure?.location) {
@@ -26,7 +36,7 @@ export class JobItem extends vscode.TreeItem {
       this.command = { title: 'Go to the cause', command: 'vscode.open', arguments: [vscode.Uri.file(file), { selection: new vscode.Range(line - 1, 0, line - 1, 0) }] };
     }
     const resumable = job.status === 'interrupted' || job.status === 'aborted';
-    this.contextValue = `job;open;${job.status === 'running' ? 'cancellable;' : ''}${failed ? 'rerunnable;' : ''}${resumable ? 'resumable;' : ''}`;
+    this.contextValue = `job;open;${job.status === 'running' ? 'cancellable;' : ''}${failed ? 'rerunnable;' : ''}${resumable ? 'resumable;' : ''}${hasEarlier ? 'earlierRuns;' : ''}`;
   }
 }
 
@@ -38,8 +48,13 @@ export class ParamSetItem extends vscode.TreeItem {
   ) {
     super(Object.entries(set.params).map(([k, v]) => `${k}=${v}`).join(', ') || set.paramId.slice(0, 12), vscode.TreeItemCollapsibleState.Collapsed);
     this.id = `set:${job.jobId}:${set.paramId}`;
-    this.description = `${set.ok}/${set.tasks.length} ✓${set.failed ? ` ${set.failed} ✗` : ''}${set.finished ? ` · ${set.finished} finished on Dask` : ''} · agg ${set.aggregation.state}`;
-    this.iconPath = statusIcon(set.failed || set.aggregation.state === 'failed' || set.aggregation.state === 'skipped' ? 'failed' : set.aggregation.state === 'ok' ? 'ok' : 'running');
+    const notRun = set.tasks.length - set.ok - set.failed - set.running - set.finished - set.tasks.filter((t) => t.state === 'queued').length;
+    // done (✓ ✗), running (▶) and the rest, queued, apart: `183/200 ✓ 2 ✗ · ▶ 2 · agg queued`
+    this.description = `${set.ok}/${set.tasks.length} ✓${set.failed ? ` ${set.failed} ✗` : ''}${set.running ? ` · ▶ ${set.running}` : ''}${set.finished ? ` · ${set.finished} finished on Dask` : ''}${notRun ? ` · ${notRun} not run` : ''} · agg ${stateText(set.aggregation.state)}`;
+    const agg = set.aggregation.state;
+    this.iconPath = statusIcon(
+      set.running || agg === 'running' ? 'running' : set.failed || agg === 'failed' || agg === 'skipped' ? 'failed' : agg === 'ok' ? 'ok' : agg === 'not-run' ? 'not-run' : set.finished ? 'finished' : 'queued',
+    );
     this.tooltip = `param_id ${set.paramId}`;
     this.contextValue = 'paramSet;';
   }
@@ -54,7 +69,7 @@ export class TaskItem extends vscode.TreeItem {
   ) {
     super(aggregation ? 'aggregation' : `replicate ${task.replicate}`, vscode.TreeItemCollapsibleState.None);
     this.id = `task:${job.jobId}:${task.key}`;
-    const parts: string[] = [task.state];
+    const parts: string[] = [stateText(task.state)];
     if (task.kind) parts.push(task.kind);
     // right after the state: a narrow view cuts the end of the description off
     const lingering = (task.warnings ?? []).filter((w) => w.kind === 'lingering-descendants').reduce((sum, w) => sum + (w.processes ?? 0), 0);
@@ -77,7 +92,23 @@ export class TaskItem extends vscode.TreeItem {
   }
 }
 
-export type JobsNode = JobItem | ParamSetItem | TaskItem;
+/** The earlier runs of a job file, under its newest run, newest first, until cleared. */
+export class EarlierRunsItem extends vscode.TreeItem {
+  readonly kind = 'earlier';
+  constructor(
+    readonly job: JobInfo,
+    readonly runs: JobInfo[],
+  ) {
+    super('earlier runs', vscode.TreeItemCollapsibleState.Collapsed);
+    this.id = `earlier:${job.jobId}`;
+    this.description = `${runs.length}`;
+    this.iconPath = new vscode.ThemeIcon('history');
+    this.tooltip = `Earlier runs of ${job.source ?? job.jobId}, newest first; their results stay on disk when cleared`;
+    this.contextValue = 'earlierRuns;';
+  }
+}
+
+export type JobsNode = JobItem | ParamSetItem | TaskItem | EarlierRunsItem;
 
 export class JobsTreeProvider implements vscode.TreeDataProvider<JobsNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<JobsNode | undefined>();
@@ -96,8 +127,13 @@ export class JobsTreeProvider implements vscode.TreeDataProvider<JobsNode>, vsco
   }
 
   getChildren(element?: JobsNode): JobsNode[] {
-    if (!element) return [...this.model.jobs.values()].reverse().map((job) => new JobItem(job));
-    if (element instanceof JobItem) return [...element.job.sets.values()].map((set) => new ParamSetItem(element.job, set));
+    if (!element) return this.model.latestRuns().map((job) => new JobItem(job, this.model.earlierRuns(job).length > 0));
+    if (element instanceof EarlierRunsItem) return element.runs.map((job) => new JobItem(job, false, true));
+    if (element instanceof JobItem) {
+      const sets: JobsNode[] = [...element.job.sets.values()].map((set) => new ParamSetItem(element.job, set));
+      const earlier = this.model.earlierRuns(element.job);
+      return earlier.length ? [...sets, new EarlierRunsItem(element.job, earlier)] : sets;
+    }
     if (element instanceof ParamSetItem) {
       return [new TaskItem(element.job, element.set.aggregation, true), ...element.set.tasks.map((task) => new TaskItem(element.job, task, false))];
     }
@@ -108,6 +144,11 @@ export class JobsTreeProvider implements vscode.TreeDataProvider<JobsNode>, vsco
     this.refresh.dispose();
     this.changed.dispose();
   }
+}
+
+/** A state as the tree says it. */
+function stateText(state: string): string {
+  return state === 'not-run' ? 'not run' : state;
 }
 
 function statusIcon(state: string): vscode.ThemeIcon {
@@ -122,6 +163,8 @@ function statusIcon(state: string): vscode.ThemeIcon {
       return new vscode.ThemeIcon('sync~spin');
     case 'finished':
       return new vscode.ThemeIcon('check');
+    case 'not-run':
+      return new vscode.ThemeIcon('circle-slash', new vscode.ThemeColor('disabledForeground'));
     default:
       return new vscode.ThemeIcon('circle-outline');
   }
