@@ -4,7 +4,7 @@
  * running and done apart; a job file's earlier runs kept under its newest.
  */
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -149,8 +149,12 @@ export function registerTreeTests(context: Context): void {
       const { api, root } = context();
       const file = jobFile('tree-cli', 'def wire(entrypoint, params, seed):\n    if params["x"] == 2.5:\n        raise ValueError("x must not be 2.5")  # MARK:raise\n    return {"value": b"1"}\n', 2, 2);
       const out = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-cli-out-'));
-      const cli = spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'run', file, '--out', out, '--workers', '1'], { encoding: 'utf8', env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, timeout: 120_000 });
-      assert.equal(cli.status, 1, cli.stderr);
+      // not spawnSync: the extension host must keep answering while the CLI runs
+      const cli = spawn(process.execPath, [path.join(root, 'dist', 'cli.js'), 'run', file, '--out', out, '--workers', '1'], { env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, stdio: ['ignore', 'ignore', 'pipe'], timeout: 120_000 });
+      let stderr = '';
+      cli.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      const code = await new Promise<number | null>((resolve, reject) => cli.on('error', reject).on('close', resolve));
+      assert.equal(code, 1, stderr);
       const opened = await vscode.commands.executeCommand<OpenedJob>('modelopsDebugger.openJobResults', vscode.Uri.file(path.join(out, 'tree-cli')));
       assert.equal(opened.status, 'failed');
       const job = topJob(api, 'tree-cli');
