@@ -9,7 +9,7 @@ import { bundleDigest, checkBundleDir } from '../engine/bundle/bundleDir';
 import { readBundleDeps } from '../engine/bundle/deps';
 import { exitCodeFor, exitCodeForStop, Failure, unexpectedFailure } from '../engine/failure';
 import type { JobEvent } from '../engine/job/events';
-import { ResultsStore } from '../engine/job/results';
+import { ResultsExist, ResultsStore } from '../engine/job/results';
 import { openEarlierRun, type BundleChange } from '../engine/job/resume';
 import { runJob } from '../engine/job/run';
 import { jobFromParamsFile, loadJobFile, type JobSpec } from '../engine/job/spec';
@@ -204,7 +204,12 @@ async function openJob(input: string | undefined, flags: RunFlags): Promise<{ jo
   }
   await checkBundleDir(job.bundleDir);
   await readBundleDeps(job.bundleDir); // an unreadable pyproject.toml is bad input: say so before writing anything
-  return { job, store: await ResultsStore.create(flags.out, job, await bundleDigest(job.bundleDir)) };
+  try {
+    return { job, store: await ResultsStore.create(flags.out, job, await bundleDigest(job.bundleDir)) };
+  } catch (error) {
+    if (error instanceof ResultsExist) throw new Failure('bad-input', `${error.message.replace(/\.$/, '')}; resume them with --resume ${error.dir}, or choose another job_id or --out.`);
+    throw error;
+  }
 }
 
 function statSafe(file: string) {

@@ -61,7 +61,7 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     vscode.workspace.onDidChangeConfiguration((change) => {
       if (change.affectsConfiguration('modelopsDebugger.venvsDir')) venvTree.refresh();
     }),
-    ...registerJobCommands(runner, jobsTree, log, () => venvTree.refresh()),
+    ...registerJobCommands(runner, jobs, jobsTree, log, () => venvTree.refresh()),
     registerEntrypointCompletion(),
     ...registerHandshakeCommands(log, trace, diagnostics, notices),
     ...registerDaskCommands(log),

@@ -2,8 +2,9 @@
 // headless Chromium as a person would — open the ModelOps container, run a job from the
 // command palette, expand the failed parameter set, open the failing line — with screenshots
 // in test-results/: the Jobs view with a failure, the editor with the diagnostic, the Venv
-// Caches view, a handshake's conversation, a task that left a process running, and a handshake's
-// warning (its notification and its Problems entry). Prints a mocha-style summary.
+// Caches view, a handshake's conversation, a task that left a process running, a handshake's
+// warning (its notification and its Problems entry), a job resumed after a cancel (every set
+// "agg ok") and an aborted job saying why. Prints a mocha-style summary.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -11,7 +12,7 @@ import { launchBrowser, pickCommand, quickOpen, ROOT, startCodeServer } from '..
 
 const RESULTS = path.join(ROOT, 'test-results');
 const WAIT_MS = 60_000;
-const STEPS = 8;
+const STEPS = 9;
 
 const steps = [];
 async function step(name, body) {
@@ -39,6 +40,14 @@ async function main() {
   // a simulation that starts a helper and never waits for it: the job still ends, and says so
   mkdirSync(path.join(ws, 'forking'), { recursive: true });
   writeFileSync(path.join(ws, 'forking', 'wire.py'), 'import subprocess\n\ndef wire(entrypoint, params, seed):\n    subprocess.Popen(["sleep", "3600"])\n    return {"value": b"1"}\n');
+  // a job to cancel and resume (4 sets × 6 replicates of 1.2 s: events sparse enough for the view to refresh between them), and one aborted before it runs (python-mismatch)
+  mkdirSync(path.join(ws, 'slow'), { recursive: true });
+  writeFileSync(path.join(ws, 'slow', 'wire.py'), 'import time\n\ndef wire(entrypoint, params, seed):\n    time.sleep(1.2)\n    return {"value": b"1"}\n');
+  writeFileSync(path.join(ws, 'resume-job.json'), '{"job_id": "ui-resume", "bundle": "slow", "entrypoint": "m.m/x", "parameter_sets": [{"s": 1}, {"s": 2}, {"s": 3}, {"s": 4}], "replicates": 6}\n');
+  mkdirSync(path.join(ws, 'future'), { recursive: true });
+  writeFileSync(path.join(ws, 'future', 'pyproject.toml'), '[project]\nname = "future"\nversion = "1"\nrequires-python = ">=3.99"\n');
+  writeFileSync(path.join(ws, 'future', 'wire.py'), 'def wire(entrypoint, params, seed):\n    return {}\n');
+  writeFileSync(path.join(ws, 'future-job.json'), '{"job_id": "ui-aborted", "bundle": "future", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1}], "replicates": 2}\n');
   writeFileSync(path.join(ws, 'fork-job.json'), '{"job_id": "ui-fork", "bundle": "forking", "entrypoint": "m.m/x", "parameter_sets": [{"k": 5}], "replicates": 2}\n');
   // a bundle that prints at import: production's runner would break on it, ours warns
   mkdirSync(path.join(ws, 'noisy'), { recursive: true });
@@ -162,6 +171,40 @@ async function main() {
       await page.locator('.markers-panel .monaco-list-row').filter({ hasText: 'Loading model weights' }).first().waitFor({ timeout: WAIT_MS });
       await toast.waitFor({ timeout: 5_000 }); // still shown beside Problems
       await page.screenshot({ path: path.join(RESULTS, 'handshake-warning.png') });
+    });
+
+    await step('Cancel then Resume: the resumed job with every set "agg ok"; an aborted job says why (screenshots jobs-resumed.png, jobs-aborted.png)', async () => {
+      // a wider side bar, so that the rows' descriptions show whole
+      const sidebar = await page.locator('.part.sidebar').first().boundingBox();
+      await page.mouse.move(sidebar.x + sidebar.width + 1, sidebar.y + 300);
+      await page.mouse.down();
+      await page.mouse.move(sidebar.x + sidebar.width + 260, sidebar.y + 300, { steps: 5 });
+      await page.mouse.up();
+      await openFile('resume-job.json');
+      await page.locator('.tab.active[aria-label*="resume-job.json"]').first().waitFor({ timeout: WAIT_MS });
+      await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
+      const row = page.locator('.monaco-list-row:has-text("ui-resume")').first();
+      // a few replicates done, then the row's inline Cancel
+      await page.locator('.monaco-list-row:has-text("ui-resume")').filter({ hasText: /running · [1-9]\d*\/24 ✓/ }).first().waitFor({ timeout: WAIT_MS });
+      await row.hover();
+      await row.locator('.action-label[aria-label="Cancel Job"]').click();
+      await page.locator('.monaco-list-row:has-text("ui-resume")').filter({ hasText: 'interrupted' }).first().waitFor({ timeout: WAIT_MS });
+      await row.hover();
+      await row.locator('.action-label[aria-label="Resume Job"]').click();
+      await page.locator('.monaco-list-row:has-text("ui-resume")').filter({ hasText: 'succeeded · 24/24 ✓' }).first().waitFor({ timeout: WAIT_MS });
+      for (const set of ['s=1', 's=2', 's=3', 's=4']) await page.locator(`.monaco-list-row:has-text("${set}")`).filter({ hasText: '6/6 ✓ · agg ok' }).first().waitFor({ timeout: WAIT_MS });
+      await page.mouse.move(900, 600); // no hover over the rows
+      await page.waitForTimeout(500);
+      await page.screenshot({ path: path.join(RESULTS, 'jobs-resumed.png') });
+
+      await openFile('future-job.json');
+      await page.locator('.tab.active[aria-label*="future-job.json"]').first().waitFor({ timeout: WAIT_MS });
+      await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
+      await page.locator('.monaco-list-row:has-text("ui-aborted")').filter({ hasText: 'aborted: python-mismatch' }).first().waitFor({ timeout: WAIT_MS });
+      await page.locator('.monaco-list-row:has-text("x=1")').filter({ hasText: 'not run' }).first().waitFor({ timeout: WAIT_MS });
+      await page.locator('.monaco-list-row:has-text("ui-aborted")').first().hover(); // its tooltip: the cause
+      await page.locator('.monaco-hover, .custom-hover, .workbench-hover').filter({ hasText: 'requires Python' }).first().waitFor({ timeout: WAIT_MS });
+      await page.screenshot({ path: path.join(RESULTS, 'jobs-aborted.png') });
     });
   } catch {
     try {

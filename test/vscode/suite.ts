@@ -17,6 +17,7 @@ import type { RunBundleArgs } from '../../src/extension/jobs/jobCommands';
 import type { ModelOpsApi } from '../../src/extension/extension';
 import type { JobRunResult } from '../../src/extension/jobs/jobRunner';
 import { ParamSetItem, TaskItem, type JobsNode } from '../../src/extension/jobs/jobsTree';
+import { registerTreeTests } from './tree.suite';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 
@@ -43,6 +44,7 @@ export function run(): Promise<void> {
 
     registerCmdsTests(() => ({ api, root }));
     registerFailTests(() => ({ api, root }));
+    registerTreeTests(() => ({ api, root }));
 
     it('runs in VS Code 1.100', () => {
       assert.match(vscode.version, /^1\.100\./);
@@ -176,6 +178,12 @@ export function run(): Promise<void> {
       assert.equal(job.command?.command, 'vscode.open');
       assert.equal((job.command?.arguments?.[0] as vscode.Uri).fsPath, path.join(scratch, 'bundle', 'pyproject.toml'));
       assert.equal((job.command?.arguments?.[1] as { selection: vscode.Range }).selection.start.line, 3);
+      // no spinner anywhere: what never ran says so
+      assert.notEqual((job.iconPath as vscode.ThemeIcon).id, 'sync~spin');
+      const [set] = api.jobsTree.getChildren(job) as ParamSetItem[];
+      assert.equal(set.description, '0/1 ✓ · 1 not run · agg not run');
+      assert.equal((set.iconPath as vscode.ThemeIcon).id, 'circle-slash');
+      assert.deepEqual((api.jobsTree.getChildren(set) as TaskItem[]).map((t) => `${t.label}: ${t.description} (${(t.iconPath as vscode.ThemeIcon).id})`), ['aggregation: not run (circle-slash)', 'replicate 0: not run (circle-slash)']);
     });
 
     it('Venv Caches: the venvs the jobs built, a broken one shown with why, and deleted', async () => {

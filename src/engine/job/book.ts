@@ -222,7 +222,8 @@ function trimEvidence(failure: Failure): Record<string, unknown> {
   return JSON.parse(stringifyWireJson({ exception, frames, exitCode, signal, phase, stderrTail: stderrTail?.slice(-2000), stacks: stacks?.slice(-4000), stdoutNoise, notes, elapsedMs, timeoutMs })) as Record<string, unknown>;
 }
 
-function firstFailedLocation(record: AggRecord) {
+/** Where an aggregation failed: its first failed target's line. */
+export function firstFailedLocation(record: AggRecord): SourceLocation | undefined {
   for (const result of Object.values(record.targets)) if (result.status === 'failed' && result.location) return result.location;
   return undefined;
 }

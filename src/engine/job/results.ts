@@ -20,7 +20,7 @@ import type { JobEvent } from './events';
 import type { Params } from './ids';
 import { checkAggRecord, checkSimRecord, type Checked } from './resultSchema';
 import { checkFolderItself, inspectFolder, lockResultsFolder, makeFolders, unwritable } from './resultsFolder';
-import type { JobInput, JobSpec, ParameterSet } from './spec';
+import { jobFromResultsJson, type JobInput, type JobSpec, type ParameterSet } from './spec';
 
 
 /**
@@ -142,6 +142,19 @@ export function paramDir(paramId: string): string {
   return paramId.slice(0, 16);
 }
 
+/**
+ * A new run's results folder holds an earlier run of the same job id: never written over. Each
+ * consumer says what to do about it (the CLI: --resume or another job_id; the editor asks).
+ */
+export class ResultsExist extends Failure {
+  constructor(
+    readonly jobId: string,
+    readonly dir: string,
+  ) {
+    super('bad-input', `Results of job ${jobId} already exist in ${dir}.`);
+  }
+}
+
 type WriteError = { code?: string; message: string; file: string };
 
 /** `sims/<param16>/<i>.json` of the results folder `dir`. */
@@ -178,7 +191,127 @@ export function outputChecksum(bytes: Uint8Array): string {
   return bytesToHex(blake2b(bytes, { dkLen: 32 }));
 }
 
-export class ResultsStore {
+/**
+ * Reading a results folder: where each result lives and which files are results. The store
+ * below writes through the same paths; readers that must not lock or write (the editor opening
+ * a job from disk, onDisk.ts) use this alone, so a new layout changes only this file.
+ */
+export class ResultsReader {
+  /** Files that were not results, by name relative to the folder, with why (each once, however often read). */
+  readonly notResults = new Set<string>();
+
+  constructor(readonly dir: string) {}
+
+  simFile(set: ParameterSet | string, replicate: number): string {
+    return simResultFile(this.dir, typeof set === 'string' ? set : set.paramId, replicate);
+  }
+
+  aggFile(paramId: string): string {
+    return path.join(this.dir, 'aggs', `${paramDir(paramId)}.json`);
+  }
+
+  /**
+   * Replicates of a parameter set that already have a result, from an earlier run. A file that
+   * is not a result of this replicate (resultSchema.ts) is left out, so its task runs again,
+   * and noted once.
+   */
+  existingSims(set: ParameterSet): Map<number, SimRecord> {
+    const found = new Map<number, SimRecord>();
+    const dir = path.join(this.dir, 'sims', paramDir(set.paramId));
+    if (!existsSync(dir)) return found;
+    for (const name of readdirSync(dir)) {
+      const match = /^(\d+)\.json$/.exec(name);
+      if (!match) continue;
+      const replicate = Number(match[1]);
+      if (replicate >= set.seeds.length) continue;
+      const checked = this.readChecked(path.join(dir, name), (value) => checkSimRecord(value, set, replicate));
+      if (checked) found.set(replicate, checked);
+    }
+    return found;
+  }
+
+  protected readChecked<T>(file: string, check: (value: unknown) => Checked<T>): T | undefined {
+    const checked = readResultFile(file, check);
+    if ('why' in checked) {
+      this.notResults.add(`${path.relative(this.dir, file)} (${checked.why})`);
+      return undefined;
+    }
+    return checked.record;
+  }
+
+  /** An earlier run's aggregation of this parameter set, if it has a valid one. */
+  existingAgg(set: ParameterSet): AggRecord | undefined {
+    const file = this.aggFile(set.paramId);
+    if (!existsSync(file)) return undefined;
+    return this.readChecked(file, (value) => checkAggRecord(value, set)); // not one: aggregate again
+  }
+
+  /** The status of an earlier run's aggregation of this parameter set, if it has a valid one. */
+  aggStatus(set: ParameterSet): AggRecord['status'] | undefined {
+    return this.existingAgg(set)?.status;
+  }
+
+  /**
+   * `job.json`, checked like a new job file (every param_id and seed recomputed; its job_id is
+   * the folder's name), with the bundle digest it records.
+   */
+  job(): { job: JobSpec; bundleDigest?: string } {
+    const file = path.join(this.dir, 'job.json');
+    let raw: unknown;
+    try {
+      raw = parsePythonJson(readFileSync(file, 'utf8'));
+    } catch (error) {
+      const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no job.json' : `job.json is not valid JSON: ${(error as Error).message}`;
+      throw new Failure('bad-input', `${this.dir} is not a results folder of a job (${why}).`);
+    }
+    return jobFromResultsJson(file, raw, path.basename(this.dir));
+  }
+
+  /** `manifest.json` as the last run to end wrote it; undefined when there is none yet. */
+  manifest(): unknown {
+    const file = path.join(this.dir, 'manifest.json');
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw unwritable(this.dir, error, file, 'reading');
+    }
+    try {
+      return parsePythonJson(text);
+    } catch (error) {
+      throw new Failure('bad-input', `${file} is not valid JSON: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * `events.jsonl`, each whole line parsed, in order. A torn last line (a kill mid-write) is
+   * left out, as a resume cuts it; so is any other line that is not JSON, counted in `torn`.
+   */
+  events(): { events: JobEvent[]; torn: number } {
+    const file = path.join(this.dir, 'events.jsonl');
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { events: [], torn: 0 };
+      throw unwritable(this.dir, error, file, 'reading');
+    }
+    const events: JobEvent[] = [];
+    let torn = 0;
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      try {
+        events.push(JSON.parse(line) as JobEvent);
+      } catch {
+        torn++;
+      }
+    }
+    return { events, torn };
+  }
+}
+
+export class ResultsStore extends ResultsReader {
   private eventBuffer = '';
   private eventFd: number | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
@@ -205,12 +338,13 @@ export class ResultsStore {
   readonly notices: string[];
 
   private constructor(
-    readonly dir: string,
+    dir: string,
     private readonly lock: DirLock | undefined,
     notices: string[] = [],
     /** The digest of the bundle this run runs, hashed once when the folder was opened (job.json records it). */
     readonly bundleDigest?: string,
   ) {
+    super(dir);
     this.notices = notices;
     this.guard(() => {
       for (const sub of ['sims', 'aggs', 'logs']) mkdirSync(path.join(dir, sub), { recursive: true });
@@ -246,7 +380,7 @@ export class ResultsStore {
     let store: ResultsStore | undefined;
     try {
       if (existsSync(path.join(dir, 'job.json'))) {
-        throw new Failure('bad-input', `Results of job ${job.jobId} already exist in ${dir}; resume them with --resume ${dir}, or choose another job_id or --out.`);
+        throw new ResultsExist(job.jobId, dir);
       }
       store = new ResultsStore(dir, lock, notices, bundleDigest);
       store.writeJson('job.json', normalise(job, bundleDigest));
@@ -285,14 +419,6 @@ export class ResultsStore {
     } catch (error) {
       throw this.fail(error, file);
     }
-  }
-
-  simFile(set: ParameterSet | string, replicate: number): string {
-    return simResultFile(this.dir, typeof set === 'string' ? set : set.paramId, replicate);
-  }
-
-  aggFile(paramId: string): string {
-    return path.join(this.dir, 'aggs', `${paramDir(paramId)}.json`);
   }
 
   /**
@@ -369,38 +495,6 @@ export class ResultsStore {
   }
 
   /**
-   * Replicates of a parameter set that already have a result, from an earlier run. A file that
-   * is not a result of this replicate (resultSchema.ts) is left out, so its task runs again,
-   * and noted once.
-   */
-  existingSims(set: ParameterSet): Map<number, SimRecord> {
-    const found = new Map<number, SimRecord>();
-    const dir = path.join(this.dir, 'sims', paramDir(set.paramId));
-    if (!existsSync(dir)) return found;
-    for (const name of readdirSync(dir)) {
-      const match = /^(\d+)\.json$/.exec(name);
-      if (!match) continue;
-      const replicate = Number(match[1]);
-      if (replicate >= set.seeds.length) continue;
-      const checked = this.readChecked(path.join(dir, name), (value) => checkSimRecord(value, set, replicate));
-      if (checked) found.set(replicate, checked);
-    }
-    return found;
-  }
-
-  /** Files that were not results, by name relative to the folder, with why (each once, however often read). */
-  readonly notResults = new Set<string>();
-
-  private readChecked<T>(file: string, check: (value: unknown) => Checked<T>): T | undefined {
-    const checked = readResultFile(file, check);
-    if ('why' in checked) {
-      this.notResults.add(`${path.relative(this.dir, file)} (${checked.why})`);
-      return undefined;
-    }
-    return checked.record;
-  }
-
-  /**
    * Forget every failed result, and the aggregation of each parameter set that had one (or
    * whose aggregation failed), so that a resume runs exactly those again.
    */
@@ -428,13 +522,6 @@ export class ResultsStore {
       }
     }
     return { sims, aggregations };
-  }
-
-  /** The status of an earlier run's aggregation of this parameter set, if it has a valid one. */
-  aggStatus(set: ParameterSet): AggRecord['status'] | undefined {
-    const file = this.aggFile(set.paramId);
-    if (!existsSync(file)) return undefined;
-    return this.readChecked(file, (value) => checkAggRecord(value, set))?.status; // not one: aggregate again
   }
 
   /** `transcripts/runner-<pid>.json`: every frame both ways, in the format `handshake --replay` reads. */

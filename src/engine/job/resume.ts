@@ -5,14 +5,12 @@
  * (or the change allowed, and recorded); one writer at a time. Each result file is checked
  * when it is read (resultSchema.ts). Everything refused is refused before anything is written.
  */
-import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { bundleDigest, checkBundleDir } from '../bundle/bundleDir';
 import { Failure } from '../failure';
-import { parsePythonJson } from '../pyjson/pyjson';
-import { ResultsStore } from './results';
+import { ResultsReader, ResultsStore } from './results';
 import { checkFolderItself, cutTornLine, inspectFolder, lockResultsFolder, removeTemps } from './resultsFolder';
-import { jobFromResultsJson, type JobSpec } from './spec';
+import type { JobSpec } from './spec';
 
 export interface ResumeOptions {
   /** Forget the failed tasks (and the aggregations they feed) so that they run again. */
@@ -38,14 +36,7 @@ export function readEarlierJob(folder: string): { dir: string; job: JobSpec; fil
   checkFolderItself(dir);
   inspectFolder(dir); // refuses links before reading anything through one
   const file = path.join(dir, 'job.json');
-  let raw: unknown;
-  try {
-    raw = parsePythonJson(readFileSync(file, 'utf8'));
-  } catch (error) {
-    const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no job.json' : `job.json is not valid JSON: ${(error as Error).message}`;
-    throw new Failure('bad-input', `${dir} is not a results folder of a job (${why}).`);
-  }
-  const { job, bundleDigest } = jobFromResultsJson(file, raw, path.basename(dir));
+  const { job, bundleDigest } = new ResultsReader(dir).job();
   return { dir, job, file, bundleDigest };
 }
 

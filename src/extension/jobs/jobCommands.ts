@@ -11,8 +11,9 @@ import * as vscode from 'vscode';
 import { isInside } from '../../engine/diagnose/pythonTrace';
 import { jobCommandLine, replicateCommandLine, type Reproduction } from '../../engine/job/reproduce';
 import { findJobFiles, pickJobFile, readJobFile, type JobFilePickArgs } from '../jobFiles/jobFiles';
-import type { JobRunner, JobRunResult } from './jobRunner';
-import type { JobItem, JobsNode, JobsTreeProvider, TaskItem } from './jobsTree';
+import type { IfResultsExist, JobRunner, OpenedJob } from './jobRunner';
+import type { JobModel } from './jobModel';
+import { EarlierRunsItem, type JobItem, type JobsNode, type JobsTreeProvider, type TaskItem } from './jobsTree';
 import { pickFile, pickFolder, sayingFailures, showText } from '../util/commands';
 
 /** What tests and other extensions may pass to "Run Bundle…" instead of answering its prompts. */
@@ -22,6 +23,14 @@ export interface RunBundleArgs {
   entrypoint: string;
   targets?: string[];
   jobId?: string;
+  /** When the job's results exist already: instead of asking. */
+  ifResultsExist?: IfResultsExist;
+}
+
+/** What tests and other extensions may pass to "Run Job File…" after the file. */
+export interface RunJobFileArgs {
+  /** When the job's results exist already: instead of asking. */
+  ifResultsExist?: IfResultsExist;
 }
 
 /** What tests and other extensions may pass to a job command instead of answering "which job?". */
@@ -57,8 +66,8 @@ const CAPABILITIES = {
 /** The most of each runner's log shown in a job's stderr document: the end, where a failure is. */
 const STDERR_TAIL_BYTES = 256 * 1024;
 
-export function registerJobCommands(runner: JobRunner, tree: JobsTreeProvider, log: vscode.LogOutputChannel, afterRun: () => void): vscode.Disposable[] {
-  const running = async (work: () => Promise<JobRunResult>) => {
+export function registerJobCommands(runner: JobRunner, model: JobModel, tree: JobsTreeProvider, log: vscode.LogOutputChannel, afterRun: () => void): vscode.Disposable[] {
+  const running = async <T>(work: () => Promise<T>) => {
     try {
       return await sayingFailures(work, log);
     } finally {
@@ -67,7 +76,7 @@ export function registerJobCommands(runner: JobRunner, tree: JobsTreeProvider, l
   };
   const job = (given: unknown, capability: Capability) => jobFor(tree, given, capability);
   return [
-    vscode.commands.registerCommand('modelopsDebugger.runJobFile', async (given?: vscode.Uri | JobFilePickArgs) => {
+    vscode.commands.registerCommand('modelopsDebugger.runJobFile', async (given?: vscode.Uri | JobFilePickArgs, options?: RunJobFileArgs) => {
       // the job file given (explorer, tests), else the job file being edited, else the workspace's, picked
       let file = given instanceof vscode.Uri ? given.fsPath : undefined;
       const active = vscode.window.activeTextEditor?.document;
@@ -75,7 +84,7 @@ export function registerJobCommands(runner: JobRunner, tree: JobsTreeProvider, l
       file ??= await pickJobFile(given instanceof vscode.Uri ? undefined : given);
       if (!file) return undefined;
       const chosen = file;
-      return running(() => runner.runJobFile(chosen));
+      return running(() => runner.runJobFile(chosen, options?.ifResultsExist));
     }),
     vscode.commands.registerCommand('modelopsDebugger.runBundle', async (uri?: vscode.Uri, given?: RunBundleArgs) => {
       const bundle = uri ?? (await pickFolder('Run Bundle'));
@@ -83,7 +92,8 @@ export function registerJobCommands(runner: JobRunner, tree: JobsTreeProvider, l
       const args = given ?? (await askForRun(bundle));
       if (!args) return undefined;
       if ('jobFile' in args) return running(() => runner.runJobFile(args.jobFile));
-      return running(() => runner.runBundle({ bundleDir: bundle.fsPath, targets: [], ...args }));
+      const { ifResultsExist, ...input } = args;
+      return running(() => runner.runBundle({ bundleDir: bundle.fsPath, targets: [], ...input }, ifResultsExist));
     }),
     vscode.commands.registerCommand('modelopsDebugger.rerunFailed', async (given?: unknown) => {
       const item = await job(given, CAPABILITIES.rerun);
@@ -92,6 +102,19 @@ export function registerJobCommands(runner: JobRunner, tree: JobsTreeProvider, l
     vscode.commands.registerCommand('modelopsDebugger.resumeJob', async (given?: unknown) => {
       const item = await job(given, CAPABILITIES.resume);
       return item && running(() => runner.resume(item.job.dir));
+    }),
+    vscode.commands.registerCommand('modelopsDebugger.openJobResults', async (uri?: vscode.Uri): Promise<OpenedJob | undefined> => {
+      const folder = uri ?? (await pickFolder('Open Job Results'));
+      if (!folder) return undefined;
+      const opened = await sayingFailures(() => runner.openResults(folder.fsPath), log);
+      if (opened) await vscode.commands.executeCommand('modelopsDebugger.jobs.focus');
+      return opened;
+    }),
+    vscode.commands.registerCommand('modelopsDebugger.clearEarlierRuns', (item?: JobItem | EarlierRunsItem) => {
+      if (!item) return 0;
+      const cleared = model.clearEarlierRuns(item.job, (jobId) => runner.isRunning(jobId));
+      tree.scheduleRefresh();
+      return cleared;
     }),
     vscode.commands.registerCommand('modelopsDebugger.cancelJob', async (given?: unknown) => {
       const item = await job(given, CAPABILITIES.cancel);

@@ -1,15 +1,20 @@
 /**
- * What the editor knows about jobs, built only from the engine's event stream (and the job's
- * spec), so the views never reach into the engine.
+ * What the editor knows about jobs: the results folder as the engine reads it (onDisk.ts)
+ * whenever a job starts, resumes, reruns, ends or is opened from disk, and between those the
+ * engine's event stream; the views never reach into the engine.
  */
 import type { FailureKind, SourceLocation } from '../../engine/failure';
 import type { JobCounts, JobEvent, JobStatus } from '../../engine/job/events';
-import type { SimRecord } from '../../engine/job/results';
+import { firstFailedLocation } from '../../engine/job/book';
+import type { JobOnDisk, WarningEvent } from '../../engine/job/onDisk';
 import { scalarJson } from '../../engine/job/ids';
 import type { JobSpec } from '../../engine/job/spec';
 
-/** `finished`: done on a Dask worker, its outcome not here yet (it comes with its set's aggregation). */
-export type TaskState = 'queued' | 'running' | 'finished' | 'ok' | 'failed' | 'skipped';
+/**
+ * `finished`: done on a Dask worker, its outcome not here yet (it comes with its set's
+ * aggregation). `not-run`: its job ended (cancelled, aborted, killed) before it ran.
+ */
+export type TaskState = 'queued' | 'running' | 'finished' | 'ok' | 'failed' | 'skipped' | 'not-run';
 
 export interface TaskInfo {
   key: string;
@@ -45,6 +50,8 @@ export interface ParamSetInfo {
   failed: number;
   /** Dask: finished on a worker, outcome not here yet. */
   finished: number;
+  /** Replicates running now. */
+  running: number;
 }
 
 export interface JobInfo {
@@ -62,12 +69,17 @@ export interface JobInfo {
    * folder was made. The file it came from (job file, or bundle for "Run Bundle…"); no sets.
    */
   notStarted?: string;
+  /** The job file (or parameters file) it ran from: the tree shows earlier runs of it under the newest. */
+  source?: string;
+  /** What the results folder held that is not a result (named, with why). */
+  problems?: string[];
 }
 
 export class JobModel {
   readonly jobs = new Map<string, JobInfo>();
 
-  addJob(spec: JobSpec, dir: string): JobInfo {
+  /** A job about to run, or read from disk; a job id seen before (a resume) keeps its place and source. */
+  addJob(spec: JobSpec, dir: string, source?: string): JobInfo {
     const sets = new Map<string, ParamSetInfo>();
     for (const set of spec.parameterSets) {
       sets.set(set.paramId, {
@@ -79,9 +91,10 @@ export class JobModel {
         ok: 0,
         failed: 0,
         finished: 0,
+        running: 0,
       });
     }
-    const job: JobInfo = { jobId: spec.jobId, dir, status: 'running', sets, startedAt: Date.now() };
+    const job: JobInfo = { jobId: spec.jobId, dir, status: 'running', sets, startedAt: Date.now(), source: source ?? this.jobs.get(spec.jobId)?.source };
     this.jobs.set(spec.jobId, job);
     return job;
   }
@@ -102,41 +115,118 @@ export class JobModel {
     this.jobs.delete(notStartedKey(source));
   }
 
-  /** A resumed job: what earlier runs finished, as their result files say. */
-  seedFromDisk(job: JobInfo, existing: (paramId: string) => Map<number, SimRecord>): void {
+  /**
+   * The results folder is the truth: every task with a result file shows it, whatever the
+   * events said. `runningHere`: this editor is running the job now, so a task without a result
+   * is queued or running; otherwise the job's status is the folder's, and a task without a
+   * result in a job that ended never ran.
+   */
+  applyDisk(job: JobInfo, disk: JobOnDisk, { runningHere }: { runningHere: boolean }): void {
+    const ended = !runningHere && disk.status !== 'running';
     for (const set of job.sets.values()) {
-      for (const [replicate, record] of existing(set.paramId)) {
-        const task = set.tasks[replicate];
-        if (!task) continue;
-        Object.assign(task, { state: record.status, pid: record.pid, worker: record.worker, ms: record.ms, attempts: record.attempts, kind: record.kind, message: record.message, location: record.location });
-        record.status === 'ok' ? set.ok++ : set.failed++;
+      const onDisk = disk.sets.get(set.paramId);
+      for (const task of set.tasks) {
+        const record = onDisk?.sims.get(task.replicate);
+        if (record) {
+          Object.assign(task, { pid: record.pid, worker: record.worker, ms: record.ms, attempts: record.attempts, kind: record.kind, message: record.message, location: record.location });
+          this.move(set, task, record.status);
+        } else {
+          if (task.state === 'ok' || task.state === 'failed') Object.assign(task, { kind: undefined, message: undefined, location: undefined }); // forgotten by a rerun
+          this.move(set, task, ended ? 'not-run' : task.state === 'ok' || task.state === 'failed' || !runningHere ? 'queued' : task.state);
+        }
+        if (ended || !task.warnings) task.warnings = warningsOf(disk.warnings.get(task.key));
       }
+      const agg = onDisk?.agg;
+      if (agg) Object.assign(set.aggregation, { state: agg.status, ms: agg.ms, kind: agg.kind, message: agg.message, location: firstFailedLocation(agg) });
+      else Object.assign(set.aggregation, { state: ended ? 'not-run' : set.aggregation.state === 'running' && runningHere ? 'running' : 'queued', ms: undefined, kind: undefined, message: undefined, location: undefined });
+      if (ended || !set.aggregation.warnings) set.aggregation.warnings = warningsOf(disk.warnings.get(set.aggregation.key));
     }
+    job.problems = disk.problems.length ? disk.problems : undefined;
+    if (runningHere) return;
+    job.status = disk.status;
+    job.counts = disk.counts;
+    job.ms = disk.ms;
+    job.failure = disk.failure && { kind: disk.failure.kind, message: disk.failure.message, location: disk.failure.location };
+  }
+
+  /** The newest run of each job file (and each job run from elsewhere), newest first: the tree's top level. */
+  latestRuns(): JobInfo[] {
+    const seen = new Set<string>();
+    return [...this.jobs.values()].reverse().filter((job) => {
+      const group = job.source ?? job.dir;
+      if (seen.has(group)) return false;
+      seen.add(group);
+      return true;
+    });
+  }
+
+  /** The other runs of a job's job file, newest first, when `job` is its newest. */
+  earlierRuns(job: JobInfo): JobInfo[] {
+    if (job.source === undefined) return [];
+    const runs = [...this.jobs.values()].reverse().filter((other) => other.source === job.source);
+    // by id: a resume replaces a job's info, and a tree item may hold the one before
+    return runs[0]?.jobId === job.jobId ? runs.slice(1) : [];
+  }
+
+  /** Forgets the earlier runs of a job's job file (their results stay on disk). Returns how many. */
+  clearEarlierRuns(job: JobInfo, running: (jobId: string) => boolean): number {
+    let cleared = 0;
+    for (const earlier of this.earlierRuns(job)) {
+      if (running(earlier.jobId)) continue;
+      this.jobs.delete(earlier.jobId);
+      cleared++;
+    }
+    return cleared;
+  }
+
+  /** The job is over: nothing it left queued or running will run now (the disk, read next, agrees). */
+  endRun(job: JobInfo): void {
+    if (job.status === 'running') job.status = 'aborted';
+    for (const set of job.sets.values()) {
+      for (const task of set.tasks) if (task.state === 'queued' || task.state === 'running' || task.state === 'finished') this.move(set, task, 'not-run');
+      if (set.aggregation.state === 'queued' || set.aggregation.state === 'running') set.aggregation.state = 'not-run';
+    }
+  }
+
+  /** A task's state changes, and its set's counts with it. */
+  private move(set: ParamSetInfo, task: TaskInfo, next: TaskState): void {
+    const count = (state: TaskState, by: number) => {
+      if (state === 'ok') set.ok += by;
+      else if (state === 'failed') set.failed += by;
+      else if (state === 'finished') set.finished += by;
+      else if (state === 'running') set.running += by;
+    };
+    count(task.state, -1);
+    count(next, 1);
+    task.state = next;
   }
 
   /** Applies one event to its job. */
   apply(job: JobInfo, event: JobEvent): void {
     switch (event.type) {
       case 'task-start': {
-        const task = this.task(job, event.key);
-        if (task) Object.assign(task, { state: 'running', pid: event.pid, worker: event.worker, attempts: event.attempt });
+        const found = this.find(job, event.key);
+        if (!found) break;
+        Object.assign(found.task, { pid: event.pid, worker: event.worker, attempts: event.attempt });
+        this.move(found.set, found.task, 'running');
         break;
       }
       case 'task-finished': {
         const found = this.find(job, event.key);
-        if (found && (found.task.state === 'queued' || found.task.state === 'running')) {
-          found.task.state = 'finished';
-          found.set.finished++;
-        }
+        if (found && (found.task.state === 'queued' || found.task.state === 'running')) this.move(found.set, found.task, 'finished');
         break;
       }
       case 'task-done': {
         const found = this.find(job, event.key);
         if (!found) break;
         const { set, task } = found;
-        if (task.state === 'finished') set.finished--;
-        Object.assign(task, { state: event.status, pid: event.pid, worker: event.worker, ms: event.ms, attempts: event.attempt, kind: event.kind, message: event.message, location: event.location });
-        event.status === 'ok' ? set.ok++ : set.failed++;
+        Object.assign(task, { pid: event.pid, worker: event.worker, ms: event.ms, attempts: event.attempt, kind: event.kind, message: event.message, location: event.location });
+        this.move(set, task, event.status);
+        break;
+      }
+      case 'agg-start': {
+        const set = job.sets.get(event.key.slice('agg-'.length));
+        if (set) Object.assign(set.aggregation, { state: 'running', pid: event.pid, worker: event.worker });
         break;
       }
       case 'agg-done': {
@@ -154,6 +244,7 @@ export class JobModel {
         job.counts = event.counts;
         job.ms = event.ms;
         job.failure = event.failure && { kind: event.failure.kind, message: event.failure.message, location: event.failure.location };
+        this.endRun(job);
         break;
     }
   }
@@ -178,4 +269,8 @@ export class JobModel {
 
 function notStartedKey(source: string): string {
   return `not-started:${source}`;
+}
+
+function warningsOf(events: WarningEvent[] | undefined): TaskWarning[] | undefined {
+  return events?.map((event) => ({ kind: event.kind, message: event.message, location: event.location, processes: event.descendants?.length }));
 }

@@ -9,7 +9,8 @@ import { bundleDigest, checkBundleDir } from '../../engine/bundle/bundleDir';
 import { readBundleDeps } from '../../engine/bundle/deps';
 import { describeClusterEvent } from '../../engine/backends/dask/describe';
 import type { JobEvent } from '../../engine/job/events';
-import { ResultsStore } from '../../engine/job/results';
+import { freshJobId, readJobFolder, runsOf, type JobOnDisk } from '../../engine/job/onDisk';
+import { ResultsExist, ResultsStore } from '../../engine/job/results';
 import { openEarlierRun, type BundleChange } from '../../engine/job/resume';
 import { runJob, type JobOutcome } from '../../engine/job/run';
 import { jobFromParamsFile, loadJobFile, type JobSpec, type ShortcutInput } from '../../engine/job/spec';
@@ -18,7 +19,7 @@ import { locateInJobFile } from '../../engine/job/specLocation';
 import { describeVenvEvent } from '../../engine/venv/describe';
 import type { VenvEvent } from '../../engine/venv/cache';
 import type { FailureDiagnostics } from '../diagnostics';
-import type { JobModel } from './jobModel';
+import type { JobInfo, JobModel } from './jobModel';
 import type { JobsTreeProvider } from './jobsTree';
 import type { ProcessTreeProvider } from '../processes/processTree';
 import type { RunnerChannels } from '../output/runnerChannels';
@@ -40,6 +41,21 @@ export interface JobRunResult {
 }
 
 const NO_COUNTS: JobOutcome['counts'] = { sims: { total: 0, ok: 0, failed: 0, pending: 0 }, aggregations: { total: 0, ok: 0, failed: 0, skipped: 0, pending: 0 } };
+
+/**
+ * What to do when a job file's results exist already (tests and other extensions pass it
+ * instead of answering the question): run what has no result yet, start a new run under a
+ * fresh job id (the earlier one stays in the tree), or show the earlier run.
+ */
+export type IfResultsExist = 'resume' | 'new-run' | 'open-previous';
+
+/** A job read from its results folder: what "Open Job Results…" and "Open Previous" return. */
+export interface OpenedJob {
+  jobId: string;
+  dir: string;
+  status: JobOnDisk['status'];
+  counts: JobOnDisk['counts'];
+}
 
 export class JobRunner implements vscode.Disposable {
   private readonly running = new Map<string, AbortController>();
@@ -63,7 +79,7 @@ export class JobRunner implements vscode.Disposable {
     this.statusBar.command = 'workbench.view.extension.modelops';
   }
 
-  async runJobFile(file: string): Promise<JobRunResult> {
+  async runJobFile(file: string, ifResultsExist?: IfResultsExist): Promise<JobRunResult | OpenedJob | undefined> {
     return this.runNew(file, path.basename(file), async () => {
       try {
         const job = await loadJobFile(file);
@@ -72,11 +88,11 @@ export class JobRunner implements vscode.Disposable {
       } catch (error) {
         throw await locateInJobFile(error, file); // the editor puts it at the field's line
       }
-    }, path.dirname(file));
+    }, path.dirname(file), file, ifResultsExist);
   }
 
   /** A bundle with a parameters file (a JSON list of parameter sets) and a replicate count. */
-  async runBundle(input: ShortcutInput): Promise<JobRunResult> {
+  async runBundle(input: ShortcutInput, ifResultsExist?: IfResultsExist): Promise<JobRunResult | OpenedJob | undefined> {
     return this.runNew(input.bundleDir, input.jobId ?? path.basename(input.bundleDir), async () => {
       await checkBundleDir(input.bundleDir);
       try {
@@ -84,30 +100,42 @@ export class JobRunner implements vscode.Disposable {
       } catch (error) {
         throw await locateInJobFile(error, input.paramsFile);
       }
-    }, input.bundleDir);
+    }, input.bundleDir, input.paramsFile, ifResultsExist);
   }
 
   /**
-   * A new job from `source` (a job file, or a bundle). What refuses it before it can start (a
+   * A new job from `origin` (a job file, or a bundle). What refuses it before it can start (a
    * bad job file, a pyproject.toml that is not TOML, a missing bundle, a Dask backend with no
    * scheduler) is said as an aborted job would be: a job row with the cause, a diagnostic at
-   * its line, a notification that opens it.
+   * its line, a notification that opens it. A job whose results exist already asks what to do
+   * (resultsExist). `source`: the job file or parameters file, under which the tree keeps runs.
    */
-  private async runNew(source: string, label: string, load: () => Promise<JobSpec>, near: string): Promise<JobRunResult> {
+  private async runNew(origin: string, label: string, load: () => Promise<JobSpec>, near: string, source: string, ifResultsExist: IfResultsExist | undefined): Promise<JobRunResult | OpenedJob | undefined> {
     let job: JobSpec | undefined;
-    let store: ResultsStore;
+    let store: ResultsStore | undefined;
     let backend: ReturnType<typeof backendSettings>;
-    this.diagnostics.clearFile(source);
+    let existing: string | undefined;
+    this.diagnostics.clearFile(origin);
     try {
       job = await load(); // the bundle directory checked too, so a missing one is said at the job file's "bundle" line
       await readBundleDeps(job.bundleDir);
       backend = backendSettings(); // a dask backend without a scheduler is refused before a results directory is made
-      store = await ResultsStore.create(resultsDir(near), job, await bundleDigest(job.bundleDir));
+      const out = resultsDir(near);
+      existing = runsOf(out, job.jobId)[0];
+      if (!existing) {
+        try {
+          store = await ResultsStore.create(out, job, await bundleDigest(job.bundleDir));
+        } catch (error) {
+          if (!(error instanceof ResultsExist)) throw error;
+          existing = error.dir; // made since we looked
+        }
+      }
     } catch (error) {
-      return this.notStarted(source, job?.jobId ?? label, job?.bundleDir, unexpectedFailure(error, 'starting the job'));
+      return this.notStarted(origin, job?.jobId ?? label, job?.bundleDir, unexpectedFailure(error, 'starting the job'));
     }
-    this.model.forgetNotStarted(source);
-    return this.run(job, store, false, backend);
+    this.model.forgetNotStarted(origin);
+    if (!store) return this.resultsExist(origin, job, near, source, existing!, ifResultsExist); // no store: the results existed
+    return this.run(job, store, false, backend, undefined, source);
   }
 
   private notStarted(source: string, jobId: string, bundleDir: string | undefined, failure: Failure): JobRunResult {
@@ -133,34 +161,69 @@ export class JobRunner implements vscode.Disposable {
     this.notices.show('error', `ModelOps: job ${jobId} ${what}: ${failure.kind}: ${failure.message}`, actions);
   }
 
+  /** A job file whose results exist: resume the latest run, start a new one, or show it; asked unless given. */
+  private async resultsExist(origin: string, job: JobSpec, near: string, source: string, latest: string, given: IfResultsExist | undefined): Promise<JobRunResult | OpenedJob | undefined> {
+    const earlier = await readJobFolder(latest);
+    const answer = given ?? (await askIfResultsExist(earlier, freshJobId(resultsDir(near), job.jobId)));
+    if (answer === undefined) return undefined;
+    if (answer === 'resume') return this.resume(latest, source);
+    const opened = this.running.has(earlier.job.jobId) ? undefined : this.show(earlier, source); // the earlier run stays in the tree, under the new one
+    if (answer === 'open-previous') return opened ?? { jobId: earlier.job.jobId, dir: earlier.dir, status: earlier.status, counts: earlier.counts };
+    const fresh = { ...job, jobId: freshJobId(resultsDir(near), job.jobId) };
+    return this.runNew(origin, fresh.jobId, async () => fresh, near, source, 'new-run');
+  }
+
+  /** "Open Job Results…": a job's results folder (`<out>/<job_id>`) into the tree, as the disk says. */
+  async openResults(dir: string, source?: string): Promise<OpenedJob> {
+    const disk = await readJobFolder(dir);
+    if (this.running.has(disk.job.jobId)) return { jobId: disk.job.jobId, dir: disk.dir, status: 'running', counts: disk.counts }; // live here already
+    return this.show(disk, source);
+  }
+
+  private show(disk: JobOnDisk, source?: string): OpenedJob {
+    const info = this.model.addJob(disk.job, disk.dir, source);
+    this.model.applyDisk(info, disk, { runningHere: false });
+    for (const problem of disk.problems) this.log.warn(`job ${disk.job.jobId}: ${problem}`);
+    this.tree.scheduleRefresh();
+    return { jobId: disk.job.jobId, dir: disk.dir, status: disk.status, counts: disk.counts };
+  }
+
   /** The failed tasks of a finished job again (and the aggregations they feed), in place. */
   rerunFailed(dir: string): Promise<JobRunResult> {
     return this.continueJob(dir, true);
   }
 
   /** An interrupted or killed job: run what has no result yet. */
-  resume(dir: string): Promise<JobRunResult> {
-    return this.continueJob(dir, false);
+  resume(dir: string, source?: string): Promise<JobRunResult> {
+    return this.continueJob(dir, false, source);
   }
 
-  private async continueJob(dir: string, forgetFailures: boolean): Promise<JobRunResult> {
+  private async continueJob(dir: string, forgetFailures: boolean, source?: string): Promise<JobRunResult> {
     const backend = backendSettings();
     // the same checks as the CLI's --resume and --rerun-failed. Rerunning failed tasks is what one
     // does after fixing the bundle in the editor: a changed bundle is allowed there (the manifest
     // records it), as --allow-bundle-change does; a plain resume refuses one
     const { store, job, bundleChange } = await openEarlierRun(dir, { rerunFailed: forgetFailures, allowBundleChange: forgetFailures });
-    return this.run(job, store, true, backend, bundleChange);
+    return this.run(job, store, true, backend, bundleChange, source);
   }
 
-  private async run(job: JobSpec, store: ResultsStore, resumed: boolean, backend: ReturnType<typeof backendSettings>, bundleChange?: BundleChange): Promise<JobRunResult> {
+  private async run(job: JobSpec, store: ResultsStore, resumed: boolean, backend: ReturnType<typeof backendSettings>, bundleChange?: BundleChange, source?: string): Promise<JobRunResult> {
     const config = vscode.workspace.getConfiguration('modelopsDebugger');
-    const info = this.model.addJob(job, store.dir);
-    const sets = new Map(job.parameterSets.map((set) => [set.paramId, set]));
-    if (resumed) this.model.seedFromDisk(info, (paramId) => store.existingSims(sets.get(paramId)!));
+    // what earlier runs left (a resume, a rerun): done shows as done from the start
+    let disk: JobOnDisk;
+    try {
+      disk = await readJobFolder(store.dir, job);
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    const info = this.model.addJob(job, store.dir, source);
+    this.model.applyDisk(info, disk, { runningHere: true });
     this.diagnostics.clearBundle(job.bundleDir);
     const controller = new AbortController();
     this.running.set(job.jobId, controller);
     this.tree.scheduleRefresh();
+    let thrown: unknown;
     const onEvent = (event: JobEvent) => {
       this.model.apply(info, event);
       const news = describeClusterEvent(event);
@@ -208,8 +271,12 @@ export class JobRunner implements vscode.Disposable {
       this.log.info(`job ${job.jobId} ${outcome.status} in ${(outcome.ms / 1000).toFixed(1)} s → ${outcome.dir}`);
       if (outcome.status === 'aborted' && outcome.failure) this.sayAborted(job.jobId, 'aborted', outcome.failure);
       return { jobId: job.jobId, dir: outcome.dir, status: outcome.status, exitCode: outcome.exitCode, counts: outcome.counts, failure: outcome.failure?.toJSON() };
+    } catch (error) {
+      thrown = error;
+      throw error;
     } finally {
       this.running.delete(job.jobId);
+      await this.settle(info, job, thrown);
       this.tree.scheduleRefresh();
       this.diagnostics.flush();
       this.stderr.flush();
@@ -218,6 +285,26 @@ export class JobRunner implements vscode.Disposable {
       this.building = undefined;
       this.status.cancel(); // shown now, below
       this.updateStatus();
+    }
+  }
+
+  /**
+   * A job that ended, rebuilt from its results folder: every task shows what is on disk, and
+   * nothing stays queued or running. A run that threw (an engine bug) is aborted with that cause.
+   */
+  private async settle(info: JobInfo, job: JobSpec, thrown: unknown): Promise<void> {
+    try {
+      this.model.applyDisk(info, await readJobFolder(info.dir, job), { runningHere: false });
+    } catch (error) {
+      // the folder cannot be read back (gone, unreadable): the events said how it ended; nothing stays running
+      this.log.error(`job ${job.jobId}: its results folder could not be read back: ${error instanceof Error ? error.message : String(error)}`);
+      this.model.endRun(info);
+    }
+    if (thrown !== undefined) {
+      const failure = unexpectedFailure(thrown, 'running the job');
+      this.model.endRun(info);
+      info.status = 'aborted';
+      info.failure = { kind: failure.kind, message: failure.message, location: failure.location };
     }
   }
 
@@ -230,6 +317,11 @@ export class JobRunner implements vscode.Disposable {
       this.building?.();
       this.building = undefined;
     }
+  }
+
+  /** Whether this editor is running the job now. */
+  isRunning(jobId: string): boolean {
+    return this.running.has(jobId);
   }
 
   cancel(jobId: string): void {
@@ -256,4 +348,24 @@ export class JobRunner implements vscode.Disposable {
     this.status.dispose();
     this.statusBar.dispose();
   }
+}
+
+/** The question "Run Job File…" asks when the job's results exist; undefined when dismissed. */
+async function askIfResultsExist(earlier: JobOnDisk, fresh: string): Promise<IfResultsExist | undefined> {
+  const { sims } = earlier.counts;
+  const done = `${sims.ok + sims.failed}/${sims.total} replicates done${sims.failed ? `, ${sims.failed} failed` : ''}`;
+  const RESUME = 'Resume';
+  const NEW_RUN = 'New Run';
+  const OPEN = 'Open Previous';
+  const picked = await vscode.window.showWarningMessage(
+    `Job ${earlier.job.jobId} has results already (${earlier.status}, ${done}).`,
+    {
+      modal: true,
+      detail: `${earlier.dir}\n\nResume runs what has no result yet. New Run starts ${fresh} and keeps this run in the Jobs tree. Open Previous shows this run.`,
+    },
+    RESUME,
+    NEW_RUN,
+    OPEN,
+  );
+  return picked === RESUME ? 'resume' : picked === NEW_RUN ? 'new-run' : picked === OPEN ? 'open-previous' : undefined;
 }

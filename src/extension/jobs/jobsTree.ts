@@ -11,17 +11,29 @@ import { Coalesced } from '../util/coalesce';
 
 export class JobItem extends vscode.TreeItem {
   readonly kind = 'job';
-  constructor(readonly job: JobInfo) {
+  /** `earlier`: shown under the newest run of its job file, folded. */
+  constructor(
+    readonly job: JobInfo,
+    hasEarlier = false,
+    earlier = false,
+  ) {
     // a generated id reads as its bundle and start time (`sir · 21:06`); the id is in the tooltip
-    super(jobLabel(job.jobId), job.notStarted ? vscode.TreeItemCollapsibleState.None : vscode.TreeItemCollapsibleState.Expanded);
-    const total = [...job.sets.values()].reduce((sum, s) => sum + s.tasks.length, 0);
-    const ok = [...job.sets.values()].reduce((sum, s) => sum + s.ok, 0);
-    const failed = [...job.sets.values()].reduce((sum, s) => sum + s.failed, 0);
+    super(jobLabel(job.jobId), job.notStarted ? vscode.TreeItemCollapsibleState.None : earlier ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.Expanded);
+    const sets = [...job.sets.values()];
+    const total = sets.reduce((sum, s) => sum + s.tasks.length, 0);
+    const ok = sets.reduce((sum, s) => sum + s.ok, 0);
+    const failed = sets.reduce((sum, s) => sum + s.failed, 0);
+    const running = sets.reduce((sum, s) => sum + s.running, 0);
+    const aggregating = sets.some((s) => s.aggregation.state === 'running');
+    const notRun = job.status === 'running' ? 0 : total - ok - failed;
     // a job that never started is named by its source: the same id may be a job that did run
     this.id = job.notStarted ? `job:not-started:${job.notStarted}` : `job:${job.jobId}`;
     const status = job.failure ? `${job.status}: ${job.failure.kind}` : job.status;
-    this.description = job.notStarted ? `${status} · not started` : `${status} · ${ok}/${total} ✓${failed ? ` ${failed} ✗` : ''}${job.ms !== undefined ? ` · ${(job.ms / 1000).toFixed(1)} s` : ''}`;
-    this.iconPath = statusIcon(job.status === 'running' ? 'running' : job.status === 'succeeded' ? 'ok' : job.status === 'interrupted' ? 'skipped' : 'failed');
+    this.description = job.notStarted
+      ? `${status} · not started`
+      : `${status} · ${ok}/${total} ✓${failed ? ` ${failed} ✗` : ''}${running ? ` · ▶ ${running}` : ''}${notRun ? ` · ${notRun} not run` : ''}${job.ms !== undefined ? ` · ${(job.ms / 1000).toFixed(1)} s` : ''}`;
+    // a spinner only while something runs: a job preparing its venv, or between tasks, is queued
+    this.iconPath = statusIcon(job.status === 'running' ? (running || aggregating ? 'running' : 'queued') : job.status === 'succeeded' ? 'ok' : job.status === 'interrupted' ? 'skipped' : 'failed');
     const cause = job.failure && `\n${job.failure.kind}: ${job.failure.message}${job.failure.location ? `\nat ${job.failure.location.file}:${job.failure.location.line}` : ''}`;
     this.tooltip = `${job.jobId}\n${job.notStarted ? `not started: ${job.notStarted}` : job.dir}${cause ?? ''}`;
     if (job.failure?.location) {
@@ -30,7 +42,9 @@ export class JobItem extends vscode.TreeItem {
     }
     const resumable = job.status === 'interrupted' || job.status === 'aborted';
     const runnersStarted = job.status !== 'running' || ok + failed > 0;
-    this.contextValue = job.notStarted ? 'job;' : `job;open;reproducible;${runnersStarted ? 'stderr;' : ''}${job.status === 'running' ? 'cancellable;' : ''}${failed ? 'rerunnable;' : ''}${resumable ? 'resumable;' : ''}`;
+    this.contextValue = job.notStarted
+      ? 'job;'
+      : `job;open;reproducible;${runnersStarted ? 'stderr;' : ''}${job.status === 'running' ? 'cancellable;' : ''}${failed ? 'rerunnable;' : ''}${resumable ? 'resumable;' : ''}${hasEarlier ? 'earlierRuns;' : ''}`;
   }
 }
 
@@ -42,8 +56,13 @@ export class ParamSetItem extends vscode.TreeItem {
   ) {
     super(Object.entries(set.params).map(([k, v]) => `${k}=${v}`).join(', ') || set.paramId.slice(0, 12), vscode.TreeItemCollapsibleState.Collapsed);
     this.id = `set:${job.jobId}:${set.paramId}`;
-    this.description = `${set.ok}/${set.tasks.length} ✓${set.failed ? ` ${set.failed} ✗` : ''}${set.finished ? ` · ${set.finished} finished on Dask` : ''} · agg ${set.aggregation.state}`;
-    this.iconPath = statusIcon(set.failed || set.aggregation.state === 'failed' || set.aggregation.state === 'skipped' ? 'failed' : set.aggregation.state === 'ok' ? 'ok' : 'running');
+    const notRun = set.tasks.length - set.ok - set.failed - set.running - set.finished - set.tasks.filter((t) => t.state === 'queued').length;
+    // done (✓ ✗), running (▶) and the rest, queued, apart: `183/200 ✓ 2 ✗ · ▶ 2 · agg queued`
+    this.description = `${set.ok}/${set.tasks.length} ✓${set.failed ? ` ${set.failed} ✗` : ''}${set.running ? ` · ▶ ${set.running}` : ''}${set.finished ? ` · ${set.finished} finished on Dask` : ''}${notRun ? ` · ${notRun} not run` : ''} · agg ${stateText(set.aggregation.state)}`;
+    const agg = set.aggregation.state;
+    this.iconPath = statusIcon(
+      set.running || agg === 'running' ? 'running' : set.failed || agg === 'failed' || agg === 'skipped' ? 'failed' : agg === 'ok' ? 'ok' : agg === 'not-run' ? 'not-run' : set.finished ? 'finished' : 'queued',
+    );
     this.tooltip = `param_id ${set.paramId}`;
     this.contextValue = 'paramSet;';
   }
@@ -58,7 +77,7 @@ export class TaskItem extends vscode.TreeItem {
   ) {
     super(aggregation ? 'aggregation' : `replicate ${task.replicate}`, vscode.TreeItemCollapsibleState.None);
     this.id = `task:${job.jobId}:${task.key}`;
-    const parts: string[] = [task.state];
+    const parts: string[] = [stateText(task.state)];
     if (task.kind) parts.push(task.kind);
     // right after the state: a narrow view cuts the end of the description off
     const lingering = (task.warnings ?? []).filter((w) => w.kind === 'lingering-descendants').reduce((sum, w) => sum + (w.processes ?? 0), 0);
@@ -81,7 +100,23 @@ export class TaskItem extends vscode.TreeItem {
   }
 }
 
-export type JobsNode = JobItem | ParamSetItem | TaskItem;
+/** The earlier runs of a job file, under its newest run, newest first, until cleared. */
+export class EarlierRunsItem extends vscode.TreeItem {
+  readonly kind = 'earlier';
+  constructor(
+    readonly job: JobInfo,
+    readonly runs: JobInfo[],
+  ) {
+    super('earlier runs', vscode.TreeItemCollapsibleState.Collapsed);
+    this.id = `earlier:${job.jobId}`;
+    this.description = `${runs.length}`;
+    this.iconPath = new vscode.ThemeIcon('history');
+    this.tooltip = `Earlier runs of ${job.source ?? job.jobId}, newest first; their results stay on disk when cleared`;
+    this.contextValue = 'earlierRuns;';
+  }
+}
+
+export type JobsNode = JobItem | ParamSetItem | TaskItem | EarlierRunsItem;
 
 export class JobsTreeProvider implements vscode.TreeDataProvider<JobsNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<JobsNode | undefined>();
@@ -100,8 +135,13 @@ export class JobsTreeProvider implements vscode.TreeDataProvider<JobsNode>, vsco
   }
 
   getChildren(element?: JobsNode): JobsNode[] {
-    if (!element) return [...this.model.jobs.values()].reverse().map((job) => new JobItem(job));
-    if (element instanceof JobItem) return [...element.job.sets.values()].map((set) => new ParamSetItem(element.job, set));
+    if (!element) return this.model.latestRuns().map((job) => new JobItem(job, this.model.earlierRuns(job).length > 0));
+    if (element instanceof EarlierRunsItem) return element.runs.map((job) => new JobItem(job, false, true));
+    if (element instanceof JobItem) {
+      const sets: JobsNode[] = [...element.job.sets.values()].map((set) => new ParamSetItem(element.job, set));
+      const earlier = this.model.earlierRuns(element.job);
+      return earlier.length ? [...sets, new EarlierRunsItem(element.job, earlier)] : sets;
+    }
     if (element instanceof ParamSetItem) {
       return [new TaskItem(element.job, element.set.aggregation, true), ...element.set.tasks.map((task) => new TaskItem(element.job, task, false))];
     }
@@ -112,6 +152,11 @@ export class JobsTreeProvider implements vscode.TreeDataProvider<JobsNode>, vsco
     this.refresh.dispose();
     this.changed.dispose();
   }
+}
+
+/** A state as the tree says it. */
+function stateText(state: string): string {
+  return state === 'not-run' ? 'not run' : state;
 }
 
 function statusIcon(state: string): vscode.ThemeIcon {
@@ -126,6 +171,8 @@ function statusIcon(state: string): vscode.ThemeIcon {
       return new vscode.ThemeIcon('sync~spin');
     case 'finished':
       return new vscode.ThemeIcon('check');
+    case 'not-run':
+      return new vscode.ThemeIcon('circle-slash', new vscode.ThemeColor('disabledForeground'));
     default:
       return new vscode.ThemeIcon('circle-outline');
   }

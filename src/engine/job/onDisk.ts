@@ -1,0 +1,146 @@
+/**
+ * A job as its results folder tells it — `job.json`, `manifest.json`, `sims/`, `aggs/`,
+ * `events.jsonl` — read through the ResultsReader (results.ts), so a new results layout changes
+ * only the store. The editor rebuilds its Jobs tree from this whenever a job starts, resumes,
+ * reruns, ends or is opened from disk: what a cancelled run finished shows as finished. Reading
+ * never locks or writes the folder, so it may be read while another process runs the job.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import * as path from 'node:path';
+import type { Failure } from '../failure';
+import { holderGone, readOwner } from '../lock/dirLock';
+import type { JobCounts, JobEvent, JobStatus } from './events';
+import { ResultsReader, type AggRecord, type SimRecord } from './results';
+import { RESULTS_LOCK } from './resultsFolder';
+import type { JobSpec } from './spec';
+
+/** The longest the reader keeps the event loop between two parameter sets. */
+const SLICE_MS = 20;
+
+export type WarningEvent = Extract<JobEvent, { type: 'warning' }>;
+
+export interface SetOnDisk {
+  /** The replicates that have a valid result file. */
+  sims: Map<number, SimRecord>;
+  agg?: AggRecord;
+}
+
+export interface JobOnDisk {
+  dir: string;
+  job: JobSpec;
+  /**
+   * How the last run ended (its manifest); `running` while a live process holds the folder's
+   * lock and has not ended its run; `interrupted` for a run that stopped without a manifest
+   * (killed), which `--resume` finishes.
+   */
+  status: JobStatus | 'running';
+  /** Counted from the result files (the manifest's counts may predate a later, killed run). */
+  counts: JobCounts;
+  /** The last run's duration, when it ended. */
+  ms?: number;
+  /** Why the last run was aborted. */
+  failure?: ReturnType<Failure['toJSON']>;
+  /** When the folder's first run started (its first event), for ordering runs. */
+  startedAt?: string;
+  sets: Map<string, SetOnDisk>;
+  /** Warnings about each task (by key), from the run that last ran it. */
+  warnings: Map<string, WarningEvent[]>;
+  /** What could not be read as a result (named with why), and torn event lines. */
+  problems: string[];
+}
+
+/** `job` when the caller has the job already (it runs it): job.json is not read again. */
+export async function readJobFolder(folder: string, job?: JobSpec): Promise<JobOnDisk> {
+  const dir = path.resolve(folder);
+  const reader = new ResultsReader(dir);
+  const spec = job ?? reader.job().job;
+  const sets = new Map<string, SetOnDisk>();
+  const counts: JobCounts = {
+    sims: { total: 0, ok: 0, failed: 0, pending: 0 },
+    aggregations: { total: spec.parameterSets.length, ok: 0, failed: 0, skipped: 0, pending: 0 },
+  };
+  let slice = performance.now();
+  for (const set of spec.parameterSets) {
+    // ~0.3 ms a result file here: in slices, so that the editor's extension host (one thread) stays responsive
+    if (performance.now() - slice > SLICE_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      slice = performance.now();
+    }
+    const sims = reader.existingSims(set);
+    const agg = reader.existingAgg(set);
+    sets.set(set.paramId, { sims, agg });
+    counts.sims.total += set.seeds.length;
+    for (const record of sims.values()) counts.sims[record.status]++;
+    if (agg) counts.aggregations[agg.status]++;
+  }
+  counts.sims.pending = counts.sims.total - counts.sims.ok - counts.sims.failed;
+  counts.aggregations.pending = counts.aggregations.total - counts.aggregations.ok - counts.aggregations.failed - counts.aggregations.skipped;
+
+  const { events, torn } = reader.events();
+  const warnings = new Map<string, WarningEvent[]>();
+  let lastStart: Extract<JobEvent, { type: 'job-start' }> | undefined;
+  let lastDone: Extract<JobEvent, { type: 'job-done' }> | undefined;
+  for (const event of events) {
+    if (event.type === 'task-start' || event.type === 'agg-start') warnings.delete(event.key); // ran again: what it said before is past
+    else if (event.type === 'warning' && event.key !== undefined) warnings.set(event.key, [...(warnings.get(event.key) ?? []), event]);
+    else if (event.type === 'job-start') {
+      lastStart = event;
+      lastDone = undefined;
+    } else if (event.type === 'job-done') lastDone = event;
+  }
+
+  const problems = [...reader.notResults];
+  if (torn) problems.push(`events.jsonl: ${torn} line${torn === 1 ? ' is' : 's are'} not JSON (a torn last line is what a kill mid-write leaves)`);
+  const manifest = reader.manifest() as { status?: JobStatus; ms?: number; failure?: JobOnDisk['failure'] } | undefined;
+  let status: JobOnDisk['status'];
+  let ms: number | undefined;
+  let failure: JobOnDisk['failure'];
+  if (lastDone || (!lastStart && manifest?.status)) {
+    // the last run ended: its job-done event and the manifest say how (the event, when the disk had no room for the manifest)
+    status = lastDone?.status ?? manifest!.status!;
+    ms = lastDone?.ms ?? manifest?.ms;
+    failure = lastDone ? lastDone.failure : manifest?.failure;
+  } else {
+    // a run began and never ended: it is running now, or it was killed
+    const owner = await readOwner(path.join(dir, RESULTS_LOCK));
+    status = owner && !holderGone(owner) ? 'running' : 'interrupted';
+    if (status === 'interrupted' && lastStart) problems.push('the last run stopped without writing its manifest (killed?); resuming finishes it');
+  }
+  return { dir, job: spec, status, counts, ms, failure, startedAt: events[0]?.t, sets, warnings, problems };
+}
+
+/**
+ * The results folders of a job id's runs under `out`, newest first: `<job_id>` and the fresh
+ * ids `freshJobId` gave its later runs (`<job_id>-2`, `-3`, …). Only folders with a job.json.
+ */
+export function runsOf(out: string, jobId: string): string[] {
+  const root = path.resolve(out);
+  if (!existsSync(root)) return [];
+  const prefix = `${baseOf(jobId)}-`;
+  const runs: { dir: string; n: number }[] = [];
+  for (const name of readdirSync(root)) {
+    const n = name === jobId ? 1 : name.startsWith(prefix) && /^[1-9]\d*$/.test(name.slice(prefix.length)) ? Number(name.slice(prefix.length)) : 0;
+    if (n > 0 && existsSync(path.join(root, name, 'job.json'))) runs.push({ dir: path.join(root, name), n });
+  }
+  return runs.sort((a, b) => b.n - a.n).map((run) => run.dir);
+}
+
+/**
+ * A job id for a new run of `jobId` whose results folder does not exist yet under `out`:
+ * `<job_id>-<n>`, numbered after every run there, so that the newest run has the highest number.
+ */
+export function freshJobId(out: string, jobId: string): string {
+  const root = path.resolve(out);
+  const prefix = `${baseOf(jobId)}-`;
+  let n = 1;
+  for (const name of existsSync(root) ? readdirSync(root) : []) {
+    if (name.startsWith(prefix) && /^[1-9]\d*$/.test(name.slice(prefix.length))) n = Math.max(n, Number(name.slice(prefix.length)));
+  }
+  for (n++; existsSync(path.join(root, `${prefix}${n}`)); n++);
+  return `${prefix}${n}`;
+}
+
+/** Job ids are at most 128 characters: room for the run's number. */
+function baseOf(jobId: string): string {
+  return jobId.slice(0, 120);
+}
