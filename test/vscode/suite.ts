@@ -122,7 +122,7 @@ export function run(): Promise<void> {
       const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(path.join(root, 'examples', 'sir', 'job.json')));
       assert.equal(result.status, 'succeeded');
       assert.deepEqual(result.counts.sims, { total: 4000, ok: 4000, failed: 0, pending: 0 });
-      const jobItem = (api.jobsTree.getChildren() as JobsNode[]).find((item) => item.label === result.jobId)!;
+      const jobItem = (api.jobsTree.getChildren() as JobsNode[]).find((item) => item.id === `job:${result.jobId}`)!;
       assert.match(String(jobItem.description), /^succeeded · 4000\/4000 ✓/);
       const sets = api.jobsTree.getChildren(jobItem) as ParamSetItem[];
       assert.equal(sets.length, 20);
