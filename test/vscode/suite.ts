@@ -15,6 +15,7 @@ import type { RunBundleArgs } from '../../src/extension/jobs/jobCommands';
 import type { ModelOpsApi } from '../../src/extension/extension';
 import type { JobRunResult } from '../../src/extension/jobs/jobRunner';
 import { ParamSetItem, TaskItem, type JobsNode } from '../../src/extension/jobs/jobsTree';
+import { registerLiveTests } from './live.suite';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 
@@ -353,6 +354,8 @@ export function run(): Promise<void> {
       assert.equal(report.kind, 'runner-exited-before-ready');
       assert.equal(path.basename(report.location!.file), 'model_helpers.py');
     });
+
+    registerLiveTests(() => ({ api, root }));
   });
 
   return new Promise((resolve, reject) => {
