@@ -18,6 +18,7 @@ import type { ModelOpsApi } from '../../src/extension/extension';
 import type { JobRunResult } from '../../src/extension/jobs/jobRunner';
 import { ParamSetItem, TaskItem, type JobsNode } from '../../src/extension/jobs/jobsTree';
 import { registerTreeTests } from './tree.suite';
+import { registerLiveTests } from './live.suite';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 
@@ -366,6 +367,8 @@ export function run(): Promise<void> {
       assert.equal(report.kind, 'runner-exited-before-ready');
       assert.equal(path.basename(report.location!.file), 'model_helpers.py');
     });
+
+    registerLiveTests(() => ({ api, root }));
   });
 
   return new Promise((resolve, reject) => {

@@ -62,7 +62,8 @@ export class JobRunner implements vscode.Disposable {
   private readonly statusBar = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 10);
   /** The job the status bar follows: the latest one started. */
   private statusJob: string | undefined;
-  private readonly status = new Coalesced(() => this.updateStatus());
+  /** Ten a second at most; the first task's count at once (VS Code only defers a status bar change to its next timer turn: extHostStatusBar.ts, update()). */
+  private readonly status = new Coalesced(() => this.updateStatus(), 100, { leading: true });
   /** Ends the notification of the venv build under way. */
   private building: (() => void) | undefined;
 

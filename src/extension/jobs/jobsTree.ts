@@ -1,13 +1,14 @@
 /**
  * The Jobs view: job → parameter set → its aggregation and its replicates. Items are small
  * model classes with stable ids and capability tokens in `contextValue`; children are made
- * only when a node is expanded, and refreshes are batched (at most ten a second), so a
- * 100 000-task job does not flood the tree.
+ * only when a node is expanded, and refreshes are throttled (under five a second, each shown
+ * at once, none piling up: see TreeRefresh), so a 100 000-task job neither floods nor freezes
+ * the tree.
  */
 import * as vscode from 'vscode';
 import type { JobInfo, JobModel, ParamSetInfo, TaskInfo } from './jobModel';
 import { jobLabel } from '../../engine/job/spec';
-import { Coalesced } from '../util/coalesce';
+import { TreeRefresh } from '../util/coalesce';
 
 export class JobItem extends vscode.TreeItem {
   readonly kind = 'job';
@@ -121,11 +122,18 @@ export type JobsNode = JobItem | ParamSetItem | TaskItem | EarlierRunsItem;
 export class JobsTreeProvider implements vscode.TreeDataProvider<JobsNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<JobsNode | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
-  private readonly refresh = new Coalesced(() => this.changed.fire(undefined));
+  /**
+   * The only place this tree fires: any other fire within VS Code's 200 ms debounce would
+   * push the view's refresh back (see TREE_REFRESH_MS).
+   */
+  private readonly refresh = new TreeRefresh(() => this.changed.fire(undefined));
 
   constructor(private readonly model: JobModel) {}
 
-  /** At most one refresh per interval, however many events arrive. */
+  /**
+   * The view shows the model as it is at its next refresh: at once when it is idle, else after
+   * the refresh under way (TreeRefresh), however many events arrive.
+   */
   scheduleRefresh(): void {
     this.refresh.schedule();
   }
@@ -135,7 +143,10 @@ export class JobsTreeProvider implements vscode.TreeDataProvider<JobsNode>, vsco
   }
 
   getChildren(element?: JobsNode): JobsNode[] {
-    if (!element) return this.model.latestRuns().map((job) => new JobItem(job, this.model.earlierRuns(job).length > 0));
+    if (!element) {
+      this.refresh.fetched();
+      return this.model.latestRuns().map((job) => new JobItem(job, this.model.earlierRuns(job).length > 0));
+    }
     if (element instanceof EarlierRunsItem) return element.runs.map((job) => new JobItem(job, false, true));
     if (element instanceof JobItem) {
       const sets: JobsNode[] = [...element.job.sets.values()].map((set) => new ParamSetItem(element.job, set));
