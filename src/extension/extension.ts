@@ -14,6 +14,7 @@ import { JobsTreeProvider } from './jobs/jobsTree';
 import { ProtocolTrace } from './output/protocolTrace';
 import { RunnerChannels } from './output/runnerChannels';
 import { registerProcessCommands } from './processes/processCommands';
+import { registerResultDocuments } from './results/resultDocuments';
 import { ProcessTreeProvider } from './processes/processTree';
 import { registerReportDocuments } from './util/commands';
 import { registerVenvCommands } from './venvs/venvCommands';
@@ -41,6 +42,7 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
   const runner = new JobRunner(jobs, jobsTree, diagnostics, log, processTree, stderr, trace);
   const venvCache = () => new VenvCache({ dir: venvsDir(vscode.workspace.getConfiguration('modelopsDebugger').get<string>('venvsDir') || undefined) });
   const venvTree = new VenvTreeProvider(venvCache);
+  const results = registerResultDocuments(log);
   context.subscriptions.push(
     log,
     jobsTree,
@@ -56,12 +58,16 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     vscode.workspace.onDidChangeConfiguration((change) => {
       if (change.affectsConfiguration('modelopsDebugger.venvsDir')) venvTree.refresh();
     }),
-    ...registerJobCommands(runner, log, () => venvTree.refresh()),
+    ...registerJobCommands(runner, log, () => {
+      venvTree.refresh();
+      results.documents.refresh();
+    }),
     ...registerHandshakeCommands(log, trace),
     ...registerDaskCommands(log),
     ...registerProcessCommands(),
     ...registerVenvCommands(venvCache, venvTree, log),
     registerReportDocuments(),
+    ...results.disposables,
   );
   return { jobs, jobsTree, venvTree, processTree, stderr, diagnostics, trace };
 }

@@ -138,6 +138,16 @@ export function paramDir(paramId: string): string {
   return paramId.slice(0, 16);
 }
 
+/** Where a replicate's result lives in a results folder (the store writes it, resultsReader.ts reads it). */
+export function simResultFile(dir: string, paramId: string, replicate: number): string {
+  return path.join(dir, 'sims', paramDir(paramId), `${replicate}.json`);
+}
+
+/** Where a parameter set's aggregation lives in a results folder. */
+export function aggResultFile(dir: string, paramId: string): string {
+  return path.join(dir, 'aggs', `${paramDir(paramId)}.json`);
+}
+
 type WriteError = { code?: string; message: string; file: string };
 
 export class ResultsStore {
@@ -250,11 +260,11 @@ export class ResultsStore {
   }
 
   simFile(set: ParameterSet | string, replicate: number): string {
-    return path.join(this.dir, 'sims', paramDir(typeof set === 'string' ? set : set.paramId), `${replicate}.json`);
+    return simResultFile(this.dir, typeof set === 'string' ? set : set.paramId, replicate);
   }
 
   aggFile(paramId: string): string {
-    return path.join(this.dir, 'aggs', `${paramDir(paramId)}.json`);
+    return aggResultFile(this.dir, paramId);
   }
 
   /**

@@ -5,14 +5,13 @@
  * (or the change allowed, and recorded); one writer at a time. Each result file is checked
  * when it is read (resultSchema.ts). Everything refused is refused before anything is written.
  */
-import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { bundleDigest, checkBundleDir } from '../bundle/bundleDir';
 import { Failure } from '../failure';
-import { parsePythonJson } from '../pyjson/pyjson';
 import { ResultsStore } from './results';
 import { checkFolderItself, cutTornLine, inspectFolder, lockResultsFolder, removeTemps } from './resultsFolder';
-import { jobFromResultsJson, type JobSpec } from './spec';
+import { readJobJson } from './resultsReader';
+import type { JobSpec } from './spec';
 
 export interface ResumeOptions {
   /** Forget the failed tasks (and the aggregations they feed) so that they run again. */
@@ -31,15 +30,8 @@ export async function openEarlierRun(folder: string, options: ResumeOptions = {}
   const dir = path.resolve(folder);
   checkFolderItself(dir);
   inspectFolder(dir); // refuses links before reading anything through one
+  const { job, bundleDigest: recorded } = readJobJson(dir);
   const file = path.join(dir, 'job.json');
-  let raw: unknown;
-  try {
-    raw = parsePythonJson(readFileSync(file, 'utf8'));
-  } catch (error) {
-    const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no job.json' : `job.json is not valid JSON: ${(error as Error).message}`;
-    throw new Failure('bad-input', `${dir} is not a results folder of a job (${why}).`);
-  }
-  const { job, bundleDigest: recorded } = jobFromResultsJson(file, raw, path.basename(dir));
   await checkBundleDir(job.bundleDir);
   const now = await bundleDigest(job.bundleDir);
   const notices: string[] = [];
