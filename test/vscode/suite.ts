@@ -15,6 +15,7 @@ import type { RunBundleArgs } from '../../src/extension/jobs/jobCommands';
 import type { ModelOpsApi } from '../../src/extension/extension';
 import type { JobRunResult } from '../../src/extension/jobs/jobRunner';
 import { ParamSetItem, TaskItem, type JobsNode } from '../../src/extension/jobs/jobsTree';
+import { registerResultsTests } from './results.suite';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 
@@ -38,6 +39,8 @@ export function run(): Promise<void> {
       const results = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-results-'));
       await vscode.workspace.getConfiguration('modelopsDebugger').update('resultsDir', results, vscode.ConfigurationTarget.Global);
     });
+
+    registerResultsTests(() => ({ api, root }));
 
     it('runs in VS Code 1.100', () => {
       assert.match(vscode.version, /^1\.100\./);
@@ -282,7 +285,7 @@ export function run(): Promise<void> {
       const replicates = (api.jobsTree.getChildren(set) as TaskItem[]).slice(1);
       assert.equal(replicates.length, 2);
       for (const item of replicates) {
-        assert.match(String(item.description), /^ok · ⚠ left 1 process running · \d+ ms · pid \d+$/);
+        assert.match(String(item.description), /^ok · ⚠ left 1 process running · seed \d+ · \d+ ms · pid \d+$/);
         const tooltip = (item.tooltip as vscode.MarkdownString).value;
         assert.match(tooltip, /⚠ lingering-descendants: sim-[0-9a-f]{64}-[01] left 1 process running after it finished: pid \d+ `sleep 3620`/);
         assert.ok(tooltip.includes(`${wireFile}:${lineOf(wireFile, 'popen')}`), tooltip);
