@@ -2,7 +2,8 @@
 // headless Chromium as a person would — open the ModelOps container, run a job from the
 // command palette, expand the failed parameter set, open the failing line — with screenshots
 // in test-results/: the Jobs view with a failure, the editor with the diagnostic, the Venv
-// Caches view, a handshake's conversation, and a task that left a process running. Prints a mocha-style summary.
+// Caches view, a handshake's conversation, a task that left a process running, and the results
+// view of an aggregation. Prints a mocha-style summary.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -10,7 +11,7 @@ import { launchBrowser, pickCommand, quickOpen, ROOT, startCodeServer } from '..
 
 const RESULTS = path.join(ROOT, 'test-results');
 const WAIT_MS = 60_000;
-const STEPS = 7;
+const STEPS = 8;
 
 const steps = [];
 async function step(name, body) {
@@ -35,6 +36,9 @@ async function main() {
   mkdirSync(path.join(ws, 'bundle'), { recursive: true });
   writeFileSync(path.join(ws, 'bundle', 'wire.py'), 'def wire(entrypoint, params, seed):\n    if params["x"] == 2.0:\n        raise ValueError("x must not be 2")\n    return {"value": str(params["x"]).encode()}\n');
   writeFileSync(path.join(ws, 'job.json'), '{"job_id": "ui-job", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1.0}, {"x": 2.0}], "replicates": 3}\n');
+  // the same bundle with a target, for the results view of an aggregation
+  writeFileSync(path.join(ws, 'bundle', 'targets.py'), 'import base64, json\n\ndef mean_value(sim_returns, target_data):\n    values = [json.loads(base64.b64decode(r["outputs"]["value"]["inline"])) for r in sim_returns]\n    return {"loss": abs(sum(values) / len(values) - 4.0), "diagnostics": {"mean": sum(values) / len(values), "observed": 4.0}, "n_replicates": len(values)}\n');
+  writeFileSync(path.join(ws, 'results-job.json'), '{"job_id": "ui-results", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 3.5}], "replicates": 5, "targets": ["targets:mean_value"]}\n');
   // a simulation that starts a helper and never waits for it: the job still ends, and says so
   mkdirSync(path.join(ws, 'forking'), { recursive: true });
   writeFileSync(path.join(ws, 'forking', 'wire.py'), 'import subprocess\n\ndef wire(entrypoint, params, seed):\n    subprocess.Popen(["sleep", "3600"])\n    return {"value": b"1"}\n');
@@ -87,7 +91,7 @@ async function main() {
       const header = page.locator('.pane-header[aria-label*="Venv Caches"]').first();
       await header.waitFor({ timeout: WAIT_MS });
       if ((await header.getAttribute('aria-expanded')) !== 'true') await header.click();
-      await page.locator('.monaco-list-row:has-text("Python 3")').first().waitFor({ timeout: WAIT_MS });
+      await page.locator('.monaco-list-row:has-text("py3")').first().waitFor({ timeout: WAIT_MS });
       await page.screenshot({ path: path.join(RESULTS, 'venv-caches.png') });
     });
 
@@ -138,6 +142,24 @@ async function main() {
       await page.locator('.breadcrumbs-control:has-text("forking")').first().waitFor({ timeout: WAIT_MS });
       await page.locator('.squiggly-warning').first().waitFor({ timeout: WAIT_MS });
       await page.screenshot({ path: path.join(RESULTS, 'lingering-diagnostic.png') });
+    });
+
+    await step('a click on an aggregation opens its results: loss and diagnostics per target, summary statistics, replicates (screenshot results-view.png)', async () => {
+      await openFile('results-job.json');
+      await page.locator('.tab[aria-label*="results-job.json"]').first().waitFor({ timeout: WAIT_MS });
+      await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
+      await page.locator('.monaco-list-row:has-text("ui-results")').filter({ hasText: 'succeeded' }).first().waitFor({ timeout: WAIT_MS });
+      const set = page.locator('.monaco-list-row:has-text("x=3.5")').first();
+      await set.click();
+      // the aggregation is the set's first child: the row after it
+      const index = Number(await set.getAttribute('data-index'));
+      const aggregation = page.locator(`.monaco-list-row[data-index="${index + 1}"]`).first();
+      await aggregation.filter({ hasText: 'aggregation' }).waitFor({ timeout: WAIT_MS });
+      await aggregation.click();
+      await page.locator('.tab[aria-label*="agg-"]').first().waitFor({ timeout: WAIT_MS });
+      // the preview renders in a webview (an iframe within an iframe)
+      await page.frameLocator('iframe.webview.ready').frameLocator('iframe').getByText('Summary statistics').first().waitFor({ timeout: WAIT_MS });
+      await page.screenshot({ path: path.join(RESULTS, 'results-view.png') });
     });
   } catch {
     try {
