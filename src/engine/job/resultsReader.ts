@@ -5,15 +5,18 @@
  * (resultSchema.ts); every answer says whether the result is there, not there yet, or
  * unreadable and why, so a view never shows a guess.
  */
-import { readFileSync } from 'node:fs';
+import { lstat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Failure, isFailure } from '../failure';
+import { readInputFile } from '../inputFile';
 import { parsePythonJson, stringifyWireJson } from '../pyjson/pyjson';
 import { aggResultFile, simResultFile, type AggRecord, type OutputRecord, type SimRecord } from './results';
 import { checkAggRecord, checkSimRecord, type Checked } from './resultSchema';
 import { jobFromResultsJson, type JobSpec, type ParameterSet } from './spec';
 
 const PRETTY_MAX_LINES = 40;
+/** Result files read at once. */
+const READ_BATCH = 64;
 /** A binary output's first bytes shown, 16 to a line. */
 const HEX_BYTES = 256;
 
@@ -23,40 +26,59 @@ export type ReadResult<T> = { state: 'found'; file: string; record: T } | { stat
  * A results folder's `job.json`, checked as a resume checks it (param_ids and seeds recomputed).
  * Throws bad-input, saying why, for a folder that is not a job's.
  */
-export function readJobJson(folder: string): { job: JobSpec; bundleDigest?: string } {
+export async function readJobJson(folder: string): Promise<{ job: JobSpec; bundleDigest?: string }> {
   const dir = path.resolve(folder);
   const file = path.join(dir, 'job.json');
+  const notAJob = (why: string) => new Failure('bad-input', `${dir} is not a results folder of a job (${why}).`);
+  let text: string;
+  try {
+    text = await readInputFile(file, "a results folder's job.json"); // a regular file only: a FIFO in its place would wait for ever
+  } catch (error) {
+    const missing = await lstat(file).then(() => false, (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
+    throw notAJob(missing ? 'no job.json' : isFailure(error) ? error.message.replace(/\.$/, '') : String(error));
+  }
   let raw: unknown;
   try {
-    raw = parsePythonJson(readFileSync(file, 'utf8'));
+    raw = parsePythonJson(text);
   } catch (error) {
-    const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no job.json' : `job.json is not valid JSON: ${(error as Error).message}`;
-    throw new Failure('bad-input', `${dir} is not a results folder of a job (${why}).`);
+    throw notAJob(`job.json is not valid JSON: ${(error as Error).message}`);
   }
   return jobFromResultsJson(file, raw, path.basename(dir));
 }
 
-export function readAggResult(dir: string, set: ParameterSet): ReadResult<AggRecord> {
+export function readAggResult(dir: string, set: ParameterSet): Promise<ReadResult<AggRecord>> {
   return readChecked(aggResultFile(dir, set.paramId), (value) => checkAggRecord(value, set));
 }
 
-export function readSimResult(dir: string, set: ParameterSet, replicate: number): ReadResult<SimRecord> {
+export function readSimResult(dir: string, set: ParameterSet, replicate: number): Promise<ReadResult<SimRecord>> {
   return readChecked(simResultFile(dir, set.paramId, replicate), (value) => checkSimRecord(value, set, replicate));
 }
 
-/** One answer per replicate of the set, in replicate order. */
-export function readSimResults(dir: string, set: ParameterSet): ReadResult<SimRecord>[] {
-  return set.seeds.map((_, replicate) => readSimResult(dir, set, replicate));
+/**
+ * One answer per replicate of the set, in replicate order, for the first `limit` replicates (a
+ * set may have millions: a view reads what it shows), a few dozen files at a time.
+ */
+export async function readSimResults(dir: string, set: ParameterSet, limit = Infinity): Promise<ReadResult<SimRecord>[]> {
+  const count = Math.min(limit, set.seeds.length);
+  const found: ReadResult<SimRecord>[] = [];
+  for (let from = 0; from < count; from += READ_BATCH) {
+    const batch = Array.from({ length: Math.min(READ_BATCH, count - from) }, (_, i) => readSimResult(dir, set, from + i));
+    found.push(...(await Promise.all(batch)));
+  }
+  return found;
 }
 
-function readChecked<T>(file: string, check: (value: unknown) => Checked<T>): ReadResult<T> {
+async function readChecked<T>(file: string, check: (value: unknown) => Checked<T>): Promise<ReadResult<T>> {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    await lstat(file);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { state: 'missing', file };
-    return { state: 'unreadable', file, why: `it cannot be read (${code ?? (error as Error).message})` };
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'missing', file };
+  }
+  try {
+    text = await readInputFile(file, 'a result file'); // a regular file only: never a FIFO that waits for ever
+  } catch (error) {
+    return { state: 'unreadable', file, why: isFailure(error) ? error.message.replace(/\.$/, '') : String(error) };
   }
   let value: unknown;
   try {

@@ -30,7 +30,7 @@ export async function openEarlierRun(folder: string, options: ResumeOptions = {}
   const dir = path.resolve(folder);
   checkFolderItself(dir);
   inspectFolder(dir); // refuses links before reading anything through one
-  const { job, bundleDigest: recorded } = readJobJson(dir);
+  const { job, bundleDigest: recorded } = await readJobJson(dir);
   const file = path.join(dir, 'job.json');
   await checkBundleDir(job.bundleDir);
   const now = await bundleDigest(job.bundleDir);
