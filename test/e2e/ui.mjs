@@ -144,7 +144,7 @@ async function main() {
       await page.screenshot({ path: path.join(RESULTS, 'lingering-diagnostic.png') });
     });
 
-    await step('a click on an aggregation opens its results: loss and diagnostics per target, summary statistics, replicates (screenshot results-view.png)', async () => {
+    await step('a click on an aggregation opens its results: loss and diagnostics per target, summary statistics, replicates, each linked to its own result (screenshots results-view.png, results-replicate.png)', async () => {
       await openFile('results-job.json');
       await page.locator('.tab[aria-label*="results-job.json"]').first().waitFor({ timeout: WAIT_MS });
       await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
@@ -158,8 +158,18 @@ async function main() {
       await aggregation.click();
       await page.locator('.tab[aria-label*="agg-"]').first().waitFor({ timeout: WAIT_MS });
       // the preview renders in a webview (an iframe within an iframe)
-      await page.frameLocator('iframe.webview.ready').frameLocator('iframe').getByText('Summary statistics').first().waitFor({ timeout: WAIT_MS });
+      const preview = page.frameLocator('iframe.webview.ready').frameLocator('iframe');
+      await preview.getByText('Summary statistics').first().waitFor({ timeout: WAIT_MS });
       await page.screenshot({ path: path.join(RESULTS, 'results-view.png') });
+      // each replicate in it links to its own result (screenshot results-replicate.png)
+      await preview.locator('a', { hasText: /^2$/ }).first().click();
+      await page.locator('.tab.active[aria-label*="sim-"]').first().waitFor({ timeout: WAIT_MS });
+      // in the preview, or as Markdown when the link opens the document itself
+      await Promise.any([
+        page.frameLocator('iframe.webview.ready').frameLocator('iframe').getByText('Replicate 2 · x=3.5').first().waitFor({ timeout: WAIT_MS }),
+        page.locator('.view-lines:has-text("# Replicate 2")').first().waitFor({ timeout: WAIT_MS }),
+      ]);
+      await page.screenshot({ path: path.join(RESULTS, 'results-replicate.png') });
     });
   } catch {
     try {

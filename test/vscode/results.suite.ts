@@ -100,11 +100,11 @@ export function registerResultsTests(ctx: () => { api: ModelOpsApi; root: string
       for (const item of replicates) {
         const seed = sets[0].set.tasks[item.task.replicate].seed!;
         assert.match(String(item.description), new RegExp(`^ok · seed ${seed} · \\d+ ms`), 'replicate rows show their seed');
-        assert.match(text, new RegExp(`^\\| \\[${item.task.replicate}\\]\\(modelops-result:.*\\) \\| ${seed} \\| ok ✓ used \\|`, 'm'));
+        assert.match(text, new RegExp(`^\\| \\[${item.task.replicate}\\]\\(\\./sim-[0-9a-f]{16}-${item.task.replicate}\\.md\\) \\| ${seed} \\| ok ✓ used \\|`, 'm'));
       }
       // opened as a preview for people: its tab is there
       const deadline = Date.now() + TREE_WAIT_MS;
-      while (!vscode.window.tabGroups.all.some((group) => group.tabs.some((tab) => /agg-[0-9a-f]{8}\.md/.test(tab.label)))) {
+      while (!vscode.window.tabGroups.all.some((group) => group.tabs.some((tab) => /agg-[0-9a-f]{16}\.md/.test(tab.label)))) {
         assert.ok(Date.now() < deadline, `no preview tab: ${vscode.window.tabGroups.all.flatMap((g) => g.tabs.map((t) => t.label)).join(', ')}`);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
@@ -112,9 +112,13 @@ export function registerResultsTests(ctx: () => { api: ModelOpsApi; root: string
 
     it('a click on a replicate opens its seed, params and outputs; a failed one still opens its line, and Show Result its result', async () => {
       const { api } = ctx();
-      const [, replicate] = api.jobsTree.getChildren(sets[0]) as TaskItem[];
+      const [aggregation, replicate] = api.jobsTree.getChildren(sets[0]) as TaskItem[];
       assert.match(replicate.contextValue!, /(^|;)result;/);
       const text = await textOf(await click(replicate));
+      // the aggregation's relative link to replicate 0 leads to the same document
+      const aggUri = (await click(aggregation))!;
+      const link = /^\| \[0\]\(([^)]+)\)/m.exec(await textOf(aggUri))![1];
+      assert.equal(await textOf(vscode.Uri.joinPath(aggUri, '..', link)), text);
       assert.match(text, /^# Replicate 0 · x=1\.0$/m);
       assert.match(text, new RegExp(`^\\| seed \\| ${sets[0].set.tasks[0].seed} \\|$`, 'm'));
       assert.match(text, /^\| attempts \| 1 \|$/m);
