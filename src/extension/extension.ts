@@ -15,6 +15,7 @@ import { JobsTreeProvider } from './jobs/jobsTree';
 import { ProtocolTrace } from './output/protocolTrace';
 import { RunnerChannels } from './output/runnerChannels';
 import { registerProcessCommands } from './processes/processCommands';
+import { registerResultDocuments } from './results/resultDocuments';
 import { ProcessTreeProvider } from './processes/processTree';
 import { registerReportDocuments } from './util/commands';
 import { Notices } from './util/notices';
@@ -46,6 +47,7 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
   const runner = new JobRunner(jobs, jobsTree, diagnostics, log, processTree, stderr, trace, notices);
   const venvCache = () => new VenvCache({ dir: venvsDir(vscode.workspace.getConfiguration('modelopsDebugger').get<string>('venvsDir') || undefined) });
   const venvTree = new VenvTreeProvider(venvCache);
+  const results = registerResultDocuments(log);
   context.subscriptions.push(
     log,
     jobsTree,
@@ -61,13 +63,17 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     vscode.workspace.onDidChangeConfiguration((change) => {
       if (change.affectsConfiguration('modelopsDebugger.venvsDir')) venvTree.refresh();
     }),
-    ...registerJobCommands(runner, jobs, jobsTree, log, () => venvTree.refresh()),
+    ...registerJobCommands(runner, jobs, jobsTree, log, () => {
+      venvTree.refresh();
+      results.documents.refresh();
+    }),
     registerEntrypointCompletion(),
     ...registerHandshakeCommands(log, trace, diagnostics, notices),
     ...registerDaskCommands(log),
     ...registerProcessCommands((given) => showJobStderr(jobsTree, given)),
     ...registerVenvCommands(venvCache, venvTree, log),
     registerReportDocuments(),
+    ...results.disposables,
   );
   return { jobs, jobsTree, venvTree, processTree, stderr, diagnostics, trace, notices };
 }

@@ -4,7 +4,8 @@
 // in test-results/: the Jobs view with a failure, the editor with the diagnostic, the Venv
 // Caches view, a handshake's conversation, a task that left a process running, a handshake's
 // warning (its notification and its Problems entry), a job resumed after a cancel (every set
-// "agg ok") and an aborted job saying why. Prints a mocha-style summary.
+// "agg ok"), an aborted job saying why, and the results view of an aggregation. Prints a
+// mocha-style summary.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -12,7 +13,7 @@ import { launchBrowser, pickCommand, quickOpen, ROOT, startCodeServer } from '..
 
 const RESULTS = path.join(ROOT, 'test-results');
 const WAIT_MS = 60_000;
-const STEPS = 9;
+const STEPS = 10;
 
 const steps = [];
 async function step(name, body) {
@@ -37,6 +38,9 @@ async function main() {
   mkdirSync(path.join(ws, 'bundle'), { recursive: true });
   writeFileSync(path.join(ws, 'bundle', 'wire.py'), 'def wire(entrypoint, params, seed):\n    if params["x"] == 2.0:\n        raise ValueError("x must not be 2")\n    return {"value": str(params["x"]).encode()}\n');
   writeFileSync(path.join(ws, 'job.json'), '{"job_id": "ui-job", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1.0}, {"x": 2.0}], "replicates": 3}\n');
+  // the same bundle with a target, for the results view of an aggregation
+  writeFileSync(path.join(ws, 'bundle', 'targets.py'), 'import base64, json\n\ndef mean_value(sim_returns, target_data):\n    values = [json.loads(base64.b64decode(r["outputs"]["value"]["inline"])) for r in sim_returns]\n    return {"loss": abs(sum(values) / len(values) - 4.0), "diagnostics": {"mean": sum(values) / len(values), "observed": 4.0}, "n_replicates": len(values)}\n');
+  writeFileSync(path.join(ws, 'results-job.json'), '{"job_id": "ui-results", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 3.5}], "replicates": 5, "targets": ["targets:mean_value"]}\n');
   // a simulation that starts a helper and never waits for it: the job still ends, and says so
   mkdirSync(path.join(ws, 'forking'), { recursive: true });
   writeFileSync(path.join(ws, 'forking', 'wire.py'), 'import subprocess\n\ndef wire(entrypoint, params, seed):\n    subprocess.Popen(["sleep", "3600"])\n    return {"value": b"1"}\n');
@@ -129,7 +133,7 @@ async function main() {
       const header = page.locator('.pane-header[aria-label*="Venv Caches"]').first();
       await header.waitFor({ timeout: WAIT_MS });
       if ((await header.getAttribute('aria-expanded')) !== 'true') await header.click();
-      await page.locator('.monaco-list-row:has-text("Python 3")').first().waitFor({ timeout: WAIT_MS });
+      await page.locator('.monaco-list-row:has-text("py3")').first().waitFor({ timeout: WAIT_MS });
       await page.screenshot({ path: path.join(RESULTS, 'venv-caches.png') });
     });
 
@@ -205,6 +209,34 @@ async function main() {
       await page.locator('.monaco-list-row:has-text("ui-aborted")').first().hover(); // its tooltip: the cause
       await page.locator('.monaco-hover, .custom-hover, .workbench-hover').filter({ hasText: 'requires Python' }).first().waitFor({ timeout: WAIT_MS });
       await page.screenshot({ path: path.join(RESULTS, 'jobs-aborted.png') });
+    });
+
+    await step('a click on an aggregation opens its results: loss and diagnostics per target, summary statistics, replicates, each linked to its own result (screenshots results-view.png, results-replicate.png)', async () => {
+      await openFile('results-job.json');
+      await page.locator('.tab[aria-label*="results-job.json"]').first().waitFor({ timeout: WAIT_MS });
+      await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
+      await page.locator('.monaco-list-row:has-text("ui-results")').filter({ hasText: 'succeeded' }).first().waitFor({ timeout: WAIT_MS });
+      const set = page.locator('.monaco-list-row:has-text("x=3.5")').first();
+      await set.click();
+      // the aggregation is the set's first child: the row after it
+      const index = Number(await set.getAttribute('data-index'));
+      const aggregation = page.locator(`.monaco-list-row[data-index="${index + 1}"]`).first();
+      await aggregation.filter({ hasText: 'aggregation' }).waitFor({ timeout: WAIT_MS });
+      await aggregation.click();
+      await page.locator('.tab[aria-label*="agg-"]').first().waitFor({ timeout: WAIT_MS });
+      // the preview renders in a webview (an iframe within an iframe)
+      const preview = page.frameLocator('iframe.webview.ready').frameLocator('iframe');
+      await preview.getByText('Summary statistics').first().waitFor({ timeout: WAIT_MS });
+      await page.screenshot({ path: path.join(RESULTS, 'results-view.png') });
+      // each replicate in it links to its own result (screenshot results-replicate.png)
+      await preview.locator('a', { hasText: /^2$/ }).first().click();
+      await page.locator('.tab.active[aria-label*="sim-"]').first().waitFor({ timeout: WAIT_MS });
+      // in the preview, or as Markdown when the link opens the document itself
+      await Promise.any([
+        page.frameLocator('iframe.webview.ready').frameLocator('iframe').getByText('Replicate 2 · x=3.5').first().waitFor({ timeout: WAIT_MS }),
+        page.locator('.view-lines:has-text("# Replicate 2")').first().waitFor({ timeout: WAIT_MS }),
+      ]);
+      await page.screenshot({ path: path.join(RESULTS, 'results-replicate.png') });
     });
   } catch {
     try {

@@ -19,6 +19,7 @@ import type { JobRunResult } from '../../src/extension/jobs/jobRunner';
 import { ParamSetItem, TaskItem, type JobsNode } from '../../src/extension/jobs/jobsTree';
 import { registerTreeTests } from './tree.suite';
 import { registerLiveTests } from './live.suite';
+import { registerResultsTests } from './results.suite';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 
@@ -46,6 +47,7 @@ export function run(): Promise<void> {
     registerCmdsTests(() => ({ api, root }));
     registerFailTests(() => ({ api, root }));
     registerTreeTests(() => ({ api, root }));
+    registerResultsTests(() => ({ api, root }));
 
     it('runs in VS Code 1.100', () => {
       assert.match(vscode.version, /^1\.100\./);
@@ -296,7 +298,7 @@ export function run(): Promise<void> {
       const replicates = (api.jobsTree.getChildren(set) as TaskItem[]).slice(1);
       assert.equal(replicates.length, 2);
       for (const item of replicates) {
-        assert.match(String(item.description), /^ok · ⚠ left 1 process running · \d+ ms · pid \d+$/);
+        assert.match(String(item.description), /^ok · ⚠ left 1 process running · seed \d+ · \d+ ms · pid \d+$/);
         const tooltip = (item.tooltip as vscode.MarkdownString).value;
         assert.match(tooltip, /⚠ lingering-descendants: sim-[0-9a-f]{64}-[01] left 1 process running after it finished: pid \d+ `sleep 3620`/);
         assert.ok(tooltip.includes(`${wireFile}:${lineOf(wireFile, 'popen')}`), tooltip);

@@ -32,6 +32,8 @@ export interface BundleDeps {
   /** `requirements.txt` lines that are pip options (`--find-links …`), passed on as they are. */
   requirementOptions: string[];
   requiresPython?: { spec: string; location: SourceLocation };
+  /** `[project].name` of pyproject.toml, when it has one: how people call the bundle. */
+  projectName?: string;
 }
 
 export async function readBundleDeps(bundleDir: string): Promise<BundleDeps> {
@@ -47,7 +49,8 @@ export async function readBundleDeps(bundleDir: string): Promise<BundleDeps> {
   if (pyproject) {
     const file = path.join(bundleDir, 'pyproject.toml');
     const text = pyproject.toString('utf8');
-    const project = readPyproject(text, file).project as { dependencies?: unknown; 'requires-python'?: unknown } | undefined;
+    const project = readPyproject(text, file).project as { name?: unknown; dependencies?: unknown; 'requires-python'?: unknown } | undefined;
+    if (typeof project?.name === 'string' && project.name.trim()) deps.projectName = project.name.trim();
     if (typeof project?.['requires-python'] === 'string') {
       deps.requiresPython = { spec: project['requires-python'], location: { file, line: lineOfKey(text, 'requires-python') } };
     }

@@ -142,6 +142,11 @@ export function paramDir(paramId: string): string {
   return paramId.slice(0, 16);
 }
 
+/** Where a parameter set's aggregation lives in a results folder (the store writes it, resultsReader.ts reads it). */
+export function aggResultFile(dir: string, paramId: string): string {
+  return path.join(dir, 'aggs', `${paramDir(paramId)}.json`);
+}
+
 /**
  * A new run's results folder holds an earlier run of the same job id: never written over. Each
  * consumer says what to do about it (the CLI: --resume or another job_id; the editor asks).

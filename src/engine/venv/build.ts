@@ -76,6 +76,7 @@ export async function buildVenv(request: BuildRequest): Promise<BuildResult> {
       schema: MARKER_SCHEMA,
       key: request.key,
       bundle: request.bundleDir,
+      bundleName: request.deps.projectName,
       bundleDigest: request.bundleDigest,
       depsHash: request.deps.depsHash,
       python: { ...(await binaryIdentity(request.base.path)), path: request.base.path, version: request.base.version },

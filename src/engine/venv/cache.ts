@@ -66,7 +66,11 @@ export interface VenvEntry {
   key: string;
   path: string;
   bundle?: string;
+  /** The bundle's project name, when its marker records one. */
+  bundleName?: string;
   python?: string;
+  /** How many requirements were installed into it (from its marker). */
+  deps?: number;
   sizeBytes: number;
   createdAt?: string;
   lastUsedAt?: string;
@@ -84,6 +88,8 @@ export interface PruneOptions {
   keep?: number;
   maxSizeGB?: number;
   dryRun?: boolean;
+  /** Remove only these of the venvs found (what a confirmation listed): one that broke since waits for the next prune. */
+  only?: readonly string[];
 }
 
 const DEFAULT_INSTALL_TIMEOUT_MS = 15 * 60_000;
@@ -266,6 +272,7 @@ export class VenvCache {
     for (const entry of entries) {
       const reason = doomed.get(entry.key);
       if (!reason) continue;
+      if (options.only && !options.only.includes(entry.key)) continue;
       if (entry.usedBy.length) continue; // never pull a venv from under a running process
       if (!options.dryRun) {
         await removeDir(entry.path);
@@ -359,7 +366,9 @@ export class VenvCache {
       key,
       path: venv,
       bundle: marker?.bundle,
+      bundleName: typeof marker?.bundleName === 'string' ? marker.bundleName : undefined,
       python: marker?.python?.version,
+      deps: Array.isArray(marker?.requirements) ? marker.requirements.length : undefined,
       sizeBytes: await directorySize(venv),
       createdAt: marker?.createdAt,
       lastUsedAt: lastUsed ? new Date(lastUsed.mtimeMs).toISOString() : undefined,

@@ -17,3 +17,39 @@ export function describeVenvEvent(event: VenvEvent): string {
       return `venv lock ${event.lock}: taken over from pid ${event.holder.pid} on ${event.holder.host} (${event.why})`;
   }
 }
+
+/**
+ * Names for venvs that a person can tell apart — `sir-example · py3.11 · 2 deps` — instead of
+ * their hash keys (which stay in tooltips and listings): the bundle's project name, else its
+ * folder's name, with the parent folder added where two bundles would read the same. A venv
+ * whose marker cannot say is called by its key.
+ */
+export function venvLabels(entries: readonly { key: string; bundle?: string; bundleName?: string; python?: string; deps?: number }[]): Map<string, string> {
+  const folder = (bundle: string) => bundle.split(/[\\/]+/).filter(Boolean);
+  const nameOf = (entry: (typeof entries)[number], withParent: boolean) => {
+    if (entry.bundleName) return entry.bundleName;
+    const parts = folder(entry.bundle!);
+    return (withParent ? parts.slice(-2) : parts.slice(-1)).join('/');
+  };
+  const bundlesByName = new Map<string, Set<string>>();
+  for (const entry of entries) {
+    if (!entry.bundle) continue;
+    const name = nameOf(entry, false);
+    bundlesByName.set(name, (bundlesByName.get(name) ?? new Set()).add(entry.bundle));
+  }
+  const labels = new Map<string, string>();
+  for (const entry of entries) {
+    if (!entry.bundle) {
+      labels.set(entry.key, entry.key);
+      continue;
+    }
+    const plain = nameOf(entry, false);
+    const parts = [entry.bundleName || (bundlesByName.get(plain)?.size ?? 0) < 2 ? plain : nameOf(entry, true)];
+    const xy = /^(\d+\.\d+)/.exec(entry.python ?? '')?.[1];
+    if (xy) parts.push(`py${xy}`);
+    if (entry.deps !== undefined) parts.push(entry.deps === 1 ? '1 dep' : `${entry.deps} deps`);
+    if (entry.key.includes('-fresh-')) parts.push('fresh');
+    labels.set(entry.key, parts.join(' · '));
+  }
+  return labels;
+}

@@ -16,6 +16,8 @@ export interface VenvMarker {
   schema: typeof MARKER_SCHEMA;
   key: string;
   bundle: string;
+  /** The bundle's project name (pyproject.toml), for labels; absent when it has none (or in older markers). */
+  bundleName?: string;
   bundleDigest: string;
   depsHash: string;
   /** The interpreter the venv was built from. */

@@ -19,6 +19,8 @@ export type TaskState = 'queued' | 'running' | 'finished' | 'ok' | 'failed' | 's
 export interface TaskInfo {
   key: string;
   replicate: number;
+  /** The replicate's seed, as a decimal (seeds go to 2^64-1); none for an aggregation. */
+  seed?: string;
   state: TaskState;
   attempts: number;
   pid?: number;
@@ -86,7 +88,7 @@ export class JobModel {
         paramId: set.paramId,
         // as Python writes them: 1.0 stays 1.0
         params: Object.fromEntries(Object.entries(set.params).map(([k, v]) => [k, scalarJson(v)])),
-        tasks: set.seeds.map((_, replicate) => ({ key: `sim-${set.paramId}-${replicate}`, replicate, state: 'queued', attempts: 0 })),
+        tasks: set.seeds.map((seed, replicate) => ({ key: `sim-${set.paramId}-${replicate}`, replicate, seed: String(seed), state: 'queued', attempts: 0 })),
         aggregation: { key: `agg-${set.paramId}`, replicate: -1, state: 'queued', attempts: 0 },
         ok: 0,
         failed: 0,

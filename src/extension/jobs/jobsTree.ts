@@ -83,6 +83,7 @@ export class TaskItem extends vscode.TreeItem {
     // right after the state: a narrow view cuts the end of the description off
     const lingering = (task.warnings ?? []).filter((w) => w.kind === 'lingering-descendants').reduce((sum, w) => sum + (w.processes ?? 0), 0);
     if (lingering) parts.push(`⚠ left ${lingering === 1 ? '1 process' : `${lingering} processes`} running`);
+    if (task.seed !== undefined) parts.push(`seed ${task.seed}`);
     if (task.ms !== undefined) parts.push(`${task.ms} ms`);
     if (task.attempts > 1) parts.push(`${task.attempts} attempts`);
     if (task.pid !== undefined) parts.push(`pid ${task.pid}${task.worker ? ` on ${task.worker}` : ''}`);
@@ -92,10 +93,12 @@ export class TaskItem extends vscode.TreeItem {
     this.tooltip = new vscode.MarkdownString(
       [`**${task.key}**`, task.message ? `\n\n${task.kind}: ${task.message}` : '', task.location ? `\n\nat \`${task.location.file}:${task.location.line}\`` : '', ...warnings].join(''),
     );
-    this.contextValue = `task;${aggregation ? '' : 'reproducible;'}${task.state === 'failed' || task.state === 'skipped' ? 'failed;' : ''}${task.location ? 'located;' : ''}${task.pid !== undefined ? 'stderr;' : ''}`;
-    // a click opens the failing line, or else the line a warning is about (what started a lingering process)
-    const line = task.location ?? (task.warnings ?? []).find((w) => w.location)?.location;
-    if (line) {
+    this.contextValue = `task;${aggregation ? '' : 'reproducible;'}${task.state === 'failed' || task.state === 'skipped' ? 'failed;' : ''}${task.location ? 'located;' : ''}${task.pid !== undefined ? 'stderr;' : ''}result;`;
+    // a click on a replicate opens the failing line, or else the line a warning is about (what
+    // started a lingering process), or else its result; a click on an aggregation, its result
+    const line = aggregation ? undefined : (task.location ?? (task.warnings ?? []).find((w) => w.location)?.location);
+    if (!line) this.command = { title: 'Show Result', command: 'modelopsDebugger.showResult', arguments: [this] };
+    else {
       this.command = { title: task.location ? 'Go to failure' : 'Go to warning', command: 'vscode.open', arguments: [vscode.Uri.file(line.file), { selection: new vscode.Range(line.line - 1, 0, line.line - 1, 0) }] };
     }
   }
