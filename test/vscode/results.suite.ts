@@ -93,7 +93,7 @@ export function registerResultsTests(ctx: () => { api: ModelOpsApi; root: string
       const text = await textOf(await click(aggregation));
       assert.match(text, /^# Aggregation · x=1\.0$/m);
       assert.match(text, /^\*\*ok\*\* · 6 of 6 replicates used/m);
-      assert.match(text, /^\| `targets:mean_value` \| ok \| 1 \| 6 \|$/m, 'the loss of its target');
+      assert.match(text, /^\| `targets:mean_value` \| ok \| 1\.0 \| 6 \|$/m, 'the loss of its target, the float Python returned');
       assert.match(text, /"kind": "mean"/, 'the target\'s diagnostics');
       assert.match(text, /^\| `value` \|  \| 6 \| 2 \| 0 \| 2 \| 2 \|$/m);
       assert.match(text, /^\| `stats` \| a \| 6 \| 1\.5 \| 0 \| 1\.5 \| 1\.5 \|$/m);

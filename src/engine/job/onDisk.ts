@@ -11,6 +11,7 @@ import type { Failure } from '../failure';
 import { holderGone, readOwner } from '../lock/dirLock';
 import type { JobCounts, JobEvent, JobStatus } from './events';
 import { ResultsReader, type AggRecord, type SimRecord } from './results';
+import { readJobJson } from './resultsReader';
 import { RESULTS_LOCK } from './resultsFolder';
 import type { JobSpec } from './spec';
 
@@ -53,7 +54,7 @@ export interface JobOnDisk {
 export async function readJobFolder(folder: string, job?: JobSpec): Promise<JobOnDisk> {
   const dir = path.resolve(folder);
   const reader = new ResultsReader(dir);
-  const spec = job ?? reader.job().job;
+  const spec = job ?? (await readJobJson(dir)).job;
   const sets = new Map<string, SetOnDisk>();
   const counts: JobCounts = {
     sims: { total: 0, ok: 0, failed: 0, pending: 0 },

@@ -20,7 +20,7 @@ import type { JobEvent } from './events';
 import type { Params } from './ids';
 import { checkAggRecord, checkSimRecord, type Checked } from './resultSchema';
 import { checkFolderItself, inspectFolder, lockResultsFolder, makeFolders, unwritable } from './resultsFolder';
-import { jobFromResultsJson, type JobInput, type JobSpec, type ParameterSet } from './spec';
+import type { JobInput, JobSpec, ParameterSet } from './spec';
 
 
 /**
@@ -179,16 +179,6 @@ export function readResultFile<T>(file: string, check: (value: unknown) => Check
 }
 
 /**
- * An earlier run's result of one replicate, read without opening the folder for writing:
- * undefined when it has none (not run yet), else the record or why the file is not one.
- */
-export function readSimResult(dir: string, set: ParameterSet, replicate: number): Checked<SimRecord> | undefined {
-  const file = simResultFile(dir, set.paramId, replicate);
-  if (!existsSync(file)) return undefined;
-  return readResultFile(file, (value) => checkSimRecord(value, set, replicate));
-}
-
-/**
  * An output's checksum as production sends it to aggregations (isolated_warm.py
  * `_serialize_sim_returns`): BLAKE2b-256 of its bytes, hex.
  */
@@ -254,22 +244,6 @@ export class ResultsReader {
   /** The status of an earlier run's aggregation of this parameter set, if it has a valid one. */
   aggStatus(set: ParameterSet): AggRecord['status'] | undefined {
     return this.existingAgg(set)?.status;
-  }
-
-  /**
-   * `job.json`, checked like a new job file (every param_id and seed recomputed; its job_id is
-   * the folder's name), with the bundle digest it records.
-   */
-  job(): { job: JobSpec; bundleDigest?: string } {
-    const file = path.join(this.dir, 'job.json');
-    let raw: unknown;
-    try {
-      raw = parsePythonJson(readFileSync(file, 'utf8'));
-    } catch (error) {
-      const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no job.json' : `job.json is not valid JSON: ${(error as Error).message}`;
-      throw new Failure('bad-input', `${this.dir} is not a results folder of a job (${why}).`);
-    }
-    return jobFromResultsJson(file, raw, path.basename(this.dir));
   }
 
   /** `manifest.json` as the last run to end wrote it; undefined when there is none yet. */

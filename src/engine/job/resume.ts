@@ -8,7 +8,8 @@
 import * as path from 'node:path';
 import { bundleDigest, checkBundleDir } from '../bundle/bundleDir';
 import { Failure } from '../failure';
-import { ResultsReader, ResultsStore } from './results';
+import { ResultsStore } from './results';
+import { readJobJson } from './resultsReader';
 import { checkFolderItself, cutTornLine, inspectFolder, lockResultsFolder, removeTemps } from './resultsFolder';
 import type { JobSpec } from './spec';
 
@@ -31,17 +32,17 @@ export interface BundleChange {
  * links or special files in the folder, `job.json` valid like a new job file. Also returns the
  * bundle digest recorded when it ran.
  */
-export function readEarlierJob(folder: string): { dir: string; job: JobSpec; file: string; bundleDigest?: string } {
+export async function readEarlierJob(folder: string): Promise<{ dir: string; job: JobSpec; file: string; bundleDigest?: string }> {
   const dir = path.resolve(folder);
   checkFolderItself(dir);
   inspectFolder(dir); // refuses links before reading anything through one
   const file = path.join(dir, 'job.json');
-  const { job, bundleDigest } = new ResultsReader(dir).job();
+  const { job, bundleDigest } = await readJobJson(dir);
   return { dir, job, file, bundleDigest };
 }
 
 export async function openEarlierRun(folder: string, options: ResumeOptions = {}): Promise<{ job: JobSpec; store: ResultsStore; bundleChange?: BundleChange }> {
-  const { dir, job, file, bundleDigest: recorded } = readEarlierJob(folder);
+  const { dir, job, file, bundleDigest: recorded } = await readEarlierJob(folder);
   await checkBundleDir(job.bundleDir);
   const now = await bundleDigest(job.bundleDir);
   const notices: string[] = [];

@@ -11,7 +11,8 @@ import { showBytes } from '../diagnose/classify';
 import { pollutionWarning } from '../diagnose/stdoutBlame';
 import { ExitCode, Failure, type FailureKind, type SourceLocation, unexpectedFailure } from '../failure';
 import { canonicalJson, paramId, type Params } from '../job/ids';
-import { outputChecksum, readSimResult, simResultFile, type SimRecord } from '../job/results';
+import { outputChecksum, type SimRecord } from '../job/results';
+import { readSimResult } from '../job/resultsReader';
 import { readEarlierJob } from '../job/resume';
 import { ExecuteRequest } from '../protocol';
 import { ourRunnerScript, RUNNER_FILE } from '../process/runnerScript';
@@ -128,14 +129,14 @@ interface RunResult {
  * start.
  */
 export async function reproduceReplicate(folder: string, which: { param: string; replicate: number }, options: ReplicateOptions = {}): Promise<ReplicateReport> {
-  const { dir, job, bundleDigest: recordedDigest } = readEarlierJob(folder);
+  const { dir, job, bundleDigest: recordedDigest } = await readEarlierJob(folder);
   const set = selectParameterSet(job, which.param);
   checkReplicateIndex(set, which.replicate);
   const seed = set.seeds[which.replicate];
   const notes: string[] = [];
-  const recorded = readSimResult(dir, set, which.replicate);
-  if (recorded && 'why' in recorded) notes.push(`${path.relative(dir, simResultFile(dir, set.paramId, which.replicate))} is not a result of this replicate (${recorded.why}): nothing to compare with.`);
-  if (!recorded) notes.push(`Replicate ${which.replicate} of this parameter set has no recorded result yet: nothing to compare with.`);
+  const recorded = await readSimResult(dir, set, which.replicate);
+  if (recorded.state === 'unreadable') notes.push(`${path.relative(dir, recorded.file)} is not a result of this replicate (${recorded.why}): nothing to compare with.`);
+  if (recorded.state === 'missing') notes.push(`Replicate ${which.replicate} of this parameter set has no recorded result yet: nothing to compare with.`);
 
   await checkBundleDir(job.bundleDir);
   const digest = await bundleDigest(job.bundleDir);
@@ -149,7 +150,7 @@ export async function reproduceReplicate(folder: string, which: { param: string;
 
   const runtime = runtimeOfJob(dir, options, notes);
   const run = await runOnce({ bundleDir: job.bundleDir, entrypoint: job.entrypoint, params: set.params, seed }, { ...options, ...runtime.options }, digest);
-  const record = recorded && 'record' in recorded ? recorded.record : undefined;
+  const record = recorded.state === 'found' ? recorded.record : undefined;
   const compared = record ? compare(record, run) : uncompared(run);
   return {
     ...compared,
