@@ -22,12 +22,15 @@ import {
 } from '../diagnose/classify';
 import { Failure } from '../failure';
 import {
+  ExitingNotification,
   FatalNotification,
   PhaseNotification,
   ReadyRequest,
   ShutdownRequest,
   SpawnedNotification,
   StdoutNotification,
+  type ExitingParams,
+  type ResponseExtras,
   type FatalParams,
   type PhaseParams,
   type ReadyResult,
@@ -70,7 +73,8 @@ export interface WarmProcessOptions {
    */
   stderrFile?: { path: string; fd: number };
   onPhase?: (phase: PhaseParams, atMs: number) => void;
-  onCapture?: (capture: StdoutCaptureParams) => void;
+  /** `task`: the tag of the request the runner was working on when the bytes came (undefined: none). */
+  onCapture?: (capture: StdoutCaptureParams, task: string | undefined) => void;
   /** Keep every frame both ways, and stray stdout bytes, with timestamps. */
   recordTranscript?: boolean;
   /**
@@ -90,6 +94,18 @@ export interface RequestOptions {
   timeoutMs: number;
   /** Names the request in stderr callbacks while the runner works on it (a task key). */
   tag?: string;
+  /** Filled in as the request runs: where its stderr starts and ends in the runner's stderr. */
+  span?: StderrSpan;
+}
+
+/**
+ * A request's part of the runner's stderr, as byte offsets in the whole stream (which is the
+ * runner's log file, byte for byte): from when the runner began it to when it was answered (or
+ * the runner ended). Unset while it waits behind another request.
+ */
+export interface StderrSpan {
+  start?: number;
+  end?: number;
 }
 
 interface Pending {
@@ -99,6 +115,7 @@ interface Pending {
   stderrOffset: number;
   timeoutMs: number;
   tag?: string;
+  span?: StderrSpan;
   /** Armed only while this request is the one the runner is working on. */
   timer: NodeJS.Timeout | undefined;
   resolve: (value: unknown) => void;
@@ -138,6 +155,8 @@ export class WarmProcess {
   runnerName: string | undefined;
   phase: string | undefined;
   fatal: FatalParams | undefined;
+  /** The bundle called os._exit (our runner says where, just before it exits). */
+  exiting: ExitingParams | undefined;
   exitInfo: ExitInfo | undefined;
   readonly exited: Promise<ExitInfo>;
   /** Set once the process can no longer be used; later requests fail with it at once. */
@@ -168,6 +187,8 @@ export class WarmProcess {
   private readonly token = `${process.pid}-${randomBytes(8).toString('hex')}`;
   private readonly startTicks: Promise<number | undefined>;
   private readonly taskSpans: TaskSpan[] = [];
+  /** Where the runner's last answered request's stderr ended, as it said (see ResponseExtras). */
+  private stderrCursor: number | undefined;
 
   private constructor(private readonly options: WarmProcessOptions) {
     const tailBytes = options.stderrTailBytes ?? DEFAULT_STDERR_TAIL;
@@ -294,6 +315,7 @@ export class WarmProcess {
         stderrOffset: this.stderr.mark(),
         timeoutMs: options.timeoutMs,
         tag: options.tag,
+        span: options.span,
         timer: undefined,
         resolve: resolve as (value: unknown) => void,
         reject,
@@ -321,6 +343,8 @@ export class WarmProcess {
     if (head.timer) return;
     head.startedAt = this.now();
     head.stderrOffset = this.stderr.mark();
+    // our runner said where its last answer's stderr ended; else a span costs a stat of the log
+    if (head.span) head.stderrOffset = head.span.start = this.stderrCursor ?? this.stderr.total;
     // beyond 2^31-1 ms Node fires a timer at once (TimeoutOverflowWarning): cap, never expire early
     head.timer = setTimeout(() => void this.onTimeout(id), Math.min(head.timeoutMs, MAX_TIMER_MS));
   }
@@ -378,6 +402,7 @@ export class WarmProcess {
       method,
       exit: this.exitInfo,
       fatal: this.fatal,
+      exiting: this.exiting,
       stderrSince: this.stderr.since(pending?.stderrOffset ?? 0),
       stderrTail: this.stderr.text(),
       stderrBytes: this.stderr.total,
@@ -466,6 +491,7 @@ export class WarmProcess {
     }
     this.pending.delete(id!);
     clearTimeout(pending.timer);
+    this.endSpan(pending);
     this.armHead();
     if (pending.method === 'execute' || pending.method === 'aggregate') this.uses++;
     pending.reject(
@@ -493,6 +519,10 @@ export class WarmProcess {
     if (!pending) return; // a late answer to a request that already timed out
     this.pending.delete(response.id as number);
     clearTimeout(pending.timer);
+    const told = (response as ResponseExtras).modelops?.stderr;
+    if (told && pending.span) [pending.span.start, pending.span.end] = told;
+    else this.endSpan(pending);
+    if (told) this.stderrCursor = told[1];
     this.armHead();
     if (pending.method === 'execute' || pending.method === 'aggregate') this.uses++;
     if (pending.tag !== undefined) this.rememberSpan({ task: pending.tag, startMs: pending.startedAt, endMs: this.now() });
@@ -517,9 +547,12 @@ export class WarmProcess {
       case StdoutNotification.method: {
         const capture = message.params as StdoutCaptureParams;
         this.captures.push(capture);
-        this.options.onCapture?.(capture);
+        this.options.onCapture?.(capture, this.pending.values().next().value?.tag);
         break;
       }
+      case ExitingNotification.method:
+        this.exiting = message.params as ExitingParams;
+        break;
       case FatalNotification.method:
         this.fatal = message.params as FatalParams;
         break;
@@ -602,6 +635,7 @@ export class WarmProcess {
     for (const [id, pending] of this.pending) {
       this.pending.delete(id);
       clearTimeout(pending.timer);
+      if (head) this.endSpan(pending);
       if (head) pending.reject(failureFor(pending));
       else pending.reject(new Failure('cancelled', `not started: the runner (pid ${this.pid}) failed while working on an earlier request`, { notes: [NOT_STARTED] }));
       head = false;
@@ -642,6 +676,11 @@ export class WarmProcess {
   private forgetEndedSpawns(): void {
     const running = this.spawns.filter((spawn) => isRunning(spawn.pid));
     this.spawns.splice(0, this.spawns.length, ...running.slice(-SPAWNS_KEPT / 2));
+  }
+
+  /** The request is answered (or its runner ended): its stderr ends here. */
+  private endSpan(pending: Pending): void {
+    if (pending.span && pending.span.start !== undefined) pending.span.end = this.stderr.total;
   }
 
   private rememberSpan(span: TaskSpan): void {
