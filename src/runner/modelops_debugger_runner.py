@@ -1148,6 +1148,8 @@ def main(argv=None):
             # more: where this one's stderr starts and ends in the log, said by the writer
             response["modelops"] = {"stderr": [start, _stderr_position()]}
         if response is not None and message.get("id") is not None:
+            if STDERR_MARKS and isinstance(message.get("id"), int):
+                _mark_stderr(message["id"])
             try:
                 channel.send(response)
             except FrameTooLarge as exc:
@@ -1156,6 +1158,18 @@ def main(argv=None):
             break
     finish_captures(drain)
     return 0
+
+
+# The engine reads stderr through a pipe and asks where each answer's stderr ends (stderrMarks.ts)
+STDERR_MARKS = os.environ.get("MODELOPS_STDERR_MARKS") == "1"
+
+
+def _mark_stderr(request_id):
+    try:
+        sys.stderr.flush()
+        _real_os_write(2, b"\0MO|%d\0" % request_id)
+    except (OSError, ValueError):
+        pass  # stderr is gone: the engine then measures the span itself
 
 
 def _stderr_position():

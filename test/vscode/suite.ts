@@ -93,7 +93,7 @@ export function run(): Promise<void> {
       assert.equal(computing.length, 3, lines.join('\n'));
       assert.ok(computing.every((l) => /^\[sim-[0-9a-f]{8}-[0-2] · pid \d+\] computing x=2\.0$/.test(l)), computing.join('\n'));
 
-      const processes = api.processTree.getChildren();
+      const processes = api.processTree.processItems();
       const ofJob = processes.filter((p) => p.info.jobId === 'editor-job');
       assert.ok(ofJob.length >= 1);
       // six replicates; no aggregation request (the job has no targets: the summary is the engine's)
@@ -339,7 +339,7 @@ export function run(): Promise<void> {
         // and streamed into the bundle's channel, with the task
         assert.ok(api.stderr.recent(path.join(scratch, 'bundle')).some((line) => /^\[sim-[0-9a-f]{8}-[0-2] · pid \d+\] on dask x=2\.0$/.test(line)));
         // runners on workers cannot be signalled from here: no stacks or kill for them
-        assert.ok(api.processTree.getChildren().filter((p) => p.info.worker).every((p) => !/alive;/.test(p.contextValue!)));
+        assert.ok(api.processTree.processItems().filter((p) => p.info.worker).every((p) => !/alive;/.test(p.contextValue!)));
       } finally {
         await vscode.commands.executeCommand('modelopsDebugger.useLocal');
         await cluster.stop();

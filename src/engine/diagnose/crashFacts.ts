@@ -33,9 +33,17 @@ export function crashFacts(evidence: Pick<Evidence, 'exitCode' | 'signal' | 'pha
     signal,
     phase: evidence.phase,
     stderr_lines: lastLines(withoutDump(evidence.taskStderr ?? evidence.stderrTail ?? ''), CRASH_STDERR_LINES),
-    stack: evidence.frames?.length ? [...evidence.frames].reverse().slice(0, STACK_FRAMES) : undefined,
+    stack: ownFrames(evidence.frames),
   };
 }
+
+/** The crashing thread's frames without our runner's own (it calls the bundle; it is not the cause). */
+function ownFrames(frames: readonly PyFrame[] | undefined): PyFrame[] | undefined {
+  const kept = (frames ?? []).filter((frame) => !RUNNER_FILE.test(frame.file));
+  return kept.length ? kept.reverse().slice(0, STACK_FRAMES) : undefined;
+}
+
+const RUNNER_FILE = /(^|[\\/])modelops_(debugger_)?runner\.py$/;
 
 /** stderr up to the fault dump that ends it (the dump is shown as a stack, not as text). */
 function withoutDump(text: string): string {

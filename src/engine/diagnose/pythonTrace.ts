@@ -106,6 +106,11 @@ export function parseFaultDump(text: string): FaultDump | undefined {
   return dump.threads.length || dump.fatalError ? dump : undefined;
 }
 
+/** A faulthandler dump written whole: its last thread's frames have landed (it writes in one go). */
+export function isCompleteDump(text: string): boolean {
+  return /\(most recent call first\):\n(?: {2}File .*\n)+\s*$/.test(text);
+}
+
 /** The thread that matters in a dump: the crashing one, else the main thread (listed last). */
 export function primaryThread(dump: FaultDump): ThreadDump | undefined {
   return dump.threads.find((t) => t.current) ?? dump.threads[dump.threads.length - 1];

@@ -21,6 +21,7 @@ import {
   type RunnerFacts,
 } from '../diagnose/classify';
 import { Failure } from '../failure';
+import { isCompleteDump } from '../diagnose/pythonTrace';
 import {
   ExitingNotification,
   FatalNotification,
@@ -39,6 +40,7 @@ import {
 } from '../protocol';
 import { endProcessGroup, findDescendants, RUNNER_TOKEN_ENV, signalGroup, startTicksOf, type LingeringDescendant, type Spawn, type TaskSpan } from './descendants';
 import { StderrFile, StderrTail, type StderrSource } from './stderrTail';
+import { StderrMarks, STDERR_MARKS_ENV } from './stderrMarks';
 import { StdoutTap, type TapEvent } from './stdoutTap';
 import { DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_ENV, showSize } from './frameCap';
 import { parseWireJson } from '../pyjson/pyjson';
@@ -189,6 +191,8 @@ export class WarmProcess {
   private readonly taskSpans: TaskSpan[] = [];
   /** Where the runner's last answered request's stderr ended, as it said (see ResponseExtras). */
   private stderrCursor: number | undefined;
+  /** Request id → where its stderr ended in the pipe (stderrMarks.ts), until its answer is handled. */
+  private readonly stderrMarks = new Map<number, number>();
 
   private constructor(private readonly options: WarmProcessOptions) {
     const tailBytes = options.stderrTailBytes ?? DEFAULT_STDERR_TAIL;
@@ -209,7 +213,7 @@ export class WarmProcess {
       ],
       {
         cwd: options.bundleDir,
-        env: { ...options.env, PYTHONUNBUFFERED: '1', [RUNNER_TOKEN_ENV]: this.token, [MAX_FRAME_ENV]: String(this.maxFrameBytes) },
+        env: { ...options.env, PYTHONUNBUFFERED: '1', [RUNNER_TOKEN_ENV]: this.token, [MAX_FRAME_ENV]: String(this.maxFrameBytes), ...(options.stderrFile ? {} : { [STDERR_MARKS_ENV]: '1' }) },
         extendEnv: true,
         stdin: 'pipe',
         stdout: 'pipe',
@@ -229,9 +233,25 @@ export class WarmProcess {
     this.stderrEnded = streamEnd(this.child.stderr);
     const tail = this.stderr;
     if (tail instanceof StderrTail) {
+      const marks = new StderrMarks();
+      const take = (data: Buffer, tag: string | undefined) => {
+        tail.push(data);
+        options.onStderr?.(data, tag);
+      };
       this.child.stderr!.on('data', (chunk: Buffer) => {
-        tail.push(chunk);
-        options.onStderr?.(chunk, this.pending.values().next().value?.tag);
+        // what comes after an answer's mark is the next request's (the runner answers in order)
+        let tag = this.pending.values().next().value?.tag;
+        for (const piece of marks.split(chunk)) {
+          if ('data' in piece) take(piece.data, tag);
+          else if (this.pending.has(piece.mark)) {
+            this.stderrMarks.set(piece.mark, tail.total);
+            tag = this.requestAfter(piece.mark)?.tag;
+          }
+        }
+      });
+      this.child.stderr!.on('end', () => {
+        const rest = marks.flush();
+        if (rest) take(rest, undefined);
       });
     }
 
@@ -387,9 +407,8 @@ export class WarmProcess {
       return undefined; // ESRCH: it exited after the check above; its exit tells the rest
     }
     // faulthandler writes the dump in one go; wait for its last thread's frames to land
-    const complete = (text: string) => /\(most recent call first\):\n(?: {2}File .*\n)+\s*$/.test(text);
     const dumped = () => this.stderr.since(before);
-    await this.stderr.waitFor(() => complete(dumped()), waitMs);
+    await this.stderr.waitFor(() => isCompleteDump(dumped()), waitMs);
     return dumped().trim() || undefined;
   }
 
@@ -519,7 +538,7 @@ export class WarmProcess {
     if (!pending) return; // a late answer to a request that already timed out
     this.pending.delete(response.id as number);
     clearTimeout(pending.timer);
-    const told = (response as ResponseExtras).modelops?.stderr;
+    const told = (response as ResponseExtras).modelops?.stderr ?? this.markedSpan(response.id as number, pending);
     if (told && pending.span) [pending.span.start, pending.span.end] = told;
     else this.endSpan(pending);
     if (told) this.stderrCursor = told[1];
@@ -676,6 +695,24 @@ export class WarmProcess {
   private forgetEndedSpawns(): void {
     const running = this.spawns.filter((spawn) => isRunning(spawn.pid));
     this.spawns.splice(0, this.spawns.length, ...running.slice(-SPAWNS_KEPT / 2));
+  }
+
+  /** [start, end) of an answered request's stderr, from the mark our runner wrote before the answer. */
+  private markedSpan(id: number, pending: Pending): [number, number] | undefined {
+    const end = this.stderrMarks.get(id);
+    if (end === undefined) return undefined;
+    this.stderrMarks.delete(id);
+    return [pending.span?.start ?? end, end];
+  }
+
+  /** The request queued behind `id`, which the runner begins once it has answered `id`. */
+  private requestAfter(id: number): Pending | undefined {
+    let found = false;
+    for (const [key, pending] of this.pending) {
+      if (found) return pending;
+      found = key === id;
+    }
+    return undefined;
   }
 
   /** The request is answered (or its runner ended): its stderr ends here. */

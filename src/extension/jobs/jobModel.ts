@@ -4,7 +4,8 @@
  */
 import type { FailureKind, SourceLocation } from '../../engine/failure';
 import type { JobCounts, JobEvent, JobStatus } from '../../engine/job/events';
-import type { SimRecord } from '../../engine/job/results';
+import type { SimRecord, StderrRange } from '../../engine/job/results';
+import { crashFacts, type CrashFacts } from '../../engine/diagnose/crashFacts';
 import { scalarJson } from '../../engine/job/ids';
 import type { JobSpec } from '../../engine/job/spec';
 
@@ -25,6 +26,10 @@ export interface TaskInfo {
   location?: SourceLocation;
   /** Warnings about this task (lingering-descendants: processes it left running). */
   warnings?: TaskWarning[];
+  /** Its part of its runner's stderr log. */
+  stderr?: StderrRange;
+  /** The runner died under it: how, where, its last stderr lines and stack. */
+  crash?: CrashFacts;
 }
 
 export interface TaskWarning {
@@ -88,6 +93,7 @@ export class JobModel {
         const task = set.tasks[replicate];
         if (!task) continue;
         Object.assign(task, { state: record.status, pid: record.pid, worker: record.worker, ms: record.ms, attempts: record.attempts, kind: record.kind, message: record.message, location: record.location });
+        Object.assign(task, { stderr: record.stderr, crash: record.evidence ? crashFacts(record.evidence) : undefined });
         record.status === 'ok' ? set.ok++ : set.failed++;
       }
     }
@@ -115,6 +121,7 @@ export class JobModel {
         const { set, task } = found;
         if (task.state === 'finished') set.finished--;
         Object.assign(task, { state: event.status, pid: event.pid, worker: event.worker, ms: event.ms, attempts: event.attempt, kind: event.kind, message: event.message, location: event.location });
+        Object.assign(task, { stderr: event.stderr, crash: event.crash });
         event.status === 'ok' ? set.ok++ : set.failed++;
         break;
       }

@@ -119,6 +119,7 @@ export class JobRunner implements vscode.Disposable {
       if (news) this.log[news.level === 'warning' ? 'warn' : news.level](`job ${job.jobId}: ${news.text}`);
       this.processes.onJobEvent(job.jobId, store.dir, event);
       this.tree.scheduleRefresh();
+      if (event.type === 'warning' && event.kind === 'stdout-pollution' && event.key) this.stderr.warn(job.bundleDir, event.pid, event.key, warningDiagnostic(event));
       if (event.type === 'task-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`, vscode.DiagnosticSeverity.Error, event.callers);
       else if (event.type === 'agg-done' && event.status === 'failed' && event.location && event.kind) this.diagnostics.add(event.location, event.kind, `${event.kind}: ${event.message}`);
       else if (event.type === 'warning' && event.location) this.diagnostics.add(event.location, event.kind, warningDiagnostic(event), vscode.DiagnosticSeverity.Warning);
