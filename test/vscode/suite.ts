@@ -17,6 +17,7 @@ import type { JobRunResult } from '../../src/extension/jobs/jobRunner';
 import { ParamSetItem, TaskItem, type JobsNode } from '../../src/extension/jobs/jobsTree';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
+import { registerCrashTests } from './crash.suite';
 
 const EXTENSION_ID = 'modelops-debugger.modelops-debugger';
 
@@ -38,6 +39,8 @@ export function run(): Promise<void> {
       const results = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-results-'));
       await vscode.workspace.getConfiguration('modelopsDebugger').update('resultsDir', results, vscode.ConfigurationTarget.Global);
     });
+
+    registerCrashTests(() => ({ api, root }));
 
     it('runs in VS Code 1.100', () => {
       assert.match(vscode.version, /^1\.100\./);
