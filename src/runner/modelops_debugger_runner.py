@@ -445,7 +445,12 @@ class Fd1Drain(object):
                 self.busy = True
                 try:
                     frame = sys._current_frames().get(self._main)
-                    reporter.report("fd", data, _python_stack(frame) if frame else [], approximate=True)
+                    stack = _python_stack(frame) if frame else []
+                    if not stack:
+                        # the main thread is back in the runner (the call returned, it waits in
+                        # settle): the process the task started is the likeliest writer
+                        stack = state.get("spawn_stack") or []
+                    reporter.report("fd", data, stack, approximate=True)
                 finally:
                     self.busy = False
         finally:
@@ -525,7 +530,9 @@ _hooked_modules = set()
 def _report_spawn(pid, via, argv, frame):
     if argv is not None:
         argv = [os.fsdecode(arg) if isinstance(arg, (bytes, str)) else str(arg) for arg in argv]
-    channel.notify("runner/spawned", {"pid": pid, "via": via, "command": argv, "stack": _python_stack(frame)})
+    stack = _python_stack(frame)
+    state["spawn_stack"] = stack
+    channel.notify("runner/spawned", {"pid": pid, "via": via, "command": argv, "stack": stack})
 
 
 def _fork():
@@ -1014,6 +1021,7 @@ class Runner(object):
         if bundle_digest is not None and bundle_digest != self.digest:
             raise ValueError("bundle digest mismatch: runner has %s, request names %s" % (self.digest, bundle_digest))
         state["phase"] = "execute"
+        state["spawn_stack"] = None
         try:
             result, returned = call_watching_return(self.wire, entrypoint, params, seed)
             sys.stdout.flush()
@@ -1026,6 +1034,7 @@ class Runner(object):
 
     def aggregate(self, target_entrypoint, sim_returns, target_data=None, bundle_digest=None):
         state["phase"] = "aggregate-import"
+        state["spawn_stack"] = None
         try:
             func = resolve_target(self.bundle, target_entrypoint)
             state["phase"] = "aggregate"

@@ -2,7 +2,8 @@
 // headless Chromium as a person would — open the ModelOps container, run a job from the
 // command palette, expand the failed parameter set, open the failing line — with screenshots
 // in test-results/: the Jobs view with a failure, the editor with the diagnostic, the Venv
-// Caches view, a handshake's conversation, and a task that left a process running. Prints a mocha-style summary.
+// Caches view, a handshake's conversation, a task that left a process running, and a crashed
+// replicate's tooltip. Prints a mocha-style summary.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -10,7 +11,7 @@ import { launchBrowser, pickCommand, quickOpen, ROOT, startCodeServer } from '..
 
 const RESULTS = path.join(ROOT, 'test-results');
 const WAIT_MS = 60_000;
-const STEPS = 7;
+const STEPS = 8;
 
 const steps = [];
 async function step(name, body) {
@@ -39,6 +40,10 @@ async function main() {
   mkdirSync(path.join(ws, 'forking'), { recursive: true });
   writeFileSync(path.join(ws, 'forking', 'wire.py'), 'import subprocess\n\ndef wire(entrypoint, params, seed):\n    subprocess.Popen(["sleep", "3600"])\n    return {"value": b"1"}\n');
   writeFileSync(path.join(ws, 'fork-job.json'), '{"job_id": "ui-fork", "bundle": "forking", "entrypoint": "m.m/x", "parameter_sets": [{"k": 5}], "replicates": 2}\n');
+  // a simulation that crashes its runner in native code (SIGSEGV)
+  mkdirSync(path.join(ws, 'crashing'), { recursive: true });
+  writeFileSync(path.join(ws, 'crashing', 'wire.py'), 'import ctypes\nimport sys\n\n\ndef crash_in_native():\n    ctypes.string_at(0)\n\n\ndef wire(entrypoint, params, seed):\n    sys.stderr.write("computing k=%s seed=%s\\n" % (params["k"], seed))\n    sys.stderr.flush()\n    crash_in_native()\n    return {}\n');
+  writeFileSync(path.join(ws, 'crash-job.json'), '{"job_id": "ui-crash", "bundle": "crashing", "entrypoint": "m.m/x", "parameter_sets": [{"k": 7}], "replicates": 1}\n');
   let browser;
   console.log('\n  the extension, driven through the UI');
   try {
@@ -138,6 +143,20 @@ async function main() {
       await page.locator('.breadcrumbs-control:has-text("forking")').first().waitFor({ timeout: WAIT_MS });
       await page.locator('.squiggly-warning').first().waitFor({ timeout: WAIT_MS });
       await page.screenshot({ path: path.join(RESULTS, 'lingering-diagnostic.png') });
+    });
+
+    await step('a replicate whose runner crashed says how, where and what it last wrote, in its tooltip (screenshot crash-tooltip.png)', async () => {
+      await openFile('crash-job.json');
+      await page.locator('.tab[aria-label*="crash-job.json"]').first().waitFor({ timeout: WAIT_MS });
+      await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
+      await page.locator('.monaco-list-row:has-text("ui-crash")').filter({ hasText: 'failed' }).first().waitFor({ timeout: WAIT_MS });
+      await page.locator('.monaco-list-row:has-text("k=7")').first().click();
+      const replicate = page.locator('.monaco-list-row:has-text("replicate 0")').filter({ hasText: 'SIGSEGV' }).first();
+      await replicate.waitFor({ timeout: WAIT_MS });
+      await replicate.hover();
+      await page.locator(':is(.monaco-hover, .workbench-hover):has-text("killed by SIGSEGV")').first().waitFor({ timeout: WAIT_MS });
+      await page.locator(':is(.monaco-hover, .workbench-hover):has-text("computing k=7")').first().waitFor({ timeout: WAIT_MS });
+      await page.screenshot({ path: path.join(RESULTS, 'crash-tooltip.png') });
     });
   } catch {
     try {
