@@ -369,11 +369,22 @@ export class WarmProcess {
     head.timer = setTimeout(() => void this.onTimeout(id), Math.min(head.timeoutMs, MAX_TIMER_MS));
   }
 
-  /** Ask the runner to stop, then make sure it did. */
+  /**
+   * Ask the runner to stop, then make sure it did. One that answered gets `graceMs` to exit by
+   * itself, so its end says "exit 0", not a SIGTERM it never needed.
+   */
   async shutdown(graceMs = 2000): Promise<ExitInfo> {
     if (this.alive && this.pending.size === 0) {
-      await this.request(ShutdownRequest.type, {}, { timeoutMs: graceMs }).catch(() => undefined);
+      const answered = await this.request(ShutdownRequest.type, {}, { timeoutMs: graceMs }).then(
+        () => true,
+        () => false,
+      );
       this.child.stdin?.end();
+      if (answered) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([this.exited, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+        clearTimeout(timer);
+      }
     }
     return this.terminate(graceMs);
   }
