@@ -430,8 +430,11 @@ class Fd1Drain(object):
         _thread.start_new_thread(self._run, ())
 
     def join(self, timeout):
+        """True once the pipe's end was read (every writer gone), False after `timeout`."""
         if self._running.acquire(True, timeout):
             self._running.release()
+            return True
+        return False
 
     def _run(self):
         try:
@@ -638,7 +641,10 @@ def finish_captures(drain):
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # the pipe's last writer in this process goes away
     os.close(devnull)
-    drain.join(1.0)
+    if not drain.join(0.05):
+        # a process the bundle started still holds fd 1, so no end of the pipe will come: report
+        # what is in it now, and exit (the engine ends the process group, that process with it)
+        drain.settle(0.2)
     reporter.finish()
 
 

@@ -127,6 +127,10 @@ interface Pending {
 const DEFAULT_STDERR_TAIL = 256 * 1024;
 /** How long stray stdout bytes may keep coming before the verdict is given. */
 const NOISE_SETTLE_MS = 100;
+/** How long an answer waits for its stderr mark at most (it is written just before the answer). */
+const MARK_WAIT_MS = 200;
+/** How long a runner that answered `shutdown` gets to exit by itself (it takes a few ms). */
+const SELF_EXIT_MS = 250;
 /** How long a runner gets to write its stack dump after SIGUSR1. */
 const STACK_DUMP_WAIT_MS = 1500;
 /**
@@ -193,6 +197,12 @@ export class WarmProcess {
   private stderrCursor: number | undefined;
   /** Request id → where its stderr ended in the pipe (stderrMarks.ts), until its answer is handled. */
   private readonly stderrMarks = new Map<number, number>();
+  /** The runner marks its stderr (a pipe, and our runner). */
+  private readonly marking: boolean;
+  private stderrEndedSeen = false;
+  /** Messages waiting for an answer's mark (see handle). */
+  private readonly parked: Message[] = [];
+  private parkTimer: NodeJS.Timeout | undefined;
 
   private constructor(private readonly options: WarmProcessOptions) {
     const tailBytes = options.stderrTailBytes ?? DEFAULT_STDERR_TAIL;
@@ -232,6 +242,7 @@ export class WarmProcess {
 
     this.stderrEnded = streamEnd(this.child.stderr);
     const tail = this.stderr;
+    this.marking = !options.stderrFile;
     if (tail instanceof StderrTail) {
       const marks = new StderrMarks();
       const take = (data: Buffer, tag: string | undefined) => {
@@ -241,17 +252,22 @@ export class WarmProcess {
       this.child.stderr!.on('data', (chunk: Buffer) => {
         // what comes after an answer's mark is the next request's (the runner answers in order)
         let tag = this.pending.values().next().value?.tag;
+        let marked = false;
         for (const piece of marks.split(chunk)) {
           if ('data' in piece) take(piece.data, tag);
           else if (this.pending.has(piece.mark)) {
             this.stderrMarks.set(piece.mark, tail.total);
             tag = this.requestAfter(piece.mark)?.tag;
+            marked = true;
           }
         }
+        if (marked && this.parked.length) this.releaseParked();
       });
       this.child.stderr!.on('end', () => {
         const rest = marks.flush();
         if (rest) take(rest, undefined);
+        this.stderrEndedSeen = true;
+        this.releaseParked(true);
       });
     }
 
@@ -370,8 +386,9 @@ export class WarmProcess {
   }
 
   /**
-   * Ask the runner to stop, then make sure it did. One that answered gets `graceMs` to exit by
-   * itself, so its end says "exit 0", not a SIGTERM it never needed.
+   * Ask the runner to stop, then make sure it did. One that answered gets a moment to exit by
+   * itself, so its end says "exit 0", not a SIGTERM it never needed; not more, because Python
+   * waits at exit for the bundle's non-daemon processes (multiprocessing), which may never end.
    */
   async shutdown(graceMs = 2000): Promise<ExitInfo> {
     if (this.alive && this.pending.size === 0) {
@@ -382,7 +399,7 @@ export class WarmProcess {
       this.child.stdin?.end();
       if (answered) {
         let timer: NodeJS.Timeout | undefined;
-        await Promise.race([this.exited, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+        await Promise.race([this.exited, new Promise((resolve) => (timer = setTimeout(resolve, Math.min(graceMs, SELF_EXIT_MS))))]);
         clearTimeout(timer);
       }
     }
@@ -490,6 +507,33 @@ export class WarmProcess {
   }
 
   private handle(message: Message): void {
+    // an answer of ours whose stderr mark is still in the other pipe waits for it (and what came
+    // after it waits too, in order), so its span and its stderr's task are exact
+    if (this.parked.length || this.awaitsMark(message)) {
+      this.parked.push(message);
+      this.parkTimer ??= setTimeout(() => this.releaseParked(true), MARK_WAIT_MS);
+      return;
+    }
+    this.deliver(message);
+  }
+
+  /** Delivers parked messages in order, up to one whose mark has not come (all, when `force`). */
+  private releaseParked(force = false): void {
+    while (this.parked.length && (force || !this.awaitsMark(this.parked[0]))) this.deliver(this.parked.shift()!);
+    if (this.parked.length === 0 && this.parkTimer) {
+      clearTimeout(this.parkTimer);
+      this.parkTimer = undefined;
+    }
+  }
+
+  /** Our runner marks stderr before every answer when it is a pipe (stderrMarks.ts); production's never does. */
+  private awaitsMark(message: Message): boolean {
+    if (!this.marking || !this.runnerName || this.stderrEndedSeen) return false;
+    if (!('id' in message) || typeof message.id !== 'number' || !('result' in message || 'error' in message)) return false;
+    return this.pending.has(message.id) && !this.stderrMarks.has(message.id);
+  }
+
+  private deliver(message: Message): void {
     try {
       this.onMessage(message);
     } catch (error) {
@@ -650,6 +694,7 @@ export class WarmProcess {
     // a process that escaped the group may still hold the pipes: close our ends, never wait on it
     for (const stream of [this.child.stdout, this.child.stderr, this.child.stdin]) stream?.destroy();
     await new Promise((resolve) => setImmediate(resolve)); // let decoded messages be delivered
+    this.releaseParked(true);
     // an exit explains more than the stray bytes before it; those stay in the evidence
     if (this.noiseTimer) clearTimeout(this.noiseTimer);
     this.rejectAll((pending) => classifyExit(this.facts(pending.method, pending)));
