@@ -57,6 +57,8 @@ export interface Evidence {
   phase?: string;
   stderrTail?: string;
   stderrBytes?: number;
+  /** What the runner wrote to stderr while it worked on the failed request (its end, bounded). */
+  taskStderr?: string;
   /** Bytes on the protocol stream that were not frames, verbatim (escaped for display). */
   stdoutNoise?: string;
   stdoutNoiseB64?: string;

@@ -84,6 +84,15 @@ export namespace ShutdownRequest {
   export const type = new RequestType<Record<string, never>, ShutdownResult, void>(method);
 }
 
+/**
+ * Our runner adds this member to a response when its stderr is a file (a job's log): where the
+ * request's stderr starts and ends in it, [start, end) bytes, measured by the runner itself, so
+ * a task's part of the log is exact however late the engine reads the answer.
+ */
+export interface ResponseExtras {
+  modelops?: { stderr?: [number, number] };
+}
+
 // ---- errors -----------------------------------------------------------------------------
 
 export const ErrorCodes = {
@@ -163,6 +172,12 @@ export interface StdoutCaptureParams {
   size: number;
   stack: PyFrame[];
   approximate: boolean;
+  /**
+   * The writing thread's name when it is not the main thread (null or absent: the main thread,
+   * or unknown for `fd`). Production redirects sys.stdout only around the call, so a thread's
+   * print corrupts its frames whenever it lands between tasks.
+   */
+  thread?: string | null;
 }
 
 export namespace StdoutNotification {
@@ -197,4 +212,21 @@ export interface SpawnedParams {
 export namespace SpawnedNotification {
   export const method = 'runner/spawned';
   export const type = new NotificationType<SpawnedParams>(method);
+}
+
+/**
+ * The bundle called `os._exit` (which skips every handler): where, sent just before the runner
+ * exits, so an exit code in the middle of a task has its line.
+ */
+export interface ExitingParams {
+  via: 'os._exit';
+  code: number;
+  phase: RunnerActivity;
+  stack: PyFrame[];
+  thread?: string | null;
+}
+
+export namespace ExitingNotification {
+  export const method = 'runner/exiting';
+  export const type = new NotificationType<ExitingParams>(method);
 }

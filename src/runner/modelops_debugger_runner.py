@@ -139,7 +139,10 @@ def frame_of(message):
         parts = [b'{"jsonrpc":"2.0","id":', json_dumps(message.get("id")).encode("utf-8"), b',"result":{']
         for i, (name, value) in enumerate(result.items()):
             parts.extend((b"," if i else b"", json_dumps(name).encode("utf-8"), b':"', value, b'"'))
-        parts.append(b"}}")
+        parts.append(b"}")
+        if "modelops" in message:
+            parts.extend((b',"modelops":', json_dumps(message["modelops"]).encode("utf-8")))
+        parts.append(b"}")
         length = sum(len(part) for part in parts)
         if length > MAX_FRAME_BYTES:
             raise FrameTooLarge(length)
@@ -225,6 +228,7 @@ class Channel:
 
 _real_os_write = os.write
 MAIN_THREAD = _thread.get_ident()
+fd1_drain = None  # type: Fd1Drain
 channel = None  # type: Channel
 state = {"phase": "starting"}
 
@@ -261,8 +265,10 @@ class CaptureReporter:
         self.suppressed_bytes = 0
         self._lock = _thread.allocate_lock()
 
-    def report(self, source, data, stack, approximate=False):
-        """Forward the bytes to stderr (the user still sees them) and report them."""
+    def report(self, source, data, stack, approximate=False, thread=None):
+        """Forward the bytes to stderr (the user still sees them) and report them. `thread` names
+        the writer when it is not the main thread: production redirects sys.stdout only around
+        the call, so a thread's print breaks its frames whenever it lands between two tasks."""
         try:
             _real_os_write(2, data)
         except OSError:
@@ -283,6 +289,7 @@ class CaptureReporter:
                 "size": len(data),
                 "stack": stack,
                 "approximate": approximate,
+                "thread": thread,
             },
         )
 
@@ -342,6 +349,7 @@ class CapturedStdout(object):
         self._pending = b""
         self._pending_stack = None
         self._pending_site = None
+        self._pending_thread = None
         self._lock = _thread.allocate_lock()
 
     def write(self, text):
@@ -352,21 +360,22 @@ class CapturedStdout(object):
 
     def _capture(self, data, frame):
         stack = _python_stack(frame)
-        site = (stack[-1]["file"], stack[-1]["line"]) if stack else None
+        thread = _thread_name()
+        site = (stack[-1]["file"], stack[-1]["line"], thread) if stack else (None, None, thread)
         with self._lock:
             if self._pending and site != self._pending_site:
                 self._emit_locked()
             if not self._pending:
-                self._pending_stack, self._pending_site = stack, site
+                self._pending_stack, self._pending_site, self._pending_thread = stack, site, thread
             self._pending += data
             if data.endswith(b"\n"):
                 self._emit_locked()
 
     def _emit_locked(self):
         if self._pending:
-            data, stack = self._pending, self._pending_stack
-            self._pending, self._pending_stack, self._pending_site = b"", None, None
-            reporter.report("sys.stdout", data, stack)
+            data, stack, thread = self._pending, self._pending_stack, self._pending_thread
+            self._pending, self._pending_stack, self._pending_site, self._pending_thread = b"", None, None, None
+            reporter.report("sys.stdout", data, stack, thread=thread)
 
     def flush(self):
         with self._lock:
@@ -385,11 +394,21 @@ class CapturedStdout(object):
         return False
 
 
+def _thread_name():
+    """None for the main thread, else the writing thread's name (threading's, when it made it)."""
+    ident = _thread.get_ident()
+    if ident == MAIN_THREAD:
+        return None
+    threading = sys.modules.get("threading")
+    thread = threading._active.get(ident) if threading is not None else None
+    return thread.name if thread is not None else "thread 0x%x" % ident
+
+
 def _guarded_os_write(fd, data):
     """``os.write`` aimed at fd 1 from Python: blame the exact caller."""
     if fd == 1:
         data = bytes(data)
-        reporter.report("os.write", data, _python_stack(sys._getframe(1)))
+        reporter.report("os.write", data, _python_stack(sys._getframe(1)), thread=_thread_name())
         return len(data)
     return _real_os_write(fd, data)
 
@@ -403,14 +422,19 @@ class Fd1Drain(object):
         self._fd = read_fd
         self._main = main_ident
         self._running = _thread.allocate_lock()
+        # set while bytes read from the pipe are being reported (see settle)
+        self.busy = False
 
     def start(self):
         self._running.acquire()
         _thread.start_new_thread(self._run, ())
 
     def join(self, timeout):
+        """True once the pipe's end was read (every writer gone), False after `timeout`."""
         if self._running.acquire(True, timeout):
             self._running.release()
+            return True
+        return False
 
     def _run(self):
         try:
@@ -421,10 +445,46 @@ class Fd1Drain(object):
                     return
                 if not data:
                     return
-                frame = sys._current_frames().get(self._main)
-                reporter.report("fd", data, _python_stack(frame) if frame else [], approximate=True)
+                self.busy = True
+                try:
+                    frame = sys._current_frames().get(self._main)
+                    stack = _python_stack(frame) if frame else []
+                    if not stack:
+                        # the main thread is back in the runner (the call returned, it waits in
+                        # settle): the process the task started is the likeliest writer
+                        stack = state.get("spawn_stack") or []
+                    reporter.report("fd", data, stack, approximate=True)
+                finally:
+                    self.busy = False
         finally:
             self._running.release()
+
+    def settle(self, limit_s=0.05):
+        """Called by the main thread before it answers a task: what a child process wrote to fd 1
+        during the task (`subprocess.run(["echo", ...])`) is reported before the answer, so the
+        engine blames the task that ran it, not the next one. One ioctl when nothing is waiting;
+        a writer that never stops is given `limit_s`, never more."""
+        if not (self.busy or _unread_bytes(self._fd)):
+            return
+        import time
+
+        deadline = time.monotonic() + limit_s
+        while (self.busy or _unread_bytes(self._fd)) and time.monotonic() < deadline:
+            time.sleep(0.0005)
+
+
+# FIONREAD: Linux's value on most architectures, macOS's; termios has the others' (imported by
+# the bundle or not at all: its import would cost every runner's start-up)
+_FIONREAD = 0x4004667F if sys.platform == "darwin" else getattr(sys.modules.get("termios"), "FIONREAD", 0x541B)
+
+
+def _unread_bytes(fd):
+    try:
+        import fcntl
+
+        return int.from_bytes(fcntl.ioctl(fd, _FIONREAD, b"\0\0\0\0"), sys.byteorder)
+    except Exception:
+        return 0
 
 
 def widen_pipes(*fds):
@@ -452,7 +512,8 @@ def protect_stdio():
     os.close(write_fd)
     widen_pipes(2, proto_out)
     channel = Channel(proto_in, proto_out)
-    drain = Fd1Drain(read_fd, _thread.get_ident())
+    global fd1_drain
+    drain = fd1_drain = Fd1Drain(read_fd, _thread.get_ident())
     drain.start()
     sys.stdin = open(os.devnull, "r", encoding="utf-8")
     sys.stdout = CapturedStdout()
@@ -472,7 +533,9 @@ _hooked_modules = set()
 def _report_spawn(pid, via, argv, frame):
     if argv is not None:
         argv = [os.fsdecode(arg) if isinstance(arg, (bytes, str)) else str(arg) for arg in argv]
-    channel.notify("runner/spawned", {"pid": pid, "via": via, "command": argv, "stack": _python_stack(frame)})
+    stack = _python_stack(frame)
+    state["spawn_stack"] = stack
+    channel.notify("runner/spawned", {"pid": pid, "via": via, "command": argv, "stack": stack})
 
 
 def _fork():
@@ -536,7 +599,28 @@ def _forget_protocol_in_child():
         sys.stdout._lock = _thread.allocate_lock()
 
 
+_real_exit = os._exit
+_RUNNER_PID = os.getpid()
+
+
+def _os_exit(code):
+    """``os._exit`` skips every handler and flushes nothing: say where it was called (a line on
+    stderr and a ``runner/exiting`` notification), so "exited with code 17" gets its line.
+    Forked children (multiprocessing ends each with os._exit) are not the runner: left alone."""
+    if os.getpid() != _RUNNER_PID:
+        _real_exit(code)
+    try:
+        stack = _python_stack(sys._getframe(1))
+        where = "%s:%d in %s()" % (stack[-1]["file"], stack[-1]["line"], stack[-1]["function"]) if stack else "runner code"
+        _real_os_write(2, ("modelops runner: os._exit(%r) called at %s\n" % (code, where)).encode("utf-8", "replace"))
+        channel.notify("runner/exiting", {"via": "os._exit", "code": code, "phase": state["phase"], "stack": stack, "thread": _thread_name()})
+    except BaseException:
+        pass  # exiting is what was asked for, whatever the report does
+    _real_exit(code)
+
+
 def report_spawns():
+    os._exit = _os_exit
     os.fork = _fork
     for name in ("posix_spawn", "posix_spawnp"):
         if hasattr(os, name):
@@ -557,7 +641,10 @@ def finish_captures(drain):
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # the pipe's last writer in this process goes away
     os.close(devnull)
-    drain.join(1.0)
+    if not drain.join(0.05):
+        # a process the bundle started still holds fd 1, so no end of the pipe will come: report
+        # what is in it now, and exit (the engine ends the process group, that process with it)
+        drain.settle(0.2)
     reporter.finish()
 
 
@@ -940,9 +1027,11 @@ class Runner(object):
         if bundle_digest is not None and bundle_digest != self.digest:
             raise ValueError("bundle digest mismatch: runner has %s, request names %s" % (self.digest, bundle_digest))
         state["phase"] = "execute"
+        state["spawn_stack"] = None
         try:
             result, returned = call_watching_return(self.wire, entrypoint, params, seed)
             sys.stdout.flush()
+            fd1_drain.settle()
             encoded = encode_outputs(result)
             check_result_size("execute", encoded, returned)
             return encoded
@@ -951,11 +1040,13 @@ class Runner(object):
 
     def aggregate(self, target_entrypoint, sim_returns, target_data=None, bundle_digest=None):
         state["phase"] = "aggregate-import"
+        state["spawn_stack"] = None
         try:
             func = resolve_target(self.bundle, target_entrypoint)
             state["phase"] = "aggregate"
             result = run_aggregation(func, sim_returns, target_data)
             sys.stdout.flush()
+            fd1_drain.settle()
             return result
         finally:
             state["phase"] = "serving"
@@ -1055,6 +1146,7 @@ def main(argv=None):
     except BaseException as exc:  # SystemExit and KeyboardInterrupt from bundle code included
         return die(drain, exc)
     runner = Runner(bundle, args["venv_path"], args["bundle_digest"], wire)
+    stderr_is_file = _stderr_position() is not None
     set_phase("serving")
     while True:
         try:
@@ -1064,8 +1156,15 @@ def main(argv=None):
             continue
         if message is None:
             break
+        start = _stderr_position() if stderr_is_file else None
         response = handle(runner, message)
+        if start is not None and response is not None:
+            # the engine reads the answer whenever it can, by when the next task may have written
+            # more: where this one's stderr starts and ends in the log, said by the writer
+            response["modelops"] = {"stderr": [start, _stderr_position()]}
         if response is not None and message.get("id") is not None:
+            if STDERR_MARKS and isinstance(message.get("id"), int):
+                _mark_stderr(message["id"])
             try:
                 channel.send(response)
             except FrameTooLarge as exc:
@@ -1074,6 +1173,27 @@ def main(argv=None):
             break
     finish_captures(drain)
     return 0
+
+
+# The engine reads stderr through a pipe and asks where each answer's stderr ends (stderrMarks.ts)
+STDERR_MARKS = os.environ.get("MODELOPS_STDERR_MARKS") == "1"
+
+
+def _mark_stderr(request_id):
+    try:
+        sys.stderr.flush()
+        _real_os_write(2, b"\0MO|%d\0" % request_id)
+    except (OSError, ValueError):
+        pass  # stderr is gone: the engine then measures the span itself
+
+
+def _stderr_position():
+    """Where the next stderr byte goes in the runner's log, when stderr is a file (the engine's
+    jobs); None for a pipe or a terminal. Everyone writing through fd 2 moves it, children too."""
+    try:
+        return os.lseek(2, 0, 1)
+    except OSError:
+        return None
 
 
 def die(drain, exc):

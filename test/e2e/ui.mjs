@@ -4,8 +4,8 @@
 // in test-results/: the Jobs view with a failure, the editor with the diagnostic, the Venv
 // Caches view, a handshake's conversation, a task that left a process running, a handshake's
 // warning (its notification and its Problems entry), a job resumed after a cancel (every set
-// "agg ok"), an aborted job saying why, and the results view of an aggregation. Prints a
-// mocha-style summary.
+// "agg ok"), an aborted job saying why, the results view of an aggregation and a crashed
+// replicate's tooltip. Prints a mocha-style summary.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -13,7 +13,7 @@ import { launchBrowser, pickCommand, quickOpen, ROOT, startCodeServer } from '..
 
 const RESULTS = path.join(ROOT, 'test-results');
 const WAIT_MS = 60_000;
-const STEPS = 10;
+const STEPS = 11;
 
 const steps = [];
 async function step(name, body) {
@@ -56,6 +56,10 @@ async function main() {
   // a bundle that prints at import: production's runner would break on it, ours warns
   mkdirSync(path.join(ws, 'noisy'), { recursive: true });
   writeFileSync(path.join(ws, 'noisy', 'wire.py'), 'print("Loading model weights...")\n\n\ndef wire(entrypoint, params, seed):\n    return {"value": b"1"}\n');
+  // a simulation that crashes its runner in native code (SIGSEGV)
+  mkdirSync(path.join(ws, 'crashing'), { recursive: true });
+  writeFileSync(path.join(ws, 'crashing', 'wire.py'), 'import ctypes\nimport sys\n\n\ndef crash_in_native():\n    ctypes.string_at(0)\n\n\ndef wire(entrypoint, params, seed):\n    sys.stderr.write("computing k=%s seed=%s\\n" % (params["k"], seed))\n    sys.stderr.flush()\n    crash_in_native()\n    return {}\n');
+  writeFileSync(path.join(ws, 'crash-job.json'), '{"job_id": "ui-crash", "bundle": "crashing", "entrypoint": "m.m/x", "parameter_sets": [{"k": 7}], "replicates": 1}\n');
   let browser;
   console.log('\n  the extension, driven through the UI');
   try {
@@ -237,6 +241,20 @@ async function main() {
         page.locator('.view-lines:has-text("# Replicate 2")').first().waitFor({ timeout: WAIT_MS }),
       ]);
       await page.screenshot({ path: path.join(RESULTS, 'results-replicate.png') });
+    });
+
+    await step('a replicate whose runner crashed says how, where and what it last wrote, in its tooltip (screenshot crash-tooltip.png)', async () => {
+      await openFile('crash-job.json');
+      await page.locator('.tab[aria-label*="crash-job.json"]').first().waitFor({ timeout: WAIT_MS });
+      await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
+      await page.locator('.monaco-list-row:has-text("ui-crash")').filter({ hasText: 'failed' }).first().waitFor({ timeout: WAIT_MS });
+      await page.locator('.monaco-list-row:has-text("k=7")').first().click();
+      const replicate = page.locator('.monaco-list-row:has-text("replicate 0")').filter({ hasText: 'SIGSEGV' }).first();
+      await replicate.waitFor({ timeout: WAIT_MS });
+      await replicate.hover();
+      await page.locator(':is(.monaco-hover, .workbench-hover):has-text("killed by SIGSEGV")').first().waitFor({ timeout: WAIT_MS });
+      await page.locator(':is(.monaco-hover, .workbench-hover):has-text("computing k=7")').first().waitFor({ timeout: WAIT_MS });
+      await page.screenshot({ path: path.join(RESULTS, 'crash-tooltip.png') });
     });
   } catch {
     try {

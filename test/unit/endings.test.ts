@@ -126,16 +126,16 @@ describe('every way a simulation can end', function () {
     const sims = simRecords(path.join(out, 'prod-endings'));
     const byMode = (mode: string) => sims.find((s) => s.param_id === paramId({ mode } as unknown as Params))!;
     const expected: Record<string, string> = {
-      keyboard: 'Runner ended during execute on an uncaught KeyboardInterrupt (Python then ends itself with SIGINT)',
-      base: 'Runner exited with code 1 during execute on an uncaught endings.Meltdown: the reactor is gone',
-      'generator-exit': 'Runner exited with code 1 during execute on an uncaught GeneratorExit: closed early',
+      keyboard: 'Runner ended during the simulation on an uncaught KeyboardInterrupt (Python then ends itself with SIGINT)',
+      base: 'Runner exited with code 1 during the simulation on an uncaught endings.Meltdown: the reactor is gone',
+      'generator-exit': 'Runner exited with code 1 during the simulation on an uncaught GeneratorExit: closed early',
     };
     for (const [mode, message] of Object.entries(expected)) {
       assert.deepEqual([byMode(mode).kind, byMode(mode).message], ['process-crashed', message], mode);
       assert.deepEqual([path.resolve(byMode(mode).location.file), byMode(mode).location.line], [ENDINGS_PY, lineOf(ENDINGS_PY, mode)], mode);
     }
     // SystemExit prints nothing: an exit code is all there is, and the note says what it may mean
-    assert.deepEqual([byMode('exit3').kind, byMode('exit3').message], ['process-crashed', 'Runner exited with code 3 during execute']);
+    assert.deepEqual([byMode('exit3').kind, byMode('exit3').message], ['process-crashed', 'Runner exited with code 3 during the simulation']);
     assert.ok(byMode('exit3').evidence.notes.some((n: string) => /may have called sys\.exit\(\)/.test(n)));
   });
 

@@ -124,7 +124,7 @@ describe('handshake with our runner', () => {
     const report = await run('sigkill-in-execute', { execute: { entrypoint: 'm.x/y', params: {}, seed: 1 } });
     assert.equal(report.kind, 'process-crashed');
     assert.equal(report.evidence.signal, 'SIGKILL');
-    assert.match(report.message, /killed by SIGKILL \(signal 9\).*during execute/);
+    assert.match(report.message, /killed by SIGKILL \(signal 9\).*during the simulation/);
   });
 
   it('sigsegv-in-execute: process-crashed naming SIGSEGV, located from the fault dump', async () => {

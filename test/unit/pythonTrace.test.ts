@@ -63,6 +63,15 @@ describe('Python traces', () => {
     assert.equal(primaryThread(dump)!.frames.at(-1)!.file, '/b/wire.py');
   });
 
+  it('a dump with a thread in C code only ("<no Python frame>") is one dump, from its first line', () => {
+    const text = `computing k=7\nFatal Python error: Segmentation fault\n\nThread 0x00007f5fd7079b80 (most recent call first):\n  <no Python frame>\n\n${SEGV.slice(SEGV.indexOf('Current thread'))}`;
+    const dump = parseFaultDump(text)!;
+    assert.equal(dump.fatalError, 'Segmentation fault');
+    assert.equal(dump.threads.length, 2);
+    assert.ok(dump.text.startsWith('Fatal Python error: Segmentation fault'), dump.text);
+    assert.equal(primaryThread(dump)!.frames.at(-2)!.file, '/b/wire.py');
+  });
+
   it('no traceback, no dump: undefined, not a guess', () => {
     assert.equal(parseTraceback('just some stderr\n'), undefined);
     assert.equal(parseFaultDump('just some stderr\n'), undefined);

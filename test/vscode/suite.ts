@@ -22,6 +22,7 @@ import { registerLiveTests } from './live.suite';
 import { registerResultsTests } from './results.suite';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
+import { registerCrashTests } from './crash.suite';
 
 const EXTENSION_ID = 'modelops-debugger.modelops-debugger';
 
@@ -48,6 +49,7 @@ export function run(): Promise<void> {
     registerFailTests(() => ({ api, root }));
     registerTreeTests(() => ({ api, root }));
     registerResultsTests(() => ({ api, root }));
+    registerCrashTests(() => ({ api, root }));
 
     it('runs in VS Code 1.100', () => {
       assert.match(vscode.version, /^1\.100\./);
@@ -87,8 +89,8 @@ export function run(): Promise<void> {
       assert.match(String(tasks[1].description), /^failed · task-exception/);
       assert.match(tasks[1].contextValue!, /failed;located;stderr;/);
       await vscode.commands.executeCommand('modelopsDebugger.showStderr', tasks[1]);
-      assert.match(vscode.window.activeTextEditor!.document.fileName, /logs\/runner-\d+\.stderr$/);
-      assert.match(vscode.window.activeTextEditor!.document.getText(), /computing x=2\.0/);
+      // the replicate's own bytes of its runner's log, under a header naming the log
+      assert.match(vscode.window.activeTextEditor!.document.getText(), /^stderr of sim-[0-9a-f]{64}-0\nfrom .*\/logs\/runner-\d+\.stderr\n[^]*computing x=2\.0/);
       assert.ok(tasks[1].command, 'a failed task opens its line');
 
       const wire = vscode.Uri.file(path.join(bundle, 'wire.py'));
@@ -103,7 +105,7 @@ export function run(): Promise<void> {
       assert.equal(computing.length, 3, lines.join('\n'));
       assert.ok(computing.every((l) => /^\[sim-[0-9a-f]{8}-[0-2] · pid \d+\] computing x=2\.0$/.test(l)), computing.join('\n'));
 
-      const processes = api.processTree.getChildren();
+      const processes = api.processTree.processItems();
       const ofJob = processes.filter((p) => p.info.jobId === 'editor-job');
       assert.ok(ofJob.length >= 1);
       // six replicates; no aggregation request (the job has no targets: the summary is the engine's)
@@ -358,7 +360,7 @@ export function run(): Promise<void> {
         // and streamed into the bundle's channel, with the task
         assert.ok(api.stderr.recent(path.join(scratch, 'bundle')).some((line) => /^\[sim-[0-9a-f]{8}-[0-2] · pid \d+\] on dask x=2\.0$/.test(line)));
         // runners on workers cannot be signalled from here: no stacks or kill for them
-        assert.ok(api.processTree.getChildren().filter((p) => p.info.worker).every((p) => !/alive;/.test(p.contextValue!)));
+        assert.ok(api.processTree.processItems().filter((p) => p.info.worker).every((p) => !/alive;/.test(p.contextValue!)));
       } finally {
         await vscode.commands.executeCommand('modelopsDebugger.useLocal');
         await cluster.stop();

@@ -6,7 +6,7 @@
  */
 import * as os from 'node:os';
 import { Evidence, Failure, FailureKind, SourceLocation } from '../failure';
-import { ErrorCodes, type FatalParams, type PyFrame, type ResultTooLargeData, type UserErrorData } from '../protocol';
+import { ErrorCodes, type ExitingParams, type FatalParams, type PyFrame, type ResultTooLargeData, type UserErrorData } from '../protocol';
 import { showSize } from '../process/frameCap';
 import { locate, parseFaultDump, parseTraceback, primaryThread, type FaultDump } from './pythonTrace';
 
@@ -25,6 +25,8 @@ export interface RunnerFacts {
   method?: string;
   exit?: ExitInfo;
   fatal?: FatalParams;
+  /** Our runner: the bundle called os._exit, here. */
+  exiting?: ExitingParams;
   /** stderr written since the request started (bounded). */
   stderrSince: string;
   stderrTail: string;
@@ -123,6 +125,10 @@ export function classifyExit(facts: RunnerFacts): Failure {
       if (isNoWire(traceback.message)) return noWireFunction(facts.bundleDir, evidence);
       return new Failure('runner-exited-before-ready', `Runner ${how} before ready: ${cause}`, evidence, locate(traceback.frames, facts.bundleDir));
     }
+    if (facts.exiting && facts.exiting.code === exit.code) {
+      evidence.frames = facts.exiting.stack;
+      return new Failure('runner-exited-before-ready', `Runner ${how} while ${phaseWords(phase)}: the bundle called os._exit(${facts.exiting.code})`, evidence, locate(facts.exiting.stack, facts.bundleDir));
+    }
     const dump = dumpLocation(parseFaultDump(facts.stderrTail), facts.bundleDir);
     evidence.frames = dump.frames;
     return new Failure('runner-exited-before-ready', `Runner ${how} while ${phaseWords(phase)}, before answering ready`, evidence, dump.location);
@@ -134,6 +140,9 @@ export function classifyExit(facts: RunnerFacts): Failure {
     evidence.stacks = dump.text;
     evidence.frames = located.frames;
   }
+  const during = crashPhase(facts.method, dump);
+  if (facts.stderrSince) evidence.taskStderr = facts.stderrSince.slice(-STDERR_TAIL_SHOWN);
+  evidence.phase = `${during} (${facts.method} request)`;
   const uncaught = dump ? undefined : endingTraceback(facts.stderrSince, exit);
   if (uncaught) {
     // a runner (production's) that lets SystemExit, KeyboardInterrupt or another BaseException
@@ -145,15 +154,40 @@ export function classifyExit(facts: RunnerFacts): Failure {
     const cause = uncaught.message ? `${uncaught.excType}: ${uncaught.message}` : uncaught.excType;
     const message =
       exit.signal === 'SIGINT'
-        ? `Runner ended during ${facts.method} on an uncaught KeyboardInterrupt (Python then ends itself with SIGINT)`
-        : `Runner ${how} during ${facts.method} on an uncaught ${cause}`;
+        ? `Runner ended ${during} on an uncaught KeyboardInterrupt (Python then ends itself with SIGINT)`
+        : `Runner ${how} ${during} on an uncaught ${cause}`;
     return new Failure('process-crashed', message, evidence, location);
+  }
+  const exiting = facts.exiting;
+  if (!dump && exiting && exit.code === exiting.code) {
+    // our runner saw the bundle call os._exit: its line, not a guess
+    evidence.frames = exiting.stack;
+    const location = locate(exiting.stack, facts.bundleDir);
+    const thread = exiting.thread ? ` in thread ${exiting.thread}` : '';
+    const where = location ? ` in ${location.function ?? '?'}()` : '';
+    return new Failure('process-crashed', `Runner ${how} ${during}: the bundle called os._exit(${exiting.code})${where}${thread}`, evidence, location);
   }
   if (!dump && exit.code !== null) {
     evidence.notes = [...(evidence.notes ?? []), 'an exit code, not a signal, in the middle of a request: the bundle may have called sys.exit() or os._exit() (our runner reports the line of a sys.exit)'];
   }
   const where = located.location ? ` at ${located.location.function ?? '?'}()` : '';
-  return new Failure('process-crashed', `Runner ${how} during ${facts.method}${where}`, evidence, located.location);
+  return new Failure('process-crashed', `Runner ${how} ${during}${where}`, evidence, located.location);
+}
+
+/**
+ * Where the runner was when it died under a request, in the user's words: during the simulation
+ * or the aggregation, or, when the fault dump says so, between tasks (its main thread waiting for
+ * the next request) or in a thread of the bundle's.
+ */
+export function crashPhase(method: string | undefined, dump: FaultDump | undefined): string {
+  const work = method === 'execute' ? 'the simulation' : method === 'aggregate' ? 'the aggregation' : method ? `the ${method} request` : 'start-up';
+  if (!dump?.threads.length) return `during ${work}`;
+  const main = dump.threads[dump.threads.length - 1]; // faulthandler lists the newest thread first
+  const crashed = dump.threads.find((t) => t.current);
+  const waiting = main.frames.some((f) => f.function === 'read_message') && !main.frames.some((f) => f.function === 'execute' || f.function === 'aggregate');
+  const background = crashed && crashed !== main ? ` in thread ${crashed.thread}` : '';
+  if (waiting) return `between tasks${background}`;
+  return `during ${work}${background}`;
 }
 
 /** A request got no answer in time; `stacks` holds the runner's dump when it could give one. */

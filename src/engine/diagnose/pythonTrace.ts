@@ -66,6 +66,8 @@ export interface FaultDump {
 const THREAD_HEADER = /^(Current thread|Thread) (0x[0-9a-f]+)(?: \[.*\])? \(most recent call first\):$/;
 const DUMP_FRAME = /^ {2}File "(.+)", line (\d+) in (.+)$/;
 const FATAL_ERROR = /^Fatal Python error: (.+)$/;
+/** A thread in C code only (a thread the bundle's C extension started): still part of the dump. */
+const NO_FRAME = /^ {2}<no Python frame>$/;
 
 /** The last faulthandler dump in `text`, if any. */
 export function parseFaultDump(text: string): FaultDump | undefined {
@@ -75,7 +77,7 @@ export function parseFaultDump(text: string): FaultDump | undefined {
     if (THREAD_HEADER.test(lines[i]) || FATAL_ERROR.test(lines[i])) {
       start = i;
       // keep walking back over the other threads of the same dump
-      while (start > 0 && (THREAD_HEADER.test(lines[start - 1]) || DUMP_FRAME.test(lines[start - 1]) || lines[start - 1].trim() === '' || FATAL_ERROR.test(lines[start - 1]))) {
+      while (start > 0 && (THREAD_HEADER.test(lines[start - 1]) || DUMP_FRAME.test(lines[start - 1]) || NO_FRAME.test(lines[start - 1]) || lines[start - 1].trim() === '' || FATAL_ERROR.test(lines[start - 1]))) {
         start--;
       }
       break;
@@ -104,6 +106,11 @@ export function parseFaultDump(text: string): FaultDump | undefined {
   }
   dump.text = lines.slice(start, end + 1).join('\n').trim();
   return dump.threads.length || dump.fatalError ? dump : undefined;
+}
+
+/** A faulthandler dump written whole: its last thread's frames have landed (it writes in one go). */
+export function isCompleteDump(text: string): boolean {
+  return /\(most recent call first\):\n(?: {2}File .*\n)+\s*$/.test(text);
 }
 
 /** The thread that matters in a dump: the crashing one, else the main thread (listed last). */

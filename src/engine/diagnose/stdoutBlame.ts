@@ -7,10 +7,12 @@ import { locate } from './pythonTrace';
 /**
  * Production wraps only the *call* of the wire and target functions in
  * `redirect_stdout(sys.stderr)`. So a Python-level print there is harmless; anything at
- * import time, and any fd-level write at any time, corrupts production's frames.
+ * import time, and any fd-level write at any time, corrupts production's frames. So does a
+ * background thread's print, whenever it happens: the thread runs on between tasks, when
+ * production's sys.stdout is the protocol stream again.
  */
 export function breaksProduction(capture: StdoutCaptureParams): boolean {
-  if (capture.source === 'sys.stdout') return capture.phase !== 'execute' && capture.phase !== 'aggregate';
+  if (capture.source === 'sys.stdout' && !capture.thread) return capture.phase !== 'execute' && capture.phase !== 'aggregate';
   return true;
 }
 
@@ -24,5 +26,7 @@ export function pollutionWarning(capture: StdoutCaptureParams, bundleDir: string
   const where = location ? `${location.file}:${location.line}` : capture.text;
   if (warned.has(where)) return undefined;
   warned.add(where);
-  return { message: `stdout write during ${capture.phase} ("${showBytes(Buffer.from(capture.bytes_b64, 'base64'), 80)}") would corrupt the production runner's frames`, location };
+  const text = showBytes(Buffer.from(capture.bytes_b64, 'base64'), 80);
+  const writer = capture.thread ? `print from thread ${JSON.stringify(capture.thread)}` : capture.source === 'fd' ? 'write to fd 1 (a child process or C code)' : 'stdout write';
+  return { message: `${writer} during ${capture.phase} ("${text}") would corrupt the production runner's frames`, location };
 }

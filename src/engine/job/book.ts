@@ -10,7 +10,8 @@ import { isInside } from '../diagnose/pythonTrace';
 import { Failure, type FailureKind, type SourceLocation } from '../failure';
 import type { JobCounts, JobEvent, JobEventBody } from './events';
 import { canonicalJson } from './ids';
-import type { AggRecord, OutputRecord, ResultsStore, SimRecord } from './results';
+import type { AggRecord, OutputRecord, ResultsStore, SimRecord, StderrRange } from './results';
+import { crashFacts } from '../diagnose/crashFacts';
 import type { JobSpec, ParameterSet } from './spec';
 import { summarize } from './summary';
 
@@ -41,6 +42,8 @@ export interface RanOn {
   ms: number;
   /** The Dask worker's address (dask backend only). */
   worker?: string;
+  /** The task's part of its runner's stderr log, when known. */
+  stderr?: StderrRange;
 }
 
 /** An aggregation that is to run its targets: the record so far and the replicates it takes. */
@@ -87,8 +90,9 @@ export class JobBook {
     const key = simKey(state, replicate);
     const record: SimRecord = { key, status: 'ok', param_id: state.set.paramId, replicate, seed: state.set.seeds[replicate], attempts: ran.attempts, pid: ran.pid, ms: ran.ms, outputs: outputRecords(outputs) };
     if (ran.worker) record.worker = ran.worker;
+    if (ran.stderr) record.stderr = ran.stderr;
     this.finishSim(state, replicate, record);
-    this.emit({ type: 'task-done', key, status: 'ok', attempt: ran.attempts, pid: ran.pid, ms: ran.ms, ...(ran.worker ? { worker: ran.worker } : {}) });
+    this.emit({ type: 'task-done', key, status: 'ok', attempt: ran.attempts, pid: ran.pid, ms: ran.ms, ...(ran.worker ? { worker: ran.worker } : {}), ...(ran.stderr ? { stderr: ran.stderr } : {}) });
   }
 
   simFailed(state: SetState, replicate: number, failure: Failure, ran: RanOn): void {
@@ -108,8 +112,24 @@ export class JobBook {
       evidence: trimEvidence(failure),
     };
     if (ran.worker) record.worker = ran.worker;
+    if (ran.stderr) record.stderr = ran.stderr;
     this.finishSim(state, replicate, record);
-    this.emit({ type: 'task-done', key, status: 'failed', attempt: ran.attempts, pid: ran.pid, ms: ran.ms, kind: failure.kind, message: failure.message, location: failure.location, callers: callers(failure, this.job.bundleDir), ...(ran.worker ? { worker: ran.worker } : {}) });
+    const crash = crashFacts(failure.evidence);
+    this.emit({
+      type: 'task-done',
+      key,
+      status: 'failed',
+      attempt: ran.attempts,
+      pid: ran.pid,
+      ms: ran.ms,
+      kind: failure.kind,
+      message: failure.message,
+      location: failure.location,
+      callers: callers(failure, this.job.bundleDir),
+      ...(ran.worker ? { worker: ran.worker } : {}),
+      ...(ran.stderr ? { stderr: ran.stderr } : {}),
+      ...(crash ? { crash } : {}),
+    });
   }
 
   private finishSim(state: SetState, replicate: number, record: SimRecord): void {
@@ -218,8 +238,8 @@ export function decodeOutputs(outputs: Record<string, OutputRecord>): Record<str
 
 /** What a sim result file keeps of a failure's evidence: enough to act on, bounded in size. */
 function trimEvidence(failure: Failure): Record<string, unknown> {
-  const { exception, frames, exitCode, signal, phase, stderrTail, stacks, stdoutNoise, notes, elapsedMs, timeoutMs } = failure.evidence;
-  return JSON.parse(stringifyWireJson({ exception, frames, exitCode, signal, phase, stderrTail: stderrTail?.slice(-2000), stacks: stacks?.slice(-4000), stdoutNoise, notes, elapsedMs, timeoutMs })) as Record<string, unknown>;
+  const { exception, frames, exitCode, signal, phase, stderrTail, taskStderr, stacks, stdoutNoise, notes, elapsedMs, timeoutMs } = failure.evidence;
+  return JSON.parse(stringifyWireJson({ exception, frames, exitCode, signal, phase, stderrTail: stderrTail?.slice(-2000), taskStderr: taskStderr?.slice(-2000), stacks: stacks?.slice(-4000), stdoutNoise, notes, elapsedMs, timeoutMs })) as Record<string, unknown>;
 }
 
 /** Where an aggregation failed: its first failed target's line. */

@@ -5,6 +5,8 @@
 import type { Failure, FailureKind, SourceLocation } from '../failure';
 import type { VenvEvent } from '../venv/cache';
 import type { LingeringDescendant } from '../process/descendants';
+import type { CrashFacts } from '../diagnose/crashFacts';
+import type { StderrRange } from './results';
 
 export type TaskStatus = 'ok' | 'failed';
 
@@ -28,6 +30,10 @@ export type JobEvent = { t: string } & (
       callers?: SourceLocation[];
       /** The Dask worker that ran it (dask backend). */
       worker?: string;
+      /** Its part of its runner's stderr log (local backend). */
+      stderr?: StderrRange;
+      /** The runner died under it: exit code or signal, phase, last stderr lines, stack. */
+      crash?: CrashFacts;
     }
   | { type: 'agg-start'; key: string; pid: number | undefined; worker?: string }
   | { type: 'agg-done'; key: string; status: TaskStatus | 'skipped'; ms: number; kind?: FailureKind; message?: string; location?: SourceLocation }

@@ -32,6 +32,16 @@ export function runnerStderrLog(pid: number | undefined, worker?: string): strin
   return worker ? `dask-${worker.replace(/^[a-z]+:\/\//, '').replace(/[^A-Za-z0-9.-]+/g, '_')}-${runner}` : runner;
 }
 
+/**
+ * A task's part of its runner's stderr: `log` relative to the job's folder (`logs/runner-<pid>.stderr`),
+ * `start` and `end` byte offsets in it (end exclusive; equal when the task wrote nothing).
+ */
+export interface StderrRange {
+  log: string;
+  start: number;
+  end: number;
+}
+
 export interface OutputRecord {
   size: number;
   /** Standard padded base64 of the bytes. */
@@ -54,6 +64,7 @@ export interface SimRecord {
   message?: string;
   location?: SourceLocation;
   evidence?: Record<string, unknown>;
+  stderr?: StderrRange;
 }
 
 export interface AggRecord {

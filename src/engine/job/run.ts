@@ -13,12 +13,12 @@ import { WarmPool } from '../backends/local/pool';
 import { pollutionWarning } from '../diagnose/stdoutBlame';
 import { exitCodeFor, exitCodeForStop, ExitCode, Failure, REPORT_REQUEST, unexpectedFailure } from '../failure';
 import { AggregateRequest, ExecuteRequest, type SerializedSimReturn } from '../protocol';
-import { NOT_STARTED, WarmProcess, type TranscriptEntry } from '../process/warmProcess';
+import { NOT_STARTED, WarmProcess, type StderrSpan, type TranscriptEntry } from '../process/warmProcess';
 import { lingeringWarnings } from '../process/lingering';
 import { prepareRunner, type PreparedRunner, type RuntimeOptions } from '../runtime/prepare';
 import { JobBook, RETRYABLE, type SetState } from './book';
 import type { JobCounts, JobEvent, JobEventBody, JobStatus } from './events';
-import { outputChecksum, WRITE_BACKLOG_LIMIT, type OutputRecord, type ResultsStore } from './results';
+import { outputChecksum, runnerStderrLog, WRITE_BACKLOG_LIMIT, type OutputRecord, type ResultsStore, type StderrRange } from './results';
 import type { BundleChange } from './resume';
 import { unwritable } from './resultsFolder';
 import type { JobSpec } from './spec';
@@ -227,10 +227,11 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
               },
             }
           : { stderrFile }),
-        onCapture: (capture) => {
-          // our runner absorbed it; production's would have broken on it: say so once per line
+        onCapture: (capture, task) => {
+          // our runner absorbed it; production's would have broken on it: say so once per line,
+          // on the task the runner was working on (a thread's print, a child's echo)
           const warning = pollutionWarning(capture, prepared.bundleDir, warned);
-          if (warning) emit({ type: 'warning', kind: 'stdout-pollution', ...warning });
+          if (warning) emit({ type: 'warning', kind: 'stdout-pollution', ...warning, ...(task ? { key: task, pid } : {}) });
         },
       });
       pid = process.pid;
@@ -350,14 +351,15 @@ class Scheduler {
     const seed = state.set.seeds[replicate];
     let pid: number | undefined;
     let begun = 0;
+    const span: StderrSpan = {};
     try {
       const outputs = await this.pool.run((process) => {
         pid = process.pid;
         begun = performance.now();
         this.emit({ type: 'task-start', key, attempt: task.attempt, pid });
-        return process.request(ExecuteRequest.type, { entrypoint: this.job.entrypoint, params: state.wireParams as never, seed }, { timeoutMs: this.options.taskTimeoutMs, tag: key });
+        return process.request(ExecuteRequest.type, { entrypoint: this.job.entrypoint, params: state.wireParams as never, seed }, { timeoutMs: this.options.taskTimeoutMs, tag: key, span });
       });
-      this.book.simSucceeded(state, replicate, outputs, { attempts: task.attempt, pid, ms: Math.round(performance.now() - begun) });
+      this.book.simSucceeded(state, replicate, outputs, { attempts: task.attempt, pid, ms: Math.round(performance.now() - begun), stderr: stderrRange(span, pid) });
       this.queueAggregation(state);
     } catch (error) {
       const failure = unexpectedFailure(error, `running ${key}`);
@@ -376,7 +378,7 @@ class Scheduler {
         this.retries.push({ ...task, attempt: task.attempt + 1 });
         return;
       }
-      this.book.simFailed(state, replicate, failure, { attempts: task.attempt, pid, ms: Math.round(performance.now() - begun) });
+      this.book.simFailed(state, replicate, failure, { attempts: task.attempt, pid, ms: Math.round(performance.now() - begun), stderr: stderrRange(span, pid) });
       this.queueAggregation(state);
     }
   }
@@ -410,6 +412,12 @@ class Scheduler {
     }
     this.book.finishAgg(state, record, begun);
   }
+}
+
+/** Where a task's stderr is in its runner's log, once the runner began and ended it. */
+function stderrRange(span: StderrSpan, pid: number | undefined): StderrRange | undefined {
+  if (span.start === undefined || span.end === undefined || pid === undefined) return undefined;
+  return { log: `logs/${runnerStderrLog(pid)}`, start: span.start, end: span.end };
 }
 
 function notStarted(failure: Failure): boolean {

@@ -21,13 +21,17 @@ import {
   type RunnerFacts,
 } from '../diagnose/classify';
 import { Failure } from '../failure';
+import { isCompleteDump } from '../diagnose/pythonTrace';
 import {
+  ExitingNotification,
   FatalNotification,
   PhaseNotification,
   ReadyRequest,
   ShutdownRequest,
   SpawnedNotification,
   StdoutNotification,
+  type ExitingParams,
+  type ResponseExtras,
   type FatalParams,
   type PhaseParams,
   type ReadyResult,
@@ -36,6 +40,7 @@ import {
 } from '../protocol';
 import { endProcessGroup, findDescendants, RUNNER_TOKEN_ENV, signalGroup, startTicksOf, type LingeringDescendant, type Spawn, type TaskSpan } from './descendants';
 import { StderrFile, StderrTail, type StderrSource } from './stderrTail';
+import { StderrMarks, STDERR_MARKS_ENV } from './stderrMarks';
 import { StdoutTap, type TapEvent } from './stdoutTap';
 import { DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_ENV, showSize } from './frameCap';
 import { parseWireJson } from '../pyjson/pyjson';
@@ -70,7 +75,8 @@ export interface WarmProcessOptions {
    */
   stderrFile?: { path: string; fd: number };
   onPhase?: (phase: PhaseParams, atMs: number) => void;
-  onCapture?: (capture: StdoutCaptureParams) => void;
+  /** `task`: the tag of the request the runner was working on when the bytes came (undefined: none). */
+  onCapture?: (capture: StdoutCaptureParams, task: string | undefined) => void;
   /** Keep every frame both ways, and stray stdout bytes, with timestamps. */
   recordTranscript?: boolean;
   /**
@@ -90,6 +96,18 @@ export interface RequestOptions {
   timeoutMs: number;
   /** Names the request in stderr callbacks while the runner works on it (a task key). */
   tag?: string;
+  /** Filled in as the request runs: where its stderr starts and ends in the runner's stderr. */
+  span?: StderrSpan;
+}
+
+/**
+ * A request's part of the runner's stderr, as byte offsets in the whole stream (which is the
+ * runner's log file, byte for byte): from when the runner began it to when it was answered (or
+ * the runner ended). Unset while it waits behind another request.
+ */
+export interface StderrSpan {
+  start?: number;
+  end?: number;
 }
 
 interface Pending {
@@ -99,6 +117,7 @@ interface Pending {
   stderrOffset: number;
   timeoutMs: number;
   tag?: string;
+  span?: StderrSpan;
   /** Armed only while this request is the one the runner is working on. */
   timer: NodeJS.Timeout | undefined;
   resolve: (value: unknown) => void;
@@ -108,6 +127,10 @@ interface Pending {
 const DEFAULT_STDERR_TAIL = 256 * 1024;
 /** How long stray stdout bytes may keep coming before the verdict is given. */
 const NOISE_SETTLE_MS = 100;
+/** How long an answer waits for its stderr mark at most (it is written just before the answer). */
+const MARK_WAIT_MS = 200;
+/** How long a runner that answered `shutdown` gets to exit by itself (it takes a few ms). */
+const SELF_EXIT_MS = 250;
 /** How long a runner gets to write its stack dump after SIGUSR1. */
 const STACK_DUMP_WAIT_MS = 1500;
 /**
@@ -138,6 +161,8 @@ export class WarmProcess {
   runnerName: string | undefined;
   phase: string | undefined;
   fatal: FatalParams | undefined;
+  /** The bundle called os._exit (our runner says where, just before it exits). */
+  exiting: ExitingParams | undefined;
   exitInfo: ExitInfo | undefined;
   readonly exited: Promise<ExitInfo>;
   /** Set once the process can no longer be used; later requests fail with it at once. */
@@ -168,6 +193,16 @@ export class WarmProcess {
   private readonly token = `${process.pid}-${randomBytes(8).toString('hex')}`;
   private readonly startTicks: Promise<number | undefined>;
   private readonly taskSpans: TaskSpan[] = [];
+  /** Where the runner's last answered request's stderr ended, as it said (see ResponseExtras). */
+  private stderrCursor: number | undefined;
+  /** Request id → where its stderr ended in the pipe (stderrMarks.ts), until its answer is handled. */
+  private readonly stderrMarks = new Map<number, number>();
+  /** The runner marks its stderr (a pipe, and our runner). */
+  private readonly marking: boolean;
+  private stderrEndedSeen = false;
+  /** Messages waiting for an answer's mark (see handle). */
+  private readonly parked: Message[] = [];
+  private parkTimer: NodeJS.Timeout | undefined;
 
   private constructor(private readonly options: WarmProcessOptions) {
     const tailBytes = options.stderrTailBytes ?? DEFAULT_STDERR_TAIL;
@@ -188,7 +223,7 @@ export class WarmProcess {
       ],
       {
         cwd: options.bundleDir,
-        env: { ...options.env, PYTHONUNBUFFERED: '1', [RUNNER_TOKEN_ENV]: this.token, [MAX_FRAME_ENV]: String(this.maxFrameBytes) },
+        env: { ...options.env, PYTHONUNBUFFERED: '1', [RUNNER_TOKEN_ENV]: this.token, [MAX_FRAME_ENV]: String(this.maxFrameBytes), ...(options.stderrFile ? {} : { [STDERR_MARKS_ENV]: '1' }) },
         extendEnv: true,
         stdin: 'pipe',
         stdout: 'pipe',
@@ -207,10 +242,32 @@ export class WarmProcess {
 
     this.stderrEnded = streamEnd(this.child.stderr);
     const tail = this.stderr;
+    this.marking = !options.stderrFile;
     if (tail instanceof StderrTail) {
+      const marks = new StderrMarks();
+      const take = (data: Buffer, tag: string | undefined) => {
+        tail.push(data);
+        options.onStderr?.(data, tag);
+      };
       this.child.stderr!.on('data', (chunk: Buffer) => {
-        tail.push(chunk);
-        options.onStderr?.(chunk, this.pending.values().next().value?.tag);
+        // what comes after an answer's mark is the next request's (the runner answers in order)
+        let tag = this.pending.values().next().value?.tag;
+        let marked = false;
+        for (const piece of marks.split(chunk)) {
+          if ('data' in piece) take(piece.data, tag);
+          else if (this.pending.has(piece.mark)) {
+            this.stderrMarks.set(piece.mark, tail.total);
+            tag = this.requestAfter(piece.mark)?.tag;
+            marked = true;
+          }
+        }
+        if (marked && this.parked.length) this.releaseParked();
+      });
+      this.child.stderr!.on('end', () => {
+        const rest = marks.flush();
+        if (rest) take(rest, undefined);
+        this.stderrEndedSeen = true;
+        this.releaseParked(true);
       });
     }
 
@@ -294,6 +351,7 @@ export class WarmProcess {
         stderrOffset: this.stderr.mark(),
         timeoutMs: options.timeoutMs,
         tag: options.tag,
+        span: options.span,
         timer: undefined,
         resolve: resolve as (value: unknown) => void,
         reject,
@@ -321,15 +379,29 @@ export class WarmProcess {
     if (head.timer) return;
     head.startedAt = this.now();
     head.stderrOffset = this.stderr.mark();
+    // our runner said where its last answer's stderr ended; else a span costs a stat of the log
+    if (head.span) head.stderrOffset = head.span.start = this.stderrCursor ?? this.stderr.total;
     // beyond 2^31-1 ms Node fires a timer at once (TimeoutOverflowWarning): cap, never expire early
     head.timer = setTimeout(() => void this.onTimeout(id), Math.min(head.timeoutMs, MAX_TIMER_MS));
   }
 
-  /** Ask the runner to stop, then make sure it did. */
+  /**
+   * Ask the runner to stop, then make sure it did. One that answered gets a moment to exit by
+   * itself, so its end says "exit 0", not a SIGTERM it never needed; not more, because Python
+   * waits at exit for the bundle's non-daemon processes (multiprocessing), which may never end.
+   */
   async shutdown(graceMs = 2000): Promise<ExitInfo> {
     if (this.alive && this.pending.size === 0) {
-      await this.request(ShutdownRequest.type, {}, { timeoutMs: graceMs }).catch(() => undefined);
+      const answered = await this.request(ShutdownRequest.type, {}, { timeoutMs: graceMs }).then(
+        () => true,
+        () => false,
+      );
       this.child.stdin?.end();
+      if (answered) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([this.exited, new Promise((resolve) => (timer = setTimeout(resolve, Math.min(graceMs, SELF_EXIT_MS))))]);
+        clearTimeout(timer);
+      }
     }
     return this.terminate(graceMs);
   }
@@ -363,9 +435,8 @@ export class WarmProcess {
       return undefined; // ESRCH: it exited after the check above; its exit tells the rest
     }
     // faulthandler writes the dump in one go; wait for its last thread's frames to land
-    const complete = (text: string) => /\(most recent call first\):\n(?: {2}File .*\n)+\s*$/.test(text);
     const dumped = () => this.stderr.since(before);
-    await this.stderr.waitFor(() => complete(dumped()), waitMs);
+    await this.stderr.waitFor(() => isCompleteDump(dumped()), waitMs);
     return dumped().trim() || undefined;
   }
 
@@ -378,6 +449,7 @@ export class WarmProcess {
       method,
       exit: this.exitInfo,
       fatal: this.fatal,
+      exiting: this.exiting,
       stderrSince: this.stderr.since(pending?.stderrOffset ?? 0),
       stderrTail: this.stderr.text(),
       stderrBytes: this.stderr.total,
@@ -435,6 +507,33 @@ export class WarmProcess {
   }
 
   private handle(message: Message): void {
+    // an answer of ours whose stderr mark is still in the other pipe waits for it (and what came
+    // after it waits too, in order), so its span and its stderr's task are exact
+    if (this.parked.length || this.awaitsMark(message)) {
+      this.parked.push(message);
+      this.parkTimer ??= setTimeout(() => this.releaseParked(true), MARK_WAIT_MS);
+      return;
+    }
+    this.deliver(message);
+  }
+
+  /** Delivers parked messages in order, up to one whose mark has not come (all, when `force`). */
+  private releaseParked(force = false): void {
+    while (this.parked.length && (force || !this.awaitsMark(this.parked[0]))) this.deliver(this.parked.shift()!);
+    if (this.parked.length === 0 && this.parkTimer) {
+      clearTimeout(this.parkTimer);
+      this.parkTimer = undefined;
+    }
+  }
+
+  /** Our runner marks stderr before every answer when it is a pipe (stderrMarks.ts); production's never does. */
+  private awaitsMark(message: Message): boolean {
+    if (!this.marking || !this.runnerName || this.stderrEndedSeen) return false;
+    if (!('id' in message) || typeof message.id !== 'number' || !('result' in message || 'error' in message)) return false;
+    return this.pending.has(message.id) && !this.stderrMarks.has(message.id);
+  }
+
+  private deliver(message: Message): void {
     try {
       this.onMessage(message);
     } catch (error) {
@@ -466,6 +565,7 @@ export class WarmProcess {
     }
     this.pending.delete(id!);
     clearTimeout(pending.timer);
+    this.endSpan(pending);
     this.armHead();
     if (pending.method === 'execute' || pending.method === 'aggregate') this.uses++;
     pending.reject(
@@ -493,6 +593,10 @@ export class WarmProcess {
     if (!pending) return; // a late answer to a request that already timed out
     this.pending.delete(response.id as number);
     clearTimeout(pending.timer);
+    const told = (response as ResponseExtras).modelops?.stderr ?? this.markedSpan(response.id as number, pending);
+    if (told && pending.span) [pending.span.start, pending.span.end] = told;
+    else this.endSpan(pending);
+    if (told) this.stderrCursor = told[1];
     this.armHead();
     if (pending.method === 'execute' || pending.method === 'aggregate') this.uses++;
     if (pending.tag !== undefined) this.rememberSpan({ task: pending.tag, startMs: pending.startedAt, endMs: this.now() });
@@ -517,9 +621,12 @@ export class WarmProcess {
       case StdoutNotification.method: {
         const capture = message.params as StdoutCaptureParams;
         this.captures.push(capture);
-        this.options.onCapture?.(capture);
+        this.options.onCapture?.(capture, this.pending.values().next().value?.tag);
         break;
       }
+      case ExitingNotification.method:
+        this.exiting = message.params as ExitingParams;
+        break;
       case FatalNotification.method:
         this.fatal = message.params as FatalParams;
         break;
@@ -587,6 +694,7 @@ export class WarmProcess {
     // a process that escaped the group may still hold the pipes: close our ends, never wait on it
     for (const stream of [this.child.stdout, this.child.stderr, this.child.stdin]) stream?.destroy();
     await new Promise((resolve) => setImmediate(resolve)); // let decoded messages be delivered
+    this.releaseParked(true);
     // an exit explains more than the stray bytes before it; those stay in the evidence
     if (this.noiseTimer) clearTimeout(this.noiseTimer);
     this.rejectAll((pending) => classifyExit(this.facts(pending.method, pending)));
@@ -602,6 +710,7 @@ export class WarmProcess {
     for (const [id, pending] of this.pending) {
       this.pending.delete(id);
       clearTimeout(pending.timer);
+      if (head) this.endSpan(pending);
       if (head) pending.reject(failureFor(pending));
       else pending.reject(new Failure('cancelled', `not started: the runner (pid ${this.pid}) failed while working on an earlier request`, { notes: [NOT_STARTED] }));
       head = false;
@@ -642,6 +751,29 @@ export class WarmProcess {
   private forgetEndedSpawns(): void {
     const running = this.spawns.filter((spawn) => isRunning(spawn.pid));
     this.spawns.splice(0, this.spawns.length, ...running.slice(-SPAWNS_KEPT / 2));
+  }
+
+  /** [start, end) of an answered request's stderr, from the mark our runner wrote before the answer. */
+  private markedSpan(id: number, pending: Pending): [number, number] | undefined {
+    const end = this.stderrMarks.get(id);
+    if (end === undefined) return undefined;
+    this.stderrMarks.delete(id);
+    return [pending.span?.start ?? end, end];
+  }
+
+  /** The request queued behind `id`, which the runner begins once it has answered `id`. */
+  private requestAfter(id: number): Pending | undefined {
+    let found = false;
+    for (const [key, pending] of this.pending) {
+      if (found) return pending;
+      found = key === id;
+    }
+    return undefined;
+  }
+
+  /** The request is answered (or its runner ended): its stderr ends here. */
+  private endSpan(pending: Pending): void {
+    if (pending.span && pending.span.start !== undefined) pending.span.end = this.stderr.total;
   }
 
   private rememberSpan(span: TaskSpan): void {

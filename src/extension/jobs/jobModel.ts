@@ -7,6 +7,8 @@ import type { FailureKind, SourceLocation } from '../../engine/failure';
 import type { JobCounts, JobEvent, JobStatus } from '../../engine/job/events';
 import { firstFailedLocation } from '../../engine/job/book';
 import type { JobOnDisk, WarningEvent } from '../../engine/job/onDisk';
+import type { StderrRange } from '../../engine/job/results';
+import { crashFacts, type CrashFacts } from '../../engine/diagnose/crashFacts';
 import { scalarJson } from '../../engine/job/ids';
 import type { JobSpec } from '../../engine/job/spec';
 
@@ -32,6 +34,10 @@ export interface TaskInfo {
   location?: SourceLocation;
   /** Warnings about this task (lingering-descendants: processes it left running). */
   warnings?: TaskWarning[];
+  /** Its part of its runner's stderr log. */
+  stderr?: StderrRange;
+  /** The runner died under it: how, where, its last stderr lines and stack. */
+  crash?: CrashFacts;
 }
 
 export interface TaskWarning {
@@ -131,9 +137,10 @@ export class JobModel {
         const record = onDisk?.sims.get(task.replicate);
         if (record) {
           Object.assign(task, { pid: record.pid, worker: record.worker, ms: record.ms, attempts: record.attempts, kind: record.kind, message: record.message, location: record.location });
+          Object.assign(task, { stderr: record.stderr, crash: record.evidence ? crashFacts(record.evidence) : undefined });
           this.move(set, task, record.status);
         } else {
-          if (task.state === 'ok' || task.state === 'failed') Object.assign(task, { kind: undefined, message: undefined, location: undefined }); // forgotten by a rerun
+          if (task.state === 'ok' || task.state === 'failed') Object.assign(task, { kind: undefined, message: undefined, location: undefined, stderr: undefined, crash: undefined }); // forgotten by a rerun
           this.move(set, task, ended ? 'not-run' : task.state === 'ok' || task.state === 'failed' || !runningHere ? 'queued' : task.state);
         }
         if (ended || !task.warnings) task.warnings = warningsOf(disk.warnings.get(task.key));
@@ -223,6 +230,7 @@ export class JobModel {
         if (!found) break;
         const { set, task } = found;
         Object.assign(task, { pid: event.pid, worker: event.worker, ms: event.ms, attempts: event.attempt, kind: event.kind, message: event.message, location: event.location });
+        Object.assign(task, { stderr: event.stderr, crash: event.crash });
         this.move(set, task, event.status);
         break;
       }

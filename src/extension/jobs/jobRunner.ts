@@ -18,7 +18,7 @@ import { exitCodeFor, type Failure, unexpectedFailure } from '../../engine/failu
 import { locateInJobFile } from '../../engine/job/specLocation';
 import { describeVenvEvent } from '../../engine/venv/describe';
 import type { VenvEvent } from '../../engine/venv/cache';
-import type { FailureDiagnostics } from '../diagnostics';
+import { warningText, type FailureDiagnostics } from '../diagnostics';
 import type { JobInfo, JobModel } from './jobModel';
 import type { JobsTreeProvider } from './jobsTree';
 import type { ProcessTreeProvider } from '../processes/processTree';
@@ -231,6 +231,7 @@ export class JobRunner implements vscode.Disposable {
       if (news) this.log[news.level === 'warning' ? 'warn' : news.level](`job ${job.jobId}: ${news.text}`);
       this.processes.onJobEvent(job.jobId, store.dir, event);
       this.tree.scheduleRefresh();
+      if (event.type === 'warning' && event.kind === 'stdout-pollution' && event.key) this.stderr.warn(job.bundleDir, event.pid, event.key, warningText(event));
       if (event.type === 'task-done' && event.status === 'failed' && event.kind) this.diagnostics.addFailure({ kind: event.kind, message: event.message ?? '', location: event.location, callers: event.callers });
       else if (event.type === 'agg-done' && event.status === 'failed' && event.kind) this.diagnostics.addFailure({ kind: event.kind, message: event.message ?? '', location: event.location });
       else if (event.type === 'warning' && event.location) this.diagnostics.addWarning(event);

@@ -9,6 +9,7 @@ import * as vscode from 'vscode';
 import type { JobInfo, JobModel, ParamSetInfo, TaskInfo } from './jobModel';
 import { jobLabel } from '../../engine/job/spec';
 import { TreeRefresh } from '../util/coalesce';
+import { taskTooltip } from './taskTooltip';
 
 export class JobItem extends vscode.TreeItem {
   readonly kind = 'job';
@@ -80,6 +81,8 @@ export class TaskItem extends vscode.TreeItem {
     this.id = `task:${job.jobId}:${task.key}`;
     const parts: string[] = [stateText(task.state)];
     if (task.kind) parts.push(task.kind);
+    if (task.crash) parts.push(task.crash.signal ?? `exit ${task.crash.exit_code}`);
+    if (task.warnings?.some((w) => w.kind === 'stdout-pollution')) parts.push('⚠ stdout');
     // right after the state: a narrow view cuts the end of the description off
     const lingering = (task.warnings ?? []).filter((w) => w.kind === 'lingering-descendants').reduce((sum, w) => sum + (w.processes ?? 0), 0);
     if (lingering) parts.push(`⚠ left ${lingering === 1 ? '1 process' : `${lingering} processes`} running`);
@@ -89,10 +92,7 @@ export class TaskItem extends vscode.TreeItem {
     if (task.pid !== undefined) parts.push(`pid ${task.pid}${task.worker ? ` on ${task.worker}` : ''}`);
     this.description = parts.join(' · ');
     this.iconPath = statusIcon(task.state);
-    const warnings = (task.warnings ?? []).map((w) => `\n\n⚠ ${w.kind}: ${w.message}${w.location ? ` (at \`${w.location.file}:${w.location.line}\`)` : ''}`);
-    this.tooltip = new vscode.MarkdownString(
-      [`**${task.key}**`, task.message ? `\n\n${task.kind}: ${task.message}` : '', task.location ? `\n\nat \`${task.location.file}:${task.location.line}\`` : '', ...warnings].join(''),
-    );
+    this.tooltip = taskTooltip(task);
     this.contextValue = `task;${aggregation ? '' : 'reproducible;'}${task.state === 'failed' || task.state === 'skipped' ? 'failed;' : ''}${task.location ? 'located;' : ''}${task.pid !== undefined ? 'stderr;' : ''}result;`;
     // a click on a replicate opens the failing line, or else the line a warning is about (what
     // started a lingering process), or else its result; a click on an aggregation, its result

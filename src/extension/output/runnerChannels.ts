@@ -46,6 +46,18 @@ export class RunnerChannels implements vscode.Disposable {
     bundle.flush.schedule();
   }
 
+  /**
+   * A warning about a task, in its bundle's channel among the stderr lines (a stdout write the
+   * runner absorbed: the bytes are in the stderr above it, the verdict is this line).
+   */
+  warn(bundleDir: string, pid: number | undefined, task: string, message: string): void {
+    const bundle = this.channelFor(bundleDir);
+    bundle.flush.flush(); // after the stderr that came before it
+    const shown = `[${shortKey(task)} · pid ${pid ?? '?'}] ${message}`;
+    bundle.channel.warn(shown);
+    bundle.recent.push(`⚠ ${shown}`);
+  }
+
   /** Shows the lines waiting for the next batch now (a job has ended). */
   flush(): void {
     for (const bundle of this.channels.values()) bundle.flush.flush();

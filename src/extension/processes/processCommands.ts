@@ -1,13 +1,18 @@
-/** Commands on runners: their stderr (of a process, or of the runner that ran a task), stacks, kill. */
+/** Commands on runners: their stderr (of a process, or the part a task wrote), stacks, kill. */
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { isFailure } from '../../engine/failure';
 import { runnerStderrLog } from '../../engine/job/results';
+import { dumpStacksViaLog } from '../../engine/process/stackDump';
 import type { TaskItem } from '../jobs/jobsTree';
+import { shortKey } from '../output/runnerChannels';
+import { taskStderrText } from '../output/taskStderr';
+import { showText } from '../util/commands';
 import { ProcessItem } from './processTree';
 
-/** How long a runner's faulthandler takes to write every thread's stack, at most. */
-const STACK_DUMP_WAIT_MS = 300;
+/** How long a runner's faulthandler may take to write every thread's stack. */
+const STACK_DUMP_WAIT_MS = 1500;
 
 /** `jobStderr`: "Show Stderr" on a job, or from the palette (jobs/jobCommands.ts). */
 export function registerProcessCommands(jobStderr: (given: unknown) => Promise<unknown>): vscode.Disposable[] {
@@ -15,6 +20,10 @@ export function registerProcessCommands(jobStderr: (given: unknown) => Promise<u
     vscode.commands.registerCommand('modelopsDebugger.showStderr', async (given?: unknown): Promise<unknown> => {
       if (!(given instanceof ProcessItem) && (given as TaskItem | undefined)?.kind !== 'task') return jobStderr(given);
       const item = given as ProcessItem | TaskItem;
+      if (!(item instanceof ProcessItem) && item.task.stderr) {
+        // the task's own bytes of the log, as the engine recorded them
+        return showText(taskStderrText(item.job.dir, item.task.key, item.task.stderr), `stderr ${shortKey(item.task.key)}`);
+      }
       const log = item instanceof ProcessItem ? item.info.stderrLog : item?.task.pid !== undefined ? path.join(item.job.dir, 'logs', runnerStderrLog(item.task.pid, item.task.worker)) : undefined;
       if (!log) return;
       // a runner on a Dask worker that wrote nothing to stderr has no log here
@@ -26,10 +35,19 @@ export function registerProcessCommands(jobStderr: (given: unknown) => Promise<u
       if (item && item.info.endedAt === undefined) process.kill(item.info.pid, 'SIGKILL');
     }),
     vscode.commands.registerCommand('modelopsDebugger.dumpStacks', async (item?: ProcessItem) => {
-      if (!item || item.info.endedAt !== undefined) return;
-      process.kill(item.info.pid, 'SIGUSR1'); // our runner's faulthandler writes every thread's stack to its stderr
-      await new Promise((resolve) => setTimeout(resolve, STACK_DUMP_WAIT_MS));
-      await vscode.window.showTextDocument(vscode.Uri.file(item.info.stderrLog));
+      if (!item || item.info.endedAt !== undefined) return undefined;
+      try {
+        const { dump, start, end } = await dumpStacksViaLog(item.info.pid, item.info.stderrLog, STACK_DUMP_WAIT_MS);
+        const header = [
+          `Stacks of runner pid ${item.info.pid} (job ${item.info.jobId}), written by faulthandler on SIGUSR1 at ${new Date().toLocaleTimeString()}`,
+          `from ${item.info.stderrLog}, bytes ${start}–${end}`,
+          'Each File "…", line N is a link to that line.',
+        ];
+        return await showText(`${header.join('\n')}\n\n${dump.text}\n`, `stacks pid ${item.info.pid}`);
+      } catch (error) {
+        void vscode.window.showErrorMessage(`ModelOps: ${isFailure(error) ? error.message : String(error)}`);
+        return undefined;
+      }
     }),
   ];
 }

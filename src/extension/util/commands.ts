@@ -1,4 +1,5 @@
 /** What every command module shares: failures said once, and the pickers. */
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { isFailure } from '../../engine/failure';
 import { openAt } from './notices';
@@ -47,8 +48,29 @@ let reportCount = 0;
 export function registerReportDocuments(): vscode.Disposable {
   return vscode.Disposable.from(
     vscode.workspace.registerTextDocumentContentProvider(REPORT_SCHEME, { provideTextDocumentContent: (uri) => reports.get(uri.path) ?? '' }),
+    vscode.languages.registerDocumentLinkProvider({ scheme: REPORT_SCHEME }, { provideDocumentLinks: pythonFrameLinks }),
     vscode.workspace.onDidCloseTextDocument((document) => document.uri.scheme === REPORT_SCHEME && reports.delete(document.uri.path)),
   );
+}
+
+/**
+ * Python's frames in a report (faulthandler's `File "x.py", line 4 in f`, a traceback's
+ * `File "x.py", line 4, in f`) as links that open the line.
+ */
+function pythonFrameLinks(document: vscode.TextDocument): vscode.DocumentLink[] {
+  const links: vscode.DocumentLink[] = [];
+  const frame = /File "([^"]+)", line (\d+)/g;
+  for (let line = 0; line < document.lineCount; line++) {
+    const text = document.lineAt(line).text;
+    for (const match of text.matchAll(frame)) {
+      if (!match[1].startsWith('/')) continue; // <frozen …>, <string>: no file to open
+      const start = match.index! + 'File '.length;
+      const link = new vscode.DocumentLink(new vscode.Range(line, start, line, match.index! + match[0].length), vscode.Uri.file(match[1]).with({ fragment: `L${match[2]}` }));
+      link.tooltip = `open ${path.basename(match[1])}:${match[2]}`;
+      links.push(link);
+    }
+  }
+  return links;
 }
 
 /** `title` names the tab. */
