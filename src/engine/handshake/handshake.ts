@@ -11,7 +11,7 @@ import { Evidence, Failure, FailureKind, SourceLocation, unexpectedFailure } fro
 import { ExecuteRequest, type ExecuteParams, type ReadyResult, type StdoutCaptureParams } from '../protocol';
 import { ourRunnerScript } from '../process/runnerScript';
 import { WarmProcess, type TranscriptEntry } from '../process/warmProcess';
-import { prepareRunner, type PreparedRunner, type RuntimeOptions } from '../runtime/prepare';
+import { leasedVenv, prepareRunner, runnerLaunch, type PreparedRunner, type RuntimeOptions } from '../runtime/prepare';
 import { countWarnings } from './describe';
 import { describeOutput, type OutputView } from './outputs';
 
@@ -91,13 +91,9 @@ export async function handshake(options: HandshakeOptions): Promise<HandshakeOut
 async function handshakePrepared(options: HandshakeOptions, prepared: PreparedRunner): Promise<HandshakeOutcome> {
   const { bundleDir, python, runnerScript, digest, venv, lease } = prepared;
   const evidence: HandshakeEvidence = { bundle: bundleDir, python, runner: runnerScript };
-  if (lease) evidence.venv = { key: lease.key, path: lease.path, built: lease.built, reason: lease.reason, fresh: lease.fresh };
+  if (lease) evidence.venv = leasedVenv(prepared);
   const runner = WarmProcess.start({
-    python,
-    runnerScript,
-    bundleDir,
-    venvPath: venv,
-    bundleDigest: digest,
+    ...runnerLaunch(prepared),
     env: options.env,
     maxFrameBytes: options.maxFrameBytes,
     onStderr: options.onStderr,

@@ -15,7 +15,7 @@ import { exitCodeFor, exitCodeForStop, ExitCode, Failure, REPORT_REQUEST, unexpe
 import { AggregateRequest, ExecuteRequest, type SerializedSimReturn } from '../protocol';
 import { NOT_STARTED, WarmProcess, type StderrSpan, type TranscriptEntry } from '../process/warmProcess';
 import { lingeringWarnings } from '../process/lingering';
-import { prepareRunner, type PreparedRunner, type RuntimeOptions } from '../runtime/prepare';
+import { prepareRunner, runnerLaunch, type PreparedRunner, type RuntimeOptions } from '../runtime/prepare';
 import { JobBook, RETRYABLE, type SetState } from './book';
 import type { JobCounts, JobEvent, JobEventBody, JobStatus } from './events';
 import { outputChecksum, runnerStderrLog, WRITE_BACKLOG_LIMIT, type OutputRecord, type ResultsStore, type StderrRange } from './results';
@@ -209,11 +209,7 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
       const follow = options.onRunnerStderr;
       let pid: number | undefined;
       const process = WarmProcess.start({
-        python: prepared.python,
-        runnerScript: prepared.runnerScript,
-        bundleDir: prepared.bundleDir,
-        venvPath: prepared.venv,
-        bundleDigest: prepared.digest,
+        ...runnerLaunch(prepared),
         env: options.env,
         maxFrameBytes: options.maxFrameBytes,
         recordTranscript: options.trace,

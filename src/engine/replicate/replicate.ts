@@ -18,7 +18,7 @@ import { ExecuteRequest } from '../protocol';
 import { ourRunnerScript, RUNNER_FILE } from '../process/runnerScript';
 import { WarmProcess } from '../process/warmProcess';
 import { RawJson } from '../pyjson/pyjson';
-import { prepareRunner, type RuntimeOptions } from '../runtime/prepare';
+import { leasedVenv, prepareRunner, runnerLaunch, type RuntimeOptions } from '../runtime/prepare';
 import { cacheKeyOf } from '../venv/cache';
 import { readRanWith } from './ranWith';
 import { checkReplicateIndex, selectParameterSet } from './select';
@@ -247,16 +247,12 @@ async function runOnce(spec: ReplicateSpec, options: ReplicateOptions, digest?: 
     await prepared.lease?.release(); // stopped while the venv was prepared: no runner is started
     throw cancelled();
   }
-  const venv = prepared.lease && { key: prepared.lease.key, path: prepared.lease.path, built: prepared.lease.built, fresh: prepared.lease.fresh, reason: prepared.lease.reason };
+  const venv = leasedVenv(prepared);
   const warnings: RunResult['warnings'] = [];
   const warned = new Set<string>();
   try {
     const runner = WarmProcess.start({
-      python: prepared.python,
-      runnerScript: prepared.runnerScript,
-      bundleDir: prepared.bundleDir,
-      venvPath: prepared.venv,
-      bundleDigest: prepared.digest,
+      ...runnerLaunch(prepared),
       env: options.env,
       maxFrameBytes: options.maxFrameBytes,
       onStderr: options.onStderr,

@@ -41,6 +41,17 @@ export interface PreparedRunner {
   venvMs?: number;
 }
 
+/** What starting a runner in a prepared environment takes (WarmProcess.start's first options). */
+export function runnerLaunch(prepared: PreparedRunner): { python: string; runnerScript: string; bundleDir: string; venvPath: string; bundleDigest: string } {
+  return { python: prepared.python, runnerScript: prepared.runnerScript, bundleDir: prepared.bundleDir, venvPath: prepared.venv, bundleDigest: prepared.digest };
+}
+
+/** The venv a prepared runner uses, as reports and events name it; undefined without a cached venv. */
+export function leasedVenv(prepared: PreparedRunner): { key: string; path: string; built: boolean; fresh: boolean; reason: string } | undefined {
+  const lease = prepared.lease;
+  return lease && { key: lease.key, path: lease.path, built: lease.built, fresh: lease.fresh, reason: lease.reason };
+}
+
 /**
  * The environment a handshake runs in: bundle, interpreter (the bundle's venv unless an
  * interpreter is given), runner. Throws `bad-input`, `interpreter-not-found`,
