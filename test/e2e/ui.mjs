@@ -67,6 +67,22 @@ async function main() {
     const page = browser.pages()[0] ?? (await browser.newPage());
     await page.goto(`http://${host}/?folder=${encodeURIComponent(ws)}`);
     await page.waitForSelector('.monaco-workbench', { timeout: WAIT_MS });
+    // a row's tooltip: VS Code shows it only on a fresh hover, so the mouse leaves and comes back
+    // until a hover holding `text` is up (a toast or a refresh of the row can swallow one)
+    const hoverFor = async (row, text) => {
+      const hover = page.locator(':is(.monaco-hover, .custom-hover, .workbench-hover)').filter({ hasText: text }).first();
+      for (let attempt = 1; ; attempt++) {
+        await page.mouse.move(900, 450);
+        await page.waitForTimeout(300);
+        await row.hover();
+        try {
+          await hover.waitFor({ timeout: 10_000 });
+          return;
+        } catch (error) {
+          if (attempt === 4) throw error;
+        }
+      }
+    };
     const container = page.locator('.activitybar [aria-label*="ModelOps"]').first();
     // Quick Open lists recently opened files at once, before its search: wait for the file's own row
     const openFile = async (relative) => {
@@ -210,8 +226,7 @@ async function main() {
       await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
       await page.locator('.monaco-list-row:has-text("ui-aborted")').filter({ hasText: 'aborted: python-mismatch' }).first().waitFor({ timeout: WAIT_MS });
       await page.locator('.monaco-list-row:has-text("x=1")').filter({ hasText: 'not run' }).first().waitFor({ timeout: WAIT_MS });
-      await page.locator('.monaco-list-row:has-text("ui-aborted")').first().hover(); // its tooltip: the cause
-      await page.locator('.monaco-hover, .custom-hover, .workbench-hover').filter({ hasText: 'requires Python' }).first().waitFor({ timeout: WAIT_MS });
+      await hoverFor(page.locator('.monaco-list-row:has-text("ui-aborted")').first(), 'requires Python'); // its tooltip: the cause
       await page.screenshot({ path: path.join(RESULTS, 'jobs-aborted.png') });
     });
 
@@ -236,10 +251,17 @@ async function main() {
       await preview.locator('a', { hasText: /^2$/ }).first().click();
       await page.locator('.tab.active[aria-label*="sim-"]').first().waitFor({ timeout: WAIT_MS });
       // in the preview, or as Markdown when the link opens the document itself
-      await Promise.any([
-        page.frameLocator('iframe.webview.ready').frameLocator('iframe').getByText('Replicate 2 · x=3.5').first().waitFor({ timeout: WAIT_MS }),
-        page.locator('.view-lines:has-text("# Replicate 2")').first().waitFor({ timeout: WAIT_MS }),
-      ]);
+      // (the aggregation's preview stays open in its own webview: any frame of the page may hold it)
+      const shown = async () => {
+        if ((await page.locator('.view-lines:has-text("# Replicate 2")').count()) > 0) return true;
+        for (const frame of page.frames()) if ((await frame.getByText('Replicate 2 · x=3.5').count().catch(() => 0)) > 0) return true;
+        return false;
+      };
+      const deadline = Date.now() + WAIT_MS;
+      while (!(await shown())) {
+        if (Date.now() > deadline) throw new Error("the replicate's result did not show within the wait");
+        await page.waitForTimeout(250);
+      }
       await page.screenshot({ path: path.join(RESULTS, 'results-replicate.png') });
     });
 
@@ -251,8 +273,7 @@ async function main() {
       await page.locator('.monaco-list-row:has-text("k=7")').first().click();
       const replicate = page.locator('.monaco-list-row:has-text("replicate 0")').filter({ hasText: 'SIGSEGV' }).first();
       await replicate.waitFor({ timeout: WAIT_MS });
-      await replicate.hover();
-      await page.locator(':is(.monaco-hover, .workbench-hover):has-text("killed by SIGSEGV")').first().waitFor({ timeout: WAIT_MS });
+      await hoverFor(replicate, 'killed by SIGSEGV');
       await page.locator(':is(.monaco-hover, .workbench-hover):has-text("computing k=7")').first().waitFor({ timeout: WAIT_MS });
       await page.screenshot({ path: path.join(RESULTS, 'crash-tooltip.png') });
     });
