@@ -225,6 +225,7 @@ export class JobRunner implements vscode.Disposable {
     this.running.set(job.jobId, controller);
     this.tree.scheduleRefresh();
     let thrown: unknown;
+    let abortedBy: JobRunResult['failure'];
     const onEvent = (event: JobEvent) => {
       this.model.apply(info, event);
       const news = describeClusterEvent(event);
@@ -240,6 +241,8 @@ export class JobRunner implements vscode.Disposable {
         // a job that could not go on (python-mismatch, deps-install-failed, no wire function…): at its line
         this.log.error(`job ${job.jobId}: ${event.failure.kind}: ${event.failure.message}`);
         this.diagnostics.addFailure(event.failure);
+        abortedBy = event.failure;
+        if (event.status === 'aborted') this.sayAborted(job.jobId, 'aborted', event.failure);
       }
       else if (event.type === 'venv') {
         this.log.info(describeVenvEvent(event.event));
@@ -271,8 +274,8 @@ export class JobRunner implements vscode.Disposable {
         signal: controller.signal,
       });
       this.log.info(`job ${job.jobId} ${outcome.status} in ${(outcome.ms / 1000).toFixed(1)} s → ${outcome.dir}`);
-      if (outcome.status === 'aborted' && outcome.failure) this.sayAborted(job.jobId, 'aborted', outcome.failure);
-      return { jobId: job.jobId, dir: outcome.dir, status: outcome.status, exitCode: outcome.exitCode, counts: outcome.counts, failure: outcome.failure?.toJSON() };
+      // the command's answer (for tests and other extensions) says what the views said, from the same event
+      return { jobId: job.jobId, dir: outcome.dir, status: outcome.status, exitCode: outcome.exitCode, counts: outcome.counts, failure: abortedBy };
     } catch (error) {
       thrown = error;
       throw error;
