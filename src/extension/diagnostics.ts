@@ -28,8 +28,6 @@ export interface WarningFinding {
 
 /** A warning's text at its line: one per line and cause, however many tasks hit it (the count says). */
 export function warningText(warning: WarningFinding): string {
-  // a handshake's stdout-pollution already says what production would do; a job's says it shorter
-  if (warning.kind === 'stdout-pollution') return /absorbed/.test(warning.message) ? warning.message : `${warning.message}; this runner absorbed it, production's would break`;
   if (warning.kind === 'lingering-descendants') {
     const started = warning.descendants?.find((d) => d.location) ?? warning.descendants?.[0];
     const fate = started?.escaped ? 'it escaped its process group (setsid) and was left running' : "it was ended with its runner's process group";

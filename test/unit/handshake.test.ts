@@ -42,7 +42,7 @@ describe('handshake with our runner', () => {
     const [warning] = report.warnings;
     assert.equal(warning.kind, 'stdout-pollution');
     assert.match(warning.message, /Loading model weights\.\.\./);
-    assert.match(warning.message, /production runner would fail/);
+    assert.match(warning.message, /would corrupt the production runner's frames/);
     const file = path.join(bundle('print-at-import'), 'wire.py');
     assert.deepEqual([warning.location?.file, warning.location?.line], [file, lineOf(file, 'print-at-import')]);
   });

@@ -4,9 +4,8 @@
  * evidence and source line, plus warnings for anything that would break production.
  */
 import * as path from 'node:path';
-import { showBytes } from '../diagnose/classify';
 import { locate } from '../diagnose/pythonTrace';
-import { breaksProduction } from '../diagnose/stdoutBlame';
+import { breaksProduction, pollutionMessage } from '../diagnose/stdoutBlame';
 import { Evidence, Failure, FailureKind, SourceLocation, unexpectedFailure } from '../failure';
 import { ExecuteRequest, type ExecuteParams, type ReadyResult, type StdoutCaptureParams } from '../protocol';
 import { ourRunnerScript } from '../process/runnerScript';
@@ -214,38 +213,18 @@ function roundMs(ms: number): number {
 
 // ---- stray stdout ---------------------------------------------------------------------------
 
-const SOURCE_WORDS: Record<StdoutCaptureParams['source'], string> = {
-  'sys.stdout': 'print()/sys.stdout',
-  'os.write': 'os.write(1, …)',
-  fd: 'a write to file descriptor 1 (C code or a child process)',
-  suppressed: 'further writes',
-};
-
-const PHASE_WORDS: Record<string, string> = {
-  starting: 'at start-up',
-  discovering: 'while the wire function was looked up',
-  importing: 'at import',
-  serving: 'between requests',
-  execute: 'during execute',
-  'aggregate-import': 'while importing the target',
-  aggregate: 'during aggregate',
-};
-
 function stdoutFindings(captures: readonly StdoutCaptureParams[], bundleDir: string): { warnings: Warning[]; harmless: { text: string; location?: SourceLocation }[] } {
   const warnings: Warning[] = [];
   const harmless: { text: string; location?: SourceLocation }[] = [];
   for (const capture of captures) {
     const location = locate(capture.stack, bundleDir);
-    const text = showBytes(Buffer.from(capture.bytes_b64, 'base64'), 120);
     if (!breaksProduction(capture)) {
       harmless.push({ text: capture.text, location });
       continue;
     }
-    const what = capture.source === 'suppressed' ? `${capture.size} more bytes written to stdout (not reported one by one)` : `${SOURCE_WORDS[capture.source]} ${PHASE_WORDS[capture.phase] ?? `during ${capture.phase}`} wrote "${text}" to stdout`;
-    const blame = capture.approximate && location ? ' (the line the main thread was on when the bytes arrived)' : '';
     warnings.push({
       kind: 'stdout-pollution',
-      message: `${what}${blame}; this runner absorbed it, but the production runner would fail to read its next frame ("Invalid header" / "Stream closed while reading headers")`,
+      message: pollutionMessage(capture, location),
       location,
     });
   }
