@@ -236,7 +236,9 @@ async function main() {
       await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
       await page.locator('.monaco-list-row:has-text("ui-results")').filter({ hasText: 'succeeded' }).first().waitFor({ timeout: WAIT_MS });
       const set = page.locator('.monaco-list-row:has-text("x=3.5")').first();
-      await set.click();
+      await set.waitFor({ timeout: WAIT_MS });
+      if ((await set.getAttribute('aria-expanded')) !== 'true') await set.click(); // a click on an expanded row would fold it
+      await page.locator('.monaco-list-row[aria-expanded="true"]:has-text("x=3.5")').first().waitFor({ timeout: WAIT_MS });
       // the aggregation is the set's first child: the row after it
       const index = Number(await set.getAttribute('data-index'));
       const aggregation = page.locator(`.monaco-list-row[data-index="${index + 1}"]`).first();
@@ -270,7 +272,11 @@ async function main() {
       await page.locator('.tab[aria-label*="crash-job.json"]').first().waitFor({ timeout: WAIT_MS });
       await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
       await page.locator('.monaco-list-row:has-text("ui-crash")').filter({ hasText: 'failed' }).first().waitFor({ timeout: WAIT_MS });
-      await page.locator('.monaco-list-row:has-text("k=7")').first().click();
+      // expanded, whatever state the row came in (a click on an expanded row would fold it)
+      const setRow = page.locator('.monaco-list-row:has-text("k=7")').first();
+      await setRow.waitFor({ timeout: WAIT_MS });
+      if ((await setRow.getAttribute('aria-expanded')) !== 'true') await setRow.click();
+      await page.locator('.monaco-list-row[aria-expanded="true"]:has-text("k=7")').first().waitFor({ timeout: WAIT_MS });
       const replicate = page.locator('.monaco-list-row:has-text("replicate 0")').filter({ hasText: 'SIGSEGV' }).first();
       await replicate.waitFor({ timeout: WAIT_MS });
       await hoverFor(replicate, 'killed by SIGSEGV');
