@@ -192,6 +192,12 @@ export function simKey(state: SetState, replicate: number): string {
   return `sim-${state.set.paramId}-${replicate}`;
 }
 
+/** A replicate's task key read back: its parameter set and index; undefined for any other key. */
+export function parseSimKey(key: string): { paramId: string; replicate: number } | undefined {
+  const match = /^sim-([0-9a-f]{64})-(\d+)$/.exec(key);
+  return match ? { paramId: match[1], replicate: Number(match[2]) } : undefined;
+}
+
 function loadState(set: ParameterSet, store: ResultsStore): SetState {
   const earlierAgg = store.aggStatus(set);
   const state: SetState = { set, wireParams: new RawJson(canonicalJson(set.params)), outcomes: new Map(), aggregated: earlierAgg !== undefined, earlierAgg };

@@ -117,10 +117,9 @@ export async function readJobFolder(folder: string, job?: JobSpec): Promise<JobO
 export function runsOf(out: string, jobId: string): string[] {
   const root = path.resolve(out);
   if (!existsSync(root)) return [];
-  const prefix = `${baseOf(jobId)}-`;
   const runs: { dir: string; n: number }[] = [];
   for (const name of readdirSync(root)) {
-    const n = name === jobId ? 1 : name.startsWith(prefix) && /^[1-9]\d*$/.test(name.slice(prefix.length)) ? Number(name.slice(prefix.length)) : 0;
+    const n = runNumber(name, jobId);
     if (n > 0 && existsSync(path.join(root, name, 'job.json'))) runs.push({ dir: path.join(root, name), n });
   }
   return runs.sort((a, b) => b.n - a.n).map((run) => run.dir);
@@ -134,11 +133,16 @@ export function freshJobId(out: string, jobId: string): string {
   const root = path.resolve(out);
   const prefix = `${baseOf(jobId)}-`;
   let n = 1;
-  for (const name of existsSync(root) ? readdirSync(root) : []) {
-    if (name.startsWith(prefix) && /^[1-9]\d*$/.test(name.slice(prefix.length))) n = Math.max(n, Number(name.slice(prefix.length)));
-  }
+  for (const name of existsSync(root) ? readdirSync(root) : []) n = Math.max(n, runNumber(name, jobId));
   for (n++; existsSync(path.join(root, `${prefix}${n}`)); n++);
   return `${prefix}${n}`;
+}
+
+/** Which run of `jobId` a results folder's name is: 1 for `<job_id>`, n for `<job_id>-n`, 0 for none. */
+function runNumber(name: string, jobId: string): number {
+  if (name === jobId) return 1;
+  const prefix = `${baseOf(jobId)}-`;
+  return name.startsWith(prefix) && /^[1-9]\d*$/.test(name.slice(prefix.length)) ? Number(name.slice(prefix.length)) : 0;
 }
 
 /** Job ids are at most 128 characters: room for the run's number. */

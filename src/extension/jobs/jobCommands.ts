@@ -4,11 +4,12 @@
  * `contextValue` has its capability token (the same tokens the menus' `when` clauses test),
  * and says so when none has.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, statSync } from 'node:fs';
+import { readBytes } from '../output/taskStderr';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { isInside } from '../../engine/diagnose/pythonTrace';
+import { parseSimKey } from '../../engine/job/book';
 import { jobCommandLine, replicateCommandLine, type Reproduction } from '../../engine/job/reproduce';
 import { findJobFiles, pickJobFile, readJobFile, type JobFilePickArgs } from '../jobFiles/jobFiles';
 import type { IfResultsExist, JobRunner, OpenedJob } from './jobRunner';
@@ -165,7 +166,7 @@ export async function showJobStderr(tree: JobsTreeProvider, given: unknown): Pro
   }
   const parts: string[] = [];
   for (const name of files.sort()) {
-    const { text, skipped } = await tail(path.join(logs, name), STDERR_TAIL_BYTES);
+    const { text, skipped } = tail(path.join(logs, name), STDERR_TAIL_BYTES);
     parts.push(`── ${path.join(logs, name)}${skipped ? ` (its last ${STDERR_TAIL_BYTES / 1024} KB; ${skipped} bytes before them not shown)` : ''} ──\n${text.endsWith('\n') || !text ? text : `${text}\n`}`);
   }
   const content = parts.join('\n');
@@ -173,23 +174,22 @@ export async function showJobStderr(tree: JobsTreeProvider, given: unknown): Pro
   return content;
 }
 
-async function tail(file: string, bytes: number): Promise<{ text: string; skipped: number }> {
-  const handle = await open(file, 'r');
+/** A log's last `bytes` bytes, and how many came before them. */
+function tail(file: string, bytes: number): { text: string; skipped: number } {
+  const fd = openSync(file, 'r');
   try {
-    const { size } = await handle.stat();
+    const size = fstatSync(fd).size;
     const start = Math.max(0, size - bytes);
-    const buffer = Buffer.alloc(size - start);
-    await handle.read(buffer, 0, buffer.length, start);
-    return { text: buffer.toString('utf8'), skipped: start };
+    return { text: readBytes(fd, start, size), skipped: start };
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
 function replicateReproduction(item: TaskItem): Reproduction {
-  const match = /^sim-([0-9a-f]{64})-(\d+)$/.exec(item.task.key);
-  if (!match) throw new Error(`${item.task.key} is not a replicate`); // the menu offers it on replicates only
-  return replicateCommandLine(item.job.dir, match[1], Number(match[2]));
+  const sim = parseSimKey(item.task.key);
+  if (!sim) throw new Error(`${item.task.key} is not a replicate`); // the menu offers it on replicates only
+  return replicateCommandLine(item.job.dir, sim.paramId, sim.replicate);
 }
 
 /** A job of the tree: the item given, or one the user (or a test's `pick`) chooses among those the command applies to. */

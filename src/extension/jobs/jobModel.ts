@@ -5,7 +5,7 @@
  */
 import type { FailureKind, SourceLocation } from '../../engine/failure';
 import type { JobCounts, JobEvent, JobStatus } from '../../engine/job/events';
-import { firstFailedLocation } from '../../engine/job/book';
+import { firstFailedLocation, parseSimKey } from '../../engine/job/book';
 import type { JobOnDisk, WarningEvent } from '../../engine/job/onDisk';
 import type { StderrRange } from '../../engine/job/results';
 import { crashFacts, type CrashFacts } from '../../engine/diagnose/crashFacts';
@@ -269,10 +269,10 @@ export class JobModel {
   }
 
   private find(job: JobInfo, key: string): { set: ParamSetInfo; task: TaskInfo } | undefined {
-    const match = /^sim-([0-9a-f]{64})-(\d+)$/.exec(key);
-    if (!match) return undefined;
-    const set = job.sets.get(match[1]);
-    const task = set?.tasks[Number(match[2])];
+    const sim = parseSimKey(key);
+    if (!sim) return undefined;
+    const set = job.sets.get(sim.paramId);
+    const task = set?.tasks[sim.replicate];
     return set && task ? { set, task } : undefined;
   }
 }
