@@ -250,8 +250,9 @@ export class WarmProcess {
         options.onStderr?.(data, tag);
       };
       this.child.stderr!.on('data', (chunk: Buffer) => {
-        // what comes after an answer's mark is the next request's (the runner answers in order)
-        let tag = this.pending.values().next().value?.tag;
+        // what comes after an answer's mark is the next request's (the runner answers in order);
+        // an answer whose mark was read but whose stdout was not is over, so it is skipped
+        let tag = this.requestUnmarked()?.tag;
         let marked = false;
         for (const piece of marks.split(chunk)) {
           if ('data' in piece) take(piece.data, tag);
@@ -762,6 +763,12 @@ export class WarmProcess {
   }
 
   /** The request queued behind `id`, which the runner begins once it has answered `id`. */
+  /** The first request whose stderr mark has not come: the one the runner works on now. */
+  private requestUnmarked(): Pending | undefined {
+    for (const [key, pending] of this.pending) if (!this.stderrMarks.has(key)) return pending;
+    return undefined;
+  }
+
   private requestAfter(id: number): Pending | undefined {
     let found = false;
     for (const [key, pending] of this.pending) {
