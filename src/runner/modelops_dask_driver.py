@@ -23,6 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import modelops_dask_worker as helper  # noqa: E402
+import modelops_runner_client as runner_client  # noqa: E402
 
 # JSON-RPC error codes of this driver's own failures
 SCHEDULER_UNREACHABLE = -32010
@@ -44,7 +45,7 @@ class Channel:
         sys.stdout = sys.stderr
         self.input = os.fdopen(os.dup(0), "rb", buffering=0)
         self.lock = threading.Lock()
-        self.parser = helper.FrameParser()
+        self.parser = runner_client.FrameParser()
         self.pending = []
 
     def read(self):
@@ -58,9 +59,9 @@ class Channel:
     def send(self, message, max_bytes=None, instead=None):
         """One frame. With `max_bytes`, a message whose frame would be larger is replaced by
         `instead(size)` (the engine refuses frames over its cap without reading them)."""
-        frame = helper.encode_frame(json.dumps(message, separators=(",", ":"), default=str))
+        frame = runner_client.encode_frame(json.dumps(message, separators=(",", ":"), default=str))
         if max_bytes is not None and len(frame) > max_bytes:
-            frame = helper.encode_frame(json.dumps(instead(len(frame)), separators=(",", ":"), default=str))
+            frame = runner_client.encode_frame(json.dumps(instead(len(frame)), separators=(",", ":"), default=str))
         with self.lock:
             self.out.write(frame)
 
@@ -160,11 +161,15 @@ class Driver:
     # ---- what the workers are given -----------------------------------------------------------
 
     def _ship(self, params):
-        """This helper module, and a payload module holding the runner scripts and the bundle's
-        files as data, each uploaded with distributed's UploadFile plugin under a name that says
-        its content: every worker, also one that joins later, gets both before it takes tasks."""
+        """The worker helper (a zip of the modules it is composed of), and a payload module holding
+        the runner scripts and the bundle's files as data, each uploaded with distributed's
+        UploadFile plugin under a name that says its content: every worker, also one that joins
+        later, gets both before it takes tasks. One zip rather than three modules: a worker that
+        joins later sets its plugins up concurrently, and the helper must never be imported
+        before the modules it imports are in place."""
         import hashlib
         import tempfile
+        import zipfile
 
         from distributed.diagnostics.plugin import UploadFile
 
@@ -178,14 +183,23 @@ class Driver:
                 bundle_files[name] = handle.read()
         source = helper.payload_source(bundle_files, runner_files, params["spec"])
         payload = "modelops_dask_payload_%s" % hashlib.sha256(source.encode()).hexdigest()[:16]
-        with open(os.path.join(HERE, "modelops_dask_worker.py"), "rb") as handle:
-            helper_name = "modelops-debugger-helper-%s" % hashlib.sha256(handle.read()).hexdigest()[:16]
+        modules = {}
+        for name in helper.HELPER_MODULES:
+            with open(os.path.join(HERE, name), "rb") as handle:
+                modules[name] = handle.read()
+        digest = hashlib.sha256(b"".join(b"%s\0%d\0%s" % (n.encode(), len(d), d) for n, d in sorted(modules.items())))
+        helper_name = "modelops-debugger-helper-%s" % digest.hexdigest()[:16]
         with tempfile.TemporaryDirectory(prefix="modelops-dask-") as temp:
             payload_file = os.path.join(temp, payload + ".py")
             with open(payload_file, "w") as handle:
                 handle.write(source)
+            # named by content: a newer helper goes first on the workers' sys.path, beside any older one
+            helper_file = os.path.join(temp, helper_name.replace("-", "_") + ".zip")
+            with zipfile.ZipFile(helper_file, "w") as archive:
+                for name, data in sorted(modules.items()):
+                    archive.writestr(name, data)
             present = self.client.run_on_scheduler(_worker_plugin_names)
-            for path, name in ((os.path.join(HERE, "modelops_dask_worker.py"), helper_name), (payload_file, payload)):
+            for path, name in ((helper_file, helper_name), (payload_file, payload)):
                 if name in present:
                     continue  # uploading it again would reload the helper and restart its warm runners
                 try:
