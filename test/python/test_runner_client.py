@@ -1,0 +1,153 @@
+"""modelops_runner_client: the framing, and the facts a runner that dies, hangs or breaks the
+protocol yields, with real Python subprocesses standing in for the runner."""
+import base64
+import json
+import os
+import shutil
+import sys
+import tempfile
+import textwrap
+import unittest
+
+from test.python import RUNNER_DIR  # noqa: F401  (puts src/runner on sys.path)
+
+import modelops_runner_client as rc  # noqa: E402
+
+
+def frame(obj):
+    return rc.encode_frame(json.dumps(obj))
+
+
+class FramingTest(unittest.TestCase):
+    def test_frames_split_at_every_byte(self):
+        data = frame({"id": 1, "text": "é\r\n\r\n"}) + frame({"id": 2}) + frame({"id": 3, "result": [1, 2]})
+        for cut in range(len(data) + 1):
+            parser = rc.FrameParser()
+            got = parser.feed(data[:cut]) + parser.feed(data[cut:])
+            self.assertEqual([m["id"] for m in got], [1, 2, 3], "cut at %d" % cut)
+        parser = rc.FrameParser()
+        got = [m for i in range(len(data)) for m in parser.feed(data[i:i + 1])]
+        self.assertEqual([m["id"] for m in got], [1, 2, 3])
+
+    def test_a_header_with_other_fields_and_any_case(self):
+        body = b'{"id":7}'
+        header = b"content-type: application/vscode-jsonrpc; charset=utf-8\r\nCONTENT-LENGTH: %d\r\n\r\n" % len(body)
+        data = header + body
+        self.assertEqual(rc.FrameParser().feed(data), [{"id": 7}])
+
+    def test_an_oversized_frame_is_passed_unread_and_the_next_one_read(self):
+        big = frame({"id": 1, "blob": "x" * 5000})
+        data = big + frame({"id": 2})
+        for cut in (0, 10, len(big) - 1, len(big), len(big) + 3, len(data)):
+            parser = rc.FrameParser(max_bytes=1000)
+            got = parser.feed(data[:cut]) + parser.feed(data[cut:])
+            self.assertIsInstance(got[0], rc.Oversized, "cut at %d" % cut)
+            self.assertEqual(got[0].length, len(big) - big.index(b"\r\n\r\n") - 4)
+            self.assertEqual(got[1], {"id": 2})
+            self.assertLessEqual(len(parser.buffer), 1000)
+
+    def test_noise_is_not_a_frame_and_is_handed_back(self):
+        with self.assertRaises(rc.FrameError) as caught:
+            rc.FrameParser().feed(b"hello from print()\n" * 300)
+        self.assertTrue(caught.exception.noise.startswith(b"hello from print()"))
+        with self.assertRaises(rc.FrameError) as caught:
+            rc.FrameParser().feed(b"X-Other: 1\r\n\r\n{}")
+        self.assertIn("without Content-Length", str(caught.exception))
+
+
+FAKE_RUNNER = textwrap.dedent('''
+    import faulthandler, json, os, signal, sys, time
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    how = os.environ["FAKE_HOW"]
+    out = sys.stdout.buffer
+
+    def send(obj):
+        body = json.dumps(obj).encode()
+        out.write(b"Content-Length: %d\\r\\n\\r\\n" % len(body) + body)
+        out.flush()
+
+    send({"jsonrpc": "2.0", "method": "runner/phase", "params": {"phase": "importing", "runner": "fake-runner"}})
+    sys.stdin.buffer.read(10)  # the request has come
+    sys.stderr.write("the bundle says goodbye\\n")
+    sys.stderr.flush()
+    if how == "exit":
+        os._exit(3)
+    if how == "signal":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if how == "hang":
+        def stuck_in_the_bundle():
+            time.sleep(60)
+        stuck_in_the_bundle()
+    if how == "noise":
+        out.write(b"not a frame at all " * 400)
+        out.flush()
+        time.sleep(60)
+    if how == "answer":
+        send({"jsonrpc": "2.0", "id": 1, "result": {"ready": True}})
+        time.sleep(60)
+''')
+
+
+class DeadRunnerTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="mo-pytest-runner-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.script = os.path.join(self.dir, "fake_runner.py")
+        with open(self.script, "w") as handle:
+            handle.write(FAKE_RUNNER)
+
+    def request(self, how, timeout_s=20.0):
+        runner = rc.Runner(sys.executable, self.script, self.dir, self.dir, "digest", env={"FAKE_HOW": how},
+                           stderr_dir=self.dir)
+        self.addCleanup(runner.close)
+        return runner, runner.request("ready", "{}", timeout_s)
+
+    def test_an_answer(self):
+        runner, (status, answer) = self.request("answer")
+        self.assertEqual((status, answer), ("ok", {"ready": True}))
+        self.assertEqual((runner.phase, runner.runner_name), ("importing", "fake-runner"))
+
+    def test_exit_code_phase_and_stderr_tail(self):
+        runner, (status, facts) = self.request("exit")
+        self.assertEqual(status, "failed")
+        self.assertEqual((facts["outcome"], facts["exit"], facts["phase"], facts["runner"], facts["method"]),
+                         ("exited", {"code": 3, "signal": None}, "importing", "fake-runner", "ready"))
+        self.assertIn("the bundle says goodbye", facts["stderr_tail"])
+        self.assertIn("the bundle says goodbye", facts["stderr_since"])
+        self.assertEqual(facts["pid"], runner.pid)
+        self.assertIn("exit code 3", rc.describe_facts(facts))
+
+    def test_a_signal(self):
+        _, (status, facts) = self.request("signal")
+        self.assertEqual((status, facts["outcome"]), ("failed", "exited"))
+        self.assertEqual(facts["exit"], {"code": None, "signal": "SIGKILL"})
+        self.assertIn("killed by SIGKILL", rc.describe_facts(facts))
+
+    def test_a_timeout_says_where_it_hung(self):
+        runner, (status, facts) = self.request("hang", timeout_s=1.0)
+        self.assertEqual((status, facts["outcome"], facts["exit"]), ("failed", "timeout", None))
+        self.assertEqual(facts["timeout_ms"], 1000.0)
+        self.assertIn("stuck_in_the_bundle", facts["stacks"] or "")
+        self.assertFalse(runner.alive, "a runner that timed out is killed")
+
+    def test_noise_on_stdout_is_a_protocol_failure_with_the_noise(self):
+        _, (status, facts) = self.request("noise")
+        self.assertEqual((status, facts["outcome"]), ("failed", "protocol"))
+        self.assertTrue(base64.b64decode(facts["noise_b64"]).startswith(b"not a frame at all"))
+
+    def test_a_stop_condition_ends_the_wait_and_leaves_the_runner(self):
+        runner = rc.Runner(sys.executable, self.script, self.dir, self.dir, "digest", env={"FAKE_HOW": "hang"},
+                           stderr_dir=self.dir)
+        self.addCleanup(runner.close)
+        status, answer = runner.request("ready", "{}", 20.0, stop_when=lambda: runner.phase == "importing")
+        self.assertEqual((status, answer), ("stopped", None))
+        self.assertTrue(runner.alive)
+
+    def test_close_removes_its_stderr_file(self):
+        runner, _ = self.request("exit")
+        runner.close()
+        self.assertFalse(os.path.exists(runner.stderr_path))
+
+
+if __name__ == "__main__":
+    unittest.main()
