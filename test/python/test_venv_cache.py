@@ -9,7 +9,7 @@ import threading
 import time
 import unittest
 
-from test.python import RUNNER_DIR  # noqa: F401  (puts src/runner on sys.path)
+from test.python import RUNNER_DIR  # puts src/runner on sys.path
 
 import modelops_venv_cache as vc  # noqa: E402
 
@@ -131,6 +131,36 @@ class MarkerTest(Scratch):
         marker = vc.read_marker(venv)
         marker.update(fields)
         vc.write_marker(venv, marker)
+
+
+class BuildTest(Scratch):
+    """A build is marked only once our runner started in the new venv (build.ts functionalCheckOf)."""
+
+    def spec(self):
+        self.write("bundle/wire.py", "def wire(entrypoint, params, seed):\n    return {}\n")
+        bundle = os.path.join(self.dir, "bundle")
+        return vc.bundle_spec(bundle, sys.executable), bundle
+
+    def test_a_venv_that_cannot_run_the_runner_is_not_kept(self):
+        spec, bundle = self.spec()
+        runner = self.write("broken_runner.py", "import sys\nsys.stderr.write('no runner here\\n')\nsys.exit(3)\n")
+        root = os.path.join(self.dir, "venvs")
+        with self.assertRaises(vc.EnvironmentFailure) as caught:
+            vc.ensure_venv(spec, bundle, runner, root)
+        self.assertEqual(caught.exception.kind, "venv-create-failed")
+        self.assertIn("The new venv cannot run the runner: the runner ended (exit code 3)", str(caught.exception))
+        self.assertIn("no runner here", str(caught.exception))
+        # neither a venv nor a half-built directory nor the lock: only the install log, to read
+        self.assertEqual([n for n in os.listdir(root) if not n.endswith(".install.log")], [])
+
+    def test_a_built_venv_is_marked_valid_then_reused(self):
+        spec, bundle = self.spec()
+        root = os.path.join(self.dir, "venvs")
+        runner = os.path.join(RUNNER_DIR, vc.RUNNER_FILE)
+        venv, key, how = vc.ensure_venv(spec, bundle, runner, root)
+        self.assertEqual(how, "directory: not built yet")
+        self.assertEqual(vc.read_marker(venv)["functionalCheck"], "the runner answered ready in it")
+        self.assertEqual(vc.ensure_venv(spec, bundle, runner, root), (venv, key, "valid"))
 
 
 class LockTest(Scratch):
