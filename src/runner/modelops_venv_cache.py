@@ -29,6 +29,8 @@ import subprocess
 import sys
 import time
 
+import modelops_runner_client as client
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 MARKER_FILE = ".modelops-venv.json"
 LAST_USED_FILE = ".last-used"
@@ -671,8 +673,6 @@ def functional_check_of(spec, bundle_path, temp, runner_script):
     """The new venv must run our runner (build.ts functionalCheckOf): it answers `ready`, or it
     reaches the bundle's code (a bundle that fails or takes long to import is the handshake's
     to report, not the venv's), after which it gets a short grace."""
-    import modelops_runner_client as client  # the runner client starts runners from venvs: imported when needed
-
     runner = client.Runner(venv_python(temp), runner_script, bundle_path, temp, spec["digest"],
                            env=spec.get("env") or {}, stderr_dir=os.path.dirname(temp))
     reached_at = []
