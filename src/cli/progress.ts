@@ -61,7 +61,8 @@ export class Progress {
       case 'task-done':
         this.running--;
         if (!this.finishedEarly.delete(event.key)) this.done++;
-        event.status === 'ok' ? this.ok++ : this.failed++;
+        if (event.status === 'ok') this.ok++;
+        else this.failed++;
         if (event.status !== 'ok' && this.failed <= 5) this.line(`✘ ${event.key}: ${event.kind}: ${event.message}${event.location ? ` (${event.location.file}:${event.location.line})` : ''}`);
         break;
       case 'agg-done':

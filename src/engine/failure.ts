@@ -10,10 +10,11 @@ import type { PyFrame } from './protocol';
  * DESIGN.md's failure kinds, plus two that DESIGN.md leaves implicit:
  * `bad-input` (the user's input is wrong: exit 2) and `interpreter-not-found`
  * (no Python to run: exit 3), and the Dask backend's: `scheduler-unreachable` and
- * `scheduler-lost` and `dask-stalled` (the cluster stopped answering) (exit 3), `dask-task-erred` (Dask itself failed a task, e.g. KilledWorker
- * after its workers died too often: exit 1), `results-unwritable` (the results folder
- * cannot be written: a full or read-only disk, no permission: exit 3), and `engine-error` (an
- * exception the engine did not expect: a bug of ours, with its stack, exit 3).
+ * `scheduler-lost` and `dask-stalled` (the cluster stopped answering) (exit 3), `dask-task-erred`
+ * (Dask itself failed a task, e.g. KilledWorker after its workers died too often: exit 1),
+ * `results-unwritable` (the results folder cannot be written: a full or read-only disk, no
+ * permission: exit 3), and `engine-error` (an exception the engine did not expect: a bug of
+ * ours, with its stack, exit 3).
  */
 export type FailureKind =
   | 'bad-input'

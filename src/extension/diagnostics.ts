@@ -68,7 +68,7 @@ export class FailureDiagnostics implements vscode.Disposable {
     this.publish();
   }
 
-  /** At its line, as `<kind>: <message>`; a failure with no line has no diagnostic (its job row and notification say it). */
+  /** At its line, as `<kind>: <message>`; a failure with no line has none (its job row and notification say it). */
   addFailure(failure: FailureFinding): void {
     if (failure.location) this.add(failure.location, failure.kind, `${failure.kind}: ${failure.message}`, vscode.DiagnosticSeverity.Error, failure.callers);
   }

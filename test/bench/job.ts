@@ -623,7 +623,8 @@ async function main(): Promise<void> {
       const dask = wall('dask');
       const tuned = wall('dask-tuned');
       const floor = wall('floor');
-      /** median over rounds of (that round's ideal / that round's wall); `computeOnly`: the ideal is the compute-only wall */
+      // median over rounds of (that round's ideal / that round's wall); `computeOnly`: the ideal is the
+      // compute-only wall
       const efficiency = (id: string, computeOnly = false): number | undefined => {
         const ideals = new Map((results.get(key(k.kind, 'ideal'))?.samples ?? []).map((s) => [s.round, computeOnly ? s.extra.compute_only_wall_s : s.seconds]));
         const ratios = (results.get(key(k.kind, id))?.samples ?? []).filter((s) => ideals.has(s.round)).map((s) => ideals.get(s.round)! / s.seconds);

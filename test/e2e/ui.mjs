@@ -44,7 +44,8 @@ async function main() {
   // a simulation that starts a helper and never waits for it: the job still ends, and says so
   mkdirSync(path.join(ws, 'forking'), { recursive: true });
   writeFileSync(path.join(ws, 'forking', 'wire.py'), 'import subprocess\n\ndef wire(entrypoint, params, seed):\n    subprocess.Popen(["sleep", "3600"])\n    return {"value": b"1"}\n');
-  // a job to cancel and resume (4 sets × 6 replicates of 1.2 s: events sparse enough for the view to refresh between them), and one aborted before it runs (python-mismatch)
+  // a job to cancel and resume (4 sets × 6 replicates of 1.2 s: events sparse enough for the view to refresh
+  // between them), and one aborted before it runs (python-mismatch)
   mkdirSync(path.join(ws, 'slow'), { recursive: true });
   writeFileSync(path.join(ws, 'slow', 'wire.py'), 'import time\n\ndef wire(entrypoint, params, seed):\n    time.sleep(1.2)\n    return {"value": b"1"}\n');
   writeFileSync(path.join(ws, 'resume-job.json'), '{"job_id": "ui-resume", "bundle": "slow", "entrypoint": "m.m/x", "parameter_sets": [{"s": 1}, {"s": 2}, {"s": 3}, {"s": 4}], "replicates": 6}\n');

@@ -234,7 +234,8 @@ describe('modelops-debugger replicate', () => {
     const manifest = readJson(path.join(dir, 'manifest.json'));
     const key: string = manifest.environment.venv.key;
     const [digest12, py, deps8] = /^([0-9a-f]{12})-py(\d+\.\d+)-([0-9a-f]{8})$/.exec(key)!.slice(1);
-    // a copy of the results folder whose manifest says the job ran under Python 3.1 (a copy: the real one is never touched)
+    // a copy of the results folder whose manifest says the job ran under Python 3.1 (a copy: the real one is
+    // never touched)
     const copy = path.join(scratch, `copy-${++counter}`, 'salted');
     mkdirSync(path.dirname(copy));
     cpSync(dir, copy, { recursive: true });

@@ -49,7 +49,7 @@ describe('results view: an aggregation and its replicates as Markdown', function
     assert.match(text, /^\*\*ok\*\* · 6 of 6 replicates used/m);
     assert.match(text, /^\| `targets:mean_value` \| ok \| 2\.0 \| 6 \|$/m);
     assert.match(text, /"n": 6/);
-    assert.match(text, /^\| `value` \|  \| 6 \| 2 \| 0 \| 2 \| 2 \|$/m);
+    assert.match(text, /^\| `value` \| {2}\| 6 \| 2 \| 0 \| 2 \| 2 \|$/m);
     assert.match(text, /^\| `stats` \| a \| 6 \| 1\.5 \| 0 \| 1\.5 \| 1\.5 \|$/m);
     assert.match(text, /^\| `stats` \| b \| 6 \|/m);
     assert.match(text, /^- `blob`: not JSON$/m);

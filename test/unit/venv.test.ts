@@ -180,7 +180,8 @@ describe('venv cache', () => {
     const bundleDir = depBundle([]);
     const dead = spawnSync('true');
     const deadPid = dead.pid!;
-    // learn the key this bundle gets (from a build elsewhere), then plant a lock held by a process that no longer exists
+    // learn the key this bundle gets (from a build elsewhere), then plant a lock held by a process that no
+    // longer exists
     const probe = await cache(newCacheDir()).ensure(bundleDir, base);
     const lockDir = path.join(dir, `${probe.key}.lock`);
     mkdirSync(lockDir, { recursive: true });

@@ -42,7 +42,7 @@ export function networkFailureIn(output: string): IndexUnreachable | undefined {
   return undefined;
 }
 
-/** pip's and uv's "there was nothing to install from": what an unreachable index looks like when nothing else is said. */
+/** pip's and uv's "there was nothing to install from": an unreachable index's look when nothing else is said. */
 export function foundNoVersions(output: string): boolean {
   return /\(from versions: none\)|No matching distribution found|was not found in the package registry|No solution found when resolving/.test(output);
 }

@@ -136,7 +136,7 @@ export class JobBook {
     this.store.writeSim(record);
     state.outcomes.set(replicate, { ok: record.status === 'ok', outputs: record.outputs, kind: record.kind, message: record.message });
     this.counts.sims.pending--;
-    record.status === 'ok' ? this.counts.sims.ok++ : this.counts.sims.failed++;
+    this.counts.sims[record.status === 'ok' ? 'ok' : 'failed']++;
   }
 
   /**
@@ -217,7 +217,7 @@ function initialCounts(states: SetState[], job: JobSpec): JobCounts {
   };
   for (const state of states) {
     counts.sims.total += state.set.seeds.length;
-    for (const outcome of state.outcomes.values()) outcome.ok ? counts.sims.ok++ : counts.sims.failed++;
+    for (const outcome of state.outcomes.values()) counts.sims[outcome.ok ? 'ok' : 'failed']++;
     if (state.earlierAgg) {
       counts.aggregations.pending--;
       counts.aggregations[state.earlierAgg]++;

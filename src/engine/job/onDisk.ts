@@ -97,7 +97,8 @@ export async function readJobFolder(folder: string, job?: JobSpec): Promise<JobO
   let ms: number | undefined;
   let failure: JobOnDisk['failure'];
   if (lastDone || (!lastStart && manifest?.status)) {
-    // the last run ended: its job-done event and the manifest say how (the event, when the disk had no room for the manifest)
+    // the last run ended: its job-done event and the manifest say how (the event alone when the disk had no room
+    // for the manifest)
     status = lastDone?.status ?? manifest!.status!;
     ms = lastDone?.ms ?? manifest?.ms;
     failure = lastDone ? lastDone.failure : manifest?.failure;

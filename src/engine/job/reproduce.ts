@@ -24,7 +24,7 @@ export interface Reproduction {
   caveat?: string;
 }
 
-/** `modelops-debugger replicate <out>/<job_id> --param <12 hex> --replicate N`: exactly that replicate, in a fresh runner. */
+/** `modelops-debugger replicate <out>/<job_id> --param <12 hex> --replicate N`: that replicate, in a fresh runner. */
 export function replicateCommandLine(jobDir: string, paramId: string, replicate: number): Reproduction {
   if (!/^[0-9a-f]{64}$/.test(paramId)) throw new Failure('bad-input', `${paramId} is not a param_id (64 hex digits).`);
   if (!Number.isInteger(replicate) || replicate < 0) throw new Failure('bad-input', `replicate ${replicate} is not a replicate index.`);

@@ -97,6 +97,7 @@ export function decodeOutput(output: OutputRecord, limit = 2000): DecodedOutput 
   const bytes = Buffer.from(output.inline, 'base64');
   const size = output.size;
   const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
+  // eslint-disable-next-line no-control-regex -- a control character other than \t \n \v \f \r means binary
   const isText = !text.includes('\uFFFD') && !/[\u0000-\u0008\u000E-\u001F]/.test(text);
   if (isText) {
     let shown: string | undefined;

@@ -1,9 +1,10 @@
 /**
  * A lock on a directory's contents, across processes: one per venv key (two CLIs or two editor
- * windows build one venv, not two) and one per results folder (one writer at a time). The lock is a directory (`mkdir` is atomic) holding `owner.json`: pid, host, the
- * process's start time and a nonce. A holder that is gone — no such pid on this host, or a
- * pid now used by a process that started at another time — is taken over: the stale lock is
- * renamed away (only one taker can win that rename) and the lock taken afresh.
+ * windows build one venv, not two) and one per results folder (one writer at a time). The lock
+ * is a directory (`mkdir` is atomic) holding `owner.json`: pid, host, the process's start time
+ * and a nonce. A holder that is gone — no such pid on this host, or a pid now used by a process
+ * that started at another time — is taken over: the stale lock is renamed away (only one taker
+ * can win that rename) and the lock taken afresh.
  *
  * Lock libraries judge staleness by age alone (a heartbeat mtime), which either waits out a
  * crashed builder or steals from a slow one; that is why this one is written here.

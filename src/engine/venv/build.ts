@@ -160,7 +160,7 @@ function uvPipConfig(env: Record<string, string> | undefined): string[] {
   return args;
 }
 
-/** Run one build command, its output into the log; a failure becomes the given kind, with the cause found in the output. */
+/** Run one build command, its output into the log; a failure becomes the given kind, with the output's cause. */
 async function step(request: BuildRequest, workspace: Workspace, kind: 'venv-create-failed' | 'deps-install-failed', file: string, args: string[]): Promise<void> {
   workspace.log.write(`$ ${[file, ...args].join(' ')}\n`);
   const child = execa(file, args, {

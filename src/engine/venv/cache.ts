@@ -88,7 +88,7 @@ export interface PruneOptions {
   keep?: number;
   maxSizeGB?: number;
   dryRun?: boolean;
-  /** Remove only these of the venvs found (what a confirmation listed): one that broke since waits for the next prune. */
+  /** Remove only these of the venvs found (what a confirmation listed): one broken since waits for the next prune. */
   only?: readonly string[];
 }
 

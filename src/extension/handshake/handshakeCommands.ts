@@ -89,7 +89,7 @@ export function registerHandshakeCommands(log: vscode.LogOutputChannel, trace: P
     }),
   ];
 
-  /** A replay that cannot start (no transcript, a broken bundle) is said like a handshake's failure: at its line when it has one. */
+  /** A replay that cannot start (no transcript, a broken bundle) is said as a handshake's failure is: at its line. */
   async function replayTranscript(bundle: vscode.Uri, file: string): Promise<ReplayReport | undefined> {
     let recorded: Awaited<ReturnType<typeof readTranscript>>;
     let report: ReplayReport;

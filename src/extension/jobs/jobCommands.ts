@@ -192,7 +192,7 @@ function replicateReproduction(item: TaskItem): Reproduction {
   return replicateCommandLine(item.job.dir, sim.paramId, sim.replicate);
 }
 
-/** A job of the tree: the item given, or one the user (or a test's `pick`) chooses among those the command applies to. */
+/** A job of the tree: the item given, or one the user (or a test's `pick`) picks among those the command fits. */
 async function jobFor(tree: JobsTreeProvider, given: unknown, capability: Capability): Promise<JobItem | undefined> {
   if (isNode(given) && given.kind === 'job') return given;
   const args = isPickArgs(given) ? given : undefined;

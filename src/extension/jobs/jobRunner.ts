@@ -62,7 +62,10 @@ export class JobRunner implements vscode.Disposable {
   private readonly statusBar = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 10);
   /** The job the status bar follows: the latest one started. */
   private statusJob: string | undefined;
-  /** Ten a second at most; the first task's count at once (VS Code only defers a status bar change to its next timer turn: extHostStatusBar.ts, update()). */
+  /**
+   * Ten a second at most; the first task's count at once (VS Code only defers a status bar change to its next
+   * timer turn: extHostStatusBar.ts, update()).
+   */
   private readonly status = new Coalesced(() => this.updateStatus(), 100, { leading: true });
   /** Ends the notification of the venv build under way. */
   private building: (() => void) | undefined;
@@ -135,7 +138,8 @@ export class JobRunner implements vscode.Disposable {
       return this.notStarted(origin, job?.jobId ?? label, job?.bundleDir, unexpectedFailure(error, 'starting the job'));
     }
     this.model.forgetNotStarted(origin);
-    if (!store) return this.resultsExist(origin, job, near, source, existing!, ifResultsExist); // no store: the results existed
+    // no store: the results existed
+    if (!store) return this.resultsExist(origin, job, near, source, existing!, ifResultsExist);
     return this.run(job, store, false, backend, undefined, source);
   }
 
@@ -143,7 +147,8 @@ export class JobRunner implements vscode.Disposable {
     const cause = failure.toJSON();
     this.model.addNotStarted(source, jobId, cause);
     this.tree.scheduleRefresh();
-    if (bundleDir) this.diagnostics.clearBundle(bundleDir); // what an earlier run said about the bundle no longer stands
+    // what an earlier run said about the bundle no longer stands
+    if (bundleDir) this.diagnostics.clearBundle(bundleDir);
     this.diagnostics.addFailure(failure);
     this.diagnostics.flush();
     this.log.error(`job ${jobId} did not start: ${failure.kind}: ${failure.message}`);
@@ -168,7 +173,8 @@ export class JobRunner implements vscode.Disposable {
     const answer = given ?? (await askIfResultsExist(earlier, freshJobId(resultsDir(near), job.jobId)));
     if (answer === undefined) return undefined;
     if (answer === 'resume') return this.resume(latest, source);
-    const opened = this.running.has(earlier.job.jobId) ? undefined : this.show(earlier, source); // the earlier run stays in the tree, under the new one
+    // the earlier run stays in the tree, under the new one
+    const opened = this.running.has(earlier.job.jobId) ? undefined : this.show(earlier, source);
     if (answer === 'open-previous') return opened ?? { jobId: earlier.job.jobId, dir: earlier.dir, status: earlier.status, counts: earlier.counts };
     const fresh = { ...job, jobId: freshJobId(resultsDir(near), job.jobId) };
     return this.runNew(origin, fresh.jobId, async () => fresh, near, source, 'new-run');

@@ -19,7 +19,10 @@ const UPDATE_TIMEOUT_MS = 2000;
 export interface ResultTarget {
   /** The job's results folder. */
   dir: string;
-  /** `agg-<param_id>` or `sim-<param_id>-<replicate>`; the param_id may be cut to its first 16 hex digits, as the folder names its set. */
+  /**
+   * `agg-<param_id>` or `sim-<param_id>-<replicate>`; the param_id may be cut to its first 16 hex digits, as the
+   * folder names its set.
+   */
   key: string;
 }
 
