@@ -1,6 +1,6 @@
 /** The `modelopsDebugger.*` settings, read in one place, in the engine's terms. */
 import * as vscode from 'vscode';
-import type { RunOptions } from '../engine/job/run';
+import type { RunOptions } from '../engine/backends/contract';
 import { Failure } from '../engine/failure';
 import type { RuntimeOptions } from '../engine/runtime/prepare';
 import { forceFreshFromEnv, venvsDir } from '../engine/venv/cache';

@@ -14,7 +14,7 @@ import { ourRunnerScript } from '../../process/runnerScript';
 import { DEFAULT_MAX_FRAME_BYTES } from '../../process/frameCap';
 import { JobBook, RETRYABLE, simKey, type SetState } from '../../job/book';
 import { runnerStderrLog } from '../../job/results';
-import type { BackendRun, RunOptions } from '../../job/run';
+import type { BackendRun, RunOptions } from '../contract';
 import { classifyExit } from '../../diagnose/classify';
 import { pollutionWarning } from '../../diagnose/stdoutBlame';
 import { locate } from '../../diagnose/pythonTrace';
@@ -43,18 +43,6 @@ import {
   type WorkerDescendant,
   type WorkerEvent,
 } from './protocol';
-
-export interface DaskOptions {
-  /** `tcp://HOST:PORT` */
-  scheduler: string;
-  /** The interpreter for the driver (must import distributed); default: /usr/bin/python3, then python3. */
-  python?: string;
-  connectTimeoutMs: number;
-  /** The interpreter workers build the bundle's venv from; default: each worker's own. */
-  workerPython?: string;
-  /** No word from the cluster for this long while tasks are pending ends the job (default: the longest a task may legitimately take). */
-  stallTimeoutMs?: number;
-}
 
 const DEFAULT_INSTALL_TIMEOUT_MS = 15 * 60_000;
 const STALL_MARGIN_MS = 60_000;
