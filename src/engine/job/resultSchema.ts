@@ -5,7 +5,7 @@
  */
 import { PyFloat } from '../pyjson/pyjson';
 import { canonicalJson, type Params } from './ids';
-import type { AggRecord, SimRecord } from './results';
+import type { AggRecord, SimRecord } from './records';
 import type { ParameterSet } from './spec';
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;

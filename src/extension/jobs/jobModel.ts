@@ -7,7 +7,7 @@ import type { FailureKind, SourceLocation } from '../../engine/failure';
 import type { JobCounts, JobEvent, JobStatus } from '../../engine/job/events';
 import { firstFailedLocation, parseSimKey } from '../../engine/job/book';
 import type { JobOnDisk, WarningEvent } from '../../engine/job/onDisk';
-import type { StderrRange } from '../../engine/job/results';
+import type { StderrRange } from '../../engine/job/records';
 import { crashFacts, type CrashFacts } from '../../engine/diagnose/crashFacts';
 import { scalarJson } from '../../engine/job/ids';
 import type { JobSpec } from '../../engine/job/spec';

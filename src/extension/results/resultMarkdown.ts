@@ -7,7 +7,7 @@
  */
 import type { FailureKind, SourceLocation } from '../../engine/failure';
 import { scalarJson, type Params } from '../../engine/job/ids';
-import type { AggRecord, SimRecord } from '../../engine/job/results';
+import type { AggRecord, SimRecord } from '../../engine/job/records';
 import { decodeOutput, readAggResult, readSimResult, readSimResults, type ReadResult } from '../../engine/job/resultsReader';
 import type { Stats, Summary } from '../../engine/job/summary';
 import { PyFloat, stringifyWireJson } from '../../engine/pyjson/pyjson';

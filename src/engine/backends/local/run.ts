@@ -14,7 +14,8 @@ import { lingeringWarnings } from '../../process/lingering';
 import { prepareRunner, runnerLaunch, type PreparedRunner } from '../../runtime/prepare';
 import { JobBook, RETRYABLE, type SetState } from '../../job/book';
 import type { JobEventBody } from '../../job/events';
-import { outputChecksum, runnerStderrLog, WRITE_BACKLOG_LIMIT, type OutputRecord, type ResultsStore, type StderrRange } from '../../job/results';
+import type { OutputRecord, StderrRange } from '../../job/records';
+import { outputChecksum, runnerStderrLog, WRITE_BACKLOG_LIMIT, type ResultsStore } from '../../job/results';
 import type { JobSpec } from '../../job/spec';
 
 interface SimTask {
