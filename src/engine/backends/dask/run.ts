@@ -12,7 +12,8 @@ import { Failure, unexpectedFailure } from '../../failure';
 import { stringifyWireJson } from '../../pyjson/pyjson';
 import { ourRunnerScript } from '../../process/runnerScript';
 import { DEFAULT_MAX_FRAME_BYTES } from '../../process/frameCap';
-import { JobBook, RETRYABLE, simKey, type SetState } from '../../job/book';
+import { JobBook, RETRYABLE, type SetState } from '../../job/book';
+import { aggKey, simKey } from '../../job/taskKeys';
 import { runnerStderrLog } from '../../job/results';
 import type { BackendRun, RunOptions } from '../contract';
 import { classifyExit } from '../../diagnose/classify';
@@ -147,14 +148,14 @@ class DaskSession {
         const earlier = state.outcomes.get(i);
         if (!earlier) {
           sims.push({ replicate: i, seed: set.seeds[i] });
-          this.sims.set(simKey(state, i), { state, replicate: i });
+          this.sims.set(simKey(state.set.paramId, i), { state, replicate: i });
         } else if (!state.aggregated) {
           const outputs = Object.fromEntries(Object.entries(earlier.outputs ?? {}).map(([name, o]) => [name, o.inline]));
-          const key = simKey(state, i);
+          const key = simKey(state.set.paramId, i);
           done.push({ replicate: i, result: earlier.ok ? { key, status: 'ok', outputs, seed: set.seeds[i], pid: 0, worker: '', attempts: [], ms: 0, stderr: '', captures: [] } : { key, status: 'failed', seed: set.seeds[i], worker: '', attempts: [], ms: 0 } });
         }
       }
-      const agg = state.aggregated ? undefined : { key: `agg-${set.paramId}`, param_id: set.paramId, targets: this.book.job.targets, target_data_json: stringifyWireJson(this.book.job.targetData ?? null), allow_partial: this.options.allowPartial };
+      const agg = state.aggregated ? undefined : { key: aggKey(set.paramId), param_id: set.paramId, targets: this.book.job.targets, target_data_json: stringifyWireJson(this.book.job.targetData ?? null), allow_partial: this.options.allowPartial };
       if (agg) this.aggs.set(agg.key, state);
       if (sims.length || agg) submissions.push({ param_id: set.paramId, replicates: set.seeds.length, params_json: state.wireParams.text, sims, done, agg });
     }
@@ -336,7 +337,7 @@ class DaskSession {
     const result = this.earlyAggs.get(state);
     if (!result || !this.book.awaitsAggregation(state)) return;
     this.earlyAggs.delete(state);
-    this.aggs.delete(`agg-${state.set.paramId}`);
+    this.aggs.delete(aggKey(state.set.paramId));
     const erred = 'exc_type' in result;
     const plan = this.book.planAggregation(state, erred ? undefined : (result.pid ?? undefined));
     if (!plan) return; // skipped: replicates failed, and the record names them

@@ -17,6 +17,7 @@ import type { JobEventBody } from '../../job/events';
 import type { OutputRecord, StderrRange } from '../../job/records';
 import { outputChecksum, runnerStderrLog, WRITE_BACKLOG_LIMIT, type ResultsStore } from '../../job/results';
 import type { JobSpec } from '../../job/spec';
+import { simKey } from '../../job/taskKeys';
 
 interface SimTask {
   state: SetState;
@@ -205,7 +206,7 @@ class Scheduler {
 
   private async simulate(task: SimTask): Promise<void> {
     const { state, replicate } = task;
-    const key = `sim-${state.set.paramId}-${replicate}`;
+    const key = simKey(state.set.paramId, replicate);
     const seed = state.set.seeds[replicate];
     let pid: number | undefined;
     let begun = 0;
