@@ -35,3 +35,17 @@ export function shortKey(key: string | undefined): string {
   const agg = parseAggKey(key);
   return agg ? `agg-${agg.slice(0, 8)}` : key;
 }
+
+/**
+ * A key as a results document names its task: the param_id whole, or cut to the 16 digits the
+ * results folder names its set by; `replicate` as written (a sim key's index).
+ */
+export function parseFolderKey(key: string): { kind: 'sim' | 'agg'; param: string; replicate?: string } | undefined {
+  const match = /^(agg|sim)-([0-9a-f]{16}|[0-9a-f]{64})(?:-(\d+))?$/.exec(key);
+  return match ? { kind: match[1] as 'sim' | 'agg', param: match[2], replicate: match[3] } : undefined;
+}
+
+/** `agg-<param_id>` → `agg-<param16>`; `sim-<param_id>-<i>` → `sim-<param16>-<i>`: the folder's names. */
+export function folderKey(key: string): string {
+  return key.replace(/^(agg|sim)-([0-9a-f]{16})[0-9a-f]{48}/, '$1-$2');
+}
