@@ -1,18 +1,56 @@
 /**
  * The backend contract: what the orchestrator (job/run.ts) gives a backend and what a backend
- * gives back. Both backends and the orchestrator import it; it imports neither of them.
+ * gives back, and the defaults of a run. Both backends and the orchestrator import it; it
+ * imports neither of them. The command line's flags and the editor's settings take their
+ * defaults from RUN_DEFAULTS, so that the two cannot drift apart.
  */
+import * as os from 'node:os';
 import type { Failure } from '../failure';
 import type { JobEvent } from '../job/events';
 import type { BundleChange } from '../job/resume';
 import type { TranscriptEntry } from '../process/warmProcess';
+import { DEFAULT_MAX_FRAME_BYTES } from '../process/frameCap';
 import type { RuntimeOptions } from '../runtime/prepare';
+import { DEFAULT_INSTALL_TIMEOUT_MS } from '../venv/cache';
 
-export interface RunOptions extends Omit<RuntimeOptions, 'bundleDir'> {
-  /** Where the tasks run: warm runners on this machine (the default), or an existing Dask cluster. */
-  backend?: 'local' | 'dask';
-  /** With the dask backend. */
-  dask?: DaskOptions;
+/**
+ * What a run does unless told otherwise, on every surface: `run`'s and `replicate`'s flags, the
+ * editor's settings (package.json's defaults are checked against these by a test), the engine.
+ */
+export const RUN_DEFAULTS = {
+  /** Requests queued per warm process: the next one waits in the pipe, hiding the round trip. */
+  depth: 2,
+  executor: 'warm',
+  /** Never retire a warm process for its age. */
+  maxReuse: 0,
+  retries: 1,
+  /** As production's MODELOPS_RPC_TIMEOUT_SECONDS. */
+  taskTimeoutMs: 1_800_000,
+  /** A job's (and a reproduced replicate's) runner answering `ready`. */
+  readyTimeoutMs: 60_000,
+  allowPartial: false,
+  installTimeoutMs: DEFAULT_INSTALL_TIMEOUT_MS,
+  maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+  /** Reaching a Dask scheduler. */
+  connectTimeoutMs: 10_000,
+  /** The `handshake` command's own wait for `ready`: a check asked for by hand, so shorter than a job's. */
+  handshakeTimeoutMs: 30_000,
+  /** The editor's runners (the command line runs them at its own priority). */
+  runnerNice: 10,
+} as const;
+
+/** Warm processes of a run: one per core. */
+export function defaultWorkers(): number {
+  return os.availableParallelism();
+}
+
+/** Where the tasks run: warm runners on this machine (the default), or an existing Dask cluster. */
+export type BackendChoice = { backend?: 'local'; dask?: undefined } | { backend: 'dask'; dask: DaskOptions };
+
+/** A run's options: what every backend takes, and the backend with what only it takes. */
+export type RunOptions = CommonRunOptions & BackendChoice;
+
+export interface CommonRunOptions extends Omit<RuntimeOptions, 'bundleDir'> {
   workers: number;
   /** Requests kept queued per warm process (1: one at a time; 2: the next waits in the pipe). */
   depth: number;

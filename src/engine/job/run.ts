@@ -54,7 +54,7 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
     book.emit({ type: 'results-folder', message: `${notResults.length} file${one ? ' is' : 's are'} not a valid result of this job, so ${one ? 'its task runs' : 'their tasks run'} again: ${named}` });
   }
 
-  const ran = backend === 'dask' ? await runOnDask(book, options) : await runLocally(book, options);
+  const ran = options.backend === 'dask' ? await runOnDask(book, options) : await runLocally(book, options);
   let fatal = ran.fatal;
   const { interrupted } = ran;
   if (!fatal && !interrupted && counts.sims.pending + counts.aggregations.pending > 0) {

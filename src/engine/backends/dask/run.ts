@@ -15,7 +15,7 @@ import { DEFAULT_MAX_FRAME_BYTES } from '../../process/frameCap';
 import { JobBook, RETRYABLE, type SetState } from '../../job/book';
 import { aggKey, simKey } from '../../job/taskKeys';
 import { runnerStderrLog } from '../../job/results';
-import type { BackendRun, RunOptions } from '../contract';
+import { RUN_DEFAULTS, type BackendRun, type RunOptions } from '../contract';
 import { classifyExit } from '../../diagnose/classify';
 import { pollutionWarning } from '../../diagnose/stdoutBlame';
 import { locate } from '../../diagnose/pythonTrace';
@@ -45,13 +45,12 @@ import {
   type WorkerEvent,
 } from './protocol';
 
-const DEFAULT_INSTALL_TIMEOUT_MS = 15 * 60_000;
 const STALL_MARGIN_MS = 60_000;
 /** Shipping the bundle and submitting the tasks (thousands of client.submit calls). */
 const SUBMIT_TIMEOUT_MS = 300_000;
 const CLOSE_TIMEOUT_MS = 10_000;
 
-export async function runOnDask(book: JobBook, options: RunOptions): Promise<BackendRun> {
+export async function runOnDask(book: JobBook, options: RunOptions & { backend: 'dask' }): Promise<BackendRun> {
   const dask = options.dask;
   const environment: Record<string, unknown> = { bundle: { dir: book.job.bundleDir }, dask: { scheduler: dask?.scheduler } };
   let driver: DaskDriver | undefined;
@@ -81,7 +80,7 @@ export async function runOnDask(book: JobBook, options: RunOptions): Promise<Bac
       requirements: deps.requirements.map((r) => r.spec),
       requirement_options: deps.requirementOptions,
       extra_install_args: options.venv?.extraInstallArgs ?? [],
-      install_timeout_s: (options.venv?.installTimeoutMs ?? DEFAULT_INSTALL_TIMEOUT_MS) / 1000,
+      install_timeout_s: (options.venv?.installTimeoutMs ?? RUN_DEFAULTS.installTimeoutMs) / 1000,
       base_python: dask.workerPython ?? '',
       entrypoint: book.job.entrypoint,
       retries: options.retries,
@@ -91,7 +90,7 @@ export async function runOnDask(book: JobBook, options: RunOptions): Promise<Bac
       runner_file: path.basename(runnerScript),
       max_frame_bytes: maxFrameBytes,
     };
-    const stallMs = dask.stallTimeoutMs ?? options.taskTimeoutMs + options.readyTimeoutMs + (options.venv?.installTimeoutMs ?? DEFAULT_INSTALL_TIMEOUT_MS) + STALL_MARGIN_MS;
+    const stallMs = dask.stallTimeoutMs ?? options.taskTimeoutMs + options.readyTimeoutMs + (options.venv?.installTimeoutMs ?? RUN_DEFAULTS.installTimeoutMs) + STALL_MARGIN_MS;
     session = new DaskSession(book, driver, options, bundleDir, deps, stallMs);
     const sets = session.submissions();
     await session.run(() => driver!.request(SubmitRequest.type, { spec, runner_files: runnerFiles, bundle_dir: bundleDir, bundle_files: files, sets, report_max_bytes: driver!.maxFrameBytes }, SUBMIT_TIMEOUT_MS, 'submit the tasks'));
