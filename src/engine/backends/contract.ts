@@ -21,7 +21,7 @@ export const RUN_DEFAULTS = {
   /** Requests queued per warm process: the next one waits in the pipe, hiding the round trip. */
   depth: 2,
   executor: 'warm',
-  /** Never retire a warm process for its age. */
+  /** Never retire a warm process, however many tasks it ran. */
   maxReuse: 0,
   retries: 1,
   /** As production's MODELOPS_RPC_TIMEOUT_SECONDS. */
