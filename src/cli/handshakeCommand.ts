@@ -16,7 +16,8 @@ import { renderHandshake, renderReplay } from '../engine/handshake/describe';
 import { currentDir, renderFailureLine } from './render';
 import { parseSeed, positiveNumber, timeoutSeconds } from './parsers';
 import { writeStderr, writeStdout } from './stdio';
-import { frameCapBytes } from '../engine/process/frameCap';
+import { RUN_DEFAULTS } from '../engine/backends/contract';
+import { DEFAULT_FRAME_MB, frameCapBytes } from '../engine/process/frameCap';
 import { addVenvOptions, printVenvEvent, venvCacheOptions, type VenvFlags } from './venvOptions';
 
 interface HandshakeFlags extends VenvFlags {
@@ -39,11 +40,11 @@ export function handshakeCommand(): Command {
     .argument('<bundle-dir>', 'the bundle directory')
     .option('--python <path>', "run with this interpreter as it is, without the bundle's venv")
     .option('--runner <path>', "another runner script, e.g. production's subprocess_runner.py")
-    .option('--timeout <seconds>', 'how long the runner may take to answer ready', timeoutSeconds, 30)
+    .option('--timeout <seconds>', 'how long the runner may take to answer ready', timeoutSeconds, RUN_DEFAULTS.handshakeTimeoutMs / 1000)
     .option('--execute <entrypoint>', 'run one replicate after the handshake')
     .option('--params <json>', 'parameters of that replicate, a JSON object (with --execute)')
     .option('--seed <n>', 'seed of that replicate, 0 to 2^64-1 (with --execute)')
-    .option('--max-frame-mb <n>', 'the largest answer read from a runner, in MB (MiB): a bigger result is result-too-large (default: 64)', positiveNumber)
+    .option('--max-frame-mb <n>', `the largest answer read from a runner, in MB (MiB): a bigger result is result-too-large (default: ${DEFAULT_FRAME_MB})`, positiveNumber)
     .option('--transcript <file>', 'write every JSON-RPC frame both ways to this file')
     .option('--replay <file>', 'send the requests of a recorded transcript to a fresh runner and diff the responses')
     .option('--stderr', "stream the runner's stderr to this stderr as it comes")

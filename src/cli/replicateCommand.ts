@@ -7,7 +7,8 @@ import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { exitCodeFor, exitCodeForStop, Failure, unexpectedFailure } from '../engine/failure';
 import { paramsFromText } from '../engine/job/spec';
-import { frameCapBytes } from '../engine/process/frameCap';
+import { RUN_DEFAULTS } from '../engine/backends/contract';
+import { DEFAULT_FRAME_MB, frameCapBytes } from '../engine/process/frameCap';
 import { stringifyWireJson } from '../engine/pyjson/pyjson';
 import { reproduceReplicate, runReplicate, type ReplicateOptions, type ReplicateReport } from '../engine/replicate/replicate';
 import { renderReplicateReport } from '../engine/replicate/text';
@@ -45,9 +46,9 @@ export function replicateCommand(): Command {
     .option('--cold', "as production's cold executor: a private venv built from scratch for this run (the same key; removed afterwards), as well as a fresh runner")
     .option('--python <path>', "run with this interpreter as it is, not in the job's or the bundle's venv")
     .option('--runner <path>', "another runner script (default: the one the job ran, else ours)")
-    .option('--ready-timeout <seconds>', 'for the runner to answer ready', timeoutSeconds, 60)
-    .option('--task-timeout <seconds>', "for the replicate (default: the job's, else 1800)", timeoutSeconds)
-    .option('--max-frame-mb <n>', "the largest answer read from the runner, in MiB (default: the job's, else 64)", positiveNumber)
+    .option('--ready-timeout <seconds>', 'for the runner to answer ready', timeoutSeconds, RUN_DEFAULTS.readyTimeoutMs / 1000)
+    .option('--task-timeout <seconds>', `for the replicate (default: the job's, else ${RUN_DEFAULTS.taskTimeoutMs / 1000})`, timeoutSeconds)
+    .option('--max-frame-mb <n>', `the largest answer read from the runner, in MiB (default: the job's, else ${DEFAULT_FRAME_MB})`, positiveNumber)
     .option('--stderr', "stream the runner's stderr to this stderr as it comes")
     .option('--json', 'print one JSON object on stdout');
   return addVenvOptions(command).action(async (input: string, flags: ReplicateFlags) => {

@@ -3,7 +3,6 @@
  */
 import { Command, Option } from 'commander';
 import { statSync } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { bundleDigest, checkBundleDir } from '../engine/bundle/bundleDir';
 import { readBundleDeps } from '../engine/bundle/deps';
@@ -11,6 +10,7 @@ import { exitCodeFor, exitCodeForStop, Failure, unexpectedFailure } from '../eng
 import type { JobEvent } from '../engine/job/events';
 import { ResultsExist, ResultsStore } from '../engine/job/results';
 import { openEarlierRun, type BundleChange } from '../engine/job/resume';
+import { defaultWorkers, RUN_DEFAULTS } from '../engine/backends/contract';
 import { runJob } from '../engine/job/run';
 import { jobFromParamsFile, loadJobFile, type JobSpec } from '../engine/job/spec';
 import { stringifyWireJson } from '../engine/pyjson/pyjson';
@@ -20,7 +20,7 @@ import { currentDir, renderFailureLine } from './render';
 import { addVenvOptions, venvCacheOptions, type VenvFlags } from './venvOptions';
 import { collect, positiveNumber, timeoutSeconds, wholeNumber } from './parsers';
 import { stdoutOpen, writeStderr, writeStdout } from './stdio';
-import { frameCapBytes } from '../engine/process/frameCap';
+import { DEFAULT_FRAME_MB, frameCapBytes } from '../engine/process/frameCap';
 
 interface RunFlags extends VenvFlags {
   out: string;
@@ -67,14 +67,14 @@ export function runCommand(): Command {
     .option('--resume <dir>', 'finish an earlier run in <out>/<job_id>, running only what has no result')
     .option('--rerun-failed <dir>', 'run the failed tasks of an earlier run in <out>/<job_id> again, and the aggregations they feed')
     .option('--allow-bundle-change', 'with --resume or --rerun-failed: run even though the bundle changed since the job was created (the manifest records it)')
-    .option('--workers <n>', 'warm processes', wholeNumber, os.availableParallelism())
-    .option('--queue-depth <n>', 'requests queued per warm process (2 hides the round trip)', wholeNumber, 2)
-    .addOption(new Option('--executor <kind>', 'warm: reuse processes; cold: a fresh process per task').choices(['warm', 'cold']).default('warm'))
-    .option('--max-reuse <n>', 'retire a warm process after this many tasks (0: never)', wholeNumber, 0)
-    .option('--retries <n>', 'extra attempts for a task whose runner crashed', wholeNumber, 1)
-    .option('--task-timeout <seconds>', 'per simulation or aggregation', timeoutSeconds, 1800)
-    .option('--ready-timeout <seconds>', 'for a runner to answer ready', timeoutSeconds, 60)
-    .option('--max-frame-mb <n>', 'the largest answer read from a runner, in MB (MiB): a bigger result is result-too-large (default: 64)', positiveNumber)
+    .option('--workers <n>', 'warm processes', wholeNumber, defaultWorkers())
+    .option('--queue-depth <n>', 'requests queued per warm process (2 hides the round trip)', wholeNumber, RUN_DEFAULTS.depth)
+    .addOption(new Option('--executor <kind>', 'warm: reuse processes; cold: a fresh process per task').choices(['warm', 'cold']).default(RUN_DEFAULTS.executor))
+    .option('--max-reuse <n>', 'retire a warm process after this many tasks (0: never)', wholeNumber, RUN_DEFAULTS.maxReuse)
+    .option('--retries <n>', 'extra attempts for a task whose runner crashed', wholeNumber, RUN_DEFAULTS.retries)
+    .option('--task-timeout <seconds>', 'per simulation or aggregation', timeoutSeconds, RUN_DEFAULTS.taskTimeoutMs / 1000)
+    .option('--ready-timeout <seconds>', 'for a runner to answer ready', timeoutSeconds, RUN_DEFAULTS.readyTimeoutMs / 1000)
+    .option('--max-frame-mb <n>', `the largest answer read from a runner, in MB (MiB): a bigger result is result-too-large (default: ${DEFAULT_FRAME_MB})`, positiveNumber)
     .option('--allow-partial', 'aggregate the replicates that succeeded even when others failed')
     .option('--python <path>', "run with this interpreter as it is, without the bundle's venv")
     .option('--runner <path>', "another runner script, e.g. production's subprocess_runner.py")
@@ -84,7 +84,7 @@ export function runCommand(): Command {
     .option('--scheduler <address>', 'with --backend dask: the Dask scheduler, tcp://HOST:PORT (default: $DASK_SCHEDULER_ADDRESS)')
     .option('--dask-python <path>', 'with --backend dask: the Python that runs the Dask driver (must import distributed; default: /usr/bin/python3, then python3)')
     .option('--worker-python <path>', "with --backend dask: the interpreter each worker builds the bundle's venv from (default: the worker's own)")
-    .option('--connect-timeout <seconds>', 'with --backend dask: how long to try to reach the scheduler', timeoutSeconds, 10);
+    .option('--connect-timeout <seconds>', 'with --backend dask: how long to try to reach the scheduler', timeoutSeconds, RUN_DEFAULTS.connectTimeoutMs / 1000);
   return addVenvOptions(command).action(async (input: string | undefined, flags: RunFlags) => {
     process.exitCode = await run(input, flags);
   });
@@ -143,11 +143,9 @@ async function run(input: string | undefined, flags: RunFlags): Promise<number> 
       trace: flags.trace,
       resumed: Boolean(flags.resume ?? flags.rerunFailed),
       bundleChange,
-      backend: flags.backend,
-      dask:
-        flags.backend === 'dask'
-          ? { scheduler: flags.scheduler!, python: flags.daskPython, workerPython: flags.workerPython, connectTimeoutMs: flags.connectTimeout * 1000 }
-          : undefined,
+      ...(flags.backend === 'dask'
+        ? { backend: 'dask', dask: { scheduler: flags.scheduler!, python: flags.daskPython, workerPython: flags.workerPython, connectTimeoutMs: flags.connectTimeout * 1000 } }
+        : { backend: 'local' }),
       onEvent,
       signal: controller.signal,
     });

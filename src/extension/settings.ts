@@ -1,6 +1,6 @@
 /** The `modelopsDebugger.*` settings, read in one place, in the engine's terms. */
 import * as vscode from 'vscode';
-import type { RunOptions } from '../engine/job/run';
+import { RUN_DEFAULTS, type BackendChoice } from '../engine/backends/contract';
 import { Failure } from '../engine/failure';
 import type { RuntimeOptions } from '../engine/runtime/prepare';
 import { forceFreshFromEnv, venvsDir } from '../engine/venv/cache';
@@ -31,22 +31,35 @@ export function runtimeSettings(onVenvEvent?: NonNullable<RuntimeOptions['venv']
       dir: venvsDir(config.get<string>('venvsDir') || undefined),
       forceFresh: freshOnce || config.get<boolean>('forceFreshVenv') || forceFreshFromEnv(),
       extraInstallArgs: config.get<string[]>('extraInstallArgs') ?? [],
-      installTimeoutMs: (config.get<number>('installTimeoutSeconds') ?? 900) * 1000,
+      installTimeoutMs: seconds('installTimeoutSeconds', RUN_DEFAULTS.installTimeoutMs),
       onEvent: onVenvEvent,
     },
     maxFrameBytes: frameCapBytes(config.get<number>('maxFrameMb') || undefined),
   };
 }
 
-export function seconds(name: string, fallback: number): number {
-  return (settings().get<number>(name) ?? fallback) * 1000;
+/** A setting in seconds, in ms; `fallbackMs` (RUN_DEFAULTS') when it has no value. */
+export function seconds(name: string, fallbackMs: number): number {
+  const value = settings().get<number>(name);
+  return value === undefined ? fallbackMs : value * 1000;
+}
+
+/**
+ * How long a job's runners may take to answer `ready`: modelopsDebugger.handshakeTimeoutSeconds
+ * when the user set it, else the run default (as `run --ready-timeout`); that setting's own
+ * default is the Handshake command's shorter wait (as `handshake --timeout`).
+ */
+export function readyTimeoutMs(): number {
+  const set = settings().inspect<number>('handshakeTimeoutSeconds');
+  const chosen = set?.workspaceFolderValue ?? set?.workspaceValue ?? set?.globalValue;
+  return chosen === undefined ? RUN_DEFAULTS.readyTimeoutMs : chosen * 1000;
 }
 
 /** Where jobs run: this machine, or the Dask scheduler "Connect to Dask Scheduler…" checked. */
-export function backendSettings(): Pick<RunOptions, 'backend' | 'dask'> {
+export function backendSettings(): BackendChoice {
   const config = settings();
   if (config.get<string>('backend') !== 'dask') return { backend: 'local' };
   const scheduler = config.get<string>('daskScheduler');
   if (!scheduler) throw new Failure('bad-input', 'modelopsDebugger.backend is "dask" but modelopsDebugger.daskScheduler is empty: run "ModelOps: Connect to Dask Scheduler…".');
-  return { backend: 'dask', dask: { scheduler, python: config.get<string>('daskPython') || undefined, connectTimeoutMs: 10_000 } };
+  return { backend: 'dask', dask: { scheduler, python: config.get<string>('daskPython') || undefined, connectTimeoutMs: RUN_DEFAULTS.connectTimeoutMs } };
 }

@@ -42,11 +42,6 @@ export function handshakeVerdict(report: HandshakeReport): string {
   return report.ok ? report.message : `${report.kind}: ${report.message}`;
 }
 
-/** "1 warning", "2 warnings". */
-export function countWarnings(count: number): string {
-  return `${count} warning${count === 1 ? '' : 's'}`;
-}
-
 export function renderReplay(report: ReplayReport): string {
   const lines = [report.same ? `✔ ${report.message}` : `✘ ${report.message}`];
   for (const d of report.differences) {

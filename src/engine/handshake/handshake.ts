@@ -11,7 +11,6 @@ import { ExecuteRequest, type ExecuteParams, type ReadyResult, type StdoutCaptur
 import { ourRunnerScript } from '../process/runnerScript';
 import { WarmProcess, type TranscriptEntry } from '../process/warmProcess';
 import { leasedVenv, prepareRunner, runnerLaunch, type PreparedRunner, type RuntimeOptions } from '../runtime/prepare';
-import { countWarnings } from './describe';
 import { describeOutput, type OutputView } from './outputs';
 
 export interface HandshakeOptions extends RuntimeOptions {
@@ -134,6 +133,11 @@ async function handshakePrepared(options: HandshakeOptions, prepared: PreparedRu
   // the warnings are part of the verdict: "ok" alone would hide what production would break on
   const message = `Handshake ok${warnings.length ? ` with ${countWarnings(warnings.length)}` : ''} in ${total.toFixed(1)} ms: ${describeRunner(evidence.ready!)}${options.execute ? `; ${options.execute.entrypoint} ran in ${evidence.execute!.ms} ms` : ''}`;
   return { report: { ok: true, message, phases, evidence, warnings }, transcript };
+}
+
+/** "1 warning", "2 warnings". */
+function countWarnings(count: number): string {
+  return `${count} warning${count === 1 ? '' : 's'}`;
 }
 
 function describeRunner(ready: ReadyResult): string {

@@ -10,10 +10,12 @@ import { isInside } from '../diagnose/pythonTrace';
 import { Failure, type FailureKind, type SourceLocation } from '../failure';
 import type { JobCounts, JobEvent, JobEventBody } from './events';
 import { canonicalJson } from './ids';
-import type { AggRecord, OutputRecord, ResultsStore, SimRecord, StderrRange } from './results';
+import type { AggRecord, OutputRecord, SimRecord, StderrRange } from './records';
+import type { ResultsStore } from './results';
 import { crashFacts } from '../diagnose/crashFacts';
 import type { JobSpec, ParameterSet } from './spec';
 import { summarize } from './summary';
+import { aggKey, simKey } from './taskKeys';
 
 /** The kinds a new attempt can cure: the process died under the task. */
 export const RETRYABLE: ReadonlySet<FailureKind> = new Set(['process-crashed']);
@@ -87,7 +89,7 @@ export class JobBook {
   }
 
   simSucceeded(state: SetState, replicate: number, outputs: Record<string, string>, ran: RanOn): void {
-    const key = simKey(state, replicate);
+    const key = simKey(state.set.paramId, replicate);
     const record: SimRecord = { key, status: 'ok', param_id: state.set.paramId, replicate, seed: state.set.seeds[replicate], attempts: ran.attempts, pid: ran.pid, ms: ran.ms, outputs: outputRecords(outputs) };
     if (ran.worker) record.worker = ran.worker;
     if (ran.stderr) record.stderr = ran.stderr;
@@ -96,7 +98,7 @@ export class JobBook {
   }
 
   simFailed(state: SetState, replicate: number, failure: Failure, ran: RanOn): void {
-    const key = simKey(state, replicate);
+    const key = simKey(state.set.paramId, replicate);
     const record: SimRecord = {
       key,
       status: 'failed',
@@ -146,14 +148,14 @@ export class JobBook {
    */
   planAggregation(state: SetState, pid: number | undefined): AggregationPlan | undefined {
     const { set } = state;
-    const key = `agg-${set.paramId}`;
+    const key = aggKey(set.paramId);
     const begun = performance.now();
     const replicates = [...state.outcomes.entries()].sort(([a], [b]) => a - b);
     const failed = replicates.filter(([, o]) => !o.ok);
     const ok = replicates.filter(([, o]) => o.ok);
     const record: AggRecord = { key, status: 'ok', param_id: set.paramId, params: set.params, n_replicates: ok.length, ms: 0, targets: {} };
     if (failed.length) {
-      record.failed_replicates = failed.map(([i, o]) => ({ replicate: i, key: `sim-${set.paramId}-${i}`, kind: o.kind, message: o.message }));
+      record.failed_replicates = failed.map(([i, o]) => ({ replicate: i, key: simKey(set.paramId, i), kind: o.kind, message: o.message }));
     }
     if ((failed.length && !this.allowPartial) || ok.length === 0) {
       record.status = 'skipped';
@@ -186,16 +188,6 @@ export class JobBook {
     else this.counts.aggregations.failed++;
     this.emit({ type: 'agg-done', key: record.key, status: record.status, ms: record.ms, kind: record.kind, message: record.message, location: firstFailedLocation(record) });
   }
-}
-
-export function simKey(state: SetState, replicate: number): string {
-  return `sim-${state.set.paramId}-${replicate}`;
-}
-
-/** A replicate's task key read back: its parameter set and index; undefined for any other key. */
-export function parseSimKey(key: string): { paramId: string; replicate: number } | undefined {
-  const match = /^sim-([0-9a-f]{64})-(\d+)$/.exec(key);
-  return match ? { paramId: match[1], replicate: Number(match[2]) } : undefined;
 }
 
 function loadState(set: ParameterSet, store: ResultsStore): SetState {

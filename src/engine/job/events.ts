@@ -6,7 +6,7 @@ import type { Failure, FailureKind, SourceLocation } from '../failure';
 import type { VenvEvent } from '../venv/cache';
 import type { LingeringDescendant } from '../process/descendants';
 import type { CrashFacts } from '../diagnose/crashFacts';
-import type { StderrRange } from './results';
+import type { StderrRange } from './records';
 
 export type TaskStatus = 'ok' | 'failed';
 

@@ -5,8 +5,9 @@
  */
 import { PyFloat } from '../pyjson/pyjson';
 import { canonicalJson, type Params } from './ids';
-import type { AggRecord, SimRecord } from './results';
+import type { AggRecord, SimRecord } from './records';
 import type { ParameterSet } from './spec';
+import { aggKey, simKey } from './taskKeys';
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
@@ -16,7 +17,7 @@ export type Checked<T> = { record: T } | { why: string };
 export function checkSimRecord(value: unknown, set: ParameterSet, replicate: number): Checked<SimRecord> {
   if (!isObject(value)) return { why: 'not a JSON object' };
   const expected: [string, unknown][] = [
-    ['key', `sim-${set.paramId}-${replicate}`],
+    ['key', simKey(set.paramId, replicate)],
     ['param_id', set.paramId],
     ['replicate', replicate],
   ];
@@ -41,7 +42,7 @@ export function checkSimRecord(value: unknown, set: ParameterSet, replicate: num
 
 export function checkAggRecord(value: unknown, set: ParameterSet): Checked<AggRecord> {
   if (!isObject(value)) return { why: 'not a JSON object' };
-  if (value.key !== `agg-${set.paramId}` || value.param_id !== set.paramId) return { why: `it is the aggregation of ${JSON.stringify(String(value.key))}` };
+  if (value.key !== aggKey(set.paramId) || value.param_id !== set.paramId) return { why: `it is the aggregation of ${JSON.stringify(String(value.key))}` };
   if (!['ok', 'failed', 'skipped'].includes(value.status as string)) return { why: `status is ${JSON.stringify(String(value.status))}` };
   if (!isWhole(value.n_replicates) || Number(value.n_replicates) < 0 || Number(value.n_replicates) > set.seeds.length) return { why: 'n_replicates is not a count of its replicates' };
   if (!isObject(value.targets)) return { why: 'targets is not an object' };

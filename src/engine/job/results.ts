@@ -12,12 +12,13 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, constants, existsSync, fstatSync, ftruncateSync, rmSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { Failure, isFailure, type FailureKind, type SourceLocation } from '../failure';
+import { Failure, isFailure } from '../failure';
 import type { DirLock } from '../lock/dirLock';
 import { parsePythonJson, pyFloatRepr, RawJson, stringifyWireJson } from '../pyjson/pyjson';
 import type { WarmProcess } from '../process/warmProcess';
 import type { JobEvent } from './events';
 import type { Params } from './ids';
+import type { AggRecord, SimRecord } from './records';
 import { checkAggRecord, checkSimRecord, type Checked } from './resultSchema';
 import { checkFolderItself, inspectFolder, lockResultsFolder, makeFolders, unwritable } from './resultsFolder';
 import type { JobInput, JobSpec, ParameterSet } from './spec';
@@ -30,57 +31,6 @@ import type { JobInput, JobSpec, ParameterSet } from './spec';
 export function runnerStderrLog(pid: number | undefined, worker?: string): string {
   const runner = `runner-${pid ?? 'unknown'}.stderr`;
   return worker ? `dask-${worker.replace(/^[a-z]+:\/\//, '').replace(/[^A-Za-z0-9.-]+/g, '_')}-${runner}` : runner;
-}
-
-/**
- * A task's part of its runner's stderr: `log` relative to the job's folder (`logs/runner-<pid>.stderr`),
- * `start` and `end` byte offsets in it (end exclusive; equal when the task wrote nothing).
- */
-export interface StderrRange {
-  log: string;
-  start: number;
-  end: number;
-}
-
-export interface OutputRecord {
-  size: number;
-  /** Standard padded base64 of the bytes. */
-  inline: string;
-}
-
-export interface SimRecord {
-  key: string;
-  status: 'ok' | 'failed';
-  param_id: string;
-  replicate: number;
-  seed: number | bigint;
-  attempts: number;
-  pid?: number;
-  /** The Dask worker it ran on (dask backend). */
-  worker?: string;
-  ms: number;
-  outputs?: Record<string, OutputRecord>;
-  kind?: FailureKind;
-  message?: string;
-  location?: SourceLocation;
-  evidence?: Record<string, unknown>;
-  stderr?: StderrRange;
-}
-
-export interface AggRecord {
-  key: string;
-  status: 'ok' | 'failed' | 'skipped';
-  param_id: string;
-  params: Params;
-  n_replicates: number;
-  ms: number;
-  /** Target entrypoint → its result or failure. */
-  targets: Record<string, { status: 'ok'; loss: number; diagnostics: unknown; n_replicates: number } | { status: 'failed'; kind: FailureKind; message: string; location?: SourceLocation }>;
-  summary?: unknown;
-  kind?: FailureKind;
-  message?: string;
-  /** For a skipped aggregation: the replicates that failed. */
-  failed_replicates?: { replicate: number; key: string; kind?: FailureKind; message?: string }[];
 }
 
 /** `job.json`: the normalised job. */

@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { Failure, isFailure } from '../failure';
 import { readInputFile } from '../inputFile';
 import { parsePythonJson, stringifyWireJson } from '../pyjson/pyjson';
-import { aggResultFile, simResultFile, type AggRecord, type OutputRecord, type SimRecord } from './results';
+import type { AggRecord, OutputRecord, SimRecord } from './records';
+import { aggResultFile, simResultFile } from './results';
 import { checkAggRecord, checkSimRecord, type Checked } from './resultSchema';
 import { jobFromResultsJson, type JobSpec, type ParameterSet } from './spec';
 

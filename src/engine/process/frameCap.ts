@@ -4,6 +4,8 @@
  * is told the cap (MAX_FRAME_ENV) so that it measures its answer and refuses before sending.
  */
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
+/** The same in MiB, as `--max-frame-mb` and the editor's setting say it. */
+export const DEFAULT_FRAME_MB = DEFAULT_MAX_FRAME_BYTES / (1024 * 1024);
 /** The environment variable that tells a runner (ours; production's ignores it) the cap in bytes. */
 export const MAX_FRAME_ENV = 'MODELOPS_MAX_FRAME_BYTES';
 /**

@@ -6,12 +6,14 @@
  */
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
+import { RUN_DEFAULTS } from '../backends/contract';
 import { bundleDigest, checkBundleDir } from '../bundle/bundleDir';
 import { showBytes } from '../diagnose/classify';
 import { pollutionWarning } from '../diagnose/stdoutBlame';
 import { ExitCode, Failure, type FailureKind, type SourceLocation, unexpectedFailure } from '../failure';
 import { canonicalJson, paramId, type Params } from '../job/ids';
-import { outputChecksum, type SimRecord } from '../job/results';
+import type { SimRecord } from '../job/records';
+import { outputChecksum } from '../job/results';
 import { readSimResult } from '../job/resultsReader';
 import { readEarlierJob } from '../job/resume';
 import { ExecuteRequest } from '../protocol';
@@ -23,9 +25,6 @@ import { cacheKeyOf } from '../venv/cache';
 import { readRanWith } from './ranWith';
 import { checkReplicateIndex, selectParameterSet } from './select';
 
-/** Defaults of `run`, used when the job's manifest does not say. */
-const DEFAULT_READY_TIMEOUT_MS = 60_000;
-const DEFAULT_TASK_TIMEOUT_MS = 1_800_000;
 /** Bytes shown on each side of the first difference of an output. */
 const DIFF_WINDOW = 16;
 
@@ -266,14 +265,14 @@ async function runOnce(spec: ReplicateSpec, options: ReplicateOptions, digest?: 
     options.signal?.addEventListener('abort', stop, { once: true });
     const base = { pid: runner.pid, python: prepared.python, runner: prepared.runnerScript, venv, warnings };
     try {
-      await runner.ready(options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
+      await runner.ready(options.readyTimeoutMs ?? RUN_DEFAULTS.readyTimeoutMs);
       const started = runner.now();
       try {
         const outputs = await runner.request(
           ExecuteRequest.type,
           // the parameters exactly as a job sends them: canonical JSON, floats that stay floats
           { entrypoint: spec.entrypoint, params: new RawJson(canonicalJson(spec.params)) as never, seed: spec.seed },
-          { timeoutMs: options.taskTimeoutMs ?? DEFAULT_TASK_TIMEOUT_MS, tag: 'replicate' },
+          { timeoutMs: options.taskTimeoutMs ?? RUN_DEFAULTS.taskTimeoutMs, tag: 'replicate' },
         );
         const decoded = Object.fromEntries(Object.entries(outputs).map(([name, b64]) => [name, Buffer.from(b64, 'base64')]));
         return { ...base, outputs: decoded, ms: Math.round(runner.now() - started) };

@@ -92,7 +92,8 @@ export interface PruneOptions {
   only?: readonly string[];
 }
 
-const DEFAULT_INSTALL_TIMEOUT_MS = 15 * 60_000;
+/** How long installing a bundle's dependencies may take (`--install-timeout`). */
+export const DEFAULT_INSTALL_TIMEOUT_MS = 15 * 60_000;
 const LOCK_MARGIN_MS = 60_000;
 
 /** `MODELOPS_VENVS_DIR`, else the setting, else the per-user cache directory. */

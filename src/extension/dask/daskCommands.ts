@@ -4,6 +4,7 @@
  * workspace's jobs there; the same job files, views and results either way.
  */
 import * as vscode from 'vscode';
+import { RUN_DEFAULTS } from '../../engine/backends/contract';
 import { probeScheduler } from '../../engine/backends/dask/probe';
 import { sayingFailures } from '../util/commands';
 
@@ -26,7 +27,7 @@ export function registerDaskCommands(log: vscode.LogOutputChannel): vscode.Dispo
       if (!address) return undefined;
       return sayingFailures(async () => {
         const connected = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `ModelOps: connecting to ${address.trim()}` }, () =>
-          probeScheduler(address.trim(), { python: config().get<string>('daskPython') || undefined, connectTimeoutMs: 10_000 }),
+          probeScheduler(address.trim(), { python: config().get<string>('daskPython') || undefined, connectTimeoutMs: RUN_DEFAULTS.connectTimeoutMs }),
         );
         await config().update('daskScheduler', address.trim(), target());
         await config().update('backend', 'dask', target());

@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { RUN_DEFAULTS } from '../../engine/backends/contract';
 import { Failure, isFailure } from '../../engine/failure';
 import { ourRunnerScript } from '../../engine/process/runnerScript';
 import { handshake, type HandshakeReport } from '../../engine/handshake/handshake';
@@ -37,7 +38,7 @@ export function registerHandshakeCommands(log: vscode.LogOutputChannel, trace: P
     bundleDir: bundle.fsPath,
     ...runtimeSettings((event) => log.info(describeVenvEvent(event))),
     runnerScript,
-    timeoutMs: seconds('handshakeTimeoutSeconds', 30),
+    timeoutMs: seconds('handshakeTimeoutSeconds', RUN_DEFAULTS.handshakeTimeoutMs),
     onStderr: (chunk: Buffer) => log.append(chunk.toString('utf8')),
     onTrace: trace.listener(),
   });

@@ -9,7 +9,7 @@ import { readBytes } from '../output/taskStderr';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { isInside } from '../../engine/diagnose/pythonTrace';
-import { parseSimKey } from '../../engine/job/book';
+import { parseSimKey } from '../../engine/job/taskKeys';
 import { jobCommandLine, replicateCommandLine, type Reproduction } from '../../engine/job/reproduce';
 import { findJobFiles, pickJobFile, readJobFile, type JobFilePickArgs } from '../jobFiles/jobFiles';
 import type { IfResultsExist, JobRunner, OpenedJob } from './jobRunner';

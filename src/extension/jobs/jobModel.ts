@@ -5,9 +5,10 @@
  */
 import type { FailureKind, SourceLocation } from '../../engine/failure';
 import type { JobCounts, JobEvent, JobStatus } from '../../engine/job/events';
-import { firstFailedLocation, parseSimKey } from '../../engine/job/book';
+import { firstFailedLocation } from '../../engine/job/book';
+import { aggKey, parseAggKey, parseSimKey, simKey } from '../../engine/job/taskKeys';
 import type { JobOnDisk, WarningEvent } from '../../engine/job/onDisk';
-import type { StderrRange } from '../../engine/job/results';
+import type { StderrRange } from '../../engine/job/records';
 import { crashFacts, type CrashFacts } from '../../engine/diagnose/crashFacts';
 import { scalarJson } from '../../engine/job/ids';
 import type { JobSpec } from '../../engine/job/spec';
@@ -94,8 +95,8 @@ export class JobModel {
         paramId: set.paramId,
         // as Python writes them: 1.0 stays 1.0
         params: Object.fromEntries(Object.entries(set.params).map(([k, v]) => [k, scalarJson(v)])),
-        tasks: set.seeds.map((seed, replicate) => ({ key: `sim-${set.paramId}-${replicate}`, replicate, seed: String(seed), state: 'queued', attempts: 0 })),
-        aggregation: { key: `agg-${set.paramId}`, replicate: -1, state: 'queued', attempts: 0 },
+        tasks: set.seeds.map((seed, replicate) => ({ key: simKey(set.paramId, replicate), replicate, seed: String(seed), state: 'queued', attempts: 0 })),
+        aggregation: { key: aggKey(set.paramId), replicate: -1, state: 'queued', attempts: 0 },
         ok: 0,
         failed: 0,
         finished: 0,
@@ -235,12 +236,12 @@ export class JobModel {
         break;
       }
       case 'agg-start': {
-        const set = job.sets.get(event.key.slice('agg-'.length));
+        const set = this.aggregated(job, event.key);
         if (set) Object.assign(set.aggregation, { state: 'running', pid: event.pid, worker: event.worker });
         break;
       }
       case 'agg-done': {
-        const set = job.sets.get(event.key.slice('agg-'.length));
+        const set = this.aggregated(job, event.key);
         if (set) Object.assign(set.aggregation, { state: event.status === 'ok' ? 'ok' : event.status === 'skipped' ? 'skipped' : 'failed', ms: event.ms, kind: event.kind, message: event.message, location: event.location });
         break;
       }
@@ -265,7 +266,13 @@ export class JobModel {
 
   /** A replicate or an aggregation, by its task key. */
   private anyTask(job: JobInfo, key: string): TaskInfo | undefined {
-    return key.startsWith('agg-') ? job.sets.get(key.slice('agg-'.length))?.aggregation : this.task(job, key);
+    return parseAggKey(key) !== undefined ? this.aggregated(job, key)?.aggregation : this.task(job, key);
+  }
+
+  /** The parameter set an aggregation's key names. */
+  private aggregated(job: JobInfo, key: string): ParamSetInfo | undefined {
+    const paramId = parseAggKey(key);
+    return paramId === undefined ? undefined : job.sets.get(paramId);
   }
 
   private find(job: JobInfo, key: string): { set: ParamSetInfo; task: TaskInfo } | undefined {

@@ -2,11 +2,11 @@
  * Runs jobs on the embedded engine inside the extension host, feeding the model, the tree,
  * the diagnostics and the status bar from the engine's events.
  */
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { bundleDigest, checkBundleDir } from '../../engine/bundle/bundleDir';
 import { readBundleDeps } from '../../engine/bundle/deps';
+import { defaultWorkers, RUN_DEFAULTS } from '../../engine/backends/contract';
 import { describeClusterEvent } from '../../engine/backends/dask/describe';
 import type { JobEvent } from '../../engine/job/events';
 import { freshJobId, readJobFolder, runsOf, type JobOnDisk } from '../../engine/job/onDisk';
@@ -23,7 +23,7 @@ import type { JobInfo, JobModel } from './jobModel';
 import type { JobsTreeProvider } from './jobsTree';
 import type { ProcessTreeProvider } from '../processes/processTree';
 import type { RunnerChannels } from '../output/runnerChannels';
-import { backendSettings, runtimeSettings, seconds } from '../settings';
+import { backendSettings, readyTimeoutMs, runtimeSettings, seconds } from '../settings';
 import { Coalesced } from '../util/coalesce';
 import { resultsDir } from '../util/commands';
 import type { ProtocolTrace } from '../output/protocolTrace';
@@ -262,15 +262,15 @@ export class JobRunner implements vscode.Disposable {
     try {
       const outcome = await runJob(job, store, {
         ...runtimeSettings(),
-        workers: config.get<number>('workers') || os.availableParallelism(),
-        depth: 2,
-        executor: config.get<'warm' | 'cold'>('executor') ?? 'warm',
-        maxReuse: 0,
-        retries: config.get<number>('retries') ?? 1,
-        taskTimeoutMs: seconds('taskTimeoutSeconds', 1800),
-        readyTimeoutMs: seconds('handshakeTimeoutSeconds', 30),
-        allowPartial: false,
-        runnerNice: config.get<number>('runnerNiceness') ?? 10,
+        workers: config.get<number>('workers') || defaultWorkers(),
+        depth: RUN_DEFAULTS.depth,
+        executor: config.get<'warm' | 'cold'>('executor') ?? RUN_DEFAULTS.executor,
+        maxReuse: RUN_DEFAULTS.maxReuse,
+        retries: config.get<number>('retries') ?? RUN_DEFAULTS.retries,
+        taskTimeoutMs: seconds('taskTimeoutSeconds', RUN_DEFAULTS.taskTimeoutMs),
+        readyTimeoutMs: readyTimeoutMs(),
+        allowPartial: RUN_DEFAULTS.allowPartial,
+        runnerNice: config.get<number>('runnerNiceness') ?? RUN_DEFAULTS.runnerNice,
         ...backend,
         resumed,
         bundleChange,

@@ -8,6 +8,7 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { shortKey } from '../../engine/job/taskKeys';
 import { Coalesced } from '../util/coalesce';
 
 const KEPT_LINES = 5000;
@@ -103,11 +104,4 @@ export class RunnerChannels implements vscode.Disposable {
     }
     this.channels.clear();
   }
-}
-
-/** Task keys are long (a 64-hex param_id): shortened for display only. */
-export function shortKey(key: string | undefined): string {
-  if (!key) return 'runner';
-  const match = /^(sim|agg)-([0-9a-f]{64})(-\d+)?$/.exec(key);
-  return match ? `${match[1]}-${match[2].slice(0, 8)}${match[3] ?? ''}` : key;
 }

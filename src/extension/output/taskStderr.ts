@@ -6,7 +6,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import * as path from 'node:path';
-import type { StderrRange } from '../../engine/job/results';
+import type { StderrRange } from '../../engine/job/records';
 
 /** At most this much of a task's stderr is shown (its end: where a failure shows). */
 const SHOWN_BYTES = 4 * 1024 * 1024;

@@ -6,7 +6,7 @@ import { isFailure } from '../../engine/failure';
 import { runnerStderrLog } from '../../engine/job/results';
 import { dumpStacksViaLog } from '../../engine/process/stackDump';
 import type { TaskItem } from '../jobs/jobsTree';
-import { shortKey } from '../output/runnerChannels';
+import { shortKey } from '../../engine/job/taskKeys';
 import { taskStderrText } from '../output/taskStderr';
 import { showText } from '../util/commands';
 import { ProcessItem } from './processTree';

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { isFailure } from '../../engine/failure';
 import { readJobJson } from '../../engine/job/resultsReader';
+import { folderKey, parseFolderKey } from '../../engine/job/taskKeys';
 import { sayingFailures } from '../util/commands';
 import { aggregationMarkdown, replicateMarkdown, type ResultLinks } from './resultMarkdown';
 
@@ -37,12 +38,7 @@ export interface ShowResultOptions {
  * Markdown preview and the editor follow.
  */
 export function resultUri(target: ResultTarget): vscode.Uri {
-  return vscode.Uri.from({ scheme: RESULT_SCHEME, path: path.posix.join(vscode.Uri.file(target.dir).path, `${shortKey(target.key)}.md`) });
-}
-
-/** `agg-<param_id>` → `agg-<param16>`; `sim-<param_id>-<i>` → `sim-<param16>-<i>`. */
-function shortKey(key: string): string {
-  return key.replace(/^(agg|sim)-([0-9a-f]{16})[0-9a-f]{48}/, '$1-$2');
+  return vscode.Uri.from({ scheme: RESULT_SCHEME, path: path.posix.join(vscode.Uri.file(target.dir).path, `${folderKey(target.key)}.md`) });
 }
 
 function targetOf(uri: vscode.Uri): ResultTarget {
@@ -52,7 +48,7 @@ function targetOf(uri: vscode.Uri): ResultTarget {
 /** The Markdown of one task's result; what could not be read is said in the document itself. */
 export async function resultMarkdown(target: ResultTarget): Promise<string> {
   const links: ResultLinks = {
-    task: (key) => `./${shortKey(key)}.md`,
+    task: (key) => `./${folderKey(key)}.md`,
     source: (location) => vscode.Uri.file(location.file).with({ fragment: `L${location.line}` }).toString(),
   };
   let job;
@@ -62,12 +58,12 @@ export async function resultMarkdown(target: ResultTarget): Promise<string> {
     return `# No results\n\nThe results of \`${target.key}\` cannot be read: ${isFailure(error) ? error.message : String(error)}\n`;
   }
   // the key, or its short form (the folder's name for the set: the first 16 hex digits of its param_id)
-  const match = /^(agg|sim)-([0-9a-f]{16}|[0-9a-f]{64})(?:-(\d+))?$/.exec(target.key);
-  const set = match && job.parameterSets.find((s) => s.paramId.startsWith(match[2]));
-  if (!match || !set) return `# No such task\n\n\`${target.key}\` is not a task of job \`${job.jobId}\` (${target.dir}).\n`;
-  if (match[1] === 'agg') return aggregationMarkdown(target.dir, job, set, links);
-  const replicate = Number(match[3]);
-  if (!(replicate < set.seeds.length)) return `# No such replicate\n\nParameter set \`${set.paramId}\` of job \`${job.jobId}\` has ${set.seeds.length} replicates; there is no replicate ${match[3]}.\n`;
+  const shown = parseFolderKey(target.key);
+  const set = shown && job.parameterSets.find((s) => s.paramId.startsWith(shown.param));
+  if (!shown || !set) return `# No such task\n\n\`${target.key}\` is not a task of job \`${job.jobId}\` (${target.dir}).\n`;
+  if (shown.kind === 'agg') return aggregationMarkdown(target.dir, job, set, links);
+  const replicate = Number(shown.replicate);
+  if (!(replicate < set.seeds.length)) return `# No such replicate\n\nParameter set \`${set.paramId}\` of job \`${job.jobId}\` has ${set.seeds.length} replicates; there is no replicate ${shown.replicate}.\n`;
   return replicateMarkdown(target.dir, job, set, replicate, links);
 }
 

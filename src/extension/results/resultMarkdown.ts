@@ -7,9 +7,10 @@
  */
 import type { FailureKind, SourceLocation } from '../../engine/failure';
 import { scalarJson, type Params } from '../../engine/job/ids';
-import type { AggRecord, SimRecord } from '../../engine/job/results';
+import type { AggRecord, SimRecord } from '../../engine/job/records';
 import { decodeOutput, readAggResult, readSimResult, readSimResults, type ReadResult } from '../../engine/job/resultsReader';
 import type { Stats, Summary } from '../../engine/job/summary';
+import { aggKey, simKey } from '../../engine/job/taskKeys';
 import { PyFloat, stringifyWireJson } from '../../engine/pyjson/pyjson';
 import type { JobSpec, ParameterSet } from '../../engine/job/spec';
 
@@ -43,10 +44,10 @@ export async function aggregationMarkdown(dir: string, job: JobSpec, set: Parame
 
 export async function replicateMarkdown(dir: string, job: JobSpec, set: ParameterSet, replicate: number, links: ResultLinks): Promise<string> {
   const read = await readSimResult(dir, set, replicate);
-  const lines = [`# Replicate ${replicate} · ${paramsLabel(set.params)}`, '', `Job \`${job.jobId}\` · [aggregation](${links.task(`agg-${set.paramId}`)})`, ''];
+  const lines = [`# Replicate ${replicate} · ${paramsLabel(set.params)}`, '', `Job \`${job.jobId}\` · [aggregation](${links.task(aggKey(set.paramId))})`, ''];
   const rows: [string, string][] = [
     ['seed', String(set.seeds[replicate])],
-    ['task', `\`sim-${set.paramId}-${replicate}\``],
+    ['task', `\`${simKey(set.paramId, replicate)}\``],
   ];
   if (read.state === 'found') {
     const sim = read.record;
@@ -128,7 +129,7 @@ function replicatesSection(set: ParameterSet, sims: ReadResult<SimRecord>[], agg
   }
   lines.push('| replicate | seed | status | ms | pid | attempts |', '|---|---|---|---|---|---|');
   sims.forEach((read, replicate) => {
-    const link = `[${replicate}](${links.task(`sim-${set.paramId}-${replicate}`)})`;
+    const link = `[${replicate}](${links.task(simKey(set.paramId, replicate))})`;
     const seed = String(set.seeds[replicate]);
     if (read.state === 'found') {
       const sim = read.record;

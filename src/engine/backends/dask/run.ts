@@ -12,9 +12,10 @@ import { Failure, unexpectedFailure } from '../../failure';
 import { stringifyWireJson } from '../../pyjson/pyjson';
 import { ourRunnerScript } from '../../process/runnerScript';
 import { DEFAULT_MAX_FRAME_BYTES } from '../../process/frameCap';
-import { JobBook, RETRYABLE, simKey, type SetState } from '../../job/book';
+import { JobBook, RETRYABLE, type SetState } from '../../job/book';
+import { aggKey, simKey } from '../../job/taskKeys';
 import { runnerStderrLog } from '../../job/results';
-import type { BackendRun, RunOptions } from '../../job/run';
+import { RUN_DEFAULTS, type BackendRun, type RunOptions } from '../contract';
 import { classifyExit } from '../../diagnose/classify';
 import { pollutionWarning } from '../../diagnose/stdoutBlame';
 import { locate } from '../../diagnose/pythonTrace';
@@ -44,25 +45,12 @@ import {
   type WorkerEvent,
 } from './protocol';
 
-export interface DaskOptions {
-  /** `tcp://HOST:PORT` */
-  scheduler: string;
-  /** The interpreter for the driver (must import distributed); default: /usr/bin/python3, then python3. */
-  python?: string;
-  connectTimeoutMs: number;
-  /** The interpreter workers build the bundle's venv from; default: each worker's own. */
-  workerPython?: string;
-  /** No word from the cluster for this long while tasks are pending ends the job (default: the longest a task may legitimately take). */
-  stallTimeoutMs?: number;
-}
-
-const DEFAULT_INSTALL_TIMEOUT_MS = 15 * 60_000;
 const STALL_MARGIN_MS = 60_000;
 /** Shipping the bundle and submitting the tasks (thousands of client.submit calls). */
 const SUBMIT_TIMEOUT_MS = 300_000;
 const CLOSE_TIMEOUT_MS = 10_000;
 
-export async function runOnDask(book: JobBook, options: RunOptions): Promise<BackendRun> {
+export async function runOnDask(book: JobBook, options: RunOptions & { backend: 'dask' }): Promise<BackendRun> {
   const dask = options.dask;
   const environment: Record<string, unknown> = { bundle: { dir: book.job.bundleDir }, dask: { scheduler: dask?.scheduler } };
   let driver: DaskDriver | undefined;
@@ -92,7 +80,7 @@ export async function runOnDask(book: JobBook, options: RunOptions): Promise<Bac
       requirements: deps.requirements.map((r) => r.spec),
       requirement_options: deps.requirementOptions,
       extra_install_args: options.venv?.extraInstallArgs ?? [],
-      install_timeout_s: (options.venv?.installTimeoutMs ?? DEFAULT_INSTALL_TIMEOUT_MS) / 1000,
+      install_timeout_s: (options.venv?.installTimeoutMs ?? RUN_DEFAULTS.installTimeoutMs) / 1000,
       base_python: dask.workerPython ?? '',
       entrypoint: book.job.entrypoint,
       retries: options.retries,
@@ -102,7 +90,7 @@ export async function runOnDask(book: JobBook, options: RunOptions): Promise<Bac
       runner_file: path.basename(runnerScript),
       max_frame_bytes: maxFrameBytes,
     };
-    const stallMs = dask.stallTimeoutMs ?? options.taskTimeoutMs + options.readyTimeoutMs + (options.venv?.installTimeoutMs ?? DEFAULT_INSTALL_TIMEOUT_MS) + STALL_MARGIN_MS;
+    const stallMs = dask.stallTimeoutMs ?? options.taskTimeoutMs + options.readyTimeoutMs + (options.venv?.installTimeoutMs ?? RUN_DEFAULTS.installTimeoutMs) + STALL_MARGIN_MS;
     session = new DaskSession(book, driver, options, bundleDir, deps, stallMs);
     const sets = session.submissions();
     await session.run(() => driver!.request(SubmitRequest.type, { spec, runner_files: runnerFiles, bundle_dir: bundleDir, bundle_files: files, sets, report_max_bytes: driver!.maxFrameBytes }, SUBMIT_TIMEOUT_MS, 'submit the tasks'));
@@ -159,14 +147,14 @@ class DaskSession {
         const earlier = state.outcomes.get(i);
         if (!earlier) {
           sims.push({ replicate: i, seed: set.seeds[i] });
-          this.sims.set(simKey(state, i), { state, replicate: i });
+          this.sims.set(simKey(state.set.paramId, i), { state, replicate: i });
         } else if (!state.aggregated) {
           const outputs = Object.fromEntries(Object.entries(earlier.outputs ?? {}).map(([name, o]) => [name, o.inline]));
-          const key = simKey(state, i);
+          const key = simKey(state.set.paramId, i);
           done.push({ replicate: i, result: earlier.ok ? { key, status: 'ok', outputs, seed: set.seeds[i], pid: 0, worker: '', attempts: [], ms: 0, stderr: '', captures: [] } : { key, status: 'failed', seed: set.seeds[i], worker: '', attempts: [], ms: 0 } });
         }
       }
-      const agg = state.aggregated ? undefined : { key: `agg-${set.paramId}`, param_id: set.paramId, targets: this.book.job.targets, target_data_json: stringifyWireJson(this.book.job.targetData ?? null), allow_partial: this.options.allowPartial };
+      const agg = state.aggregated ? undefined : { key: aggKey(set.paramId), param_id: set.paramId, targets: this.book.job.targets, target_data_json: stringifyWireJson(this.book.job.targetData ?? null), allow_partial: this.options.allowPartial };
       if (agg) this.aggs.set(agg.key, state);
       if (sims.length || agg) submissions.push({ param_id: set.paramId, replicates: set.seeds.length, params_json: state.wireParams.text, sims, done, agg });
     }
@@ -348,7 +336,7 @@ class DaskSession {
     const result = this.earlyAggs.get(state);
     if (!result || !this.book.awaitsAggregation(state)) return;
     this.earlyAggs.delete(state);
-    this.aggs.delete(`agg-${state.set.paramId}`);
+    this.aggs.delete(aggKey(state.set.paramId));
     const erred = 'exc_type' in result;
     const plan = this.book.planAggregation(state, erred ? undefined : (result.pid ?? undefined));
     if (!plan) return; // skipped: replicates failed, and the record names them
