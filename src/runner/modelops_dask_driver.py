@@ -85,6 +85,9 @@ class Driver:
         # sim key -> its aggregation's key (None: no aggregation carries its result); agg key -> its sims
         self.agg_of = {}
         self.set_sims = {}
+        # the engine names every task (src/engine/job/taskKeys.ts); an aggregation is known by
+        # its key being here, a simulation by being in agg_of, never by parsing a key
+        self.agg_keys = set()
         self.cancelled = False
         self.report_max_bytes = None
         self.lost_reported = False
@@ -121,7 +124,7 @@ class Driver:
                 # one client.map per parameter set: one graph update for its replicates instead of
                 # one per task (the submit loop is most of the client's cost); the keys are still
                 # production's, one per task, pure=False
-                keys = ["sim-%s-%d" % (item["param_id"], sim["replicate"]) for sim in item["sims"]]
+                keys = [sim["key"] for sim in item["sims"]]
                 futures = client.map(helper.run_sim, [payload] * len(keys), keys, [sim["seed"] for sim in item["sims"]], [item["params_json"]] * len(keys), key=keys, pure=False) if keys else []
                 by_replicate = {sim["replicate"]: future for sim, future in zip(item["sims"], futures)}
                 done = {entry["replicate"]: entry["result"] for entry in item["done"]}
@@ -131,6 +134,7 @@ class Driver:
                     self.agg_of[key] = agg["key"] if agg is not None else None
                 sims_and_aggs.extend(futures)
                 if agg is not None:
+                    self.agg_keys.add(agg["key"])
                     self.set_sims[agg["key"]] = futures
                     # an earlier run's results (resume) are passed as plain values
                     args = [by_replicate[i] if i in by_replicate else done[i] for i in range(item["replicates"])]
@@ -227,17 +231,17 @@ class Driver:
             for batch in as_completed(futures, loop=self.client.loop).batches():
                 # simulations whose results come with their set's aggregation: that they finished
                 # is known now, from the scheduler's report, at no extra cost; said first, for progress
-                finished = [f.key for f in batch if f.status == "finished" and f.key.startswith("sim-") and self.agg_of.get(f.key) is not None]
+                finished = [f.key for f in batch if f.status == "finished" and self.agg_of.get(f.key) is not None]
                 if finished:
                     self.channel.notify("dask/sims-finished", {"keys": finished})
                 for future in batch:
                     key = future.key
                     if future.status == "finished":
-                        if key.startswith("agg-") or self.agg_of.get(key) is None:
+                        if key in self.agg_keys or self.agg_of.get(key) is None:
                             self._fetch(future)
                     else:
                         self._report(future, self._exception(future), ok=False)
-                        if key.startswith("agg-"):
+                        if key in self.agg_keys:
                             self._gather_sims(self.set_sims.pop(key, []))
                     self.futures.pop(key, None)
                 # let completions gather for a moment: tasks finish hundreds a second, and one
@@ -281,7 +285,7 @@ class Driver:
 
     def _report(self, future, result, ok):
         key = future.key
-        if ok and key.startswith("agg-") and isinstance(result, dict):
+        if ok and key in self.agg_keys and isinstance(result, dict):
             # each simulation in its own frame, then the aggregation without them: a frame per
             # simulation whatever the size of a set (a set of ten 20 MB replicates is ten frames)
             for sim in result.get("sims", []):

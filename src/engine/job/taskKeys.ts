@@ -1,8 +1,8 @@
 /**
  * Task keys, as production's Dask keys are: `sim-{param_id}-{i}` for replicate i of a parameter
  * set, `agg-{param_id}` for its aggregation. They name tasks in events, result records and the
- * Dask driver's messages, so they are built and read here only. The Dask driver
- * (src/runner/modelops_dask_driver.py) builds and tells apart the same keys on the Python side.
+ * Dask driver's messages, so they are built and read here only: the Dask driver
+ * (src/runner/modelops_dask_driver.py) is handed every key it submits and never parses one.
  */
 
 const SIM = /^sim-([0-9a-f]{64})-(\d+)$/;

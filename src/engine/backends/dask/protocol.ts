@@ -46,7 +46,8 @@ export interface SetSubmission {
   replicates: number;
   /** The parameters as canonical JSON text (floats stay floats). */
   params_json: string;
-  sims: { replicate: number; seed: number | bigint }[];
+  /** `key`: the task's key (taskKeys.ts), so the driver never builds one. */
+  sims: { key: string; replicate: number; seed: number | bigint }[];
   /** Replicates an earlier run finished (resume): passed to the aggregation as values. */
   done: { replicate: number; result: SimResult }[];
   /** Absent when an earlier run aggregated this set already. */

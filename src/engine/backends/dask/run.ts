@@ -146,8 +146,9 @@ class DaskSession {
       for (let i = 0; i < set.seeds.length; i++) {
         const earlier = state.outcomes.get(i);
         if (!earlier) {
-          sims.push({ replicate: i, seed: set.seeds[i] });
-          this.sims.set(simKey(state.set.paramId, i), { state, replicate: i });
+          const key = simKey(state.set.paramId, i);
+          sims.push({ key, replicate: i, seed: set.seeds[i] });
+          this.sims.set(key, { state, replicate: i });
         } else if (!state.aggregated) {
           const outputs = Object.fromEntries(Object.entries(earlier.outputs ?? {}).map(([name, o]) => [name, o.inline]));
           const key = simKey(state.set.paramId, i);
