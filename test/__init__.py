@@ -1,2 +1,2 @@
-"""Makes test/python importable as test.python for `python3 -m unittest discover -s test/python -t .`
-(without it, the standard library's own `test` package would be found instead)."""
+"""Makes test/ a package, so `python3 -m unittest discover -s test/python -t .` imports test.python
+from here, not the standard library's own `test` package."""

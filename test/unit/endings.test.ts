@@ -10,94 +10,11 @@ import * as path from 'node:path';
 import { exitCodeFor, Failure, REPORT_REQUEST, unexpectedFailure } from '../../src/engine/failure';
 import { paramId, type Params } from '../../src/engine/job/ids';
 import { findTooDeep, MAX_INPUT_NESTING } from '../../src/engine/pyjson/depth';
-import { clusterForSuite, DaskCluster } from '../dask/cluster';
-import { bundle, CLI, events, lineOf, PROD_RUNNER, readJson, ROOT, scratchDir, writeBundle } from './helpers';
+import { assertEveryEnding, cli, endingsJob, ENDINGS_BUNDLE, ENDINGS_PY, MODES, simRecords, writeJob } from '../shared/endings';
+import { CLI, events, lineOf, PROD_RUNNER, readJson, ROOT, scratchDir, writeBundle } from './helpers';
 
 const scratch = scratchDir('mo-endings-');
 let counter = 0;
-
-function writeJob(job: Record<string, unknown>): string {
-  const file = path.join(scratch, `job-${++counter}.json`);
-  writeFileSync(file, JSON.stringify(job, null, 2));
-  return file;
-}
-
-function cli(args: string[], env: Record<string, string> = {}, timeout = 180_000) {
-  const result = spawnSync(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-// ---- every way a simulation can end ------------------------------------------------------------
-
-const ENDINGS_BUNDLE = bundle('every-ending');
-const ENDINGS_PY = path.join(ENDINGS_BUNDLE, 'endings.py');
-
-/** Each mode, the message the user reads for a simulation that ends so (a target says "target"). */
-const ENDINGS: Record<string, (who: string) => RegExp> = {
-  exit0: (who) => new RegExp(`^SystemExit: the ${who} called sys\\.exit\\(0\\) \\(an exit status of success, but the task returned nothing\\)$`),
-  exit3: (who) => new RegExp(`^SystemExit: the ${who} called sys\\.exit\\(3\\)$`),
-  keyboard: (who) => new RegExp(`^KeyboardInterrupt raised by the ${who}'s code$`),
-  base: () => /^Meltdown: the reactor is gone$/,
-  'generator-exit': () => /^GeneratorExit: closed early$/,
-  'str-raises': () => /^Unprintable: <__str__ raised RuntimeError>$/,
-  'str-hangs': () => /^Endless: <__str__ did not return within 2 s>$/,
-};
-const MODES = Object.keys(ENDINGS);
-const target = (mode: string) => `targets:${mode.replace('-', '_')}`;
-
-/** One parameter set per ending (each replicate ends so) and one that returns, aggregated by a target per ending. */
-function endingsJob(jobId: string): string {
-  return writeJob({
-    job_id: jobId,
-    bundle: ENDINGS_BUNDLE,
-    entrypoint: 'every.ending/run',
-    parameter_sets: [...MODES, 'ok'].map((mode) => ({ mode })),
-    replicates: 2,
-    targets: [...MODES.map(target), 'targets:fine'],
-  });
-}
-
-function simRecords(dir: string): Record<string, any>[] {
-  const sims = path.join(dir, 'sims');
-  return readdirSync(sims).flatMap((set) => readdirSync(path.join(sims, set)).filter((f) => /^\d+\.json$/.test(f)).map((f) => readJson(path.join(sims, set, f))));
-}
-
-/** The kinds, messages and lines of a finished endings job, whichever backend ran it. */
-function assertEveryEnding(dir: string): void {
-  const sims = simRecords(dir);
-  assert.equal(sims.length, (MODES.length + 1) * 2);
-  for (const mode of MODES) {
-    const id = paramId({ mode } as unknown as Params);
-    for (const sim of sims.filter((s) => s.param_id === id)) {
-      assert.deepEqual([sim.status, sim.kind, sim.attempts], ['failed', 'task-exception', 1], `${mode}: ${sim.message}`);
-      assert.match(sim.message, ENDINGS[mode]('simulation'), mode);
-      assert.doesNotMatch(sim.message, /SIGINT|signal|cancel|interrupted/i, `${mode}: never a signal from the user`);
-      assert.deepEqual([path.resolve(sim.location.file), sim.location.line], [ENDINGS_PY, lineOf(ENDINGS_PY, mode)], `${mode}: at its raising line`);
-    }
-    const skipped = readJson(path.join(dir, 'aggs', `${id.slice(0, 16)}.json`));
-    assert.equal(skipped.kind, 'aggregation-skipped', mode);
-  }
-  const ok = paramId({ mode: 'ok' } as unknown as Params);
-  assert.deepEqual(sims.filter((s) => s.param_id === ok).map((s) => s.status), ['ok', 'ok']);
-  const agg = readJson(path.join(dir, 'aggs', `${ok.slice(0, 16)}.json`));
-  assert.equal(agg.status, 'failed');
-  assert.equal(agg.targets['targets:fine'].status, 'ok');
-  assert.equal(agg.targets['targets:fine'].loss.value, 0.5);
-  for (const mode of MODES) {
-    const result = agg.targets[target(mode)];
-    assert.deepEqual([result.status, result.kind], ['failed', 'aggregation-failed'], mode);
-    assert.match(result.message, ENDINGS[mode]('target'), mode);
-    assert.deepEqual([path.resolve(result.location.file), result.location.line], [ENDINGS_PY, lineOf(ENDINGS_PY, mode)], `${mode}: the target's raising line`);
-  }
-  const keyboard = sims.find((s) => s.param_id === paramId({ mode: 'keyboard' } as unknown as Params))!;
-  assert.ok(keyboard.evidence.notes.includes('no signal reached the runner: the code raised KeyboardInterrupt itself'), JSON.stringify(keyboard.evidence.notes));
-  const base = sims.find((s) => s.param_id === paramId({ mode: 'base' } as unknown as Params))!;
-  assert.ok(base.evidence.notes.includes('Meltdown derives from BaseException, not Exception; the runner caught it and stays warm'));
-  const manifest = readJson(path.join(dir, 'manifest.json'));
-  assert.deepEqual([manifest.status, manifest.exit_code], ['failed', 1], 'failed work, never interrupted (130)');
-  const crashed = events(dir).filter((e) => e.type === 'process-end' && e.why !== 'pool closed');
-  assert.deepEqual(crashed, [], 'no runner ended before the job did');
-}
 
 describe('every way a simulation can end', function () {
   this.timeout(240_000);
@@ -151,42 +68,6 @@ describe('every way a simulation can end', function () {
     assert.equal(byMode('keyboard').message, "KeyboardInterrupt raised by the simulation's code");
     assert.equal(byMode('ok').status, 'ok');
     assert.equal(new Set(sims.map((s) => s.pid)).size, 1, 'one runner throughout');
-  });
-});
-
-describe('every way a simulation can end, on Dask (a real scheduler and two workers on 127.0.0.1)', function () {
-  this.timeout(240_000);
-  const cluster = clusterForSuite();
-
-  it('the same kinds, messages and raising lines as locally; the warm runners on the workers survive every ending', () => {
-    const out = path.join(scratch, 'out-endings-dask');
-    const result = cli(['run', endingsJob('endings-dask'), '--out', out, '--backend', 'dask', '--scheduler', cluster().address, '--task-timeout', '20']);
-    assert.equal(result.code, 1, result.stderr);
-    const dir = path.join(out, 'endings-dask');
-    assertEveryEnding(dir);
-    // one thread per worker, one warm runner each: every simulation ran in one of at most two pids
-    const pids = new Set(simRecords(dir).map((s) => s.pid));
-    assert.ok(pids.size <= 2 && [...pids].every((pid) => Number.isInteger(pid)), `pids: ${[...pids]}`);
-    const log = events(dir);
-    assert.ok(log.filter((e) => e.type === 'process-start').length <= 2, 'no runner was started again');
-    for (const sim of simRecords(dir)) assert.ok(sim.evidence === undefined || sim.evidence.notes.some((n: string) => /^on Dask worker tcp:/.test(n)));
-  });
-
-  it("workers whose venvs directory is a file: venv-create-failed naming the worker's path and the errno, exit 3, not protocol-error", async () => {
-    const file = path.join(scratch, 'worker-venvs-is-a-file');
-    writeFileSync(file, 'not a directory\n');
-    const broken = await DaskCluster.start({ workers: 1, env: { MODELOPS_VENVS_DIR: file } });
-    try {
-      const job = writeJob({ job_id: 'homeless-workers', bundle: ENDINGS_BUNDLE, entrypoint: 'a/b', parameter_sets: [{ mode: 'ok' }], replicates: 2 });
-      const out = path.join(scratch, 'out-homeless-workers');
-      const result = cli(['run', job, '--out', out, '--backend', 'dask', '--scheduler', broken.address]);
-      assert.equal(result.code, 3, result.stderr);
-      const manifest = readJson(path.join(out, 'homeless-workers', 'manifest.json'));
-      assert.deepEqual([manifest.status, manifest.failure.kind], ['aborted', 'venv-create-failed']);
-      assert.match(manifest.failure.message, new RegExp(`^The venvs directory ${file} on Dask worker tcp://127\\.0\\.0\\.1:\\d+ cannot be used: could not put the job's bundle in place at ${file}/\\.dask-runner \\(ENOTDIR: not a directory\\)`));
-    } finally {
-      await broken.stop();
-    }
   });
 });
 

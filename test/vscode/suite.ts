@@ -26,6 +26,22 @@ import { registerCrashTests } from './crash.suite';
 
 const EXTENSION_ID = 'modelops-debugger.modelops-debugger';
 
+/**
+ * A one-task job of a scratch bundle named `bundle`, whose content (and so its venv) is its own:
+ * a test that needs a job's venv builds it, whatever ran before it.
+ */
+async function jobOfOwnBundle(tag: string): Promise<{ bundle: string; result: JobRunResult }> {
+  const scratch = mkdtempSync(path.join(os.tmpdir(), `modelops-vscode-${tag}-`));
+  const bundle = path.join(scratch, 'bundle');
+  mkdirSync(bundle);
+  writeFileSync(path.join(bundle, 'wire.py'), `# ${tag}\ndef wire(entrypoint, params, seed):\n    return {"value": b"1"}\n`);
+  const job = { job_id: tag, bundle: 'bundle', entrypoint: 'm.m/x', parameter_sets: [{ x: 1 }], replicates: 1 };
+  writeFileSync(path.join(scratch, 'job.json'), JSON.stringify(job));
+  const file = vscode.Uri.file(path.join(scratch, 'job.json'));
+  const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', file);
+  return { bundle, result };
+}
+
 export function run(): Promise<void> {
   const mocha = new Mocha({ ui: 'bdd', timeout: 120_000, color: false, reporter: 'spec' });
   // MODELOPS_VSCODE_GREP=<regexp> (given to test/vscode/run.mjs) runs only the tests whose title matches
@@ -195,9 +211,11 @@ export function run(): Promise<void> {
     });
 
     it('Venv Caches: the venvs the jobs built, a broken one shown with why, and deleted', async () => {
+      const own = await jobOfOwnBundle('venv-caches');
+      assert.equal(own.result.status, 'succeeded');
       const items = await api.venvTree.getChildren();
-      assert.ok(items.length >= 1, 'the jobs above built venvs');
-      const item = items.find((i) => i.entry.bundle?.endsWith(path.join('bundle')))!;
+      assert.ok(items.length >= 1, 'the job built its venv');
+      const item = items.find((i) => i.entry.bundle === own.bundle)!;
       assert.ok(item, items.map((i) => i.entry.bundle).join(', '));
       assert.match(item.contextValue!, /venv;valid;deletable;/);
       assert.match((item.tooltip as vscode.MarkdownString).value, /✔ interpreter identity:/);
@@ -378,6 +396,12 @@ export function run(): Promise<void> {
     registerLiveTests(() => ({ api, root }));
   });
 
+  // MODELOPS_VSCODE_LIST=1 prints every test's full title (for test/vscode/each-alone.mjs) and runs none
+  if (process.env.MODELOPS_VSCODE_LIST) {
+    const list = (suite: Mocha.Suite): string[] => [...suite.tests.map((t) => t.fullTitle()), ...suite.suites.flatMap(list)];
+    for (const title of list(mocha.suite)) console.log(`TEST\t${title}`);
+    return Promise.resolve();
+  }
   return new Promise((resolve, reject) => {
     mocha.run((failures) => (failures ? reject(new Error(`${failures} failed`)) : resolve()));
   });

@@ -10,8 +10,8 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { paramId, replicateSeeds, type Params } from '../../src/engine/job/ids';
-import { clusterForSuite, DaskCluster } from '../dask/cluster';
-import { CLI, events, FIRST_CALLS, lineOf, MEAN_VALUE_TARGET, readJson, ROOT, scratchDir, writeBundle } from './helpers';
+import { clusterForSuite, DaskCluster } from './cluster';
+import { CLI, events, FIRST_CALLS, lineOf, MEAN_VALUE_TARGET, readJson, ROOT, scratchDir, writeBundle } from '../unit/helpers';
 
 const scratch = scratchDir('mo-dask-');
 let counter = 0;
