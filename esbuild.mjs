@@ -70,13 +70,20 @@ const entries = [
   { entryPoints: filesUnder('test/unit', '.test.ts'), outbase: 'test', outdir: 'out', sourcemap: 'inline' },
   { entryPoints: filesUnder('test/dask', '.test.ts'), outbase: 'test', outdir: 'out', sourcemap: 'inline' },
   // the extension-host suite runs inside VS Code: vscode and mocha come from there and node_modules
-  { entryPoints: { 'vscode/suite': 'test/vscode/suite.ts' }, outdir: 'out', external: ['vscode', 'mocha'], sourcemap: 'inline' },
+  {
+    entryPoints: { 'vscode/suite': 'test/vscode/suite.ts' },
+    outdir: 'out',
+    external: ['vscode', 'mocha'],
+    sourcemap: 'inline',
+  },
 ];
 
 // out/ holds only what this build makes: a test moved or deleted must not run from an old bundle
 rmSync('out', { recursive: true, force: true });
 const contexts = await Promise.all(
-  entries.map((entry) => esbuild.context({ ...common, outdir: 'dist', ...entry, plugins: [...(entry.plugins ?? []), problemMatcher] })),
+  entries.map((entry) =>
+    esbuild.context({ ...common, outdir: 'dist', ...entry, plugins: [...(entry.plugins ?? []), problemMatcher] }),
+  ),
 );
 if (watch) {
   await Promise.all(contexts.map((ctx) => ctx.watch()));

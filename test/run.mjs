@@ -12,7 +12,11 @@ import { spawn } from 'node:child_process';
  */
 const SUITES = {
   unit: { command: 'node_modules/.bin/mocha', args: [], summary: mochaCounts },
-  python: { command: 'python3', args: ['-m', 'unittest', 'discover', '-s', 'test/python', '-t', '.', '-v'], summary: unittestCounts },
+  python: {
+    command: 'python3',
+    args: ['-m', 'unittest', 'discover', '-s', 'test/python', '-t', '.', '-v'],
+    summary: unittestCounts,
+  },
   dask: { command: 'node_modules/.bin/mocha', args: ['--config', 'test/dask/.mocharc.json'], summary: mochaCounts },
   vscode: { command: process.execPath, args: ['test/vscode/run.mjs'], summary: mochaCounts },
   ui: { command: process.execPath, args: ['test/e2e/ui.mjs'], summary: mochaCounts },
@@ -28,7 +32,12 @@ function mochaCounts(output) {
 function unittestCounts(output) {
   const ran = Number(output.match(/^Ran (\d+) tests? in /m)?.[1] ?? 0);
   const verdict = output.match(/^(OK|FAILED)(?: \((.*)\))?$/m);
-  const detail = Object.fromEntries((verdict?.[2] ?? '').split(', ').filter(Boolean).map((part) => part.split('=')));
+  const detail = Object.fromEntries(
+    (verdict?.[2] ?? '')
+      .split(', ')
+      .filter(Boolean)
+      .map((part) => part.split('=')),
+  );
   const number = (key) => Number(detail[key] ?? 0);
   const failed = number('failures') + number('errors') + number('unexpected successes');
   const skipped = number('skipped');
@@ -83,9 +92,13 @@ for (const result of results) {
   passed += result.passed;
   failed += result.failed;
   skipped += result.skipped;
-  console.log(`${result.name.padEnd(8)} ${duration(result.seconds).padEnd(10)} ${String(result.passed).padStart(6)}  ${String(result.failed).padStart(6)}`);
+  console.log(
+    `${result.name.padEnd(8)} ${duration(result.seconds).padEnd(10)} ${String(result.passed).padStart(6)}  ${String(result.failed).padStart(6)}`,
+  );
   if (!result.ok && result.failed === 0) {
-    const how = result.error ? `could not start (${result.error.message})` : `ended with ${result.signal ?? `exit code ${result.code}`}`;
+    const how = result.error
+      ? `could not start (${result.error.message})`
+      : `ended with ${result.signal ?? `exit code ${result.code}`}`;
     console.error(`suite ${result.name} ${how} without reporting a failed test: counted as one failure`);
     failed += 1;
   }

@@ -40,19 +40,27 @@ export function handshakeCommand(): Command {
     .argument('<bundle-dir>', 'the bundle directory')
     .option('--python <path>', "run with this interpreter as it is, without the bundle's venv")
     .option('--runner <path>', "another runner script, e.g. production's subprocess_runner.py")
-    .option('--timeout <seconds>', 'how long the runner may take to answer ready', timeoutSeconds, RUN_DEFAULTS.handshakeTimeoutMs / 1000)
+    .option(
+      '--timeout <seconds>',
+      'how long the runner may take to answer ready',
+      timeoutSeconds,
+      RUN_DEFAULTS.handshakeTimeoutMs / 1000,
+    )
     .option('--execute <entrypoint>', 'run one replicate after the handshake')
     .option('--params <json>', 'parameters of that replicate, a JSON object (with --execute)')
     .option('--seed <n>', 'seed of that replicate, 0 to 2^64-1 (with --execute)')
-    .option('--max-frame-mb <n>', `the largest answer read from a runner, in MB (MiB): a bigger result is result-too-large (default: ${DEFAULT_FRAME_MB})`, positiveNumber)
+    .option(
+      '--max-frame-mb <n>',
+      `the largest answer read from a runner, in MB (MiB): a bigger result is result-too-large (default: ${DEFAULT_FRAME_MB})`,
+      positiveNumber,
+    )
     .option('--transcript <file>', 'write every JSON-RPC frame both ways to this file')
     .option('--replay <file>', 'send the requests of a recorded transcript to a fresh runner and diff the responses')
     .option('--stderr', "stream the runner's stderr to this stderr as it comes")
     .option('--json', 'print one JSON object on stdout');
-  return addVenvOptions(command)
-    .action(async (bundleDir: string, flags: HandshakeFlags) => {
-      process.exitCode = await runHandshake(bundleDir, flags);
-    });
+  return addVenvOptions(command).action(async (bundleDir: string, flags: HandshakeFlags) => {
+    process.exitCode = await runHandshake(bundleDir, flags);
+  });
 }
 
 async function runHandshake(bundleDir: string, flags: HandshakeFlags): Promise<number> {
@@ -119,7 +127,10 @@ async function checkOutputFile(file: string, option: string): Promise<void> {
   try {
     await fs.access(folder, fsConstants.W_OK);
   } catch (error) {
-    throw new Failure('bad-input', `${option} ${file}: the folder ${folder} is not writable (${(error as NodeJS.ErrnoException).code}).`);
+    throw new Failure(
+      'bad-input',
+      `${option} ${file}: the folder ${folder} is not writable (${(error as NodeJS.ErrnoException).code}).`,
+    );
   }
 }
 
@@ -146,9 +157,13 @@ function parseParams(text: string): Record<string, ParamValue> {
   }
   for (const [key, item] of Object.entries(value)) {
     if (item !== null && typeof item === 'object' && !('isLosslessNumber' in item)) {
-      throw new Failure('bad-input', `--params: "${key}" must be a number, string or boolean, not ${Array.isArray(item) ? 'an array' : 'an object'}.`);
+      throw new Failure(
+        'bad-input',
+        `--params: "${key}" must be a number, string or boolean, not ${Array.isArray(item) ? 'an array' : 'an object'}.`,
+      );
     }
-    if (item === null) throw new Failure('bad-input', `--params: "${key}" is null; parameters are numbers, strings or booleans.`);
+    if (item === null)
+      throw new Failure('bad-input', `--params: "${key}" is null; parameters are numbers, strings or booleans.`);
   }
   return value as Record<string, ParamValue>;
 }
@@ -156,7 +171,9 @@ function parseParams(text: string): Record<string, ParamValue> {
 function printFailure(error: unknown, json: boolean | undefined): number {
   const failure = unexpectedFailure(error);
   if (json) {
-    writeStdout(`${stringifyWireJson({ ok: false, kind: failure.kind, message: failure.message, location: failure.location, phases: [], evidence: failure.evidence, warnings: [] })}\n`);
+    writeStdout(
+      `${stringifyWireJson({ ok: false, kind: failure.kind, message: failure.message, location: failure.location, phases: [], evidence: failure.evidence, warnings: [] })}\n`,
+    );
   } else {
     writeStderr(renderFailureLine(failure, currentDir()));
   }

@@ -39,7 +39,9 @@ export async function main(argv: string[]): Promise<number> {
  */
 export function reportUnexpected(error: unknown): number {
   const failure = unexpectedFailure(error);
-  writeStderr(renderFailureLine(failure, currentDir()).replace('modelops-debugger: ', `modelops-debugger: ${failure.kind}: `));
+  writeStderr(
+    renderFailureLine(failure, currentDir()).replace('modelops-debugger: ', `modelops-debugger: ${failure.kind}: `),
+  );
   return exitCodeFor(failure.kind);
 }
 

@@ -21,7 +21,10 @@ const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 /** A timeout in seconds: positive (fractions are fine: 0.05), and no longer than a timer can wait. */
 export function timeoutSeconds(text: string): number {
   const value = positiveNumber(text);
-  if (value > MAX_TIMEOUT_SECONDS) throw new InvalidArgumentError(`expected at most ${MAX_TIMEOUT_SECONDS} seconds (24.8 days), the longest a timer can wait.`);
+  if (value > MAX_TIMEOUT_SECONDS)
+    throw new InvalidArgumentError(
+      `expected at most ${MAX_TIMEOUT_SECONDS} seconds (24.8 days), the longest a timer can wait.`,
+    );
   return value;
 }
 
@@ -38,7 +41,8 @@ export function collect(value: string, previous: string[]): string[] {
 
 /** A replicate's seed, 0 to 2^64-1: a number, or a bigint beyond 2^53 (bad input otherwise). */
 export function parseSeed(text: string, option = '--seed'): number | bigint {
-  if (!/^\d+$/.test(text.trim())) throw new Failure('bad-input', `${option} must be a whole number from 0 to 2^64-1, not ${JSON.stringify(text)}.`);
+  if (!/^\d+$/.test(text.trim()))
+    throw new Failure('bad-input', `${option} must be a whole number from 0 to 2^64-1, not ${JSON.stringify(text)}.`);
   const seed = BigInt(text.trim());
   if (seed > MAX_SEED) throw new Failure('bad-input', `${option} ${text} is above 2^64-1.`);
   return seed <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(seed) : seed;

@@ -39,7 +39,9 @@ export class Progress {
         this.aggTotal = event.aggregations;
         this.aggDone = event.skipped_aggregations;
         this.started = Date.now();
-        this.line(`job ${event.job_id}: ${event.sims} simulations, ${event.aggregations} aggregations${event.resumed ? ` (resuming: ${event.skipped_sims} simulations and ${event.skipped_aggregations} aggregations already done)` : ''} → ${event.out}`);
+        this.line(
+          `job ${event.job_id}: ${event.sims} simulations, ${event.aggregations} aggregations${event.resumed ? ` (resuming: ${event.skipped_sims} simulations and ${event.skipped_aggregations} aggregations already done)` : ''} → ${event.out}`,
+        );
         break;
       case 'venv':
         this.line(describeVenvEvent(event.event));
@@ -63,7 +65,10 @@ export class Progress {
         if (!this.finishedEarly.delete(event.key)) this.done++;
         if (event.status === 'ok') this.ok++;
         else this.failed++;
-        if (event.status !== 'ok' && this.failed <= 5) this.line(`✘ ${event.key}: ${event.kind}: ${event.message}${event.location ? ` (${event.location.file}:${event.location.line})` : ''}`);
+        if (event.status !== 'ok' && this.failed <= 5)
+          this.line(
+            `✘ ${event.key}: ${event.kind}: ${event.message}${event.location ? ` (${event.location.file}:${event.location.line})` : ''}`,
+          );
         break;
       case 'agg-done':
         this.aggDone++;
@@ -71,7 +76,8 @@ export class Progress {
         break;
       case 'warning':
         if (event.kind === 'lingering-descendants' && ++this.lingering > LINGERING_SHOWN) {
-          if (this.lingering === LINGERING_SHOWN + 1) this.line('⚠ more tasks left processes running: every lingering-descendants warning is in events.jsonl');
+          if (this.lingering === LINGERING_SHOWN + 1)
+            this.line('⚠ more tasks left processes running: every lingering-descendants warning is in events.jsonl');
           break;
         }
         this.line(`⚠ ${event.message}`);
@@ -100,18 +106,17 @@ export class Progress {
   }
 
   private startBar(): void {
-    this.bar = new SingleBar(
-      {
-        format: '{bar} {percentage}% | {value}/{total} sims ✓{ok} ✗{failed} ▶{running} | aggs {aggs} | {rate}/s | ETA {eta_formatted}',
-        stream: process.stderr,
-        hideCursor: true,
-        clearOnComplete: false,
-        etaBuffer: 200,
-        fps: 10,
-        barCompleteChar: '█',
-        barIncompleteChar: '░',
-      },
-    );
+    this.bar = new SingleBar({
+      format:
+        '{bar} {percentage}% | {value}/{total} sims ✓{ok} ✗{failed} ▶{running} | aggs {aggs} | {rate}/s | ETA {eta_formatted}',
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: false,
+      etaBuffer: 200,
+      fps: 10,
+      barCompleteChar: '█',
+      barIncompleteChar: '░',
+    });
     this.bar.start(this.total, this.done, this.payload());
   }
 
@@ -124,7 +129,13 @@ export class Progress {
 
   private payload() {
     const seconds = Math.max(0.001, (Date.now() - this.started) / 1000);
-    return { ok: this.ok, failed: this.failed, running: Math.max(0, this.running), aggs: `${this.aggDone}/${this.aggTotal}`, rate: Math.round((this.done - this.doneAtStart) / seconds) };
+    return {
+      ok: this.ok,
+      failed: this.failed,
+      running: Math.max(0, this.running),
+      aggs: `${this.aggDone}/${this.aggTotal}`,
+      rate: Math.round((this.done - this.doneAtStart) / seconds),
+    };
   }
 
   private render(): void {
@@ -135,7 +146,9 @@ export class Progress {
     if (this.tty || Date.now() - this.lastPlain < PLAIN_INTERVAL_MS || this.total === 0) return;
     this.lastPlain = Date.now();
     const p = this.payload();
-    process.stderr.write(`${this.done}/${this.total} sims (✓${p.ok} ✗${p.failed}), aggregations ${p.aggs}, ${p.rate}/s\n`);
+    process.stderr.write(
+      `${this.done}/${this.total} sims (✓${p.ok} ✗${p.failed}), aggregations ${p.aggs}, ${p.rate}/s\n`,
+    );
   }
 
   /** A line above the bar (or a plain line). */

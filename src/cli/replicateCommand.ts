@@ -10,7 +10,12 @@ import { paramsFromText } from '../engine/job/spec';
 import { RUN_DEFAULTS } from '../engine/backends/contract';
 import { DEFAULT_FRAME_MB, frameCapBytes } from '../engine/process/frameCap';
 import { stringifyWireJson } from '../engine/pyjson/pyjson';
-import { reproduceReplicate, runReplicate, type ReplicateOptions, type ReplicateReport } from '../engine/replicate/replicate';
+import {
+  reproduceReplicate,
+  runReplicate,
+  type ReplicateOptions,
+  type ReplicateReport,
+} from '../engine/replicate/replicate';
 import { renderReplicateReport } from '../engine/replicate/text';
 import { parseSeed, positiveNumber, timeoutSeconds, wholeNumber } from './parsers';
 import { displayPath, renderLocation } from '../engine/diagnose/evidenceText';
@@ -36,19 +41,46 @@ interface ReplicateFlags extends VenvFlags {
 
 export function replicateCommand(): Command {
   const command = new Command('replicate')
-    .description('Run one replicate again, exactly (params, seed, entrypoint, the venv), in a fresh runner; from a results folder, compare it with the recorded result.')
-    .argument('<results-or-bundle>', "a job's results folder <out>/<job_id>, or a bundle directory with --entrypoint, --params and --seed")
-    .option('--param <index|prefix>', "with a results folder: the parameter set, by index (0, 1, …) or by a prefix of its param_id (8+ hex digits, or any with a letter a-f)")
+    .description(
+      'Run one replicate again, exactly (params, seed, entrypoint, the venv), in a fresh runner; from a results folder, compare it with the recorded result.',
+    )
+    .argument(
+      '<results-or-bundle>',
+      "a job's results folder <out>/<job_id>, or a bundle directory with --entrypoint, --params and --seed",
+    )
+    .option(
+      '--param <index|prefix>',
+      'with a results folder: the parameter set, by index (0, 1, …) or by a prefix of its param_id (8+ hex digits, or any with a letter a-f)',
+    )
     .option('--replicate <n>', 'with a results folder: the replicate, 0 to replicates-1', wholeNumber)
     .option('--entrypoint <entrypoint>', 'with a bundle directory: the entrypoint passed to the wire function')
-    .option('--params <json>', 'with a bundle directory: the parameters, a JSON object ({"beta": 0.3}; 1.0 stays a float)')
+    .option(
+      '--params <json>',
+      'with a bundle directory: the parameters, a JSON object ({"beta": 0.3}; 1.0 stays a float)',
+    )
     .option('--seed <n>', 'with a bundle directory: the seed, 0 to 2^64-1')
-    .option('--cold', "as production's cold executor: a private venv built from scratch for this run (the same key; removed afterwards), as well as a fresh runner")
+    .option(
+      '--cold',
+      "as production's cold executor: a private venv built from scratch for this run (the same key; removed afterwards), as well as a fresh runner",
+    )
     .option('--python <path>', "run with this interpreter as it is, not in the job's or the bundle's venv")
-    .option('--runner <path>', "another runner script (default: the one the job ran, else ours)")
-    .option('--ready-timeout <seconds>', 'for the runner to answer ready', timeoutSeconds, RUN_DEFAULTS.readyTimeoutMs / 1000)
-    .option('--task-timeout <seconds>', `for the replicate (default: the job's, else ${RUN_DEFAULTS.taskTimeoutMs / 1000})`, timeoutSeconds)
-    .option('--max-frame-mb <n>', `the largest answer read from the runner, in MiB (default: the job's, else ${DEFAULT_FRAME_MB})`, positiveNumber)
+    .option('--runner <path>', 'another runner script (default: the one the job ran, else ours)')
+    .option(
+      '--ready-timeout <seconds>',
+      'for the runner to answer ready',
+      timeoutSeconds,
+      RUN_DEFAULTS.readyTimeoutMs / 1000,
+    )
+    .option(
+      '--task-timeout <seconds>',
+      `for the replicate (default: the job's, else ${RUN_DEFAULTS.taskTimeoutMs / 1000})`,
+      timeoutSeconds,
+    )
+    .option(
+      '--max-frame-mb <n>',
+      `the largest answer read from the runner, in MiB (default: the job's, else ${DEFAULT_FRAME_MB})`,
+      positiveNumber,
+    )
     .option('--stderr', "stream the runner's stderr to this stderr as it comes")
     .option('--json', 'print one JSON object on stdout');
   return addVenvOptions(command).action(async (input: string, flags: ReplicateFlags) => {
@@ -60,7 +92,9 @@ async function replicate(input: string, flags: ReplicateFlags): Promise<number> 
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     if (controller.signal.aborted) process.exit(exitCodeForStop(signal)); // a second signal: now
-    writeStderr(`\ninterrupted by ${signal}: stopping the runner (${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to quit at once)\n`);
+    writeStderr(
+      `\ninterrupted by ${signal}: stopping the runner (${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to quit at once)\n`,
+    );
     controller.abort(signal);
   };
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -72,7 +106,9 @@ async function replicate(input: string, flags: ReplicateFlags): Promise<number> 
   } catch (error) {
     const failure = unexpectedFailure(error, 'reproducing a replicate');
     if (flags.json) {
-      writeStdout(`${stringifyWireJson({ verdict: 'error', kind: failure.kind, message: failure.message, location: failure.location, evidence: failure.evidence, exit_code: failure.kind === 'cancelled' ? exitCodeForStop(controller.signal.reason) : exitCodeFor(failure.kind) })}\n`);
+      writeStdout(
+        `${stringifyWireJson({ verdict: 'error', kind: failure.kind, message: failure.message, location: failure.location, evidence: failure.evidence, exit_code: failure.kind === 'cancelled' ? exitCodeForStop(controller.signal.reason) : exitCodeFor(failure.kind) })}\n`,
+      );
     } else {
       writeStderr(renderFailureLine(failure, currentDir()));
     }
@@ -86,7 +122,8 @@ async function replicate(input: string, flags: ReplicateFlags): Promise<number> 
 async function reproduce(input: string, flags: ReplicateFlags, signal: AbortSignal): Promise<ReplicateReport> {
   const target = path.resolve(input);
   if (!existsSync(target)) throw new Failure('bad-input', `${target} does not exist.`);
-  if (!statSync(target).isDirectory()) throw new Failure('bad-input', `${target} is a file: give a results folder <out>/<job_id>, or a bundle directory.`);
+  if (!statSync(target).isDirectory())
+    throw new Failure('bad-input', `${target} is a file: give a results folder <out>/<job_id>, or a bundle directory.`);
   const venv = venvCacheOptions(flags, flags.json ? undefined : printVenvEvent);
   const options: ReplicateOptions = {
     python: flags.python,
@@ -100,22 +137,60 @@ async function reproduce(input: string, flags: ReplicateFlags, signal: AbortSign
     signal,
   };
   if (existsSync(path.join(target, 'job.json'))) {
-    for (const [given, name] of [[flags.entrypoint, '--entrypoint'], [flags.params, '--params'], [flags.seed, '--seed']] as const) {
-      if (given !== undefined) throw new Failure('bad-input', `${name} goes with a bundle directory; ${target} is a results folder, whose job says it (give --param and --replicate).`);
+    for (const [given, name] of [
+      [flags.entrypoint, '--entrypoint'],
+      [flags.params, '--params'],
+      [flags.seed, '--seed'],
+    ] as const) {
+      if (given !== undefined)
+        throw new Failure(
+          'bad-input',
+          `${name} goes with a bundle directory; ${target} is a results folder, whose job says it (give --param and --replicate).`,
+        );
     }
-    if (flags.param === undefined) throw new Failure('bad-input', `${target} is a results folder: give --param <index|param_id prefix> and --replicate N.`);
-    if (flags.replicate === undefined) throw new Failure('bad-input', `${target} is a results folder: give --replicate N as well (0 to replicates-1).`);
+    if (flags.param === undefined)
+      throw new Failure(
+        'bad-input',
+        `${target} is a results folder: give --param <index|param_id prefix> and --replicate N.`,
+      );
+    if (flags.replicate === undefined)
+      throw new Failure('bad-input', `${target} is a results folder: give --replicate N as well (0 to replicates-1).`);
     return reproduceReplicate(target, { param: flags.param, replicate: flags.replicate }, options);
   }
-  for (const [given, name] of [[flags.param, '--param'], [flags.replicate, '--replicate']] as const) {
-    if (given !== undefined) throw new Failure('bad-input', `${name} goes with a results folder <out>/<job_id>; ${target} has no job.json.`);
+  for (const [given, name] of [
+    [flags.param, '--param'],
+    [flags.replicate, '--replicate'],
+  ] as const) {
+    if (given !== undefined)
+      throw new Failure('bad-input', `${name} goes with a results folder <out>/<job_id>; ${target} has no job.json.`);
   }
-  const missing = [[flags.entrypoint, '--entrypoint'], [flags.params, '--params'], [flags.seed, '--seed']].filter(([given]) => given === undefined).map(([, name]) => name);
-  if (missing.length) throw new Failure('bad-input', `${target} is not a results folder (no job.json): as a bundle directory it needs ${missing.join(', ')}.`);
-  return runReplicate({ bundleDir: target, entrypoint: flags.entrypoint!, params: paramsFromText('--params', flags.params!), seed: parseSeed(flags.seed!) }, options);
+  const missing = [
+    [flags.entrypoint, '--entrypoint'],
+    [flags.params, '--params'],
+    [flags.seed, '--seed'],
+  ]
+    .filter(([given]) => given === undefined)
+    .map(([, name]) => name);
+  if (missing.length)
+    throw new Failure(
+      'bad-input',
+      `${target} is not a results folder (no job.json): as a bundle directory it needs ${missing.join(', ')}.`,
+    );
+  return runReplicate(
+    {
+      bundleDir: target,
+      entrypoint: flags.entrypoint!,
+      params: paramsFromText('--params', flags.params!),
+      seed: parseSeed(flags.seed!),
+    },
+    options,
+  );
 }
 
 function showHere() {
   const cwd = currentDir();
-  return { location: (location: Parameters<typeof renderLocation>[0]) => renderLocation(location, cwd), path: (file: string) => displayPath(file, cwd) };
+  return {
+    location: (location: Parameters<typeof renderLocation>[0]) => renderLocation(location, cwd),
+    path: (file: string) => displayPath(file, cwd),
+  };
 }

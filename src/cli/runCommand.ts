@@ -56,7 +56,10 @@ interface RunFlags extends VenvFlags {
 export function runCommand(): Command {
   const command = new Command('run')
     .description('Run a job (parameter sets × replicates, then one aggregation per parameter set) to its end.')
-    .argument('[job]', 'a job file (ours or a production SimJob JSON), or a bundle directory with --params and --replicates')
+    .argument(
+      '[job]',
+      'a job file (ours or a production SimJob JSON), or a bundle directory with --params and --replicates',
+    )
     .option('--out <dir>', 'where results go: <out>/<job_id>/', 'results')
     .option('--params <file>', 'with a bundle directory: a JSON list of parameter sets')
     .option('--replicates <n>', 'with a bundle directory: replicates per parameter set', wholeNumber)
@@ -65,26 +68,81 @@ export function runCommand(): Command {
     .option('--job-id <id>', 'with a bundle directory: the job id (default: generated)')
     .option('--bundle <dir>', 'the local bundle directory of a SimJob (its bundle_ref is a registry digest)')
     .option('--resume <dir>', 'finish an earlier run in <out>/<job_id>, running only what has no result')
-    .option('--rerun-failed <dir>', 'run the failed tasks of an earlier run in <out>/<job_id> again, and the aggregations they feed')
-    .option('--allow-bundle-change', 'with --resume or --rerun-failed: run even though the bundle changed since the job was created (the manifest records it)')
+    .option(
+      '--rerun-failed <dir>',
+      'run the failed tasks of an earlier run in <out>/<job_id> again, and the aggregations they feed',
+    )
+    .option(
+      '--allow-bundle-change',
+      'with --resume or --rerun-failed: run even though the bundle changed since the job was created (the manifest records it)',
+    )
     .option('--workers <n>', 'warm processes', wholeNumber, defaultWorkers())
-    .option('--queue-depth <n>', 'requests queued per warm process (2 hides the round trip)', wholeNumber, RUN_DEFAULTS.depth)
-    .addOption(new Option('--executor <kind>', 'warm: reuse processes; cold: a fresh process per task').choices(['warm', 'cold']).default(RUN_DEFAULTS.executor))
-    .option('--max-reuse <n>', 'retire a warm process after this many tasks (0: never)', wholeNumber, RUN_DEFAULTS.maxReuse)
+    .option(
+      '--queue-depth <n>',
+      'requests queued per warm process (2 hides the round trip)',
+      wholeNumber,
+      RUN_DEFAULTS.depth,
+    )
+    .addOption(
+      new Option('--executor <kind>', 'warm: reuse processes; cold: a fresh process per task')
+        .choices(['warm', 'cold'])
+        .default(RUN_DEFAULTS.executor),
+    )
+    .option(
+      '--max-reuse <n>',
+      'retire a warm process after this many tasks (0: never)',
+      wholeNumber,
+      RUN_DEFAULTS.maxReuse,
+    )
     .option('--retries <n>', 'extra attempts for a task whose runner crashed', wholeNumber, RUN_DEFAULTS.retries)
-    .option('--task-timeout <seconds>', 'per simulation or aggregation', timeoutSeconds, RUN_DEFAULTS.taskTimeoutMs / 1000)
-    .option('--ready-timeout <seconds>', 'for a runner to answer ready', timeoutSeconds, RUN_DEFAULTS.readyTimeoutMs / 1000)
-    .option('--max-frame-mb <n>', `the largest answer read from a runner, in MB (MiB): a bigger result is result-too-large (default: ${DEFAULT_FRAME_MB})`, positiveNumber)
+    .option(
+      '--task-timeout <seconds>',
+      'per simulation or aggregation',
+      timeoutSeconds,
+      RUN_DEFAULTS.taskTimeoutMs / 1000,
+    )
+    .option(
+      '--ready-timeout <seconds>',
+      'for a runner to answer ready',
+      timeoutSeconds,
+      RUN_DEFAULTS.readyTimeoutMs / 1000,
+    )
+    .option(
+      '--max-frame-mb <n>',
+      `the largest answer read from a runner, in MB (MiB): a bigger result is result-too-large (default: ${DEFAULT_FRAME_MB})`,
+      positiveNumber,
+    )
     .option('--allow-partial', 'aggregate the replicates that succeeded even when others failed')
     .option('--python <path>', "run with this interpreter as it is, without the bundle's venv")
     .option('--runner <path>', "another runner script, e.g. production's subprocess_runner.py")
-    .option('--trace', "keep every runner's JSON-RPC frames in <out>/<job_id>/transcripts/ (replayable with handshake --replay)")
+    .option(
+      '--trace',
+      "keep every runner's JSON-RPC frames in <out>/<job_id>/transcripts/ (replayable with handshake --replay)",
+    )
     .option('--json', 'write every event as one JSON line on stdout')
-    .addOption(new Option('--backend <backend>', 'where the tasks run: warm runners here, or an existing Dask cluster').choices(['local', 'dask']).default('local'))
-    .option('--scheduler <address>', 'with --backend dask: the Dask scheduler, tcp://HOST:PORT (default: $DASK_SCHEDULER_ADDRESS)')
-    .option('--dask-python <path>', 'with --backend dask: the Python that runs the Dask driver (must import distributed; default: /usr/bin/python3, then python3)')
-    .option('--worker-python <path>', "with --backend dask: the interpreter each worker builds the bundle's venv from (default: the worker's own)")
-    .option('--connect-timeout <seconds>', 'with --backend dask: how long to try to reach the scheduler', timeoutSeconds, RUN_DEFAULTS.connectTimeoutMs / 1000);
+    .addOption(
+      new Option('--backend <backend>', 'where the tasks run: warm runners here, or an existing Dask cluster')
+        .choices(['local', 'dask'])
+        .default('local'),
+    )
+    .option(
+      '--scheduler <address>',
+      'with --backend dask: the Dask scheduler, tcp://HOST:PORT (default: $DASK_SCHEDULER_ADDRESS)',
+    )
+    .option(
+      '--dask-python <path>',
+      'with --backend dask: the Python that runs the Dask driver (must import distributed; default: /usr/bin/python3, then python3)',
+    )
+    .option(
+      '--worker-python <path>',
+      "with --backend dask: the interpreter each worker builds the bundle's venv from (default: the worker's own)",
+    )
+    .option(
+      '--connect-timeout <seconds>',
+      'with --backend dask: how long to try to reach the scheduler',
+      timeoutSeconds,
+      RUN_DEFAULTS.connectTimeoutMs / 1000,
+    );
   return addVenvOptions(command).action(async (input: string | undefined, flags: RunFlags) => {
     process.exitCode = await run(input, flags);
   });
@@ -115,7 +173,9 @@ async function run(input: string | undefined, flags: RunFlags): Promise<number> 
   const onStopSignal = (signal: StopSignal) => {
     if (controller.signal.aborted) process.exit(exitCodeForStop(signal)); // a second signal: now
     const again = signal === 'SIGINT' ? 'Ctrl-C' : signal;
-    writeStderr(`\ninterrupted by ${signal}: stopping the runners and writing the manifest (${again} again to quit at once)\n`);
+    writeStderr(
+      `\ninterrupted by ${signal}: stopping the runners and writing the manifest (${again} again to quit at once)\n`,
+    );
     controller.abort(signal); // the reason becomes the exit code: see exitCodeForStop
   };
   const listeners = STOP_SIGNALS.map((signal) => [signal, () => onStopSignal(signal)] as const);
@@ -144,7 +204,15 @@ async function run(input: string | undefined, flags: RunFlags): Promise<number> 
       resumed: Boolean(flags.resume ?? flags.rerunFailed),
       bundleChange,
       ...(flags.backend === 'dask'
-        ? { backend: 'dask', dask: { scheduler: flags.scheduler!, python: flags.daskPython, workerPython: flags.workerPython, connectTimeoutMs: flags.connectTimeout * 1000 } }
+        ? {
+            backend: 'dask',
+            dask: {
+              scheduler: flags.scheduler!,
+              python: flags.daskPython,
+              workerPython: flags.workerPython,
+              connectTimeoutMs: flags.connectTimeout * 1000,
+            },
+          }
         : { backend: 'local' }),
       onEvent,
       signal: controller.signal,
@@ -163,41 +231,79 @@ async function run(input: string | undefined, flags: RunFlags): Promise<number> 
  */
 function checkBackendFlags(flags: RunFlags): void {
   if (flags.backend !== 'dask') {
-    for (const [set, name] of [[flags.scheduler, '--scheduler'], [flags.daskPython, '--dask-python'], [flags.workerPython, '--worker-python']] as const) {
+    for (const [set, name] of [
+      [flags.scheduler, '--scheduler'],
+      [flags.daskPython, '--dask-python'],
+      [flags.workerPython, '--worker-python'],
+    ] as const) {
       if (set) throw new Failure('bad-input', `${name} goes with --backend dask.`);
     }
     return;
   }
   flags.scheduler ??= process.env.DASK_SCHEDULER_ADDRESS;
-  if (!flags.scheduler) throw new Failure('bad-input', '--backend dask needs --scheduler tcp://HOST:PORT (or DASK_SCHEDULER_ADDRESS).');
-  if (!/^[a-z][a-z0-9+]*:\/\/[^\s/]+$/i.test(flags.scheduler)) throw new Failure('bad-input', `--scheduler ${JSON.stringify(flags.scheduler)} is not a scheduler address like tcp://HOST:PORT.`);
+  if (!flags.scheduler)
+    throw new Failure('bad-input', '--backend dask needs --scheduler tcp://HOST:PORT (or DASK_SCHEDULER_ADDRESS).');
+  if (!/^[a-z][a-z0-9+]*:\/\/[^\s/]+$/i.test(flags.scheduler))
+    throw new Failure(
+      'bad-input',
+      `--scheduler ${JSON.stringify(flags.scheduler)} is not a scheduler address like tcp://HOST:PORT.`,
+    );
   const local = [
     [flags.executor === 'cold', '--executor cold'],
     [flags.trace, '--trace'],
     [flags.python, '--python'],
     [flags.maxReuse > 0, '--max-reuse'],
   ] as const;
-  for (const [set, name] of local) if (set) throw new Failure('bad-input', `${name} is not supported with --backend dask (it is about runners on this machine).`);
+  for (const [set, name] of local)
+    if (set)
+      throw new Failure(
+        'bad-input',
+        `${name} is not supported with --backend dask (it is about runners on this machine).`,
+      );
 }
 
 /** The job and where its results go; everything is validated before anything is written. */
-async function openJob(input: string | undefined, flags: RunFlags): Promise<{ job: JobSpec; store: ResultsStore; bundleChange?: BundleChange }> {
+async function openJob(
+  input: string | undefined,
+  flags: RunFlags,
+): Promise<{ job: JobSpec; store: ResultsStore; bundleChange?: BundleChange }> {
   const earlier = flags.resume ?? flags.rerunFailed;
   if (earlier) {
-    if (input) throw new Failure('bad-input', `${flags.resume ? '--resume' : '--rerun-failed'} takes the results directory; give no job as well.`);
-    if (flags.resume && flags.rerunFailed) throw new Failure('bad-input', '--resume and --rerun-failed do not go together.');
-    return openEarlierRun(earlier, { rerunFailed: Boolean(flags.rerunFailed), allowBundleChange: flags.allowBundleChange });
+    if (input)
+      throw new Failure(
+        'bad-input',
+        `${flags.resume ? '--resume' : '--rerun-failed'} takes the results directory; give no job as well.`,
+      );
+    if (flags.resume && flags.rerunFailed)
+      throw new Failure('bad-input', '--resume and --rerun-failed do not go together.');
+    return openEarlierRun(earlier, {
+      rerunFailed: Boolean(flags.rerunFailed),
+      allowBundleChange: flags.allowBundleChange,
+    });
   }
-  if (flags.allowBundleChange) throw new Failure('bad-input', '--allow-bundle-change goes with --resume or --rerun-failed.');
+  if (flags.allowBundleChange)
+    throw new Failure('bad-input', '--allow-bundle-change goes with --resume or --rerun-failed.');
   if (!input) throw new Failure('bad-input', 'Give a job file, or a bundle directory with --params and --replicates.');
   const stat = statSafe(input);
   if (!stat) throw new Failure('bad-input', `${path.resolve(input)} does not exist.`);
   let job: JobSpec;
   if (stat.isDirectory()) {
-    if (!flags.params || flags.replicates === undefined) throw new Failure('bad-input', `${input} is a bundle directory: give --params FILE and --replicates N too (or a job file).`);
-    job = await jobFromParamsFile({ bundleDir: input, paramsFile: flags.params, replicates: flags.replicates, entrypoint: flags.entrypoint, targets: flags.target, jobId: flags.jobId });
+    if (!flags.params || flags.replicates === undefined)
+      throw new Failure(
+        'bad-input',
+        `${input} is a bundle directory: give --params FILE and --replicates N too (or a job file).`,
+      );
+    job = await jobFromParamsFile({
+      bundleDir: input,
+      paramsFile: flags.params,
+      replicates: flags.replicates,
+      entrypoint: flags.entrypoint,
+      targets: flags.target,
+      jobId: flags.jobId,
+    });
   } else {
-    if (flags.params || flags.replicates !== undefined) throw new Failure('bad-input', '--params and --replicates go with a bundle directory, not a job file.');
+    if (flags.params || flags.replicates !== undefined)
+      throw new Failure('bad-input', '--params and --replicates go with a bundle directory, not a job file.');
     job = await loadJobFile(input, flags.bundle);
   }
   await checkBundleDir(job.bundleDir);
@@ -205,7 +311,11 @@ async function openJob(input: string | undefined, flags: RunFlags): Promise<{ jo
   try {
     return { job, store: await ResultsStore.create(flags.out, job, await bundleDigest(job.bundleDir)) };
   } catch (error) {
-    if (error instanceof ResultsExist) throw new Failure('bad-input', `${error.message.replace(/\.$/, '')}; resume them with --resume ${error.dir}, or choose another job_id or --out.`);
+    if (error instanceof ResultsExist)
+      throw new Failure(
+        'bad-input',
+        `${error.message.replace(/\.$/, '')}; resume them with --resume ${error.dir}, or choose another job_id or --out.`,
+      );
     throw error;
   }
 }
@@ -231,14 +341,21 @@ function summaryLines(job: JobSpec, outcome: Awaited<ReturnType<typeof runJob>>)
       lines.push(`✘ job ${job.jobId} finished in ${seconds} s with failures: ${counts}`);
       break;
     case 'interrupted':
-      lines.push(`■ job ${job.jobId} interrupted after ${seconds} s: ${counts}; finish it with --resume ${outcome.dir}`);
+      lines.push(
+        `■ job ${job.jobId} interrupted after ${seconds} s: ${counts}; finish it with --resume ${outcome.dir}`,
+      );
       break;
     case 'aborted':
-      lines.push(`✘ job ${job.jobId} aborted after ${seconds} s: ${outcome.failure?.kind}: ${outcome.failure?.message}`);
+      lines.push(
+        `✘ job ${job.jobId} aborted after ${seconds} s: ${outcome.failure?.kind}: ${outcome.failure?.message}`,
+      );
       if (outcome.failure?.location) lines.push(`  at ${renderLocation(outcome.failure.location, currentDir())}`);
       for (const note of outcome.failure?.evidence.notes ?? []) lines.push(`  note: ${note}`);
       if (outcome.failure?.evidence.engineStack) lines.push(outcome.failure.evidence.engineStack.replace(/^/gm, '  '));
-      if (sims.pending) lines.push(`  ${sims.pending} simulations did not run; after fixing the cause, --resume ${outcome.dir} runs them`);
+      if (sims.pending)
+        lines.push(
+          `  ${sims.pending} simulations did not run; after fixing the cause, --resume ${outcome.dir} runs them`,
+        );
       break;
   }
   lines.push(`  results: ${outcome.dir}`);
@@ -247,7 +364,10 @@ function summaryLines(job: JobSpec, outcome: Awaited<ReturnType<typeof runJob>>)
 
 function report(error: unknown, flags: RunFlags): number {
   const failure = unexpectedFailure(error);
-  if (flags.json) writeStdout(`${stringifyWireJson({ type: 'error', kind: failure.kind, message: failure.message, location: failure.location })}\n`);
+  if (flags.json)
+    writeStdout(
+      `${stringifyWireJson({ type: 'error', kind: failure.kind, message: failure.message, location: failure.location })}\n`,
+    );
   else writeStderr(renderFailureLine(failure, currentDir()));
   return exitCodeFor(failure.kind);
 }

@@ -16,7 +16,9 @@ export function guardStdio(): void {
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (closed.stdout) return;
     closed.stdout = true;
-    writeStderr(`modelops-debugger: stdout was closed (${error.code ?? error.message}): nothing more is written there; the command goes on (a job's events are all in its events.jsonl)\n`);
+    writeStderr(
+      `modelops-debugger: stdout was closed (${error.code ?? error.message}): nothing more is written there; the command goes on (a job's events are all in its events.jsonl)\n`,
+    );
   });
   process.stderr.on('error', () => {
     closed.stderr = true;

@@ -15,13 +15,27 @@ export interface VenvFlags {
 export function addVenvOptions(command: Command): Command {
   return command
     .option('--base-python <path>', "interpreter the bundle's venv is built from (default: python3 on PATH)")
-    .option('--venvs-dir <dir>', 'venv cache directory (default: $MODELOPS_VENVS_DIR, else ~/.cache/modelops-debugger/venvs)')
-    .option('--force-fresh-venv', 'build a private venv for this run and remove it afterwards (also MODELOPS_FORCE_FRESH_VENV=true)')
-    .option('--install-arg <arg>', 'extra argument for every install command, e.g. --install-arg=--no-index (repeatable)', collect, [])
+    .option(
+      '--venvs-dir <dir>',
+      'venv cache directory (default: $MODELOPS_VENVS_DIR, else ~/.cache/modelops-debugger/venvs)',
+    )
+    .option(
+      '--force-fresh-venv',
+      'build a private venv for this run and remove it afterwards (also MODELOPS_FORCE_FRESH_VENV=true)',
+    )
+    .option(
+      '--install-arg <arg>',
+      'extra argument for every install command, e.g. --install-arg=--no-index (repeatable)',
+      collect,
+      [],
+    )
     .option('--install-timeout <seconds>', 'how long dependency installation may take', timeoutSeconds);
 }
 
-export function venvCacheOptions(flags: VenvFlags, onEvent?: (event: VenvEvent) => void): Omit<VenvCacheOptions, 'dir'> & { dir: string; forceFresh: boolean } {
+export function venvCacheOptions(
+  flags: VenvFlags,
+  onEvent?: (event: VenvEvent) => void,
+): Omit<VenvCacheOptions, 'dir'> & { dir: string; forceFresh: boolean } {
   return {
     // MODELOPS_VENVS_DIR wins over the flag, as it wins over the editor's setting
     dir: venvsDir(flags.venvsDir),

@@ -41,8 +41,19 @@ export interface SystemError {
 /** The error as a Node system error, if it is one (it has an `E…` code). */
 export function systemError(error: unknown): SystemError | undefined {
   const candidate = error as Partial<SystemError> | undefined;
-  if (!candidate || typeof candidate !== 'object' || typeof candidate.code !== 'string' || !/^E[A-Z0-9]+$/.test(candidate.code)) return undefined;
-  return { code: candidate.code, syscall: candidate.syscall, path: candidate.path, message: String(candidate.message ?? '') };
+  if (
+    !candidate ||
+    typeof candidate !== 'object' ||
+    typeof candidate.code !== 'string' ||
+    !/^E[A-Z0-9]+$/.test(candidate.code)
+  )
+    return undefined;
+  return {
+    code: candidate.code,
+    syscall: candidate.syscall,
+    path: candidate.path,
+    message: String(candidate.message ?? ''),
+  };
 }
 
 /** "the file system is read-only", or undefined for an errno not known here. */

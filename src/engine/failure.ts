@@ -112,13 +112,22 @@ export function unexpectedFailure(error: unknown, doing?: string): Failure {
   const thrown = error instanceof Error ? `${error.name}: ${error.message}` : `a non-Error value: ${String(error)}`;
   const system = systemError(error);
   const notes: string[] = [];
-  if (system) notes.push(explainErrno(system.code) + (system.syscall ? ` (in ${system.syscall}${system.path ? ` on ${system.path}` : ''})` : ''));
-  if (system?.syscall === 'uv_cwd') notes.push('the current directory of this process was deleted: cd to an existing directory and try again');
+  if (system)
+    notes.push(
+      explainErrno(system.code) +
+        (system.syscall ? ` (in ${system.syscall}${system.path ? ` on ${system.path}` : ''})` : ''),
+    );
+  if (system?.syscall === 'uv_cwd')
+    notes.push('the current directory of this process was deleted: cd to an existing directory and try again');
   const oneLine = thrown.replace(/\s*\n\s*/g, ' ');
-  return new Failure('engine-error', `Unexpected engine error${doing ? ` while ${doing}` : ''}: ${oneLine} (${REPORT_REQUEST})`, {
-    engineStack: error instanceof Error ? error.stack : undefined,
-    notes: notes.length ? notes : undefined,
-  });
+  return new Failure(
+    'engine-error',
+    `Unexpected engine error${doing ? ` while ${doing}` : ''}: ${oneLine} (${REPORT_REQUEST})`,
+    {
+      engineStack: error instanceof Error ? error.stack : undefined,
+      notes: notes.length ? notes : undefined,
+    },
+  );
 }
 
 /** Exit codes of the command line, by what went wrong (DESIGN.md "Command line"). */

@@ -38,7 +38,10 @@ export async function readInputFile(file: string, what: string): Promise<string>
     refuseSpecial(file, stat, what);
     // beyond this, Node cannot hold the text: say so rather than "Invalid string length"
     if (stat.size > bufferConstants.MAX_STRING_LENGTH) {
-      throw new Failure('bad-input', `${file} is ${(stat.size / 2 ** 20).toFixed(0)} MB, more than a JSON text can be here (${(bufferConstants.MAX_STRING_LENGTH / 2 ** 20).toFixed(0)} MB).`);
+      throw new Failure(
+        'bad-input',
+        `${file} is ${(stat.size / 2 ** 20).toFixed(0)} MB, more than a JSON text can be here (${(bufferConstants.MAX_STRING_LENGTH / 2 ** 20).toFixed(0)} MB).`,
+      );
     }
     return await handle.readFile('utf8');
   } catch (error) {

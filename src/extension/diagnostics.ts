@@ -30,7 +30,9 @@ export interface WarningFinding {
 export function warningText(warning: WarningFinding): string {
   if (warning.kind === 'lingering-descendants') {
     const started = warning.descendants?.find((d) => d.location) ?? warning.descendants?.[0];
-    const fate = started?.escaped ? 'it escaped its process group (setsid) and was left running' : "it was ended with its runner's process group";
+    const fate = started?.escaped
+      ? 'it escaped its process group (setsid) and was left running'
+      : "it was ended with its runner's process group";
     const command = started?.command ?? '?';
     return `lingering-descendants: a process started here (\`${command.length > 80 ? `${command.slice(0, 79)}…` : command}\`) was still running after its task; ${fate}`;
   }
@@ -70,14 +72,28 @@ export class FailureDiagnostics implements vscode.Disposable {
 
   /** At its line, as `<kind>: <message>`; a failure with no line has none (its job row and notification say it). */
   addFailure(failure: FailureFinding): void {
-    if (failure.location) this.add(failure.location, failure.kind, `${failure.kind}: ${failure.message}`, vscode.DiagnosticSeverity.Error, failure.callers);
+    if (failure.location)
+      this.add(
+        failure.location,
+        failure.kind,
+        `${failure.kind}: ${failure.message}`,
+        vscode.DiagnosticSeverity.Error,
+        failure.callers,
+      );
   }
 
   addWarning(warning: WarningFinding): void {
-    if (warning.location) this.add(warning.location, warning.kind, warningText(warning), vscode.DiagnosticSeverity.Warning);
+    if (warning.location)
+      this.add(warning.location, warning.kind, warningText(warning), vscode.DiagnosticSeverity.Warning);
   }
 
-  add(location: SourceLocation, kind: FailureKind, message: string, severity = vscode.DiagnosticSeverity.Error, callers: SourceLocation[] = []): void {
+  add(
+    location: SourceLocation,
+    kind: FailureKind,
+    message: string,
+    severity = vscode.DiagnosticSeverity.Error,
+    callers: SourceLocation[] = [],
+  ): void {
     const key = `${location.file}:${location.line}:${kind}:${message}`;
     const entry = this.entries.get(key);
     if (entry) entry.count++;
@@ -99,12 +115,20 @@ export class FailureDiagnostics implements vscode.Disposable {
     for (const entry of this.entries.values()) {
       const line = Math.max(0, entry.location.line - 1);
       const times = entry.count > 1 ? ` (${entry.count} times)` : '';
-      const diagnostic = new vscode.Diagnostic(new vscode.Range(line, 0, line, Number.MAX_SAFE_INTEGER), `${entry.message}${times}`, entry.severity);
+      const diagnostic = new vscode.Diagnostic(
+        new vscode.Range(line, 0, line, Number.MAX_SAFE_INTEGER),
+        `${entry.message}${times}`,
+        entry.severity,
+      );
       diagnostic.source = 'ModelOps';
       diagnostic.code = entry.kind;
       if (entry.callers.length) {
         diagnostic.relatedInformation = entry.callers.map(
-          (caller) => new vscode.DiagnosticRelatedInformation(new vscode.Location(vscode.Uri.file(caller.file), new vscode.Position(Math.max(0, caller.line - 1), 0)), `called from ${caller.function ?? 'here'}()`),
+          (caller) =>
+            new vscode.DiagnosticRelatedInformation(
+              new vscode.Location(vscode.Uri.file(caller.file), new vscode.Position(Math.max(0, caller.line - 1), 0)),
+              `called from ${caller.function ?? 'here'}()`,
+            ),
         );
       }
       const list = byFile.get(entry.location.file) ?? [];

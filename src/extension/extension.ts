@@ -45,7 +45,10 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
   const trace = new ProtocolTrace();
   const notices = new Notices(log);
   const runner = new JobRunner(jobs, jobsTree, diagnostics, log, processTree, stderr, trace, notices);
-  const venvCache = () => new VenvCache({ dir: venvsDir(vscode.workspace.getConfiguration('modelopsDebugger').get<string>('venvsDir') || undefined) });
+  const venvCache = () =>
+    new VenvCache({
+      dir: venvsDir(vscode.workspace.getConfiguration('modelopsDebugger').get<string>('venvsDir') || undefined),
+    });
   const venvTree = new VenvTreeProvider(venvCache);
   const results = registerResultDocuments(log);
   context.subscriptions.push(

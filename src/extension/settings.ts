@@ -21,7 +21,9 @@ export function forceFreshVenvForNextRun(): void {
  * The interpreter venvs are built from, and the venv cache's configuration. Each call is a run
  * about to start: it takes a pending "fresh venv for the next run".
  */
-export function runtimeSettings(onVenvEvent?: NonNullable<RuntimeOptions['venv']>['onEvent']): Pick<RuntimeOptions, 'basePython' | 'venv' | 'maxFrameBytes'> {
+export function runtimeSettings(
+  onVenvEvent?: NonNullable<RuntimeOptions['venv']>['onEvent'],
+): Pick<RuntimeOptions, 'basePython' | 'venv' | 'maxFrameBytes'> {
   const config = settings();
   const freshOnce = freshForNextRun;
   freshForNextRun = false;
@@ -60,6 +62,17 @@ export function backendSettings(): BackendChoice {
   const config = settings();
   if (config.get<string>('backend') !== 'dask') return { backend: 'local' };
   const scheduler = config.get<string>('daskScheduler');
-  if (!scheduler) throw new Failure('bad-input', 'modelopsDebugger.backend is "dask" but modelopsDebugger.daskScheduler is empty: run "ModelOps: Connect to Dask Scheduler…".');
-  return { backend: 'dask', dask: { scheduler, python: config.get<string>('daskPython') || undefined, connectTimeoutMs: RUN_DEFAULTS.connectTimeoutMs } };
+  if (!scheduler)
+    throw new Failure(
+      'bad-input',
+      'modelopsDebugger.backend is "dask" but modelopsDebugger.daskScheduler is empty: run "ModelOps: Connect to Dask Scheduler…".',
+    );
+  return {
+    backend: 'dask',
+    dask: {
+      scheduler,
+      python: config.get<string>('daskPython') || undefined,
+      connectTimeoutMs: RUN_DEFAULTS.connectTimeoutMs,
+    },
+  };
 }

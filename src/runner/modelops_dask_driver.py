@@ -12,6 +12,7 @@ the workers' task events (`client.subscribe_topic`), workers joining and leaving
 scheduler's "all" topic), every task's result or Dask-side error as it completes
 (`as_completed` in a thread), and the loss of the scheduler.
 """
+
 import json
 import os
 import sys
@@ -101,7 +102,12 @@ class Driver:
         try:
             self.client = distributed.Client(params["scheduler"], timeout=params["timeout_s"], set_as_default=False)
         except Exception as exc:  # OSError, TimeoutError, ValueError for a malformed address
-            raise RpcError(SCHEDULER_UNREACHABLE, "scheduler-unreachable", "Could not connect to the Dask scheduler at %s within %s s: %s: %s" % (params["scheduler"], params["timeout_s"], type(exc).__name__, exc))
+            raise RpcError(
+                SCHEDULER_UNREACHABLE,
+                "scheduler-unreachable",
+                "Could not connect to the Dask scheduler at %s within %s s: %s: %s"
+                % (params["scheduler"], params["timeout_s"], type(exc).__name__, exc),
+            )
         self.address = params["scheduler"]
         self.client.subscribe_topic(helper.EVENT_TOPIC, self._on_worker_event)
         self.client.subscribe_topic("all", self._on_scheduler_event)
@@ -125,7 +131,19 @@ class Driver:
                 # one per task (the submit loop is most of the client's cost); the keys are still
                 # production's, one per task, pure=False
                 keys = [sim["key"] for sim in item["sims"]]
-                futures = client.map(helper.run_sim, [payload] * len(keys), keys, [sim["seed"] for sim in item["sims"]], [item["params_json"]] * len(keys), key=keys, pure=False) if keys else []
+                futures = (
+                    client.map(
+                        helper.run_sim,
+                        [payload] * len(keys),
+                        keys,
+                        [sim["seed"] for sim in item["sims"]],
+                        [item["params_json"]] * len(keys),
+                        key=keys,
+                        pure=False,
+                    )
+                    if keys
+                    else []
+                )
                 by_replicate = {sim["replicate"]: future for sim, future in zip(item["sims"], futures)}
                 done = {entry["replicate"]: entry["result"] for entry in item["done"]}
                 agg = item.get("agg")
@@ -142,8 +160,14 @@ class Driver:
                     self.futures[agg["key"]] = future
                     sims_and_aggs.append(future)
         except Exception as exc:
-            raise RpcError(SUBMIT_FAILED, "protocol-error", "Submitting to the Dask scheduler failed: %s: %s" % (type(exc).__name__, exc))
-        self.watcher = threading.Thread(target=self._watch, args=(sims_and_aggs,), name="modelops-as-completed", daemon=True)
+            raise RpcError(
+                SUBMIT_FAILED,
+                "protocol-error",
+                "Submitting to the Dask scheduler failed: %s: %s" % (type(exc).__name__, exc),
+            )
+        self.watcher = threading.Thread(
+            target=self._watch, args=(sims_and_aggs,), name="modelops-as-completed", daemon=True
+        )
         self.watcher.start()
         return {"tasks": len(sims_and_aggs)}
 
@@ -209,10 +233,18 @@ class Driver:
                 try:
                     answers = self.client.register_worker_plugin(UploadFile(path), name=name)
                 except Exception as exc:
-                    raise RpcError(PLUGIN_FAILED, "protocol-error", "Shipping %s to the Dask workers failed: %s: %s" % (name, type(exc).__name__, exc))
+                    raise RpcError(
+                        PLUGIN_FAILED,
+                        "protocol-error",
+                        "Shipping %s to the Dask workers failed: %s: %s" % (name, type(exc).__name__, exc),
+                    )
                 for worker, answer in (answers or {}).items():
                     if isinstance(answer, dict) and answer.get("status") == "error":
-                        raise RpcError(PLUGIN_FAILED, "protocol-error", "Dask worker %s could not set up %s: %s" % (worker, name, answer.get("exception")))
+                        raise RpcError(
+                            PLUGIN_FAILED,
+                            "protocol-error",
+                            "Dask worker %s could not set up %s: %s" % (worker, name, answer.get("exception")),
+                        )
         return payload
 
     # ---- what happens -------------------------------------------------------------------------
@@ -270,7 +302,10 @@ class Driver:
         try:
             results = self.client.gather(finished, errors="skip")
         except Exception as exc:
-            sys.stderr.write("modelops-debugger driver: gathering the simulations of an erred aggregation: %s: %s\n" % (type(exc).__name__, exc))
+            sys.stderr.write(
+                "modelops-debugger driver: gathering the simulations of an erred aggregation: %s: %s\n"
+                % (type(exc).__name__, exc)
+            )
             return
         for key, result in results.items():
             self._report(finished[key], result, ok=True)
@@ -297,20 +332,46 @@ class Driver:
             if self.client.status not in ("running", "newly-created") and not self.cancelled:
                 self._lost("the client's connection to the scheduler is %s" % self.client.status)
             elif not self.cancelled:
-                self.channel.notify("dask/task-erred", {"key": key, "exc_type": "CancelledError", "message": "the task was cancelled on the Dask side", "traceback": ""})
+                self.channel.notify(
+                    "dask/task-erred",
+                    {
+                        "key": key,
+                        "exc_type": "CancelledError",
+                        "message": "the task was cancelled on the Dask side",
+                        "traceback": "",
+                    },
+                )
         else:
-            text = "".join(traceback.format_exception(type(result), result, result.__traceback__)) if isinstance(result, BaseException) else ""
-            self.channel.notify("dask/task-erred", {"key": key, "exc_type": type(result).__name__, "message": str(result), "traceback": text[-4000:]})
+            text = (
+                "".join(traceback.format_exception(type(result), result, result.__traceback__))
+                if isinstance(result, BaseException)
+                else ""
+            )
+            self.channel.notify(
+                "dask/task-erred",
+                {"key": key, "exc_type": type(result).__name__, "message": str(result), "traceback": text[-4000:]},
+            )
 
     def _sim_done(self, key, result):
         message = {"jsonrpc": "2.0", "method": "dask/sim-done", "params": {"key": key, "result": result}}
-        self.channel.send(message, self.report_max_bytes, lambda size: {"jsonrpc": "2.0", "method": "dask/sim-done", "params": {"key": key, "result": _too_large_sim(result, size, self.report_max_bytes)}})
+        self.channel.send(
+            message,
+            self.report_max_bytes,
+            lambda size: {
+                "jsonrpc": "2.0",
+                "method": "dask/sim-done",
+                "params": {"key": key, "result": _too_large_sim(result, size, self.report_max_bytes)},
+            },
+        )
 
     def _lost(self, why):
         if self.lost_reported:
             return
         self.lost_reported = True
-        self.channel.notify("dask/scheduler-lost", {"scheduler": self.address, "message": "Lost the Dask scheduler at %s: %s" % (self.address, why)})
+        self.channel.notify(
+            "dask/scheduler-lost",
+            {"scheduler": self.address, "message": "Lost the Dask scheduler at %s: %s" % (self.address, why)},
+        )
 
     def _on_worker_event(self, event):
         _, message = event
@@ -323,7 +384,9 @@ class Driver:
             self.channel.notify("dask/worker", {"action": "added", "worker": message.get("worker"), "processing": []})
         elif action == "remove-worker":
             keys = sorted(str(k) for k in message.get("processing-tasks", ()))
-            self.channel.notify("dask/worker", {"action": "removed", "worker": message.get("worker"), "processing": keys})
+            self.channel.notify(
+                "dask/worker", {"action": "removed", "worker": message.get("worker"), "processing": keys}
+            )
 
 
 def _too_large_sim(result, size, cap):
@@ -332,11 +395,39 @@ def _too_large_sim(result, size, cap):
     report carries more)."""
     outputs = [{"name": name, "encoded_bytes": len(value) + 2} for name, value in (result.get("outputs") or {}).items()]
     facts = {
-        "outcome": "error", "method": "execute", "pid": result.get("pid", 0), "phase": None, "runner": None, "fatal": None, "exit": None,
-        "error": {"code": -32002, "message": "Result too large", "data": {"kind": "result-too-large", "method": "execute", "frame_bytes": size, "max_frame_bytes": cap, "outputs": outputs}},
-        "stderr_since": "", "stderr_tail": "", "stderr_bytes": 0, "elapsed_ms": result.get("ms", 0), "timeout_ms": 0, "bundle_path": result.get("bundle_path", ""),
+        "outcome": "error",
+        "method": "execute",
+        "pid": result.get("pid", 0),
+        "phase": None,
+        "runner": None,
+        "fatal": None,
+        "exit": None,
+        "error": {
+            "code": -32002,
+            "message": "Result too large",
+            "data": {
+                "kind": "result-too-large",
+                "method": "execute",
+                "frame_bytes": size,
+                "max_frame_bytes": cap,
+                "outputs": outputs,
+            },
+        },
+        "stderr_since": "",
+        "stderr_tail": "",
+        "stderr_bytes": 0,
+        "elapsed_ms": result.get("ms", 0),
+        "timeout_ms": 0,
+        "bundle_path": result.get("bundle_path", ""),
     }
-    return {"key": result.get("key"), "status": "failed", "seed": result.get("seed"), "worker": result.get("worker", ""), "attempts": list(result.get("attempts", [])) + [facts], "ms": result.get("ms", 0)}
+    return {
+        "key": result.get("key"),
+        "status": "failed",
+        "seed": result.get("seed"),
+        "worker": result.get("worker", ""),
+        "attempts": list(result.get("attempts", [])) + [facts],
+        "ms": result.get("ms", 0),
+    }
 
 
 def _worker_plugin_names(dask_scheduler=None):
@@ -358,15 +449,37 @@ def main():
         name = METHODS.get(method)
         if name is None:
             if request_id is not None:
-                channel.send({"jsonrpc": "2.0", "id": request_id, "error": {"code": -32601, "message": "unknown method %s" % method}})
+                channel.send(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": request_id,
+                        "error": {"code": -32601, "message": "unknown method %s" % method},
+                    }
+                )
             continue
         try:
             result = getattr(driver, name)(message.get("params") or {})
             channel.send({"jsonrpc": "2.0", "id": request_id, "result": result})
         except RpcError as exc:
-            channel.send({"jsonrpc": "2.0", "id": request_id, "error": {"code": exc.code, "message": str(exc), "data": {"kind": exc.kind}}})
+            channel.send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": request_id,
+                    "error": {"code": exc.code, "message": str(exc), "data": {"kind": exc.kind}},
+                }
+            )
         except Exception as exc:  # a bug here: said in full, never swallowed
-            channel.send({"jsonrpc": "2.0", "id": request_id, "error": {"code": -32603, "message": "%s: %s" % (type(exc).__name__, exc), "data": {"kind": "protocol-error", "traceback": traceback.format_exc()[-4000:]}}})
+            channel.send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": request_id,
+                    "error": {
+                        "code": -32603,
+                        "message": "%s: %s" % (type(exc).__name__, exc),
+                        "data": {"kind": "protocol-error", "traceback": traceback.format_exc()[-4000:]},
+                    },
+                }
+            )
         if method == "dask/close":
             break
     return 0

@@ -13,6 +13,7 @@ Here: the job's payload put in place, the per-worker pool of warm runners, and t
 venv cache is modelops_venv_cache.py (the same contract as src/engine/venv/), the runner
 client modelops_runner_client.py (as src/engine/process/).
 """
+
 import atexit
 import base64
 import errno
@@ -75,7 +76,11 @@ def payload_source(bundle_files, runner_files, spec):
     (importing it runs none of them). The driver uploads it with distributed's own UploadFile
     plugin, which every worker, also one that joins later, sets up before it takes tasks; the
     tasks then carry only its name, not the settings."""
-    return "# modelops-debugger payload: data only\nSPEC = %r\nBUNDLE = %r\nRUNNER = %r\n" % (spec, bundle_files, runner_files)
+    return "# modelops-debugger payload: data only\nSPEC = %r\nBUNDLE = %r\nRUNNER = %r\n" % (
+        spec,
+        bundle_files,
+        runner_files,
+    )
 
 
 def _spec(payload):
@@ -168,15 +173,27 @@ def _runner_for(spec):
     try:
         venv, key, how = venv_cache.ensure_venv(spec, spec["bundle_path"], _runner_script(spec), where=WHERE)
     except venv_cache.EnvironmentFailure as exc:
-        return None, {"outcome": "environment", "kind": exc.kind, "message": str(exc), "stderr_tail": exc.log_tail,
-                      "notes": exc.notes}
+        return None, {
+            "outcome": "environment",
+            "kind": exc.kind,
+            "message": str(exc),
+            "stderr_tail": exc.log_tail,
+            "notes": exc.notes,
+        }
     except OSError as exc:
         return None, _venvs_dir_failure(exc, "build the bundle's venv")
     if how != "valid":
         _emit({"type": "venv-built", "key": key, "reason": how})
     runner = client.Runner(
-        venv_cache.venv_python(venv), _runner_script(spec), spec["bundle_path"], venv, spec["digest"], env=spec["env"],
-        max_frame_bytes=spec["max_frame_bytes"], stderr_dir=os.path.join(venv_cache.venvs_dir(), ".dask-runner"))
+        venv_cache.venv_python(venv),
+        _runner_script(spec),
+        spec["bundle_path"],
+        venv,
+        spec["digest"],
+        env=spec["env"],
+        max_frame_bytes=spec["max_frame_bytes"],
+        stderr_dir=os.path.join(venv_cache.venvs_dir(), ".dask-runner"),
+    )
     status, answer = runner.request("ready", "{}", spec["ready_timeout_s"])
     if status != "ok":
         answer["stderr"] = runner.take_stderr()
@@ -198,7 +215,16 @@ def _give_back(spec, runner):
 def _retire(runner, why):
     code = runner.process.poll()
     runner.close()
-    _emit({"type": "process-end", "pid": runner.pid, "why": why, "uses": runner.uses, "exit_code": code if code is not None and code >= 0 else None, "signal": signal.Signals(-code).name if code is not None and code < 0 else None})
+    _emit(
+        {
+            "type": "process-end",
+            "pid": runner.pid,
+            "why": why,
+            "uses": runner.uses,
+            "exit_code": code if code is not None and code >= 0 else None,
+            "signal": signal.Signals(-code).name if code is not None and code < 0 else None,
+        }
+    )
 
 
 def _call(spec, key, method, params_json):
@@ -221,7 +247,9 @@ def _call(spec, key, method, params_json):
         if lingering:
             answer["descendants"] = said["descendants"]
         if broken:
-            _retire(runner, {"exited": "crashed", "timeout": "timed out", "protocol": "protocol error"}[answer["outcome"]])
+            _retire(
+                runner, {"exited": "crashed", "timeout": "timed out", "protocol": "protocol error"}[answer["outcome"]]
+            )
             return status, answer, said
     if lingering:
         _retire(runner, "its task left processes running")
@@ -239,7 +267,13 @@ def _settings(payload, key, seed):
         facts["start_failed"] = True
         return None, {"key": key, "status": "failed", "seed": seed, "worker": _where(), "attempts": [facts], "ms": 0}
     except (ImportError, ValueError) as exc:
-        facts = {"outcome": "environment", "kind": "protocol-error", "message": "The job's bundle could not be put in place on Dask worker %s: %s: %s" % (_where(), type(exc).__name__, exc), "start_failed": True}
+        facts = {
+            "outcome": "environment",
+            "kind": "protocol-error",
+            "message": "The job's bundle could not be put in place on Dask worker %s: %s: %s"
+            % (_where(), type(exc).__name__, exc),
+            "start_failed": True,
+        }
         return None, {"key": key, "status": "failed", "seed": seed, "worker": _where(), "attempts": [facts], "ms": 0}
 
 
@@ -248,8 +282,17 @@ def _venvs_dir_failure(exc, doing):
     and the errno, named and said in words."""
     name = errno.errorcode.get(exc.errno, "error") if exc.errno else type(exc).__name__
     where = exc.filename or venv_cache.venvs_dir()
-    message = "The venvs directory %s on Dask worker %s cannot be used: could not %s at %s (%s: %s); give the workers another MODELOPS_VENVS_DIR" % (venv_cache.venvs_dir(), _where(), doing, where, name, (exc.strerror or str(exc)).lower())
-    return {"outcome": "environment", "kind": "venv-create-failed", "message": message, "stderr_tail": "", "notes": ["venvs directory: %s" % venv_cache.venvs_dir()]}
+    message = (
+        "The venvs directory %s on Dask worker %s cannot be used: could not %s at %s (%s: %s); give the workers another MODELOPS_VENVS_DIR"
+        % (venv_cache.venvs_dir(), _where(), doing, where, name, (exc.strerror or str(exc)).lower())
+    )
+    return {
+        "outcome": "environment",
+        "kind": "venv-create-failed",
+        "message": message,
+        "stderr_tail": "",
+        "notes": ["venvs directory: %s" % venv_cache.venvs_dir()],
+    }
 
 
 def run_sim(payload, key, seed, params_json):
@@ -264,7 +307,20 @@ def run_sim(payload, key, seed, params_json):
     for attempt in range(1, spec["retries"] + 2):
         status, answer, said = _call(spec, key, "execute", execute)
         if status == "ok":
-            return {"key": key, "status": "ok", "outputs": answer, "seed": seed, "pid": said["pid"], "worker": _where(), "attempts": attempts, "ms": _ms(began), "stderr": said["stderr"], "captures": said["captures"], "bundle_path": spec["bundle_path"], "descendants": said.get("descendants", [])}
+            return {
+                "key": key,
+                "status": "ok",
+                "outputs": answer,
+                "seed": seed,
+                "pid": said["pid"],
+                "worker": _where(),
+                "attempts": attempts,
+                "ms": _ms(began),
+                "stderr": said["stderr"],
+                "captures": said["captures"],
+                "bundle_path": spec["bundle_path"],
+                "descendants": said.get("descendants", []),
+            }
         attempts.append(answer)
         crashed = answer.get("outcome") == "exited"
         if not crashed or attempt > spec["retries"]:
@@ -286,12 +342,18 @@ def run_agg(payload, agg, *sims):
     elif agg["targets"]:
         spec, failed = _settings(payload, agg["key"], None)
         if failed is not None:
-            result["targets"] = {target: {"status": "failed", "facts": failed["attempts"][0]} for target in agg["targets"]}
+            result["targets"] = {
+                target: {"status": "failed", "facts": failed["attempts"][0]} for target in agg["targets"]
+            }
             result["ms"] = _ms(began)
             return result
         returns = json.dumps([_sim_return(agg["param_id"], s) for s in ok])
         for target in agg["targets"]:
-            params = '{"target_entrypoint":%s,"sim_returns":%s,"target_data":%s}' % (json.dumps(target), returns, agg["target_data_json"])
+            params = '{"target_entrypoint":%s,"sim_returns":%s,"target_data":%s}' % (
+                json.dumps(target),
+                returns,
+                agg["target_data_json"],
+            )
             status, answer, said = _call(spec, agg["key"], "aggregate", params)
             if said is not None:
                 answer.pop("stderr", None)
@@ -300,7 +362,9 @@ def run_agg(payload, agg, *sims):
                 result["stderr"] += said["stderr"]
                 result["descendants"] = result.get("descendants", []) + said.get("descendants", [])
                 result["bundle_path"] = spec["bundle_path"]
-            result["targets"][target] = {"status": "ok", "result": answer} if status == "ok" else {"status": "failed", "facts": answer}
+            result["targets"][target] = (
+                {"status": "ok", "result": answer} if status == "ok" else {"status": "failed", "facts": answer}
+            )
             if status == "failed" and answer.get("start_failed"):
                 break
     result["ms"] = _ms(began)
@@ -312,7 +376,11 @@ def _sim_return(param_id, sim):
     outputs = {}
     for name, inline in sim["outputs"].items():
         data = base64.b64decode(inline)
-        outputs[name] = {"size": len(data), "checksum": hashlib.blake2b(data, digest_size=32).hexdigest(), "inline": inline}
+        outputs[name] = {
+            "size": len(data),
+            "checksum": hashlib.blake2b(data, digest_size=32).hexdigest(),
+            "inline": inline,
+        }
     text = "%s-%s-%s" % (param_id[:16], sim["seed"], ",".join(sorted(sim["outputs"])))
     return {"task_id": hashlib.blake2b(text.encode(), digest_size=32).hexdigest(), "outputs": outputs}
 

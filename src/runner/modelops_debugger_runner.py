@@ -251,9 +251,7 @@ def _python_stack(frame, limit=40):
     while frame is not None and len(frames) < limit:
         code = frame.f_code
         if not _runner_file(code.co_filename):
-            frames.append(
-                {"file": code.co_filename, "line": frame.f_lineno, "function": code.co_name}
-            )
+            frames.append({"file": code.co_filename, "line": frame.f_lineno, "function": code.co_name})
         frame = frame.f_back
     frames.reverse()
     return frames
@@ -611,9 +609,14 @@ def _os_exit(code):
         _real_exit(code)
     try:
         stack = _python_stack(sys._getframe(1))
-        where = "%s:%d in %s()" % (stack[-1]["file"], stack[-1]["line"], stack[-1]["function"]) if stack else "runner code"
+        where = (
+            "%s:%d in %s()" % (stack[-1]["file"], stack[-1]["line"], stack[-1]["function"]) if stack else "runner code"
+        )
         _real_os_write(2, ("modelops runner: os._exit(%r) called at %s\n" % (code, where)).encode("utf-8", "replace"))
-        channel.notify("runner/exiting", {"via": "os._exit", "code": code, "phase": state["phase"], "stack": stack, "thread": _thread_name()})
+        channel.notify(
+            "runner/exiting",
+            {"via": "os._exit", "code": code, "phase": state["phase"], "stack": stack, "thread": _thread_name()},
+        )
     except BaseException:
         pass  # exiting is what was asked for, whatever the report does
     _real_exit(code)
@@ -736,7 +739,11 @@ def discover_wire(bundle):
 
         importlib.invalidate_caches()
         found = metadata.entry_points()
-        eps = list(found.select(group="modelops.wire")) if hasattr(found, "select") else list(found.get("modelops.wire", []))
+        eps = (
+            list(found.select(group="modelops.wire"))
+            if hasattr(found, "select")
+            else list(found.get("modelops.wire", []))
+        )
         if len(eps) > 1:
             raise RuntimeError("Multiple wire entry points found: %s" % [ep.value for ep in eps])
         if eps:
@@ -755,9 +762,7 @@ def discover_wire(bundle):
             return _load_spec(bundle, spec, ".modelops/modelops.toml")
     if os.path.isfile(os.path.join(bundle, "wire.py")):
         return _load_spec(bundle, "wire:wire", "wire.py")
-    raise NoWireFunction(
-        "No wire specified: install an entry point, provide .modelops manifest, or add wire.py"
-    )
+    raise NoWireFunction("No wire specified: install an entry point, provide .modelops manifest, or add wire.py")
 
 
 # --------------------------------------------------------------------------
@@ -839,8 +844,7 @@ def exception_data(exc):
         # production sends the full text; ours leaves out the runner's own frames
         "traceback": "".join(lines),
         "frames": [
-            {"file": fs.filename, "line": fs.lineno, "function": fs.name, "code": fs.line or ""}
-            for fs in summary
+            {"file": fs.filename, "line": fs.lineno, "function": fs.name, "code": fs.line or ""} for fs in summary
         ],
     }
     if not isinstance(exc, Exception):
@@ -863,9 +867,7 @@ def _on_sigint(signum, frame):
 
 def encode_outputs(result):
     if not isinstance(result, dict):
-        raise TypeError(
-            "wire function returned %s; expected a dict of output name -> bytes" % type(result).__name__
-        )
+        raise TypeError("wire function returned %s; expected a dict of output name -> bytes" % type(result).__name__)
     encoded = EncodedOutputs()
     for name, value in result.items():
         if isinstance(value, (bytes, bytearray, memoryview)):
@@ -915,9 +917,23 @@ def check_result_size(method, encoded, returned):
     frames = []
     if returned is not None:
         code = returned.f_code
-        frames.append({"file": code.co_filename, "line": returned.f_lineno, "function": code.co_name, "code": _source_line(code.co_filename, returned.f_lineno)})
+        frames.append(
+            {
+                "file": code.co_filename,
+                "line": returned.f_lineno,
+                "function": code.co_name,
+                "code": _source_line(code.co_filename, returned.f_lineno),
+            }
+        )
     raise ResultTooLarge(
-        {"kind": "result-too-large", "method": method, "frame_bytes": size, "max_frame_bytes": MAX_FRAME_BYTES, "outputs": outputs, "frames": frames}
+        {
+            "kind": "result-too-large",
+            "method": method,
+            "frame_bytes": size,
+            "max_frame_bytes": MAX_FRAME_BYTES,
+            "outputs": outputs,
+            "frames": frames,
+        }
     )
 
 
@@ -935,9 +951,22 @@ def too_large_response(message, response, size):
         return dict(response, error=dict(error, data=clip_texts(error["data"])))
     result = response.get("result")
     members = result.items() if isinstance(result, dict) else [("result", result)]
-    outputs = [{"name": str(name), "encoded_bytes": len(value) + 2 if isinstance(value, bytes) else len(json_dumps(value))} for name, value in members]
-    data = {"kind": "result-too-large", "method": message.get("method"), "frame_bytes": size, "max_frame_bytes": MAX_FRAME_BYTES, "outputs": outputs}
-    return {"jsonrpc": "2.0", "id": response.get("id"), "error": {"code": RESULT_TOO_LARGE, "message": "Result too large", "data": data}}
+    outputs = [
+        {"name": str(name), "encoded_bytes": len(value) + 2 if isinstance(value, bytes) else len(json_dumps(value))}
+        for name, value in members
+    ]
+    data = {
+        "kind": "result-too-large",
+        "method": message.get("method"),
+        "frame_bytes": size,
+        "max_frame_bytes": MAX_FRAME_BYTES,
+        "outputs": outputs,
+    }
+    return {
+        "jsonrpc": "2.0",
+        "id": response.get("id"),
+        "error": {"code": RESULT_TOO_LARGE, "message": "Result too large", "data": data},
+    }
 
 
 def clip_texts(data):
@@ -946,7 +975,11 @@ def clip_texts(data):
     for field in ("exc", "traceback", "text"):
         text = data.get(field)
         if isinstance(text, str) and len(text) > CLIPPED_TEXT_CHARS:
-            data[field] = "%s\n... [%d characters left out: the report exceeded the %d-byte frame cap]" % (text[:CLIPPED_TEXT_CHARS], len(text) - CLIPPED_TEXT_CHARS, MAX_FRAME_BYTES)
+            data[field] = "%s\n... [%d characters left out: the report exceeded the %d-byte frame cap]" % (
+                text[:CLIPPED_TEXT_CHARS],
+                len(text) - CLIPPED_TEXT_CHARS,
+                MAX_FRAME_BYTES,
+            )
     return data
 
 
@@ -961,7 +994,7 @@ def resolve_target(bundle, target_entrypoint):
     else:
         module_name, _, attr = target_entrypoint.rpartition("/")
     if module_name.startswith("dummy."):
-        module_name = module_name[len("dummy."):]
+        module_name = module_name[len("dummy.") :]
     if not module_name or not attr:
         raise ValueError("target entrypoint %r is not module:function" % target_entrypoint)
     obj = importlib.import_module(module_name)
@@ -1079,7 +1112,11 @@ def handle(runner, message):
     except ResultTooLarge as exc:  # refused before sending: the runner stays warm
         return error(RESULT_TOO_LARGE, "Result too large", exc.data)
     except TypeError as exc:
-        if method in ("execute", "aggregate") and exc.__traceback__ is not None and exc.__traceback__.tb_next is not None:
+        if (
+            method in ("execute", "aggregate")
+            and exc.__traceback__ is not None
+            and exc.__traceback__.tb_next is not None
+        ):
             # raised inside user code, not by the call signature
             return error(*_user_error(method, params, exc))
         return error(INTERNAL_ERROR, "Internal error", safe_str(exc))

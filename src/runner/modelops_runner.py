@@ -4,6 +4,7 @@ Kept to these few lines because Python caches the bytecode of imported modules b
 the script it is given on every start. The runner's own bytecode is cached even when
 PYTHONDONTWRITEBYTECODE is set; the user's setting is restored before any bundle code runs.
 """
+
 import sys
 
 _dont_write_bytecode = sys.dont_write_bytecode

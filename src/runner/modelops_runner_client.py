@@ -9,6 +9,7 @@ descendants are found and its process group ended (process/descendants.ts).
 
 The Dask driver imports the framing from here too.
 """
+
 import base64
 import json
 import os
@@ -129,7 +130,7 @@ def start_ticks(pid):
     try:
         with open("/proc/%d/stat" % pid) as handle:
             stat = handle.read()
-        return int(stat[stat.rindex(")") + 2:].split(" ")[19])
+        return int(stat[stat.rindex(")") + 2 :].split(" ")[19])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -171,7 +172,9 @@ def _process_table():
             if fields[0] not in ("Z", "X"):
                 table.append((int(name), int(fields[1]), int(fields[2]), int(fields[3]), int(fields[19]), None))
         return table
-    out = subprocess.run(["ps", "-A", "-o", "pid=,ppid=,pgid=,stat=,command="], capture_output=True, text=True, timeout=5)
+    out = subprocess.run(
+        ["ps", "-A", "-o", "pid=,ppid=,pgid=,stat=,command="], capture_output=True, text=True, timeout=5
+    )
     for line in out.stdout.splitlines():
         parts = line.split(None, 4)
         if len(parts) >= 4 and not parts[3].startswith("Z"):
@@ -201,7 +204,11 @@ def _command(pid, fallback):
 def find_descendants(root, token, root_start, spawns):
     """Live descendants of the runner `root` (a session and group leader), linked to it or to a
     process it reported by parent, group or session, or marked by its token (Linux)."""
-    table = [entry for entry in _process_table() if entry[0] not in (root, os.getpid()) and (root_start is None or entry[4] is None or entry[4] >= root_start)]
+    table = [
+        entry
+        for entry in _process_table()
+        if entry[0] not in (root, os.getpid()) and (root_start is None or entry[4] is None or entry[4] >= root_start)
+    ]
     needle = ("%s=%s\0" % (RUNNER_TOKEN_ENV, token)).encode()
     linux = sys.platform.startswith("linux")
     marked = {entry[0] for entry in table if _carries(entry[0], needle)} if linux else set()
@@ -221,7 +228,16 @@ def find_descendants(root, token, root_start, spawns):
         if pid not in members:
             continue
         spawn = spawns.get(pid) or spawns.get(pgid) or spawns.get(sid) or spawns.get(ppid)
-        found.append({"pid": pid, "command": _command(pid, command or (" ".join(spawn["command"]) if spawn and spawn.get("command") else None)), "escaped": pgid != root, "stack": spawn["stack"] if spawn else []})
+        found.append(
+            {
+                "pid": pid,
+                "command": _command(
+                    pid, command or (" ".join(spawn["command"]) if spawn and spawn.get("command") else None)
+                ),
+                "escaped": pgid != root,
+                "stack": spawn["stack"] if spawn else [],
+            }
+        )
     return sorted(found, key=lambda d: d["pid"])
 
 
@@ -248,7 +264,9 @@ class Runner:
     """A runner subprocess spoken to over JSON-RPC; its stderr goes to a file on the worker. It is
     the leader of its own session and process group, which is ended with it."""
 
-    def __init__(self, python, runner_script, bundle_path, venv, digest, env=None, max_frame_bytes=None, stderr_dir=None):
+    def __init__(
+        self, python, runner_script, bundle_path, venv, digest, env=None, max_frame_bytes=None, stderr_dir=None
+    ):
         """`env`: added to the inherited environment; `max_frame_bytes`: the largest answer read (and
         the runner's own cap), None for no cap; `stderr_dir`: where its stderr file goes."""
         self.bundle_path = bundle_path
@@ -326,10 +344,20 @@ class Runner:
                     facts = self.facts(method, began, stderr_offset, timeout_s)
                     if method not in ("execute", "aggregate"):
                         self.kill()
-                        facts.update(outcome="protocol", reason="a %d-byte frame exceeds the %d-byte frame cap" % (message.length, self.parser.max_bytes))
+                        facts.update(
+                            outcome="protocol",
+                            reason="a %d-byte frame exceeds the %d-byte frame cap"
+                            % (message.length, self.parser.max_bytes),
+                        )
                         return "failed", facts
                     self.uses += 1
-                    data = {"kind": "result-too-large", "method": method, "frame_bytes": message.length, "max_frame_bytes": self.parser.max_bytes, "outputs": []}
+                    data = {
+                        "kind": "result-too-large",
+                        "method": method,
+                        "frame_bytes": message.length,
+                        "max_frame_bytes": self.parser.max_bytes,
+                        "outputs": [],
+                    }
                     facts.update(outcome="error", error={"code": -32002, "message": "Result too large", "data": data})
                     return "failed", facts
                 if message.get("id") == request_id and ("result" in message or "error" in message):
@@ -385,7 +413,9 @@ class Runner:
         code = self.process.poll()
         exit_info = None
         if code is not None:
-            exit_info = {"code": None, "signal": signal.Signals(-code).name} if code < 0 else {"code": code, "signal": None}
+            exit_info = (
+                {"code": None, "signal": signal.Signals(-code).name} if code < 0 else {"code": code, "signal": None}
+            )
         size = self._stderr_size()
         return {
             "method": method,
@@ -410,7 +440,11 @@ class Runner:
         if size - start <= STDERR_REPORT_BYTES:
             return self._read_stderr(start, size)
         dropped = size - start - STDERR_REPORT_BYTES
-        return "[modelops-debugger: %d bytes of stderr left out here; the Dask worker %s keeps them in %s]\n" % (dropped, socket.gethostname(), self.stderr_path) + self._read_stderr(size - STDERR_REPORT_BYTES, size)
+        return "[modelops-debugger: %d bytes of stderr left out here; the Dask worker %s keeps them in %s]\n" % (
+            dropped,
+            socket.gethostname(),
+            self.stderr_path,
+        ) + self._read_stderr(size - STDERR_REPORT_BYTES, size)
 
     def _stderr_size(self):
         try:
@@ -462,5 +496,3 @@ class Runner:
             os.unlink(self.stderr_path)
         except OSError:
             pass
-
-

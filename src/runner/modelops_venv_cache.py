@@ -16,6 +16,7 @@ Also a small command line, for that test and for looking at a worker's cache by 
 Each prints one JSON object on stdout (`ensure` first prints each lock event as {"event": ...}); a
 failure is {"error": {"kind", "message", ...}}, exit 1.
 """
+
 import datetime
 import errno
 import hashlib
@@ -48,8 +49,18 @@ FUNCTIONAL_CHECK_TIMEOUT_S = 60.0
 BUNDLE_IMPORT_GRACE_S = 2.0
 RUNNER_FILE = "modelops_runner.py"
 # bundle identity (src/engine/bundle/bundleDir.ts)
-SKIPPED_DIRS = {".git", "__pycache__", ".venv", "venv", "node_modules", ".tox", ".mypy_cache", ".pytest_cache",
-                ".ruff_cache", ".ipynb_checkpoints"}
+SKIPPED_DIRS = {
+    ".git",
+    "__pycache__",
+    ".venv",
+    "venv",
+    "node_modules",
+    ".tox",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".ipynb_checkpoints",
+}
 SKIPPED_FILE = re.compile(r"(\.py[co]|^\.DS_Store)$")
 # production's order (process_manager.py _compute_deps_hash): raw bytes, concatenated (deps.ts)
 DEPS_FILES = ("uv.lock", "poetry.lock", "requirements.txt", "pyproject.toml")
@@ -133,9 +144,17 @@ def deps_hash(bundle_dir):
 def bundle_spec(bundle_dir, base_python="", extra_install_args=(), install_timeout_s=DEFAULT_INSTALL_TIMEOUT_S):
     """What the engine's Dask backend hands a worker about a bundle (TaskSpec's venv fields), read
     from the bundle itself as deps.ts does: for this module's command line."""
-    spec = {"digest": bundle_digest(bundle_dir), "deps_hash": deps_hash(bundle_dir), "deps_source": "none",
-            "requirements": [], "requirement_options": [], "requires_python": "", "base_python": base_python,
-            "extra_install_args": list(extra_install_args), "install_timeout_s": install_timeout_s}
+    spec = {
+        "digest": bundle_digest(bundle_dir),
+        "deps_hash": deps_hash(bundle_dir),
+        "deps_source": "none",
+        "requirements": [],
+        "requirement_options": [],
+        "requires_python": "",
+        "base_python": base_python,
+        "extra_install_args": list(extra_install_args),
+        "install_timeout_s": install_timeout_s,
+    }
     project = _pyproject(bundle_dir).get("project")
     if isinstance(project, dict):
         if isinstance(project.get("requires-python"), str):
@@ -271,8 +290,9 @@ def validate_venv(venv, key, base=None):
     schema_ok = isinstance(python, dict) and marker.get("schema") == MARKER_SCHEMA
     if not schema_ok or not isinstance(python.get("realPath"), str):
         return fail("marker", "%s is not a schema-%d marker" % (MARKER_FILE, MARKER_SCHEMA))
-    passed("marker", "written %s after install and %s"
-           % (_js(marker.get("createdAt")), _js(marker.get("functionalCheck"))))
+    passed(
+        "marker", "written %s after install and %s" % (_js(marker.get("createdAt")), _js(marker.get("functionalCheck")))
+    )
 
     if marker.get("key") != key:
         return fail("key", "the marker says %s, the directory is %s" % (_js(marker.get("key")), key))
@@ -288,16 +308,23 @@ def validate_venv(venv, key, base=None):
             points_to = os.readlink(link)
         except OSError:
             points_to = None
-        return fail("interpreter", "bin/python points to %s, which does not exist" % points_to if points_to
-                    else "bin/python is missing")
+        return fail(
+            "interpreter",
+            "bin/python points to %s, which does not exist" % points_to if points_to else "bin/python is missing",
+        )
     passed("interpreter", "bin/python \u2192 %s" % target["realPath"])
 
     if not same_binary(target, python):
-        return fail("interpreter identity", "bin/python is now %s, the venv was built from %s"
-                    % (describe_binary(target), describe_binary(python)))
+        return fail(
+            "interpreter identity",
+            "bin/python is now %s, the venv was built from %s" % (describe_binary(target), describe_binary(python)),
+        )
     if base is not None and not same_binary(base, python):
-        return fail("interpreter identity", "the requested interpreter is %s, the venv was built from %s"
-                    % (describe_binary(base), describe_binary(python)))
+        return fail(
+            "interpreter identity",
+            "the requested interpreter is %s, the venv was built from %s"
+            % (describe_binary(base), describe_binary(python)),
+        )
     passed("interpreter identity", describe_binary(target))
 
     version = _pyvenv_version(venv)
@@ -331,7 +358,7 @@ def process_start_time(pid):
     try:
         with open("/proc/%d/stat" % pid) as handle:
             stat = handle.read()
-        return stat[stat.rindex(")") + 2:].split(" ")[19]
+        return stat[stat.rindex(")") + 2 :].split(" ")[19]
     except (OSError, ValueError, IndexError):
         return ""
 
@@ -369,15 +396,22 @@ def holder_gone(owner):
     now = process_start_time(pid)
     if owner.get("startTime") and now and now != owner.get("startTime"):
         return "pid %d now belongs to another process (started at tick %s, the holder at %s)" % (
-            pid, now, owner.get("startTime"))
+            pid,
+            now,
+            owner.get("startTime"),
+        )
     return None
 
 
 def describe_holder(holder):
     if not holder:
         return "a process that has not written its name yet"
-    return "pid %s on %s (%s, since %s)" % (_js(holder.get("pid")), _js(holder.get("host")), _js(holder.get("purpose")),
-                                          _js(holder.get("acquiredAt")))
+    return "pid %s on %s (%s, since %s)" % (
+        _js(holder.get("pid")),
+        _js(holder.get("host")),
+        _js(holder.get("purpose")),
+        _js(holder.get("acquiredAt")),
+    )
 
 
 class DirLock:
@@ -391,8 +425,14 @@ class DirLock:
     @classmethod
     def acquire(cls, path, timeout_s, purpose, failure_kind="venv-create-failed", on_event=None, poll_s=LOCK_POLL_S):
         deadline = time.monotonic() + timeout_s
-        owner = {"pid": os.getpid(), "host": socket.gethostname(), "startTime": process_start_time(os.getpid()),
-                 "nonce": secrets.token_hex(8), "acquiredAt": _iso_now(), "purpose": purpose}
+        owner = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "startTime": process_start_time(os.getpid()),
+            "nonce": secrets.token_hex(8),
+            "acquiredAt": _iso_now(),
+            "purpose": purpose,
+        }
         announced = False
         os.makedirs(os.path.dirname(path), exist_ok=True)
         while True:
@@ -415,9 +455,11 @@ class DirLock:
                 announced = True
             if time.monotonic() >= deadline:
                 raise EnvironmentFailure(
-                    failure_kind, "Timed out after %d s waiting for the lock %s, held by %s"
+                    failure_kind,
+                    "Timed out after %d s waiting for the lock %s, held by %s"
                     % (round(timeout_s), path, describe_holder(holder)),
-                    notes=["if that process is gone for good, remove the lock directory"])
+                    notes=["if that process is gone for good, remove the lock directory"],
+                )
             time.sleep(poll_s)
 
     def release(self):
@@ -470,13 +512,19 @@ def python_version(python, where=""):
     if python == sys.executable:
         return "%d.%d.%d" % sys.version_info[:3]
     try:
-        out = subprocess.run([python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
-                             capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        out = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         raise EnvironmentFailure("interpreter-not-found", "%s did not start%s: %s" % (python, _on(where), exc))
     if out.returncode != 0:
-        raise EnvironmentFailure("interpreter-not-found", "%s did not start%s: %s"
-                                 % (python, _on(where), out.stderr.strip()[-300:]))
+        raise EnvironmentFailure(
+            "interpreter-not-found", "%s did not start%s: %s" % (python, _on(where), out.stderr.strip()[-300:])
+        )
     return out.stdout.strip()
 
 
@@ -496,8 +544,9 @@ def ensure_venv(spec, bundle_path, runner_script, root=None, where="", on_event=
         return venv, key, "valid"
     os.makedirs(root, exist_ok=True)
     timeout_s = spec.get("install_timeout_s", DEFAULT_INSTALL_TIMEOUT_S) + LOCK_MARGIN_S
-    lock = DirLock.acquire(venv + ".lock", timeout_s, "building venv %s%s" % (key, " on a " + where if where else ""),
-                           on_event=on_event)
+    lock = DirLock.acquire(
+        venv + ".lock", timeout_s, "building venv %s%s" % (key, " on a " + where if where else ""), on_event=on_event
+    )
     try:
         again = validate_venv(venv, key, base_identity)
         if again["valid"]:  # built by whoever held the lock
@@ -581,28 +630,43 @@ def build_venv(spec, bundle_path, base, version, key, final, runner_script, wher
     timeout_s = spec.get("install_timeout_s", DEFAULT_INSTALL_TIMEOUT_S)
     with open(log_path, "w", encoding="utf-8") as log:
         builder = " (%s %s)" % (where, socket.gethostname()) if where else ""
-        log.write("# modelops-debugger venv build %s%s\n# bundle %s\n# python %s (%s)\n# started %s\n\n"
-                  % (key, builder, bundle_path, base, version, _iso_now()))
+        log.write(
+            "# modelops-debugger venv build %s%s\n# bundle %s\n# python %s (%s)\n# started %s\n\n"
+            % (key, builder, bundle_path, base, version, _iso_now())
+        )
 
         def step(kind, args):
             log.write("$ %s\n" % " ".join(args))
             log.flush()
             env = dict(os.environ, PYTHONNOUSERSITE="1", PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
             try:
-                done = subprocess.run(args, cwd=bundle_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, timeout=timeout_s, env=env)
+                done = subprocess.run(
+                    args,
+                    cwd=bundle_path,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout_s,
+                    env=env,
+                )
                 output, code = done.stdout.decode("utf-8", "replace"), done.returncode
             except subprocess.TimeoutExpired as exc:
                 output, code = (exc.output or b"").decode("utf-8", "replace"), "timeout"
             log.write(output + "# exit %s\n" % code)
             if code != 0:
                 lines = [line for line in output.splitlines() if line.strip()]
-                cause = next((line for line in reversed(lines) if "error" in line.lower()),
-                             lines[-1] if lines else "exit %s" % code)
-                what = "Creating the venv failed" if kind == "venv-create-failed" else \
-                    "Installing the bundle's dependencies failed"
-                raise EnvironmentFailure(kind, "%s%s: %s" % (what, _on(where), cause.strip()),
-                                         output[-4000:], ["full output: %s" % log_path])
+                cause = next(
+                    (line for line in reversed(lines) if "error" in line.lower()),
+                    lines[-1] if lines else "exit %s" % code,
+                )
+                what = (
+                    "Creating the venv failed"
+                    if kind == "venv-create-failed"
+                    else "Installing the bundle's dependencies failed"
+                )
+                raise EnvironmentFailure(
+                    kind, "%s%s: %s" % (what, _on(where), cause.strip()), output[-4000:], ["full output: %s" % log_path]
+                )
 
         try:
             # without pip a venv takes ~50 ms instead of seconds
@@ -627,7 +691,8 @@ def build_venv(spec, bundle_path, base, version, key, final, runner_script, wher
                 "bundleDigest": spec["digest"],
                 "depsHash": spec["deps_hash"],
                 "python": dict(binary_identity(base), path=base, version=version),
-                "installer": {"name": "pip", "version": _pip_version(python)} if needs_install
+                "installer": {"name": "pip", "version": _pip_version(python)}
+                if needs_install
                 else {"name": "venv", "version": "Python %s" % version},
                 "requirements": list(spec.get("requirements") or []),
                 "createdAt": _iso_now(),
@@ -648,8 +713,9 @@ def build_venv(spec, bundle_path, base, version, key, final, runner_script, wher
 
 def _pip_version(python):
     try:
-        out = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True, timeout=30,
-                             stdin=subprocess.DEVNULL)
+        out = subprocess.run(
+            [python, "-m", "pip", "--version"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+        )
     except (OSError, subprocess.SubprocessError):
         return ""
     return out.stdout.strip() if out.returncode == 0 else ""
@@ -673,8 +739,15 @@ def functional_check_of(spec, bundle_path, temp, runner_script):
     """The new venv must run our runner (build.ts functionalCheckOf): it answers `ready`, or it
     reaches the bundle's code (a bundle that fails or takes long to import is the handshake's
     to report, not the venv's), after which it gets a short grace."""
-    runner = client.Runner(venv_python(temp), runner_script, bundle_path, temp, spec["digest"],
-                           env=spec.get("env") or {}, stderr_dir=os.path.dirname(temp))
+    runner = client.Runner(
+        venv_python(temp),
+        runner_script,
+        bundle_path,
+        temp,
+        spec["digest"],
+        env=spec.get("env") or {},
+        stderr_dir=os.path.dirname(temp),
+    )
     reached_at = []
 
     def reached():
@@ -690,8 +763,11 @@ def functional_check_of(spec, bundle_path, temp, runner_script):
             return "the runner reached the bundle's code in it (the bundle is still importing)"
         if runner.phase not in (None, "starting"):
             return "the runner reached the bundle's code in it (the bundle then failed: %s)" % answer.get("outcome")
-        raise EnvironmentFailure("venv-create-failed", "The new venv cannot run the runner: %s"
-                                 % client.describe_facts(answer), answer.get("stderr_tail", ""))
+        raise EnvironmentFailure(
+            "venv-create-failed",
+            "The new venv cannot run the runner: %s" % client.describe_facts(answer),
+            answer.get("stderr_tail", ""),
+        )
     finally:
         runner.close()
 
@@ -749,12 +825,24 @@ def _run(args):
             _say({"event": event})
 
         venv, key, how = ensure_venv(spec, bundle, os.path.abspath(args.runner), root, on_event=on_event)
-        _say({"key": key, "path": venv, "python": venv_python(venv), "built": how != "valid", "reason": how,
-              "events": events})
+        _say(
+            {
+                "key": key,
+                "path": venv,
+                "python": venv_python(venv),
+                "built": how != "valid",
+                "reason": how,
+                "events": events,
+            }
+        )
     else:
         events = []
-        held = DirLock.acquire(os.path.abspath(args.dir), args.timeout, "held from the command line (%d)" % os.getpid(),
-                               on_event=events.append)
+        held = DirLock.acquire(
+            os.path.abspath(args.dir),
+            args.timeout,
+            "held from the command line (%d)" % os.getpid(),
+            on_event=events.append,
+        )
         _say({"acquired": True, "pid": os.getpid(), "owner": held.owner, "events": events})
         sys.stdin.read()  # until the caller closes it (or dies)
         held.release()

@@ -35,7 +35,11 @@ interface Sample {
   losses: Record<string, Record<string, number>>;
 }
 
-function run(command: string, args: string[], env: Record<string, string>): Promise<{ stdout: string; stderr: string; wallS: number }> {
+function run(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ stdout: string; stderr: string; wallS: number }> {
   const started = performance.now();
   const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
@@ -55,17 +59,25 @@ function run(command: string, args: string[], env: Record<string, string>): Prom
 
 async function ours(scheduler: string, out: string, env: Record<string, string>): Promise<Sample> {
   const dir = mkdtempSync(path.join(out, 'ours-'));
-  const { wallS } = await run(process.execPath, [CLI, 'run', JOB, '--out', dir, '--backend', 'dask', '--scheduler', scheduler], env);
+  const { wallS } = await run(
+    process.execPath,
+    [CLI, 'run', JOB, '--out', dir, '--backend', 'dask', '--scheduler', scheduler],
+    env,
+  );
   const [jobId] = readdirSync(dir);
   const manifest = JSON.parse(readFileSync(path.join(dir, jobId, 'manifest.json'), 'utf8'));
-  const submitted = readFileSync(path.join(dir, jobId, 'events.jsonl'), 'utf8').split('\n').find((line) => line.includes('"dask-connected"'));
+  const submitted = readFileSync(path.join(dir, jobId, 'events.jsonl'), 'utf8')
+    .split('\n')
+    .find((line) => line.includes('"dask-connected"'));
   const connectedAt = Date.parse(JSON.parse(submitted!).t);
   const jobS = (Date.parse(manifest.finished_at) - connectedAt) / 1000;
   const losses: Sample['losses'] = {};
   const aggs = path.join(dir, jobId, 'aggs');
   for (const file of readdirSync(aggs)) {
     const agg = JSON.parse(readFileSync(path.join(aggs, file), 'utf8'));
-    losses[agg.param_id] = Object.fromEntries(Object.entries(agg.targets as Record<string, { loss: number }>).map(([t, r]) => [t, r.loss]));
+    losses[agg.param_id] = Object.fromEntries(
+      Object.entries(agg.targets as Record<string, { loss: number }>).map(([t, r]) => [t, r.loss]),
+    );
   }
   rmSync(dir, { recursive: true, force: true });
   return { wallS, jobS, losses };
@@ -75,7 +87,9 @@ async function plain(scheduler: string, env: Record<string, string>): Promise<Sa
   const { stdout, wallS } = await run(DASK_PYTHON, [PLAIN, '--scheduler', scheduler, '--job', JOB], env);
   const result = JSON.parse(stdout.trim().split('\n').at(-1)!);
   const losses: Sample['losses'] = {};
-  for (const [paramId, targets] of Object.entries(result.aggregates as Record<string, Record<string, { loss: number }>>)) {
+  for (const [paramId, targets] of Object.entries(
+    result.aggregates as Record<string, Record<string, { loss: number }>>,
+  )) {
     losses[paramId] = Object.fromEntries(Object.entries(targets).map(([t, r]) => [t, r.loss]));
   }
   return { wallS, jobS: result.job_s, losses };
@@ -94,20 +108,26 @@ async function main(): Promise<void> {
   const env = { MODELOPS_VENVS_DIR: path.join(work, 'venvs') };
   const cluster = await DaskCluster.start({ workers: 2, env });
   try {
-    console.log(`Dask cluster ${cluster.address}: scheduler + ${cluster.workers.length} workers × 1 thread (no nanny), ${DASK_PYTHON}; Node ${process.version}, ${os.cpus().length} CPUs, ${ROUNDS} round(s)`);
+    console.log(
+      `Dask cluster ${cluster.address}: scheduler + ${cluster.workers.length} workers × 1 thread (no nanny), ${DASK_PYTHON}; Node ${process.version}, ${os.cpus().length} CPUs, ${ROUNDS} round(s)`,
+    );
     console.log('job: examples/sir/job.json (20 parameter sets × 200 replicates + 20 aggregations)\n');
     const warmOurs = await ours(cluster.address, work, env);
     const warmPlain = await plain(cluster.address, env);
-    if (!sameLosses(warmOurs.losses, warmPlain.losses)) throw new Error('our aggregates differ from plain Dask: nothing to compare');
+    if (!sameLosses(warmOurs.losses, warmPlain.losses))
+      throw new Error('our aggregates differ from plain Dask: nothing to compare');
     const samples = { ours: [] as Sample[], plain: [] as Sample[] };
     for (let round = 1; round <= ROUNDS; round++) {
       // alternate who goes first, so neither always meets a cluster the other just warmed
       const order = round % 2 ? (['ours', 'plain'] as const) : (['plain', 'ours'] as const);
       for (const who of order) {
         const sample = who === 'ours' ? await ours(cluster.address, work, env) : await plain(cluster.address, env);
-        if (!sameLosses(sample.losses, warmPlain.losses)) throw new Error(`round ${round}: ${who}'s aggregates changed`);
+        if (!sameLosses(sample.losses, warmPlain.losses))
+          throw new Error(`round ${round}: ${who}'s aggregates changed`);
         samples[who].push(sample);
-        console.log(`round ${round}: ${who.padEnd(5)} wall ${sample.wallS.toFixed(2)} s, job ${sample.jobS.toFixed(2)} s`);
+        console.log(
+          `round ${round}: ${who.padEnd(5)} wall ${sample.wallS.toFixed(2)} s, job ${sample.jobS.toFixed(2)} s`,
+        );
       }
     }
     const wall = (who: 'ours' | 'plain') => samples[who].map((s) => s.wallS);
@@ -119,7 +139,9 @@ async function main(): Promise<void> {
     console.log(show('plain Dask, job only', job('plain')));
     const ratio = median(wall('ours')) / median(wall('plain'));
     const jobRatio = median(job('ours')) / median(job('plain'));
-    console.log(`\nratio ours / plain Dask: ${ratio.toFixed(2)}× whole process, ${jobRatio.toFixed(2)}× job only (target ≤ ${TARGET_RATIO}×): ${ratio <= TARGET_RATIO ? 'within target' : 'OVER target'}`);
+    console.log(
+      `\nratio ours / plain Dask: ${ratio.toFixed(2)}× whole process, ${jobRatio.toFixed(2)}× job only (target ≤ ${TARGET_RATIO}×): ${ratio <= TARGET_RATIO ? 'within target' : 'OVER target'}`,
+    );
     console.log('the aggregates (every target loss) are identical in every run');
   } finally {
     await cluster.stop();

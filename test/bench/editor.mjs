@@ -46,9 +46,15 @@ function writeJob(ws) {
   }
   if (TASKS % 200 !== 0) throw new Error(`BENCH_TASKS must be 4000 or a multiple of 200, not ${TASKS}`);
   mkdirSync(path.join(ws, 'bundle'), { recursive: true });
-  writeFileSync(path.join(ws, 'bundle', 'wire.py'), 'def wire(entrypoint, params, seed):\n    return {"value": b"1"}\n');
+  writeFileSync(
+    path.join(ws, 'bundle', 'wire.py'),
+    'def wire(entrypoint, params, seed):\n    return {"value": b"1"}\n',
+  );
   const sets = Array.from({ length: TASKS / 200 }, (_, i) => ({ x: i }));
-  writeFileSync(path.join(ws, 'job.json'), JSON.stringify({ job_id: JOB_ID, bundle: 'bundle', entrypoint: 'm.m/x', parameter_sets: sets, replicates: 200 }));
+  writeFileSync(
+    path.join(ws, 'job.json'),
+    JSON.stringify({ job_id: JOB_ID, bundle: 'bundle', entrypoint: 'm.m/x', parameter_sets: sets, replicates: 200 }),
+  );
 }
 
 /** The Jobs view's pane (the container holds the other two views too). */
@@ -79,14 +85,25 @@ function armTimer(page, level) {
 async function timeExpansion(page, row, level) {
   await armTimer(page, level + 1);
   await row.locator('.monaco-tl-twistie').click();
-  const ms = await page.evaluate(() => Promise.race([window.__modelopsBenchTimer, new Promise((_, reject) => setTimeout(() => reject(new Error('the children did not render within 30 s')), 30_000))]));
+  const ms = await page.evaluate(() =>
+    Promise.race([
+      window.__modelopsBenchTimer,
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error('the children did not render within 30 s')), 30_000),
+      ),
+    ]),
+  );
   return ms;
 }
 
 async function collapse(page, row, level) {
   if ((await row.getAttribute('aria-expanded')) !== 'true') return;
   await row.locator('.monaco-tl-twistie').click();
-  await page.waitForFunction(({ view, level }) => !document.querySelector(`${view} .monaco-list-row[aria-level="${level + 1}"]`), { view: VIEW, level }, { timeout: WAIT_MS });
+  await page.waitForFunction(
+    ({ view, level }) => !document.querySelector(`${view} .monaco-list-row[aria-level="${level + 1}"]`),
+    { view: VIEW, level },
+    { timeout: WAIT_MS },
+  );
 }
 
 /**
@@ -102,7 +119,9 @@ async function sampleFirstExpansion(page, seen) {
         const pane = document.querySelector(view);
         const bottom = pane.getBoundingClientRect().bottom;
         const rows = [...pane.querySelectorAll('.monaco-list-row[aria-level="2"]')];
-        const fresh = rows.filter((r) => !seen.includes(r.dataset.index) && r.getBoundingClientRect().bottom + 4 * 22 < bottom);
+        const fresh = rows.filter(
+          (r) => !seen.includes(r.dataset.index) && r.getBoundingClientRect().bottom + 4 * 22 < bottom,
+        );
         fresh.sort((a, b) => Number(a.dataset.index) - Number(b.dataset.index));
         return fresh[0]?.dataset.index;
       },
@@ -139,16 +158,24 @@ function startLiveSampler(page) {
       const records = (window.__modelopsLive = []);
       let last = '';
       const sample = () => {
-        const item = [...document.querySelectorAll('.part.statusbar .statusbar-item')].find((e) => e.textContent?.includes(jobId));
+        const item = [...document.querySelectorAll('.part.statusbar .statusbar-item')].find((e) =>
+          e.textContent?.includes(jobId),
+        );
         const pane = document.querySelector(view);
         // the job's row, or its sticky copy once the view is scrolled: the same item either way
-        const jobRow = [...(pane?.querySelectorAll('.monaco-list-row[aria-level="1"]') ?? [])].find((r) => r.textContent?.includes(jobId));
+        const jobRow = [...(pane?.querySelectorAll('.monaco-list-row[aria-level="1"]') ?? [])].find((r) =>
+          r.textContent?.includes(jobId),
+        );
         const sets = {};
         for (const row of pane?.querySelectorAll('.monaco-list-row[aria-level="2"]') ?? []) {
           const n = count(row.querySelector('.label-description')?.textContent);
           if (n !== null) sets[Number(row.getAttribute('aria-posinset')) - 1] = n;
         }
-        const record = { status: item ? count(item.textContent) : null, job: jobRow ? count(jobRow.querySelector('.label-description')?.textContent) : null, sets };
+        const record = {
+          status: item ? count(item.textContent) : null,
+          job: jobRow ? count(jobRow.querySelector('.label-description')?.textContent) : null,
+          sets,
+        };
         const key = JSON.stringify(record);
         if (key === last) return;
         last = key;
@@ -231,7 +258,10 @@ async function main() {
   if (process.env.BENCH_NICENESS !== undefined) {
     // the runners' priority (modelopsDebugger.runnerNiceness; default 10) as a workspace setting
     mkdirSync(path.join(ws, '.vscode'), { recursive: true });
-    writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'modelopsDebugger.runnerNiceness': Number(process.env.BENCH_NICENESS) }));
+    writeFileSync(
+      path.join(ws, '.vscode', 'settings.json'),
+      JSON.stringify({ 'modelopsDebugger.runnerNiceness': Number(process.env.BENCH_NICENESS) }),
+    );
   }
   let browser;
   try {
@@ -288,28 +318,47 @@ async function main() {
     const idle = [];
     while (expanded++ < sets && idle.length < IDLE_SAMPLES) idle.push(await sampleFirstExpansion(page, seen));
 
-    console.log(`\nJobs view: a parameter set's first expansion (its replicates asked of the extension host), ${TASKS} tasks, job ${jobSeconds.toFixed(1)} s in the editor`);
+    console.log(
+      `\nJobs view: a parameter set's first expansion (its replicates asked of the extension host), ${TASKS} tasks, job ${jobSeconds.toFixed(1)} s in the editor`,
+    );
     console.log(`  final: ${description.replace(/\s+/g, ' ').trim()}`);
     console.log(`  ${describe('during the job', during)}`);
     console.log(`  ${describe('idle, after it', idle)}`);
     const median = quantile(during, 0.5);
-    if (during.length) console.log(`  during / idle: ${(median / quantile(idle, 0.5)).toFixed(2)}×; target: median under 200 ms during the job — ${median < 200 ? 'met' : 'MISSED'}`);
+    if (during.length)
+      console.log(
+        `  during / idle: ${(median / quantile(idle, 0.5)).toFixed(2)}×; target: median under 200 ms during the job — ${median < 200 ? 'met' : 'MISSED'}`,
+      );
     console.log(`Live counts during the job: the tree behind the status bar (sampled in the page)`);
     if (!lag) console.log('  the status bar never showed a count for the job');
     else {
-      console.log(`  distinct counts shown while the job ran: status bar ${lag.updates.status}, job row ${lag.updates.job}`);
+      console.log(
+        `  distinct counts shown while the job ran: status bar ${lag.updates.status}, job row ${lag.updates.job}`,
+      );
       console.log(`  ${describeLag('job row', lag.job)}`);
       console.log(`  ${describeLag('set rows under way', lag.set)}`);
       const worst = Math.max(0, ...lag.job.ms, ...lag.set.ms);
-      console.log(`  target: never more than one refresh interval (250 ms) behind — ${worst <= 250 ? 'met' : 'MISSED'} (max ${worst.toFixed(0)} ms)`);
+      console.log(
+        `  target: never more than one refresh interval (250 ms) behind — ${worst <= 250 ? 'met' : 'MISSED'} (max ${worst.toFixed(0)} ms)`,
+      );
     }
     if (process.env.BENCH_LIVE_RECORDS) writeFileSync(process.env.BENCH_LIVE_RECORDS, JSON.stringify(records));
     if (!/succeeded/.test(description)) process.exitCode = 1;
   } catch (error) {
     const page = browser?.pages()[0];
-    const rows = await page?.evaluate((view) => [...document.querySelectorAll(`${view} .monaco-list-row`)].map((r) => `${r.getAttribute('aria-level')}:${r.getAttribute('aria-expanded')}:${r.textContent}`), VIEW).catch(() => []);
+    const rows = await page
+      ?.evaluate(
+        (view) =>
+          [...document.querySelectorAll(`${view} .monaco-list-row`)].map(
+            (r) => `${r.getAttribute('aria-level')}:${r.getAttribute('aria-expanded')}:${r.textContent}`,
+          ),
+        VIEW,
+      )
+      .catch(() => []);
     console.error(`rows of the Jobs view at the failure:\n  ${(rows ?? []).join('\n  ')}`);
-    await page?.screenshot({ path: path.join(ROOT, 'test-results', 'bench-editor-failure.png') }).catch(() => undefined);
+    await page
+      ?.screenshot({ path: path.join(ROOT, 'test-results', 'bench-editor-failure.png') })
+      .catch(() => undefined);
     throw error;
   } finally {
     await browser?.close().catch(() => undefined);

@@ -88,7 +88,12 @@ class PipeReader {
   readonly child;
 
   constructor(python: string, bundle: string) {
-    this.child = execa(python, ['-c', PIPE_WRITER, bundle], { stdin: 'pipe', stdout: 'pipe', stderr: 'inherit', buffer: false });
+    this.child = execa(python, ['-c', PIPE_WRITER, bundle], {
+      stdin: 'pipe',
+      stdout: 'pipe',
+      stderr: 'inherit',
+      buffer: false,
+    });
     this.child.stdout!.on('data', (chunk: Buffer) => this.onData(chunk));
   }
 
@@ -130,26 +135,44 @@ async function main(): Promise<void> {
   const python = process.env.BENCH_PYTHON ?? (await resolvePython()).path;
   const root = mkdtempSync(path.join(os.tmpdir(), 'mo-bench-frames-'));
   writeFileSync(path.join(root, 'wire.py'), WIRE);
-  const runner = WarmProcess.start({ python, runnerScript: ourRunnerScript(), bundleDir: root, venvPath: '', bundleDigest: 'bench', maxFrameBytes: CAP });
+  const runner = WarmProcess.start({
+    python,
+    runnerScript: ourRunnerScript(),
+    bundleDir: root,
+    venvPath: '',
+    bundleDigest: 'bench',
+    maxFrameBytes: CAP,
+  });
   const pipe = new PipeReader(python, root);
   try {
     await runner.ready(30_000);
     const ours = async (kind: 'result' | 'raise', mb: number) => {
-      const request = runner.request(ExecuteRequest.type, { entrypoint: 'b.b/b', params: { mb, raise: kind === 'raise' }, seed: 1 }, { timeoutMs: 300_000 });
+      const request = runner.request(
+        ExecuteRequest.type,
+        { entrypoint: 'b.b/b', params: { mb, raise: kind === 'raise' }, seed: 1 },
+        { timeoutMs: 300_000 },
+      );
       if (kind === 'result') {
         const result = await request;
-        if (Buffer.byteLength(result.data, 'base64') < mb * 1024 * 1024 - 3) throw new Error(`short result at ${mb} MB`);
+        if (Buffer.byteLength(result.data, 'base64') < mb * 1024 * 1024 - 3)
+          throw new Error(`short result at ${mb} MB`);
         return;
       }
       const failure = await request.then(
         () => undefined,
         (error: unknown) => error,
       );
-      if (!(failure instanceof Failure) || failure.kind !== 'task-exception' || failure.evidence.exception!.message.length !== Math.floor(mb * 1024 * 1024)) {
+      if (
+        !(failure instanceof Failure) ||
+        failure.kind !== 'task-exception' ||
+        failure.evidence.exception!.message.length !== Math.floor(mb * 1024 * 1024)
+      ) {
         throw new Error(`the ${mb} MB exception did not come back whole: ${String(failure)}`);
       }
     };
-    console.log(`frames: ours (WarmProcess execute → decoded result) vs the pipe (the same frame read raw), ${python}, medians of ${ROUNDS} interleaved rounds`);
+    console.log(
+      `frames: ours (WarmProcess execute → decoded result) vs the pipe (the same frame read raw), ${python}, medians of ${ROUNDS} interleaved rounds`,
+    );
     console.log('  answer          size     ours ms   pipe ms   ratio   (fastest rounds: ours, pipe, ratio)');
     for (const kind of ['result', 'raise'] as const) {
       for (const mb of SIZES_MB) {
@@ -165,7 +188,9 @@ async function main(): Promise<void> {
         // on a shared machine the fastest round is the least disturbed one: shown beside the medians
         const [fo, fp] = [Math.min(...samples.ours), Math.min(...samples.pipe)];
         const label = kind === 'result' ? 'output' : 'exception msg';
-        console.log(`  ${label.padEnd(14)} ${`${mb} MB`.padStart(6)} ${o.toFixed(1).padStart(9)} ${p.toFixed(1).padStart(9)} ${(o / p).toFixed(2).padStart(6)}×   (${fo.toFixed(1)}, ${fp.toFixed(1)}, ${(fo / fp).toFixed(2)}×)`);
+        console.log(
+          `  ${label.padEnd(14)} ${`${mb} MB`.padStart(6)} ${o.toFixed(1).padStart(9)} ${p.toFixed(1).padStart(9)} ${(o / p).toFixed(2).padStart(6)}×   (${fo.toFixed(1)}, ${fp.toFixed(1)}, ${(fo / fp).toFixed(2)}×)`,
+        );
       }
     }
     console.log('  target: ours ≤ 2× the pipe at every size (medians)');

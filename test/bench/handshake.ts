@@ -41,22 +41,25 @@ async function runnerReady(python: string, runnerScript: string, bundleDir: stri
   return elapsed;
 }
 
-
-
 async function main(): Promise<void> {
-  const interpreters: { label: string; python: string }[] = [{ label: 'python3 on PATH', python: (await resolvePython()).path }];
+  const interpreters: { label: string; python: string }[] = [
+    { label: 'python3 on PATH', python: (await resolvePython()).path },
+  ];
   let venvDir: string | undefined;
   if (existsSync('/usr/bin/python3')) {
     interpreters.push({ label: 'Debian /usr/bin/python3', python: '/usr/bin/python3' });
     venvDir = mkdtempSync(path.join(os.tmpdir(), 'mo-bench-venv-'));
     const made = await execa('/usr/bin/python3', ['-m', 'venv', '--without-pip', venvDir], { reject: false });
-    if (made.exitCode === 0) interpreters.push({ label: 'venv of Debian python3', python: path.join(venvDir, 'bin', 'python') });
+    if (made.exitCode === 0)
+      interpreters.push({ label: 'venv of Debian python3', python: path.join(venvDir, 'bin', 'python') });
   }
   const ours = ourRunnerScript();
   const minimal = mkdtempSync(path.join(os.tmpdir(), 'mo-bench-bundle-'));
   writeFileSync(path.join(minimal, 'wire.py'), 'def wire(entrypoint, params, seed):\n    return {"x": b"1"}\n');
   console.log(`spawn → ready, ${ROUNDS} rounds each (interleaved, after ${WARMUP} warm-up rounds), minimal bundle`);
-  console.log(`${'interpreter'.padEnd(26)} ${'python -c pass'.padStart(16)} ${'our runner'.padStart(16)} ${'prod-style'.padStart(16)} ${'ours/floor'.padStart(11)} ${'target'.padStart(7)}`);
+  console.log(
+    `${'interpreter'.padEnd(26)} ${'python -c pass'.padStart(16)} ${'our runner'.padStart(16)} ${'prod-style'.padStart(16)} ${'ours/floor'.padStart(11)} ${'target'.padStart(7)}`,
+  );
   let allMet = true;
   const examples: string[] = [];
   for (const { label, python } of interpreters) {
@@ -74,11 +77,15 @@ async function main(): Promise<void> {
       }
     }
     examples.push(`${label}: ${median(samples.example).toFixed(1)} ms`);
-    const cell = (values: number[]) => `${median(values).toFixed(1)} ms`.padStart(9) + ` ±${((quantile(values, 0.9) - quantile(values, 0.1)) / 2).toFixed(1)}`.padStart(7);
+    const cell = (values: number[]) =>
+      `${median(values).toFixed(1)} ms`.padStart(9) +
+      ` ±${((quantile(values, 0.9) - quantile(values, 0.1)) / 2).toFixed(1)}`.padStart(7);
     const ratio = median(samples.ours) / median(samples.bare);
     const met = ratio <= 1.3;
     allMet &&= met;
-    console.log(`${label.padEnd(26)} ${cell(samples.bare)} ${cell(samples.ours)} ${cell(samples.prod)} ${`${ratio.toFixed(2)}×`.padStart(11)} ${(met ? '≤1.3 ✔' : '>1.3 ✘').padStart(7)}`);
+    console.log(
+      `${label.padEnd(26)} ${cell(samples.bare)} ${cell(samples.ours)} ${cell(samples.prod)} ${`${ratio.toFixed(2)}×`.padStart(11)} ${(met ? '≤1.3 ✔' : '>1.3 ✘').padStart(7)}`,
+    );
   }
   console.log('(median, ± half the p10–p90 spread; ours/floor = median of our runner ÷ median of python -c pass)');
   console.log(`our runner on the example bundle (its imports included): ${examples.join('; ')}`);

@@ -22,7 +22,16 @@
  * BENCH_CLI=path/to/cli.js measures another build.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { median } from './stats';
@@ -137,12 +146,20 @@ function tailCollector(limit: number): { push(chunk: Buffer): void; text(): stri
  * Runs a command in its own process group, timed from spawn to exit. Whatever it leaves running
  * in its group afterwards (or at a timeout) is killed, and said.
  */
-function runTimed(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs: number; outLimit?: number }): Promise<Finished> {
+function runTimed(
+  command: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs: number; outLimit?: number },
+): Promise<Finished> {
   return new Promise((resolve) => {
     const out = tailCollector(options.outLimit ?? 1 << 20);
     const err = tailCollector(64 * 1024);
     const started = performance.now();
-    const child = spawn(command, args, { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(command, args, {
+      env: options.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     active.add(child);
     let timedOut = false;
     let exited: { code: number | null; signal: NodeJS.Signals | null; ms: number } | undefined;
@@ -159,7 +176,11 @@ function runTimed(command: string, args: string[], options: { env?: NodeJS.Proce
       clearTimeout(timer);
       // processes finishing their own exit (a resource tracker, a worker) get a second to do so;
       // whatever is still in the group then (a runner or Dask worker left behind) is killed
-      for (let waited = 0; waited < 1000 && child.pid !== undefined && groupMembers(child.pid).length > 0; waited += 50) {
+      for (
+        let waited = 0;
+        waited < 1000 && child.pid !== undefined && groupMembers(child.pid).length > 0;
+        waited += 50
+      ) {
         await new Promise((resolveWait) => setTimeout(resolveWait, 50));
       }
       const leftovers = killGroup(child, 'SIGKILL');
@@ -184,8 +205,15 @@ function describeFailure(what: string, f: Finished): string {
   const how = f.timedOut ? 'timed out' : f.signal ? `killed by ${f.signal}` : `exited ${f.code}`;
   const lines = (f.stderr.trim() || f.stdout.trim()).split('\n').filter((line) => line.trim());
   // the first lines, the lines that say what went wrong, and the last lines
-  const telling = lines.slice(3, -4).filter((line) => /error|exception|✘|failed|traceback/i.test(line) && !/^\s+at /.test(line)).slice(0, 6);
-  const tail = (lines.length > 10 ? [...lines.slice(0, 3), '…', ...telling, ...(telling.length ? ['…'] : []), ...lines.slice(-4)] : lines).join('\n    ');
+  const telling = lines
+    .slice(3, -4)
+    .filter((line) => /error|exception|✘|failed|traceback/i.test(line) && !/^\s+at /.test(line))
+    .slice(0, 6);
+  const tail = (
+    lines.length > 10
+      ? [...lines.slice(0, 3), '…', ...telling, ...(telling.length ? ['…'] : []), ...lines.slice(-4)]
+      : lines
+  ).join('\n    ');
   return `${what} ${how}${tail ? `:\n    ${tail}` : ''}`;
 }
 
@@ -252,19 +280,40 @@ async function fileFloor(root: string): Promise<Outcome> {
 }
 
 /** Our CLI, spawn → exit. Reads back the aggregations it wrote, when their format is recognised. */
-async function runOurs(setup: Setup, jobName: string, timeoutMs: number, options: { peakRss?: boolean; readAggs?: boolean; outRoot?: string } = {}): Promise<Outcome> {
+async function runOurs(
+  setup: Setup,
+  jobName: string,
+  timeoutMs: number,
+  options: { peakRss?: boolean; readAggs?: boolean; outRoot?: string } = {},
+): Promise<Outcome> {
   if (!existsSync(CLI)) return { ok: false, error: `${CLI} is missing: run \`npm run build\`` };
   const out = path.join(options.outRoot ?? OUT_ROOT, `run-${process.pid}-${++outCounter}`);
   mkdirSync(out, { recursive: true });
   const rssFile = path.join(setup.root, `rss-${outCounter}.json`);
   const nodeArgs = options.peakRss ? ['--require', path.join(HELPERS, 'peak-rss.cjs')] : [];
-  const args = [...nodeArgs, CLI, 'run', setup.jobs[jobName], '--out', out, '--workers', String(WORKERS), '--base-python', PYTHON];
-  const env = { ...process.env, MODELOPS_VENVS_DIR: setup.venvs, ...(options.peakRss ? { BENCH_PEAK_RSS_FILE: rssFile } : {}) };
+  const args = [
+    ...nodeArgs,
+    CLI,
+    'run',
+    setup.jobs[jobName],
+    '--out',
+    out,
+    '--workers',
+    String(WORKERS),
+    '--base-python',
+    PYTHON,
+  ];
+  const env = {
+    ...process.env,
+    MODELOPS_VENVS_DIR: setup.venvs,
+    ...(options.peakRss ? { BENCH_PEAK_RSS_FILE: rssFile } : {}),
+  };
   const f = await runTimed(process.execPath, args, { env, timeoutMs, outLimit: 64 * 1024 });
   try {
     if (f.code !== 0) return { ok: false, error: describeFailure(`node dist/cli.js run (${jobName})`, f) };
     const extra: Record<string, number> = {};
-    if (options.peakRss && existsSync(rssFile)) extra.peak_rss_bytes = JSON.parse(readFileSync(rssFile, 'utf8')).peak_rss_bytes;
+    if (options.peakRss && existsSync(rssFile))
+      extra.peak_rss_bytes = JSON.parse(readFileSync(rssFile, 'utf8')).peak_rss_bytes;
     const sample: Sample = { seconds: f.ms / 1000, extra };
     if (f.leftovers) sample.note = 'left processes running after it exited (killed)';
     if (options.readAggs) sample.aggregates = readOurAggregates(path.join(out, jobName));
@@ -315,7 +364,18 @@ function findSummary(value: unknown, depth: number): Summary | undefined {
  */
 async function runIdeal(setup: Setup, entrypoint: string): Promise<Outcome> {
   try {
-    const m = await python([path.join(HELPERS, 'common.py'), 'cputime', '--bundle', setup.bundle, '--entrypoint', entrypoint, '--calls', '400', '--parallel', String(WORKERS)]);
+    const m = await python([
+      path.join(HELPERS, 'common.py'),
+      'cputime',
+      '--bundle',
+      setup.bundle,
+      '--entrypoint',
+      entrypoint,
+      '--calls',
+      '400',
+      '--parallel',
+      String(WORKERS),
+    ]);
     const extra = { sim_cpu_ms: m.cpu_s_per_call * 1000, compute_only_wall_s: (N_TASKS * m.wall_s_per_call) / WORKERS };
     return { ok: true, sample: { seconds: (N_TASKS * m.cpu_s_per_call) / WORKERS, extra } };
   } catch (error) {
@@ -323,13 +383,32 @@ async function runIdeal(setup: Setup, entrypoint: string): Promise<Outcome> {
   }
 }
 
-async function runPythonContestant(script: string, extraArgs: string[], setup: Setup, entrypoint: string, timeoutMs: number): Promise<Outcome> {
-  const args = [path.join(HELPERS, script), '--bundle', setup.bundle, '--entrypoint', entrypoint, '--n-params', String(N_PARAMS), '--replicates', String(REPLICATES), ...extraArgs];
+async function runPythonContestant(
+  script: string,
+  extraArgs: string[],
+  setup: Setup,
+  entrypoint: string,
+  timeoutMs: number,
+): Promise<Outcome> {
+  const args = [
+    path.join(HELPERS, script),
+    '--bundle',
+    setup.bundle,
+    '--entrypoint',
+    entrypoint,
+    '--n-params',
+    String(N_PARAMS),
+    '--replicates',
+    String(REPLICATES),
+    ...extraArgs,
+  ];
   const f = await runTimed(PYTHON, args, { timeoutMs });
   const result = lastJsonLine(f.stdout);
-  if (f.code !== 0 || !result) return { ok: false, error: describeFailure(`${script} ${extraArgs.join(' ')}`.trim(), f) };
+  if (f.code !== 0 || !result)
+    return { ok: false, error: describeFailure(`${script} ${extraArgs.join(' ')}`.trim(), f) };
   const extra: Record<string, number> = {};
-  for (const key of ['cluster_start_s', 'submit_loop_s', 'close_s', 'pool_start_s']) if (typeof result[key] === 'number') extra[key] = result[key];
+  for (const key of ['cluster_start_s', 'submit_loop_s', 'close_s', 'pool_start_s'])
+    if (typeof result[key] === 'number') extra[key] = result[key];
   const sample: Sample = { seconds: result.job_s, extra, aggregates: result.aggregates };
   if (result.failed) sample.note = `${result.failed} tasks did not finish`;
   if (f.leftovers) sample.note = `${sample.note ? `${sample.note}; ` : ''}left processes running (killed)`;
@@ -346,13 +425,20 @@ class FloorChild {
   private readonly stderr = tailCollector(8 * 1024);
 
   constructor(bundle: string) {
-    this.child = spawn(PYTHON, [path.join(HELPERS, 'echo_child.py'), bundle], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    this.child = spawn(PYTHON, [path.join(HELPERS, 'echo_child.py'), bundle], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
     active.add(this.child);
     this.child.stdout!.on('data', (chunk: Buffer) => this.onData(chunk));
     this.child.stderr!.on('data', (chunk: Buffer) => this.stderr.push(chunk));
     this.child.on('exit', (code, signal) => {
       active.delete(this.child);
-      this.failed?.(new Error(`floor child exited ${signal ?? code}: ${this.stderr.text().trim().split('\n').slice(-5).join(' | ')}`));
+      this.failed?.(
+        new Error(
+          `floor child exited ${signal ?? code}: ${this.stderr.text().trim().split('\n').slice(-5).join(' | ')}`,
+        ),
+      );
     });
   }
 
@@ -380,7 +466,10 @@ class FloorChild {
     return new Promise((resolve, reject) => {
       this.waiting = resolve;
       this.failed = reject;
-      const body = Buffer.from(`{"jsonrpc":"2.0","id":${++this.nextId},"method":"${method}","params":${paramsJson}}`, 'utf8');
+      const body = Buffer.from(
+        `{"jsonrpc":"2.0","id":${++this.nextId},"method":"${method}","params":${paramsJson}}`,
+        'utf8',
+      );
       this.child.stdin!.write(Buffer.concat([Buffer.from(`Content-Length: ${body.length}\r\n\r\n`, 'ascii'), body]));
     });
   }
@@ -404,7 +493,11 @@ async function runFloor(setup: Setup, entrypoint: string): Promise<Outcome> {
     const tasks: { set: number; body: string }[] = [];
     setup.sets.forEach((set, index) => {
       const params = `{"p":${set.params.p.toFixed(1)}}`;
-      for (const seed of set.seeds) tasks.push({ set: index, body: `{"entrypoint":${JSON.stringify(entrypoint)},"params":${params},"seed":${seed}}` });
+      for (const seed of set.seeds)
+        tasks.push({
+          set: index,
+          body: `{"entrypoint":${JSON.stringify(entrypoint)},"params":${params},"seed":${seed}}`,
+        });
     });
     const values: number[][] = setup.sets.map(() => []);
     let next = 0;
@@ -440,7 +533,6 @@ function summarize(values: number[]): Summary {
 // ---------------------------------------------------------------------------------------------
 // statistics and printing
 
-
 const fmtS = (s: number) => (s < 10 ? `${s.toFixed(3)} s` : `${s.toFixed(2)} s`);
 const fmtUs = (s: number) => `${(s * 1e6).toFixed(0)} µs`;
 const mark = (ok: boolean) => (ok ? '✔' : '✘');
@@ -455,7 +547,14 @@ function sameAggregates(reference: Aggregates, other: Aggregates | undefined): s
     const got = other[id] ?? other[id.slice(0, 16)];
     if (!got) continue;
     const close = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a), Math.abs(b));
-    if (got.count === want.count && close(got.mean, want.mean) && close(got.std, want.std) && close(got.min, want.min) && close(got.max, want.max)) matched++;
+    if (
+      got.count === want.count &&
+      close(got.mean, want.mean) &&
+      close(got.std, want.std) &&
+      close(got.min, want.min) &&
+      close(got.max, want.max)
+    )
+      matched++;
     else bad.push(id.slice(0, 16));
   }
   const total = Object.keys(reference).length;
@@ -475,12 +574,20 @@ interface Contestant {
 
 async function main(): Promise<void> {
   if (!existsSync(PYTHON)) {
-    console.error(`${PYTHON} is missing: this benchmark compares everything on Debian's python3 (where python3-distributed installs Dask).`);
+    console.error(
+      `${PYTHON} is missing: this benchmark compares everything on Debian's python3 (where python3-distributed installs Dask).`,
+    );
     process.exitCode = 2;
     return;
   }
-  const probe = await runTimed(PYTHON, ['-c', 'import sys, distributed; print(sys.version.split()[0], distributed.__version__)'], { timeoutMs: 60_000 });
-  const pythonVersion = (await runTimed(PYTHON, ['-c', 'import sys; print(sys.version.split()[0])'], { timeoutMs: 30_000 })).stdout.trim();
+  const probe = await runTimed(
+    PYTHON,
+    ['-c', 'import sys, distributed; print(sys.version.split()[0], distributed.__version__)'],
+    { timeoutMs: 60_000 },
+  );
+  const pythonVersion = (
+    await runTimed(PYTHON, ['-c', 'import sys; print(sys.version.split()[0])'], { timeoutMs: 30_000 })
+  ).stdout.trim();
   const daskVersion = probe.code === 0 ? probe.stdout.trim().split(' ')[1] : undefined;
   if (!daskVersion) {
     console.log(
@@ -502,14 +609,29 @@ async function main(): Promise<void> {
 
   try {
     // the simulation, calibrated to ~5 ms of CPU, as a bundle every contestant runs
-    const calibration = await python([path.join(HELPERS, 'common.py'), 'calibrate', '--target-ms', String(TARGET_CPU_MS)]);
+    const calibration = await python([
+      path.join(HELPERS, 'common.py'),
+      'calibrate',
+      '--target-ms',
+      String(TARGET_CPU_MS),
+    ]);
     const bundle = path.join(root, 'bundle');
     mkdirSync(bundle, { recursive: true });
     const source = readFileSync(path.join(HELPERS, 'benchsim.py'), 'utf8');
     if (!/^ITERATIONS = \d+/m.test(source)) throw new Error('benchsim.py has no "ITERATIONS = <n>" line');
-    writeFileSync(path.join(bundle, 'wire.py'), source.replace(/^ITERATIONS = \d+/m, `ITERATIONS = ${calibration.iterations}`));
+    writeFileSync(
+      path.join(bundle, 'wire.py'),
+      source.replace(/^ITERATIONS = \d+/m, `ITERATIONS = ${calibration.iterations}`),
+    );
     const cpuBefore = await python([path.join(HELPERS, 'common.py'), 'cputime', '--bundle', bundle, '--calls', '200']);
-    const sets = await python([path.join(HELPERS, 'common.py'), 'tasks', '--n-params', String(N_PARAMS), '--replicates', String(REPLICATES)]);
+    const sets = await python([
+      path.join(HELPERS, 'common.py'),
+      'tasks',
+      '--n-params',
+      String(N_PARAMS),
+      '--replicates',
+      String(REPLICATES),
+    ]);
 
     const setup: Setup = { root, bundle, venvs: path.join(root, 'venvs'), jobs: {}, sets };
     mkdirSync(path.join(root, 'jobs'), { recursive: true });
@@ -520,8 +642,12 @@ async function main(): Promise<void> {
     }
     setup.jobs['bench-big'] = jobFile(setup, 'bench-big', 'bench/trivial', BIG_PARAMS, BIG_REPLICATES);
 
-    console.log(`job benchmark: ${N_PARAMS} parameter sets × ${REPLICATES} replicates = ${N_TASKS} simulations + ${N_PARAMS} aggregations, ${WORKERS} workers`);
-    console.log(`Python ${pythonVersion} (${PYTHON}), Dask ${daskVersion ?? 'not installed'}, Node ${process.version}, ${os.cpus().length} CPUs, ${ROUNDS} round(s), medians`);
+    console.log(
+      `job benchmark: ${N_PARAMS} parameter sets × ${REPLICATES} replicates = ${N_TASKS} simulations + ${N_PARAMS} aggregations, ${WORKERS} workers`,
+    );
+    console.log(
+      `Python ${pythonVersion} (${PYTHON}), Dask ${daskVersion ?? 'not installed'}, Node ${process.version}, ${os.cpus().length} CPUs, ${ROUNDS} round(s), medians`,
+    );
     console.log(
       `(b) loop: ${calibration.iterations} iterations (${calibration.ns_per_iteration.toFixed(1)} ns each), ` +
         `measured ${(cpuBefore.cpu_s_per_call * 1000).toFixed(3)} ms CPU per simulation`,
@@ -532,29 +658,66 @@ async function main(): Promise<void> {
     const warm = await runOurs(setup, 'bench-trivial-1task', 600_000);
     if (!warm.ok) {
       oursError = warm.error;
-      console.log(`\n✘ ours (node dist/cli.js run) failed in its warm-up run, so it is left out of the rounds:\n  ${oursError}\n`);
+      console.log(
+        `\n✘ ours (node dist/cli.js run) failed in its warm-up run, so it is left out of the rounds:\n  ${oursError}\n`,
+      );
     }
 
     const contestants: Contestant[] = [
       ...(oursError
         ? []
         : [
-            { id: 'ours-fixed', label: 'ours, 1-task job (fixed cost)', run: (s: Setup, k: (typeof KINDS)[number]) => runOurs(s, `bench-${k.kind}-1task`, 120_000) },
-            { id: 'ours', label: 'ours (CLI, spawn → exit)', run: (s: Setup, k: (typeof KINDS)[number]) => runOurs(s, `bench-${k.kind}`, k.timeoutMs, { readAggs: true }) },
+            {
+              id: 'ours-fixed',
+              label: 'ours, 1-task job (fixed cost)',
+              run: (s: Setup, k: (typeof KINDS)[number]) => runOurs(s, `bench-${k.kind}-1task`, 120_000),
+            },
+            {
+              id: 'ours',
+              label: 'ours (CLI, spawn → exit)',
+              run: (s: Setup, k: (typeof KINDS)[number]) =>
+                runOurs(s, `bench-${k.kind}`, k.timeoutMs, { readAggs: true }),
+            },
             ...(TMPFS_OUT_ROOT
-              ? [{ id: 'ours-tmpfs', label: 'ours, results on tmpfs', run: (s: Setup, k: (typeof KINDS)[number]) => runOurs(s, `bench-${k.kind}`, k.timeoutMs, { outRoot: TMPFS_OUT_ROOT }) }]
+              ? [
+                  {
+                    id: 'ours-tmpfs',
+                    label: 'ours, results on tmpfs',
+                    run: (s: Setup, k: (typeof KINDS)[number]) =>
+                      runOurs(s, `bench-${k.kind}`, k.timeoutMs, { outRoot: TMPFS_OUT_ROOT }),
+                  },
+                ]
               : []),
             { id: 'files', label: '(4020 result files alone)', run: async () => fileFloor(OUT_ROOT) },
           ]),
       ...(daskVersion
         ? [
-            { id: 'dask', label: 'Dask, defaults', run: (s: Setup, k: (typeof KINDS)[number]) => runPythonContestant('dask_job.py', [], s, k.entrypoint, k.timeoutMs) },
-            { id: 'dask-tuned', label: 'Dask, worker-saturation inf', run: (s: Setup, k: (typeof KINDS)[number]) => runPythonContestant('dask_job.py', ['--saturation', 'inf'], s, k.entrypoint, k.timeoutMs) },
+            {
+              id: 'dask',
+              label: 'Dask, defaults',
+              run: (s: Setup, k: (typeof KINDS)[number]) =>
+                runPythonContestant('dask_job.py', [], s, k.entrypoint, k.timeoutMs),
+            },
+            {
+              id: 'dask-tuned',
+              label: 'Dask, worker-saturation inf',
+              run: (s: Setup, k: (typeof KINDS)[number]) =>
+                runPythonContestant('dask_job.py', ['--saturation', 'inf'], s, k.entrypoint, k.timeoutMs),
+            },
           ]
         : []),
-      { id: 'pool', label: 'ProcessPoolExecutor(2)', run: (s, k) => runPythonContestant('pool_job.py', [], s, k.entrypoint, k.timeoutMs) },
+      {
+        id: 'pool',
+        label: 'ProcessPoolExecutor(2)',
+        run: (s, k) => runPythonContestant('pool_job.py', [], s, k.entrypoint, k.timeoutMs),
+      },
       { id: 'floor', label: 'floor: Node↔Python framed, 2 children', run: (s, k) => runFloor(s, k.entrypoint) },
-      { id: 'ideal', label: 'ideal: 4000 × sim CPU / 2 (computed)', kinds: ['cpu5ms'], run: (s, k) => runIdeal(s, k.entrypoint) },
+      {
+        id: 'ideal',
+        label: 'ideal: 4000 × sim CPU / 2 (computed)',
+        kinds: ['cpu5ms'],
+        run: (s, k) => runIdeal(s, k.entrypoint),
+      },
     ];
 
     const results = new Map<string, { samples: Sample[]; errors: string[] }>();
@@ -582,7 +745,9 @@ async function main(): Promise<void> {
     // ---- report
     for (const k of KINDS) {
       console.log(`\n${k.label}: ${N_TASKS} simulations + ${N_PARAMS} aggregations; wall = median of ${ROUNDS}`);
-      console.log(`${'contestant'.padEnd(40)} ${'wall'.padStart(9)} ${'min–max'.padStart(15)} ${'tasks/s'.padStart(8)} ${'per task'.padStart(9)}  not timed / notes`);
+      console.log(
+        `${'contestant'.padEnd(40)} ${'wall'.padStart(9)} ${'min–max'.padStart(15)} ${'tasks/s'.padStart(8)} ${'per task'.padStart(9)}  not timed / notes`,
+      );
       const wall = (id: string): number | undefined => {
         const entry = results.get(key(k.kind, id));
         return entry && entry.samples.length ? median(entry.samples.map((s) => s.seconds)) : undefined;
@@ -599,7 +764,10 @@ async function main(): Promise<void> {
         const tasks = c.id === 'ours-fixed' ? 1 : N_TASKS;
         const perTask = c.id !== 'ours-fixed' && c.id !== 'ideal';
         const extras = Object.keys(entry.samples[0].extra)
-          .map((name) => `${name.replace(/_(s|ms)$/, '')} ${fmtExtra(name, median(entry.samples.map((s) => s.extra[name])))}`)
+          .map(
+            (name) =>
+              `${name.replace(/_(s|ms)$/, '')} ${fmtExtra(name, median(entry.samples.map((s) => s.extra[name])))}`,
+          )
           .concat(entry.samples.some((s) => s.note) ? [entry.samples.find((s) => s.note)!.note!] : [])
           .concat(entry.errors.length ? [`${entry.errors.length} failed run(s)`] : []);
         console.log(
@@ -610,7 +778,9 @@ async function main(): Promise<void> {
       if (oursError) console.log(`${'ours (CLI, spawn → exit)'.padEnd(40)} ✘ not run: ${oursError.split('\n')[0]}`);
 
       // aggregates agree across contestants (same wire.py, same seeds)
-      const reference = ['pool', 'floor', 'dask', 'dask-tuned'].map((id) => results.get(key(k.kind, id))?.samples[0]?.aggregates).find(Boolean);
+      const reference = ['pool', 'floor', 'dask', 'dask-tuned']
+        .map((id) => results.get(key(k.kind, id))?.samples[0]?.aggregates)
+        .find(Boolean);
       if (reference) {
         const checks = contestants
           .filter((c) => c.id !== 'ours-fixed' && c.id !== 'ideal' && results.has(key(k.kind, c.id)))
@@ -626,18 +796,30 @@ async function main(): Promise<void> {
       // median over rounds of (that round's ideal / that round's wall); `computeOnly`: the ideal is the
       // compute-only wall
       const efficiency = (id: string, computeOnly = false): number | undefined => {
-        const ideals = new Map((results.get(key(k.kind, 'ideal'))?.samples ?? []).map((s) => [s.round, computeOnly ? s.extra.compute_only_wall_s : s.seconds]));
-        const ratios = (results.get(key(k.kind, id))?.samples ?? []).filter((s) => ideals.has(s.round)).map((s) => ideals.get(s.round)! / s.seconds);
+        const ideals = new Map(
+          (results.get(key(k.kind, 'ideal'))?.samples ?? []).map((s) => [
+            s.round,
+            computeOnly ? s.extra.compute_only_wall_s : s.seconds,
+          ]),
+        );
+        const ratios = (results.get(key(k.kind, id))?.samples ?? [])
+          .filter((s) => ideals.has(s.round))
+          .map((s) => ideals.get(s.round)! / s.seconds);
         return ratios.length ? median(ratios) : undefined;
       };
       const targeted = k.kind === 'trivial';
       const line = (name: string, value: string, target: string, ok: boolean | undefined) =>
-        console.log(`  ${name.padEnd(50)} ${value.padStart(26)}   ${target.padEnd(8)} ${ok === undefined ? '' : mark(ok)}`);
+        console.log(
+          `  ${name.padEnd(50)} ${value.padStart(26)}   ${target.padEnd(8)} ${ok === undefined ? '' : mark(ok)}`,
+        );
       console.log('ratios:');
       if (ours === undefined) console.log('  (ours did not run: no ratios)');
       else {
         // results on disk, and on tmpfs: on these VMs creating the 4020 files can cost more than the job
-        for (const [label, wallOf] of [['ours', ours], ['ours (results on tmpfs)', wall('ours-tmpfs')]] as const) {
+        for (const [label, wallOf] of [
+          ['ours', ours],
+          ['ours (results on tmpfs)', wall('ours-tmpfs')],
+        ] as const) {
           if (wallOf === undefined) continue;
           const ratioOf = (name: string, other: number | undefined, min: number) => {
             if (other === undefined) return line(name, 'n/a', '', undefined);
@@ -650,7 +832,12 @@ async function main(): Promise<void> {
             const oursPerTask = (wallOf - fixed) / N_TASKS;
             const floorPerTask = floor / N_TASKS;
             const r = oursPerTask / floorPerTask;
-            line(`${label} per-task (wall − fixed)/4000 vs floor`, `${fmtUs(oursPerTask)} / ${fmtUs(floorPerTask)} = ${r.toFixed(2)}×`, '≤ 1.5×', r <= 1.5);
+            line(
+              `${label} per-task (wall − fixed)/4000 vs floor`,
+              `${fmtUs(oursPerTask)} / ${fmtUs(floorPerTask)} = ${r.toFixed(2)}×`,
+              '≤ 1.5×',
+              r <= 1.5,
+            );
           }
         }
         const e = k.kind === 'cpu5ms' ? efficiency('ours') : undefined;
@@ -665,9 +852,13 @@ async function main(): Promise<void> {
           .filter((c) => !['ours-fixed', 'ours', 'ideal'].includes(c.id) && efficiency(c.id) !== undefined)
           .map((c) => `${c.id} ${efficiency(c.id)!.toFixed(3)} (${efficiency(c.id, true)!.toFixed(3)})`);
         const simMs = median((results.get(key(k.kind, 'ideal'))?.samples ?? []).map((s) => s.extra.sim_cpu_ms));
-        console.log(`  ideal = ${N_TASKS} × sim CPU (median ${simMs.toFixed(3)} ms, both cores busy) / ${WORKERS} cores; efficiency of the others against it (and against the compute-only wall): ${others.join(', ') || 'n/a'}`);
+        console.log(
+          `  ideal = ${N_TASKS} × sim CPU (median ${simMs.toFixed(3)} ms, both cores busy) / ${WORKERS} cores; efficiency of the others against it (and against the compute-only wall): ${others.join(', ') || 'n/a'}`,
+        );
       } else {
-        console.log('  (throughput targets apply to (a); with 5 ms tasks the compute bounds every contestant, so (b) is judged by efficiency)');
+        console.log(
+          '  (throughput targets apply to (a); with 5 ms tasks the compute bounds every contestant, so (b) is judged by efficiency)',
+        );
       }
     }
     console.log(
@@ -675,11 +866,14 @@ async function main(): Promise<void> {
         `${(median(cpuBefore.batches) * 1000).toFixed(3)} ms before the rounds, ${(median(cpuAfter.batches) * 1000).toFixed(3)} ms after; ` +
         `both cores busy (the ideal's): ${(results.get(key('cpu5ms', 'ideal'))?.samples ?? []).map((s) => s.extra.sim_cpu_ms.toFixed(3)).join(', ')} ms per round`,
     );
-    console.log("ours' wall includes the CLI's whole start (Node, venv check, runner spawns, results written); Dask's cluster start and the pool's start are excluded.");
+    console.log(
+      "ours' wall includes the CLI's whole start (Node, venv check, runner spawns, results written); Dask's cluster start and the pool's start are excluded.",
+    );
 
     // ---- 100 000 tasks
     if (!BIG) console.log('\n100 000-task check skipped (BENCH_BIG=0)');
-    else if (oursError) console.log(`\n100 000-task check (${BIG_PARAMS} × ${BIG_REPLICATES}, trivial): ✘ ours did not run`);
+    else if (oursError)
+      console.log(`\n100 000-task check (${BIG_PARAMS} × ${BIG_REPLICATES}, trivial): ✘ ours did not run`);
     else {
       process.stderr.write('100 000-task check: ours…\n');
       const big = await runOurs(setup, 'bench-big', 1_800_000, { peakRss: true });
@@ -687,10 +881,17 @@ async function main(): Promise<void> {
       if (!big.ok) console.log(`\n100 000-task check (${BIG_PARAMS} × ${BIG_REPLICATES}, trivial): ✘ ${big.error}`);
       else {
         const rss = big.sample.extra.peak_rss_bytes;
-        console.log(`\n100 000-task check (${BIG_PARAMS} × ${BIG_REPLICATES} = ${n} simulations + ${BIG_PARAMS} aggregations, trivial, one run):`);
-        console.log(`  ours wall ${fmtS(big.sample.seconds)} (${(n / big.sample.seconds).toFixed(0)} tasks/s)${big.sample.note ? `; ${big.sample.note}` : ''}`);
+        console.log(
+          `\n100 000-task check (${BIG_PARAMS} × ${BIG_REPLICATES} = ${n} simulations + ${BIG_PARAMS} aggregations, trivial, one run):`,
+        );
+        console.log(
+          `  ours wall ${fmtS(big.sample.seconds)} (${(n / big.sample.seconds).toFixed(0)} tasks/s)${big.sample.note ? `; ${big.sample.note}` : ''}`,
+        );
         if (rss === undefined) console.log('  peak RSS: not reported (the preload did not write it) ✘');
-        else console.log(`  peak RSS of the CLI process ${(rss / 2 ** 20).toFixed(1)} MiB   target < 300 MB ${mark(rss < 300e6)}`);
+        else
+          console.log(
+            `  peak RSS of the CLI process ${(rss / 2 ** 20).toFixed(1)} MiB   target < 300 MB ${mark(rss < 300e6)}`,
+          );
       }
     }
   } finally {

@@ -13,28 +13,57 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const ROOT = path.resolve(__dirname, '..', '..');
 const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 
-
 async function main(): Promise<void> {
   const root = mkdtempSync(path.join(ROOT, 'tmp-bench-depth-'));
   const outRoot = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/mo-bench-depth-') : path.join(root, 'out');
   const bundle = path.join(root, 'bundle');
   mkdirSync(bundle);
-  writeFileSync(path.join(bundle, 'wire.py'), 'def wire(entrypoint, params, seed):\n    return {"value": str(seed % 97).encode()}\n');
+  writeFileSync(
+    path.join(bundle, 'wire.py'),
+    'def wire(entrypoint, params, seed):\n    return {"value": str(seed % 97).encode()}\n',
+  );
   const job = path.join(root, 'job.json');
-  writeFileSync(job, JSON.stringify({ bundle, entrypoint: 'b.b/b', parameter_sets: Array.from({ length: 20 }, (_, p) => ({ p })), replicates: 200 }));
+  writeFileSync(
+    job,
+    JSON.stringify({
+      bundle,
+      entrypoint: 'b.b/b',
+      parameter_sets: Array.from({ length: 20 }, (_, p) => ({ p })),
+      replicates: 200,
+    }),
+  );
   const env = { ...process.env, MODELOPS_VENVS_DIR: path.join(root, 'venvs') };
   const run = async (depth: number) => {
     const out = path.join(outRoot, `d${depth}`);
     const started = performance.now();
-    await execa(process.execPath, [path.join(ROOT, 'dist', 'cli.js'), 'run', job, '--out', out, '--workers', '2', '--queue-depth', String(depth), '--base-python', PYTHON], { env });
+    await execa(
+      process.execPath,
+      [
+        path.join(ROOT, 'dist', 'cli.js'),
+        'run',
+        job,
+        '--out',
+        out,
+        '--workers',
+        '2',
+        '--queue-depth',
+        String(depth),
+        '--base-python',
+        PYTHON,
+      ],
+      { env },
+    );
     const ms = performance.now() - started;
     rmSync(out, { recursive: true, force: true });
     return ms;
   };
   await run(1); // builds the venv
   const samples: Record<number, number[]> = { 1: [], 2: [] };
-  for (let round = 0; round < ROUNDS; round++) for (const depth of round % 2 ? [2, 1] : [1, 2]) samples[depth].push(await run(depth));
-  console.log(`4000 trivial simulations + 20 aggregations, 2 workers, whole CLI, results in ${outRoot}, medians of ${ROUNDS}:`);
+  for (let round = 0; round < ROUNDS; round++)
+    for (const depth of round % 2 ? [2, 1] : [1, 2]) samples[depth].push(await run(depth));
+  console.log(
+    `4000 trivial simulations + 20 aggregations, 2 workers, whole CLI, results in ${outRoot}, medians of ${ROUNDS}:`,
+  );
   for (const depth of [1, 2]) console.log(`  --queue-depth ${depth}: ${median(samples[depth]).toFixed(0)} ms`);
   console.log(`  depth 2 / depth 1: ${(median(samples[2]) / median(samples[1])).toFixed(2)}`);
   rmSync(root, { recursive: true, force: true });

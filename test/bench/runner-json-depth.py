@@ -6,6 +6,7 @@ runner until it cannot answer (src/engine/pyjson/depth.ts explains the limit it 
 Needs dist/ built (node esbuild.mjs). Prints the deepest message (the outer object counts as
 one level) that the runner read and answered.
 """
+
 import json
 import os
 import subprocess
@@ -36,7 +37,12 @@ def read_message(stream):
 def answered(bundle, depth):
     inner = depth - 2  # the message object, then params
     body = '{"jsonrpc":"2.0","id":1,"method":"probe","params":{"x":%s}}' % ("[" * inner + "]" * inner)
-    runner = subprocess.Popen([PYTHON, RUNNER, "--bundle-path", bundle], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    runner = subprocess.Popen(
+        [PYTHON, RUNNER, "--bundle-path", bundle],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         runner.stdin.write(frame(body))
         runner.stdin.flush()
@@ -63,7 +69,9 @@ def main():
                 low = middle
             else:
                 high = middle
-        version = subprocess.run([PYTHON, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True).stdout.strip()
+        version = subprocess.run(
+            [PYTHON, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True
+        ).stdout.strip()
         print("Python %s: the runner decodes messages nested up to %d levels deep" % (version, low))
 
 

@@ -18,8 +18,8 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 const TASKS = 16;
-const WRITE = 'import sys\nchunk = "e" * 1023 + "\\n"\ndef noise(out):\n    for _ in range(20480):\n        out.write(chunk)\n    out.flush()\n';
-
+const WRITE =
+  'import sys\nchunk = "e" * 1023 + "\\n"\ndef noise(out):\n    for _ in range(20480):\n        out.write(chunk)\n    out.flush()\n';
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
@@ -31,17 +31,35 @@ async function main(): Promise<void> {
   const root = mkdtempSync(path.join(ROOT, 'tmp-bench-stderr-'));
   const bundle = path.join(root, 'bundle');
   mkdirSync(bundle);
-  writeFileSync(path.join(bundle, 'wire.py'), `${WRITE}\ndef wire(entrypoint, params, seed):\n    if params["noisy"]:\n        noise(sys.stderr)\n    return {"value": b"1"}\n`);
+  writeFileSync(
+    path.join(bundle, 'wire.py'),
+    `${WRITE}\ndef wire(entrypoint, params, seed):\n    if params["noisy"]:\n        noise(sys.stderr)\n    return {"value": b"1"}\n`,
+  );
   const job = (noisy: boolean) => {
     const file = path.join(root, `job-${noisy}.json`);
-    writeFileSync(file, JSON.stringify({ bundle, entrypoint: 'b.b/b', parameter_sets: [{ noisy }], replicates: TASKS }));
+    writeFileSync(
+      file,
+      JSON.stringify({ bundle, entrypoint: 'b.b/b', parameter_sets: [{ noisy }], replicates: TASKS }),
+    );
     return file;
   };
   const env = { ...process.env, MODELOPS_VENVS_DIR: path.join(root, 'venvs') };
-  const runJob = (file: string) => execa(process.execPath, [CLI, 'run', file, '--out', path.join(root, 'out'), '--workers', '2', '--base-python', PYTHON], { env });
+  const runJob = (file: string) =>
+    execa(
+      process.execPath,
+      [CLI, 'run', file, '--out', path.join(root, 'out'), '--workers', '2', '--base-python', PYTHON],
+      { env },
+    );
   // as a runner writes it: sys.stderr, unbuffered (PYTHONUNBUFFERED=1, as runners run), into a file
   const writingItself = () =>
-    Promise.all([0, 1].map((w) => execa(PYTHON, ['-c', `${WRITE}\nimport io\nout = io.TextIOWrapper(open("${root}/plain-${w}.log", "wb", buffering=0), write_through=True)\nfor i in range(${TASKS / 2}):\n    noise(out)\n`])));
+    Promise.all(
+      [0, 1].map((w) =>
+        execa(PYTHON, [
+          '-c',
+          `${WRITE}\nimport io\nout = io.TextIOWrapper(open("${root}/plain-${w}.log", "wb", buffering=0), write_through=True)\nfor i in range(${TASKS / 2}):\n    noise(out)\n`,
+        ]),
+      ),
+    );
 
   await runJob(job(false)); // builds the venv
   const samples = { noisy: [] as number[], quiet: [] as number[], plain: [] as number[] };
@@ -57,7 +75,9 @@ async function main(): Promise<void> {
   console.log(`  the same job, replicates silent            ${quiet.toFixed(0).padStart(6)} ms`);
   console.log(`  the writing itself (2 processes, sys.stderr to files)  ${plain.toFixed(0).padStart(6)} ms`);
   const cost = noisy - quiet;
-  console.log(`  stderr's cost to the job: ${cost.toFixed(0)} ms = ${(cost / plain).toFixed(2)}× the writing itself (target ≤ ~1: the engine adds nothing but the drain)`);
+  console.log(
+    `  stderr's cost to the job: ${cost.toFixed(0)} ms = ${(cost / plain).toFixed(2)}× the writing itself (target ≤ ~1: the engine adds nothing but the drain)`,
+  );
   rmSync(root, { recursive: true, force: true });
 }
 

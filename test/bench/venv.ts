@@ -22,7 +22,6 @@ import { median } from './stats';
 const COLD_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const HIT_ROUNDS = 500;
 
-
 function spread(values: number[]): string {
   const sorted = [...values].sort((a, b) => a - b);
   return `p10 ${sorted[Math.floor(sorted.length * 0.1)].toFixed(2)}, p90 ${sorted[Math.floor(sorted.length * 0.9)].toFixed(2)}`;
@@ -51,7 +50,10 @@ function makeWheel(dir: string, python: string): Promise<unknown> {
 function bundle(root: string, name: string, deps: string[]): string {
   const dir = path.join(root, name);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'pyproject.toml'), `[project]\nname = "${name}"\nversion = "0.1"\ndependencies = [${deps.map((d) => `"${d}"`).join(', ')}]\n`);
+  writeFileSync(
+    path.join(dir, 'pyproject.toml'),
+    `[project]\nname = "${name}"\nversion = "0.1"\ndependencies = [${deps.map((d) => `"${d}"`).join(', ')}]\n`,
+  );
   writeFileSync(path.join(dir, 'wire.py'), 'def wire(entrypoint, params, seed):\n    return {"x": b"1"}\n');
   return dir;
 }
@@ -80,23 +82,44 @@ async function main(): Promise<void> {
   }
   const hitMedian = median(validation);
   console.log('\ncache hit, per process start (ms, median of %d):', HIT_ROUNDS);
-  console.log(`  validity checklist            ${hitMedian.toFixed(3)} ms  (${spread(validation)})  target ≤ 5 ms ${hitMedian <= 5 ? '✔' : '✘'}`);
-  console.log(`  ensure() on a hit             ${median(ensureHit).toFixed(3)} ms  (${spread(ensureHit)})  deps files + key + checklist + last-used`);
+  console.log(
+    `  validity checklist            ${hitMedian.toFixed(3)} ms  (${spread(validation)})  target ≤ 5 ms ${hitMedian <= 5 ? '✔' : '✘'}`,
+  );
+  console.log(
+    `  ensure() on a hit             ${median(ensureHit).toFixed(3)} ms  (${spread(ensureHit)})  deps files + key + checklist + last-used`,
+  );
 
   // 2. cold creation, interleaved
-  const samples: Record<string, number[]> = { 'python -m venv (with pip)': [], 'python -m venv --without-pip': [], 'cache: no dependencies': [], 'cache: 1 dependency (offline wheel)': [] };
+  const samples: Record<string, number[]> = {
+    'python -m venv (with pip)': [],
+    'python -m venv --without-pip': [],
+    'cache: no dependencies': [],
+    'cache: 1 dependency (offline wheel)': [],
+  };
   for (let round = 0; round < COLD_ROUNDS; round++) {
     const scratch = path.join(root, `cold-${round}`);
-    samples['python -m venv (with pip)'].push(await timed(() => execa(python, ['-m', 'venv', path.join(scratch, 'bare')])));
-    samples['python -m venv --without-pip'].push(await timed(() => execa(python, ['-m', 'venv', '--without-pip', path.join(scratch, 'bare-nopip')])));
-    samples['cache: no dependencies'].push(await timed(() => new VenvCache({ dir: path.join(scratch, 'c1'), env }).ensure(noDeps, base)));
-    samples['cache: 1 dependency (offline wheel)'].push(await timed(() => new VenvCache({ dir: path.join(scratch, 'c2'), env }).ensure(withDep, base)));
+    samples['python -m venv (with pip)'].push(
+      await timed(() => execa(python, ['-m', 'venv', path.join(scratch, 'bare')])),
+    );
+    samples['python -m venv --without-pip'].push(
+      await timed(() => execa(python, ['-m', 'venv', '--without-pip', path.join(scratch, 'bare-nopip')])),
+    );
+    samples['cache: no dependencies'].push(
+      await timed(() => new VenvCache({ dir: path.join(scratch, 'c1'), env }).ensure(noDeps, base)),
+    );
+    samples['cache: 1 dependency (offline wheel)'].push(
+      await timed(() => new VenvCache({ dir: path.join(scratch, 'c2'), env }).ensure(withDep, base)),
+    );
     rmSync(scratch, { recursive: true, force: true });
   }
   const floor = median(samples['python -m venv (with pip)']);
-  console.log(`\ncold creation (ms, median of ${COLD_ROUNDS}, interleaved; the cache's figures include its functional check, a runner answering ready):`);
+  console.log(
+    `\ncold creation (ms, median of ${COLD_ROUNDS}, interleaved; the cache's figures include its functional check, a runner answering ready):`,
+  );
   for (const [label, values] of Object.entries(samples)) {
-    console.log(`  ${label.padEnd(38)} ${median(values).toFixed(0).padStart(6)} ms   ${(median(values) / floor).toFixed(2)}× bare venv with pip`);
+    console.log(
+      `  ${label.padEnd(38)} ${median(values).toFixed(0).padStart(6)} ms   ${(median(values) / floor).toFixed(2)}× bare venv with pip`,
+    );
   }
   rmSync(root, { recursive: true, force: true });
 }

@@ -58,7 +58,17 @@ export class DaskCluster {
   /** A new worker, resolved once the scheduler has registered it. */
   async addWorker(): Promise<DaskProcess> {
     const worker = await launch(
-      ['-m', 'distributed.cli.dask_worker', this.address, '--nthreads', '1', '--no-nanny', '--no-dashboard', '--death-timeout', '60'],
+      [
+        '-m',
+        'distributed.cli.dask_worker',
+        this.address,
+        '--nthreads',
+        '1',
+        '--no-nanny',
+        '--no-dashboard',
+        '--death-timeout',
+        '60',
+      ],
       this.options.env ?? {},
       /Start worker at:\s+(tcp:\/\/\S+)[\s\S]*Registered to:/,
       'a Dask worker',

@@ -11,7 +11,17 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { paramId, replicateSeeds, type Params } from '../../src/engine/job/ids';
 import { clusterForSuite, DaskCluster } from './cluster';
-import { CLI, events, FIRST_CALLS, lineOf, MEAN_VALUE_TARGET, readJson, ROOT, scratchDir, writeBundle } from '../unit/helpers';
+import {
+  CLI,
+  events,
+  FIRST_CALLS,
+  lineOf,
+  MEAN_VALUE_TARGET,
+  readJson,
+  ROOT,
+  scratchDir,
+  writeBundle,
+} from '../unit/helpers';
 
 const scratch = scratchDir('mo-dask-');
 let counter = 0;
@@ -49,7 +59,10 @@ def wire(entrypoint, params, seed):
 
 function modesBundle(): string {
   const n = ++counter;
-  return writeBundle(path.join(scratch, `modes-${n}`), { 'wire.py': modesWire(scratchDir('mo-dask-markers-')), 'targets.py': MEAN_VALUE_TARGET });
+  return writeBundle(path.join(scratch, `modes-${n}`), {
+    'wire.py': modesWire(scratchDir('mo-dask-markers-')),
+    'targets.py': MEAN_VALUE_TARGET,
+  });
 }
 
 function writeJob(job: Record<string, unknown>): string {
@@ -99,19 +112,47 @@ function simEssence(record: Record<string, any>) {
 }
 
 function aggEssence(record: Record<string, any>) {
-  const targets = Object.fromEntries(Object.entries(record.targets as Record<string, any>).map(([name, t]) => [name, { ...t, location: t.location?.line }]));
-  return { key: record.key, status: record.status, n_replicates: record.n_replicates, targets, summary: record.summary, kind: record.kind, message: record.message, failed_replicates: record.failed_replicates };
+  const targets = Object.fromEntries(
+    Object.entries(record.targets as Record<string, any>).map(([name, t]) => [
+      name,
+      { ...t, location: t.location?.line },
+    ]),
+  );
+  return {
+    key: record.key,
+    status: record.status,
+    n_replicates: record.n_replicates,
+    targets,
+    summary: record.summary,
+    kind: record.kind,
+    message: record.message,
+    failed_replicates: record.failed_replicates,
+  };
 }
 
 /** The two runs' result files, compared one by one. */
 function assertSameResults(local: string, dask: string): void {
-  assert.deepEqual(readJson(path.join(dask, 'job.json')).parameter_sets, readJson(path.join(local, 'job.json')).parameter_sets, 'param ids and seeds');
+  assert.deepEqual(
+    readJson(path.join(dask, 'job.json')).parameter_sets,
+    readJson(path.join(local, 'job.json')).parameter_sets,
+    'param ids and seeds',
+  );
   const sims = resultFiles(local, 'sims');
   assert.deepEqual(resultFiles(dask, 'sims'), sims, 'the same simulation files');
-  for (const file of sims) assert.deepEqual(simEssence(readJson(path.join(dask, 'sims', file))), simEssence(readJson(path.join(local, 'sims', file))), `sims/${file}`);
+  for (const file of sims)
+    assert.deepEqual(
+      simEssence(readJson(path.join(dask, 'sims', file))),
+      simEssence(readJson(path.join(local, 'sims', file))),
+      `sims/${file}`,
+    );
   const aggs = resultFiles(local, 'aggs');
   assert.deepEqual(resultFiles(dask, 'aggs'), aggs, 'the same aggregation files');
-  for (const file of aggs) assert.deepEqual(aggEssence(readJson(path.join(dask, 'aggs', file))), aggEssence(readJson(path.join(local, 'aggs', file))), `aggs/${file}`);
+  for (const file of aggs)
+    assert.deepEqual(
+      aggEssence(readJson(path.join(dask, 'aggs', file))),
+      aggEssence(readJson(path.join(local, 'aggs', file))),
+      `aggs/${file}`,
+    );
 }
 
 function freePort(): Promise<number> {
@@ -130,12 +171,29 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
   const cluster = clusterForSuite();
 
   it('the example job: the same param ids, seeds, outputs and aggregates as the local backend; backend in the manifest', () => {
-    const example = JSON.parse(readFileSync(path.join(ROOT, 'examples', 'sir', 'job.json'), 'utf8')) as { parameter_sets: unknown[] };
-    const job = writeJob({ ...example, job_id: 'sir-small', bundle: path.join(ROOT, 'examples', 'sir', 'bundle'), parameter_sets: example.parameter_sets.slice(0, 4), replicates: 25 });
+    const example = JSON.parse(readFileSync(path.join(ROOT, 'examples', 'sir', 'job.json'), 'utf8')) as {
+      parameter_sets: unknown[];
+    };
+    const job = writeJob({
+      ...example,
+      job_id: 'sir-small',
+      bundle: path.join(ROOT, 'examples', 'sir', 'bundle'),
+      parameter_sets: example.parameter_sets.slice(0, 4),
+      replicates: 25,
+    });
     const out = path.join(scratch, 'out-example');
     const local = cli(['run', job, '--out', path.join(out, 'local')]);
     assert.equal(local.code, 0, local.stderr);
-    const dask = cli(['run', job, '--out', path.join(out, 'dask'), '--backend', 'dask', '--scheduler', cluster().address]);
+    const dask = cli([
+      'run',
+      job,
+      '--out',
+      path.join(out, 'dask'),
+      '--backend',
+      'dask',
+      '--scheduler',
+      cluster().address,
+    ]);
     assert.equal(dask.code, 0, dask.stderr);
     const daskDir = path.join(out, 'dask', 'sir-small');
     assertSameResults(path.join(out, 'local', 'sir-small'), daskDir);
@@ -146,7 +204,12 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     assert.equal(manifest.status, 'succeeded');
     assert.equal(manifest.options.backend, 'dask');
     assert.equal(manifest.options.scheduler, cluster().address);
-    assert.deepEqual([...manifest.environment.dask.workers].sort(), cluster().workers.map((w) => w.address).sort());
+    assert.deepEqual(
+      [...manifest.environment.dask.workers].sort(),
+      cluster()
+        .workers.map((w) => w.address)
+        .sort(),
+    );
     assert.equal(readJson(path.join(out, 'local', 'sir-small', 'manifest.json')).options.backend, 'local');
 
     const log = events(daskDir);
@@ -156,14 +219,22 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     const workersUsed = new Set(log.filter((e) => e.type === 'task-start').map((e) => e.worker));
     assert.equal(workersUsed.size, 2, 'both workers ran simulations');
     for (const key of log.filter((e) => e.type === 'task-done').map((e) => e.key)) {
-      assert.ok(log.findIndex((e) => e.type === 'task-start' && e.key === key) < log.findIndex((e) => e.type === 'task-done' && e.key === key), `${key} started before it was done`);
+      assert.ok(
+        log.findIndex((e) => e.type === 'task-start' && e.key === key) <
+          log.findIndex((e) => e.type === 'task-done' && e.key === key),
+        `${key} started before it was done`,
+      );
     }
     assert.equal(log.filter((e) => e.type === 'agg-done' && e.status === 'ok').length, 4);
     // progress as it happens: each simulation is reported finished before its set's results arrive
     const finished = log.filter((e) => e.type === 'task-finished').map((e) => e.key);
     assert.equal(new Set(finished).size, 100);
     for (const key of finished) {
-      assert.ok(log.findIndex((e) => e.type === 'task-finished' && e.key === key) < log.findIndex((e) => e.type === 'task-done' && e.key === key), `${key} finished before its outcome came`);
+      assert.ok(
+        log.findIndex((e) => e.type === 'task-finished' && e.key === key) <
+          log.findIndex((e) => e.type === 'task-done' && e.key === key),
+        `${key} finished before its outcome came`,
+      );
     }
   });
 
@@ -172,12 +243,24 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     const replicates = 6;
     // the test means something only if each misbehaving set has failing and succeeding replicates
     for (const set of sets) {
-      const victims = replicateSeeds(paramId(set as unknown as Params), replicates).filter((seed) => seed % 3 === 0).length;
-      assert.ok(victims > 0 && victims < replicates, `${set.mode}: ${victims} of ${replicates} seeds are multiples of 3`);
+      const victims = replicateSeeds(paramId(set as unknown as Params), replicates).filter(
+        (seed) => seed % 3 === 0,
+      ).length;
+      assert.ok(
+        victims > 0 && victims < replicates,
+        `${set.mode}: ${victims} of ${replicates} seeds are multiples of 3`,
+      );
     }
     const run = (backend: 'local' | 'dask') => {
       const bundle = modesBundle();
-      const job = writeJob({ job_id: 'mixed', bundle, entrypoint: 'modes.m/x', parameter_sets: sets, replicates, targets: ['targets:mean_value'] });
+      const job = writeJob({
+        job_id: 'mixed',
+        bundle,
+        entrypoint: 'modes.m/x',
+        parameter_sets: sets,
+        replicates,
+        targets: ['targets:mean_value'],
+      });
       const out = path.join(scratch, `out-mixed-${backend}`);
       const extra = backend === 'dask' ? ['--backend', 'dask', '--scheduler', cluster().address] : ['--workers', '2'];
       const result = cli(['run', job, '--out', out, '--task-timeout', '2', ...extra]);
@@ -192,7 +275,12 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     for (const file of resultFiles(dask.dir, 'sims')) {
       const sim = readJson(path.join(dask.dir, 'sims', file));
       if (sim.status === 'failed') kinds.set(sim.kind, sim.key);
-      if (sim.kind === 'task-exception') assert.deepEqual([sim.location.file, sim.location.line], [dask.wire, lineOf(dask.wire, 'raise')], 'the source line, at the local path of the bundle');
+      if (sim.kind === 'task-exception')
+        assert.deepEqual(
+          [sim.location.file, sim.location.line],
+          [dask.wire, lineOf(dask.wire, 'raise')],
+          'the source line, at the local path of the bundle',
+        );
       if (sim.kind === 'process-crashed') assert.deepEqual([sim.attempts, sim.evidence.signal], [2, 'SIGKILL']);
       if (sim.kind === 'task-timeout') {
         assert.equal(sim.location.line, lineOf(dask.wire, 'hang'));
@@ -204,21 +292,39 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     assert.deepEqual([manifest.status, manifest.exit_code], ['failed', 1]);
     assert.deepEqual(manifest.counts.aggregations, { total: 4, ok: 1, failed: 0, skipped: 3, pending: 0 });
     const log = events(dask.dir);
-    assert.ok(log.some((e) => e.type === 'task-retry' && e.key === kinds.get('process-crashed') && e.kind === 'process-crashed'), 'the crash was retried, and said so');
+    assert.ok(
+      log.some(
+        (e) => e.type === 'task-retry' && e.key === kinds.get('process-crashed') && e.kind === 'process-crashed',
+      ),
+      'the crash was retried, and said so',
+    );
 
-    const logs = readdirSync(path.join(dask.dir, 'logs')).filter((f) => /^dask-127\.0\.0\.1_\d+-runner-\d+\.stderr$/.test(f));
+    const logs = readdirSync(path.join(dask.dir, 'logs')).filter((f) =>
+      /^dask-127\.0\.0\.1_\d+-runner-\d+\.stderr$/.test(f),
+    );
     assert.ok(logs.length >= 2, `a stderr log per runner on the workers: ${logs}`);
     const stderr = logs.map((f) => readFileSync(path.join(dask.dir, 'logs', f), 'utf8')).join('');
-    for (const seed of readJson(path.join(dask.dir, 'job.json')).parameter_sets[0].seeds) assert.ok(stderr.includes(`replicate with seed ${seed} in mode ok\n`), `stderr of seed ${seed}`);
+    for (const seed of readJson(path.join(dask.dir, 'job.json')).parameter_sets[0].seeds)
+      assert.ok(stderr.includes(`replicate with seed ${seed} in mode ok\n`), `stderr of seed ${seed}`);
     assert.match(stderr, /most recent call first/, "the hung runner's stack dump, from its own stderr");
   });
 
   it('killing one worker mid-job: the job completes, Dask reschedules, and the event log records the lost worker', async () => {
     // results are recorded a parameter set at a time: kill the worker after the first of eight;
     // simulations of 0.3 s keep it busy with one nearly all the time (not between tasks, nor aggregating)
-    const job = writeJob({ job_id: 'lose-one', bundle: modesBundle(), entrypoint: 'm.m/x', parameter_sets: [1, 2, 3, 4, 5, 6, 7, 8].map((x) => ({ mode: 'slow', sleep: 0.3, x })), replicates: 10 });
+    const job = writeJob({
+      job_id: 'lose-one',
+      bundle: modesBundle(),
+      entrypoint: 'm.m/x',
+      parameter_sets: [1, 2, 3, 4, 5, 6, 7, 8].map((x) => ({ mode: 'slow', sleep: 0.3, x })),
+      replicates: 10,
+    });
     const out = path.join(scratch, 'out-lose-one');
-    const child = spawn(process.execPath, [CLI, 'run', job, '--out', out, '--backend', 'dask', '--scheduler', cluster().address], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'run', job, '--out', out, '--backend', 'dask', '--scheduler', cluster().address],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let stderr = '';
     child.stderr!.on('data', (chunk) => (stderr += chunk));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -231,7 +337,10 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     await cluster().killWorker(victim);
-    const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('still running after 120 s'), 120_000))]);
+    const code = await Promise.race([
+      exited,
+      new Promise((resolve) => setTimeout(() => resolve('still running after 120 s'), 120_000)),
+    ]);
     child.kill('SIGKILL');
     assert.equal(code, 0, stderr);
     await cluster().addWorker(); // two workers again for the tests after this one
@@ -248,7 +357,11 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     // what the lost worker held, Dask ran again elsewhere
     const held = (lost.processing as string[]).filter((key) => key.startsWith('sim-'));
     assert.ok(held.length > 0, 'the worker held tasks when it was killed');
-    const byKey = new Map(resultFiles(dir, 'sims').map((file) => readJson(path.join(dir, 'sims', file))).map((sim) => [sim.key, sim]));
+    const byKey = new Map(
+      resultFiles(dir, 'sims')
+        .map((file) => readJson(path.join(dir, 'sims', file)))
+        .map((sim) => [sim.key, sim]),
+    );
     for (const key of held) {
       assert.equal(byKey.get(key)?.status, 'ok', key);
       assert.notEqual(byKey.get(key)?.worker, victim.address, `${key} ran again on the other worker`);
@@ -257,9 +370,19 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
 
   it('a task that kills its Dask worker: Dask gives up on it (KilledWorker); that is a dask-task-erred event and result, and the job still ends with a manifest', async () => {
     // a cluster of its own that gives up on a task after one worker death
-    const strict = await DaskCluster.start({ workers: 2, env: { MODELOPS_VENVS_DIR: process.env.MODELOPS_VENVS_DIR! }, schedulerEnv: { DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES: '0' } });
+    const strict = await DaskCluster.start({
+      workers: 2,
+      env: { MODELOPS_VENVS_DIR: process.env.MODELOPS_VENVS_DIR! },
+      schedulerEnv: { DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES: '0' },
+    });
     try {
-      const job = writeJob({ job_id: 'killer', bundle: modesBundle(), entrypoint: 'm.m/x', parameter_sets: [{ mode: 'kill-worker' }], replicates: 1 });
+      const job = writeJob({
+        job_id: 'killer',
+        bundle: modesBundle(),
+        entrypoint: 'm.m/x',
+        parameter_sets: [{ mode: 'kill-worker' }],
+        replicates: 1,
+      });
       const out = path.join(scratch, 'out-killer');
       const result = cli(['run', job, '--out', out, '--backend', 'dask', '--scheduler', strict.address]);
       assert.equal(result.code, 1, result.stderr);
@@ -269,8 +392,14 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
       assert.deepEqual([sim.status, sim.kind], ['failed', 'dask-task-erred']);
       assert.match(sim.message, /KilledWorker/);
       const log = events(dir);
-      assert.ok(log.some((e) => e.type === 'worker-lost'), 'the worker it killed is reported lost');
-      assert.ok(log.some((e) => e.type === 'dask-task-erred' && e.exc_type === 'KilledWorker'), 'the erred task is an event with its cause');
+      assert.ok(
+        log.some((e) => e.type === 'worker-lost'),
+        'the worker it killed is reported lost',
+      );
+      assert.ok(
+        log.some((e) => e.type === 'dask-task-erred' && e.exc_type === 'KilledWorker'),
+        'the erred task is an event with its cause',
+      );
       const manifest = readJson(path.join(dir, 'manifest.json'));
       assert.equal(manifest.status, 'failed');
       assert.deepEqual(manifest.counts.aggregations, { total: 1, ok: 0, failed: 0, skipped: 1, pending: 0 });
@@ -281,9 +410,18 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
 
   it('a scheduler nobody listens at: scheduler-unreachable, exit 3, a manifest, and no hang', async () => {
     const address = `tcp://127.0.0.1:${await freePort()}`;
-    const job = writeJob({ job_id: 'nowhere', bundle: path.join(ROOT, 'examples', 'sir', 'bundle'), entrypoint: 'models.sir/baseline', parameter_sets: [{ beta: 0.3, gamma: 0.1 }], replicates: 2 });
+    const job = writeJob({
+      job_id: 'nowhere',
+      bundle: path.join(ROOT, 'examples', 'sir', 'bundle'),
+      entrypoint: 'models.sir/baseline',
+      parameter_sets: [{ beta: 0.3, gamma: 0.1 }],
+      replicates: 2,
+    });
     const out = path.join(scratch, 'out-nowhere');
-    const result = cli(['run', job, '--out', out, '--backend', 'dask', '--scheduler', address, '--connect-timeout', '2'], 60_000);
+    const result = cli(
+      ['run', job, '--out', out, '--backend', 'dask', '--scheduler', address, '--connect-timeout', '2'],
+      60_000,
+    );
     assert.equal(result.code, 3, result.stderr);
     assert.ok(result.ms < 30_000, `it took ${result.ms} ms`);
     const manifest = readJson(path.join(out, 'nowhere', 'manifest.json'));
@@ -294,12 +432,25 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
   });
 
   it('the scheduler killed mid-job: scheduler-lost (an event and the failure), exit 3, a manifest, no hang; --resume finishes elsewhere', async () => {
-    const doomed = await DaskCluster.start({ workers: 1, env: { MODELOPS_VENVS_DIR: process.env.MODELOPS_VENVS_DIR! } });
+    const doomed = await DaskCluster.start({
+      workers: 1,
+      env: { MODELOPS_VENVS_DIR: process.env.MODELOPS_VENVS_DIR! },
+    });
     // results are recorded a parameter set at a time (they come back with its aggregation)
-    const job = writeJob({ job_id: 'orphaned', bundle: modesBundle(), entrypoint: 'm.m/x', parameter_sets: [1, 2, 3, 4].map((x) => ({ mode: 'slow', sleep: 0.1, x })), replicates: 10 });
+    const job = writeJob({
+      job_id: 'orphaned',
+      bundle: modesBundle(),
+      entrypoint: 'm.m/x',
+      parameter_sets: [1, 2, 3, 4].map((x) => ({ mode: 'slow', sleep: 0.1, x })),
+      replicates: 10,
+    });
     const out = path.join(scratch, 'out-orphaned');
     const started = Date.now();
-    const child = spawn(process.execPath, [CLI, 'run', job, '--out', out, '--backend', 'dask', '--scheduler', doomed.address], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'run', job, '--out', out, '--backend', 'dask', '--scheduler', doomed.address],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let stderr = '';
     child.stderr!.on('data', (chunk) => (stderr += chunk));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -311,7 +462,10 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
       }
       const killedAt = Date.now();
       await doomed.killScheduler();
-      const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('still running after 60 s'), 60_000))]);
+      const code = await Promise.race([
+        exited,
+        new Promise((resolve) => setTimeout(() => resolve('still running after 60 s'), 60_000)),
+      ]);
       assert.equal(code, 3, stderr);
       assert.ok(Date.now() - killedAt < 30_000, `it took ${Date.now() - killedAt} ms to end`);
     } finally {
@@ -323,7 +477,10 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     assert.equal(manifest.failure.kind, 'scheduler-lost');
     assert.ok(manifest.counts.sims.pending > 0);
     const log = events(dir);
-    assert.ok(log.some((e) => e.type === 'scheduler-lost' && e.scheduler === doomed.address), 'a scheduler-lost event');
+    assert.ok(
+      log.some((e) => e.type === 'scheduler-lost' && e.scheduler === doomed.address),
+      'a scheduler-lost event',
+    );
     assert.equal(log.at(-1)!.type, 'job-done');
 
     const resumed = cli(['run', '--resume', dir, '--backend', 'dask', '--scheduler', cluster().address]);
@@ -338,7 +495,9 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     const out = path.join(scratch, 'out-printer');
     const result = cli(['run', job, '--out', out, '--backend', 'dask', '--scheduler', cluster().address]);
     assert.equal(result.code, 0, result.stderr);
-    const warnings = events(path.join(out, 'printer')).filter((e) => e.type === 'warning' && e.kind === 'stdout-pollution');
+    const warnings = events(path.join(out, 'printer')).filter(
+      (e) => e.type === 'warning' && e.kind === 'stdout-pollution',
+    );
     const wire = path.join(bundle, 'wire.py');
     assert.ok(warnings.length >= 1, 'a warning');
     assert.deepEqual([warnings[0].location.file, warnings[0].location.line], [wire, lineOf(wire, 'print-at-import')]);
@@ -357,21 +516,38 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     const manifest = readJson(path.join(out, 'future', 'manifest.json'));
     assert.equal(manifest.status, 'aborted');
     assert.equal(manifest.failure.kind, 'python-mismatch');
-    assert.match(manifest.failure.message, /^The bundle requires Python >=3\.99 \(pyproject\.toml requires-python\), but the Dask worker's .* is Python 3\./);
+    assert.match(
+      manifest.failure.message,
+      /^The bundle requires Python >=3\.99 \(pyproject\.toml requires-python\), but the Dask worker's .* is Python 3\./,
+    );
     const pyproject = path.join(bundle, 'pyproject.toml');
-    assert.deepEqual([manifest.failure.location.file, manifest.failure.location.line], [pyproject, lineOf(pyproject, 'requires')]);
-    assert.ok(manifest.failure.evidence.notes.some((note: string) => /^on Dask worker tcp:\/\/127\.0\.0\.1:\d+$/.test(note)));
+    assert.deepEqual(
+      [manifest.failure.location.file, manifest.failure.location.line],
+      [pyproject, lineOf(pyproject, 'requires')],
+    );
+    assert.ok(
+      manifest.failure.evidence.notes.some((note: string) => /^on Dask worker tcp:\/\/127\.0\.0\.1:\d+$/.test(note)),
+    );
     assert.equal(manifest.counts.sims.pending, 2, 'nothing ran');
     assert.match(result.stderr, /--resume/);
   });
 
   it('refuses what only means something locally, and a missing scheduler, before writing anything', () => {
-    const job = writeJob({ job_id: 'refused', bundle: path.join(ROOT, 'examples', 'sir', 'bundle'), entrypoint: 'models.sir/baseline', parameter_sets: [{ beta: 0.3, gamma: 0.1 }], replicates: 1 });
+    const job = writeJob({
+      job_id: 'refused',
+      bundle: path.join(ROOT, 'examples', 'sir', 'bundle'),
+      entrypoint: 'models.sir/baseline',
+      parameter_sets: [{ beta: 0.3, gamma: 0.1 }],
+      replicates: 1,
+    });
     const out = path.join(scratch, 'out-refused');
     for (const [args, message] of [
       [['--backend', 'dask'], /--backend dask needs --scheduler/],
       [['--backend', 'dask', '--scheduler', 'localhost'], /not a scheduler address/],
-      [['--backend', 'dask', '--scheduler', cluster().address, '--executor', 'cold'], /--executor cold is not supported with --backend dask/],
+      [
+        ['--backend', 'dask', '--scheduler', cluster().address, '--executor', 'cold'],
+        /--executor cold is not supported with --backend dask/,
+      ],
       [['--scheduler', cluster().address], /--scheduler goes with --backend dask/],
     ] as const) {
       const result = cli(['run', job, '--out', out, ...args]);

@@ -4,7 +4,17 @@
  */
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { alive, assertEndsPromptly, assertWarned, descendantBundle, endLeftRunning, leftRunning, lingeringWarnings, processesRunning, runCli } from '../shared/descendants';
+import {
+  alive,
+  assertEndsPromptly,
+  assertWarned,
+  descendantBundle,
+  endLeftRunning,
+  leftRunning,
+  lingeringWarnings,
+  processesRunning,
+  runCli,
+} from '../shared/descendants';
 import { lineOf } from '../unit/helpers';
 import { clusterForSuite, DaskCluster } from './cluster';
 
@@ -19,7 +29,11 @@ describe('descendants of runners on the Dask backend (a real scheduler and two w
     const bundle = descendantBundle('dask-popen', '', '    subprocess.Popen(["sleep", "3610"])  # MARK:popen');
     const run = await runCli(bundle, dask(), 3);
     assertEndsPromptly(run);
-    const found = assertWarned(run, bundle, { command: /^sleep 3610$/, escaped: false, line: lineOf(path.join(bundle, 'wire.py'), 'popen') });
+    const found = assertWarned(run, bundle, {
+      command: /^sleep 3610$/,
+      escaped: false,
+      line: lineOf(path.join(bundle, 'wire.py'), 'popen'),
+    });
     for (const warning of lingeringWarnings(run)) assert.match(warning.worker, /^tcp:\/\/127\.0\.0\.1:/);
     for (const d of found) assert.equal(alive(d.pid), false, `pid ${d.pid} was ended on the worker`);
     const retired = run.events.filter((e) => e.type === 'process-end' && e.why === 'its task left processes running');
@@ -30,18 +44,36 @@ describe('descendants of runners on the Dask backend (a real scheduler and two w
     const bundle = descendantBundle(
       'dask-fork',
       'def helper():\n    time.sleep(3600)\n',
-      ['    multiprocessing.get_context("fork").Process(target=helper).start()  # MARK:mp', '    if os.fork() == 0:  # MARK:fork', '        time.sleep(3600)', '        os._exit(0)'].join('\n'),
+      [
+        '    multiprocessing.get_context("fork").Process(target=helper).start()  # MARK:mp',
+        '    if os.fork() == 0:  # MARK:fork',
+        '        time.sleep(3600)',
+        '        os._exit(0)',
+      ].join('\n'),
     );
     const run = await runCli(bundle, dask(), 2);
     assertEndsPromptly(run);
-    const found = assertWarned(run, bundle, { command: /modelops_runner\.py/, escaped: false, line: lineOf(path.join(bundle, 'wire.py'), 'mp'), perTask: 2 });
+    const found = assertWarned(run, bundle, {
+      command: /modelops_runner\.py/,
+      escaped: false,
+      line: lineOf(path.join(bundle, 'wire.py'), 'mp'),
+      perTask: 2,
+    });
     for (const d of found) assert.equal(alive(d.pid), false);
   });
 
   it('subprocess.Popen with setsid on a worker: reported as escaped and left running, the job still ends promptly', async () => {
-    const bundle = descendantBundle('dask-setsid', '', '    subprocess.Popen(["sleep", "3611"], start_new_session=True)  # MARK:popen');
+    const bundle = descendantBundle(
+      'dask-setsid',
+      '',
+      '    subprocess.Popen(["sleep", "3611"], start_new_session=True)  # MARK:popen',
+    );
     const run = await runCli(bundle, dask(), 2);
-    const found = assertWarned(run, bundle, { command: /^sleep 3611$/, escaped: true, line: lineOf(path.join(bundle, 'wire.py'), 'popen') });
+    const found = assertWarned(run, bundle, {
+      command: /^sleep 3611$/,
+      escaped: true,
+      line: lineOf(path.join(bundle, 'wire.py'), 'popen'),
+    });
     found.forEach((d) => leftRunning.add(d.pid));
     assertEndsPromptly(run);
     for (const d of found) assert.equal(alive(d.pid), true);

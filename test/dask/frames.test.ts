@@ -20,25 +20,47 @@ describe('large frames: the Dask backend (a real scheduler and two workers on 12
   function daskRun(name: string, sets: Record<string, unknown>[], replicates: number, extra: string[] = []) {
     const bundle = randomBundle(`dask-${name}`);
     const file = path.join(scratch, `dask-${name}.json`);
-    writeFileSync(file, JSON.stringify({ job_id: name, bundle, entrypoint: 'frames.m/x', parameter_sets: sets, replicates }));
+    writeFileSync(
+      file,
+      JSON.stringify({ job_id: name, bundle, entrypoint: 'frames.m/x', parameter_sets: sets, replicates }),
+    );
     const out = path.join(scratch, 'dask-out');
-    const result = spawnSync(process.execPath, [CLI, 'run', file, '--out', out, '--backend', 'dask', '--scheduler', cluster().address, ...extra], { encoding: 'utf8', timeout: 400_000 });
-    return { code: result.status, stderr: result.stderr, dir: path.join(out, name), wire: path.join(bundle, 'wire.py') };
+    const result = spawnSync(
+      process.execPath,
+      [CLI, 'run', file, '--out', out, '--backend', 'dask', '--scheduler', cluster().address, ...extra],
+      { encoding: 'utf8', timeout: 400_000 },
+    );
+    return {
+      code: result.status,
+      stderr: result.stderr,
+      dir: path.join(out, name),
+      wire: path.join(bundle, 'wire.py'),
+    };
   }
 
   function sims(dir: string): Record<string, any>[] {
     const job = readJson(path.join(dir, 'job.json'));
-    return job.parameter_sets.flatMap((set: Record<string, any>) => set.seeds.map((_: unknown, i: number) => readJson(path.join(dir, 'sims', set.param_id.slice(0, 16), `${i}.json`))));
+    return job.parameter_sets.flatMap((set: Record<string, any>) =>
+      set.seeds.map((_: unknown, i: number) =>
+        readJson(path.join(dir, 'sims', set.param_id.slice(0, 16), `${i}.json`)),
+      ),
+    );
   }
 
   it('8 MB and 20 MB random-byte outputs are results (two 20 MB replicates in one set: one report frame each)', () => {
     const run = daskRun('big', [{ mb: 8 }, { mb: 20 }], 2);
     assert.equal(run.code, 0, run.stderr);
     const records = sims(run.dir);
-    assert.deepEqual(records.map((s) => [s.status, s.outputs.data.size]), [8, 8, 20, 20].map((mb) => ['ok', Math.floor((mb * MB) / 3) * 3]));
+    assert.deepEqual(
+      records.map((s) => [s.status, s.outputs.data.size]),
+      [8, 8, 20, 20].map((mb) => ['ok', Math.floor((mb * MB) / 3) * 3]),
+    );
     for (const sim of records) {
       const data = Buffer.from(sim.outputs.data.inline, 'base64');
-      assert.equal(createHash('sha256').update(data).digest('hex'), Buffer.from(sim.outputs.sha256.inline, 'base64').toString());
+      assert.equal(
+        createHash('sha256').update(data).digest('hex'),
+        Buffer.from(sim.outputs.sha256.inline, 'base64').toString(),
+      );
       for (const token of ['NaN', 'Infinity', '1234567890123456']) assert.ok(sim.outputs.data.inline.includes(token));
     }
   });
@@ -58,9 +80,21 @@ describe('large frames: the Dask backend (a real scheduler and two workers on 12
     const run = daskRun('capped-prod', [{ mb: 2 }, { mb: 0.5 }], 2, ['--max-frame-mb', '1', '--runner', PROD_RUNNER]);
     assert.equal(run.code, 1, run.stderr);
     const records = sims(run.dir);
-    assert.deepEqual(records.map((s) => [s.status, s.kind]), [['failed', 'result-too-large'], ['failed', 'result-too-large'], ['ok', undefined], ['ok', undefined]]);
+    assert.deepEqual(
+      records.map((s) => [s.status, s.kind]),
+      [
+        ['failed', 'result-too-large'],
+        ['failed', 'result-too-large'],
+        ['ok', undefined],
+        ['ok', undefined],
+      ],
+    );
     assert.match(records[0].message, /^The result of 2\.7 MB exceeds the 1\.0 MB frame cap/);
     const log = events(run.dir);
-    assert.deepEqual(log.filter((e) => e.type === 'process-end'), [], 'no runner was retired for it');
+    assert.deepEqual(
+      log.filter((e) => e.type === 'process-end'),
+      [],
+      'no runner was retired for it',
+    );
   });
 });

@@ -31,36 +31,79 @@ async function step(name, body) {
 async function main() {
   mkdirSync(RESULTS, { recursive: true });
   const vsix = path.join(RESULTS, 'modelops-debugger.vsix');
-  const packaged = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'vsce'), ['package', '--no-dependencies', '--allow-missing-repository', '--out', vsix], { cwd: ROOT, encoding: 'utf8' });
+  const packaged = spawnSync(
+    path.join(ROOT, 'node_modules', '.bin', 'vsce'),
+    ['package', '--no-dependencies', '--allow-missing-repository', '--out', vsix],
+    { cwd: ROOT, encoding: 'utf8' },
+  );
   if (packaged.status !== 0) throw new Error(`vsce package failed: ${packaged.stderr || packaged.stdout}`);
   const { host, work, stop } = await startCodeServer({ vsix });
   const ws = path.join(work, 'ws');
   mkdirSync(path.join(ws, 'bundle'), { recursive: true });
-  writeFileSync(path.join(ws, 'bundle', 'wire.py'), 'def wire(entrypoint, params, seed):\n    if params["x"] == 2.0:\n        raise ValueError("x must not be 2")\n    return {"value": str(params["x"]).encode()}\n');
-  writeFileSync(path.join(ws, 'job.json'), '{"job_id": "ui-job", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1.0}, {"x": 2.0}], "replicates": 3}\n');
+  writeFileSync(
+    path.join(ws, 'bundle', 'wire.py'),
+    'def wire(entrypoint, params, seed):\n    if params["x"] == 2.0:\n        raise ValueError("x must not be 2")\n    return {"value": str(params["x"]).encode()}\n',
+  );
+  writeFileSync(
+    path.join(ws, 'job.json'),
+    '{"job_id": "ui-job", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1.0}, {"x": 2.0}], "replicates": 3}\n',
+  );
   // the same bundle with a target, for the results view of an aggregation
-  writeFileSync(path.join(ws, 'bundle', 'targets.py'), 'import base64, json\n\ndef mean_value(sim_returns, target_data):\n    values = [json.loads(base64.b64decode(r["outputs"]["value"]["inline"])) for r in sim_returns]\n    return {"loss": abs(sum(values) / len(values) - 4.0), "diagnostics": {"mean": sum(values) / len(values), "observed": 4.0}, "n_replicates": len(values)}\n');
-  writeFileSync(path.join(ws, 'results-job.json'), '{"job_id": "ui-results", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 3.5}], "replicates": 5, "targets": ["targets:mean_value"]}\n');
+  writeFileSync(
+    path.join(ws, 'bundle', 'targets.py'),
+    'import base64, json\n\ndef mean_value(sim_returns, target_data):\n    values = [json.loads(base64.b64decode(r["outputs"]["value"]["inline"])) for r in sim_returns]\n    return {"loss": abs(sum(values) / len(values) - 4.0), "diagnostics": {"mean": sum(values) / len(values), "observed": 4.0}, "n_replicates": len(values)}\n',
+  );
+  writeFileSync(
+    path.join(ws, 'results-job.json'),
+    '{"job_id": "ui-results", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 3.5}], "replicates": 5, "targets": ["targets:mean_value"]}\n',
+  );
   // a simulation that starts a helper and never waits for it: the job still ends, and says so
   mkdirSync(path.join(ws, 'forking'), { recursive: true });
-  writeFileSync(path.join(ws, 'forking', 'wire.py'), 'import subprocess\n\ndef wire(entrypoint, params, seed):\n    subprocess.Popen(["sleep", "3600"])\n    return {"value": b"1"}\n');
+  writeFileSync(
+    path.join(ws, 'forking', 'wire.py'),
+    'import subprocess\n\ndef wire(entrypoint, params, seed):\n    subprocess.Popen(["sleep", "3600"])\n    return {"value": b"1"}\n',
+  );
   // a job to cancel and resume (4 sets × 6 replicates of 1.2 s: events sparse enough for the view to refresh
   // between them), and one aborted before it runs (python-mismatch)
   mkdirSync(path.join(ws, 'slow'), { recursive: true });
-  writeFileSync(path.join(ws, 'slow', 'wire.py'), 'import time\n\ndef wire(entrypoint, params, seed):\n    time.sleep(1.2)\n    return {"value": b"1"}\n');
-  writeFileSync(path.join(ws, 'resume-job.json'), '{"job_id": "ui-resume", "bundle": "slow", "entrypoint": "m.m/x", "parameter_sets": [{"s": 1}, {"s": 2}, {"s": 3}, {"s": 4}], "replicates": 6}\n');
+  writeFileSync(
+    path.join(ws, 'slow', 'wire.py'),
+    'import time\n\ndef wire(entrypoint, params, seed):\n    time.sleep(1.2)\n    return {"value": b"1"}\n',
+  );
+  writeFileSync(
+    path.join(ws, 'resume-job.json'),
+    '{"job_id": "ui-resume", "bundle": "slow", "entrypoint": "m.m/x", "parameter_sets": [{"s": 1}, {"s": 2}, {"s": 3}, {"s": 4}], "replicates": 6}\n',
+  );
   mkdirSync(path.join(ws, 'future'), { recursive: true });
-  writeFileSync(path.join(ws, 'future', 'pyproject.toml'), '[project]\nname = "future"\nversion = "1"\nrequires-python = ">=3.99"\n');
+  writeFileSync(
+    path.join(ws, 'future', 'pyproject.toml'),
+    '[project]\nname = "future"\nversion = "1"\nrequires-python = ">=3.99"\n',
+  );
   writeFileSync(path.join(ws, 'future', 'wire.py'), 'def wire(entrypoint, params, seed):\n    return {}\n');
-  writeFileSync(path.join(ws, 'future-job.json'), '{"job_id": "ui-aborted", "bundle": "future", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1}], "replicates": 2}\n');
-  writeFileSync(path.join(ws, 'fork-job.json'), '{"job_id": "ui-fork", "bundle": "forking", "entrypoint": "m.m/x", "parameter_sets": [{"k": 5}], "replicates": 2}\n');
+  writeFileSync(
+    path.join(ws, 'future-job.json'),
+    '{"job_id": "ui-aborted", "bundle": "future", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1}], "replicates": 2}\n',
+  );
+  writeFileSync(
+    path.join(ws, 'fork-job.json'),
+    '{"job_id": "ui-fork", "bundle": "forking", "entrypoint": "m.m/x", "parameter_sets": [{"k": 5}], "replicates": 2}\n',
+  );
   // a bundle that prints at import: production's runner would break on it, ours warns
   mkdirSync(path.join(ws, 'noisy'), { recursive: true });
-  writeFileSync(path.join(ws, 'noisy', 'wire.py'), 'print("Loading model weights...")\n\n\ndef wire(entrypoint, params, seed):\n    return {"value": b"1"}\n');
+  writeFileSync(
+    path.join(ws, 'noisy', 'wire.py'),
+    'print("Loading model weights...")\n\n\ndef wire(entrypoint, params, seed):\n    return {"value": b"1"}\n',
+  );
   // a simulation that crashes its runner in native code (SIGSEGV)
   mkdirSync(path.join(ws, 'crashing'), { recursive: true });
-  writeFileSync(path.join(ws, 'crashing', 'wire.py'), 'import ctypes\nimport sys\n\n\ndef crash_in_native():\n    ctypes.string_at(0)\n\n\ndef wire(entrypoint, params, seed):\n    sys.stderr.write("computing k=%s seed=%s\\n" % (params["k"], seed))\n    sys.stderr.flush()\n    crash_in_native()\n    return {}\n');
-  writeFileSync(path.join(ws, 'crash-job.json'), '{"job_id": "ui-crash", "bundle": "crashing", "entrypoint": "m.m/x", "parameter_sets": [{"k": 7}], "replicates": 1}\n');
+  writeFileSync(
+    path.join(ws, 'crashing', 'wire.py'),
+    'import ctypes\nimport sys\n\n\ndef crash_in_native():\n    ctypes.string_at(0)\n\n\ndef wire(entrypoint, params, seed):\n    sys.stderr.write("computing k=%s seed=%s\\n" % (params["k"], seed))\n    sys.stderr.flush()\n    crash_in_native()\n    return {}\n',
+  );
+  writeFileSync(
+    path.join(ws, 'crash-job.json'),
+    '{"job_id": "ui-crash", "bundle": "crashing", "entrypoint": "m.m/x", "parameter_sets": [{"k": 7}], "replicates": 1}\n',
+  );
   let browser;
   console.log('\n  the extension, driven through the UI');
   try {
@@ -71,7 +114,10 @@ async function main() {
     // a row's tooltip: VS Code shows it only on a fresh hover, so the mouse leaves and comes back
     // until a hover holding `text` is up (a toast or a refresh of the row can swallow one)
     const hoverFor = async (row, text) => {
-      const hover = page.locator(':is(.monaco-hover, .custom-hover, .workbench-hover)').filter({ hasText: text }).first();
+      const hover = page
+        .locator(':is(.monaco-hover, .custom-hover, .workbench-hover)')
+        .filter({ hasText: text })
+        .first();
       for (let attempt = 1; ; attempt++) {
         await page.mouse.move(900, 450);
         await page.waitForTimeout(300);
@@ -91,7 +137,10 @@ async function main() {
       await page.locator('.quick-input-widget input.input').fill(relative);
       const name = path.basename(relative);
       const folder = path.dirname(relative);
-      const row = page.locator(`.quick-input-widget .monaco-list-row[aria-label*="${name}"]`).filter({ hasText: folder === '.' ? name : folder }).first();
+      const row = page
+        .locator(`.quick-input-widget .monaco-list-row[aria-label*="${name}"]`)
+        .filter({ hasText: folder === '.' ? name : folder })
+        .first();
       await row.waitFor({ timeout: WAIT_MS });
       await row.click();
     };
@@ -104,12 +153,19 @@ async function main() {
       const open = page.locator('.quick-input-widget .monaco-button').filter({ hasText: label }).first();
       await open.waitFor({ timeout: WAIT_MS });
       // it opens on the workspace folder, listing it, and then takes a typed path
-      await page.locator(`.quick-input-widget .monaco-list-row[aria-label="${folder}"]`).first().waitFor({ timeout: WAIT_MS });
+      await page
+        .locator(`.quick-input-widget .monaco-list-row[aria-label="${folder}"]`)
+        .first()
+        .waitFor({ timeout: WAIT_MS });
       const typed = `${path.join(ws, folder)}/`;
       await input.fill(typed);
       // it lists the folders inside the one typed (none here, only "..") once it has read it
       await page.waitForFunction(
-        (typed) => document.querySelector('.quick-input-widget input.input')?.value === typed && [...document.querySelectorAll('.quick-input-widget .monaco-list-row')].every((row) => row.getAttribute('aria-label') === '..'),
+        (typed) =>
+          document.querySelector('.quick-input-widget input.input')?.value === typed &&
+          [...document.querySelectorAll('.quick-input-widget .monaco-list-row')].every(
+            (row) => row.getAttribute('aria-label') === '..',
+          ),
         typed,
         { timeout: WAIT_MS },
       );
@@ -134,17 +190,29 @@ async function main() {
     await step('a job runs from the command palette', async () => {
       await quickOpen(page, 'job.json', WAIT_MS);
       await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
-      await page.locator('.monaco-list-row:has-text("ui-job")').filter({ hasText: 'failed' }).first().waitFor({ timeout: WAIT_MS });
+      await page
+        .locator('.monaco-list-row:has-text("ui-job")')
+        .filter({ hasText: 'failed' })
+        .first()
+        .waitFor({ timeout: WAIT_MS });
     });
 
     await step('the failed parameter set shows its failed replicates (screenshot jobs-failure.png)', async () => {
       await page.locator('.monaco-list-row:has-text("x=2.0")').first().click();
-      await page.locator('.monaco-list-row:has-text("replicate 0")').filter({ hasText: 'task-exception' }).first().waitFor({ timeout: WAIT_MS });
+      await page
+        .locator('.monaco-list-row:has-text("replicate 0")')
+        .filter({ hasText: 'task-exception' })
+        .first()
+        .waitFor({ timeout: WAIT_MS });
       await page.screenshot({ path: path.join(RESULTS, 'jobs-failure.png') });
     });
 
     await step('a failed replicate opens its line, with the diagnostic (screenshot diagnostic.png)', async () => {
-      await page.locator('.monaco-list-row:has-text("replicate 0")').filter({ hasText: 'task-exception' }).first().click();
+      await page
+        .locator('.monaco-list-row:has-text("replicate 0")')
+        .filter({ hasText: 'task-exception' })
+        .first()
+        .click();
       await page.locator('.tab[aria-label*="wire.py"]').first().waitFor({ timeout: WAIT_MS });
       await page.locator('.squiggly-error').first().waitFor({ timeout: WAIT_MS });
       await page.screenshot({ path: path.join(RESULTS, 'diagnostic.png') });
@@ -158,132 +226,222 @@ async function main() {
       await page.screenshot({ path: path.join(RESULTS, 'venv-caches.png') });
     });
 
-    await step('"Replay Handshake…" from the palette shows the verdict and the conversation (screenshot handshake-transcript.png)', async () => {
-      const input = await pickCommand(page, 'ModelOps: Replay Handshake', WAIT_MS);
-      await input.press('Enter');
-      await pickFolderInDialog(input, 'Replay Handshake', 'bundle', (timeout) => page.locator('.quick-input-widget .monaco-list-row[aria-label*="Our runner"]').first().waitFor({ timeout }));
-      await input.fill('Our runner');
-      await input.press('Enter');
-      await page.locator('.view-lines:has-text("→ #1 ready")').first().waitFor({ timeout: WAIT_MS });
-      await page.screenshot({ path: path.join(RESULTS, 'handshake-transcript.png') });
-    });
+    await step(
+      '"Replay Handshake…" from the palette shows the verdict and the conversation (screenshot handshake-transcript.png)',
+      async () => {
+        const input = await pickCommand(page, 'ModelOps: Replay Handshake', WAIT_MS);
+        await input.press('Enter');
+        await pickFolderInDialog(input, 'Replay Handshake', 'bundle', (timeout) =>
+          page.locator('.quick-input-widget .monaco-list-row[aria-label*="Our runner"]').first().waitFor({ timeout }),
+        );
+        await input.fill('Our runner');
+        await input.press('Enter');
+        await page.locator('.view-lines:has-text("→ #1 ready")').first().waitFor({ timeout: WAIT_MS });
+        await page.screenshot({ path: path.join(RESULTS, 'handshake-transcript.png') });
+      },
+    );
 
-    await step('a job whose simulations leave a process running ends, and each replicate says so, with a warning on the line (screenshots jobs-lingering.png, lingering-diagnostic.png)', async () => {
-      await openFile('fork-job.json');
-      await page.locator('.tab[aria-label*="fork-job.json"]').first().waitFor({ timeout: WAIT_MS });
-      await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
-      await page.locator('.monaco-list-row:has-text("ui-fork")').filter({ hasText: 'succeeded' }).first().waitFor({ timeout: WAIT_MS });
-      await page.locator('.monaco-list-row:has-text("k=5")').first().click();
-      await page.locator('.monaco-list-row:has-text("replicate 1")').filter({ hasText: 'left 1 process running' }).first().waitFor({ timeout: WAIT_MS });
-      await page.screenshot({ path: path.join(RESULTS, 'jobs-lingering.png') });
-      // a click on the replicate opens the line that started it, with a warning (screenshot lingering-diagnostic.png)
-      await page.locator('.monaco-list-row:has-text("replicate 1")').filter({ hasText: 'left 1 process running' }).first().click();
-      await page.locator('.tab.active[aria-label*="wire.py"]').first().waitFor({ timeout: WAIT_MS });
-      await page.locator('.breadcrumbs-control:has-text("forking")').first().waitFor({ timeout: WAIT_MS });
-      await page.locator('.squiggly-warning').first().waitFor({ timeout: WAIT_MS });
-      await page.screenshot({ path: path.join(RESULTS, 'lingering-diagnostic.png') });
-    });
+    await step(
+      'a job whose simulations leave a process running ends, and each replicate says so, with a warning on the line (screenshots jobs-lingering.png, lingering-diagnostic.png)',
+      async () => {
+        await openFile('fork-job.json');
+        await page.locator('.tab[aria-label*="fork-job.json"]').first().waitFor({ timeout: WAIT_MS });
+        await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
+        await page
+          .locator('.monaco-list-row:has-text("ui-fork")')
+          .filter({ hasText: 'succeeded' })
+          .first()
+          .waitFor({ timeout: WAIT_MS });
+        await page.locator('.monaco-list-row:has-text("k=5")').first().click();
+        await page
+          .locator('.monaco-list-row:has-text("replicate 1")')
+          .filter({ hasText: 'left 1 process running' })
+          .first()
+          .waitFor({ timeout: WAIT_MS });
+        await page.screenshot({ path: path.join(RESULTS, 'jobs-lingering.png') });
+        // a click on the replicate opens the line that started it, with a warning (screenshot lingering-diagnostic.png)
+        await page
+          .locator('.monaco-list-row:has-text("replicate 1")')
+          .filter({ hasText: 'left 1 process running' })
+          .first()
+          .click();
+        await page.locator('.tab.active[aria-label*="wire.py"]').first().waitFor({ timeout: WAIT_MS });
+        await page.locator('.breadcrumbs-control:has-text("forking")').first().waitFor({ timeout: WAIT_MS });
+        await page.locator('.squiggly-warning').first().waitFor({ timeout: WAIT_MS });
+        await page.screenshot({ path: path.join(RESULTS, 'lingering-diagnostic.png') });
+      },
+    );
 
-    await step('"Handshake Bundle…" on a bundle that prints at import: "ok with 1 warning" with Show, and the warning in Problems (screenshot handshake-warning.png)', async () => {
-      const input = await pickCommand(page, 'ModelOps: Handshake Bundle', WAIT_MS);
-      await input.press('Enter');
-      // the dialog has moved on when it closes; the handshake (a venv to build first) then takes a while
-      await pickFolderInDialog(input, 'Handshake Bundle', 'noisy', (timeout) => page.locator('.quick-input-widget').first().waitFor({ state: 'hidden', timeout }));
-      const toast = page.locator('.notification-toast').filter({ hasText: 'Handshake ok with 1 warning' }).first();
-      await toast.waitFor({ timeout: WAIT_MS });
-      await toast.locator('.monaco-button').filter({ hasText: 'Show' }).first().waitFor({ timeout: WAIT_MS });
-      await page.keyboard.press('Control+Shift+M');
-      await page.locator('.markers-panel .monaco-list-row').filter({ hasText: 'Loading model weights' }).first().waitFor({ timeout: WAIT_MS });
-      await toast.waitFor({ timeout: 5_000 }); // still shown beside Problems
-      await page.screenshot({ path: path.join(RESULTS, 'handshake-warning.png') });
-    });
+    await step(
+      '"Handshake Bundle…" on a bundle that prints at import: "ok with 1 warning" with Show, and the warning in Problems (screenshot handshake-warning.png)',
+      async () => {
+        const input = await pickCommand(page, 'ModelOps: Handshake Bundle', WAIT_MS);
+        await input.press('Enter');
+        // the dialog has moved on when it closes; the handshake (a venv to build first) then takes a while
+        await pickFolderInDialog(input, 'Handshake Bundle', 'noisy', (timeout) =>
+          page.locator('.quick-input-widget').first().waitFor({ state: 'hidden', timeout }),
+        );
+        const toast = page.locator('.notification-toast').filter({ hasText: 'Handshake ok with 1 warning' }).first();
+        await toast.waitFor({ timeout: WAIT_MS });
+        await toast.locator('.monaco-button').filter({ hasText: 'Show' }).first().waitFor({ timeout: WAIT_MS });
+        await page.keyboard.press('Control+Shift+M');
+        await page
+          .locator('.markers-panel .monaco-list-row')
+          .filter({ hasText: 'Loading model weights' })
+          .first()
+          .waitFor({ timeout: WAIT_MS });
+        await toast.waitFor({ timeout: 5_000 }); // still shown beside Problems
+        await page.screenshot({ path: path.join(RESULTS, 'handshake-warning.png') });
+      },
+    );
 
-    await step('Cancel then Resume: the resumed job with every set "agg ok"; an aborted job says why (screenshots jobs-resumed.png, jobs-aborted.png)', async () => {
-      // a wider side bar, so that the rows' descriptions show whole
-      const sidebar = await page.locator('.part.sidebar').first().boundingBox();
-      await page.mouse.move(sidebar.x + sidebar.width + 1, sidebar.y + 300);
-      await page.mouse.down();
-      await page.mouse.move(sidebar.x + sidebar.width + 260, sidebar.y + 300, { steps: 5 });
-      await page.mouse.up();
-      await openFile('resume-job.json');
-      await page.locator('.tab.active[aria-label*="resume-job.json"]').first().waitFor({ timeout: WAIT_MS });
-      await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
-      const row = page.locator('.monaco-list-row:has-text("ui-resume")').first();
-      // a few replicates done, then the row's inline Cancel
-      await page.locator('.monaco-list-row:has-text("ui-resume")').filter({ hasText: /running · [1-9]\d*\/24 ✓/ }).first().waitFor({ timeout: WAIT_MS });
-      await row.hover();
-      await row.locator('.action-label[aria-label="Cancel Job"]').click();
-      await page.locator('.monaco-list-row:has-text("ui-resume")').filter({ hasText: 'interrupted' }).first().waitFor({ timeout: WAIT_MS });
-      await row.hover();
-      await row.locator('.action-label[aria-label="Resume Job"]').click();
-      await page.locator('.monaco-list-row:has-text("ui-resume")').filter({ hasText: 'succeeded · 24/24 ✓' }).first().waitFor({ timeout: WAIT_MS });
-      for (const set of ['s=1', 's=2', 's=3', 's=4']) await page.locator(`.monaco-list-row:has-text("${set}")`).filter({ hasText: '6/6 ✓ · agg ok' }).first().waitFor({ timeout: WAIT_MS });
-      await page.mouse.move(900, 600); // no hover over the rows
-      await page.waitForTimeout(500);
-      await page.screenshot({ path: path.join(RESULTS, 'jobs-resumed.png') });
+    await step(
+      'Cancel then Resume: the resumed job with every set "agg ok"; an aborted job says why (screenshots jobs-resumed.png, jobs-aborted.png)',
+      async () => {
+        // a wider side bar, so that the rows' descriptions show whole
+        const sidebar = await page.locator('.part.sidebar').first().boundingBox();
+        await page.mouse.move(sidebar.x + sidebar.width + 1, sidebar.y + 300);
+        await page.mouse.down();
+        await page.mouse.move(sidebar.x + sidebar.width + 260, sidebar.y + 300, { steps: 5 });
+        await page.mouse.up();
+        await openFile('resume-job.json');
+        await page.locator('.tab.active[aria-label*="resume-job.json"]').first().waitFor({ timeout: WAIT_MS });
+        await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
+        const row = page.locator('.monaco-list-row:has-text("ui-resume")').first();
+        // a few replicates done, then the row's inline Cancel
+        await page
+          .locator('.monaco-list-row:has-text("ui-resume")')
+          .filter({ hasText: /running · [1-9]\d*\/24 ✓/ })
+          .first()
+          .waitFor({ timeout: WAIT_MS });
+        await row.hover();
+        await row.locator('.action-label[aria-label="Cancel Job"]').click();
+        await page
+          .locator('.monaco-list-row:has-text("ui-resume")')
+          .filter({ hasText: 'interrupted' })
+          .first()
+          .waitFor({ timeout: WAIT_MS });
+        await row.hover();
+        await row.locator('.action-label[aria-label="Resume Job"]').click();
+        await page
+          .locator('.monaco-list-row:has-text("ui-resume")')
+          .filter({ hasText: 'succeeded · 24/24 ✓' })
+          .first()
+          .waitFor({ timeout: WAIT_MS });
+        for (const set of ['s=1', 's=2', 's=3', 's=4'])
+          await page
+            .locator(`.monaco-list-row:has-text("${set}")`)
+            .filter({ hasText: '6/6 ✓ · agg ok' })
+            .first()
+            .waitFor({ timeout: WAIT_MS });
+        await page.mouse.move(900, 600); // no hover over the rows
+        await page.waitForTimeout(500);
+        await page.screenshot({ path: path.join(RESULTS, 'jobs-resumed.png') });
 
-      await openFile('future-job.json');
-      await page.locator('.tab.active[aria-label*="future-job.json"]').first().waitFor({ timeout: WAIT_MS });
-      await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
-      await page.locator('.monaco-list-row:has-text("ui-aborted")').filter({ hasText: 'aborted: python-mismatch' }).first().waitFor({ timeout: WAIT_MS });
-      await page.locator('.monaco-list-row:has-text("x=1")').filter({ hasText: 'not run' }).first().waitFor({ timeout: WAIT_MS });
-      await hoverFor(page.locator('.monaco-list-row:has-text("ui-aborted")').first(), 'requires Python'); // its tooltip: the cause
-      await page.screenshot({ path: path.join(RESULTS, 'jobs-aborted.png') });
-    });
+        await openFile('future-job.json');
+        await page.locator('.tab.active[aria-label*="future-job.json"]').first().waitFor({ timeout: WAIT_MS });
+        await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
+        await page
+          .locator('.monaco-list-row:has-text("ui-aborted")')
+          .filter({ hasText: 'aborted: python-mismatch' })
+          .first()
+          .waitFor({ timeout: WAIT_MS });
+        await page
+          .locator('.monaco-list-row:has-text("x=1")')
+          .filter({ hasText: 'not run' })
+          .first()
+          .waitFor({ timeout: WAIT_MS });
+        await hoverFor(page.locator('.monaco-list-row:has-text("ui-aborted")').first(), 'requires Python'); // its tooltip: the cause
+        await page.screenshot({ path: path.join(RESULTS, 'jobs-aborted.png') });
+      },
+    );
 
-    await step('a click on an aggregation opens its results: loss and diagnostics per target, summary statistics, replicates, each linked to its own result (screenshots results-view.png, results-replicate.png)', async () => {
-      await openFile('results-job.json');
-      await page.locator('.tab[aria-label*="results-job.json"]').first().waitFor({ timeout: WAIT_MS });
-      await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
-      await page.locator('.monaco-list-row:has-text("ui-results")').filter({ hasText: 'succeeded' }).first().waitFor({ timeout: WAIT_MS });
-      const set = page.locator('.monaco-list-row:has-text("x=3.5")').first();
-      await set.waitFor({ timeout: WAIT_MS });
-      if ((await set.getAttribute('aria-expanded')) !== 'true') await set.click(); // a click on an expanded row would fold it
-      await page.locator('.monaco-list-row[aria-expanded="true"]:has-text("x=3.5")').first().waitFor({ timeout: WAIT_MS });
-      // the aggregation is the set's first child: the row after it
-      const index = Number(await set.getAttribute('data-index'));
-      const aggregation = page.locator(`.monaco-list-row[data-index="${index + 1}"]`).first();
-      await aggregation.filter({ hasText: 'aggregation' }).waitFor({ timeout: WAIT_MS });
-      await aggregation.click();
-      await page.locator('.tab[aria-label*="agg-"]').first().waitFor({ timeout: WAIT_MS });
-      // the preview renders in a webview (an iframe within an iframe)
-      const preview = page.frameLocator('iframe.webview.ready').frameLocator('iframe');
-      await preview.getByText('Summary statistics').first().waitFor({ timeout: WAIT_MS });
-      await page.screenshot({ path: path.join(RESULTS, 'results-view.png') });
-      // each replicate in it links to its own result (screenshot results-replicate.png)
-      await preview.locator('a', { hasText: /^2$/ }).first().click();
-      await page.locator('.tab.active[aria-label*="sim-"]').first().waitFor({ timeout: WAIT_MS });
-      // in the preview, or as Markdown when the link opens the document itself
-      // (the aggregation's preview stays open in its own webview: any frame of the page may hold it)
-      const shown = async () => {
-        if ((await page.locator('.view-lines:has-text("# Replicate 2")').count()) > 0) return true;
-        for (const frame of page.frames()) if ((await frame.getByText('Replicate 2 · x=3.5').count().catch(() => 0)) > 0) return true;
-        return false;
-      };
-      const deadline = Date.now() + WAIT_MS;
-      while (!(await shown())) {
-        if (Date.now() > deadline) throw new Error("the replicate's result did not show within the wait");
-        await page.waitForTimeout(250);
-      }
-      await page.screenshot({ path: path.join(RESULTS, 'results-replicate.png') });
-    });
+    await step(
+      'a click on an aggregation opens its results: loss and diagnostics per target, summary statistics, replicates, each linked to its own result (screenshots results-view.png, results-replicate.png)',
+      async () => {
+        await openFile('results-job.json');
+        await page.locator('.tab[aria-label*="results-job.json"]').first().waitFor({ timeout: WAIT_MS });
+        await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
+        await page
+          .locator('.monaco-list-row:has-text("ui-results")')
+          .filter({ hasText: 'succeeded' })
+          .first()
+          .waitFor({ timeout: WAIT_MS });
+        const set = page.locator('.monaco-list-row:has-text("x=3.5")').first();
+        await set.waitFor({ timeout: WAIT_MS });
+        if ((await set.getAttribute('aria-expanded')) !== 'true') await set.click(); // a click on an expanded row would fold it
+        await page
+          .locator('.monaco-list-row[aria-expanded="true"]:has-text("x=3.5")')
+          .first()
+          .waitFor({ timeout: WAIT_MS });
+        // the aggregation is the set's first child: the row after it
+        const index = Number(await set.getAttribute('data-index'));
+        const aggregation = page.locator(`.monaco-list-row[data-index="${index + 1}"]`).first();
+        await aggregation.filter({ hasText: 'aggregation' }).waitFor({ timeout: WAIT_MS });
+        await aggregation.click();
+        await page.locator('.tab[aria-label*="agg-"]').first().waitFor({ timeout: WAIT_MS });
+        // the preview renders in a webview (an iframe within an iframe)
+        const preview = page.frameLocator('iframe.webview.ready').frameLocator('iframe');
+        await preview.getByText('Summary statistics').first().waitFor({ timeout: WAIT_MS });
+        await page.screenshot({ path: path.join(RESULTS, 'results-view.png') });
+        // each replicate in it links to its own result (screenshot results-replicate.png)
+        await preview.locator('a', { hasText: /^2$/ }).first().click();
+        await page.locator('.tab.active[aria-label*="sim-"]').first().waitFor({ timeout: WAIT_MS });
+        // in the preview, or as Markdown when the link opens the document itself
+        // (the aggregation's preview stays open in its own webview: any frame of the page may hold it)
+        const shown = async () => {
+          if ((await page.locator('.view-lines:has-text("# Replicate 2")').count()) > 0) return true;
+          for (const frame of page.frames())
+            if (
+              (await frame
+                .getByText('Replicate 2 · x=3.5')
+                .count()
+                .catch(() => 0)) > 0
+            )
+              return true;
+          return false;
+        };
+        const deadline = Date.now() + WAIT_MS;
+        while (!(await shown())) {
+          if (Date.now() > deadline) throw new Error("the replicate's result did not show within the wait");
+          await page.waitForTimeout(250);
+        }
+        await page.screenshot({ path: path.join(RESULTS, 'results-replicate.png') });
+      },
+    );
 
-    await step('a replicate whose runner crashed says how, where and what it last wrote, in its tooltip (screenshot crash-tooltip.png)', async () => {
-      await openFile('crash-job.json');
-      await page.locator('.tab[aria-label*="crash-job.json"]').first().waitFor({ timeout: WAIT_MS });
-      await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
-      await page.locator('.monaco-list-row:has-text("ui-crash")').filter({ hasText: 'failed' }).first().waitFor({ timeout: WAIT_MS });
-      // expanded, whatever state the row came in (a click on an expanded row would fold it)
-      const setRow = page.locator('.monaco-list-row:has-text("k=7")').first();
-      await setRow.waitFor({ timeout: WAIT_MS });
-      if ((await setRow.getAttribute('aria-expanded')) !== 'true') await setRow.click();
-      await page.locator('.monaco-list-row[aria-expanded="true"]:has-text("k=7")').first().waitFor({ timeout: WAIT_MS });
-      const replicate = page.locator('.monaco-list-row:has-text("replicate 0")').filter({ hasText: 'SIGSEGV' }).first();
-      await replicate.waitFor({ timeout: WAIT_MS });
-      await hoverFor(replicate, 'killed by SIGSEGV');
-      await page.locator(':is(.monaco-hover, .workbench-hover):has-text("computing k=7")').first().waitFor({ timeout: WAIT_MS });
-      await page.screenshot({ path: path.join(RESULTS, 'crash-tooltip.png') });
-    });
+    await step(
+      'a replicate whose runner crashed says how, where and what it last wrote, in its tooltip (screenshot crash-tooltip.png)',
+      async () => {
+        await openFile('crash-job.json');
+        await page.locator('.tab[aria-label*="crash-job.json"]').first().waitFor({ timeout: WAIT_MS });
+        await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
+        await page
+          .locator('.monaco-list-row:has-text("ui-crash")')
+          .filter({ hasText: 'failed' })
+          .first()
+          .waitFor({ timeout: WAIT_MS });
+        // expanded, whatever state the row came in (a click on an expanded row would fold it)
+        const setRow = page.locator('.monaco-list-row:has-text("k=7")').first();
+        await setRow.waitFor({ timeout: WAIT_MS });
+        if ((await setRow.getAttribute('aria-expanded')) !== 'true') await setRow.click();
+        await page
+          .locator('.monaco-list-row[aria-expanded="true"]:has-text("k=7")')
+          .first()
+          .waitFor({ timeout: WAIT_MS });
+        const replicate = page
+          .locator('.monaco-list-row:has-text("replicate 0")')
+          .filter({ hasText: 'SIGSEGV' })
+          .first();
+        await replicate.waitFor({ timeout: WAIT_MS });
+        await hoverFor(replicate, 'killed by SIGSEGV');
+        await page
+          .locator(':is(.monaco-hover, .workbench-hover):has-text("computing k=7")')
+          .first()
+          .waitFor({ timeout: WAIT_MS });
+        await page.screenshot({ path: path.join(RESULTS, 'crash-tooltip.png') });
+      },
+    );
   } catch {
     try {
       await browser?.pages()[0]?.screenshot({ path: path.join(RESULTS, 'failure.png') });

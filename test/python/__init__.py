@@ -4,6 +4,7 @@
 
 (run from the repository's root; /usr/bin/python3, which the Dask workers use, too).
 Importing this package puts src/runner on sys.path, where the modules are shipped from."""
+
 import os
 import sys
 

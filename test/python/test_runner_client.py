@@ -1,5 +1,6 @@
 """modelops_runner_client: the framing, and the facts a runner that dies, hangs or breaks the
 protocol yields, with real Python subprocesses standing in for the runner."""
+
 import base64
 import json
 import os
@@ -26,7 +27,7 @@ class FramingTest(unittest.TestCase):
             got = parser.feed(data[:cut]) + parser.feed(data[cut:])
             self.assertEqual([m["id"] for m in got], [1, 2, 3], "cut at %d" % cut)
         parser = rc.FrameParser()
-        got = [m for i in range(len(data)) for m in parser.feed(data[i:i + 1])]
+        got = [m for i in range(len(data)) for m in parser.feed(data[i : i + 1])]
         self.assertEqual([m["id"] for m in got], [1, 2, 3])
 
     def test_a_header_with_other_fields_and_any_case(self):
@@ -55,7 +56,7 @@ class FramingTest(unittest.TestCase):
         self.assertIn("without Content-Length", str(caught.exception))
 
 
-FAKE_RUNNER = textwrap.dedent('''
+FAKE_RUNNER = textwrap.dedent("""
     import faulthandler, json, os, signal, sys, time
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     how = os.environ["FAKE_HOW"]
@@ -85,7 +86,7 @@ FAKE_RUNNER = textwrap.dedent('''
     if how == "answer":
         send({"jsonrpc": "2.0", "id": 1, "result": {"ready": True}})
         time.sleep(60)
-''')
+""")
 
 
 class DeadRunnerTest(unittest.TestCase):
@@ -97,8 +98,9 @@ class DeadRunnerTest(unittest.TestCase):
             handle.write(FAKE_RUNNER)
 
     def request(self, how, timeout_s=20.0):
-        runner = rc.Runner(sys.executable, self.script, self.dir, self.dir, "digest", env={"FAKE_HOW": how},
-                           stderr_dir=self.dir)
+        runner = rc.Runner(
+            sys.executable, self.script, self.dir, self.dir, "digest", env={"FAKE_HOW": how}, stderr_dir=self.dir
+        )
         self.addCleanup(runner.close)
         return runner, runner.request("ready", "{}", timeout_s)
 
@@ -110,8 +112,10 @@ class DeadRunnerTest(unittest.TestCase):
     def test_exit_code_phase_and_stderr_tail(self):
         runner, (status, facts) = self.request("exit")
         self.assertEqual(status, "failed")
-        self.assertEqual((facts["outcome"], facts["exit"], facts["phase"], facts["runner"], facts["method"]),
-                         ("exited", {"code": 3, "signal": None}, "importing", "fake-runner", "ready"))
+        self.assertEqual(
+            (facts["outcome"], facts["exit"], facts["phase"], facts["runner"], facts["method"]),
+            ("exited", {"code": 3, "signal": None}, "importing", "fake-runner", "ready"),
+        )
         self.assertIn("the bundle says goodbye", facts["stderr_tail"])
         self.assertIn("the bundle says goodbye", facts["stderr_since"])
         self.assertEqual(facts["pid"], runner.pid)
@@ -136,8 +140,9 @@ class DeadRunnerTest(unittest.TestCase):
         self.assertTrue(base64.b64decode(facts["noise_b64"]).startswith(b"not a frame at all"))
 
     def test_a_stop_condition_ends_the_wait_and_leaves_the_runner(self):
-        runner = rc.Runner(sys.executable, self.script, self.dir, self.dir, "digest", env={"FAKE_HOW": "hang"},
-                           stderr_dir=self.dir)
+        runner = rc.Runner(
+            sys.executable, self.script, self.dir, self.dir, "digest", env={"FAKE_HOW": "hang"}, stderr_dir=self.dir
+        )
         self.addCleanup(runner.close)
         status, answer = runner.request("ready", "{}", 20.0, stop_when=lambda: runner.phase == "importing")
         self.assertEqual((status, answer), ("stopped", None))

@@ -1,4 +1,5 @@
 """modelops_venv_cache: the key, the marker and its checklist, the lock and its takeover rules."""
+
 import hashlib
 import os
 import shutil
@@ -65,8 +66,10 @@ class KeyTest(Scratch):
     def test_bundle_spec_reads_requirements_txt_lines_and_options(self):
         self.write("requirements.txt", "# a comment\nnumpy>=1.20  # why\n--find-links /wheels\n\nscipy\n")
         spec = vc.bundle_spec(self.dir)
-        self.assertEqual((spec["deps_source"], spec["requirements"], spec["requirement_options"]),
-                         ("requirements.txt", ["numpy>=1.20", "scipy"], ["--find-links /wheels"]))
+        self.assertEqual(
+            (spec["deps_source"], spec["requirements"], spec["requirement_options"]),
+            ("requirements.txt", ["numpy>=1.20", "scipy"], ["--find-links /wheels"]),
+        )
 
 
 class MarkerTest(Scratch):
@@ -75,11 +78,21 @@ class MarkerTest(Scratch):
     def make_venv(self, key="0123456789ab-py3.11-fedcba98"):
         venv = os.path.join(self.dir, key)
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
-        marker = {"schema": 1, "key": key, "bundle": self.dir, "bundleDigest": "0" * 64, "depsHash": "0" * 16,
-                  "python": dict(vc.binary_identity(sys.executable), path=sys.executable,
-                                 version="%d.%d.%d" % sys.version_info[:3]),
-                  "installer": {"name": "venv", "version": "x"}, "requirements": [], "createdAt": "now",
-                  "buildMs": 1, "functionalCheck": "test"}
+        marker = {
+            "schema": 1,
+            "key": key,
+            "bundle": self.dir,
+            "bundleDigest": "0" * 64,
+            "depsHash": "0" * 16,
+            "python": dict(
+                vc.binary_identity(sys.executable), path=sys.executable, version="%d.%d.%d" % sys.version_info[:3]
+            ),
+            "installer": {"name": "venv", "version": "x"},
+            "requirements": [],
+            "createdAt": "now",
+            "buildMs": 1,
+            "functionalCheck": "test",
+        }
         vc.write_marker(venv, marker)
         return venv, key
 
@@ -94,22 +107,36 @@ class MarkerTest(Scratch):
         self.assertEqual(vc.read_marker(venv)["key"], key)
         validity = vc.validate_venv(venv, key, vc.binary_identity(sys.executable))
         self.assertEqual(validity["reason"], "valid")
-        self.assertEqual([c["name"] for c in validity["checks"]],
-                         ["directory", "marker", "key", "interpreter", "interpreter identity", "version"])
+        self.assertEqual(
+            [c["name"] for c in validity["checks"]],
+            ["directory", "marker", "key", "interpreter", "interpreter identity", "version"],
+        )
 
     def test_each_check_fails_on_its_own_tampering(self):
         cases = [
             ("directory", lambda venv: shutil.rmtree(venv), "directory: not built yet"),
-            ("marker", lambda venv: os.unlink(os.path.join(venv, vc.MARKER_FILE)),
-             "marker: no .modelops-venv.json: the build never finished"),
+            (
+                "marker",
+                lambda venv: os.unlink(os.path.join(venv, vc.MARKER_FILE)),
+                "marker: no .modelops-venv.json: the build never finished",
+            ),
             ("marker", lambda venv: self.edit(venv, schema=2), "marker: .modelops-venv.json is not a schema-1 marker"),
             ("key", lambda venv: self.edit(venv, key="x"), "key: the marker says x, the directory is "),
-            ("interpreter", lambda venv: os.unlink(os.path.join(venv, "bin", "python")),
-             "interpreter: bin/python is missing"),
-            ("interpreter identity", lambda venv: self.edit(venv, python=dict(vc.read_marker(venv)["python"], size=1)),
-             "interpreter identity: bin/python is now "),
-            ("version", lambda venv: self.edit(venv, python=dict(vc.read_marker(venv)["python"], version="3.0.1")),
-             "version: pyvenv.cfg says "),
+            (
+                "interpreter",
+                lambda venv: os.unlink(os.path.join(venv, "bin", "python")),
+                "interpreter: bin/python is missing",
+            ),
+            (
+                "interpreter identity",
+                lambda venv: self.edit(venv, python=dict(vc.read_marker(venv)["python"], size=1)),
+                "interpreter identity: bin/python is now ",
+            ),
+            (
+                "version",
+                lambda venv: self.edit(venv, python=dict(vc.read_marker(venv)["python"], version="3.0.1")),
+                "version: pyvenv.cfg says ",
+            ),
         ]
         for name, tamper, reason in cases:
             with self.subTest(reason):
@@ -124,8 +151,11 @@ class MarkerTest(Scratch):
         venv, key = self.make_venv()
         other = dict(vc.binary_identity(sys.executable))
         other["mtimeMs"] += 0.001  # a microsecond is another binary: compared exactly
-        self.assertTrue(vc.validate_venv(venv, key, other)["reason"].startswith(
-            "interpreter identity: the requested interpreter is "))
+        self.assertTrue(
+            vc.validate_venv(venv, key, other)["reason"].startswith(
+                "interpreter identity: the requested interpreter is "
+            )
+        )
 
     def edit(self, venv, **fields):
         marker = vc.read_marker(venv)
@@ -172,8 +202,14 @@ class LockTest(Scratch):
     def stale_lock(self, **owner):
         path = os.path.join(self.dir, "k.lock")
         os.mkdir(path)
-        full = {"pid": os.getpid(), "host": vc.socket.gethostname(), "startTime": "", "nonce": "stale",
-                "acquiredAt": "then", "purpose": "test"}
+        full = {
+            "pid": os.getpid(),
+            "host": vc.socket.gethostname(),
+            "startTime": "",
+            "nonce": "stale",
+            "acquiredAt": "then",
+            "purpose": "test",
+        }
         full.update(owner)
         with open(os.path.join(path, vc.OWNER_FILE), "w") as handle:
             vc.json.dump(full, handle)

@@ -57,12 +57,30 @@ export interface Run {
  * runs use /usr/bin/python3 as it is (`--python`); Dask runs (`--backend dask` in `extra`) build
  * the bundle's venv on the workers.
  */
-export function runCli(bundleDir: string, extra: string[] = [], replicates = 2, onEvent?: (event: Record<string, any>, child: ReturnType<typeof spawn>) => void): Promise<Run> {
+export function runCli(
+  bundleDir: string,
+  extra: string[] = [],
+  replicates = 2,
+  onEvent?: (event: Record<string, any>, child: ReturnType<typeof spawn>) => void,
+): Promise<Run> {
   const out = path.join(scratch, `out-${++counter}`);
   const params = path.join(scratch, `params-${counter}.json`);
   writeFileSync(params, JSON.stringify([{ x: 1.0 }]));
   const interpreter = extra.includes('--backend') ? [] : ['--python', PYTHON];
-  const args = [CLI, 'run', bundleDir, '--params', params, '--replicates', String(replicates), '--out', out, ...interpreter, '--json', ...extra];
+  const args = [
+    CLI,
+    'run',
+    bundleDir,
+    '--params',
+    params,
+    '--replicates',
+    String(replicates),
+    '--out',
+    out,
+    ...interpreter,
+    '--json',
+    ...extra,
+  ];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const events: Record<string, any>[] = [];
@@ -115,13 +133,20 @@ export function alive(pid: number): boolean {
 
 export function assertEndsPromptly(run: Run): void {
   assert.equal(run.code, 0, run.stderr);
-  assert.ok(run.afterLastResultMs < EXIT_BOUND_MS, `the CLI exited ${Math.round(run.afterLastResultMs)} ms after its last result`);
+  assert.ok(
+    run.afterLastResultMs < EXIT_BOUND_MS,
+    `the CLI exited ${Math.round(run.afterLastResultMs)} ms after its last result`,
+  );
   const done = run.events.find((e) => e.type === 'job-done');
   assert.equal(done?.status, 'succeeded');
 }
 
 /** Each task's warning: names it, lists pids and command lines, located at `line` when given. */
-export function assertWarned(run: Run, bundleDir: string, expect: { command: RegExp; escaped: boolean; line?: number; perTask?: number }): Record<string, any>[] {
+export function assertWarned(
+  run: Run,
+  bundleDir: string,
+  expect: { command: RegExp; escaped: boolean; line?: number; perTask?: number },
+): Record<string, any>[] {
   const warnings = lingeringWarnings(run);
   const keys = run.events.filter((e) => e.type === 'task-done').map((e) => e.key);
   assert.equal(warnings.length, keys.length, `one warning per task: ${JSON.stringify(warnings, null, 1)}`);
@@ -137,14 +162,24 @@ export function assertWarned(run: Run, bundleDir: string, expect: { command: Reg
       descendants.push(d);
     }
     if (expect.line !== undefined) {
-      assert.deepEqual({ file: warning.location?.file, line: warning.location?.line }, { file: path.join(bundleDir, 'wire.py'), line: expect.line });
+      assert.deepEqual(
+        { file: warning.location?.file, line: warning.location?.line },
+        { file: path.join(bundleDir, 'wire.py'), line: expect.line },
+      );
     } else {
       assert.equal(warning.location, undefined);
     }
   }
   // in events.jsonl too, as the CLI printed them
-  const logged = readFileSync(path.join(run.dir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.kind === 'lingering-descendants');
-  assert.deepEqual(logged.map((e) => e.message), warnings.map((e) => e.message));
+  const logged = readFileSync(path.join(run.dir, 'events.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((e) => e.kind === 'lingering-descendants');
+  assert.deepEqual(
+    logged.map((e) => e.message),
+    warnings.map((e) => e.message),
+  );
   return descendants;
 }
 

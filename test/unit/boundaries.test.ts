@@ -10,7 +10,9 @@ import { ROOT } from './helpers';
 const ts = createRequire(__filename)('typescript') as typeof TS;
 
 function sources(dir: string): string[] {
-  return (readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).map((f) => path.join(dir, f));
+  return (readdirSync(dir, { recursive: true }) as string[])
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => path.join(dir, f));
 }
 
 /** One import of a source file: a file of src/ (relative to the root) or a package, and where it is written. */
@@ -41,7 +43,9 @@ function importGraph(): { graph: Map<string, Import[]>; unresolved: string[] } {
       const resolved = ts.resolveModuleName(spec, file, options, ts.sys).resolvedModule;
       const local = spec.startsWith('.');
       if (local && !resolved) unresolved.push(`${at} '${spec}'`);
-      const internal = Boolean(resolved && !resolved.isExternalLibraryImport && !resolved.resolvedFileName.includes('node_modules'));
+      const internal = Boolean(
+        resolved && !resolved.isExternalLibraryImport && !resolved.resolvedFileName.includes('node_modules'),
+      );
       imports.push({ to: internal ? relative(resolved!.resolvedFileName) : spec, internal, at });
     }
     graph.set(relative(file), imports);
@@ -64,7 +68,8 @@ function cycles(graph: Map<string, Import[]>): string[] {
         const files = loop.map((step) => step.to);
         // one loop found from different starting files is still one loop
         const name = [...files].sort().join(' ');
-        if (!found.has(name)) found.set(name, `${edge.to} → ${loop.map((step) => `${step.to} (${step.at})`).join(' → ')}`);
+        if (!found.has(name))
+          found.set(name, `${edge.to} → ${loop.map((step) => `${step.to} (${step.at})`).join(' → ')}`);
       } else if (!state.has(edge.to)) {
         stack.push(edge);
         visit(edge.to);
@@ -84,12 +89,15 @@ function cycles(graph: Map<string, Import[]>): string[] {
 
 /** The imports from files under `from` that break a rule: `forbidden` says which targets do. */
 function offenders(graph: Map<string, Import[]>, from: string, forbidden: (imported: Import) => boolean): string[] {
-  return [...graph].filter(([file]) => file.startsWith(from)).flatMap(([, imports]) => imports.filter(forbidden).map((i) => `${i.at} imports ${i.to}`));
+  return [...graph]
+    .filter(([file]) => file.startsWith(from))
+    .flatMap(([, imports]) => imports.filter(forbidden).map((i) => `${i.at} imports ${i.to}`));
 }
 
 describe('layer boundaries', () => {
   const { graph, unresolved } = importGraph();
-  const isVscode = (imported: Import) => !imported.internal && (imported.to === 'vscode' || imported.to.startsWith('vscode/'));
+  const isVscode = (imported: Import) =>
+    !imported.internal && (imported.to === 'vscode' || imported.to.startsWith('vscode/'));
   const under = (dir: string) => (imported: Import) => imported.internal && imported.to.startsWith(dir);
 
   it('the import graph of src/ is whole: every file read, every relative import resolved', () => {
@@ -97,7 +105,10 @@ describe('layer boundaries', () => {
     assert.ok(graph.size > 100, `only ${graph.size} files under src/`);
     // the graph sees what matters below: the editor's own vscode import and the engine's layers
     assert.ok(graph.get('src/extension/extension.ts')?.some(isVscode), 'extension.ts imports vscode');
-    assert.ok(graph.get('src/engine/job/run.ts')?.some((i) => i.to === 'src/engine/backends/contract.ts'), 'job/run.ts imports the backend contract');
+    assert.ok(
+      graph.get('src/engine/job/run.ts')?.some((i) => i.to === 'src/engine/backends/contract.ts'),
+      'job/run.ts imports the backend contract',
+    );
   });
 
   it('no import loop anywhere in src/ (type-only imports count)', () => {
@@ -105,16 +116,24 @@ describe('layer boundaries', () => {
   });
 
   it('nothing under src/engine imports vscode, src/cli or src/extension', () => {
-    assert.deepEqual(offenders(graph, 'src/engine/', (i) => isVscode(i) || under('src/cli/')(i) || under('src/extension/')(i)), []);
+    assert.deepEqual(
+      offenders(graph, 'src/engine/', (i) => isVscode(i) || under('src/cli/')(i) || under('src/extension/')(i)),
+      [],
+    );
   });
 
   it('the editor never imports the command line, nor the command line the editor or vscode: shared text lives in the engine', () => {
     assert.deepEqual(offenders(graph, 'src/extension/', under('src/cli/')), []);
-    assert.deepEqual(offenders(graph, 'src/cli/', (i) => isVscode(i) || under('src/extension/')(i)), []);
+    assert.deepEqual(
+      offenders(graph, 'src/cli/', (i) => isVscode(i) || under('src/extension/')(i)),
+      [],
+    );
   });
 
   it('no process is started through a shell', () => {
-    const offenders = sources(path.join(ROOT, 'src')).filter((file) => /shell:\s*true|execaCommand|\bexecSync\(|child_process['"].*\bexec\b/.test(readFileSync(file, 'utf8')));
+    const offenders = sources(path.join(ROOT, 'src')).filter((file) =>
+      /shell:\s*true|execaCommand|\bexecSync\(|child_process['"].*\bexec\b/.test(readFileSync(file, 'utf8')),
+    );
     assert.deepEqual(offenders, []);
   });
 });

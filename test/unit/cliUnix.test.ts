@@ -6,7 +6,17 @@
  */
 import * as assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { checkBundleDir, MAX_BUNDLE_FILES } from '../../src/engine/bundle/bundleDir';
@@ -23,8 +33,19 @@ const EXAMPLE_BUNDLE = path.join(ROOT, 'examples', 'sir', 'bundle');
 
 function cli(args: string[], env: Record<string, string> = {}, timeoutMs = 120_000) {
   const started = performance.now();
-  const result = spawnSync(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL' });
-  return { code: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr, ms: performance.now() - started };
+  const result = spawnSync(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    killSignal: 'SIGKILL',
+  });
+  return {
+    code: result.status,
+    signal: result.signal,
+    stdout: result.stdout,
+    stderr: result.stderr,
+    ms: performance.now() - started,
+  };
 }
 
 function writeJob(job: unknown): string {
@@ -36,13 +57,19 @@ function writeJob(job: unknown): string {
 /** A bundle whose simulations take `SLEEP_MS` each: long enough to be stopped halfway, short enough to finish. */
 function sleepyBundle(): string {
   return writeBundle(path.join(scratch, `sleepy-${++counter}`), {
-    'wire.py': 'import json, time\n\n\ndef wire(entrypoint, params, seed):\n    time.sleep(params["sleep_ms"] / 1000.0)\n    return {"value": json.dumps(seed % 1000).encode()}\n',
+    'wire.py':
+      'import json, time\n\n\ndef wire(entrypoint, params, seed):\n    time.sleep(params["sleep_ms"] / 1000.0)\n    return {"value": json.dumps(seed % 1000).encode()}\n',
   });
 }
 
 function simCount(dir: string): number {
   const sims = path.join(dir, 'sims');
-  return existsSync(sims) ? readdirSync(sims).reduce((n, set) => n + readdirSync(path.join(sims, set)).filter((f) => /^\d+\.json$/.test(f)).length, 0) : 0;
+  return existsSync(sims)
+    ? readdirSync(sims).reduce(
+        (n, set) => n + readdirSync(path.join(sims, set)).filter((f) => /^\d+\.json$/.test(f)).length,
+        0,
+      )
+    : 0;
 }
 
 function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
@@ -59,18 +86,30 @@ async function until(what: string, condition: () => boolean, timeoutMs = 60_000)
 
 /** What an engine that crashed leaves on stderr: never acceptable, whatever the outcome. */
 function assertNoCrash(stderr: string): void {
-  assert.doesNotMatch(stderr, /internal error|Unexpected engine error|Unhandled|TimeoutOverflowWarning|\n\s+at .+:\d+:\d+\)?\n/, stderr);
+  assert.doesNotMatch(
+    stderr,
+    /internal error|Unexpected engine error|Unhandled|TimeoutOverflowWarning|\n\s+at .+:\d+:\d+\)?\n/,
+    stderr,
+  );
 }
 
 describe('the CLI as a Unix citizen', function () {
   this.timeout(180_000);
 
   describe('run --json | head -1: stdout closed under the job', () => {
-    it('the job finishes and writes its manifest; the first EPIPE is said once on stderr, later ones are ignored; exit 0 (the job\'s own code)', async () => {
+    it("the job finishes and writes its manifest; the first EPIPE is said once on stderr, later ones are ignored; exit 0 (the job's own code)", async () => {
       const bundle = sleepyBundle();
-      const job = writeJob({ job_id: 'epipe', bundle, entrypoint: 'a.b/c', parameter_sets: [{ sleep_ms: 2 }, { sleep_ms: 3 }], replicates: 100 });
+      const job = writeJob({
+        job_id: 'epipe',
+        bundle,
+        entrypoint: 'a.b/c',
+        parameter_sets: [{ sleep_ms: 2 }, { sleep_ms: 3 }],
+        replicates: 100,
+      });
       const out = path.join(scratch, 'out-epipe');
-      const child = spawn(process.execPath, [CLI, 'run', job, '--out', out, '--json', '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [CLI, 'run', job, '--out', out, '--json', '--workers', '2'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stderr = '';
       child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       let stdout = '';
@@ -101,9 +140,17 @@ describe('the CLI as a Unix citizen', function () {
     });
 
     it('2>&1 | head -1: with stderr closed as well, the job still finishes (exit 0, manifest succeeded)', async () => {
-      const job = writeJob({ job_id: 'both-closed', bundle: sleepyBundle(), entrypoint: 'a.b/c', parameter_sets: [{ sleep_ms: 1 }], replicates: 150 });
+      const job = writeJob({
+        job_id: 'both-closed',
+        bundle: sleepyBundle(),
+        entrypoint: 'a.b/c',
+        parameter_sets: [{ sleep_ms: 1 }],
+        replicates: 150,
+      });
       const out = path.join(scratch, 'out-both-closed');
-      const child = spawn(process.execPath, [CLI, 'run', job, '--out', out, '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [CLI, 'run', job, '--out', out, '--workers', '2'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       await new Promise<void>((resolve) => {
         child.stderr!.once('data', () => {
           child.stdout!.destroy();
@@ -131,9 +178,18 @@ describe('the CLI as a Unix citizen', function () {
     for (const [signal, expected, target] of cases) {
       it(`${signal} to the ${target === 'group' ? 'process group (a terminal hang-up)' : 'CLI'}: manifest interrupted, exit ${expected}, --resume finishes`, async () => {
         const jobId = `stop-${signal}-${target}`;
-        const job = writeJob({ job_id: jobId, bundle: sleepyBundle(), entrypoint: 'a.b/c', parameter_sets: [{ sleep_ms: 5 }, { sleep_ms: 6 }], replicates: 150 });
+        const job = writeJob({
+          job_id: jobId,
+          bundle: sleepyBundle(),
+          entrypoint: 'a.b/c',
+          parameter_sets: [{ sleep_ms: 5 }, { sleep_ms: 6 }],
+          replicates: 150,
+        });
         const out = path.join(scratch, `out-${jobId}`);
-        const child = spawn(process.execPath, [CLI, 'run', job, '--out', out, '--workers', '2'], { stdio: ['ignore', 'ignore', 'pipe'], detached: target === 'group' });
+        const child = spawn(process.execPath, [CLI, 'run', job, '--out', out, '--workers', '2'], {
+          stdio: ['ignore', 'ignore', 'pipe'],
+          detached: target === 'group',
+        });
         let stderr = '';
         child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
         const dir = path.join(out, jobId);
@@ -149,7 +205,11 @@ describe('the CLI as a Unix citizen', function () {
         assert.equal(manifest.exit_code, expected);
         assert.equal(manifest.interrupted_by, signal);
         assert.ok(manifest.counts.sims.pending > 0, JSON.stringify(manifest.counts));
-        assert.equal(manifest.counts.sims.failed, 0, 'runners stopped by the same signal are not failures of their tasks');
+        assert.equal(
+          manifest.counts.sims.failed,
+          0,
+          'runners stopped by the same signal are not failures of their tasks',
+        );
         const resumed = cli(['run', '--resume', dir]);
         assert.equal(resumed.code, 0, resumed.stderr);
         assert.equal(simCount(dir), 300);
@@ -164,9 +224,17 @@ describe('the CLI as a Unix citizen', function () {
       const slowPython = path.join(scratch, 'slow-python');
       writeFileSync(slowPython, '#!/bin/sh\nsleep 1\nexec python3 "$@"\n');
       chmodSync(slowPython, 0o755);
-      const job = writeJob({ job_id: 'early-hup', bundle: sleepyBundle(), entrypoint: 'a.b/c', parameter_sets: [{ sleep_ms: 20 }], replicates: 300 });
+      const job = writeJob({
+        job_id: 'early-hup',
+        bundle: sleepyBundle(),
+        entrypoint: 'a.b/c',
+        parameter_sets: [{ sleep_ms: 20 }],
+        replicates: 300,
+      });
       const out = path.join(scratch, 'out-early-hup');
-      const child = spawn(process.execPath, [CLI, 'run', job, '--out', out, '--workers', '2', '--python', slowPython], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(process.execPath, [CLI, 'run', job, '--out', out, '--workers', '2', '--python', slowPython], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       let stderr = '';
       child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       await until('the job to start', () => /job early-hup: 300 simulations/.test(stderr));
@@ -179,16 +247,30 @@ describe('the CLI as a Unix citizen', function () {
     });
 
     it('Ctrl-C or SIGHUP while crashed runners are being replaced: the CLI ends (it used to wait forever)', async () => {
-      const bundle = writeBundle(path.join(scratch, 'crashy'), { 'wire.py': 'import os, signal, time\n\n\ndef wire(entrypoint, params, seed):\n    time.sleep(0.01)\n    os.kill(os.getpid(), signal.SIGKILL)\n' });
-      const job = writeJob({ job_id: 'crashy', bundle, entrypoint: 'a.b/c', parameter_sets: [{ x: 1 }], replicates: 300 });
+      const bundle = writeBundle(path.join(scratch, 'crashy'), {
+        'wire.py':
+          'import os, signal, time\n\n\ndef wire(entrypoint, params, seed):\n    time.sleep(0.01)\n    os.kill(os.getpid(), signal.SIGKILL)\n',
+      });
+      const job = writeJob({
+        job_id: 'crashy',
+        bundle,
+        entrypoint: 'a.b/c',
+        parameter_sets: [{ x: 1 }],
+        replicates: 300,
+      });
       for (const [round, signal] of (['SIGINT', 'SIGHUP', 'SIGINT', 'SIGHUP'] as const).entries()) {
         const out = path.join(scratch, `out-crashy-${round}`);
-        const child = spawn(process.execPath, [CLI, 'run', job, '--out', out, '--workers', '2'], { stdio: ['ignore', 'ignore', 'pipe'] });
+        const child = spawn(process.execPath, [CLI, 'run', job, '--out', out, '--workers', '2'], {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
         let stderr = '';
         child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
         await until('crashes being retried', () => (stderr.match(/retrying /g)?.length ?? 0) > round + 1);
         child.kill(signal);
-        const ended = await Promise.race([exited(child), new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 20_000))]);
+        const ended = await Promise.race([
+          exited(child),
+          new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 20_000)),
+        ]);
         if (!ended) child.kill('SIGKILL');
         assert.ok(ended, `round ${round}: the CLI did not end within 20 s of ${signal}`);
         assert.equal(ended.code, signal === 'SIGINT' ? 130 : 129, stderr);
@@ -214,15 +296,47 @@ describe('the CLI as a Unix citizen', function () {
     after(() => server.close());
 
     const cases: [string, () => string[], RegExp][] = [
-      ['a FIFO (opening it would block forever)', () => ['run', fifo], /job\.fifo is a FIFO \(named pipe\), not a job file\.\n$/],
-      ['/dev/null (a device)', () => ['run', '/dev/null'], /^modelops-debugger: \/dev\/null is a character device, not a job file\.\n$/],
-      ['/dev/zero (reading it would never end)', () => ['run', '/dev/zero'], /^modelops-debugger: \/dev\/zero is a character device, not a job file\.\n$/],
+      [
+        'a FIFO (opening it would block forever)',
+        () => ['run', fifo],
+        /job\.fifo is a FIFO \(named pipe\), not a job file\.\n$/,
+      ],
+      [
+        '/dev/null (a device)',
+        () => ['run', '/dev/null'],
+        /^modelops-debugger: \/dev\/null is a character device, not a job file\.\n$/,
+      ],
+      [
+        '/dev/zero (reading it would never end)',
+        () => ['run', '/dev/zero'],
+        /^modelops-debugger: \/dev\/zero is a character device, not a job file\.\n$/,
+      ],
       ['a Unix socket', () => ['run', socket], /job\.sock is a socket, not a job file\.\n$/],
-      ['a directory without --params', () => ['run', scratch], /is a bundle directory: give --params FILE and --replicates N too \(or a job file\)\.\n$/],
-      ['a parameters file that is a FIFO', () => ['run', EXAMPLE_BUNDLE, '--params', fifo, '--replicates', '1'], /job\.fifo is a FIFO \(named pipe\), not a parameters file\.\n$/],
-      ['a parameters file that is /dev/zero', () => ['run', EXAMPLE_BUNDLE, '--params', '/dev/zero', '--replicates', '1'], /\/dev\/zero is a character device, not a parameters file\.\n$/],
-      ['a job whose bundle is a FIFO', () => ['run', writeJob({ bundle: fifo, entrypoint: 'a.b/c', parameter_sets: [{ x: 1 }], replicates: 1 })], /job\.fifo is a FIFO \(named pipe\), not a bundle directory\.\n$/],
-      ['a transcript to replay that is a FIFO', () => ['handshake', EXAMPLE_BUNDLE, '--replay', fifo], /job\.fifo is a FIFO \(named pipe\), not a transcript\./],
+      [
+        'a directory without --params',
+        () => ['run', scratch],
+        /is a bundle directory: give --params FILE and --replicates N too \(or a job file\)\.\n$/,
+      ],
+      [
+        'a parameters file that is a FIFO',
+        () => ['run', EXAMPLE_BUNDLE, '--params', fifo, '--replicates', '1'],
+        /job\.fifo is a FIFO \(named pipe\), not a parameters file\.\n$/,
+      ],
+      [
+        'a parameters file that is /dev/zero',
+        () => ['run', EXAMPLE_BUNDLE, '--params', '/dev/zero', '--replicates', '1'],
+        /\/dev\/zero is a character device, not a parameters file\.\n$/,
+      ],
+      [
+        'a job whose bundle is a FIFO',
+        () => ['run', writeJob({ bundle: fifo, entrypoint: 'a.b/c', parameter_sets: [{ x: 1 }], replicates: 1 })],
+        /job\.fifo is a FIFO \(named pipe\), not a bundle directory\.\n$/,
+      ],
+      [
+        'a transcript to replay that is a FIFO',
+        () => ['handshake', EXAMPLE_BUNDLE, '--replay', fifo],
+        /job\.fifo is a FIFO \(named pipe\), not a transcript\./,
+      ],
     ];
     for (const [what, args, message] of cases) {
       it(what, () => {
@@ -239,25 +353,49 @@ describe('the CLI as a Unix citizen', function () {
 
   describe('replicates written as a float', () => {
     it('replicates: 1.0 is 1, and 2.0 is 2', () => {
-      for (const [text, expected] of [['1.0', 1], ['2.0', 2], ['1e0', 1]] as const) {
+      for (const [text, expected] of [
+        ['1.0', 1],
+        ['2.0', 2],
+        ['1e0', 1],
+      ] as const) {
         const jobId = `float-${++counter}`;
-        const job = writeJob(`{"job_id": "${jobId}", "bundle": "${EXAMPLE_BUNDLE}", "entrypoint": "models.sir/baseline", "parameter_sets": [{"beta": 0.3, "gamma": 0.1}, {"beta": 0.4, "gamma": 0.1}], "replicates": ${text}}`);
+        const job = writeJob(
+          `{"job_id": "${jobId}", "bundle": "${EXAMPLE_BUNDLE}", "entrypoint": "models.sir/baseline", "parameter_sets": [{"beta": 0.3, "gamma": 0.1}, {"beta": 0.4, "gamma": 0.1}], "replicates": ${text}}`,
+        );
         const out = path.join(scratch, `out-${jobId}`);
         const { code, stderr } = cli(['run', job, '--out', out]);
         assert.equal(code, 0, stderr);
         const normalised = readJson(path.join(out, jobId, 'job.json'));
-        assert.deepEqual(normalised.parameter_sets.map((s: { seeds: unknown[] }) => s.seeds.length), [expected, expected], text);
+        assert.deepEqual(
+          normalised.parameter_sets.map((s: { seeds: unknown[] }) => s.seeds.length),
+          [expected, expected],
+          text,
+        );
         assert.equal(simCount(path.join(out, jobId)), 2 * expected);
       }
     });
 
-    for (const [text, shown] of [['1.5', '1.5'], ['-1', '-1'], ['"1"', '"1"'], ['0.0', '0'], ['true', 'true'], ['1e400', 'Infinity'], ['99999999999999999999', '99999999999999999999'], ['null', 'null']]) {
+    for (const [text, shown] of [
+      ['1.5', '1.5'],
+      ['-1', '-1'],
+      ['"1"', '"1"'],
+      ['0.0', '0'],
+      ['true', 'true'],
+      ['1e400', 'Infinity'],
+      ['99999999999999999999', '99999999999999999999'],
+      ['null', 'null'],
+    ]) {
       it(`replicates: ${text} is refused naming the field`, () => {
-        const job = writeJob(`{"bundle": "${EXAMPLE_BUNDLE}", "entrypoint": "models.sir/baseline", "parameter_sets": [{"beta": 0.3}], "replicates": ${text}}`);
+        const job = writeJob(
+          `{"bundle": "${EXAMPLE_BUNDLE}", "entrypoint": "models.sir/baseline", "parameter_sets": [{"beta": 0.3}], "replicates": ${text}}`,
+        );
         const out = path.join(scratch, `out-reps-${++counter}`);
         const { code, stderr } = cli(['run', job, '--out', out]);
         assert.equal(code, 2, stderr);
-        assert.equal(stderr, `modelops-debugger: ${job}: replicates must be a whole number from 1 to 10000000, not ${shown}.\n`);
+        assert.equal(
+          stderr,
+          `modelops-debugger: ${job}: replicates must be a whole number from 1 to 10000000, not ${shown}.\n`,
+        );
         assert.equal(existsSync(out), false);
       });
     }
@@ -282,21 +420,43 @@ describe('the CLI as a Unix citizen', function () {
     const cases: [string, () => string, RegExp][] = [
       ['the root of the file system', () => '/', /^\/ is the root of the file system, not a bundle directory\.$/],
       ['a symbolic link to /', () => root, /to-root \(\/\) is the root of the file system, not a bundle directory\.$/],
-      [`${MAX_BUNDLE_FILES + 2} files in one folder`, () => many, /many-files holds more than 10000 files, too many for a bundle directory/],
-      ['11 000 files in nested folders', () => nested, /many-nested holds more than 10000 files, too many for a bundle directory/],
+      [
+        `${MAX_BUNDLE_FILES + 2} files in one folder`,
+        () => many,
+        /many-files holds more than 10000 files, too many for a bundle directory/,
+      ],
+      [
+        '11 000 files in nested folders',
+        () => nested,
+        /many-nested holds more than 10000 files, too many for a bundle directory/,
+      ],
       ['/usr (a tree far larger, counted with an early stop)', () => '/usr', /^\/usr holds more than 10000 files/],
     ];
     for (const [what, dir, message] of cases) {
       it(`${what}: run (job file and shortcut) and handshake exit 2; no results folder, no venv`, () => {
         const venvs = path.join(scratch, `venvs-${++counter}`);
         const env = { MODELOPS_VENVS_DIR: venvs };
-        const job = writeJob({ job_id: 'big', bundle: dir(), entrypoint: 'a.b/c', parameter_sets: [{ x: 1 }], replicates: 1 });
+        const job = writeJob({
+          job_id: 'big',
+          bundle: dir(),
+          entrypoint: 'a.b/c',
+          parameter_sets: [{ x: 1 }],
+          replicates: 1,
+        });
         const params = writeJob([{ x: 1 }]);
         const outs = [path.join(scratch, `out-bundle-${counter}-a`), path.join(scratch, `out-bundle-${counter}-b`)];
-        for (const [args, out] of [[['run', job, '--out', outs[0]], outs[0]], [['run', dir(), '--params', params, '--replicates', '1', '--out', outs[1]], outs[1]], [['handshake', dir()], undefined]] as const) {
+        for (const [args, out] of [
+          [['run', job, '--out', outs[0]], outs[0]],
+          [['run', dir(), '--params', params, '--replicates', '1', '--out', outs[1]], outs[1]],
+          [['handshake', dir()], undefined],
+        ] as const) {
           const { code, stderr, stdout } = cli([...args], env, 30_000);
           assert.equal(code, 2, stdout + stderr);
-          const line = (stdout + stderr).trim().split('\n').find((l) => /root of the file system|too many/.test(l)) ?? stdout + stderr;
+          const line =
+            (stdout + stderr)
+              .trim()
+              .split('\n')
+              .find((l) => /root of the file system|too many/.test(l)) ?? stdout + stderr;
           assert.match(line.replace(/^(modelops-debugger|✘ bad-input): /, ''), message);
           if (out) assert.equal(existsSync(out), false, 'no results folder');
           assert.equal(existsSync(venvs), false, 'no venv');
@@ -314,7 +474,10 @@ describe('the CLI as a Unix citizen', function () {
       }
       assert.equal(await checkBundleDir(dir), dir);
       writeFileSync(path.join(dir, 'one-more.txt'), '');
-      await assert.rejects(checkBundleDir(dir), (error: Failure) => error.kind === 'bad-input' && /holds more than 10000 files/.test(error.message));
+      await assert.rejects(
+        checkBundleDir(dir),
+        (error: Failure) => error.kind === 'bad-input' && /holds more than 10000 files/.test(error.message),
+      );
     });
   });
 
@@ -328,14 +491,30 @@ describe('the CLI as a Unix citizen', function () {
     });
     const blocked = path.join(scratch, 'transcript.fifo');
     const cases: [string, () => string, RegExp][] = [
-      ['a missing folder', () => path.join(scratch, 'no-such-folder', 't.json'), /^--transcript .*no-such-folder\/t\.json: the folder .*no-such-folder does not exist\.$/],
-      ['a folder that is a file', () => path.join(ROOT, 'package.json', 't.json'), /^--transcript .*package\.json\/t\.json: .*package\.json is not a folder\.$/],
+      [
+        'a missing folder',
+        () => path.join(scratch, 'no-such-folder', 't.json'),
+        /^--transcript .*no-such-folder\/t\.json: the folder .*no-such-folder does not exist\.$/,
+      ],
+      [
+        'a folder that is a file',
+        () => path.join(ROOT, 'package.json', 't.json'),
+        /^--transcript .*package\.json\/t\.json: .*package\.json is not a folder\.$/,
+      ],
       ['a path that is a directory', () => scratch, /^--transcript .* is a directory, not a file to write\.$/],
-      ['a FIFO (a write would block)', () => (spawnSync('mkfifo', [blocked]), blocked), /^--transcript .*transcript\.fifo is a FIFO \(named pipe\), not a file to write\.$/],
+      [
+        'a FIFO (a write would block)',
+        () => (spawnSync('mkfifo', [blocked]), blocked),
+        /^--transcript .*transcript\.fifo is a FIFO \(named pipe\), not a file to write\.$/,
+      ],
     ];
     for (const [what, file, message] of cases) {
       it(what, () => {
-        const { code, stdout, stderr } = cli(['handshake', EXAMPLE_BUNDLE, '--python', python, '--transcript', file()], {}, 30_000);
+        const { code, stdout, stderr } = cli(
+          ['handshake', EXAMPLE_BUNDLE, '--python', python, '--transcript', file()],
+          {},
+          30_000,
+        );
         assert.equal(code, 2, stdout + stderr);
         assert.match(stderr.replace(/^modelops-debugger: /, '').trim(), message);
         assert.equal(existsSync(marker), false, 'no runner was started');
@@ -351,7 +530,7 @@ describe('the CLI as a Unix citizen', function () {
     });
   });
 
-  describe('timeouts that race a runner\'s exit never crash the engine', () => {
+  describe("timeouts that race a runner's exit never crash the engine", () => {
     /**
      * wire(): sleeps `delay_ms` (about the timeout), then answers, exits, crashes, or, asked for
      * its stacks (SIGUSR1 on a timeout), exits instead of dumping them. At import it may sleep
@@ -420,8 +599,18 @@ def wire(entrypoint, params, seed):
           const logFile = path.join(scratch, `fuzz-${seed}-${run}.stderr`);
           // as in jobs: stderr straight to a file, closed as soon as the runner is done with
           const fd = openSync(logFile, 'a');
-          const env: Record<string, string> = raceReady ? { MO_IMPORT_DELAY_MS: String(delayMs), ...(random() < 0.5 ? { MO_IMPORT_EXIT: '0' } : {}) } : {};
-          const runner = WarmProcess.start({ python, runnerScript: ourRunnerScript(), bundleDir: racy, venvPath: '', bundleDigest: 'fuzz', env, stderrFile: { path: logFile, fd } });
+          const env: Record<string, string> = raceReady
+            ? { MO_IMPORT_DELAY_MS: String(delayMs), ...(random() < 0.5 ? { MO_IMPORT_EXIT: '0' } : {}) }
+            : {};
+          const runner = WarmProcess.start({
+            python,
+            runnerScript: ourRunnerScript(),
+            bundleDir: racy,
+            venvPath: '',
+            bundleDigest: 'fuzz',
+            env,
+            stderrFile: { path: logFile, fd },
+          });
           void runner.exited.then(() => {
             runner.closeStderr();
             closeSync(fd);
@@ -441,7 +630,13 @@ def wire(entrypoint, params, seed):
           let outcome = await settle(runner.ready(raceReady ? timeoutMs : 20_000));
           if (!raceReady) {
             assert.equal(outcome, 'ok', `${what}: ready`);
-            outcome = await settle(runner.request(ExecuteRequest.type, { entrypoint: 'a.b/c', params: { mode, delay_ms: delayMs }, seed: run }, { timeoutMs }));
+            outcome = await settle(
+              runner.request(
+                ExecuteRequest.type,
+                { entrypoint: 'a.b/c', params: { mode, delay_ms: delayMs }, seed: run },
+                { timeoutMs },
+              ),
+            );
           }
           outcomes.push(`${what} → ${outcome}`);
           assert.ok(outcome === 'ok' || TYPED.includes(outcome as FailureKind), `${what} ended in ${outcome}`);
@@ -481,24 +676,39 @@ def wire(entrypoint, params, seed):
       const codes: number[] = [];
       for (const [taskTimeout, readyTimeout, env] of runs) {
         const out = path.join(scratch, `out-racy-${++counter}`);
-        const { code, stderr } = cli(['run', job, '--out', out, '--workers', '2', '--task-timeout', taskTimeout, '--ready-timeout', readyTimeout], env);
+        const { code, stderr } = cli(
+          ['run', job, '--out', out, '--workers', '2', '--task-timeout', taskTimeout, '--ready-timeout', readyTimeout],
+          env,
+        );
         const what = `--task-timeout ${taskTimeout} --ready-timeout ${readyTimeout} ${JSON.stringify(env)}`;
         assert.ok(code === 0 || code === 1 || code === 3, `${what}: exit ${code}\n${stderr}`);
         assertNoCrash(stderr);
         const manifest = readJson(path.join(out, 'racy', 'manifest.json'));
         assert.equal(manifest.exit_code, code, what);
         assert.ok(['succeeded', 'failed', 'aborted'].includes(manifest.status), what);
-        if (manifest.status === 'aborted') assert.ok(TYPED.includes(manifest.failure.kind), `${what}: aborted with ${manifest.failure.kind}`);
+        if (manifest.status === 'aborted')
+          assert.ok(TYPED.includes(manifest.failure.kind), `${what}: aborted with ${manifest.failure.kind}`);
         codes.push(code!);
       }
       // the runs with room to start: tasks ended one way or another, typed
-      assert.ok(codes.slice(0, 4).every((c) => c === 1), `with tiny task timeouts every job has failed tasks: ${codes}`);
+      assert.ok(
+        codes.slice(0, 4).every((c) => c === 1),
+        `with tiny task timeouts every job has failed tasks: ${codes}`,
+      );
     });
 
     it('a timeout beyond what a timer can wait is refused (Node would fire it at once)', () => {
-      const { code, stderr } = cli(['run', path.join(ROOT, 'examples', 'sir', 'job.json'), '--task-timeout', '3000000']);
+      const { code, stderr } = cli([
+        'run',
+        path.join(ROOT, 'examples', 'sir', 'job.json'),
+        '--task-timeout',
+        '3000000',
+      ]);
       assert.equal(code, 2);
-      assert.match(stderr, /--task-timeout <seconds>' argument '3000000' is invalid\. expected at most 2147483 seconds \(24\.8 days\)/);
+      assert.match(
+        stderr,
+        /--task-timeout <seconds>' argument '3000000' is invalid\. expected at most 2147483 seconds \(24\.8 days\)/,
+      );
     });
   });
 });

@@ -27,7 +27,11 @@ describe('Coalesced and TreeRefresh', () => {
     }
     await sleep(150);
     assert.ok(runs.length >= 2, `runs: ${runs.length}`);
-    for (let i = 1; i < runs.length; i++) assert.ok(runs[i] - runs[i - 1] >= 99, `runs ${runs[i - 1].toFixed(0)} and ${runs[i].toFixed(0)} within the interval`);
+    for (let i = 1; i < runs.length; i++)
+      assert.ok(
+        runs[i] - runs[i - 1] >= 99,
+        `runs ${runs[i - 1].toFixed(0)} and ${runs[i].toFixed(0)} within the interval`,
+      );
     work.dispose();
     plain.dispose();
   });

@@ -27,45 +27,85 @@ describe('crashes and stray stdout, on every surface', () => {
   let log: Record<string, any>[];
   let dir: string;
   let human: string;
-  const byMode = (mode: string) => log.find((e) => e.type === 'task-done' && e.key.endsWith(`-0`) && taskMode(e.key) === mode)!;
+  const byMode = (mode: string) =>
+    log.find((e) => e.type === 'task-done' && e.key.endsWith(`-0`) && taskMode(e.key) === mode)!;
   const keyOf = new Map<string, string>();
   const taskMode = (key: string) => keyOf.get(key);
 
   before(function () {
     this.timeout(240_000);
     const job = path.join(scratch, 'job.json');
-    writeFileSync(job, JSON.stringify({ job_id: 'crashes', bundle: CRASH_BUNDLE, entrypoint: 'a/b', parameter_sets: MODES.map((mode) => ({ mode })), replicates: 1 }));
+    writeFileSync(
+      job,
+      JSON.stringify({
+        job_id: 'crashes',
+        bundle: CRASH_BUNDLE,
+        entrypoint: 'a/b',
+        parameter_sets: MODES.map((mode) => ({ mode })),
+        replicates: 1,
+      }),
+    );
     const result = cli(['run', job, '--out', path.join(scratch, 'out'), '--workers', '1', '--retries', '0', '--json']);
     assert.equal(result.code, 1, result.stderr);
     // the same job without --json: the lines a person reads
     human = cli(['run', job, '--out', path.join(scratch, 'out-human'), '--workers', '1', '--retries', '0']).stderr;
     dir = path.join(scratch, 'out', 'crashes');
     log = events(dir);
-    const sets = JSON.parse(readFileSync(path.join(dir, 'job.json'), 'utf8')).parameter_sets as { param_id: string; params: { mode: string } }[];
+    const sets = JSON.parse(readFileSync(path.join(dir, 'job.json'), 'utf8')).parameter_sets as {
+      param_id: string;
+      params: { mode: string };
+    }[];
     for (const set of sets) keyOf.set(`sim-${set.param_id}-0`, set.params.mode);
-    assert.deepEqual(result.stdout.trim().split('\n').map((line) => JSON.parse(line).type), log.map((e) => e.type), '--json prints the events of events.jsonl');
+    assert.deepEqual(
+      result.stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line).type),
+      log.map((e) => e.type),
+      '--json prints the events of events.jsonl',
+    );
   });
 
   it('SIGSEGV: the signal, the phase, the last stderr lines and the faulthandler stack, located at the bundle line', () => {
     const done = byMode('segv');
     assert.equal(done.kind, 'process-crashed');
-    assert.match(done.message, /^Runner was killed by SIGSEGV \(signal 11\).* during the simulation at crash_in_native\(\)$/);
+    assert.match(
+      done.message,
+      /^Runner was killed by SIGSEGV \(signal 11\).* during the simulation at crash_in_native\(\)$/,
+    );
     assert.deepEqual([done.location.file, done.location.line], [WIRE, lineOf(WIRE, 'segv')]);
     assert.equal(done.crash.signal, 'SIGSEGV');
     assert.equal(done.crash.exit_code, null);
     assert.match(done.crash.phase, /^during the simulation/);
-    assert.deepEqual(done.crash.stderr_lines, [`computing mode=segv seed=${seedOf(done.key)}`], 'its own line, without the fault dump');
+    assert.deepEqual(
+      done.crash.stderr_lines,
+      [`computing mode=segv seed=${seedOf(done.key)}`],
+      'its own line, without the fault dump',
+    );
     const frames = done.crash.stack.map((f: any) => `${f.function}:${f.line}`);
     const at = frames.indexOf(`crash_in_native:${lineOf(WIRE, 'segv')}`);
-    assert.deepEqual(frames.slice(at, at + 2), [`crash_in_native:${lineOf(WIRE, 'segv')}`, `wire:${lineOf(WIRE, 'segv-call')}`], 'innermost first');
-    assert.ok(done.crash.stack.every((f: any) => !/modelops_(debugger_)?runner\.py$/.test(f.file)), 'the runner\'s own frames are not the stack shown');
+    assert.deepEqual(
+      frames.slice(at, at + 2),
+      [`crash_in_native:${lineOf(WIRE, 'segv')}`, `wire:${lineOf(WIRE, 'segv-call')}`],
+      'innermost first',
+    );
+    assert.ok(
+      done.crash.stack.every((f: any) => !/modelops_(debugger_)?runner\.py$/.test(f.file)),
+      "the runner's own frames are not the stack shown",
+    );
     // the command line says the same
-    assert.ok(human.includes(`✘ ${done.key}: process-crashed: ${done.message} (${WIRE}:${lineOf(WIRE, 'segv')})`), human);
+    assert.ok(
+      human.includes(`✘ ${done.key}: process-crashed: ${done.message} (${WIRE}:${lineOf(WIRE, 'segv')})`),
+      human,
+    );
   });
 
   it('os._exit(17): the exit code, the phase, and the line that called it', () => {
     const done = byMode('exit17');
-    assert.equal(done.message, 'Runner exited with code 17 during the simulation: the bundle called os._exit(17) in wire()');
+    assert.equal(
+      done.message,
+      'Runner exited with code 17 during the simulation: the bundle called os._exit(17) in wire()',
+    );
     assert.deepEqual([done.location.file, done.location.line], [WIRE, lineOf(WIRE, 'exit17')]);
     assert.equal(done.crash.exit_code, 17);
     assert.equal(done.crash.signal, null);
@@ -87,9 +127,15 @@ describe('crashes and stray stdout, on every surface', () => {
       const done = byMode(mode);
       assert.ok(done.stderr, `${mode}: no stderr range`);
       assert.match(done.stderr.log, /^logs\/runner-\d+\.stderr$/);
-      const bytes = readFileSync(path.join(dir, done.stderr.log)).subarray(done.stderr.start, done.stderr.end).toString();
+      const bytes = readFileSync(path.join(dir, done.stderr.log))
+        .subarray(done.stderr.start, done.stderr.end)
+        .toString();
       const computing = bytes.split('\n').filter((line) => line.startsWith('computing '));
-      assert.deepEqual(computing, [`computing mode=${mode} seed=${seedOf(done.key)}`], `${mode}: ${JSON.stringify(bytes)}`);
+      assert.deepEqual(
+        computing,
+        [`computing mode=${mode} seed=${seedOf(done.key)}`],
+        `${mode}: ${JSON.stringify(bytes)}`,
+      );
     }
   });
 
@@ -97,18 +143,26 @@ describe('crashes and stray stdout, on every surface', () => {
     const warnings = log.filter((e) => e.type === 'warning' && e.kind === 'stdout-pollution');
     const thread = warnings.find((w) => w.key === byMode('thread-print').key);
     assert.ok(thread, JSON.stringify(warnings));
-    assert.match(thread.message, /^print from thread "chatty" during execute wrote "hello from a thread\\n" to stdout; this runner absorbed it, but it would corrupt the production runner's frames/);
+    assert.match(
+      thread.message,
+      /^print from thread "chatty" during execute wrote "hello from a thread\\n" to stdout; this runner absorbed it, but it would corrupt the production runner's frames/,
+    );
     assert.deepEqual([thread.location.file, thread.location.line], [WIRE, lineOf(WIRE, 'thread-print')]);
     const child = warnings.find((w) => w.key === byMode('child-echo').key);
     assert.ok(child, JSON.stringify(warnings));
-    assert.match(child.message, /^write to fd 1 \(a child process or C code\) during execute wrote "hello from a child\\n" to stdout; this runner absorbed it/);
+    assert.match(
+      child.message,
+      /^write to fd 1 \(a child process or C code\) during execute wrote "hello from a child\\n" to stdout; this runner absorbed it/,
+    );
     assert.deepEqual([child.location.file, child.location.line], [WIRE, lineOf(WIRE, 'child-echo')]);
     assert.equal(warnings.length, 2, JSON.stringify(warnings));
     assert.ok(human.includes(`⚠ ${thread.message}`), human);
   });
 
   function seedOf(key: string): string {
-    const job = JSON.parse(readFileSync(path.join(dir, 'job.json'), 'utf8')) as { parameter_sets: { param_id: string; seeds: number[] }[] };
+    const job = JSON.parse(readFileSync(path.join(dir, 'job.json'), 'utf8')) as {
+      parameter_sets: { param_id: string; seeds: number[] }[];
+    };
     return String(job.parameter_sets.find((s) => key.startsWith(`sim-${s.param_id}`))!.seeds[0]);
   }
 });
@@ -127,24 +181,56 @@ describe("a task's stderr when the engine reads it through a pipe (the editor)",
         else flat.push(piece.data.toString('latin1'));
       }
       if (rest) flat.push(rest.toString('latin1'));
-      const joined = flat.reduce<(string | number)[]>((out, part) => (typeof part === 'string' && typeof out.at(-1) === 'string' ? [...out.slice(0, -1), `${out.at(-1)}${part}`] : [...out, part]), []);
+      const joined = flat.reduce<(string | number)[]>(
+        (out, part) =>
+          typeof part === 'string' && typeof out.at(-1) === 'string'
+            ? [...out.slice(0, -1), `${out.at(-1)}${part}`]
+            : [...out, part],
+        [],
+      );
       assert.deepEqual(joined, ['a\n', 7, 'b\0c\n', 8, '\0MO|x\0'], `cut at ${cut}`);
     }
   });
 
   it('three requests queued at once: each span holds exactly its own stderr, and each chunk is tagged with its task', async () => {
     const python = (await resolvePython()).path;
-    const dir = writeBundle(path.join(scratch, 'pipe'), { 'wire.py': 'import sys\ndef wire(entrypoint, params, seed):\n    sys.stderr.write("task %d\\n" % seed)\n    return {"v": b"1"}\n' });
+    const dir = writeBundle(path.join(scratch, 'pipe'), {
+      'wire.py':
+        'import sys\ndef wire(entrypoint, params, seed):\n    sys.stderr.write("task %d\\n" % seed)\n    return {"v": b"1"}\n',
+    });
     const seen: { text: string; tag: string | undefined }[] = [];
-    const runner = WarmProcess.start({ python, runnerScript: ourRunnerScript(), bundleDir: dir, venvPath: '', bundleDigest: 'd', onStderr: (chunk, tag) => seen.push({ text: chunk.toString(), tag }) });
+    const runner = WarmProcess.start({
+      python,
+      runnerScript: ourRunnerScript(),
+      bundleDir: dir,
+      venvPath: '',
+      bundleDigest: 'd',
+      onStderr: (chunk, tag) => seen.push({ text: chunk.toString(), tag }),
+    });
     try {
       await runner.ready(20_000);
       const spans: StderrSpan[] = [{}, {}, {}];
-      await Promise.all(spans.map((span, i) => runner.request(ExecuteRequest.type, { entrypoint: 'a/b', params: {}, seed: i + 1 }, { timeoutMs: 20_000, tag: `t${i + 1}`, span })));
+      await Promise.all(
+        spans.map((span, i) =>
+          runner.request(
+            ExecuteRequest.type,
+            { entrypoint: 'a/b', params: {}, seed: i + 1 },
+            { timeoutMs: 20_000, tag: `t${i + 1}`, span },
+          ),
+        ),
+      );
       const all = seen.map((s) => s.text).join('');
       assert.ok(!all.includes('\0'), 'no mark reaches the log or the channel');
-      assert.deepEqual(spans.map((s) => all.slice(s.start, s.end)), ['task 1\n', 'task 2\n', 'task 3\n']);
-      const tagged = seen.flatMap((s) => s.text.split('\n').filter(Boolean).map((line) => `${s.tag}:${line}`));
+      assert.deepEqual(
+        spans.map((s) => all.slice(s.start, s.end)),
+        ['task 1\n', 'task 2\n', 'task 3\n'],
+      );
+      const tagged = seen.flatMap((s) =>
+        s.text
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => `${s.tag}:${line}`),
+      );
       assert.deepEqual(tagged, ['t1:task 1', 't2:task 2', 't3:task 3']);
     } finally {
       await runner.shutdown();

@@ -21,10 +21,16 @@ import { bundle, CLI, rejection, ROOT, scratchDir, writeBundle } from './helpers
 
 describe('one text for the command line and the editor', () => {
   // that the editor never imports the command line is checked on the import graph (boundaries.test.ts)
-  it('the command line prints handshakes and replays with the engine\'s describe module', () => {
+  it("the command line prints handshakes and replays with the engine's describe module", () => {
     const handshakeCommand = readFileSync(path.join(ROOT, 'src', 'cli', 'handshakeCommand.ts'), 'utf8');
-    assert.match(handshakeCommand, /import \{ renderHandshake, renderReplay \} from '\.\.\/engine\/handshake\/describe'/);
-    assert.doesNotMatch(readFileSync(path.join(ROOT, 'src', 'cli', 'render.ts'), 'utf8'), /function renderHandshake|function renderReplay/);
+    assert.match(
+      handshakeCommand,
+      /import \{ renderHandshake, renderReplay \} from '\.\.\/engine\/handshake\/describe'/,
+    );
+    assert.doesNotMatch(
+      readFileSync(path.join(ROOT, 'src', 'cli', 'render.ts'), 'utf8'),
+      /function renderHandshake|function renderReplay/,
+    );
   });
 
   it('a handshake with a stray print: "ok with 1 warning", the same verdict from the engine and from the command line', async () => {
@@ -34,7 +40,10 @@ describe('one text for the command line and the editor', () => {
     const text = renderHandshake(report, undefined);
     assert.match(text, /^✔ Handshake ok with 1 warning in/);
     assert.match(text, /\n⚠ stdout-pollution at .*wire\.py:\d+ in <module>\(\)\n/);
-    const cli = spawnSync(process.execPath, [CLI, 'handshake', bundle('print-at-import')], { encoding: 'utf8', timeout: 60_000 });
+    const cli = spawnSync(process.execPath, [CLI, 'handshake', bundle('print-at-import')], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     assert.equal(cli.status, 0, cli.stderr);
     assert.match(cli.stdout, /^✔ Handshake ok with 1 warning in [\d.]+ ms: /);
     // the lines after the timings are the same text (paths relative to each one's directory aside)
@@ -52,10 +61,30 @@ describe('a refused job file points at its line', () => {
   const scratch = scratchDir('mo-fail-jobfile-');
 
   const cases: [string, string, RegExp, number][] = [
-    ['replicates that are not a whole number', '{\n  "bundle": "b",\n  "entrypoint": "e.f/g",\n  "replicates": 2.5,\n  "parameter_sets": [{"beta": 0.3}]\n}\n', /replicates must be a whole number/, 4],
-    ['an unknown field', '{\n  "bundle": "b",\n  "entrypoint": "e.f/g",\n  "replicates": 2,\n  "parameter_sets": [{"beta": 0.3}],\n  "replicate": 3\n}\n', /unknown field "replicate"/, 6],
-    ['a null parameter in the second set', '{\n  "bundle": "b",\n  "entrypoint": "e.f/g",\n  "replicates": 2,\n  "parameter_sets": [\n    {"beta": 0.3},\n    {"beta": null}\n  ]\n}\n', /parameter_sets\[1\]\.beta is null/, 7],
-    ['JSON with a syntax error', '{\n  "bundle": "b",\n  "entrypoint": "e.f/g",,\n  "replicates": 2\n}\n', /is not valid JSON/, 3],
+    [
+      'replicates that are not a whole number',
+      '{\n  "bundle": "b",\n  "entrypoint": "e.f/g",\n  "replicates": 2.5,\n  "parameter_sets": [{"beta": 0.3}]\n}\n',
+      /replicates must be a whole number/,
+      4,
+    ],
+    [
+      'an unknown field',
+      '{\n  "bundle": "b",\n  "entrypoint": "e.f/g",\n  "replicates": 2,\n  "parameter_sets": [{"beta": 0.3}],\n  "replicate": 3\n}\n',
+      /unknown field "replicate"/,
+      6,
+    ],
+    [
+      'a null parameter in the second set',
+      '{\n  "bundle": "b",\n  "entrypoint": "e.f/g",\n  "replicates": 2,\n  "parameter_sets": [\n    {"beta": 0.3},\n    {"beta": null}\n  ]\n}\n',
+      /parameter_sets\[1\]\.beta is null/,
+      7,
+    ],
+    [
+      'JSON with a syntax error',
+      '{\n  "bundle": "b",\n  "entrypoint": "e.f/g",,\n  "replicates": 2\n}\n',
+      /is not valid JSON/,
+      3,
+    ],
   ];
   it('a bundle directory that does not exist: the "bundle" line; a message about something else: no line', async () => {
     const file = path.join(scratch, 'missing-bundle.json');
@@ -92,11 +121,12 @@ describe('deps-install-failed when the package index cannot be reached', () => {
     return port;
   }
 
-  it('real pip, real venv, PIP_INDEX_URL at a closed port with --retries 0: the message says the index could not be reached, at the requirement\'s line', async function () {
+  it("real pip, real venv, PIP_INDEX_URL at a closed port with --retries 0: the message says the index could not be reached, at the requirement's line", async function () {
     this.timeout(180_000);
     const port = await closedPort();
     const bundleDir = writeBundle(path.join(scratch, 'needs-dep'), {
-      'pyproject.toml': '[project]\nname = "needs-dep"\nversion = "0.1.0"\ndependencies = [\n    "mo-some-dep==1.0",\n]\n',
+      'pyproject.toml':
+        '[project]\nname = "needs-dep"\nversion = "0.1.0"\ndependencies = [\n    "mo-some-dep==1.0",\n]\n',
       'wire.py': 'import mo_some_dep\n\ndef wire(entrypoint, params, seed):\n    return {}\n',
     });
     const base = await probeInterpreter((await resolvePython()).path);
@@ -104,18 +134,35 @@ describe('deps-install-failed when the package index cannot be reached', () => {
     // pip's configuration on this machine (files, find-links) set aside: only the closed index
     const cache = new VenvCache({
       dir: path.join(scratch, 'venvs'),
-      env: { PIP_INDEX_URL: index, PIP_CONFIG_FILE: '/dev/null', PIP_FIND_LINKS: '', PIP_EXTRA_INDEX_URL: '', PIP_NO_INDEX: '' },
+      env: {
+        PIP_INDEX_URL: index,
+        PIP_CONFIG_FILE: '/dev/null',
+        PIP_FIND_LINKS: '',
+        PIP_EXTRA_INDEX_URL: '',
+        PIP_NO_INDEX: '',
+      },
       extraInstallArgs: ['--retries', '0', '--timeout', '2'],
     });
     const started = performance.now();
     const failure = await rejection(cache.ensure(bundleDir, base));
     const ms = performance.now() - started;
     assert.equal(failure.kind, 'deps-install-failed');
-    assert.match(failure.message, new RegExp(`^Installing mo-some-dep==1\\.0 failed: the package index ${index.replace(/[.]/g, '\\.')} could not be reached \\(connection refused\\); pip said: .*mo-some-dep`));
+    assert.match(
+      failure.message,
+      new RegExp(
+        `^Installing mo-some-dep==1\\.0 failed: the package index ${index.replace(/[.]/g, '\\.')} could not be reached \\(connection refused\\); pip said: .*mo-some-dep`,
+      ),
+    );
     assert.deepEqual(failure.location, { file: path.join(bundleDir, 'pyproject.toml'), line: 5 });
-    assert.ok(failure.evidence.notes?.some((n) => /found by connecting to/.test(n)), String(failure.evidence.notes));
+    assert.ok(
+      failure.evidence.notes?.some((n) => /found by connecting to/.test(n)),
+      String(failure.evidence.notes),
+    );
     // pip itself said nothing about the network: the cause was not in its output
-    const log = readFileSync(failure.evidence.notes!.find((n) => n.startsWith('full output: '))!.slice('full output: '.length), 'utf8');
+    const log = readFileSync(
+      failure.evidence.notes!.find((n) => n.startsWith('full output: '))!.slice('full output: '.length),
+      'utf8',
+    );
     assert.doesNotMatch(log, /Failed to establish a new connection/);
     assert.ok(ms < 60_000, `took ${Math.round(ms)} ms`);
   });
@@ -125,17 +172,33 @@ describe('deps-install-failed when the package index cannot be reached', () => {
 WARNING: Retrying (Retry(total=0, connect=None, read=None, redirect=None, status=None)) after connection broken by 'NewConnectionError('<pip._vendor.urllib3.connection.HTTPConnection object at 0x7f5bf5dc3d90>: Failed to establish a new connection: [Errno 111] Connection refused')': /simple/some-dep-xyz/
 ERROR: Could not find a version that satisfies the requirement some-dep-xyz (from versions: none)
 ERROR: No matching distribution found for some-dep-xyz`;
-    assert.deepEqual(networkFailureIn(pip), { url: undefined, path: '/simple/some-dep-xyz/', why: 'connection refused', how: 'output' });
+    assert.deepEqual(networkFailureIn(pip), {
+      url: undefined,
+      path: '/simple/some-dep-xyz/',
+      why: 'connection refused',
+      how: 'output',
+    });
     const uv = `error: Failed to fetch: \`https://pypi.example.org/simple/six/\`
   Caused by: Request failed after 3 retries
   Caused by: error sending request for url (https://pypi.example.org/simple/six/)
   Caused by: client error (Connect)
   Caused by: dns error: failed to lookup address information: Name or service not known`;
-    assert.deepEqual(networkFailureIn(uv), { url: 'https://pypi.example.org/simple/six/', path: undefined, why: 'name resolution failed', how: 'output' });
-    const absent = 'ERROR: Could not find a version that satisfies the requirement mo-absent (from versions: none)\nERROR: No matching distribution found for mo-absent';
+    assert.deepEqual(networkFailureIn(uv), {
+      url: 'https://pypi.example.org/simple/six/',
+      path: undefined,
+      why: 'name resolution failed',
+      how: 'output',
+    });
+    const absent =
+      'ERROR: Could not find a version that satisfies the requirement mo-absent (from versions: none)\nERROR: No matching distribution found for mo-absent';
     assert.equal(networkFailureIn(absent), undefined);
     assert.equal(foundNoVersions(absent), true);
-    assert.deepEqual(indexUrls(['install', '--index-url', 'http://a/simple', '--extra-index-url=http://b/simple', 'six'], { PIP_EXTRA_INDEX_URL: 'http://c/simple file:///opt/x' }), ['http://a/simple', 'http://b/simple', 'http://c/simple']);
+    assert.deepEqual(
+      indexUrls(['install', '--index-url', 'http://a/simple', '--extra-index-url=http://b/simple', 'six'], {
+        PIP_EXTRA_INDEX_URL: 'http://c/simple file:///opt/x',
+      }),
+      ['http://a/simple', 'http://b/simple', 'http://c/simple'],
+    );
     assert.deepEqual(indexUrls(['install', 'six'], { PIP_NO_INDEX: '1' }), []);
   });
 });

@@ -14,9 +14,17 @@ function run(name: string, extra: Partial<HandshakeOptions> = {}) {
 }
 
 describe('handshake with our runner', () => {
-  for (const name of ['healthy-wire-py', 'healthy-manifest', 'healthy-manifest-file', 'healthy-toml', 'healthy-entrypoint']) {
+  for (const name of [
+    'healthy-wire-py',
+    'healthy-manifest',
+    'healthy-manifest-file',
+    'healthy-toml',
+    'healthy-entrypoint',
+  ]) {
     it(`${name}: ready, and one replicate runs`, async () => {
-      const report = await run(name, { execute: { entrypoint: 'models.sir/baseline', params: { beta: 0.3, gamma: 0.1 }, seed: 7 } });
+      const report = await run(name, {
+        execute: { entrypoint: 'models.sir/baseline', params: { beta: 0.3, gamma: 0.1 }, seed: 7 },
+      });
       assert.equal(report.ok, true, report.message);
       assert.equal(report.evidence.ready?.ready, true);
       assert.equal(report.evidence.ready?.runner, 'modelops-debugger-runner');
@@ -73,7 +81,11 @@ describe('handshake with our runner', () => {
     assert.equal(report.evidence.exitCode, 1);
     const file = path.join(bundle('import-error'), 'model_helpers.py');
     assert.deepEqual([report.location?.file, report.location?.line], [file, lineOf(file, 'import-error')]);
-    assert.doesNotMatch(report.evidence.exception!.traceback!, /modelops_runner\.py/, 'runner frames are not the user\'s business');
+    assert.doesNotMatch(
+      report.evidence.exception!.traceback!,
+      /modelops_runner\.py/,
+      "runner frames are not the user's business",
+    );
   });
 
   it('exit-at-import: sys.exit(3) is named, with its line and exit code 3', async () => {
@@ -97,7 +109,10 @@ describe('handshake with our runner', () => {
   it('stderr-flood-at-import: 20 MB of stderr never stalls the handshake', async () => {
     const report = await run('stderr-flood-at-import');
     assert.equal(report.ok, true, report.message);
-    assert.ok(report.evidence.stderrBytes! >= 20 * 1024 * 1024, `only ${report.evidence.stderrBytes} stderr bytes seen`);
+    assert.ok(
+      report.evidence.stderrBytes! >= 20 * 1024 * 1024,
+      `only ${report.evidence.stderrBytes} stderr bytes seen`,
+    );
   });
 
   it('no-wire: bad input, in one sentence', async () => {
@@ -107,7 +122,9 @@ describe('handshake with our runner', () => {
   });
 
   it('deep-exception: task-exception at the raising line three frames deep', async () => {
-    const report = await run('deep-exception', { execute: { entrypoint: 'models.sir/baseline', params: { beta: -1.0, gamma: 0.1 }, seed: 1 } });
+    const report = await run('deep-exception', {
+      execute: { entrypoint: 'models.sir/baseline', params: { beta: -1.0, gamma: 0.1 }, seed: 1 },
+    });
     assert.equal(report.kind, 'task-exception');
     assert.equal(report.message, 'ValueError: beta must be positive, got -1.0');
     const util = path.join(bundle('deep-exception'), 'model', 'util.py');
@@ -137,7 +154,9 @@ describe('handshake with our runner', () => {
   });
 
   it('hang-in-execute: task-timeout with the stacks and the hung line', async () => {
-    const report = await run('hang-in-execute', { execute: { entrypoint: 'm.x/y', params: {}, seed: 1, timeoutMs: 1500 } });
+    const report = await run('hang-in-execute', {
+      execute: { entrypoint: 'm.x/y', params: {}, seed: 1, timeoutMs: 1500 },
+    });
     assert.equal(report.kind, 'task-timeout');
     assert.equal(report.evidence.timeoutMs, 1500);
     const file = path.join(bundle('hang-in-execute'), 'wire.py');
@@ -174,14 +193,20 @@ describe('handshake with the production-style runner', () => {
   it('nonutf8-stdout: the raw bytes survive verbatim in the evidence', async () => {
     const report = await run('nonutf8-stdout', { runnerScript: PROD_RUNNER });
     assert.equal(report.kind, 'stdout-pollution');
-    assert.deepEqual(Buffer.from(report.evidence.stdoutNoiseB64!, 'base64'), Buffer.from('\xff\xfe\x80 binary junk\n', 'latin1'));
+    assert.deepEqual(
+      Buffer.from(report.evidence.stdoutNoiseB64!, 'base64'),
+      Buffer.from('\xff\xfe\x80 binary junk\n', 'latin1'),
+    );
   });
 
   it('healthy bundles handshake with it as well (it sends no phase notifications)', async () => {
     const report = await run('healthy-wire-py', { runnerScript: PROD_RUNNER });
     assert.equal(report.ok, true, report.message);
     assert.equal(report.evidence.ready?.runner, undefined);
-    assert.deepEqual(report.phases.slice(1).map((p) => p.name), ['start-to-ready']);
+    assert.deepEqual(
+      report.phases.slice(1).map((p) => p.name),
+      ['start-to-ready'],
+    );
   });
 
   it('import-error: located from the traceback on stderr', async () => {

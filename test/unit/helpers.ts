@@ -96,7 +96,10 @@ export function readJson(file: string): Record<string, any> {
 
 /** A finished job's events. */
 export function events(dir: string): Record<string, any>[] {
-  return readFileSync(path.join(dir, 'events.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+  return readFileSync(path.join(dir, 'events.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
 }
 
 /**

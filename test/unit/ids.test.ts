@@ -44,7 +44,18 @@ describe('ids and seeds equal Python', () => {
   });
 
   it("floats are formatted as Python's repr", () => {
-    const table: [number, string][] = [[1e-5, '1e-05'], [0.1, '0.1'], [1e16, '1e+16'], [1e15, '1000000000000000.0'], [1, '1.0'], [-0, '-0.0'], [1.5e300, '1.5e+300'], [0.0001, '0.0001'], [123.456, '123.456'], [2.5e-7, '2.5e-07']];
+    const table: [number, string][] = [
+      [1e-5, '1e-05'],
+      [0.1, '0.1'],
+      [1e16, '1e+16'],
+      [1e15, '1000000000000000.0'],
+      [1, '1.0'],
+      [-0, '-0.0'],
+      [1.5e300, '1.5e+300'],
+      [0.0001, '0.0001'],
+      [123.456, '123.456'],
+      [2.5e-7, '2.5e-07'],
+    ];
     for (const [value, repr] of table) assert.equal(pyFloatRepr(value), repr, String(value));
   });
 });

@@ -9,7 +9,17 @@ import * as path from 'node:path';
 import { paramId } from '../../src/engine/job/ids';
 import { parsePythonJson } from '../../src/engine/pyjson/pyjson';
 import type { Params } from '../../src/engine/job/ids';
-import { CLI, events, FIRST_CALLS, lineOf, MEAN_VALUE_TARGET, readJson, ROOT, scratchDir, writeBundle } from './helpers';
+import {
+  CLI,
+  events,
+  FIRST_CALLS,
+  lineOf,
+  MEAN_VALUE_TARGET,
+  readJson,
+  ROOT,
+  scratchDir,
+  writeBundle,
+} from './helpers';
 
 const scratch = scratchDir('mo-job-');
 let counter = 0;
@@ -41,7 +51,10 @@ def wire(entrypoint, params, seed):
 `;
 
 function modesBundle(): string {
-  return writeBundle(path.join(scratch, `modes-${++counter}`), { 'wire.py': MODES_WIRE, 'targets.py': MEAN_VALUE_TARGET });
+  return writeBundle(path.join(scratch, `modes-${++counter}`), {
+    'wire.py': MODES_WIRE,
+    'targets.py': MEAN_VALUE_TARGET,
+  });
 }
 
 function writeJob(job: Record<string, unknown>): string {
@@ -51,13 +64,23 @@ function writeJob(job: Record<string, unknown>): string {
 }
 
 function cli(args: string[], env: Record<string, string> = {}) {
-  const result = spawnSync(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 120_000 });
+  const result = spawnSync(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
 function simFiles(dir: string): string[] {
   const sims = path.join(dir, 'sims');
-  return existsSync(sims) ? readdirSync(sims).flatMap((p) => readdirSync(path.join(sims, p)).filter((f) => /^\d+\.json$/.test(f)).map((f) => `${p}/${f}`)) : [];
+  return existsSync(sims)
+    ? readdirSync(sims).flatMap((p) =>
+        readdirSync(path.join(sims, p))
+          .filter((f) => /^\d+\.json$/.test(f))
+          .map((f) => `${p}/${f}`),
+      )
+    : [];
 }
 
 /** The one job directory a run creates under `out` (the example job's id is generated). */
@@ -78,10 +101,20 @@ describe('modelops-debugger run', () => {
     const bundle = modesBundle();
     const markers = scratchDir('mo-markers-');
     const sets = ['ok', 'raise', 'crash', 'hang'].map((mode) => ({ mode, x: 2.0 }));
-    const job = writeJob({ job_id: 'mixed', bundle, entrypoint: 'modes.m/x', parameter_sets: sets, replicates: 4, targets: ['targets:mean_value'] });
+    const job = writeJob({
+      job_id: 'mixed',
+      bundle,
+      entrypoint: 'modes.m/x',
+      parameter_sets: sets,
+      replicates: 4,
+      targets: ['targets:mean_value'],
+    });
     const out = path.join(scratch, 'out-mixed');
     // one worker, one request at a time: the order of calls, and so which replicate misbehaves, is fixed
-    const { code, stderr } = cli(['run', job, '--out', out, '--workers', '1', '--queue-depth', '1', '--task-timeout', '2'], { MO_TEST_MARKERS: markers });
+    const { code, stderr } = cli(
+      ['run', job, '--out', out, '--workers', '1', '--queue-depth', '1', '--task-timeout', '2'],
+      { MO_TEST_MARKERS: markers },
+    );
     assert.equal(code, 1, stderr);
     const dir = path.join(out, 'mixed');
     const byMode = Object.fromEntries(sets.map((s) => [s.mode, paramId(s as unknown as Params)]));
@@ -89,26 +122,42 @@ describe('modelops-debugger run', () => {
     const agg = (mode: string) => readJson(path.join(dir, 'aggs', `${byMode[mode].slice(0, 16)}.json`));
     const wire = path.join(bundle, 'wire.py');
 
-    assert.deepEqual([0, 1, 2, 3].map((i) => sim('ok', i).status), ['ok', 'ok', 'ok', 'ok']);
+    assert.deepEqual(
+      [0, 1, 2, 3].map((i) => sim('ok', i).status),
+      ['ok', 'ok', 'ok', 'ok'],
+    );
     assert.equal(agg('ok').status, 'ok');
     assert.equal(agg('ok').targets['targets:mean_value'].n_replicates, 4);
     assert.equal(agg('ok').summary.outputs.value.count, 4);
 
     const raised = sim('raise', 0);
-    assert.deepEqual([raised.status, raised.kind, raised.message], ['failed', 'task-exception', 'ValueError: replicate failed on purpose']);
+    assert.deepEqual(
+      [raised.status, raised.kind, raised.message],
+      ['failed', 'task-exception', 'ValueError: replicate failed on purpose'],
+    );
     assert.equal(raised.location.line, lineOf(wire, 'raise'));
     const crashed = sim('crash', 0);
-    assert.deepEqual([crashed.status, crashed.kind, crashed.attempts, crashed.evidence.signal], ['failed', 'process-crashed', 2, 'SIGKILL']);
+    assert.deepEqual(
+      [crashed.status, crashed.kind, crashed.attempts, crashed.evidence.signal],
+      ['failed', 'process-crashed', 2, 'SIGKILL'],
+    );
     const hung = sim('hang', 0);
     assert.deepEqual([hung.status, hung.kind], ['failed', 'task-timeout']);
     assert.equal(hung.location.line, lineOf(wire, 'hang'));
     assert.match(hung.evidence.stacks, /most recent call first/);
     for (const mode of ['raise', 'crash', 'hang']) {
-      assert.deepEqual([1, 2, 3].map((i) => sim(mode, i).status), ['ok', 'ok', 'ok'], `${mode}: the other replicates ran`);
+      assert.deepEqual(
+        [1, 2, 3].map((i) => sim(mode, i).status),
+        ['ok', 'ok', 'ok'],
+        `${mode}: the other replicates ran`,
+      );
       const skipped = agg(mode);
       assert.equal(skipped.status, 'skipped');
       assert.equal(skipped.kind, 'aggregation-skipped');
-      assert.deepEqual(skipped.failed_replicates.map((r: { replicate: number; key: string }) => [r.replicate, r.key]), [[0, `sim-${byMode[mode]}-0`]]);
+      assert.deepEqual(
+        skipped.failed_replicates.map((r: { replicate: number; key: string }) => [r.replicate, r.key]),
+        [[0, `sim-${byMode[mode]}-0`]],
+      );
       assert.match(skipped.message, /^1 of 4 replicates failed \(replicates 0 \(/);
     }
     const manifest = readJson(path.join(dir, 'manifest.json'));
@@ -117,7 +166,9 @@ describe('modelops-debugger run', () => {
     assert.deepEqual(manifest.counts.sims, { total: 16, ok: 13, failed: 3, pending: 0 });
     assert.deepEqual(manifest.counts.aggregations, { total: 4, ok: 1, failed: 0, skipped: 3, pending: 0 });
     const log = events(dir);
-    assert.ok(log.some((e) => e.type === 'task-retry' && e.key === `sim-${byMode.crash}-0` && e.kind === 'process-crashed'));
+    assert.ok(
+      log.some((e) => e.type === 'task-retry' && e.key === `sim-${byMode.crash}-0` && e.kind === 'process-crashed'),
+    );
     assert.equal(log.at(-1)!.type, 'job-done');
     assert.ok(readdirSync(path.join(dir, 'logs')).length >= 3, 'a stderr log per runner, crashed ones included');
   });
@@ -125,9 +176,17 @@ describe('modelops-debugger run', () => {
   it('a loss that is a whole number is written as the float it is (2.0, not 2), as production writes it', () => {
     const bundle = writeBundle(path.join(scratch, `whole-loss-${++counter}`), {
       'wire.py': 'def wire(entrypoint, params, seed):\n    return {"value": b"1"}\n',
-      'targets.py': 'def whole(sim_returns, target_data):\n    return {"loss": 2, "diagnostics": {}, "n_replicates": len(sim_returns)}\n\n\ndef zero(sim_returns, target_data):\n    return {"loss": 0, "diagnostics": {}, "n_replicates": len(sim_returns)}\n',
+      'targets.py':
+        'def whole(sim_returns, target_data):\n    return {"loss": 2, "diagnostics": {}, "n_replicates": len(sim_returns)}\n\n\ndef zero(sim_returns, target_data):\n    return {"loss": 0, "diagnostics": {}, "n_replicates": len(sim_returns)}\n',
     });
-    const job = writeJob({ job_id: 'whole-loss', bundle, entrypoint: 'm/x', parameter_sets: [{ x: 1 }], replicates: 2, targets: ['targets:whole', 'targets:zero'] });
+    const job = writeJob({
+      job_id: 'whole-loss',
+      bundle,
+      entrypoint: 'm/x',
+      parameter_sets: [{ x: 1 }],
+      replicates: 2,
+      targets: ['targets:whole', 'targets:zero'],
+    });
     const out = path.join(scratch, 'out-whole-loss');
     const { code, stderr } = cli(['run', job, '--out', out]);
     assert.equal(code, 0, stderr);
@@ -139,7 +198,13 @@ describe('modelops-debugger run', () => {
 
   it('--rerun-failed runs exactly the failed tasks again, and the aggregations they feed', () => {
     const markers = scratchDir('mo-markers-');
-    const job = writeJob({ job_id: 'rerun', bundle: modesBundle(), entrypoint: 'm.m/x', parameter_sets: [{ mode: 'raise' }, { mode: 'ok' }], replicates: 3 });
+    const job = writeJob({
+      job_id: 'rerun',
+      bundle: modesBundle(),
+      entrypoint: 'm.m/x',
+      parameter_sets: [{ mode: 'raise' }, { mode: 'ok' }],
+      replicates: 3,
+    });
     const out = path.join(scratch, 'out-rerun');
     assert.equal(cli(['run', job, '--out', out, '--workers', '1'], { MO_TEST_MARKERS: markers }).code, 1);
     const dir = path.join(out, 'rerun');
@@ -149,14 +214,26 @@ describe('modelops-debugger run', () => {
     assert.equal(rerun.code, 0, rerun.stderr);
     const after = events(dir).slice(before);
     const raiseId = paramId({ mode: 'raise' } as unknown as Params);
-    assert.deepEqual(after.filter((e) => e.type === 'task-start').map((e) => e.key), [`sim-${raiseId}-0`]);
-    assert.deepEqual(after.filter((e) => e.type === 'agg-done').map((e) => [e.key, e.status]), [[`agg-${raiseId}`, 'ok']]);
+    assert.deepEqual(
+      after.filter((e) => e.type === 'task-start').map((e) => e.key),
+      [`sim-${raiseId}-0`],
+    );
+    assert.deepEqual(
+      after.filter((e) => e.type === 'agg-done').map((e) => [e.key, e.status]),
+      [[`agg-${raiseId}`, 'ok']],
+    );
     assert.equal(readJson(path.join(dir, 'manifest.json')).status, 'succeeded');
   });
 
   it('--allow-partial aggregates the replicates that succeeded', () => {
     const markers = scratchDir('mo-markers-');
-    const job = writeJob({ job_id: 'partial', bundle: modesBundle(), entrypoint: 'm.m/x', parameter_sets: [{ mode: 'raise' }], replicates: 3 });
+    const job = writeJob({
+      job_id: 'partial',
+      bundle: modesBundle(),
+      entrypoint: 'm.m/x',
+      parameter_sets: [{ mode: 'raise' }],
+      replicates: 3,
+    });
     const out = path.join(scratch, 'out-partial');
     const { code } = cli(['run', job, '--out', out, '--allow-partial', '--workers', '1'], { MO_TEST_MARKERS: markers });
     assert.equal(code, 1, 'a failed replicate still fails the job');
@@ -170,7 +247,10 @@ describe('modelops-debugger run', () => {
   it('SIGKILL halfway through the example job, then --resume: no finished task runs again, and the aggregates equal an uninterrupted run', async () => {
     const exampleJob = path.join(ROOT, 'examples', 'sir', 'job.json');
     const interruptedOut = path.join(scratch, 'out-killed');
-    const child = spawn(process.execPath, [CLI, 'run', exampleJob, '--out', interruptedOut], { detached: true, stdio: 'ignore' });
+    const child = spawn(process.execPath, [CLI, 'run', exampleJob, '--out', interruptedOut], {
+      detached: true,
+      stdio: 'ignore',
+    });
     const dir = await jobDir(interruptedOut);
     const deadline = Date.now() + 60_000;
     while (simFiles(dir).length < 1500) {
@@ -193,15 +273,25 @@ describe('modelops-debugger run', () => {
     assert.equal(rerun.length, 4000 - doneBefore.size, 'exactly the unfinished tasks ran');
     const job = readJson(path.join(dir, 'job.json'));
     const fileOf = new Map<string, string>();
-    for (const set of job.parameter_sets) set.seeds.forEach((_: unknown, i: number) => fileOf.set(`sim-${set.param_id}-${i}`, `${set.param_id.slice(0, 16)}/${i}.json`));
-    assert.deepEqual(rerun.filter((key) => doneBefore.has(fileOf.get(key)!)), [], 'no finished task ran again');
+    for (const set of job.parameter_sets)
+      set.seeds.forEach((_: unknown, i: number) =>
+        fileOf.set(`sim-${set.param_id}-${i}`, `${set.param_id.slice(0, 16)}/${i}.json`),
+      );
+    assert.deepEqual(
+      rerun.filter((key) => doneBefore.has(fileOf.get(key)!)),
+      [],
+      'no finished task ran again',
+    );
 
     const cleanOut = path.join(scratch, 'out-clean');
     assert.equal(cli(['run', exampleJob, '--out', cleanOut]).code, 0);
-    const aggs = (root: string) => Object.fromEntries(readdirSync(path.join(root, 'aggs')).map((f) => {
-      const { targets, summary, n_replicates } = readJson(path.join(root, 'aggs', f));
-      return [f, { targets, summary, n_replicates }];
-    }));
+    const aggs = (root: string) =>
+      Object.fromEntries(
+        readdirSync(path.join(root, 'aggs')).map((f) => {
+          const { targets, summary, n_replicates } = readJson(path.join(root, 'aggs', f));
+          return [f, { targets, summary, n_replicates }];
+        }),
+      );
     assert.deepEqual(aggs(dir), aggs(await jobDir(cleanOut)));
     assert.equal(readJson(path.join(dir, 'manifest.json')).status, 'succeeded');
   });
@@ -223,9 +313,17 @@ describe('modelops-debugger run', () => {
   });
 
   it('a simulation writing 20 MB to stderr per task: the job completes and every byte is in the logs', () => {
-    const job = writeJob({ job_id: 'noisy', bundle: modesBundle(), entrypoint: 'm.m/x', parameter_sets: [{ mode: 'noisy' }], replicates: 4 });
+    const job = writeJob({
+      job_id: 'noisy',
+      bundle: modesBundle(),
+      entrypoint: 'm.m/x',
+      parameter_sets: [{ mode: 'noisy' }],
+      replicates: 4,
+    });
     const out = path.join(scratch, 'out-noisy');
-    const { code, stderr } = cli(['run', job, '--out', out, '--workers', '2'], { MO_TEST_MARKERS: scratchDir('mo-markers-') });
+    const { code, stderr } = cli(['run', job, '--out', out, '--workers', '2'], {
+      MO_TEST_MARKERS: scratchDir('mo-markers-'),
+    });
     assert.equal(code, 0, stderr);
     const logs = path.join(out, 'noisy', 'logs');
     const bytes = readdirSync(logs).reduce((sum, f) => sum + readFileSync(path.join(logs, f)).length, 0);
@@ -234,10 +332,19 @@ describe('modelops-debugger run', () => {
 
   it('cold executor: a fresh process per task; --max-reuse retires processes', () => {
     const bundle = modesBundle();
-    const job = writeJob({ job_id: 'cold', bundle, entrypoint: 'm.m/x', parameter_sets: [{ mode: 'ok' }], replicates: 6 });
+    const job = writeJob({
+      job_id: 'cold',
+      bundle,
+      entrypoint: 'm.m/x',
+      parameter_sets: [{ mode: 'ok' }],
+      replicates: 6,
+    });
     const pids = (args: string[], name: string) => {
       const out = path.join(scratch, `out-${name}`);
-      assert.equal(cli(['run', job, '--out', out, '--workers', '2', ...args], { MO_TEST_MARKERS: scratchDir('mo-markers-') }).code, 0);
+      assert.equal(
+        cli(['run', job, '--out', out, '--workers', '2', ...args], { MO_TEST_MARKERS: scratchDir('mo-markers-') }).code,
+        0,
+      );
       const sims = path.join(out, 'cold', 'sims');
       const [set] = readdirSync(sims);
       return readdirSync(path.join(sims, set)).map((f) => readJson(path.join(sims, set, f)).pid as number);
@@ -246,11 +353,20 @@ describe('modelops-debugger run', () => {
     const reused = pids(['--max-reuse', '2'], 'reuse');
     const uses = new Map<number, number>();
     for (const pid of reused) uses.set(pid, (uses.get(pid) ?? 0) + 1);
-    assert.ok([...uses.values()].every((n) => n <= 2), JSON.stringify([...uses]));
+    assert.ok(
+      [...uses.values()].every((n) => n <= 2),
+      JSON.stringify([...uses]),
+    );
   });
 
   it('a print at import is a warning at its line; --trace keeps transcripts that handshake --replay accepts', () => {
-    const job = writeJob({ job_id: 'traced', bundle: path.join(ROOT, 'test', 'fixtures', 'bundles', 'print-at-import'), entrypoint: 'a.b/c', parameter_sets: [{ x: 1 }], replicates: 2 });
+    const job = writeJob({
+      job_id: 'traced',
+      bundle: path.join(ROOT, 'test', 'fixtures', 'bundles', 'print-at-import'),
+      entrypoint: 'a.b/c',
+      parameter_sets: [{ x: 1 }],
+      replicates: 2,
+    });
     const out = path.join(scratch, 'out-traced');
     const { code, stderr } = cli(['run', job, '--out', out, '--trace', '--workers', '1']);
     assert.equal(code, 0, stderr);
@@ -267,9 +383,30 @@ describe('modelops-debugger run', () => {
 
   it('the shortcut: run <bundle-dir> --params FILE --replicates N', () => {
     const params = path.join(scratch, 'params.json');
-    writeFileSync(params, JSON.stringify([{ beta: 0.3, gamma: 0.1 }, { beta: 0.5, gamma: 0.1 }]));
+    writeFileSync(
+      params,
+      JSON.stringify([
+        { beta: 0.3, gamma: 0.1 },
+        { beta: 0.5, gamma: 0.1 },
+      ]),
+    );
     const out = path.join(scratch, 'out-shortcut');
-    const { code, stderr } = cli(['run', path.join(ROOT, 'examples', 'sir', 'bundle'), '--params', params, '--replicates', '3', '--entrypoint', 'models.sir/baseline', '--target', 'targets.prevalence:prevalence_target', '--job-id', 'short', '--out', out]);
+    const { code, stderr } = cli([
+      'run',
+      path.join(ROOT, 'examples', 'sir', 'bundle'),
+      '--params',
+      params,
+      '--replicates',
+      '3',
+      '--entrypoint',
+      'models.sir/baseline',
+      '--target',
+      'targets.prevalence:prevalence_target',
+      '--job-id',
+      'short',
+      '--out',
+      out,
+    ]);
     assert.equal(code, 0, stderr);
     assert.equal(simFiles(path.join(out, 'short')).length, 6);
     assert.equal(readdirSync(path.join(out, 'short', 'aggs')).length, 2);
@@ -278,14 +415,20 @@ describe('modelops-debugger run', () => {
   it('a production SimJob runs with its declared seeds; a param_id that does not match its values is refused', () => {
     const values = { beta: 0.3, gamma: 0.1 };
     const id = paramId(parsePythonJson(JSON.stringify(values)) as Params);
-    const task = (seed: number | string) => `{"entrypoint": "models.sir/baseline", "bundle_ref": "sha256:${'a'.repeat(64)}", "params": {"param_id": "${id}", "values": {"beta": 0.3, "gamma": 0.1}}, "seed": ${seed}, "outputs": null}`;
+    const task = (seed: number | string) =>
+      `{"entrypoint": "models.sir/baseline", "bundle_ref": "sha256:${'a'.repeat(64)}", "params": {"param_id": "${id}", "values": {"beta": 0.3, "gamma": 0.1}}, "seed": ${seed}, "outputs": null}`;
     const simjob = path.join(scratch, 'simjob.json');
-    writeFileSync(simjob, `{"job_type": "simulation", "job_id": "prod-job", "bundle_ref": "sha256:${'a'.repeat(64)}", "priority": 0, "metadata": {}, "tasks": [${task(11)}, ${task('18446744073709551615')}], "target_spec": {"data": {"target_entrypoints": ["targets.prevalence:prevalence_target"]}, "loss_function": "default", "weights": null, "metadata": {}}}`);
+    writeFileSync(
+      simjob,
+      `{"job_type": "simulation", "job_id": "prod-job", "bundle_ref": "sha256:${'a'.repeat(64)}", "priority": 0, "metadata": {}, "tasks": [${task(11)}, ${task('18446744073709551615')}], "target_spec": {"data": {"target_entrypoints": ["targets.prevalence:prevalence_target"]}, "loss_function": "default", "weights": null, "metadata": {}}}`,
+    );
     const out = path.join(scratch, 'out-simjob');
     const bundle = path.join(ROOT, 'examples', 'sir', 'bundle');
     const { code, stderr } = cli(['run', simjob, '--bundle', bundle, '--out', out]);
     assert.equal(code, 0, stderr);
-    const seeds = readdirSync(path.join(out, 'prod-job', 'sims', id.slice(0, 16))).map((f) => readJson(path.join(out, 'prod-job', 'sims', id.slice(0, 16), f)).seed).sort();
+    const seeds = readdirSync(path.join(out, 'prod-job', 'sims', id.slice(0, 16)))
+      .map((f) => readJson(path.join(out, 'prod-job', 'sims', id.slice(0, 16), f)).seed)
+      .sort();
     assert.deepEqual(seeds, [11, 18446744073709551615n].sort());
     writeFileSync(simjob, readFileSync(simjob, 'utf8').replace('"beta": 0.3', '"beta": 0.31'));
     const refused = cli(['run', simjob, '--bundle', bundle, '--out', out]);
@@ -296,12 +439,36 @@ describe('modelops-debugger run', () => {
   describe('bad input: exit 2 with the field and why, nothing written', () => {
     const bundle = path.join(ROOT, 'examples', 'sir', 'bundle');
     const cases: [string, string, RegExp][] = [
-      ['a NaN parameter', `{"bundle": "${bundle}", "entrypoint": "e.f/g", "replicates": 2, "parameter_sets": [{"beta": 0.3}, {"beta": NaN}]}`, /parameter_sets\[1\]\.beta is NaN; parameters must be finite numbers/],
-      ['a duplicate parameter set', `{"bundle": "${bundle}", "entrypoint": "e.f/g", "replicates": 2, "parameter_sets": [{"beta": 0.3, "g": 1}, {"g": 1, "beta": 0.3}]}`, /parameter_sets\[1\] repeats parameter_sets\[0\]/],
-      ['an unknown field', `{"bundle": "${bundle}", "entrypoint": "e.f/g", "replicates": 2, "parameter_sets": [{"beta": 0.3}], "replicate": 3}`, /unknown field "replicate" \(known: /],
-      ['a job id that is not a safe file name', `{"job_id": "../escape", "bundle": "${bundle}", "entrypoint": "e.f/g", "replicates": 2, "parameter_sets": [{"beta": 0.3}]}`, /job_id "\.\.\/escape" is not a safe file name/],
-      ['replicates that are not a whole number', `{"bundle": "${bundle}", "entrypoint": "e.f/g", "replicates": 2.5, "parameter_sets": [{"beta": 0.3}]}`, /replicates must be a whole number from 1 to/],
-      ['a missing bundle', `{"bundle": "/no/such/bundle", "entrypoint": "e.f/g", "replicates": 2, "parameter_sets": [{"beta": 0.3}]}`, /Bundle directory \/no\/such\/bundle does not exist/],
+      [
+        'a NaN parameter',
+        `{"bundle": "${bundle}", "entrypoint": "e.f/g", "replicates": 2, "parameter_sets": [{"beta": 0.3}, {"beta": NaN}]}`,
+        /parameter_sets\[1\]\.beta is NaN; parameters must be finite numbers/,
+      ],
+      [
+        'a duplicate parameter set',
+        `{"bundle": "${bundle}", "entrypoint": "e.f/g", "replicates": 2, "parameter_sets": [{"beta": 0.3, "g": 1}, {"g": 1, "beta": 0.3}]}`,
+        /parameter_sets\[1\] repeats parameter_sets\[0\]/,
+      ],
+      [
+        'an unknown field',
+        `{"bundle": "${bundle}", "entrypoint": "e.f/g", "replicates": 2, "parameter_sets": [{"beta": 0.3}], "replicate": 3}`,
+        /unknown field "replicate" \(known: /,
+      ],
+      [
+        'a job id that is not a safe file name',
+        `{"job_id": "../escape", "bundle": "${bundle}", "entrypoint": "e.f/g", "replicates": 2, "parameter_sets": [{"beta": 0.3}]}`,
+        /job_id "\.\.\/escape" is not a safe file name/,
+      ],
+      [
+        'replicates that are not a whole number',
+        `{"bundle": "${bundle}", "entrypoint": "e.f/g", "replicates": 2.5, "parameter_sets": [{"beta": 0.3}]}`,
+        /replicates must be a whole number from 1 to/,
+      ],
+      [
+        'a missing bundle',
+        `{"bundle": "/no/such/bundle", "entrypoint": "e.f/g", "replicates": 2, "parameter_sets": [{"beta": 0.3}]}`,
+        /Bundle directory \/no\/such\/bundle does not exist/,
+      ],
     ];
     for (const [what, text, message] of cases) {
       it(what, () => {
@@ -316,7 +483,13 @@ describe('modelops-debugger run', () => {
     }
 
     it('results of the same job id are never overwritten', () => {
-      const job = writeJob({ job_id: 'twice', bundle, entrypoint: 'models.sir/baseline', parameter_sets: [{ beta: 0.3, gamma: 0.1 }], replicates: 1 });
+      const job = writeJob({
+        job_id: 'twice',
+        bundle,
+        entrypoint: 'models.sir/baseline',
+        parameter_sets: [{ beta: 0.3, gamma: 0.1 }],
+        replicates: 1,
+      });
       const out = path.join(scratch, 'out-twice');
       assert.equal(cli(['run', job, '--out', out]).code, 0);
       const again = cli(['run', job, '--out', out]);

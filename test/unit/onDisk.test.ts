@@ -18,22 +18,47 @@ describe('a job read back from its results folder', () => {
 
   it('every result, each aggregation, the status and the warnings, as the folder holds them; a run killed mid-way is interrupted', async () => {
     const bundle = writeBundle(path.join(scratch, 'bundle'), {
-      'wire.py': 'import subprocess\n\ndef wire(entrypoint, params, seed):\n    if params["x"] == 2.0:\n        raise ValueError("x must not be 2")\n    if params["x"] == 3.0:\n        subprocess.Popen(["sleep", "3611"])\n    return {"value": b"1"}\n',
+      'wire.py':
+        'import subprocess\n\ndef wire(entrypoint, params, seed):\n    if params["x"] == 2.0:\n        raise ValueError("x must not be 2")\n    if params["x"] == 3.0:\n        subprocess.Popen(["sleep", "3611"])\n    return {"value": b"1"}\n',
     });
     writeFileSync(path.join(scratch, 'params.json'), JSON.stringify([{ x: 1.5 }, { x: 2.0 }, { x: 3.0 }]));
-    const job = await jobFromParamsFile({ bundleDir: bundle, paramsFile: path.join(scratch, 'params.json'), replicates: 3, entrypoint: 'main', targets: [], jobId: 'disk-job' });
+    const job = await jobFromParamsFile({
+      bundleDir: bundle,
+      paramsFile: path.join(scratch, 'params.json'),
+      replicates: 3,
+      entrypoint: 'main',
+      targets: [],
+      jobId: 'disk-job',
+    });
     const out = path.join(scratch, 'out');
     const store = await ResultsStore.create(out, job);
-    const outcome = await runJob(job, store, { python: PYTHON, workers: 1, depth: 1, executor: 'warm', maxReuse: 0, retries: 0, taskTimeoutMs: 60_000, readyTimeoutMs: 60_000, allowPartial: false, resumed: false });
+    const outcome = await runJob(job, store, {
+      python: PYTHON,
+      workers: 1,
+      depth: 1,
+      executor: 'warm',
+      maxReuse: 0,
+      retries: 0,
+      taskTimeoutMs: 60_000,
+      readyTimeoutMs: 60_000,
+      allowPartial: false,
+      resumed: false,
+    });
     assert.equal(outcome.status, 'failed');
 
     const disk = await readJobFolder(outcome.dir);
     assert.equal(disk.status, 'failed');
     assert.deepEqual(disk.counts, outcome.counts);
     const [healthy, failing, forking] = job.parameterSets.map((set) => disk.sets.get(set.paramId)!);
-    assert.deepEqual([...healthy.sims.values()].map((r) => r.status), ['ok', 'ok', 'ok']);
+    assert.deepEqual(
+      [...healthy.sims.values()].map((r) => r.status),
+      ['ok', 'ok', 'ok'],
+    );
     assert.equal(healthy.agg?.status, 'ok');
-    assert.deepEqual([...failing.sims.values()].map((r) => r.kind), ['task-exception', 'task-exception', 'task-exception']);
+    assert.deepEqual(
+      [...failing.sims.values()].map((r) => r.kind),
+      ['task-exception', 'task-exception', 'task-exception'],
+    );
     assert.equal(failing.agg?.status, 'skipped');
     assert.equal(forking.agg?.status, 'ok');
     const lingering = disk.warnings.get(`sim-${job.parameterSets[2].paramId}-0`) ?? [];
@@ -43,24 +68,39 @@ describe('a job read back from its results folder', () => {
     // killed mid-way through a resume: a job-start with no job-done, a result and an aggregation missing, a torn line
     rmSync(store.simFile(job.parameterSets[0], 2));
     rmSync(store.aggFile(job.parameterSets[0].paramId));
-    appendFileSync(path.join(outcome.dir, 'events.jsonl'), `${JSON.stringify({ t: new Date().toISOString(), type: 'job-start', job_id: 'disk-job' })}\n{"t":"2026-`);
+    appendFileSync(
+      path.join(outcome.dir, 'events.jsonl'),
+      `${JSON.stringify({ t: new Date().toISOString(), type: 'job-start', job_id: 'disk-job' })}\n{"t":"2026-`,
+    );
     const killed = await readJobFolder(outcome.dir);
     assert.equal(killed.status, 'interrupted');
     assert.equal(killed.failure, undefined);
     assert.deepEqual(killed.counts.sims, { total: 9, ok: 5, failed: 3, pending: 1 });
     assert.deepEqual(killed.counts.aggregations, { total: 3, ok: 1, failed: 0, skipped: 1, pending: 1 });
     assert.equal(killed.sets.get(job.parameterSets[0].paramId)!.agg, undefined);
-    assert.ok(killed.problems.some((p) => /events\.jsonl: 1 line is not JSON/.test(p)), killed.problems.join('; '));
-    assert.ok(killed.problems.some((p) => /stopped without writing its manifest/.test(p)), killed.problems.join('; '));
+    assert.ok(
+      killed.problems.some((p) => /events\.jsonl: 1 line is not JSON/.test(p)),
+      killed.problems.join('; '),
+    );
+    assert.ok(
+      killed.problems.some((p) => /stopped without writing its manifest/.test(p)),
+      killed.problems.join('; '),
+    );
 
     // a result file that is not a result is named, and not counted
     writeFileSync(store.simFile(job.parameterSets[0], 2), '{"status": "ok"}');
     const stub = await readJobFolder(outcome.dir);
     assert.equal(stub.counts.sims.ok, 5);
-    assert.ok(stub.problems.some((p) => p.startsWith(`sims/${job.parameterSets[0].paramId.slice(0, 16)}/2.json (`)), stub.problems.join('; '));
+    assert.ok(
+      stub.problems.some((p) => p.startsWith(`sims/${job.parameterSets[0].paramId.slice(0, 16)}/2.json (`)),
+      stub.problems.join('; '),
+    );
 
     // a second run of the job id: refused with the folder, which every consumer words its own way
-    await assert.rejects(ResultsStore.create(out, job), (error) => error instanceof ResultsExist && error.dir === outcome.dir && !/--resume/.test(error.message));
+    await assert.rejects(
+      ResultsStore.create(out, job),
+      (error) => error instanceof ResultsExist && error.dir === outcome.dir && !/--resume/.test(error.message),
+    );
   });
 
   it('the runs of a job id, newest first, and a fresh id for the next', () => {
@@ -70,7 +110,10 @@ describe('a job read back from its results folder', () => {
       writeFileSync(path.join(out, name, 'job.json'), '{}');
     }
     mkdirSync(path.join(out, 'sweep-11')); // no job.json: not a run
-    assert.deepEqual(runsOf(out, 'sweep').map((dir) => path.basename(dir)), ['sweep-10', 'sweep-3', 'sweep-2', 'sweep']);
+    assert.deepEqual(
+      runsOf(out, 'sweep').map((dir) => path.basename(dir)),
+      ['sweep-10', 'sweep-3', 'sweep-2', 'sweep'],
+    );
     assert.equal(freshJobId(out, 'sweep'), 'sweep-12');
     assert.deepEqual(runsOf(path.join(scratch, 'nowhere'), 'sweep'), []);
     assert.equal(freshJobId(out, 'x'.repeat(128)).length, 122);

@@ -30,15 +30,45 @@ describe('one source of truth', () => {
       const params = path.join(scratch, 'params.json');
       writeFileSync(params, '[{"x": 1.0}]');
       const out = path.join(scratch, `out-${extra.length}`);
-      const run = cli(['run', bundle('no-wire'), '--params', params, '--replicates', '2', '--job-id', 'no-wire', '--out', out, '--json', ...extra]);
+      const run = cli([
+        'run',
+        bundle('no-wire'),
+        '--params',
+        params,
+        '--replicates',
+        '2',
+        '--job-id',
+        'no-wire',
+        '--out',
+        out,
+        '--json',
+        ...extra,
+      ]);
       assert.equal(run.code, 2, run.stderr);
-      const events = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as { type: string; status?: string; exit_code?: number; failure?: { kind: string; message: string } });
+      const events = run.stdout
+        .trim()
+        .split('\n')
+        .map(
+          (line) =>
+            JSON.parse(line) as {
+              type: string;
+              status?: string;
+              exit_code?: number;
+              failure?: { kind: string; message: string };
+            },
+        );
       const done = events.at(-1)!;
       assert.equal(done.type, 'job-done');
       assert.equal(done.status, 'aborted');
       assert.equal(done.exit_code, 2);
-      assert.deepEqual([done.failure?.kind, done.failure?.message], [report.kind, report.message], 'the same words as the handshake');
-      const manifest = JSON.parse(readFileSync(path.join(out, 'no-wire', 'manifest.json'), 'utf8')) as { failure: { kind: string; message: string } };
+      assert.deepEqual(
+        [done.failure?.kind, done.failure?.message],
+        [report.kind, report.message],
+        'the same words as the handshake',
+      );
+      const manifest = JSON.parse(readFileSync(path.join(out, 'no-wire', 'manifest.json'), 'utf8')) as {
+        failure: { kind: string; message: string };
+      };
       assert.deepEqual([manifest.failure.kind, manifest.failure.message], [report.kind, report.message]);
     });
   }
@@ -46,7 +76,19 @@ describe('one source of truth', () => {
   it('a job that succeeds has no failure in its job-done event', () => {
     const params = path.join(scratch, 'params-ok.json');
     writeFileSync(params, '[{"x": 1.0}]');
-    const run = cli(['run', bundle('healthy-wire-py'), '--params', params, '--replicates', '2', '--job-id', 'fine', '--out', path.join(scratch, 'out-ok'), '--json']);
+    const run = cli([
+      'run',
+      bundle('healthy-wire-py'),
+      '--params',
+      params,
+      '--replicates',
+      '2',
+      '--job-id',
+      'fine',
+      '--out',
+      path.join(scratch, 'out-ok'),
+      '--json',
+    ]);
     assert.equal(run.code, 0, run.stderr);
     const done = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { type: string; failure?: unknown };
     assert.equal(done.type, 'job-done');

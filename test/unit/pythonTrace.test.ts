@@ -38,14 +38,25 @@ describe('Python traces', () => {
     const parsed = parseTraceback(TRACEBACK)!;
     assert.equal(parsed.excType, 'ValueError');
     assert.equal(parsed.message, 'beta must be positive, got -1.0');
-    assert.deepEqual(parsed.frames.map((f) => `${f.file}:${f.line}:${f.function}`), ['/b/wire.py:12:wire', '/usr/lib/python3.11/json/__init__.py:346:loads', '/b/model/util.py:4:compute_rate']);
+    assert.deepEqual(
+      parsed.frames.map((f) => `${f.file}:${f.line}:${f.function}`),
+      ['/b/wire.py:12:wire', '/usr/lib/python3.11/json/__init__.py:346:loads', '/b/model/util.py:4:compute_rate'],
+    );
     assert.equal(parsed.frames[0].code, 'return run_model(params)');
   });
 
   it('locates the innermost frame inside the bundle, never one outside it', () => {
-    assert.deepEqual(locate(parseTraceback(TRACEBACK)!.frames, '/b'), { file: '/b/model/util.py', line: 4, function: 'compute_rate' });
+    assert.deepEqual(locate(parseTraceback(TRACEBACK)!.frames, '/b'), {
+      file: '/b/model/util.py',
+      line: 4,
+      function: 'compute_rate',
+    });
     assert.equal(locate(parseTraceback(TRACEBACK)!.frames, '/elsewhere'), undefined);
-    assert.equal(locate([{ file: '/bundle-other/x.py', line: 1, function: 'f' }], '/bundle'), undefined, 'a sibling directory with the same prefix is outside');
+    assert.equal(
+      locate([{ file: '/bundle-other/x.py', line: 1, function: 'f' }], '/bundle'),
+      undefined,
+      'a sibling directory with the same prefix is outside',
+    );
   });
 
   it('parses a fatal-signal dump: the crashing thread, innermost last', () => {
@@ -53,7 +64,10 @@ describe('Python traces', () => {
     assert.equal(dump.fatalError, 'Segmentation fault');
     const thread = primaryThread(dump)!;
     assert.equal(thread.current, true);
-    assert.deepEqual(thread.frames.map((f) => `${f.file}:${f.line}`), ['/r/modelops_debugger_runner.py:500', '/b/wire.py:9', '/usr/lib/python3.11/ctypes/__init__.py:519']);
+    assert.deepEqual(
+      thread.frames.map((f) => `${f.file}:${f.line}`),
+      ['/r/modelops_debugger_runner.py:500', '/b/wire.py:9', '/usr/lib/python3.11/ctypes/__init__.py:519'],
+    );
     assert.deepEqual(locate(thread.frames, '/b'), { file: '/b/wire.py', line: 9, function: 'wire' });
   });
 

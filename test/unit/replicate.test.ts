@@ -37,7 +37,11 @@ function saltedBundle(): string {
 }
 
 function cli(args: string[], env: Record<string, string> = {}) {
-  const result = spawnSync(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 120_000 });
+  const result = spawnSync(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -58,7 +62,9 @@ function snapshot(dir: string): Record<string, string> {
     for (const entry of readdirSync(folder, { withFileTypes: true })) {
       const full = path.join(folder, entry.name);
       if (entry.isDirectory()) walk(full);
-      else files[path.relative(dir, full)] = `${statSync(full).mtimeMs} ${createHash('sha256').update(readFileSync(full)).digest('hex')}`;
+      else
+        files[path.relative(dir, full)] =
+          `${statSync(full).mtimeMs} ${createHash('sha256').update(readFileSync(full)).digest('hex')}`;
     }
   };
   walk(dir);
@@ -83,7 +89,11 @@ describe('modelops-debugger replicate', () => {
   before(() => {
     const bundleDir = saltedBundle();
     wire = path.join(bundleDir, 'wire.py');
-    dir = runJob({ job_id: 'salted', bundle: bundleDir, entrypoint: 'salted/run', parameter_sets: sets, replicates: 3 }, { REPLICATE_TEST_SALT: 'first' }, 1);
+    dir = runJob(
+      { job_id: 'salted', bundle: bundleDir, entrypoint: 'salted/run', parameter_sets: sets, replicates: 3 },
+      { REPLICATE_TEST_SALT: 'first' },
+      1,
+    );
     untouched = snapshot(dir);
   });
 
@@ -92,7 +102,7 @@ describe('modelops-debugger replicate', () => {
     assert.deepEqual(snapshot(dir), untouched);
   });
 
-  it('same: the replicate re-run in the job\'s venv gives the recorded bytes (by index), exit 0, and the results folder is byte-identical afterwards', () => {
+  it("same: the replicate re-run in the job's venv gives the recorded bytes (by index), exit 0, and the results folder is byte-identical afterwards", () => {
     const recorded = readJson(path.join(dir, 'sims', paramId(sets[0] as unknown as Params).slice(0, 16), '2.json'));
     const ran = cli(['replicate', dir, '--param', '0', '--replicate', '2'], { REPLICATE_TEST_SALT: 'first' });
     assert.equal(ran.code, 0, ran.stderr);
@@ -114,7 +124,10 @@ describe('modelops-debugger replicate', () => {
   });
 
   it('different: an environment variable the output depends on changed; names the output and its first differing bytes, exit 1', () => {
-    const { code, report } = replicateJson([dir, '--param', paramId(sets[0] as unknown as Params).slice(0, 10), '--replicate', '1'], { REPLICATE_TEST_SALT: 'other' });
+    const { code, report } = replicateJson(
+      [dir, '--param', paramId(sets[0] as unknown as Params).slice(0, 10), '--replicate', '1'],
+      { REPLICATE_TEST_SALT: 'other' },
+    );
     assert.equal(code, 1);
     assert.equal(report.verdict, 'different');
     assert.match(report.message, /1 of 2 outputs differ from the recorded result: value \(different\)/);
@@ -124,7 +137,10 @@ describe('modelops-debugger replicate', () => {
     assert.equal(value.status, 'different');
     assert.notEqual(value.checksum, value.recorded.checksum);
     // {"x":1.0,"seed":N,"salt":"first"} against …"salt":"other"}: the first difference is the salt's first letter
-    const recordedText = Buffer.from(readJson(path.join(dir, 'sims', report.param_id.slice(0, 16), '1.json')).outputs.value.inline, 'base64').toString();
+    const recordedText = Buffer.from(
+      readJson(path.join(dir, 'sims', report.param_id.slice(0, 16), '1.json')).outputs.value.inline,
+      'base64',
+    ).toString();
     assert.equal(value.first_difference.offset, recordedText.indexOf('"first"') + 1);
     assert.equal(value.first_difference.recorded.text, 'first"}');
     assert.equal(value.first_difference.now.text, 'other"}');
@@ -141,10 +157,16 @@ describe('modelops-debugger replicate', () => {
     assert.equal(report.verdict, 'failed-like-before');
     assert.equal(report.failure.kind, 'task-exception');
     assert.equal(report.failure.message, 'ValueError: failed with salt first');
-    assert.deepEqual([report.failure.location.file, report.failure.location.line], [wire, lineOf(wire, 'salted-raise')]);
+    assert.deepEqual(
+      [report.failure.location.file, report.failure.location.line],
+      [wire, lineOf(wire, 'salted-raise')],
+    );
     assert.equal(report.recorded_failure.message, report.failure.message);
     const human = cli(['replicate', dir, '--param', '1', '--replicate', '0'], { REPLICATE_TEST_SALT: 'first' });
-    assert.match(human.stdout, /^✘ failed like before: task-exception: ValueError: failed with salt first\n {2}at .*wire\.py:\d+ in wire\(\)/);
+    assert.match(
+      human.stdout,
+      /^✘ failed like before: task-exception: ValueError: failed with salt first\n {2}at .*wire\.py:\d+ in wire\(\)/,
+    );
   });
 
   it('failed differently: the same replicate fails with another message, both are said, exit 1', () => {
@@ -153,7 +175,10 @@ describe('modelops-debugger replicate', () => {
     assert.equal(report.verdict, 'failed-differently');
     assert.equal(report.failure.message, 'ValueError: failed with salt other');
     assert.equal(report.recorded_failure.message, 'ValueError: failed with salt first');
-    assert.match(report.message, /failed differently: task-exception: ValueError: failed with salt other; the recorded run failed with task-exception: ValueError: failed with salt first/);
+    assert.match(
+      report.message,
+      /failed differently: task-exception: ValueError: failed with salt other; the recorded run failed with task-exception: ValueError: failed with salt first/,
+    );
   });
 
   it('bad input is exit 2 with the field and why: an index out of range (says the range), a replicate out of range, not a prefix; --json says it as one object', () => {
@@ -176,52 +201,119 @@ describe('modelops-debugger replicate', () => {
   it('an ambiguous param_id prefix lists the candidates (index, param_id, params); a longer one selects', () => {
     // 40 sets: several of their param_ids share a first hex letter
     const bundleDir = saltedBundle();
-    const manyDir = runJob({ job_id: 'many', bundle: bundleDir, entrypoint: 'e', parameter_sets: Array.from({ length: 40 }, (_, i) => ({ mode: 'ok', x: i + 0.5 })), replicates: 1 });
+    const manyDir = runJob({
+      job_id: 'many',
+      bundle: bundleDir,
+      entrypoint: 'e',
+      parameter_sets: Array.from({ length: 40 }, (_, i) => ({ mode: 'ok', x: i + 0.5 })),
+      replicates: 1,
+    });
     const jobIds: string[] = readJson(path.join(manyDir, 'job.json')).parameter_sets.map((set: any) => set.param_id);
     const shared = [...'abcdef'].find((c) => jobIds.filter((id) => id.startsWith(c)).length >= 2);
     assert.ok(shared, 'some param_ids share a first letter');
     const candidates = jobIds.map((id, index) => ({ id, index })).filter(({ id }) => id.startsWith(shared));
     const ambiguous = cli(['replicate', manyDir, '--param', shared, '--replicate', '0']);
     assert.equal(ambiguous.code, 2);
-    assert.match(ambiguous.stderr, new RegExp(`--param ${shared} is ambiguous: ${candidates.length} parameter sets of job many have a param_id starting with it`));
-    for (const { id, index } of candidates.slice(0, 10)) assert.ok(ambiguous.stderr.includes(`index ${index} (${id.slice(0, 16)}: mode="ok", x=`), `lists index ${index}`);
+    assert.match(
+      ambiguous.stderr,
+      new RegExp(
+        `--param ${shared} is ambiguous: ${candidates.length} parameter sets of job many have a param_id starting with it`,
+      ),
+    );
+    for (const { id, index } of candidates.slice(0, 10))
+      assert.ok(ambiguous.stderr.includes(`index ${index} (${id.slice(0, 16)}: mode="ok", x=`), `lists index ${index}`);
     const chosen = cli(['replicate', manyDir, '--param', candidates[1].id.slice(0, 12), '--replicate', '0', '--json']);
     assert.equal(chosen.code, 0, chosen.stderr);
     assert.equal(JSON.parse(chosen.stdout).param_index, candidates[1].index);
   });
 
   it('the bundle form runs a replicate from --entrypoint, --params and --seed and prints its outputs; params keep their floats and a seed beyond 2^53 its digits', () => {
-    const ran = cli(['replicate', bundle('healthy-wire-py'), '--entrypoint', 'main', '--params', '{"beta": 1.0}', '--seed', '7']);
+    const ran = cli([
+      'replicate',
+      bundle('healthy-wire-py'),
+      '--entrypoint',
+      'main',
+      '--params',
+      '{"beta": 1.0}',
+      '--seed',
+      '7',
+    ]);
     assert.equal(ran.code, 0, ran.stderr);
     assert.match(ran.stdout, /^✔ ok: 1 output\n/);
     assert.match(ran.stdout, /replicate of \([0-9a-f]{16}: beta=1\.0\), seed 7, entrypoint main/);
     assert.match(ran.stdout, /result +\d+ B, blake2b [0-9a-f]{12}\n/);
     const big = '18446744073709551615';
-    const { code, report } = replicateJson([bundle('healthy-wire-py'), '--entrypoint', 'main', '--params', '{"beta": 1.0}', '--seed', big]);
+    const { code, report } = replicateJson([
+      bundle('healthy-wire-py'),
+      '--entrypoint',
+      'main',
+      '--params',
+      '{"beta": 1.0}',
+      '--seed',
+      big,
+    ]);
     assert.equal(code, 0);
     assert.equal(report.verdict, 'ok');
     assert.equal(report.param_id, paramId({ beta: new PyFloat(1) }));
     assert.match(ran.stdout, /seed 7,/);
     // the runner got the float and the exact seed: its output is byte for byte what Python makes of them
-    const expected = spawnSync('python3', ['-c', `import json,random; r=random.Random(${big}); print(json.dumps({"value": round(1.0 + r.random(), 12), "seed": ${big}}, separators=(",", ":")), end="")`], { encoding: 'utf8' }).stdout;
+    const expected = spawnSync(
+      'python3',
+      [
+        '-c',
+        `import json,random; r=random.Random(${big}); print(json.dumps({"value": round(1.0 + r.random(), 12), "seed": ${big}}, separators=(",", ":")), end="")`,
+      ],
+      { encoding: 'utf8' },
+    ).stdout;
     assert.ok(expected.includes(`"seed":${big}`));
     assert.equal(report.outputs[0].checksum, outputChecksum(Buffer.from(expected)));
-    assert.ok(cli(['replicate', bundle('healthy-wire-py'), '--entrypoint', 'main', '--params', '{"beta": 1.0}', '--seed', big, '--json']).stdout.includes(`"seed":${big}`));
-    const failing = replicateJson([bundle('raise-in-execute'), '--entrypoint', 'main', '--params', '{}', '--seed', '1']);
+    assert.ok(
+      cli([
+        'replicate',
+        bundle('healthy-wire-py'),
+        '--entrypoint',
+        'main',
+        '--params',
+        '{"beta": 1.0}',
+        '--seed',
+        big,
+        '--json',
+      ]).stdout.includes(`"seed":${big}`),
+    );
+    const failing = replicateJson([
+      bundle('raise-in-execute'),
+      '--entrypoint',
+      'main',
+      '--params',
+      '{}',
+      '--seed',
+      '1',
+    ]);
     assert.equal(failing.code, 1);
     assert.equal(failing.report.verdict, 'failed');
     assert.equal(failing.report.failure.kind, 'task-exception');
     const missing = cli(['replicate', bundle('healthy-wire-py'), '--entrypoint', 'main']);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /as a bundle directory it needs --params, --seed/);
-    const badParams = cli(['replicate', bundle('healthy-wire-py'), '--entrypoint', 'main', '--params', '{"beta": [1]}', '--seed', '1']);
+    const badParams = cli([
+      'replicate',
+      bundle('healthy-wire-py'),
+      '--entrypoint',
+      'main',
+      '--params',
+      '{"beta": [1]}',
+      '--seed',
+      '1',
+    ]);
     assert.equal(badParams.code, 2);
     assert.match(badParams.stderr, /--params: params\.beta is a list; parameters are numbers, strings or booleans/);
   });
 
-  it('--cold: a private venv with the job\'s key built from scratch for the run and removed after; still the same bytes', () => {
+  it("--cold: a private venv with the job's key built from scratch for the run and removed after; still the same bytes", () => {
     const manifest = readJson(path.join(dir, 'manifest.json'));
-    const { code, report } = replicateJson([dir, '--param', '0', '--replicate', '0', '--cold'], { REPLICATE_TEST_SALT: 'first' });
+    const { code, report } = replicateJson([dir, '--param', '0', '--replicate', '0', '--cold'], {
+      REPLICATE_TEST_SALT: 'first',
+    });
     assert.equal(code, 0);
     assert.equal(report.verdict, 'same');
     assert.equal(report.ran.venv.fresh, true);
@@ -240,25 +332,57 @@ describe('modelops-debugger replicate', () => {
     mkdirSync(path.dirname(copy));
     cpSync(dir, copy, { recursive: true });
     const otherPython = `${digest12}-py3.1-${deps8}`;
-    writeFileSync(path.join(copy, 'manifest.json'), JSON.stringify({ ...manifest, environment: { ...manifest.environment, venv: { ...manifest.environment.venv, key: otherPython } } }));
+    writeFileSync(
+      path.join(copy, 'manifest.json'),
+      JSON.stringify({
+        ...manifest,
+        environment: { ...manifest.environment, venv: { ...manifest.environment.venv, key: otherPython } },
+      }),
+    );
     const mismatch = replicateJson([copy, '--param', '0', '--replicate', '0']);
     assert.equal(mismatch.code, 3);
     assert.equal(mismatch.report.kind, 'python-mismatch');
-    assert.match(mismatch.report.message, new RegExp(`The venv would be ${key}, but the run to reproduce used ${otherPython}: the interpreter \\S+ is Python ${py.replace('.', '\\.')}, not 3\\.1`));
+    assert.match(
+      mismatch.report.message,
+      new RegExp(
+        `The venv would be ${key}, but the run to reproduce used ${otherPython}: the interpreter \\S+ is Python ${py.replace('.', '\\.')}, not 3\\.1`,
+      ),
+    );
     const otherDigest = `000000000000-py${py}-${deps8}`;
-    writeFileSync(path.join(copy, 'manifest.json'), JSON.stringify({ ...manifest, environment: { ...manifest.environment, venv: { ...manifest.environment.venv, key: otherDigest } } }));
+    writeFileSync(
+      path.join(copy, 'manifest.json'),
+      JSON.stringify({
+        ...manifest,
+        environment: { ...manifest.environment, venv: { ...manifest.environment.venv, key: otherDigest } },
+      }),
+    );
     const changed = replicateJson([copy, '--param', '0', '--replicate', '0']);
     assert.equal(changed.code, 2);
-    assert.match(changed.report.message, /the bundle's digest begins [0-9a-f]{12}, not 000000000000 \(its files changed\)/);
+    assert.match(
+      changed.report.message,
+      /the bundle's digest begins [0-9a-f]{12}, not 000000000000 \(its files changed\)/,
+    );
     const venvs = readdirSync(process.env.MODELOPS_VENVS_DIR!);
-    assert.ok(!venvs.some((name) => name.startsWith(otherPython) || name.startsWith(otherDigest)), 'no venv built for either key');
+    assert.ok(
+      !venvs.some((name) => name.startsWith(otherPython) || name.startsWith(otherDigest)),
+      'no venv built for either key',
+    );
   });
 
   it('a job run with --python (no venv) is reproduced with that interpreter as it is', () => {
     const bundleDir = saltedBundle();
     const out = path.join(scratch, `out-${++counter}`);
     const file = path.join(scratch, `job-${counter}.json`);
-    writeFileSync(file, JSON.stringify({ job_id: 'plain', bundle: bundleDir, entrypoint: 'e', parameter_sets: [{ mode: 'ok', x: 3.0 }], replicates: 2 }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        job_id: 'plain',
+        bundle: bundleDir,
+        entrypoint: 'e',
+        parameter_sets: [{ mode: 'ok', x: 3.0 }],
+        replicates: 2,
+      }),
+    );
     const ran = cli(['run', file, '--out', out, '--workers', '1', '--python', 'python3']);
     assert.equal(ran.code, 0, ran.stderr);
     const manifest = readJson(path.join(out, 'plain', 'manifest.json'));
@@ -275,7 +399,11 @@ describe('modelops-debugger replicate', () => {
     const bundleDir = writeBundle(path.join(scratch, `hang-${counter}`), {
       'wire.py': `import os, time\n\n\ndef wire(entrypoint, params, seed):\n    with open(os.environ["REPLICATE_TEST_MARKER"], "w") as f:\n        f.write(str(os.getpid()))\n    while True:\n        time.sleep(0.05)\n`,
     });
-    const child = spawn(process.execPath, [CLI, 'replicate', bundleDir, '--entrypoint', 'e', '--params', '{}', '--seed', '1'], { env: { ...process.env, REPLICATE_TEST_MARKER: marker } });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'replicate', bundleDir, '--entrypoint', 'e', '--params', '{}', '--seed', '1'],
+      { env: { ...process.env, REPLICATE_TEST_MARKER: marker } },
+    );
     let stderr = '';
     child.stderr.on('data', (chunk) => (stderr += chunk));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -301,18 +429,31 @@ describe('modelops-debugger replicate', () => {
     assert.equal(JSON.parse(ran.stdout).verdict, 'same');
     const odd = "/tmp/it's a dir/$HOME/salted";
     const { line, args: oddArgs } = replicateCommandLine(odd, set.param_id, 1);
-    const split = spawnSync('python3', ['-c', 'import shlex, sys, json; print(json.dumps(shlex.split(sys.argv[1])))', line], { encoding: 'utf8' });
+    const split = spawnSync(
+      'python3',
+      ['-c', 'import shlex, sys, json; print(json.dumps(shlex.split(sys.argv[1])))', line],
+      { encoding: 'utf8' },
+    );
     assert.deepEqual(JSON.parse(split.stdout), oddArgs);
   });
 
   it('a bundle that changed since the job ran is not reproduced (exit 2), and nothing is written', () => {
     const bundleDir = saltedBundle();
-    const changed = runJob({ job_id: 'changed', bundle: bundleDir, entrypoint: 'e', parameter_sets: [{ mode: 'ok', x: 1.0 }], replicates: 1 });
+    const changed = runJob({
+      job_id: 'changed',
+      bundle: bundleDir,
+      entrypoint: 'e',
+      parameter_sets: [{ mode: 'ok', x: 1.0 }],
+      replicates: 1,
+    });
     const unchanged = snapshot(changed);
     writeFileSync(path.join(bundleDir, 'wire.py'), `${SALTED_WIRE}\n# edited\n`);
     const ran = cli(['replicate', changed, '--param', '0', '--replicate', '0']);
     assert.equal(ran.code, 2);
-    assert.match(ran.stderr, /The bundle .* changed since job changed ran \(digest [0-9a-f]{12} then, [0-9a-f]{12} now\)/);
+    assert.match(
+      ran.stderr,
+      /The bundle .* changed since job changed ran \(digest [0-9a-f]{12} then, [0-9a-f]{12} now\)/,
+    );
     assert.deepEqual(snapshot(changed), unchanged);
   });
 });

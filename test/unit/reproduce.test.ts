@@ -38,12 +38,41 @@ describe("job.json's input", () => {
   it('is checked when a results folder is opened again, like every other field', () => {
     const params = { x: 1 };
     const id = paramId(params);
-    const normalised = (input: unknown) => ({ job_id: 'j', bundle: '/b', entrypoint: 'm.m/x', source: 'job file', targets: [], target_data: null, notes: [], parameter_sets: [{ param_id: id, params, seeds: replicateSeeds(id, 2) }], input });
-    assert.deepEqual(jobFromResultsJson('/r/j/job.json', normalised({ job_file: '/w/job.json' }), 'j').job.input, { job_file: '/w/job.json' });
-    assert.deepEqual(jobFromResultsJson('/r/j/job.json', normalised({ params_file: '/w/p.json', replicates: 2, job_id_given: false }), 'j').job.input, { params_file: '/w/p.json', replicates: 2, job_id_given: false });
-    assert.equal(jobFromResultsJson('/r/j/job.json', normalised(undefined), 'j').job.input, undefined, 'a folder of an earlier version has none');
-    assert.throws(() => jobFromResultsJson('/r/j/job.json', normalised({ job_file: 'relative.json' }), 'j'), /input must be/);
-    assert.throws(() => jobFromResultsJson('/r/j/job.json', normalised({ job_file: '/w/job.json', extra: 1 }), 'j'), /unknown field input\."extra"/);
+    const normalised = (input: unknown) => ({
+      job_id: 'j',
+      bundle: '/b',
+      entrypoint: 'm.m/x',
+      source: 'job file',
+      targets: [],
+      target_data: null,
+      notes: [],
+      parameter_sets: [{ param_id: id, params, seeds: replicateSeeds(id, 2) }],
+      input,
+    });
+    assert.deepEqual(jobFromResultsJson('/r/j/job.json', normalised({ job_file: '/w/job.json' }), 'j').job.input, {
+      job_file: '/w/job.json',
+    });
+    assert.deepEqual(
+      jobFromResultsJson(
+        '/r/j/job.json',
+        normalised({ params_file: '/w/p.json', replicates: 2, job_id_given: false }),
+        'j',
+      ).job.input,
+      { params_file: '/w/p.json', replicates: 2, job_id_given: false },
+    );
+    assert.equal(
+      jobFromResultsJson('/r/j/job.json', normalised(undefined), 'j').job.input,
+      undefined,
+      'a folder of an earlier version has none',
+    );
+    assert.throws(
+      () => jobFromResultsJson('/r/j/job.json', normalised({ job_file: 'relative.json' }), 'j'),
+      /input must be/,
+    );
+    assert.throws(
+      () => jobFromResultsJson('/r/j/job.json', normalised({ job_file: '/w/job.json', extra: 1 }), 'j'),
+      /unknown field input\."extra"/,
+    );
   });
 });
 
@@ -76,12 +105,15 @@ describe("a bundle's entrypoints", () => {
       'calib/loss.py': 'def _helper():\n    pass\n\ndef weekly_target(sim_returns, data):\n    return {}\n',
     });
     const found = await findEntrypoints(dir);
-    assert.deepEqual(found.map((e) => `${e.kind} ${e.value}`), [
-      'model models.seir/baseline',
-      'model models.seir/lockdown',
-      'target calib.loss:weekly_target',
-      'target targets.incidence:incidence_target',
-    ]);
+    assert.deepEqual(
+      found.map((e) => `${e.kind} ${e.value}`),
+      [
+        'model models.seir/baseline',
+        'model models.seir/lockdown',
+        'target calib.loss:weekly_target',
+        'target targets.incidence:incidence_target',
+      ],
+    );
   });
 });
 
@@ -95,19 +127,43 @@ describe('the reproduce command', () => {
 
   it('a replicate: `replicate <out>/<job_id> --param <12 hex> --replicate N`', () => {
     const id = 'ab'.repeat(32);
-    assert.equal(replicateCommandLine('/r/out dir/j', id, 3).line, `modelops-debugger replicate '/r/out dir/j' --param ${id.slice(0, 12)} --replicate 3`);
+    assert.equal(
+      replicateCommandLine('/r/out dir/j', id, 3).line,
+      `modelops-debugger replicate '/r/out dir/j' --param ${id.slice(0, 12)} --replicate 3`,
+    );
   });
 
   it('a bundle run with a parameters file: the line, pasted into sh, makes a job with the same param_ids and seeds', async () => {
     // spaces and a quote in every path: the line must survive the shell
     const scratch = path.join(scratchDir('mo-reproduce-'), "it's a dir");
     const bundle = writeBundle(path.join(scratch, 'my bundle'), {
-      'wire.py': 'import json\n\ndef wire(entrypoint, params, seed):\n    return {"value": json.dumps(params["x"] + seed % 7).encode()}\n',
+      'wire.py':
+        'import json\n\ndef wire(entrypoint, params, seed):\n    return {"value": json.dumps(params["x"] + seed % 7).encode()}\n',
       'targets.py': MEAN_VALUE_TARGET,
     });
     writeFileSync(path.join(scratch, 'params.json'), '[{"x": 1.0}, {"x": 2}]');
     const out = path.join(scratch, 'results');
-    const first = spawnSync(process.execPath, [CLI, 'run', bundle, '--params', path.join(scratch, 'params.json'), '--replicates', '3', '--entrypoint', 'm.m/x', '--target', 'targets:mean_value', '--out', out, '--workers', '1'], { encoding: 'utf8' });
+    const first = spawnSync(
+      process.execPath,
+      [
+        CLI,
+        'run',
+        bundle,
+        '--params',
+        path.join(scratch, 'params.json'),
+        '--replicates',
+        '3',
+        '--entrypoint',
+        'm.m/x',
+        '--target',
+        'targets:mean_value',
+        '--out',
+        out,
+        '--workers',
+        '1',
+      ],
+      { encoding: 'utf8' },
+    );
     assert.equal(first.status, 0, first.stderr);
     const [jobId] = readdirSync(out);
     assert.match(jobId, /^my-bundle-\d{8}-\d{6}-[0-9a-f]{4}$/);
@@ -115,21 +171,44 @@ describe('the reproduce command', () => {
 
     const reproduction = await jobCommandLine(dir);
     assert.equal(reproduction.caveat, undefined);
-    assert.deepEqual(reproduction.args, ['modelops-debugger', 'run', bundle, '--params', path.join(scratch, 'params.json'), '--replicates', '3', '--entrypoint', 'm.m/x', '--target', 'targets:mean_value', '--out', out]);
+    assert.deepEqual(reproduction.args, [
+      'modelops-debugger',
+      'run',
+      bundle,
+      '--params',
+      path.join(scratch, 'params.json'),
+      '--replicates',
+      '3',
+      '--entrypoint',
+      'm.m/x',
+      '--target',
+      'targets:mean_value',
+      '--out',
+      out,
+    ]);
 
     const bin = path.join(scratch, 'bin');
     mkdirSync(bin);
     symlinkSync(CLI, path.join(bin, 'modelops-debugger'));
-    const again = spawnSync('sh', ['-c', reproduction.line], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+    const again = spawnSync('sh', ['-c', reproduction.line], {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+    });
     assert.equal(again.status, 0, again.stderr);
     const second = readdirSync(out).find((name) => name !== jobId)!;
     assert.ok(second, 'a second job was made');
-    const sets = (name: string) => (readJson(path.join(out, name, 'job.json')).parameter_sets as { param_id: string; seeds: number[] }[]).map((s) => [s.param_id, s.seeds]);
+    const sets = (name: string) =>
+      (readJson(path.join(out, name, 'job.json')).parameter_sets as { param_id: string; seeds: number[] }[]).map(
+        (s) => [s.param_id, s.seeds],
+      );
     assert.deepEqual(sets(second), sets(jobId));
 
     // the parameters file changed since: the line still runs it, and says what it would not reproduce
     writeFileSync(path.join(scratch, 'params.json'), '[{"x": 1.0}, {"x": 3}]');
-    assert.match((await jobCommandLine(dir)).caveat ?? '', /parameter sets or replicates are not the ones this job ran/);
+    assert.match(
+      (await jobCommandLine(dir)).caveat ?? '',
+      /parameter sets or replicates are not the ones this job ran/,
+    );
 
     // a results folder of an earlier version records no input: said, not guessed
     const old = readJson(path.join(dir, 'job.json'));

@@ -5,7 +5,20 @@
  */
 import * as assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import * as path from 'node:path';
 import { CLI, FIRST_CALLS, readJson, scratchDir, writeBundle } from './helpers';
 
@@ -41,7 +54,11 @@ function openDir(name: string): string {
   return dir;
 }
 
-function newJob(params: Record<string, unknown>[], replicates: number, jobId = `job${++counter}`): { file: string; bundle: string; jobId: string } {
+function newJob(
+  params: Record<string, unknown>[],
+  replicates: number,
+  jobId = `job${++counter}`,
+): { file: string; bundle: string; jobId: string } {
   const dir = openDir('input');
   const bundle = writeBundle(path.join(dir, 'bundle'), { 'wire.py': WIRE });
   const file = path.join(dir, 'job.json');
@@ -99,7 +116,10 @@ function snapshot(root: string): Map<string, string> {
     for (const name of readdirSync(dir)) {
       const full = path.join(dir, name);
       const stat = lstatSync(full);
-      seen.set(path.relative(root, full), stat.isDirectory() ? 'dir' : `${stat.isSymbolicLink() ? 'link' : 'file'}:${stat.size}:${stat.mtimeMs}`);
+      seen.set(
+        path.relative(root, full),
+        stat.isDirectory() ? 'dir' : `${stat.isSymbolicLink() ? 'link' : 'file'}:${stat.size}:${stat.mtimeMs}`,
+      );
       if (stat.isDirectory()) walk(full);
     }
   };
@@ -113,7 +133,13 @@ function filesNamed(root: string, pattern: RegExp): string[] {
 
 function simFiles(dir: string): string[] {
   const sims = path.join(dir, 'sims');
-  return existsSync(sims) ? readdirSync(sims).flatMap((p) => readdirSync(path.join(sims, p)).filter((f) => /^\d+\.json$/.test(f)).map((f) => `${p}/${f}`)) : [];
+  return existsSync(sims)
+    ? readdirSync(sims).flatMap((p) =>
+        readdirSync(path.join(sims, p))
+          .filter((f) => /^\d+\.json$/.test(f))
+          .map((f) => `${p}/${f}`),
+      )
+    : [];
 }
 
 async function waitFor(what: string, ok: () => boolean, ms = 30_000): Promise<void> {
@@ -141,7 +167,9 @@ const mounts: string[] = [];
 function tmpfs(size: string): string | { skip: string } {
   if (process.getuid?.() !== 0) return { skip: 'mounting a tmpfs needs root' };
   const dir = openDir('mnt');
-  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tmpfs', dir], { encoding: 'utf8' });
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tmpfs', dir], {
+    encoding: 'utf8',
+  });
   if (mounted.status !== 0) return { skip: `mount -t tmpfs failed: ${mounted.stderr.trim()}` };
   mounts.push(dir);
   return dir;
@@ -152,7 +180,7 @@ function remount(dir: string, options: string): void {
   assert.equal(result.status, 0, result.stderr);
 }
 
-describe('the results folder is the user\'s data', () => {
+describe("the results folder is the user's data", () => {
   after(() => {
     // before the scratch folders are removed (a root hook)
     for (const dir of mounts.splice(0)) spawnSync('umount', ['-l', dir]);
@@ -168,7 +196,10 @@ describe('the results folder is the user\'s data', () => {
       const full = cli(runArgs(file, '--out', out));
       assert.equal(full.code, 3, full.stderr);
       // whichever file of the folder met the full disk first: usually a result, sometimes events.jsonl
-      assertOneSentence(full, /results-unwritable: Cannot write the results in \S+: the disk is full \(ENOSPC writing (sims\/[0-9a-f]{16}\/\d+\.json|events\.jsonl|aggs\/[0-9a-f]{16}\.json|logs\/[\w.-]+)\)\./);
+      assertOneSentence(
+        full,
+        /results-unwritable: Cannot write the results in \S+: the disk is full \(ENOSPC writing (sims\/[0-9a-f]{16}\/\d+\.json|events\.jsonl|aggs\/[0-9a-f]{16}\.json|logs\/[\w.-]+)\)\./,
+      );
       const dir = path.join(out, jobId);
       const manifest = readJson(path.join(dir, 'manifest.json'));
       assert.equal(manifest.status, 'aborted');
@@ -176,15 +207,25 @@ describe('the results folder is the user\'s data', () => {
       assert.equal(manifest.failure.kind, 'results-unwritable');
       const written = simFiles(dir).length;
       assert.ok(written > 0 && written < 40, `${written} of 40 results fitted`);
-      assert.deepEqual(manifest.counts.sims, { total: 40, ok: written, failed: 0, pending: 40 - written }, 'the manifest counts what is on disk');
-      assert.match(full.stderr, new RegExp(`${40 - written} simulations did not run; after fixing the cause, --resume \\S+ runs them`));
+      assert.deepEqual(
+        manifest.counts.sims,
+        { total: 40, ok: written, failed: 0, pending: 40 - written },
+        'the manifest counts what is on disk',
+      );
+      assert.match(
+        full.stderr,
+        new RegExp(`${40 - written} simulations did not run; after fixing the cause, --resume \\S+ runs them`),
+      );
       assert.deepEqual(filesNamed(dir, /\.tmp-/), [], 'no temporary file survives a failed write');
       assert.equal(existsSync(path.join(dir, '.lock')), false, 'the lock is released');
       const events = assertJsonLines(dir);
       assert.equal(events.at(-1)!.type, 'job-done');
 
       // a kill mid-write would leave these too: a torn event line and a temporary file
-      writeFileSync(path.join(dir, 'events.jsonl'), `${readFileSync(path.join(dir, 'events.jsonl'), 'utf8')}{"t": "2026-12-01T00:00:00Z", "type": "task-do`);
+      writeFileSync(
+        path.join(dir, 'events.jsonl'),
+        `${readFileSync(path.join(dir, 'events.jsonl'), 'utf8')}{"t": "2026-12-01T00:00:00Z", "type": "task-do`,
+      );
       const simDir = path.join(dir, 'sims', readdirSync(path.join(dir, 'sims'))[0]);
       writeFileSync(path.join(simDir, '39.json.tmp-99999'), '{"half": ');
       remount(mount, 'size=16m');
@@ -197,7 +238,11 @@ describe('the results folder is the user\'s data', () => {
       assert.deepEqual(filesNamed(dir, /\.tmp-/), []);
       const after = assertJsonLines(dir);
       assert.equal(after.length, events.length + after.slice(events.length).length);
-      assert.equal(after[events.length].type, 'job-start', 'the next record starts its own line, never glued to the torn one');
+      assert.equal(
+        after[events.length].type,
+        'job-start',
+        'the next record starts its own line, never glued to the torn one',
+      );
       assert.equal(after[events.length].skipped_sims, written);
     });
 
@@ -220,7 +265,10 @@ describe('the results folder is the user\'s data', () => {
 
       const refusedRerun = cli(runArgs('--rerun-failed', dir), { env: { MO_TEST_MARKERS: markers } });
       assert.equal(refusedRerun.code, 3, refusedRerun.stderr);
-      assertOneSentence(refusedRerun, /Cannot write the results in \S+: the file system is read-only \(EROFS writing \.lock\)\./);
+      assertOneSentence(
+        refusedRerun,
+        /Cannot write the results in \S+: the file system is read-only \(EROFS writing \.lock\)\./,
+      );
       assert.deepEqual(snapshot(mount), before, 'nothing changed');
 
       remount(mount, 'rw');
@@ -245,7 +293,8 @@ describe('the results folder is the user\'s data', () => {
       const done = cli(runArgs(file, '--out', out));
       assert.equal(done.code, 0, done.stderr);
       const dir = path.join(out, jobId);
-      for (const f of snapshot(dir).keys()) chmodSync(path.join(dir, f), statSync(path.join(dir, f)).isDirectory() ? 0o755 : 0o644);
+      for (const f of snapshot(dir).keys())
+        chmodSync(path.join(dir, f), statSync(path.join(dir, f)).isDirectory() ? 0o755 : 0o644);
       chmodSync(dir, 0o755);
       const resumed = cli(runArgs('--resume', dir), nobody);
       assert.equal(resumed.code, 3, resumed.stderr);
@@ -259,7 +308,11 @@ describe('the results folder is the user\'s data', () => {
       mkdirSync(out);
       chownSync(out, 65534, 65534);
       const dir = path.join(out, jobId);
-      const child = spawn(process.execPath, [CLI, ...runArgs(file, '--out', out)], { uid: 65534, gid: 65534, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(process.execPath, [CLI, ...runArgs(file, '--out', out)], {
+        uid: 65534,
+        gid: 65534,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       let stderr = '';
       child.stderr.on('data', (chunk) => (stderr += chunk));
       const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -267,7 +320,10 @@ describe('the results folder is the user\'s data', () => {
       const simDir = path.join(dir, 'sims', readdirSync(path.join(dir, 'sims'))[0]);
       chmodSync(simDir, 0o555); // nobody's folder, no longer writable by nobody
       assert.equal(await exited, 3, stderr);
-      assertOneSentence({ code: 3, stdout: '', stderr }, /results-unwritable: Cannot write the results in \S+: permission is denied \(EACCES writing sims\/[0-9a-f]{16}\/\d+\.json\)\./);
+      assertOneSentence(
+        { code: 3, stdout: '', stderr },
+        /results-unwritable: Cannot write the results in \S+: permission is denied \(EACCES writing sims\/[0-9a-f]{16}\/\d+\.json\)\./,
+      );
       const manifest = readJson(path.join(dir, 'manifest.json'));
       assert.equal(manifest.failure.kind, 'results-unwritable');
       assert.equal(manifest.counts.sims.ok, simFiles(dir).length);
@@ -297,7 +353,7 @@ describe('the results folder is the user\'s data', () => {
       assert.deepEqual(snapshot(where), before);
       const out = path.join(where, 'out');
       mkdirSync(out);
-      writeFileSync(path.join(out, jobId), 'a file where the job\'s folder goes\n');
+      writeFileSync(path.join(out, jobId), "a file where the job's folder goes\n");
       const jobIsFile = cli(runArgs(file, '--out', out));
       assert.equal(jobIsFile.code, 2, jobIsFile.stderr);
       assertOneSentence(jobIsFile, new RegExp(`${jobId} is a file, not a results folder\\.`));
@@ -312,11 +368,19 @@ describe('the results folder is the user\'s data', () => {
       const dir = path.join(out, jobId);
       const child = spawn(process.execPath, [CLI, ...runArgs(file, '--out', out)], { stdio: 'ignore' });
       const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-      await waitFor('the job to start', () => existsSync(path.join(dir, 'job.json')) && existsSync(path.join(dir, '.lock', 'owner.json')));
+      await waitFor(
+        'the job to start',
+        () => existsSync(path.join(dir, 'job.json')) && existsSync(path.join(dir, '.lock', 'owner.json')),
+      );
       for (const args of [runArgs('--resume', dir), runArgs('--rerun-failed', dir), runArgs(file, '--out', out)]) {
         const refused = cli(args);
         assert.equal(refused.code, 2, `${args.join(' ')}: ${refused.stderr}`);
-        assertOneSentence(refused, new RegExp(`The results folder \\S+ is being written by pid ${child.pid} on \\S+ \\(running job ${jobId}, since [^)]+\\); wait for it to end or stop it first\\.`));
+        assertOneSentence(
+          refused,
+          new RegExp(
+            `The results folder \\S+ is being written by pid ${child.pid} on \\S+ \\(running job ${jobId}, since [^)]+\\); wait for it to end or stop it first\\.`,
+          ),
+        );
       }
       assert.equal(child.exitCode, null, 'the writer was still running through all three');
       assert.equal(await exited, 0, 'the writer was not disturbed');
@@ -336,10 +400,22 @@ describe('the results folder is the user\'s data', () => {
 
       const resumed = cli([...runArgs('--resume', dir), '--json']);
       assert.equal(resumed.code, 0, resumed.stderr);
-      const said = resumed.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line)).find((e) => e.type === 'results-folder');
+      const said = resumed.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line))
+        .find((e) => e.type === 'results-folder');
       assert.ok(said, resumed.stdout);
-      assert.match(said.message, new RegExp(`^Took over the lock of \\S+ left by pid ${child.pid} \\(running job ${jobId}\\): pid ${child.pid} no longer exists\\.$`));
-      assert.ok(assertJsonLines(dir).some((e) => e.type === 'results-folder' && e.message === said.message), 'and in events.jsonl');
+      assert.match(
+        said.message,
+        new RegExp(
+          `^Took over the lock of \\S+ left by pid ${child.pid} \\(running job ${jobId}\\): pid ${child.pid} no longer exists\\.$`,
+        ),
+      );
+      assert.ok(
+        assertJsonLines(dir).some((e) => e.type === 'results-folder' && e.message === said.message),
+        'and in events.jsonl',
+      );
       assert.equal(simFiles(dir).length, 30);
       assert.equal(existsSync(path.join(dir, '.lock')), false);
     });
@@ -365,15 +441,24 @@ def wire(entrypoint, params, seed):
 `,
     });
     const file = path.join(dir, 'job.json');
-    writeFileSync(file, JSON.stringify({ job_id: 'slow-start', bundle, entrypoint: 'e', parameter_sets: [{ a: 1 }], replicates: 200 }));
+    writeFileSync(
+      file,
+      JSON.stringify({ job_id: 'slow-start', bundle, entrypoint: 'e', parameter_sets: [{ a: 1 }], replicates: 200 }),
+    );
     const out = path.join(dir, 'out');
     const job = path.join(out, 'slow-start');
-    const child = spawn(process.execPath, [CLI, ...runArgs(file, '--out', out, '--ready-timeout', '120')], { env: { ...process.env, MO_TEST_MARKERS: markers, MO_SLOW_IMPORT: '1' }, stdio: 'ignore' });
+    const child = spawn(process.execPath, [CLI, ...runArgs(file, '--out', out, '--ready-timeout', '120')], {
+      env: { ...process.env, MO_TEST_MARKERS: markers, MO_SLOW_IMPORT: '1' },
+      stdio: 'ignore',
+    });
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     await waitFor('the first results', () => simFiles(job).length >= 5);
     const interrupted = Date.now();
     child.kill('SIGINT');
-    const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('still running 10 s after Ctrl-C'), 10_000))]);
+    const code = await Promise.race([
+      exited,
+      new Promise((resolve) => setTimeout(() => resolve('still running 10 s after Ctrl-C'), 10_000)),
+    ]);
     if (code !== 130) child.kill('SIGKILL');
     assert.equal(code, 130);
     assert.ok(Date.now() - interrupted < 10_000);
@@ -389,12 +474,32 @@ def wire(entrypoint, params, seed):
 
   describe('--resume and --rerun-failed trust nothing on disk', () => {
     const tamperings: [string, (job: Record<string, any>) => void, RegExp][] = [
-      ['a param_id of ../../x', (job) => (job.parameter_sets[0].param_id = '../../x'), /parameter_sets\[0\]\.param_id is "\.\.\/\.\.\/x", but its params hash to [0-9a-f]{64}/],
-      ['params changed under their param_id', (job) => (job.parameter_sets[1].params.a = 3), /parameter_sets\[1\]\.param_id is "[0-9a-f]{64}", but its params hash to [0-9a-f]{64}/],
-      ['a seed changed', (job) => (job.parameter_sets[0].seeds[2] += 1), /parameter_sets\[0\]\.seeds\[2\] is \d+, but replicate 2 of this param_id has seed \d+/],
-      ['a job_id that is not its folder', (job) => (job.job_id = 'other'), /job_id is "other", but the results folder is "job\d+"/],
+      [
+        'a param_id of ../../x',
+        (job) => (job.parameter_sets[0].param_id = '../../x'),
+        /parameter_sets\[0\]\.param_id is "\.\.\/\.\.\/x", but its params hash to [0-9a-f]{64}/,
+      ],
+      [
+        'params changed under their param_id',
+        (job) => (job.parameter_sets[1].params.a = 3),
+        /parameter_sets\[1\]\.param_id is "[0-9a-f]{64}", but its params hash to [0-9a-f]{64}/,
+      ],
+      [
+        'a seed changed',
+        (job) => (job.parameter_sets[0].seeds[2] += 1),
+        /parameter_sets\[0\]\.seeds\[2\] is \d+, but replicate 2 of this param_id has seed \d+/,
+      ],
+      [
+        'a job_id that is not its folder',
+        (job) => (job.job_id = 'other'),
+        /job_id is "other", but the results folder is "job\d+"/,
+      ],
       ['an unknown field', (job) => (job.replicate = 3), /unknown field "replicate"/],
-      ['a parameter that is a list', (job) => (job.parameter_sets[0].params.a = [1]), /parameter_sets\[0\]\.params\.a is a list/],
+      [
+        'a parameter that is a list',
+        (job) => (job.parameter_sets[0].params.a = [1]),
+        /parameter_sets\[0\]\.params\.a is a list/,
+      ],
     ];
     for (const [what, tamper, message] of tamperings) {
       it(`job.json with ${what}: exit 2, validated like a new job file, nothing written anywhere`, () => {
@@ -429,17 +534,33 @@ def wire(entrypoint, params, seed):
 
       const resumed = cli([...runArgs('--resume', dir), '--json']);
       assert.equal(resumed.code, 0, resumed.stderr);
-      const events = resumed.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line));
+      const events = resumed.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line));
       const start = events.find((e) => e.type === 'job-start');
       assert.equal(start.skipped_sims, 3, 'only the three real results count');
-      const ran = events.filter((e) => e.type === 'task-start').map((e) => e.key).sort();
+      const ran = events
+        .filter((e) => e.type === 'task-start')
+        .map((e) => e.key)
+        .sort();
       assert.deepEqual(ran, [`sim-${first.param_id}-0`, `sim-${first.param_id}-1`, `sim-${second.param_id}-0`].sort());
-      assert.deepEqual(events.filter((e) => e.type === 'agg-done').map((e) => e.key).sort(), [`agg-${first.param_id}`, `agg-${second.param_id}`].sort());
+      assert.deepEqual(
+        events
+          .filter((e) => e.type === 'agg-done')
+          .map((e) => e.key)
+          .sort(),
+        [`agg-${first.param_id}`, `agg-${second.param_id}`].sort(),
+      );
       const notice = events.find((e) => e.type === 'results-folder');
       assert.match(notice.message, /^4 files are not a valid result of this job, so their tasks run again: /);
       assert.match(notice.message, /0\.json \(status is "undefined"|0\.json \(key is/);
       assert.match(notice.message, /1\.json \(seed \d+ is not this replicate's seed \d+\)/);
-      for (const [set, i] of [[first, 0], [first, 1], [second, 0]] as const) {
+      for (const [set, i] of [
+        [first, 0],
+        [first, 1],
+        [second, 0],
+      ] as const) {
         const record = readJson(simFile(set, i));
         assert.equal(record.status, 'ok');
         assert.equal(record.seed, set.seeds[i]);
@@ -456,14 +577,21 @@ def wire(entrypoint, params, seed):
       const before = snapshot(dir);
       const refused = cli(runArgs('--resume', dir));
       assert.equal(refused.code, 2, refused.stderr);
-      assertOneSentence(refused, /The bundle \S+ changed since this job ran \(digest [0-9a-f]{12} then, [0-9a-f]{12} now\); its results would mix two bundles, so it is not resumed \(--allow-bundle-change runs it anyway\)\./);
+      assertOneSentence(
+        refused,
+        /The bundle \S+ changed since this job ran \(digest [0-9a-f]{12} then, [0-9a-f]{12} now\); its results would mix two bundles, so it is not resumed \(--allow-bundle-change runs it anyway\)\./,
+      );
       assert.deepEqual(snapshot(dir), before);
 
       const allowed = cli([...runArgs('--resume', dir), '--allow-bundle-change']);
       assert.equal(allowed.code, 0, allowed.stderr);
       assert.match(allowed.stderr, /⚠ The bundle changed since this job ran/);
       const manifest = readJson(path.join(dir, 'manifest.json'));
-      assert.deepEqual(manifest.bundle_change, { recorded, now: manifest.environment.bundle.digest, allowed_by: '--allow-bundle-change' });
+      assert.deepEqual(manifest.bundle_change, {
+        recorded,
+        now: manifest.environment.bundle.digest,
+        allowed_by: '--allow-bundle-change',
+      });
       assert.notEqual(recorded, manifest.environment.bundle.digest);
     });
 
@@ -478,7 +606,10 @@ def wire(entrypoint, params, seed):
       const before = snapshot(around);
       const refused = cli(runArgs('--resume', dir));
       assert.equal(refused.code, 2, refused.stderr);
-      assertOneSentence(refused, /\S+\/events\.jsonl is a symbolic link; a results folder holds only the files this tool wrote, so it is not resumed \(remove the link\)\./);
+      assertOneSentence(
+        refused,
+        /\S+\/events\.jsonl is a symbolic link; a results folder holds only the files this tool wrote, so it is not resumed \(remove the link\)\./,
+      );
       assert.deepEqual(snapshot(around), before);
       assert.equal(readFileSync(outside, 'utf8'), 'precious\n');
 
@@ -511,7 +642,12 @@ def wire(entrypoint, params, seed):
         const before = snapshot(around);
         const refused = cli(runArgs('--resume', dir)); // spawnSync: a blocked read would hit the test's timeout
         assert.equal(refused.code, 2, refused.stderr);
-        assertOneSentence(refused, new RegExp(`\\S+/${name.replace('.', '\\.')} is not a regular file; a results folder holds only the files this tool wrote, so it is not resumed \\(remove it\\)\\.`));
+        assertOneSentence(
+          refused,
+          new RegExp(
+            `\\S+/${name.replace('.', '\\.')} is not a regular file; a results folder holds only the files this tool wrote, so it is not resumed \\(remove it\\)\\.`,
+          ),
+        );
         assert.deepEqual(snapshot(around), before);
       }
     });

@@ -11,7 +11,8 @@ import { CLI, ROOT } from './helpers';
 
 describe('run defaults', () => {
   it("the editor's settings default to RUN_DEFAULTS (package.json cannot import them)", () => {
-    const settings = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).contributes.configuration.properties;
+    const settings = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).contributes.configuration
+      .properties;
     const defaultOf = (name: string) => settings[`modelopsDebugger.${name}`].default;
     assert.equal(defaultOf('taskTimeoutSeconds') * 1000, RUN_DEFAULTS.taskTimeoutMs);
     assert.equal(defaultOf('installTimeoutSeconds') * 1000, RUN_DEFAULTS.installTimeoutMs);
@@ -29,11 +30,37 @@ describe('run defaults', () => {
       return out.stdout.replace(/\s+/g, ' ');
     };
     const run = help('run');
-    assert.match(run, new RegExp(`--ready-timeout <seconds> for a runner to answer ready \\(default: ${RUN_DEFAULTS.readyTimeoutMs / 1000}\\)`));
-    assert.match(run, new RegExp(`--task-timeout <seconds> per simulation or aggregation \\(default: ${RUN_DEFAULTS.taskTimeoutMs / 1000}\\)`));
-    assert.match(run, new RegExp(`--retries <n> extra attempts for a task whose runner crashed \\(default: ${RUN_DEFAULTS.retries}\\)`));
-    assert.match(run, new RegExp(`--connect-timeout <seconds> .*?\\(default: ${RUN_DEFAULTS.connectTimeoutMs / 1000}\\)`));
-    assert.match(help('replicate'), new RegExp(`--ready-timeout <seconds> for the runner to answer ready \\(default: ${RUN_DEFAULTS.readyTimeoutMs / 1000}\\)`));
-    assert.match(help('handshake'), new RegExp(`--timeout <seconds> how long the runner may take to answer ready \\(default: ${RUN_DEFAULTS.handshakeTimeoutMs / 1000}\\)`));
+    assert.match(
+      run,
+      new RegExp(
+        `--ready-timeout <seconds> for a runner to answer ready \\(default: ${RUN_DEFAULTS.readyTimeoutMs / 1000}\\)`,
+      ),
+    );
+    assert.match(
+      run,
+      new RegExp(
+        `--task-timeout <seconds> per simulation or aggregation \\(default: ${RUN_DEFAULTS.taskTimeoutMs / 1000}\\)`,
+      ),
+    );
+    assert.match(
+      run,
+      new RegExp(`--retries <n> extra attempts for a task whose runner crashed \\(default: ${RUN_DEFAULTS.retries}\\)`),
+    );
+    assert.match(
+      run,
+      new RegExp(`--connect-timeout <seconds> .*?\\(default: ${RUN_DEFAULTS.connectTimeoutMs / 1000}\\)`),
+    );
+    assert.match(
+      help('replicate'),
+      new RegExp(
+        `--ready-timeout <seconds> for the runner to answer ready \\(default: ${RUN_DEFAULTS.readyTimeoutMs / 1000}\\)`,
+      ),
+    );
+    assert.match(
+      help('handshake'),
+      new RegExp(
+        `--timeout <seconds> how long the runner may take to answer ready \\(default: ${RUN_DEFAULTS.handshakeTimeoutMs / 1000}\\)`,
+      ),
+    );
   });
 });

@@ -19,8 +19,18 @@ describe('the built-in summary', () => {
   });
 
   it('names what it cannot summarise, under those names too', () => {
-    const summary = summarize([{ constructor: Buffer.from('not json'), toString: json([1, 2]), valueOf: json(1) }, { valueOf: json({ a: 1 }) }]);
-    assert.deepEqual({ ...summary.skipped }, { constructor: 'not JSON', toString: 'a list, not a number or an object of numbers', valueOf: 'mixes numbers and objects' });
+    const summary = summarize([
+      { constructor: Buffer.from('not json'), toString: json([1, 2]), valueOf: json(1) },
+      { valueOf: json({ a: 1 }) },
+    ]);
+    assert.deepEqual(
+      { ...summary.skipped },
+      {
+        constructor: 'not JSON',
+        toString: 'a list, not a number or an object of numbers',
+        valueOf: 'mixes numbers and objects',
+      },
+    );
     assert.deepEqual(Object.keys(summary.outputs), []);
   });
 });

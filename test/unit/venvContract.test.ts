@@ -206,7 +206,10 @@ describe('venv contract: the TypeScript and the Python cache on one venvs direct
     const events: VenvEvent[] = [];
     const reused = await tsCache(dir, events).ensure(bundleDir, pinned);
     assert.deepEqual([reused.key, reused.path, reused.built, reused.reason], [built.key, built.path, false, 'valid']);
-    assert.deepEqual(events.map((e) => e.type), ['venv-reuse']);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['venv-reuse'],
+    );
     const run = spawnSync(reused.python, ['-c', 'import mo_testdep; print(mo_testdep.VALUE)'], { encoding: 'utf8' });
     assert.equal(run.stdout.trim(), '1.0', run.stderr);
 
@@ -248,7 +251,10 @@ describe('venv contract: the TypeScript and the Python cache on one venvs direct
     assert.equal(await builder.done, 0);
     const answer = JSON.parse(builder.lines.at(-1)!);
     assert.deepEqual([answer.key, answer.built], [key, true]);
-    assert.deepEqual(answer.events.map((e: { type: string }) => e.type), ['lock-wait']);
+    assert.deepEqual(
+      answer.events.map((e: { type: string }) => e.type),
+      ['lock-wait'],
+    );
     assert.equal(answer.events[0].holder.pid, process.pid);
     assert.equal(answer.events[0].holder.nonce, lock.owner.nonce);
   });
@@ -345,10 +351,13 @@ describe('venv contract: the TypeScript and the Python cache on one venvs direct
     const cases: [string, (venv: string, dir: string) => void, InterpreterInfo?][] = [
       ['untouched', () => undefined],
       ['deleted python', (venv) => unlinkSync(path.join(venv, 'bin', 'python'))],
-      ['bin/python pointing nowhere', (venv) => {
-        unlinkSync(path.join(venv, 'bin', 'python'));
-        symlinkSync('/nonexistent/python3', path.join(venv, 'bin', 'python'));
-      }],
+      [
+        'bin/python pointing nowhere',
+        (venv) => {
+          unlinkSync(path.join(venv, 'bin', 'python'));
+          symlinkSync('/nonexistent/python3', path.join(venv, 'bin', 'python'));
+        },
+      ],
       ['edited marker: another key', (venv) => editMarker(venv, (m) => (m.key = 'ffffffffffff-py3.0-ffffffff'))],
       ['edited marker: another schema', (venv) => editMarker(venv, (m) => (m.schema = 2))],
       ['edited marker: another version', (venv) => editMarker(venv, (m) => (m.python.version = '3.0.1'))],

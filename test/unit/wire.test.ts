@@ -17,12 +17,23 @@ function tapAll(chunks: Buffer[], cap = 1024): TapEvent[] {
 }
 
 function describeEvents(events: TapEvent[]): string[] {
-  return events.map((e) => (e.type === 'violation' ? `violation:${e.reason}` : e.type === 'oversized' ? `oversized:${e.length}` : e.type === 'frame' ? `frame:${e.header}${e.text}` : `noise:${e.bytes.toString('latin1')}`));
+  return events.map((e) =>
+    e.type === 'violation'
+      ? `violation:${e.reason}`
+      : e.type === 'oversized'
+        ? `oversized:${e.length}`
+        : e.type === 'frame'
+          ? `frame:${e.header}${e.text}`
+          : `noise:${e.bytes.toString('latin1')}`,
+  );
 }
 
 describe('wire JSON', () => {
   it("reads Python's NaN, Infinity and -Infinity, but not inside strings", () => {
-    const value = parseWireJson('{"loss":NaN,"hi":Infinity,"lo":-Infinity,"s":"NaN and -Infinity"}') as Record<string, unknown>;
+    const value = parseWireJson('{"loss":NaN,"hi":Infinity,"lo":-Infinity,"s":"NaN and -Infinity"}') as Record<
+      string,
+      unknown
+    >;
     assert.ok(Number.isNaN(value.loss));
     assert.equal(value.hi, Infinity);
     assert.equal(value.lo, -Infinity);
@@ -30,11 +41,17 @@ describe('wire JSON', () => {
   });
 
   it('keeps integers above 2^53 exact', () => {
-    assert.deepEqual(parseWireJson('{"seed":18446744073709551615,"small":3}'), { seed: 18446744073709551615n, small: 3 });
+    assert.deepEqual(parseWireJson('{"seed":18446744073709551615,"small":3}'), {
+      seed: 18446744073709551615n,
+      small: 3,
+    });
   });
 
   it('writes bigints digit for digit and user-typed 1.0 as a float', () => {
-    assert.equal(stringifyWireJson({ seed: 2n ** 64n - 1n, params: parse('{"beta":1.0,"n":2}') }), '{"seed":18446744073709551615,"params":{"beta":1.0,"n":2}}');
+    assert.equal(
+      stringifyWireJson({ seed: 2n ** 64n - 1n, params: parse('{"beta":1.0,"n":2}') }),
+      '{"seed":18446744073709551615,"params":{"beta":1.0,"n":2}}',
+    );
     assert.equal(stringifyWireJson({ a: 'é', b: [1, 2.5] }), '{"a":"é","b":[1,2.5]}');
   });
 });
@@ -45,7 +62,11 @@ describe('StdoutTap', () => {
     for (let size = 1; size <= bytes.length; size += 3) {
       const chunks = [];
       for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.subarray(i, i + size));
-      assert.deepEqual(describeEvents(tapAll(chunks)), ['frame:Content-Length: 8\r\n\r\n{"id":1}', 'frame:Content-Length: 8\r\n\r\n{"id":2}'], `chunk size ${size}`);
+      assert.deepEqual(
+        describeEvents(tapAll(chunks)),
+        ['frame:Content-Length: 8\r\n\r\n{"id":1}', 'frame:Content-Length: 8\r\n\r\n{"id":2}'],
+        `chunk size ${size}`,
+      );
     }
   });
 
@@ -62,19 +83,31 @@ describe('StdoutTap', () => {
   });
 
   it('a stray write that happens to contain a colon is still noise', () => {
-    assert.deepEqual(describeEvents(tapAll([Buffer.from('Status: ok\n'), frame('{}')])), ['noise:Status: ok\n', 'frame:Content-Length: 2\r\n\r\n{}']);
+    assert.deepEqual(describeEvents(tapAll([Buffer.from('Status: ok\n'), frame('{}')])), [
+      'noise:Status: ok\n',
+      'frame:Content-Length: 2\r\n\r\n{}',
+    ]);
   });
 
   it('refuses a frame over the cap before buffering its body', () => {
-    assert.deepEqual(describeEvents(tapAll([Buffer.from('Content-Length: 9999999999\r\n\r\n{')])), ['violation:Content-Length 9999999999 exceeds the 1024-byte frame cap']);
+    assert.deepEqual(describeEvents(tapAll([Buffer.from('Content-Length: 9999999999\r\n\r\n{')])), [
+      'violation:Content-Length 9999999999 exceeds the 1024-byte frame cap',
+    ]);
   });
 
   it('a header without Content-Length, or with a bad one, is a violation', () => {
-    assert.deepEqual(describeEvents(tapAll([Buffer.from('Content-Type: x\r\n\r\n{}')])), ['violation:frame header has no Content-Length']);
-    assert.deepEqual(describeEvents(tapAll([Buffer.from('Content-Length: -5\r\n\r\n{}')])), ['violation:Content-Length is not a number: "-5"']);
+    assert.deepEqual(describeEvents(tapAll([Buffer.from('Content-Type: x\r\n\r\n{}')])), [
+      'violation:frame header has no Content-Length',
+    ]);
+    assert.deepEqual(describeEvents(tapAll([Buffer.from('Content-Length: -5\r\n\r\n{}')])), [
+      'violation:Content-Length is not a number: "-5"',
+    ]);
   });
 
   it('accepts other headers before Content-Length, as vscode-jsonrpc does', () => {
-    assert.deepEqual(describeEvents(tapAll([Buffer.from('Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}')])), ['frame:Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}']);
+    assert.deepEqual(
+      describeEvents(tapAll([Buffer.from('Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}')])),
+      ['frame:Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}'],
+    );
   });
 });

@@ -23,7 +23,11 @@ interface Context {
 
 const WAIT_MS = 60_000;
 
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = WAIT_MS): Promise<T> {
+async function until<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = WAIT_MS,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -34,7 +38,9 @@ async function until<T>(what: string, probe: () => T | undefined | Promise<T | u
 }
 
 function jobRow(api: ModelOpsApi, jobId: string): JobItem {
-  const item = (api.jobsTree.getChildren() as JobsNode[]).find((node): node is JobItem => node.kind === 'job' && node.job.jobId === jobId);
+  const item = (api.jobsTree.getChildren() as JobsNode[]).find(
+    (node): node is JobItem => node.kind === 'job' && node.job.jobId === jobId,
+  );
   assert.ok(item, `job ${jobId} is in the Jobs view`);
   return item;
 }
@@ -44,13 +50,17 @@ function choose(jobId: string, token: string, offered: string[] = []): JobPickAr
   return {
     pick(items: readonly JobPickItem[]) {
       offered.push(...items.map((i) => i.item.job.jobId));
-      assert.ok(items.every((i) => i.item.contextValue!.includes(token)), items.map((i) => i.item.contextValue).join(' | '));
+      assert.ok(
+        items.every((i) => i.item.contextValue!.includes(token)),
+        items.map((i) => i.item.contextValue).join(' | '),
+      );
       return items.find((i) => i.item.job.jobId === jobId);
     },
   };
 }
 
-const hhmm = (date: Date) => `${String(date.getHours()).padStart(2, '0')}:${String(date.getMinutes()).padStart(2, '0')}`;
+const hhmm = (date: Date) =>
+  `${String(date.getHours()).padStart(2, '0')}:${String(date.getMinutes()).padStart(2, '0')}`;
 
 export function registerCmdsTests(context: () => Context): void {
   describe('job commands, job files and job ids', () => {
@@ -59,7 +69,10 @@ export function registerCmdsTests(context: () => Context): void {
       // a results folder inside the workspace holds job.json files too: never offered
       const stale = path.join(root, 'test', 'fixtures', 'jobs', 'results', 'old-run');
       mkdirSync(stale, { recursive: true });
-      writeFileSync(path.join(stale, 'job.json'), readFileSync(path.join(root, 'test', 'fixtures', 'jobs', 'sir.job.json')));
+      writeFileSync(
+        path.join(stale, 'job.json'),
+        readFileSync(path.join(root, 'test', 'fixtures', 'jobs', 'sir.job.json')),
+      );
       let offered: readonly JobFilePickItem[] = [];
       const before = new Date();
       let result: JobRunResult;
@@ -82,7 +95,10 @@ export function registerCmdsTests(context: () => Context): void {
       assert.equal(rows.get('jobs/production.simjob.json')?.description, 'SimJob · 2 sets, 3 tasks');
       assert.match(rows.get('jobs/production.simjob.json')?.detail ?? '', /--bundle DIR/);
       assert.match(rows.get('jobs/unknown-field.job.json')?.detail ?? '', /^⚠ .*unknown field "replicate"/);
-      assert.ok(!rows.has('jobs/not-a-job.json'), 'recognised by content: a JSON file without parameter_sets is not a job');
+      assert.ok(
+        !rows.has('jobs/not-a-job.json'),
+        'recognised by content: a JSON file without parameter_sets is not a job',
+      );
       assert.ok(![...rows.keys()].some((label) => label.includes('results/')), [...rows.keys()].join(', '));
       assert.equal(offered[offered.length - 1].label, 'Browse…');
 
@@ -94,14 +110,23 @@ export function registerCmdsTests(context: () => Context): void {
       assert.equal(path.basename(result.dir), result.jobId, 'the results folder is named by the id');
     });
 
-    it('cmds: a job\'s commands from its tree item: Open Results, Reveal Results Folder, Show Stderr, Copy Reproduce Command (job: the run line reruns it with the same param_ids and seeds; replicate: the replicate line)', async () => {
+    it("cmds: a job's commands from its tree item: Open Results, Reveal Results Folder, Show Stderr, Copy Reproduce Command (job: the run line reruns it with the same param_ids and seeds; replicate: the replicate line)", async () => {
       const { api, root } = context();
       const scratch = mkdtempSync(path.join(os.tmpdir(), "modelops-cmds it's-"));
       mkdirSync(path.join(scratch, 'bundle'));
-      writeFileSync(path.join(scratch, 'bundle', 'wire.py'), 'import sys\n\ndef wire(entrypoint, params, seed):\n    sys.stderr.write("cmds x=%s\\n" % params["x"])\n    if params["x"] == 2.0:\n        raise ValueError("x must not be 2")\n    return {"value": str(params["x"]).encode()}\n');
+      writeFileSync(
+        path.join(scratch, 'bundle', 'wire.py'),
+        'import sys\n\ndef wire(entrypoint, params, seed):\n    sys.stderr.write("cmds x=%s\\n" % params["x"])\n    if params["x"] == 2.0:\n        raise ValueError("x must not be 2")\n    return {"value": str(params["x"]).encode()}\n',
+      );
       const jobFile = path.join(scratch, 'job.json');
-      writeFileSync(jobFile, '{"job_id": "cmds-job", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1.0}, {"x": 2.0}], "replicates": 3}');
-      const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(jobFile));
+      writeFileSync(
+        jobFile,
+        '{"job_id": "cmds-job", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1.0}, {"x": 2.0}], "replicates": 3}',
+      );
+      const result = await vscode.commands.executeCommand<JobRunResult>(
+        'modelopsDebugger.runJobFile',
+        vscode.Uri.file(jobFile),
+      );
       assert.equal(result.status, 'failed');
       const row = jobRow(api, 'cmds-job');
       assert.equal(row.label, 'cmds-job', 'an id the user chose is shown as it is');
@@ -115,7 +140,10 @@ export function registerCmdsTests(context: () => Context): void {
       assert.equal(await vscode.commands.executeCommand('modelopsDebugger.revealResults', row), 'copied');
 
       const stderr = await vscode.commands.executeCommand<string>('modelopsDebugger.showStderr', row);
-      assert.match(stderr, new RegExp(`^── ${result.dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/logs/runner-\\d+\\.stderr ──$`, 'm'));
+      assert.match(
+        stderr,
+        new RegExp(`^── ${result.dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/logs/runner-\\d+\\.stderr ──$`, 'm'),
+      );
       assert.equal((stderr.match(/^cmds x=2\.0$/gm) ?? []).length, 3, stderr);
       assert.equal(vscode.window.activeTextEditor?.document.getText(), stderr);
 
@@ -124,14 +152,27 @@ export function registerCmdsTests(context: () => Context): void {
       const replicate = (api.jobsTree.getChildren(sets[1]) as TaskItem[])[2];
       assert.equal(replicate.task.replicate, 1);
       assert.match(replicate.contextValue!, /^task;reproducible;/);
-      assert.doesNotMatch((api.jobsTree.getChildren(sets[1]) as TaskItem[])[0].contextValue!, /reproducible;/, 'not on the aggregation');
-      const one = await vscode.commands.executeCommand<Reproduction>('modelopsDebugger.copyReproduceCommand', replicate);
-      assert.equal(one.line, `modelops-debugger replicate ${result.dir} --param ${sets[1].set.paramId.slice(0, 12)} --replicate 1`);
+      assert.doesNotMatch(
+        (api.jobsTree.getChildren(sets[1]) as TaskItem[])[0].contextValue!,
+        /reproducible;/,
+        'not on the aggregation',
+      );
+      const one = await vscode.commands.executeCommand<Reproduction>(
+        'modelopsDebugger.copyReproduceCommand',
+        replicate,
+      );
+      assert.equal(
+        one.line,
+        `modelops-debugger replicate ${result.dir} --param ${sets[1].set.paramId.slice(0, 12)} --replicate 1`,
+      );
       assert.equal(await vscode.env.clipboard.readText(), one.line);
 
       // the job: the run line, quoted for sh (the folder has a quote and spaces in it)
       const whole = await vscode.commands.executeCommand<Reproduction>('modelopsDebugger.copyReproduceCommand', row);
-      assert.equal(whole.line, `modelops-debugger run '${jobFile.replace(/'/g, `'\\''`)}' --out ${path.dirname(result.dir)}`);
+      assert.equal(
+        whole.line,
+        `modelops-debugger run '${jobFile.replace(/'/g, `'\\''`)}' --out ${path.dirname(result.dir)}`,
+      );
       assert.equal(whole.caveat, undefined);
       assert.equal(await vscode.env.clipboard.readText(), whole.line);
       // run it as a user would, in a shell, with the CLI on PATH; the job file names its job_id, so the first run's folder moves aside
@@ -140,9 +181,18 @@ export function registerCmdsTests(context: () => Context): void {
       const bin = path.join(scratch, 'bin');
       mkdirSync(bin);
       symlinkSync(path.join(root, 'dist', 'cli.js'), path.join(bin, 'modelops-debugger'));
-      const again = spawnSync('sh', ['-c', whole.line], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, timeout: 120_000 });
+      const again = spawnSync('sh', ['-c', whole.line], {
+        encoding: 'utf8',
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+        timeout: 120_000,
+      });
       assert.equal(again.status, 1, `the job fails again as it did (exit 1): ${again.stderr}`);
-      const sets0 = (dir: string) => (JSON.parse(readFileSync(path.join(dir, 'job.json'), 'utf8')) as { parameter_sets: { param_id: string; seeds: number[] }[] }).parameter_sets.map((s) => [s.param_id, s.seeds]);
+      const sets0 = (dir: string) =>
+        (
+          JSON.parse(readFileSync(path.join(dir, 'job.json'), 'utf8')) as {
+            parameter_sets: { param_id: string; seeds: number[] }[];
+          }
+        ).parameter_sets.map((s) => [s.param_id, s.seeds]);
       assert.deepEqual(sets0(result.dir), sets0(moved));
       renameSync(result.dir, `${result.dir}-second`);
       renameSync(moved, result.dir);
@@ -152,44 +202,84 @@ export function registerCmdsTests(context: () => Context): void {
       const { api } = context();
       const scratch = mkdtempSync(path.join(os.tmpdir(), 'modelops-cmds-palette-'));
       mkdirSync(path.join(scratch, 'bundle'));
-      writeFileSync(path.join(scratch, 'bundle', 'wire.py'), 'import time\n\ndef wire(entrypoint, params, seed):\n    time.sleep(0.05)\n    return {"value": b"1"}\n');
-      writeFileSync(path.join(scratch, 'job.json'), '{"job_id": "cmds-palette", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1}, {"x": 2}], "replicates": 30}');
+      writeFileSync(
+        path.join(scratch, 'bundle', 'wire.py'),
+        'import time\n\ndef wire(entrypoint, params, seed):\n    time.sleep(0.05)\n    return {"value": b"1"}\n',
+      );
+      writeFileSync(
+        path.join(scratch, 'job.json'),
+        '{"job_id": "cmds-palette", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1}, {"x": 2}], "replicates": 30}',
+      );
 
       // nothing runs now: Cancel has no job to offer, and says so
       const told: string[] = [];
-      const none = await vscode.commands.executeCommand('modelopsDebugger.cancelJob', { pick: () => assert.fail('no job is running: nothing to pick'), none: (message: string) => told.push(message) });
+      const none = await vscode.commands.executeCommand('modelopsDebugger.cancelJob', {
+        pick: () => assert.fail('no job is running: nothing to pick'),
+        none: (message: string) => told.push(message),
+      });
       assert.equal(none, undefined);
       assert.deepEqual(told, ['ModelOps: no job in the Jobs view is running.']);
 
-      const running = vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(path.join(scratch, 'job.json')));
+      const running = vscode.commands.executeCommand<JobRunResult>(
+        'modelopsDebugger.runJobFile',
+        vscode.Uri.file(path.join(scratch, 'job.json')),
+      );
       await until('the job to have run a few replicates', () => {
-        const row = (api.jobsTree.getChildren() as JobsNode[]).find((node): node is JobItem => node.kind === 'job' && node.job.jobId === 'cmds-palette');
+        const row = (api.jobsTree.getChildren() as JobsNode[]).find(
+          (node): node is JobItem => node.kind === 'job' && node.job.jobId === 'cmds-palette',
+        );
         return row && [...row.job.sets.values()].some((set) => set.ok >= 2);
       });
       const offered: string[] = [];
-      assert.equal(await vscode.commands.executeCommand('modelopsDebugger.cancelJob', choose('cmds-palette', 'cancellable;', offered)), 'cmds-palette');
+      assert.equal(
+        await vscode.commands.executeCommand(
+          'modelopsDebugger.cancelJob',
+          choose('cmds-palette', 'cancellable;', offered),
+        ),
+        'cmds-palette',
+      );
       assert.deepEqual(offered, ['cmds-palette'], 'only the running job can be cancelled');
       const interrupted = await running;
       assert.equal(interrupted.status, 'interrupted');
 
       const resumable: string[] = [];
-      const resumed = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.resumeJob', choose('cmds-palette', 'resumable;', resumable));
+      const resumed = await vscode.commands.executeCommand<JobRunResult>(
+        'modelopsDebugger.resumeJob',
+        choose('cmds-palette', 'resumable;', resumable),
+      );
       assert.equal(resumed.status, 'succeeded');
       assert.ok(resumable.includes('cmds-palette') && !resumable.includes('cmds-job'), resumable.join(', '));
 
       const rerunnable: string[] = [];
-      await vscode.commands.executeCommand('modelopsDebugger.rerunFailed', { pick: (items: readonly JobPickItem[]) => (rerunnable.push(...items.map((i) => i.item.job.jobId)), undefined) });
+      await vscode.commands.executeCommand('modelopsDebugger.rerunFailed', {
+        pick: (items: readonly JobPickItem[]) => (rerunnable.push(...items.map((i) => i.item.job.jobId)), undefined),
+      });
       assert.ok(!rerunnable.includes('cmds-palette'), 'a job without failures is not offered for Rerun Failed');
 
-      assert.equal(await vscode.commands.executeCommand('modelopsDebugger.openResults', choose('cmds-palette', 'open;')), path.join(resumed.dir, 'manifest.json'));
-      assert.equal(await vscode.commands.executeCommand('modelopsDebugger.revealResults', choose('cmds-palette', 'open;')), 'copied');
-      const reproduction = await vscode.commands.executeCommand<Reproduction>('modelopsDebugger.copyReproduceCommand', choose('cmds-palette', 'reproducible;'));
-      assert.equal(reproduction.line, `modelops-debugger run ${path.join(scratch, 'job.json')} --out ${path.dirname(resumed.dir)}`);
+      assert.equal(
+        await vscode.commands.executeCommand('modelopsDebugger.openResults', choose('cmds-palette', 'open;')),
+        path.join(resumed.dir, 'manifest.json'),
+      );
+      assert.equal(
+        await vscode.commands.executeCommand('modelopsDebugger.revealResults', choose('cmds-palette', 'open;')),
+        'copied',
+      );
+      const reproduction = await vscode.commands.executeCommand<Reproduction>(
+        'modelopsDebugger.copyReproduceCommand',
+        choose('cmds-palette', 'reproducible;'),
+      );
+      assert.equal(
+        reproduction.line,
+        `modelops-debugger run ${path.join(scratch, 'job.json')} --out ${path.dirname(resumed.dir)}`,
+      );
       // this bundle writes nothing to stderr: said, never an empty document
-      assert.equal(await vscode.commands.executeCommand('modelopsDebugger.showStderr', choose('cmds-palette', 'stderr;')), undefined);
+      assert.equal(
+        await vscode.commands.executeCommand('modelopsDebugger.showStderr', choose('cmds-palette', 'stderr;')),
+        undefined,
+      );
     });
 
-    it('cmds: a job file gets the schema\'s validation (an unknown field in Problems) and completion of its bundle\'s entrypoints and targets', async () => {
+    it("cmds: a job file gets the schema's validation (an unknown field in Problems) and completion of its bundle's entrypoints and targets", async () => {
       const { root } = context();
       const bad = vscode.Uri.file(path.join(root, 'test', 'fixtures', 'jobs', 'unknown-field.job.json'));
       await vscode.window.showTextDocument(bad);
@@ -197,25 +287,42 @@ export function registerCmdsTests(context: () => Context): void {
         const found = vscode.languages.getDiagnostics(bad);
         return found.length ? found : undefined;
       });
-      assert.deepEqual(diagnostics.map((d) => [d.message, d.range.start.line, d.severity]), [['Property replicate is not allowed.', 5, vscode.DiagnosticSeverity.Warning]]);
+      assert.deepEqual(
+        diagnostics.map((d) => [d.message, d.range.start.line, d.severity]),
+        [['Property replicate is not allowed.', 5, vscode.DiagnosticSeverity.Warning]],
+      );
 
       const good = vscode.Uri.file(path.join(root, 'test', 'fixtures', 'jobs', 'sir.job.json'));
       const document = await vscode.workspace.openTextDocument(good);
       await vscode.window.showTextDocument(document);
       const text = document.getText();
       const inEntrypoint = document.positionAt(text.indexOf('models.sir/baseline') + 'models.'.length);
-      const models = await vscode.commands.executeCommand<vscode.CompletionList>('vscode.executeCompletionItemProvider', good, inEntrypoint);
+      const models = await vscode.commands.executeCommand<vscode.CompletionList>(
+        'vscode.executeCompletionItemProvider',
+        good,
+        inEntrypoint,
+      );
       const model = models.items.find((item) => item.label === 'models.sir/baseline');
       assert.ok(model, models.items.map((i) => i.label).join(', '));
       assert.equal(model.detail, 'model entrypoint · wire.py:13');
-      assert.ok(!models.items.some((item) => item.label === 'targets.prevalence:prevalence_target'), 'targets are offered in targets only');
+      assert.ok(
+        !models.items.some((item) => item.label === 'targets.prevalence:prevalence_target'),
+        'targets are offered in targets only',
+      );
       const inTargets = document.positionAt(text.indexOf('targets.prevalence') + 1);
-      const targets = await vscode.commands.executeCommand<vscode.CompletionList>('vscode.executeCompletionItemProvider', good, inTargets);
+      const targets = await vscode.commands.executeCommand<vscode.CompletionList>(
+        'vscode.executeCompletionItemProvider',
+        good,
+        inTargets,
+      );
       const target = targets.items.find((item) => item.label === 'targets.prevalence:prevalence_target');
       assert.ok(target, targets.items.map((i) => i.label).join(', '));
       assert.equal(target.detail, 'target entrypoint · targets/prevalence.py:13');
       // the valid job file: nothing from the schema
-      assert.deepEqual(vscode.languages.getDiagnostics(good).filter((d) => d.source !== 'ModelOps'), []);
+      assert.deepEqual(
+        vscode.languages.getDiagnostics(good).filter((d) => d.source !== 'ModelOps'),
+        [],
+      );
     });
   });
 }

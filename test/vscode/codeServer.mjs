@@ -13,7 +13,10 @@ const START_TIMEOUT_MS = 60_000;
 
 /** Installs Chromium and code-server on first use; returns the code-server binary. */
 export function codeServerBinary() {
-  const install = spawnSync('bash', [path.join(ROOT, 'scripts', 'install-vscode-test-deps.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const install = spawnSync('bash', [path.join(ROOT, 'scripts', 'install-vscode-test-deps.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   if (install.status !== 0) throw new Error('installing code-server and chromium failed');
   return install.stdout.trim().split('\n').pop();
 }
@@ -53,21 +56,51 @@ export async function startCodeServer({ vsix, env = {} } = {}) {
   for (const dir of ['user/User', 'ext', 'xdg', 'ws', 'chrome']) mkdirSync(path.join(work, dir), { recursive: true });
   writeFileSync(
     path.join(work, 'user', 'User', 'settings.json'),
-    JSON.stringify({ 'workbench.startupEditor': 'none', 'telemetry.telemetryLevel': 'off', 'extensions.autoCheckUpdates': false, 'extensions.autoUpdate': false, 'workbench.tips.enabled': false, 'security.workspace.trust.enabled': false }),
+    JSON.stringify({
+      'workbench.startupEditor': 'none',
+      'telemetry.telemetryLevel': 'off',
+      'extensions.autoCheckUpdates': false,
+      'extensions.autoUpdate': false,
+      'workbench.tips.enabled': false,
+      'security.workspace.trust.enabled': false,
+    }),
   );
-  const serverEnv = { ...process.env, XDG_CONFIG_HOME: path.join(work, 'xdg'), MODELOPS_VENVS_DIR: path.join(work, 'venvs'), ...env };
+  const serverEnv = {
+    ...process.env,
+    XDG_CONFIG_HOME: path.join(work, 'xdg'),
+    MODELOPS_VENVS_DIR: path.join(work, 'venvs'),
+    ...env,
+  };
   const profile = ['--extensions-dir', path.join(work, 'ext'), '--user-data-dir', path.join(work, 'user')];
   if (vsix) {
-    const installed = spawnSync(codeServer, [...profile, '--install-extension', vsix], { env: serverEnv, encoding: 'utf8' });
+    const installed = spawnSync(codeServer, [...profile, '--install-extension', vsix], {
+      env: serverEnv,
+      encoding: 'utf8',
+    });
     if (installed.status !== 0) throw new Error(`installing ${vsix} failed: ${installed.stderr || installed.stdout}`);
   }
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
-  const server = spawn(codeServer, ['--auth', 'none', '--bind-addr', host, '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override', ...profile, path.join(work, 'ws')], {
-    env: serverEnv,
-    detached: true,
-    stdio: ['ignore', 'ignore', 'ignore'],
-  });
+  const server = spawn(
+    codeServer,
+    [
+      '--auth',
+      'none',
+      '--bind-addr',
+      host,
+      '--disable-telemetry',
+      '--disable-update-check',
+      '--disable-workspace-trust',
+      '--disable-getting-started-override',
+      ...profile,
+      path.join(work, 'ws'),
+    ],
+    {
+      env: serverEnv,
+      detached: true,
+      stdio: ['ignore', 'ignore', 'ignore'],
+    },
+  );
   const stop = () => {
     try {
       process.kill(-server.pid, 'SIGKILL'); // the whole group: code-server leaves watchers otherwise
@@ -90,7 +123,16 @@ export async function launchBrowser(work) {
     executablePath: '/usr/bin/chromium',
     headless: true,
     viewport: { width: 1400, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }
 
@@ -115,6 +157,9 @@ export async function pickCommand(page, title, timeout) {
   await page.keyboard.press('F1');
   const input = page.locator(QUICK_INPUT);
   await input.fill(`>${title}`);
-  await page.locator(`.quick-input-widget .monaco-list-row[aria-label*="${title.replace(/^ModelOps: /, '')}"]`).first().waitFor({ timeout });
+  await page
+    .locator(`.quick-input-widget .monaco-list-row[aria-label*="${title.replace(/^ModelOps: /, '')}"]`)
+    .first()
+    .waitFor({ timeout });
   return input;
 }

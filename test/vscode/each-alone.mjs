@@ -15,7 +15,10 @@ const only = args[0] ? new RegExp(args[0]) : undefined;
 function run(env) {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn(process.execPath, [RUN], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [RUN], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (chunk) => (output += chunk));
     child.stderr.on('data', (chunk) => (output += chunk));
@@ -26,7 +29,9 @@ function run(env) {
 const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const listed = await run({ MODELOPS_VSCODE_LIST: '1' });
-const titles = [...listed.output.matchAll(/^TEST\t(.*)$/gm)].map((match) => match[1]).filter((t) => !only || only.test(t));
+const titles = [...listed.output.matchAll(/^TEST\t(.*)$/gm)]
+  .map((match) => match[1])
+  .filter((t) => !only || only.test(t));
 if (listed.code !== 0 || titles.length === 0) {
   console.error(`listing the tests failed (exit ${listed.code ?? listed.signal}):\n${listed.output}`);
   process.exit(1);
@@ -44,7 +49,13 @@ for (const [index, title] of titles.entries()) {
   if (!ok) {
     failures.push(title);
     const failed = result.output.slice(result.output.search(/\d+ passing|editor tests could not run/));
-    console.log(failed.split('\n').slice(0, 30).map((line) => `      ${line}`).join('\n'));
+    console.log(
+      failed
+        .split('\n')
+        .slice(0, 30)
+        .map((line) => `      ${line}`)
+        .join('\n'),
+    );
   }
 }
 console.log(`\n${titles.length - failures.length} passed alone, ${failures.length} failed alone`);

@@ -25,12 +25,19 @@ export function registerFailTests(ctx: () => { api: ModelOpsApi; root: string })
     assert.ok(notice, 'a notification was shown');
     return notice;
   };
-  const jobRow = (label: string): JobsNode | undefined => (ctx().api.jobsTree.getChildren() as JobsNode[]).find((item) => item.label === label);
+  const jobRow = (label: string): JobsNode | undefined =>
+    (ctx().api.jobsTree.getChildren() as JobsNode[]).find((item) => item.label === label);
   /** What the editor shows after "Open": the file and the 0-based line of the cursor. */
-  const opened = () => ({ file: vscode.window.activeTextEditor?.document.uri.fsPath, line: vscode.window.activeTextEditor?.selection.active.line });
+  const opened = () => ({
+    file: vscode.window.activeTextEditor?.document.uri.fsPath,
+    line: vscode.window.activeTextEditor?.selection.active.line,
+  });
   const writeJob = (dir: string, jobId: string, bundle = 'bundle') => {
     const file = path.join(dir, 'job.json');
-    writeFileSync(file, `{"job_id": "${jobId}", "bundle": "${bundle}", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1.0}], "replicates": 2}\n`);
+    writeFileSync(
+      file,
+      `{"job_id": "${jobId}", "bundle": "${bundle}", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1.0}], "replicates": 2}\n`,
+    );
     return file;
   };
 
@@ -44,22 +51,37 @@ export function registerFailTests(ctx: () => { api: ModelOpsApi; root: string })
       const printLine = lineOf(wire.fsPath, 'print-at-import') - 1;
 
       // a job on the bundle first: the shape its warning takes in Problems
-      const job = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(writeJob(dir, 'polluting-job')));
+      const job = await vscode.commands.executeCommand<JobRunResult>(
+        'modelopsDebugger.runJobFile',
+        vscode.Uri.file(writeJob(dir, 'polluting-job')),
+      );
       assert.equal(job.status, 'succeeded');
       const [fromJob] = api.diagnostics.get(wire);
       assert.ok(fromJob, 'the job put its warning in Problems');
 
-      const report = await vscode.commands.executeCommand<HandshakeReport>('modelopsDebugger.handshake', vscode.Uri.file(bundle));
+      const report = await vscode.commands.executeCommand<HandshakeReport>(
+        'modelopsDebugger.handshake',
+        vscode.Uri.file(bundle),
+      );
       assert.equal(report.ok, true, report.message);
       const diagnostics = api.diagnostics.get(wire);
       assert.equal(diagnostics.length, 1, diagnostics.map((d) => d.message).join('\n'));
       const [warning] = diagnostics;
       assert.equal(warning.range.start.line, printLine);
       assert.equal(warning.severity, vscode.DiagnosticSeverity.Warning);
-      assert.match(warning.message, /^print\(\)\/sys\.stdout at import wrote "Loading model weights\.\.\.\\n" to stdout; this runner absorbed it/);
+      assert.match(
+        warning.message,
+        /^print\(\)\/sys\.stdout at import wrote "Loading model weights\.\.\.\\n" to stdout; this runner absorbed it/,
+      );
       // as the job's: same collection, line, severity, code and source
-      assert.deepEqual([warning.range.start.line, warning.severity, warning.code, warning.source], [fromJob.range.start.line, fromJob.severity, fromJob.code, fromJob.source]);
-      assert.deepEqual(vscode.languages.getDiagnostics(wire).map((d) => d.message), [warning.message]);
+      assert.deepEqual(
+        [warning.range.start.line, warning.severity, warning.code, warning.source],
+        [fromJob.range.start.line, fromJob.severity, fromJob.code, fromJob.source],
+      );
+      assert.deepEqual(
+        vscode.languages.getDiagnostics(wire).map((d) => d.message),
+        [warning.message],
+      );
 
       const notice = lastNotice();
       assert.equal(notice.severity, 'warning');
@@ -71,8 +93,14 @@ export function registerFailTests(ctx: () => { api: ModelOpsApi; root: string })
       assert.match(shown, /\n⚠ stdout-pollution at .*wire\.py:\d+ in <module>\(\)\n/);
 
       // the print removed: a clean handshake, nothing left in Problems
-      writeFileSync(wire.fsPath, readFileSync(wire.fsPath, 'utf8').replace('print("Loading model weights...")', 'pass'));
-      const clean = await vscode.commands.executeCommand<HandshakeReport>('modelopsDebugger.handshake', vscode.Uri.file(bundle));
+      writeFileSync(
+        wire.fsPath,
+        readFileSync(wire.fsPath, 'utf8').replace('print("Loading model weights...")', 'pass'),
+      );
+      const clean = await vscode.commands.executeCommand<HandshakeReport>(
+        'modelopsDebugger.handshake',
+        vscode.Uri.file(bundle),
+      );
       assert.match(clean.message, /^Handshake ok in /);
       assert.deepEqual(api.diagnostics.get(wire), []);
       assert.equal(lastNotice().severity, 'info');
@@ -82,11 +110,21 @@ export function registerFailTests(ctx: () => { api: ModelOpsApi; root: string })
     it('"Replay Handshake…" with our runner publishes the same way; a failed handshake is an error at its line with Open', async () => {
       const { api, root } = ctx();
       const polluting = vscode.Uri.file(path.join(root, 'test', 'fixtures', 'bundles', 'print-at-import'));
-      const recorded = await vscode.commands.executeCommand<RecordedHandshake>('modelopsDebugger.replayHandshake', polluting, { runner: 'ours' });
+      const recorded = await vscode.commands.executeCommand<RecordedHandshake>(
+        'modelopsDebugger.replayHandshake',
+        polluting,
+        { runner: 'ours' },
+      );
       assert.equal(recorded.report.warnings.length, 1);
       const wire = path.join(polluting.fsPath, 'wire.py');
-      assert.deepEqual(api.diagnostics.get(vscode.Uri.file(wire)).map((d) => [d.range.start.line, d.code]), [[lineOf(wire, 'print-at-import') - 1, 'stdout-pollution']]);
-      assert.match(api.notices.recent.filter((n) => n.severity === 'warning').at(-1)!.text, /^ModelOps: Handshake ok with 1 warning/);
+      assert.deepEqual(
+        api.diagnostics.get(vscode.Uri.file(wire)).map((d) => [d.range.start.line, d.code]),
+        [[lineOf(wire, 'print-at-import') - 1, 'stdout-pollution']],
+      );
+      assert.match(
+        api.notices.recent.filter((n) => n.severity === 'warning').at(-1)!.text,
+        /^ModelOps: Handshake ok with 1 warning/,
+      );
 
       const broken = vscode.Uri.file(path.join(root, 'test', 'fixtures', 'bundles', 'import-error'));
       const report = await vscode.commands.executeCommand<HandshakeReport>('modelopsDebugger.handshake', broken);
@@ -110,16 +148,25 @@ export function registerFailTests(ctx: () => { api: ModelOpsApi; root: string })
       mkdirSync(path.join(dir, 'bundle'));
       const pyproject = path.join(dir, 'bundle', 'pyproject.toml');
       writeFileSync(pyproject, '[project]\nname = "broken"\nversion = 1.0.0\n');
-      writeFileSync(path.join(dir, 'bundle', 'wire.py'), 'def wire(entrypoint, params, seed):\n    return {"x": b"1"}\n');
+      writeFileSync(
+        path.join(dir, 'bundle', 'wire.py'),
+        'def wire(entrypoint, params, seed):\n    return {"x": b"1"}\n',
+      );
       const jobFile = writeJob(dir, 'broken-toml-job');
 
-      const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(jobFile));
+      const result = await vscode.commands.executeCommand<JobRunResult>(
+        'modelopsDebugger.runJobFile',
+        vscode.Uri.file(jobFile),
+      );
       assert.equal(result.status, 'aborted');
       assert.equal(result.failure?.kind, 'bad-input');
       const row = jobRow('broken-toml-job');
       assert.ok(row, 'the refused job is in the Jobs tree');
       assert.equal(row.description, 'aborted: bad-input · not started');
-      assert.match(String(row.tooltip), /bad-input: .*pyproject\.toml is not valid TOML: .*\(line 3, column \d+\)\.\nat .*pyproject\.toml:3$/);
+      assert.match(
+        String(row.tooltip),
+        /bad-input: .*pyproject\.toml is not valid TOML: .*\(line 3, column \d+\)\.\nat .*pyproject\.toml:3$/,
+      );
       assert.equal(row.collapsibleState, vscode.TreeItemCollapsibleState.None);
       assert.equal(row.contextValue, 'job;');
       assert.equal(row.command?.command, 'vscode.open');
@@ -140,7 +187,10 @@ export function registerFailTests(ctx: () => { api: ModelOpsApi; root: string })
 
       // fixed: the refusal's row and diagnostic go, the job runs
       writeFileSync(pyproject, '[project]\nname = "broken"\nversion = "1.0.0"\n');
-      const again = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(jobFile));
+      const again = await vscode.commands.executeCommand<JobRunResult>(
+        'modelopsDebugger.runJobFile',
+        vscode.Uri.file(jobFile),
+      );
       assert.equal(again.status, 'succeeded');
       assert.deepEqual(api.diagnostics.get(vscode.Uri.file(pyproject)), []);
       const rows = (api.jobsTree.getChildren() as JobsNode[]).filter((item) => item.label === 'broken-toml-job');
@@ -148,13 +198,19 @@ export function registerFailTests(ctx: () => { api: ModelOpsApi; root: string })
       assert.match(String(rows[0].description), /^succeeded · 2\/2 ✓/);
     });
 
-    it('a job file that is refused: a row named after the file, the diagnostic on the field\'s line', async () => {
+    it("a job file that is refused: a row named after the file, the diagnostic on the field's line", async () => {
       const { api } = ctx();
       const dir = scratch();
       mkdirSync(path.join(dir, 'bundle'));
       const jobFile = path.join(dir, 'bad-job.json');
-      writeFileSync(jobFile, '{\n  "bundle": "bundle",\n  "entrypoint": "m.m/x",\n  "replicates": 0,\n  "parameter_sets": [{"x": 1}]\n}\n');
-      const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(jobFile));
+      writeFileSync(
+        jobFile,
+        '{\n  "bundle": "bundle",\n  "entrypoint": "m.m/x",\n  "replicates": 0,\n  "parameter_sets": [{"x": 1}]\n}\n',
+      );
+      const result = await vscode.commands.executeCommand<JobRunResult>(
+        'modelopsDebugger.runJobFile',
+        vscode.Uri.file(jobFile),
+      );
       assert.equal(result.status, 'aborted');
       const row = jobRow('bad-job.json');
       assert.ok(row);
@@ -162,22 +218,31 @@ export function registerFailTests(ctx: () => { api: ModelOpsApi; root: string })
       assert.match(String(row.tooltip), /replicates must be a whole number/);
       const [diagnostic] = api.diagnostics.get(vscode.Uri.file(jobFile));
       assert.equal(diagnostic.range.start.line, 3);
-      assert.match(lastNotice().text, /^ModelOps: job bad-job\.json did not start: bad-input: .*replicates must be a whole number/);
+      assert.match(
+        lastNotice().text,
+        /^ModelOps: job bad-job\.json did not start: bad-input: .*replicates must be a whole number/,
+      );
       assert.deepEqual(lastNotice().actions, ['Open', 'Show Output']);
     });
 
-    it('python-mismatch: the aborted job\'s notification opens the requires-python line', async () => {
+    it("python-mismatch: the aborted job's notification opens the requires-python line", async () => {
       const dir = scratch();
       mkdirSync(path.join(dir, 'bundle'));
       const pyproject = path.join(dir, 'bundle', 'pyproject.toml');
       writeFileSync(pyproject, '[project]\nname = "future"\nversion = "1"\nrequires-python = ">=3.99"\n');
       writeFileSync(path.join(dir, 'bundle', 'wire.py'), 'def wire(entrypoint, params, seed):\n    return {}\n');
-      const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(writeJob(dir, 'mismatch-job')));
+      const result = await vscode.commands.executeCommand<JobRunResult>(
+        'modelopsDebugger.runJobFile',
+        vscode.Uri.file(writeJob(dir, 'mismatch-job')),
+      );
       assert.equal(result.status, 'aborted');
       assert.equal(result.failure?.kind, 'python-mismatch');
       assert.match(String(jobRow('mismatch-job')?.description), /^aborted: python-mismatch/);
       const notice = lastNotice();
-      assert.match(notice.text, /^ModelOps: job mismatch-job aborted: python-mismatch: The bundle requires Python >=3\.99/);
+      assert.match(
+        notice.text,
+        /^ModelOps: job mismatch-job aborted: python-mismatch: The bundle requires Python >=3\.99/,
+      );
       assert.deepEqual(notice.actions, ['Open', 'Show Output']);
       await notice.choose('Open');
       assert.deepEqual(opened(), { file: pyproject, line: 3 });
@@ -188,7 +253,10 @@ export function registerFailTests(ctx: () => { api: ModelOpsApi; root: string })
       const dir = scratch();
       mkdirSync(path.join(dir, 'bundle'));
       const pyproject = path.join(dir, 'bundle', 'pyproject.toml');
-      writeFileSync(pyproject, '[project]\nname = "needs-dep"\nversion = "1"\ndependencies = [\n    "mo-unreachable-dep==1.0",\n]\n');
+      writeFileSync(
+        pyproject,
+        '[project]\nname = "needs-dep"\nversion = "1"\ndependencies = [\n    "mo-unreachable-dep==1.0",\n]\n',
+      );
       writeFileSync(path.join(dir, 'bundle', 'wire.py'), 'def wire(entrypoint, params, seed):\n    return {}\n');
       // a port nothing listens on: taken, then let go
       const server = net.createServer();
@@ -196,17 +264,29 @@ export function registerFailTests(ctx: () => { api: ModelOpsApi; root: string })
       const { port } = server.address() as net.AddressInfo;
       await new Promise((resolve) => server.close(resolve));
       const config = vscode.workspace.getConfiguration('modelopsDebugger');
-      await config.update('extraInstallArgs', ['--index-url', `http://127.0.0.1:${port}/simple`, '--retries', '0', '--timeout', '2'], vscode.ConfigurationTarget.Global);
+      await config.update(
+        'extraInstallArgs',
+        ['--index-url', `http://127.0.0.1:${port}/simple`, '--retries', '0', '--timeout', '2'],
+        vscode.ConfigurationTarget.Global,
+      );
       try {
-        const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(writeJob(dir, 'offline-job')));
+        const result = await vscode.commands.executeCommand<JobRunResult>(
+          'modelopsDebugger.runJobFile',
+          vscode.Uri.file(writeJob(dir, 'offline-job')),
+        );
         assert.equal(result.status, 'aborted');
         assert.equal(result.failure?.kind, 'deps-install-failed');
         assert.match(String(jobRow('offline-job')?.description), /^aborted: deps-install-failed/);
-        const cause = new RegExp(`^deps-install-failed: Installing mo-unreachable-dep==1\\.0 failed: the package index http://127\\.0\\.0\\.1:${port}/simple could not be reached \\(connection refused\\)`);
+        const cause = new RegExp(
+          `^deps-install-failed: Installing mo-unreachable-dep==1\\.0 failed: the package index http://127\\.0\\.0\\.1:${port}/simple could not be reached \\(connection refused\\)`,
+        );
         const [diagnostic] = api.diagnostics.get(vscode.Uri.file(pyproject));
         assert.equal(diagnostic?.range.start.line, 4);
         assert.match(diagnostic.message, cause);
-        assert.match(lastNotice().text, /^ModelOps: job offline-job aborted: deps-install-failed: .*could not be reached/);
+        assert.match(
+          lastNotice().text,
+          /^ModelOps: job offline-job aborted: deps-install-failed: .*could not be reached/,
+        );
         assert.deepEqual(lastNotice().actions, ['Open', 'Show Output']);
       } finally {
         await config.update('extraInstallArgs', undefined, vscode.ConfigurationTarget.Global);
@@ -220,7 +300,10 @@ export function registerFailTests(ctx: () => { api: ModelOpsApi; root: string })
       const config = vscode.workspace.getConfiguration('modelopsDebugger');
       await config.update('pythonPath', path.join(dir, 'no-such-python3'), vscode.ConfigurationTarget.Global);
       try {
-        const result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(writeJob(dir, 'no-python-job')));
+        const result = await vscode.commands.executeCommand<JobRunResult>(
+          'modelopsDebugger.runJobFile',
+          vscode.Uri.file(writeJob(dir, 'no-python-job')),
+        );
         assert.equal(result.status, 'aborted');
         assert.equal(result.failure?.kind, 'interpreter-not-found');
         const row = jobRow('no-python-job');

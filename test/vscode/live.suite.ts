@@ -32,11 +32,23 @@ export function registerLiveTests(ctx: () => { api: ModelOpsApi; root: string })
     const { api } = ctx();
     const scratch = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-live-'));
     mkdirSync(path.join(scratch, 'bundle'));
-    writeFileSync(path.join(scratch, 'bundle', 'wire.py'), 'def wire(entrypoint, params, seed):\n    return {"value": b"1"}\n');
+    writeFileSync(
+      path.join(scratch, 'bundle', 'wire.py'),
+      'def wire(entrypoint, params, seed):\n    return {"value": b"1"}\n',
+    );
     const jobId = 'editor-live-counts';
     const jobFile = path.join(scratch, 'job.json');
     const sets = Array.from({ length: SETS }, (_, x) => ({ x }));
-    writeFileSync(jobFile, JSON.stringify({ job_id: jobId, bundle: 'bundle', entrypoint: 'm.m/x', parameter_sets: sets, replicates: REPLICATES }));
+    writeFileSync(
+      jobFile,
+      JSON.stringify({
+        job_id: jobId,
+        bundle: 'bundle',
+        entrypoint: 'm.m/x',
+        parameter_sets: sets,
+        replicates: REPLICATES,
+      }),
+    );
     const total = SETS * REPLICATES;
 
     // the view on screen: VS Code asks a visible view's provider for its rows
@@ -69,7 +81,10 @@ export function registerLiveTests(ctx: () => { api: ModelOpsApi; root: string })
     };
     let result: JobRunResult;
     try {
-      result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(jobFile));
+      result = await vscode.commands.executeCommand<JobRunResult>(
+        'modelopsDebugger.runJobFile',
+        vscode.Uri.file(jobFile),
+      );
     } finally {
       delete (provider as Partial<typeof provider>).getChildren; // the prototype's again
       listening.dispose();

@@ -50,7 +50,9 @@ function venvsViewShows(api: ModelOpsApi, what: string, ready: (items: VenvItem[
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       listener.dispose();
-      reject(new Error(`the Venv Caches view did not show ${what} within ${TREE_WAIT_MS / 1000} s (no Refresh was run)`));
+      reject(
+        new Error(`the Venv Caches view did not show ${what} within ${TREE_WAIT_MS / 1000} s (no Refresh was run)`),
+      );
     }, TREE_WAIT_MS);
     const listener = api.venvTree.onDidChangeTreeData(async () => {
       const items = await api.venvTree.getChildren();
@@ -73,18 +75,24 @@ export function registerResultsTests(ctx: () => { api: ModelOpsApi; root: string
       mkdirSync(path.join(scratch, 'bundle'));
       writeFileSync(path.join(scratch, 'bundle', 'wire.py'), WIRE);
       writeFileSync(path.join(scratch, 'bundle', 'targets.py'), TARGET);
-      writeFileSync(path.join(scratch, 'bundle', 'pyproject.toml'), '[project]\nname = "results-demo"\nversion = "1"\ndependencies = []\n');
+      writeFileSync(
+        path.join(scratch, 'bundle', 'pyproject.toml'),
+        '[project]\nname = "results-demo"\nversion = "1"\ndependencies = []\n',
+      );
       writeFileSync(
         path.join(scratch, 'job.json'),
         '{"job_id": "results-view-job", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1.0}, {"x": 3.0}], "replicates": 6, "targets": ["targets:mean_value"]}',
       );
-      result = await vscode.commands.executeCommand<JobRunResult>('modelopsDebugger.runJobFile', vscode.Uri.file(path.join(scratch, 'job.json')));
+      result = await vscode.commands.executeCommand<JobRunResult>(
+        'modelopsDebugger.runJobFile',
+        vscode.Uri.file(path.join(scratch, 'job.json')),
+      );
       assert.equal(result.status, 'failed', 'the x=3.0 set has failing replicates');
       const job = (ctx().api.jobsTree.getChildren() as JobsNode[]).find((item) => item.label === 'results-view-job')!;
       sets = ctx().api.jobsTree.getChildren(job) as ParamSetItem[];
     });
 
-    it('a click on an aggregation opens its results: the loss and diagnostics per target, every output\'s statistics, the replicates it used', async () => {
+    it("a click on an aggregation opens its results: the loss and diagnostics per target, every output's statistics, the replicates it used", async () => {
       const { api } = ctx();
       const [aggregation, ...replicates] = api.jobsTree.getChildren(sets[0]) as TaskItem[];
       assert.equal(aggregation.label, 'aggregation');
@@ -93,19 +101,38 @@ export function registerResultsTests(ctx: () => { api: ModelOpsApi; root: string
       const text = await textOf(await click(aggregation));
       assert.match(text, /^# Aggregation · x=1\.0$/m);
       assert.match(text, /^\*\*ok\*\* · 6 of 6 replicates used/m);
-      assert.match(text, /^\| `targets:mean_value` \| ok \| 1\.0 \| 6 \|$/m, 'the loss of its target, the float Python returned');
-      assert.match(text, /"kind": "mean"/, 'the target\'s diagnostics');
+      assert.match(
+        text,
+        /^\| `targets:mean_value` \| ok \| 1\.0 \| 6 \|$/m,
+        'the loss of its target, the float Python returned',
+      );
+      assert.match(text, /"kind": "mean"/, "the target's diagnostics");
       assert.match(text, /^\| `value` \|  \| 6 \| 2 \| 0 \| 2 \| 2 \|$/m);
       assert.match(text, /^\| `stats` \| a \| 6 \| 1\.5 \| 0 \| 1\.5 \| 1\.5 \|$/m);
       for (const item of replicates) {
         const seed = sets[0].set.tasks[item.task.replicate].seed!;
-        assert.match(String(item.description), new RegExp(`^ok · seed ${seed} · \\d+ ms`), 'replicate rows show their seed');
-        assert.match(text, new RegExp(`^\\| \\[${item.task.replicate}\\]\\(\\./sim-[0-9a-f]{16}-${item.task.replicate}\\.md\\) \\| ${seed} \\| ok ✓ used \\|`, 'm'));
+        assert.match(
+          String(item.description),
+          new RegExp(`^ok · seed ${seed} · \\d+ ms`),
+          'replicate rows show their seed',
+        );
+        assert.match(
+          text,
+          new RegExp(
+            `^\\| \\[${item.task.replicate}\\]\\(\\./sim-[0-9a-f]{16}-${item.task.replicate}\\.md\\) \\| ${seed} \\| ok ✓ used \\|`,
+            'm',
+          ),
+        );
       }
       // opened as a preview for people: its tab is there
       const deadline = Date.now() + TREE_WAIT_MS;
-      while (!vscode.window.tabGroups.all.some((group) => group.tabs.some((tab) => /agg-[0-9a-f]{16}\.md/.test(tab.label)))) {
-        assert.ok(Date.now() < deadline, `no preview tab: ${vscode.window.tabGroups.all.flatMap((g) => g.tabs.map((t) => t.label)).join(', ')}`);
+      while (
+        !vscode.window.tabGroups.all.some((group) => group.tabs.some((tab) => /agg-[0-9a-f]{16}\.md/.test(tab.label)))
+      ) {
+        assert.ok(
+          Date.now() < deadline,
+          `no preview tab: ${vscode.window.tabGroups.all.flatMap((g) => g.tabs.map((t) => t.label)).join(', ')}`,
+        );
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     });
@@ -129,9 +156,15 @@ export function registerResultsTests(ctx: () => { api: ModelOpsApi; root: string
 
       const failed = (api.jobsTree.getChildren(sets[1]) as TaskItem[]).find((item) => item.task.state === 'failed')!;
       assert.equal(failed.command?.command, 'vscode.open', 'a failed replicate opens its line');
-      const shown = await textOf(await vscode.commands.executeCommand<vscode.Uri>('modelopsDebugger.showResult', failed, { preview: false }));
+      const shown = await textOf(
+        await vscode.commands.executeCommand<vscode.Uri>('modelopsDebugger.showResult', failed, { preview: false }),
+      );
       assert.match(shown, /^task-exception: ValueError: x=3 fails on seeds divisible by 3$/m);
-      assert.equal(vscode.window.activeTextEditor?.document.uri.scheme, 'modelops-result', '{ preview: false } opens the Markdown itself');
+      assert.equal(
+        vscode.window.activeTextEditor?.document.uri.scheme,
+        'modelops-result',
+        '{ preview: false } opens the Markdown itself',
+      );
       const skipped = await textOf(await click((api.jobsTree.getChildren(sets[1]) as TaskItem[])[0]));
       assert.match(skipped, /^\*\*skipped\*\* · \d of 6 replicates succeeded, none aggregated/m);
     });
@@ -141,7 +174,13 @@ export function registerResultsTests(ctx: () => { api: ModelOpsApi; root: string
       const aggFile = path.join(result.dir, 'aggs', `${sets[0].set.paramId.slice(0, 16)}.json`);
       assert.ok(existsSync(aggFile));
       rmSync(aggFile);
-      const text = await textOf(await vscode.commands.executeCommand<vscode.Uri>('modelopsDebugger.showResult', { dir: aggregation.job.dir, key: aggregation.task.key }, { preview: false }));
+      const text = await textOf(
+        await vscode.commands.executeCommand<vscode.Uri>(
+          'modelopsDebugger.showResult',
+          { dir: aggregation.job.dir, key: aggregation.task.key },
+          { preview: false },
+        ),
+      );
       assert.match(text, /^\*\*No aggregation result\*\*: `.*\.json` does not exist/m);
     });
 
@@ -162,14 +201,24 @@ export function registerResultsTests(ctx: () => { api: ModelOpsApi; root: string
       const items = await appeared;
       assert.match(String(items.find((i) => i.entry.key === key)!.description), /^broken: /);
 
-      const declined = await vscode.commands.executeCommand<PruneVenvsResult>('modelopsDebugger.pruneVenvs', { confirm: false });
-      assert.ok(declined.listed.some((l) => l.key === key && /^broken: /.test(l.reason)), JSON.stringify(declined.listed));
+      const declined = await vscode.commands.executeCommand<PruneVenvsResult>('modelopsDebugger.pruneVenvs', {
+        confirm: false,
+      });
+      assert.ok(
+        declined.listed.some((l) => l.key === key && /^broken: /.test(l.reason)),
+        JSON.stringify(declined.listed),
+      );
       assert.deepEqual(declined.removed, []);
       assert.ok(existsSync(path.join(dir, key)), 'declined: nothing removed');
-      const pruned = await vscode.commands.executeCommand<PruneVenvsResult>('modelopsDebugger.pruneVenvs', { confirm: true });
+      const pruned = await vscode.commands.executeCommand<PruneVenvsResult>('modelopsDebugger.pruneVenvs', {
+        confirm: true,
+      });
       assert.ok(pruned.removed.some((r) => r.key === key));
       assert.equal(existsSync(path.join(dir, key)), false);
-      assert.ok((await api.venvTree.getChildren()).every((i) => i.entry.valid), 'the broken venvs are gone');
+      assert.ok(
+        (await api.venvTree.getChildren()).every((i) => i.entry.valid),
+        'the broken venvs are gone',
+      );
 
       // one made and removed behind the view's back
       const other = 'ba9876543210-py3.11-0badf00d';

@@ -16,13 +16,24 @@ async function main() {
     const page = browser.pages()[0] ?? (await browser.newPage());
     let finish;
     const finished = new Promise((resolve) => (finish = resolve));
-    await page.exposeFunction('codeAutomationLog', (_type, args) => console.log(...(Array.isArray(args) ? args : [args])));
+    await page.exposeFunction('codeAutomationLog', (_type, args) =>
+      console.log(...(Array.isArray(args) ? args : [args])),
+    );
     await page.exposeFunction('codeAutomationExit', (code) => finish(code));
     const remote = (file) => `vscode-remote://${host}${file}`;
-    const payload = JSON.stringify([['extensionDevelopmentPath', remote(ROOT)], ['extensionTestsPath', remote(SUITE)]]);
-    await page.goto(`http://${host}/?folder=${encodeURIComponent(path.join(ROOT, 'test', 'fixtures'))}&payload=${encodeURIComponent(payload)}`);
-    const code = await Promise.race([finished, new Promise((resolve) => setTimeout(() => resolve('timeout'), RUN_TIMEOUT_MS))]);
-    if (code === 'timeout') console.error(`the extension-host tests did not finish within ${RUN_TIMEOUT_MS / 60_000} min`);
+    const payload = JSON.stringify([
+      ['extensionDevelopmentPath', remote(ROOT)],
+      ['extensionTestsPath', remote(SUITE)],
+    ]);
+    await page.goto(
+      `http://${host}/?folder=${encodeURIComponent(path.join(ROOT, 'test', 'fixtures'))}&payload=${encodeURIComponent(payload)}`,
+    );
+    const code = await Promise.race([
+      finished,
+      new Promise((resolve) => setTimeout(() => resolve('timeout'), RUN_TIMEOUT_MS)),
+    ]);
+    if (code === 'timeout')
+      console.error(`the extension-host tests did not finish within ${RUN_TIMEOUT_MS / 60_000} min`);
     return code === 0 ? 0 : 1;
   } finally {
     await browser?.close().catch(() => undefined);

@@ -21,7 +21,18 @@ import * as path from 'node:path';
 import { Failure } from '../failure';
 import { describeSpecialFile } from '../inputFile';
 
-const SKIPPED_DIRS = new Set(['.git', '__pycache__', '.venv', 'venv', 'node_modules', '.tox', '.mypy_cache', '.pytest_cache', '.ruff_cache', '.ipynb_checkpoints']);
+const SKIPPED_DIRS = new Set([
+  '.git',
+  '__pycache__',
+  '.venv',
+  'venv',
+  'node_modules',
+  '.tox',
+  '.mypy_cache',
+  '.pytest_cache',
+  '.ruff_cache',
+  '.ipynb_checkpoints',
+]);
 const SKIPPED_FILE = /(\.py[co]|^\.DS_Store)$/;
 
 /**
@@ -45,12 +56,18 @@ export async function checkBundleDir(dir: string): Promise<string> {
   }
   const real = await fs.realpath(absolute);
   if (real === path.parse(real).root) {
-    throw new Failure('bad-input', `${absolute === real ? absolute : `${absolute} (${real})`} is the root of the file system, not a bundle directory.`);
+    throw new Failure(
+      'bad-input',
+      `${absolute === real ? absolute : `${absolute} (${real})`} is the root of the file system, not a bundle directory.`,
+    );
   }
   // counted with an early stop: a home directory or a checkout of everything is never walked whole
   const counted = await countFiles(absolute, MAX_BUNDLE_FILES + 1);
   if (counted > MAX_BUNDLE_FILES) {
-    throw new Failure('bad-input', `${absolute} holds more than ${MAX_BUNDLE_FILES} files, too many for a bundle directory (.git, .venv, node_modules and caches are not counted).`);
+    throw new Failure(
+      'bad-input',
+      `${absolute} holds more than ${MAX_BUNDLE_FILES} files, too many for a bundle directory (.git, .venv, node_modules and caches are not counted).`,
+    );
   }
   return absolute;
 }
@@ -76,7 +93,10 @@ export async function listFiles(dir: string): Promise<string[]> {
   await walkFiles(dir, (rel) => {
     out.push(rel);
     if (out.length > MAX_BUNDLE_FILES) {
-      throw new Failure('bad-input', `${dir} holds more than ${MAX_BUNDLE_FILES} files, too many for a bundle directory.`);
+      throw new Failure(
+        'bad-input',
+        `${dir} holds more than ${MAX_BUNDLE_FILES} files, too many for a bundle directory.`,
+      );
     }
     return true;
   });
@@ -102,7 +122,10 @@ async function walkFiles(dir: string, visit: (relative: string) => boolean): Pro
     try {
       entries = await fs.opendir(where, { bufferSize: 256 }); // entries read in batches, not one system call each
     } catch (error) {
-      throw new Failure('bad-input', `${where} in the bundle cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}).`);
+      throw new Failure(
+        'bad-input',
+        `${where} in the bundle cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}).`,
+      );
     }
     // breaking out of the loop closes the directory
     for await (const entry of entries) {

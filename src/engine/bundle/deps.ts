@@ -43,23 +43,43 @@ export async function readBundleDeps(bundleDir: string): Promise<BundleDeps> {
     if (bytes) contents.set(name, bytes);
   }
   const depsHash = bytesToHex(blake2b(Buffer.concat([...contents.values()]), { dkLen: 8 }));
-  const deps: BundleDeps = { depsHash, filesHashed: [...contents.keys()], source: 'none', requirements: [], requirementOptions: [] };
+  const deps: BundleDeps = {
+    depsHash,
+    filesHashed: [...contents.keys()],
+    source: 'none',
+    requirements: [],
+    requirementOptions: [],
+  };
 
   const pyproject = contents.get('pyproject.toml');
   if (pyproject) {
     const file = path.join(bundleDir, 'pyproject.toml');
     const text = pyproject.toString('utf8');
-    const project = readPyproject(text, file).project as { name?: unknown; dependencies?: unknown; 'requires-python'?: unknown } | undefined;
+    const project = readPyproject(text, file).project as
+      { name?: unknown; dependencies?: unknown; 'requires-python'?: unknown } | undefined;
     if (typeof project?.name === 'string' && project.name.trim()) deps.projectName = project.name.trim();
     if (typeof project?.['requires-python'] === 'string') {
-      deps.requiresPython = { spec: project['requires-python'], location: { file, line: lineOfKey(text, 'requires-python') } };
+      deps.requiresPython = {
+        spec: project['requires-python'],
+        location: { file, line: lineOfKey(text, 'requires-python') },
+      };
     }
     if (project?.dependencies !== undefined) {
       if (!Array.isArray(project.dependencies) || !project.dependencies.every((d) => typeof d === 'string')) {
-        throw new Failure('bad-input', `${file}: [project].dependencies must be a list of strings.`, {}, { file, line: lineOfKey(text, 'dependencies') });
+        throw new Failure(
+          'bad-input',
+          `${file}: [project].dependencies must be a list of strings.`,
+          {},
+          { file, line: lineOfKey(text, 'dependencies') },
+        );
       }
       deps.source = 'pyproject.toml';
-      deps.requirements = (project.dependencies as string[]).map((spec) => ({ spec, name: requirementName(spec), file, line: lineOfRequirement(text, spec) }));
+      deps.requirements = (project.dependencies as string[]).map((spec) => ({
+        spec,
+        name: requirementName(spec),
+        file,
+        line: lineOfRequirement(text, spec),
+      }));
       return deps;
     }
   }
@@ -86,7 +106,12 @@ function readPyproject(text: string, file: string): Record<string, unknown> {
   } catch (error) {
     if (error instanceof TomlError) {
       const reason = error.message.split('\n')[0].replace(/^Invalid TOML document: /, '');
-      throw new Failure('bad-input', `${file} is not valid TOML: ${reason} (line ${error.line}, column ${error.column}).`, {}, { file, line: error.line });
+      throw new Failure(
+        'bad-input',
+        `${file} is not valid TOML: ${reason} (line ${error.line}, column ${error.column}).`,
+        {},
+        { file, line: error.line },
+      );
     }
     throw error;
   }

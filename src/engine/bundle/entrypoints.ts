@@ -47,17 +47,24 @@ export async function findEntrypoints(bundleDir: string): Promise<FoundEntrypoin
     if (!rel.endsWith('.py')) continue;
     const text = await readSmall(file);
     if (text === undefined) continue;
-    const module = rel.slice(0, -'.py'.length).split('/').filter((part) => part !== '__init__').join('.');
+    const module = rel
+      .slice(0, -'.py'.length)
+      .split('/')
+      .filter((part) => part !== '__init__')
+      .join('.');
     const inTargets = rel.split('/').slice(0, -1).includes('targets') || path.posix.basename(rel) === 'targets.py';
     text.split('\n').forEach((source, index) => {
       for (const match of source.matchAll(STRING_LITERAL)) {
         if (MODEL_ENTRYPOINT.test(match[2])) add({ value: match[2], kind: 'model', file, line: index + 1 });
       }
       const def = TOP_LEVEL_DEF.exec(source);
-      if (def && module && ((inTargets && !def[1].startsWith('_')) || def[1].endsWith('_target'))) add({ value: `${module}:${def[1]}`, kind: 'target', file, line: index + 1 });
+      if (def && module && ((inTargets && !def[1].startsWith('_')) || def[1].endsWith('_target')))
+        add({ value: `${module}:${def[1]}`, kind: 'target', file, line: index + 1 });
     });
   }
-  return [...found.values()].sort((a, b) => (a.kind === b.kind ? a.value.localeCompare(b.value) : a.kind === 'model' ? -1 : 1));
+  return [...found.values()].sort((a, b) =>
+    a.kind === b.kind ? a.value.localeCompare(b.value) : a.kind === 'model' ? -1 : 1,
+  );
 }
 
 async function readSmall(file: string): Promise<string | undefined> {
@@ -94,14 +101,16 @@ function registryEntrypoints(file: string, text: string | undefined): FoundEntry
     if (entry) {
       const value = unquote(entry[1]);
       inScenarios = false;
-      if (section === 'targets' && /^[\w.]+:\w+$/.test(value)) out.push({ value, kind: 'target', file, line: index + 1 });
+      if (section === 'targets' && /^[\w.]+:\w+$/.test(value))
+        out.push({ value, kind: 'target', file, line: index + 1 });
       if (section === 'models') model = { module: value.split(':')[0], line: index + 1 };
       return;
     }
     const scenarios = /^\s+scenarios:\s*(\[.*\])?\s*$/.exec(line);
     if (scenarios && section === 'models') {
       inScenarios = !scenarios[1];
-      for (const name of scenarios[1] ? scenarios[1].slice(1, -1).split(',').map(unquote).filter(Boolean) : []) pushScenario(name, index);
+      for (const name of scenarios[1] ? scenarios[1].slice(1, -1).split(',').map(unquote).filter(Boolean) : [])
+        pushScenario(name, index);
       return;
     }
     const item = /^\s+-\s*(\S.*)$/.exec(line);

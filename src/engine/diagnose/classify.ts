@@ -6,7 +6,14 @@
  */
 import * as os from 'node:os';
 import { Evidence, Failure, FailureKind, SourceLocation } from '../failure';
-import { ErrorCodes, type ExitingParams, type FatalParams, type PyFrame, type ResultTooLargeData, type UserErrorData } from '../protocol';
+import {
+  ErrorCodes,
+  type ExitingParams,
+  type FatalParams,
+  type PyFrame,
+  type ResultTooLargeData,
+  type UserErrorData,
+} from '../protocol';
 import { showSize } from '../process/frameCap';
 import { locate, parseFaultDump, parseTraceback, primaryThread, type FaultDump } from './pythonTrace';
 
@@ -45,7 +52,12 @@ const MESSAGE_SHOWN = 2000;
 export function describeExit(exit: ExitInfo): string {
   if (exit.signal) {
     const number = os.constants.signals[exit.signal as keyof typeof os.constants.signals];
-    const hint = exit.signal === 'SIGKILL' ? ' (killed: out of memory, or by another process)' : exit.signal === 'SIGSEGV' ? ' (segmentation fault in native code)' : '';
+    const hint =
+      exit.signal === 'SIGKILL'
+        ? ' (killed: out of memory, or by another process)'
+        : exit.signal === 'SIGSEGV'
+          ? ' (segmentation fault in native code)'
+          : '';
     return `was killed by ${exit.signal}${number ? ` (signal ${number})` : ''}${hint}`;
   }
   return `exited with code ${exit.code}`;
@@ -69,7 +81,8 @@ export function showBytes(bytes: Buffer, max = 2000): string {
 function baseEvidence(facts: RunnerFacts): Evidence {
   const evidence: Evidence = {
     pid: facts.pid,
-    phase: facts.method && facts.phase ? `${facts.method} (runner phase: ${facts.phase})` : (facts.method ?? facts.phase),
+    phase:
+      facts.method && facts.phase ? `${facts.method} (runner phase: ${facts.phase})` : (facts.method ?? facts.phase),
     stderrTail: facts.stderrTail.slice(-STDERR_TAIL_SHOWN),
     stderrBytes: facts.stderrBytes,
   };
@@ -88,7 +101,10 @@ function baseEvidence(facts: RunnerFacts): Evidence {
 }
 
 /** Location from a faulthandler dump: the crashing thread first, then the others. */
-function dumpLocation(dump: FaultDump | undefined, bundleDir: string): { location?: SourceLocation; frames?: PyFrame[] } {
+function dumpLocation(
+  dump: FaultDump | undefined,
+  bundleDir: string,
+): { location?: SourceLocation; frames?: PyFrame[] } {
   if (!dump) return {};
   const primary = primaryThread(dump);
   const ordered = primary ? [primary, ...dump.threads.filter((t) => t !== primary)] : dump.threads;
@@ -113,9 +129,17 @@ export function classifyExit(facts: RunnerFacts): Failure {
       evidence.exception = { type: fatal.exc_type, message: fatal.exc, traceback: fatal.traceback };
       evidence.frames = fatal.frames;
       const location = locate(fatal.frames, facts.bundleDir);
-      const cause = fatal.exc_type === 'SystemExit' ? `the bundle called sys.exit(${fatal.exc || ''})` : `${fatal.exc_type}: ${fatal.exc}`;
+      const cause =
+        fatal.exc_type === 'SystemExit'
+          ? `the bundle called sys.exit(${fatal.exc || ''})`
+          : `${fatal.exc_type}: ${fatal.exc}`;
       if (fatal.no_wire || isNoWire(fatal.exc)) return noWireFunction(facts.bundleDir, evidence);
-      return new Failure('runner-exited-before-ready', `Runner ${how} while ${phaseWords(fatal.phase)}: ${cause}`, evidence, location);
+      return new Failure(
+        'runner-exited-before-ready',
+        `Runner ${how} while ${phaseWords(fatal.phase)}: ${cause}`,
+        evidence,
+        location,
+      );
     }
     const traceback = parseTraceback(facts.stderrTail);
     if (traceback) {
@@ -123,15 +147,30 @@ export function classifyExit(facts: RunnerFacts): Failure {
       evidence.frames = traceback.frames;
       const cause = traceback.message ? `${traceback.excType}: ${traceback.message}` : traceback.excType;
       if (isNoWire(traceback.message)) return noWireFunction(facts.bundleDir, evidence);
-      return new Failure('runner-exited-before-ready', `Runner ${how} before ready: ${cause}`, evidence, locate(traceback.frames, facts.bundleDir));
+      return new Failure(
+        'runner-exited-before-ready',
+        `Runner ${how} before ready: ${cause}`,
+        evidence,
+        locate(traceback.frames, facts.bundleDir),
+      );
     }
     if (facts.exiting && facts.exiting.code === exit.code) {
       evidence.frames = facts.exiting.stack;
-      return new Failure('runner-exited-before-ready', `Runner ${how} while ${phaseWords(phase)}: the bundle called os._exit(${facts.exiting.code})`, evidence, locate(facts.exiting.stack, facts.bundleDir));
+      return new Failure(
+        'runner-exited-before-ready',
+        `Runner ${how} while ${phaseWords(phase)}: the bundle called os._exit(${facts.exiting.code})`,
+        evidence,
+        locate(facts.exiting.stack, facts.bundleDir),
+      );
     }
     const dump = dumpLocation(parseFaultDump(facts.stderrTail), facts.bundleDir);
     evidence.frames = dump.frames;
-    return new Failure('runner-exited-before-ready', `Runner ${how} while ${phaseWords(phase)}, before answering ready`, evidence, dump.location);
+    return new Failure(
+      'runner-exited-before-ready',
+      `Runner ${how} while ${phaseWords(phase)}, before answering ready`,
+      evidence,
+      dump.location,
+    );
   }
 
   const dump = parseFaultDump(facts.stderrSince);
@@ -165,10 +204,18 @@ export function classifyExit(facts: RunnerFacts): Failure {
     const location = locate(exiting.stack, facts.bundleDir);
     const thread = exiting.thread ? ` in thread ${exiting.thread}` : '';
     const where = location ? ` in ${location.function ?? '?'}()` : '';
-    return new Failure('process-crashed', `Runner ${how} ${during}: the bundle called os._exit(${exiting.code})${where}${thread}`, evidence, location);
+    return new Failure(
+      'process-crashed',
+      `Runner ${how} ${during}: the bundle called os._exit(${exiting.code})${where}${thread}`,
+      evidence,
+      location,
+    );
   }
   if (!dump && exit.code !== null) {
-    evidence.notes = [...(evidence.notes ?? []), 'an exit code, not a signal, in the middle of a request: the bundle may have called sys.exit() or os._exit() (our runner reports the line of a sys.exit)'];
+    evidence.notes = [
+      ...(evidence.notes ?? []),
+      'an exit code, not a signal, in the middle of a request: the bundle may have called sys.exit() or os._exit() (our runner reports the line of a sys.exit)',
+    ];
   }
   const where = located.location ? ` at ${located.location.function ?? '?'}()` : '';
   return new Failure('process-crashed', `Runner ${how} ${during}${where}`, evidence, located.location);
@@ -180,11 +227,20 @@ export function classifyExit(facts: RunnerFacts): Failure {
  * the next request) or in a thread of the bundle's.
  */
 export function crashPhase(method: string | undefined, dump: FaultDump | undefined): string {
-  const work = method === 'execute' ? 'the simulation' : method === 'aggregate' ? 'the aggregation' : method ? `the ${method} request` : 'start-up';
+  const work =
+    method === 'execute'
+      ? 'the simulation'
+      : method === 'aggregate'
+        ? 'the aggregation'
+        : method
+          ? `the ${method} request`
+          : 'start-up';
   if (!dump?.threads.length) return `during ${work}`;
   const main = dump.threads[dump.threads.length - 1]; // faulthandler lists the newest thread first
   const crashed = dump.threads.find((t) => t.current);
-  const waiting = main.frames.some((f) => f.function === 'read_message') && !main.frames.some((f) => f.function === 'execute' || f.function === 'aggregate');
+  const waiting =
+    main.frames.some((f) => f.function === 'read_message') &&
+    !main.frames.some((f) => f.function === 'execute' || f.function === 'aggregate');
   const background = crashed && crashed !== main ? ` in thread ${crashed.thread}` : '';
   if (waiting) return `between tasks${background}`;
   return `during ${work}${background}`;
@@ -220,7 +276,10 @@ export function classifyTimeout(facts: RunnerFacts): Failure {
   const timeoutMs = facts.timeoutMs ?? 0;
   // a sub-second timeout (--task-timeout 0.02) reads as 20 ms, not "0.0 s"
   const limit = timeoutMs < 1000 ? `${Number(timeoutMs.toPrecision(3))} ms` : `${(timeoutMs / 1000).toFixed(1)} s`;
-  const doing = facts.method === 'ready' ? `answer ready (still ${phaseWords(facts.phase ?? 'starting up')})` : `finish ${facts.method}`;
+  const doing =
+    facts.method === 'ready'
+      ? `answer ready (still ${phaseWords(facts.phase ?? 'starting up')})`
+      : `finish ${facts.method}`;
   const where = located.location ? `; it is at ${located.location.function ?? '?'}()` : '';
   return new Failure(kind, `Runner did not ${doing} within ${limit}${where}`, evidence, located.location);
 }
@@ -230,9 +289,15 @@ export function classifyPollution(facts: RunnerFacts, frameFollowed: boolean): F
   const noise = facts.noise ?? Buffer.alloc(0);
   const evidence = baseEvidence(facts);
   if (frameFollowed) {
-    evidence.notes = ['a well-formed frame followed the stray bytes: the runner itself works, the bytes broke the framing'];
+    evidence.notes = [
+      'a well-formed frame followed the stray bytes: the runner itself works, the bytes broke the framing',
+    ];
   }
-  const firstLine = (showBytes(noise, 80).split('\n').find((l) => l.trim() !== '') ?? '').replace(/\\n$/, '');
+  const firstLine = (
+    showBytes(noise, 80)
+      .split('\n')
+      .find((l) => l.trim() !== '') ?? ''
+  ).replace(/\\n$/, '');
   return new Failure(
     'stdout-pollution',
     `Runner wrote ${noise.length} byte${noise.length === 1 ? '' : 's'} that are not JSON-RPC frames to stdout${facts.method ? ` during ${facts.method}` : ''}: "${firstLine}"`,
@@ -243,7 +308,11 @@ export function classifyPollution(facts: RunnerFacts, frameFollowed: boolean): F
 export function classifyProtocol(facts: RunnerFacts, reason: string, detail?: string): Failure {
   const evidence = baseEvidence(facts);
   if (detail) evidence.notes = [detail];
-  return new Failure('protocol-error', `Protocol error${facts.method ? ` during ${facts.method}` : ''}: ${reason}`, evidence);
+  return new Failure(
+    'protocol-error',
+    `Protocol error${facts.method ? ` during ${facts.method}` : ''}: ${reason}`,
+    evidence,
+  );
 }
 
 /** A JSON-RPC error response: user code raised (-32000/-32001), or the runner refused the call. */
@@ -252,19 +321,27 @@ export function classifyErrorResponse(
   error: { code: number; message: string; data?: unknown },
 ): Failure {
   const evidence = baseEvidence(facts);
-  if (error.code === ErrorCodes.resultTooLarge && isResultTooLarge(error.data)) return classifyResultTooLarge(facts, error.data);
+  if (error.code === ErrorCodes.resultTooLarge && isResultTooLarge(error.data))
+    return classifyResultTooLarge(facts, error.data);
   const data = (error.data && typeof error.data === 'object' ? error.data : undefined) as UserErrorData | undefined;
   if ((error.code === -32000 || error.code === -32001) && data) {
     const frames = data.frames ?? parseTraceback(data.traceback ?? '')?.frames;
     evidence.exception = { type: data.exc_type, message: data.exc, traceback: data.traceback };
     evidence.frames = frames;
     const kind: FailureKind = error.code === -32000 ? 'task-exception' : 'aggregation-failed';
-    const { message, notes } = userExceptionWords({ ...data, exc: clip(data.exc) }, error.code === -32000 ? 'simulation' : 'target');
+    const { message, notes } = userExceptionWords(
+      { ...data, exc: clip(data.exc) },
+      error.code === -32000 ? 'simulation' : 'target',
+    );
     if (notes.length) evidence.notes = [...(evidence.notes ?? []), ...notes];
     return new Failure(kind, message, evidence, locate(frames, facts.bundleDir));
   }
   const detail = typeof error.data === 'string' ? `: ${error.data}` : '';
-  return new Failure('protocol-error', `Runner refused ${facts.method}: ${error.code} ${error.message}${detail}`, evidence);
+  return new Failure(
+    'protocol-error',
+    `Runner refused ${facts.method}: ${error.code} ${error.message}${detail}`,
+    evidence,
+  );
 }
 
 /**
@@ -272,17 +349,25 @@ export function classifyErrorResponse(
  * (sys.exit, KeyboardInterrupt, other BaseExceptions) are named for what they are: never as a
  * signal from the user, unless the runner saw one.
  */
-export function userExceptionWords(data: UserErrorData, who: 'simulation' | 'target'): { message: string; notes: string[] } {
+export function userExceptionWords(
+  data: UserErrorData,
+  who: 'simulation' | 'target',
+): { message: string; notes: string[] } {
   const notes: string[] = [];
   const plain = data.exc ? `${data.exc_type}: ${data.exc}` : data.exc_type;
-  if (data.base_exception) notes.push(`${data.exc_type} derives from BaseException, not Exception; the runner caught it and stays warm`);
+  if (data.base_exception)
+    notes.push(`${data.exc_type} derives from BaseException, not Exception; the runner caught it and stays warm`);
   if (data.exc_type === 'SystemExit') {
     const code = data.exit_code === undefined ? data.exc : data.exit_code === null ? '' : String(data.exit_code);
     const zero = code === '0' || code === '' ? ' (an exit status of success, but the task returned nothing)' : '';
     return { message: `SystemExit: the ${who} called sys.exit(${code})${zero}`, notes };
   }
   if (data.exc_type === 'KeyboardInterrupt') {
-    if (data.signal) return { message: `KeyboardInterrupt: the runner received ${data.signal} while the ${who} ran (a signal sent to its process, not a raise in the code)`, notes };
+    if (data.signal)
+      return {
+        message: `KeyboardInterrupt: the runner received ${data.signal} while the ${who} ran (a signal sent to its process, not a raise in the code)`,
+        notes,
+      };
     if (data.signal === null) {
       notes.push('no signal reached the runner: the code raised KeyboardInterrupt itself');
       return { message: `KeyboardInterrupt raised by the ${who}'s code${data.exc ? `: ${data.exc}` : ''}`, notes };
@@ -310,7 +395,9 @@ function isResultTooLarge(data: unknown): data is ResultTooLargeData {
 
 /** A message as long as a line should be; the evidence keeps the whole of it. */
 function clip(message: string): string {
-  return message.length <= MESSAGE_SHOWN ? message : `${message.slice(0, MESSAGE_SHOWN)}… (a message of ${message.length} characters, whole in the evidence)`;
+  return message.length <= MESSAGE_SHOWN
+    ? message
+    : `${message.slice(0, MESSAGE_SHOWN)}… (a message of ${message.length} characters, whole in the evidence)`;
 }
 
 /**
@@ -321,10 +408,16 @@ function clip(message: string): string {
 export function classifyResultTooLarge(facts: RunnerFacts, data: ResultTooLargeData): Failure {
   const evidence = baseEvidence(facts);
   const outputs = [...data.outputs].sort((a, b) => b.encoded_bytes - a.encoded_bytes);
-  const sizeOf = (o: ResultTooLargeData['outputs'][number]) => (o.bytes !== undefined ? `${showSize(o.bytes)} (${showSize(o.encoded_bytes)} encoded)` : `${showSize(o.encoded_bytes)} encoded`);
+  const sizeOf = (o: ResultTooLargeData['outputs'][number]) =>
+    o.bytes !== undefined
+      ? `${showSize(o.bytes)} (${showSize(o.encoded_bytes)} encoded)`
+      : `${showSize(o.encoded_bytes)} encoded`;
   evidence.notes = [
     `frame of ${data.frame_bytes} bytes; the cap is ${data.max_frame_bytes} bytes (--max-frame-mb)`,
-    ...outputs.map((o) => `output ${JSON.stringify(o.name)}: ${o.bytes !== undefined ? `${o.bytes} bytes, ` : ''}${o.encoded_bytes} bytes encoded`),
+    ...outputs.map(
+      (o) =>
+        `output ${JSON.stringify(o.name)}: ${o.bytes !== undefined ? `${o.bytes} bytes, ` : ''}${o.encoded_bytes} bytes encoded`,
+    ),
   ];
   evidence.frames = data.frames;
   const what = data.method === 'aggregate' ? 'aggregation result' : 'result';

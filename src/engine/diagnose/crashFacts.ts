@@ -24,7 +24,9 @@ export const CRASH_STDERR_LINES = 8;
 const STACK_FRAMES = 12;
 
 /** The crash of a process that ended (an exit code or a signal), or undefined for any other failure. */
-export function crashFacts(evidence: Pick<Evidence, 'exitCode' | 'signal' | 'phase' | 'taskStderr' | 'stderrTail' | 'stacks' | 'frames'>): CrashFacts | undefined {
+export function crashFacts(
+  evidence: Pick<Evidence, 'exitCode' | 'signal' | 'phase' | 'taskStderr' | 'stderrTail' | 'stacks' | 'frames'>,
+): CrashFacts | undefined {
   const exitCode = evidence.exitCode ?? null;
   const signal = evidence.signal ?? null;
   if (exitCode === null && signal === null) return undefined;

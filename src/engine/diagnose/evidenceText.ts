@@ -23,9 +23,13 @@ export function renderEvidence(evidence: Evidence): string[] {
   const lines = ['  evidence:'];
   if (evidence.pid !== undefined) lines.push(`    pid: ${evidence.pid}`);
   if (evidence.signal) lines.push(`    signal: ${evidence.signal}`);
-  else if (evidence.exitCode !== undefined && evidence.exitCode !== null) lines.push(`    exit code: ${evidence.exitCode}`);
+  else if (evidence.exitCode !== undefined && evidence.exitCode !== null)
+    lines.push(`    exit code: ${evidence.exitCode}`);
   if (evidence.phase) lines.push(`    phase: ${evidence.phase}`);
-  if (evidence.elapsedMs !== undefined) lines.push(`    elapsed: ${evidence.elapsedMs} ms${evidence.timeoutMs ? ` of a ${evidence.timeoutMs} ms timeout` : ''}`);
+  if (evidence.elapsedMs !== undefined)
+    lines.push(
+      `    elapsed: ${evidence.elapsedMs} ms${evidence.timeoutMs ? ` of a ${evidence.timeoutMs} ms timeout` : ''}`,
+    );
   if (evidence.tried?.length) lines.push(`    tried: ${evidence.tried.join(', ')}`);
   if (evidence.stdoutNoise) lines.push('    stdout bytes that are not frames:', ...indent(evidence.stdoutNoise, 6));
   if (evidence.exception?.traceback) lines.push('    traceback:', ...indent(evidence.exception.traceback.trimEnd(), 6));
@@ -34,7 +38,11 @@ export function renderEvidence(evidence: Evidence): string[] {
   for (const note of evidence.notes ?? []) lines.push(`    note: ${note}`);
   if (evidence.stderrTail && !evidence.exception?.traceback) {
     const tail = evidence.stderrTail.trimEnd().split('\n').slice(-STDERR_LINES_SHOWN).join('\n');
-    if (tail) lines.push(`    stderr (last ${STDERR_LINES_SHOWN} lines of ${evidence.stderrBytes ?? '?'} bytes):`, ...indent(tail, 6));
+    if (tail)
+      lines.push(
+        `    stderr (last ${STDERR_LINES_SHOWN} lines of ${evidence.stderrBytes ?? '?'} bytes):`,
+        ...indent(tail, 6),
+      );
   }
   return lines.length > 1 ? lines : [];
 }

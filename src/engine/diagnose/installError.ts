@@ -21,13 +21,19 @@ export interface IndexUnreachable {
 /** pip's and uv's words for a network failure, and what they mean. */
 const NETWORK_SIGNS: [RegExp, string][] = [
   [/Connection refused|ConnectionRefusedError|\[Errno 111\]|\[Errno 61\]/, 'connection refused'],
-  [/Temporary failure in name resolution|Name or service not known|nodename nor servname|getaddrinfo failed|dns error|failed to lookup address/i, 'name resolution failed'],
+  [
+    /Temporary failure in name resolution|Name or service not known|nodename nor servname|getaddrinfo failed|dns error|failed to lookup address/i,
+    'name resolution failed',
+  ],
   [/Network is unreachable|No route to host|\[Errno 101\]|\[Errno 113\]/, 'network unreachable'],
   [/ConnectTimeoutError|ReadTimeoutError|connection timed out|operation timed out|Read timed out/i, 'timed out'],
   [/SSLError|CERTIFICATE_VERIFY_FAILED|invalid peer certificate/i, 'TLS failed'],
   [/ProxyError|Tunnel connection failed/, 'the proxy refused'],
   // last: the generic ones, when no specific cause is named
-  [/Failed to establish a new connection|NewConnectionError|connection broken by|Could not fetch URL .*: connection error|error sending request for url|tcp connect error|client error \(Connect\)/, 'could not connect'],
+  [
+    /Failed to establish a new connection|NewConnectionError|connection broken by|Could not fetch URL .*: connection error|error sending request for url|tcp connect error|client error \(Connect\)/,
+    'could not connect',
+  ],
 ];
 
 /** A network failure the installer's output names, with the URL it names nearby. */
@@ -36,7 +42,10 @@ export function networkFailureIn(output: string): IndexUnreachable | undefined {
     const match = sign.exec(output);
     if (!match) continue;
     const around = output.slice(Math.max(0, match.index - 600), match.index + 600);
-    const url = /Could not fetch URL (\S+?):|Failed to fetch: `([^`]+)`|error sending request for url \(([^)\s]+)\)|'\)': (\/\S+)/.exec(around);
+    const url =
+      /Could not fetch URL (\S+?):|Failed to fetch: `([^`]+)`|error sending request for url \(([^)\s]+)\)|'\)': (\/\S+)/.exec(
+        around,
+      );
     return { url: url?.[1] ?? url?.[2] ?? url?.[3], path: url?.[4], why, how: 'output' };
   }
   return undefined;
@@ -44,7 +53,9 @@ export function networkFailureIn(output: string): IndexUnreachable | undefined {
 
 /** pip's and uv's "there was nothing to install from": an unreachable index's look when nothing else is said. */
 export function foundNoVersions(output: string): boolean {
-  return /\(from versions: none\)|No matching distribution found|was not found in the package registry|No solution found when resolving/.test(output);
+  return /\(from versions: none\)|No matching distribution found|was not found in the package registry|No solution found when resolving/.test(
+    output,
+  );
 }
 
 /**
@@ -89,7 +100,9 @@ export function probeIndex(url: string, timeoutMs: number): Promise<string | und
     };
     const timer = setTimeout(() => done(`timed out after ${timeoutMs} ms`), timeoutMs);
     socket.once('connect', () => done(undefined));
-    socket.once('error', (error: NodeJS.ErrnoException) => done(SOCKET_ERRORS[error.code ?? ''] ?? error.code ?? error.message));
+    socket.once('error', (error: NodeJS.ErrnoException) =>
+      done(SOCKET_ERRORS[error.code ?? ''] ?? error.code ?? error.message),
+    );
   });
 }
 
@@ -109,12 +122,18 @@ const PROBE_TIMEOUT_MS = 3_000;
  * Whether the install failed because an index could not be reached: said by the output, or,
  * when the installer found no versions and said nothing more, by trying the indexes now.
  */
-export async function unreachableIndex(output: string, args: readonly string[], env: Record<string, string | undefined>): Promise<IndexUnreachable | undefined> {
+export async function unreachableIndex(
+  output: string,
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+): Promise<IndexUnreachable | undefined> {
   const said = networkFailureIn(output);
   if (said) {
     // pip names the path it asked for; the index is the one that path is under
     const indexes = indexUrls(args, env);
-    said.url ??= indexes.find((url) => said.path?.startsWith(new URL(url).pathname.replace(/\/?$/, '/'))) ?? (indexes.length === 1 ? indexes[0] : undefined);
+    said.url ??=
+      indexes.find((url) => said.path?.startsWith(new URL(url).pathname.replace(/\/?$/, '/'))) ??
+      (indexes.length === 1 ? indexes[0] : undefined);
     return said;
   }
   if (!foundNoVersions(output)) return undefined;

@@ -77,7 +77,14 @@ export function parseFaultDump(text: string): FaultDump | undefined {
     if (THREAD_HEADER.test(lines[i]) || FATAL_ERROR.test(lines[i])) {
       start = i;
       // keep walking back over the other threads of the same dump
-      while (start > 0 && (THREAD_HEADER.test(lines[start - 1]) || DUMP_FRAME.test(lines[start - 1]) || NO_FRAME.test(lines[start - 1]) || lines[start - 1].trim() === '' || FATAL_ERROR.test(lines[start - 1]))) {
+      while (
+        start > 0 &&
+        (THREAD_HEADER.test(lines[start - 1]) ||
+          DUMP_FRAME.test(lines[start - 1]) ||
+          NO_FRAME.test(lines[start - 1]) ||
+          lines[start - 1].trim() === '' ||
+          FATAL_ERROR.test(lines[start - 1]))
+      ) {
         start--;
       }
       break;
@@ -104,7 +111,10 @@ export function parseFaultDump(text: string): FaultDump | undefined {
     }
     end = i;
   }
-  dump.text = lines.slice(start, end + 1).join('\n').trim();
+  dump.text = lines
+    .slice(start, end + 1)
+    .join('\n')
+    .trim();
   return dump.threads.length || dump.fatalError ? dump : undefined;
 }
 

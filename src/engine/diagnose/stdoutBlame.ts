@@ -12,7 +12,8 @@ import { locate } from './pythonTrace';
  * production's sys.stdout is the protocol stream again.
  */
 export function breaksProduction(capture: StdoutCaptureParams): boolean {
-  if (capture.source === 'sys.stdout' && !capture.thread) return capture.phase !== 'execute' && capture.phase !== 'aggregate';
+  if (capture.source === 'sys.stdout' && !capture.thread)
+    return capture.phase !== 'execute' && capture.phase !== 'aggregate';
   return true;
 }
 
@@ -39,11 +40,20 @@ const PHASE_WORDS: Record<string, string> = {
  * `blameIsGuess`: say so when that line is only where the main thread was (a handshake's
  * blame; a job's child write is blamed on the process its task started).
  */
-export function pollutionMessage(capture: StdoutCaptureParams, location: SourceLocation | undefined, textLimit = 120, blameIsGuess = true): string {
+export function pollutionMessage(
+  capture: StdoutCaptureParams,
+  location: SourceLocation | undefined,
+  textLimit = 120,
+  blameIsGuess = true,
+): string {
   const text = showBytes(Buffer.from(capture.bytes_b64, 'base64'), textLimit);
   const writer = capture.thread ? `print from thread ${JSON.stringify(capture.thread)}` : SOURCE_WORDS[capture.source];
-  const what = capture.source === 'suppressed' ? `${capture.size} more bytes written to stdout (not reported one by one)` : `${writer} ${PHASE_WORDS[capture.phase] ?? `during ${capture.phase}`} wrote "${text}" to stdout`;
-  const blame = blameIsGuess && capture.approximate && location ? ' (the line the main thread was on when the bytes arrived)' : '';
+  const what =
+    capture.source === 'suppressed'
+      ? `${capture.size} more bytes written to stdout (not reported one by one)`
+      : `${writer} ${PHASE_WORDS[capture.phase] ?? `during ${capture.phase}`} wrote "${text}" to stdout`;
+  const blame =
+    blameIsGuess && capture.approximate && location ? ' (the line the main thread was on when the bytes arrived)' : '';
   return `${what}${blame}; this runner absorbed it, but it would corrupt the production runner's frames ("Invalid header" / "Stream closed while reading headers")`;
 }
 
@@ -51,7 +61,11 @@ export function pollutionMessage(capture: StdoutCaptureParams, location: SourceL
  * The warning for a write our runner absorbed but production's would have broken on, once per
  * source line (`warned` remembers them), or undefined.
  */
-export function pollutionWarning(capture: StdoutCaptureParams, bundleDir: string, warned: Set<string>): { message: string; location?: SourceLocation } | undefined {
+export function pollutionWarning(
+  capture: StdoutCaptureParams,
+  bundleDir: string,
+  warned: Set<string>,
+): { message: string; location?: SourceLocation } | undefined {
   if (!breaksProduction(capture)) return undefined;
   const location = locate(capture.stack, bundleDir);
   const where = location ? `${location.file}:${location.line}` : capture.text;

@@ -17,7 +17,8 @@ export function renderHandshake(report: HandshakeReport, cwd: string | undefined
   if (report.phases.length) {
     const width = Math.max(...report.phases.map((p) => p.name.length));
     lines.push('  phases:');
-    for (const phase of report.phases) lines.push(`    ${phase.name.padEnd(width)}  ${phase.ms.toFixed(1).padStart(8)} ms`);
+    for (const phase of report.phases)
+      lines.push(`    ${phase.name.padEnd(width)}  ${phase.ms.toFixed(1).padStart(8)} ms`);
   }
   const outputs = report.evidence.execute?.outputs;
   if (outputs) {
@@ -32,7 +33,9 @@ export function renderHandshake(report: HandshakeReport, cwd: string | undefined
     lines.push(`  ${warning.message}`);
   }
   for (const harmless of report.evidence.harmlessStdout ?? []) {
-    lines.push(`ℹ stdout during a call (production redirects it to stderr too)${harmless.location ? ` at ${renderLocation(harmless.location, cwd)}` : ''}: ${JSON.stringify(harmless.text)}`);
+    lines.push(
+      `ℹ stdout during a call (production redirects it to stderr too)${harmless.location ? ` at ${renderLocation(harmless.location, cwd)}` : ''}: ${JSON.stringify(harmless.text)}`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }
@@ -45,7 +48,11 @@ export function handshakeVerdict(report: HandshakeReport): string {
 export function renderReplay(report: ReplayReport): string {
   const lines = [report.same ? `✔ ${report.message}` : `✘ ${report.message}`];
   for (const d of report.differences) {
-    lines.push(`  ${d.request} ${d.path}:`, `    recorded: ${JSON.stringify(d.recorded)}`, `    replayed: ${JSON.stringify(d.replayed)}`);
+    lines.push(
+      `  ${d.request} ${d.path}:`,
+      `    recorded: ${JSON.stringify(d.recorded)}`,
+      `    replayed: ${JSON.stringify(d.replayed)}`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }

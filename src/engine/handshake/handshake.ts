@@ -98,7 +98,10 @@ async function handshakePrepared(options: HandshakeOptions, prepared: PreparedRu
     recordTranscript: options.recordTranscript,
     onTrace: options.onTrace && ((entry) => options.onTrace?.(runner.pid, entry)),
   });
-  const phases: Phase[] = prepared.venvMs === undefined ? [] : [{ name: lease?.built ? 'venv-build' : 'venv-check', ms: roundMs(prepared.venvMs) }];
+  const phases: Phase[] =
+    prepared.venvMs === undefined
+      ? []
+      : [{ name: lease?.built ? 'venv-build' : 'venv-check', ms: roundMs(prepared.venvMs) }];
   let failure: Failure | undefined;
   try {
     evidence.ready = await runner.ready(options.timeoutMs);
@@ -106,10 +109,15 @@ async function handshakePrepared(options: HandshakeOptions, prepared: PreparedRu
     if (options.execute) {
       const { timeoutMs, ...params } = options.execute;
       const started = runner.now();
-      const outputs = await runner.request(ExecuteRequest.type, params, { timeoutMs: timeoutMs ?? DEFAULT_EXECUTE_TIMEOUT_MS });
+      const outputs = await runner.request(ExecuteRequest.type, params, {
+        timeoutMs: timeoutMs ?? DEFAULT_EXECUTE_TIMEOUT_MS,
+      });
       const ms = runner.now() - started;
       phases.push({ name: 'execute', ms: roundMs(ms) });
-      evidence.execute = { ms: roundMs(ms), outputs: Object.fromEntries(Object.entries(outputs).map(([name, b64]) => [name, describeOutput(b64)])) };
+      evidence.execute = {
+        ms: roundMs(ms),
+        outputs: Object.fromEntries(Object.entries(outputs).map(([name, b64]) => [name, describeOutput(b64)])),
+      };
     }
   } catch (error) {
     failure = asFailure(error);
@@ -121,10 +129,24 @@ async function handshakePrepared(options: HandshakeOptions, prepared: PreparedRu
   const { warnings, harmless } = stdoutFindings(runner.captures, bundleDir);
   if (harmless.length) evidence.harmlessStdout = harmless;
   const transcript: TranscriptFile | undefined = options.recordTranscript
-    ? { version: 1, bundle: bundleDir, python, runner: runnerScript, recordedAt: new Date().toISOString(), entries: runner.transcript }
+    ? {
+        version: 1,
+        bundle: bundleDir,
+        python,
+        runner: runnerScript,
+        recordedAt: new Date().toISOString(),
+        entries: runner.transcript,
+      }
     : undefined;
   if (failure?.kind === 'stdout-pollution' && runnerScript !== ourRunnerScript()) {
-    failure = await blameWithOurRunner(failure, { python, bundleDir, digest, venv, env: options.env, timeoutMs: options.timeoutMs });
+    failure = await blameWithOurRunner(failure, {
+      python,
+      bundleDir,
+      digest,
+      venv,
+      env: options.env,
+      timeoutMs: options.timeoutMs,
+    });
   }
   if (failure) {
     return { report: failedReport(failure, phases, evidence, warnings), transcript };
@@ -144,7 +166,12 @@ function describeRunner(ready: ReadyResult): string {
   return `${ready.runner ?? 'runner'} pid ${ready.pid}, Python ${ready.version}`;
 }
 
-function failedReport(failure: Failure, phases: Phase[], evidence: HandshakeEvidence, warnings: Warning[]): HandshakeReport {
+function failedReport(
+  failure: Failure,
+  phases: Phase[],
+  evidence: HandshakeEvidence,
+  warnings: Warning[],
+): HandshakeReport {
   return {
     ok: false,
     kind: failure.kind,
@@ -160,7 +187,6 @@ function asFailure(error: unknown): Failure {
   return unexpectedFailure(error, 'shaking hands');
 }
 
-
 /**
  * A runner that does not report stray writes (production's) leaves only the bytes. Our runner
  * records who wrote them, so start it once on the same bundle and interpreter, and put the
@@ -168,11 +194,25 @@ function asFailure(error: unknown): Failure {
  */
 async function blameWithOurRunner(
   failure: Failure,
-  run: { python: string; bundleDir: string; digest: string; venv: string; env?: Record<string, string>; timeoutMs: number },
+  run: {
+    python: string;
+    bundleDir: string;
+    digest: string;
+    venv: string;
+    env?: Record<string, string>;
+    timeoutMs: number;
+  },
 ): Promise<Failure> {
   const noise = Buffer.from(failure.evidence.stdoutNoiseB64 ?? '', 'base64');
   if (noise.length === 0) return failure;
-  const probe = WarmProcess.start({ python: run.python, runnerScript: ourRunnerScript(), bundleDir: run.bundleDir, venvPath: run.venv, bundleDigest: run.digest, env: run.env });
+  const probe = WarmProcess.start({
+    python: run.python,
+    runnerScript: ourRunnerScript(),
+    bundleDir: run.bundleDir,
+    venvPath: run.venv,
+    bundleDigest: run.digest,
+    env: run.env,
+  });
   try {
     await probe.ready(run.timeoutMs);
   } catch {
@@ -187,7 +227,13 @@ async function blameWithOurRunner(
   const location = match && locate(match.stack, run.bundleDir);
   if (!location) return failure;
   const how = match.approximate ? 'approximately (a write below Python), ' : '';
-  const evidence = { ...failure.evidence, notes: [...(failure.evidence.notes ?? []), `located ${how}by re-running the bundle under the debugger's runner, which records who writes to stdout`] };
+  const evidence = {
+    ...failure.evidence,
+    notes: [
+      ...(failure.evidence.notes ?? []),
+      `located ${how}by re-running the bundle under the debugger's runner, which records who writes to stdout`,
+    ],
+  };
   return new Failure(failure.kind, failure.message, evidence, location);
 }
 
@@ -205,7 +251,10 @@ const PHASE_ENDING_AT: Record<string, string> = {
 export function startupPhases(marks: readonly { name: string; atMs: number }[]): Phase[] {
   const phases: Phase[] = [];
   for (let i = 1; i < marks.length; i++) {
-    const name = marks[i].name === 'ready' && marks[i - 1].name === 'spawn' ? 'start-to-ready' : (PHASE_ENDING_AT[marks[i].name] ?? marks[i].name);
+    const name =
+      marks[i].name === 'ready' && marks[i - 1].name === 'spawn'
+        ? 'start-to-ready'
+        : (PHASE_ENDING_AT[marks[i].name] ?? marks[i].name);
     phases.push({ name, ms: roundMs(marks[i].atMs - marks[i - 1].atMs) });
   }
   return phases;
@@ -217,7 +266,10 @@ function roundMs(ms: number): number {
 
 // ---- stray stdout ---------------------------------------------------------------------------
 
-function stdoutFindings(captures: readonly StdoutCaptureParams[], bundleDir: string): { warnings: Warning[]; harmless: { text: string; location?: SourceLocation }[] } {
+function stdoutFindings(
+  captures: readonly StdoutCaptureParams[],
+  bundleDir: string,
+): { warnings: Warning[]; harmless: { text: string; location?: SourceLocation }[] } {
   const warnings: Warning[] = [];
   const harmless: { text: string; location?: SourceLocation }[] = [];
   for (const capture of captures) {

@@ -48,7 +48,10 @@ export async function readTranscript(file: string): Promise<TranscriptFile> {
     throw new Failure('bad-input', `Transcript ${file} is not JSON: ${(error as Error).message}.`);
   }
   if (parsed?.version !== 1 || !Array.isArray(parsed.entries)) {
-    throw new Failure('bad-input', `Transcript ${file} is not a modelops-debugger transcript (version 1 with entries).`);
+    throw new Failure(
+      'bad-input',
+      `Transcript ${file} is not a modelops-debugger transcript (version 1 with entries).`,
+    );
   }
   return parsed;
 }
@@ -72,14 +75,28 @@ export function recordedExchanges(transcript: TranscriptFile): RecordedExchange[
 export async function replay(transcript: TranscriptFile, options: HandshakeOptions): Promise<ReplayReport> {
   const { bundleDir, python, runnerScript, digest, venv, lease } = await prepareRunner(options);
   const exchanges = recordedExchanges(transcript);
-  const runner = WarmProcess.start({ python, runnerScript, bundleDir, venvPath: venv, bundleDigest: digest, env: options.env, maxFrameBytes: options.maxFrameBytes, onStderr: options.onStderr });
+  const runner = WarmProcess.start({
+    python,
+    runnerScript,
+    bundleDir,
+    venvPath: venv,
+    bundleDigest: digest,
+    env: options.env,
+    maxFrameBytes: options.maxFrameBytes,
+    onStderr: options.onStderr,
+  });
   const differences: ReplayDifference[] = [];
   try {
     for (const [index, exchange] of exchanges.entries()) {
       const label = `#${index + 1} ${exchange.method}`;
       const replayed = await runner
-        .request({ method: exchange.method } as RequestType<unknown, unknown, unknown>, exchange.params ?? {}, { timeoutMs: options.timeoutMs })
-        .then((result) => ({ result }), (error: unknown) => ({ error: failureShape(error) }));
+        .request({ method: exchange.method } as RequestType<unknown, unknown, unknown>, exchange.params ?? {}, {
+          timeoutMs: options.timeoutMs,
+        })
+        .then(
+          (result) => ({ result }),
+          (error: unknown) => ({ error: failureShape(error) }),
+        );
       const recorded = normalize(exchange.method, exchange.response, transcript.bundle);
       const now = normalize(exchange.method, replayed, bundleDir);
       diff(recorded, now, '', (path, a, b) => differences.push({ request: label, path, recorded: a, replayed: b }));
@@ -89,9 +106,10 @@ export async function replay(transcript: TranscriptFile, options: HandshakeOptio
     await runner.shutdown();
     await lease?.release();
   }
-  const message = differences.length === 0
-    ? `Replayed ${exchanges.length} request${exchanges.length === 1 ? '' : 's'} against a fresh runner: no differences.`
-    : `Replayed ${exchanges.length} request${exchanges.length === 1 ? '' : 's'}: ${differences.length} difference${differences.length === 1 ? '' : 's'}.`;
+  const message =
+    differences.length === 0
+      ? `Replayed ${exchanges.length} request${exchanges.length === 1 ? '' : 's'} against a fresh runner: no differences.`
+      : `Replayed ${exchanges.length} request${exchanges.length === 1 ? '' : 's'}: ${differences.length} difference${differences.length === 1 ? '' : 's'}.`;
   return { same: differences.length === 0, requests: exchanges.length, differences, message };
 }
 
@@ -99,18 +117,30 @@ export async function replay(transcript: TranscriptFile, options: HandshakeOptio
 function failureShape(error: unknown): unknown {
   if (!isFailure(error)) return { message: String(error) };
   const exception = error.evidence.exception;
-  return exception ? { kind: error.kind, data: { exc_type: exception.type, exc: exception.message } } : { kind: error.kind, message: error.message };
+  return exception
+    ? { kind: error.kind, data: { exc_type: exception.type, exc: exception.message } }
+    : { kind: error.kind, message: error.message };
 }
 
 /** The comparable part of a response: volatile fields dropped, outputs decoded, paths relative. */
 function normalize(method: string, response: unknown, bundleDir: string): unknown {
   if (!response || typeof response !== 'object') return response;
-  const { result, error } = response as { result?: unknown; error?: { code?: number; message?: string; data?: Record<string, unknown>; kind?: string } };
+  const { result, error } = response as {
+    result?: unknown;
+    error?: { code?: number; message?: string; data?: Record<string, unknown>; kind?: string };
+  };
   if (error !== undefined) {
     const data = error.data ?? {};
     if (data.exc_type === undefined) return { error: { failure: `${error.kind ?? error.code}: ${error.message}` } };
     // recorded errors carry a code, replayed ones a failure kind: compare what user code raised
-    return { error: { data: { exc_type: data.exc_type, exc: typeof data.exc === 'string' ? data.exc.split(bundleDir).join('<bundle>') : data.exc } } };
+    return {
+      error: {
+        data: {
+          exc_type: data.exc_type,
+          exc: typeof data.exc === 'string' ? data.exc.split(bundleDir).join('<bundle>') : data.exc,
+        },
+      },
+    };
   }
   if (method === 'ready' && result && typeof result === 'object') {
     const copy: Record<string, unknown> = { ...(result as Record<string, unknown>) };
@@ -132,7 +162,12 @@ function diff(a: unknown, b: unknown, path: string, report: (path: string, a: un
   if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
     const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
     for (const key of keys) {
-      diff((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], path ? `${path}.${key}` : key, report);
+      diff(
+        (a as Record<string, unknown>)[key],
+        (b as Record<string, unknown>)[key],
+        path ? `${path}.${key}` : key,
+        report,
+      );
     }
     return;
   }

@@ -18,11 +18,18 @@ export function describeEntry(entry: TranscriptEntry, verbose = false): string {
   const arrow = entry.dir === 'out' ? '→' : '←';
   const at = `+${entry.t.toFixed(1)} ms`;
   if ('noise' in entry) return `${at} ${arrow} stdout that is not a frame: ${JSON.stringify(entry.noise)}`;
-  const message = entry.message as { id?: number | string | null; method?: string; params?: unknown; result?: unknown; error?: { code?: number; message?: string; data?: unknown } };
+  const message = entry.message as {
+    id?: number | string | null;
+    method?: string;
+    params?: unknown;
+    result?: unknown;
+    error?: { code?: number; message?: string; data?: unknown };
+  };
   const limit = verbose ? SHOWN_CHARS.verbose : SHOWN_CHARS.brief;
   const id = message.id !== undefined && message.id !== null ? `#${message.id} ` : '';
   if (message.method !== undefined) return `${at} ${arrow} ${id}${message.method}${payload(message.params, limit)}`;
-  if (message.error) return `${at} ${arrow} ${id}error ${message.error.code ?? ''} ${message.error.message ?? ''}${verbose ? payload(message.error.data, limit) : ''}`;
+  if (message.error)
+    return `${at} ${arrow} ${id}error ${message.error.code ?? ''} ${message.error.message ?? ''}${verbose ? payload(message.error.data, limit) : ''}`;
   return `${at} ${arrow} ${id}result${payload(message.result, limit)}`;
 }
 

@@ -74,7 +74,13 @@ export class JobBook {
    * the files, as a resume will, so the manifest promises nothing the folder does not hold.
    */
   recountFromDisk(): void {
-    Object.assign(this.counts, initialCounts(this.job.parameterSets.map((set) => loadState(set, this.store)), this.job));
+    Object.assign(
+      this.counts,
+      initialCounts(
+        this.job.parameterSets.map((set) => loadState(set, this.store)),
+        this.job,
+      ),
+    );
   }
 
   emit(body: JobEventBody): void {
@@ -90,11 +96,30 @@ export class JobBook {
 
   simSucceeded(state: SetState, replicate: number, outputs: Record<string, string>, ran: RanOn): void {
     const key = simKey(state.set.paramId, replicate);
-    const record: SimRecord = { key, status: 'ok', param_id: state.set.paramId, replicate, seed: state.set.seeds[replicate], attempts: ran.attempts, pid: ran.pid, ms: ran.ms, outputs: outputRecords(outputs) };
+    const record: SimRecord = {
+      key,
+      status: 'ok',
+      param_id: state.set.paramId,
+      replicate,
+      seed: state.set.seeds[replicate],
+      attempts: ran.attempts,
+      pid: ran.pid,
+      ms: ran.ms,
+      outputs: outputRecords(outputs),
+    };
     if (ran.worker) record.worker = ran.worker;
     if (ran.stderr) record.stderr = ran.stderr;
     this.finishSim(state, replicate, record);
-    this.emit({ type: 'task-done', key, status: 'ok', attempt: ran.attempts, pid: ran.pid, ms: ran.ms, ...(ran.worker ? { worker: ran.worker } : {}), ...(ran.stderr ? { stderr: ran.stderr } : {}) });
+    this.emit({
+      type: 'task-done',
+      key,
+      status: 'ok',
+      attempt: ran.attempts,
+      pid: ran.pid,
+      ms: ran.ms,
+      ...(ran.worker ? { worker: ran.worker } : {}),
+      ...(ran.stderr ? { stderr: ran.stderr } : {}),
+    });
   }
 
   simFailed(state: SetState, replicate: number, failure: Failure, ran: RanOn): void {
@@ -136,7 +161,12 @@ export class JobBook {
 
   private finishSim(state: SetState, replicate: number, record: SimRecord): void {
     this.store.writeSim(record);
-    state.outcomes.set(replicate, { ok: record.status === 'ok', outputs: record.outputs, kind: record.kind, message: record.message });
+    state.outcomes.set(replicate, {
+      ok: record.status === 'ok',
+      outputs: record.outputs,
+      kind: record.kind,
+      message: record.message,
+    });
     this.counts.sims.pending--;
     this.counts.sims[record.status === 'ok' ? 'ok' : 'failed']++;
   }
@@ -153,14 +183,30 @@ export class JobBook {
     const replicates = [...state.outcomes.entries()].sort(([a], [b]) => a - b);
     const failed = replicates.filter(([, o]) => !o.ok);
     const ok = replicates.filter(([, o]) => o.ok);
-    const record: AggRecord = { key, status: 'ok', param_id: set.paramId, params: set.params, n_replicates: ok.length, ms: 0, targets: {} };
+    const record: AggRecord = {
+      key,
+      status: 'ok',
+      param_id: set.paramId,
+      params: set.params,
+      n_replicates: ok.length,
+      ms: 0,
+      targets: {},
+    };
     if (failed.length) {
-      record.failed_replicates = failed.map(([i, o]) => ({ replicate: i, key: simKey(set.paramId, i), kind: o.kind, message: o.message }));
+      record.failed_replicates = failed.map(([i, o]) => ({
+        replicate: i,
+        key: simKey(set.paramId, i),
+        kind: o.kind,
+        message: o.message,
+      }));
     }
     if ((failed.length && !this.allowPartial) || ok.length === 0) {
       record.status = 'skipped';
       record.kind = 'aggregation-skipped';
-      const named = failed.slice(0, 5).map(([i, o]) => `${i} (${o.kind})`).join(', ');
+      const named = failed
+        .slice(0, 5)
+        .map(([i, o]) => `${i} (${o.kind})`)
+        .join(', ');
       record.message = `${failed.length} of ${replicates.length} replicates failed (replicates ${named}${failed.length > 5 ? ', …' : ''})${ok.length ? '; --allow-partial aggregates the others' : ''}`;
       this.finishAgg(state, record, begun);
       return undefined;
@@ -171,7 +217,12 @@ export class JobBook {
   }
 
   targetFailed(record: AggRecord, target: string, failure: Failure): void {
-    record.targets[target] = { status: 'failed', kind: failure.kind, message: failure.message, location: failure.location };
+    record.targets[target] = {
+      status: 'failed',
+      kind: failure.kind,
+      message: failure.message,
+      location: failure.location,
+    };
     record.status = 'failed';
     record.kind ??= failure.kind;
     record.message ??= `${target}: ${failure.message}`;
@@ -186,13 +237,27 @@ export class JobBook {
     if (record.status === 'ok') this.counts.aggregations.ok++;
     else if (record.status === 'skipped') this.counts.aggregations.skipped++;
     else this.counts.aggregations.failed++;
-    this.emit({ type: 'agg-done', key: record.key, status: record.status, ms: record.ms, kind: record.kind, message: record.message, location: firstFailedLocation(record) });
+    this.emit({
+      type: 'agg-done',
+      key: record.key,
+      status: record.status,
+      ms: record.ms,
+      kind: record.kind,
+      message: record.message,
+      location: firstFailedLocation(record),
+    });
   }
 }
 
 function loadState(set: ParameterSet, store: ResultsStore): SetState {
   const earlierAgg = store.aggStatus(set);
-  const state: SetState = { set, wireParams: new RawJson(canonicalJson(set.params)), outcomes: new Map(), aggregated: earlierAgg !== undefined, earlierAgg };
+  const state: SetState = {
+    set,
+    wireParams: new RawJson(canonicalJson(set.params)),
+    outcomes: new Map(),
+    aggregated: earlierAgg !== undefined,
+    earlierAgg,
+  };
   for (const [replicate, record] of store.existingSims(set)) {
     if (replicate >= set.seeds.length) continue;
     // an aggregated set's outputs are summarised already: keep only how each replicate ended
@@ -236,19 +301,52 @@ export function decodeOutputs(outputs: Record<string, OutputRecord>): Record<str
 
 /** What a sim result file keeps of a failure's evidence: enough to act on, bounded in size. */
 function trimEvidence(failure: Failure): Record<string, unknown> {
-  const { exception, frames, exitCode, signal, phase, stderrTail, taskStderr, stacks, stdoutNoise, notes, elapsedMs, timeoutMs } = failure.evidence;
-  return JSON.parse(stringifyWireJson({ exception, frames, exitCode, signal, phase, stderrTail: stderrTail?.slice(-2000), taskStderr: taskStderr?.slice(-2000), stacks: stacks?.slice(-4000), stdoutNoise, notes, elapsedMs, timeoutMs })) as Record<string, unknown>;
+  const {
+    exception,
+    frames,
+    exitCode,
+    signal,
+    phase,
+    stderrTail,
+    taskStderr,
+    stacks,
+    stdoutNoise,
+    notes,
+    elapsedMs,
+    timeoutMs,
+  } = failure.evidence;
+  return JSON.parse(
+    stringifyWireJson({
+      exception,
+      frames,
+      exitCode,
+      signal,
+      phase,
+      stderrTail: stderrTail?.slice(-2000),
+      taskStderr: taskStderr?.slice(-2000),
+      stacks: stacks?.slice(-4000),
+      stdoutNoise,
+      notes,
+      elapsedMs,
+      timeoutMs,
+    }),
+  ) as Record<string, unknown>;
 }
 
 /** Where an aggregation failed: its first failed target's line. */
 export function firstFailedLocation(record: AggRecord): SourceLocation | undefined {
-  for (const result of Object.values(record.targets)) if (result.status === 'failed' && result.location) return result.location;
+  for (const result of Object.values(record.targets))
+    if (result.status === 'failed' && result.location) return result.location;
   return undefined;
 }
 
 /** The frames of a failure's traceback inside the bundle, but the one it is located at. */
 function callers(failure: Failure, bundleDir: string): SourceLocation[] | undefined {
   const inside = (failure.evidence.frames ?? []).filter((frame) => isInside(frame.file, bundleDir));
-  const others = inside.filter((frame) => frame.file !== failure.location?.file || frame.line !== failure.location?.line);
-  return others.length ? others.map((frame) => ({ file: path.resolve(bundleDir, frame.file), line: frame.line, function: frame.function })) : undefined;
+  const others = inside.filter(
+    (frame) => frame.file !== failure.location?.file || frame.line !== failure.location?.line,
+  );
+  return others.length
+    ? others.map((frame) => ({ file: path.resolve(bundleDir, frame.file), line: frame.line, function: frame.function }))
+    : undefined;
 }

@@ -11,7 +11,19 @@ import type { StderrRange } from './records';
 export type TaskStatus = 'ok' | 'failed';
 
 export type JobEvent = { t: string } & (
-  | { type: 'job-start'; job_id: string; out: string; sims: number; aggregations: number; resumed: boolean; skipped_sims: number; skipped_aggregations: number; workers: number; executor: string; backend: 'local' | 'dask' }
+  | {
+      type: 'job-start';
+      job_id: string;
+      out: string;
+      sims: number;
+      aggregations: number;
+      resumed: boolean;
+      skipped_sims: number;
+      skipped_aggregations: number;
+      workers: number;
+      executor: string;
+      backend: 'local' | 'dask';
+    }
   | { type: 'task-start'; key: string; attempt: number; pid: number | undefined; worker?: string }
   /** Dask: the simulation finished on the cluster; its outcome (task-done) comes with its set's aggregation. */
   | { type: 'task-finished'; key: string }
@@ -36,9 +48,25 @@ export type JobEvent = { t: string } & (
       crash?: CrashFacts;
     }
   | { type: 'agg-start'; key: string; pid: number | undefined; worker?: string }
-  | { type: 'agg-done'; key: string; status: TaskStatus | 'skipped'; ms: number; kind?: FailureKind; message?: string; location?: SourceLocation }
+  | {
+      type: 'agg-done';
+      key: string;
+      status: TaskStatus | 'skipped';
+      ms: number;
+      kind?: FailureKind;
+      message?: string;
+      location?: SourceLocation;
+    }
   | { type: 'process-start'; pid: number | undefined; venv: string; worker?: string }
-  | { type: 'process-end'; pid: number | undefined; why: string; uses: number; exit_code: number | null; signal: string | null; worker?: string }
+  | {
+      type: 'process-end';
+      pid: number | undefined;
+      why: string;
+      uses: number;
+      exit_code: number | null;
+      signal: string | null;
+      worker?: string;
+    }
   // the Dask backend: the cluster, and what happens to it (worker = the Dask worker's address)
   | { type: 'dask-connected'; scheduler: string; dask_version: string; python: string; workers: string[] }
   | { type: 'worker-joined'; worker: string }
@@ -62,7 +90,15 @@ export type JobEvent = { t: string } & (
   /** What opening the results folder found and did: a lock taken over, files that were not results. */
   | { type: 'results-folder'; message: string }
   /** `failure`: why an aborted job stopped (the manifest's `failure`), for every consumer of the stream. */
-  | { type: 'job-done'; job_id: string; status: JobStatus; counts: JobCounts; ms: number; exit_code: number; failure?: ReturnType<Failure['toJSON']> }
+  | {
+      type: 'job-done';
+      job_id: string;
+      status: JobStatus;
+      counts: JobCounts;
+      ms: number;
+      exit_code: number;
+      failure?: ReturnType<Failure['toJSON']>;
+    }
 );
 
 export type JobStatus = 'succeeded' | 'failed' | 'interrupted' | 'aborted';

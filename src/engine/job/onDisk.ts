@@ -76,15 +76,18 @@ export async function readJobFolder(folder: string, job?: JobSpec): Promise<JobO
     if (agg) counts.aggregations[agg.status]++;
   }
   counts.sims.pending = counts.sims.total - counts.sims.ok - counts.sims.failed;
-  counts.aggregations.pending = counts.aggregations.total - counts.aggregations.ok - counts.aggregations.failed - counts.aggregations.skipped;
+  counts.aggregations.pending =
+    counts.aggregations.total - counts.aggregations.ok - counts.aggregations.failed - counts.aggregations.skipped;
 
   const { events, torn } = reader.events();
   const warnings = new Map<string, WarningEvent[]>();
   let lastStart: Extract<JobEvent, { type: 'job-start' }> | undefined;
   let lastDone: Extract<JobEvent, { type: 'job-done' }> | undefined;
   for (const event of events) {
-    if (event.type === 'task-start' || event.type === 'agg-start') warnings.delete(event.key); // ran again: what it said before is past
-    else if (event.type === 'warning' && event.key !== undefined) warnings.set(event.key, [...(warnings.get(event.key) ?? []), event]);
+    if (event.type === 'task-start' || event.type === 'agg-start')
+      warnings.delete(event.key); // ran again: what it said before is past
+    else if (event.type === 'warning' && event.key !== undefined)
+      warnings.set(event.key, [...(warnings.get(event.key) ?? []), event]);
     else if (event.type === 'job-start') {
       lastStart = event;
       lastDone = undefined;
@@ -92,7 +95,10 @@ export async function readJobFolder(folder: string, job?: JobSpec): Promise<JobO
   }
 
   const problems = [...reader.notResults];
-  if (torn) problems.push(`events.jsonl: ${torn} line${torn === 1 ? ' is' : 's are'} not JSON (a torn last line is what a kill mid-write leaves)`);
+  if (torn)
+    problems.push(
+      `events.jsonl: ${torn} line${torn === 1 ? ' is' : 's are'} not JSON (a torn last line is what a kill mid-write leaves)`,
+    );
   const manifest = reader.manifest() as { status?: JobStatus; ms?: number; failure?: JobOnDisk['failure'] } | undefined;
   let status: JobOnDisk['status'];
   let ms: number | undefined;
@@ -107,7 +113,8 @@ export async function readJobFolder(folder: string, job?: JobSpec): Promise<JobO
     // a run began and never ended: it is running now, or it was killed
     const owner = await readOwner(path.join(dir, RESULTS_LOCK));
     status = owner && !holderGone(owner) ? 'running' : 'interrupted';
-    if (status === 'interrupted' && lastStart) problems.push('the last run stopped without writing its manifest (killed?); resuming finishes it');
+    if (status === 'interrupted' && lastStart)
+      problems.push('the last run stopped without writing its manifest (killed?); resuming finishes it');
   }
   return { dir, job: spec, status, counts, ms, failure, startedAt: events[0]?.t, sets, warnings, problems };
 }
@@ -144,7 +151,9 @@ export function freshJobId(out: string, jobId: string): string {
 function runNumber(name: string, jobId: string): number {
   if (name === jobId) return 1;
   const prefix = `${baseOf(jobId)}-`;
-  return name.startsWith(prefix) && /^[1-9]\d*$/.test(name.slice(prefix.length)) ? Number(name.slice(prefix.length)) : 0;
+  return name.startsWith(prefix) && /^[1-9]\d*$/.test(name.slice(prefix.length))
+    ? Number(name.slice(prefix.length))
+    : 0;
 }
 
 /** Job ids are at most 128 characters: room for the run's number. */

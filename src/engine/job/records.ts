@@ -49,7 +49,11 @@ export interface AggRecord {
   n_replicates: number;
   ms: number;
   /** Target entrypoint → its result or failure. */
-  targets: Record<string, { status: 'ok'; loss: number; diagnostics: unknown; n_replicates: number } | { status: 'failed'; kind: FailureKind; message: string; location?: SourceLocation }>;
+  targets: Record<
+    string,
+    | { status: 'ok'; loss: number; diagnostics: unknown; n_replicates: number }
+    | { status: 'failed'; kind: FailureKind; message: string; location?: SourceLocation }
+  >;
   summary?: unknown;
   kind?: FailureKind;
   message?: string;

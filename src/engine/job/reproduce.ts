@@ -27,8 +27,17 @@ export interface Reproduction {
 /** `modelops-debugger replicate <out>/<job_id> --param <12 hex> --replicate N`: that replicate, in a fresh runner. */
 export function replicateCommandLine(jobDir: string, paramId: string, replicate: number): Reproduction {
   if (!/^[0-9a-f]{64}$/.test(paramId)) throw new Failure('bad-input', `${paramId} is not a param_id (64 hex digits).`);
-  if (!Number.isInteger(replicate) || replicate < 0) throw new Failure('bad-input', `replicate ${replicate} is not a replicate index.`);
-  const args = [CLI_NAME, 'replicate', path.resolve(jobDir), '--param', paramId.slice(0, PARAM_PREFIX_DIGITS), '--replicate', String(replicate)];
+  if (!Number.isInteger(replicate) || replicate < 0)
+    throw new Failure('bad-input', `replicate ${replicate} is not a replicate index.`);
+  const args = [
+    CLI_NAME,
+    'replicate',
+    path.resolve(jobDir),
+    '--param',
+    paramId.slice(0, PARAM_PREFIX_DIGITS),
+    '--replicate',
+    String(replicate),
+  ];
   return { args, line: shellLine(args) };
 }
 
@@ -46,11 +55,18 @@ export async function jobCommandLine(jobDir: string): Promise<Reproduction> {
   try {
     raw = parsePythonJson(readFileSync(file, 'utf8'));
   } catch (error) {
-    throw new Failure('bad-input', `${dir} is not a results folder of a job (${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no job.json' : `job.json is not valid JSON: ${(error as Error).message}`}).`);
+    throw new Failure(
+      'bad-input',
+      `${dir} is not a results folder of a job (${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no job.json' : `job.json is not valid JSON: ${(error as Error).message}`}).`,
+    );
   }
   const { job } = jobFromResultsJson(file, raw, path.basename(dir));
   const input = job.input;
-  if (!input) throw new Failure('bad-input', `${file} does not record what job ${job.jobId} was made from (written by an earlier version), so it cannot be reproduced; its results can still be resumed.`);
+  if (!input)
+    throw new Failure(
+      'bad-input',
+      `${file} does not record what job ${job.jobId} was made from (written by an earlier version), so it cannot be reproduced; its results can still be resumed.`,
+    );
   const out = path.dirname(dir);
   let args: string[];
   let again: () => Promise<JobSpec>;
@@ -59,9 +75,27 @@ export async function jobCommandLine(jobDir: string): Promise<Reproduction> {
     again = () => loadJobFile(input.job_file, input.bundle);
   } else {
     const replicates = String(input.replicates);
-    args = [CLI_NAME, 'run', job.bundleDir, '--params', input.params_file, '--replicates', replicates, '--entrypoint', job.entrypoint, ...job.targets.flatMap((target) => ['--target', target])];
+    args = [
+      CLI_NAME,
+      'run',
+      job.bundleDir,
+      '--params',
+      input.params_file,
+      '--replicates',
+      replicates,
+      '--entrypoint',
+      job.entrypoint,
+      ...job.targets.flatMap((target) => ['--target', target]),
+    ];
     if (input.job_id_given) args.push('--job-id', job.jobId);
-    again = () => jobFromParamsFile({ bundleDir: job.bundleDir, paramsFile: input.params_file, replicates: input.replicates, entrypoint: job.entrypoint, targets: job.targets });
+    again = () =>
+      jobFromParamsFile({
+        bundleDir: job.bundleDir,
+        paramsFile: input.params_file,
+        replicates: input.replicates,
+        entrypoint: job.entrypoint,
+        targets: job.targets,
+      });
   }
   args.push(...daskArgs(dir), '--out', out);
   return { args, line: shellLine(args), caveat: await changedSince(job, again) };
@@ -70,8 +104,11 @@ export async function jobCommandLine(jobDir: string): Promise<Reproduction> {
 /** Where a job ran, when the manifest says Dask (a job that never finished has no manifest: local then). */
 function daskArgs(dir: string): string[] {
   try {
-    const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { options?: { backend?: string; scheduler?: string } };
-    if (manifest.options?.backend === 'dask' && manifest.options.scheduler) return ['--backend', 'dask', '--scheduler', manifest.options.scheduler];
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as {
+      options?: { backend?: string; scheduler?: string };
+    };
+    if (manifest.options?.backend === 'dask' && manifest.options.scheduler)
+      return ['--backend', 'dask', '--scheduler', manifest.options.scheduler];
   } catch {
     // no manifest yet (a job still running): it runs where the editor's setting says, said by its events
   }
@@ -88,8 +125,10 @@ async function changedSince(job: JobSpec, again: () => Promise<JobSpec>): Promis
   }
   const sets = (spec: JobSpec) => spec.parameterSets.map((set) => `${set.paramId}:${set.seeds.join(',')}`).join(';');
   if (now.bundleDir !== job.bundleDir) return `its input now names another bundle (${now.bundleDir})`;
-  if (now.entrypoint !== job.entrypoint) return `its input now runs entrypoint ${now.entrypoint}, not ${job.entrypoint}`;
-  if (sets(now) !== sets(job)) return 'its input changed since: the parameter sets or replicates are not the ones this job ran';
+  if (now.entrypoint !== job.entrypoint)
+    return `its input now runs entrypoint ${now.entrypoint}, not ${job.entrypoint}`;
+  if (sets(now) !== sets(job))
+    return 'its input changed since: the parameter sets or replicates are not the ones this job ran';
   if (now.targets.join('\n') !== job.targets.join('\n')) return 'its input now names other targets';
   return undefined;
 }

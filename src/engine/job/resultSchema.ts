@@ -21,8 +21,11 @@ export function checkSimRecord(value: unknown, set: ParameterSet, replicate: num
     ['param_id', set.paramId],
     ['replicate', replicate],
   ];
-  for (const [field, want] of expected) if (value[field] !== want) return { why: `${field} is ${JSON.stringify(String(value[field]))}, not ${JSON.stringify(String(want))}` };
-  if (!isWhole(value.seed) || String(value.seed) !== String(set.seeds[replicate])) return { why: `seed ${String(value.seed)} is not this replicate's seed ${String(set.seeds[replicate])}` };
+  for (const [field, want] of expected)
+    if (value[field] !== want)
+      return { why: `${field} is ${JSON.stringify(String(value[field]))}, not ${JSON.stringify(String(want))}` };
+  if (!isWhole(value.seed) || String(value.seed) !== String(set.seeds[replicate]))
+    return { why: `seed ${String(value.seed)} is not this replicate's seed ${String(set.seeds[replicate])}` };
   if (!isWhole(value.attempts) || Number(value.attempts) < 1) return { why: 'attempts is not a whole number from 1' };
   if (typeof value.ms !== 'number' || !(value.ms >= 0)) return { why: 'ms is not a duration' };
   if (value.status === 'ok') {
@@ -33,7 +36,8 @@ export function checkSimRecord(value: unknown, set: ParameterSet, replicate: num
       if (why) return { why: `output ${JSON.stringify(name)}: ${why}` };
     }
   } else if (value.status === 'failed') {
-    if (typeof value.kind !== 'string' || typeof value.message !== 'string') return { why: 'a failed result has no kind and message' };
+    if (typeof value.kind !== 'string' || typeof value.message !== 'string')
+      return { why: 'a failed result has no kind and message' };
   } else {
     return { why: `status is ${JSON.stringify(String(value.status))}, not ok or failed` };
   }
@@ -42,13 +46,18 @@ export function checkSimRecord(value: unknown, set: ParameterSet, replicate: num
 
 export function checkAggRecord(value: unknown, set: ParameterSet): Checked<AggRecord> {
   if (!isObject(value)) return { why: 'not a JSON object' };
-  if (value.key !== aggKey(set.paramId) || value.param_id !== set.paramId) return { why: `it is the aggregation of ${JSON.stringify(String(value.key))}` };
-  if (!['ok', 'failed', 'skipped'].includes(value.status as string)) return { why: `status is ${JSON.stringify(String(value.status))}` };
-  if (!isWhole(value.n_replicates) || Number(value.n_replicates) < 0 || Number(value.n_replicates) > set.seeds.length) return { why: 'n_replicates is not a count of its replicates' };
+  if (value.key !== aggKey(set.paramId) || value.param_id !== set.paramId)
+    return { why: `it is the aggregation of ${JSON.stringify(String(value.key))}` };
+  if (!['ok', 'failed', 'skipped'].includes(value.status as string))
+    return { why: `status is ${JSON.stringify(String(value.status))}` };
+  if (!isWhole(value.n_replicates) || Number(value.n_replicates) < 0 || Number(value.n_replicates) > set.seeds.length)
+    return { why: 'n_replicates is not a count of its replicates' };
   if (!isObject(value.targets)) return { why: 'targets is not an object' };
   if (typeof value.ms !== 'number') return { why: 'ms is not a duration' };
-  if (!isObject(value.params) || !sameParams(value.params as Params, set.params)) return { why: 'params are not its parameter set' };
-  if (value.status !== 'ok' && typeof value.message !== 'string') return { why: 'a failed or skipped aggregation has no message' };
+  if (!isObject(value.params) || !sameParams(value.params as Params, set.params))
+    return { why: 'params are not its parameter set' };
+  if (value.status !== 'ok' && typeof value.message !== 'string')
+    return { why: 'a failed or skipped aggregation has no message' };
   return { record: value as unknown as AggRecord };
 }
 
@@ -57,7 +66,8 @@ function checkOutput(output: unknown): string | undefined {
   const { inline } = output;
   if (inline.length % 4 !== 0 || !BASE64.test(inline)) return 'inline is not base64';
   const padding = inline.endsWith('==') ? 2 : inline.endsWith('=') ? 1 : 0;
-  if ((inline.length / 4) * 3 - padding !== Number(output.size)) return `size ${String(output.size)} is not the size of its bytes`;
+  if ((inline.length / 4) * 3 - padding !== Number(output.size))
+    return `size ${String(output.size)} is not the size of its bytes`;
   return undefined;
 }
 

@@ -9,7 +9,22 @@
 import { blake2b } from '@noble/hashes/blake2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, existsSync, fstatSync, ftruncateSync, rmSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  ftruncateSync,
+  rmSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Failure, isFailure } from '../failure';
@@ -22,7 +37,6 @@ import type { AggRecord, SimRecord } from './records';
 import { checkAggRecord, checkSimRecord, type Checked } from './resultSchema';
 import { checkFolderItself, inspectFolder, lockResultsFolder, makeFolders, unwritable } from './resultsFolder';
 import type { JobInput, JobSpec, ParameterSet } from './spec';
-
 
 /**
  * A runner's stderr log in a job's `logs/`: `runner-<pid>.stderr` for a runner on this machine,
@@ -99,7 +113,8 @@ const EVENT_FLUSH_MS = 100;
 
 /** A parameter set's name in the folder; a param_id is 64 hex digits, never a path. */
 export function paramDir(paramId: string): string {
-  if (!/^[0-9a-f]{64}$/.test(paramId)) throw new Failure('bad-input', `${JSON.stringify(paramId)} is not a param_id (64 hex digits).`);
+  if (!/^[0-9a-f]{64}$/.test(paramId))
+    throw new Failure('bad-input', `${JSON.stringify(paramId)} is not a param_id (64 hex digits).`);
   return paramId.slice(0, 16);
 }
 
@@ -304,13 +319,15 @@ export class ResultsStore extends ResultsReader {
    */
   static async create(out: string, job: JobSpec, bundleDigest?: string): Promise<ResultsStore> {
     const root = path.resolve(out);
-    if (existsSync(root) && !statSync(root).isDirectory()) throw new Failure('bad-input', `The results folder ${root} (--out) is a file, not a folder.`);
+    if (existsSync(root) && !statSync(root).isDirectory())
+      throw new Failure('bad-input', `The results folder ${root} (--out) is a file, not a folder.`);
     const dir = path.join(root, job.jobId);
     try {
       makeFolders(dir);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOTDIR' || code === 'EEXIST') throw new Failure('bad-input', `The results folder ${root} (--out) cannot be made: a part of it is a file.`);
+      if (code === 'ENOTDIR' || code === 'EEXIST')
+        throw new Failure('bad-input', `The results folder ${root} (--out) cannot be made: a part of it is a file.`);
       throw unwritable(dir, error);
     }
     checkFolderItself(dir); // <out>/<job_id> may have been there already: a folder, no links in it
@@ -416,7 +433,8 @@ export class ResultsStore extends ResultsReader {
   }
 
   private onWritten(message: { error?: WriteError }): void {
-    if (message.error) this.fail(Object.assign(new Error(message.error.message), { code: message.error.code }), message.error.file);
+    if (message.error)
+      this.fail(Object.assign(new Error(message.error.message), { code: message.error.code }), message.error.file);
     this.unacked--;
     this.pendingFiles -= this.batchSizes.shift() ?? 0;
     if (this.pendingFiles < WRITE_BACKLOG_LOW) for (const resolve of this.roomWaiters.splice(0)) resolve();
@@ -449,7 +467,10 @@ export class ResultsStore extends ResultsReader {
         if (!match) continue;
         const file = path.join(dir, name);
         const replicate = Number(match[1]);
-        const record = replicate < set.seeds.length ? this.readChecked(file, (value) => checkSimRecord(value, set, replicate)) : undefined;
+        const record =
+          replicate < set.seeds.length
+            ? this.readChecked(file, (value) => checkSimRecord(value, set, replicate))
+            : undefined;
         if (record?.status === 'ok') continue;
         this.guard(() => rmSync(file, { force: true }), file); // failed, or not a result: it goes
         forgot = true;
@@ -468,7 +489,14 @@ export class ResultsStore extends ResultsReader {
   writeTranscript(process: WarmProcess): void {
     if (this.writeFailure) return;
     this.guard(() => mkdirSync(path.join(this.dir, 'transcripts'), { recursive: true }));
-    this.writeJson(`transcripts/runner-${process.pid ?? 'unknown'}.json`, { version: 1, bundle: process.bundleDir, python: process.python, runner: process.runnerScript, recordedAt: new Date().toISOString(), entries: process.transcript });
+    this.writeJson(`transcripts/runner-${process.pid ?? 'unknown'}.json`, {
+      version: 1,
+      bundle: process.bundleDir,
+      python: process.python,
+      runner: process.runnerScript,
+      recordedAt: new Date().toISOString(),
+      entries: process.transcript,
+    });
   }
 
   /**
@@ -488,7 +516,8 @@ export class ResultsStore extends ResultsReader {
   adoptStderrLog(log: { path: string; fd: number }, pid: number | undefined, { keepOpen = false } = {}): void {
     if (keepOpen) this.openLogs.push(log.fd);
     else closeSync(log.fd);
-    if (pid !== undefined) this.guard(() => renameSync(log.path, path.join(this.dir, 'logs', runnerStderrLog(pid))), log.path);
+    if (pid !== undefined)
+      this.guard(() => renameSync(log.path, path.join(this.dir, 'logs', runnerStderrLog(pid))), log.path);
   }
 
   /** A chunk of a runner's stderr, into its log; a disk that refuses it ends the job, not the engine. */
@@ -505,7 +534,8 @@ export class ResultsStore extends ResultsReader {
    * workers, and their stderr arrives with each task's result. `name` never leaves logs/.
    */
   appendLog(name: string, text: string): void {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new Failure('protocol-error', `Refusing the log name ${JSON.stringify(name)}: not a plain file name`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name))
+      throw new Failure('protocol-error', `Refusing the log name ${JSON.stringify(name)}: not a plain file name`);
     const file = path.join(this.dir, 'logs', name);
     try {
       let fd = this.appendedLogs.get(name);
@@ -545,7 +575,7 @@ export class ResultsStore extends ResultsReader {
     try {
       fd = this.eventFd ?? openSync(file, EVENTS_FLAGS, 0o644);
       if (straggler) this.eventBytes = fstatSync(fd).size;
-      for (let written = 0; written < data.length; ) written += writeSync(fd, data, written);
+      for (let written = 0; written < data.length;) written += writeSync(fd, data, written);
       this.eventBytes += data.length;
       this.eventBuffer = '';
     } catch (error) {
@@ -622,7 +652,12 @@ function atomicWrite(file: string, text: string): void {
  */
 function withFloatLosses(record: AggRecord): AggRecord {
   const targets = Object.fromEntries(
-    Object.entries(record.targets).map(([name, target]) => [name, target.status === 'ok' && typeof target.loss === 'number' ? { ...target, loss: new RawJson(pyFloatRepr(target.loss)) as unknown as number } : target]),
+    Object.entries(record.targets).map(([name, target]) => [
+      name,
+      target.status === 'ok' && typeof target.loss === 'number'
+        ? { ...target, loss: new RawJson(pyFloatRepr(target.loss)) as unknown as number }
+        : target,
+    ]),
   );
   return { ...record, targets };
 }

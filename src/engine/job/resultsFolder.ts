@@ -3,7 +3,18 @@
  * opened again, its lock, and how a disk that will not take a write is said in one sentence.
  * Nothing here ever writes outside the folder it is given.
  */
-import { closeSync, existsSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  ftruncateSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  rmSync,
+} from 'node:fs';
 import * as path from 'node:path';
 import { DirLock } from '../lock/dirLock';
 import { errnoMeaning } from '../errno';
@@ -20,9 +31,16 @@ export function unwritable(dir: string, error: unknown, file?: string, doing = '
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   const meaning = (code && errnoMeaning(code)) ?? (error instanceof Error ? error.message : String(error));
   const where = file ? ` ${doing} ${path.relative(dir, file) || file}` : '';
-  return new Failure('results-unwritable', `Cannot write the results in ${dir}: ${meaning} (${code ?? 'error'}${where}).`, {
-    notes: [`${error instanceof Error ? error.message : String(error)}`, 'once the disk takes writes again, --resume finishes the job'],
-  });
+  return new Failure(
+    'results-unwritable',
+    `Cannot write the results in ${dir}: ${meaning} (${code ?? 'error'}${where}).`,
+    {
+      notes: [
+        `${error instanceof Error ? error.message : String(error)}`,
+        'once the disk takes writes again, --resume finishes the job',
+      ],
+    },
+  );
 }
 
 /**
@@ -42,12 +60,18 @@ export function inspectFolder(dir: string): { temps: string[] } {
     for (const entry of entries) {
       const full = path.join(folder, entry.name);
       if (entry.isSymbolicLink()) {
-        throw new Failure('bad-input', `${full} is a symbolic link; a results folder holds only the files this tool wrote, so it is not resumed (remove the link).`);
+        throw new Failure(
+          'bad-input',
+          `${full} is a symbolic link; a results folder holds only the files this tool wrote, so it is not resumed (remove the link).`,
+        );
       }
       if (entry.isDirectory()) walk(full);
       else if (!entry.isFile()) {
         // a FIFO would block the resume that reads it, a device never end
-        throw new Failure('bad-input', `${full} is not a regular file; a results folder holds only the files this tool wrote, so it is not resumed (remove it).`);
+        throw new Failure(
+          'bad-input',
+          `${full} is not a regular file; a results folder holds only the files this tool wrote, so it is not resumed (remove it).`,
+        );
       } else if (TEMP_FILE.test(entry.name)) temps.push(full);
     }
   };
@@ -82,7 +106,8 @@ export function checkFolderItself(dir: string): void {
   } catch {
     throw new Failure('bad-input', `${dir} is not a results folder of a job (it does not exist).`);
   }
-  if (stat.isSymbolicLink()) throw new Failure('bad-input', `${dir} is a symbolic link; give the results folder itself.`);
+  if (stat.isSymbolicLink())
+    throw new Failure('bad-input', `${dir} is a symbolic link; give the results folder itself.`);
   if (!stat.isDirectory()) throw new Failure('bad-input', `${dir} is a file, not a results folder.`);
 }
 
@@ -142,15 +167,23 @@ export function cutTornLine(dir: string, file: string): number {
  * `--rerun-failed` while a live process holds it is refused (bad-input) naming that process;
  * a lock whose holder is gone is taken over, and `onTakeover` says so.
  */
-export async function lockResultsFolder(dir: string, purpose: string, onTakeover: (message: string) => void): Promise<DirLock> {
+export async function lockResultsFolder(
+  dir: string,
+  purpose: string,
+  onTakeover: (message: string) => void,
+): Promise<DirLock> {
   try {
     return await DirLock.acquire(path.join(dir, RESULTS_LOCK), {
       timeoutMs: 0,
       purpose,
       failureKind: 'bad-input',
-      busyMessage: (holder) => `The results folder ${dir} is being written by ${holder}; wait for it to end or stop it first.`,
+      busyMessage: (holder) =>
+        `The results folder ${dir} is being written by ${holder}; wait for it to end or stop it first.`,
       onEvent: (event) => {
-        if (event.type === 'lock-takeover') onTakeover(`Took over the lock of ${dir} left by pid ${event.holder.pid} (${event.holder.purpose}): ${event.why}.`);
+        if (event.type === 'lock-takeover')
+          onTakeover(
+            `Took over the lock of ${dir} left by pid ${event.holder.pid} (${event.holder.purpose}): ${event.why}.`,
+          );
       },
     });
   } catch (error) {

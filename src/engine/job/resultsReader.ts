@@ -21,7 +21,10 @@ const READ_BATCH = 64;
 /** A binary output's first bytes shown, 16 to a line. */
 const HEX_BYTES = 256;
 
-export type ReadResult<T> = { state: 'found'; file: string; record: T } | { state: 'missing'; file: string } | { state: 'unreadable'; file: string; why: string };
+export type ReadResult<T> =
+  | { state: 'found'; file: string; record: T }
+  | { state: 'missing'; file: string }
+  | { state: 'unreadable'; file: string; why: string };
 
 /**
  * A results folder's `job.json`, checked as a resume checks it (param_ids and seeds recomputed).
@@ -35,7 +38,10 @@ export async function readJobJson(folder: string): Promise<{ job: JobSpec; bundl
   try {
     text = await readInputFile(file, "a results folder's job.json"); // a regular file only: a FIFO in its place would wait for ever
   } catch (error) {
-    const missing = await lstat(file).then(() => false, (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
+    const missing = await lstat(file).then(
+      () => false,
+      (e: NodeJS.ErrnoException) => e.code === 'ENOENT',
+    );
     throw notAJob(missing ? 'no job.json' : isFailure(error) ? error.message.replace(/\.$/, '') : String(error));
   }
   let raw: unknown;
@@ -59,11 +65,17 @@ export function readSimResult(dir: string, set: ParameterSet, replicate: number)
  * One answer per replicate of the set, in replicate order, for the first `limit` replicates (a
  * set may have millions: a view reads what it shows), a few dozen files at a time.
  */
-export async function readSimResults(dir: string, set: ParameterSet, limit = Infinity): Promise<ReadResult<SimRecord>[]> {
+export async function readSimResults(
+  dir: string,
+  set: ParameterSet,
+  limit = Infinity,
+): Promise<ReadResult<SimRecord>[]> {
   const count = Math.min(limit, set.seeds.length);
   const found: ReadResult<SimRecord>[] = [];
   for (let from = 0; from < count; from += READ_BATCH) {
-    const batch = Array.from({ length: Math.min(READ_BATCH, count - from) }, (_, i) => readSimResult(dir, set, from + i));
+    const batch = Array.from({ length: Math.min(READ_BATCH, count - from) }, (_, i) =>
+      readSimResult(dir, set, from + i),
+    );
     found.push(...(await Promise.all(batch)));
   }
   return found;
@@ -85,14 +97,22 @@ async function readChecked<T>(file: string, check: (value: unknown) => Checked<T
   try {
     value = parsePythonJson(text);
   } catch (error) {
-    return { state: 'unreadable', file, why: `it is not JSON (${isFailure(error) ? error.message : (error as Error).message})` };
+    return {
+      state: 'unreadable',
+      file,
+      why: `it is not JSON (${isFailure(error) ? error.message : (error as Error).message})`,
+    };
   }
   const checked = check(value);
-  return 'why' in checked ? { state: 'unreadable', file, why: `it is not a result of this task: ${checked.why}` } : { state: 'found', file, record: checked.record };
+  return 'why' in checked
+    ? { state: 'unreadable', file, why: `it is not a result of this task: ${checked.why}` }
+    : { state: 'found', file, record: checked.record };
 }
 
 /** An output's bytes for a reader: JSON decoded, else text (cut at `limit` characters), else its first bytes in hex. */
-export type DecodedOutput = { size: number; truncated: boolean } & ({ as: 'json'; text: string } | { as: 'text'; text: string } | { as: 'binary'; hex: string });
+export type DecodedOutput = { size: number; truncated: boolean } & (
+  { as: 'json'; text: string } | { as: 'text'; text: string } | { as: 'binary'; hex: string }
+);
 
 export function decodeOutput(output: OutputRecord, limit = 2000): DecodedOutput {
   const bytes = Buffer.from(output.inline, 'base64');
@@ -109,9 +129,19 @@ export function decodeOutput(output: OutputRecord, limit = 2000): DecodedOutput 
     } catch {
       shown = undefined; // not JSON: shown as text
     }
-    return { size, as: shown === undefined ? 'text' : 'json', text: (shown ?? text).slice(0, limit), truncated: (shown ?? text).length > limit };
+    return {
+      size,
+      as: shown === undefined ? 'text' : 'json',
+      text: (shown ?? text).slice(0, limit),
+      truncated: (shown ?? text).length > limit,
+    };
   }
   const head = bytes.subarray(0, HEX_BYTES);
-  const rows = Array.from({ length: Math.ceil(head.length / 16) }, (_, row) => head.subarray(row * 16, row * 16 + 16).toString('hex').replace(/(..)(?!$)/g, '$1 '));
+  const rows = Array.from({ length: Math.ceil(head.length / 16) }, (_, row) =>
+    head
+      .subarray(row * 16, row * 16 + 16)
+      .toString('hex')
+      .replace(/(..)(?!$)/g, '$1 '),
+  );
   return { size, as: 'binary', hex: rows.join('\n'), truncated: head.length < bytes.length };
 }

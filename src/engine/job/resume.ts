@@ -32,7 +32,9 @@ export interface BundleChange {
  * links or special files in the folder, `job.json` valid like a new job file. Also returns the
  * bundle digest recorded when it ran.
  */
-export async function readEarlierJob(folder: string): Promise<{ dir: string; job: JobSpec; file: string; bundleDigest?: string }> {
+export async function readEarlierJob(
+  folder: string,
+): Promise<{ dir: string; job: JobSpec; file: string; bundleDigest?: string }> {
   const dir = path.resolve(folder);
   checkFolderItself(dir);
   inspectFolder(dir); // refuses links before reading anything through one
@@ -41,14 +43,19 @@ export async function readEarlierJob(folder: string): Promise<{ dir: string; job
   return { dir, job, file, bundleDigest };
 }
 
-export async function openEarlierRun(folder: string, options: ResumeOptions = {}): Promise<{ job: JobSpec; store: ResultsStore; bundleChange?: BundleChange }> {
+export async function openEarlierRun(
+  folder: string,
+  options: ResumeOptions = {},
+): Promise<{ job: JobSpec; store: ResultsStore; bundleChange?: BundleChange }> {
   const { dir, job, file, bundleDigest: recorded } = await readEarlierJob(folder);
   await checkBundleDir(job.bundleDir);
   const now = await bundleDigest(job.bundleDir);
   const notices: string[] = [];
   let bundleChange: BundleChange | undefined;
   if (!recorded) {
-    notices.push(`${file} records no bundle digest (written by an earlier version): the bundle cannot be checked against the run.`);
+    notices.push(
+      `${file} records no bundle digest (written by an earlier version): the bundle cannot be checked against the run.`,
+    );
   } else if (recorded !== now) {
     if (!options.allowBundleChange) {
       throw new Failure(
@@ -57,17 +64,25 @@ export async function openEarlierRun(folder: string, options: ResumeOptions = {}
       );
     }
     bundleChange = { recorded, now };
-    notices.push(`The bundle changed since this job ran (digest ${recorded.slice(0, 12)} then, ${now.slice(0, 12)} now); running anyway (--allow-bundle-change), as the manifest records.`);
+    notices.push(
+      `The bundle changed since this job ran (digest ${recorded.slice(0, 12)} then, ${now.slice(0, 12)} now); running anyway (--allow-bundle-change), as the manifest records.`,
+    );
   }
 
-  const lock = await lockResultsFolder(dir, `${options.rerunFailed ? 'rerunning the failed tasks of' : 'resuming'} job ${job.jobId}`, (notice) => notices.push(notice));
+  const lock = await lockResultsFolder(
+    dir,
+    `${options.rerunFailed ? 'rerunning the failed tasks of' : 'resuming'} job ${job.jobId}`,
+    (notice) => notices.push(notice),
+  );
   let store: ResultsStore | undefined;
   try {
     // what a killed writer or a full disk left: only now, with the folder ours
     const cut = cutTornLine(dir, path.join(dir, 'events.jsonl'));
-    if (cut) notices.push(`Cut a torn last line (${cut} bytes) off events.jsonl, left by a run that was stopped mid-write.`);
+    if (cut)
+      notices.push(`Cut a torn last line (${cut} bytes) off events.jsonl, left by a run that was stopped mid-write.`);
     const removed = removeTemps(dir, inspectFolder(dir).temps);
-    if (removed) notices.push(`Removed ${removed} temporary file${removed === 1 ? '' : 's'} of writes that never finished.`);
+    if (removed)
+      notices.push(`Removed ${removed} temporary file${removed === 1 ? '' : 's'} of writes that never finished.`);
     store = ResultsStore.reopen(dir, lock, notices, now);
     if (options.rerunFailed) store.forgetFailures(job);
     return { job, store, bundleChange };

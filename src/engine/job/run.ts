@@ -51,7 +51,10 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
   if (notResults.length) {
     const one = notResults.length === 1;
     const named = `${notResults.slice(0, 3).join('; ')}${notResults.length > 3 ? '; …' : ''}`;
-    book.emit({ type: 'results-folder', message: `${notResults.length} file${one ? ' is' : 's are'} not a valid result of this job, so ${one ? 'its task runs' : 'their tasks run'} again: ${named}` });
+    book.emit({
+      type: 'results-folder',
+      message: `${notResults.length} file${one ? ' is' : 's are'} not a valid result of this job, so ${one ? 'its task runs' : 'their tasks run'} again: ${named}`,
+    });
   }
 
   const ran = options.backend === 'dask' ? await runOnDask(book, options) : await runLocally(book, options);
@@ -59,7 +62,11 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
   const { interrupted } = ran;
   if (!fatal && !interrupted && counts.sims.pending + counts.aggregations.pending > 0) {
     // a backend that ends with work undone and no reason is a bug: never a silent success
-    fatal = new Failure('engine-error', `The ${backend} backend ended with ${counts.sims.pending} simulations and ${counts.aggregations.pending} aggregations without an outcome (${REPORT_REQUEST})`, { engineStack: new Error('backend ended early').stack });
+    fatal = new Failure(
+      'engine-error',
+      `The ${backend} backend ended with ${counts.sims.pending} simulations and ${counts.aggregations.pending} aggregations without an outcome (${REPORT_REQUEST})`,
+      { engineStack: new Error('backend ended early').stack },
+    );
   }
 
   await store.drain(); // the manifest is written once every result is on disk
@@ -73,7 +80,13 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
   const stopped = interrupted && fatal?.kind !== 'results-unwritable'; // an interrupt, unless the disk failed too
   let status: JobStatus = stopped ? 'interrupted' : fatal ? 'aborted' : anyFailed ? 'failed' : 'succeeded';
   // stopped by a signal: 128 + its number (SIGHUP 129, SIGINT 130, SIGTERM 143)
-  let exitCode: number = stopped ? exitCodeForStop(options.signal?.reason) : fatal ? exitCodeFor(fatal.kind) : anyFailed ? ExitCode.failedWork : ExitCode.ok;
+  let exitCode: number = stopped
+    ? exitCodeForStop(options.signal?.reason)
+    : fatal
+      ? exitCodeFor(fatal.kind)
+      : anyFailed
+        ? ExitCode.failedWork
+        : ExitCode.ok;
   const manifest = {
     job_id: job.jobId,
     status,
@@ -85,7 +98,18 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
     ms,
     resumed: options.resumed,
     ...(stopped && typeof options.signal?.reason === 'string' ? { interrupted_by: options.signal.reason } : {}),
-    options: { backend, workers: options.workers, depth: options.depth, executor: options.executor, max_reuse: options.maxReuse, retries: options.retries, task_timeout_ms: options.taskTimeoutMs, allow_partial: options.allowPartial, max_frame_bytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, ...(options.dask ? { scheduler: options.dask.scheduler } : {}) },
+    options: {
+      backend,
+      workers: options.workers,
+      depth: options.depth,
+      executor: options.executor,
+      max_reuse: options.maxReuse,
+      retries: options.retries,
+      task_timeout_ms: options.taskTimeoutMs,
+      allow_partial: options.allowPartial,
+      max_frame_bytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      ...(options.dask ? { scheduler: options.dask.scheduler } : {}),
+    },
     environment: {
       engine: 'modelops-debugger 0.1.0',
       node: process.version,
@@ -94,7 +118,15 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
       ...ran.environment,
     },
     notes: job.notes,
-    ...(options.bundleChange ? { bundle_change: { recorded: options.bundleChange.recorded, now: options.bundleChange.now, allowed_by: '--allow-bundle-change' } } : {}),
+    ...(options.bundleChange
+      ? {
+          bundle_change: {
+            recorded: options.bundleChange.recorded,
+            now: options.bundleChange.now,
+            allowed_by: '--allow-bundle-change',
+          },
+        }
+      : {}),
   };
   try {
     store.writeJson('manifest.json', manifest);
@@ -104,7 +136,15 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
     status = 'aborted';
     exitCode = exitCodeFor(fatal.kind);
   }
-  book.emit({ type: 'job-done', job_id: job.jobId, status, counts, ms, exit_code: exitCode, ...(fatal ? { failure: fatal.toJSON() } : {}) });
+  book.emit({
+    type: 'job-done',
+    job_id: job.jobId,
+    status,
+    counts,
+    ms,
+    exit_code: exitCode,
+    ...(fatal ? { failure: fatal.toJSON() } : {}),
+  });
   await store.close();
   return { status, counts, exitCode, dir: store.dir, ms, failure: fatal };
 }

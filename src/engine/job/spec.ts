@@ -38,7 +38,8 @@ export interface JobSpec {
  * the `--bundle` a SimJob needs), or a bundle's parameters file with its replicate count (the
  * bundle, entrypoint and targets are in the job itself). Absolute paths.
  */
-export type JobInput = { job_file: string; bundle?: string } | { params_file: string; replicates: number; job_id_given: boolean };
+export type JobInput =
+  { job_file: string; bundle?: string } | { params_file: string; replicates: number; job_id_given: boolean };
 
 export interface ShortcutInput {
   bundleDir: string;
@@ -50,7 +51,16 @@ export interface ShortcutInput {
 }
 
 const JOB_FIELDS = ['job_id', 'bundle', 'entrypoint', 'parameter_sets', 'replicates', 'targets', 'target_data'];
-const SIMJOB_FIELDS = ['job_type', 'job_id', 'bundle_ref', 'tasks', 'metadata', 'priority', 'resource_requirements', 'target_spec'];
+const SIMJOB_FIELDS = [
+  'job_type',
+  'job_id',
+  'bundle_ref',
+  'tasks',
+  'metadata',
+  'priority',
+  'resource_requirements',
+  'target_spec',
+];
 const SAFE_JOB_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const MAX_REPLICATES = 10_000_000;
 
@@ -63,7 +73,9 @@ export async function loadJobFile(file: string, bundleOverride?: string): Promis
   const bundle = bundleOverride ?? requireString(file, raw, 'bundle');
   const replicates = requireReplicates(file, raw.replicates, 'replicates');
   const sets = requireArray(file, raw, 'parameter_sets');
-  const parameterSets = sets.map((set, index) => makeSet(file, set, `parameter_sets[${index}]`, index, (id) => replicateSeeds(id, replicates)));
+  const parameterSets = sets.map((set, index) =>
+    makeSet(file, set, `parameter_sets[${index}]`, index, (id) => replicateSeeds(id, replicates)),
+  );
   rejectDuplicates(file, parameterSets, 'parameter_sets');
   const bundleDir = path.resolve(path.dirname(file), bundle);
   return {
@@ -82,11 +94,17 @@ export async function loadJobFile(file: string, bundleOverride?: string): Promis
 /** `run <bundle-dir> --params FILE --replicates N`: a JSON list of parameter sets. */
 export async function jobFromParamsFile(input: ShortcutInput): Promise<JobSpec> {
   const raw = await readJson(input.paramsFile, 'a parameters file');
-  const sets = Array.isArray(raw) ? raw : isObject(raw) && Array.isArray(raw.parameter_sets) ? raw.parameter_sets : undefined;
+  const sets = Array.isArray(raw)
+    ? raw
+    : isObject(raw) && Array.isArray(raw.parameter_sets)
+      ? raw.parameter_sets
+      : undefined;
   if (!sets) throw bad(input.paramsFile, 'expected a JSON list of parameter sets, e.g. [{"beta": 0.3}, {"beta": 0.4}]');
   if (sets.length === 0) throw bad(input.paramsFile, 'the list of parameter sets is empty');
   const replicates = requireReplicates('--replicates', input.replicates, 'value');
-  const parameterSets = sets.map((set, index) => makeSet(input.paramsFile, set, `[${index}]`, index, (id) => replicateSeeds(id, replicates)));
+  const parameterSets = sets.map((set, index) =>
+    makeSet(input.paramsFile, set, `[${index}]`, index, (id) => replicateSeeds(id, replicates)),
+  );
   rejectDuplicates(input.paramsFile, parameterSets, '');
   return {
     jobId: jobIdOf('--job-id', input.jobId, input.bundleDir),
@@ -121,18 +139,28 @@ export function recogniseJob(raw: unknown): JobShape | undefined {
   if (!isObject(raw)) return undefined;
   if ('tasks' in raw || raw.job_type === 'simulation') {
     const tasks = Array.isArray(raw.tasks) ? raw.tasks : [];
-    const values = new Set(tasks.map((task) => (isObject(task) && isObject(task.params) ? stableText(task.params.values) : '')));
+    const values = new Set(
+      tasks.map((task) => (isObject(task) && isObject(task.params) ? stableText(task.params.values) : '')),
+    );
     return { source: 'SimJob', sets: values.size, tasks: tasks.length };
   }
   if ('source' in raw || 'bundle_digest' in raw) return undefined;
   if (typeof raw.bundle !== 'string' || !Array.isArray(raw.parameter_sets)) return undefined;
   const replicates = raw.replicates instanceof PyFloat ? raw.replicates.value : raw.replicates;
-  return { source: 'job file', bundle: raw.bundle, sets: raw.parameter_sets.length, replicates: typeof replicates === 'number' ? replicates : undefined };
+  return {
+    source: 'job file',
+    bundle: raw.bundle,
+    sets: raw.parameter_sets.length,
+    replicates: typeof replicates === 'number' ? replicates : undefined,
+  };
 }
 
 function stableText(value: unknown): string {
   if (!isObject(value)) return JSON.stringify(value instanceof PyFloat ? value.value : value) ?? '';
-  return `{${Object.keys(value).sort().map((key) => `${JSON.stringify(key)}:${stableText(value[key])}`).join(',')}}`;
+  return `{${Object.keys(value)
+    .sort()
+    .map((key) => `${JSON.stringify(key)}:${stableText(value[key])}`)
+    .join(',')}}`;
 }
 
 /** A job file's text as loadJobFile parses it (Python's JSON: NaN, big integers, floats kept). */
@@ -143,7 +171,18 @@ export function parseJobText(file: string, text: string): unknown {
 
 // ---- an earlier run's job.json ----------------------------------------------------------------
 
-const NORMALISED_FIELDS = ['job_id', 'bundle', 'bundle_digest', 'entrypoint', 'source', 'targets', 'target_data', 'notes', 'parameter_sets', 'input'];
+const NORMALISED_FIELDS = [
+  'job_id',
+  'bundle',
+  'bundle_digest',
+  'entrypoint',
+  'source',
+  'targets',
+  'target_data',
+  'notes',
+  'parameter_sets',
+  'input',
+];
 const NORMALISED_SET_FIELDS = ['param_id', 'params', 'seeds'];
 const SOURCES: JobSpec['source'][] = ['job file', 'SimJob', 'parameters file'];
 
@@ -153,33 +192,43 @@ const SOURCES: JobSpec['source'][] = ['job file', 'SimJob', 'parameters file'];
  * from its parameters, and every seed recomputed from its `param_id` (a SimJob's seeds are its
  * own: those are checked to be seeds). Also returns the bundle digest recorded when it ran.
  */
-export function jobFromResultsJson(file: string, raw: unknown, folderName: string): { job: JobSpec; bundleDigest?: string } {
+export function jobFromResultsJson(
+  file: string,
+  raw: unknown,
+  folderName: string,
+): { job: JobSpec; bundleDigest?: string } {
   if (!isObject(raw)) throw bad(file, 'the job must be a JSON object');
   rejectUnknown(file, raw, NORMALISED_FIELDS, '');
   const jobId = requireString(file, raw, 'job_id');
   checkJobId(file, jobId);
-  if (jobId !== folderName) throw bad(file, `job_id is ${JSON.stringify(jobId)}, but the results folder is ${JSON.stringify(folderName)}`);
+  if (jobId !== folderName)
+    throw bad(file, `job_id is ${JSON.stringify(jobId)}, but the results folder is ${JSON.stringify(folderName)}`);
   const bundle = requireString(file, raw, 'bundle');
   if (!path.isAbsolute(bundle)) throw bad(file, 'bundle must be an absolute path');
   const digest = raw.bundle_digest;
-  if (digest !== undefined && (typeof digest !== 'string' || !/^[0-9a-f]{64}$/.test(digest))) throw bad(file, 'bundle_digest must be 64 hex digits');
+  if (digest !== undefined && (typeof digest !== 'string' || !/^[0-9a-f]{64}$/.test(digest)))
+    throw bad(file, 'bundle_digest must be 64 hex digits');
   const source = raw.source as JobSpec['source'];
   if (!SOURCES.includes(source)) throw bad(file, `source must be one of ${SOURCES.join(', ')}`);
   const notes = raw.notes ?? [];
-  if (!Array.isArray(notes) || !notes.every((n) => typeof n === 'string')) throw bad(file, 'notes must be a list of strings');
+  if (!Array.isArray(notes) || !notes.every((n) => typeof n === 'string'))
+    throw bad(file, 'notes must be a list of strings');
   const parameterSets = requireArray(file, raw, 'parameter_sets').map((value, index) => {
     const where = `parameter_sets[${index}]`;
     if (!isObject(value)) throw bad(file, `${where} must be an object`);
     rejectUnknown(file, value, NORMALISED_SET_FIELDS, `${where}.`);
     const params = checkParams(file, value.params, `${where}.params`);
     const id = paramId(params);
-    if (value.param_id !== id) throw bad(file, `${where}.param_id is ${JSON.stringify(value.param_id)}, but its params hash to ${id}`);
+    if (value.param_id !== id)
+      throw bad(file, `${where}.param_id is ${JSON.stringify(value.param_id)}, but its params hash to ${id}`);
     const seeds = value.seeds;
-    if (!Array.isArray(seeds) || seeds.length === 0 || seeds.length > MAX_REPLICATES) throw bad(file, `${where}.seeds must be a list of 1 to ${MAX_REPLICATES} seeds`);
+    if (!Array.isArray(seeds) || seeds.length === 0 || seeds.length > MAX_REPLICATES)
+      throw bad(file, `${where}.seeds must be a list of 1 to ${MAX_REPLICATES} seeds`);
     const expected = source === 'SimJob' ? undefined : replicateSeeds(id, seeds.length);
     seeds.forEach((seed, i) => {
       if (!isSeed(seed)) throw bad(file, `${where}.seeds[${i}] must be a whole number from 0 to 2^64-1`);
-      if (expected && seed !== expected[i]) throw bad(file, `${where}.seeds[${i}] is ${seed}, but replicate ${i} of this param_id has seed ${expected[i]}`);
+      if (expected && seed !== expected[i])
+        throw bad(file, `${where}.seeds[${i}] is ${seed}, but replicate ${i} of this param_id has seed ${expected[i]}`);
     });
     return { index, paramId: id, params, seeds: seeds as (number | bigint)[] };
   });
@@ -203,18 +252,31 @@ function checkInput(file: string, value: unknown): JobInput {
   if (isObject(value) && absolute(value.job_file)) {
     rejectUnknown(file, value, ['job_file', 'bundle'], 'input.');
     if (value.bundle !== undefined && !absolute(value.bundle)) throw bad(file, 'input.bundle must be an absolute path');
-    return value.bundle === undefined ? { job_file: value.job_file as string } : { job_file: value.job_file as string, bundle: value.bundle as string };
+    return value.bundle === undefined
+      ? { job_file: value.job_file as string }
+      : { job_file: value.job_file as string, bundle: value.bundle as string };
   }
   if (isObject(value) && absolute(value.params_file)) {
     rejectUnknown(file, value, ['params_file', 'replicates', 'job_id_given'], 'input.');
     if (typeof value.job_id_given !== 'boolean') throw bad(file, 'input.job_id_given must be true or false');
-    return { params_file: value.params_file as string, replicates: requireReplicates(file, value.replicates, 'input.replicates'), job_id_given: value.job_id_given };
+    return {
+      params_file: value.params_file as string,
+      replicates: requireReplicates(file, value.replicates, 'input.replicates'),
+      job_id_given: value.job_id_given,
+    };
   }
-  throw bad(file, 'input must be {"job_file": ABSOLUTE PATH[, "bundle": ABSOLUTE PATH]} or {"params_file": ABSOLUTE PATH, "replicates": N, "job_id_given": BOOLEAN}');
+  throw bad(
+    file,
+    'input must be {"job_file": ABSOLUTE PATH[, "bundle": ABSOLUTE PATH]} or {"params_file": ABSOLUTE PATH, "replicates": N, "job_id_given": BOOLEAN}',
+  );
 }
 
 function isSeed(seed: unknown): seed is number | bigint {
-  return (typeof seed === 'bigint' || (typeof seed === 'number' && Number.isInteger(seed))) && seed >= 0 && BigInt(seed) <= 2n ** 64n - 1n;
+  return (
+    (typeof seed === 'bigint' || (typeof seed === 'number' && Number.isInteger(seed))) &&
+    seed >= 0 &&
+    BigInt(seed) <= 2n ** 64n - 1n
+  );
 }
 
 // ---- production SimJob -------------------------------------------------------------------------
@@ -222,7 +284,10 @@ function isSeed(seed: unknown): seed is number | bigint {
 function fromSimJob(file: string, raw: Record<string, unknown>, bundleOverride: string | undefined): JobSpec {
   rejectUnknown(file, raw, SIMJOB_FIELDS, '');
   if (!bundleOverride) {
-    throw bad(file, `a SimJob names its bundle by registry digest (${String(raw.bundle_ref ?? 'bundle_ref')}); give the local bundle directory with --bundle DIR`);
+    throw bad(
+      file,
+      `a SimJob names its bundle by registry digest (${String(raw.bundle_ref ?? 'bundle_ref')}); give the local bundle directory with --bundle DIR`,
+    );
   }
   const tasks = requireArray(file, raw, 'tasks');
   if (tasks.length === 0) throw bad(file, 'tasks is empty');
@@ -232,14 +297,19 @@ function fromSimJob(file: string, raw: Record<string, unknown>, bundleOverride: 
     const where = `tasks[${i}]`;
     if (!isObject(task)) throw bad(file, `${where} must be an object`);
     const ep = requireString(file, task, 'entrypoint', where);
-    if (entrypoint !== undefined && ep !== entrypoint) throw bad(file, `${where}.entrypoint is ${ep}, but earlier tasks run ${entrypoint}; one entrypoint per job`);
+    if (entrypoint !== undefined && ep !== entrypoint)
+      throw bad(file, `${where}.entrypoint is ${ep}, but earlier tasks run ${entrypoint}; one entrypoint per job`);
     entrypoint = ep;
     const params = task.params;
-    if (!isObject(params) || !isObject(params.values)) throw bad(file, `${where}.params must be {"param_id": ..., "values": {...}}`);
+    if (!isObject(params) || !isObject(params.values))
+      throw bad(file, `${where}.params must be {"param_id": ..., "values": {...}}`);
     const values = checkParams(file, params.values, `${where}.params.values`);
     const id = paramId(values);
     if (typeof params.param_id === 'string' && params.param_id !== id) {
-      throw bad(file, `${where}.params.param_id is ${params.param_id}, but its values hash to ${id} (modelops-contracts make_param_id)`);
+      throw bad(
+        file,
+        `${where}.params.param_id is ${params.param_id}, but its values hash to ${id} (modelops-contracts make_param_id)`,
+      );
     }
     const seed = task.seed;
     if (!isSeed(seed)) {
@@ -250,12 +320,20 @@ function fromSimJob(file: string, raw: Record<string, unknown>, bundleOverride: 
     groups.set(id, group);
   });
   const targetSpec = raw.target_spec;
-  const targets = isObject(targetSpec) && isObject(targetSpec.data) && Array.isArray(targetSpec.data.target_entrypoints) ? targetSpec.data.target_entrypoints.map(String) : [];
+  const targets =
+    isObject(targetSpec) && isObject(targetSpec.data) && Array.isArray(targetSpec.data.target_entrypoints)
+      ? targetSpec.data.target_entrypoints.map(String)
+      : [];
   return {
     jobId: jobIdOf(file, raw.job_id, bundleOverride),
     bundleDir: path.resolve(bundleOverride),
     entrypoint: entrypoint!,
-    parameterSets: [...groups.entries()].map(([id, group]) => ({ index: group.index, paramId: id, params: group.params, seeds: group.seeds })),
+    parameterSets: [...groups.entries()].map(([id, group]) => ({
+      index: group.index,
+      paramId: id,
+      params: group.params,
+      seeds: group.seeds,
+    })),
     targets,
     targetData: null,
     source: 'SimJob',
@@ -307,7 +385,13 @@ export function paramsFromText(label: string, text: string): Params {
   return checkParams(label, value, 'params');
 }
 
-function makeSet(file: string, value: unknown, where: string, index: number, seedsFor: (id: string) => (number | bigint)[]): ParameterSet {
+function makeSet(
+  file: string,
+  value: unknown,
+  where: string,
+  index: number,
+  seedsFor: (id: string) => (number | bigint)[],
+): ParameterSet {
   const params = checkParams(file, value, where);
   const id = paramId(params);
   return { index, paramId: id, params, seeds: seedsFor(id) };
@@ -320,11 +404,18 @@ function checkParams(file: string, value: unknown, where: string): Params {
     const field = `${where}.${key}`;
     if (key === '') throw bad(file, `${where} has a parameter with an empty name`);
     if (item instanceof PyFloat) {
-      if (!Number.isFinite(item.value)) throw bad(file, `${field} is ${item.value}; parameters must be finite numbers (modelops-contracts rejects NaN and infinity)`);
+      if (!Number.isFinite(item.value))
+        throw bad(
+          file,
+          `${field} is ${item.value}; parameters must be finite numbers (modelops-contracts rejects NaN and infinity)`,
+        );
     } else if (item === null) {
       throw bad(file, `${field} is null; parameters are numbers, strings or booleans`);
     } else if (typeof item === 'object') {
-      throw bad(file, `${field} is ${Array.isArray(item) ? 'a list' : 'an object'}; parameters are numbers, strings or booleans`);
+      throw bad(
+        file,
+        `${field} is ${Array.isArray(item) ? 'a list' : 'an object'}; parameters are numbers, strings or booleans`,
+      );
     }
     params[key] = item as ParamScalar;
   }
@@ -335,14 +426,19 @@ function rejectDuplicates(file: string, sets: ParameterSet[], list: string): voi
   const seen = new Map<string, number>();
   for (const set of sets) {
     const first = seen.get(set.paramId);
-    if (first !== undefined) throw bad(file, `${list}[${set.index}] repeats ${list}[${first}] (the same values give the same param_id ${set.paramId.slice(0, 16)})`);
+    if (first !== undefined)
+      throw bad(
+        file,
+        `${list}[${set.index}] repeats ${list}[${first}] (the same values give the same param_id ${set.paramId.slice(0, 16)})`,
+      );
     seen.set(set.paramId, set.index);
   }
 }
 
 function rejectUnknown(file: string, value: Record<string, unknown>, known: string[], where: string): void {
   for (const key of Object.keys(value)) {
-    if (!known.includes(key)) throw bad(file, `unknown field ${where}${JSON.stringify(key)} (known: ${known.join(', ')})`);
+    if (!known.includes(key))
+      throw bad(file, `unknown field ${where}${JSON.stringify(key)} (known: ${known.join(', ')})`);
   }
 }
 
@@ -353,7 +449,10 @@ function jobIdOf(file: string, value: unknown, bundleDir: string): string {
 
 function checkJobId(file: string, value: unknown): string {
   if (typeof value !== 'string' || !SAFE_JOB_ID.test(value) || value.includes('..')) {
-    throw bad(file, `job_id ${JSON.stringify(value)} is not a safe file name (letters, digits, ".", "_", "-"; at most 128; not starting with a dot)`);
+    throw bad(
+      file,
+      `job_id ${JSON.stringify(value)} is not a safe file name (letters, digits, ".", "_", "-"; at most 128; not starting with a dot)`,
+    );
   }
   return value;
 }
@@ -399,13 +498,15 @@ export function jobLabel(jobId: string, today = new Date()): string {
   const match = GENERATED_JOB_ID.exec(jobId);
   if (!match) return jobId;
   const [, name, year, month, day, hours, minutes] = match;
-  const sameDay = Number(year) === today.getFullYear() && Number(month) === today.getMonth() + 1 && Number(day) === today.getDate();
+  const sameDay =
+    Number(year) === today.getFullYear() && Number(month) === today.getMonth() + 1 && Number(day) === today.getDate();
   return `${name} · ${sameDay ? '' : `${year}-${month}-${day} `}${hours}:${minutes}`;
 }
 
 function requireString(file: string, value: Record<string, unknown>, key: string, where = ''): string {
   const item = value[key];
-  if (typeof item !== 'string' || item === '') throw bad(file, `${where ? `${where}.` : ''}${key} must be a non-empty string`);
+  if (typeof item !== 'string' || item === '')
+    throw bad(file, `${where ? `${where}.` : ''}${key} must be a non-empty string`);
   return item;
 }
 
@@ -420,7 +521,12 @@ function requireReplicates(file: string, value: unknown, key: string): number {
   // a count written as a float (1.0, 2e1: what Python and many generators write) is that count
   const count = value instanceof PyFloat && Number.isInteger(value.value) ? value.value : value;
   if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > MAX_REPLICATES) {
-    const shown = value instanceof PyFloat ? String(value.value) : typeof value === 'bigint' ? value.toString() : JSON.stringify(value);
+    const shown =
+      value instanceof PyFloat
+        ? String(value.value)
+        : typeof value === 'bigint'
+          ? value.toString()
+          : JSON.stringify(value);
     throw bad(file, `${key} must be a whole number from 1 to ${MAX_REPLICATES}, not ${shown}`);
   }
   return count;
@@ -429,7 +535,8 @@ function requireReplicates(file: string, value: unknown, key: string): number {
 function optionalStrings(file: string, value: Record<string, unknown>, key: string): string[] {
   const item = value[key];
   if (item === undefined || item === null) return [];
-  if (!Array.isArray(item) || !item.every((t) => typeof t === 'string' && t !== '')) throw bad(file, `${key} must be a list of target entrypoints such as "targets.prevalence:prevalence_target"`);
+  if (!Array.isArray(item) || !item.every((t) => typeof t === 'string' && t !== ''))
+    throw bad(file, `${key} must be a list of target entrypoints such as "targets.prevalence:prevalence_target"`);
   return item as string[];
 }
 

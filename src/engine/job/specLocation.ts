@@ -25,7 +25,7 @@ export function lineOf(message: string, file: string, text: string): number {
   const quoted = /field "([^"]+)"/.exec(why)?.[1];
   const pathMatch = /^([A-Za-z_][\w]*)((?:\[\d+\])?)(?:\.([^\s.]+))?/.exec(why);
   const bundleProblem = !message.startsWith(`${file}: `) && /bundle/i.test(message);
-  const key = quoted ?? (bundleProblem ? 'bundle' : pathMatch?.[3] ?? pathMatch?.[1]);
+  const key = quoted ?? (bundleProblem ? 'bundle' : (pathMatch?.[3] ?? pathMatch?.[1]));
   if (!key) return 1;
   const keyLine = (name: string, nth = 0): number | undefined => {
     const pattern = new RegExp(`"${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"\\s*:`);

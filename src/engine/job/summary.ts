@@ -51,9 +51,15 @@ export function summarize(replicates: Record<string, Buffer>[]): Summary {
         skipped[name] = 'not JSON';
         continue;
       }
-      if (typeof value === 'number' && !numbers.has(name) && objects.has(name)) skipped[name] = 'mixes numbers and objects';
+      if (typeof value === 'number' && !numbers.has(name) && objects.has(name))
+        skipped[name] = 'mixes numbers and objects';
       else if (typeof value === 'number') accumulator(numbers, name).add(value);
-      else if (value && typeof value === 'object' && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'number')) {
+      else if (
+        value &&
+        typeof value === 'object' &&
+        !Array.isArray(value) &&
+        Object.values(value).every((v) => typeof v === 'number')
+      ) {
         if (numbers.has(name)) {
           skipped[name] = 'mixes numbers and objects';
           continue;
@@ -62,7 +68,9 @@ export function summarize(replicates: Record<string, Buffer>[]): Summary {
         objects.set(name, perKey);
         for (const [key, v] of Object.entries(value as Record<string, number>)) accumulator(perKey, key).add(v);
       } else {
-        skipped[name] = Array.isArray(value) ? 'a list, not a number or an object of numbers' : 'not a number or an object of numbers';
+        skipped[name] = Array.isArray(value)
+          ? 'a list, not a number or an object of numbers'
+          : 'not a number or an object of numbers';
       }
     }
   }

@@ -67,7 +67,8 @@ export function holderGone(owner: LockOwner): string | undefined {
     // EPERM: alive, owned by someone else
   }
   const now = processStartTime(owner.pid);
-  if (owner.startTime && now && now !== owner.startTime) return `pid ${owner.pid} now belongs to another process (started at tick ${now}, the holder at ${owner.startTime})`;
+  if (owner.startTime && now && now !== owner.startTime)
+    return `pid ${owner.pid} now belongs to another process (started at tick ${now}, the holder at ${owner.startTime})`;
   return undefined;
 }
 
@@ -80,7 +81,9 @@ export async function readOwner(lockDir: string): Promise<LockOwner | undefined>
 }
 
 export function describeHolder(holder: LockOwner | undefined): string {
-  return holder ? `pid ${holder.pid} on ${holder.host} (${holder.purpose}, since ${holder.acquiredAt})` : 'a process that has not written its name yet';
+  return holder
+    ? `pid ${holder.pid} on ${holder.host} (${holder.purpose}, since ${holder.acquiredAt})`
+    : 'a process that has not written its name yet';
 }
 
 export class DirLock {
@@ -112,7 +115,8 @@ export class DirLock {
       const holder = await readOwner(dir);
       const gone = holder ? holderGone(holder) : await ownerlessTooLong(dir);
       if (gone) {
-        if ((await takeOver(dir, holder?.nonce)) && holder) options.onEvent?.({ type: 'lock-takeover', lock: dir, holder, why: gone });
+        if ((await takeOver(dir, holder?.nonce)) && holder)
+          options.onEvent?.({ type: 'lock-takeover', lock: dir, holder, why: gone });
         continue;
       }
       if (!announced) {
@@ -121,8 +125,13 @@ export class DirLock {
       }
       if (Date.now() >= deadline) {
         const who = describeHolder(holder);
-        const message = options.busyMessage?.(who, holder) ?? `Timed out after ${Math.round(options.timeoutMs / 1000)} s waiting for the lock ${dir}, held by ${who}`;
-        throw new Failure(options.failureKind, message, { pid: holder?.pid, notes: ['if that process is gone for good, remove the lock directory'] });
+        const message =
+          options.busyMessage?.(who, holder) ??
+          `Timed out after ${Math.round(options.timeoutMs / 1000)} s waiting for the lock ${dir}, held by ${who}`;
+        throw new Failure(options.failureKind, message, {
+          pid: holder?.pid,
+          notes: ['if that process is gone for good, remove the lock directory'],
+        });
       }
       await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 100));
     }

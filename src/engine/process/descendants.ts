@@ -98,19 +98,28 @@ export async function findDescendants(family: Family): Promise<LingeringDescenda
   const table = process.platform === 'linux' ? await procTable() : await psTable();
   const byPid = new Map(table.map((entry) => [entry.pid, entry]));
   const spawned = new Map(family.spawns.map((spawn) => [spawn.pid, spawn]));
-  const startedAfterRunner = (entry: ProcessEntry) => family.startTicks === undefined || entry.startTicks === undefined || entry.startTicks >= family.startTicks;
-  const candidates = table.filter((entry) => !entry.zombie && entry.pid !== family.pid && entry.pid !== process.pid && startedAfterRunner(entry));
+  const startedAfterRunner = (entry: ProcessEntry) =>
+    family.startTicks === undefined || entry.startTicks === undefined || entry.startTicks >= family.startTicks;
+  const candidates = table.filter(
+    (entry) => !entry.zombie && entry.pid !== family.pid && entry.pid !== process.pid && startedAfterRunner(entry),
+  );
   const marked = process.platform === 'linux' ? await carriesToken(candidates, family.token) : new Set<number>();
 
   // the family: the runner, what it reported, and everything linked to them by parent, group or session
   const roots = new Set<number>([family.pid, ...spawned.keys()]);
   const members = new Set<number>();
   const linked = (id: number | undefined) => id !== undefined && (roots.has(id) || members.has(id));
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const entry of candidates) {
       if (members.has(entry.pid)) continue;
-      if (marked.has(entry.pid) || spawned.has(entry.pid) || linked(entry.ppid) || linked(entry.pgid) || linked(entry.sid)) {
+      if (
+        marked.has(entry.pid) ||
+        spawned.has(entry.pid) ||
+        linked(entry.ppid) ||
+        linked(entry.pgid) ||
+        linked(entry.sid)
+      ) {
         members.add(entry.pid);
         grew = true;
       }
@@ -124,7 +133,13 @@ export async function findDescendants(family: Family): Promise<LingeringDescenda
     const task = spawn?.task ?? taskAt(entry, family);
     const location = spawn ? locate(spawn.stack, family.bundleDir) : undefined;
     const command = entry.command ?? (await cmdline(pid)) ?? spawn?.command?.join(' ') ?? '?';
-    found.push({ pid, command, escaped: entry.pgid !== family.pid, ...(task ? { task } : {}), ...(location ? { location } : {}) });
+    found.push({
+      pid,
+      command,
+      escaped: entry.pgid !== family.pid,
+      ...(task ? { task } : {}),
+      ...(location ? { location } : {}),
+    });
   }
   return found.sort((a, b) => a.pid - b.pid);
 }
@@ -157,14 +172,17 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
 export function describeLingering(task: string | undefined, descendants: readonly LingeringDescendant[]): string {
   const who = task ?? 'the runner';
   const listed = descendants
-    .map((d) => `pid ${d.pid} \`${clip(d.command)}\`${d.location ? ` (started at ${d.location.file}:${d.location.line})` : ''}${d.escaped ? ' [escaped the group: left running]' : ''}`)
+    .map(
+      (d) =>
+        `pid ${d.pid} \`${clip(d.command)}\`${d.location ? ` (started at ${d.location.file}:${d.location.line})` : ''}${d.escaped ? ' [escaped the group: left running]' : ''}`,
+    )
     .join('; ');
   const escaped = descendants.filter((d) => d.escaped).length;
   const fate =
     escaped === descendants.length
       ? 'they escaped its process group (setsid), so they were left running: end them yourself'
       : escaped
-        ? "those in its process group were ended with it; those that escaped it (setsid) were left running"
+        ? 'those in its process group were ended with it; those that escaped it (setsid) were left running'
         : "they were ended with the runner's process group";
   const count = descendants.length === 1 ? '1 process' : `${descendants.length} processes`;
   return `${who} left ${count} running after it finished: ${listed}; ${fate}`;
@@ -196,7 +214,14 @@ async function procTable(): Promise<ProcessEntry[]> {
 function parseStat(pid: number, stat: string): ProcessEntry | undefined {
   const fields = procStatFields(stat);
   if (fields.length < 20) return undefined;
-  return { pid, ppid: Number(fields[1]), pgid: Number(fields[2]), sid: Number(fields[3]), startTicks: Number(fields[19]), zombie: fields[0] === 'Z' || fields[0] === 'X' };
+  return {
+    pid,
+    ppid: Number(fields[1]),
+    pgid: Number(fields[2]),
+    sid: Number(fields[3]),
+    startTicks: Number(fields[19]),
+    zombie: fields[0] === 'Z' || fields[0] === 'X',
+  };
 }
 
 async function carriesToken(entries: ProcessEntry[], token: string): Promise<Set<number>> {
@@ -231,7 +256,14 @@ async function psTable(): Promise<ProcessEntry[]> {
   const entries: ProcessEntry[] = [];
   for (const line of stdout.split('\n')) {
     const match = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s?(.*)$/.exec(line);
-    if (match) entries.push({ pid: Number(match[1]), ppid: Number(match[2]), pgid: Number(match[3]), zombie: match[4].startsWith('Z'), command: match[5] });
+    if (match)
+      entries.push({
+        pid: Number(match[1]),
+        ppid: Number(match[2]),
+        pgid: Number(match[3]),
+        zombie: match[4].startsWith('Z'),
+        command: match[5],
+      });
   }
   return entries;
 }
@@ -239,11 +271,22 @@ async function psTable(): Promise<ProcessEntry[]> {
 // ---- who started it ------------------------------------------------------------------------
 
 /** The reported spawn this process is, or descends from (by parent, group or session). */
-function spawnOf(entry: ProcessEntry, spawned: Map<number, Spawn>, byPid: Map<number, ProcessEntry>): Spawn | undefined {
+function spawnOf(
+  entry: ProcessEntry,
+  spawned: Map<number, Spawn>,
+  byPid: Map<number, ProcessEntry>,
+): Spawn | undefined {
   const seen = new Set<number>();
-  for (let current: ProcessEntry | undefined = entry; current && !seen.has(current.pid); current = byPid.get(current.ppid)) {
+  for (
+    let current: ProcessEntry | undefined = entry;
+    current && !seen.has(current.pid);
+    current = byPid.get(current.ppid)
+  ) {
     seen.add(current.pid);
-    const spawn = spawned.get(current.pid) ?? spawned.get(current.pgid) ?? (current.sid !== undefined ? spawned.get(current.sid) : undefined);
+    const spawn =
+      spawned.get(current.pid) ??
+      spawned.get(current.pgid) ??
+      (current.sid !== undefined ? spawned.get(current.sid) : undefined);
     if (spawn) return spawn;
   }
   return undefined;

@@ -135,7 +135,8 @@ export class FrameOutliner {
   }
 
   private memberEnds(at: number): void {
-    if (this.member && this.member.start >= 0) this.outline.members.push({ name: this.member.name, encodedBytes: at - this.member.start });
+    if (this.member && this.member.start >= 0)
+      this.outline.members.push({ name: this.member.name, encodedBytes: at - this.member.start });
     this.member = undefined;
   }
 

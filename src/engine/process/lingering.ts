@@ -6,7 +6,11 @@
 import type { JobEventBody } from '../job/events';
 import { byTask, describeLingering, type LingeringDescendant } from './descendants';
 
-export function lingeringWarnings(descendants: readonly LingeringDescendant[], pid: number | undefined, worker?: string): JobEventBody[] {
+export function lingeringWarnings(
+  descendants: readonly LingeringDescendant[],
+  pid: number | undefined,
+  worker?: string,
+): JobEventBody[] {
   const warnings: JobEventBody[] = [];
   for (const [task, group] of byTask(descendants)) {
     const location = group.find((d) => d.location)?.location;

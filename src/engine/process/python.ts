@@ -23,14 +23,19 @@ export async function resolvePython(requested = 'python3', envPath = process.env
   const tried: string[] = [];
   const candidates = requested.includes(path.sep)
     ? [path.resolve(requested)]
-    : envPath.split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, requested));
+    : envPath
+        .split(path.delimiter)
+        .filter(Boolean)
+        .map((dir) => path.join(dir, requested));
   for (const candidate of candidates) {
     tried.push(candidate);
     if (await isExecutableFile(candidate)) {
       return { path: await unshim(candidate), requested, tried };
     }
   }
-  const where = requested.includes(path.sep) ? `${candidates[0]} does not exist or is not executable` : `${requested} is not on PATH (searched ${candidates.length} directories)`;
+  const where = requested.includes(path.sep)
+    ? `${candidates[0]} does not exist or is not executable`
+    : `${requested} is not on PATH (searched ${candidates.length} directories)`;
   throw new Failure('interpreter-not-found', `No Python interpreter: ${where}`, { tried });
 }
 
@@ -62,11 +67,15 @@ async function unshim(file: string): Promise<string> {
   });
   const real = probe.exitCode === 0 ? String(probe.stdout).trim() : '';
   if (!real) {
-    throw new Failure('interpreter-not-found', `${file} did not start Python (exit ${probe.exitCode ?? probe.signal}); stderr: ${String(probe.stderr).trim().slice(-500)}`, {
-      tried: [file],
-      exitCode: probe.exitCode ?? null,
-      stderrTail: String(probe.stderr).slice(-4000),
-    });
+    throw new Failure(
+      'interpreter-not-found',
+      `${file} did not start Python (exit ${probe.exitCode ?? probe.signal}); stderr: ${String(probe.stderr).trim().slice(-500)}`,
+      {
+        tried: [file],
+        exitCode: probe.exitCode ?? null,
+        stderrTail: String(probe.stderr).slice(-4000),
+      },
+    );
   }
   return real;
 }

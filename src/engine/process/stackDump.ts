@@ -21,7 +21,11 @@ export async function dumpStacksViaLog(pid: number, logFile: string, waitMs = 15
   try {
     process.kill(pid, 'SIGUSR1');
   } catch (error) {
-    throw new Failure('process-crashed', `Runner pid ${pid} cannot be signalled: ${(error as NodeJS.ErrnoException).code === 'ESRCH' ? 'it has ended' : String(error)}`, { pid });
+    throw new Failure(
+      'process-crashed',
+      `Runner pid ${pid} cannot be signalled: ${(error as NodeJS.ErrnoException).code === 'ESRCH' ? 'it has ended' : String(error)}`,
+      { pid },
+    );
   }
   const deadline = Date.now() + waitMs;
   for (;;) {
@@ -31,7 +35,11 @@ export async function dumpStacksViaLog(pid: number, logFile: string, waitMs = 15
       if (dump) return { dump, start: before, end: before + Buffer.byteLength(text) };
     }
     if (Date.now() >= deadline) {
-      throw new Failure('task-timeout', `Runner pid ${pid} wrote no stack dump to ${logFile} within ${waitMs} ms (a runner that does not register faulthandler on SIGUSR1, or one stuck in C code that holds the GIL)`, { pid, timeoutMs: waitMs, stderrTail: text.slice(-2000) });
+      throw new Failure(
+        'task-timeout',
+        `Runner pid ${pid} wrote no stack dump to ${logFile} within ${waitMs} ms (a runner that does not register faulthandler on SIGUSR1, or one stuck in C code that holds the GIL)`,
+        { pid, timeoutMs: waitMs, stderrTail: text.slice(-2000) },
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }

@@ -105,7 +105,12 @@ export class StdoutTap {
     passing.remaining -= take;
     if (passing.remaining === 0) {
       this.passing = undefined;
-      this.emit({ type: 'oversized', header: passing.header, length: passing.length, outline: passing.outliner.result() });
+      this.emit({
+        type: 'oversized',
+        header: passing.header,
+        length: passing.length,
+        outline: passing.outliner.result(),
+      });
     }
     return input.subarray(take);
   }

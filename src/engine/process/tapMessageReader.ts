@@ -4,7 +4,13 @@
  * Python-exact), for connections that use vscode-jsonrpc's MessageConnection (the Dask
  * driver). Every frame it cannot read is an error it fires, never a message silently lost.
  */
-import { AbstractMessageReader, type DataCallback, type Disposable, type Message, type MessageReader } from 'vscode-jsonrpc';
+import {
+  AbstractMessageReader,
+  type DataCallback,
+  type Disposable,
+  type Message,
+  type MessageReader,
+} from 'vscode-jsonrpc';
 import { showBytes } from '../diagnose/classify';
 import { parseWireJson } from '../pyjson/pyjson';
 import { StdoutTap, type TapEvent } from './stdoutTap';

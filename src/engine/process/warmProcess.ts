@@ -38,7 +38,16 @@ import {
   type SpawnedParams,
   type StdoutCaptureParams,
 } from '../protocol';
-import { endProcessGroup, findDescendants, RUNNER_TOKEN_ENV, signalGroup, startTicksOf, type LingeringDescendant, type Spawn, type TaskSpan } from './descendants';
+import {
+  endProcessGroup,
+  findDescendants,
+  RUNNER_TOKEN_ENV,
+  signalGroup,
+  startTicksOf,
+  type LingeringDescendant,
+  type Spawn,
+  type TaskSpan,
+} from './descendants';
 import { StderrFile, StderrTail, type StderrSource } from './stderrTail';
 import { StderrMarks, STDERR_MARKS_ENV } from './stderrMarks';
 import { StdoutTap, type TapEvent } from './stdoutTap';
@@ -89,8 +98,7 @@ export interface WarmProcessOptions {
 }
 
 export type TranscriptEntry =
-  | { t: number; dir: 'out' | 'in'; message: unknown }
-  | { t: number; dir: 'in'; noise: string; bytes_b64: string };
+  { t: number; dir: 'out' | 'in'; message: unknown } | { t: number; dir: 'in'; noise: string; bytes_b64: string };
 
 export interface RequestOptions {
   timeoutMs: number;
@@ -223,7 +231,13 @@ export class WarmProcess {
       ],
       {
         cwd: options.bundleDir,
-        env: { ...options.env, PYTHONUNBUFFERED: '1', [RUNNER_TOKEN_ENV]: this.token, [MAX_FRAME_ENV]: String(this.maxFrameBytes), ...(options.stderrFile ? {} : { [STDERR_MARKS_ENV]: '1' }) },
+        env: {
+          ...options.env,
+          PYTHONUNBUFFERED: '1',
+          [RUNNER_TOKEN_ENV]: this.token,
+          [MAX_FRAME_ENV]: String(this.maxFrameBytes),
+          ...(options.stderrFile ? {} : { [STDERR_MARKS_ENV]: '1' }),
+        },
         extendEnv: true,
         stdin: 'pipe',
         stdout: 'pipe',
@@ -272,7 +286,11 @@ export class WarmProcess {
       });
     }
 
-    const tap = new StdoutTap(this.maxFrameBytes, (event) => this.onTap(event), () => this.mayBeResult());
+    const tap = new StdoutTap(
+      this.maxFrameBytes,
+      (event) => this.onTap(event),
+      () => this.mayBeResult(),
+    );
     this.stdoutEnded = new Promise((resolve) => {
       this.child.stdout!.on('end', () => {
         tap.end();
@@ -281,7 +299,9 @@ export class WarmProcess {
     });
     this.child.stdout!.on('data', (chunk: Buffer) => tap.push(chunk));
 
-    this.writer = new StreamMessageWriter(new CoalescingWritable(this.child.stdin!), { contentTypeEncoder: WIRE_JSON_CONTENT_TYPE });
+    this.writer = new StreamMessageWriter(new CoalescingWritable(this.child.stdin!), {
+      contentTypeEncoder: WIRE_JSON_CONTENT_TYPE,
+    });
     this.writer.onError(() => undefined); // a closed stdin shows up as the process exit
 
     this.exited = new Promise<ExitInfo>((resolve) => {
@@ -400,7 +420,10 @@ export class WarmProcess {
       this.child.stdin?.end();
       if (answered) {
         let timer: NodeJS.Timeout | undefined;
-        await Promise.race([this.exited, new Promise((resolve) => (timer = setTimeout(resolve, Math.min(graceMs, SELF_EXIT_MS))))]);
+        await Promise.race([
+          this.exited,
+          new Promise((resolve) => (timer = setTimeout(resolve, Math.min(graceMs, SELF_EXIT_MS)))),
+        ]);
         clearTimeout(timer);
       }
     }
@@ -530,7 +553,8 @@ export class WarmProcess {
   /** Our runner marks stderr before every answer when it is a pipe (stderrMarks.ts); production's never does. */
   private awaitsMark(message: Message): boolean {
     if (!this.marking || !this.runnerName || this.stderrEndedSeen) return false;
-    if (!('id' in message) || typeof message.id !== 'number' || !('result' in message || 'error' in message)) return false;
+    if (!('id' in message) || typeof message.id !== 'number' || !('result' in message || 'error' in message))
+      return false;
     return this.pending.has(message.id) && !this.stderrMarks.has(message.id);
   }
 
@@ -561,7 +585,13 @@ export class WarmProcess {
     const pending = id === undefined ? undefined : this.pending.get(id);
     if (!pending || (outline.part !== 'result' && outline.part !== 'error')) {
       const what = outline.part === 'method' ? 'notification' : 'message';
-      this.breakWith(classifyProtocol(this.facts(), `a ${showSize(event.length)} ${what} exceeds the ${this.maxFrameBytes}-byte frame cap`, `frame header: ${JSON.stringify(event.header)}`));
+      this.breakWith(
+        classifyProtocol(
+          this.facts(),
+          `a ${showSize(event.length)} ${what} exceeds the ${this.maxFrameBytes}-byte frame cap`,
+          `frame header: ${JSON.stringify(event.header)}`,
+        ),
+      );
       return;
     }
     this.pending.delete(id!);
@@ -575,7 +605,10 @@ export class WarmProcess {
         method: pending.method,
         frame_bytes: event.length,
         max_frame_bytes: this.maxFrameBytes,
-        outputs: outline.part === 'result' ? outline.members.map((m) => ({ name: m.name, encoded_bytes: m.encodedBytes })) : [{ name: '(error report)', encoded_bytes: event.length }],
+        outputs:
+          outline.part === 'result'
+            ? outline.members.map((m) => ({ name: m.name, encoded_bytes: m.encodedBytes }))
+            : [{ name: '(error report)', encoded_bytes: event.length }],
       }),
     );
   }
@@ -600,7 +633,8 @@ export class WarmProcess {
     if (told) this.stderrCursor = told[1];
     this.armHead();
     if (pending.method === 'execute' || pending.method === 'aggregate') this.uses++;
-    if (pending.tag !== undefined) this.rememberSpan({ task: pending.tag, startMs: pending.startedAt, endMs: this.now() });
+    if (pending.tag !== undefined)
+      this.rememberSpan({ task: pending.tag, startMs: pending.startedAt, endMs: this.now() });
     if (response.error) {
       pending.reject(classifyErrorResponse(this.facts(pending.method, pending), response.error));
     } else {
@@ -643,7 +677,13 @@ export class WarmProcess {
 
   private onNoise(bytes: Buffer): void {
     this.noise.push(bytes);
-    if (this.tracing) this.trace({ t: round(this.now()), dir: 'in', noise: bytes.toString('utf8'), bytes_b64: bytes.toString('base64') });
+    if (this.tracing)
+      this.trace({
+        t: round(this.now()),
+        dir: 'in',
+        noise: bytes.toString('utf8'),
+        bytes_b64: bytes.toString('base64'),
+      });
     if (this.noiseTimer) clearTimeout(this.noiseTimer);
     this.noiseTimer = setTimeout(() => this.settleNoise(), NOISE_SETTLE_MS);
   }
@@ -713,7 +753,14 @@ export class WarmProcess {
       clearTimeout(pending.timer);
       if (head) this.endSpan(pending);
       if (head) pending.reject(failureFor(pending));
-      else pending.reject(new Failure('cancelled', `not started: the runner (pid ${this.pid}) failed while working on an earlier request`, { notes: [NOT_STARTED] }));
+      else
+        pending.reject(
+          new Failure(
+            'cancelled',
+            `not started: the runner (pid ${this.pid}) failed while working on an earlier request`,
+            { notes: [NOT_STARTED] },
+          ),
+        );
       head = false;
     }
   }
@@ -834,7 +881,9 @@ class CoalescingWritable extends Writable {
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    this.target.write(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk)), (error) => callback(error));
+    this.target.write(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk)), (error) =>
+      callback(error),
+    );
   }
 
   override _final(callback: (error?: Error | null) => void): void {

@@ -57,7 +57,11 @@ const BACKSLASH = 0x5c;
 const MINUS = 0x2d;
 const ZERO = 0x30;
 const NINE = 0x39;
-const NON_FINITE: Record<string, number> = { NaN: Number.NaN, Infinity: Number.POSITIVE_INFINITY, '-Infinity': Number.NEGATIVE_INFINITY };
+const NON_FINITE: Record<string, number> = {
+  NaN: Number.NaN,
+  Infinity: Number.POSITIVE_INFINITY,
+  '-Infinity': Number.NEGATIVE_INFINITY,
+};
 /** The shortest integer literal that can be beyond 2^53 (9007199254740992 has 16 digits). */
 const LONG_DIGITS = 16;
 /** Strings at least this long are sliced out instead of parsed… */
@@ -116,13 +120,22 @@ function unescapeSparse(text: string, start: number, end: number): string | unde
 /** Whether the string that ended just before `after` is an object's key (a colon follows). */
 function isKey(text: string, after: number): boolean {
   let i = after;
-  while (i < text.length && (text.charCodeAt(i) === 0x20 || text.charCodeAt(i) === 0x0a || text.charCodeAt(i) === 0x0d || text.charCodeAt(i) === 0x09)) i++;
+  while (
+    i < text.length &&
+    (text.charCodeAt(i) === 0x20 ||
+      text.charCodeAt(i) === 0x0a ||
+      text.charCodeAt(i) === 0x0d ||
+      text.charCodeAt(i) === 0x09)
+  )
+    i++;
   return text.charCodeAt(i) === 0x3a;
 }
 
 function isNumberChar(code: number): boolean {
   // digits, '.', 'e', 'E', '+', '-'
-  return (code >= ZERO && code <= NINE) || code === 0x2e || code === 0x65 || code === 0x45 || code === 0x2b || code === MINUS;
+  return (
+    (code >= ZERO && code <= NINE) || code === 0x2e || code === 0x65 || code === 0x45 || code === 0x2b || code === MINUS
+  );
 }
 
 /**
@@ -146,7 +159,8 @@ function pythonTokens(text: string, wantNumber: (literal: string) => boolean): T
           nextBackslash = text.indexOf('\\', i);
           if (nextBackslash < 0) nextBackslash = -2; // none left in the text
         }
-        const content = nextBackslash === -2 || nextBackslash > end ? text.slice(i + 1, end) : unescapeSparse(text, i + 1, end);
+        const content =
+          nextBackslash === -2 || nextBackslash > end ? text.slice(i + 1, end) : unescapeSparse(text, i + 1, end);
         if (content !== undefined) tokens.push({ start: i, end: end + 1, text: content, string: true });
         if (nextBackslash !== -2 && nextBackslash < end) nextBackslash = -1; // passed: look again from the next string
       }

@@ -45,7 +45,9 @@ export function readRanWith(resultsDir: string): RanWith {
 }
 
 function field(value: unknown, key: string): unknown {
-  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>)[key] : undefined;
+  return value && typeof value === 'object' && !Array.isArray(value)
+    ? (value as Record<string, unknown>)[key]
+    : undefined;
 }
 
 function text(value: unknown): string | undefined {

@@ -127,15 +127,25 @@ interface RunResult {
  * a bundle changed since the job ran, a venv that would not be the job's, a runner that does not
  * start.
  */
-export async function reproduceReplicate(folder: string, which: { param: string; replicate: number }, options: ReplicateOptions = {}): Promise<ReplicateReport> {
+export async function reproduceReplicate(
+  folder: string,
+  which: { param: string; replicate: number },
+  options: ReplicateOptions = {},
+): Promise<ReplicateReport> {
   const { dir, job, bundleDigest: recordedDigest } = await readEarlierJob(folder);
   const set = selectParameterSet(job, which.param);
   checkReplicateIndex(set, which.replicate);
   const seed = set.seeds[which.replicate];
   const notes: string[] = [];
   const recorded = await readSimResult(dir, set, which.replicate);
-  if (recorded.state === 'unreadable') notes.push(`${path.relative(dir, recorded.file)} is not a result of this replicate (${recorded.why}): nothing to compare with.`);
-  if (recorded.state === 'missing') notes.push(`Replicate ${which.replicate} of this parameter set has no recorded result yet: nothing to compare with.`);
+  if (recorded.state === 'unreadable')
+    notes.push(
+      `${path.relative(dir, recorded.file)} is not a result of this replicate (${recorded.why}): nothing to compare with.`,
+    );
+  if (recorded.state === 'missing')
+    notes.push(
+      `Replicate ${which.replicate} of this parameter set has no recorded result yet: nothing to compare with.`,
+    );
 
   await checkBundleDir(job.bundleDir);
   const digest = await bundleDigest(job.bundleDir);
@@ -145,10 +155,17 @@ export async function reproduceReplicate(folder: string, which: { param: string;
       `The bundle ${job.bundleDir} changed since job ${job.jobId} ran (digest ${recordedDigest.slice(0, 12)} then, ${digest.slice(0, 12)} now): the replicate would not run the same code, so it is not reproduced.`,
     );
   }
-  if (!recordedDigest) notes.push('job.json records no bundle digest (an earlier version wrote it): the bundle could not be checked against the run.');
+  if (!recordedDigest)
+    notes.push(
+      'job.json records no bundle digest (an earlier version wrote it): the bundle could not be checked against the run.',
+    );
 
   const runtime = runtimeOfJob(dir, options, notes);
-  const run = await runOnce({ bundleDir: job.bundleDir, entrypoint: job.entrypoint, params: set.params, seed }, { ...options, ...runtime.options }, digest);
+  const run = await runOnce(
+    { bundleDir: job.bundleDir, entrypoint: job.entrypoint, params: set.params, seed },
+    { ...options, ...runtime.options },
+    digest,
+  );
   const record = recorded.state === 'found' ? recorded.record : undefined;
   const compared = record ? compare(record, run) : uncompared(run);
   return {
@@ -163,9 +180,26 @@ export async function reproduceReplicate(folder: string, which: { param: string;
     params: set.params,
     replicate: which.replicate,
     seed,
-    ran: { pid: run.pid, ms: run.ms, python: run.python, runner: run.runner, venv: run.venv, job_venv_key: runtime.jobVenvKey },
-    failure: run.failure ? { kind: run.failure.kind, message: run.failure.message, location: run.failure.location, evidence: run.failure.evidence } : undefined,
-    recorded_failure: record?.status === 'failed' ? { kind: record.kind!, message: record.message!, location: record.location } : undefined,
+    ran: {
+      pid: run.pid,
+      ms: run.ms,
+      python: run.python,
+      runner: run.runner,
+      venv: run.venv,
+      job_venv_key: runtime.jobVenvKey,
+    },
+    failure: run.failure
+      ? {
+          kind: run.failure.kind,
+          message: run.failure.message,
+          location: run.failure.location,
+          evidence: run.failure.evidence,
+        }
+      : undefined,
+    recorded_failure:
+      record?.status === 'failed'
+        ? { kind: record.kind!, message: record.message!, location: record.location }
+        : undefined,
     warnings: run.warnings,
     notes: [...notes, ...compared.notes],
   };
@@ -185,7 +219,14 @@ export async function runReplicate(spec: ReplicateSpec, options: ReplicateOption
     params: spec.params,
     seed: spec.seed,
     ran: { pid: run.pid, ms: run.ms, python: run.python, runner: run.runner, venv: run.venv },
-    failure: run.failure ? { kind: run.failure.kind, message: run.failure.message, location: run.failure.location, evidence: run.failure.evidence } : undefined,
+    failure: run.failure
+      ? {
+          kind: run.failure.kind,
+          message: run.failure.message,
+          location: run.failure.location,
+          evidence: run.failure.evidence,
+        }
+      : undefined,
     warnings: run.warnings,
     notes: compared.notes,
   };
@@ -197,18 +238,32 @@ export async function runReplicate(spec: ReplicateSpec, options: ReplicateOption
  * the task timeout and frame cap. What the caller gives explicitly wins; what cannot be checked
  * is noted.
  */
-function runtimeOfJob(dir: string, options: ReplicateOptions, notes: string[]): { options: ReplicateOptions; jobVenvKey?: string } {
+function runtimeOfJob(
+  dir: string,
+  options: ReplicateOptions,
+  notes: string[],
+): { options: ReplicateOptions; jobVenvKey?: string } {
   const ran = readRanWith(dir);
   const out: ReplicateOptions = {
     taskTimeoutMs: options.taskTimeoutMs ?? ran.taskTimeoutMs,
     maxFrameBytes: options.maxFrameBytes ?? ran.maxFrameBytes,
   };
   if (!ran.manifest) {
-    notes.push('The job has no manifest.json yet (still running, or stopped before writing it): its venv key, interpreter and runner are not known, so the default ones are used and not checked.');
+    notes.push(
+      'The job has no manifest.json yet (still running, or stopped before writing it): its venv key, interpreter and runner are not known, so the default ones are used and not checked.',
+    );
     return { options: out };
   }
-  if (ran.backend === 'dask') notes.push('The job ran on a Dask cluster: the replicate runs here, in the venv this machine builds for the bundle (the workers\' venv keys are not recorded).');
-  if (options.runnerScript === undefined && ran.runner && path.basename(ran.runner) !== RUNNER_FILE && path.resolve(ran.runner) !== ourRunnerScript()) {
+  if (ran.backend === 'dask')
+    notes.push(
+      "The job ran on a Dask cluster: the replicate runs here, in the venv this machine builds for the bundle (the workers' venv keys are not recorded).",
+    );
+  if (
+    options.runnerScript === undefined &&
+    ran.runner &&
+    path.basename(ran.runner) !== RUNNER_FILE &&
+    path.resolve(ran.runner) !== ourRunnerScript()
+  ) {
     out.runnerScript = ran.runner; // the job ran another runner (e.g. production's): so does its reproduction
     notes.push(`Runs the runner the job ran: ${ran.runner}.`);
   }
@@ -227,7 +282,9 @@ function runtimeOfJob(dir: string, options: ReplicateOptions, notes: string[]): 
   if (options.basePython === undefined && ran.basePython && !existsSync(ran.basePython)) {
     // the key says which Python version it must be: any interpreter of that version will do
     out.basePython = undefined;
-    notes.push(`The interpreter the job's venv was built from (${ran.basePython}) is gone: the default one is used, and the venv key still checked.`);
+    notes.push(
+      `The interpreter the job's venv was built from (${ran.basePython}) is gone: the default one is used, and the venv key still checked.`,
+    );
   }
   out.venv = { ...options.venv, expectKey: cacheKeyOf(ran.venvKey) };
   return { options: out, jobVenvKey: ran.venvKey };
@@ -274,11 +331,17 @@ async function runOnce(spec: ReplicateSpec, options: ReplicateOptions, digest?: 
           { entrypoint: spec.entrypoint, params: new RawJson(canonicalJson(spec.params)) as never, seed: spec.seed },
           { timeoutMs: options.taskTimeoutMs ?? RUN_DEFAULTS.taskTimeoutMs, tag: 'replicate' },
         );
-        const decoded = Object.fromEntries(Object.entries(outputs).map(([name, b64]) => [name, Buffer.from(b64, 'base64')]));
+        const decoded = Object.fromEntries(
+          Object.entries(outputs).map(([name, b64]) => [name, Buffer.from(b64, 'base64')]),
+        );
         return { ...base, outputs: decoded, ms: Math.round(runner.now() - started) };
       } catch (error) {
         if (options.signal?.aborted) throw cancelled();
-        return { ...base, failure: unexpectedFailure(error, 'reproducing the replicate'), ms: Math.round(runner.now() - started) };
+        return {
+          ...base,
+          failure: unexpectedFailure(error, 'reproducing the replicate'),
+          ms: Math.round(runner.now() - started),
+        };
       }
     } catch (error) {
       throw options.signal?.aborted ? cancelled() : error;
@@ -298,28 +361,75 @@ function compare(record: SimRecord, run: RunResult): Compared {
     const now = `${run.failure.kind}: ${run.failure.message}`;
     if (record.status === 'failed') {
       if (record.kind === run.failure.kind && record.message === run.failure.message) {
-        const moved = record.location && run.failure.location && (record.location.file !== run.failure.location.file || record.location.line !== run.failure.location.line);
-        return { verdict: 'failed-like-before', message: `failed like before: ${now}`, outputs: [], notes: moved ? [`It was raised at ${where(record.location)} then, at ${where(run.failure.location)} now.`] : [] };
+        const moved =
+          record.location &&
+          run.failure.location &&
+          (record.location.file !== run.failure.location.file || record.location.line !== run.failure.location.line);
+        return {
+          verdict: 'failed-like-before',
+          message: `failed like before: ${now}`,
+          outputs: [],
+          notes: moved
+            ? [`It was raised at ${where(record.location)} then, at ${where(run.failure.location)} now.`]
+            : [],
+        };
       }
-      return { verdict: 'failed-differently', message: `failed differently: ${now}; the recorded run failed with ${record.kind}: ${record.message}`, outputs: [], notes: [] };
+      return {
+        verdict: 'failed-differently',
+        message: `failed differently: ${now}; the recorded run failed with ${record.kind}: ${record.message}`,
+        outputs: [],
+        notes: [],
+      };
     }
-    return { verdict: 'failed-differently', message: `failed differently: ${now}; the recorded run succeeded`, outputs: recordedOnly(record), notes: [] };
+    return {
+      verdict: 'failed-differently',
+      message: `failed differently: ${now}; the recorded run succeeded`,
+      outputs: recordedOnly(record),
+      notes: [],
+    };
   }
   if (record.status === 'failed') {
-    return { verdict: 'different', message: `different: it ran ok now; the recorded run failed with ${record.kind}: ${record.message}`, outputs: producedOnly(run.outputs!), notes: [] };
+    return {
+      verdict: 'different',
+      message: `different: it ran ok now; the recorded run failed with ${record.kind}: ${record.message}`,
+      outputs: producedOnly(run.outputs!),
+      notes: [],
+    };
   }
   const outputs = compareOutputs(record, run.outputs!);
   const differing = outputs.filter((output) => output.status !== 'same');
-  if (differing.length === 0) return { verdict: 'same', message: `same: ${outputs.length} output${outputs.length === 1 ? '' : 's'}, byte for byte as recorded`, outputs, notes: [] };
+  if (differing.length === 0)
+    return {
+      verdict: 'same',
+      message: `same: ${outputs.length} output${outputs.length === 1 ? '' : 's'}, byte for byte as recorded`,
+      outputs,
+      notes: [],
+    };
   const named = differing.map((output) => `${output.name} (${output.status})`).join(', ');
-  return { verdict: 'different', message: `different: ${differing.length} of ${outputs.length} outputs differ from the recorded result: ${named}`, outputs, notes: [] };
+  return {
+    verdict: 'different',
+    message: `different: ${differing.length} of ${outputs.length} outputs differ from the recorded result: ${named}`,
+    outputs,
+    notes: [],
+  };
 }
 
 function uncompared(run: RunResult, inJob = true): Compared {
   const what = inJob ? '; no recorded result to compare with' : '';
-  if (run.failure) return { verdict: 'failed', message: `failed: ${run.failure.kind}: ${run.failure.message}${what}`, outputs: [], notes: [] };
+  if (run.failure)
+    return {
+      verdict: 'failed',
+      message: `failed: ${run.failure.kind}: ${run.failure.message}${what}`,
+      outputs: [],
+      notes: [],
+    };
   const outputs = producedOnly(run.outputs!);
-  return { verdict: 'ok', message: `ok: ${outputs.length} output${outputs.length === 1 ? '' : 's'}${what}`, outputs, notes: [] };
+  return {
+    verdict: 'ok',
+    message: `ok: ${outputs.length} output${outputs.length === 1 ? '' : 's'}${what}`,
+    outputs,
+    notes: [],
+  };
 }
 
 function compareOutputs(record: SimRecord, outputs: Record<string, Buffer>): OutputComparison[] {
@@ -331,8 +441,16 @@ function compareOutputs(record: SimRecord, outputs: Record<string, Buffer>): Out
     if (!now) return { name, status: 'missing', recorded };
     const checksum = outputChecksum(now);
     if (!recorded) return { name, status: 'new', size: now.length, checksum };
-    if (recorded.checksum === checksum && before.equals(now)) return { name, status: 'same', size: now.length, checksum, recorded };
-    return { name, status: 'different', size: now.length, checksum, recorded, first_difference: firstDifference(before, now) };
+    if (recorded.checksum === checksum && before.equals(now))
+      return { name, status: 'same', size: now.length, checksum, recorded };
+    return {
+      name,
+      status: 'different',
+      size: now.length,
+      checksum,
+      recorded,
+      first_difference: firstDifference(before, now),
+    };
   });
 }
 
@@ -363,4 +481,3 @@ function recordedOnly(record: SimRecord): OutputComparison[] {
 function where(location: SourceLocation | undefined): string {
   return location ? `${location.file}:${location.line}` : 'an unknown line';
 }
-

@@ -26,24 +26,39 @@ export function selectParameterSet(job: JobSpec, param: string): ParameterSet {
       `--param ${param}: job ${job.jobId} has parameter sets 0 to ${sets.length - 1} (digits only, fewer than ${INDEX_DIGITS_BELOW}, is an index; a param_id prefix has ${INDEX_DIGITS_BELOW} or more hex digits, or a letter a-f).`,
     );
   }
-  if (!/^[0-9a-f]+$/.test(value)) throw new Failure('bad-input', `--param ${JSON.stringify(param)} is neither an index nor a param_id prefix (hex digits).`);
+  if (!/^[0-9a-f]+$/.test(value))
+    throw new Failure(
+      'bad-input',
+      `--param ${JSON.stringify(param)} is neither an index nor a param_id prefix (hex digits).`,
+    );
   const matches = sets.filter((set) => set.paramId.startsWith(value));
   if (matches.length === 1) return matches[0];
   if (matches.length === 0) {
-    throw new Failure('bad-input', `--param ${param}: no parameter set of job ${job.jobId} has a param_id starting with ${value}; its sets are: ${describeSets(sets)}.`);
+    throw new Failure(
+      'bad-input',
+      `--param ${param}: no parameter set of job ${job.jobId} has a param_id starting with ${value}; its sets are: ${describeSets(sets)}.`,
+    );
   }
-  throw new Failure('bad-input', `--param ${param} is ambiguous: ${matches.length} parameter sets of job ${job.jobId} have a param_id starting with it: ${describeSets(matches)}; give more digits, or the index.`);
+  throw new Failure(
+    'bad-input',
+    `--param ${param} is ambiguous: ${matches.length} parameter sets of job ${job.jobId} have a param_id starting with it: ${describeSets(matches)}; give more digits, or the index.`,
+  );
 }
 
 export function checkReplicateIndex(set: ParameterSet, replicate: number): void {
   if (!Number.isInteger(replicate) || replicate < 0 || replicate >= set.seeds.length) {
-    throw new Failure('bad-input', `--replicate ${replicate}: parameter set ${set.index} (${set.paramId.slice(0, 16)}) has replicates 0 to ${set.seeds.length - 1}.`);
+    throw new Failure(
+      'bad-input',
+      `--replicate ${replicate}: parameter set ${set.index} (${set.paramId.slice(0, 16)}) has replicates 0 to ${set.seeds.length - 1}.`,
+    );
   }
 }
 
 /** `index 3 (3a1b2c3d4e5f6a7b: beta=0.3, gamma=0.1)`, the first few of them. */
 function describeSets(sets: readonly ParameterSet[]): string {
-  const shown = sets.slice(0, CANDIDATES_SHOWN).map((set) => `index ${set.index} (${set.paramId.slice(0, 16)}: ${describeParams(set)})`);
+  const shown = sets
+    .slice(0, CANDIDATES_SHOWN)
+    .map((set) => `index ${set.index} (${set.paramId.slice(0, 16)}: ${describeParams(set)})`);
   return `${shown.join('; ')}${sets.length > CANDIDATES_SHOWN ? `; … ${sets.length - CANDIDATES_SHOWN} more` : ''}`;
 }
 

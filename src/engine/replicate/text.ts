@@ -27,12 +27,18 @@ export function renderReplicateReport(report: ReplicateReport, show: Show): stri
     .map(([key, value]) => `${key}=${scalarJson(value)}`)
     .join(', ');
   const set = `${report.param_index !== undefined ? `parameter set ${report.param_index} ` : ''}(${report.param_id.slice(0, 16)}: ${params || 'no parameters'})`;
-  lines.push(`  replicate${report.replicate !== undefined ? ` ${report.replicate} of` : ' of'} ${set}, seed ${String(report.seed)}, entrypoint ${report.entrypoint}${report.job_id ? `, job ${report.job_id}` : ''}`);
+  lines.push(
+    `  replicate${report.replicate !== undefined ? ` ${report.replicate} of` : ' of'} ${set}, seed ${String(report.seed)}, entrypoint ${report.entrypoint}${report.job_id ? `, job ${report.job_id}` : ''}`,
+  );
   const { ran } = report;
-  const venv = ran.venv ? `venv ${ran.venv.key} (${ran.venv.fresh ? 'built fresh for this run, removed after' : ran.venv.built ? 'built' : 'reused'}${ran.job_venv_key ? "; the job's key" : ''})` : `python ${show.path(ran.python)}`;
+  const venv = ran.venv
+    ? `venv ${ran.venv.key} (${ran.venv.fresh ? 'built fresh for this run, removed after' : ran.venv.built ? 'built' : 'reused'}${ran.job_venv_key ? "; the job's key" : ''})`
+    : `python ${show.path(ran.python)}`;
   lines.push(`  ran in ${ran.ms} ms in a fresh runner${ran.pid !== undefined ? ` (pid ${ran.pid})` : ''}, ${venv}`);
   if (report.recorded_failure && report.verdict !== 'failed-like-before') {
-    lines.push(`  recorded: ${report.recorded_failure.kind}: ${report.recorded_failure.message}${report.recorded_failure.location ? ` at ${show.location(report.recorded_failure.location)}` : ''}`);
+    lines.push(
+      `  recorded: ${report.recorded_failure.kind}: ${report.recorded_failure.message}${report.recorded_failure.location ? ` at ${show.location(report.recorded_failure.location)}` : ''}`,
+    );
   }
   if (report.outputs.length) {
     lines.push('  outputs:');
@@ -44,7 +50,10 @@ export function renderReplicateReport(report: ReplicateReport, show: Show): stri
     lines.push('  stderr (last lines):');
     for (const line of stderrTail.trimEnd().split('\n').slice(-8)) lines.push(`    ${line}`);
   }
-  for (const warning of report.warnings) lines.push(`⚠ ${warning.kind}${warning.location ? ` at ${show.location(warning.location)}` : ''}: ${warning.message}`);
+  for (const warning of report.warnings)
+    lines.push(
+      `⚠ ${warning.kind}${warning.location ? ` at ${show.location(warning.location)}` : ''}: ${warning.message}`,
+    );
   for (const note of report.notes) lines.push(`  note: ${note}`);
   return `${lines.join('\n')}\n`;
 }

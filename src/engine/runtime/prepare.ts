@@ -42,12 +42,26 @@ export interface PreparedRunner {
 }
 
 /** What starting a runner in a prepared environment takes (WarmProcess.start's first options). */
-export function runnerLaunch(prepared: PreparedRunner): { python: string; runnerScript: string; bundleDir: string; venvPath: string; bundleDigest: string } {
-  return { python: prepared.python, runnerScript: prepared.runnerScript, bundleDir: prepared.bundleDir, venvPath: prepared.venv, bundleDigest: prepared.digest };
+export function runnerLaunch(prepared: PreparedRunner): {
+  python: string;
+  runnerScript: string;
+  bundleDir: string;
+  venvPath: string;
+  bundleDigest: string;
+} {
+  return {
+    python: prepared.python,
+    runnerScript: prepared.runnerScript,
+    bundleDir: prepared.bundleDir,
+    venvPath: prepared.venv,
+    bundleDigest: prepared.digest,
+  };
 }
 
 /** The venv a prepared runner uses, as reports and events name it; undefined without a cached venv. */
-export function leasedVenv(prepared: PreparedRunner): { key: string; path: string; built: boolean; fresh: boolean; reason: string } | undefined {
+export function leasedVenv(
+  prepared: PreparedRunner,
+): { key: string; path: string; built: boolean; fresh: boolean; reason: string } | undefined {
   const lease = prepared.lease;
   return lease && { key: lease.key, path: lease.path, built: lease.built, fresh: lease.fresh, reason: lease.reason };
 }
@@ -73,7 +87,19 @@ export async function prepareRunner(options: RuntimeOptions): Promise<PreparedRu
   const started = performance.now();
   const cache = new VenvCache({ ...options.venv, dir: options.venv?.dir ?? venvsDir() });
   const base = await probeInterpreter((await resolvePython(options.basePython)).path, cache.dir);
-  const lease = await cache.ensure(bundleDir, base, { forceFresh: options.venv?.forceFresh, digest, expectKey: options.venv?.expectKey });
-  return { bundleDir, python: lease.python, runnerScript, digest, venv: lease.path, lease, base, venvMs: performance.now() - started };
+  const lease = await cache.ensure(bundleDir, base, {
+    forceFresh: options.venv?.forceFresh,
+    digest,
+    expectKey: options.venv?.expectKey,
+  });
+  return {
+    bundleDir,
+    python: lease.python,
+    runnerScript,
+    digest,
+    venv: lease.path,
+    lease,
+    base,
+    venvMs: performance.now() - started,
+  };
 }
-

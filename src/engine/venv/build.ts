@@ -62,12 +62,17 @@ export function tempPrefix(key: string): string {
 export async function buildVenv(request: BuildRequest): Promise<BuildResult> {
   const started = performance.now();
   const final = path.join(request.cacheDir, request.key);
-  const temp = path.join(request.cacheDir, `${tempPrefix(request.key)}${process.pid}-${randomBytes(4).toString('hex')}`);
+  const temp = path.join(
+    request.cacheDir,
+    `${tempPrefix(request.key)}${process.pid}-${randomBytes(4).toString('hex')}`,
+  );
   const logFile = installLogFile(request.cacheDir, request.key);
   await fs.mkdir(request.cacheDir, { recursive: true });
   const log = createWriteStream(logFile);
   const workspace: Workspace = { temp, final, log, logFile };
-  log.write(`# modelops-debugger venv build ${request.key}\n# bundle ${request.bundleDir}\n# python ${request.base.realPath} (${request.base.version})\n# started ${new Date().toISOString()}\n\n`);
+  log.write(
+    `# modelops-debugger venv build ${request.key}\n# bundle ${request.bundleDir}\n# python ${request.base.realPath} (${request.base.version})\n# started ${new Date().toISOString()}\n\n`,
+  );
   try {
     const installer = await createAndInstall(request, workspace);
     await relocateScripts(temp, final);
@@ -85,7 +90,9 @@ export async function buildVenv(request: BuildRequest): Promise<BuildResult> {
       createdAt: new Date().toISOString(),
       buildMs: Math.round(performance.now() - started),
       functionalCheck,
-      owner: request.privateOwner ? { pid: process.pid, host: os.hostname(), startTime: processStartTime(process.pid) } : undefined,
+      owner: request.privateOwner
+        ? { pid: process.pid, host: os.hostname(), startTime: processStartTime(process.pid) }
+        : undefined,
     };
     await writeMarker(temp, marker);
     await fs.rename(temp, final);
@@ -104,12 +111,19 @@ export async function buildVenv(request: BuildRequest): Promise<BuildResult> {
 
 type Installer = 'uv' | 'pip --python' | 'pip in venv';
 
-async function createAndInstall(request: BuildRequest, workspace: Workspace): Promise<{ name: string; version: string }> {
+async function createAndInstall(
+  request: BuildRequest,
+  workspace: Workspace,
+): Promise<{ name: string; version: string }> {
   const { base, deps } = request;
   const needsInstall = deps.requirements.length > 0 || deps.requirementOptions.length > 0;
   const uv = findOnPath('uv');
   const basePip = uv || !needsInstall ? undefined : await pipVersion(request, workspace.log);
-  const installer: Installer = uv ? 'uv' : !needsInstall || (basePip && atLeast(basePip, MIN_PIP_FOR_PYTHON_OPTION)) ? 'pip --python' : 'pip in venv';
+  const installer: Installer = uv
+    ? 'uv'
+    : !needsInstall || (basePip && atLeast(basePip, MIN_PIP_FOR_PYTHON_OPTION))
+      ? 'pip --python'
+      : 'pip in venv';
 
   if (installer === 'uv') {
     await step(request, workspace, 'venv-create-failed', uv!, ['venv', '--python', base.path, workspace.temp]);
@@ -120,17 +134,33 @@ async function createAndInstall(request: BuildRequest, workspace: Workspace): Pr
   }
   if (!needsInstall) {
     workspace.log.write('# no dependencies to install\n');
-    return installer === 'uv' ? { name: 'uv', version: await toolVersion(uv!, ['--version']) } : { name: 'venv', version: `Python ${base.version}` };
+    return installer === 'uv'
+      ? { name: 'uv', version: await toolVersion(uv!, ['--version']) }
+      : { name: 'venv', version: `Python ${base.version}` };
   }
 
   const target = venvPython(workspace.temp);
   const what = installArguments(request);
   if (installer === 'uv') {
-    await step(request, workspace, 'deps-install-failed', uv!, ['pip', 'install', '--python', target, ...uvPipConfig(request.env), ...what]);
+    await step(request, workspace, 'deps-install-failed', uv!, [
+      'pip',
+      'install',
+      '--python',
+      target,
+      ...uvPipConfig(request.env),
+      ...what,
+    ]);
     return { name: 'uv', version: await toolVersion(uv!, ['--version']) };
   }
   if (installer === 'pip --python') {
-    await step(request, workspace, 'deps-install-failed', base.path, ['-m', 'pip', '--python', target, 'install', ...what]);
+    await step(request, workspace, 'deps-install-failed', base.path, [
+      '-m',
+      'pip',
+      '--python',
+      target,
+      'install',
+      ...what,
+    ]);
     return { name: 'pip', version: basePip!.join('.') };
   }
   await step(request, workspace, 'deps-install-failed', target, ['-m', 'pip', 'install', ...what]);
@@ -161,7 +191,13 @@ function uvPipConfig(env: Record<string, string> | undefined): string[] {
 }
 
 /** Run one build command, its output into the log; a failure becomes the given kind, with the output's cause. */
-async function step(request: BuildRequest, workspace: Workspace, kind: 'venv-create-failed' | 'deps-install-failed', file: string, args: string[]): Promise<void> {
+async function step(
+  request: BuildRequest,
+  workspace: Workspace,
+  kind: 'venv-create-failed' | 'deps-install-failed',
+  file: string,
+  args: string[],
+): Promise<void> {
   workspace.log.write(`$ ${[file, ...args].join(' ')}\n`);
   const child = execa(file, args, {
     cwd: request.bundleDir,
@@ -177,10 +213,19 @@ async function step(request: BuildRequest, workspace: Workspace, kind: 'venv-cre
   workspace.log.write(`# exit ${result.exitCode ?? result.signal}${result.timedOut ? ' (timed out)' : ''}\n`);
   if (result.exitCode === 0) return;
   const output = String(result.all ?? '');
-  const evidence = { exitCode: result.exitCode ?? null, signal: result.signal ?? null, stderrTail: output.slice(-4000), notes: [`full output: ${workspace.logFile}`] };
+  const evidence = {
+    exitCode: result.exitCode ?? null,
+    signal: result.signal ?? null,
+    stderrTail: output.slice(-4000),
+    notes: [`full output: ${workspace.logFile}`],
+  };
   const timedOut = result.timedOut ? ` (timed out after ${Math.round(request.installTimeoutMs / 1000)} s)` : '';
   if (kind === 'venv-create-failed') {
-    throw new Failure(kind, `Creating the venv failed${timedOut}: ${lastErrorLine(output) ?? `${path.basename(file)} exited with ${result.exitCode ?? result.signal}`}`, evidence);
+    throw new Failure(
+      kind,
+      `Creating the venv failed${timedOut}: ${lastErrorLine(output) ?? `${path.basename(file)} exited with ${result.exitCode ?? result.signal}`}`,
+      evidence,
+    );
   }
   const culprit = failingRequirement(output, request.deps.requirements);
   const what = culprit ? `Installing ${culprit.spec}` : "Installing the bundle's dependencies";
@@ -191,9 +236,18 @@ async function step(request: BuildRequest, workspace: Workspace, kind: 'venv-cre
     ? `the package index ${unreachable.url ?? ''}${unreachable.url ? ' ' : ''}could not be reached (${unreachable.why}); ${path.basename(file) === 'uv' ? 'uv' : 'pip'} said: ${said}`
     : said;
   if (unreachable) {
-    evidence.notes.push(unreachable.how === 'probe' ? `found by connecting to ${unreachable.url} after the install failed (the installer's output does not say why it found no versions)` : "found in the installer's output (its retries)");
+    evidence.notes.push(
+      unreachable.how === 'probe'
+        ? `found by connecting to ${unreachable.url} after the install failed (the installer's output does not say why it found no versions)`
+        : "found in the installer's output (its retries)",
+    );
   }
-  throw new Failure(kind, `${what} failed${timedOut}: ${cause}`, evidence, culprit ? { file: culprit.file, line: culprit.line } : undefined);
+  throw new Failure(
+    kind,
+    `${what} failed${timedOut}: ${cause}`,
+    evidence,
+    culprit ? { file: culprit.file, line: culprit.line } : undefined,
+  );
 }
 
 /** The requirement pip or uv names in its error, matched by normalised project name. */
@@ -209,7 +263,10 @@ export function failingRequirement(output: string, requirements: readonly Requir
   for (const pattern of patterns) {
     const named = pattern.exec(output)?.[1];
     if (!named) continue;
-    const name = named.replace(/[<>=!~;[].*$/, '').toLowerCase().replace(/[-_.]+/g, '-');
+    const name = named
+      .replace(/[<>=!~;[].*$/, '')
+      .toLowerCase()
+      .replace(/[-_.]+/g, '-');
     const match = requirements.find((r) => r.name === name);
     if (match) return match;
   }
@@ -217,8 +274,16 @@ export function failingRequirement(output: string, requirements: readonly Requir
 }
 
 function lastErrorLine(output: string): string | undefined {
-  const lines = output.split('\n').map((l) => l.trim()).filter(Boolean);
-  return [...lines].reverse().find((l) => /^(ERROR|error)[:\s]|^×/.test(l))?.replace(/^ERROR:\s*/, '') ?? lines.at(-1);
+  const lines = output
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  return (
+    [...lines]
+      .reverse()
+      .find((l) => /^(ERROR|error)[:\s]|^×/.test(l))
+      ?.replace(/^ERROR:\s*/, '') ?? lines.at(-1)
+  );
 }
 
 async function pipVersion(request: BuildRequest, log: WriteStream): Promise<number[] | undefined> {
@@ -292,9 +357,14 @@ async function functionalCheckOf(request: BuildRequest, temp: string): Promise<s
       .then(() => "the runner reached the bundle's code in it (the bundle is still importing)");
     return await Promise.race([ready, slowBundle]);
   } catch (error) {
-    if (reached()) return `the runner reached the bundle's code in it (the bundle then failed: ${isFailure(error) ? error.kind : 'error'})`;
+    if (reached())
+      return `the runner reached the bundle's code in it (the bundle then failed: ${isFailure(error) ? error.kind : 'error'})`;
     const cause = isFailure(error) ? error.message : String(error);
-    throw new Failure('venv-create-failed', `The new venv cannot run the runner: ${cause}`, isFailure(error) ? error.evidence : {});
+    throw new Failure(
+      'venv-create-failed',
+      `The new venv cannot run the runner: ${cause}`,
+      isFailure(error) ? error.evidence : {},
+    );
   } finally {
     clearTimeout(grace);
     await runner.kill();

@@ -17,7 +17,16 @@ import { buildVenv, installLogFile, tempPrefix } from './build';
 import { probeInterpreter, type InterpreterInfo } from './interpreter';
 import { DirLock, holderGone, readOwner, type LockEvent, type LockOwner } from '../lock/dirLock';
 import { venvsDirProblem } from './venvsDir';
-import { LAST_USED_FILE, MARKER_FILE, readMarker, validateVenv, venvPython, type Check, type Validity, type VenvMarker } from './marker';
+import {
+  LAST_USED_FILE,
+  MARKER_FILE,
+  readMarker,
+  validateVenv,
+  venvPython,
+  type Check,
+  type Validity,
+  type VenvMarker,
+} from './marker';
 
 export type VenvEvent =
   | { type: 'venv-reuse'; key: string; path: string }
@@ -130,7 +139,11 @@ function checkExpectedKey(expected: string, key: string, base: InterpreterInfo):
     if (w[3] !== k[3]) why.push(`the dependency files hash to ${k[3]}, not ${w[3]}`);
   }
   const kind = w && k && w[2] !== k[2] && w[1] === k[1] ? 'python-mismatch' : 'bad-input';
-  throw new Failure(kind, `The venv would be ${key}, but the run to reproduce used ${want}${why.length ? `: ${why.join('; ')}` : ''}; it would not be the same environment.`, { tried: [base.realPath] });
+  throw new Failure(
+    kind,
+    `The venv would be ${key}, but the run to reproduce used ${want}${why.length ? `: ${why.join('; ')}` : ''}; it would not be the same environment.`,
+    { tried: [base.realPath] },
+  );
 }
 
 /** `MODELOPS_FORCE_FRESH_VENV`: only the string "true", in any case, as in production. */
@@ -174,7 +187,14 @@ export class VenvCache {
       await this.clearLeftovers(key, again);
       this.emit({ type: 'venv-build', key, reason: again.reason });
       const result = await buildVenv(this.buildRequest(key, bundleDir, digest, deps, base));
-      this.emit({ type: 'venv-built', key, path: result.path, ms: result.marker.buildMs, installer: result.marker.installer.name, logFile: result.logFile });
+      this.emit({
+        type: 'venv-built',
+        key,
+        path: result.path,
+        ms: result.marker.buildMs,
+        installer: result.marker.installer.name,
+        logFile: result.logFile,
+      });
       await touch(path.join(result.path, LAST_USED_FILE));
       return lease(key, result.path, true, again.reason, false, async () => undefined);
     } finally {
@@ -191,10 +211,15 @@ export class VenvCache {
     await this.checkDir('list');
     const dirents = await fs.readdir(this.dir, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return []; // nothing built yet
-      throw new Failure('venv-create-failed', `The venvs directory ${this.dir} cannot be read (${explainErrno(error.code ?? 'EIO')}).`);
+      throw new Failure(
+        'venv-create-failed',
+        `The venvs directory ${this.dir} cannot be read (${explainErrno(error.code ?? 'EIO')}).`,
+      );
     });
     // venvs are the visible directories; locks are `<key>.lock`, builds and removals hidden
-    const keys = dirents.filter((d) => d.isDirectory() && !d.name.startsWith('.') && !d.name.endsWith('.lock')).map((d) => d.name);
+    const keys = dirents
+      .filter((d) => d.isDirectory() && !d.name.startsWith('.') && !d.name.endsWith('.lock'))
+      .map((d) => d.name);
     const entries: VenvEntry[] = [];
     for (const key of keys.sort()) entries.push(await this.entry(key));
     return entries;
@@ -205,7 +230,12 @@ export class VenvCache {
     const safe = safeKey(key);
     const validity = await validateVenv(path.join(this.dir, safe), safe);
     if (validity.checks[0]?.ok === false) throw new Failure('bad-input', `No venv ${safe} in ${this.dir}.`);
-    return { ...(await this.entry(safe, validity)), checks: validity.checks, marker: validity.marker, logFile: installLogFile(this.dir, safe) };
+    return {
+      ...(await this.entry(safe, validity)),
+      checks: validity.checks,
+      marker: validity.marker,
+      logFile: installLogFile(this.dir, safe),
+    };
   }
 
   /** Remove one venv; refused while a live process runs its interpreter, unless forced. */
@@ -217,11 +247,18 @@ export class VenvCache {
     });
     const users = processesUsing(venv);
     if (users.length && !options.force) {
-      throw new Failure('bad-input', `Venv ${safe} is in use by pid ${users.join(', ')}; stop those processes or pass --force.`);
+      throw new Failure(
+        'bad-input',
+        `Venv ${safe} is in use by pid ${users.join(', ')}; stop those processes or pass --force.`,
+      );
     }
     await removeDir(venv);
     await fs.rm(installLogFile(this.dir, safe), { force: true });
-    this.emit({ type: 'venv-removed', key: safe, reason: users.length ? `removed by request while in use by pid ${users.join(', ')}` : 'removed by request' });
+    this.emit({
+      type: 'venv-removed',
+      key: safe,
+      reason: users.length ? `removed by request while in use by pid ${users.join(', ')}` : 'removed by request',
+    });
   }
 
   /**
@@ -231,7 +268,11 @@ export class VenvCache {
   async rebuild(key: string): Promise<VenvLease> {
     const safe = safeKey(key);
     const marker = await readMarker(path.join(this.dir, safe));
-    if (!marker) throw new Failure('bad-input', `Venv ${safe} cannot be rebuilt: its marker (${MARKER_FILE}) is missing or unreadable, so what it was built for is unknown; delete it and run its bundle again.`);
+    if (!marker)
+      throw new Failure(
+        'bad-input',
+        `Venv ${safe} cannot be rebuilt: its marker (${MARKER_FILE}) is missing or unreadable, so what it was built for is unknown; delete it and run its bundle again.`,
+      );
     await fs.stat(marker.bundle).catch(() => {
       throw new Failure('bad-input', `Venv ${safe} cannot be rebuilt: its bundle ${marker.bundle} is gone.`);
     });
@@ -245,7 +286,9 @@ export class VenvCache {
    * most recently used, or the least recently used until the cache fits `maxSizeGB`. Broken
    * venvs, orphaned private venvs and abandoned build directories always go. Venvs in use stay.
    */
-  async prune(options: PruneOptions): Promise<{ removed: { key: string; reason: string; sizeBytes: number }[]; kept: number }> {
+  async prune(
+    options: PruneOptions,
+  ): Promise<{ removed: { key: string; reason: string; sizeBytes: number }[]; kept: number }> {
     const entries = await this.list();
     const removed: { key: string; reason: string; sizeBytes: number }[] = [];
     const doomed = new Map<string, string>();
@@ -253,13 +296,18 @@ export class VenvCache {
       if (entry.orphanedFresh) doomed.set(entry.key, 'private venv of a run that is gone');
       else if (!entry.valid) doomed.set(entry.key, `broken: ${entry.reason}`);
     }
-    const byRecency = entries.filter((e) => !doomed.has(e.key)).sort((a, b) => (b.lastUsedAt ?? '').localeCompare(a.lastUsedAt ?? ''));
+    const byRecency = entries
+      .filter((e) => !doomed.has(e.key))
+      .sort((a, b) => (b.lastUsedAt ?? '').localeCompare(a.lastUsedAt ?? ''));
     if (options.olderThanDays !== undefined) {
       const cutoff = Date.now() - options.olderThanDays * 86_400_000;
-      for (const entry of byRecency) if (Date.parse(entry.lastUsedAt ?? entry.createdAt ?? '0') < cutoff) doomed.set(entry.key, `unused for more than ${options.olderThanDays} days`);
+      for (const entry of byRecency)
+        if (Date.parse(entry.lastUsedAt ?? entry.createdAt ?? '0') < cutoff)
+          doomed.set(entry.key, `unused for more than ${options.olderThanDays} days`);
     }
     if (options.keep !== undefined) {
-      for (const entry of byRecency.slice(options.keep)) if (!doomed.has(entry.key)) doomed.set(entry.key, `beyond the ${options.keep} most recently used`);
+      for (const entry of byRecency.slice(options.keep))
+        if (!doomed.has(entry.key)) doomed.set(entry.key, `beyond the ${options.keep} most recently used`);
     }
     if (options.maxSizeGB !== undefined) {
       let total = byRecency.filter((e) => !doomed.has(e.key)).reduce((sum, e) => sum + e.sizeBytes, 0);
@@ -308,12 +356,28 @@ export class VenvCache {
     return lease(key, venv, false, 'valid', false, async () => undefined);
   }
 
-  private async buildFresh(key: string, bundleDir: string, digest: string, deps: BundleDeps, base: InterpreterInfo): Promise<VenvLease> {
+  private async buildFresh(
+    key: string,
+    bundleDir: string,
+    digest: string,
+    deps: BundleDeps,
+    base: InterpreterInfo,
+  ): Promise<VenvLease> {
     await this.checkDir('build');
     const freshKey = `${key}-fresh-${randomBytes(4).toString('hex')}`;
     this.emit({ type: 'venv-build', key: freshKey, reason: 'a fresh venv was asked for (force fresh)' });
-    const result = await buildVenv({ ...this.buildRequest(freshKey, bundleDir, digest, deps, base), privateOwner: true });
-    this.emit({ type: 'venv-built', key: freshKey, path: result.path, ms: result.marker.buildMs, installer: result.marker.installer.name, logFile: result.logFile });
+    const result = await buildVenv({
+      ...this.buildRequest(freshKey, bundleDir, digest, deps, base),
+      privateOwner: true,
+    });
+    this.emit({
+      type: 'venv-built',
+      key: freshKey,
+      path: result.path,
+      ms: result.marker.buildMs,
+      installer: result.marker.installer.name,
+      logFile: result.logFile,
+    });
     return lease(freshKey, result.path, true, 'a fresh venv was asked for (force fresh)', true, async () => {
       await removeDir(result.path);
       await fs.rm(result.logFile, { force: true });
@@ -362,7 +426,9 @@ export class VenvCache {
     const marker = validity.marker ?? (await readMarker(venv));
     const lastUsed = await fs.stat(path.join(venv, LAST_USED_FILE)).catch(() => undefined);
     const owner = marker?.owner;
-    const orphanedFresh = key.includes('-fresh-') && (!owner || holderGone({ ...owner, nonce: '', acquiredAt: '', purpose: '' }) !== undefined);
+    const orphanedFresh =
+      key.includes('-fresh-') &&
+      (!owner || holderGone({ ...owner, nonce: '', acquiredAt: '', purpose: '' }) !== undefined);
     return {
       key,
       path: venv,
@@ -386,7 +452,14 @@ export class VenvCache {
   }
 }
 
-function lease(key: string, venv: string, built: boolean, reason: string, fresh: boolean, release: () => Promise<void>): VenvLease {
+function lease(
+  key: string,
+  venv: string,
+  built: boolean,
+  reason: string,
+  fresh: boolean,
+  release: () => Promise<void>,
+): VenvLease {
   return { key, path: venv, python: venvPython(venv), built, reason, fresh, release };
 }
 
@@ -394,7 +467,12 @@ function checkRequiresPython(deps: BundleDeps, base: InterpreterInfo): void {
   const required = deps.requiresPython;
   if (!required) return;
   if (!validRange(required.spec)) {
-    throw new Failure('bad-input', `requires-python = "${required.spec}" is not a valid version specifier.`, {}, required.location);
+    throw new Failure(
+      'bad-input',
+      `requires-python = "${required.spec}" is not a valid version specifier.`,
+      {},
+      required.location,
+    );
   }
   if (!satisfies(base.version, required.spec)) {
     throw new Failure(
@@ -409,11 +487,13 @@ function checkRequiresPython(deps: BundleDeps, base: InterpreterInfo): void {
 /** A key from input never names anything outside the cache directory. */
 function safeKey(key: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(key) || key.includes('..')) {
-    throw new Failure('bad-input', `${JSON.stringify(key)} is not a venv key (letters, digits, ".", "_" and "-" only).`);
+    throw new Failure(
+      'bad-input',
+      `${JSON.stringify(key)} is not a venv key (letters, digits, ".", "_" and "-" only).`,
+    );
   }
   return key;
 }
-
 
 /** Rename aside first, so a half-removed directory is never mistaken for a venv. */
 async function removeDir(dir: string): Promise<void> {
@@ -424,7 +504,11 @@ async function removeDir(dir: string): Promise<void> {
     const system = systemError(error);
     if (system?.code === 'ENOENT') return; // gone already
     // never say "removed" of what is still there (a read-only cache, say)
-    throw new Failure('venv-create-failed', system ? describeSystemError(system, 'remove') : `Could not remove ${dir}: ${String(error)}.`, { notes: [`venv: ${dir}`] });
+    throw new Failure(
+      'venv-create-failed',
+      system ? describeSystemError(system, 'remove') : `Could not remove ${dir}: ${String(error)}.`,
+      { notes: [`venv: ${dir}`] },
+    );
   }
   await fs.rm(aside, { recursive: true, force: true });
 }

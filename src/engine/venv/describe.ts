@@ -24,7 +24,9 @@ export function describeVenvEvent(event: VenvEvent): string {
  * folder's name, with the parent folder added where two bundles would read the same. A venv
  * whose marker cannot say is called by its key.
  */
-export function venvLabels(entries: readonly { key: string; bundle?: string; bundleName?: string; python?: string; deps?: number }[]): Map<string, string> {
+export function venvLabels(
+  entries: readonly { key: string; bundle?: string; bundleName?: string; python?: string; deps?: number }[],
+): Map<string, string> {
   const folder = (bundle: string) => bundle.split(/[\\/]+/).filter(Boolean);
   const nameOf = (entry: (typeof entries)[number], withParent: boolean) => {
     if (entry.bundleName) return entry.bundleName;

@@ -28,7 +28,8 @@ export interface InterpreterInfo extends BinaryIdentity {
   implementation: string;
 }
 
-const PROBE = 'import sys, platform; print(sys.version_info[0], sys.version_info[1], sys.version_info[2], platform.python_implementation())';
+const PROBE =
+  'import sys, platform; print(sys.version_info[0], sys.version_info[1], sys.version_info[2], platform.python_implementation())';
 const PROBE_TIMEOUT_MS = 30_000;
 const CACHE_FILE = '.interpreters.json';
 
@@ -62,15 +63,25 @@ export async function probeInterpreter(python: string, cacheDir?: string): Promi
   const probe = await execa(python, ['-c', PROBE], { reject: false, timeout: PROBE_TIMEOUT_MS, stdin: 'ignore' });
   const fields = String(probe.stdout).trim().split(/\s+/);
   if (probe.exitCode !== 0 || fields.length < 4) {
-    throw new Failure('interpreter-not-found', `${python} did not run as Python (${probe.timedOut ? 'timed out' : `exit ${probe.exitCode ?? probe.signal}`})`, {
-      tried: [python],
-      exitCode: probe.exitCode ?? null,
-      signal: probe.signal ?? null,
-      stderrTail: String(probe.stderr).slice(-4000),
-    });
+    throw new Failure(
+      'interpreter-not-found',
+      `${python} did not run as Python (${probe.timedOut ? 'timed out' : `exit ${probe.exitCode ?? probe.signal}`})`,
+      {
+        tried: [python],
+        exitCode: probe.exitCode ?? null,
+        signal: probe.signal ?? null,
+        stderrTail: String(probe.stderr).slice(-4000),
+      },
+    );
   }
   const [major, minor, micro, implementation] = fields;
-  const info: InterpreterInfo = { ...identity, path: python, version: `${major}.${minor}.${micro}`, versionXY: `${major}.${minor}`, implementation };
+  const info: InterpreterInfo = {
+    ...identity,
+    path: python,
+    version: `${major}.${minor}.${micro}`,
+    versionXY: `${major}.${minor}`,
+    implementation,
+  };
   memory.set(key, info);
   if (cacheDir) await writeCache(cacheDir, key, info);
   return info;
@@ -78,7 +89,10 @@ export async function probeInterpreter(python: string, cacheDir?: string): Promi
 
 async function readCache(cacheDir: string, key: string): Promise<InterpreterInfo | undefined> {
   try {
-    const entries = JSON.parse(await fs.readFile(path.join(cacheDir, CACHE_FILE), 'utf8')) as Record<string, InterpreterInfo>;
+    const entries = JSON.parse(await fs.readFile(path.join(cacheDir, CACHE_FILE), 'utf8')) as Record<
+      string,
+      InterpreterInfo
+    >;
     return entries[key];
   } catch {
     return undefined; // absent or unreadable: ask the interpreter

@@ -91,7 +91,12 @@ export async function validateVenv(venvDir: string, key: string, base?: BinaryId
     marker = JSON.parse(await fs.readFile(path.join(venvDir, MARKER_FILE), 'utf8')) as VenvMarker;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    return fail('marker', code === 'ENOENT' ? `no ${MARKER_FILE}: the build never finished` : `${MARKER_FILE} is unreadable (${(error as Error).message})`);
+    return fail(
+      'marker',
+      code === 'ENOENT'
+        ? `no ${MARKER_FILE}: the build never finished`
+        : `${MARKER_FILE} is unreadable (${(error as Error).message})`,
+    );
   }
   if (marker?.schema !== MARKER_SCHEMA || typeof marker.python?.realPath !== 'string') {
     return fail('marker', `${MARKER_FILE} is not a schema-${MARKER_SCHEMA} marker`);
@@ -113,10 +118,16 @@ export async function validateVenv(venvDir: string, key: string, base?: BinaryId
   pass('interpreter', `bin/python → ${target.realPath}`);
 
   if (!sameBinary(target, marker.python)) {
-    return fail('interpreter identity', `bin/python is now ${describeBinary(target)}, the venv was built from ${describeBinary(marker.python)}`);
+    return fail(
+      'interpreter identity',
+      `bin/python is now ${describeBinary(target)}, the venv was built from ${describeBinary(marker.python)}`,
+    );
   }
   if (base && !sameBinary(base, marker.python)) {
-    return fail('interpreter identity', `the requested interpreter is ${describeBinary(base)}, the venv was built from ${describeBinary(marker.python)}`);
+    return fail(
+      'interpreter identity',
+      `the requested interpreter is ${describeBinary(base)}, the venv was built from ${describeBinary(marker.python)}`,
+    );
   }
   pass('interpreter identity', describeBinary(target));
 

@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { explainErrno, systemError } from '../errno';
 import { Failure } from '../failure';
 
-const CHOOSE_ANOTHER = 'choose another venvs directory with MODELOPS_VENVS_DIR or --venvs-dir (the modelopsDebugger.venvsDir setting in the editor)';
+const CHOOSE_ANOTHER =
+  'choose another venvs directory with MODELOPS_VENVS_DIR or --venvs-dir (the modelopsDebugger.venvsDir setting in the editor)';
 
 /**
  * Why `dir` cannot serve: for `list`, only a path that cannot be a directory at all; for `build`,
@@ -24,9 +25,13 @@ export async function venvsDirProblem(dir: string, purpose: 'list' | 'build'): P
   const { at, stat } = found;
   if (!stat.isDirectory()) {
     const what = at === dir ? `is a file, not a directory` : `cannot be created: ${at} is a file, not a directory`;
-    return new Failure('venv-create-failed', `The venvs directory ${dir} ${what} (${explainErrno('ENOTDIR')}); ${CHOOSE_ANOTHER}.`, {
-      notes: [`venvs directory: ${dir}`],
-    });
+    return new Failure(
+      'venv-create-failed',
+      `The venvs directory ${dir} ${what} (${explainErrno('ENOTDIR')}); ${CHOOSE_ANOTHER}.`,
+      {
+        notes: [`venvs directory: ${dir}`],
+      },
+    );
   }
   if (purpose === 'list') return undefined;
   try {
@@ -41,13 +46,22 @@ export async function venvsDirProblem(dir: string, purpose: 'list' | 'build'): P
 function problem(dir: string, doing: string, error: unknown): Failure {
   const system = systemError(error);
   const why = system ? explainErrno(system.code) : String(error);
-  return new Failure('venv-create-failed', `The venvs directory ${dir} cannot be used: ${doing} (${why}); ${CHOOSE_ANOTHER}.`, {
-    notes: [`venvs directory: ${dir}`, ...(system?.syscall ? [`${system.syscall} ${system.path ?? ''}: ${system.message}`.trim()] : [])],
-  });
+  return new Failure(
+    'venv-create-failed',
+    `The venvs directory ${dir} cannot be used: ${doing} (${why}); ${CHOOSE_ANOTHER}.`,
+    {
+      notes: [
+        `venvs directory: ${dir}`,
+        ...(system?.syscall ? [`${system.syscall} ${system.path ?? ''}: ${system.message}`.trim()] : []),
+      ],
+    },
+  );
 }
 
 /** `dir`, or the closest of its ancestors that exists, with what it is. */
-async function nearestExisting(dir: string): Promise<{ at: string; stat: import('node:fs').Stats } | { at: string; error: unknown }> {
+async function nearestExisting(
+  dir: string,
+): Promise<{ at: string; stat: import('node:fs').Stats } | { at: string; error: unknown }> {
   let at = path.resolve(dir);
   for (;;) {
     try {

@@ -26,8 +26,13 @@ export function registerDaskCommands(log: vscode.LogOutputChannel): vscode.Dispo
         }));
       if (!address) return undefined;
       return sayingFailures(async () => {
-        const connected = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `ModelOps: connecting to ${address.trim()}` }, () =>
-          probeScheduler(address.trim(), { python: config().get<string>('daskPython') || undefined, connectTimeoutMs: RUN_DEFAULTS.connectTimeoutMs }),
+        const connected = await vscode.window.withProgress(
+          { location: vscode.ProgressLocation.Notification, title: `ModelOps: connecting to ${address.trim()}` },
+          () =>
+            probeScheduler(address.trim(), {
+              python: config().get<string>('daskPython') || undefined,
+              connectTimeoutMs: RUN_DEFAULTS.connectTimeoutMs,
+            }),
         );
         await config().update('daskScheduler', address.trim(), target());
         await config().update('backend', 'dask', target());

@@ -33,7 +33,12 @@ export interface RecordedHandshake {
   text?: string;
 }
 
-export function registerHandshakeCommands(log: vscode.LogOutputChannel, trace: ProtocolTrace, diagnostics: FailureDiagnostics, notices: Notices): vscode.Disposable[] {
+export function registerHandshakeCommands(
+  log: vscode.LogOutputChannel,
+  trace: ProtocolTrace,
+  diagnostics: FailureDiagnostics,
+  notices: Notices,
+): vscode.Disposable[] {
   const options = (bundle: vscode.Uri, runnerScript?: string) => ({
     bundleDir: bundle.fsPath,
     ...runtimeSettings((event) => log.info(describeVenvEvent(event))),
@@ -53,12 +58,14 @@ export function registerHandshakeCommands(log: vscode.LogOutputChannel, trace: P
     log.appendLine(shown);
     trace.flush();
     diagnostics.clearBundle(bundle.fsPath);
-    if (!report.ok && report.kind) diagnostics.addFailure({ kind: report.kind, message: report.message, location: report.location });
+    if (!report.ok && report.kind)
+      diagnostics.addFailure({ kind: report.kind, message: report.message, location: report.location });
     for (const warning of report.warnings) diagnostics.addWarning(warning);
     diagnostics.flush();
     const show = () => showText(shown, `handshake ${path.basename(bundle.fsPath)}.log`);
     const text = `ModelOps: ${handshakeVerdict(report)}`;
-    if (!report.ok) notices.show('error', text, { ...(report.location ? { Open: () => openAt(report.location!) } : {}), Show: show });
+    if (!report.ok)
+      notices.show('error', text, { ...(report.location ? { Open: () => openAt(report.location!) } : {}), Show: show });
     else if (report.warnings.length) notices.show('warning', text, { Show: show });
     else notices.show('info', text);
   };
@@ -67,27 +74,39 @@ export function registerHandshakeCommands(log: vscode.LogOutputChannel, trace: P
     vscode.commands.registerCommand('modelopsDebugger.handshake', async (uri?: vscode.Uri) => {
       const bundle = uri ?? (await pickFolder('Handshake Bundle'));
       if (!bundle) return undefined;
-      const { report } = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `ModelOps: handshake ${vscode.workspace.asRelativePath(bundle)}` }, () => handshake(options(bundle)));
+      const { report } = await vscode.window.withProgress(
+        {
+          location: vscode.ProgressLocation.Notification,
+          title: `ModelOps: handshake ${vscode.workspace.asRelativePath(bundle)}`,
+        },
+        () => handshake(options(bundle)),
+      );
       say(report, bundle);
       return report;
     }),
-    vscode.commands.registerCommand('modelopsDebugger.replayHandshake', async (uri?: vscode.Uri, given?: ReplayChoice) => {
-      const bundle = uri ?? (await pickFolder('Replay Handshake'));
-      if (!bundle) return undefined;
-      const choice = given ?? (await askForRunner());
-      if (!choice) return undefined;
-      if ('transcript' in choice) return replayTranscript(bundle, choice.transcript);
-      const runnerScript = choice.runner === 'script' ? choice.script : undefined;
-      const title = `ModelOps: handshake ${vscode.workspace.asRelativePath(bundle)} with ${runnerScript ? path.basename(runnerScript) : 'our runner'}`;
-      const { report, transcript } = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title }, () => handshake({ ...options(bundle, runnerScript), recordTranscript: true }));
-      say(report, bundle);
-      if (!transcript) return { report } satisfies RecordedHandshake; // it never got as far as a runner
-      const transcriptFile = saveTranscript(bundle, stringifyWireJson(transcript));
-      const verdict = renderHandshake(report, cwd(bundle));
-      const text = `${verdict}\nsaved to ${transcriptFile} ("Replay Handshake…" replays it)\n\n${renderTranscript(transcript)}`;
-      await showText(text, `handshake ${path.basename(bundle.fsPath)}.log`);
-      return { report, transcriptFile, text } satisfies RecordedHandshake;
-    }),
+    vscode.commands.registerCommand(
+      'modelopsDebugger.replayHandshake',
+      async (uri?: vscode.Uri, given?: ReplayChoice) => {
+        const bundle = uri ?? (await pickFolder('Replay Handshake'));
+        if (!bundle) return undefined;
+        const choice = given ?? (await askForRunner());
+        if (!choice) return undefined;
+        if ('transcript' in choice) return replayTranscript(bundle, choice.transcript);
+        const runnerScript = choice.runner === 'script' ? choice.script : undefined;
+        const title = `ModelOps: handshake ${vscode.workspace.asRelativePath(bundle)} with ${runnerScript ? path.basename(runnerScript) : 'our runner'}`;
+        const { report, transcript } = await vscode.window.withProgress(
+          { location: vscode.ProgressLocation.Notification, title },
+          () => handshake({ ...options(bundle, runnerScript), recordTranscript: true }),
+        );
+        say(report, bundle);
+        if (!transcript) return { report } satisfies RecordedHandshake; // it never got as far as a runner
+        const transcriptFile = saveTranscript(bundle, stringifyWireJson(transcript));
+        const verdict = renderHandshake(report, cwd(bundle));
+        const text = `${verdict}\nsaved to ${transcriptFile} ("Replay Handshake…" replays it)\n\n${renderTranscript(transcript)}`;
+        await showText(text, `handshake ${path.basename(bundle.fsPath)}.log`);
+        return { report, transcriptFile, text } satisfies RecordedHandshake;
+      },
+    ),
   ];
 
   /** A replay that cannot start (no transcript, a broken bundle) is said as a handshake's failure is: at its line. */
@@ -96,8 +115,9 @@ export function registerHandshakeCommands(log: vscode.LogOutputChannel, trace: P
     let report: ReplayReport;
     try {
       recorded = await readTranscript(file);
-      report = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `ModelOps: replaying ${path.basename(file)}` }, () =>
-        replay(recorded, { ...options(bundle, replayRunner(recorded.runner)), recordTranscript: false }),
+      report = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `ModelOps: replaying ${path.basename(file)}` },
+        () => replay(recorded, { ...options(bundle, replayRunner(recorded.runner)), recordTranscript: false }),
       );
     } catch (error) {
       if (!isFailure(error)) throw error; // a bug of ours: VS Code says it, with its stack
@@ -105,13 +125,20 @@ export function registerHandshakeCommands(log: vscode.LogOutputChannel, trace: P
       diagnostics.clearBundle(bundle.fsPath);
       diagnostics.addFailure(error);
       diagnostics.flush();
-      notices.show('error', `ModelOps: ${error.kind}: ${error.message}`, error.location ? { Open: () => openAt(error.location!) } : { 'Show Output': () => log.show() });
+      notices.show(
+        'error',
+        `ModelOps: ${error.kind}: ${error.message}`,
+        error.location ? { Open: () => openAt(error.location!) } : { 'Show Output': () => log.show() },
+      );
       return undefined;
     }
     const text = `${renderReplay(report)}\nrecorded: ${file}\n\n${renderTranscript(recorded)}`;
     await showText(text, `replay ${path.basename(file)}.log`);
     if (report.same) notices.show('info', `ModelOps: ${report.message}`);
-    else notices.show('warning', `ModelOps: ${report.message}`, { Show: () => showText(text, `replay ${path.basename(file)}.log`) });
+    else
+      notices.show('warning', `ModelOps: ${report.message}`, {
+        Show: () => showText(text, `replay ${path.basename(file)}.log`),
+      });
     return report;
   }
 }
@@ -119,22 +146,37 @@ export function registerHandshakeCommands(log: vscode.LogOutputChannel, trace: P
 /** The runner the conversation was recorded with: a production script as it was, ours as installed now. */
 function replayRunner(recorded: string): string | undefined {
   if (path.basename(recorded) === path.basename(ourRunnerScript())) return undefined;
-  if (!existsSync(recorded)) throw new Failure('bad-input', `The transcript was recorded with ${recorded}, which is gone; record it again with that runner.`);
+  if (!existsSync(recorded))
+    throw new Failure(
+      'bad-input',
+      `The transcript was recorded with ${recorded}, which is gone; record it again with that runner.`,
+    );
   return recorded;
 }
 
 async function askForRunner(): Promise<ReplayChoice | undefined> {
   const picked = await vscode.window.showQuickPick(
     [
-      { label: 'Our runner', description: 'modelops-debugger: diagnoses what the production runner cannot', id: 'ours' },
+      {
+        label: 'Our runner',
+        description: 'modelops-debugger: diagnoses what the production runner cannot',
+        id: 'ours',
+      },
       { label: 'A production runner script…', description: "e.g. modelops' subprocess_runner.py", id: 'script' },
-      { label: 'Replay a recorded transcript…', description: 'the same requests again; differences shown', id: 'transcript' },
+      {
+        label: 'Replay a recorded transcript…',
+        description: 'the same requests again; differences shown',
+        id: 'transcript',
+      },
     ],
     { title: 'Replay Handshake', placeHolder: 'Which runner?' },
   );
   if (!picked) return undefined;
   if (picked.id === 'ours') return { runner: 'ours' };
-  const file = picked.id === 'script' ? await pickFile('Use Runner', { 'Python scripts': ['py'] }) : await pickFile('Replay', { Transcripts: ['json'] });
+  const file =
+    picked.id === 'script'
+      ? await pickFile('Use Runner', { 'Python scripts': ['py'] })
+      : await pickFile('Replay', { Transcripts: ['json'] });
   if (!file) return undefined;
   return picked.id === 'script' ? { runner: 'script', script: file.fsPath } : { transcript: file.fsPath };
 }

@@ -35,8 +35,13 @@ export function registerEntrypointCompletion(): vscode.Disposable {
         if (!where) return undefined;
         const bundle = bundleOf(text);
         if (!bundle) return undefined;
-        const found = (await entrypointsOf(path.resolve(path.dirname(document.uri.fsPath), bundle))).filter((entry) => entry.kind === where.kind);
-        const range = where.stringStart === undefined ? undefined : new vscode.Range(document.positionAt(where.stringStart + 1), position);
+        const found = (await entrypointsOf(path.resolve(path.dirname(document.uri.fsPath), bundle))).filter(
+          (entry) => entry.kind === where.kind,
+        );
+        const range =
+          where.stringStart === undefined
+            ? undefined
+            : new vscode.Range(document.positionAt(where.stringStart + 1), position);
         return found.map((entry) => {
           const item = new vscode.CompletionItem(entry.value, vscode.CompletionItemKind.Value);
           item.detail = `${entry.kind} entrypoint · ${path.relative(path.resolve(path.dirname(document.uri.fsPath), bundle), entry.file)}:${entry.line}`;
@@ -76,7 +81,10 @@ interface Frame {
  * of `targets` (a target entrypoint). A small scan of the JSON up to the cursor, tolerant of
  * the document being half written; `stringStart` is the opening quote when inside a string.
  */
-export function valueAt(text: string, offset: number): { kind: FoundEntrypoint['kind']; stringStart?: number } | undefined {
+export function valueAt(
+  text: string,
+  offset: number,
+): { kind: FoundEntrypoint['kind']; stringStart?: number } | undefined {
   const stack: Frame[] = [];
   let pendingKey: string | undefined;
   let i = 0;
@@ -93,7 +101,12 @@ export function valueAt(text: string, offset: number): { kind: FoundEntrypoint['
       continue;
     }
     const top = stack[stack.length - 1];
-    if (char === '{' || char === '[') stack.push({ type: char === '{' ? 'object' : 'array', parentKey: top?.type === 'object' ? top.key : top?.parentKey, expectingKey: char === '{' });
+    if (char === '{' || char === '[')
+      stack.push({
+        type: char === '{' ? 'object' : 'array',
+        parentKey: top?.type === 'object' ? top.key : top?.parentKey,
+        expectingKey: char === '{',
+      });
     else if (char === '}' || char === ']') stack.pop();
     else if (char === ':' && top?.type === 'object') {
       top.key = pendingKey;
@@ -111,6 +124,7 @@ function decide(stack: Frame[], stringStart: number | undefined): ReturnType<typ
   const top = stack[stack.length - 1];
   if (!top) return undefined;
   if (top.type === 'object' && !top.expectingKey && top.key === 'entrypoint') return { kind: 'model', stringStart };
-  if (top.type === 'array' && (top.parentKey === 'targets' || top.parentKey === 'target_entrypoints')) return { kind: 'target', stringStart };
+  if (top.type === 'array' && (top.parentKey === 'targets' || top.parentKey === 'target_entrypoints'))
+    return { kind: 'target', stringStart };
   return undefined;
 }

@@ -42,13 +42,20 @@ export async function readJobFile(uri: vscode.Uri): Promise<JobFile | undefined>
   try {
     const stat = await vscode.workspace.fs.stat(uri);
     if (stat.size > MAX_JOB_FILE_BYTES) return undefined;
-    shape = recogniseJob(parseJobText(uri.fsPath, Buffer.from(await vscode.workspace.fs.readFile(uri)).toString('utf8')));
+    shape = recogniseJob(
+      parseJobText(uri.fsPath, Buffer.from(await vscode.workspace.fs.readFile(uri)).toString('utf8')),
+    );
   } catch {
     return undefined; // not JSON, or unreadable: not a job file either way
   }
   if (!shape) return undefined;
   const file = uri.fsPath;
-  if (shape.source === 'SimJob') return { file, shape, problem: 'a SimJob: run it with `modelops-debugger run FILE --bundle DIR` (its bundle_ref is a registry digest)' };
+  if (shape.source === 'SimJob')
+    return {
+      file,
+      shape,
+      problem: 'a SimJob: run it with `modelops-debugger run FILE --bundle DIR` (its bundle_ref is a registry digest)',
+    };
   const bundleDir = path.resolve(path.dirname(file), shape.bundle!);
   try {
     await loadJobFile(file);
@@ -83,14 +90,21 @@ export function jobFileItems(files: JobFile[]): JobFilePickItem[] {
 }
 
 function size(shape: JobShape): string {
-  if (shape.source === 'SimJob') return `${shape.sets} set${shape.sets === 1 ? '' : 's'}, ${shape.tasks} task${shape.tasks === 1 ? '' : 's'}`;
+  if (shape.source === 'SimJob')
+    return `${shape.sets} set${shape.sets === 1 ? '' : 's'}, ${shape.tasks} task${shape.tasks === 1 ? '' : 's'}`;
   return `${shape.sets} set${shape.sets === 1 ? '' : 's'} × ${shape.replicates ?? '?'} replicate${shape.replicates === 1 ? '' : 's'}`;
 }
 
 /** "Run Job File…": a job file of the workspace, or one browsed to. */
 export async function pickJobFile(given?: JobFilePickArgs): Promise<string | undefined> {
   const items = jobFileItems(await findJobFiles());
-  const picked = given ? given.pick(items) : await vscode.window.showQuickPick(items, { title: 'Run Job File', placeHolder: 'A job file of the workspace (recognised by its content), or Browse…', matchOnDescription: true });
+  const picked = given
+    ? given.pick(items)
+    : await vscode.window.showQuickPick(items, {
+        title: 'Run Job File',
+        placeHolder: 'A job file of the workspace (recognised by its content), or Browse…',
+        matchOnDescription: true,
+      });
   if (!picked) return undefined;
   if (picked.file) return picked.file;
   return (await pickFile('Run Job', { 'Job files': ['json'] }))?.fsPath;

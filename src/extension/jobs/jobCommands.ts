@@ -67,7 +67,13 @@ const CAPABILITIES = {
 /** The most of each runner's log shown in a job's stderr document: the end, where a failure is. */
 const STDERR_TAIL_BYTES = 256 * 1024;
 
-export function registerJobCommands(runner: JobRunner, model: JobModel, tree: JobsTreeProvider, log: vscode.LogOutputChannel, afterRun: () => void): vscode.Disposable[] {
+export function registerJobCommands(
+  runner: JobRunner,
+  model: JobModel,
+  tree: JobsTreeProvider,
+  log: vscode.LogOutputChannel,
+  afterRun: () => void,
+): vscode.Disposable[] {
   const running = async <T>(work: () => Promise<T>) => {
     try {
       return await sayingFailures(work, log);
@@ -77,16 +83,26 @@ export function registerJobCommands(runner: JobRunner, model: JobModel, tree: Jo
   };
   const job = (given: unknown, capability: Capability) => jobFor(tree, given, capability);
   return [
-    vscode.commands.registerCommand('modelopsDebugger.runJobFile', async (given?: vscode.Uri | JobFilePickArgs, options?: RunJobFileArgs) => {
-      // the job file given (explorer, tests), else the job file being edited, else the workspace's, picked
-      let file = given instanceof vscode.Uri ? given.fsPath : undefined;
-      const active = vscode.window.activeTextEditor?.document;
-      if (!file && !given && active?.uri.scheme === 'file' && active.languageId.startsWith('json') && (await readJobFile(active.uri))) file = active.fileName;
-      file ??= await pickJobFile(given instanceof vscode.Uri ? undefined : given);
-      if (!file) return undefined;
-      const chosen = file;
-      return running(() => runner.runJobFile(chosen, options?.ifResultsExist));
-    }),
+    vscode.commands.registerCommand(
+      'modelopsDebugger.runJobFile',
+      async (given?: vscode.Uri | JobFilePickArgs, options?: RunJobFileArgs) => {
+        // the job file given (explorer, tests), else the job file being edited, else the workspace's, picked
+        let file = given instanceof vscode.Uri ? given.fsPath : undefined;
+        const active = vscode.window.activeTextEditor?.document;
+        if (
+          !file &&
+          !given &&
+          active?.uri.scheme === 'file' &&
+          active.languageId.startsWith('json') &&
+          (await readJobFile(active.uri))
+        )
+          file = active.fileName;
+        file ??= await pickJobFile(given instanceof vscode.Uri ? undefined : given);
+        if (!file) return undefined;
+        const chosen = file;
+        return running(() => runner.runJobFile(chosen, options?.ifResultsExist));
+      },
+    ),
     vscode.commands.registerCommand('modelopsDebugger.runBundle', async (uri?: vscode.Uri, given?: RunBundleArgs) => {
       const bundle = uri ?? (await pickFolder('Run Bundle'));
       if (!bundle) return undefined;
@@ -104,13 +120,16 @@ export function registerJobCommands(runner: JobRunner, model: JobModel, tree: Jo
       const item = await job(given, CAPABILITIES.resume);
       return item && running(() => runner.resume(item.job.dir));
     }),
-    vscode.commands.registerCommand('modelopsDebugger.openJobResults', async (uri?: vscode.Uri): Promise<OpenedJob | undefined> => {
-      const folder = uri ?? (await pickFolder('Open Job Results'));
-      if (!folder) return undefined;
-      const opened = await sayingFailures(() => runner.openResults(folder.fsPath), log);
-      if (opened) await vscode.commands.executeCommand('modelopsDebugger.jobs.focus');
-      return opened;
-    }),
+    vscode.commands.registerCommand(
+      'modelopsDebugger.openJobResults',
+      async (uri?: vscode.Uri): Promise<OpenedJob | undefined> => {
+        const folder = uri ?? (await pickFolder('Open Job Results'));
+        if (!folder) return undefined;
+        const opened = await sayingFailures(() => runner.openResults(folder.fsPath), log);
+        if (opened) await vscode.commands.executeCommand('modelopsDebugger.jobs.focus');
+        return opened;
+      },
+    ),
     vscode.commands.registerCommand('modelopsDebugger.clearEarlierRuns', (item?: JobItem | EarlierRunsItem) => {
       if (!item) return 0;
       const cleared = model.clearEarlierRuns(item.job, (jobId) => runner.isRunning(jobId));
@@ -146,7 +165,10 @@ export function registerJobCommands(runner: JobRunner, model: JobModel, tree: Jo
       return sayingFailures(async () => {
         const reproduction = replicate ? replicateReproduction(replicate) : await jobCommandLine(item!.job.dir);
         await vscode.env.clipboard.writeText(reproduction.line);
-        if (reproduction.caveat) void vscode.window.showWarningMessage(`ModelOps: copied \`${reproduction.line}\`, but ${reproduction.caveat}.`);
+        if (reproduction.caveat)
+          void vscode.window.showWarningMessage(
+            `ModelOps: copied \`${reproduction.line}\`, but ${reproduction.caveat}.`,
+          );
         else void vscode.window.showInformationMessage(`ModelOps: copied \`${reproduction.line}\``);
         return reproduction;
       }, log);
@@ -159,15 +181,21 @@ export async function showJobStderr(tree: JobsTreeProvider, given: unknown): Pro
   const item = await jobFor(tree, given, CAPABILITIES.stderr);
   if (!item) return undefined;
   const logs = path.join(item.job.dir, 'logs');
-  const files = existsSync(logs) ? readdirSync(logs).filter((name) => name.endsWith('.stderr') && statSync(path.join(logs, name)).size > 0) : [];
+  const files = existsSync(logs)
+    ? readdirSync(logs).filter((name) => name.endsWith('.stderr') && statSync(path.join(logs, name)).size > 0)
+    : [];
   if (!files.length) {
-    void vscode.window.showInformationMessage(`ModelOps: no runner of job ${item.job.jobId} wrote to stderr (${logs}).`);
+    void vscode.window.showInformationMessage(
+      `ModelOps: no runner of job ${item.job.jobId} wrote to stderr (${logs}).`,
+    );
     return undefined;
   }
   const parts: string[] = [];
   for (const name of files.sort()) {
     const { text, skipped } = tail(path.join(logs, name), STDERR_TAIL_BYTES);
-    parts.push(`── ${path.join(logs, name)}${skipped ? ` (its last ${STDERR_TAIL_BYTES / 1024} KB; ${skipped} bytes before them not shown)` : ''} ──\n${text.endsWith('\n') || !text ? text : `${text}\n`}`);
+    parts.push(
+      `── ${path.join(logs, name)}${skipped ? ` (its last ${STDERR_TAIL_BYTES / 1024} KB; ${skipped} bytes before them not shown)` : ''} ──\n${text.endsWith('\n') || !text ? text : `${text}\n`}`,
+    );
   }
   const content = parts.join('\n');
   await showText(content, `stderr of ${item.job.jobId}.log`);
@@ -198,14 +226,26 @@ async function jobFor(tree: JobsTreeProvider, given: unknown, capability: Capabi
   const args = isPickArgs(given) ? given : undefined;
   const items: JobPickItem[] = jobItems(tree)
     .filter((item) => item.contextValue?.includes(capability.token))
-    .map((item) => ({ label: String(item.label), description: String(item.description ?? ''), detail: `${item.job.jobId} · ${item.job.dir}`, item }));
+    .map((item) => ({
+      label: String(item.label),
+      description: String(item.description ?? ''),
+      detail: `${item.job.jobId} · ${item.job.dir}`,
+      item,
+    }));
   if (!items.length) {
     const message = `ModelOps: no job in the Jobs view ${capability.applies}.`;
     args?.none?.(message);
     void vscode.window.showInformationMessage(message);
     return undefined;
   }
-  const picked = args ? args.pick(items) : await vscode.window.showQuickPick(items, { title: capability.title, placeHolder: 'Which job?', matchOnDescription: true, matchOnDetail: true });
+  const picked = args
+    ? args.pick(items)
+    : await vscode.window.showQuickPick(items, {
+        title: capability.title,
+        placeHolder: 'Which job?',
+        matchOnDescription: true,
+        matchOnDetail: true,
+      });
   return picked?.item;
 }
 
@@ -215,7 +255,8 @@ function jobItems(tree: JobsTreeProvider): JobItem[] {
   for (const node of tree.getChildren()) {
     const kind: string = node.kind;
     if (node.kind === 'job') found.push(node);
-    else if (kind !== 'set' && kind !== 'task') for (const child of tree.getChildren(node)) if (child.kind === 'job') found.push(child);
+    else if (kind !== 'set' && kind !== 'task')
+      for (const child of tree.getChildren(node)) if (child.kind === 'job') found.push(child);
   }
   return found;
 }
@@ -243,7 +284,9 @@ async function revealFolder(dir: string): Promise<'explorer' | 'os' | 'copied'> 
     return 'os';
   }
   await vscode.env.clipboard.writeText(dir);
-  void vscode.window.showInformationMessage(`ModelOps: results of this job are in ${dir} (path copied: it is outside the workspace, and this editor runs remotely, so it cannot open a file manager there).`);
+  void vscode.window.showInformationMessage(
+    `ModelOps: results of this job are in ${dir} (path copied: it is outside the workspace, and this editor runs remotely, so it cannot open a file manager there).`,
+  );
   return 'copied';
 }
 
@@ -252,10 +295,15 @@ async function revealFolder(dir: string): Promise<'explorer' | 'os' | 'copied'> 
  * replicate count and an entrypoint.
  */
 async function askForRun(bundle: vscode.Uri): Promise<RunBundleArgs | { jobFile: string } | undefined> {
-  const jobFiles = (await findJobFiles()).filter((job) => job.bundleDir === path.resolve(bundle.fsPath)).map((job) => job.file);
+  const jobFiles = (await findJobFiles())
+    .filter((job) => job.bundleDir === path.resolve(bundle.fsPath))
+    .map((job) => job.file);
   const PARAMS = 'Parameters file…';
   const picked = await vscode.window.showQuickPick(
-    [...jobFiles.map((file) => ({ label: vscode.workspace.asRelativePath(file), description: 'job file', file })), { label: PARAMS, description: 'a JSON list of parameter sets, with replicates', file: undefined }],
+    [
+      ...jobFiles.map((file) => ({ label: vscode.workspace.asRelativePath(file), description: 'job file', file })),
+      { label: PARAMS, description: 'a JSON list of parameter sets, with replicates', file: undefined },
+    ],
     { title: `Run ${path.basename(bundle.fsPath)}`, placeHolder: 'A job file for this bundle, or a parameters file' },
   );
   if (!picked) return undefined;
@@ -268,7 +316,11 @@ async function askForRun(bundle: vscode.Uri): Promise<RunBundleArgs | { jobFile:
     validateInput: (value) => (/^[1-9]\d*$/.test(value.trim()) ? undefined : 'a whole number, 1 or more'),
   });
   if (!replicates) return undefined;
-  const entrypoint = await vscode.window.showInputBox({ title: 'Entrypoint passed to the wire function', value: 'main', validateInput: (value) => (value.trim() ? undefined : 'an entrypoint, e.g. models.sir/baseline') });
+  const entrypoint = await vscode.window.showInputBox({
+    title: 'Entrypoint passed to the wire function',
+    value: 'main',
+    validateInput: (value) => (value.trim() ? undefined : 'an entrypoint, e.g. models.sir/baseline'),
+  });
   if (!entrypoint) return undefined;
   return { paramsFile: params.fsPath, replicates: Number(replicates.trim()), entrypoint: entrypoint.trim() };
 }

@@ -95,7 +95,13 @@ export class JobModel {
         paramId: set.paramId,
         // as Python writes them: 1.0 stays 1.0
         params: Object.fromEntries(Object.entries(set.params).map(([k, v]) => [k, scalarJson(v)])),
-        tasks: set.seeds.map((seed, replicate) => ({ key: simKey(set.paramId, replicate), replicate, seed: String(seed), state: 'queued', attempts: 0 })),
+        tasks: set.seeds.map((seed, replicate) => ({
+          key: simKey(set.paramId, replicate),
+          replicate,
+          seed: String(seed),
+          state: 'queued',
+          attempts: 0,
+        })),
         aggregation: { key: aggKey(set.paramId), replicate: -1, state: 'queued', attempts: 0 },
         ok: 0,
         failed: 0,
@@ -103,7 +109,14 @@ export class JobModel {
         running: 0,
       });
     }
-    const job: JobInfo = { jobId: spec.jobId, dir, status: 'running', sets, startedAt: Date.now(), source: source ?? this.jobs.get(spec.jobId)?.source };
+    const job: JobInfo = {
+      jobId: spec.jobId,
+      dir,
+      status: 'running',
+      sets,
+      startedAt: Date.now(),
+      source: source ?? this.jobs.get(spec.jobId)?.source,
+    };
     this.jobs.set(spec.jobId, job);
     return job;
   }
@@ -113,7 +126,15 @@ export class JobModel {
    * replaces it, a start removes it), never in place of a job of the same id that did run.
    */
   addNotStarted(source: string, jobId: string, failure: NonNullable<JobInfo['failure']>): JobInfo {
-    const job: JobInfo = { jobId, dir: '', status: 'aborted', failure, sets: new Map(), startedAt: Date.now(), notStarted: source };
+    const job: JobInfo = {
+      jobId,
+      dir: '',
+      status: 'aborted',
+      failure,
+      sets: new Map(),
+      startedAt: Date.now(),
+      notStarted: source,
+    };
     this.jobs.delete(notStartedKey(source)); // re-added last: the tree shows the newest first
     this.jobs.set(notStartedKey(source), job);
     return job;
@@ -137,26 +158,67 @@ export class JobModel {
       for (const task of set.tasks) {
         const record = onDisk?.sims.get(task.replicate);
         if (record) {
-          Object.assign(task, { pid: record.pid, worker: record.worker, ms: record.ms, attempts: record.attempts, kind: record.kind, message: record.message, location: record.location });
-          Object.assign(task, { stderr: record.stderr, crash: record.evidence ? crashFacts(record.evidence) : undefined });
+          Object.assign(task, {
+            pid: record.pid,
+            worker: record.worker,
+            ms: record.ms,
+            attempts: record.attempts,
+            kind: record.kind,
+            message: record.message,
+            location: record.location,
+          });
+          Object.assign(task, {
+            stderr: record.stderr,
+            crash: record.evidence ? crashFacts(record.evidence) : undefined,
+          });
           this.move(set, task, record.status);
         } else {
-          if (task.state === 'ok' || task.state === 'failed') Object.assign(task, { kind: undefined, message: undefined, location: undefined, stderr: undefined, crash: undefined }); // forgotten by a rerun
-          this.move(set, task, ended ? 'not-run' : task.state === 'ok' || task.state === 'failed' || !runningHere ? 'queued' : task.state);
+          if (task.state === 'ok' || task.state === 'failed')
+            Object.assign(task, {
+              kind: undefined,
+              message: undefined,
+              location: undefined,
+              stderr: undefined,
+              crash: undefined,
+            }); // forgotten by a rerun
+          this.move(
+            set,
+            task,
+            ended ? 'not-run' : task.state === 'ok' || task.state === 'failed' || !runningHere ? 'queued' : task.state,
+          );
         }
         if (ended || !task.warnings) task.warnings = warningsOf(disk.warnings.get(task.key));
       }
       const agg = onDisk?.agg;
-      if (agg) Object.assign(set.aggregation, { state: agg.status, ms: agg.ms, kind: agg.kind, message: agg.message, location: firstFailedLocation(agg) });
-      else Object.assign(set.aggregation, { state: ended ? 'not-run' : set.aggregation.state === 'running' && runningHere ? 'running' : 'queued', ms: undefined, kind: undefined, message: undefined, location: undefined });
-      if (ended || !set.aggregation.warnings) set.aggregation.warnings = warningsOf(disk.warnings.get(set.aggregation.key));
+      if (agg)
+        Object.assign(set.aggregation, {
+          state: agg.status,
+          ms: agg.ms,
+          kind: agg.kind,
+          message: agg.message,
+          location: firstFailedLocation(agg),
+        });
+      else
+        Object.assign(set.aggregation, {
+          state: ended ? 'not-run' : set.aggregation.state === 'running' && runningHere ? 'running' : 'queued',
+          ms: undefined,
+          kind: undefined,
+          message: undefined,
+          location: undefined,
+        });
+      if (ended || !set.aggregation.warnings)
+        set.aggregation.warnings = warningsOf(disk.warnings.get(set.aggregation.key));
     }
     job.problems = disk.problems.length ? disk.problems : undefined;
     if (runningHere) return;
     job.status = disk.status;
     job.counts = disk.counts;
     job.ms = disk.ms;
-    job.failure = disk.failure && { kind: disk.failure.kind, message: disk.failure.message, location: disk.failure.location };
+    job.failure = disk.failure && {
+      kind: disk.failure.kind,
+      message: disk.failure.message,
+      location: disk.failure.location,
+    };
   }
 
   /** The newest run of each job file (and each job run from elsewhere), newest first: the tree's top level. */
@@ -193,7 +255,9 @@ export class JobModel {
   endRun(job: JobInfo): void {
     if (job.status === 'running') job.status = 'aborted';
     for (const set of job.sets.values()) {
-      for (const task of set.tasks) if (task.state === 'queued' || task.state === 'running' || task.state === 'finished') this.move(set, task, 'not-run');
+      for (const task of set.tasks)
+        if (task.state === 'queued' || task.state === 'running' || task.state === 'finished')
+          this.move(set, task, 'not-run');
       if (set.aggregation.state === 'queued' || set.aggregation.state === 'running') set.aggregation.state = 'not-run';
     }
   }
@@ -223,14 +287,23 @@ export class JobModel {
       }
       case 'task-finished': {
         const found = this.find(job, event.key);
-        if (found && (found.task.state === 'queued' || found.task.state === 'running')) this.move(found.set, found.task, 'finished');
+        if (found && (found.task.state === 'queued' || found.task.state === 'running'))
+          this.move(found.set, found.task, 'finished');
         break;
       }
       case 'task-done': {
         const found = this.find(job, event.key);
         if (!found) break;
         const { set, task } = found;
-        Object.assign(task, { pid: event.pid, worker: event.worker, ms: event.ms, attempts: event.attempt, kind: event.kind, message: event.message, location: event.location });
+        Object.assign(task, {
+          pid: event.pid,
+          worker: event.worker,
+          ms: event.ms,
+          attempts: event.attempt,
+          kind: event.kind,
+          message: event.message,
+          location: event.location,
+        });
         Object.assign(task, { stderr: event.stderr, crash: event.crash });
         this.move(set, task, event.status);
         break;
@@ -242,19 +315,36 @@ export class JobModel {
       }
       case 'agg-done': {
         const set = this.aggregated(job, event.key);
-        if (set) Object.assign(set.aggregation, { state: event.status === 'ok' ? 'ok' : event.status === 'skipped' ? 'skipped' : 'failed', ms: event.ms, kind: event.kind, message: event.message, location: event.location });
+        if (set)
+          Object.assign(set.aggregation, {
+            state: event.status === 'ok' ? 'ok' : event.status === 'skipped' ? 'skipped' : 'failed',
+            ms: event.ms,
+            kind: event.kind,
+            message: event.message,
+            location: event.location,
+          });
         break;
       }
       case 'warning': {
         const task = event.key === undefined ? undefined : this.anyTask(job, event.key);
-        if (task) (task.warnings ??= []).push({ kind: event.kind, message: event.message, location: event.location, processes: event.descendants?.length });
+        if (task)
+          (task.warnings ??= []).push({
+            kind: event.kind,
+            message: event.message,
+            location: event.location,
+            processes: event.descendants?.length,
+          });
         break;
       }
       case 'job-done':
         job.status = event.status;
         job.counts = event.counts;
         job.ms = event.ms;
-        job.failure = event.failure && { kind: event.failure.kind, message: event.failure.message, location: event.failure.location };
+        job.failure = event.failure && {
+          kind: event.failure.kind,
+          message: event.failure.message,
+          location: event.failure.location,
+        };
         this.endRun(job);
         break;
     }
@@ -289,5 +379,10 @@ function notStartedKey(source: string): string {
 }
 
 function warningsOf(events: WarningEvent[] | undefined): TaskWarning[] | undefined {
-  return events?.map((event) => ({ kind: event.kind, message: event.message, location: event.location, processes: event.descendants?.length }));
+  return events?.map((event) => ({
+    kind: event.kind,
+    message: event.message,
+    location: event.location,
+    processes: event.descendants?.length,
+  }));
 }

@@ -40,7 +40,10 @@ export interface JobRunResult {
   failure?: ReturnType<Failure['toJSON']>;
 }
 
-const NO_COUNTS: JobOutcome['counts'] = { sims: { total: 0, ok: 0, failed: 0, pending: 0 }, aggregations: { total: 0, ok: 0, failed: 0, skipped: 0, pending: 0 } };
+const NO_COUNTS: JobOutcome['counts'] = {
+  sims: { total: 0, ok: 0, failed: 0, pending: 0 },
+  aggregations: { total: 0, ok: 0, failed: 0, skipped: 0, pending: 0 },
+};
 
 /**
  * What to do when a job file's results exist already (tests and other extensions pass it
@@ -84,27 +87,44 @@ export class JobRunner implements vscode.Disposable {
   }
 
   async runJobFile(file: string, ifResultsExist?: IfResultsExist): Promise<JobRunResult | OpenedJob | undefined> {
-    return this.runNew(file, path.basename(file), async () => {
-      try {
-        const job = await loadJobFile(file);
-        await checkBundleDir(job.bundleDir);
-        return job;
-      } catch (error) {
-        throw await locateInJobFile(error, file); // the editor puts it at the field's line
-      }
-    }, path.dirname(file), file, ifResultsExist);
+    return this.runNew(
+      file,
+      path.basename(file),
+      async () => {
+        try {
+          const job = await loadJobFile(file);
+          await checkBundleDir(job.bundleDir);
+          return job;
+        } catch (error) {
+          throw await locateInJobFile(error, file); // the editor puts it at the field's line
+        }
+      },
+      path.dirname(file),
+      file,
+      ifResultsExist,
+    );
   }
 
   /** A bundle with a parameters file (a JSON list of parameter sets) and a replicate count. */
-  async runBundle(input: ShortcutInput, ifResultsExist?: IfResultsExist): Promise<JobRunResult | OpenedJob | undefined> {
-    return this.runNew(input.bundleDir, input.jobId ?? path.basename(input.bundleDir), async () => {
-      await checkBundleDir(input.bundleDir);
-      try {
-        return await jobFromParamsFile(input);
-      } catch (error) {
-        throw await locateInJobFile(error, input.paramsFile);
-      }
-    }, input.bundleDir, input.paramsFile, ifResultsExist);
+  async runBundle(
+    input: ShortcutInput,
+    ifResultsExist?: IfResultsExist,
+  ): Promise<JobRunResult | OpenedJob | undefined> {
+    return this.runNew(
+      input.bundleDir,
+      input.jobId ?? path.basename(input.bundleDir),
+      async () => {
+        await checkBundleDir(input.bundleDir);
+        try {
+          return await jobFromParamsFile(input);
+        } catch (error) {
+          throw await locateInJobFile(error, input.paramsFile);
+        }
+      },
+      input.bundleDir,
+      input.paramsFile,
+      ifResultsExist,
+    );
   }
 
   /**
@@ -114,7 +134,14 @@ export class JobRunner implements vscode.Disposable {
    * its line, a notification that opens it. A job whose results exist already asks what to do
    * (resultsExist). `source`: the job file or parameters file, under which the tree keeps runs.
    */
-  private async runNew(origin: string, label: string, load: () => Promise<JobSpec>, near: string, source: string, ifResultsExist: IfResultsExist | undefined): Promise<JobRunResult | OpenedJob | undefined> {
+  private async runNew(
+    origin: string,
+    label: string,
+    load: () => Promise<JobSpec>,
+    near: string,
+    source: string,
+    ifResultsExist: IfResultsExist | undefined,
+  ): Promise<JobRunResult | OpenedJob | undefined> {
     let job: JobSpec | undefined;
     let store: ResultsStore | undefined;
     let backend: ReturnType<typeof backendSettings>;
@@ -153,29 +180,49 @@ export class JobRunner implements vscode.Disposable {
     this.diagnostics.flush();
     this.log.error(`job ${jobId} did not start: ${failure.kind}: ${failure.message}`);
     this.sayAborted(jobId, 'did not start', failure);
-    return { jobId, dir: '', status: 'aborted', exitCode: exitCodeFor(failure.kind), counts: NO_COUNTS, failure: cause };
+    return {
+      jobId,
+      dir: '',
+      status: 'aborted',
+      exitCode: exitCodeFor(failure.kind),
+      counts: NO_COUNTS,
+      failure: cause,
+    };
   }
 
   /** An aborted job's notification: its cause, and a button to the line it is at (or to what to change). */
   private sayAborted(jobId: string, what: string, failure: Pick<Failure, 'kind' | 'message' | 'location'>): void {
     const actions: Record<string, () => unknown> = {};
     if (failure.location) actions.Open = () => openAt(failure.location!);
-    else if (failure.kind === 'interpreter-not-found' || failure.kind === 'python-mismatch' || failure.kind === 'venv-create-failed') {
-      actions['Open Settings'] = () => vscode.commands.executeCommand('workbench.action.openSettings', 'modelopsDebugger.pythonPath');
+    else if (
+      failure.kind === 'interpreter-not-found' ||
+      failure.kind === 'python-mismatch' ||
+      failure.kind === 'venv-create-failed'
+    ) {
+      actions['Open Settings'] = () =>
+        vscode.commands.executeCommand('workbench.action.openSettings', 'modelopsDebugger.pythonPath');
     }
     actions['Show Output'] = () => this.log.show();
     this.notices.show('error', `ModelOps: job ${jobId} ${what}: ${failure.kind}: ${failure.message}`, actions);
   }
 
   /** A job file whose results exist: resume the latest run, start a new one, or show it; asked unless given. */
-  private async resultsExist(origin: string, job: JobSpec, near: string, source: string, latest: string, given: IfResultsExist | undefined): Promise<JobRunResult | OpenedJob | undefined> {
+  private async resultsExist(
+    origin: string,
+    job: JobSpec,
+    near: string,
+    source: string,
+    latest: string,
+    given: IfResultsExist | undefined,
+  ): Promise<JobRunResult | OpenedJob | undefined> {
     const earlier = await readJobFolder(latest);
     const answer = given ?? (await askIfResultsExist(earlier, freshJobId(resultsDir(near), job.jobId)));
     if (answer === undefined) return undefined;
     if (answer === 'resume') return this.resume(latest, source);
     // the earlier run stays in the tree, under the new one
     const opened = this.running.has(earlier.job.jobId) ? undefined : this.show(earlier, source);
-    if (answer === 'open-previous') return opened ?? { jobId: earlier.job.jobId, dir: earlier.dir, status: earlier.status, counts: earlier.counts };
+    if (answer === 'open-previous')
+      return opened ?? { jobId: earlier.job.jobId, dir: earlier.dir, status: earlier.status, counts: earlier.counts };
     const fresh = { ...job, jobId: freshJobId(resultsDir(near), job.jobId) };
     return this.runNew(origin, fresh.jobId, async () => fresh, near, source, 'new-run');
   }
@@ -183,7 +230,8 @@ export class JobRunner implements vscode.Disposable {
   /** "Open Job Results…": a job's results folder (`<out>/<job_id>`) into the tree, as the disk says. */
   async openResults(dir: string, source?: string): Promise<OpenedJob> {
     const disk = await readJobFolder(dir);
-    if (this.running.has(disk.job.jobId)) return { jobId: disk.job.jobId, dir: disk.dir, status: 'running', counts: disk.counts }; // live here already
+    if (this.running.has(disk.job.jobId))
+      return { jobId: disk.job.jobId, dir: disk.dir, status: 'running', counts: disk.counts }; // live here already
     return this.show(disk, source);
   }
 
@@ -210,11 +258,21 @@ export class JobRunner implements vscode.Disposable {
     // the same checks as the CLI's --resume and --rerun-failed. Rerunning failed tasks is what one
     // does after fixing the bundle in the editor: a changed bundle is allowed there (the manifest
     // records it), as --allow-bundle-change does; a plain resume refuses one
-    const { store, job, bundleChange } = await openEarlierRun(dir, { rerunFailed: forgetFailures, allowBundleChange: forgetFailures });
+    const { store, job, bundleChange } = await openEarlierRun(dir, {
+      rerunFailed: forgetFailures,
+      allowBundleChange: forgetFailures,
+    });
     return this.run(job, store, true, backend, bundleChange, source);
   }
 
-  private async run(job: JobSpec, store: ResultsStore, resumed: boolean, backend: ReturnType<typeof backendSettings>, bundleChange?: BundleChange, source?: string): Promise<JobRunResult> {
+  private async run(
+    job: JobSpec,
+    store: ResultsStore,
+    resumed: boolean,
+    backend: ReturnType<typeof backendSettings>,
+    bundleChange?: BundleChange,
+    source?: string,
+  ): Promise<JobRunResult> {
     const config = vscode.workspace.getConfiguration('modelopsDebugger');
     // what earlier runs left (a resume, a rerun): done shows as done from the start
     let disk: JobOnDisk;
@@ -238,9 +296,17 @@ export class JobRunner implements vscode.Disposable {
       if (news) this.log[news.level === 'warning' ? 'warn' : news.level](`job ${job.jobId}: ${news.text}`);
       this.processes.onJobEvent(job.jobId, store.dir, event);
       this.tree.scheduleRefresh();
-      if (event.type === 'warning' && event.kind === 'stdout-pollution' && event.key) this.stderr.warn(job.bundleDir, event.pid, event.key, warningText(event));
-      if (event.type === 'task-done' && event.status === 'failed' && event.kind) this.diagnostics.addFailure({ kind: event.kind, message: event.message ?? '', location: event.location, callers: event.callers });
-      else if (event.type === 'agg-done' && event.status === 'failed' && event.kind) this.diagnostics.addFailure({ kind: event.kind, message: event.message ?? '', location: event.location });
+      if (event.type === 'warning' && event.kind === 'stdout-pollution' && event.key)
+        this.stderr.warn(job.bundleDir, event.pid, event.key, warningText(event));
+      if (event.type === 'task-done' && event.status === 'failed' && event.kind)
+        this.diagnostics.addFailure({
+          kind: event.kind,
+          message: event.message ?? '',
+          location: event.location,
+          callers: event.callers,
+        });
+      else if (event.type === 'agg-done' && event.status === 'failed' && event.kind)
+        this.diagnostics.addFailure({ kind: event.kind, message: event.message ?? '', location: event.location });
       else if (event.type === 'warning' && event.location) this.diagnostics.addWarning(event);
       else if (event.type === 'results-folder') this.log.warn(`job ${job.jobId}: ${event.message}`);
       else if (event.type === 'job-done' && event.failure) {
@@ -249,12 +315,10 @@ export class JobRunner implements vscode.Disposable {
         this.diagnostics.addFailure(event.failure);
         abortedBy = event.failure;
         if (event.status === 'aborted') this.sayAborted(job.jobId, 'aborted', event.failure);
-      }
-      else if (event.type === 'venv') {
+      } else if (event.type === 'venv') {
         this.log.info(describeVenvEvent(event.event));
         this.venvProgress(event.event);
-      }
-      else if (event.type === 'job-start') {
+      } else if (event.type === 'job-start') {
         this.statusJob = info.jobId;
         this.status.schedule();
       } else if (event.type === 'task-done') this.status.schedule();
@@ -281,7 +345,14 @@ export class JobRunner implements vscode.Disposable {
       });
       this.log.info(`job ${job.jobId} ${outcome.status} in ${(outcome.ms / 1000).toFixed(1)} s → ${outcome.dir}`);
       // the command's answer (for tests and other extensions) says what the views said, from the same event
-      return { jobId: job.jobId, dir: outcome.dir, status: outcome.status, exitCode: outcome.exitCode, counts: outcome.counts, failure: abortedBy };
+      return {
+        jobId: job.jobId,
+        dir: outcome.dir,
+        status: outcome.status,
+        exitCode: outcome.exitCode,
+        counts: outcome.counts,
+        failure: abortedBy,
+      };
     } catch (error) {
       thrown = error;
       throw error;
@@ -308,7 +379,9 @@ export class JobRunner implements vscode.Disposable {
       this.model.applyDisk(info, await readJobFolder(info.dir, job), { runningHere: false });
     } catch (error) {
       // the folder cannot be read back (gone, unreadable): the events said how it ended; nothing stays running
-      this.log.error(`job ${job.jobId}: its results folder could not be read back: ${error instanceof Error ? error.message : String(error)}`);
+      this.log.error(
+        `job ${job.jobId}: its results folder could not be read back: ${error instanceof Error ? error.message : String(error)}`,
+      );
       this.model.endRun(info);
     }
     if (thrown !== undefined) {
@@ -323,7 +396,13 @@ export class JobRunner implements vscode.Disposable {
   private venvProgress(event: VenvEvent): void {
     if (event.type === 'venv-build') {
       this.building?.();
-      void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `ModelOps: building venv ${event.key} (${event.reason})` }, () => new Promise<void>((resolve) => (this.building = resolve)));
+      void vscode.window.withProgress(
+        {
+          location: vscode.ProgressLocation.Notification,
+          title: `ModelOps: building venv ${event.key} (${event.reason})`,
+        },
+        () => new Promise<void>((resolve) => (this.building = resolve)),
+      );
     } else if (event.type === 'venv-built') {
       this.building?.();
       this.building = undefined;

@@ -20,7 +20,14 @@ export class JobItem extends vscode.TreeItem {
     earlier = false,
   ) {
     // a generated id reads as its bundle and start time (`sir · 21:06`); the id is in the tooltip
-    super(jobLabel(job.jobId), job.notStarted ? vscode.TreeItemCollapsibleState.None : earlier ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.Expanded);
+    super(
+      jobLabel(job.jobId),
+      job.notStarted
+        ? vscode.TreeItemCollapsibleState.None
+        : earlier
+          ? vscode.TreeItemCollapsibleState.Collapsed
+          : vscode.TreeItemCollapsibleState.Expanded,
+    );
     const sets = [...job.sets.values()];
     const total = sets.reduce((sum, s) => sum + s.tasks.length, 0);
     const ok = sets.reduce((sum, s) => sum + s.ok, 0);
@@ -35,12 +42,28 @@ export class JobItem extends vscode.TreeItem {
       ? `${status} · not started`
       : `${status} · ${ok}/${total} ✓${failed ? ` ${failed} ✗` : ''}${running ? ` · ▶ ${running}` : ''}${notRun ? ` · ${notRun} not run` : ''}${job.ms !== undefined ? ` · ${(job.ms / 1000).toFixed(1)} s` : ''}`;
     // a spinner only while something runs: a job preparing its venv, or between tasks, is queued
-    this.iconPath = statusIcon(job.status === 'running' ? (running || aggregating ? 'running' : 'queued') : job.status === 'succeeded' ? 'ok' : job.status === 'interrupted' ? 'skipped' : 'failed');
-    const cause = job.failure && `\n${job.failure.kind}: ${job.failure.message}${job.failure.location ? `\nat ${job.failure.location.file}:${job.failure.location.line}` : ''}`;
+    this.iconPath = statusIcon(
+      job.status === 'running'
+        ? running || aggregating
+          ? 'running'
+          : 'queued'
+        : job.status === 'succeeded'
+          ? 'ok'
+          : job.status === 'interrupted'
+            ? 'skipped'
+            : 'failed',
+    );
+    const cause =
+      job.failure &&
+      `\n${job.failure.kind}: ${job.failure.message}${job.failure.location ? `\nat ${job.failure.location.file}:${job.failure.location.line}` : ''}`;
     this.tooltip = `${job.jobId}\n${job.notStarted ? `not started: ${job.notStarted}` : job.dir}${cause ?? ''}`;
     if (job.failure?.location) {
       const { file, line } = job.failure.location;
-      this.command = { title: 'Go to the cause', command: 'vscode.open', arguments: [vscode.Uri.file(file), { selection: new vscode.Range(line - 1, 0, line - 1, 0) }] };
+      this.command = {
+        title: 'Go to the cause',
+        command: 'vscode.open',
+        arguments: [vscode.Uri.file(file), { selection: new vscode.Range(line - 1, 0, line - 1, 0) }],
+      };
     }
     const resumable = job.status === 'interrupted' || job.status === 'aborted';
     const runnersStarted = job.status !== 'running' || ok + failed > 0;
@@ -56,14 +79,35 @@ export class ParamSetItem extends vscode.TreeItem {
     readonly job: JobInfo,
     readonly set: ParamSetInfo,
   ) {
-    super(Object.entries(set.params).map(([k, v]) => `${k}=${v}`).join(', ') || set.paramId.slice(0, 12), vscode.TreeItemCollapsibleState.Collapsed);
+    super(
+      Object.entries(set.params)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ') || set.paramId.slice(0, 12),
+      vscode.TreeItemCollapsibleState.Collapsed,
+    );
     this.id = `set:${job.jobId}:${set.paramId}`;
-    const notRun = set.tasks.length - set.ok - set.failed - set.running - set.finished - set.tasks.filter((t) => t.state === 'queued').length;
+    const notRun =
+      set.tasks.length -
+      set.ok -
+      set.failed -
+      set.running -
+      set.finished -
+      set.tasks.filter((t) => t.state === 'queued').length;
     // done (✓ ✗), running (▶) and the rest, queued, apart: `183/200 ✓ 2 ✗ · ▶ 2 · agg queued`
     this.description = `${set.ok}/${set.tasks.length} ✓${set.failed ? ` ${set.failed} ✗` : ''}${set.running ? ` · ▶ ${set.running}` : ''}${set.finished ? ` · ${set.finished} finished on Dask` : ''}${notRun ? ` · ${notRun} not run` : ''} · agg ${stateText(set.aggregation.state)}`;
     const agg = set.aggregation.state;
     this.iconPath = statusIcon(
-      set.running || agg === 'running' ? 'running' : set.failed || agg === 'failed' || agg === 'skipped' ? 'failed' : agg === 'ok' ? 'ok' : agg === 'not-run' ? 'not-run' : set.finished ? 'finished' : 'queued',
+      set.running || agg === 'running'
+        ? 'running'
+        : set.failed || agg === 'failed' || agg === 'skipped'
+          ? 'failed'
+          : agg === 'ok'
+            ? 'ok'
+            : agg === 'not-run'
+              ? 'not-run'
+              : set.finished
+                ? 'finished'
+                : 'queued',
     );
     this.tooltip = `param_id ${set.paramId}`;
     this.contextValue = 'paramSet;';
@@ -84,7 +128,9 @@ export class TaskItem extends vscode.TreeItem {
     if (task.crash) parts.push(task.crash.signal ?? `exit ${task.crash.exit_code}`);
     if (task.warnings?.some((w) => w.kind === 'stdout-pollution')) parts.push('⚠ stdout');
     // right after the state: a narrow view cuts the end of the description off
-    const lingering = (task.warnings ?? []).filter((w) => w.kind === 'lingering-descendants').reduce((sum, w) => sum + (w.processes ?? 0), 0);
+    const lingering = (task.warnings ?? [])
+      .filter((w) => w.kind === 'lingering-descendants')
+      .reduce((sum, w) => sum + (w.processes ?? 0), 0);
     if (lingering) parts.push(`⚠ left ${lingering === 1 ? '1 process' : `${lingering} processes`} running`);
     if (task.seed !== undefined) parts.push(`seed ${task.seed}`);
     if (task.ms !== undefined) parts.push(`${task.ms} ms`);
@@ -99,7 +145,11 @@ export class TaskItem extends vscode.TreeItem {
     const line = aggregation ? undefined : (task.location ?? (task.warnings ?? []).find((w) => w.location)?.location);
     if (!line) this.command = { title: 'Show Result', command: 'modelopsDebugger.showResult', arguments: [this] };
     else {
-      this.command = { title: task.location ? 'Go to failure' : 'Go to warning', command: 'vscode.open', arguments: [vscode.Uri.file(line.file), { selection: new vscode.Range(line.line - 1, 0, line.line - 1, 0) }] };
+      this.command = {
+        title: task.location ? 'Go to failure' : 'Go to warning',
+        command: 'vscode.open',
+        arguments: [vscode.Uri.file(line.file), { selection: new vscode.Range(line.line - 1, 0, line.line - 1, 0) }],
+      };
     }
   }
 }
@@ -157,7 +207,10 @@ export class JobsTreeProvider implements vscode.TreeDataProvider<JobsNode>, vsco
       return earlier.length ? [...sets, new EarlierRunsItem(element.job, earlier)] : sets;
     }
     if (element instanceof ParamSetItem) {
-      return [new TaskItem(element.job, element.set.aggregation, true), ...element.set.tasks.map((task) => new TaskItem(element.job, task, false))];
+      return [
+        new TaskItem(element.job, element.set.aggregation, true),
+        ...element.set.tasks.map((task) => new TaskItem(element.job, task, false)),
+      ];
     }
     return [];
   }

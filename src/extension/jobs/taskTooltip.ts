@@ -25,7 +25,9 @@ export function taskTooltip(task: TaskInfo): vscode.MarkdownString {
     for (const frame of crash.stack) md.appendMarkdown(`\n- \`${escapeCode(frame.function)}()\` ${link(frame)}`);
   }
   if (crash?.stderr_lines.length) {
-    md.appendMarkdown(`\n\nlast stderr lines${task.stderr ? ` (of ${task.stderr.end - task.stderr.start} bytes this task wrote)` : ''}:`);
+    md.appendMarkdown(
+      `\n\nlast stderr lines${task.stderr ? ` (of ${task.stderr.end - task.stderr.start} bytes this task wrote)` : ''}:`,
+    );
     md.appendCodeblock(crash.stderr_lines.join('\n'), 'text');
   } else if (crash) {
     md.appendMarkdown('\n\nno stderr from this task');
@@ -34,7 +36,10 @@ export function taskTooltip(task: TaskInfo): vscode.MarkdownString {
     md.appendMarkdown(`\n\n⚠ ${warning.kind}: ${warning.message}`);
     if (warning.location) md.appendMarkdown(` (at ${link(warning.location)})`);
   }
-  if (task.stderr) md.appendMarkdown(`\n\nstderr: bytes ${task.stderr.start}–${task.stderr.end} of \`${task.stderr.log}\` (Show Stderr)`);
+  if (task.stderr)
+    md.appendMarkdown(
+      `\n\nstderr: bytes ${task.stderr.start}–${task.stderr.end} of \`${task.stderr.log}\` (Show Stderr)`,
+    );
   return md;
 }
 

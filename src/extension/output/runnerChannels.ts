@@ -66,7 +66,9 @@ export class RunnerChannels implements vscode.Disposable {
 
   private show(bundle: BundleChannel): void {
     if (bundle.left.lines) {
-      bundle.batch.push(`[… ${bundle.left.lines} lines (${bundle.left.bytes} bytes) of stderr not shown here: faster than the editor should follow; every byte is in the job's logs/]`);
+      bundle.batch.push(
+        `[… ${bundle.left.lines} lines (${bundle.left.bytes} bytes) of stderr not shown here: faster than the editor should follow; every byte is in the job's logs/]`,
+      );
       bundle.left = { lines: 0, bytes: 0 };
     }
     if (bundle.batch.length) bundle.channel.append(`${bundle.batch.join('\n')}\n`);

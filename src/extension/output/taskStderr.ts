@@ -24,10 +24,17 @@ export function taskStderrText(jobDir: string, key: string, range: StderrRange):
     const size = fstatSync(fd).size;
     const end = Math.min(range.end, size);
     const start = Math.max(range.start, end - SHOWN_BYTES);
-    const header = [`stderr of ${key}`, `from ${log}`, `bytes ${range.start}–${range.end} (${range.end - range.start} bytes) of ${size}${start > range.start ? `; the first ${start - range.start} bytes left out` : ''}`];
+    const header = [
+      `stderr of ${key}`,
+      `from ${log}`,
+      `bytes ${range.start}–${range.end} (${range.end - range.start} bytes) of ${size}${start > range.start ? `; the first ${start - range.start} bytes left out` : ''}`,
+    ];
     if (end <= range.start) {
       const before = readBytes(fd, Math.max(0, range.start - CONTEXT_BYTES), Math.min(range.start, size));
-      const lines = before.split('\n').filter((line) => line !== '').slice(-10);
+      const lines = before
+        .split('\n')
+        .filter((line) => line !== '')
+        .slice(-10);
       return `${header.join('\n')}\n\n(this task wrote nothing to stderr)\n${lines.length ? `\nthe runner's last lines before it:\n${lines.map((line) => `  ${line}`).join('\n')}\n` : ''}`;
     }
     return `${header.join('\n')}\n${'─'.repeat(60)}\n${readBytes(fd, start, end)}`;

@@ -22,12 +22,21 @@ export function registerProcessCommands(jobStderr: (given: unknown) => Promise<u
       const item = given as ProcessItem | TaskItem;
       if (!(item instanceof ProcessItem) && item.task.stderr) {
         // the task's own bytes of the log, as the engine recorded them
-        return showText(taskStderrText(item.job.dir, item.task.key, item.task.stderr), `stderr ${shortKey(item.task.key)}`);
+        return showText(
+          taskStderrText(item.job.dir, item.task.key, item.task.stderr),
+          `stderr ${shortKey(item.task.key)}`,
+        );
       }
-      const log = item instanceof ProcessItem ? item.info.stderrLog : item?.task.pid !== undefined ? path.join(item.job.dir, 'logs', runnerStderrLog(item.task.pid, item.task.worker)) : undefined;
+      const log =
+        item instanceof ProcessItem
+          ? item.info.stderrLog
+          : item?.task.pid !== undefined
+            ? path.join(item.job.dir, 'logs', runnerStderrLog(item.task.pid, item.task.worker))
+            : undefined;
       if (!log) return;
       // a runner on a Dask worker that wrote nothing to stderr has no log here
-      if (!existsSync(log)) void vscode.window.showInformationMessage(`ModelOps: no stderr from that runner (${path.basename(log)}).`);
+      if (!existsSync(log))
+        void vscode.window.showInformationMessage(`ModelOps: no stderr from that runner (${path.basename(log)}).`);
       else await vscode.window.showTextDocument(vscode.Uri.file(log));
       return undefined;
     }),

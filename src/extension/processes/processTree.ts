@@ -43,7 +43,10 @@ export class ProcessItem extends vscode.TreeItem {
     this.description = `${alive ? 'running' : `ended${how ? ` · ${how}` : ''} (${info.why})`} · ${info.uses} ${info.uses === 1 ? 'task' : 'tasks'} · ${seconds.toFixed(1)} s · ${info.venv}${info.worker ? ` · on ${info.worker}` : ''}`;
     // ended on its own (not stopped by the pool) with a signal or a failing code: it crashed
     const crashed = info.why === 'exited' && (Boolean(info.signal) || (info.exitCode ?? 0) !== 0);
-    this.iconPath = new vscode.ThemeIcon(alive ? 'vm-running' : 'vm-outline', crashed ? new vscode.ThemeColor('testing.iconFailed') : undefined);
+    this.iconPath = new vscode.ThemeIcon(
+      alive ? 'vm-running' : 'vm-outline',
+      crashed ? new vscode.ThemeColor('testing.iconFailed') : undefined,
+    );
     this.tooltip = `job ${info.jobId}\nvenv ${info.venv}\nstderr ${info.stderrLog}${how ? `\nended: ${how} (${info.why})` : ''}`;
     // stacks and kill are signals: only for runners on this machine
     this.contextValue = `process;stderr;${alive && !info.worker ? 'alive;' : ''}`;
@@ -81,10 +84,25 @@ export class ProcessTreeProvider implements vscode.TreeDataProvider<ProcessNode>
   onJobEvent(jobId: string, dir: string, event: JobEvent): void {
     if (event.type === 'process-start' && event.pid !== undefined) {
       const stderrLog = path.join(dir, 'logs', runnerStderrLog(event.pid, event.worker));
-      this.processes.set(processKey(event.pid, event.worker), { pid: event.pid, worker: event.worker, venv: event.venv, jobId, stderrLog, startedAt: Date.now(), uses: 0 });
+      this.processes.set(processKey(event.pid, event.worker), {
+        pid: event.pid,
+        worker: event.worker,
+        venv: event.venv,
+        jobId,
+        stderrLog,
+        startedAt: Date.now(),
+        uses: 0,
+      });
     } else if (event.type === 'process-end' && event.pid !== undefined) {
       const info = this.processes.get(processKey(event.pid, event.worker));
-      if (info) Object.assign(info, { endedAt: Date.now(), why: event.why, uses: event.uses, exitCode: event.exit_code, signal: event.signal });
+      if (info)
+        Object.assign(info, {
+          endedAt: Date.now(),
+          why: event.why,
+          uses: event.uses,
+          exitCode: event.exit_code,
+          signal: event.signal,
+        });
     } else if (event.type === 'task-done' && event.pid !== undefined) {
       const info = this.processes.get(processKey(event.pid, event.worker));
       if (info && info.endedAt === undefined) info.uses++;
@@ -110,7 +128,9 @@ export class ProcessTreeProvider implements vscode.TreeDataProvider<ProcessNode>
       byJob.set(info.jobId, list);
     }
     const latest = (list: ProcessInfo[]) => Math.max(...list.map((p) => p.startedAt));
-    return [...byJob.entries()].sort(([, a], [, b]) => latest(b) - latest(a)).map(([jobId, list]) => new ProcessJobItem(jobId, list));
+    return [...byJob.entries()]
+      .sort(([, a], [, b]) => latest(b) - latest(a))
+      .map(([jobId, list]) => new ProcessJobItem(jobId, list));
   }
 
   /** Every runner's item, whatever job (tests, and commands given no item). */
@@ -131,7 +151,9 @@ export class ProcessTreeProvider implements vscode.TreeDataProvider<ProcessNode>
 }
 
 function sorted(list: ProcessInfo[]): ProcessInfo[] {
-  return [...list].sort((a, b) => Number(a.endedAt !== undefined) - Number(b.endedAt !== undefined) || b.startedAt - a.startedAt);
+  return [...list].sort(
+    (a, b) => Number(a.endedAt !== undefined) - Number(b.endedAt !== undefined) || b.startedAt - a.startedAt,
+  );
 }
 
 function processKey(pid: number, worker: string | undefined): string {

@@ -38,7 +38,10 @@ export interface ShowResultOptions {
  * Markdown preview and the editor follow.
  */
 export function resultUri(target: ResultTarget): vscode.Uri {
-  return vscode.Uri.from({ scheme: RESULT_SCHEME, path: path.posix.join(vscode.Uri.file(target.dir).path, `${folderKey(target.key)}.md`) });
+  return vscode.Uri.from({
+    scheme: RESULT_SCHEME,
+    path: path.posix.join(vscode.Uri.file(target.dir).path, `${folderKey(target.key)}.md`),
+  });
 }
 
 function targetOf(uri: vscode.Uri): ResultTarget {
@@ -49,7 +52,10 @@ function targetOf(uri: vscode.Uri): ResultTarget {
 export async function resultMarkdown(target: ResultTarget): Promise<string> {
   const links: ResultLinks = {
     task: (key) => `./${folderKey(key)}.md`,
-    source: (location) => vscode.Uri.file(location.file).with({ fragment: `L${location.line}` }).toString(),
+    source: (location) =>
+      vscode.Uri.file(location.file)
+        .with({ fragment: `L${location.line}` })
+        .toString(),
   };
   let job;
   try {
@@ -60,10 +66,12 @@ export async function resultMarkdown(target: ResultTarget): Promise<string> {
   // the key, or its short form (the folder's name for the set: the first 16 hex digits of its param_id)
   const shown = parseFolderKey(target.key);
   const set = shown && job.parameterSets.find((s) => s.paramId.startsWith(shown.param));
-  if (!shown || !set) return `# No such task\n\n\`${target.key}\` is not a task of job \`${job.jobId}\` (${target.dir}).\n`;
+  if (!shown || !set)
+    return `# No such task\n\n\`${target.key}\` is not a task of job \`${job.jobId}\` (${target.dir}).\n`;
   if (shown.kind === 'agg') return aggregationMarkdown(target.dir, job, set, links);
   const replicate = Number(shown.replicate);
-  if (!(replicate < set.seeds.length)) return `# No such replicate\n\nParameter set \`${set.paramId}\` of job \`${job.jobId}\` has ${set.seeds.length} replicates; there is no replicate ${shown.replicate}.\n`;
+  if (!(replicate < set.seeds.length))
+    return `# No such replicate\n\nParameter set \`${set.paramId}\` of job \`${job.jobId}\` has ${set.seeds.length} replicates; there is no replicate ${shown.replicate}.\n`;
   return replicateMarkdown(target.dir, job, set, replicate, links);
 }
 
@@ -97,7 +105,8 @@ export class ResultDocuments implements vscode.TextDocumentContentProvider, vsco
 
   /** Open results documents read the disk again (after a job ran, resumed or reran). */
   refresh(): void {
-    for (const document of vscode.workspace.textDocuments) if (document.uri.scheme === RESULT_SCHEME) this.changed.fire(document.uri);
+    for (const document of vscode.workspace.textDocuments)
+      if (document.uri.scheme === RESULT_SCHEME) this.changed.fire(document.uri);
   }
 
   dispose(): void {
@@ -105,7 +114,10 @@ export class ResultDocuments implements vscode.TextDocumentContentProvider, vsco
   }
 }
 
-export function registerResultDocuments(log: vscode.LogOutputChannel): { documents: ResultDocuments; disposables: vscode.Disposable[] } {
+export function registerResultDocuments(log: vscode.LogOutputChannel): {
+  documents: ResultDocuments;
+  disposables: vscode.Disposable[];
+} {
   const documents = new ResultDocuments();
   return {
     documents,
@@ -113,15 +125,18 @@ export function registerResultDocuments(log: vscode.LogOutputChannel): { documen
       documents,
       vscode.workspace.registerTextDocumentContentProvider(RESULT_SCHEME, documents),
       // a tree item (click or context menu) has `job` and `task`; tests and links give a ResultTarget
-      vscode.commands.registerCommand('modelopsDebugger.showResult', (given?: ResultTarget | { job: { dir: string }; task: { key: string } }, options: ShowResultOptions = {}) =>
-        sayingFailures(async () => {
-          if (!given) return undefined;
-          const uri = resultUri('task' in given ? { dir: given.job.dir, key: given.task.key } : given);
-          await documents.current(uri);
-          if (options.preview === false) await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), { preview: true });
-          else await vscode.commands.executeCommand('markdown.showPreview', uri);
-          return uri;
-        }, log),
+      vscode.commands.registerCommand(
+        'modelopsDebugger.showResult',
+        (given?: ResultTarget | { job: { dir: string }; task: { key: string } }, options: ShowResultOptions = {}) =>
+          sayingFailures(async () => {
+            if (!given) return undefined;
+            const uri = resultUri('task' in given ? { dir: given.job.dir, key: given.task.key } : given);
+            await documents.current(uri);
+            if (options.preview === false)
+              await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), { preview: true });
+            else await vscode.commands.executeCommand('markdown.showPreview', uri);
+            return uri;
+          }, log),
       ),
     ],
   };

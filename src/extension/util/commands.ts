@@ -28,12 +28,23 @@ export async function sayingFailures<T>(work: () => Promise<T>, log?: vscode.Log
 }
 
 export async function pickFolder(openLabel: string): Promise<vscode.Uri | undefined> {
-  const picked = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel, defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri });
+  const picked = await vscode.window.showOpenDialog({
+    canSelectFolders: true,
+    canSelectFiles: false,
+    openLabel,
+    defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri,
+  });
   return picked?.[0];
 }
 
 export async function pickFile(openLabel: string, filters: Record<string, string[]>): Promise<vscode.Uri | undefined> {
-  const picked = await vscode.window.showOpenDialog({ canSelectFiles: true, canSelectFolders: false, filters, openLabel, defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri });
+  const picked = await vscode.window.showOpenDialog({
+    canSelectFiles: true,
+    canSelectFolders: false,
+    filters,
+    openLabel,
+    defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri,
+  });
   return picked?.[0];
 }
 
@@ -47,9 +58,16 @@ let reportCount = 0;
 
 export function registerReportDocuments(): vscode.Disposable {
   return vscode.Disposable.from(
-    vscode.workspace.registerTextDocumentContentProvider(REPORT_SCHEME, { provideTextDocumentContent: (uri) => reports.get(uri.path) ?? '' }),
-    vscode.languages.registerDocumentLinkProvider({ scheme: REPORT_SCHEME }, { provideDocumentLinks: pythonFrameLinks }),
-    vscode.workspace.onDidCloseTextDocument((document) => document.uri.scheme === REPORT_SCHEME && reports.delete(document.uri.path)),
+    vscode.workspace.registerTextDocumentContentProvider(REPORT_SCHEME, {
+      provideTextDocumentContent: (uri) => reports.get(uri.path) ?? '',
+    }),
+    vscode.languages.registerDocumentLinkProvider(
+      { scheme: REPORT_SCHEME },
+      { provideDocumentLinks: pythonFrameLinks },
+    ),
+    vscode.workspace.onDidCloseTextDocument(
+      (document) => document.uri.scheme === REPORT_SCHEME && reports.delete(document.uri.path),
+    ),
   );
 }
 
@@ -65,7 +83,10 @@ function pythonFrameLinks(document: vscode.TextDocument): vscode.DocumentLink[] 
     for (const match of text.matchAll(frame)) {
       if (!match[1].startsWith('/')) continue; // <frozen …>, <string>: no file to open
       const start = match.index! + 'File '.length;
-      const link = new vscode.DocumentLink(new vscode.Range(line, start, line, match.index! + match[0].length), vscode.Uri.file(match[1]).with({ fragment: `L${match[2]}` }));
+      const link = new vscode.DocumentLink(
+        new vscode.Range(line, start, line, match.index! + match[0].length),
+        vscode.Uri.file(match[1]).with({ fragment: `L${match[2]}` }),
+      );
       link.tooltip = `open ${path.basename(match[1])}:${match[2]}`;
       links.push(link);
     }
@@ -83,5 +104,8 @@ export async function showText(content: string, title: string): Promise<vscode.T
 /** Where results go: the setting, else `results/` in the first workspace folder, else next to `near`. */
 export function resultsDir(near: string): string {
   const configured = vscode.workspace.getConfiguration('modelopsDebugger').get<string>('resultsDir');
-  return configured || vscode.Uri.joinPath(vscode.workspace.workspaceFolders?.[0]?.uri ?? vscode.Uri.file(near), 'results').fsPath;
+  return (
+    configured ||
+    vscode.Uri.joinPath(vscode.workspace.workspaceFolders?.[0]?.uri ?? vscode.Uri.file(near), 'results').fsPath
+  );
 }

@@ -35,10 +35,17 @@ export class Notices {
     };
     this.recent.push(notice);
     if (this.recent.length > KEPT) this.recent.shift();
-    const shown = severity === 'error' ? vscode.window.showErrorMessage : severity === 'warning' ? vscode.window.showWarningMessage : vscode.window.showInformationMessage;
+    const shown =
+      severity === 'error'
+        ? vscode.window.showErrorMessage
+        : severity === 'warning'
+          ? vscode.window.showWarningMessage
+          : vscode.window.showInformationMessage;
     shown(text, ...notice.actions)
       .then((choice) => (choice ? notice.choose(choice) : undefined))
-      .then(undefined, (error: unknown) => this.log.error(`"${text}": ${error instanceof Error ? error.message : String(error)}`));
+      .then(undefined, (error: unknown) =>
+        this.log.error(`"${text}": ${error instanceof Error ? error.message : String(error)}`),
+      );
     return notice;
   }
 }
@@ -46,5 +53,8 @@ export class Notices {
 /** Opens a file at a 1-based line (a failure's location). */
 export async function openAt(location: { file: string; line: number }): Promise<void> {
   const line = Math.max(0, location.line - 1);
-  await vscode.window.showTextDocument(vscode.Uri.file(location.file), { selection: new vscode.Range(line, 0, line, 0), preview: false });
+  await vscode.window.showTextDocument(vscode.Uri.file(location.file), {
+    selection: new vscode.Range(line, 0, line, 0),
+    preview: false,
+  });
 }

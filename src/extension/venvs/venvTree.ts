@@ -24,11 +24,28 @@ export class VenvItem extends vscode.TreeItem {
     super(label, vscode.TreeItemCollapsibleState.None);
     this.id = `venv:${entry.key}`;
     const used = entry.lastUsedAt ? `used ${entry.lastUsedAt.slice(0, 16).replace('T', ' ')}` : 'never used';
-    this.description = entry.valid ? `${formatSize(entry.sizeBytes)} · ${used}${entry.usedBy.length ? ' · in use' : ''}` : `broken: ${entry.reason}`;
-    this.iconPath = entry.valid ? new vscode.ThemeIcon('package') : new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'));
-    const facts = [entry.python ? `Python ${entry.python}` : '', entry.deps !== undefined ? `${entry.deps} requirement${entry.deps === 1 ? '' : 's'}` : ''].filter(Boolean).join(' · ');
+    this.description = entry.valid
+      ? `${formatSize(entry.sizeBytes)} · ${used}${entry.usedBy.length ? ' · in use' : ''}`
+      : `broken: ${entry.reason}`;
+    this.iconPath = entry.valid
+      ? new vscode.ThemeIcon('package')
+      : new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'));
+    const facts = [
+      entry.python ? `Python ${entry.python}` : '',
+      entry.deps !== undefined ? `${entry.deps} requirement${entry.deps === 1 ? '' : 's'}` : '',
+    ]
+      .filter(Boolean)
+      .join(' · ');
     this.tooltip = new vscode.MarkdownString(
-      [`**${entry.key}**`, entry.bundle ? `bundle \`${entry.bundle}\`` : '', facts, `\`${entry.path}\``, ...checks.map((c) => `${c.ok ? '✔' : '✘'} ${c.name}: ${c.detail}`)].filter(Boolean).join('\n\n'),
+      [
+        `**${entry.key}**`,
+        entry.bundle ? `bundle \`${entry.bundle}\`` : '',
+        facts,
+        `\`${entry.path}\``,
+        ...checks.map((c) => `${c.ok ? '✔' : '✘'} ${c.name}: ${c.detail}`),
+      ]
+        .filter(Boolean)
+        .join('\n\n'),
     );
     const idle = entry.usedBy.length === 0;
     this.contextValue = `venv;${entry.valid ? 'valid;' : 'broken;'}${idle ? 'deletable;' : 'inUse;'}${idle && entry.bundle && !entry.orphanedFresh ? 'rebuildable;' : ''}`;
@@ -62,7 +79,12 @@ export class VenvTreeProvider implements vscode.TreeDataProvider<VenvItem>, vsco
     const cache = this.cache();
     const entries = await cache.list();
     const labels = venvLabels(entries);
-    return Promise.all(entries.map(async (entry) => new VenvItem(entry, (await cache.validate(entry.key)).checks, labels.get(entry.key) ?? entry.key)));
+    return Promise.all(
+      entries.map(
+        async (entry) =>
+          new VenvItem(entry, (await cache.validate(entry.key)).checks, labels.get(entry.key) ?? entry.key),
+      ),
+    );
   }
 
   /**

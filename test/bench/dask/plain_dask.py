@@ -9,6 +9,7 @@ as positional arguments and calling each target with production's serialized sim
 (pure=False throughout). Timed: from the first submit until every aggregation is gathered.
 Prints one JSON line on stdout.
 """
+
 import argparse
 import base64
 import hashlib
@@ -34,8 +35,17 @@ def aggregate(bundle, targets, target_data, param_id, seeds, *outputs):
         sys.path.insert(0, bundle)
     returns = []
     for seed, out in zip(seeds, outputs):
-        serialized = {name: {"size": len(data), "checksum": hashlib.blake2b(data, digest_size=32).hexdigest(), "inline": base64.b64encode(data).decode()} for name, data in out.items()}
-        task_id = hashlib.blake2b(("%s-%s-%s" % (param_id[:16], seed, ",".join(sorted(out)))).encode(), digest_size=32).hexdigest()
+        serialized = {
+            name: {
+                "size": len(data),
+                "checksum": hashlib.blake2b(data, digest_size=32).hexdigest(),
+                "inline": base64.b64encode(data).decode(),
+            }
+            for name, data in out.items()
+        }
+        task_id = hashlib.blake2b(
+            ("%s-%s-%s" % (param_id[:16], seed, ",".join(sorted(out)))).encode(), digest_size=32
+        ).hexdigest()
         returns.append({"task_id": task_id, "outputs": serialized})
     results = {}
     for target in targets:
@@ -55,7 +65,13 @@ def main():
     sets = []
     for params in job["parameter_sets"]:
         param_id = common.make_param_id(params)
-        sets.append({"param_id": param_id, "params": params, "seeds": [common.replicate_seed(param_id, i) for i in range(job["replicates"])]})
+        sets.append(
+            {
+                "param_id": param_id,
+                "params": params,
+                "seeds": [common.replicate_seed(param_id, i) for i in range(job["replicates"])],
+            }
+        )
 
     import distributed
 
@@ -66,13 +82,47 @@ def main():
         t1 = time.perf_counter()
         aggs = []
         for s in sets:
-            futures = [client.submit(simulate, bundle, job["entrypoint"], s["params"], seed, key="sim-%s-%d" % (s["param_id"], i), pure=False) for i, seed in enumerate(s["seeds"])]
-            aggs.append(client.submit(aggregate, bundle, job.get("targets", []), job.get("target_data"), s["param_id"], s["seeds"], *futures, key="agg-%s" % s["param_id"], pure=False))
+            futures = [
+                client.submit(
+                    simulate,
+                    bundle,
+                    job["entrypoint"],
+                    s["params"],
+                    seed,
+                    key="sim-%s-%d" % (s["param_id"], i),
+                    pure=False,
+                )
+                for i, seed in enumerate(s["seeds"])
+            ]
+            aggs.append(
+                client.submit(
+                    aggregate,
+                    bundle,
+                    job.get("targets", []),
+                    job.get("target_data"),
+                    s["param_id"],
+                    s["seeds"],
+                    *futures,
+                    key="agg-%s" % s["param_id"],
+                    pure=False,
+                )
+            )
         results = client.gather(aggs)
         job_s = time.perf_counter() - t1
     finally:
         client.close()
-    print(json.dumps({"contestant": "plain-dask", "connect_s": connect_s, "job_s": job_s, "tasks": sum(len(s["seeds"]) for s in sets), "aggregates": {s["param_id"]: r for s, r in zip(sets, results)}}), flush=True)
+    print(
+        json.dumps(
+            {
+                "contestant": "plain-dask",
+                "connect_s": connect_s,
+                "job_s": job_s,
+                "tasks": sum(len(s["seeds"]) for s in sets),
+                "aggregates": {s["param_id"]: r for s, r in zip(sets, results)},
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Entrypoints:
 The loop does a fixed amount of work (not "spin until 5 ms have passed"), so a contestant whose
 scheduling overhead steals CPU from the simulations pays for it in wall time.
 """
+
 import json
 
 ITERATIONS = 60000  # replaced by job.ts with the calibrated count

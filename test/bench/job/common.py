@@ -10,6 +10,7 @@ Also a command line used by job.ts:
   common.py cputime --bundle DIR [--calls 200] [--parallel 2]  -> CPU seconds of one bench/cpu5ms call
   common.py tasks [--n-params 20] [--replicates 200]  -> the parameter sets, their ids and seeds
 """
+
 import argparse
 import hashlib
 import importlib
@@ -39,7 +40,9 @@ def parameter_sets(n_params, replicates):
     for k in range(n_params):
         params = {"p": float(k)}
         param_id = make_param_id(params)
-        sets.append({"param_id": param_id, "params": params, "seeds": [replicate_seed(param_id, i) for i in range(replicates)]})
+        sets.append(
+            {"param_id": param_id, "params": params, "seeds": [replicate_seed(param_id, i) for i in range(replicates)]}
+        )
     return sets
 
 
@@ -76,7 +79,9 @@ def aggregate(*sim_returns):
 
 
 def add_job_args(parser):
-    parser.add_argument("--bundle", default="", help="the generated bench bundle (default: benchsim.py beside this script)")
+    parser.add_argument(
+        "--bundle", default="", help="the generated bench bundle (default: benchsim.py beside this script)"
+    )
     parser.add_argument("--entrypoint", default="bench/trivial", choices=["bench/trivial", "bench/cpu5ms"])
     parser.add_argument("--n-params", type=int, default=20)
     parser.add_argument("--replicates", type=int, default=200)
@@ -124,7 +129,12 @@ def cputime(bundle, calls, entrypoint, parallel):
             batches = [b for f in futures for b in f.result()]
     cpu = [c for c, _ in batches]
     wall = [w for _, w in batches]
-    return {"cpu_s_per_call": statistics.median(cpu), "wall_s_per_call": statistics.median(wall), "batches": cpu, "parallel": parallel}
+    return {
+        "cpu_s_per_call": statistics.median(cpu),
+        "wall_s_per_call": statistics.median(wall),
+        "batches": cpu,
+        "parallel": parallel,
+    }
 
 
 def main():

@@ -9,6 +9,7 @@ job runner does. Timed: from the first submit until every future is done and the
 are gathered. The cluster start (until both workers are up and have imported the simulation)
 and its close are timed apart. Prints one JSON line on stdout; Dask's logs go to stderr.
 """
+
 import argparse
 import json
 import os
@@ -28,7 +29,11 @@ def _warm():
 def main():
     parser = argparse.ArgumentParser()
     common.add_job_args(parser)
-    parser.add_argument("--saturation", default="default", help="'default' (Dask's own), or a number / 'inf' for distributed.scheduler.worker-saturation")
+    parser.add_argument(
+        "--saturation",
+        default="default",
+        help="'default' (Dask's own), or a number / 'inf' for distributed.scheduler.worker-saturation",
+    )
     args = parser.parse_args()
 
     sim = common.load_sim(args.bundle)

@@ -7,6 +7,7 @@ one framed JSON-RPC response on stdout: `ready` -> {"ready": true, "pid"}; `exec
 {entrypoint, params, seed} -> {output_name: base64} from the bundle's wire(); `shutdown` -> null,
 then exit. Stdlib only; no stdout protection, no notifications, no logging.
 """
+
 import base64
 import json
 import os

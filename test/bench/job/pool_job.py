@@ -6,6 +6,7 @@ ProcessPoolExecutor(max_workers=2): one submit per simulation, then the aggregat
 one per parameter set, in order. The pool is warmed (both workers started) before the clock
 starts; the start is reported apart. Prints one JSON line on stdout.
 """
+
 import argparse
 import concurrent.futures
 import json

@@ -9,7 +9,10 @@ export interface ClusterNews {
 export function describeClusterEvent(event: JobEvent): ClusterNews | undefined {
   switch (event.type) {
     case 'dask-connected':
-      return { level: 'info', text: `Dask ${event.dask_version} at ${event.scheduler}, ${event.workers.length} worker(s): ${event.workers.join(', ') || 'none yet'}` };
+      return {
+        level: 'info',
+        text: `Dask ${event.dask_version} at ${event.scheduler}, ${event.workers.length} worker(s): ${event.workers.join(', ') || 'none yet'}`,
+      };
     case 'worker-joined':
       return { level: 'info', text: `Dask worker ${event.worker} joined` };
     case 'worker-lost':

@@ -4,7 +4,14 @@
  * locally. The worker ran the bundle from its own copy: paths under that copy are shown at the
  * local bundle's paths, where the user can open them.
  */
-import { classifyErrorResponse, classifyExit, classifyPollution, classifyProtocol, classifyTimeout, type RunnerFacts } from '../../diagnose/classify';
+import {
+  classifyErrorResponse,
+  classifyExit,
+  classifyPollution,
+  classifyProtocol,
+  classifyTimeout,
+  type RunnerFacts,
+} from '../../diagnose/classify';
 import type { BundleDeps } from '../../bundle/deps';
 import { Failure, type Evidence, type SourceLocation } from '../../failure';
 import type { WorkerFacts } from './protocol';
@@ -13,7 +20,12 @@ export function diagnose(facts: WorkerFacts, localBundleDir: string, worker: str
   if (facts.outcome === 'environment') {
     // a worker's Python that the bundle refuses: at the requires-python line, as locally
     const location = facts.kind === 'python-mismatch' ? deps?.requiresPython?.location : undefined;
-    return new Failure(facts.kind, facts.message, { stderrTail: facts.stderr_tail, notes: [...(facts.notes ?? []), `on Dask worker ${worker}`] }, location);
+    return new Failure(
+      facts.kind,
+      facts.message,
+      { stderrTail: facts.stderr_tail, notes: [...(facts.notes ?? []), `on Dask worker ${worker}`] },
+      location,
+    );
   }
   const runner: RunnerFacts = {
     bundleDir: facts.bundle_path,
@@ -32,7 +44,10 @@ export function diagnose(facts: WorkerFacts, localBundleDir: string, worker: str
   let failure: Failure;
   switch (facts.outcome) {
     case 'error':
-      failure = classifyErrorResponse(runner, facts.error ?? { code: 0, message: 'an error response without an error' });
+      failure = classifyErrorResponse(
+        runner,
+        facts.error ?? { code: 0, message: 'an error response without an error' },
+      );
       break;
     case 'exited':
       failure = classifyExit(runner);
@@ -41,12 +56,16 @@ export function diagnose(facts: WorkerFacts, localBundleDir: string, worker: str
       failure = classifyTimeout({ ...runner, stacks: facts.stacks ?? undefined });
       break;
     case 'protocol':
-      failure = runner.noise?.length ? classifyPollution(runner, false) : classifyProtocol(runner, facts.reason ?? 'unreadable frame');
+      failure = runner.noise?.length
+        ? classifyPollution(runner, false)
+        : classifyProtocol(runner, facts.reason ?? 'unreadable frame');
       break;
   }
   const evidence: Evidence = relocate(failure.evidence, facts.bundle_path, localBundleDir);
   evidence.notes = [...(evidence.notes ?? []), `on Dask worker ${worker}`];
-  const location = failure.location ? relocate<SourceLocation>(failure.location, facts.bundle_path, localBundleDir) : undefined;
+  const location = failure.location
+    ? relocate<SourceLocation>(failure.location, facts.bundle_path, localBundleDir)
+    : undefined;
   return new Failure(failure.kind, relocate(failure.message, facts.bundle_path, localBundleDir), evidence, location);
 }
 

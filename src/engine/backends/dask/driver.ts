@@ -6,7 +6,12 @@
 import { execa, type ResultPromise } from 'execa';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { createMessageConnection, type MessageConnection, type NotificationType, type RequestType } from 'vscode-jsonrpc';
+import {
+  createMessageConnection,
+  type MessageConnection,
+  type NotificationType,
+  type RequestType,
+} from 'vscode-jsonrpc';
 import { StreamMessageWriter } from 'vscode-jsonrpc/node';
 import { describeExit, type ExitInfo } from '../../diagnose/classify';
 import { Failure, type FailureKind } from '../../failure';
@@ -38,7 +43,11 @@ export async function findDaskPython(requested?: string): Promise<string> {
       tried.push(`${candidate}: not found`);
       continue;
     }
-    const probe = await execa(python, ['-c', 'import importlib.util, sys; sys.exit(0 if importlib.util.find_spec("distributed") else 1)'], { reject: false, timeout: PROBE_TIMEOUT_MS, stdin: 'ignore' });
+    const probe = await execa(
+      python,
+      ['-c', 'import importlib.util, sys; sys.exit(0 if importlib.util.find_spec("distributed") else 1)'],
+      { reject: false, timeout: PROBE_TIMEOUT_MS, stdin: 'ignore' },
+    );
     if (probe.exitCode === 0) return python;
     tried.push(`${python}: ${probe.timedOut ? 'did not answer' : 'cannot import distributed'}`);
   }
@@ -67,9 +76,23 @@ export class DaskDriver {
   private readonly child: ResultPromise;
   private readonly connection: MessageConnection;
 
-  constructor(python: string, onStderr: (chunk: Buffer) => void, env?: Record<string, string>, runnerMaxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {
+  constructor(
+    python: string,
+    onStderr: (chunk: Buffer) => void,
+    env?: Record<string, string>,
+    runnerMaxFrameBytes = DEFAULT_MAX_FRAME_BYTES,
+  ) {
     this.maxFrameBytes = runnerMaxFrameBytes + DRIVER_FRAME_SLACK_BYTES;
-    this.child = execa(python, [driverScript()], { env: { ...env, PYTHONUNBUFFERED: '1' }, extendEnv: true, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false, cleanup: true });
+    this.child = execa(python, [driverScript()], {
+      env: { ...env, PYTHONUNBUFFERED: '1' },
+      extendEnv: true,
+      stdin: 'pipe',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      buffer: false,
+      reject: false,
+      cleanup: true,
+    });
     this.child.stderr!.on('data', (chunk: Buffer) => {
       this.stderr.push(chunk);
       onStderr(chunk);
@@ -77,7 +100,10 @@ export class DaskDriver {
     const reader = new TapMessageReader(this.child.stdout!, this.maxFrameBytes);
     // a report that cannot be read must end the job, never be lost: the driver is stopped with the reason
     reader.onError((error) => this.breakWith(error));
-    this.connection = createMessageConnection(reader, new StreamMessageWriter(this.child.stdin!, { contentTypeEncoder: WIRE_JSON_CONTENT_TYPE }));
+    this.connection = createMessageConnection(
+      reader,
+      new StreamMessageWriter(this.child.stdin!, { contentTypeEncoder: WIRE_JSON_CONTENT_TYPE }),
+    );
     this.connection.onError(() => undefined); // a broken pipe shows up as the driver's exit; unreadable reports as brokenBy
     this.connection.listen();
     this.exited = new Promise((resolve) => {
@@ -106,15 +132,33 @@ export class DaskDriver {
    * A request that ends one way or another within `timeoutMs`: its result, the driver's typed
    * error, the driver's exit, or the timeout, each a Failure that says which.
    */
-  async request<P, R>(type: RequestType<P, R, DriverErrorData>, params: P, timeoutMs: number, what: string): Promise<R> {
+  async request<P, R>(
+    type: RequestType<P, R, DriverErrorData>,
+    params: P,
+    timeoutMs: number,
+    what: string,
+  ): Promise<R> {
     if (this.exitInfo) throw this.exitFailure(what);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Failure('protocol-error', `The Dask driver did not ${what} within ${(timeoutMs / 1000).toFixed(0)} s`, { stderrTail: this.stderr.text(4000), pid: this.pid })), timeoutMs);
+      timer = setTimeout(
+        () =>
+          reject(
+            new Failure('protocol-error', `The Dask driver did not ${what} within ${(timeoutMs / 1000).toFixed(0)} s`, {
+              stderrTail: this.stderr.text(4000),
+              pid: this.pid,
+            }),
+          ),
+        timeoutMs,
+      );
     });
     const exit = this.exited.then(() => Promise.reject(this.exitFailure(what)));
     try {
-      return await Promise.race([this.connection.sendRequest(type, params).catch((error) => Promise.reject(this.errorFailure(error, what))), timeout, exit]);
+      return await Promise.race([
+        this.connection.sendRequest(type, params).catch((error) => Promise.reject(this.errorFailure(error, what))),
+        timeout,
+        exit,
+      ]);
     } finally {
       clearTimeout(timer);
     }
@@ -137,12 +181,23 @@ export class DaskDriver {
     const how = this.exitInfo ? describeExit(this.exitInfo) : 'stopped';
     const tail = this.stderr.text(4000);
     const last = tail.trim().split('\n').at(-1) ?? '';
-    return new Failure('protocol-error', `The Dask driver ${how} while asked to ${what}${last ? `: ${last}` : ''}`, { exitCode: this.exitInfo?.code, signal: this.exitInfo?.signal, stderrTail: tail, pid: this.pid });
+    return new Failure('protocol-error', `The Dask driver ${how} while asked to ${what}${last ? `: ${last}` : ''}`, {
+      exitCode: this.exitInfo?.code,
+      signal: this.exitInfo?.signal,
+      stderrTail: tail,
+      pid: this.pid,
+    });
   }
 
   private breakWith(error: Error): void {
     if (this.brokenBy) return;
-    this.brokenBy = new Failure('protocol-error', `A report of the Dask driver could not be read: ${error.message}`, { stderrTail: this.stderr.text(4000), pid: this.pid, notes: [`frame cap for the driver's reports: ${this.maxFrameBytes} bytes (--max-frame-mb plus ${DRIVER_FRAME_SLACK_BYTES} bytes)`] });
+    this.brokenBy = new Failure('protocol-error', `A report of the Dask driver could not be read: ${error.message}`, {
+      stderrTail: this.stderr.text(4000),
+      pid: this.pid,
+      notes: [
+        `frame cap for the driver's reports: ${this.maxFrameBytes} bytes (--max-frame-mb plus ${DRIVER_FRAME_SLACK_BYTES} bytes)`,
+      ],
+    });
     if (!this.exitInfo) this.child.kill('SIGKILL');
   }
 
@@ -150,6 +205,9 @@ export class DaskDriver {
     if (error instanceof Failure) return error;
     const response = error as { message?: string; data?: DriverErrorData };
     const kind: FailureKind = response.data?.kind ?? 'protocol-error';
-    return new Failure(kind, response.message ?? `The Dask driver failed to ${what}: ${String(error)}`, { stderrTail: response.data?.traceback ?? this.stderr.text(4000), pid: this.pid });
+    return new Failure(kind, response.message ?? `The Dask driver failed to ${what}: ${String(error)}`, {
+      stderrTail: response.data?.traceback ?? this.stderr.text(4000),
+      pid: this.pid,
+    });
   }
 }

@@ -84,7 +84,8 @@ export type WorkerFacts =
     }
   | {
       outcome: 'environment';
-      kind: 'venv-create-failed' | 'deps-install-failed' | 'interpreter-not-found' | 'python-mismatch' | 'protocol-error';
+      kind:
+        'venv-create-failed' | 'deps-install-failed' | 'interpreter-not-found' | 'python-mismatch' | 'protocol-error';
       message: string;
       stderr_tail?: string;
       notes?: string[];
@@ -106,13 +107,30 @@ export interface WorkerDescendant {
 }
 
 export type SimResult =
-  | { key: string; status: 'ok'; outputs: Record<string, string>; seed: number | bigint; pid: number; worker: string; attempts: WorkerFacts[]; ms: number; stderr: string; captures: StdoutCaptureParams[]; bundle_path?: string; descendants?: WorkerDescendant[] }
+  | {
+      key: string;
+      status: 'ok';
+      outputs: Record<string, string>;
+      seed: number | bigint;
+      pid: number;
+      worker: string;
+      attempts: WorkerFacts[];
+      ms: number;
+      stderr: string;
+      captures: StdoutCaptureParams[];
+      bundle_path?: string;
+      descendants?: WorkerDescendant[];
+    }
   | { key: string; status: 'failed'; seed: number | bigint; worker: string; attempts: WorkerFacts[]; ms: number };
 
 export interface AggResult {
   /** `skipped`: replicates failed; the engine records which. */
   status: 'ok' | 'skipped';
-  targets: Record<string, { status: 'ok'; result: { loss: number; diagnostics: Record<string, unknown>; n_replicates: number } } | { status: 'failed'; facts: WorkerFacts }>;
+  targets: Record<
+    string,
+    | { status: 'ok'; result: { loss: number; diagnostics: Record<string, unknown>; n_replicates: number } }
+    | { status: 'failed'; facts: WorkerFacts }
+  >;
   worker: string;
   pid?: number | null;
   ms: number;

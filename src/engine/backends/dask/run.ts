@@ -52,25 +52,55 @@ const CLOSE_TIMEOUT_MS = 10_000;
 
 export async function runOnDask(book: JobBook, options: RunOptions & { backend: 'dask' }): Promise<BackendRun> {
   const dask = options.dask;
-  const environment: Record<string, unknown> = { bundle: { dir: book.job.bundleDir }, dask: { scheduler: dask?.scheduler } };
+  const environment: Record<string, unknown> = {
+    bundle: { dir: book.job.bundleDir },
+    dask: { scheduler: dask?.scheduler },
+  };
   let driver: DaskDriver | undefined;
   let session: DaskSession | undefined;
   let fatal: Failure | undefined;
   try {
-    if (!dask) throw new Failure('bad-input', 'The dask backend needs a scheduler address (--scheduler tcp://HOST:PORT).');
+    if (!dask)
+      throw new Failure('bad-input', 'The dask backend needs a scheduler address (--scheduler tcp://HOST:PORT).');
     const bundleDir = await checkBundleDir(book.job.bundleDir);
-    const [digest, deps, files] = await Promise.all([book.store.bundleDigest ?? bundleDigest(bundleDir), readBundleDeps(bundleDir), listFiles(bundleDir)]);
+    const [digest, deps, files] = await Promise.all([
+      book.store.bundleDigest ?? bundleDigest(bundleDir),
+      readBundleDeps(bundleDir),
+      listFiles(bundleDir),
+    ]);
     environment.bundle = { dir: bundleDir, digest };
     const python = await findDaskPython(dask.python);
     const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-    driver = new DaskDriver(python, (chunk) => book.store.appendLog('dask-driver.stderr', chunk.toString('utf8')), options.env, maxFrameBytes);
-    const connected = await driver.request(ConnectRequest.type, { scheduler: dask.scheduler, timeout_s: dask.connectTimeoutMs / 1000 }, dask.connectTimeoutMs + 30_000, `connect to ${dask.scheduler}`);
-    environment.dask = { scheduler: connected.scheduler, dask_version: connected.dask_version, driver_python: { path: python, version: connected.python }, workers: connected.workers };
-    book.emit({ type: 'dask-connected', scheduler: connected.scheduler, dask_version: connected.dask_version, python: connected.python, workers: connected.workers });
+    driver = new DaskDriver(
+      python,
+      (chunk) => book.store.appendLog('dask-driver.stderr', chunk.toString('utf8')),
+      options.env,
+      maxFrameBytes,
+    );
+    const connected = await driver.request(
+      ConnectRequest.type,
+      { scheduler: dask.scheduler, timeout_s: dask.connectTimeoutMs / 1000 },
+      dask.connectTimeoutMs + 30_000,
+      `connect to ${dask.scheduler}`,
+    );
+    environment.dask = {
+      scheduler: connected.scheduler,
+      dask_version: connected.dask_version,
+      driver_python: { path: python, version: connected.python },
+      workers: connected.workers,
+    };
+    book.emit({
+      type: 'dask-connected',
+      scheduler: connected.scheduler,
+      dask_version: connected.dask_version,
+      python: connected.python,
+      workers: connected.workers,
+    });
 
     const runnerScript = options.runnerScript ? path.resolve(options.runnerScript) : ourRunnerScript();
     const runnerFiles: Record<string, string> = { [path.basename(runnerScript)]: runnerScript };
-    if (!options.runnerScript) runnerFiles['modelops_debugger_runner.py'] = path.join(path.dirname(runnerScript), 'modelops_debugger_runner.py');
+    if (!options.runnerScript)
+      runnerFiles['modelops_debugger_runner.py'] = path.join(path.dirname(runnerScript), 'modelops_debugger_runner.py');
     environment.runner = runnerScript;
     const spec: TaskSpec = {
       digest,
@@ -90,10 +120,29 @@ export async function runOnDask(book: JobBook, options: RunOptions & { backend: 
       runner_file: path.basename(runnerScript),
       max_frame_bytes: maxFrameBytes,
     };
-    const stallMs = dask.stallTimeoutMs ?? options.taskTimeoutMs + options.readyTimeoutMs + (options.venv?.installTimeoutMs ?? RUN_DEFAULTS.installTimeoutMs) + STALL_MARGIN_MS;
+    const stallMs =
+      dask.stallTimeoutMs ??
+      options.taskTimeoutMs +
+        options.readyTimeoutMs +
+        (options.venv?.installTimeoutMs ?? RUN_DEFAULTS.installTimeoutMs) +
+        STALL_MARGIN_MS;
     session = new DaskSession(book, driver, options, bundleDir, deps, stallMs);
     const sets = session.submissions();
-    await session.run(() => driver!.request(SubmitRequest.type, { spec, runner_files: runnerFiles, bundle_dir: bundleDir, bundle_files: files, sets, report_max_bytes: driver!.maxFrameBytes }, SUBMIT_TIMEOUT_MS, 'submit the tasks'));
+    await session.run(() =>
+      driver!.request(
+        SubmitRequest.type,
+        {
+          spec,
+          runner_files: runnerFiles,
+          bundle_dir: bundleDir,
+          bundle_files: files,
+          sets,
+          report_max_bytes: driver!.maxFrameBytes,
+        },
+        SUBMIT_TIMEOUT_MS,
+        'submit the tasks',
+      ),
+    );
     fatal = session.fatal;
   } catch (error) {
     fatal = unexpectedFailure(error, 'running the job on Dask');
@@ -104,7 +153,9 @@ export async function runOnDask(book: JobBook, options: RunOptions & { backend: 
         // nothing more is wanted from the cluster: its queued tasks go
         await closing.request(CancelRequest.type, {}, CLOSE_TIMEOUT_MS, 'cancel the tasks').catch(() => undefined);
       }
-      await closing.close(CLOSE_TIMEOUT_MS, () => closing.request(CloseRequest.type, { timeout_s: 5 }, CLOSE_TIMEOUT_MS, 'close the client'));
+      await closing.close(CLOSE_TIMEOUT_MS, () =>
+        closing.request(CloseRequest.type, { timeout_s: 5 }, CLOSE_TIMEOUT_MS, 'close the client'),
+      );
     }
   }
   return { fatal, interrupted: session?.interrupted ?? false, environment };
@@ -150,14 +201,48 @@ class DaskSession {
           sims.push({ key, replicate: i, seed: set.seeds[i] });
           this.sims.set(key, { state, replicate: i });
         } else if (!state.aggregated) {
-          const outputs = Object.fromEntries(Object.entries(earlier.outputs ?? {}).map(([name, o]) => [name, o.inline]));
+          const outputs = Object.fromEntries(
+            Object.entries(earlier.outputs ?? {}).map(([name, o]) => [name, o.inline]),
+          );
           const key = simKey(state.set.paramId, i);
-          done.push({ replicate: i, result: earlier.ok ? { key, status: 'ok', outputs, seed: set.seeds[i], pid: 0, worker: '', attempts: [], ms: 0, stderr: '', captures: [] } : { key, status: 'failed', seed: set.seeds[i], worker: '', attempts: [], ms: 0 } });
+          done.push({
+            replicate: i,
+            result: earlier.ok
+              ? {
+                  key,
+                  status: 'ok',
+                  outputs,
+                  seed: set.seeds[i],
+                  pid: 0,
+                  worker: '',
+                  attempts: [],
+                  ms: 0,
+                  stderr: '',
+                  captures: [],
+                }
+              : { key, status: 'failed', seed: set.seeds[i], worker: '', attempts: [], ms: 0 },
+          });
         }
       }
-      const agg = state.aggregated ? undefined : { key: aggKey(set.paramId), param_id: set.paramId, targets: this.book.job.targets, target_data_json: stringifyWireJson(this.book.job.targetData ?? null), allow_partial: this.options.allowPartial };
+      const agg = state.aggregated
+        ? undefined
+        : {
+            key: aggKey(set.paramId),
+            param_id: set.paramId,
+            targets: this.book.job.targets,
+            target_data_json: stringifyWireJson(this.book.job.targetData ?? null),
+            allow_partial: this.options.allowPartial,
+          };
       if (agg) this.aggs.set(agg.key, state);
-      if (sims.length || agg) submissions.push({ param_id: set.paramId, replicates: set.seeds.length, params_json: state.wireParams.text, sims, done, agg });
+      if (sims.length || agg)
+        submissions.push({
+          param_id: set.paramId,
+          replicates: set.seeds.length,
+          params_json: state.wireParams.text,
+          sims,
+          done,
+          agg,
+        });
     }
     return submissions;
   }
@@ -192,7 +277,9 @@ class DaskSession {
   private listen(): void {
     const driver = this.driver;
     driver.onNotification(WorkerEventNotification.type, (event) => this.guard(() => this.onWorkerEvent(event)));
-    driver.onNotification(SimsFinishedNotification.type, ({ keys }) => this.guard(() => keys.forEach((key) => this.book.emit({ type: 'task-finished', key }))));
+    driver.onNotification(SimsFinishedNotification.type, ({ keys }) =>
+      this.guard(() => keys.forEach((key) => this.book.emit({ type: 'task-finished', key }))),
+    );
     driver.onNotification(SimDoneNotification.type, ({ key, result }) => this.guard(() => this.onSimDone(key, result)));
     driver.onNotification(AggDoneNotification.type, ({ key, result }) => this.guard(() => this.onAggDone(key, result)));
     driver.onNotification(TaskErredNotification.type, (erred) => this.guard(() => this.onTaskErred(erred)));
@@ -208,7 +295,11 @@ class DaskSession {
     driver.onNotification(SchedulerLostNotification.type, ({ scheduler, message }) =>
       this.guard(() => {
         this.book.emit({ type: 'scheduler-lost', scheduler, cause: message });
-        this.end(new Failure('scheduler-lost', message, { notes: ['the tasks without a result did not finish; after the scheduler is back, --resume runs them'] }));
+        this.end(
+          new Failure('scheduler-lost', message, {
+            notes: ['the tasks without a result did not finish; after the scheduler is back, --resume runs them'],
+          }),
+        );
       }),
     );
     driver.onNotification(AllDoneNotification.type, () => this.guard(() => this.finish()));
@@ -234,7 +325,13 @@ class DaskSession {
     clearTimeout(this.stallTimer);
     this.stallTimer = setTimeout(() => {
       const pending = this.book.counts.sims.pending + this.book.counts.aggregations.pending;
-      this.end(new Failure('dask-stalled', `No word from the Dask cluster for ${Math.round(this.stallMs / 1000)} s with ${pending} tasks pending: no worker may be connected, or every worker is stuck`, { notes: [`scheduler ${this.options.dask?.scheduler}`] }));
+      this.end(
+        new Failure(
+          'dask-stalled',
+          `No word from the Dask cluster for ${Math.round(this.stallMs / 1000)} s with ${pending} tasks pending: no worker may be connected, or every worker is stuck`,
+          { notes: [`scheduler ${this.options.dask?.scheduler}`] },
+        ),
+      );
     }, this.stallMs);
   }
 
@@ -243,22 +340,56 @@ class DaskSession {
       case 'task-start':
         if (!this.sims.has(event.key) || this.started.has(`${event.key}#${event.attempt}`)) return; // aggregations announce themselves with their result
         this.started.add(`${event.key}#${event.attempt}`);
-        this.book.emit({ type: 'task-start', key: event.key, attempt: event.attempt, pid: event.pid, worker: event.worker });
+        this.book.emit({
+          type: 'task-start',
+          key: event.key,
+          attempt: event.attempt,
+          pid: event.pid,
+          worker: event.worker,
+        });
         return;
       case 'task-retry': {
-        const failure = classifyExit({ bundleDir: this.bundleDir, method: 'execute', exit: event.exit ?? undefined, stderrSince: '', stderrTail: '', stderrBytes: 0 });
+        const failure = classifyExit({
+          bundleDir: this.bundleDir,
+          method: 'execute',
+          exit: event.exit ?? undefined,
+          stderrSince: '',
+          stderrTail: '',
+          stderrBytes: 0,
+        });
         if (!RETRYABLE.has(failure.kind)) return;
-        this.book.emit({ type: 'task-retry', key: event.key, attempt: event.attempt, kind: failure.kind, message: failure.message });
+        this.book.emit({
+          type: 'task-retry',
+          key: event.key,
+          attempt: event.attempt,
+          kind: failure.kind,
+          message: failure.message,
+        });
         return;
       }
       case 'process-start':
         this.book.emit({ type: 'process-start', pid: event.pid, venv: event.venv, worker: event.worker });
         return;
       case 'process-end':
-        this.book.emit({ type: 'process-end', pid: event.pid, why: event.why, uses: event.uses, exit_code: event.exit_code, signal: event.signal, worker: event.worker });
+        this.book.emit({
+          type: 'process-end',
+          pid: event.pid,
+          why: event.why,
+          uses: event.uses,
+          exit_code: event.exit_code,
+          signal: event.signal,
+          worker: event.worker,
+        });
         return;
       case 'venv-built':
-        this.book.emit({ type: 'venv', event: { type: 'venv-build', key: event.key, reason: `${event.reason} (built on Dask worker ${event.worker})` } });
+        this.book.emit({
+          type: 'venv',
+          event: {
+            type: 'venv-build',
+            key: event.key,
+            reason: `${event.reason} (built on Dask worker ${event.worker})`,
+          },
+        });
         return;
     }
   }
@@ -279,11 +410,20 @@ class DaskSession {
       this.warnLingering(result.worker, result.bundle_path, result.descendants);
       for (const capture of result.captures ?? []) {
         // our runner absorbed it; production's would have broken on it: said once per line, at the local path
-        const warning = pollutionWarning(result.bundle_path ? relocate(capture, result.bundle_path, this.bundleDir) : capture, this.bundleDir, this.warned);
+        const warning = pollutionWarning(
+          result.bundle_path ? relocate(capture, result.bundle_path, this.bundleDir) : capture,
+          this.bundleDir,
+          this.warned,
+        );
         if (warning) this.book.emit({ type: 'warning', kind: 'stdout-pollution', ...warning });
       }
       this.announce(key, result.attempts.length + 1, result.pid, result.worker);
-      this.book.simSucceeded(state, replicate, result.outputs, { attempts: result.attempts.length + 1, pid: result.pid, ms: Math.round(result.ms), worker: result.worker });
+      this.book.simSucceeded(state, replicate, result.outputs, {
+        attempts: result.attempts.length + 1,
+        pid: result.pid,
+        ms: Math.round(result.ms),
+        worker: result.worker,
+      });
     } else {
       const last = result.attempts.at(-1);
       if (!last) throw new Failure('protocol-error', `The Dask worker reported ${key} failed without saying how`);
@@ -295,7 +435,12 @@ class DaskSession {
       }
       const pid = 'pid' in last ? last.pid : undefined;
       this.announce(key, result.attempts.length, pid, result.worker);
-      this.book.simFailed(state, replicate, failure, { attempts: result.attempts.length, pid, ms: Math.round(result.ms), worker: result.worker });
+      this.book.simFailed(state, replicate, failure, {
+        attempts: result.attempts.length,
+        pid,
+        ms: Math.round(result.ms),
+        worker: result.worker,
+      });
     }
     this.aggregateIfDue(state);
   }
@@ -313,10 +458,17 @@ class DaskSession {
   }
 
   private onTaskErred(erred: TaskErred): void {
-    const failure = new Failure('dask-task-erred', `Dask failed ${erred.key}: ${erred.exc_type}${erred.message ? `: ${erred.message}` : ''}`, {
-      exception: { type: erred.exc_type, message: erred.message, traceback: erred.traceback },
-      notes: erred.exc_type === 'KilledWorker' ? ['the workers running this task died too often (distributed.scheduler.allowed-failures)'] : [],
-    });
+    const failure = new Failure(
+      'dask-task-erred',
+      `Dask failed ${erred.key}: ${erred.exc_type}${erred.message ? `: ${erred.message}` : ''}`,
+      {
+        exception: { type: erred.exc_type, message: erred.message, traceback: erred.traceback },
+        notes:
+          erred.exc_type === 'KilledWorker'
+            ? ['the workers running this task died too often (distributed.scheduler.allowed-failures)']
+            : [],
+      },
+    );
     this.book.emit({ type: 'dask-task-erred', key: erred.key, exc_type: erred.exc_type, cause: failure.message });
     const sim = this.sims.get(erred.key);
     if (sim) {
@@ -343,20 +495,34 @@ class DaskSession {
     if (!plan) return; // skipped: replicates failed, and the record names them
     const { record } = plan;
     if (erred) {
-      const failure = new Failure('dask-task-erred', `Dask failed ${result.key}: ${result.exc_type}${result.message ? `: ${result.message}` : ''}`, { exception: { type: result.exc_type, message: result.message, traceback: result.traceback } });
-      if (this.book.job.targets.length === 0) Object.assign(record, { status: 'failed', kind: failure.kind, message: failure.message });
+      const failure = new Failure(
+        'dask-task-erred',
+        `Dask failed ${result.key}: ${result.exc_type}${result.message ? `: ${result.message}` : ''}`,
+        { exception: { type: result.exc_type, message: result.message, traceback: result.traceback } },
+      );
+      if (this.book.job.targets.length === 0)
+        Object.assign(record, { status: 'failed', kind: failure.kind, message: failure.message });
       for (const target of this.book.job.targets) this.book.targetFailed(record, target, failure);
     } else {
       for (const target of this.book.job.targets) {
         const outcome = result.targets[target];
         if (outcome?.status === 'ok') {
-          record.targets[target] = { status: 'ok', loss: outcome.result.loss, diagnostics: outcome.result.diagnostics, n_replicates: outcome.result.n_replicates };
+          record.targets[target] = {
+            status: 'ok',
+            loss: outcome.result.loss,
+            diagnostics: outcome.result.diagnostics,
+            n_replicates: outcome.result.n_replicates,
+          };
         } else if (outcome?.status === 'failed') {
           const failure = diagnose(outcome.facts, this.bundleDir, result.worker, this.deps);
           if (outcome.facts.start_failed) this.end(failure);
           this.book.targetFailed(record, target, failure);
         } else {
-          this.book.targetFailed(record, target, new Failure('protocol-error', `The Dask worker ${result.worker} returned no result for target ${target}`));
+          this.book.targetFailed(
+            record,
+            target,
+            new Failure('protocol-error', `The Dask worker ${result.worker} returned no result for target ${target}`),
+          );
         }
       }
     }
@@ -371,15 +537,26 @@ class DaskSession {
   }
 
   /** Processes tasks left running on a worker: the same warning as locally, at local paths. */
-  private warnLingering(worker: string, bundlePath: string | undefined, descendants: WorkerDescendant[] | undefined): void {
+  private warnLingering(
+    worker: string,
+    bundlePath: string | undefined,
+    descendants: WorkerDescendant[] | undefined,
+  ): void {
     if (!descendants?.length) return;
     const byRunner = new Map<number, LingeringDescendant[]>();
     for (const d of descendants) {
       const location = locate(bundlePath ? relocate(d.stack, bundlePath, this.bundleDir) : d.stack, this.bundleDir);
-      const local: LingeringDescendant = { pid: d.pid, command: d.command, escaped: d.escaped, task: d.task, ...(location ? { location } : {}) };
+      const local: LingeringDescendant = {
+        pid: d.pid,
+        command: d.command,
+        escaped: d.escaped,
+        task: d.task,
+        ...(location ? { location } : {}),
+      };
       byRunner.set(d.runner_pid, [...(byRunner.get(d.runner_pid) ?? []), local]);
     }
-    for (const [pid, group] of byRunner) for (const warning of lingeringWarnings(group, pid, worker)) this.book.emit(warning);
+    for (const [pid, group] of byRunner)
+      for (const warning of lingeringWarnings(group, pid, worker)) this.book.emit(warning);
   }
 
   /** A runner's stderr, as it came with a task, into logs/ (one file per worker and runner). */
@@ -392,11 +569,22 @@ class DaskSession {
   /** The driver said it was done: any task it never reported gets a result that says so. */
   private accountForSilence(): void {
     for (const [key, { state, replicate }] of this.sims) {
-      this.book.simFailed(state, replicate, new Failure('dask-task-erred', `The Dask driver finished without reporting ${key}`), { attempts: 1, pid: undefined, ms: 0 });
+      this.book.simFailed(
+        state,
+        replicate,
+        new Failure('dask-task-erred', `The Dask driver finished without reporting ${key}`),
+        { attempts: 1, pid: undefined, ms: 0 },
+      );
     }
     this.sims.clear();
     for (const [key, state] of this.aggs) {
-      if (!this.earlyAggs.has(state)) this.earlyAggs.set(state, { key, exc_type: 'Missing', message: 'the Dask driver finished without reporting it', traceback: '' });
+      if (!this.earlyAggs.has(state))
+        this.earlyAggs.set(state, {
+          key,
+          exc_type: 'Missing',
+          message: 'the Dask driver finished without reporting it',
+          traceback: '',
+        });
       this.aggregateIfDue(state);
     }
   }

@@ -158,12 +158,19 @@ export class WarmPool {
   private release(slot: Slot): void {
     slot.load--;
     slot.tasks++;
-    const reuseSpent = this.options.executor === 'cold' || (this.options.maxReuse > 0 && slot.tasks >= this.options.maxReuse);
+    const reuseSpent =
+      this.options.executor === 'cold' || (this.options.maxReuse > 0 && slot.tasks >= this.options.maxReuse);
     if (!slot.process.alive) {
       this.remove(slot, slot.process.brokenBy ? `broken: ${slot.process.brokenBy.kind}` : 'exited');
     } else if (reuseSpent) {
       slot.retiring = true;
-      if (slot.load === 0) this.remove(slot, this.options.executor === 'cold' ? 'cold executor: one task per process' : `reused ${slot.tasks} times (--max-reuse)`);
+      if (slot.load === 0)
+        this.remove(
+          slot,
+          this.options.executor === 'cold'
+            ? 'cold executor: one task per process'
+            : `reused ${slot.tasks} times (--max-reuse)`,
+        );
     }
     this.dispatch();
   }

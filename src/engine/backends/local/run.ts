@@ -33,7 +33,12 @@ export async function runLocally(book: JobBook, options: RunOptions): Promise<Ba
   let fatal: Failure | undefined;
   let interrupted = false;
   try {
-    prepared = await prepareRunner({ ...options, bundleDir: job.bundleDir, digest: store.bundleDigest, venv: { ...options.venv, onEvent: (event) => book.emit({ type: 'venv', event }) } });
+    prepared = await prepareRunner({
+      ...options,
+      bundleDir: job.bundleDir,
+      digest: store.bundleDigest,
+      venv: { ...options.venv, onEvent: (event) => book.emit({ type: 'venv', event }) },
+    });
     pool = makePool(prepared, store, options, (body) => book.emit(body));
     const scheduler = new Scheduler(book, pool, options);
     await scheduler.run();
@@ -51,14 +56,28 @@ export async function runLocally(book: JobBook, options: RunOptions): Promise<Ba
     interrupted,
     environment: {
       bundle: { dir: job.bundleDir, digest: prepared?.digest },
-      python: prepared ? { venv_python: prepared.python, base: prepared.base?.realPath, version: prepared.base?.version } : undefined,
-      venv: prepared?.lease ? { key: prepared.lease.key, path: prepared.lease.path, built: prepared.lease.built, reason: prepared.lease.reason } : undefined,
+      python: prepared
+        ? { venv_python: prepared.python, base: prepared.base?.realPath, version: prepared.base?.version }
+        : undefined,
+      venv: prepared?.lease
+        ? {
+            key: prepared.lease.key,
+            path: prepared.lease.path,
+            built: prepared.lease.built,
+            reason: prepared.lease.reason,
+          }
+        : undefined,
       runner: prepared?.runnerScript,
     },
   };
 }
 
-function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOptions, emit: (e: JobEventBody) => void): WarmPool {
+function makePool(
+  prepared: PreparedRunner,
+  store: ResultsStore,
+  options: RunOptions,
+  emit: (e: JobEventBody) => void,
+): WarmPool {
   const venv = prepared.lease?.key ?? prepared.venv;
   const warned = new Set<string>();
   return new WarmPool({
@@ -90,7 +109,8 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
           // our runner absorbed it; production's would have broken on it: say so once per line,
           // on the task the runner was working on (a thread's print, a child's echo)
           const warning = pollutionWarning(capture, prepared.bundleDir, warned);
-          if (warning) emit({ type: 'warning', kind: 'stdout-pollution', ...warning, ...(task ? { key: task, pid } : {}) });
+          if (warning)
+            emit({ type: 'warning', kind: 'stdout-pollution', ...warning, ...(task ? { key: task, pid } : {}) });
         },
       });
       pid = process.pid;
@@ -115,7 +135,14 @@ function makePool(prepared: PreparedRunner, store: ResultsStore, options: RunOpt
       for (const warning of lingeringWarnings(process.lingering, process.pid)) emit(warning);
       process.closeStderr();
       if (options.trace) store.writeTranscript(process);
-      emit({ type: 'process-end', pid: process.pid, why, uses: process.uses, exit_code: process.exitInfo?.code ?? null, signal: process.exitInfo?.signal ?? null });
+      emit({
+        type: 'process-end',
+        pid: process.pid,
+        why,
+        uses: process.uses,
+        exit_code: process.exitInfo?.code ?? null,
+        signal: process.exitInfo?.signal ?? null,
+      });
     },
   });
 }
@@ -193,7 +220,8 @@ class Scheduler {
     if (retry) return () => this.simulate(retry);
     while (this.setCursor < this.states.length) {
       const current = this.states[this.setCursor];
-      while (this.replicateCursor < current.set.seeds.length && current.outcomes.has(this.replicateCursor)) this.replicateCursor++;
+      while (this.replicateCursor < current.set.seeds.length && current.outcomes.has(this.replicateCursor))
+        this.replicateCursor++;
       if (this.replicateCursor < current.set.seeds.length) {
         const task: SimTask = { state: current, replicate: this.replicateCursor++, attempt: 1 };
         return () => this.simulate(task);
@@ -216,9 +244,18 @@ class Scheduler {
         pid = process.pid;
         begun = performance.now();
         this.emit({ type: 'task-start', key, attempt: task.attempt, pid });
-        return process.request(ExecuteRequest.type, { entrypoint: this.job.entrypoint, params: state.wireParams as never, seed }, { timeoutMs: this.options.taskTimeoutMs, tag: key, span });
+        return process.request(
+          ExecuteRequest.type,
+          { entrypoint: this.job.entrypoint, params: state.wireParams as never, seed },
+          { timeoutMs: this.options.taskTimeoutMs, tag: key, span },
+        );
       });
-      this.book.simSucceeded(state, replicate, outputs, { attempts: task.attempt, pid, ms: Math.round(performance.now() - begun), stderr: stderrRange(span, pid) });
+      this.book.simSucceeded(state, replicate, outputs, {
+        attempts: task.attempt,
+        pid,
+        ms: Math.round(performance.now() - begun),
+        stderr: stderrRange(span, pid),
+      });
       this.queueAggregation(state);
     } catch (error) {
       const failure = unexpectedFailure(error, `running ${key}`);
@@ -237,7 +274,12 @@ class Scheduler {
         this.retries.push({ ...task, attempt: task.attempt + 1 });
         return;
       }
-      this.book.simFailed(state, replicate, failure, { attempts: task.attempt, pid, ms: Math.round(performance.now() - begun), stderr: stderrRange(span, pid) });
+      this.book.simFailed(state, replicate, failure, {
+        attempts: task.attempt,
+        pid,
+        ms: Math.round(performance.now() - begun),
+        stderr: stderrRange(span, pid),
+      });
       this.queueAggregation(state);
     }
   }
@@ -252,13 +294,24 @@ class Scheduler {
     const { record, ok, begun } = plan;
     const { set } = state;
     const key = record.key;
-    const simReturns: SerializedSimReturn[] = this.job.targets.length ? ok.map(([i, o]) => serializedSimReturn(set.paramId, set.seeds[i], o.outputs ?? {})) : [];
+    const simReturns: SerializedSimReturn[] = this.job.targets.length
+      ? ok.map(([i, o]) => serializedSimReturn(set.paramId, set.seeds[i], o.outputs ?? {}))
+      : [];
     for (const target of this.job.targets) {
       try {
         const result = await this.pool.run((process) =>
-          process.request(AggregateRequest.type, { target_entrypoint: target, sim_returns: simReturns, target_data: this.job.targetData }, { timeoutMs: this.options.taskTimeoutMs, tag: key }),
+          process.request(
+            AggregateRequest.type,
+            { target_entrypoint: target, sim_returns: simReturns, target_data: this.job.targetData },
+            { timeoutMs: this.options.taskTimeoutMs, tag: key },
+          ),
         );
-        record.targets[target] = { status: 'ok', loss: result.loss, diagnostics: result.diagnostics, n_replicates: result.n_replicates };
+        record.targets[target] = {
+          status: 'ok',
+          loss: result.loss,
+          diagnostics: result.diagnostics,
+          n_replicates: result.n_replicates,
+        };
       } catch (error) {
         const failure = unexpectedFailure(error, `aggregating ${key} with ${target}`);
         if (this.interrupted) return;
@@ -288,10 +341,18 @@ function notStarted(failure: Failure): boolean {
  * `_serialize_sim_returns`): its task_id and each output's size, BLAKE2b-256 checksum and bytes.
  * Built only when a target needs it; the checksums cost ~20 µs an output in JavaScript.
  */
-function serializedSimReturn(paramId: string, seed: number | bigint, outputs: Record<string, OutputRecord>): SerializedSimReturn {
+function serializedSimReturn(
+  paramId: string,
+  seed: number | bigint,
+  outputs: Record<string, OutputRecord>,
+): SerializedSimReturn {
   const serialized: SerializedSimReturn['outputs'] = {};
   for (const [name, output] of Object.entries(outputs)) {
-    serialized[name] = { size: output.size, checksum: outputChecksum(Buffer.from(output.inline, 'base64')), inline: output.inline };
+    serialized[name] = {
+      size: output.size,
+      checksum: outputChecksum(Buffer.from(output.inline, 'base64')),
+      inline: output.inline,
+    };
   }
   return { task_id: taskId(paramId, seed, outputs), outputs: serialized };
 }
@@ -301,5 +362,3 @@ function taskId(paramId: string, seed: number | bigint, outputs: Record<string, 
   const text = `${paramId.slice(0, 16)}-${seed}-${Object.keys(outputs).sort().join(',')}`;
   return bytesToHex(blake2b(new TextEncoder().encode(text), { dkLen: 32 }));
 }
-
-
