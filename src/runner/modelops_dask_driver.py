@@ -107,7 +107,7 @@ class Driver:
                 "scheduler-unreachable",
                 "Could not connect to the Dask scheduler at %s within %s s: %s: %s"
                 % (params["scheduler"], params["timeout_s"], type(exc).__name__, exc),
-            )
+            ) from exc
         self.address = params["scheduler"]
         self.client.subscribe_topic(helper.EVENT_TOPIC, self._on_worker_event)
         self.client.subscribe_topic("all", self._on_scheduler_event)
@@ -164,7 +164,7 @@ class Driver:
                 SUBMIT_FAILED,
                 "protocol-error",
                 "Submitting to the Dask scheduler failed: %s: %s" % (type(exc).__name__, exc),
-            )
+            ) from exc
         self.watcher = threading.Thread(
             target=self._watch, args=(sims_and_aggs,), name="modelops-as-completed", daemon=True
         )
@@ -237,7 +237,7 @@ class Driver:
                         PLUGIN_FAILED,
                         "protocol-error",
                         "Shipping %s to the Dask workers failed: %s: %s" % (name, type(exc).__name__, exc),
-                    )
+                    ) from exc
                 for worker, answer in (answers or {}).items():
                     if isinstance(answer, dict) and answer.get("status") == "error":
                         raise RpcError(

@@ -283,7 +283,8 @@ def _venvs_dir_failure(exc, doing):
     name = errno.errorcode.get(exc.errno, "error") if exc.errno else type(exc).__name__
     where = exc.filename or venv_cache.venvs_dir()
     message = (
-        "The venvs directory %s on Dask worker %s cannot be used: could not %s at %s (%s: %s); give the workers another MODELOPS_VENVS_DIR"
+        "The venvs directory %s on Dask worker %s cannot be used: could not %s at %s (%s: %s); "
+        "give the workers another MODELOPS_VENVS_DIR"
         % (venv_cache.venvs_dir(), _where(), doing, where, name, (exc.strerror or str(exc)).lower())
     )
     return {

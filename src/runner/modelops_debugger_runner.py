@@ -104,7 +104,7 @@ try:
         try:
             value, end = _scan(text, 0)
         except StopIteration as exc:
-            raise ValueError("invalid JSON at character %d" % exc.value)
+            raise ValueError("invalid JSON at character %d" % exc.value) from None
         if text[end:].strip():
             raise ValueError("extra data after JSON at character %d" % end)
         return value

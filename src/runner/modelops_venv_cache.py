@@ -188,7 +188,7 @@ def _pyproject(bundle_dir):
         with open(path, "rb") as handle:
             return tomllib.load(handle)
     except (OSError, ValueError) as exc:
-        raise EnvironmentFailure("bad-input", "%s is not valid TOML: %s" % (path, exc))
+        raise EnvironmentFailure("bad-input", "%s is not valid TOML: %s" % (path, exc)) from exc
 
 
 def _project_name(bundle_dir):
@@ -520,7 +520,7 @@ def python_version(python, where=""):
             stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.SubprocessError) as exc:
-        raise EnvironmentFailure("interpreter-not-found", "%s did not start%s: %s" % (python, _on(where), exc))
+        raise EnvironmentFailure("interpreter-not-found", "%s did not start%s: %s" % (python, _on(where), exc)) from exc
     if out.returncode != 0:
         raise EnvironmentFailure(
             "interpreter-not-found", "%s did not start%s: %s" % (python, _on(where), out.stderr.strip()[-300:])

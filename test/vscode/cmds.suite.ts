@@ -175,7 +175,8 @@ export function registerCmdsTests(context: () => Context): void {
       );
       assert.equal(whole.caveat, undefined);
       assert.equal(await vscode.env.clipboard.readText(), whole.line);
-      // run it as a user would, in a shell, with the CLI on PATH; the job file names its job_id, so the first run's folder moves aside
+      // run it as a user would, in a shell, with the CLI on PATH; the job file names its job_id,
+      // so the first run's folder moves aside
       const moved = `${result.dir}-first`;
       renameSync(result.dir, moved);
       const bin = path.join(scratch, 'bin');

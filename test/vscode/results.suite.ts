@@ -45,7 +45,10 @@ function click(item: vscode.TreeItem): Thenable<vscode.Uri | undefined> {
   return vscode.commands.executeCommand<vscode.Uri>(item.command.command, ...(item.command.arguments ?? []));
 }
 
-/** Resolves once the venvs view, after one of its own change events, shows what `ready` wants; fails after a timeout. */
+/**
+ * Resolves once the venvs view, after one of its own change events, shows what `ready` wants;
+ * fails after a timeout.
+ */
 function venvsViewShows(api: ModelOpsApi, what: string, ready: (items: VenvItem[]) => boolean): Promise<VenvItem[]> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -107,7 +110,7 @@ export function registerResultsTests(ctx: () => { api: ModelOpsApi; root: string
         'the loss of its target, the float Python returned',
       );
       assert.match(text, /"kind": "mean"/, "the target's diagnostics");
-      assert.match(text, /^\| `value` \|  \| 6 \| 2 \| 0 \| 2 \| 2 \|$/m);
+      assert.match(text, /^\| `value` \| {2}\| 6 \| 2 \| 0 \| 2 \| 2 \|$/m);
       assert.match(text, /^\| `stats` \| a \| 6 \| 1\.5 \| 0 \| 1\.5 \| 1\.5 \|$/m);
       for (const item of replicates) {
         const seed = sets[0].set.tasks[item.task.replicate].seed!;

@@ -88,7 +88,10 @@ export interface DaskOptions {
   connectTimeoutMs: number;
   /** The interpreter workers build the bundle's venv from; default: each worker's own. */
   workerPython?: string;
-  /** No word from the cluster for this long while tasks are pending ends the job (default: the longest a task may legitimately take). */
+  /**
+   * No word from the cluster for this long while tasks are pending ends the job (default: the
+   * longest a task may legitimately take).
+   */
   stallTimeoutMs?: number;
 }
 

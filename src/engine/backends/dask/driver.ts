@@ -104,7 +104,8 @@ export class DaskDriver {
       reader,
       new StreamMessageWriter(this.child.stdin!, { contentTypeEncoder: WIRE_JSON_CONTENT_TYPE }),
     );
-    this.connection.onError(() => undefined); // a broken pipe shows up as the driver's exit; unreadable reports as brokenBy
+    // a broken pipe shows up as the driver's exit; unreadable reports as brokenBy
+    this.connection.onError(() => undefined);
     this.connection.listen();
     this.exited = new Promise((resolve) => {
       this.child.on('exit', (code, signal) => {

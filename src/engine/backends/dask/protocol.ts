@@ -171,7 +171,10 @@ export interface SubmitParams {
   /** The bundle's files (bundle/bundleDir.ts listFiles), shipped to the workers. */
   bundle_files: string[];
   sets: SetSubmission[];
-  /** The largest report frame the engine reads from the driver: a bigger simulation report is sent as result-too-large. */
+  /**
+   * The largest report frame the engine reads from the driver: a bigger simulation report is
+   * sent as result-too-large.
+   */
   report_max_bytes: number;
 }
 

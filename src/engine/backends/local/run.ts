@@ -89,6 +89,8 @@ function makePool(
       if (killed.aborted) throw new Failure('cancelled', 'the pool was killed');
       const stderrFile = store.newStderrLog();
       const follow = options.onRunnerStderr;
+      // assigned once the process exists: the callbacks handed to start() read it later
+      // eslint-disable-next-line prefer-const
       let pid: number | undefined;
       const process = WarmProcess.start({
         ...runnerLaunch(prepared),
