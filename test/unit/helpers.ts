@@ -14,17 +14,19 @@ export const CLI = path.join(ROOT, 'dist', 'cli.js');
 
 /**
  * Tests never touch the user's venv cache: one scratch cache per test run, shared by every
- * test file (each is bundled separately, so the choice lives on globalThis) and inherited by
- * the CLI processes the tests start.
+ * test file and inherited by the CLI processes the tests start. Under `npm run test:unit` it is
+ * made once for the whole run by test/unit/globalFixtures.cjs (the files run in parallel
+ * workers); a file run on its own (`mocha --no-config …`) makes its own. Each test process
+ * removes its scratch directories when it exits (a root `after` hook would run at the end of the
+ * first file of a parallel worker, under the feet of the files after it).
  */
 const shared = globalThis as { __modelopsScratch?: string[] };
 if (!shared.__modelopsScratch) {
   shared.__modelopsScratch = [];
-  // one root hook for the whole run, however many test files import this module
-  after(() => {
+  process.on('exit', () => {
     for (const dir of shared.__modelopsScratch!) rmSync(dir, { recursive: true, force: true });
   });
-  process.env.MODELOPS_VENVS_DIR = scratchDir('mo-test-venvs-');
+  process.env.MODELOPS_VENVS_DIR = process.env.MODELOPS_TEST_VENVS_DIR ?? scratchDir('mo-test-venvs-');
 }
 delete process.env.MODELOPS_FORCE_FRESH_VENV;
 

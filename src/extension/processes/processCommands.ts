@@ -11,8 +11,13 @@ import { taskStderrText } from '../output/taskStderr';
 import { showText } from '../util/commands';
 import { ProcessItem } from './processTree';
 
-/** How long a runner's faulthandler may take to write every thread's stack. */
-const STACK_DUMP_WAIT_MS = 1500;
+/**
+ * How long a runner's stacks may take to reach its log. faulthandler writes them at once, but in
+ * the editor a runner's stderr reaches the log through the extension host, which a busy job can
+ * keep from reading the pipe for over a second (1.5 s was too short under load); the wait ends as
+ * soon as the dump is whole.
+ */
+const STACK_DUMP_WAIT_MS = 5000;
 
 /** `jobStderr`: "Show Stderr" on a job, or from the palette (jobs/jobCommands.ts). */
 export function registerProcessCommands(jobStderr: (given: unknown) => Promise<unknown>): vscode.Disposable[] {
