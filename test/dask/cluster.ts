@@ -87,8 +87,14 @@ export class DaskCluster {
     await end(this.scheduler, 'SIGKILL');
   }
 
+  /**
+   * The workers first, while their scheduler still answers: a worker whose scheduler went at the
+   * same moment can spend its whole grace trying to reach it, be killed, and never run its
+   * teardown (the helper's atexit, which ends its warm runners' process groups).
+   */
   async stop(): Promise<void> {
-    await Promise.all([...this.workers.splice(0), this.scheduler].map((p) => end(p, 'SIGTERM')));
+    await Promise.all(this.workers.splice(0).map((p) => end(p, 'SIGTERM')));
+    await end(this.scheduler, 'SIGTERM');
   }
 }
 
@@ -125,7 +131,11 @@ function end(dask: DaskProcess, signal: NodeJS.Signals): Promise<void> {
   const child = dask.process;
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+    const timer = setTimeout(() => {
+      // said, because what the process would have done at its exit (atexit hooks) did not happen
+      console.error(`dask process ${dask.pid} did not end within ${STOP_GRACE_MS} ms of ${signal}: killed`);
+      child.kill('SIGKILL');
+    }, STOP_GRACE_MS);
     child.once('exit', () => {
       clearTimeout(timer);
       resolve();
