@@ -70,7 +70,9 @@ function runSuite(name) {
 }
 
 function duration(seconds) {
-  return seconds < 60 ? `${seconds.toFixed(1)} s` : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const whole = Math.round(seconds); // 119.7 s is 2 min 0 s, not 1 min 60 s
+  return `${Math.floor(whole / 60)} min ${whole % 60} s`;
 }
 
 const asked = process.argv.slice(2);
