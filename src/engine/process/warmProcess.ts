@@ -7,9 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { writeSync } from 'node:fs';
 import * as os from 'node:os';
 import { execa, type ResultPromise } from 'execa';
-import { Writable } from 'node:stream';
 import type { Message, RequestMessage, ResponseMessage, NotificationMessage, RequestType } from 'vscode-jsonrpc';
-import { StreamMessageWriter } from 'vscode-jsonrpc/node';
 import {
   classifyErrorResponse,
   classifyExit,
@@ -53,7 +51,7 @@ import { StderrMarks, STDERR_MARKS_ENV } from './stderrMarks';
 import { StdoutTap, type TapEvent } from './stdoutTap';
 import { DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_ENV, showSize } from './frameCap';
 import { parseWireJson } from '../pyjson/pyjson';
-import { WIRE_JSON_CONTENT_TYPE } from './wireContentType';
+import { encodeFrame, FrameWriter } from './frameWriter';
 
 export interface WarmProcessOptions {
   /** The interpreter to run, resolved (not a pyenv shim). */
@@ -187,7 +185,7 @@ export class WarmProcess {
 
   private readonly child: ResultPromise;
   private readonly started = performance.now();
-  private readonly writer: StreamMessageWriter;
+  private readonly writer: FrameWriter;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   /** Messages read but not yet handled (only while stderr is followed: see onFrame). */
@@ -299,9 +297,7 @@ export class WarmProcess {
     });
     this.child.stdout!.on('data', (chunk: Buffer) => tap.push(chunk));
 
-    this.writer = new StreamMessageWriter(new CoalescingWritable(this.child.stdin!), {
-      contentTypeEncoder: WIRE_JSON_CONTENT_TYPE,
-    });
+    this.writer = new FrameWriter(this.child.stdin!);
     this.writer.onError(() => undefined); // a closed stdin shows up as the process exit
 
     this.exited = new Promise<ExitInfo>((resolve) => {
@@ -365,6 +361,14 @@ export class WarmProcess {
     if (this.exitInfo) return Promise.reject(classifyExit({ ...this.facts(), method: type.method }));
     const id = this.nextId++;
     const message: RequestMessage = { jsonrpc: '2.0', id, method: type.method, params: params as object };
+    let frame: Buffer;
+    try {
+      frame = encodeFrame(message);
+    } catch (error) {
+      return Promise.reject(
+        classifyProtocol(this.facts(type.method), `the ${type.method} request could not be encoded: ${String(error)}`),
+      );
+    }
     return new Promise<R>((resolve, reject) => {
       const pending: Pending = {
         method: type.method,
@@ -380,7 +384,7 @@ export class WarmProcess {
       this.pending.set(id, pending);
       if (this.pending.size === 1) this.armHead();
       this.record('out', message);
-      this.writer.write(message).catch(() => undefined);
+      this.writer.sendFrame(frame);
     });
   }
 
@@ -846,48 +850,6 @@ export class WarmProcess {
   private trace(entry: TranscriptEntry): void {
     if (this.options.recordTranscript) this.transcript.push(entry);
     this.options.onTrace?.(entry);
-  }
-}
-
-/**
- * vscode-jsonrpc writes each message as a header and then a body. This stream gathers what is
- * written in one tick (a header and its body, and any other message sent meanwhile) into one
- * write to the pipe: one system call per message instead of two, which is most of the
- * per-task cost of trivial simulations.
- */
-class CoalescingWritable extends Writable {
-  private corked = false;
-
-  constructor(private readonly target: NodeJS.WritableStream) {
-    super();
-    target.on('error', (error) => this.destroy(error));
-    target.on('close', () => this.destroy());
-  }
-
-  override write(chunk: unknown, encoding?: unknown, callback?: unknown): boolean {
-    if (!this.corked) {
-      this.corked = true;
-      this.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.uncork();
-      });
-    }
-    return super.write(chunk as never, encoding as never, callback as never);
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.target.write(chunk, (error) => callback(error));
-  }
-
-  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    this.target.write(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk)), (error) =>
-      callback(error),
-    );
-  }
-
-  override _final(callback: (error?: Error | null) => void): void {
-    this.target.end(() => callback());
   }
 }
 

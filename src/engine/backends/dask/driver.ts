@@ -12,14 +12,13 @@ import {
   type NotificationType,
   type RequestType,
 } from 'vscode-jsonrpc';
-import { StreamMessageWriter } from 'vscode-jsonrpc/node';
 import { describeExit, type ExitInfo } from '../../diagnose/classify';
 import { Failure, type FailureKind } from '../../failure';
 import { resolvePython } from '../../process/python';
 import { ourRunnerScript } from '../../process/runnerScript';
 import { StderrTail } from '../../process/stderrTail';
 import type { DriverErrorData } from './protocol';
-import { WIRE_JSON_CONTENT_TYPE } from '../../process/wireContentType';
+import { FrameWriter } from '../../process/frameWriter';
 import { TapMessageReader } from '../../process/tapMessageReader';
 import { DEFAULT_MAX_FRAME_BYTES, DRIVER_FRAME_SLACK_BYTES } from '../../process/frameCap';
 
@@ -100,10 +99,7 @@ export class DaskDriver {
     const reader = new TapMessageReader(this.child.stdout!, this.maxFrameBytes);
     // a report that cannot be read must end the job, never be lost: the driver is stopped with the reason
     reader.onError((error) => this.breakWith(error));
-    this.connection = createMessageConnection(
-      reader,
-      new StreamMessageWriter(this.child.stdin!, { contentTypeEncoder: WIRE_JSON_CONTENT_TYPE }),
-    );
+    this.connection = createMessageConnection(reader, new FrameWriter(this.child.stdin!));
     // a broken pipe shows up as the driver's exit; unreadable reports as brokenBy
     this.connection.onError(() => undefined);
     this.connection.listen();
