@@ -84,7 +84,7 @@ export class JobBook {
   }
 
   emit(body: JobEventBody): void {
-    const event = { t: new Date().toISOString(), ...body } as JobEvent;
+    const event = { t: isoNow(), ...body } as JobEvent;
     this.store.appendEvent(event);
     this.onEvent?.(event);
   }
@@ -349,4 +349,19 @@ function callers(failure: Failure, bundleDir: string): SourceLocation[] | undefi
   return others.length
     ? others.map((frame) => ({ file: path.resolve(bundleDir, frame.file), line: frame.line, function: frame.function }))
     : undefined;
+}
+
+let isoMs = -1;
+let iso = '';
+/**
+ * `new Date().toISOString()`, made once per millisecond: a job finishing thousands of tasks a
+ * second emits several events within the same millisecond, each with the same `t`.
+ */
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    iso = new Date(ms).toISOString();
+  }
+  return iso;
 }

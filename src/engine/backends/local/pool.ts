@@ -57,13 +57,35 @@ export class WarmPool {
   }
 
   /** Run `work` on a process of the pool; the process is released when it settles. */
-  async run<T>(work: (process: WarmProcess) => Promise<T>): Promise<T> {
-    const slot = await this.acquire();
-    try {
-      return await work(slot.process);
-    } finally {
-      this.release(slot);
+  run<T>(work: (process: WarmProcess) => Promise<T>): Promise<T> {
+    // the hot path, once per task: a free process is used at once, without a promise of its own
+    const free = this.fatal || this.closed ? undefined : this.freeSlot();
+    if (free) {
+      free.load++;
+      return this.runOn(free, work);
     }
+    return this.acquire().then((slot) => this.runOn(slot, work));
+  }
+
+  /** `work` on the slot's process; the slot is released before the caller sees the outcome. */
+  private runOn<T>(slot: Slot, work: (process: WarmProcess) => Promise<T>): Promise<T> {
+    let working: Promise<T>;
+    try {
+      working = work(slot.process);
+    } catch (error) {
+      this.release(slot);
+      return Promise.reject(error);
+    }
+    return working.then(
+      (value) => {
+        this.release(slot);
+        return value;
+      },
+      (error: unknown) => {
+        this.release(slot);
+        throw error;
+      },
+    );
   }
 
   /** Stop every process (a shutdown request, then signals). */
