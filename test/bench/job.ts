@@ -4,7 +4,7 @@
  * 20 parameter sets × 200 replicates = 4000 simulations + 20 aggregations (count, mean,
  * population std, min, max), for (a) a trivial simulation and (b) one that burns ~5 ms of CPU.
  *
- * Contestants, interleaved round by round (BENCH_ROUNDS, default 3; medians reported):
+ * Contestants, interleaved round by round (BENCH_ROUNDS, default 5; medians reported):
  *  1. ours: the whole CLI, `node dist/cli.js run <job.json> --out <tmp> --workers 2
  *     --base-python /usr/bin/python3`, spawn → exit. Its fixed start-up cost is the same CLI on a
  *     1-task job; its venv (MODELOPS_VENVS_DIR, a temp dir) is built by a warm-up run, untimed.
@@ -19,7 +19,10 @@
  *
  * BENCH_BIG=0 skips the 100 000-task check (50 × 2000 trivial: ours' wall time and peak RSS of
  * the CLI process, via the preload test/bench/job/peak-rss.cjs). BENCH_KEEP=1 keeps the temp dir;
- * BENCH_CLI=path/to/cli.js measures another build.
+ * BENCH_CLI=path/to/cli.js measures another build; BENCH_BASE_CLI=path/to/cli.js runs a second build
+ * (main's) on the trivial job in the same rounds (before/after). BENCH_HUGE=1 adds one 400 000-task run.
+ * Every CLI run carries the preload test/bench/job/thread-cpu.cjs (CPU per thread at exit), and
+ * every contestant's run is metered for the CPU other processes used meanwhile (see README.md).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
@@ -36,8 +39,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { median } from './stats';
 
-const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5));
 const BIG = process.env.BENCH_BIG !== '0';
+/** BENCH_HUGE=1: also one 400 000-task run (200 × 2000, trivial): wall, peak RSS, CPU per task. */
+const HUGE = process.env.BENCH_HUGE === '1';
 const KEEP = process.env.BENCH_KEEP === '1';
 const PYTHON = '/usr/bin/python3';
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -52,6 +57,13 @@ const TMPFS_OUT_ROOT = existsSync('/dev/shm') ? '/dev/shm/mo-bench-job-out' : un
 
 /** BENCH_CLI: another build of the CLI to measure (default: this checkout's dist/cli.js). */
 const CLI = process.env.BENCH_CLI ? path.resolve(process.env.BENCH_CLI) : path.join(ROOT, 'dist', 'cli.js');
+/**
+ * BENCH_BASE_CLI: a second build (e.g. main's, /work/main/dist/cli.js) run on the trivial job in
+ * the same rounds, so that "before" and "after" are measured interleaved on the same machine state.
+ */
+const BASE_CLI = process.env.BENCH_BASE_CLI ? path.resolve(process.env.BENCH_BASE_CLI) : undefined;
+const HUGE_PARAMS = 200;
+const HUGE_REPLICATES = 2000;
 const WORKERS = 2;
 const N_PARAMS = 20;
 const REPLICATES = 200;
@@ -75,8 +87,23 @@ interface Summary {
 }
 type Aggregates = Record<string, Summary>;
 
+/** The CLI's CPU, from the preload test/bench/job/thread-cpu.cjs at its exit (ms). */
+interface CliCpu {
+  /** the JavaScript thread */
+  main: number;
+  /** V8's and libuv's other threads, the results writer thread left out */
+  threads: number;
+  /** the results store's writer thread (worker thread) */
+  writer: number;
+  /** its children that ended (the runners, reaped), from /proc/self/stat cutime + cstime */
+  children: number;
+}
+
 interface Sample {
   round?: number;
+  cpu?: CliCpu;
+  /** cores' worth of CPU used by processes not ours while it ran (see othersMeter) */
+  othersCores?: number;
   /** the timed part, seconds */
   seconds: number;
   /** untimed parts worth showing (cluster start, …), seconds */
@@ -284,16 +311,21 @@ async function runOurs(
   setup: Setup,
   jobName: string,
   timeoutMs: number,
-  options: { peakRss?: boolean; readAggs?: boolean; outRoot?: string } = {},
+  options: { peakRss?: boolean; readAggs?: boolean; outRoot?: string; cli?: string } = {},
 ): Promise<Outcome> {
-  if (!existsSync(CLI)) return { ok: false, error: `${CLI} is missing: run \`npm run build\`` };
+  const cli = options.cli ?? CLI;
+  if (!existsSync(cli)) return { ok: false, error: `${cli} is missing: run \`npm run build\`` };
   const out = path.join(options.outRoot ?? OUT_ROOT, `run-${process.pid}-${++outCounter}`);
   mkdirSync(out, { recursive: true });
   const rssFile = path.join(setup.root, `rss-${outCounter}.json`);
-  const nodeArgs = options.peakRss ? ['--require', path.join(HELPERS, 'peak-rss.cjs')] : [];
+  const cpuFile = path.join(setup.root, `cpu-${outCounter}.json`);
+  const nodeArgs = [
+    ...(options.peakRss ? ['--require', path.join(HELPERS, 'peak-rss.cjs')] : []),
+    ...['--require', path.join(HELPERS, 'thread-cpu.cjs')],
+  ];
   const args = [
     ...nodeArgs,
-    CLI,
+    cli,
     'run',
     setup.jobs[jobName],
     '--out',
@@ -306,6 +338,7 @@ async function runOurs(
   const env = {
     ...process.env,
     MODELOPS_VENVS_DIR: setup.venvs,
+    BENCH_THREAD_CPU_FILE: cpuFile,
     ...(options.peakRss ? { BENCH_PEAK_RSS_FILE: rssFile } : {}),
   };
   const f = await runTimed(process.execPath, args, { env, timeoutMs, outLimit: 64 * 1024 });
@@ -314,14 +347,69 @@ async function runOurs(
     const extra: Record<string, number> = {};
     if (options.peakRss && existsSync(rssFile))
       extra.peak_rss_bytes = JSON.parse(readFileSync(rssFile, 'utf8')).peak_rss_bytes;
-    const sample: Sample = { seconds: f.ms / 1000, extra };
+    const sample: Sample = { seconds: f.ms / 1000, extra, cpu: readCliCpu(cpuFile) };
     if (f.leftovers) sample.note = 'left processes running after it exited (killed)';
     if (options.readAggs) sample.aggregates = readOurAggregates(path.join(out, jobName));
     return { ok: true, sample };
   } finally {
     rmSync(out, { recursive: true, force: true });
     rmSync(rssFile, { force: true });
+    rmSync(cpuFile, { force: true });
+    rmSync(`${cpuFile}.workers`, { force: true });
   }
+}
+
+/** What thread-cpu.cjs wrote; undefined where per-thread CPU cannot be read (macOS). */
+function readCliCpu(file: string): CliCpu | undefined {
+  if (!existsSync(file)) return undefined;
+  const line = JSON.parse(readFileSync(file, 'utf8'));
+  if (line.unavailable) return undefined;
+  return {
+    main: line.main_ms,
+    threads: line.others_ms - line.worker_ms + line.ended_ms,
+    writer: line.worker_ms,
+    children: line.children_ms,
+  };
+}
+
+/** Busy and total jiffies of the whole machine, and of this process and its reaped children (Linux). */
+function cpuSnapshot(): { busy: number; ours: number } | undefined {
+  try {
+    // cpu  user nice system idle iowait irq softirq steal guest guest_nice
+    const [user, nice, system, , , irq, softirq] = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    // utime stime cutime cstime: fields 14–17
+    const fields = stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
+    return { busy: user + nice + system + irq + softirq, ours: fields[11] + fields[12] + fields[13] + fields[14] };
+  } catch {
+    return undefined; // no /proc (macOS)
+  }
+}
+
+/**
+ * Runs a contestant and says how much CPU other processes used meanwhile, in cores: the machine's
+ * busy time minus ours (this process and the children it reaped: every contestant is a child of
+ * this process, or, for the floor, this process itself), over the wall time. Clock ticks: 10 ms.
+ */
+async function withOthersMeter(run: () => Promise<Outcome>): Promise<Outcome> {
+  const before = cpuSnapshot();
+  const started = performance.now();
+  const outcome = await run();
+  const after = cpuSnapshot();
+  if (outcome.ok && before && after) {
+    const wallS = (performance.now() - started) / 1000;
+    const othersS = (after.busy - before.busy - (after.ours - before.ours)) / 100;
+    outcome.sample.othersCores = Math.max(0, othersS / wallS);
+  }
+  return outcome;
 }
 
 /**
@@ -570,6 +658,80 @@ interface Contestant {
   run: (setup: Setup, kind: (typeof KINDS)[number]) => Promise<Outcome>;
 }
 
+type Results = Map<string, { samples: Sample[]; errors: string[] }>;
+type KeyOf = (kind: Kind, id: string) => string;
+
+/** Each round's walls, with the CPU other processes used meanwhile (this machine is shared). */
+function printRounds(kind: Kind, contestants: Contestant[], results: Results, key: KeyOf): void {
+  const mine = contestants.filter((c) => results.has(key(kind, c.id)));
+  console.log('per round: wall (CPU used by other processes meanwhile, in cores; ⚑ more than half a core)');
+  for (let round = 0; round < ROUNDS; round++) {
+    const cells = mine.map((c) => {
+      const sample = results.get(key(kind, c.id))!.samples.find((x) => x.round === round);
+      if (!sample) return `${c.id} ✘`;
+      const others = sample.othersCores;
+      const flag = others !== undefined && others > 0.5 ? ' ⚑' : '';
+      return `${c.id} ${sample.seconds.toFixed(2)}s (${others === undefined ? 'n/a' : others.toFixed(2)}${flag})`;
+    });
+    console.log(`  ${round + 1}: ${cells.join(', ')}`);
+  }
+}
+
+/** Per task, median over rounds of (the job's CPU − that round's 1-task job's CPU) / tasks. */
+function cpuPerTask(results: Results, jobKey: string, fixedKey: string, tasks: number): CliCpu | undefined {
+  const fixed = new Map((results.get(fixedKey)?.samples ?? []).map((s) => [s.round, s.cpu]));
+  const rows = (results.get(jobKey)?.samples ?? []).flatMap((s) => {
+    const base = fixed.get(s.round);
+    if (!s.cpu || !base) return [];
+    const per = (name: keyof CliCpu) => ((s.cpu![name] - base[name]) / tasks) * 1000; // µs
+    return [{ main: per('main'), threads: per('threads'), writer: per('writer'), children: per('children') }];
+  });
+  if (!rows.length) return undefined;
+  const m = (name: keyof CliCpu) => median(rows.map((r) => r[name]));
+  return { main: m('main'), threads: m('threads'), writer: m('writer'), children: m('children') };
+}
+
+/** Engine CPU per task, per thread, from test/bench/job/thread-cpu.cjs: ours, and the base build when given. */
+function printEngineCpu(kind: Kind, results: Results, key: KeyOf): void {
+  for (const [id, label] of [
+    ['ours', 'ours'],
+    ['base', 'base (BENCH_BASE_CLI)'],
+  ] as const) {
+    const cpu = cpuPerTask(results, key(kind, id), key(kind, `${id}-fixed`), N_TASKS);
+    if (!cpu) {
+      if (id === 'ours') console.log('engine CPU per task: not measured (no /proc/self/task: Linux only)');
+      continue;
+    }
+    const all = cpu.main + cpu.threads + cpu.writer;
+    const target = kind === 'trivial' ? ` target ≤ 120 µs ${mark(all <= 120)}` : '';
+    console.log(
+      `engine CPU per task, ${label}: main thread ${cpu.main.toFixed(0)} µs + other threads ${cpu.threads.toFixed(0)} µs ` +
+        `+ results writer thread ${cpu.writer.toFixed(0)} µs = ${all.toFixed(0)} µs (without the writer ` +
+        `${(all - cpu.writer).toFixed(0)} µs);${target}; runners ${cpu.children.toFixed(0)} µs`,
+    );
+  }
+}
+
+/**
+ * (b)'s CPU share, median over rounds: the simulations' CPU (4000 × that round's measured sim
+ * CPU) over all the CPU the job used (CLI threads + its reaped children, the runners); also the
+ * runners' share (their framing and the runner's own work included).
+ */
+function cpuShare(
+  samples: Sample[],
+  ideal: { samples: Sample[] } | undefined,
+): { sims: number; runners: number } | undefined {
+  const simMs = new Map((ideal?.samples ?? []).map((s) => [s.round, s.extra.sim_cpu_ms]));
+  const rows = samples.flatMap((s) => {
+    const sim = simMs.get(s.round);
+    if (!s.cpu || sim === undefined) return [];
+    const all = s.cpu.main + s.cpu.threads + s.cpu.writer + s.cpu.children;
+    return [{ sims: (N_TASKS * sim) / all, runners: s.cpu.children / all }];
+  });
+  if (!rows.length) return undefined;
+  return { sims: median(rows.map((r) => r.sims)), runners: median(rows.map((r) => r.runners)) };
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -641,6 +803,7 @@ async function main(): Promise<void> {
       setup.jobs[`bench-${kind}-1task`] = jobFile(setup, `bench-${kind}-1task`, entrypoint, 1, 1);
     }
     setup.jobs['bench-big'] = jobFile(setup, 'bench-big', 'bench/trivial', BIG_PARAMS, BIG_REPLICATES);
+    setup.jobs['bench-huge'] = jobFile(setup, 'bench-huge', 'bench/trivial', HUGE_PARAMS, HUGE_REPLICATES);
 
     console.log(
       `job benchmark: ${N_PARAMS} parameter sets × ${REPLICATES} replicates = ${N_TASKS} simulations + ${N_PARAMS} aggregations, ${WORKERS} workers`,
@@ -690,6 +853,24 @@ async function main(): Promise<void> {
               : []),
             { id: 'files', label: '(4020 result files alone)', run: async () => fileFloor(OUT_ROOT) },
           ]),
+      ...(BASE_CLI
+        ? [
+            {
+              id: 'base-fixed',
+              label: 'base (BENCH_BASE_CLI), 1-task job',
+              kinds: ['trivial' as Kind],
+              run: (s: Setup, k: (typeof KINDS)[number]) =>
+                runOurs(s, `bench-${k.kind}-1task`, 120_000, { cli: BASE_CLI }),
+            },
+            {
+              id: 'base',
+              label: 'base (BENCH_BASE_CLI)',
+              kinds: ['trivial' as Kind],
+              run: (s: Setup, k: (typeof KINDS)[number]) =>
+                runOurs(s, `bench-${k.kind}`, k.timeoutMs, { readAggs: true, cli: BASE_CLI }),
+            },
+          ]
+        : []),
       ...(daskVersion
         ? [
             {
@@ -730,7 +911,7 @@ async function main(): Promise<void> {
         process.stderr.write(`${k.kind} round ${round + 1}/${ROUNDS}:`);
         for (const c of order) {
           process.stderr.write(` ${c.id}`);
-          const outcome = await c.run(setup, k);
+          const outcome = await withOthersMeter(() => c.run(setup, k));
           const entry = results.get(key(k.kind, c.id)) ?? { samples: [], errors: [] };
           if (outcome.ok) entry.samples.push({ ...outcome.sample, round });
           else entry.errors.push(outcome.error);
@@ -761,8 +942,9 @@ async function main(): Promise<void> {
         }
         const times = entry.samples.map((s) => s.seconds);
         const m = median(times);
-        const tasks = c.id === 'ours-fixed' ? 1 : N_TASKS;
-        const perTask = c.id !== 'ours-fixed' && c.id !== 'ideal';
+        const fixedCost = c.id === 'ours-fixed' || c.id === 'base-fixed';
+        const tasks = fixedCost ? 1 : N_TASKS;
+        const perTask = !fixedCost && c.id !== 'ideal';
         const extras = Object.keys(entry.samples[0].extra)
           .map(
             (name) =>
@@ -783,7 +965,7 @@ async function main(): Promise<void> {
         .find(Boolean);
       if (reference) {
         const checks = contestants
-          .filter((c) => c.id !== 'ours-fixed' && c.id !== 'ideal' && results.has(key(k.kind, c.id)))
+          .filter((c) => !c.id.endsWith('-fixed') && c.id !== 'ideal' && results.has(key(k.kind, c.id)))
           .map((c) => `${c.id} ${sameAggregates(reference, results.get(key(k.kind, c.id))?.samples[0]?.aggregates)}`);
         console.log(`aggregates vs the same summary computed from every replicate: ${checks.join('; ')}`);
       }
@@ -812,6 +994,8 @@ async function main(): Promise<void> {
         console.log(
           `  ${name.padEnd(50)} ${value.padStart(26)}   ${target.padEnd(8)} ${ok === undefined ? '' : mark(ok)}`,
         );
+      printRounds(k.kind, contestants, results, key);
+      printEngineCpu(k.kind, results, key);
       console.log('ratios:');
       if (ours === undefined) console.log('  (ours did not run: no ratios)');
       else {
@@ -826,8 +1010,8 @@ async function main(): Promise<void> {
             const r = other / wallOf;
             line(name, `${r.toFixed(2)}×`, targeted ? `≥ ${min}×` : `(info)`, targeted ? r >= min : undefined);
           };
-          ratioOf(`${label} vs Dask defaults, throughput`, dask, 10);
-          ratioOf(`${label} vs Dask worker-saturation inf, throughput`, tuned, 3);
+          ratioOf(`${label} vs Dask defaults, throughput`, dask, 15);
+          ratioOf(`${label} vs Dask worker-saturation inf, throughput`, tuned, 8);
           if (fixed !== undefined && floor !== undefined) {
             const oursPerTask = (wallOf - fixed) / N_TASKS;
             const floorPerTask = floor / N_TASKS;
@@ -842,7 +1026,15 @@ async function main(): Promise<void> {
         }
         const e = k.kind === 'cpu5ms' ? efficiency('ours') : undefined;
         if (e !== undefined) {
-          line("ours efficiency: that round's ideal / wall, median", e.toFixed(3), '≥ 0.95', e >= 0.95);
+          line("ours wall efficiency: that round's ideal / wall, median", e.toFixed(3), '(info)', undefined);
+          const share = cpuShare(results.get(key(k.kind, 'ours'))?.samples ?? [], results.get(key(k.kind, 'ideal')));
+          if (share)
+            line(
+              'ours CPU share: sims CPU / all CPU (CLI + runners)',
+              `${share.sims.toFixed(3)} (runners ${share.runners.toFixed(3)})`,
+              '≥ 0.95',
+              share.sims >= 0.95,
+            );
           const w = efficiency('ours', true)!;
           line("  the same against 2 compute-only processes' wall", w.toFixed(3), '(info)', undefined);
         }
@@ -891,6 +1083,29 @@ async function main(): Promise<void> {
         else
           console.log(
             `  peak RSS of the CLI process ${(rss / 2 ** 20).toFixed(1)} MiB   target < 300 MB ${mark(rss < 300e6)}`,
+          );
+      }
+    }
+
+    // ---- 400 000 tasks
+    if (!HUGE) console.log('\n400 000-task run skipped (BENCH_HUGE=1 runs it, ~3–5 min)');
+    else if (!oursError) {
+      process.stderr.write('400 000-task run: ours…\n');
+      const huge = await withOthersMeter(() => runOurs(setup, 'bench-huge', 3_600_000, { peakRss: true }));
+      const n = HUGE_PARAMS * HUGE_REPLICATES;
+      console.log(`\n400 000-task run (${HUGE_PARAMS} × ${HUGE_REPLICATES} = ${n} simulations, trivial, one run):`);
+      if (!huge.ok) console.log(`  ✘ ${huge.error}`);
+      else {
+        const { seconds, extra, cpu, othersCores } = huge.sample;
+        const rss = extra.peak_rss_bytes;
+        console.log(
+          `  ours wall ${fmtS(seconds)} (${(n / seconds).toFixed(0)} tasks/s), peak RSS ${rss === undefined ? 'n/a' : `${(rss / 2 ** 20).toFixed(1)} MiB`}` +
+            `, other processes ${othersCores === undefined ? 'n/a' : `${othersCores.toFixed(2)} cores`}`,
+        );
+        if (cpu)
+          console.log(
+            `  CLI CPU per task (start-up included): main ${((cpu.main / n) * 1000).toFixed(0)} µs, other threads ` +
+              `${((cpu.threads / n) * 1000).toFixed(0)} µs, results writer ${((cpu.writer / n) * 1000).toFixed(0)} µs`,
           );
       }
     }
