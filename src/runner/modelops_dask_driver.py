@@ -64,7 +64,10 @@ class Channel:
         if max_bytes is not None and len(frame) > max_bytes:
             frame = runner_client.encode_frame(json.dumps(instead(len(frame)), separators=(",", ":"), default=str))
         with self.lock:
-            self.out.write(frame)
+            # one write() per frame; a write cut short by a signal is finished, never left half a frame
+            view = memoryview(frame)
+            while view:
+                view = view[self.out.write(view) :]
 
     def notify(self, method, params):
         self.send({"jsonrpc": "2.0", "method": method, "params": params})
