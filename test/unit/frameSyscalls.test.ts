@@ -116,7 +116,6 @@ describe('frames on the pipes, counted in system calls (strace)', () => {
       lines.some(({ frame }) => frame?.call === 'read' && frame.kind === 'request'),
     );
     assert.ok(runners.length >= 2, 'the two runners traced');
-    let framesRead = 0;
     for (const lines of runners) {
       const fds = new Set(lines.flatMap(({ frame }) => (frame?.call === 'read' ? [frame.fd] : [])));
       assert.equal(fds.size, 1, 'one protocol fd per runner');
@@ -127,13 +126,12 @@ describe('frames on the pipes, counted in system calls (strace)', () => {
         .slice(first)
         .filter(({ line }) => line.startsWith(`read(${fd}, `))
         .map(({ line }) => line);
-      const read = lines.filter(({ frame }) => frame?.call === 'read').length;
-      framesRead += read;
+      // the requests it got are the ones it answered; two queued requests may come in one read()
+      const answered = lines.filter(({ frame }) => frame?.call === 'write' && frame.kind === 'answer').length;
       assert.ok(
-        reads.length <= read + 1,
-        `the runner made ${reads.length} read() calls for ${read} frames:\n${reads.slice(0, 8).join('\n')}`,
+        reads.length <= answered + 1,
+        `the runner made ${reads.length} read() calls for ${answered} requests:\n${reads.slice(0, 8).join('\n')}`,
       );
     }
-    assert.ok(framesRead >= requests, `the runners read ${framesRead} frame-starting chunks for ${requests} requests`);
   });
 });
