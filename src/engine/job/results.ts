@@ -599,9 +599,15 @@ export class ResultsStore extends ResultsReader {
    */
   convertLayout1(job: JobSpec): number {
     let converted = 0;
-    for (const set of job.parameterSets) {
+    // one listing of sims/ says whether there is anything to convert (a set's folder is layout 1's)
+    const folders = new Set(
+      this.guard(() => readdirSync(path.join(this.dir, 'sims'), { withFileTypes: true }))
+        .filter((entry) => entry.isDirectory())
+        .map((entry) => entry.name),
+    );
+    for (const set of folders.size ? job.parameterSets : []) {
       const old = layout1SimsDir(this.dir, set.paramId);
-      if (!existsSync(old)) continue;
+      if (!folders.has(paramDir(set.paramId))) continue;
       const file = this.simsFile(set);
       const records = [...this.layout1Sims(set)].sort(([a], [b]) => a - b);
       let after = '';
@@ -625,7 +631,12 @@ export class ResultsStore extends ResultsReader {
 
   /** A torn last line of a set's `.jsonl`, found while loading it: cut before anything is appended, and said. */
   protected override tornLine(file: string, _bytes: number): void {
-    const cut = this.guard(() => cutTornLine(this.dir, file), file);
+    let cut = 0;
+    try {
+      cut = cutTornLine(this.dir, file);
+    } catch (error) {
+      this.fail(error, file); // never thrown: a recount after a failed write reads sets too
+    }
     if (cut)
       this.notices.push(
         `Cut a torn last line (${cut} bytes) off ${path.relative(this.dir, file)}, left by a run that was stopped mid-write; its replicate runs again.`,
