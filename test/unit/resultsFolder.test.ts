@@ -213,6 +213,7 @@ describe("the results folder is the user's data", () => {
         new RegExp(`${40 - written} simulations did not run; after fixing the cause, --resume \\S+ runs them`),
       );
       assert.deepEqual(filesNamed(dir, /\.tmp-/), [], 'no temporary file survives a failed write');
+      assert.deepEqual(jsonLinesProblems(dir), [], "a set's file is cut back to its last whole line");
       assert.equal(existsSync(path.join(dir, '.lock')), false, 'the lock is released');
       const events = assertJsonLines(dir);
       assert.equal(events.at(-1)!.type, 'job-done');
