@@ -130,6 +130,9 @@ export function layout1SimsDir(dir: string, paramId: string): string {
   return path.join(dir, 'sims', paramDir(paramId));
 }
 
+/** A line that may hold a float or an integer beyond 2^53 (anything that JSON.parse would read otherwise). */
+const MAYBE_PYTHON_NUMBER = /\d[.eE]|\d{16}/;
+
 /** A set's `.jsonl` as read: the last complete line of each replicate, and what was not a result. */
 export interface SetLines {
   records: Map<number, SimRecord>;
@@ -137,7 +140,7 @@ export interface SetLines {
   lines?: Map<number, string>;
   /** Complete lines that are not a result of this set: line number (from 1), replicate when known, why. */
   bad: { line: number; replicate?: number; why: string }[];
-  /** Bytes after the last newline: a torn line left by a kill mid-write, never read. */
+  /** Characters after the last newline: a torn line left by a kill mid-write, never read. */
   torn: number;
 }
 
@@ -160,7 +163,9 @@ export function parseSetLines(text: string, set: ParameterSet, keepLines = false
     if (!raw) continue;
     let value: unknown;
     try {
-      value = parsePythonJson(raw); // a seed above 2^53 stays exact
+      // a seed above 2^53 stays exact, a float stays a float: JSON.parse reads a line with neither
+      // the same (a float has a digit before its . or exponent; an unsafe integer has 16 digits)
+      value = MAYBE_PYTHON_NUMBER.test(raw) ? parsePythonJson(raw) : JSON.parse(raw);
     } catch (error) {
       bad.push({ line, why: isFailure(error) ? error.message : 'not JSON' });
       continue;
