@@ -22,6 +22,7 @@ import {
   scratchDir,
   writeBundle,
 } from '../unit/helpers';
+import { simAt, simKeys, simRecords } from '../shared/simRecords';
 
 const scratch = scratchDir('mo-dask-');
 let counter = 0;
@@ -86,7 +87,7 @@ function eventsSoFar(dir: string): Record<string, any>[] {
   return lines.map((line) => JSON.parse(line));
 }
 
-function resultFiles(dir: string, sub: 'sims' | 'aggs'): string[] {
+function resultFiles(dir: string, sub: 'aggs'): string[] {
   const root = path.join(dir, sub);
   if (!existsSync(root)) return [];
   return (readdirSync(root, { recursive: true }) as string[]).filter((f) => f.endsWith('.json')).sort();
@@ -137,14 +138,10 @@ function assertSameResults(local: string, dask: string): void {
     readJson(path.join(local, 'job.json')).parameter_sets,
     'param ids and seeds',
   );
-  const sims = resultFiles(local, 'sims');
-  assert.deepEqual(resultFiles(dask, 'sims'), sims, 'the same simulation files');
+  const sims = simKeys(local);
+  assert.deepEqual(simKeys(dask), sims, 'the same simulation files');
   for (const file of sims)
-    assert.deepEqual(
-      simEssence(readJson(path.join(dask, 'sims', file))),
-      simEssence(readJson(path.join(local, 'sims', file))),
-      `sims/${file}`,
-    );
+    assert.deepEqual(simEssence(simAt(dask, file)), simEssence(simAt(local, file)), `sims/${file}`);
   const aggs = resultFiles(local, 'aggs');
   assert.deepEqual(resultFiles(dask, 'aggs'), aggs, 'the same aggregation files');
   for (const file of aggs)
@@ -197,7 +194,7 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     assert.equal(dask.code, 0, dask.stderr);
     const daskDir = path.join(out, 'dask', 'sir-small');
     assertSameResults(path.join(out, 'local', 'sir-small'), daskDir);
-    assert.equal(resultFiles(daskDir, 'sims').length, 100);
+    assert.equal(simKeys(daskDir).length, 100);
     assert.equal(resultFiles(daskDir, 'aggs').length, 4);
 
     const manifest = readJson(path.join(daskDir, 'manifest.json'));
@@ -272,8 +269,8 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     assertSameResults(local.dir, dask.dir);
 
     const kinds = new Map<string, string>();
-    for (const file of resultFiles(dask.dir, 'sims')) {
-      const sim = readJson(path.join(dask.dir, 'sims', file));
+    for (const file of simKeys(dask.dir)) {
+      const sim = simAt(dask.dir, file);
       if (sim.status === 'failed') kinds.set(sim.kind, sim.key);
       if (sim.kind === 'task-exception')
         assert.deepEqual(
@@ -353,15 +350,11 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     const manifest = readJson(path.join(dir, 'manifest.json'));
     assert.equal(manifest.status, 'succeeded');
     assert.deepEqual(manifest.counts.sims, { total: 80, ok: 80, failed: 0, pending: 0 });
-    assert.equal(resultFiles(dir, 'sims').length, 80);
+    assert.equal(simKeys(dir).length, 80);
     // what the lost worker held, Dask ran again elsewhere
     const held = (lost.processing as string[]).filter((key) => key.startsWith('sim-'));
     assert.ok(held.length > 0, 'the worker held tasks when it was killed');
-    const byKey = new Map(
-      resultFiles(dir, 'sims')
-        .map((file) => readJson(path.join(dir, 'sims', file)))
-        .map((sim) => [sim.key, sim]),
-    );
+    const byKey = new Map(simRecords(dir).map(({ record }) => [record.key, record]));
     for (const key of held) {
       assert.equal(byKey.get(key)?.status, 'ok', key);
       assert.notEqual(byKey.get(key)?.worker, victim.address, `${key} ran again on the other worker`);
@@ -387,8 +380,8 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
       const result = cli(['run', job, '--out', out, '--backend', 'dask', '--scheduler', strict.address]);
       assert.equal(result.code, 1, result.stderr);
       const dir = path.join(out, 'killer');
-      const [file] = resultFiles(dir, 'sims');
-      const sim = readJson(path.join(dir, 'sims', file));
+      const [file] = simKeys(dir);
+      const sim = simAt(dir, file);
       assert.deepEqual([sim.status, sim.kind], ['failed', 'dask-task-erred']);
       assert.match(sim.message, /KilledWorker/);
       const log = events(dir);
@@ -456,7 +449,7 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     const dir = path.join(out, 'orphaned');
     try {
-      while (resultFiles(dir, 'sims').length < 10) {
+      while (simKeys(dir).length < 10) {
         if (Date.now() - started > 60_000) assert.fail(`the job did not get going: ${stderr}`);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
@@ -485,7 +478,7 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
 
     const resumed = cli(['run', '--resume', dir, '--backend', 'dask', '--scheduler', cluster().address]);
     assert.equal(resumed.code, 0, resumed.stderr);
-    assert.equal(resultFiles(dir, 'sims').length, 40);
+    assert.equal(simKeys(dir).length, 40);
     assert.equal(readJson(path.join(dir, 'manifest.json')).status, 'succeeded');
   });
 

@@ -9,6 +9,7 @@ import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { MB, randomBundle } from '../shared/frames';
 import { CLI, events, lineOf, PROD_RUNNER, readJson, scratchDir } from '../unit/helpers';
+import { simRecord } from '../shared/simRecords';
 import { clusterForSuite } from './cluster';
 
 const scratch = scratchDir('mo-frames-dask-');
@@ -41,9 +42,7 @@ describe('large frames: the Dask backend (a real scheduler and two workers on 12
   function sims(dir: string): Record<string, any>[] {
     const job = readJson(path.join(dir, 'job.json'));
     return job.parameter_sets.flatMap((set: Record<string, any>) =>
-      set.seeds.map((_: unknown, i: number) =>
-        readJson(path.join(dir, 'sims', set.param_id.slice(0, 16), `${i}.json`)),
-      ),
+      set.seeds.map((_: unknown, i: number) => simRecord(dir, set.param_id, i)),
     );
   }
 

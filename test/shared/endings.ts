@@ -4,10 +4,11 @@
  */
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { paramId, type Params } from '../../src/engine/job/ids';
 import { bundle, CLI, events, lineOf, readJson, scratchDir } from '../unit/helpers';
+import { simRecords as allSimRecords } from '../shared/simRecords';
 
 const scratch = scratchDir('mo-endings-jobs-');
 let counter = 0;
@@ -60,12 +61,7 @@ export function endingsJob(jobId: string): string {
 }
 
 export function simRecords(dir: string): Record<string, any>[] {
-  const sims = path.join(dir, 'sims');
-  return readdirSync(sims).flatMap((set) =>
-    readdirSync(path.join(sims, set))
-      .filter((f) => /^\d+\.json$/.test(f))
-      .map((f) => readJson(path.join(sims, set, f))),
-  );
+  return allSimRecords(dir).map((sim) => sim.record);
 }
 
 /** The kinds, messages and lines of a finished endings job, whichever backend ran it. */

@@ -12,7 +12,6 @@ import {
   existsSync,
   mkdirSync,
   openSync,
-  readdirSync,
   readFileSync,
   symlinkSync,
   writeFileSync,
@@ -25,6 +24,7 @@ import { ExecuteRequest } from '../../src/engine/protocol';
 import { resolvePython } from '../../src/engine/process/python';
 import { ourRunnerScript } from '../../src/engine/process/runnerScript';
 import { WarmProcess } from '../../src/engine/process/warmProcess';
+import { simRecords } from '../shared/simRecords';
 import { CLI, events, readJson, ROOT, scratchDir, writeBundle } from './helpers';
 
 const scratch = scratchDir('mo-unix-');
@@ -63,13 +63,7 @@ function sleepyBundle(): string {
 }
 
 function simCount(dir: string): number {
-  const sims = path.join(dir, 'sims');
-  return existsSync(sims)
-    ? readdirSync(sims).reduce(
-        (n, set) => n + readdirSync(path.join(sims, set)).filter((f) => /^\d+\.json$/.test(f)).length,
-        0,
-      )
-    : 0;
+  return simRecords(dir).length;
 }
 
 function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {

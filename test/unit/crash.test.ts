@@ -11,6 +11,7 @@ import { resolvePython } from '../../src/engine/process/python';
 import { ourRunnerScript } from '../../src/engine/process/runnerScript';
 import { StderrMarks } from '../../src/engine/process/stderrMarks';
 import { WarmProcess, type StderrSpan } from '../../src/engine/process/warmProcess';
+import { simRecord } from '../shared/simRecords';
 import { bundle, CLI, events, lineOf, scratchDir, writeBundle } from './helpers';
 
 const scratch = scratchDir('mo-crash-');
@@ -110,7 +111,7 @@ describe('crashes and stray stdout, on every surface', () => {
     assert.equal(done.crash.exit_code, 17);
     assert.equal(done.crash.signal, null);
     assert.equal(done.crash.stderr_lines[0], `computing mode=exit17 seed=${seedOf(done.key)}`);
-    const record = JSON.parse(readFileSync(path.join(dir, 'sims', done.key.slice(4, 20), '0.json'), 'utf8'));
+    const record = simRecord(dir, done.key.slice(4, 68), 0);
     assert.equal(record.evidence.exitCode, 17, 'the result file keeps the evidence');
     assert.deepEqual(record.stderr, done.stderr, 'and the stderr range');
   });

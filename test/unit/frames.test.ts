@@ -18,6 +18,7 @@ import { StdoutTap, type TapEvent } from '../../src/engine/process/stdoutTap';
 import { WarmProcess, type WarmProcessOptions } from '../../src/engine/process/warmProcess';
 import { parsePythonJson, parseWireJson, PyFloat, stringifyWireJson } from '../../src/engine/pyjson/pyjson';
 import { MB, randomBundle } from '../shared/frames';
+import { simRecord } from '../shared/simRecords';
 import { CLI, events, lineOf, PROD_RUNNER, readJson, rejection, scratchDir } from './helpers';
 
 const scratch = scratchDir('mo-frames-');
@@ -333,14 +334,10 @@ describe('large frames: the command line', function () {
     const ok = cli(['run', job('big-ok', bundle, [{ mb: 8 }], 2), '--out', out, '--python', python, '--workers', '1']);
     assert.equal(ok.code, 0, ok.stderr);
     for (const i of [0, 1]) {
-      const sim = readJson(
-        path.join(
-          out,
-          'big-ok',
-          'sims',
-          readJson(path.join(out, 'big-ok', 'job.json')).parameter_sets[0].param_id.slice(0, 16),
-          `${i}.json`,
-        ),
+      const sim = simRecord(
+        path.join(out, 'big-ok'),
+        readJson(path.join(out, 'big-ok', 'job.json')).parameter_sets[0].param_id,
+        i,
       );
       assert.equal(sim.status, 'ok');
       assert.equal(sim.outputs.data.size, Math.floor((8 * MB) / 3) * 3);

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { paramId } from '../../src/engine/job/ids';
 import { parsePythonJson } from '../../src/engine/pyjson/pyjson';
 import type { Params } from '../../src/engine/job/ids';
+import { simKeys, simRecord, simRecords } from '../shared/simRecords';
 import {
   CLI,
   events,
@@ -72,16 +73,8 @@ function cli(args: string[], env: Record<string, string> = {}) {
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-function simFiles(dir: string): string[] {
-  const sims = path.join(dir, 'sims');
-  return existsSync(sims)
-    ? readdirSync(sims).flatMap((p) =>
-        readdirSync(path.join(sims, p))
-          .filter((f) => /^\d+\.json$/.test(f))
-          .map((f) => `${p}/${f}`),
-      )
-    : [];
-}
+/** The replicates with a result, `<param16>/<replicate>` (test/shared/simRecords.ts knows the layout). */
+const simFiles = simKeys;
 
 /** The one job directory a run creates under `out` (the example job's id is generated). */
 async function jobDir(out: string): Promise<string> {
@@ -118,7 +111,7 @@ describe('modelops-debugger run', () => {
     assert.equal(code, 1, stderr);
     const dir = path.join(out, 'mixed');
     const byMode = Object.fromEntries(sets.map((s) => [s.mode, paramId(s as unknown as Params)]));
-    const sim = (mode: string, i: number) => readJson(path.join(dir, 'sims', byMode[mode].slice(0, 16), `${i}.json`));
+    const sim = (mode: string, i: number) => simRecord(dir, byMode[mode], i);
     const agg = (mode: string) => readJson(path.join(dir, 'aggs', `${byMode[mode].slice(0, 16)}.json`));
     const wire = path.join(bundle, 'wire.py');
 
@@ -275,7 +268,7 @@ describe('modelops-debugger run', () => {
     const fileOf = new Map<string, string>();
     for (const set of job.parameter_sets)
       set.seeds.forEach((_: unknown, i: number) =>
-        fileOf.set(`sim-${set.param_id}-${i}`, `${set.param_id.slice(0, 16)}/${i}.json`),
+        fileOf.set(`sim-${set.param_id}-${i}`, `${set.param_id.slice(0, 16)}/${i}`),
       );
     assert.deepEqual(
       rerun.filter((key) => doneBefore.has(fileOf.get(key)!)),
@@ -345,9 +338,7 @@ describe('modelops-debugger run', () => {
         cli(['run', job, '--out', out, '--workers', '2', ...args], { MO_TEST_MARKERS: scratchDir('mo-markers-') }).code,
         0,
       );
-      const sims = path.join(out, 'cold', 'sims');
-      const [set] = readdirSync(sims);
-      return readdirSync(path.join(sims, set)).map((f) => readJson(path.join(sims, set, f)).pid as number);
+      return simRecords(path.join(out, 'cold')).map((sim) => sim.record.pid as number);
     };
     assert.equal(new Set(pids(['--executor', 'cold'], 'cold')).size, 6);
     const reused = pids(['--max-reuse', '2'], 'reuse');
@@ -426,8 +417,8 @@ describe('modelops-debugger run', () => {
     const bundle = path.join(ROOT, 'examples', 'sir', 'bundle');
     const { code, stderr } = cli(['run', simjob, '--bundle', bundle, '--out', out]);
     assert.equal(code, 0, stderr);
-    const seeds = readdirSync(path.join(out, 'prod-job', 'sims', id.slice(0, 16)))
-      .map((f) => readJson(path.join(out, 'prod-job', 'sims', id.slice(0, 16), f)).seed)
+    const seeds = simRecords(path.join(out, 'prod-job'))
+      .map((sim) => sim.record.seed)
       .sort();
     assert.deepEqual(seeds, [11, 18446744073709551615n].sort());
     writeFileSync(simjob, readFileSync(simjob, 'utf8').replace('"beta": 0.3', '"beta": 0.31'));

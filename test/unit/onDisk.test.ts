@@ -9,6 +9,7 @@ import { freshJobId, readJobFolder, runsOf } from '../../src/engine/job/onDisk';
 import { ResultsExist, ResultsStore } from '../../src/engine/job/results';
 import { runJob } from '../../src/engine/job/run';
 import { jobFromParamsFile } from '../../src/engine/job/spec';
+import { replaceSim } from '../shared/simRecords';
 import { scratchDir, writeBundle } from './helpers';
 
 const PYTHON = '/usr/bin/python3';
@@ -66,7 +67,7 @@ describe('a job read back from its results folder', () => {
     assert.deepEqual(disk.problems, []);
 
     // killed mid-way through a resume: a job-start with no job-done, a result and an aggregation missing, a torn line
-    rmSync(store.simFile(job.parameterSets[0], 2));
+    replaceSim(outcome.dir, job.parameterSets[0].paramId, 2);
     rmSync(store.aggFile(job.parameterSets[0].paramId));
     appendFileSync(
       path.join(outcome.dir, 'events.jsonl'),
@@ -88,11 +89,11 @@ describe('a job read back from its results folder', () => {
     );
 
     // a result file that is not a result is named, and not counted
-    writeFileSync(store.simFile(job.parameterSets[0], 2), '{"status": "ok"}');
+    replaceSim(outcome.dir, job.parameterSets[0].paramId, 2, '{"status": "ok"}');
     const stub = await readJobFolder(outcome.dir);
     assert.equal(stub.counts.sims.ok, 5);
     assert.ok(
-      stub.problems.some((p) => p.startsWith(`sims/${job.parameterSets[0].paramId.slice(0, 16)}/2.json (`)),
+      stub.problems.some((p) => p.startsWith(`sims/${job.parameterSets[0].paramId.slice(0, 16)}.jsonl line `)),
       stub.problems.join('; '),
     );
 

@@ -11,6 +11,7 @@ import { paramId, replicateSeed, type Params } from '../../src/engine/job/ids';
 import { outputChecksum } from '../../src/engine/job/results';
 import { PARAM_PREFIX_DIGITS, replicateCommandLine } from '../../src/engine/job/reproduce';
 import { PyFloat } from '../../src/engine/pyjson/pyjson';
+import { simRecord } from '../shared/simRecords';
 import { bundle, CLI, lineOf, readJson, scratchDir, writeBundle } from './helpers';
 
 const scratch = scratchDir('mo-replicate-');
@@ -103,7 +104,7 @@ describe('modelops-debugger replicate', () => {
   });
 
   it("same: the replicate re-run in the job's venv gives the recorded bytes (by index), exit 0, and the results folder is byte-identical afterwards", () => {
-    const recorded = readJson(path.join(dir, 'sims', paramId(sets[0] as unknown as Params).slice(0, 16), '2.json'));
+    const recorded = simRecord(dir, paramId(sets[0] as unknown as Params), 2);
     const ran = cli(['replicate', dir, '--param', '0', '--replicate', '2'], { REPLICATE_TEST_SALT: 'first' });
     assert.equal(ran.code, 0, ran.stderr);
     assert.match(ran.stdout, /^✔ same: 2 outputs, byte for byte as recorded/);
@@ -137,10 +138,7 @@ describe('modelops-debugger replicate', () => {
     assert.equal(value.status, 'different');
     assert.notEqual(value.checksum, value.recorded.checksum);
     // {"x":1.0,"seed":N,"salt":"first"} against …"salt":"other"}: the first difference is the salt's first letter
-    const recordedText = Buffer.from(
-      readJson(path.join(dir, 'sims', report.param_id.slice(0, 16), '1.json')).outputs.value.inline,
-      'base64',
-    ).toString();
+    const recordedText = Buffer.from(simRecord(dir, report.param_id, 1).outputs.value.inline, 'base64').toString();
     assert.equal(value.first_difference.offset, recordedText.indexOf('"first"') + 1);
     assert.equal(value.first_difference.recorded.text, 'first"}');
     assert.equal(value.first_difference.now.text, 'other"}');

@@ -6,6 +6,7 @@
 import * as assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import {
+  appendFileSync,
   chmodSync,
   chownSync,
   cpSync,
@@ -20,6 +21,9 @@ import {
   writeFileSync,
 } from 'node:fs';
 import * as path from 'node:path';
+import { readJobFolder } from '../../src/engine/job/onDisk';
+import { readJobJson, readSimResult } from '../../src/engine/job/resultsReader';
+import { jsonLinesProblems, replaceSim, simKeys, simRecord, simRecords, simsFile } from '../shared/simRecords';
 import { CLI, FIRST_CALLS, readJson, scratchDir, writeBundle } from './helpers';
 
 const scratch = scratchDir('mo-results-');
@@ -131,16 +135,8 @@ function filesNamed(root: string, pattern: RegExp): string[] {
   return [...snapshot(root).keys()].filter((p) => pattern.test(path.basename(p)));
 }
 
-function simFiles(dir: string): string[] {
-  const sims = path.join(dir, 'sims');
-  return existsSync(sims)
-    ? readdirSync(sims).flatMap((p) =>
-        readdirSync(path.join(sims, p))
-          .filter((f) => /^\d+\.json$/.test(f))
-          .map((f) => `${p}/${f}`),
-      )
-    : [];
-}
+/** The replicates with a result (test/shared/simRecords.ts knows the layout). */
+const simFiles = simKeys;
 
 async function waitFor(what: string, ok: () => boolean, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -198,7 +194,7 @@ describe("the results folder is the user's data", () => {
       // whichever file of the folder met the full disk first: usually a result, sometimes events.jsonl
       assertOneSentence(
         full,
-        /results-unwritable: Cannot write the results in \S+: the disk is full \(ENOSPC writing (sims\/[0-9a-f]{16}\/\d+\.json|events\.jsonl|aggs\/[0-9a-f]{16}\.json|logs\/[\w.-]+)\)\./,
+        /results-unwritable: Cannot write the results in \S+: the disk is full \(ENOSPC writing (sims\/[0-9a-f]{16}\.jsonl|events\.jsonl|aggs\/[0-9a-f]{16}\.json|logs\/[\w.-]+)\)\./,
       );
       const dir = path.join(out, jobId);
       const manifest = readJson(path.join(dir, 'manifest.json'));
@@ -217,6 +213,7 @@ describe("the results folder is the user's data", () => {
         new RegExp(`${40 - written} simulations did not run; after fixing the cause, --resume \\S+ runs them`),
       );
       assert.deepEqual(filesNamed(dir, /\.tmp-/), [], 'no temporary file survives a failed write');
+      assert.deepEqual(jsonLinesProblems(dir), [], "a set's file is cut back to its last whole line");
       assert.equal(existsSync(path.join(dir, '.lock')), false, 'the lock is released');
       const events = assertJsonLines(dir);
       assert.equal(events.at(-1)!.type, 'job-done');
@@ -226,8 +223,7 @@ describe("the results folder is the user's data", () => {
         path.join(dir, 'events.jsonl'),
         `${readFileSync(path.join(dir, 'events.jsonl'), 'utf8')}{"t": "2026-12-01T00:00:00Z", "type": "task-do`,
       );
-      const simDir = path.join(dir, 'sims', readdirSync(path.join(dir, 'sims'))[0]);
-      writeFileSync(path.join(simDir, '39.json.tmp-99999'), '{"half": ');
+      writeFileSync(path.join(dir, 'sims', `${readdirSync(path.join(dir, 'sims'))[0]}.tmp-99999`), '{"half": ');
       remount(mount, 'size=16m');
       const resumed = cli(runArgs('--resume', dir));
       assert.equal(resumed.code, 0, resumed.stderr);
@@ -301,7 +297,7 @@ describe("the results folder is the user's data", () => {
       assertOneSentence(resumed, /Cannot write the results in \S+: permission is denied \(EACCES writing \.lock\)\./);
     });
 
-    it('permission taken away mid-run (EACCES in the writer thread, the CLI run as nobody): exit 3, a manifest; given back, --resume completes', async function () {
+    it("permission taken away mid-run (EACCES on a set's .jsonl, the CLI run as nobody): exit 3, a manifest; given back, --resume completes", async function () {
       if (process.getuid?.() !== 0) return this.skip(); // needs root to run the CLI as another user
       const { file, jobId } = newJob([{ sleep: 0.1 }], 60); // 3 s on two runners
       const out = path.join(openDir('nobody-owned'), 'results');
@@ -322,7 +318,7 @@ describe("the results folder is the user's data", () => {
       assert.equal(await exited, 3, stderr);
       assertOneSentence(
         { code: 3, stdout: '', stderr },
-        /results-unwritable: Cannot write the results in \S+: permission is denied \(EACCES writing sims\/[0-9a-f]{16}\/\d+\.json\)\./,
+        /results-unwritable: Cannot write the results in \S+: permission is denied \(EACCES writing sims\/[0-9a-f]{16}\.jsonl\)\./,
       );
       const manifest = readJson(path.join(dir, 'manifest.json'));
       assert.equal(manifest.failure.kind, 'results-unwritable');
@@ -522,13 +518,13 @@ def wire(entrypoint, params, seed):
       const { dir } = finishedFolder();
       const job = readJson(path.join(dir, 'job.json'));
       const [first, second] = job.parameter_sets;
-      const simFile = (set: any, i: number) => path.join(dir, 'sims', set.param_id.slice(0, 16), `${i}.json`);
-      writeFileSync(simFile(first, 0), '{"status":"ok"}');
-      const other = readJson(simFile(first, 2));
-      writeFileSync(simFile(first, 1), JSON.stringify({ ...other, key: `sim-${first.param_id}-1`, replicate: 1 })); // replicate 2's seed
-      const lying = readJson(simFile(second, 0));
+      const sim = (set: any, i: number) => simRecord(dir, set.param_id, i);
+      replaceSim(dir, first.param_id, 0, '{"status":"ok"}');
+      const other = sim(first, 2);
+      replaceSim(dir, first.param_id, 1, JSON.stringify({ ...other, key: `sim-${first.param_id}-1`, replicate: 1 })); // replicate 2's seed
+      const lying = sim(second, 0);
       lying.outputs.value.size += 5;
-      writeFileSync(simFile(second, 0), JSON.stringify(lying));
+      replaceSim(dir, second.param_id, 0, JSON.stringify(lying));
       writeFileSync(path.join(dir, 'aggs', `${second.param_id.slice(0, 16)}.json`), '{"status":"ok"}');
       rmSync(path.join(dir, 'aggs', `${first.param_id.slice(0, 16)}.json`)); // its sims are partly stubs: aggregated again
 
@@ -553,26 +549,144 @@ def wire(entrypoint, params, seed):
         [`agg-${first.param_id}`, `agg-${second.param_id}`].sort(),
       );
       const notice = events.find((e) => e.type === 'results-folder');
-      assert.match(notice.message, /^4 files are not a valid result of this job, so their tasks run again: /);
-      assert.match(notice.message, /0\.json \(status is "undefined"|0\.json \(key is/);
-      assert.match(notice.message, /1\.json \(seed \d+ is not this replicate's seed \d+\)/);
+      assert.match(notice.message, /^4 records are not a valid result of this job, so their tasks run again: /);
+      assert.match(notice.message, /jsonl line \d+ \(replicate is "undefined"/);
+      assert.match(notice.message, /replicate 1 \(seed \d+ is not this replicate's seed \d+\)/);
       for (const [set, i] of [
         [first, 0],
         [first, 1],
         [second, 0],
       ] as const) {
-        const record = readJson(simFile(set, i));
+        const record = sim(set, i);
         assert.equal(record.status, 'ok');
         assert.equal(record.seed, set.seeds[i]);
       }
       assert.equal(readJson(path.join(dir, 'manifest.json')).counts.sims.ok, 6);
     });
 
+    it("a torn last line of a set's .jsonl (a kill mid-append) is cut on resume, said, and its replicate runs again; nothing else is lost", () => {
+      const { dir } = finishedFolder();
+      const job = readJson(path.join(dir, 'job.json'));
+      const [first] = job.parameter_sets;
+      const torn = simRecord(dir, first.param_id, 2);
+      replaceSim(dir, first.param_id, 2);
+      const line = JSON.stringify(torn);
+      appendFileSync(simsFile(dir, first.param_id), line.slice(0, line.length >> 1)); // half a record, no newline
+      rmSync(path.join(dir, 'aggs', `${first.param_id.slice(0, 16)}.json`)); // killed before the set aggregated
+      assert.deepEqual(jsonLinesProblems(dir), [`${first.param_id.slice(0, 16)}.jsonl: a torn last line`]);
+
+      const resumed = cli([...runArgs('--resume', dir), '--json']);
+      assert.equal(resumed.code, 0, resumed.stderr);
+      const events = resumed.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l));
+      assert.equal(events.find((e) => e.type === 'job-start').skipped_sims, 5);
+      assert.deepEqual(
+        events.filter((e) => e.type === 'task-start').map((e) => e.key),
+        [`sim-${first.param_id}-2`],
+      );
+      assert.ok(
+        events.some(
+          (e) =>
+            e.type === 'results-folder' &&
+            /^Cut a torn last line \(\d+ bytes\) off sims\/[0-9a-f]{16}\.jsonl, left by a run that was stopped mid-write/.test(
+              e.message,
+            ),
+        ),
+        resumed.stdout,
+      );
+      assert.deepEqual(jsonLinesProblems(dir), [], 'whole JSON Lines after');
+      assert.equal(simKeys(dir).length, 6);
+      assert.equal(simRecord(dir, first.param_id, 2).seed, first.seeds[2]);
+      const manifest = readJson(path.join(dir, 'manifest.json'));
+      assert.equal(manifest.status, 'succeeded');
+      assert.equal(manifest.layout, 2);
+      assert.deepEqual(manifest.counts.sims, { total: 6, ok: 6, failed: 0, pending: 0 });
+    });
+
+    it('a set aggregated ok is counted from its aggregation: its .jsonl is not read on resume', () => {
+      const { dir } = finishedFolder();
+      const job = readJson(path.join(dir, 'job.json'));
+      // were it read, these lines would be named as not results and the set's replicates run again
+      for (const set of job.parameter_sets) writeFileSync(simsFile(dir, set.param_id), 'not a record\n');
+      const resumed = cli([...runArgs('--resume', dir), '--json']);
+      assert.equal(resumed.code, 0, resumed.stderr);
+      const events = resumed.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l));
+      assert.equal(events.find((e) => e.type === 'job-start').skipped_sims, 6);
+      assert.deepEqual(
+        events.filter((e) => e.type === 'task-start' || e.type === 'results-folder'),
+        [],
+      );
+      assert.deepEqual(readJson(path.join(dir, 'manifest.json')).counts.sims, {
+        total: 6,
+        ok: 6,
+        failed: 0,
+        pending: 0,
+      });
+    });
+
+    it('a folder of results layout 1 (a file per simulation) is read as it is, and converted to .jsonl by a resume, said', async () => {
+      const { dir } = finishedFolder();
+      const job = readJson(path.join(dir, 'job.json'));
+      const [first, second] = job.parameter_sets;
+      // what modelops-debugger 0.1.0 wrote before layout 2: sims/<param16>/<i>.json, no layout in the manifest
+      for (const sim of simRecords(dir)) {
+        mkdirSync(path.join(dir, 'sims', sim.set), { recursive: true });
+        writeFileSync(path.join(dir, 'sims', sim.set, `${sim.replicate}.json`), sim.line);
+      }
+      for (const set of job.parameter_sets) rmSync(simsFile(dir, set.param_id));
+      const manifest = readJson(path.join(dir, 'manifest.json'));
+      delete manifest.layout;
+      writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
+      rmSync(path.join(dir, 'sims', first.param_id.slice(0, 16), '1.json'));
+      rmSync(path.join(dir, 'aggs', `${first.param_id.slice(0, 16)}.json`));
+
+      // read-only readers (the editor, replicate) read it as it is
+      const spec = (await readJobJson(dir)).job;
+      const read = await readSimResult(dir, spec.parameterSets[1], 2);
+      assert.equal(read.state, 'found');
+      assert.match(read.file, /\/sims\/[0-9a-f]{16}\/2\.json$/);
+      assert.deepEqual((await readJobFolder(dir)).counts.sims, { total: 6, ok: 5, failed: 0, pending: 1 });
+
+      const resumed = cli([...runArgs('--resume', dir), '--json']);
+      assert.equal(resumed.code, 0, resumed.stderr);
+      const events = resumed.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l));
+      assert.deepEqual(
+        events.filter((e) => e.type === 'task-start').map((e) => e.key),
+        [`sim-${first.param_id}-1`],
+      );
+      assert.ok(
+        events.some(
+          (e) =>
+            e.type === 'results-folder' &&
+            /^Converted 2 parameter sets from results layout 1 \(a file per simulation, written by modelops-debugger 0\.1\.0 before results layout 2\) to layout 2/.test(
+              e.message,
+            ),
+        ),
+        resumed.stdout,
+      );
+      assert.deepEqual(readdirSync(path.join(dir, 'sims')).sort(), [
+        ...[first, second].map((set) => `${set.param_id.slice(0, 16)}.jsonl`).sort(),
+      ]);
+      assert.deepEqual(jsonLinesProblems(dir), []);
+      assert.equal(simKeys(dir).length, 6);
+      const after = readJson(path.join(dir, 'manifest.json'));
+      assert.equal(after.layout, 2);
+      assert.deepEqual(after.counts.sims, { total: 6, ok: 6, failed: 0, pending: 0 });
+    });
+
     it('a bundle changed since the run is refused; --allow-bundle-change runs it and the manifest records the change', () => {
       const { dir, bundle } = finishedFolder();
       const recorded = readJson(path.join(dir, 'job.json')).bundle_digest;
       assert.match(recorded, /^[0-9a-f]{64}$/, 'job.json records the digest at creation');
-      rmSync(path.join(dir, 'sims', readdirSync(path.join(dir, 'sims'))[0], '0.json'));
+      replaceSim(dir, readdirSync(path.join(dir, 'sims'))[0], 0);
       writeFileSync(path.join(bundle, 'wire.py'), `${readFileSync(path.join(bundle, 'wire.py'), 'utf8')}\n# changed\n`);
       const before = snapshot(dir);
       const refused = cli(runArgs('--resume', dir));

@@ -15,6 +15,7 @@ import {
 } from '../../src/engine/job/resultsReader';
 import type { JobSpec } from '../../src/engine/job/spec';
 import { aggregationMarkdown, replicateMarkdown, type ResultLinks } from '../../src/extension/results/resultMarkdown';
+import { replaceSim } from '../shared/simRecords';
 import { CLI, MEAN_VALUE_TARGET, scratchDir, writeBundle } from './helpers';
 
 const WIRE = `import json
@@ -132,16 +133,16 @@ describe('results view: an aggregation and its replicates as Markdown', function
     const set = job.parameterSets[0];
     const sim = await readSimResult(dir, set, 4);
     assert.equal(sim.state, 'found');
-    rmSync(sim.file);
-    writeFileSync((await readSimResult(dir, set, 5)).file, '{"status": "ok"}');
+    replaceSim(dir, set.paramId, 4);
+    replaceSim(dir, set.paramId, 5, '{"status": "ok", "replicate": 5}');
     const replicate = await replicateMarkdown(dir, job, set, 4, links);
     assert.match(
       replicate,
-      /^\*\*No replicate result\*\*: `.*\/sims\/[0-9a-f]{16}\/4\.json` does not exist; it has not finished/m,
+      /^\*\*No replicate result\*\*: `.*\/sims\/[0-9a-f]{16}\.jsonl` has no line for replicate 4; it has not finished/m,
     );
     assert.match(
       await replicateMarkdown(dir, job, set, 5, links),
-      /^\*\*The replicate result is unreadable\*\*: `.*5\.json`: it is not a result of this task: key is "undefined"/m,
+      /^\*\*The replicate result is unreadable\*\*: `.*\.jsonl`: line \d+: it is not a result of this task: key is "undefined"/m,
     );
     const agg = await aggregationMarkdown(dir, job, set, links);
     assert.match(agg, /^\| \[4\]\(link:sim-[0-9a-f]{64}-4\) \| \d+ \| no result \| \| \| \|$/m);
@@ -162,7 +163,7 @@ describe('results view: an aggregation and its replicates as Markdown', function
     assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
     assert.match(
       await replicateMarkdown(dir, job, set, 3, links),
-      /^\*\*The replicate result is unreadable\*\*: `.*3\.json`: .*3\.json is a FIFO \(named pipe\), not a result file\.$/m,
+      /^\*\*The replicate result is unreadable\*\*: `.*\.jsonl`: .*\.jsonl is a FIFO \(named pipe\), not a result file\.$/m,
     );
   });
 

@@ -22,6 +22,7 @@ import { registerLiveTests } from './live.suite';
 import { registerResultsTests } from './results.suite';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
+import { simRecord } from '../shared/simRecords';
 import { registerCrashTests } from './crash.suite';
 
 const EXTENSION_ID = 'modelops-debugger.modelops-debugger';
@@ -326,9 +327,7 @@ export function run(): Promise<void> {
         sets.map((set) => `${set.label} ${set.description}`),
         ['a=1 4/4 ✓ · agg ok', 'a=2.5 4/4 ✓ · agg ok', 'a=-3 4/4 ✓ · agg ok'],
       );
-      const record = JSON.parse(
-        readFileSync(path.join(result.dir, 'sims', sets[1].set.paramId.slice(0, 16), '0.json'), 'utf8'),
-      ) as { outputs: { y: { inline: string } } };
+      const record = simRecord(result.dir, sets[1].set.paramId, 0) as { outputs: { y: { inline: string } } };
       assert.equal(Buffer.from(record.outputs.y.inline, 'base64').toString(), '5.0');
     });
 

@@ -249,8 +249,12 @@ export class JobBook {
   }
 }
 
+/** How a replicate of a set aggregated `ok` ended, when it succeeded: one object shared by all. */
+const DONE_OK: Outcome = Object.freeze({ ok: true }) as Outcome;
+
 function loadState(set: ParameterSet, store: ResultsStore): SetState {
-  const earlierAgg = store.aggStatus(set);
+  const agg = store.existingAgg(set);
+  const earlierAgg = agg?.status;
   const state: SetState = {
     set,
     wireParams: new RawJson(canonicalJson(set.params)),
@@ -258,6 +262,19 @@ function loadState(set: ParameterSet, store: ResultsStore): SetState {
     aggregated: earlierAgg !== undefined,
     earlierAgg,
   };
+  // aggregated ok: its record says how every replicate ended, so its simulations are not read (a
+  // record whose counts do not add up to the set is not trusted: the simulations are read)
+  const failed = agg?.failed_replicates ?? [];
+  if (agg?.status === 'ok' && agg.n_replicates + failed.length === set.seeds.length) {
+    const failedAt = new Map(failed.map((f) => [f.replicate, f]));
+    if (failedAt.size === failed.length && failed.every((f) => f.replicate >= 0 && f.replicate < set.seeds.length)) {
+      for (let replicate = 0; replicate < set.seeds.length; replicate++) {
+        const f = failedAt.get(replicate);
+        state.outcomes.set(replicate, f ? { ok: false, kind: f.kind, message: f.message } : DONE_OK);
+      }
+      return state;
+    }
+  }
   for (const [replicate, record] of store.existingSims(set)) {
     if (replicate >= set.seeds.length) continue;
     // an aggregated set's outputs are summarised already: keep only how each replicate ended

@@ -22,7 +22,10 @@ const SLICE_MS = 20;
 export type WarningEvent = Extract<JobEvent, { type: 'warning' }>;
 
 export interface SetOnDisk {
-  /** The replicates that have a valid result file. */
+  /**
+   * The replicates that have a valid result, without their outputs (the bulk of a record: the
+   * results documents read them when shown), so a big job's tree does not hold them all.
+   */
   sims: Map<number, SimRecord>;
   agg?: AggRecord;
 }
@@ -63,12 +66,13 @@ export async function readJobFolder(folder: string, job?: JobSpec): Promise<JobO
   };
   let slice = performance.now();
   for (const set of spec.parameterSets) {
-    // ~0.3 ms a result file here: in slices, so that the editor's extension host (one thread) stays responsive
+    // a set's lines are read at once: in slices, so that the editor's extension host (one thread) stays responsive
     if (performance.now() - slice > SLICE_MS) {
       await new Promise((resolve) => setImmediate(resolve));
       slice = performance.now();
     }
     const sims = reader.existingSims(set);
+    for (const record of sims.values()) record.outputs = undefined;
     const agg = reader.existingAgg(set);
     sets.set(set.paramId, { sims, agg });
     counts.sims.total += set.seeds.length;

@@ -1,10 +1,13 @@
 /**
- * The results of a job on disk, as DESIGN.md lays them out, under `<out>/<job_id>/`:
- * `job.json`, `manifest.json`, `sims/<param16>/<i>.json`, `aggs/<param16>.json`,
- * `events.jsonl`, `logs/` (each runner's full stderr), `transcripts/`.
- * Every file is written whole (temporary file + rename), so a reader — or a resume after a
- * kill — never sees half of one. One process writes a folder at a time (its lock), and a disk
- * that stops taking writes ends the job as `results-unwritable`, never as a crash.
+ * The results of a job on disk, as DESIGN.md lays them out, under `<out>/<job_id>/` (layout 2):
+ * `job.json`, `manifest.json`, `sims/<param16>.jsonl`, `aggs/<param16>.json`, `events.jsonl`,
+ * `logs/` (each runner's full stderr), `transcripts/`.
+ * A set's simulations are appended to its `.jsonl`, one line per finished attempt (the last
+ * complete line of a replicate wins; a torn last line is never read, and a resume cuts it);
+ * every other file is written whole (temporary file + rename). One process writes a folder at a
+ * time (its lock), and a disk that stops taking writes ends the job as `results-unwritable`,
+ * never as a crash. Folders of layout 1 (`sims/<param16>/<i>.json`, modelops-debugger 0.1.0
+ * before layout 2) are still read, and a resume converts them.
  */
 import { blake2b } from '@noble/hashes/blake2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
@@ -13,6 +16,7 @@ import {
   closeSync,
   constants,
   existsSync,
+  fdatasyncSync,
   fstatSync,
   ftruncateSync,
   rmSync,
@@ -26,7 +30,6 @@ import {
   writeSync,
 } from 'node:fs';
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { Failure, isFailure } from '../failure';
 import type { DirLock } from '../lock/dirLock';
 import { parsePythonJson, pyFloatRepr, RawJson, stringifyWireJson } from '../pyjson/pyjson';
@@ -35,7 +38,14 @@ import type { JobEvent } from './events';
 import type { Params } from './ids';
 import type { AggRecord, SimRecord } from './records';
 import { checkAggRecord, checkSimRecord, type Checked } from './resultSchema';
-import { checkFolderItself, inspectFolder, lockResultsFolder, makeFolders, unwritable } from './resultsFolder';
+import {
+  checkFolderItself,
+  cutTornLine,
+  inspectFolder,
+  lockResultsFolder,
+  makeFolders,
+  unwritable,
+} from './resultsFolder';
 import type { JobInput, JobSpec, ParameterSet } from './spec';
 
 /**
@@ -64,43 +74,17 @@ export interface NormalisedJob {
 }
 
 const EVENT_FLUSH_BYTES = 64 * 1024;
+/** Simulation lines gathered before they are appended (or WRITE_GATHER_MS, whichever comes first). */
 const WRITE_BATCH = 256;
 const WRITE_GATHER_MS = 10;
-/** Waiters for room are woken once the backlog falls below this. */
-const WRITE_BACKLOG_LOW = 1024;
-/** The scheduler starts no new work while this many result files wait to be written. */
+/** The scheduler starts no new work while this many simulation lines wait to be written. */
 export const WRITE_BACKLOG_LIMIT = 4096;
-
-/**
- * The result writer's thread: each batch of [file, text] written whole (temp + rename), in
- * order. After the first failed write (its temporary file removed) it writes nothing more, so
- * what is on disk is every result up to a point, and a resume runs the rest.
- */
-const WRITER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const fs = require('node:fs');
-const path = require('node:path');
-const made = new Set();
-let failed = false;
-parentPort.on('message', (batch) => {
-  let error;
-  for (const [file, text] of batch) {
-    if (failed) continue;
-    const temp = file + '.tmp-' + process.pid;
-    try {
-      const dir = path.dirname(file);
-      if (!made.has(dir)) { fs.mkdirSync(dir, { recursive: true }); made.add(dir); }
-      fs.writeFileSync(temp, text);
-      fs.renameSync(temp, file);
-    } catch (e) {
-      failed = true;
-      try { fs.rmSync(temp, { force: true }); } catch {}
-      error = { code: e && e.code, message: String(e && e.message || e), file };
-    }
-  }
-  parentPort.postMessage({ error });
-});
-`;
+/** The results layout this version writes (manifest.json `layout`). */
+export const RESULTS_LAYOUT = 2;
+/** Which version wrote layout 1, for the notice of a conversion. */
+const LAYOUT1_WRITER = 'modelops-debugger 0.1.0 before results layout 2';
+/** A set's `.jsonl` is appended to, never followed through a symbolic link. */
+const SIMS_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | (constants.O_NOFOLLOW ?? 0);
 /**
  * Space kept aside in every results folder while a job runs, given back the moment a write
  * fails: a full disk still leaves room for the manifest and the last events.
@@ -136,11 +120,77 @@ export class ResultsExist extends Failure {
   }
 }
 
-type WriteError = { code?: string; message: string; file: string };
+/** `sims/<param16>.jsonl` of the results folder `dir`: every simulation of the set, one line per attempt. */
+export function simsFile(dir: string, paramId: string): string {
+  return path.join(dir, 'sims', `${paramDir(paramId)}.jsonl`);
+}
 
-/** `sims/<param16>/<i>.json` of the results folder `dir`. */
-export function simResultFile(dir: string, paramId: string, replicate: number): string {
-  return path.join(dir, 'sims', paramDir(paramId), `${replicate}.json`);
+/** Layout 1's folder of a set, `sims/<param16>/` (one `<i>.json` per replicate): read, and converted on resume. */
+export function layout1SimsDir(dir: string, paramId: string): string {
+  return path.join(dir, 'sims', paramDir(paramId));
+}
+
+/** A line that may hold a float or an integer beyond 2^53 (anything that JSON.parse would read otherwise). */
+const MAYBE_PYTHON_NUMBER = /\d[.eE]|\d{16}/;
+
+/** A set's `.jsonl` as read: the last complete line of each replicate, and what was not a result. */
+export interface SetLines {
+  records: Map<number, SimRecord>;
+  /** The winning line's text, by replicate (`keepLines`): a rewrite copies lines, never serialises again. */
+  lines?: Map<number, string>;
+  /** Complete lines that are not a result of this set: line number (from 1), replicate when known, why. */
+  bad: { line: number; replicate?: number; why: string }[];
+  /** Characters after the last newline: a torn line left by a kill mid-write, never read. */
+  torn: number;
+}
+
+/**
+ * Parses a set's JSON Lines. A line that is not a result of its replicate (resultSchema.ts)
+ * cancels that replicate's earlier lines, so its task runs again; the bytes after the last
+ * newline are a line still being written (or torn by a kill) and are left out.
+ */
+export function parseSetLines(text: string, set: ParameterSet, keepLines = false): SetLines {
+  const records = new Map<number, SimRecord>();
+  const lines = keepLines ? new Map<number, string>() : undefined;
+  const bad: SetLines['bad'] = [];
+  const end = text.lastIndexOf('\n') + 1;
+  let line = 0;
+  for (let from = 0; from < end;) {
+    const to = text.indexOf('\n', from);
+    const raw = text.slice(from, to);
+    from = to + 1;
+    line++;
+    if (!raw) continue;
+    let value: unknown;
+    try {
+      // a seed above 2^53 stays exact, a float stays a float: JSON.parse reads a line with neither
+      // the same (a float has a digit before its . or exponent; an unsafe integer has 16 digits)
+      value = MAYBE_PYTHON_NUMBER.test(raw) ? parsePythonJson(raw) : JSON.parse(raw);
+    } catch (error) {
+      bad.push({ line, why: isFailure(error) ? error.message : 'not JSON' });
+      continue;
+    }
+    const replicate = (value as { replicate?: unknown } | null)?.replicate;
+    if (
+      typeof replicate !== 'number' ||
+      !Number.isInteger(replicate) ||
+      replicate < 0 ||
+      replicate >= set.seeds.length
+    ) {
+      bad.push({ line, why: `replicate is ${JSON.stringify(String(replicate))}, not one of this set's` });
+      continue;
+    }
+    const checked = checkSimRecord(value, set, replicate);
+    if ('why' in checked) {
+      bad.push({ line, replicate, why: checked.why });
+      records.delete(replicate);
+      lines?.delete(replicate);
+      continue;
+    }
+    records.set(replicate, checked.record);
+    lines?.set(replicate, raw);
+  }
+  return { records, lines, bad, torn: text.length - end };
 }
 
 /** A result file read and checked (resultSchema.ts): the record, or why it is not one. Never writes. */
@@ -173,8 +223,8 @@ export class ResultsReader {
 
   constructor(readonly dir: string) {}
 
-  simFile(set: ParameterSet | string, replicate: number): string {
-    return simResultFile(this.dir, typeof set === 'string' ? set : set.paramId, replicate);
+  simsFile(set: ParameterSet | string): string {
+    return simsFile(this.dir, typeof set === 'string' ? set : set.paramId);
   }
 
   aggFile(paramId: string): string {
@@ -182,13 +232,40 @@ export class ResultsReader {
   }
 
   /**
-   * Replicates of a parameter set that already have a result, from an earlier run. A file that
-   * is not a result of this replicate (resultSchema.ts) is left out, so its task runs again,
-   * and noted once.
+   * Replicates of a parameter set that already have a result, from an earlier run: layout 1's
+   * files first, then the `.jsonl`'s lines (the last complete line of a replicate wins). What is
+   * not a result of its replicate (resultSchema.ts) is left out, so its task runs again, and
+   * noted once.
    */
   existingSims(set: ParameterSet): Map<number, SimRecord> {
+    const found = this.layout1Sims(set);
+    const file = this.simsFile(set);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return found;
+      throw unwritable(this.dir, error, file, 'reading');
+    }
+    const parsed = parseSetLines(text, set);
+    for (const { line, replicate, why } of parsed.bad) {
+      if (replicate !== undefined) found.delete(replicate);
+      this.notResults.add(
+        `${path.relative(this.dir, file)} line ${line}${replicate === undefined ? '' : `, replicate ${replicate}`} (${why})`,
+      );
+    }
+    for (const [replicate, record] of parsed.records) found.set(replicate, record);
+    if (parsed.torn) this.tornLine(file, parsed.torn);
+    return found;
+  }
+
+  /** A torn last line of a set's `.jsonl`: a reader leaves it out; the store (which holds the lock) cuts it. */
+  protected tornLine(_file: string, _bytes: number): void {}
+
+  /** Layout 1's `sims/<param16>/<i>.json` of a set, each file checked. */
+  protected layout1Sims(set: ParameterSet): Map<number, SimRecord> {
     const found = new Map<number, SimRecord>();
-    const dir = path.join(this.dir, 'sims', paramDir(set.paramId));
+    const dir = layout1SimsDir(this.dir, set.paramId);
     if (!existsSync(dir)) return found;
     for (const name of readdirSync(dir)) {
       const match = /^(\d+)\.json$/.exec(name);
@@ -273,15 +350,10 @@ export class ResultsStore extends ResultsReader {
   private logCounter = 0;
   private readonly openLogs: number[] = [];
   private readonly appendedLogs = new Map<string, number>();
-  private readonly writer: Worker;
-  private batch: [string, string][] = [];
-  private batchScheduled = false;
-  private unacked = 0;
-  /** Files handed to the writer and not yet written. */
-  private pendingFiles = 0;
-  private readonly batchSizes: number[] = [];
-  private readonly drained: (() => void)[] = [];
-  private readonly roomWaiters: (() => void)[] = [];
+  /** Simulation lines gathered per set's file, appended at the next flush. */
+  private readonly gathered = new Map<string, string[]>();
+  private gatheredLines = 0;
+  private gatherTimer: NodeJS.Timeout | undefined;
   private writeFailure: Failure | undefined;
   /** Bytes of events.jsonl known to be whole lines: a failed write is cut back to here. */
   private eventBytes = 0;
@@ -308,9 +380,6 @@ export class ResultsStore extends ResultsReader {
     const events = path.join(dir, 'events.jsonl');
     this.eventFd = this.guard(() => openSync(events, EVENTS_FLAGS, 0o644), events);
     this.eventBytes = fstatSync(this.eventFd).size;
-    this.writer = new Worker(WRITER_SOURCE, { eval: true });
-    this.writer.on('message', (message: { error?: WriteError }) => this.onWritten(message));
-    this.writer.on('error', (error) => this.onWritten({ error: { message: error.message, file: dir } }));
   }
 
   /**
@@ -379,71 +448,109 @@ export class ResultsStore extends ResultsReader {
   }
 
   /**
-   * Result files are written by a worker thread, in order, in batches: creating a file costs
-   * 25–175 µs of system time here, and on the event loop that time would hold up the runners'
-   * answers (a thread-pool write per file costs more still: four thread hand-offs each). A
-   * result counts as done only once its file is in place, so a kill loses nothing a resume
-   * would not run again.
+   * A simulation's record, serialised once: that string is the line appended to its set's
+   * `.jsonl`. Lines are gathered for a few milliseconds and appended synchronously on the event
+   * loop, one write per set per batch (a file per result cost 75–546 µs, a writer thread ~46 µs
+   * of CPU a result on top). A record counts as on disk once appended; a kill before that loses
+   * only what a resume runs again.
    */
   writeSim(record: SimRecord): void {
-    this.enqueue(this.simFile(record.param_id, record.replicate), plainJson(record));
+    if (this.writeFailure) return; // the space given back is for the manifest, which counts what is on disk
+    const file = this.simsFile(record.param_id);
+    const lines = this.gathered.get(file);
+    if (lines) lines.push(`${plainJson(record)}\n`);
+    else this.gathered.set(file, [`${plainJson(record)}\n`]);
+    if (++this.gatheredLines >= WRITE_BATCH) this.flushSims();
+    else this.gatherTimer ??= setTimeout(() => this.flushSims(), WRITE_GATHER_MS);
   }
 
-  /** Every queued file written (or, after a failed write, given up: see `failure`). */
+  /** Every gathered line appended (or, after a failed write, given up: see `failure`). */
   async drain(): Promise<void> {
-    this.flushWrites();
-    while (this.unacked > 0) await new Promise<void>((resolve) => this.drained.push(resolve));
+    this.flushSims();
+    return Promise.resolve();
   }
 
   /**
-   * Resolves once fewer than `limit` files wait to be written. The scheduler waits on this
-   * before starting more work, so a slow disk bounds memory instead of a growing queue.
+   * Resolves once fewer than `limit` lines wait to be written; undefined when there is room.
+   * Lines are appended synchronously in batches of WRITE_BATCH, so a slow disk holds up the
+   * event loop itself rather than growing a queue: memory stays bounded.
    */
   waitForRoom(limit: number): Promise<void> | undefined {
-    if (this.pendingFiles < limit) return undefined;
-    return new Promise((resolve) => this.roomWaiters.push(resolve));
+    if (this.gatheredLines < limit) return undefined;
+    this.flushSims();
+    return Promise.resolve();
   }
 
-  private enqueue(file: string, text: string): void {
-    // after any failed write (an event, a log) no more results are written: the space given back
-    // is for the manifest, and the manifest counts what is on disk (a resume runs the rest)
-    if (this.writeFailure) return;
-    this.pendingFiles++;
-    this.batch.push([file, text]);
-    if (this.batch.length >= WRITE_BATCH) this.flushWrites();
-    else if (!this.batchScheduled) {
-      // a message to the writer costs ~40 µs here: gather a few milliseconds' worth first
-      this.batchScheduled = true;
-      setTimeout(() => this.flushWrites(), WRITE_GATHER_MS);
+  /** Appends the gathered lines, one write per set. Never throws: it runs from timers. */
+  private flushSims(): void {
+    if (this.gatherTimer) clearTimeout(this.gatherTimer);
+    this.gatherTimer = undefined;
+    for (const [file, lines] of this.gathered) {
+      this.gathered.delete(file);
+      if (!this.writeFailure) this.appendLines(file, lines.join(''));
+    }
+    this.gatheredLines = 0;
+  }
+
+  /**
+   * One append of whole lines. The file is opened for each batch and closed after it: no
+   * descriptor is held however many sets a job has (a batch is a few milliseconds of results, so
+   * the open costs next to nothing), and a permission taken away is met at the next batch. A
+   * write that fails part-way is cut back to the last whole line (the file stays JSON Lines) and
+   * ends the job as results-unwritable.
+   */
+  private appendLines(file: string, text: string): void {
+    let fd: number | undefined;
+    let whole = 0;
+    try {
+      fd = openSync(file, SIMS_FLAGS, 0o644);
+      whole = fstatSync(fd).size;
+      const data = Buffer.from(text);
+      for (let written = 0; written < data.length;) written += writeSync(fd, data, written);
+    } catch (error) {
+      if (fd !== undefined) {
+        try {
+          ftruncateSync(fd, whole);
+        } catch {
+          // the disk refuses even that: resume cuts the torn line
+        }
+      }
+      this.fail(error, file);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
   }
 
-  private flushWrites(): void {
-    this.batchScheduled = false;
-    if (this.batch.length === 0) return;
-    if (this.writeFailure) {
-      this.pendingFiles -= this.batch.length;
-      this.batch = [];
-      return;
-    }
-    this.unacked++;
-    this.batchSizes.push(this.batch.length);
-    this.writer.postMessage(this.batch);
-    this.batch = [];
-  }
-
-  private onWritten(message: { error?: WriteError }): void {
-    if (message.error)
-      this.fail(Object.assign(new Error(message.error.message), { code: message.error.code }), message.error.file);
-    this.unacked--;
-    this.pendingFiles -= this.batchSizes.shift() ?? 0;
-    if (this.pendingFiles < WRITE_BACKLOG_LOW) for (const resolve of this.roomWaiters.splice(0)) resolve();
-    if (this.unacked === 0) for (const resolve of this.drained.splice(0)) resolve();
-  }
-
-  /** Through the same ordered queue as the simulations it summarises. */
+  /**
+   * A set's aggregation, written whole once its simulations are appended and `fdatasync`ed: an
+   * aggregation on disk always has its simulations on disk (a resume counts the set from it).
+   */
   writeAgg(record: AggRecord): void {
-    this.enqueue(this.aggFile(record.param_id), stringifyWireJson(withFloatLosses(record), 2));
+    if (this.writeFailure) return;
+    const lines = this.simsFile(record.param_id);
+    const pending = this.gathered.get(lines);
+    if (pending) {
+      this.gathered.delete(lines);
+      this.gatheredLines -= pending.length;
+      this.appendLines(lines, pending.join(''));
+      if (this.writeFailure) return;
+    }
+    const file = this.aggFile(record.param_id);
+    let at = lines;
+    try {
+      if (existsSync(lines)) {
+        const fd = openSync(lines, constants.O_WRONLY | (constants.O_NOFOLLOW ?? 0));
+        try {
+          fdatasyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+      }
+      at = file;
+      atomicWrite(file, stringifyWireJson(withFloatLosses(record), 2));
+    } catch (error) {
+      this.fail(error, at); // never thrown: the job ends as results-unwritable, the manifest says what is on disk
+    }
   }
 
   /** Whole (temp + rename); a failure is results-unwritable, thrown, with no temp file left. */
@@ -454,35 +561,91 @@ export class ResultsStore extends ResultsReader {
 
   /**
    * Forget every failed result, and the aggregation of each parameter set that had one (or
-   * whose aggregation failed), so that a resume runs exactly those again.
+   * whose aggregation failed), so that a resume runs exactly those again. A set's `.jsonl` is
+   * rewritten whole (temp + rename) with only the last line of each replicate that succeeded,
+   * copied as it was. A set whose aggregation is `ok` with every replicate used has no failure
+   * to forget and is not read.
    */
   forgetFailures(job: JobSpec): { sims: number; aggregations: number } {
     let sims = 0;
     let aggregations = 0;
     for (const set of job.parameterSets) {
-      const dir = path.join(this.dir, 'sims', paramDir(set.paramId));
-      let forgot = false;
-      for (const name of existsSync(dir) ? readdirSync(dir) : []) {
-        const match = /^(\d+)\.json$/.exec(name);
-        if (!match) continue;
-        const file = path.join(dir, name);
-        const replicate = Number(match[1]);
-        const record =
-          replicate < set.seeds.length
-            ? this.readChecked(file, (value) => checkSimRecord(value, set, replicate))
-            : undefined;
-        if (record?.status === 'ok') continue;
-        this.guard(() => rmSync(file, { force: true }), file); // failed, or not a result: it goes
-        forgot = true;
-        sims++;
+      const agg = this.existingAgg(set);
+      if (agg?.status === 'ok' && !agg.failed_replicates?.length && agg.n_replicates === set.seeds.length) continue;
+      const file = this.simsFile(set);
+      let text = '';
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw this.fail(error, file);
       }
-      const agg = this.aggFile(set.paramId);
-      if (existsSync(agg) && (forgot || this.aggStatus(set) !== 'ok')) {
-        this.guard(() => rmSync(agg, { force: true }), agg);
+      const parsed = parseSetLines(text, set, true);
+      const kept = [...parsed.lines!].filter(([replicate]) => parsed.records.get(replicate)!.status === 'ok');
+      const forgot = kept.length !== parsed.lines!.size || parsed.bad.length > 0 || parsed.torn > 0;
+      if (forgot) {
+        sims += parsed.lines!.size - kept.length + parsed.bad.filter((bad) => bad.replicate !== undefined).length;
+        kept.sort(([a], [b]) => a - b);
+        this.guard(() => atomicWrite(file, kept.map(([, line]) => `${line}\n`).join(''), true), file);
+      }
+      const aggFile = this.aggFile(set.paramId);
+      if (existsSync(aggFile) && (forgot || agg?.status !== 'ok')) {
+        this.guard(() => rmSync(aggFile, { force: true }), aggFile);
         aggregations++;
       }
     }
     return { sims, aggregations };
+  }
+
+  /**
+   * Layout 1's `sims/<param16>/` folders of this job, each turned into its `sims/<param16>.jsonl`
+   * (its valid records in replicate order, then the lines the `.jsonl` already had, so the last
+   * line still wins), written whole, then the folder removed; a kill in between leaves both, and
+   * the next resume converts again to the same file. Returns how many sets were converted.
+   */
+  convertLayout1(job: JobSpec): number {
+    let converted = 0;
+    // one listing of sims/ says whether there is anything to convert (a set's folder is layout 1's)
+    const folders = new Set(
+      this.guard(() => readdirSync(path.join(this.dir, 'sims'), { withFileTypes: true }))
+        .filter((entry) => entry.isDirectory())
+        .map((entry) => entry.name),
+    );
+    for (const set of folders.size ? job.parameterSets : []) {
+      const old = layout1SimsDir(this.dir, set.paramId);
+      if (!folders.has(paramDir(set.paramId))) continue;
+      const file = this.simsFile(set);
+      const records = [...this.layout1Sims(set)].sort(([a], [b]) => a - b);
+      let after = '';
+      try {
+        after = readFileSync(file, 'utf8');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw this.fail(error, file);
+      }
+      after = after.slice(0, after.lastIndexOf('\n') + 1); // a torn last line is not kept
+      const text = records.map(([, record]) => `${plainJson(record)}\n`).join('') + after;
+      this.guard(() => atomicWrite(file, text, true), file);
+      this.guard(() => rmSync(old, { recursive: true, force: true }), old);
+      converted++;
+    }
+    if (converted)
+      this.notices.push(
+        `Converted ${converted} parameter set${converted === 1 ? '' : 's'} from results layout 1 (a file per simulation, written by ${LAYOUT1_WRITER}) to layout 2 (sims/<param>.jsonl).`,
+      );
+    return converted;
+  }
+
+  /** A torn last line of a set's `.jsonl`, found while loading it: cut before anything is appended, and said. */
+  protected override tornLine(file: string, _bytes: number): void {
+    let cut = 0;
+    try {
+      cut = cutTornLine(this.dir, file);
+    } catch (error) {
+      this.fail(error, file); // never thrown: a recount after a failed write reads sets too
+    }
+    if (cut)
+      this.notices.push(
+        `Cut a torn last line (${cut} bytes) off ${path.relative(this.dir, file)}, left by a run that was stopped mid-write; its replicate runs again.`,
+      );
   }
 
   /** `transcripts/runner-<pid>.json`: every frame both ways, in the format `handshake --replay` reads. */
@@ -597,7 +760,6 @@ export class ResultsStore extends ResultsReader {
     for (const fd of this.openLogs.splice(0)) closeSync(fd);
     this.appendedLogs.clear();
     await this.drain();
-    await this.writer.terminate();
     this.flushEvents();
     if (this.eventFd !== undefined) closeSync(this.eventFd);
     this.eventFd = undefined;
@@ -633,11 +795,22 @@ function plainJson(value: unknown): string {
   }
 }
 
-/** Temp + rename; a failed write leaves no temporary file behind. */
-function atomicWrite(file: string, text: string): void {
+/**
+ * Temp + rename; a failed write leaves no temporary file behind. `durable`: the temporary file is
+ * `fdatasync`ed before the rename, for a file that replaces results already on disk.
+ */
+function atomicWrite(file: string, text: string, durable = false): void {
   const temp = `${file}.tmp-${process.pid}`;
   try {
-    writeFileSync(temp, text);
+    if (durable) {
+      const fd = openSync(temp, 'w', 0o644);
+      try {
+        writeFileSync(fd, text);
+        fdatasyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    } else writeFileSync(temp, text);
     renameSync(temp, file);
   } catch (error) {
     rmSync(temp, { force: true });

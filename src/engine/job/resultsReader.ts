@@ -11,19 +11,20 @@ import { Failure, isFailure } from '../failure';
 import { readInputFile } from '../inputFile';
 import { parsePythonJson, stringifyWireJson } from '../pyjson/pyjson';
 import type { AggRecord, OutputRecord, SimRecord } from './records';
-import { aggResultFile, simResultFile } from './results';
+import { aggResultFile, layout1SimsDir, parseSetLines, simsFile, type SetLines } from './results';
 import { checkAggRecord, checkSimRecord, type Checked } from './resultSchema';
 import { jobFromResultsJson, type JobSpec, type ParameterSet } from './spec';
 
 const PRETTY_MAX_LINES = 40;
-/** Result files read at once. */
+/** Layout 1's result files read at once. */
 const READ_BATCH = 64;
 /** A binary output's first bytes shown, 16 to a line. */
 const HEX_BYTES = 256;
 
 export type ReadResult<T> =
   | { state: 'found'; file: string; record: T }
-  | { state: 'missing'; file: string }
+  /** `why`: how it is missing, when not simply "does not exist" (a set's file without a line for the replicate). */
+  | { state: 'missing'; file: string; why?: string }
   | { state: 'unreadable'; file: string; why: string };
 
 /**
@@ -57,28 +58,83 @@ export function readAggResult(dir: string, set: ParameterSet): Promise<ReadResul
   return readChecked(aggResultFile(dir, set.paramId), (value) => checkAggRecord(value, set));
 }
 
-export function readSimResult(dir: string, set: ParameterSet, replicate: number): Promise<ReadResult<SimRecord>> {
-  return readChecked(simResultFile(dir, set.paramId, replicate), (value) => checkSimRecord(value, set, replicate));
+export async function readSimResult(dir: string, set: ParameterSet, replicate: number): Promise<ReadResult<SimRecord>> {
+  return (await readSimResults(dir, set, replicate + 1, replicate))[0];
 }
 
 /**
- * One answer per replicate of the set, in replicate order, for the first `limit` replicates (a
- * set may have millions: a view reads what it shows), a few dozen files at a time.
+ * One answer per replicate of the set, in replicate order, from `from` up to the first `limit`
+ * replicates (a set may have millions: a view reads what it shows). The set's `sims/<param>.jsonl`
+ * is read once (the last complete line of a replicate wins, a line still being written is left
+ * out); a replicate without a line there is looked for in layout 1's `sims/<param>/<i>.json`.
  */
 export async function readSimResults(
   dir: string,
   set: ParameterSet,
   limit = Infinity,
+  from = 0,
 ): Promise<ReadResult<SimRecord>[]> {
   const count = Math.min(limit, set.seeds.length);
+  const file = simsFile(dir, set.paramId);
+  const lines = await readSetFile(file, set);
+  const lastBad = new Map<number, string>();
+  if ('parsed' in lines)
+    for (const bad of lines.parsed.bad)
+      if (bad.replicate !== undefined && !lines.parsed.records.has(bad.replicate))
+        lastBad.set(bad.replicate, `line ${bad.line}: it is not a result of this task: ${bad.why}`);
+  const layout1 = layout1SimsDir(dir, set.paramId);
+  const hasLayout1 = await lstat(layout1).then(
+    () => true,
+    () => false,
+  );
   const found: ReadResult<SimRecord>[] = [];
-  for (let from = 0; from < count; from += READ_BATCH) {
-    const batch = Array.from({ length: Math.min(READ_BATCH, count - from) }, (_, i) =>
-      readSimResult(dir, set, from + i),
+  const fromLayout1: number[] = [];
+  for (let replicate = from; replicate < count; replicate++) {
+    const record = 'parsed' in lines ? lines.parsed.records.get(replicate) : undefined;
+    const bad = lastBad.get(replicate);
+    if (record) found.push({ state: 'found', file, record });
+    else if (bad) found.push({ state: 'unreadable', file, why: bad });
+    else if (hasLayout1) {
+      fromLayout1.push(found.length);
+      found.push({ state: 'missing', file });
+    } else if ('why' in lines) found.push({ state: 'unreadable', file, why: lines.why });
+    else
+      found.push({
+        state: 'missing',
+        file,
+        why: lines.missing ? 'does not exist' : `has no line for replicate ${replicate}`,
+      });
+  }
+  for (let at = 0; at < fromLayout1.length; at += READ_BATCH) {
+    const batch = fromLayout1.slice(at, at + READ_BATCH);
+    const reads = await Promise.all(
+      batch.map((index) => {
+        const replicate = from + index;
+        return readChecked(path.join(layout1, `${replicate}.json`), (value) => checkSimRecord(value, set, replicate));
+      }),
     );
-    found.push(...(await Promise.all(batch)));
+    batch.forEach((index, i) => (found[index] = reads[i]));
   }
   return found;
+}
+
+/** A set's `.jsonl` parsed, or missing, or why it cannot be read (a FIFO in its place is refused at once). */
+async function readSetFile(
+  file: string,
+  set: ParameterSet,
+): Promise<{ parsed: SetLines; missing?: undefined } | { missing: true } | { why: string }> {
+  try {
+    await lstat(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { missing: true };
+  }
+  let text: string;
+  try {
+    text = await readInputFile(file, 'a result file'); // never a FIFO that waits for ever
+  } catch (error) {
+    return { why: isFailure(error) ? error.message.replace(/\.$/, '') : String(error) };
+  }
+  return { parsed: parseSetLines(text, set) };
 }
 
 async function readChecked<T>(file: string, check: (value: unknown) => Checked<T>): Promise<ReadResult<T>> {

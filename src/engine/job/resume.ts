@@ -2,8 +2,10 @@
  * Opening an earlier run's results folder for `--resume` or `--rerun-failed` (the CLI and the
  * editor alike), trusting nothing in it: no symbolic links anywhere in it; `job.json` checked
  * like a new job file, every param_id and seed recomputed; the bundle unchanged since the run
- * (or the change allowed, and recorded); one writer at a time. Each result file is checked
- * when it is read (resultSchema.ts). Everything refused is refused before anything is written.
+ * (or the change allowed, and recorded); one writer at a time. Each result is checked when it is
+ * read (resultSchema.ts); a set aggregated `ok` is counted from its aggregation (book.ts). A folder
+ * of results layout 1 is converted to layout 2 once it is locked. Everything refused is refused
+ * before anything is written.
  */
 import * as path from 'node:path';
 import { bundleDigest, checkBundleDir } from '../bundle/bundleDir';
@@ -84,6 +86,7 @@ export async function openEarlierRun(
     if (removed)
       notices.push(`Removed ${removed} temporary file${removed === 1 ? '' : 's'} of writes that never finished.`);
     store = ResultsStore.reopen(dir, lock, notices, now);
+    store.convertLayout1(job); // a folder written before layout 2: its sets' files become .jsonl, said as a notice
     if (options.rerunFailed) store.forgetFailures(job);
     return { job, store, bundleChange };
   } catch (error) {

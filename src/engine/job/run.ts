@@ -13,7 +13,7 @@ import { runLocally } from '../backends/local/run';
 import { exitCodeFor, exitCodeForStop, ExitCode, Failure, REPORT_REQUEST } from '../failure';
 import { JobBook } from './book';
 import type { JobCounts, JobStatus } from './events';
-import type { ResultsStore } from './results';
+import { RESULTS_LAYOUT, type ResultsStore } from './results';
 import { unwritable } from './resultsFolder';
 import type { JobSpec } from './spec';
 import { DEFAULT_MAX_FRAME_BYTES } from '../process/frameCap';
@@ -53,7 +53,7 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
     const named = `${notResults.slice(0, 3).join('; ')}${notResults.length > 3 ? '; …' : ''}`;
     book.emit({
       type: 'results-folder',
-      message: `${notResults.length} file${one ? ' is' : 's are'} not a valid result of this job, so ${one ? 'its task runs' : 'their tasks run'} again: ${named}`,
+      message: `${notResults.length} record${one ? ' is' : 's are'} not a valid result of this job, so ${one ? 'its task runs' : 'their tasks run'} again: ${named}`,
     });
   }
 
@@ -89,6 +89,7 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
         : ExitCode.ok;
   const manifest = {
     job_id: job.jobId,
+    layout: RESULTS_LAYOUT,
     status,
     exit_code: exitCode,
     counts,

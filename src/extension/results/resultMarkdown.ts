@@ -108,7 +108,8 @@ export async function replicateMarkdown(
 
 /** What a reader found in place of a result, in a sentence; nothing when it found one. */
 function notFound<T>(read: ReadResult<T>, what: string, missingWhy: string): string[] {
-  if (read.state === 'missing') return [`**No ${what} result**: \`${read.file}\` does not exist; ${missingWhy}.`, ''];
+  if (read.state === 'missing')
+    return [`**No ${what} result**: \`${read.file}\` ${read.why ?? 'does not exist'}; ${missingWhy}.`, ''];
   if (read.state === 'unreadable')
     return [`**The ${what} result is unreadable**: \`${read.file}\`: ${oneLine(read.why)}.`, ''];
   return [];
