@@ -52,7 +52,8 @@ function exitOverrideAll(command: Command): Command {
   return command;
 }
 
-if (require.main === module) {
+/** The command line as a process: its exit code is the command's. */
+export function runAsMain(): void {
   main(process.argv).then(
     (code) => {
       process.exitCode = code;
@@ -62,3 +63,6 @@ if (require.main === module) {
     },
   );
 }
+
+// dist/cli-main.js run directly; dist/cli.js (bin.ts) calls runAsMain itself
+if (require.main === module) runAsMain();
