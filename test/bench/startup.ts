@@ -11,9 +11,10 @@
  * Each run has the preload test/bench/startup/marks.cjs (in every contestant alike), whose marks
  * and the job's events.jsonl give the phase breakdown printed after the totals.
  *
- * The machine may be shared: each round prints the CPU the rest of the machine used meanwhile
- * (Linux: /proc/stat minus this CLI's own Node CPU; the runner's ~30 ms of Python count as
- * others'), and flags the rounds where that was more than half a core.
+ * Each run is timed by test/bench/startup/timed.py (wall, and the CPU of the CLI with the runner
+ * it reaped, from wait4). The machine may be shared: each round prints the CPU the rest of the
+ * machine used meanwhile (Linux: /proc/stat minus that CPU), and flags the rounds where that was
+ * more than half a core; the CPU row is the steadier measure there.
  *
  * BENCH_PYTHON: the base interpreter (default /usr/bin/python3, else python3 on PATH).
  * BENCH_KEEP=1 keeps the temp dir.
@@ -29,7 +30,10 @@ const KEEP = process.env.BENCH_KEEP === '1';
 const ROOT = path.resolve(__dirname, '..', '..');
 const THIS_CLI = path.join(ROOT, 'dist', 'cli.js');
 const MARKS = path.join(ROOT, 'test', 'bench', 'startup', 'marks.cjs');
+const TIMED = path.join(ROOT, 'test', 'bench', 'startup', 'timed.py');
 const PYTHON = process.env.BENCH_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
+/** Runs timed.py (any Python ≥ 3.9). */
+const TIMER_PYTHON = 'python3';
 const TIMEOUT_MS = 120_000;
 /** Others' CPU above this (cores, averaged over the run) marks a round as disturbed. */
 const BUSY_CORES = 0.5;
@@ -52,8 +56,19 @@ interface Marks {
   cpuMs: number;
 }
 
+/** What timed.py says: ms, epoch ms for spawn and reaped. */
+interface Timed {
+  code: number;
+  wall_ms: number;
+  cpu_ms: number;
+  spawn: number;
+  reaped: number;
+}
+
 interface Sample {
   wallMs: number;
+  /** The loader's vm.Script had cached data that V8 took. */
+  cacheUsed: boolean;
   /** Phase → ms. */
   phases: Record<string, number>;
   cpuMs: number;
@@ -80,23 +95,24 @@ const TICK_MS = 10; // USER_HZ is 100 on every Linux ABI that exposes it
 // ---------------------------------------------------------------------------------------------
 // one run
 
-function runTimed(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; ms: number; end: number; stderr: string }> {
+/**
+ * Node, spawn → exit, through test/bench/startup/timed.py: Node cannot have a child's rusage,
+ * and on a shared machine the CPU a run used says more than its wall.
+ */
+function runTimed(args: string[], env: NodeJS.ProcessEnv): Promise<Timed & { stderr: string }> {
   return new Promise((resolve, reject) => {
+    let stdout = '';
     let stderr = '';
-    const started = performance.now();
-    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(TIMER_PYTHON, [TIMED, process.execPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
     const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS);
     child.on('error', reject);
-    let exited: { code: number | null; ms: number; end: number } | undefined;
-    child.on('exit', (code) => {
-      exited = { code, ms: performance.now() - started, end: performance.timeOrigin + performance.now() };
+    child.on('close', (code) => {
       clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`timed.py exit ${code}: ${stderr.slice(-2000)}`));
+      resolve({ ...(JSON.parse(stdout) as Timed), stderr });
     });
-    child.on('close', () => resolve({ ...exited!, stderr }));
   });
 }
 
@@ -139,7 +155,6 @@ async function runOnce(contestant: Contestant, setup: Setup, round: number): Pro
   const env = { ...contestant.env, BENCH_MARKS_FILE: marksFile };
   const args = ['--require', MARKS, contestant.cli, 'run', setup.job, '--out', out, '--base-python', PYTHON];
   const before = cpuTimes();
-  const spawnAt = performance.timeOrigin + performance.now();
   const result = await runTimed(args, env);
   const after = cpuTimes();
   if (result.code !== 0) throw new Error(`${contestant.label}: exit ${result.code}\n${result.stderr.slice(-2000)}`);
@@ -147,13 +162,13 @@ async function runOnce(contestant: Contestant, setup: Setup, round: number): Pro
   const events = eventTimes(path.join(out, 'one', 'events.jsonl'));
   const runner = marks.spawns[0];
   const points: Record<string, number | undefined> = {
-    spawn: spawnAt,
+    spawn: result.spawn,
     preload: marks.preload,
     mainEnd: marks.mainEnd,
     runnerSpawn: runner?.start,
     runnerSpawned: runner?.end,
     exit: marks.exit,
-    reaped: result.end,
+    reaped: result.reaped,
     ...events,
   };
   const phases: Record<string, number> = {};
@@ -162,22 +177,23 @@ async function runOnce(contestant: Contestant, setup: Setup, round: number): Pro
     if (a !== undefined && b !== undefined) phases[name] = b - a;
   }
   if (marks.compiles.length) phases[VM_COMPILE] = marks.compiles.reduce((sum, c) => sum + c.ms, 0);
-  phases[V8_START] = marks.v8Start - spawnAt;
+  phases[V8_START] = marks.v8Start - result.spawn;
   let othersCores: number | undefined;
   if (before && after && after.total > before.total) {
     const cores = os.cpus().length;
     const wallTicks = (after.total - before.total) / cores;
     const busyMs = (after.busy - before.busy) * TICK_MS;
-    othersCores = Math.max(0, (busyMs - marks.cpuMs) / (wallTicks * TICK_MS));
+    othersCores = Math.max(0, (busyMs - result.cpu_ms) / (wallTicks * TICK_MS));
   }
   rmSync(out, { recursive: true, force: true });
-  return { wallMs: result.ms, phases, cpuMs: marks.cpuMs, othersCores };
+  const cacheUsed = marks.compiles.some((c) => c.cached && !c.rejected);
+  return { wallMs: result.wall_ms, cacheUsed, phases, cpuMs: result.cpu_ms, othersCores };
 }
 
 async function handshakeOnce(contestant: Contestant, setup: Setup): Promise<number> {
   const result = await runTimed([contestant.cli, 'handshake', setup.bundle, '--base-python', PYTHON], contestant.env);
   if (result.code !== 0) throw new Error(`${contestant.label} handshake: exit ${result.code}\n${result.stderr}`);
-  return result.ms;
+  return result.wall_ms;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -257,7 +273,7 @@ async function main(): Promise<void> {
       handshakes.map((h) => median(h)),
     );
     row(
-      'CLI Node CPU (preload → exit, all threads)',
+      'CPU of the CLI and its runner (rusage)',
       samples.map((s) => median(s.map((x) => x.cpuMs))),
     );
     const undisturbed = samples.map((s) =>
@@ -268,6 +284,9 @@ async function main(): Promise<void> {
         `1-task wall, rounds others < ${BUSY_CORES} core`,
         undisturbed.map((u) => median(u)),
       );
+    console.log(
+      `${'runs that used a code cache'.padEnd(52)} ${samples.map((s) => `${s.filter((x) => x.cacheUsed).length}/${s.length}`.padStart(16)).join(' ')}`,
+    );
     const base = contestants.length - 1;
     if (base > 0) {
       const wall = samples.map((s) => median(s.map((x) => x.wallMs)));
