@@ -78,7 +78,9 @@ export function loadWithCodeCache(bundleFile: string, options: LoadOptions = {})
   const script = new vm.Script(wrap(bytes), {
     filename: bundleFile,
     cachedData: read.data,
-    importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+    // the bundle has no import(); should one come, it resolves as in a module, where this Node can
+    importModuleDynamically: (vm.constants as Partial<typeof vm.constants> | undefined)
+      ?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
   const outcome: CacheOutcome = read.data ? (script.cachedDataRejected ? 'rejected' : 'accepted') : read.outcome;
   const exports = run(script, bundleFile, options.parent);
@@ -105,8 +107,9 @@ export function loadWithCodeCache(bundleFile: string, options: LoadOptions = {})
 
 /**
  * What the cache depends on besides V8's own checks: the bundle's bytes, the command and whether
- * it only prints help (each compiles other functions), Node and its flags (V8 rejects a cache made under other flags; a
- * key of their own keeps two sets of flags from replacing each other's cache every run).
+ * it only prints help (each compiles other functions), Node and its flags (V8 rejects a cache
+ * made under other flags; a key of their own keeps two sets of flags from replacing each other's
+ * cache every run).
  */
 function cacheKey(bundle: Buffer, env: NodeJS.ProcessEnv, argv: readonly string[]): Buffer {
   const command = argv.slice(2).find((arg) => !arg.startsWith('-')) ?? '';

@@ -284,16 +284,14 @@ async function main(): Promise<void> {
         `1-task wall, rounds others < ${BUSY_CORES} core`,
         undisturbed.map((u) => median(u)),
       );
-    console.log(
-      `${'runs that used a code cache'.padEnd(52)} ${samples.map((s) => `${s.filter((x) => x.cacheUsed).length}/${s.length}`.padStart(16)).join(' ')}`,
-    );
+    const used = samples.map((s) => `${s.filter((x) => x.cacheUsed).length}/${s.length}`.padStart(16));
+    console.log(`${'runs that used a code cache'.padEnd(52)} ${used.join(' ')}`);
     const base = contestants.length - 1;
     if (base > 0) {
       const wall = samples.map((s) => median(s.map((x) => x.wallMs)));
       const hs = handshakes.map((h) => median(h));
-      console.log(
-        `\nratio this build / ${contestants[base].label}: job ${(wall[0] / wall[base]).toFixed(3)}, handshake ${(hs[0] / hs[base]).toFixed(3)}`,
-      );
+      const ratio = (values: number[]) => (values[0] / values[base]).toFixed(3);
+      console.log(`\nratio this build / ${contestants[base].label}: job ${ratio(wall)}, handshake ${ratio(hs)}`);
     }
     console.log('\nwhere the time goes (medians, ms)');
     const subRows: Record<string, string> = {
