@@ -27,6 +27,8 @@ if (!shared.__modelopsScratch) {
     for (const dir of shared.__modelopsScratch!) rmSync(dir, { recursive: true, force: true });
   });
   process.env.MODELOPS_VENVS_DIR = process.env.MODELOPS_TEST_VENVS_DIR ?? scratchDir('mo-test-venvs-');
+  // nor the command line's code cache (src/cli/codeCache.ts)
+  process.env.MODELOPS_CODE_CACHE_DIR = scratchDir('mo-test-code-cache-');
 }
 delete process.env.MODELOPS_FORCE_FRESH_VENV;
 
