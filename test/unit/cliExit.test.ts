@@ -1,5 +1,5 @@
 /**
- * The command line ends its process as soon as the command is done (src/cli/main.ts,
+ * The command line ends its process once the command is done (src/cli/main.ts,
  * exitWhenIdle), without losing a byte of what it wrote, whoever reads it and however slowly.
  */
 import * as assert from 'node:assert/strict';
@@ -30,12 +30,19 @@ function job(dir: string, replicates: number): string {
 function runSlowlyRead(args: string[], ready: () => boolean): Promise<{ code: number | null; stdout: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
-    child.stdout.pause();
     const chunks: Buffer[] = [];
     let code: number | null = null;
+    // a 'readable' listener from the start: without one, Node drains (and drops) an unread pipe
+    // once its child exits (child_process flushStdio), which would lose what a late reader wants
+    let reading = false;
+    const drain = () => {
+      for (let chunk: Buffer | null; reading && (chunk = child.stdout.read() as Buffer | null) !== null;)
+        chunks.push(chunk);
+    };
+    child.stdout.on('readable', drain);
     const read = () => {
-      child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
-      child.stdout.resume();
+      reading = true;
+      drain();
     };
     const poll = setInterval(() => {
       if (!ready()) return;
