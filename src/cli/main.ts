@@ -52,22 +52,16 @@ function exitOverrideAll(command: Command): Command {
   return command;
 }
 
-/** The command line as a process: its exit code is the command's. */
+/** The command line as a process: its exit code is the command's (the process ends once its writes are flushed). */
 export function runAsMain(): void {
   main(process.argv).then(
-    (code) => exitWhenIdle(code),
-    (error: unknown) => exitWhenIdle(reportUnexpected(error)),
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.exitCode = reportUnexpected(error);
+    },
   );
-}
-
-/**
- * The exit code is set and the process ends by itself once its writes are flushed. Calling
- * process.exit as soon as the command looked idle saved the 15–20 ms of V8's heap teardown, but
- * once lost `--help` on a pipe read late (CI, under load), so the command line never cuts its own
- * output short for it.
- */
-function exitWhenIdle(code: number): void {
-  process.exitCode = code;
 }
 
 // dist/cli-main.js run directly; dist/cli.js (bin.ts) calls runAsMain itself

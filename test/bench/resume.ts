@@ -121,7 +121,7 @@ async function makeFolder(tasks: number, state: (typeof STATES)[number], layout:
       events = '';
     }
   }
-  await store.drain();
+  store.flushSims();
   appendFileSync(path.join(dir, 'events.jsonl'), events);
   const done = doneSets * REPLICATES;
   store.writeJson('manifest.json', {

@@ -1,6 +1,6 @@
 /**
- * The command line ends its process once the command is done (src/cli/main.ts,
- * exitWhenIdle), without losing a byte of what it wrote, whoever reads it and however slowly.
+ * The command line ends its process once the command is done (src/cli/main.ts, runAsMain),
+ * without losing a byte of what it wrote, whoever reads it and however slowly.
  */
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';

@@ -97,6 +97,14 @@ function assertOneSentence(run: Run, sentence: RegExp): void {
   assert.doesNotMatch(text, /internal error|Unexpected engine error/);
 }
 
+/** The events `--json` printed, one per line. */
+function jsonEvents(stdout: string): any[] {
+  return stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
+}
+
 /** Every line of events.jsonl is a JSON object: the file is valid JSON Lines. */
 function assertJsonLines(dir: string): Record<string, any>[] {
   const text = readFileSync(path.join(dir, 'events.jsonl'), 'utf8');
@@ -396,11 +404,7 @@ describe("the results folder is the user's data", () => {
 
       const resumed = cli([...runArgs('--resume', dir), '--json']);
       assert.equal(resumed.code, 0, resumed.stderr);
-      const said = resumed.stdout
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => JSON.parse(line))
-        .find((e) => e.type === 'results-folder');
+      const said = jsonEvents(resumed.stdout).find((e) => e.type === 'results-folder');
       assert.ok(said, resumed.stdout);
       assert.match(
         said.message,
@@ -530,10 +534,7 @@ def wire(entrypoint, params, seed):
 
       const resumed = cli([...runArgs('--resume', dir), '--json']);
       assert.equal(resumed.code, 0, resumed.stderr);
-      const events = resumed.stdout
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => JSON.parse(line));
+      const events = jsonEvents(resumed.stdout);
       const start = events.find((e) => e.type === 'job-start');
       assert.equal(start.skipped_sims, 3, 'only the three real results count');
       const ran = events
@@ -577,10 +578,7 @@ def wire(entrypoint, params, seed):
 
       const resumed = cli([...runArgs('--resume', dir), '--json']);
       assert.equal(resumed.code, 0, resumed.stderr);
-      const events = resumed.stdout
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l));
+      const events = jsonEvents(resumed.stdout);
       assert.equal(events.find((e) => e.type === 'job-start').skipped_sims, 5);
       assert.deepEqual(
         events.filter((e) => e.type === 'task-start').map((e) => e.key),
@@ -612,10 +610,7 @@ def wire(entrypoint, params, seed):
       for (const set of job.parameter_sets) writeFileSync(simsFile(dir, set.param_id), 'not a record\n');
       const resumed = cli([...runArgs('--resume', dir), '--json']);
       assert.equal(resumed.code, 0, resumed.stderr);
-      const events = resumed.stdout
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l));
+      const events = jsonEvents(resumed.stdout);
       assert.equal(events.find((e) => e.type === 'job-start').skipped_sims, 6);
       assert.deepEqual(
         events.filter((e) => e.type === 'task-start' || e.type === 'results-folder'),
@@ -654,10 +649,7 @@ def wire(entrypoint, params, seed):
 
       const resumed = cli([...runArgs('--resume', dir), '--json']);
       assert.equal(resumed.code, 0, resumed.stderr);
-      const events = resumed.stdout
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l));
+      const events = jsonEvents(resumed.stdout);
       assert.deepEqual(
         events.filter((e) => e.type === 'task-start').map((e) => e.key),
         [`sim-${first.param_id}-1`],

@@ -77,8 +77,6 @@ const EVENT_FLUSH_BYTES = 64 * 1024;
 /** Simulation lines gathered before they are appended (or WRITE_GATHER_MS, whichever comes first). */
 const WRITE_BATCH = 256;
 const WRITE_GATHER_MS = 10;
-/** The scheduler starts no new work while this many simulation lines wait to be written. */
-export const WRITE_BACKLOG_LIMIT = 4096;
 /** The results layout this version writes (manifest.json `layout`). */
 export const RESULTS_LAYOUT = 2;
 /** Which version wrote layout 1, for the notice of a conversion. */
@@ -240,13 +238,8 @@ export class ResultsReader {
   existingSims(set: ParameterSet): Map<number, SimRecord> {
     const found = this.layout1Sims(set);
     const file = this.simsFile(set);
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return found;
-      throw unwritable(this.dir, error, file, 'reading');
-    }
+    const text = this.readIfPresent(file);
+    if (text === undefined) return found;
     const parsed = parseSetLines(text, set);
     for (const { line, replicate, why } of parsed.bad) {
       if (replicate !== undefined) found.delete(replicate);
@@ -257,6 +250,16 @@ export class ResultsReader {
     for (const [replicate, record] of parsed.records) found.set(replicate, record);
     if (parsed.torn) this.tornLine(file, parsed.torn);
     return found;
+  }
+
+  /** A file of the folder, or undefined when it does not exist; any other error is results-unwritable. */
+  protected readIfPresent(file: string): string | undefined {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw unwritable(this.dir, error, file, 'reading');
+    }
   }
 
   /** A torn last line of a set's `.jsonl`: a reader leaves it out; the store (which holds the lock) cuts it. */
@@ -302,13 +305,8 @@ export class ResultsReader {
   /** `manifest.json` as the last run to end wrote it; undefined when there is none yet. */
   manifest(): unknown {
     const file = path.join(this.dir, 'manifest.json');
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw unwritable(this.dir, error, file, 'reading');
-    }
+    const text = this.readIfPresent(file);
+    if (text === undefined) return undefined;
     try {
       return parsePythonJson(text);
     } catch (error) {
@@ -321,14 +319,8 @@ export class ResultsReader {
    * left out, as a resume cuts it; so is any other line that is not JSON, counted in `torn`.
    */
   events(): { events: JobEvent[]; torn: number } {
-    const file = path.join(this.dir, 'events.jsonl');
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { events: [], torn: 0 };
-      throw unwritable(this.dir, error, file, 'reading');
-    }
+    const text = this.readIfPresent(path.join(this.dir, 'events.jsonl'));
+    if (text === undefined) return { events: [], torn: 0 };
     const events: JobEvent[] = [];
     let torn = 0;
     for (const line of text.split('\n')) {
@@ -464,25 +456,12 @@ export class ResultsStore extends ResultsReader {
     else this.gatherTimer ??= setTimeout(() => this.flushSims(), WRITE_GATHER_MS);
   }
 
-  /** Every gathered line appended (or, after a failed write, given up: see `failure`). */
-  async drain(): Promise<void> {
-    this.flushSims();
-    return Promise.resolve();
-  }
-
   /**
-   * Resolves once fewer than `limit` lines wait to be written; undefined when there is room.
-   * Lines are appended synchronously in batches of WRITE_BATCH, so a slow disk holds up the
-   * event loop itself rather than growing a queue: memory stays bounded.
+   * Appends the gathered lines, one write per set (or, after a failed write, gives them up: see
+   * `failure`). Appends are synchronous and at most WRITE_BATCH lines wait, so a slow disk holds
+   * up the event loop itself rather than growing a queue. Never throws: it runs from timers.
    */
-  waitForRoom(limit: number): Promise<void> | undefined {
-    if (this.gatheredLines < limit) return undefined;
-    this.flushSims();
-    return Promise.resolve();
-  }
-
-  /** Appends the gathered lines, one write per set. Never throws: it runs from timers. */
-  private flushSims(): void {
+  flushSims(): void {
     if (this.gatherTimer) clearTimeout(this.gatherTimer);
     this.gatherTimer = undefined;
     for (const [file, lines] of this.gathered) {
@@ -497,9 +476,9 @@ export class ResultsStore extends ResultsReader {
    * descriptor is held however many sets a job has (a batch is a few milliseconds of results, so
    * the open costs next to nothing), and a permission taken away is met at the next batch. A
    * write that fails part-way is cut back to the last whole line (the file stays JSON Lines) and
-   * ends the job as results-unwritable.
+   * ends the job as results-unwritable. `sync`: the file is `fdatasync`ed after the append.
    */
-  private appendLines(file: string, text: string): void {
+  private appendLines(file: string, text: string, sync = false): void {
     let fd: number | undefined;
     let whole = 0;
     try {
@@ -507,6 +486,7 @@ export class ResultsStore extends ResultsReader {
       whole = fstatSync(fd).size;
       const data = Buffer.from(text);
       for (let written = 0; written < data.length;) written += writeSync(fd, data, written);
+      if (sync) fdatasyncSync(fd);
     } catch (error) {
       if (fd !== undefined) {
         try {
@@ -528,28 +508,16 @@ export class ResultsStore extends ResultsReader {
   writeAgg(record: AggRecord): void {
     if (this.writeFailure) return;
     const lines = this.simsFile(record.param_id);
-    const pending = this.gathered.get(lines);
-    if (pending) {
-      this.gathered.delete(lines);
-      this.gatheredLines -= pending.length;
-      this.appendLines(lines, pending.join(''));
-      if (this.writeFailure) return;
-    }
+    const pending = this.gathered.get(lines) ?? [];
+    this.gathered.delete(lines);
+    this.gatheredLines -= pending.length;
+    this.appendLines(lines, pending.join(''), true);
+    if (this.writeFailure) return;
     const file = this.aggFile(record.param_id);
-    let at = lines;
     try {
-      if (existsSync(lines)) {
-        const fd = openSync(lines, constants.O_WRONLY | (constants.O_NOFOLLOW ?? 0));
-        try {
-          fdatasyncSync(fd);
-        } finally {
-          closeSync(fd);
-        }
-      }
-      at = file;
       atomicWrite(file, stringifyWireJson(withFloatLosses(record), 2));
     } catch (error) {
-      this.fail(error, at); // never thrown: the job ends as results-unwritable, the manifest says what is on disk
+      this.fail(error, file); // never thrown: the job ends as results-unwritable, the manifest says what is on disk
     }
   }
 
@@ -573,13 +541,7 @@ export class ResultsStore extends ResultsReader {
       const agg = this.existingAgg(set);
       if (agg?.status === 'ok' && !agg.failed_replicates?.length && agg.n_replicates === set.seeds.length) continue;
       const file = this.simsFile(set);
-      let text = '';
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw this.fail(error, file);
-      }
-      const parsed = parseSetLines(text, set, true);
+      const parsed = parseSetLines(this.guard(() => this.readIfPresent(file)) ?? '', set, true);
       const kept = [...parsed.lines!].filter(([replicate]) => parsed.records.get(replicate)!.status === 'ok');
       const forgot = kept.length !== parsed.lines!.size || parsed.bad.length > 0 || parsed.torn > 0;
       if (forgot) {
@@ -615,12 +577,7 @@ export class ResultsStore extends ResultsReader {
       if (!folders.has(paramDir(set.paramId))) continue;
       const file = this.simsFile(set);
       const records = [...this.layout1Sims(set)].sort(([a], [b]) => a - b);
-      let after = '';
-      try {
-        after = readFileSync(file, 'utf8');
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw this.fail(error, file);
-      }
+      let after = this.guard(() => this.readIfPresent(file)) ?? '';
       after = after.slice(0, after.lastIndexOf('\n') + 1); // a torn last line is not kept
       const text = records.map(([, record]) => `${plainJson(record)}\n`).join('') + after;
       this.guard(() => atomicWrite(file, text, true), file);
@@ -759,7 +716,7 @@ export class ResultsStore extends ResultsReader {
   async close(): Promise<void> {
     for (const fd of this.openLogs.splice(0)) closeSync(fd);
     this.appendedLogs.clear();
-    await this.drain();
+    this.flushSims();
     this.flushEvents();
     if (this.eventFd !== undefined) closeSync(this.eventFd);
     this.eventFd = undefined;

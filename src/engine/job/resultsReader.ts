@@ -118,37 +118,34 @@ export async function readSimResults(
   return found;
 }
 
-/** A set's `.jsonl` parsed, or missing, or why it cannot be read (a FIFO in its place is refused at once). */
-async function readSetFile(
-  file: string,
-  set: ParameterSet,
-): Promise<{ parsed: SetLines; missing?: undefined } | { missing: true } | { why: string }> {
+/** A result file's text, or that it does not exist, or why it cannot be read. */
+async function readResultText(file: string): Promise<{ text: string } | { missing: true } | { why: string }> {
   try {
     await lstat(file);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { missing: true };
   }
-  let text: string;
   try {
-    text = await readInputFile(file, 'a result file'); // never a FIFO that waits for ever
+    return { text: await readInputFile(file, 'a result file') }; // a regular file only: never a FIFO that waits for ever
   } catch (error) {
     return { why: isFailure(error) ? error.message.replace(/\.$/, '') : String(error) };
   }
-  return { parsed: parseSetLines(text, set) };
+}
+
+/** A set's `.jsonl` parsed, or missing, or why it cannot be read. */
+async function readSetFile(
+  file: string,
+  set: ParameterSet,
+): Promise<{ parsed: SetLines; missing?: undefined } | { missing: true } | { why: string }> {
+  const read = await readResultText(file);
+  return 'text' in read ? { parsed: parseSetLines(read.text, set) } : read;
 }
 
 async function readChecked<T>(file: string, check: (value: unknown) => Checked<T>): Promise<ReadResult<T>> {
-  let text: string;
-  try {
-    await lstat(file);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'missing', file };
-  }
-  try {
-    text = await readInputFile(file, 'a result file'); // a regular file only: never a FIFO that waits for ever
-  } catch (error) {
-    return { state: 'unreadable', file, why: isFailure(error) ? error.message.replace(/\.$/, '') : String(error) };
-  }
+  const read = await readResultText(file);
+  if ('missing' in read) return { state: 'missing', file };
+  if ('why' in read) return { state: 'unreadable', file, why: read.why };
+  const { text } = read;
   let value: unknown;
   try {
     value = parsePythonJson(text);

@@ -69,7 +69,7 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
     );
   }
 
-  await store.drain(); // the manifest is written once every result is on disk
+  store.flushSims(); // the manifest is written once every result is on disk
   // a disk that stopped taking results ends the job, whatever else happened
   if (store.failure) {
     if (fatal?.kind !== 'results-unwritable') fatal = store.failure;

@@ -15,7 +15,7 @@ import { prepareRunner, runnerLaunch, type PreparedRunner } from '../../runtime/
 import { JobBook, RETRYABLE, type SetState } from '../../job/book';
 import type { JobEventBody } from '../../job/events';
 import type { OutputRecord, StderrRange } from '../../job/records';
-import { outputChecksum, runnerStderrLog, WRITE_BACKLOG_LIMIT, type ResultsStore } from '../../job/results';
+import { outputChecksum, runnerStderrLog, type ResultsStore } from '../../job/results';
 import type { JobSpec } from '../../job/spec';
 import { simKey } from '../../job/taskKeys';
 
@@ -192,11 +192,6 @@ class Scheduler {
         if (this.fatal || this.interrupted) break;
         if (this.inflight.size >= capacity) {
           await Promise.race(this.inflight);
-          continue;
-        }
-        const room = this.store.waitForRoom(WRITE_BACKLOG_LIMIT);
-        if (room) {
-          await room; // the disk is behind: let it catch up rather than queue results in memory
           continue;
         }
         const work = this.next();
