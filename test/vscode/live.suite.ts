@@ -34,7 +34,9 @@ export function registerLiveTests(ctx: () => { api: ModelOpsApi; root: string })
     mkdirSync(path.join(scratch, 'bundle'));
     writeFileSync(
       path.join(scratch, 'bundle', 'wire.py'),
-      'def wire(entrypoint, params, seed):\n    return {"value": b"1"}\n',
+      // a couple of milliseconds each, so the job lasts seconds on any machine (a fast one ran the
+      // 3000 bare tasks in about a second: four refreshes, too few to tell following from luck)
+      'import time\n\ndef wire(entrypoint, params, seed):\n    time.sleep(0.002)\n    return {"value": b"1"}\n',
     );
     const jobId = 'editor-live-counts';
     const jobFile = path.join(scratch, 'job.json');
