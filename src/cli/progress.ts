@@ -17,7 +17,8 @@ export class Progress {
   private done = 0;
   private ok = 0;
   private failed = 0;
-  private running = 0;
+  /** Tasks announced as running (a task that ends fast is never announced: JobBook.taskStarted). */
+  private readonly running = new Set<string>();
   private aggDone = 0;
   private aggTotal = 0;
   private started = 0;
@@ -50,10 +51,10 @@ export class Progress {
         if (!this.bar && this.tty) this.startBar();
         break;
       case 'task-start':
-        this.running++;
+        this.running.add(event.key);
         break;
       case 'task-retry':
-        this.running--;
+        this.running.delete(event.key);
         this.line(`retrying ${event.key} (attempt ${event.attempt}): ${event.kind}: ${event.message}`);
         break;
       case 'task-finished':
@@ -61,7 +62,7 @@ export class Progress {
         this.done++;
         break;
       case 'task-done':
-        this.running--;
+        this.running.delete(event.key);
         if (!this.finishedEarly.delete(event.key)) this.done++;
         if (event.status === 'ok') this.ok++;
         else this.failed++;
@@ -132,7 +133,7 @@ export class Progress {
     return {
       ok: this.ok,
       failed: this.failed,
-      running: Math.max(0, this.running),
+      running: this.running.size,
       aggs: `${this.aggDone}/${this.aggTotal}`,
       rate: Math.round((this.done - this.doneAtStart) / seconds),
     };

@@ -18,6 +18,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DASK_PYTHON, DaskCluster } from '../dask/cluster';
+import { eventTime } from '../../src/engine/job/events';
 import { median, quantile } from './stats';
 
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
@@ -69,7 +70,7 @@ async function ours(scheduler: string, out: string, env: Record<string, string>)
   const submitted = readFileSync(path.join(dir, jobId, 'events.jsonl'), 'utf8')
     .split('\n')
     .find((line) => line.includes('"dask-connected"'));
-  const connectedAt = Date.parse(JSON.parse(submitted!).t);
+  const connectedAt = eventTime(JSON.parse(submitted!));
   const jobS = (Date.parse(manifest.finished_at) - connectedAt) / 1000;
   const losses: Sample['losses'] = {};
   const aggs = path.join(dir, jobId, 'aggs');

@@ -23,6 +23,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { eventTime } from '../../src/engine/job/events';
 import { median } from './stats';
 
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 9));
@@ -121,8 +122,8 @@ function eventTimes(file: string): Record<string, number> {
   const times: Record<string, number> = {};
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     if (!line.trim()) continue;
-    const event = JSON.parse(line) as { t: string; type: string };
-    times[event.type] ??= Date.parse(event.t);
+    const event = JSON.parse(line) as { t: number | string; type: string };
+    times[event.type] ??= eventTime(event); // a base build's are ISO strings
   }
   return times;
 }

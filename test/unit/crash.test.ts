@@ -157,6 +157,13 @@ describe('crashes and stray stdout, on every surface', () => {
     );
     assert.deepEqual([child.location.file, child.location.line], [WIRE, lineOf(WIRE, 'child-echo')]);
     assert.equal(warnings.length, 2, JSON.stringify(warnings));
+    // what is said about a task comes after its start, even when the task ended too fast for its
+    // start to be announced otherwise (JobBook.taskStarted)
+    for (const warning of warnings) {
+      const start = log.findIndex((e) => e.type === 'task-start' && e.key === warning.key);
+      assert.ok(start >= 0 && start < log.indexOf(warning), `${warning.key}: task-start before its warning`);
+      assert.ok(log[start].t <= warning.t);
+    }
     assert.ok(human.includes(`⚠ ${thread.message}`), human);
   });
 

@@ -55,7 +55,7 @@ describe('every way a simulation can end', function () {
     );
     const pids = new Set([
       ...simRecords(dir).map((s) => s.pid),
-      ...log.filter((e) => e.type === 'task-start').map((e) => e.pid),
+      ...log.filter((e) => e.type === 'task-done').map((e) => e.pid),
     ]);
     assert.deepEqual([...pids], [starts[0].pid], 'the same pid served every task, before and after each ending');
     // the hanging __str__ cost its 2 s bound three times (two replicates and a target), no more

@@ -189,6 +189,50 @@ describe('modelops-debugger run', () => {
     assert.match(text, /"targets:zero": \{\s*"status": "ok",\s*"loss": 0\.0,/);
   });
 
+  it('one event per finished task: fast tasks have only their task-done; a task still running at the next announcement has a task-start stamped when it began; t is milliseconds since the epoch', () => {
+    const bundle = writeBundle(path.join(scratch, `starts-${++counter}`), {
+      'wire.py':
+        'import time\n\ndef wire(entrypoint, params, seed):\n    if params["slow"]:\n        time.sleep(0.3)\n    return {"value": b"1"}\n',
+    });
+    const fastSets = 40;
+    const replicates = 10;
+    const job = writeJob({
+      job_id: 'starts',
+      bundle,
+      entrypoint: 'm/x',
+      // the slow set last: the fast ones run first, back to back
+      parameter_sets: [...Array.from({ length: fastSets }, (_, i) => ({ slow: 0, i })), { slow: 1, i: -1 }],
+      replicates,
+    });
+    const out = path.join(scratch, 'out-starts');
+    const before = Date.now();
+    const { code, stderr } = cli(['run', job, '--out', out, '--workers', '2']);
+    const after = Date.now();
+    assert.equal(code, 0, stderr);
+    const log = events(path.join(out, 'starts'));
+    for (const event of log)
+      assert.ok(typeof event.t === 'number' && event.t >= before && event.t <= after, JSON.stringify(event));
+    const slowId = paramId({ slow: 1, i: -1 } as unknown as Params);
+    const done = log.filter((e) => e.type === 'task-done');
+    const starts = log.filter((e) => e.type === 'task-start');
+    assert.equal(done.length, (fastSets + 1) * replicates);
+    // the fast tasks: announced only when one happened to be running at an announcement, which
+    // comes at most every 50 ms with at most the tasks in flight (2 workers × depth 2)
+    const fastStarts = starts.filter((e) => !e.key.startsWith(`sim-${slowId}-`));
+    assert.ok(fastStarts.length < (fastSets * replicates) / 4, `${fastStarts.length} fast tasks announced`);
+    // each slow one (300 ms) announced before its task-done, stamped with when it began
+    for (const end of done.filter((e) => e.key.startsWith(`sim-${slowId}-`))) {
+      const startAt = log.findIndex((e) => e.type === 'task-start' && e.key === end.key);
+      assert.ok(startAt >= 0 && startAt < log.indexOf(end), `${end.key} announced before it ended`);
+      const start = log[startAt];
+      assert.ok(end.ms >= 300, JSON.stringify(end));
+      // began when its time was taken, to the millisecond (the t are whole milliseconds)
+      assert.ok(Math.abs(end.t - end.ms - start.t) <= 2, `${JSON.stringify(start)} ${JSON.stringify(end)}`);
+      assert.equal(start.attempt, 1);
+      assert.equal(start.pid, end.pid);
+    }
+  });
+
   it('--rerun-failed runs exactly the failed tasks again, and the aggregations they feed', () => {
     const markers = scratchDir('mo-markers-');
     const job = writeJob({
@@ -208,7 +252,7 @@ describe('modelops-debugger run', () => {
     const after = events(dir).slice(before);
     const raiseId = paramId({ mode: 'raise' } as unknown as Params);
     assert.deepEqual(
-      after.filter((e) => e.type === 'task-start').map((e) => e.key),
+      after.filter((e) => e.type === 'task-done').map((e) => e.key),
       [`sim-${raiseId}-0`],
     );
     assert.deepEqual(
@@ -262,7 +306,7 @@ describe('modelops-debugger run', () => {
     const start = resumedEvents.find((e) => e.type === 'job-start')!;
     assert.equal(start.resumed, true);
     assert.equal(start.skipped_sims, doneBefore.size);
-    const rerun = resumedEvents.filter((e) => e.type === 'task-start').map((e) => e.key as string);
+    const rerun = resumedEvents.filter((e) => e.type === 'task-done').map((e) => e.key as string);
     assert.equal(rerun.length, 4000 - doneBefore.size, 'exactly the unfinished tasks ran');
     const job = readJson(path.join(dir, 'job.json'));
     const fileOf = new Map<string, string>();

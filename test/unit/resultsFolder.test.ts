@@ -538,7 +538,7 @@ def wire(entrypoint, params, seed):
       const start = events.find((e) => e.type === 'job-start');
       assert.equal(start.skipped_sims, 3, 'only the three real results count');
       const ran = events
-        .filter((e) => e.type === 'task-start')
+        .filter((e) => e.type === 'task-done')
         .map((e) => e.key)
         .sort();
       assert.deepEqual(ran, [`sim-${first.param_id}-0`, `sim-${first.param_id}-1`, `sim-${second.param_id}-0`].sort());
@@ -581,7 +581,7 @@ def wire(entrypoint, params, seed):
       const events = jsonEvents(resumed.stdout);
       assert.equal(events.find((e) => e.type === 'job-start').skipped_sims, 5);
       assert.deepEqual(
-        events.filter((e) => e.type === 'task-start').map((e) => e.key),
+        events.filter((e) => e.type === 'task-done').map((e) => e.key),
         [`sim-${first.param_id}-2`],
       );
       assert.ok(
@@ -613,7 +613,7 @@ def wire(entrypoint, params, seed):
       const events = jsonEvents(resumed.stdout);
       assert.equal(events.find((e) => e.type === 'job-start').skipped_sims, 6);
       assert.deepEqual(
-        events.filter((e) => e.type === 'task-start' || e.type === 'results-folder'),
+        events.filter((e) => e.type === 'task-done' || e.type === 'results-folder'),
         [],
       );
       assert.deepEqual(readJson(path.join(dir, 'manifest.json')).counts.sims, {
@@ -651,7 +651,7 @@ def wire(entrypoint, params, seed):
       assert.equal(resumed.code, 0, resumed.stderr);
       const events = jsonEvents(resumed.stdout);
       assert.deepEqual(
-        events.filter((e) => e.type === 'task-start').map((e) => e.key),
+        events.filter((e) => e.type === 'task-done').map((e) => e.key),
         [`sim-${first.param_id}-1`],
       );
       assert.ok(

@@ -225,7 +225,7 @@ export function run(): Promise<void> {
         .map((line) => JSON.parse(line) as { type: string });
       const resumedFrom = events.map((e) => e.type).lastIndexOf('job-start');
       assert.equal(
-        events.slice(resumedFrom).filter((e) => e.type === 'task-start').length,
+        events.slice(resumedFrom).filter((e) => e.type === 'task-done').length,
         interrupted.counts.sims.pending,
         'only what had no result ran',
       );

@@ -18,6 +18,9 @@ import { summarize } from './summary';
 import { aggKey, simKey } from './taskKeys';
 
 /** The kinds a new attempt can cure: the process died under the task. */
+/** How long a task may run before it is announced as running (see JobBook.taskStarted). */
+export const START_ANNOUNCE_MS = 50;
+
 export const RETRYABLE: ReadonlySet<FailureKind> = new Set(['process-crashed']);
 
 export interface Outcome {
@@ -46,6 +49,8 @@ export interface RanOn {
   worker?: string;
   /** The task's part of its runner's stderr log, when known. */
   stderr?: StderrRange;
+  /** When it ended (ms since the epoch), taken with `ms`: its task-done's `t`, so `t - ms` is when it began. */
+  endedAt?: number;
 }
 
 /** An aggregation that is to run its targets: the record so far and the replicates it takes. */
@@ -83,10 +88,49 @@ export class JobBook {
     );
   }
 
-  emit(body: JobEventBody): void {
-    const event = { t: isoNow(), ...body } as JobEvent;
+  emit(body: JobEventBody, t = Date.now()): void {
+    if (this.unannounced.size && 'key' in body && body.key !== undefined && body.type !== 'task-start') {
+      const start = this.unannounced.get(body.key);
+      if (start) {
+        this.unannounced.delete(body.key);
+        // ended or retried unannounced: its task-done says when it began; anything else it says
+        // (a warning) comes after the start it belongs to
+        if (body.type !== 'task-done' && body.type !== 'task-retry') this.emit(start, start.t);
+      }
+    }
+    if (body.type === 'job-done') this.forgetStarts();
+    const event = { t, ...body } as JobEvent;
     this.store.appendEvent(event);
     this.onEvent?.(event);
+  }
+
+  /**
+   * A task began on a runner. Its `task-start` is announced at the next announcement, at most
+   * START_ANNOUNCE_MS later and stamped with the time it began, and only if it is still running
+   * then: most tasks of a big job end sooner, and their `task-done` says when they began
+   * (`t - ms`). So the hot path costs one event per task, and the tasks announced as running are
+   * exactly those running at each announcement, never more than that interval behind.
+   */
+  taskStarted(key: string, attempt: number, pid: number | undefined): void {
+    this.unannounced.set(key, { type: 'task-start', key, attempt, pid, t: Date.now() });
+    this.announcing ??= setTimeout(() => this.announceStarts(), START_ANNOUNCE_MS).unref();
+  }
+
+  private readonly unannounced = new Map<string, Extract<JobEventBody, { type: 'task-start' }> & { t: number }>();
+  private announcing: NodeJS.Timeout | undefined;
+
+  private announceStarts(): void {
+    this.announcing = undefined;
+    const starts = [...this.unannounced.values()];
+    this.unannounced.clear();
+    for (const { t, ...start } of starts) this.emit(start, t);
+  }
+
+  /** The job ended: a task still unannounced was stopped, and says so by having no task-done. */
+  private forgetStarts(): void {
+    clearTimeout(this.announcing);
+    this.announcing = undefined;
+    this.unannounced.clear();
   }
 
   /** A parameter set whose replicates all have an outcome and that still needs its aggregation. */
@@ -110,16 +154,19 @@ export class JobBook {
     if (ran.worker) record.worker = ran.worker;
     if (ran.stderr) record.stderr = ran.stderr;
     this.finishSim(state, replicate, record);
-    this.emit({
-      type: 'task-done',
-      key,
-      status: 'ok',
-      attempt: ran.attempts,
-      pid: ran.pid,
-      ms: ran.ms,
-      ...(ran.worker ? { worker: ran.worker } : {}),
-      ...(ran.stderr ? { stderr: ran.stderr } : {}),
-    });
+    this.emit(
+      {
+        type: 'task-done',
+        key,
+        status: 'ok',
+        attempt: ran.attempts,
+        pid: ran.pid,
+        ms: ran.ms,
+        ...(ran.worker ? { worker: ran.worker } : {}),
+        ...(ran.stderr ? { stderr: ran.stderr } : {}),
+      },
+      ran.endedAt,
+    );
   }
 
   simFailed(state: SetState, replicate: number, failure: Failure, ran: RanOn): void {
@@ -142,21 +189,24 @@ export class JobBook {
     if (ran.stderr) record.stderr = ran.stderr;
     this.finishSim(state, replicate, record);
     const crash = crashFacts(failure.evidence);
-    this.emit({
-      type: 'task-done',
-      key,
-      status: 'failed',
-      attempt: ran.attempts,
-      pid: ran.pid,
-      ms: ran.ms,
-      kind: failure.kind,
-      message: failure.message,
-      location: failure.location,
-      callers: callers(failure, this.job.bundleDir),
-      ...(ran.worker ? { worker: ran.worker } : {}),
-      ...(ran.stderr ? { stderr: ran.stderr } : {}),
-      ...(crash ? { crash } : {}),
-    });
+    this.emit(
+      {
+        type: 'task-done',
+        key,
+        status: 'failed',
+        attempt: ran.attempts,
+        pid: ran.pid,
+        ms: ran.ms,
+        kind: failure.kind,
+        message: failure.message,
+        location: failure.location,
+        callers: callers(failure, this.job.bundleDir),
+        ...(ran.worker ? { worker: ran.worker } : {}),
+        ...(ran.stderr ? { stderr: ran.stderr } : {}),
+        ...(crash ? { crash } : {}),
+      },
+      ran.endedAt,
+    );
   }
 
   private finishSim(state: SetState, replicate: number, record: SimRecord): void {
@@ -366,19 +416,4 @@ function callers(failure: Failure, bundleDir: string): SourceLocation[] | undefi
   return others.length
     ? others.map((frame) => ({ file: path.resolve(bundleDir, frame.file), line: frame.line, function: frame.function }))
     : undefined;
-}
-
-let isoMs = -1;
-let iso = '';
-/**
- * `new Date().toISOString()`, made once per millisecond: a job finishing thousands of tasks a
- * second emits several events within the same millisecond, each with the same `t`.
- */
-function isoNow(): string {
-  const ms = Date.now();
-  if (ms !== isoMs) {
-    isoMs = ms;
-    iso = new Date(ms).toISOString();
-  }
-  return iso;
 }

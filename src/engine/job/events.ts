@@ -10,7 +10,13 @@ import type { StderrRange } from './records';
 
 export type TaskStatus = 'ok' | 'failed';
 
-export type JobEvent = { t: string } & (
+/**
+ * `t` is when it happened, in milliseconds since the epoch (a `task-start` carries the time its
+ * task began and a `task-done` the time it ended, taken with its `ms`, so either may follow events
+ * with a later `t`). Folders written by earlier builds have
+ * ISO strings there; `eventTime` reads both.
+ */
+export type JobEvent = { t: number } & (
   | {
       type: 'job-start';
       job_id: string;
@@ -109,4 +115,9 @@ export interface JobCounts {
 }
 
 /** What an event is without its time: the form emitters pass. */
-export type JobEventBody = JobEvent extends infer E ? (E extends { t: string } ? Omit<E, 't'> : never) : never;
+export type JobEventBody = JobEvent extends infer E ? (E extends { t: number } ? Omit<E, 't'> : never) : never;
+
+/** An event's time in milliseconds since the epoch, from either form `t` has had on disk. */
+export function eventTime(event: { t: number | string }): number {
+  return typeof event.t === 'number' ? event.t : Date.parse(event.t);
+}

@@ -9,7 +9,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Failure } from '../failure';
 import { holderGone, readOwner } from '../lock/dirLock';
-import type { JobCounts, JobEvent, JobStatus } from './events';
+import { eventTime, type JobCounts, type JobEvent, type JobStatus } from './events';
 import type { AggRecord, SimRecord } from './records';
 import { ResultsReader } from './results';
 import { readJobJson } from './resultsReader';
@@ -46,7 +46,7 @@ export interface JobOnDisk {
   /** Why the last run was aborted. */
   failure?: ReturnType<Failure['toJSON']>;
   /** When the folder's first run started (its first event), for ordering runs. */
-  startedAt?: string;
+  startedAt?: number;
   sets: Map<string, SetOnDisk>;
   /** Warnings about each task (by key), from the run that last ran it. */
   warnings: Map<string, WarningEvent[]>;
@@ -87,12 +87,24 @@ export async function readJobFolder(folder: string, job?: JobSpec): Promise<JobO
   const warnings = new Map<string, WarningEvent[]>();
   let lastStart: Extract<JobEvent, { type: 'job-start' }> | undefined;
   let lastDone: Extract<JobEvent, { type: 'job-done' }> | undefined;
+  // a task that runs again makes what it said before past; a run that ends fast has no
+  // task-start (see JobBook.taskStarted), so a task whose words may be past (a later run began,
+  // or it is being retried) loses them at the first sign of its new attempt
+  const past = new Set<string>();
+  const again = (key: string) => {
+    if (past.delete(key)) warnings.delete(key);
+  };
   for (const event of events) {
-    if (event.type === 'task-start' || event.type === 'agg-start')
-      warnings.delete(event.key); // ran again: what it said before is past
-    else if (event.type === 'warning' && event.key !== undefined)
+    if (event.type === 'task-start' || event.type === 'agg-start') {
+      past.delete(event.key);
+      warnings.delete(event.key);
+    } else if (event.type === 'task-done' || event.type === 'agg-done') again(event.key);
+    else if (event.type === 'task-retry') past.add(event.key);
+    else if (event.type === 'warning' && event.key !== undefined) {
+      again(event.key);
       warnings.set(event.key, [...(warnings.get(event.key) ?? []), event]);
-    else if (event.type === 'job-start') {
+    } else if (event.type === 'job-start') {
+      for (const key of warnings.keys()) past.add(key);
       lastStart = event;
       lastDone = undefined;
     } else if (event.type === 'job-done') lastDone = event;
@@ -120,7 +132,18 @@ export async function readJobFolder(folder: string, job?: JobSpec): Promise<JobO
     if (status === 'interrupted' && lastStart)
       problems.push('the last run stopped without writing its manifest (killed?); resuming finishes it');
   }
-  return { dir, job: spec, status, counts, ms, failure, startedAt: events[0]?.t, sets, warnings, problems };
+  return {
+    dir,
+    job: spec,
+    status,
+    counts,
+    ms,
+    failure,
+    startedAt: events[0] && eventTime(events[0]),
+    sets,
+    warnings,
+    problems,
+  };
 }
 
 /**

@@ -59,8 +59,14 @@ export interface ParamSetInfo {
   failed: number;
   /** Dask: finished on a worker, outcome not here yet. */
   finished: number;
-  /** Replicates running now. */
+  /**
+   * Replicates announced as running and not yet done. A replicate is announced only if it still
+   * runs at the engine's next announcement (≤ 50 ms after it began, JobBook.taskStarted), so on a
+   * job of fast replicates this is often 0 while the set is being worked through: see `active`.
+   */
   running: number;
+  /** A replicate of this run finished here, live: with some still queued, the set is in progress. */
+  progressed: boolean;
 }
 
 export interface JobInfo {
@@ -107,6 +113,7 @@ export class JobModel {
         failed: 0,
         finished: 0,
         running: 0,
+        progressed: false,
       });
     }
     const job: JobInfo = {
@@ -306,6 +313,7 @@ export class JobModel {
         });
         Object.assign(task, { stderr: event.stderr, crash: event.crash });
         this.move(set, task, event.status);
+        set.progressed = true;
         break;
       }
       case 'agg-start': {
@@ -385,4 +393,13 @@ function warningsOf(events: WarningEvent[] | undefined): TaskWarning[] | undefin
     location: event.location,
     processes: event.descendants?.length,
   }));
+}
+
+/**
+ * A set being worked through: replicates announced as running, its aggregation running, or, on a
+ * job whose replicates end too fast to be announced, one finished in this run with others queued.
+ */
+export function setIsActive(job: JobInfo, set: ParamSetInfo): boolean {
+  if (set.running > 0 || set.aggregation.state === 'running') return true;
+  return job.status === 'running' && set.progressed && set.ok + set.failed + set.finished < set.tasks.length;
 }

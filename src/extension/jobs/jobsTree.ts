@@ -6,7 +6,7 @@
  * the tree.
  */
 import * as vscode from 'vscode';
-import type { JobInfo, JobModel, ParamSetInfo, TaskInfo } from './jobModel';
+import { setIsActive, type JobInfo, type JobModel, type ParamSetInfo, type TaskInfo } from './jobModel';
 import { jobLabel } from '../../engine/job/spec';
 import { TreeRefresh } from '../util/coalesce';
 import { taskTooltip } from './taskTooltip';
@@ -33,7 +33,7 @@ export class JobItem extends vscode.TreeItem {
     const ok = sets.reduce((sum, s) => sum + s.ok, 0);
     const failed = sets.reduce((sum, s) => sum + s.failed, 0);
     const running = sets.reduce((sum, s) => sum + s.running, 0);
-    const aggregating = sets.some((s) => s.aggregation.state === 'running');
+    const active = sets.some((s) => setIsActive(job, s));
     const notRun = job.status === 'running' ? 0 : total - ok - failed;
     // a job that never started is named by its source: the same id may be a job that did run
     this.id = job.notStarted ? `job:not-started:${job.notStarted}` : `job:${job.jobId}`;
@@ -44,7 +44,7 @@ export class JobItem extends vscode.TreeItem {
     // a spinner only while something runs: a job preparing its venv, or between tasks, is queued
     this.iconPath = statusIcon(
       job.status === 'running'
-        ? running || aggregating
+        ? active
           ? 'running'
           : 'queued'
         : job.status === 'succeeded'
@@ -97,7 +97,7 @@ export class ParamSetItem extends vscode.TreeItem {
     this.description = `${set.ok}/${set.tasks.length} ✓${set.failed ? ` ${set.failed} ✗` : ''}${set.running ? ` · ▶ ${set.running}` : ''}${set.finished ? ` · ${set.finished} finished on Dask` : ''}${notRun ? ` · ${notRun} not run` : ''} · agg ${stateText(set.aggregation.state)}`;
     const agg = set.aggregation.state;
     this.iconPath = statusIcon(
-      set.running || agg === 'running'
+      setIsActive(job, set)
         ? 'running'
         : set.failed || agg === 'failed' || agg === 'skipped'
           ? 'failed'

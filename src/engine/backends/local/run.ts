@@ -240,7 +240,7 @@ class Scheduler {
       const outputs = await this.pool.run((process) => {
         pid = process.pid;
         begun = performance.now();
-        this.emit({ type: 'task-start', key, attempt: task.attempt, pid });
+        this.book.taskStarted(key, task.attempt, pid);
         return process.request(
           ExecuteRequest.type,
           { entrypoint: this.job.entrypoint, params: state.wireParams as never, seed },
@@ -251,6 +251,7 @@ class Scheduler {
         attempts: task.attempt,
         pid,
         ms: Math.round(performance.now() - begun),
+        endedAt: Date.now(),
         stderr: stderrRange(span, pid),
       });
       this.queueAggregation(state);
@@ -275,6 +276,7 @@ class Scheduler {
         attempts: task.attempt,
         pid,
         ms: Math.round(performance.now() - begun),
+        endedAt: Date.now(),
         stderr: stderrRange(span, pid),
       });
       this.queueAggregation(state);
