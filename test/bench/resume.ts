@@ -38,6 +38,8 @@ const SIZES = [40_000, 400_000];
 const STATES = ['completed', 'half-done'] as const;
 /** The longest a resume may take before the round is called failed. */
 const TIMEOUT_MS = 300_000;
+/** Marks a folder as made whole; renamed whenever what a folder holds changes, so old ones are made again. */
+const MADE = '.made-job-json-sha256';
 
 type Layout = 1 | 2;
 
@@ -81,7 +83,7 @@ async function makeFolder(tasks: number, state: (typeof STATES)[number], layout:
   const name = folderName(tasks, state, layout);
   const out = path.join(BENCH_DIR, 'out');
   const dir = path.join(out, name);
-  if (existsSync(path.join(dir, '.made'))) return dir;
+  if (existsSync(path.join(dir, MADE))) return dir;
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   const bundle = path.join(BENCH_DIR, 'bundle');
@@ -128,13 +130,15 @@ async function makeFolder(tasks: number, state: (typeof STATES)[number], layout:
     job_id: name,
     ...(layout === 2 ? { layout: 2 } : {}),
     status: state === 'completed' ? 'succeeded' : 'interrupted',
+    // as a run of this build records the job.json it wrote (a resume then does not hash its seeds again)
+    ...(layout === 2 ? { job_json_sha256: store.jobJsonSha256 } : {}),
     counts: {
       sims: { total: tasks, ok: done, failed: 0, pending: tasks - done },
       aggregations: { total: sets, ok: doneSets, failed: 0, skipped: 0, pending: sets - doneSets },
     },
   });
   await store.close();
-  writeFileSync(path.join(dir, '.made'), '');
+  writeFileSync(path.join(dir, MADE), '');
   console.error(`  made ${name} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   return dir;
 }

@@ -5,6 +5,7 @@
  */
 import * as assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   appendFileSync,
   chmodSync,
@@ -517,6 +518,28 @@ def wire(entrypoint, params, seed):
         assert.deepEqual(snapshot(around), before, 'nothing written, inside the folder or out of it');
       });
     }
+
+    it("the manifest records job.json's sha256; a resume takes exactly those bytes as checked (their seeds are not hashed again) and checks any other bytes whole", async () => {
+      const { dir } = finishedFolder();
+      const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+      const manifestFile = path.join(dir, 'manifest.json');
+      assert.equal(readJson(manifestFile).job_json_sha256, sha256(readFileSync(path.join(dir, 'job.json'), 'utf8')));
+      const text = readFileSync(path.join(dir, 'job.json'), 'utf8');
+      const seed = Number((await readJobJson(dir)).job.parameterSets[0].seeds[2]);
+      assert.equal(text.split(String(seed)).length, 2, 'the seed appears once');
+      const edited = text.replace(String(seed), String(seed + 1));
+      writeFileSync(path.join(dir, 'job.json'), edited);
+      // other bytes than the run recorded: every seed hashed again, the edit refused
+      await assert.rejects(readJobJson(dir), /seeds\[2\] is \d+, but replicate 2 of this param_id has seed \d+/);
+      // the same bytes recorded as checked (as if a run had written them): taken as they are
+      writeFileSync(manifestFile, JSON.stringify({ ...readJson(manifestFile), job_json_sha256: sha256(edited) }));
+      const trusted = await readJobJson(dir);
+      assert.equal(trusted.jobJsonSha256, sha256(edited));
+      assert.equal(trusted.job.parameterSets[0].seeds[2], seed + 1);
+      // a manifest that is not JSON is no record: checked whole again
+      writeFileSync(manifestFile, '{');
+      await assert.rejects(readJobJson(dir), /seeds\[2\] is \d+/);
+    });
 
     it('result files that are not results (a stub {"status":"ok"}, another seed, sizes that lie, a stub aggregation) run again and are not counted', () => {
       const { dir } = finishedFolder();

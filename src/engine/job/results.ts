@@ -11,7 +11,7 @@
  */
 import { blake2b } from '@noble/hashes/blake2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync,
   constants,
@@ -55,6 +55,11 @@ import type { JobInput, JobSpec, ParameterSet } from './spec';
 export function runnerStderrLog(pid: number | undefined, worker?: string): string {
   const runner = `runner-${pid ?? 'unknown'}.stderr`;
   return worker ? `dask-${worker.replace(/^[a-z]+:\/\//, '').replace(/[^A-Za-z0-9.-]+/g, '_')}-${runner}` : runner;
+}
+
+/** The sha256 of job.json's bytes (hex): what a manifest records of the job it ran. */
+export function jobJsonDigest(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }
 
 /** `job.json`: the normalised job. */
@@ -362,6 +367,8 @@ export class ResultsStore extends ResultsReader {
     notices: string[] = [],
     /** The digest of the bundle this run runs, hashed once when the folder was opened (job.json records it). */
     readonly bundleDigest?: string,
+    /** The sha256 of job.json as this run wrote or checked it: the manifest records it (readJobJson). */
+    public jobJsonSha256?: string,
   ) {
     super(dir);
     this.notices = notices;
@@ -401,7 +408,10 @@ export class ResultsStore extends ResultsReader {
         throw new ResultsExist(job.jobId, dir);
       }
       store = new ResultsStore(dir, lock, notices, bundleDigest);
-      store.writeJson('job.json', normalise(job, bundleDigest));
+      const text = `${stringifyWireJson(normalise(job, bundleDigest), 2)}\n`;
+      const file = path.join(dir, 'job.json');
+      store.guard(() => atomicWrite(file, text), file);
+      store.jobJsonSha256 = jobJsonDigest(text);
       return store;
     } catch (error) {
       if (store) await store.close();
@@ -411,8 +421,14 @@ export class ResultsStore extends ResultsReader {
   }
 
   /** An earlier run's folder, checked and locked (see resume.ts): `notices` say what was found. */
-  static reopen(dir: string, lock: DirLock, notices: string[], bundleDigest: string): ResultsStore {
-    return new ResultsStore(dir, lock, notices, bundleDigest);
+  static reopen(
+    dir: string,
+    lock: DirLock,
+    notices: string[],
+    bundleDigest: string,
+    jobJsonSha256: string,
+  ): ResultsStore {
+    return new ResultsStore(dir, lock, notices, bundleDigest, jobJsonSha256);
   }
 
   /** The first write that failed, as `results-unwritable`: the job stops and says so. */

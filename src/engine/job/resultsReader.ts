@@ -5,13 +5,14 @@
  * (resultSchema.ts); every answer says whether the result is there, not there yet, or
  * unreadable and why, so a view never shows a guess.
  */
+import { readFileSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Failure, isFailure } from '../failure';
 import { readInputFile } from '../inputFile';
 import { parsePythonJson, stringifyWireJson } from '../pyjson/pyjson';
 import type { AggRecord, OutputRecord, SimRecord } from './records';
-import { aggResultFile, layout1SimsDir, parseSetLines, simsFile, type SetLines } from './results';
+import { aggResultFile, jobJsonDigest, layout1SimsDir, parseSetLines, simsFile, type SetLines } from './results';
 import { checkAggRecord, checkSimRecord, type Checked } from './resultSchema';
 import { jobFromResultsJson, type JobSpec, type ParameterSet } from './spec';
 
@@ -28,10 +29,14 @@ export type ReadResult<T> =
   | { state: 'unreadable'; file: string; why: string };
 
 /**
- * A results folder's `job.json`, checked as a resume checks it (param_ids and seeds recomputed).
+ * A results folder's `job.json`, checked as a resume checks it (param_ids and seeds recomputed;
+ * the seeds not, when the manifest of the last run recorded these very bytes' sha256: that run
+ * checked or wrote them, and 400k seeds cost a second to hash again).
  * Throws bad-input, saying why, for a folder that is not a job's.
  */
-export async function readJobJson(folder: string): Promise<{ job: JobSpec; bundleDigest?: string }> {
+export async function readJobJson(
+  folder: string,
+): Promise<{ job: JobSpec; bundleDigest?: string; jobJsonSha256: string }> {
   const dir = path.resolve(folder);
   const file = path.join(dir, 'job.json');
   const notAJob = (why: string) => new Failure('bad-input', `${dir} is not a results folder of a job (${why}).`);
@@ -51,7 +56,24 @@ export async function readJobJson(folder: string): Promise<{ job: JobSpec; bundl
   } catch (error) {
     throw notAJob(`job.json is not valid JSON: ${(error as Error).message}`);
   }
-  return jobFromResultsJson(file, raw, path.basename(dir));
+  const jobJsonSha256 = jobJsonDigest(text);
+  const checked = recordedJobJsonDigest(dir) === jobJsonSha256;
+  return { ...jobFromResultsJson(file, raw, path.basename(dir), checked), jobJsonSha256 };
+}
+
+/**
+ * The sha256 of job.json that the last run that ended recorded in its manifest, if any: the
+ * bytes it checked (or wrote) itself. Anything unreadable is no record, and job.json is checked
+ * whole.
+ */
+function recordedJobJsonDigest(dir: string): string | undefined {
+  try {
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as unknown;
+    const digest = (manifest as { job_json_sha256?: unknown } | null)?.job_json_sha256;
+    return typeof digest === 'string' ? digest : undefined;
+  } catch {
+    return undefined; // no manifest (a first run killed), or not one we can read: no shortcut
+  }
 }
 
 export function readAggResult(dir: string, set: ParameterSet): Promise<ReadResult<AggRecord>> {

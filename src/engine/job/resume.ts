@@ -36,20 +36,20 @@ export interface BundleChange {
  */
 export async function readEarlierJob(
   folder: string,
-): Promise<{ dir: string; job: JobSpec; file: string; bundleDigest?: string }> {
+): Promise<{ dir: string; job: JobSpec; file: string; bundleDigest?: string; jobJsonSha256: string }> {
   const dir = path.resolve(folder);
   checkFolderItself(dir);
   inspectFolder(dir); // refuses links before reading anything through one
   const file = path.join(dir, 'job.json');
-  const { job, bundleDigest } = await readJobJson(dir);
-  return { dir, job, file, bundleDigest };
+  const { job, bundleDigest, jobJsonSha256 } = await readJobJson(dir);
+  return { dir, job, file, bundleDigest, jobJsonSha256 };
 }
 
 export async function openEarlierRun(
   folder: string,
   options: ResumeOptions = {},
 ): Promise<{ job: JobSpec; store: ResultsStore; bundleChange?: BundleChange }> {
-  const { dir, job, file, bundleDigest: recorded } = await readEarlierJob(folder);
+  const { dir, job, file, bundleDigest: recorded, jobJsonSha256 } = await readEarlierJob(folder);
   await checkBundleDir(job.bundleDir);
   const now = await bundleDigest(job.bundleDir);
   const notices: string[] = [];
@@ -85,7 +85,7 @@ export async function openEarlierRun(
     const removed = removeTemps(dir, inspectFolder(dir).temps);
     if (removed)
       notices.push(`Removed ${removed} temporary file${removed === 1 ? '' : 's'} of writes that never finished.`);
-    store = ResultsStore.reopen(dir, lock, notices, now);
+    store = ResultsStore.reopen(dir, lock, notices, now, jobJsonSha256);
     store.convertLayout1(job); // a folder written before layout 2: its sets' files become .jsonl, said as a notice
     if (options.rerunFailed) store.forgetFailures(job);
     return { job, store, bundleChange };

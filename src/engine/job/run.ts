@@ -98,6 +98,8 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
     finished_at: new Date().toISOString(),
     ms,
     resumed: options.resumed,
+    // the job.json this run checked or wrote: a resume that finds these bytes does not hash its seeds again
+    ...(store.jobJsonSha256 ? { job_json_sha256: store.jobJsonSha256 } : {}),
     ...(stopped && typeof options.signal?.reason === 'string' ? { interrupted_by: options.signal.reason } : {}),
     options: {
       backend,

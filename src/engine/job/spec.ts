@@ -196,6 +196,11 @@ export function jobFromResultsJson(
   file: string,
   raw: unknown,
   folderName: string,
+  /**
+   * These very bytes were checked when the engine wrote them (the manifest records their sha256,
+   * see readJobJson): the seeds are not hashed again, which is most of a big job's resume.
+   */
+  seedsChecked = false,
 ): { job: JobSpec; bundleDigest?: string } {
   if (!isObject(raw)) throw bad(file, 'the job must be a JSON object');
   rejectUnknown(file, raw, NORMALISED_FIELDS, '');
@@ -224,12 +229,16 @@ export function jobFromResultsJson(
     const seeds = value.seeds;
     if (!Array.isArray(seeds) || seeds.length === 0 || seeds.length > MAX_REPLICATES)
       throw bad(file, `${where}.seeds must be a list of 1 to ${MAX_REPLICATES} seeds`);
-    const expected = source === 'SimJob' ? undefined : replicateSeeds(id, seeds.length);
-    seeds.forEach((seed, i) => {
-      if (!isSeed(seed)) throw bad(file, `${where}.seeds[${i}] must be a whole number from 0 to 2^64-1`);
-      if (expected && seed !== expected[i])
-        throw bad(file, `${where}.seeds[${i}] is ${seed}, but replicate ${i} of this param_id has seed ${expected[i]}`);
-    });
+    const expected = source === 'SimJob' || seedsChecked ? undefined : replicateSeeds(id, seeds.length);
+    if (!seedsChecked)
+      seeds.forEach((seed, i) => {
+        if (!isSeed(seed)) throw bad(file, `${where}.seeds[${i}] must be a whole number from 0 to 2^64-1`);
+        if (expected && seed !== expected[i])
+          throw bad(
+            file,
+            `${where}.seeds[${i}] is ${seed}, but replicate ${i} of this param_id has seed ${expected[i]}`,
+          );
+      });
     return { index, paramId: id, params, seeds: seeds as (number | bigint)[] };
   });
   rejectDuplicates(file, parameterSets, 'parameter_sets');
