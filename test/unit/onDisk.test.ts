@@ -104,6 +104,70 @@ describe('a job read back from its results folder', () => {
     );
   });
 
+  it('a warning is of the run that last ran its task, though a task that ends fast has no task-start; a line as the engine writes it is skimmed, any other read whole', async () => {
+    const bundle = writeBundle(path.join(scratch, 'bundle-skim'), {
+      'wire.py': 'def wire(entrypoint, params, seed):\n    return {"value": b"1"}\n',
+    });
+    writeFileSync(path.join(scratch, 'params-skim.json'), JSON.stringify([{ x: 1 }]));
+    const job = await jobFromParamsFile({
+      bundleDir: bundle,
+      paramsFile: path.join(scratch, 'params-skim.json'),
+      replicates: 3,
+      entrypoint: 'main',
+      targets: [],
+      jobId: 'skim-job',
+    });
+    const store = await ResultsStore.create(path.join(scratch, 'out-skim'), job);
+    const outcome = await runJob(job, store, {
+      python: PYTHON,
+      workers: 1,
+      depth: 1,
+      executor: 'warm',
+      maxReuse: 0,
+      retries: 0,
+      taskTimeoutMs: 60_000,
+      readyTimeoutMs: 60_000,
+      allowPartial: false,
+      resumed: false,
+    });
+    assert.equal(outcome.status, 'succeeded');
+    const [k0, k1, k2] = [0, 1, 2].map((i) => `sim-${job.parameterSets[0].paramId}-${i}`);
+    const warning = (key: string, message: string) =>
+      JSON.stringify({ t: 1, type: 'warning', kind: 'stdout-pollution', message, key });
+    const lines = [
+      warning(k0, 'a'),
+      warning(k1, 'b'),
+      warning(k2, 'z'),
+      JSON.stringify({ t: 2, type: 'job-start', job_id: 'skim-job' }),
+      // ran again, fast: a task-done and no task-start (t a number, then an ISO string as older builds wrote)
+      JSON.stringify({ t: 3, type: 'task-done', key: k0, status: 'ok', attempt: 1, pid: 1, ms: 1 }),
+      JSON.stringify({
+        t: '2026-12-01T00:00:00.000Z',
+        type: 'task-done',
+        key: k1,
+        status: 'ok',
+        attempt: 1,
+        pid: 1,
+        ms: 1,
+      }),
+      // fields in another order: not skimmed, read whole
+      JSON.stringify({ type: 'warning', t: 4, kind: 'stdout-pollution', message: 'c', key: k1 }),
+      // a key with an escape: read whole
+      JSON.stringify({ t: 5, type: 'task-done', key: 'sim-"odd"', status: 'ok', attempt: 1, pid: 1, ms: 1 }),
+      JSON.stringify({ t: 6, type: 'job-done', job_id: 'skim-job', status: 'succeeded', ms: 4, exit_code: 0 }),
+    ];
+    appendFileSync(path.join(outcome.dir, 'events.jsonl'), `${lines.join('\n')}\n`);
+    const disk = await readJobFolder(outcome.dir);
+    const messages = (key: string) => disk.warnings.get(key)?.map((w) => w.message);
+    assert.equal(messages(k0), undefined, 'k0 ran again: its warning is past');
+    assert.deepEqual(messages(k1), ['c'], 'k1 ran again and warned again');
+    assert.deepEqual(messages(k2), ['z'], 'k2 did not run again');
+    assert.equal(disk.status, 'succeeded');
+    assert.equal(disk.ms, 4);
+    assert.equal(typeof disk.startedAt, 'number');
+    assert.deepEqual(disk.problems, []);
+  });
+
   it('the runs of a job id, newest first, and a fresh id for the next', () => {
     const out = path.join(scratch, 'runs');
     for (const name of ['sweep', 'sweep-2', 'sweep-3', 'sweep-x', 'sweep-10', 'other']) {

@@ -21,6 +21,9 @@ const SLICE_MS = 20;
 
 export type WarningEvent = Extract<JobEvent, { type: 'warning' }>;
 
+/** The events a folder's reading needs whole (see readJobFolder). */
+const WHOLE_EVENTS: ReadonlySet<JobEvent['type']> = new Set(['warning', 'job-start', 'job-done']);
+
 export interface SetOnDisk {
   /**
    * The replicates that have a valid result, without their outputs (the bulk of a record: the
@@ -83,7 +86,8 @@ export async function readJobFolder(folder: string, job?: JobSpec): Promise<JobO
   counts.aggregations.pending =
     counts.aggregations.total - counts.aggregations.ok - counts.aggregations.failed - counts.aggregations.skipped;
 
-  const { events, torn } = reader.events();
+  // only these are needed whole; of the rest (task lines: nearly all of a big job's file) the key
+  const { events, torn } = reader.skimEvents(WHOLE_EVENTS);
   const warnings = new Map<string, WarningEvent[]>();
   let lastStart: Extract<JobEvent, { type: 'job-start' }> | undefined;
   let lastDone: Extract<JobEvent, { type: 'job-done' }> | undefined;
@@ -95,16 +99,21 @@ export async function readJobFolder(folder: string, job?: JobSpec): Promise<JobO
     if (past.delete(key)) warnings.delete(key);
   };
   for (const event of events) {
+    const key = (event as { key?: string }).key;
     if (event.type === 'task-start' || event.type === 'agg-start') {
-      past.delete(event.key);
-      warnings.delete(event.key);
-    } else if (event.type === 'task-done' || event.type === 'agg-done') again(event.key);
-    else if (event.type === 'task-retry') past.add(event.key);
+      if (key === undefined) continue;
+      past.delete(key);
+      warnings.delete(key);
+    } else if (event.type === 'task-done' || event.type === 'agg-done') {
+      if (key !== undefined) again(key);
+    } else if (event.type === 'task-retry') {
+      if (key !== undefined) past.add(key);
+    } else if ('skimmed' in event) continue;
     else if (event.type === 'warning' && event.key !== undefined) {
       again(event.key);
       warnings.set(event.key, [...(warnings.get(event.key) ?? []), event]);
     } else if (event.type === 'job-start') {
-      for (const key of warnings.keys()) past.add(key);
+      for (const known of warnings.keys()) past.add(known);
       lastStart = event;
       lastDone = undefined;
     } else if (event.type === 'job-done') lastDone = event;
@@ -139,7 +148,7 @@ export async function readJobFolder(folder: string, job?: JobSpec): Promise<JobO
     counts,
     ms,
     failure,
-    startedAt: events[0] && eventTime(events[0]),
+    startedAt: events[0] && !('skimmed' in events[0]) ? eventTime(events[0]) : undefined,
     sets,
     warnings,
     problems,
