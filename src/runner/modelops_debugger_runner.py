@@ -435,16 +435,29 @@ class Fd1Drain(object):
         return False
 
     def _run(self):
+        # readable first, then busy, then read: at every moment bytes a task's child wrote are
+        # either still in the pipe (settle sees them) or being reported (busy). Reading first
+        # left a gap between the read and `busy` in which settle found neither, and the task was
+        # answered before its child's bytes were reported (then blamed on no task)
+        try:
+            import select
+        except ImportError:  # a Python without it (none known): read at once, as before
+            select = None
         try:
             while True:
-                try:
-                    data = os.read(self._fd, 65536)
-                except OSError:
-                    return
-                if not data:
-                    return
+                if select is not None:
+                    try:
+                        select.select([self._fd], [], [])
+                    except (OSError, ValueError):
+                        return
                 self.busy = True
                 try:
+                    try:
+                        data = os.read(self._fd, 65536)
+                    except OSError:
+                        return
+                    if not data:
+                        return
                     frame = sys._current_frames().get(self._main)
                     stack = _python_stack(frame) if frame else []
                     if not stack:
