@@ -439,17 +439,14 @@ class Fd1Drain(object):
         # either still in the pipe (settle sees them) or being reported (busy). Reading first
         # left a gap between the read and `busy` in which settle found neither, and the task was
         # answered before its child's bytes were reported (then blamed on no task)
-        try:
-            import select
-        except ImportError:  # a Python without it (none known): read at once, as before
-            select = None
+        import select
+
         try:
             while True:
-                if select is not None:
-                    try:
-                        select.select([self._fd], [], [])
-                    except (OSError, ValueError):
-                        return
+                try:
+                    select.select([self._fd], [], [])
+                except (OSError, ValueError):
+                    return
                 self.busy = True
                 try:
                     try:

@@ -26,7 +26,7 @@ import {
   PYTHON,
   runCli,
 } from '../shared/descendants';
-import { lineOf, PROD_RUNNER, scratchDir } from './helpers';
+import { lineOf, oneRunner, PROD_RUNNER, scratchDir } from './helpers';
 
 const scratch = scratchDir('mo-desc-');
 let counter = 0;
@@ -261,16 +261,7 @@ describe('descendants of runners', function () {
     let stderr = '';
     let lastResult = 0;
     const outcome = await runJob(job, store, {
-      python: PYTHON,
-      workers: 1,
-      depth: 1,
-      executor: 'warm',
-      maxReuse: 0,
-      retries: 0,
-      taskTimeoutMs: 60_000,
-      readyTimeoutMs: 60_000,
-      allowPartial: false,
-      resumed: false,
+      ...oneRunner(PYTHON),
       onRunnerStderr: (_pid, chunk) => (stderr += chunk.toString('utf8')),
       onEvent: (event) => {
         seen.push(event);

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { RunOptions } from '../../src/engine/backends/contract';
 import { Failure } from '../../src/engine/failure';
 import { parsePythonJson } from '../../src/engine/pyjson/pyjson';
 
@@ -130,4 +131,20 @@ export async function rejection(promise: Promise<unknown>): Promise<Failure> {
     return error;
   }
   assert.fail('expected the request to fail');
+}
+
+/** runJob's options for a job run in this process: one warm runner of `python`, no venv, no retries. */
+export function oneRunner(python: string): RunOptions {
+  return {
+    python,
+    workers: 1,
+    depth: 1,
+    executor: 'warm',
+    maxReuse: 0,
+    retries: 0,
+    taskTimeoutMs: 60_000,
+    readyTimeoutMs: 60_000,
+    allowPartial: false,
+    resumed: false,
+  };
 }

@@ -8,27 +8,11 @@ import * as path from 'node:path';
 import { freshJobId, readJobFolder, runsOf } from '../../src/engine/job/onDisk';
 import { ResultsExist, ResultsStore } from '../../src/engine/job/results';
 import { runJob } from '../../src/engine/job/run';
-import { jobFromParamsFile, type JobSpec } from '../../src/engine/job/spec';
+import { jobFromParamsFile } from '../../src/engine/job/spec';
 import { replaceSim } from '../shared/simRecords';
-import { scratchDir, writeBundle } from './helpers';
+import { oneRunner, scratchDir, writeBundle } from './helpers';
 
 const PYTHON = '/usr/bin/python3';
-
-/** A fresh run of `job` into `store`, one warm runner, no venv. */
-function runHere(job: JobSpec, store: ResultsStore) {
-  return runJob(job, store, {
-    python: PYTHON,
-    workers: 1,
-    depth: 1,
-    executor: 'warm',
-    maxReuse: 0,
-    retries: 0,
-    taskTimeoutMs: 60_000,
-    readyTimeoutMs: 60_000,
-    allowPartial: false,
-    resumed: false,
-  });
-}
 
 describe('a job read back from its results folder', () => {
   const scratch = scratchDir('mo-ondisk-');
@@ -49,7 +33,7 @@ describe('a job read back from its results folder', () => {
     });
     const out = path.join(scratch, 'out');
     const store = await ResultsStore.create(out, job);
-    const outcome = await runHere(job, store);
+    const outcome = await runJob(job, store, oneRunner(PYTHON));
     assert.equal(outcome.status, 'failed');
 
     const disk = await readJobFolder(outcome.dir);
@@ -123,7 +107,7 @@ describe('a job read back from its results folder', () => {
       jobId: 'skim-job',
     });
     const store = await ResultsStore.create(path.join(scratch, 'out-skim'), job);
-    const outcome = await runHere(job, store);
+    const outcome = await runJob(job, store, oneRunner(PYTHON));
     assert.equal(outcome.status, 'succeeded');
     const [k0, k1, k2] = [0, 1, 2].map((i) => `sim-${job.parameterSets[0].paramId}-${i}`);
     const warning = (key: string, message: string) =>

@@ -17,10 +17,10 @@ import type { JobSpec, ParameterSet } from './spec';
 import { summarize } from './summary';
 import { aggKey, simKey } from './taskKeys';
 
-/** The kinds a new attempt can cure: the process died under the task. */
 /** How long a task may run before it is announced as running (see JobBook.taskStarted). */
 export const START_ANNOUNCE_MS = 50;
 
+/** The kinds a new attempt can cure: the process died under the task. */
 export const RETRYABLE: ReadonlySet<FailureKind> = new Set(['process-crashed']);
 
 export interface Outcome {

@@ -13,8 +13,8 @@ export type TaskStatus = 'ok' | 'failed';
 /**
  * `t` is when it happened, in milliseconds since the epoch (a `task-start` carries the time its
  * task began and a `task-done` the time it ended, taken with its `ms`, so either may follow events
- * with a later `t`). Folders written by earlier builds have
- * ISO strings there; `eventTime` reads both.
+ * with a later `t`). Folders written by earlier builds have ISO strings there; `eventTime` reads
+ * both.
  */
 export type JobEvent = { t: number } & (
   | {

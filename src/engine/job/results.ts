@@ -60,7 +60,7 @@ export function runnerStderrLog(pid: number | undefined, worker?: string): strin
 /** An event as `skimEvents` gives it: whole, or only its type and key. */
 export type SkimmedEvent = JobEvent | { type: JobEvent['type']; key: string; skimmed: true };
 
-const TYPE_FIELD = '{"t":';
+const LINE_START = '{"t":';
 const TYPE_MARK = ',"type":"';
 const KEY_MARK = '","key":"';
 
@@ -70,7 +70,7 @@ const KEY_MARK = '","key":"';
  * undefined, and the line is parsed.
  */
 function skim(text: string, start: number, end: number, whole: ReadonlySet<string>): SkimmedEvent | undefined {
-  if (end - start < 20 || !text.startsWith(TYPE_FIELD, start) || text.charCodeAt(end - 1) !== 0x7d) return undefined;
+  if (end - start < 20 || !text.startsWith(LINE_START, start) || text.charCodeAt(end - 1) !== 0x7d) return undefined;
   const typeAt = text.indexOf(TYPE_MARK, start);
   if (typeAt < 0 || typeAt > start + 48) return undefined; // t is a number or an ISO string: short
   const typeEnd = text.indexOf('"', typeAt + TYPE_MARK.length);
@@ -406,7 +406,7 @@ export class ResultsStore extends ResultsReader {
     /** The digest of the bundle this run runs, hashed once when the folder was opened (job.json records it). */
     readonly bundleDigest?: string,
     /** The sha256 of job.json as this run wrote or checked it: the manifest records it (readJobJson). */
-    public jobJsonSha256?: string,
+    readonly jobJsonSha256?: string,
   ) {
     super(dir);
     this.notices = notices;
@@ -445,11 +445,10 @@ export class ResultsStore extends ResultsReader {
       if (existsSync(path.join(dir, 'job.json'))) {
         throw new ResultsExist(job.jobId, dir);
       }
-      store = new ResultsStore(dir, lock, notices, bundleDigest);
       const text = `${stringifyWireJson(normalise(job, bundleDigest), 2)}\n`;
+      store = new ResultsStore(dir, lock, notices, bundleDigest, jobJsonDigest(text));
       const file = path.join(dir, 'job.json');
       store.guard(() => atomicWrite(file, text), file);
-      store.jobJsonSha256 = jobJsonDigest(text);
       return store;
     } catch (error) {
       if (store) await store.close();

@@ -229,8 +229,8 @@ export function jobFromResultsJson(
     const seeds = value.seeds;
     if (!Array.isArray(seeds) || seeds.length === 0 || seeds.length > MAX_REPLICATES)
       throw bad(file, `${where}.seeds must be a list of 1 to ${MAX_REPLICATES} seeds`);
-    const expected = source === 'SimJob' || seedsChecked ? undefined : replicateSeeds(id, seeds.length);
-    if (!seedsChecked)
+    if (!seedsChecked) {
+      const expected = source === 'SimJob' ? undefined : replicateSeeds(id, seeds.length);
       seeds.forEach((seed, i) => {
         if (!isSeed(seed)) throw bad(file, `${where}.seeds[${i}] must be a whole number from 0 to 2^64-1`);
         if (expected && seed !== expected[i])
@@ -239,6 +239,7 @@ export function jobFromResultsJson(
             `${where}.seeds[${i}] is ${seed}, but replicate ${i} of this param_id has seed ${expected[i]}`,
           );
       });
+    }
     return { index, paramId: id, params, seeds: seeds as (number | bigint)[] };
   });
   rejectDuplicates(file, parameterSets, 'parameter_sets');

@@ -62,7 +62,7 @@ export interface ParamSetInfo {
   /**
    * Replicates announced as running and not yet done. A replicate is announced only if it still
    * runs at the engine's next announcement (≤ 50 ms after it began, JobBook.taskStarted), so on a
-   * job of fast replicates this is often 0 while the set is being worked through: see `active`.
+   * job of fast replicates this is often 0 while the set is being worked through: see setIsActive.
    */
   running: number;
   /** A replicate of this run finished here, live: with some still queued, the set is in progress. */
