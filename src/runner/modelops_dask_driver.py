@@ -92,6 +92,8 @@ class Driver:
         # the engine names every task (src/engine/job/taskKeys.ts); an aggregation is known by
         # its key being here, a simulation by being in agg_of, never by parsing a key
         self.agg_keys = set()
+        # simulations already said to have finished (dask/sims-finished)
+        self.said_finished = set()
         self.cancelled = False
         self.report_max_bytes = None
         self.lost_reported = False
@@ -261,24 +263,11 @@ class Driver:
         from distributed import as_completed
 
         try:
+            completed = as_completed(futures, loop=self.client.loop)
             # batches: everything that finished since the last look, so that under load one
             # message reports many tasks
-            for batch in as_completed(futures, loop=self.client.loop).batches():
-                # simulations whose results come with their set's aggregation: that they finished
-                # is known now, from the scheduler's report, at no extra cost; said first, for progress
-                finished = [f.key for f in batch if f.status == "finished" and self.agg_of.get(f.key) is not None]
-                if finished:
-                    self.channel.notify("dask/sims-finished", {"keys": finished})
-                for future in batch:
-                    key = future.key
-                    if future.status == "finished":
-                        if key in self.agg_keys or self.agg_of.get(key) is None:
-                            self._fetch(future)
-                    else:
-                        self._report(future, self._exception(future), ok=False)
-                        if key in self.agg_keys:
-                            self._gather_sims(self.set_sims.pop(key, []))
-                    self.futures.pop(key, None)
+            for batch in completed.batches():
+                self.take(completed, batch)
                 # let completions gather for a moment: tasks finish hundreds a second, and one
                 # message (and one wake of this thread, which shares the GIL with the client's
                 # event loop) for each would cost the job more than the report is worth
@@ -287,6 +276,41 @@ class Driver:
             self._lost("watching the tasks failed: %s: %s" % (type(exc).__name__, exc))
             return
         self.channel.notify("dask/all-done", {"cancelled": self.cancelled})
+
+    def take(self, completed, batch):
+        """Reports a batch of tasks as_completed yielded. A task that finished and whose result was
+        then lost with its worker (killed, out of memory) before this look is "lost", or "pending"
+        again: Dask computes it again, so it is no outcome yet. It goes back into `completed`,
+        which yields it once it is done again."""
+        settled = []
+        for future in batch:
+            # read once: the client's event loop changes it in another thread
+            status = future.status
+            if status in ("finished", "error", "cancelled"):
+                settled.append((future, status))
+            else:
+                completed.add(future)
+        # simulations whose results come with their set's aggregation: that they finished is known
+        # now, from the scheduler's report, at no extra cost; said first, for progress, and once
+        # (a lost one finishes twice)
+        finished = [
+            f.key
+            for f, status in settled
+            if status == "finished" and self.agg_of.get(f.key) is not None and f.key not in self.said_finished
+        ]
+        if finished:
+            self.said_finished.update(finished)
+            self.channel.notify("dask/sims-finished", {"keys": finished})
+        for future, status in settled:
+            key = future.key
+            if status == "finished":
+                if key in self.agg_keys or self.agg_of.get(key) is None:
+                    self._fetch(future)
+            else:
+                self._report(future, self._exception(future), ok=False)
+                if key in self.agg_keys:
+                    self._gather_sims(self.set_sims.pop(key, []))
+            self.futures.pop(key, None)
 
     def _fetch(self, future):
         """A finished task's result, reported; if it cannot be had, why."""
