@@ -14,6 +14,9 @@
 //   BENCH_NICENESS=0    the runners at the editor's priority (the default is 10)
 //   BENCH_LIVE_RECORDS=file  also writes the page's records of the live counts there (JSON)
 //   BENCH_EXPAND_DURING=0    expands nothing during the job (the live counts without expansions)
+//   BENCH_RENDERER_PROFILE=file  writes a CPU profile of the page (VS Code's renderer) over the job
+//                            there (.cpuprofile; `startEpoch` is its start, to line it up with the
+//                            records' `e`, their epoch time in ms)
 //
 // Meanwhile the page records, as they change, the count the status bar shows for the job and the
 // counts the Jobs view shows on the job's row and on its parameter sets' rows; from those the
@@ -179,7 +182,7 @@ function startLiveSampler(page) {
         const key = JSON.stringify(record);
         if (key === last) return;
         last = key;
-        records.push({ t: performance.now(), ...record });
+        records.push({ t: performance.now(), e: performance.timeOrigin + performance.now(), ...record });
       };
       const observer = new MutationObserver(sample);
       for (const target of [document.querySelector('.part.statusbar'), document.querySelector(view)]) {
@@ -284,6 +287,12 @@ async function main() {
     await quickOpen(page, 'job.json', WAIT_MS);
     const input = await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS);
     await startLiveSampler(page);
+    const cdp = process.env.BENCH_RENDERER_PROFILE ? await page.context().newCDPSession(page) : undefined;
+    if (cdp) {
+      await cdp.send('Profiler.enable');
+      await cdp.send('Profiler.setSamplingInterval', { interval: 500 });
+      await cdp.send('Profiler.start');
+    }
     const started = Date.now();
     await input.press('Enter');
 
@@ -310,6 +319,17 @@ async function main() {
       expanded++;
     }
     const jobSeconds = (Date.now() - started) / 1000;
+    if (cdp) {
+      const { profile } = await cdp.send('Profiler.stop');
+      profile.startEpoch = Date.now() - (profile.endTime - profile.startTime) / 1000;
+      writeFileSync(process.env.BENCH_RENDERER_PROFILE, JSON.stringify(profile));
+      const idle = new Set(profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
+      const idleUs = profile.samples.reduce((sum, id, i) => sum + (idle.has(id) ? profile.timeDeltas[i] : 0), 0);
+      const busy = 1 - idleUs / (profile.endTime - profile.startTime);
+      console.log(
+        `VS Code's renderer was busy ${(busy * 100).toFixed(0)} % of the job (its profile: ${process.env.BENCH_RENDERER_PROFILE})`,
+      );
+    }
     const records = await page.evaluate(() => {
       window.__modelopsLiveStop();
       return window.__modelopsLive;
