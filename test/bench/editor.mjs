@@ -17,6 +17,7 @@
 //   BENCH_RENDERER_PROFILE=file  writes a CPU profile of the page (VS Code's renderer) over the job
 //                            there (.cpuprofile; `startEpoch` is its start, to line it up with the
 //                            records' `e`, their epoch time in ms)
+//   BENCH_RENDERER_TRACE=file    writes a Chrome trace of the page over the job there
 //
 // Meanwhile the page records, as they change, the count the status bar shows for the job and the
 // counts the Jobs view shows on the job's row and on its parameter sets' rows; from those the
@@ -58,6 +59,63 @@ function writeJob(ws) {
     path.join(ws, 'job.json'),
     JSON.stringify({ job_id: JOB_ID, bundle: 'bundle', entrypoint: 'm.m/x', parameter_sets: sets, replicates: 200 }),
   );
+}
+
+/**
+ * BENCH_RENDERER_PROFILE / BENCH_RENDERER_TRACE: what VS Code's renderer (the page) did during the
+ * job, through the Chrome DevTools Protocol: a CPU profile (.cpuprofile, `startEpoch` added), a
+ * Chrome trace (trace events: its main thread's tasks, layout, paint, messages received). Each is
+ * summarised in a line: how busy the renderer was, and its tasks of 50 ms or more.
+ */
+async function recordRenderer(page) {
+  const profileFile = process.env.BENCH_RENDERER_PROFILE;
+  const traceFile = process.env.BENCH_RENDERER_TRACE;
+  if (!profileFile && !traceFile) return { stop: async () => undefined };
+  const cdp = await page.context().newCDPSession(page);
+  const traceEvents = [];
+  if (profileFile) {
+    await cdp.send('Profiler.enable');
+    await cdp.send('Profiler.setSamplingInterval', { interval: 500 });
+    await cdp.send('Profiler.start');
+  }
+  if (traceFile) {
+    cdp.on('Tracing.dataCollected', ({ value }) => traceEvents.push(...value));
+    await cdp.send('Tracing.start', {
+      categories: 'devtools.timeline,disabled-by-default-devtools.timeline,v8.execute,toplevel',
+      transferMode: 'ReportEvents',
+    });
+  }
+  return {
+    async stop() {
+      if (profileFile) {
+        const { profile } = await cdp.send('Profiler.stop');
+        profile.startEpoch = Date.now() - (profile.endTime - profile.startTime) / 1000;
+        writeFileSync(profileFile, JSON.stringify(profile));
+        const idle = new Set(profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
+        const idleUs = profile.samples.reduce((sum, id, i) => sum + (idle.has(id) ? profile.timeDeltas[i] : 0), 0);
+        const busy = 1 - idleUs / (profile.endTime - profile.startTime);
+        console.log(`VS Code's renderer: busy ${(busy * 100).toFixed(0)} % of the job (CPU profile: ${profileFile})`);
+      }
+      if (traceFile) {
+        const complete = new Promise((resolve) => cdp.once('Tracing.tracingComplete', resolve));
+        await cdp.send('Tracing.end');
+        await complete;
+        writeFileSync(traceFile, JSON.stringify({ traceEvents }));
+        const main = new Set(
+          traceEvents
+            .filter((e) => e.name === 'thread_name' && e.args?.name === 'CrRendererMain')
+            .map((e) => `${e.pid}:${e.tid}`),
+        );
+        const tasks = traceEvents.filter((e) => e.name === 'RunTask' && e.ph === 'X' && main.has(`${e.pid}:${e.tid}`));
+        const long = tasks.filter((e) => e.dur >= 50_000).map((e) => e.dur / 1000);
+        const total = tasks.reduce((sum, e) => sum + e.dur, 0) / 1000;
+        console.log(
+          `VS Code's renderer: ${(total / 1000).toFixed(1)} s in main-thread tasks; ${long.length} of 50 ms or more (median ${quantile(long, 0.5)?.toFixed(0) ?? '-'} ms, max ${long.length ? Math.max(...long).toFixed(0) : '-'} ms) (trace: ${traceFile})`,
+        );
+      }
+      await cdp.detach();
+    },
+  };
 }
 
 /** The Jobs view's pane (the container holds the other two views too). */
@@ -287,12 +345,7 @@ async function main() {
     await quickOpen(page, 'job.json', WAIT_MS);
     const input = await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS);
     await startLiveSampler(page);
-    const cdp = process.env.BENCH_RENDERER_PROFILE ? await page.context().newCDPSession(page) : undefined;
-    if (cdp) {
-      await cdp.send('Profiler.enable');
-      await cdp.send('Profiler.setSamplingInterval', { interval: 500 });
-      await cdp.send('Profiler.start');
-    }
+    const recording = await recordRenderer(page);
     const started = Date.now();
     await input.press('Enter');
 
@@ -319,17 +372,7 @@ async function main() {
       expanded++;
     }
     const jobSeconds = (Date.now() - started) / 1000;
-    if (cdp) {
-      const { profile } = await cdp.send('Profiler.stop');
-      profile.startEpoch = Date.now() - (profile.endTime - profile.startTime) / 1000;
-      writeFileSync(process.env.BENCH_RENDERER_PROFILE, JSON.stringify(profile));
-      const idle = new Set(profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
-      const idleUs = profile.samples.reduce((sum, id, i) => sum + (idle.has(id) ? profile.timeDeltas[i] : 0), 0);
-      const busy = 1 - idleUs / (profile.endTime - profile.startTime);
-      console.log(
-        `VS Code's renderer was busy ${(busy * 100).toFixed(0)} % of the job (its profile: ${process.env.BENCH_RENDERER_PROFILE})`,
-      );
-    }
+    await recording.stop();
     const records = await page.evaluate(() => {
       window.__modelopsLiveStop();
       return window.__modelopsLive;
