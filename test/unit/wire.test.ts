@@ -2,7 +2,7 @@
 import * as assert from 'node:assert/strict';
 import { parse } from 'lossless-json';
 import { StdoutTap, type TapEvent } from '../../src/engine/process/stdoutTap';
-import { parseWireJson, stringifyWireJson } from '../../src/engine/pyjson/pyjson';
+import { parsePythonJson, parseWireJson, PyFloat, stringifyWireJson } from '../../src/engine/pyjson/pyjson';
 
 function frame(body: string): Buffer {
   return Buffer.from(`Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
@@ -44,6 +44,34 @@ describe('wire JSON', () => {
     assert.deepEqual(parseWireJson('{"seed":18446744073709551615,"small":3}'), {
       seed: 18446744073709551615n,
       small: 3,
+    });
+  });
+
+  it('every number literal keeps its kind, at every length: short integers (passed over without a token), the 2^53 boundary, floats, exponents, negatives', () => {
+    const literals = [
+      ...Array.from({ length: 20 }, (_, n) => '9'.repeat(n + 1)),
+      ...Array.from({ length: 20 }, (_, n) => `-${'9'.repeat(n + 1)}`),
+      ...['0', '-0', '7', '9007199254740991', '9007199254740992', '9007199254740993', '-9007199254740993'],
+      ...['0.5', '-0.5', '1.0', '1e5', '1E+2', '-2e-3', '123456789012345.5', '12345678901234567890.0'],
+    ];
+    const text = `[${literals.join(', ')}]`;
+    const python = parsePythonJson(text) as unknown[];
+    const wire = parseWireJson(text) as unknown[];
+    literals.forEach((literal, i) => {
+      const float = /[.eE]/.test(literal);
+      const exact = BigInt(float ? 0 : literal);
+      const safe = !float && exact >= BigInt(Number.MIN_SAFE_INTEGER) && exact <= BigInt(Number.MAX_SAFE_INTEGER);
+      if (float) {
+        assert.ok(python[i] instanceof PyFloat, `${literal}: a float for Python`);
+        assert.equal((python[i] as PyFloat).value, Number(literal), literal);
+        assert.equal(wire[i], Number(literal), literal);
+      } else if (safe) {
+        assert.ok(Object.is(python[i], Number(literal)), `${literal}: a number`);
+        assert.ok(Object.is(wire[i], Number(literal)), `${literal}: a number on the wire`);
+      } else {
+        assert.equal(python[i], exact, `${literal}: a bigint`);
+        assert.equal(wire[i], exact, `${literal}: a bigint on the wire`);
+      }
     });
   });
 

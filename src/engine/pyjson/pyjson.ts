@@ -176,9 +176,16 @@ function pythonTokens(text: string, wantNumber: (literal: string) => boolean): T
       i += 9;
     } else if ((code >= ZERO && code <= NINE) || code === MINUS) {
       let end = i + 1;
-      while (end < length && isNumberChar(text.charCodeAt(end))) end++;
-      const literal = text.slice(i, end);
-      if (wantNumber(literal)) tokens.push({ start: i, end, text: literal });
+      let digitsOnly = true;
+      for (let c = text.charCodeAt(end); end < length && isNumberChar(c); c = text.charCodeAt(++end))
+        if (c < ZERO || c > NINE) digitsOnly = false;
+      // a short integer (a seed, a count) is what JSON.parse makes of it: no caller wants it, and
+      // job.json holds one per replicate, so it is passed over without a slice
+      const digits = code === MINUS ? end - i - 1 : end - i;
+      if (!digitsOnly || digits >= LONG_DIGITS || digits === 0) {
+        const literal = text.slice(i, end);
+        if (wantNumber(literal)) tokens.push({ start: i, end, text: literal });
+      }
       i = end;
     } else {
       i++;
