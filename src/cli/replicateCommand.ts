@@ -37,6 +37,7 @@ interface ReplicateFlags extends VenvFlags {
   maxFrameMb?: number;
   stderr?: boolean;
   json?: boolean;
+  exportStudy?: string;
 }
 
 export function replicateCommand(): Command {
@@ -80,6 +81,10 @@ export function replicateCommand(): Command {
       '--max-frame-mb <n>',
       `the largest answer read from the runner, in MiB (default: the job's, else ${DEFAULT_FRAME_MB})`,
       positiveNumber,
+    )
+    .option(
+      '--export-study <file>',
+      'also write the replicate to FILE as a production study with its explicit seed (one task in production), before it runs',
     )
     .option('--stderr', "stream the runner's stderr to this stderr as it comes")
     .option('--json', 'print one JSON object on stdout');
@@ -135,6 +140,7 @@ async function reproduce(input: string, flags: ReplicateFlags, signal: AbortSign
     maxFrameBytes: flags.maxFrameMb === undefined ? undefined : frameCapBytes(flags.maxFrameMb),
     onStderr: flags.stderr ? (chunk) => process.stderr.write(chunk) : undefined,
     signal,
+    exportStudy: flags.exportStudy,
   };
   if (existsSync(path.join(target, 'job.json'))) {
     for (const [given, name] of [

@@ -225,6 +225,106 @@ describe('modelops-debugger replicate', () => {
     assert.equal(JSON.parse(chosen.stdout).param_index, candidates[1].index);
   });
 
+  it('--export-study writes the replicate as a production study (model/scenario, its params and explicit seed) before it runs, from a results folder or a bundle; production would derive the same param_id; an entrypoint that is not model/scenario is refused, nothing written', () => {
+    // what production does with the file (modelops-contracts study.py from_dict + to_simjob, and
+    // make_param_id's formula), said in Python over the file as written
+    const asProduction = (file: string) => {
+      const ran = spawnSync(
+        'python3',
+        [
+          '-c',
+          [
+            'import hashlib, json, sys',
+            'study = json.load(open(sys.argv[1]))',
+            'entry = study["parameter_sets"][0]',
+            'canonical = json.dumps(entry["params"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)',
+            'param_id = hashlib.blake2b(("contracts:param:v1|" + canonical).encode(), digest_size=32).hexdigest()',
+            'print(json.dumps({"entrypoint": study["model"] + "/" + study["scenario"], "entries": len(study["parameter_sets"]), "keys": sorted(entry), "param_id": param_id, "seed": str(entry["seed"]), "seed_is_int": type(entry["seed"]) is int, "kinds": {k: type(v).__name__ for k, v in entry["params"].items()}, "n_replicates": study["n_replicates"]}))',
+          ].join('\n'),
+          file,
+        ],
+        { encoding: 'utf8' },
+      );
+      assert.equal(ran.status, 0, ran.stderr);
+      return JSON.parse(ran.stdout);
+    };
+
+    // the failing replicate: a study is what one wants then, so it is written before the run
+    const fromJob = path.join(scratch, `study-${++counter}.json`);
+    const ran = cli(['replicate', dir, '--param', '1', '--replicate', '0', '--export-study', fromJob], {
+      REPLICATE_TEST_SALT: 'first',
+    });
+    assert.equal(ran.code, 1, ran.stderr);
+    assert.match(ran.stdout, /^✘ failed like before/);
+    assert.match(ran.stdout, new RegExp(`\\n  study: .*study-${counter}\\.json \\(this replicate for production`));
+    const recorded = simRecord(dir, paramId(sets[1] as unknown as Params), 0);
+    assert.deepEqual(asProduction(fromJob), {
+      entrypoint: 'salted/run',
+      entries: 1,
+      keys: ['params', 'seed'],
+      param_id: paramId(sets[1] as unknown as Params),
+      seed: String(recorded.seed),
+      seed_is_int: true,
+      kinds: { mode: 'str', x: 'int' },
+      n_replicates: 1,
+    });
+    assert.deepEqual(readJson(fromJob).metadata.reproduces, {
+      job_id: 'salted',
+      param_id: paramId(sets[1] as unknown as Params),
+      replicate: 0,
+      seed: recorded.seed,
+    });
+
+    // the bundle form: a float stays a float, a seed beyond 2^53 keeps its digits
+    const fromBundle = path.join(scratch, `study-${++counter}.json`);
+    const big = '18446744073709551615';
+    const { code, report } = replicateJson([
+      bundle('healthy-wire-py'),
+      '--entrypoint',
+      'models.sir/baseline',
+      '--params',
+      '{"beta": 1.0}',
+      '--seed',
+      big,
+      '--export-study',
+      fromBundle,
+    ]);
+    assert.equal(code, 0);
+    assert.equal(report.study, fromBundle);
+    assert.deepEqual(asProduction(fromBundle), {
+      entrypoint: 'models.sir/baseline',
+      entries: 1,
+      keys: ['params', 'seed'],
+      param_id: paramId({ beta: new PyFloat(1) }),
+      seed: big,
+      seed_is_int: true,
+      kinds: { beta: 'float' },
+      n_replicates: 1,
+    });
+
+    // production could not name the simulation: refused before anything runs
+    const refused = path.join(scratch, `study-${++counter}.json`);
+    const main = cli([
+      'replicate',
+      bundle('healthy-wire-py'),
+      '--entrypoint',
+      'main',
+      '--params',
+      '{"beta": 1.0}',
+      '--seed',
+      '7',
+      '--export-study',
+      refused,
+    ]);
+    assert.equal(main.code, 2, main.stdout);
+    assert.match(
+      main.stderr,
+      /^modelops-debugger: A production study names its simulation as model\/scenario .*"main" is not of that form/,
+    );
+    assert.equal(main.stdout, '', 'nothing ran');
+    assert.ok(!existsSync(refused));
+  });
+
   it('the bundle form runs a replicate from --entrypoint, --params and --seed and prints its outputs; params keep their floats and a seed beyond 2^53 its digits', () => {
     const ran = cli([
       'replicate',

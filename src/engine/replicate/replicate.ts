@@ -24,6 +24,7 @@ import { leasedVenv, prepareRunner, runnerLaunch, type RuntimeOptions } from '..
 import { cacheKeyOf } from '../venv/cache';
 import { readRanWith } from './ranWith';
 import { checkReplicateIndex, selectParameterSet } from './select';
+import { writeStudy } from './study';
 
 /** Bytes shown on each side of the first difference of an output. */
 const DIFF_WINDOW = 16;
@@ -56,6 +57,8 @@ export interface ReplicateOptions extends Omit<RuntimeOptions, 'bundleDir' | 'di
   onStderr?: (chunk: Buffer) => void;
   /** Stops the runner; the reproduction then ends as `cancelled`. */
   signal?: AbortSignal;
+  /** Also writes the replicate there as a production study (study.ts), before it runs. */
+  exportStudy?: string;
 }
 
 export interface OutputComparison {
@@ -107,6 +110,8 @@ export interface ReplicateReport {
   recorded_failure?: FailureSummary;
   warnings: { kind: FailureKind; message: string; location?: SourceLocation }[];
   notes: string[];
+  /** The production study written with `exportStudy`. */
+  study?: string;
 }
 
 /** What running it once gave: its outputs, or how it failed. */
@@ -160,6 +165,18 @@ export async function reproduceReplicate(
       'job.json records no bundle digest (an earlier version wrote it): the bundle could not be checked against the run.',
     );
 
+  // written before it runs: a replicate that crashes or hangs here is the one to run in production
+  const study =
+    options.exportStudy === undefined
+      ? undefined
+      : writeStudy(options.exportStudy, {
+          entrypoint: job.entrypoint,
+          params: set.params,
+          seed,
+          param_id: set.paramId,
+          job_id: job.jobId,
+          replicate: which.replicate,
+        });
   const runtime = runtimeOfJob(dir, options, notes);
   const run = await runOnce(
     { bundleDir: job.bundleDir, entrypoint: job.entrypoint, params: set.params, seed },
@@ -202,12 +219,22 @@ export async function reproduceReplicate(
         : undefined,
     warnings: run.warnings,
     notes: [...notes, ...compared.notes],
+    ...(study ? { study } : {}),
   };
 }
 
 /** `replicate <bundle> --entrypoint EP --params JSON --seed N`: run it once, nothing to compare with. */
 export async function runReplicate(spec: ReplicateSpec, options: ReplicateOptions = {}): Promise<ReplicateReport> {
   const bundleDir = await checkBundleDir(spec.bundleDir);
+  const study =
+    options.exportStudy === undefined
+      ? undefined
+      : writeStudy(options.exportStudy, {
+          entrypoint: spec.entrypoint,
+          params: spec.params,
+          seed: spec.seed,
+          param_id: paramId(spec.params),
+        });
   const run = await runOnce({ ...spec, bundleDir }, options);
   const compared = uncompared(run, false);
   return {
@@ -229,6 +256,7 @@ export async function runReplicate(spec: ReplicateSpec, options: ReplicateOption
       : undefined,
     warnings: run.warnings,
     notes: compared.notes,
+    ...(study ? { study } : {}),
   };
 }
 

@@ -55,6 +55,8 @@ export function renderReplicateReport(report: ReplicateReport, show: Show): stri
       `⚠ ${warning.kind}${warning.location ? ` at ${show.location(warning.location)}` : ''}: ${warning.message}`,
     );
   for (const note of report.notes) lines.push(`  note: ${note}`);
+  if (report.study)
+    lines.push(`  study: ${show.path(report.study)} (this replicate for production: its params and explicit seed)`);
   return `${lines.join('\n')}\n`;
 }
 
