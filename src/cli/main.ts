@@ -1,6 +1,7 @@
 /** `modelops-debugger`: the command-line twin of the extension, on the same engine. */
 import { Command, CommanderError } from 'commander';
 import { ExitCode, exitCodeFor, unexpectedFailure } from '../engine/failure';
+import { determinismCommand } from './determinismCommand';
 import { handshakeCommand } from './handshakeCommand';
 import { currentDir, renderFailureLine } from './render';
 import { replicateCommand } from './replicateCommand';
@@ -20,6 +21,7 @@ export async function main(argv: string[]): Promise<number> {
     .addCommand(runCommand().exitOverride())
     .addCommand(handshakeCommand().exitOverride())
     .addCommand(replicateCommand().exitOverride())
+    .addCommand(determinismCommand().exitOverride())
     .addCommand(exitOverrideAll(venvCommand()));
   try {
     await program.parseAsync(argv);

@@ -21,6 +21,7 @@ import { parseSeed, positiveNumber, timeoutSeconds, wholeNumber } from './parser
 import { displayPath, renderLocation } from '../engine/diagnose/evidenceText';
 import { currentDir, renderFailureLine } from './render';
 import { writeStderr, writeStdout } from './stdio';
+import { onStopSignals } from './stopSignals';
 import { addVenvOptions, printVenvEvent, venvCacheOptions, type VenvFlags } from './venvOptions';
 
 interface ReplicateFlags extends VenvFlags {
@@ -65,23 +66,8 @@ export function replicateCommand(): Command {
       "as production's cold executor: a private venv built from scratch for this run (the same key; removed afterwards), as well as a fresh runner",
     )
     .option('--python <path>', "run with this interpreter as it is, not in the job's or the bundle's venv")
-    .option('--runner <path>', 'another runner script (default: the one the job ran, else ours)')
-    .option(
-      '--ready-timeout <seconds>',
-      'for the runner to answer ready',
-      timeoutSeconds,
-      RUN_DEFAULTS.readyTimeoutMs / 1000,
-    )
-    .option(
-      '--task-timeout <seconds>',
-      `for the replicate (default: the job's, else ${RUN_DEFAULTS.taskTimeoutMs / 1000})`,
-      timeoutSeconds,
-    )
-    .option(
-      '--max-frame-mb <n>',
-      `the largest answer read from the runner, in MiB (default: the job's, else ${DEFAULT_FRAME_MB})`,
-      positiveNumber,
-    )
+    .option('--runner <path>', 'another runner script (default: the one the job ran, else ours)');
+  addRunnerLimits(command, 'the runner', 'the replicate')
     .option(
       '--export-study <file>',
       'also write the replicate to FILE as a production study with its explicit seed (one task in production), before it runs',
@@ -93,35 +79,52 @@ export function replicateCommand(): Command {
   });
 }
 
-async function replicate(input: string, flags: ReplicateFlags): Promise<number> {
-  const controller = new AbortController();
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (controller.signal.aborted) process.exit(exitCodeForStop(signal)); // a second signal: now
-    writeStderr(
-      `\ninterrupted by ${signal}: stopping the runner (${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to quit at once)\n`,
+/** --ready-timeout, --task-timeout and --max-frame-mb, for commands that rerun a job's replicates. */
+export function addRunnerLimits(command: Command, runner: string, replicate: string): Command {
+  return command
+    .option(
+      '--ready-timeout <seconds>',
+      `for ${runner} to answer ready`,
+      timeoutSeconds,
+      RUN_DEFAULTS.readyTimeoutMs / 1000,
+    )
+    .option(
+      '--task-timeout <seconds>',
+      `for ${replicate} (default: the job's, else ${RUN_DEFAULTS.taskTimeoutMs / 1000})`,
+      timeoutSeconds,
+    )
+    .option(
+      '--max-frame-mb <n>',
+      `the largest answer read from ${runner}, in MiB (default: the job's, else ${DEFAULT_FRAME_MB})`,
+      positiveNumber,
     );
-    controller.abort(signal);
-  };
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-  for (const signal of signals) process.on(signal, onSignal);
+}
+
+async function replicate(input: string, flags: ReplicateFlags): Promise<number> {
+  const stop = onStopSignals('stopping the runner');
   try {
-    const report = await reproduce(input, flags, controller.signal);
+    const report = await reproduce(input, flags, stop.signal);
     writeStdout(flags.json ? `${stringifyWireJson(report)}\n` : renderReplicateReport(report, showHere()));
     return report.exit_code;
   } catch (error) {
-    const failure = unexpectedFailure(error, 'reproducing a replicate');
-    if (flags.json) {
-      writeStdout(
-        `${stringifyWireJson({ verdict: 'error', kind: failure.kind, message: failure.message, location: failure.location, evidence: failure.evidence, exit_code: failure.kind === 'cancelled' ? exitCodeForStop(controller.signal.reason) : exitCodeFor(failure.kind) })}\n`,
-      );
-    } else {
-      writeStderr(renderFailureLine(failure, currentDir()));
-    }
-    // stopped by a signal: 128 + its number, as `run` exits
-    return failure.kind === 'cancelled' ? exitCodeForStop(controller.signal.reason) : exitCodeFor(failure.kind);
+    return sayError(unexpectedFailure(error, 'reproducing a replicate'), stop.signal, flags.json);
   } finally {
-    for (const signal of signals) process.off(signal, onSignal);
+    stop.dispose();
   }
+}
+
+/** A failure that ended the command: one JSON object with --json, else a line on stderr; its exit code. */
+export function sayError(failure: Failure, signal: AbortSignal, json?: boolean): number {
+  // stopped by a signal: 128 + its number, as `run` exits
+  const exitCode = failure.kind === 'cancelled' ? exitCodeForStop(signal.reason) : exitCodeFor(failure.kind);
+  if (json) {
+    writeStdout(
+      `${stringifyWireJson({ verdict: 'error', kind: failure.kind, message: failure.message, location: failure.location, evidence: failure.evidence, exit_code: exitCode })}\n`,
+    );
+  } else {
+    writeStderr(renderFailureLine(failure, currentDir()));
+  }
+  return exitCode;
 }
 
 async function reproduce(input: string, flags: ReplicateFlags, signal: AbortSignal): Promise<ReplicateReport> {
@@ -193,7 +196,7 @@ async function reproduce(input: string, flags: ReplicateFlags, signal: AbortSign
   );
 }
 
-function showHere() {
+export function showHere() {
   const cwd = currentDir();
   return {
     location: (location: Parameters<typeof renderLocation>[0]) => renderLocation(location, cwd),

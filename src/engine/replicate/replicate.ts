@@ -13,6 +13,7 @@ import { pollutionWarning } from '../diagnose/stdoutBlame';
 import { ExitCode, Failure, type FailureKind, type SourceLocation, unexpectedFailure } from '../failure';
 import { canonicalJson, paramId, type Params } from '../job/ids';
 import type { SimRecord } from '../job/records';
+import type { JobSpec } from '../job/spec';
 import { outputChecksum } from '../job/results';
 import { readSimResult } from '../job/resultsReader';
 import { readEarlierJob } from '../job/resume';
@@ -115,7 +116,7 @@ export interface ReplicateReport {
 }
 
 /** What running it once gave: its outputs, or how it failed. */
-interface RunResult {
+export interface RunResult {
   outputs?: Record<string, Buffer>;
   failure?: Failure;
   ms: number;
@@ -152,18 +153,7 @@ export async function reproduceReplicate(
       `Replicate ${which.replicate} of this parameter set has no recorded result yet: nothing to compare with.`,
     );
 
-  await checkBundleDir(job.bundleDir);
-  const digest = await bundleDigest(job.bundleDir);
-  if (recordedDigest && recordedDigest !== digest) {
-    throw new Failure(
-      'bad-input',
-      `The bundle ${job.bundleDir} changed since job ${job.jobId} ran (digest ${recordedDigest.slice(0, 12)} then, ${digest.slice(0, 12)} now): the replicate would not run the same code, so it is not reproduced.`,
-    );
-  }
-  if (!recordedDigest)
-    notes.push(
-      'job.json records no bundle digest (an earlier version wrote it): the bundle could not be checked against the run.',
-    );
+  const digest = await checkJobBundle(job, recordedDigest, notes);
 
   // written before it runs: a replicate that crashes or hangs here is the one to run in production
   const study =
@@ -223,6 +213,30 @@ export async function reproduceReplicate(
   };
 }
 
+/**
+ * The digest of the job's bundle as it is now, refused (bad-input) when it is not the digest the
+ * job ran with: a replicate would not run the same code.
+ */
+export async function checkJobBundle(
+  job: JobSpec,
+  recordedDigest: string | undefined,
+  notes: string[],
+): Promise<string> {
+  await checkBundleDir(job.bundleDir);
+  const digest = await bundleDigest(job.bundleDir);
+  if (recordedDigest && recordedDigest !== digest) {
+    throw new Failure(
+      'bad-input',
+      `The bundle ${job.bundleDir} changed since job ${job.jobId} ran (digest ${recordedDigest.slice(0, 12)} then, ${digest.slice(0, 12)} now): the replicate would not run the same code, so it is not reproduced.`,
+    );
+  }
+  if (!recordedDigest)
+    notes.push(
+      'job.json records no bundle digest (an earlier version wrote it): the bundle could not be checked against the run.',
+    );
+  return digest;
+}
+
 /** `replicate <bundle> --entrypoint EP --params JSON --seed N`: run it once, nothing to compare with. */
 export async function runReplicate(spec: ReplicateSpec, options: ReplicateOptions = {}): Promise<ReplicateReport> {
   const bundleDir = await checkBundleDir(spec.bundleDir);
@@ -266,7 +280,7 @@ export async function runReplicate(spec: ReplicateSpec, options: ReplicateOption
  * the task timeout and frame cap. What the caller gives explicitly wins; what cannot be checked
  * is noted.
  */
-function runtimeOfJob(
+export function runtimeOfJob(
   dir: string,
   options: ReplicateOptions,
   notes: string[],
@@ -324,17 +338,38 @@ function runtimeOfJob(
  * be started or the caller stopped it; a failure of the replicate itself is returned.
  */
 async function runOnce(spec: ReplicateSpec, options: ReplicateOptions, digest?: string): Promise<RunResult> {
+  const [result] = await runInOneRunner([spec], options, digest);
+  return result;
+}
+
+/** What a runner had done before a replicate ran in it. */
+export interface RunHistory {
+  /** The tasks it had served before this one. */
+  served: number;
+}
+
+/**
+ * Replicates one after another in one runner (a warm process, as a job runs them), each result
+ * with how many tasks the runner had served before it. A runner that dies on one is replaced
+ * for the next (its history starts again). Throws as runOnce does.
+ */
+export async function runInOneRunner(
+  specs: ReplicateSpec[],
+  options: ReplicateOptions,
+  digest?: string,
+): Promise<(RunResult & RunHistory)[]> {
   const cancelled = () => new Failure('cancelled', 'The reproduction was stopped before the replicate finished.');
   if (options.signal?.aborted) throw cancelled();
-  const prepared = await prepareRunner({ ...options, bundleDir: spec.bundleDir, digest });
+  const bundleDir = specs[0].bundleDir;
+  const prepared = await prepareRunner({ ...options, bundleDir, digest });
   if (options.signal?.aborted) {
     await prepared.lease?.release(); // stopped while the venv was prepared: no runner is started
     throw cancelled();
   }
   const venv = leasedVenv(prepared);
-  const warnings: RunResult['warnings'] = [];
-  const warned = new Set<string>();
-  try {
+  const start = () => {
+    const warnings: RunResult['warnings'] = [];
+    const warned = new Set<string>();
     const runner = WarmProcess.start({
       ...runnerLaunch(prepared),
       env: options.env,
@@ -346,11 +381,31 @@ async function runOnce(spec: ReplicateSpec, options: ReplicateOptions, digest?: 
         if (warning) warnings.push({ kind: 'stdout-pollution', ...warning });
       },
     });
-    const stop = () => void runner.kill();
-    options.signal?.addEventListener('abort', stop, { once: true });
-    const base = { pid: runner.pid, python: prepared.python, runner: prepared.runnerScript, venv, warnings };
-    try {
-      await runner.ready(options.readyTimeoutMs ?? RUN_DEFAULTS.readyTimeoutMs);
+    return { runner, warnings, served: 0 };
+  };
+  const results: (RunResult & RunHistory)[] = [];
+  let current: ReturnType<typeof start> | undefined;
+  const stop = () => void current?.runner.kill();
+  options.signal?.addEventListener('abort', stop, { once: true });
+  try {
+    for (const spec of specs) {
+      if (!current || !current.runner.alive) {
+        await current?.runner.shutdown();
+        current = start();
+        await current.runner.ready(options.readyTimeoutMs ?? RUN_DEFAULTS.readyTimeoutMs).catch((error: unknown) => {
+          throw options.signal?.aborted ? cancelled() : error;
+        });
+      }
+      const { runner, warnings } = current;
+      const base = {
+        pid: runner.pid,
+        python: prepared.python,
+        runner: prepared.runnerScript,
+        venv,
+        served: current.served,
+      };
+      // the first task after a start owns what the runner warned about while it started (a print at import)
+      const warnedBefore = current.served === 0 ? 0 : warnings.length;
       const started = runner.now();
       try {
         const outputs = await runner.request(
@@ -362,22 +417,27 @@ async function runOnce(spec: ReplicateSpec, options: ReplicateOptions, digest?: 
         const decoded = Object.fromEntries(
           Object.entries(outputs).map(([name, b64]) => [name, Buffer.from(b64, 'base64')]),
         );
-        return { ...base, outputs: decoded, ms: Math.round(runner.now() - started) };
+        results.push({
+          ...base,
+          warnings: warnings.slice(warnedBefore),
+          outputs: decoded,
+          ms: Math.round(runner.now() - started),
+        });
       } catch (error) {
         if (options.signal?.aborted) throw cancelled();
-        return {
+        results.push({
           ...base,
+          warnings: warnings.slice(warnedBefore),
           failure: unexpectedFailure(error, 'reproducing the replicate'),
           ms: Math.round(runner.now() - started),
-        };
+        });
       }
-    } catch (error) {
-      throw options.signal?.aborted ? cancelled() : error;
-    } finally {
-      options.signal?.removeEventListener('abort', stop);
-      await runner.shutdown();
+      current.served++;
     }
+    return results;
   } finally {
+    options.signal?.removeEventListener('abort', stop);
+    await current?.runner.shutdown();
     await prepared.lease?.release();
   }
 }

@@ -4,6 +4,7 @@
  */
 import type { SourceLocation } from '../failure';
 import { scalarJson } from '../job/ids';
+import type { DeterminismReport, DeterminismVerdict, RunOutcome } from './determinism';
 import type { OutputComparison, ReplicateReport } from './replicate';
 
 export interface Show {
@@ -80,4 +81,41 @@ function renderOutput(output: OutputComparison, width: number): string[] {
       ];
     }
   }
+}
+
+const DETERMINISM_MARK: Record<DeterminismVerdict, string> = {
+  deterministic: '✔',
+  nondeterministic: '✘',
+  'history-dependent': '✘',
+};
+
+/** A determinism check in words: the verdict, a line per parameter set, then each replicate that is not. */
+export function renderDeterminismReport(report: DeterminismReport): string {
+  const lines = [`${DETERMINISM_MARK[report.verdict]} ${report.message}`];
+  lines.push(
+    `  job ${report.job_id}, ${report.sample} replicate${report.sample === 1 ? '' : 's'} per parameter set, entrypoint ${report.entrypoint}`,
+  );
+  for (const set of report.sets) {
+    const params = Object.entries(set.params)
+      .map(([key, value]) => `${key}=${scalarJson(value)}`)
+      .join(', ');
+    lines.push(
+      `  ${DETERMINISM_MARK[set.verdict]} parameter set ${set.param_index} (${set.param_id.slice(0, 16)}: ${params || 'no parameters'}): ${set.verdict} (replicates ${set.replicates.map((r) => r.replicate).join(', ')})`,
+    );
+    for (const check of set.replicates) {
+      if (check.verdict === 'deterministic') continue;
+      lines.push(`      replicate ${check.replicate}, seed ${String(check.seed)}: ${check.message}`);
+      lines.push(
+        `        cold ${outcomeText(check.cold)} · warm ${outcomeText(check.warm)} · cold again ${outcomeText(check.cold_again)}`,
+      );
+    }
+  }
+  for (const note of report.notes) lines.push(`  note: ${note}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function outcomeText(outcome: RunOutcome): string {
+  if (outcome.status === 'failed') return `failed (${outcome.kind})`;
+  const names = Object.keys(outcome.outputs);
+  return names.map((name) => `${name} ${outcome.outputs[name].checksum.slice(0, 12)}`).join(', ') || 'no outputs';
 }
