@@ -9,7 +9,8 @@ import type { PyFrame } from './protocol';
 /**
  * DESIGN.md's failure kinds, plus two that DESIGN.md leaves implicit:
  * `bad-input` (the user's input is wrong: exit 2) and `interpreter-not-found`
- * (no Python to run: exit 3), and the Dask backend's: `scheduler-unreachable` and
+ * (no Python to run: exit 3), `debugger-not-found` (no debugpy to debug a replicate with: exit 3),
+ * and the Dask backend's: `scheduler-unreachable` and
  * `scheduler-lost` and `dask-stalled` (the cluster stopped answering) (exit 3), `dask-task-erred`
  * (Dask itself failed a task, e.g. KilledWorker after its workers died too often: exit 1),
  * `results-unwritable` (the results folder cannot be written: a full or read-only disk, no
@@ -19,6 +20,7 @@ import type { PyFrame } from './protocol';
 export type FailureKind =
   | 'bad-input'
   | 'interpreter-not-found'
+  | 'debugger-not-found'
   | 'venv-create-failed'
   | 'deps-install-failed'
   | 'python-mismatch'

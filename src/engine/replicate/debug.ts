@@ -1,0 +1,193 @@
+/**
+ * Debugging one replicate under debugpy: where debugpy comes from for the bundle's interpreter,
+ * and the launch configuration debugpy's own adapter (`python -m debugpy.adapter`) is given. The
+ * debuggee is modelops_debug_harness.py, which calls the bundle's wire function in-process with
+ * the replicate's params and seed: no JSON-RPC, so the bundle's prints cannot break the session.
+ *
+ * debugpy is looked for, in this order: in the interpreter itself (the bundle's venv has it);
+ * in a directory the user configured; in the directories the caller knows of (the Python
+ * Debugger extension's bundled libs); in a system Python's site-packages (Debian's
+ * python3-debugpy, whose pydevd is a separate package), reached through a directory of links to
+ * just those packages so that nothing else of that Python shadows the venv's.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import * as path from 'node:path';
+import { execa } from 'execa';
+import { Failure } from '../failure';
+import { canonicalJson } from '../job/ids';
+import { ourRunnerScript } from '../process/runnerScript';
+import type { ReplicateSpec } from './replicate';
+
+export const HARNESS_FILE = 'modelops_debug_harness.py';
+const PROBE_TIMEOUT_MS = 30_000;
+/** Interpreters that may have debugpy installed system-wide (Debian, Ubuntu: python3-debugpy). */
+const SYSTEM_PYTHONS = ['/usr/bin/python3'];
+
+export interface Debugpy {
+  /** Put first on PYTHONPATH for the adapter and the debuggee; undefined: the interpreter imports debugpy as it is. */
+  path?: string;
+  version: string;
+  /** Where it was found, in words. */
+  source: string;
+}
+
+export interface FindDebugpyOptions {
+  /** A directory that holds `debugpy/` (the setting modelopsDebugger.debugpyPath). */
+  configured?: string;
+  /** More directories to try, in order (e.g. ms-python.debugpy's `bundled/libs`). */
+  candidates?: string[];
+  /** Where the directory of links to a system debugpy is kept. */
+  cacheDir: string;
+  systemPythons?: string[];
+}
+
+export function debugHarnessScript(): string {
+  return path.join(path.dirname(ourRunnerScript()), HARNESS_FILE);
+}
+
+export async function findDebugpy(python: string, options: FindDebugpyOptions): Promise<Debugpy> {
+  const own = await debugpyVersion(python);
+  if (own.version) return { version: own.version, source: `${python} itself` };
+  if (options.configured) {
+    const configured = path.resolve(options.configured);
+    const found = await debugpyVersion(python, configured);
+    if (found.version) return { path: configured, version: found.version, source: configured };
+    throw new Failure(
+      'debugger-not-found',
+      `The debugpy directory ${configured} (modelopsDebugger.debugpyPath) has no debugpy that ${python} can import: ${found.why}`,
+    );
+  }
+  for (const candidate of options.candidates ?? []) {
+    if (!existsSync(path.join(candidate, 'debugpy'))) continue;
+    const found = await debugpyVersion(python, candidate);
+    if (found.version) return { path: candidate, version: found.version, source: candidate };
+  }
+  for (const system of options.systemPythons ?? SYSTEM_PYTHONS) {
+    const site = await systemDebugpy(system);
+    if (!site) continue;
+    const links = linkDebugpy(site, options.cacheDir);
+    const found = await debugpyVersion(python, links);
+    if (found.version) return { path: links, version: found.version, source: `${site.dir} (${system})` };
+  }
+  throw new Failure(
+    'debugger-not-found',
+    `No debugpy for ${python}: add debugpy to the bundle's dependencies, set modelopsDebugger.debugpyPath to a directory that holds it, install the Python Debugger extension (ms-python.debugpy), or on Debian and Ubuntu install python3-debugpy.`,
+  );
+}
+
+/** debugpy's version as `python` imports it (with `extra` first on its path), or why not. */
+async function debugpyVersion(python: string, extra?: string): Promise<{ version?: string; why: string }> {
+  const result = await execa(python, ['-c', 'import debugpy, sys; sys.stdout.write(debugpy.__version__)'], {
+    env: extra ? { PYTHONPATH: pythonPath(extra) } : {},
+    reject: false,
+    timeout: PROBE_TIMEOUT_MS,
+    stdin: 'ignore',
+  });
+  if (result.exitCode === 0 && result.stdout) return { version: result.stdout, why: '' };
+  const last = result.stderr.trim().split('\n').at(-1) ?? '';
+  return { why: last || (result.shortMessage ?? 'it did not run') };
+}
+
+/** PYTHONPATH with `first` before what the environment has. */
+export function pythonPath(first: string, env: NodeJS.ProcessEnv = process.env): string {
+  return env.PYTHONPATH ? `${first}${path.delimiter}${env.PYTHONPATH}` : first;
+}
+
+interface SystemSite {
+  /** The site-packages directory that holds debugpy. */
+  dir: string;
+  /** The top-level modules and packages to link (entries of `dir`). */
+  names: string[];
+}
+
+/**
+ * What of a system Python's site-packages debugpy needs: debugpy, and (unbundled, as Debian
+ * ships it) pydevd and what pydevd imports (Debian's needs `bytecode`), found by importing
+ * debugpy's server side there and keeping the top-level names of what came from that
+ * directory, plus pydevd's own top-level names (it imports some of them later).
+ */
+const SITE_PROBE = `
+import json, os, sys
+import debugpy, debugpy.server
+site = os.path.dirname(os.path.dirname(os.path.abspath(debugpy.__file__)))
+names = set()
+for module in list(sys.modules.values()):
+    file = getattr(module, "__file__", None)
+    if file and os.path.abspath(file).startswith(site + os.sep):
+        names.add(os.path.relpath(os.path.abspath(file), site).split(os.sep)[0])
+for entry in os.listdir(site):
+    if entry.startswith("pydevd-") and entry.endswith(("-info")):
+        top = os.path.join(site, entry, "top_level.txt")
+        if os.path.isfile(top):
+            for name in open(top).read().split():
+                for candidate in (name, name + ".py"):
+                    if os.path.exists(os.path.join(site, candidate)):
+                        names.add(candidate)
+# setuptools' own: a venv has its own (or none), and must keep it
+names -= {"_distutils_hack", "pkg_resources", "setuptools", "distutils", "pip"}
+sys.stdout.write(json.dumps({"dir": site, "names": sorted(names)}))
+`;
+
+async function systemDebugpy(python: string): Promise<SystemSite | undefined> {
+  if (!existsSync(python)) return undefined;
+  const result = await execa(python, ['-c', SITE_PROBE], {
+    reject: false,
+    timeout: PROBE_TIMEOUT_MS,
+    stdin: 'ignore',
+    env: { PYTHONPATH: '' },
+  });
+  if (result.exitCode !== 0 || !result.stdout) return undefined;
+  const site = JSON.parse(result.stdout) as SystemSite;
+  return site.names.includes('debugpy') ? site : undefined;
+}
+
+/** A directory of links to those packages alone, made once per site (a new one if it moved). */
+function linkDebugpy(site: SystemSite, cacheDir: string): string {
+  const id = createHash('sha256')
+    .update(`${site.dir}\0${site.names.join('\0')}`)
+    .digest('hex')
+    .slice(0, 16);
+  const target = path.join(cacheDir, `debugpy-links-${id}`);
+  if (existsSync(target)) return target;
+  mkdirSync(cacheDir, { recursive: true });
+  const temp = `${target}.${process.pid}.tmp`;
+  rmSync(temp, { recursive: true, force: true });
+  mkdirSync(temp);
+  for (const name of site.names) symlinkSync(path.join(site.dir, name), path.join(temp, name));
+  try {
+    renameSync(temp, target);
+  } catch (error) {
+    rmSync(temp, { recursive: true, force: true });
+    if (!existsSync(target)) throw error; // else another process made it first
+  }
+  return target;
+}
+
+/**
+ * What debugpy's adapter is asked to launch: the harness, in the bundle's interpreter, with the
+ * replicate's canonical params and seed; its outputs go to `outputsFile`.
+ */
+export function replicateLaunchConfig(
+  spec: ReplicateSpec,
+  run: { python: string; debugpy: Debugpy; outputsFile: string; name: string; env?: Record<string, string> },
+): Record<string, unknown> {
+  return {
+    name: run.name,
+    request: 'launch',
+    program: debugHarnessScript(),
+    args: [spec.bundleDir, spec.entrypoint, canonicalJson(spec.params), String(spec.seed), run.outputsFile],
+    python: [run.python],
+    cwd: spec.bundleDir,
+    env: {
+      // pydevd's warning that Python 3.11's frozen modules may hide breakpoints in the standard library
+      PYDEVD_DISABLE_FILE_VALIDATION: '1',
+      ...run.env,
+      ...(run.debugpy.path ? { PYTHONPATH: pythonPath(run.debugpy.path, run.env ?? {}) } : {}),
+    },
+    console: 'internalConsole',
+    justMyCode: true,
+    redirectOutput: true,
+    stopOnEntry: false,
+  };
+}
