@@ -5,6 +5,7 @@
 import * as vscode from 'vscode';
 import { VenvCache, venvsDir } from '../engine/venv/cache';
 import { registerDaskCommands } from './dask/daskCommands';
+import { registerReplicateDebugging } from './debug/replicateDebug';
 import { FailureDiagnostics } from './diagnostics';
 import { registerHandshakeCommands } from './handshake/handshakeCommands';
 import { registerEntrypointCompletion } from './jobFiles/entrypointCompletion';
@@ -75,6 +76,7 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     ...registerDaskCommands(log),
     ...registerProcessCommands((given) => showJobStderr(jobsTree, given)),
     ...registerVenvCommands(venvCache, venvTree, log),
+    ...registerReplicateDebugging(log, context.globalStorageUri),
     registerReportDocuments(),
     ...results.disposables,
   );

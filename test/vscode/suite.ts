@@ -24,6 +24,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import * as os from 'node:os';
 import { simRecord } from '../shared/simRecords';
 import { registerCrashTests } from './crash.suite';
+import { registerDebugTests } from './debug.suite';
 
 const EXTENSION_ID = 'modelops-debugger.modelops-debugger';
 
@@ -72,6 +73,7 @@ export function run(): Promise<void> {
     registerTreeTests(() => ({ api, root }));
     registerResultsTests(() => ({ api, root }));
     registerCrashTests(() => ({ api, root }));
+    registerDebugTests(() => ({ api, root }));
 
     it('runs in VS Code 1.100', () => {
       assert.match(vscode.version, /^1\.100\./);

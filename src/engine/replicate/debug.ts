@@ -15,9 +15,13 @@ import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync } from 'node:fs'
 import * as path from 'node:path';
 import { execa } from 'execa';
 import { Failure } from '../failure';
-import { canonicalJson } from '../job/ids';
+import { checkBundleDir } from '../bundle/bundleDir';
+import { canonicalJson, type Params } from '../job/ids';
+import { readEarlierJob } from '../job/resume';
 import { ourRunnerScript } from '../process/runnerScript';
-import type { ReplicateSpec } from './replicate';
+import { prepareRunner } from '../runtime/prepare';
+import { checkJobBundle, runtimeOfJob, type ReplicateOptions, type ReplicateSpec } from './replicate';
+import { checkReplicateIndex, describeParams, selectParameterSet } from './select';
 
 export const HARNESS_FILE = 'modelops_debug_harness.py';
 const PROBE_TIMEOUT_MS = 30_000;
@@ -190,4 +194,75 @@ export function replicateLaunchConfig(
     redirectOutput: true,
     stopOnEntry: false,
   };
+}
+
+/** Which replicate to debug: of a job's results folder, or given outright with a bundle. */
+export type DebugTarget =
+  | { job: string; param: string; replicate: number }
+  | { bundle: string; entrypoint: string; params: Params; seed: number | bigint };
+
+export interface PreparedDebug {
+  spec: ReplicateSpec;
+  /** The interpreter the harness and debugpy's adapter run in (the venv's, as the job's runners). */
+  python: string;
+  debugpy: Debugpy;
+  /** "replicate 3 of parameter set 1 (beta=0.3), seed 123…" */
+  label: string;
+  /** Gives the venv back to the cache: call it when the session has ended. */
+  release: () => Promise<void>;
+  notes: string[];
+}
+
+/**
+ * Everything a debugging session of one replicate needs, before it starts: the replicate's
+ * params and seed (checked as `replicate` checks them), the job's venv (or the bundle's),
+ * and a debugpy for its interpreter. Throws a Failure saying why not.
+ */
+export async function prepareDebug(
+  target: DebugTarget,
+  options: ReplicateOptions & { debugpy: FindDebugpyOptions },
+): Promise<PreparedDebug> {
+  const notes: string[] = [];
+  let spec: ReplicateSpec;
+  let label: string;
+  let runOptions: ReplicateOptions = options;
+  let digest: string | undefined;
+  if ('job' in target) {
+    const { dir, job, bundleDigest: recorded } = await readEarlierJob(target.job);
+    const set = selectParameterSet(job, String(target.param));
+    checkReplicateIndex(set, target.replicate);
+    digest = await checkJobBundle(job, recorded, notes);
+    runOptions = { ...options, ...runtimeOfJob(dir, options, notes).options };
+    spec = {
+      bundleDir: job.bundleDir,
+      entrypoint: job.entrypoint,
+      params: set.params,
+      seed: set.seeds[target.replicate],
+    };
+    label = `replicate ${target.replicate} of parameter set ${set.index} (${describeParams(set) || set.paramId.slice(0, 12)}), seed ${String(spec.seed)}`;
+  } else {
+    spec = {
+      bundleDir: await checkBundleDir(target.bundle),
+      entrypoint: target.entrypoint,
+      params: target.params,
+      seed: target.seed,
+    };
+    label = `${target.entrypoint} with seed ${String(target.seed)}`;
+  }
+  const prepared = await prepareRunner({ ...runOptions, bundleDir: spec.bundleDir, digest });
+  const release = async () => void (await prepared.lease?.release());
+  try {
+    const debugpy = await findDebugpy(prepared.python, options.debugpy);
+    return {
+      spec: { ...spec, bundleDir: prepared.bundleDir },
+      python: prepared.python,
+      debugpy,
+      label,
+      release,
+      notes,
+    };
+  } catch (error) {
+    await release();
+    throw error;
+  }
 }

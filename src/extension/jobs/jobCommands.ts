@@ -14,7 +14,7 @@ import { jobCommandLine, replicateCommandLine, type Reproduction } from '../../e
 import { findJobFiles, pickJobFile, readJobFile, type JobFilePickArgs } from '../jobFiles/jobFiles';
 import type { IfResultsExist, JobRunner, OpenedJob } from './jobRunner';
 import type { JobModel } from './jobModel';
-import { EarlierRunsItem, type JobItem, type JobsNode, type JobsTreeProvider, type TaskItem } from './jobsTree';
+import { EarlierRunsItem, isNode, type JobItem, type JobsTreeProvider, type TaskItem } from './jobsTree';
 import { pickFile, pickFolder, sayingFailures, showText } from '../util/commands';
 
 /** What tests and other extensions may pass to "Run Bundle…" instead of answering its prompts. */
@@ -259,10 +259,6 @@ function jobItems(tree: JobsTreeProvider): JobItem[] {
       for (const child of tree.getChildren(node)) if (child.kind === 'job') found.push(child);
   }
   return found;
-}
-
-function isNode(value: unknown): value is JobsNode {
-  return value instanceof vscode.TreeItem && typeof (value as { kind?: unknown }).kind === 'string';
 }
 
 function isPickArgs(value: unknown): value is JobPickArgs {

@@ -172,6 +172,11 @@ export class EarlierRunsItem extends vscode.TreeItem {
 
 export type JobsNode = JobItem | ParamSetItem | TaskItem | EarlierRunsItem;
 
+/** A row of this tree (what a command run from its context menu is given). */
+export function isNode(value: unknown): value is JobsNode {
+  return value instanceof vscode.TreeItem && typeof (value as { kind?: unknown }).kind === 'string';
+}
+
 export class JobsTreeProvider implements vscode.TreeDataProvider<JobsNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<JobsNode | undefined>();
   readonly onDidChangeTreeData = this.changed.event;

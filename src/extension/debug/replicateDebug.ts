@@ -1,0 +1,171 @@
+/**
+ * The `modelops-replicate` debug type: one replicate under debugpy, without the Python
+ * extension. A launch configuration names a replicate (`job`, `param`, `replicate`, or `bundle`,
+ * `entrypoint`, `params`, `seed`); resolving it prepares the job's venv and finds debugpy
+ * (engine/replicate/debug.ts), and the adapter is debugpy's own, started from that venv's
+ * interpreter. "Debug Replicate" on a replicate of the Jobs view starts such a session.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { Failure, unexpectedFailure } from '../../engine/failure';
+import { parseSimKey } from '../../engine/job/taskKeys';
+import { paramsFromText } from '../../engine/job/spec';
+import { prepareDebug, pythonPath, replicateLaunchConfig, type DebugTarget } from '../../engine/replicate/debug';
+import { isNode, type TaskItem } from '../jobs/jobsTree';
+import { readyTimeoutMs, runtimeSettings } from '../settings';
+
+export const DEBUG_TYPE = 'modelops-replicate';
+/** The key under which a resolved configuration carries its session's id. */
+const SESSION_KEY = '__modelopsReplicate';
+
+interface Prepared {
+  python: string;
+  debugpyPath?: string;
+  outputsDir: string;
+  label: string;
+  release: () => Promise<void>;
+}
+
+/** What a session ended with: the outputs (base64) or the error its harness wrote; undefined if it never got there. */
+export type DebugOutcome =
+  { outputs: Record<string, string> } | { error: { type: string; message: string } } | undefined;
+
+export function registerReplicateDebugging(
+  log: vscode.LogOutputChannel,
+  storage: vscode.Uri,
+  ended: (session: vscode.DebugSession, outcome: DebugOutcome) => void = () => undefined,
+): vscode.Disposable[] {
+  const sessions = new Map<string, Prepared>();
+  let counter = 0;
+
+  const provider: vscode.DebugConfigurationProvider = {
+    async resolveDebugConfiguration(_folder, config) {
+      if (!config.request) {
+        // F5 with no launch.json: there is no replicate to name
+        void vscode.window.showInformationMessage(
+          'ModelOps: "Debug Replicate" on a replicate in the Jobs view starts a session; a launch configuration names one with "job", "param" and "replicate".',
+        );
+        return undefined;
+      }
+      try {
+        const target = targetOf(config);
+        const settings = vscode.workspace.getConfiguration('modelopsDebugger');
+        const prepared = await prepareDebug(target, {
+          ...runtimeSettings(),
+          readyTimeoutMs: readyTimeoutMs(),
+          debugpy: {
+            configured: settings.get<string>('debugpyPath') || undefined,
+            candidates: pythonDebuggerLibs(),
+            cacheDir: storage.fsPath,
+          },
+        });
+        for (const note of prepared.notes) log.info(`debug replicate: ${note}`);
+        log.info(
+          `debug replicate: ${prepared.label} with ${prepared.python}, debugpy ${prepared.debugpy.version} from ${prepared.debugpy.source}`,
+        );
+        const id = `${process.pid}-${++counter}`;
+        const outputsDir = mkdtempSync(path.join(os.tmpdir(), 'modelops-debug-'));
+        sessions.set(id, {
+          python: prepared.python,
+          debugpyPath: prepared.debugpy.path,
+          outputsDir,
+          label: prepared.label,
+          release: prepared.release,
+        });
+        const launch = replicateLaunchConfig(prepared.spec, {
+          python: prepared.python,
+          debugpy: prepared.debugpy,
+          outputsFile: path.join(outputsDir, 'outputs.json'),
+          name: config.name || prepared.label,
+        });
+        return { ...config, ...launch, type: DEBUG_TYPE, [SESSION_KEY]: id };
+      } catch (error) {
+        const failure = unexpectedFailure(error, 'preparing to debug a replicate');
+        log.error(`debug replicate: ${failure.kind}: ${failure.message}`);
+        void vscode.window.showErrorMessage(
+          `ModelOps: cannot debug the replicate: ${failure.kind}: ${failure.message}`,
+        );
+        return undefined; // the session does not start
+      }
+    },
+  };
+
+  const factory: vscode.DebugAdapterDescriptorFactory = {
+    createDebugAdapterDescriptor(session) {
+      const prepared = sessions.get(session.configuration[SESSION_KEY]);
+      if (!prepared) throw new Error(`ModelOps: the session ${session.name} was not prepared by this window`);
+      return new vscode.DebugAdapterExecutable(prepared.python, ['-m', 'debugpy.adapter'], {
+        env: prepared.debugpyPath ? { PYTHONPATH: pythonPath(prepared.debugpyPath) } : undefined,
+      });
+    },
+  };
+
+  return [
+    vscode.debug.registerDebugConfigurationProvider(DEBUG_TYPE, provider),
+    vscode.debug.registerDebugAdapterDescriptorFactory(DEBUG_TYPE, factory),
+    vscode.debug.onDidTerminateDebugSession(async (session) => {
+      const id = session.configuration[SESSION_KEY];
+      const prepared = id && sessions.get(id);
+      if (!prepared) return;
+      sessions.delete(id);
+      await prepared.release();
+      const file = path.join(prepared.outputsDir, 'outputs.json');
+      const outcome = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as DebugOutcome) : undefined;
+      rmSync(prepared.outputsDir, { recursive: true, force: true });
+      log.info(
+        `debug replicate: ${prepared.label} ended: ${outcome === undefined ? 'it did not finish' : 'error' in outcome ? `it raised ${outcome.error.type}: ${outcome.error.message}` : `outputs ${Object.keys(outcome.outputs).join(', ') || 'none'}`}`,
+      );
+      ended(session, outcome);
+    }),
+    vscode.commands.registerCommand('modelopsDebugger.debugReplicate', async (given?: unknown) => {
+      const item = isNode(given) && given.kind === 'task' ? (given as TaskItem) : undefined;
+      const sim = item && parseSimKey(item.task.key);
+      if (!item || !sim) {
+        void vscode.window.showInformationMessage(
+          'ModelOps: "Debug Replicate" debugs a replicate of the Jobs view: right-click one there.',
+        );
+        return false;
+      }
+      return vscode.debug.startDebugging(undefined, {
+        type: DEBUG_TYPE,
+        request: 'launch',
+        name: `Replicate ${sim.replicate} of ${item.job.jobId}`,
+        job: item.job.dir,
+        param: sim.paramId,
+        replicate: sim.replicate,
+      });
+    }),
+  ];
+}
+
+/** The replicate a launch configuration names. */
+function targetOf(config: vscode.DebugConfiguration): DebugTarget {
+  if (typeof config.job === 'string') {
+    if (config.param === undefined || !Number.isInteger(config.replicate))
+      throw new Failure(
+        'bad-input',
+        'A launch configuration with "job" needs "param" (index or param_id prefix) and "replicate" (a number).',
+      );
+    return { job: config.job, param: String(config.param), replicate: config.replicate };
+  }
+  if (typeof config.bundle === 'string' && typeof config.entrypoint === 'string' && config.seed !== undefined) {
+    const params = paramsFromText(
+      '"params"',
+      typeof config.params === 'string' ? config.params : JSON.stringify(config.params ?? {}),
+    );
+    const seed = typeof config.seed === 'string' ? BigInt(config.seed) : config.seed;
+    return { bundle: config.bundle, entrypoint: config.entrypoint, params, seed };
+  }
+  throw new Failure(
+    'bad-input',
+    'A modelops-replicate launch configuration names a replicate with "job", "param" and "replicate", or with "bundle", "entrypoint", "params" and "seed".',
+  );
+}
+
+/** The Python Debugger extension's own debugpy, when it is installed. */
+function pythonDebuggerLibs(): string[] {
+  const extension = vscode.extensions.getExtension('ms-python.debugpy');
+  return extension ? [path.join(extension.extensionPath, 'bundled', 'libs')] : [];
+}

@@ -1,0 +1,103 @@
+/**
+ * Extension-host tests of "Debug Replicate": a real debugpy session (Debian's python3-debugpy,
+ * reached from the bundle's venv) started from a replicate of the Jobs view, stopping at a
+ * breakpoint set in the bundle.
+ */
+import * as assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { lineOf } from '../shared/marks';
+import type { ModelOpsApi } from '../../src/extension/extension';
+import type { JobRunResult } from '../../src/extension/jobs/jobRunner';
+import type { JobsNode, ParamSetItem, TaskItem } from '../../src/extension/jobs/jobsTree';
+
+const WAIT_MS = 60_000;
+
+function within<T>(what: string, promise: Thenable<T>, ms = WAIT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    Promise.resolve(promise),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`waited ${ms / 1000} s for ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export function registerDebugTests(context: () => { api: ModelOpsApi; root: string }): void {
+  describe('debugging one replicate', () => {
+    it('debug: "Debug Replicate" on a replicate stops at a breakpoint in the bundle with its seed; the console evaluates params and seed; continue ends the session', async () => {
+      const { api } = context();
+      const scratch = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-debug-'));
+      const bundle = path.join(scratch, 'bundle');
+      mkdirSync(bundle);
+      const wire = path.join(bundle, 'wire.py');
+      writeFileSync(
+        wire,
+        'import json\n\n\ndef wire(entrypoint, params, seed):\n    value = params["beta"] * seed  # MARK:break\n    return {"value": json.dumps(value).encode()}\n',
+      );
+      const jobFile = path.join(scratch, 'job.json');
+      writeFileSync(
+        jobFile,
+        '{"job_id": "debug-job", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"beta": 0.5}], "replicates": 3}',
+      );
+      const result = await vscode.commands.executeCommand<JobRunResult>(
+        'modelopsDebugger.runJobFile',
+        vscode.Uri.file(jobFile),
+      );
+      assert.equal(result.status, 'succeeded');
+      const job = (api.jobsTree.getChildren() as JobsNode[]).find((item) => item.label === 'debug-job')!;
+      const [set] = api.jobsTree.getChildren(job) as ParamSetItem[];
+      const replicate = (api.jobsTree.getChildren(set) as TaskItem[]).find((task) => task.task.replicate === 2)!;
+      assert.match(replicate.contextValue!, /^task;reproducible;/, 'the menu offers Debug Replicate on it');
+      const seed = replicate.task.seed!;
+
+      // what the adapter says, as VS Code's debug view would see it
+      const stopped = new Promise<{ session: vscode.DebugSession; threadId: number }>((resolve) => {
+        const tracking = vscode.debug.registerDebugAdapterTrackerFactory('modelops-replicate', {
+          createDebugAdapterTracker: (session) => ({
+            onDidSendMessage: (message) => {
+              if (message.type === 'event' && message.event === 'stopped') {
+                tracking.dispose();
+                resolve({ session, threadId: message.body.threadId });
+              }
+            },
+          }),
+        });
+      });
+      const ended = new Promise<vscode.DebugSession>((resolve) => {
+        const listening = vscode.debug.onDidTerminateDebugSession((session) => {
+          if (session.type !== 'modelops-replicate') return;
+          listening.dispose();
+          resolve(session);
+        });
+      });
+      const breakpoint = new vscode.SourceBreakpoint(
+        new vscode.Location(vscode.Uri.file(wire), new vscode.Position(lineOf(wire, 'break') - 1, 0)),
+      );
+      vscode.debug.addBreakpoints([breakpoint]);
+      try {
+        const started = await vscode.commands.executeCommand<boolean>('modelopsDebugger.debugReplicate', replicate);
+        assert.equal(started, true);
+        const { session, threadId } = await within('the stop at the breakpoint', stopped);
+        assert.equal(session.name, 'Replicate 2 of debug-job');
+        const { stackFrames } = await session.customRequest('stackTrace', { threadId });
+        // in a remote window (code-server) VS Code gives the adapter's paths back as vscode-remote URIs
+        const file: string = stackFrames[0].source.path;
+        assert.equal(file.includes('://') ? vscode.Uri.parse(file).path : file, wire);
+        assert.equal(stackFrames[0].line, lineOf(wire, 'break'));
+        const evaluated = await session.customRequest('evaluate', {
+          expression: 'params["beta"], seed',
+          frameId: stackFrames[0].id,
+          context: 'repl',
+        });
+        assert.equal(evaluated.result, `(0.5, ${seed})`);
+        await session.customRequest('continue', { threadId });
+        await within('the end of the session', ended);
+      } finally {
+        vscode.debug.removeBreakpoints([breakpoint]);
+      }
+    });
+  });
+}
