@@ -47,3 +47,9 @@ export function parseSeed(text: string, option = '--seed'): number | bigint {
   if (seed > MAX_SEED) throw new Failure('bad-input', `${option} ${text} is above 2^64-1.`);
   return seed <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(seed) : seed;
 }
+
+export function portNumber(text: string): number {
+  const value = wholeNumber(text);
+  if (value < 1 || value > 65535) throw new InvalidArgumentError('expected a port, 1 to 65535.');
+  return value;
+}

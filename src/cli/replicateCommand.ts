@@ -17,12 +17,16 @@ import {
   type ReplicateReport,
 } from '../engine/replicate/replicate';
 import { renderReplicateReport } from '../engine/replicate/text';
-import { parseSeed, positiveNumber, timeoutSeconds, wholeNumber } from './parsers';
+import { debugpyRunner } from '../engine/replicate/debug';
+import { parseSeed, portNumber, positiveNumber, timeoutSeconds, wholeNumber } from './parsers';
 import { displayPath, renderLocation } from '../engine/diagnose/evidenceText';
 import { currentDir, renderFailureLine } from './render';
 import { writeStderr, writeStdout } from './stdio';
 import { onStopSignals } from './stopSignals';
 import { addVenvOptions, printVenvEvent, venvCacheOptions, type VenvFlags } from './venvOptions';
+
+/** debugpy's own default. */
+const DEFAULT_DEBUG_PORT = 5678;
 
 interface ReplicateFlags extends VenvFlags {
   param?: string;
@@ -39,6 +43,9 @@ interface ReplicateFlags extends VenvFlags {
   stderr?: boolean;
   json?: boolean;
   exportStudy?: string;
+  debug?: boolean;
+  debugPort: number;
+  debugpyPath?: string;
 }
 
 export function replicateCommand(): Command {
@@ -71,6 +78,15 @@ export function replicateCommand(): Command {
     .option(
       '--export-study <file>',
       'also write the replicate to FILE as a production study with its explicit seed (one task in production), before it runs',
+    )
+    .option(
+      '--debug',
+      'run the replicate in this process under debugpy instead of a runner, waiting for a debugger to attach on 127.0.0.1 (--debug-port)',
+    )
+    .option('--debug-port <port>', 'with --debug: the port debugpy listens on', portNumber, DEFAULT_DEBUG_PORT)
+    .option(
+      '--debugpy-path <dir>',
+      "with --debug: a directory that holds debugpy/ (default: the venv's, else a system one)",
     )
     .option('--stderr', "stream the runner's stderr to this stderr as it comes")
     .option('--json', 'print one JSON object on stdout');
@@ -144,6 +160,18 @@ async function reproduce(input: string, flags: ReplicateFlags, signal: AbortSign
     onStderr: flags.stderr ? (chunk) => process.stderr.write(chunk) : undefined,
     signal,
     exportStudy: flags.exportStudy,
+    runWith: flags.debug
+      ? debugpyRunner({
+          port: flags.debugPort,
+          debugpy: { configured: flags.debugpyPath, cacheDir: path.join(venv.dir, '.debugpy') },
+          onListening: (address, debugpy) =>
+            writeStderr(
+              `debugpy ${debugpy.version} (${debugpy.source}) listens on ${address}: attach a debugger to it (VS Code: a "debugpy" attach configuration with "connect": {"host": "127.0.0.1", "port": ${flags.debugPort}}); the replicate starts once one is attached. Ctrl-C stops it.\n`,
+            ),
+          // the bundle's prints: on stdout, unless stdout is the JSON report's
+          onStdout: (chunk) => (flags.json ? process.stderr : process.stdout).write(chunk),
+        })
+      : undefined,
   };
   if (existsSync(path.join(target, 'job.json'))) {
     for (const [given, name] of [

@@ -2,7 +2,9 @@
  * A Debug Adapter Protocol client for tests: requests and events over a debug adapter's stdio
  * (Content-Length frames, as JSON-RPC), every wait bounded by a timeout that says what it waited for.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import * as net from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 
 export interface DapMessage {
   seq: number;
@@ -23,20 +25,45 @@ export class DapClient {
   private seq = 1;
   stderr = '';
 
-  private constructor(readonly process: ChildProcess) {
-    process.stdout!.on('data', (chunk: Buffer) => this.feed(chunk));
-    process.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
+  private constructor(
+    input: Readable,
+    private readonly output: Writable,
+    private readonly close: () => void,
+  ) {
+    input.on('data', (chunk: Buffer) => this.feed(chunk));
   }
 
+  /** An adapter started here, speaking DAP on its stdio. */
   static start(command: string, args: string[], env: NodeJS.ProcessEnv): DapClient {
-    return new DapClient(spawn(command, args, { env, stdio: ['pipe', 'pipe', 'pipe'] }));
+    const child = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const client = new DapClient(child.stdout, child.stdin, () => child.kill('SIGKILL'));
+    child.stderr.on('data', (chunk: Buffer) => (client.stderr += chunk.toString()));
+    return client;
+  }
+
+  /** An adapter listening on 127.0.0.1:port (debugpy --listen), tried until it answers. */
+  static async connect(port: number, timeoutMs = 30_000): Promise<DapClient> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        const socket = await new Promise<net.Socket>((resolve, reject) => {
+          const s = net.connect(port, '127.0.0.1', () => resolve(s));
+          s.once('error', reject);
+        });
+        return new DapClient(socket, socket, () => socket.destroy());
+      } catch (error) {
+        if (Date.now() > deadline)
+          throw new Error(`nothing listened on 127.0.0.1:${port} within ${timeoutMs} ms: ${error}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
   }
 
   /** Sends a request; the promise is its response (whether it succeeded or not). */
   send(command: string, args: unknown = {}): Promise<DapMessage> {
     const seq = this.seq++;
     const body = Buffer.from(JSON.stringify({ seq, type: 'request', command, arguments: args }));
-    this.process.stdin!.write(Buffer.concat([Buffer.from(`Content-Length: ${body.length}\r\n\r\n`), body]));
+    this.output.write(Buffer.concat([Buffer.from(`Content-Length: ${body.length}\r\n\r\n`), body]));
     return this.within(
       new Promise<DapMessage>((resolve) => this.pending.set(seq, resolve)),
       `the response to ${command}`,
@@ -63,7 +90,7 @@ export class DapClient {
   }
 
   kill(): void {
-    this.process.kill('SIGKILL');
+    this.close();
   }
 
   private within<T>(promise: Promise<T>, what: string, timeoutMs = 60_000): Promise<T> {

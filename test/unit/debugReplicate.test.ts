@@ -5,14 +5,17 @@
  * Python (the tests' python3) through the directory of links findDebugpy makes.
  */
 import * as assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { isFailure } from '../../src/engine/failure';
 import { replicateSeed, paramId } from '../../src/engine/job/ids';
 import { findDebugpy, pythonPath, replicateLaunchConfig, type Debugpy } from '../../src/engine/replicate/debug';
 import { PyFloat } from '../../src/engine/pyjson/pyjson';
 import { DapClient } from '../shared/dap';
-import { lineOf, scratchDir, writeBundle } from './helpers';
+import { simRecord } from '../shared/simRecords';
+import { CLI, lineOf, scratchDir, writeBundle } from './helpers';
 
 const scratch = scratchDir('mo-debug-');
 let counter = 0;
@@ -30,6 +33,18 @@ def wire(entrypoint, params, seed):
 /** The python3 on PATH (pyenv's here), which has no debugpy of its own. */
 const PYTHON = 'python3';
 
+/** A port nothing listens on (for now). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+    server.once('error', reject);
+  });
+}
+
 describe('debugging one replicate under debugpy (its adapter driven over DAP from Node)', function () {
   this.timeout(120_000);
   let debugpy: Debugpy;
@@ -41,6 +56,25 @@ describe('debugging one replicate under debugpy (its adapter driven over DAP fro
     bundleDir = writeBundle(path.join(scratch, 'bundle'), { 'wire.py': WIRE });
     wireFile = path.join(bundleDir, 'wire.py');
   });
+
+  /** A job of the test bundle (one set, 2 replicates) run by the CLI: its results folder. */
+  function runJob(params: Record<string, unknown>): string {
+    const file = path.join(scratch, `job-${++counter}.json`);
+    const out = path.join(scratch, `out-${counter}`);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        job_id: 'debugged',
+        bundle: bundleDir,
+        entrypoint: 'models.m/base',
+        parameter_sets: [params],
+        replicates: 2,
+      }),
+    );
+    const ran = spawnSync(process.execPath, [CLI, 'run', file, '--out', out, '--workers', '1'], { encoding: 'utf8' });
+    assert.equal(ran.status, 0, ran.stderr);
+    return path.join(out, 'debugged');
+  }
 
   /** The adapter, initialized, and the harness launched with a breakpoint at `line` (if any). */
   async function launch(params: Record<string, unknown>, seed: number, line?: number) {
@@ -132,6 +166,69 @@ describe('debugging one replicate under debugpy (its adapter driven over DAP fro
     assert.deepEqual(JSON.parse(readFileSync(outputsFile, 'utf8')), {
       error: { type: 'ValueError', message: 'beta too high: 9.5' },
     });
+  });
+
+  it("replicate --debug: debugpy listens, a debugger attached over TCP stops at a breakpoint with the replicate's seed, and the reproduction is compared as ever (same, exit 0)", async () => {
+    const jobDir = runJob({ beta: 0.75, mode: 'ok' });
+    const seed = simRecord(jobDir, paramId({ beta: new PyFloat(0.75), mode: 'ok' }), 1).seed;
+    const port = await freePort();
+    const child = spawn(
+      process.execPath,
+      [CLI, 'replicate', jobDir, '--param', '0', '--replicate', '1', '--debug', '--debug-port', String(port), '--json'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (chunk) => (stdout += chunk));
+    child.stderr!.on('data', (chunk) => (stderr += chunk));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!stderr.includes(`listens on 127.0.0.1:${port}`)) {
+        if (Date.now() > deadline) assert.fail(`debugpy did not listen: ${stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const dap = await DapClient.connect(port);
+      try {
+        await dap.request('initialize', { clientID: 'modelops-tests', adapterID: 'debugpy', pathFormat: 'path' });
+        const attached = dap.send('attach', { justMyCode: true });
+        await dap.event('initialized');
+        await dap.request('setBreakpoints', {
+          source: { path: wireFile },
+          breakpoints: [{ line: lineOf(wireFile, 'break') }],
+        });
+        await dap.request('configurationDone');
+        assert.ok((await attached).success);
+        const stopped = await dap.event('stopped');
+        const { stackFrames } = await dap.request('stackTrace', { threadId: stopped.body.threadId });
+        assert.equal(stackFrames[0].line, lineOf(wireFile, 'break'));
+        const evaluated = await dap.request('evaluate', {
+          expression: 'seed',
+          frameId: stackFrames[0].id,
+          context: 'repl',
+        });
+        assert.equal(evaluated.result, String(seed));
+        await dap.request('continue', { threadId: stopped.body.threadId });
+        // as a debugger does when the debuggee has ended: debugpy lets it exit once the client has gone
+        await dap.event('terminated');
+        await dap.send('disconnect', {});
+      } finally {
+        dap.kill();
+      }
+      const code = await Promise.race([
+        exited,
+        new Promise((resolve) =>
+          setTimeout(() => resolve('still running 30 s after the debugger left'), 30_000).unref(),
+        ),
+      ]);
+      assert.equal(code, 0, stderr);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    const report = JSON.parse(stdout);
+    assert.equal(report.verdict, 'same', stdout);
+    assert.equal(report.seed, seed);
+    assert.match(report.ran.runner, /modelops_debug_harness\.py$/);
   });
 
   it('no debugpy anywhere is debugger-not-found, saying where to get one', async () => {

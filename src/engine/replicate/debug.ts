@@ -11,7 +11,8 @@
  * just those packages so that nothing else of that Python shadows the venv's.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { execa } from 'execa';
 import { Failure } from '../failure';
@@ -19,7 +20,7 @@ import { checkBundleDir } from '../bundle/bundleDir';
 import { canonicalJson, type Params } from '../job/ids';
 import { readEarlierJob } from '../job/resume';
 import { ourRunnerScript } from '../process/runnerScript';
-import { prepareRunner } from '../runtime/prepare';
+import { leasedVenv, prepareRunner } from '../runtime/prepare';
 import { checkJobBundle, runtimeOfJob, type ReplicateOptions, type ReplicateSpec } from './replicate';
 import { checkReplicateIndex, describeParams, selectParameterSet } from './select';
 
@@ -265,4 +266,97 @@ export async function prepareDebug(
     await release();
     throw error;
   }
+}
+
+/**
+ * `replicate --debug`: the replicate runs in the harness under debugpy, listening on `port` of
+ * 127.0.0.1 and waiting for a debugger to attach before it starts; what the harness wrote is the
+ * result (outputs, or the exception it raised), compared as a reproduction's. Ctrl-C stops it.
+ */
+export function debugpyRunner(debug: {
+  port: number;
+  debugpy: FindDebugpyOptions;
+  /** Said once debugpy listens: where, and which debugpy. */
+  onListening?: (address: string, debugpy: Debugpy) => void;
+  /** The bundle's prints (the debuggee's stdout). */
+  onStdout?: (chunk: Buffer) => void;
+}): NonNullable<ReplicateOptions['runWith']> {
+  return async (spec, options, digest) => {
+    const prepared = await prepareRunner({ ...options, bundleDir: spec.bundleDir, digest });
+    const scratch = mkdtempSync(path.join(os.tmpdir(), 'modelops-debug-'));
+    try {
+      const debugpy = await findDebugpy(prepared.python, debug.debugpy);
+      const outputsFile = path.join(scratch, 'outputs.json');
+      const address = `127.0.0.1:${debug.port}`;
+      const child = execa(
+        prepared.python,
+        [
+          '-m',
+          'debugpy',
+          '--listen',
+          address,
+          '--wait-for-client',
+          debugHarnessScript(),
+          prepared.bundleDir,
+          spec.entrypoint,
+          canonicalJson(spec.params),
+          String(spec.seed),
+          outputsFile,
+        ],
+        {
+          cwd: prepared.bundleDir,
+          env: {
+            ...options.env,
+            PYDEVD_DISABLE_FILE_VALIDATION: '1',
+            ...(debugpy.path ? { PYTHONPATH: pythonPath(debugpy.path, { ...process.env, ...options.env }) } : {}),
+          },
+          stdin: 'ignore',
+          reject: false,
+          cancelSignal: options.signal,
+          forceKillAfterDelay: 2000,
+        },
+      );
+      child.stdout?.on('data', (chunk: Buffer) => debug.onStdout?.(chunk));
+      child.stderr?.on('data', (chunk: Buffer) => options.onStderr?.(chunk));
+      debug.onListening?.(address, debugpy);
+      const started = performance.now();
+      const ended = await child;
+      const ms = Math.round(performance.now() - started);
+      const base = {
+        pid: child.pid,
+        python: prepared.python,
+        runner: debugHarnessScript(),
+        venv: leasedVenv(prepared),
+        warnings: [],
+        ms,
+      };
+      if (options.signal?.aborted)
+        throw new Failure('cancelled', 'The debugging session was stopped before the replicate finished.');
+      const written = existsSync(outputsFile)
+        ? (JSON.parse(readFileSync(outputsFile, 'utf8')) as {
+            outputs?: Record<string, string>;
+            error?: { type: string; message: string };
+          })
+        : undefined;
+      if (written?.outputs)
+        return {
+          ...base,
+          outputs: Object.fromEntries(
+            Object.entries(written.outputs).map(([name, b64]) => [name, Buffer.from(b64, 'base64')]),
+          ),
+        };
+      if (written?.error)
+        return { ...base, failure: new Failure('task-exception', `${written.error.type}: ${written.error.message}`) };
+      return {
+        ...base,
+        failure: new Failure(
+          'process-crashed',
+          `The replicate under debugpy ended (${ended.signal ?? `exit ${ended.exitCode}`}) before it returned or raised${ended.stderr ? `: ${String(ended.stderr).trim().split('\n').at(-1)}` : ''}`,
+        ),
+      };
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+      await prepared.lease?.release();
+    }
+  };
 }

@@ -60,6 +60,8 @@ export interface ReplicateOptions extends Omit<RuntimeOptions, 'bundleDir' | 'di
   signal?: AbortSignal;
   /** Also writes the replicate there as a production study (study.ts), before it runs. */
   exportStudy?: string;
+  /** Runs the replicate another way than in a fresh runner (under a debugger: debug.ts debugpyRunner). */
+  runWith?: (spec: ReplicateSpec, options: ReplicateOptions, digest?: string) => Promise<RunResult>;
 }
 
 export interface OutputComparison {
@@ -338,6 +340,7 @@ export function runtimeOfJob(
  * be started or the caller stopped it; a failure of the replicate itself is returned.
  */
 async function runOnce(spec: ReplicateSpec, options: ReplicateOptions, digest?: string): Promise<RunResult> {
+  if (options.runWith) return options.runWith(spec, options, digest);
   const [result] = await runInOneRunner([spec], options, digest);
   return result;
 }
