@@ -218,6 +218,27 @@ async function main() {
       await page.screenshot({ path: path.join(RESULTS, 'diagnostic.png') });
     });
 
+    await step(
+      '"Debug Replicate" on the failed replicate stops at the line that raised, under debugpy (screenshot debug-stopped.png)',
+      async () => {
+        const row = page
+          .locator('.monaco-list-row:has-text("replicate 0")')
+          .filter({ hasText: 'task-exception' })
+          .first();
+        await row.hover();
+        await row.locator('.action-label[aria-label="Debug Replicate"]').click();
+        // the exception widget under the raising line, and the debug toolbar
+        await page.locator('.exception-widget').first().waitFor({ timeout: WAIT_MS });
+        await page.locator('.debug-toolbar').first().waitFor({ timeout: WAIT_MS });
+        await page.screenshot({ path: path.join(RESULTS, 'debug-stopped.png') });
+        await page.locator('.debug-toolbar .action-label[aria-label^="Stop"]').first().click();
+        await page.locator('.debug-toolbar').first().waitFor({ state: 'hidden', timeout: WAIT_MS });
+        // the debugger took the side bar and the panel: back to the ModelOps views for the steps after this one
+        await container.click();
+        await page.locator('.pane-header[aria-label^="Jobs"]').first().waitFor({ timeout: WAIT_MS });
+      },
+    );
+
     await step('the Venv Caches view lists the venv the job built (screenshot venv-caches.png)', async () => {
       const header = page.locator('.pane-header[aria-label*="Venv Caches"]').first();
       await header.waitFor({ timeout: WAIT_MS });
