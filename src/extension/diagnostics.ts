@@ -16,6 +16,16 @@ export interface FailureFinding {
   location?: SourceLocation;
   /** The bundle's frames that led there, outermost first. */
   callers?: SourceLocation[];
+  /** The replicate that failed so (for a job's failure): what "Debug this replicate" debugs. */
+  replicate?: FailedReplicate;
+}
+
+/** A replicate of a job's results folder, as the debug type names one. */
+export interface FailedReplicate {
+  job: string;
+  param: string;
+  replicate: number;
+  seed?: string;
 }
 
 /** A warning as jobs and handshakes report it (stdout-pollution, lingering-descendants…). */
@@ -47,11 +57,15 @@ interface Entry {
   count: number;
   /** The bundle's frames that led here (the first occurrence's). */
   callers: SourceLocation[];
+  /** The first replicate that failed here. */
+  replicate?: FailedReplicate;
 }
 
 export class FailureDiagnostics implements vscode.Disposable {
   private readonly collection = vscode.languages.createDiagnosticCollection('modelops');
   private readonly entries = new Map<string, Entry>();
+  /** The published diagnostics' entries (for the code actions on them). */
+  private published = new WeakMap<vscode.Diagnostic, Entry>();
   private readonly publishing = new Coalesced(() => this.publish());
 
   /** A new run of this bundle: what it reported before no longer stands. */
@@ -79,6 +93,7 @@ export class FailureDiagnostics implements vscode.Disposable {
         `${failure.kind}: ${failure.message}`,
         vscode.DiagnosticSeverity.Error,
         failure.callers,
+        failure.replicate,
       );
   }
 
@@ -93,11 +108,12 @@ export class FailureDiagnostics implements vscode.Disposable {
     message: string,
     severity = vscode.DiagnosticSeverity.Error,
     callers: SourceLocation[] = [],
+    replicate?: FailedReplicate,
   ): void {
     const key = `${location.file}:${location.line}:${kind}:${message}`;
     const entry = this.entries.get(key);
     if (entry) entry.count++;
-    else this.entries.set(key, { location, kind, message, severity, count: 1, callers });
+    else this.entries.set(key, { location, kind, message, severity, count: 1, callers, replicate });
     this.publishing.schedule();
   }
 
@@ -108,6 +124,11 @@ export class FailureDiagnostics implements vscode.Disposable {
 
   get(uri: vscode.Uri): readonly vscode.Diagnostic[] {
     return this.collection.get(uri) ?? [];
+  }
+
+  /** The replicate that failed where this diagnostic (one of ours) says. */
+  replicateOf(diagnostic: vscode.Diagnostic): FailedReplicate | undefined {
+    return this.published.get(diagnostic)?.replicate;
   }
 
   private publish(): void {
@@ -122,6 +143,7 @@ export class FailureDiagnostics implements vscode.Disposable {
       );
       diagnostic.source = 'ModelOps';
       diagnostic.code = entry.kind;
+      this.published.set(diagnostic, entry);
       if (entry.callers.length) {
         diagnostic.relatedInformation = entry.callers.map(
           (caller) =>

@@ -25,26 +25,60 @@ function within<T>(what: string, promise: Thenable<T>, ms = WAIT_MS): Promise<T>
   ]).finally(() => clearTimeout(timer));
 }
 
+/** A job of a scratch bundle whose wire.py is `wireText`, run from its job file: the results and wire.py. */
+async function runScratchJob(
+  tag: string,
+  wireText: string,
+  job: string,
+): Promise<{ result: JobRunResult; wire: string }> {
+  const scratch = mkdtempSync(path.join(os.tmpdir(), `modelops-vscode-${tag}-`));
+  mkdirSync(path.join(scratch, 'bundle'));
+  const wire = path.join(scratch, 'bundle', 'wire.py');
+  writeFileSync(wire, wireText);
+  const jobFile = path.join(scratch, 'job.json');
+  writeFileSync(jobFile, job);
+  const result = await vscode.commands.executeCommand<JobRunResult>(
+    'modelopsDebugger.runJobFile',
+    vscode.Uri.file(jobFile),
+  );
+  return { result, wire };
+}
+
+/** The next modelops-replicate session's first stop (as the adapter says it) and its end. */
+function watchNextSession(): {
+  stopped: Promise<{ session: vscode.DebugSession; threadId: number; reason: string }>;
+  ended: Promise<void>;
+} {
+  const stopped = new Promise<{ session: vscode.DebugSession; threadId: number; reason: string }>((resolve) => {
+    const tracking = vscode.debug.registerDebugAdapterTrackerFactory('modelops-replicate', {
+      createDebugAdapterTracker: (session) => ({
+        onDidSendMessage: (message) => {
+          if (message.type === 'event' && message.event === 'stopped') {
+            tracking.dispose();
+            resolve({ session, threadId: message.body.threadId, reason: message.body.reason });
+          }
+        },
+      }),
+    });
+  });
+  const ended = new Promise<void>((resolve) => {
+    const listening = vscode.debug.onDidTerminateDebugSession((session) => {
+      if (session.type !== 'modelops-replicate') return;
+      listening.dispose();
+      resolve();
+    });
+  });
+  return { stopped, ended };
+}
+
 export function registerDebugTests(context: () => { api: ModelOpsApi; root: string }): void {
   describe('debugging one replicate', () => {
     it('debug: "Debug Replicate" on a replicate stops at a breakpoint in the bundle with its seed; the console evaluates params and seed; continue ends the session', async () => {
       const { api } = context();
-      const scratch = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-debug-'));
-      const bundle = path.join(scratch, 'bundle');
-      mkdirSync(bundle);
-      const wire = path.join(bundle, 'wire.py');
-      writeFileSync(
-        wire,
+      const { result, wire } = await runScratchJob(
+        'debug',
         'import json\n\n\ndef wire(entrypoint, params, seed):\n    value = params["beta"] * seed  # MARK:break\n    return {"value": json.dumps(value).encode()}\n',
-      );
-      const jobFile = path.join(scratch, 'job.json');
-      writeFileSync(
-        jobFile,
         '{"job_id": "debug-job", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"beta": 0.5}], "replicates": 3}',
-      );
-      const result = await vscode.commands.executeCommand<JobRunResult>(
-        'modelopsDebugger.runJobFile',
-        vscode.Uri.file(jobFile),
       );
       assert.equal(result.status, 'succeeded');
       const job = (api.jobsTree.getChildren() as JobsNode[]).find((item) => item.label === 'debug-job')!;
@@ -54,25 +88,7 @@ export function registerDebugTests(context: () => { api: ModelOpsApi; root: stri
       const seed = replicate.task.seed!;
 
       // what the adapter says, as VS Code's debug view would see it
-      const stopped = new Promise<{ session: vscode.DebugSession; threadId: number }>((resolve) => {
-        const tracking = vscode.debug.registerDebugAdapterTrackerFactory('modelops-replicate', {
-          createDebugAdapterTracker: (session) => ({
-            onDidSendMessage: (message) => {
-              if (message.type === 'event' && message.event === 'stopped') {
-                tracking.dispose();
-                resolve({ session, threadId: message.body.threadId });
-              }
-            },
-          }),
-        });
-      });
-      const ended = new Promise<vscode.DebugSession>((resolve) => {
-        const listening = vscode.debug.onDidTerminateDebugSession((session) => {
-          if (session.type !== 'modelops-replicate') return;
-          listening.dispose();
-          resolve(session);
-        });
-      });
+      const { stopped, ended } = watchNextSession();
       const breakpoint = new vscode.SourceBreakpoint(
         new vscode.Location(vscode.Uri.file(wire), new vscode.Position(lineOf(wire, 'break') - 1, 0)),
       );
@@ -80,7 +96,8 @@ export function registerDebugTests(context: () => { api: ModelOpsApi; root: stri
       try {
         const started = await vscode.commands.executeCommand<boolean>('modelopsDebugger.debugReplicate', replicate);
         assert.equal(started, true);
-        const { session, threadId } = await within('the stop at the breakpoint', stopped);
+        const { session, threadId, reason } = await within('the stop at the breakpoint', stopped);
+        assert.equal(reason, 'breakpoint');
         assert.equal(session.name, 'Replicate 2 of debug-job');
         const { stackFrames } = await session.customRequest('stackTrace', { threadId });
         // in a remote window (code-server) VS Code gives the adapter's paths back as vscode-remote URIs
@@ -98,6 +115,48 @@ export function registerDebugTests(context: () => { api: ModelOpsApi; root: stri
       } finally {
         vscode.debug.removeBreakpoints([breakpoint]);
       }
+    });
+
+    it('debug: a failed replicate\'s diagnostic offers "Debug this replicate (seed N)", which stops at the line that raised', async () => {
+      const { api } = context();
+      const { result, wire } = await runScratchJob(
+        'debug-fix',
+        'def wire(entrypoint, params, seed):\n    if params["x"] > 1:\n        raise ValueError("x too big")  # MARK:raise\n    return {"value": b"1"}\n',
+        '{"job_id": "debug-fix", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1}, {"x": 2}], "replicates": 2}',
+      );
+      assert.equal(result.status, 'failed');
+      const job = (api.jobsTree.getChildren() as JobsNode[]).find((item) => item.label === 'debug-fix')!;
+      const failedSet = (api.jobsTree.getChildren(job) as ParamSetItem[])[1];
+      const seeds = (api.jobsTree.getChildren(failedSet) as TaskItem[])
+        .filter((task) => task.task.replicate !== undefined)
+        .map((task) => task.task.seed);
+
+      const line = lineOf(wire, 'raise') - 1;
+      await vscode.window.showTextDocument(vscode.Uri.file(wire)); // code actions are asked of an open document
+      const actions = await vscode.commands.executeCommand<vscode.CodeAction[]>(
+        'vscode.executeCodeActionProvider',
+        vscode.Uri.file(wire),
+        new vscode.Range(line, 0, line, 0),
+      );
+      const debugIt = actions.find((action) => action.title.startsWith('Debug this replicate'));
+      assert.ok(debugIt, actions.map((action) => action.title).join(' | '));
+      assert.ok(
+        seeds.some((seed) => debugIt.title === `Debug this replicate (seed ${seed})`),
+        `${debugIt.title}: the seed of one of ${seeds.join(', ')}`,
+      );
+      assert.equal(debugIt.command?.command, 'modelopsDebugger.debugReplicate');
+
+      const { stopped, ended } = watchNextSession();
+      assert.equal(
+        await vscode.commands.executeCommand(debugIt.command!.command, ...(debugIt.command!.arguments ?? [])),
+        true,
+      );
+      const { session, threadId, reason } = await within('the stop at the exception', stopped);
+      assert.equal(reason, 'exception');
+      const { stackFrames } = await session.customRequest('stackTrace', { threadId });
+      assert.equal(stackFrames[0].line, lineOf(wire, 'raise'));
+      await session.customRequest('continue', { threadId });
+      await within('the end of the session', ended);
     });
   });
 }

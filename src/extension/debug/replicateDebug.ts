@@ -3,7 +3,8 @@
  * extension. A launch configuration names a replicate (`job`, `param`, `replicate`, or `bundle`,
  * `entrypoint`, `params`, `seed`); resolving it prepares the job's venv and finds debugpy
  * (engine/replicate/debug.ts), and the adapter is debugpy's own, started from that venv's
- * interpreter. "Debug Replicate" on a replicate of the Jobs view starts such a session.
+ * interpreter. "Debug Replicate" on a replicate of the Jobs view starts such a session, and so
+ * does "Debug this replicate (seed N)", a quick fix on a failed replicate's diagnostic.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
@@ -13,6 +14,7 @@ import { Failure, unexpectedFailure } from '../../engine/failure';
 import { parseSimKey } from '../../engine/job/taskKeys';
 import { paramsFromText } from '../../engine/job/spec';
 import { prepareDebug, pythonPath, replicateLaunchConfig, type DebugTarget } from '../../engine/replicate/debug';
+import type { FailedReplicate, FailureDiagnostics } from '../diagnostics';
 import { isNode, type TaskItem } from '../jobs/jobsTree';
 import { readyTimeoutMs, runtimeSettings } from '../settings';
 
@@ -35,6 +37,7 @@ export type DebugOutcome =
 export function registerReplicateDebugging(
   log: vscode.LogOutputChannel,
   storage: vscode.Uri,
+  diagnostics: FailureDiagnostics,
   ended: (session: vscode.DebugSession, outcome: DebugOutcome) => void = () => undefined,
 ): vscode.Disposable[] {
   const sessions = new Map<string, Prepared>();
@@ -120,9 +123,8 @@ export function registerReplicateDebugging(
       ended(session, outcome);
     }),
     vscode.commands.registerCommand('modelopsDebugger.debugReplicate', async (given?: unknown) => {
-      const item = isNode(given) && given.kind === 'task' ? (given as TaskItem) : undefined;
-      const sim = item && parseSimKey(item.task.key);
-      if (!item || !sim) {
+      const replicate = replicateGiven(given);
+      if (!replicate) {
         void vscode.window.showInformationMessage(
           'ModelOps: "Debug Replicate" debugs a replicate of the Jobs view: right-click one there.',
         );
@@ -131,13 +133,50 @@ export function registerReplicateDebugging(
       return vscode.debug.startDebugging(undefined, {
         type: DEBUG_TYPE,
         request: 'launch',
-        name: `Replicate ${sim.replicate} of ${item.job.jobId}`,
-        job: item.job.dir,
-        param: sim.paramId,
-        replicate: sim.replicate,
+        name: `Replicate ${replicate.replicate} of ${path.basename(replicate.job)}`,
+        job: replicate.job,
+        param: replicate.param,
+        replicate: replicate.replicate,
       });
     }),
+    // a failed replicate's diagnostic: "Debug this replicate (seed N)"
+    vscode.languages.registerCodeActionsProvider(
+      { scheme: 'file' },
+      {
+        provideCodeActions(_document, _range, context) {
+          return context.diagnostics.flatMap((diagnostic) => {
+            const replicate = diagnostic.source === 'ModelOps' ? diagnostics.replicateOf(diagnostic) : undefined;
+            if (!replicate) return [];
+            const action = new vscode.CodeAction(
+              `Debug this replicate (seed ${replicate.seed ?? '?'})`,
+              vscode.CodeActionKind.QuickFix,
+            );
+            action.diagnostics = [diagnostic];
+            action.command = {
+              title: action.title,
+              command: 'modelopsDebugger.debugReplicate',
+              arguments: [replicate],
+            };
+            return [action];
+          });
+        },
+      },
+      { providedCodeActionKinds: [vscode.CodeActionKind.QuickFix] },
+    ),
   ];
+}
+
+/** A replicate of the Jobs view, or one named as a failed replicate's diagnostic names it. */
+function replicateGiven(given: unknown): FailedReplicate | undefined {
+  if (isNode(given) && given.kind === 'task') {
+    const item = given as TaskItem;
+    const sim = parseSimKey(item.task.key);
+    return sim && { job: item.job.dir, param: sim.paramId, replicate: sim.replicate, seed: item.task.seed };
+  }
+  const named = given as Partial<FailedReplicate> | undefined;
+  if (typeof named?.job === 'string' && typeof named.param === 'string' && Number.isInteger(named.replicate))
+    return named as FailedReplicate;
+  return undefined;
 }
 
 /** The replicate a launch configuration names. */

@@ -18,7 +18,8 @@ import { exitCodeFor, type Failure, unexpectedFailure } from '../../engine/failu
 import { locateInJobFile } from '../../engine/job/specLocation';
 import { describeVenvEvent } from '../../engine/venv/describe';
 import type { VenvEvent } from '../../engine/venv/cache';
-import { warningText, type FailureDiagnostics } from '../diagnostics';
+import { warningText, type FailedReplicate, type FailureDiagnostics } from '../diagnostics';
+import { parseSimKey } from '../../engine/job/taskKeys';
 import type { JobInfo, JobModel } from './jobModel';
 import type { JobsTreeProvider } from './jobsTree';
 import type { ProcessTreeProvider } from '../processes/processTree';
@@ -304,6 +305,7 @@ export class JobRunner implements vscode.Disposable {
           message: event.message ?? '',
           location: event.location,
           callers: event.callers,
+          replicate: failedReplicate(job, store.dir, event.key),
         });
       else if (event.type === 'agg-done' && event.status === 'failed' && event.kind)
         this.diagnostics.addFailure({ kind: event.kind, message: event.message ?? '', location: event.location });
@@ -458,4 +460,17 @@ async function askIfResultsExist(earlier: JobOnDisk, fresh: string): Promise<IfR
     OPEN,
   );
   return picked === RESUME ? 'resume' : picked === NEW_RUN ? 'new-run' : picked === OPEN ? 'open-previous' : undefined;
+}
+
+/** The replicate a failed task is, for "Debug this replicate"; undefined for an aggregation. */
+function failedReplicate(job: JobSpec, dir: string, key: string): FailedReplicate | undefined {
+  const sim = parseSimKey(key);
+  if (!sim) return undefined;
+  const seed = job.parameterSets.find((set) => set.paramId === sim.paramId)?.seeds[sim.replicate];
+  return {
+    job: dir,
+    param: sim.paramId,
+    replicate: sim.replicate,
+    seed: seed === undefined ? undefined : String(seed),
+  };
 }
