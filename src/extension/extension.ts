@@ -76,7 +76,7 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     ...registerDaskCommands(log),
     ...registerProcessCommands((given) => showJobStderr(jobsTree, given)),
     ...registerVenvCommands(venvCache, venvTree, log),
-    ...registerReplicateDebugging(log, context.globalStorageUri, diagnostics),
+    ...registerReplicateDebugging(log, context.globalStorageUri, diagnostics, jobs),
     registerReportDocuments(),
     ...results.disposables,
   );

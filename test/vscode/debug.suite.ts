@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { lineOf } from '../shared/marks';
+import type { ReplicatePickItem } from '../../src/extension/debug/replicateDebug';
 import type { ModelOpsApi } from '../../src/extension/extension';
 import type { JobRunResult } from '../../src/extension/jobs/jobRunner';
 import type { JobsNode, ParamSetItem, TaskItem } from '../../src/extension/jobs/jobsTree';
@@ -153,6 +154,42 @@ export function registerDebugTests(context: () => { api: ModelOpsApi; root: stri
       );
       const { session, threadId, reason } = await within('the stop at the exception', stopped);
       assert.equal(reason, 'exception');
+      const { stackFrames } = await session.customRequest('stackTrace', { threadId });
+      assert.equal(stackFrames[0].line, lineOf(wire, 'raise'));
+      await session.customRequest('continue', { threadId });
+      await within('the end of the session', ended);
+    });
+
+    it('debug: "Debug Replicate" from the palette offers the failed replicates of the jobs in the view, and debugs the one picked', async () => {
+      const { result, wire } = await runScratchJob(
+        'debug-palette',
+        'def wire(entrypoint, params, seed):\n    if params["x"] == 3:\n        raise RuntimeError("three")  # MARK:raise\n    return {"value": b"1"}\n',
+        '{"job_id": "debug-palette", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 3}, {"x": 4}], "replicates": 2}',
+      );
+      assert.equal(result.status, 'failed');
+      let offered: readonly ReplicatePickItem[] = [];
+      const { stopped, ended } = watchNextSession();
+      const started = await vscode.commands.executeCommand<boolean>('modelopsDebugger.debugReplicate', {
+        pick(items: readonly ReplicatePickItem[]) {
+          offered = items;
+          return items.find(
+            (item) => item.description === 'debug-palette · x=3' && item.label.startsWith('replicate 1 '),
+          );
+        },
+      });
+      const ours = offered.filter((item) => item.description?.startsWith('debug-palette'));
+      assert.deepEqual(
+        ours.map((item) => [item.label.replace(/seed \d+/, 'seed S'), item.detail]),
+        [
+          ['replicate 0 · seed S', 'task-exception: RuntimeError: three'],
+          ['replicate 1 · seed S', 'task-exception: RuntimeError: three'],
+        ],
+        'the failed replicates only, with their seed and how they failed',
+      );
+      assert.equal(started, true);
+      const { session, threadId, reason } = await within('the stop at the exception', stopped);
+      assert.equal(reason, 'exception');
+      assert.equal(session.name, `Replicate 1 of debug-palette`);
       const { stackFrames } = await session.customRequest('stackTrace', { threadId });
       assert.equal(stackFrames[0].line, lineOf(wire, 'raise'));
       await session.customRequest('continue', { threadId });

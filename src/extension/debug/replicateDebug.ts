@@ -15,6 +15,7 @@ import { parseSimKey } from '../../engine/job/taskKeys';
 import { paramsFromText } from '../../engine/job/spec';
 import { prepareDebug, pythonPath, replicateLaunchConfig, type DebugTarget } from '../../engine/replicate/debug';
 import type { FailedReplicate, FailureDiagnostics } from '../diagnostics';
+import type { JobModel } from '../jobs/jobModel';
 import { isNode, type TaskItem } from '../jobs/jobsTree';
 import { readyTimeoutMs, runtimeSettings } from '../settings';
 
@@ -38,6 +39,7 @@ export function registerReplicateDebugging(
   log: vscode.LogOutputChannel,
   storage: vscode.Uri,
   diagnostics: FailureDiagnostics,
+  jobs: JobModel,
   ended: (session: vscode.DebugSession, outcome: DebugOutcome) => void = () => undefined,
 ): vscode.Disposable[] {
   const sessions = new Map<string, Prepared>();
@@ -123,13 +125,9 @@ export function registerReplicateDebugging(
       ended(session, outcome);
     }),
     vscode.commands.registerCommand('modelopsDebugger.debugReplicate', async (given?: unknown) => {
-      const replicate = replicateGiven(given);
-      if (!replicate) {
-        void vscode.window.showInformationMessage(
-          'ModelOps: "Debug Replicate" debugs a replicate of the Jobs view: right-click one there.',
-        );
-        return false;
-      }
+      // from the palette: one of the replicates that failed, which is what one debugs most
+      const replicate = replicateGiven(given) ?? (await pickFailedReplicate(jobs, given as ReplicatePickArgs));
+      if (!replicate) return false;
       return vscode.debug.startDebugging(undefined, {
         type: DEBUG_TYPE,
         request: 'launch',
@@ -164,6 +162,52 @@ export function registerReplicateDebugging(
       { providedCodeActionKinds: [vscode.CodeActionKind.QuickFix] },
     ),
   ];
+}
+
+/** "Debug Replicate" from the palette: tests answer its prompt with `pick` instead of the user. */
+export interface ReplicatePickArgs {
+  pick(items: readonly ReplicatePickItem[]): ReplicatePickItem | undefined;
+}
+
+export interface ReplicatePickItem extends vscode.QuickPickItem {
+  replicate: FailedReplicate;
+}
+
+/** The failed replicates of the jobs in the view, newest job first; undefined when none, or none picked. */
+async function pickFailedReplicate(jobs: JobModel, args?: ReplicatePickArgs): Promise<FailedReplicate | undefined> {
+  const items: ReplicatePickItem[] = [];
+  for (const job of jobs.latestRuns()) {
+    for (const set of job.sets.values()) {
+      const params = Object.entries(set.params)
+        .map(([key, value]) => `${key}=${value}`)
+        .join(', ');
+      for (const task of set.tasks) {
+        if (task.state !== 'failed') continue;
+        items.push({
+          label: `replicate ${task.replicate} · seed ${task.seed}`,
+          description: `${job.jobId} · ${params}`,
+          detail: task.kind ? `${task.kind}: ${task.message ?? ''}` : undefined,
+          replicate: { job: job.dir, param: set.paramId, replicate: task.replicate, seed: task.seed },
+        });
+      }
+    }
+  }
+  if (!items.length) {
+    void vscode.window.showInformationMessage(
+      'ModelOps: no replicate failed in the jobs of the Jobs view; to debug any replicate, right-click it there ("Debug Replicate").',
+    );
+    return undefined;
+  }
+  const picked =
+    typeof args?.pick === 'function'
+      ? args.pick(items)
+      : await vscode.window.showQuickPick(items, {
+          title: 'Debug Replicate',
+          placeHolder: 'Which failed replicate? (any other: right-click it in the Jobs view)',
+          matchOnDescription: true,
+          matchOnDetail: true,
+        });
+  return picked?.replicate;
 }
 
 /** A replicate of the Jobs view, or one named as a failed replicate's diagnostic names it. */
