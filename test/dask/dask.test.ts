@@ -376,39 +376,48 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     const child = spawn(DASK_PYTHON, [path.join(ROOT, 'test', 'dask', 'lost_result.py'), cluster().address], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
+    // one listener for the whole run: a line may come in pieces, and nothing may be read while none listens
     let stdout = '';
     let stderr = '';
+    const seen: (() => void)[] = [];
+    child.stdout!.on('data', (chunk) => {
+      stdout += chunk;
+      for (const look of [...seen]) look();
+    });
     child.stderr!.on('data', (chunk) => (stderr += chunk));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    /** A whole line of stdout that `pattern` matches (its groups), once written. */
     const line = (pattern: RegExp) =>
       new Promise<RegExpMatchArray>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no ${pattern} within 60 s: ${stdout}\n${stderr}`)), 60_000);
         const look = () => {
-          const match = pattern.exec(stdout);
-          if (match) {
-            clearTimeout(timer);
-            child.stdout!.off('data', onData);
-            resolve(match);
-          }
+          const match = stdout
+            .split('\n')
+            .slice(0, -1) // the last piece is not a whole line yet
+            .map((text) => pattern.exec(text))
+            .find(Boolean);
+          if (!match) return false;
+          clearTimeout(timer);
+          if (seen.includes(look)) seen.splice(seen.indexOf(look), 1);
+          resolve(match);
+          return true;
         };
-        const onData = (chunk: Buffer) => {
-          stdout += chunk;
-          look();
-        };
-        child.stdout!.on('data', onData);
-        child.once('exit', () => reject(new Error(`lost_result.py exited: ${stdout}\n${stderr}`)));
-        look();
+        if (look()) return;
+        seen.push(look);
+        void closed.then(() => {
+          if (seen.includes(look)) reject(new Error(`lost_result.py ended without ${pattern}: ${stdout}\n${stderr}`));
+        });
       });
     let killed = false;
     try {
-      const holder = (await line(/^holder (\S+)$/m))[1];
+      const holder = (await line(/^holder (\S+)$/))[1];
       const victim = cluster().workers.find((w) => w.address === holder);
       assert.ok(victim, `the worker holding the result, ${holder}, is one of the cluster's`);
       await cluster().killWorker(victim);
       killed = true;
       child.stdin!.write('killed\n');
-      const report = JSON.parse((await line(/^(\{.*\})$/m))[1]);
-      assert.equal(await exited, 0, stderr);
+      const report = JSON.parse((await line(/^(\{.*\})$/))[1]);
+      assert.equal(await closed, 0, stderr);
       assert.match(report.status_when_taken, /^(lost|pending)$/);
       assert.deepEqual(report.sent_while_lost, [], 'nothing is reported while the result is being computed again');
       assert.deepEqual(

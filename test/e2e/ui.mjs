@@ -219,6 +219,22 @@ async function main() {
     });
 
     await step(
+      '"ModelOps: Debug Replicate" from the palette offers the failed replicates, with their seed and how they failed (screenshot debug-palette.png)',
+      async () => {
+        await (await pickCommand(page, 'ModelOps: Debug Replicate', WAIT_MS)).press('Enter');
+        await page
+          .locator('.quick-input-widget .monaco-list-row')
+          .filter({ hasText: /replicate 0 · seed \d+/ })
+          .filter({ hasText: 'ValueError' })
+          .first()
+          .waitFor({ timeout: WAIT_MS });
+        await page.screenshot({ path: path.join(RESULTS, 'debug-palette.png') });
+        await page.keyboard.press('Escape');
+        await page.locator('.quick-input-widget').first().waitFor({ state: 'hidden', timeout: WAIT_MS });
+      },
+    );
+
+    await step(
       '"Debug Replicate" on the failed replicate stops at the line that raised, under debugpy (screenshot debug-stopped.png)',
       async () => {
         const row = page
