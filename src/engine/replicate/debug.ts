@@ -181,20 +181,37 @@ export function replicateLaunchConfig(
     name: run.name,
     request: 'launch',
     program: debugHarnessScript(),
-    args: [spec.bundleDir, spec.entrypoint, canonicalJson(spec.params), String(spec.seed), run.outputsFile],
+    args: harnessArgs(spec, run.outputsFile),
     python: [run.python],
     cwd: spec.bundleDir,
-    env: {
-      // pydevd's warning that Python 3.11's frozen modules may hide breakpoints in the standard library
-      PYDEVD_DISABLE_FILE_VALIDATION: '1',
-      ...run.env,
-      ...(run.debugpy.path ? { PYTHONPATH: pythonPath(run.debugpy.path, run.env ?? {}) } : {}),
-    },
+    env: debuggeeEnv(run.debugpy, run.env ?? {}),
     console: 'internalConsole',
     justMyCode: true,
     redirectOutput: true,
     stopOnEntry: false,
   };
+}
+
+/** The harness's arguments: the bundle, the entrypoint, the canonical params, the seed, where its outcome goes. */
+function harnessArgs(spec: ReplicateSpec, outputsFile: string): string[] {
+  return [spec.bundleDir, spec.entrypoint, canonicalJson(spec.params), String(spec.seed), outputsFile];
+}
+
+/** The debuggee's environment: `base`, with debugpy on its path when it is not the interpreter's own. */
+function debuggeeEnv(debugpy: Debugpy, base: NodeJS.ProcessEnv): Record<string, string> {
+  return {
+    // pydevd's warning that Python 3.11's frozen modules may hide breakpoints in the standard library
+    PYDEVD_DISABLE_FILE_VALIDATION: '1',
+    ...(base as Record<string, string>),
+    ...(debugpy.path ? { PYTHONPATH: pythonPath(debugpy.path, base) } : {}),
+  };
+}
+
+/** What the harness wrote: the outputs (base64) or the exception the bundle raised; undefined if it never got there. */
+export type HarnessOutcome = { outputs: Record<string, string> } | { error: { type: string; message: string } };
+
+export function readHarnessOutcome(file: string): HarnessOutcome | undefined {
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as HarnessOutcome) : undefined;
 }
 
 /** Which replicate to debug: of a job's results folder, or given outright with a bundle. */
@@ -297,19 +314,11 @@ export function debugpyRunner(debug: {
           address,
           '--wait-for-client',
           debugHarnessScript(),
-          prepared.bundleDir,
-          spec.entrypoint,
-          canonicalJson(spec.params),
-          String(spec.seed),
-          outputsFile,
+          ...harnessArgs({ ...spec, bundleDir: prepared.bundleDir }, outputsFile),
         ],
         {
           cwd: prepared.bundleDir,
-          env: {
-            ...options.env,
-            PYDEVD_DISABLE_FILE_VALIDATION: '1',
-            ...(debugpy.path ? { PYTHONPATH: pythonPath(debugpy.path, { ...process.env, ...options.env }) } : {}),
-          },
+          env: debuggeeEnv(debugpy, { ...process.env, ...options.env }),
           stdin: 'ignore',
           reject: false,
           cancelSignal: options.signal,
@@ -332,20 +341,15 @@ export function debugpyRunner(debug: {
       };
       if (options.signal?.aborted)
         throw new Failure('cancelled', 'The debugging session was stopped before the replicate finished.');
-      const written = existsSync(outputsFile)
-        ? (JSON.parse(readFileSync(outputsFile, 'utf8')) as {
-            outputs?: Record<string, string>;
-            error?: { type: string; message: string };
-          })
-        : undefined;
-      if (written?.outputs)
+      const written = readHarnessOutcome(outputsFile);
+      if (written && 'outputs' in written)
         return {
           ...base,
           outputs: Object.fromEntries(
             Object.entries(written.outputs).map(([name, b64]) => [name, Buffer.from(b64, 'base64')]),
           ),
         };
-      if (written?.error)
+      if (written)
         return { ...base, failure: new Failure('task-exception', `${written.error.type}: ${written.error.message}`) };
       return {
         ...base,

@@ -20,7 +20,7 @@ import type { ParameterSet } from '../job/spec';
 import { readEarlierJob } from '../job/resume';
 import {
   checkJobBundle,
-  runInOneRunner,
+  runReplicates,
   runtimeOfJob,
   type ReplicateOptions,
   type ReplicateSpec,
@@ -100,8 +100,14 @@ export async function checkDeterminism(folder: string, options: DeterminismOptio
   const total = specs.length;
 
   options.onProgress?.(`(a) ${total} replicates, each in a fresh process`);
-  const cold: RunResult[] = [];
-  for (const { spec } of specs) cold.push((await runInOneRunner([spec], runOptions, digest))[0]);
+  const fresh = () =>
+    runReplicates(
+      specs.map(({ spec }) => spec),
+      runOptions,
+      digest,
+      { freshEach: true },
+    );
+  const cold = await fresh();
 
   // one replicate of another set first, so that every set's replicates run after another set's
   const primer = picked.length > 1 ? [specs.find(({ set }) => set !== picked[0].set)!.spec] : [];
@@ -110,13 +116,12 @@ export async function checkDeterminism(folder: string, options: DeterminismOptio
       'The job has one parameter set: in the warm process its replicates ran after each other, not after other sets.',
     );
   options.onProgress?.(`(b) the same ${total} in one warm process, after replicates of other sets`);
-  const warm = (await runInOneRunner([...primer, ...specs.map(({ spec }) => spec)], runOptions, digest)).slice(
+  const warm = (await runReplicates([...primer, ...specs.map(({ spec }) => spec)], runOptions, digest)).slice(
     primer.length,
   );
 
   options.onProgress?.(`(c) the same ${total} again, each in a fresh process`);
-  const coldAgain: RunResult[] = [];
-  for (const { spec } of specs) coldAgain.push((await runInOneRunner([spec], runOptions, digest))[0]);
+  const coldAgain = await fresh();
 
   const sets: SetCheck[] = [];
   let at = 0;

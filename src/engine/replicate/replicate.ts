@@ -341,7 +341,7 @@ export function runtimeOfJob(
  */
 async function runOnce(spec: ReplicateSpec, options: ReplicateOptions, digest?: string): Promise<RunResult> {
   if (options.runWith) return options.runWith(spec, options, digest);
-  const [result] = await runInOneRunner([spec], options, digest);
+  const [result] = await runReplicates([spec], options, digest);
   return result;
 }
 
@@ -353,13 +353,15 @@ export interface RunHistory {
 
 /**
  * Replicates one after another in one runner (a warm process, as a job runs them), each result
- * with how many tasks the runner had served before it. A runner that dies on one is replaced
- * for the next (its history starts again). Throws as runOnce does.
+ * with how many tasks the runner had served before it; with `freshEach`, each in a runner of its
+ * own (the venv prepared once for all of them). A runner that dies on one is replaced for the
+ * next (its history starts again). Throws as runOnce does.
  */
-export async function runInOneRunner(
+export async function runReplicates(
   specs: ReplicateSpec[],
   options: ReplicateOptions,
   digest?: string,
+  { freshEach = false } = {},
 ): Promise<(RunResult & RunHistory)[]> {
   const cancelled = () => new Failure('cancelled', 'The reproduction was stopped before the replicate finished.');
   if (options.signal?.aborted) throw cancelled();
@@ -392,7 +394,7 @@ export async function runInOneRunner(
   options.signal?.addEventListener('abort', stop, { once: true });
   try {
     for (const spec of specs) {
-      if (!current || !current.runner.alive) {
+      if (!current || !current.runner.alive || freshEach) {
         await current?.runner.shutdown();
         current = start();
         await current.runner.ready(options.readyTimeoutMs ?? RUN_DEFAULTS.readyTimeoutMs).catch((error: unknown) => {

@@ -6,14 +6,20 @@
  * interpreter. "Debug Replicate" on a replicate of the Jobs view starts such a session, and so
  * does "Debug this replicate (seed N)", a quick fix on a failed replicate's diagnostic.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { Failure, unexpectedFailure } from '../../engine/failure';
 import { parseSimKey } from '../../engine/job/taskKeys';
 import { paramsFromText } from '../../engine/job/spec';
-import { prepareDebug, pythonPath, replicateLaunchConfig, type DebugTarget } from '../../engine/replicate/debug';
+import {
+  prepareDebug,
+  pythonPath,
+  readHarnessOutcome,
+  replicateLaunchConfig,
+  type DebugTarget,
+} from '../../engine/replicate/debug';
 import type { FailedReplicate, FailureDiagnostics } from '../diagnostics';
 import type { JobModel } from '../jobs/jobModel';
 import { isNode, type TaskItem } from '../jobs/jobsTree';
@@ -31,16 +37,11 @@ interface Prepared {
   release: () => Promise<void>;
 }
 
-/** What a session ended with: the outputs (base64) or the error its harness wrote; undefined if it never got there. */
-export type DebugOutcome =
-  { outputs: Record<string, string> } | { error: { type: string; message: string } } | undefined;
-
 export function registerReplicateDebugging(
   log: vscode.LogOutputChannel,
   storage: vscode.Uri,
   diagnostics: FailureDiagnostics,
   jobs: JobModel,
-  ended: (session: vscode.DebugSession, outcome: DebugOutcome) => void = () => undefined,
 ): vscode.Disposable[] {
   const sessions = new Map<string, Prepared>();
   let counter = 0;
@@ -116,13 +117,11 @@ export function registerReplicateDebugging(
       if (!prepared) return;
       sessions.delete(id);
       await prepared.release();
-      const file = path.join(prepared.outputsDir, 'outputs.json');
-      const outcome = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as DebugOutcome) : undefined;
+      const outcome = readHarnessOutcome(path.join(prepared.outputsDir, 'outputs.json'));
       rmSync(prepared.outputsDir, { recursive: true, force: true });
       log.info(
         `debug replicate: ${prepared.label} ended: ${outcome === undefined ? 'it did not finish' : 'error' in outcome ? `it raised ${outcome.error.type}: ${outcome.error.message}` : `outputs ${Object.keys(outcome.outputs).join(', ') || 'none'}`}`,
       );
-      ended(session, outcome);
     }),
     vscode.commands.registerCommand('modelopsDebugger.debugReplicate', async (given?: unknown) => {
       // from the palette: one of the replicates that failed, which is what one debugs most
