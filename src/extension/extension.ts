@@ -20,6 +20,7 @@ import { registerResultDocuments } from './results/resultDocuments';
 import { ProcessTreeProvider } from './processes/processTree';
 import { registerReportDocuments } from './util/commands';
 import { Notices } from './util/notices';
+import { registerReplicateTests, type ReplicateTestsApi } from './testing/replicateTests';
 import { registerVenvCommands } from './venvs/venvCommands';
 import { VenvTreeProvider } from './venvs/venvTree';
 
@@ -34,6 +35,8 @@ export interface ModelOpsApi {
   trace: ProtocolTrace;
   /** What the user was told, latest last (with what each button does). */
   notices: Notices;
+  /** The Testing view's controller, profiles and what they reported. */
+  testing: ReplicateTestsApi;
 }
 
 export function activate(context: vscode.ExtensionContext): ModelOpsApi {
@@ -52,6 +55,8 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     });
   const venvTree = new VenvTreeProvider(venvCache);
   const results = registerResultDocuments(log);
+  const debugging = registerReplicateDebugging(log, context.globalStorageUri, diagnostics, jobs);
+  const testing = registerReplicateTests(runner, jobs, jobsTree, debugging.debugReplicate, log);
   context.subscriptions.push(
     log,
     jobsTree,
@@ -76,11 +81,12 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     ...registerDaskCommands(log),
     ...registerProcessCommands((given) => showJobStderr(jobsTree, given)),
     ...registerVenvCommands(venvCache, venvTree, log),
-    ...registerReplicateDebugging(log, context.globalStorageUri, diagnostics, jobs),
+    ...debugging.disposables,
+    ...testing.disposables,
     registerReportDocuments(),
     ...results.disposables,
   );
-  return { jobs, jobsTree, venvTree, processTree, stderr, diagnostics, trace, notices };
+  return { jobs, jobsTree, venvTree, processTree, stderr, diagnostics, trace, notices, testing: testing.api };
 }
 
 export function deactivate(): void {}

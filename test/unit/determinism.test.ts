@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { spread } from '../../src/engine/replicate/determinism';
+import { checkDeterminism, spread } from '../../src/engine/replicate/determinism';
 import { CLI, scratchDir, writeBundle } from './helpers';
 
 const scratch = scratchDir('mo-determinism-');
@@ -142,7 +142,7 @@ describe('modelops-debugger check-determinism', () => {
     assert.match(human.stdout, /\n {6}replicate 0, seed \d+: nondeterministic with the same seed/);
   });
 
-  it('a module-level cache depends on process history (exit 1): the same in fresh processes, different in the warm one, which it names with the tasks it had run', () => {
+  it('a module-level cache depends on process history (exit 1): the same in fresh processes, different in the warm one, which it names with the tasks it had run; so it does with one set checked', async () => {
     const dir = jobOf(HISTORY, [{ x: 1 }, { x: 2 }]);
     const { code, report } = checkJson(dir);
     assert.equal(code, 1);
@@ -157,6 +157,20 @@ describe('modelops-debugger check-determinism', () => {
         `depends on process history: the same in two fresh processes, other bytes in value in the warm process (pid ${check.warm.pid}) after it had run ${check.warm.served} other task${check.warm.served === 1 ? '' : 's'}`,
       );
     }
+
+    // one set checked (the editor's "Run Twice and Compare" on a set): its replicates still run
+    // warm after another set's, so the leak still shows; the other set is not checked
+    const first = report.sets[0].param_id;
+    const one = await checkDeterminism(dir, { params: [first] });
+    assert.deepEqual(
+      one.sets.map((set) => [set.param_id, set.verdict]),
+      [[first, 'history-dependent']],
+    );
+    assert.ok(one.sets[0].replicates.every((check) => check.warm.served >= 1));
+    await assert.rejects(
+      checkDeterminism(dir, { params: ['0'.repeat(16)] }),
+      /has none of the parameter sets asked for/,
+    );
   });
 
   it('bad input is exit 2: not a results folder; a sample of 0', () => {

@@ -33,7 +33,8 @@ let counter = 0;
 
 /**
  * `bytes` random output bytes per replicate (to fill a disk), `sleep` seconds per replicate
- * (to keep a job running), `mode: "raise"` fails the first call (a marker file counts it).
+ * (to keep a job running), `hold`: a file each replicate waits for (up to 60 s), so a job runs
+ * until the test releases it; `mode: "raise"` fails the first call (a marker file counts it).
  */
 const WIRE = `import json, os, time
 
@@ -42,6 +43,9 @@ MARKERS = os.environ.get("MO_TEST_MARKERS", "/nonexistent")
 ${FIRST_CALLS}
 def wire(entrypoint, params, seed):
     time.sleep(params.get("sleep", 0))
+    held = time.monotonic()
+    while params.get("hold") and not os.path.exists(params["hold"]) and time.monotonic() - held < 60:
+        time.sleep(0.02)
     if params.get("mode") == "raise" and first_calls("raise", 1):
         raise ValueError("replicate failed on purpose")
     outputs = {"value": json.dumps(seed % 1000).encode()}
@@ -368,8 +372,9 @@ describe("the results folder is the user's data", () => {
 
   describe('one writer per results folder', () => {
     it('a second run, --resume and --rerun-failed on a folder a live process is writing: exit 2 naming its pid', async () => {
-      const { file, jobId } = newJob([{ sleep: 0.25 }], 60); // 7.5 s on two runners
       const out = path.join(openDir('out'), 'results');
+      const release = path.join(out, '..', 'release');
+      const { file, jobId } = newJob([{ hold: release }], 60); // runs until released
       const dir = path.join(out, jobId);
       const child = spawn(process.execPath, [CLI, ...runArgs(file, '--out', out)], { stdio: 'ignore' });
       const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -388,6 +393,7 @@ describe("the results folder is the user's data", () => {
         );
       }
       assert.equal(child.exitCode, null, 'the writer was still running through all three');
+      writeFileSync(release, '');
       assert.equal(await exited, 0, 'the writer was not disturbed');
       assert.equal(simFiles(dir).length, 60);
       assert.equal(existsSync(path.join(dir, '.lock')), false);
@@ -437,7 +443,8 @@ if os.environ.get("MO_SLOW_IMPORT") and not first_calls("import", 1):
 
 
 def wire(entrypoint, params, seed):
-    time.sleep(0.05)
+    if os.environ.get("MO_SLOW_IMPORT"):
+        time.sleep(0.05)  # the interrupted run is still at work when Ctrl-C comes; its resume need not be
     return {"value": json.dumps(seed % 1000).encode()}
 `,
     });

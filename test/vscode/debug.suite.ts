@@ -16,7 +16,7 @@ import type { JobsNode, ParamSetItem, TaskItem } from '../../src/extension/jobs/
 
 const WAIT_MS = 60_000;
 
-function within<T>(what: string, promise: Thenable<T>, ms = WAIT_MS): Promise<T> {
+export function within<T>(what: string, promise: Thenable<T>, ms = WAIT_MS): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     Promise.resolve(promise),
@@ -27,7 +27,7 @@ function within<T>(what: string, promise: Thenable<T>, ms = WAIT_MS): Promise<T>
 }
 
 /** A job of a scratch bundle whose wire.py is `wireText`, run from its job file: the results and wire.py. */
-async function runScratchJob(
+export async function runScratchJob(
   tag: string,
   wireText: string,
   job: string,
@@ -46,7 +46,7 @@ async function runScratchJob(
 }
 
 /** The next modelops-replicate session's first stop (as the adapter says it) and its end. */
-function watchNextSession(): {
+export function watchNextSession(): {
   stopped: Promise<{ session: vscode.DebugSession; threadId: number; reason: string }>;
   ended: Promise<void>;
 } {

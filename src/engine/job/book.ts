@@ -8,6 +8,7 @@ import { stringifyWireJson, RawJson } from '../pyjson/pyjson';
 import * as path from 'node:path';
 import { isInside } from '../diagnose/pythonTrace';
 import { Failure, type FailureKind, type SourceLocation } from '../failure';
+import type { PyFrame } from '../protocol';
 import type { JobCounts, JobEvent, JobEventBody } from './events';
 import { canonicalJson } from './ids';
 import type { AggRecord, OutputRecord, SimRecord, StderrRange } from './records';
@@ -409,10 +410,20 @@ export function firstFailedLocation(record: AggRecord): SourceLocation | undefin
 
 /** The frames of a failure's traceback inside the bundle, but the one it is located at. */
 function callers(failure: Failure, bundleDir: string): SourceLocation[] | undefined {
-  const inside = (failure.evidence.frames ?? []).filter((frame) => isInside(frame.file, bundleDir));
-  const others = inside.filter(
-    (frame) => frame.file !== failure.location?.file || frame.line !== failure.location?.line,
-  );
+  return bundleCallers(failure.evidence.frames, failure.location, bundleDir);
+}
+
+/**
+ * The bundle's frames of a traceback (a failure's, or a result file's evidence), outermost
+ * first, but the one the failure is located at: how it got there.
+ */
+export function bundleCallers(
+  frames: readonly PyFrame[] | undefined,
+  location: SourceLocation | undefined,
+  bundleDir: string,
+): SourceLocation[] | undefined {
+  const inside = (frames ?? []).filter((frame) => isInside(frame.file, bundleDir));
+  const others = inside.filter((frame) => frame.file !== location?.file || frame.line !== location?.line);
   return others.length
     ? others.map((frame) => ({ file: path.resolve(bundleDir, frame.file), line: frame.line, function: frame.function }))
     : undefined;

@@ -214,6 +214,30 @@ export function readHarnessOutcome(file: string): HarnessOutcome | undefined {
   return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as HarnessOutcome) : undefined;
 }
 
+/**
+ * What the harness wrote as a run's result: the outputs, the exception the bundle raised (as a
+ * runner reports it, `Type: message`), or, when it wrote nothing, a replicate that never got to
+ * return or raise (`ending`: how its process ended and the last line of its stderr, when known).
+ */
+export function harnessResult(
+  written: HarnessOutcome | undefined,
+  ending?: { how: string; lastLine?: string },
+): { outputs: Record<string, Buffer> } | { failure: Failure } {
+  if (written && 'outputs' in written)
+    return {
+      outputs: Object.fromEntries(
+        Object.entries(written.outputs).map(([name, b64]) => [name, Buffer.from(b64, 'base64')]),
+      ),
+    };
+  if (written) return { failure: new Failure('task-exception', `${written.error.type}: ${written.error.message}`) };
+  return {
+    failure: new Failure(
+      'process-crashed',
+      `The replicate under debugpy ended${ending ? ` (${ending.how})` : ''} before it returned or raised${ending?.lastLine ? `: ${ending.lastLine}` : ''}`,
+    ),
+  };
+}
+
 /** Which replicate to debug: of a job's results folder, or given outright with a bundle. */
 export type DebugTarget =
   | { job: string; param: string; replicate: number }
@@ -341,22 +365,12 @@ export function debugpyRunner(debug: {
       };
       if (options.signal?.aborted)
         throw new Failure('cancelled', 'The debugging session was stopped before the replicate finished.');
-      const written = readHarnessOutcome(outputsFile);
-      if (written && 'outputs' in written)
-        return {
-          ...base,
-          outputs: Object.fromEntries(
-            Object.entries(written.outputs).map(([name, b64]) => [name, Buffer.from(b64, 'base64')]),
-          ),
-        };
-      if (written)
-        return { ...base, failure: new Failure('task-exception', `${written.error.type}: ${written.error.message}`) };
       return {
         ...base,
-        failure: new Failure(
-          'process-crashed',
-          `The replicate under debugpy ended (${ended.signal ?? `exit ${ended.exitCode}`}) before it returned or raised${ended.stderr ? `: ${String(ended.stderr).trim().split('\n').at(-1)}` : ''}`,
-        ),
+        ...harnessResult(readHarnessOutcome(outputsFile), {
+          how: ended.signal ?? `exit ${ended.exitCode}`,
+          lastLine: ended.stderr ? String(ended.stderr).trim().split('\n').at(-1) : undefined,
+        }),
       };
     } finally {
       rmSync(scratch, { recursive: true, force: true });

@@ -13,7 +13,7 @@
  *
  * Nothing is written into the results folder.
  */
-import { ExitCode, type FailureKind } from '../failure';
+import { ExitCode, Failure, type FailureKind } from '../failure';
 import type { Params } from '../job/ids';
 import { outputChecksum } from '../job/results';
 import type { ParameterSet } from '../job/spec';
@@ -78,6 +78,8 @@ export interface DeterminismReport {
 export interface DeterminismOptions extends ReplicateOptions {
   /** Replicates per parameter set (default 2), spread over its replicates. */
   sample?: number;
+  /** Only these parameter sets (param ids; default all of them). */
+  params?: readonly string[];
   /** A line for each stage, as it starts. */
   onProgress?: (text: string) => void;
 }
@@ -93,7 +95,11 @@ export async function checkDeterminism(folder: string, options: DeterminismOptio
   const runtime = runtimeOfJob(dir, options, notes);
   const runOptions: ReplicateOptions = { ...options, ...runtime.options };
 
-  const picked = job.parameterSets.map((set) => ({ set, replicates: spread(set.seeds.length, sample) }));
+  const chosen = options.params
+    ? job.parameterSets.filter((set) => options.params!.includes(set.paramId))
+    : job.parameterSets;
+  if (!chosen.length) throw new Failure('bad-input', `Job ${job.jobId} has none of the parameter sets asked for.`);
+  const picked = chosen.map((set) => ({ set, replicates: spread(set.seeds.length, sample) }));
   const specs = picked.flatMap(({ set, replicates }) =>
     replicates.map((replicate) => ({ set, replicate, spec: specOf(job.bundleDir, job.entrypoint, set, replicate) })),
   );
@@ -110,7 +116,9 @@ export async function checkDeterminism(folder: string, options: DeterminismOptio
   const cold = await fresh();
 
   // one replicate of another set first, so that every set's replicates run after another set's
-  const primer = picked.length > 1 ? [specs.find(({ set }) => set !== picked[0].set)!.spec] : [];
+  // (of the job: with one set checked, another one of the job's)
+  const other = job.parameterSets.find((set) => set !== picked[0].set);
+  const primer = other ? [specOf(job.bundleDir, job.entrypoint, other, 0)] : [];
   if (!primer.length)
     notes.push(
       'The job has one parameter set: in the warm process its replicates ran after each other, not after other sets.',

@@ -216,6 +216,24 @@ export async function reproduceReplicate(
 }
 
 /**
+ * What a replicate gave when run another way (a debugging session in the editor), compared with
+ * its recorded result as a reproduction is: the same verdicts and sentences.
+ */
+export async function compareWithRecord(
+  folder: string,
+  which: { param: string; replicate: number },
+  run: Pick<RunResult, 'outputs' | 'failure'>,
+): Promise<Pick<ReplicateReport, 'verdict' | 'message' | 'outputs'>> {
+  const { dir, job } = await readEarlierJob(folder);
+  const set = selectParameterSet(job, which.param);
+  checkReplicateIndex(set, which.replicate);
+  const recorded = await readSimResult(dir, set, which.replicate);
+  const ran = { ms: 0, python: '', runner: '', warnings: [], ...run };
+  const { verdict, message, outputs } = recorded.state === 'found' ? compare(recorded.record, ran) : uncompared(ran);
+  return { verdict, message, outputs };
+}
+
+/**
  * The digest of the job's bundle as it is now, refused (bad-input) when it is not the digest the
  * job ran with: a replicate would not run the same code.
  */

@@ -10,16 +10,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { Failure, unexpectedFailure } from '../../engine/failure';
+import { Failure, type SourceLocation, unexpectedFailure } from '../../engine/failure';
 import { parseSimKey } from '../../engine/job/taskKeys';
 import { paramsFromText } from '../../engine/job/spec';
 import {
+  harnessResult,
   prepareDebug,
   pythonPath,
   readHarnessOutcome,
   replicateLaunchConfig,
   type DebugTarget,
+  type HarnessOutcome,
 } from '../../engine/replicate/debug';
+import { compareWithRecord, type Verdict } from '../../engine/replicate/replicate';
 import type { FailedReplicate, FailureDiagnostics } from '../diagnostics';
 import type { JobModel } from '../jobs/jobModel';
 import { isNode, type TaskItem } from '../jobs/jobsTree';
@@ -28,6 +31,26 @@ import { readyTimeoutMs, runtimeSettings } from '../settings';
 export const DEBUG_TYPE = 'modelops-replicate';
 /** The key under which a resolved configuration carries its session's id. */
 const SESSION_KEY = '__modelopsReplicate';
+/** The key under which a configuration started here carries who waits for its end. */
+const WAITER_KEY = '__modelopsWaiter';
+
+/** How a session of one replicate ended: what it gave, compared with the record when it is a job's. */
+export interface SessionEnd {
+  /** Outputs or the exception, as the harness wrote them; undefined when it never got there. */
+  outcome?: HarnessOutcome;
+  /** As `replicate` says it (same, different, failed-like-before…), for a replicate of a results folder. */
+  verdict?: Verdict;
+  /** One sentence: what it gave, and how that compares with the record. */
+  message: string;
+  /** Where it raised, when it did. */
+  location?: SourceLocation;
+}
+
+/** Starts "Debug Replicate" on a replicate; its end (undefined when it did not start). */
+export type DebugReplicate = (
+  replicate: FailedReplicate,
+  options?: { testRun?: vscode.TestRun },
+) => Promise<SessionEnd | undefined>;
 
 interface Prepared {
   python: string;
@@ -35,6 +58,8 @@ interface Prepared {
   outputsDir: string;
   label: string;
   release: () => Promise<void>;
+  /** The replicate of a results folder it is, to compare its outputs with. */
+  replicate?: { job: string; param: string; replicate: number };
 }
 
 export function registerReplicateDebugging(
@@ -42,9 +67,33 @@ export function registerReplicateDebugging(
   storage: vscode.Uri,
   diagnostics: FailureDiagnostics,
   jobs: JobModel,
-): vscode.Disposable[] {
+): { disposables: vscode.Disposable[]; debugReplicate: DebugReplicate } {
   const sessions = new Map<string, Prepared>();
+  const waiters = new Map<string, (end: SessionEnd | undefined) => void>();
   let counter = 0;
+
+  const debugReplicate: DebugReplicate = async (replicate, options = {}) => {
+    const waiter = `${process.pid}-w${++counter}`;
+    const ended = new Promise<SessionEnd | undefined>((resolve) => waiters.set(waiter, resolve));
+    const started = await vscode.debug.startDebugging(
+      undefined,
+      {
+        type: DEBUG_TYPE,
+        request: 'launch',
+        name: `Replicate ${replicate.replicate} of ${path.basename(replicate.job)}`,
+        job: replicate.job,
+        param: replicate.param,
+        replicate: replicate.replicate,
+        [WAITER_KEY]: waiter,
+      },
+      { testRun: options.testRun },
+    );
+    if (!started) {
+      waiters.delete(waiter);
+      return undefined;
+    }
+    return ended;
+  };
 
   const provider: vscode.DebugConfigurationProvider = {
     async resolveDebugConfiguration(_folder, config) {
@@ -79,6 +128,7 @@ export function registerReplicateDebugging(
           outputsDir,
           label: prepared.label,
           release: prepared.release,
+          replicate: 'job' in target ? target : undefined,
         });
         const launch = replicateLaunchConfig(prepared.spec, {
           python: prepared.python,
@@ -108,7 +158,7 @@ export function registerReplicateDebugging(
     },
   };
 
-  return [
+  const disposables = [
     vscode.debug.registerDebugConfigurationProvider(DEBUG_TYPE, provider),
     vscode.debug.registerDebugAdapterDescriptorFactory(DEBUG_TYPE, factory),
     vscode.debug.onDidTerminateDebugSession(async (session) => {
@@ -119,22 +169,28 @@ export function registerReplicateDebugging(
       await prepared.release();
       const outcome = readHarnessOutcome(path.join(prepared.outputsDir, 'outputs.json'));
       rmSync(prepared.outputsDir, { recursive: true, force: true });
-      log.info(
-        `debug replicate: ${prepared.label} ended: ${outcome === undefined ? 'it did not finish' : 'error' in outcome ? `it raised ${outcome.error.type}: ${outcome.error.message}` : `outputs ${Object.keys(outcome.outputs).join(', ') || 'none'}`}`,
-      );
+      const end = await sessionEnd(prepared, outcome);
+      log.info(`debug replicate: ${prepared.label} ended: ${end.message}`);
+      const waiter = session.configuration[WAITER_KEY];
+      waiters.get(waiter)?.(end);
+      waiters.delete(waiter);
     }),
     vscode.commands.registerCommand('modelopsDebugger.debugReplicate', async (given?: unknown) => {
       // from the palette: one of the replicates that failed, which is what one debugs most
       const replicate = replicateGiven(given) ?? (await pickFailedReplicate(jobs, given as ReplicatePickArgs));
       if (!replicate) return false;
-      return vscode.debug.startDebugging(undefined, {
-        type: DEBUG_TYPE,
-        request: 'launch',
-        name: `Replicate ${replicate.replicate} of ${path.basename(replicate.job)}`,
-        job: replicate.job,
-        param: replicate.param,
-        replicate: replicate.replicate,
+      const started = new Promise<boolean>((resolve) => {
+        const listening = vscode.debug.onDidStartDebugSession((session) => {
+          if (session.type !== DEBUG_TYPE) return;
+          listening.dispose();
+          resolve(true);
+        });
+        void debugReplicate(replicate).then((end) => {
+          listening.dispose();
+          if (end === undefined) resolve(false);
+        });
       });
+      return started;
     }),
     // a failed replicate's diagnostic: "Debug this replicate (seed N)"
     vscode.languages.registerCodeActionsProvider(
@@ -161,6 +217,29 @@ export function registerReplicateDebugging(
       { providedCodeActionKinds: [vscode.CodeActionKind.QuickFix] },
     ),
   ];
+  return { disposables, debugReplicate };
+}
+
+/** What a session gave, said as a reproduction says it: compared with the record for a job's replicate. */
+async function sessionEnd(prepared: Prepared, outcome: HarnessOutcome | undefined): Promise<SessionEnd> {
+  const result = harnessResult(outcome);
+  const location = 'failure' in result ? result.failure.location : undefined;
+  if (outcome === undefined)
+    return { message: 'it ended before the replicate returned or raised (stopped in the debugger, or crashed)' };
+  if (!prepared.replicate) {
+    const message =
+      'outputs' in result
+        ? `ok: outputs ${Object.keys(result.outputs).join(', ') || 'none'}`
+        : `failed: ${result.failure.kind}: ${result.failure.message}`;
+    return { outcome, message, location };
+  }
+  try {
+    const compared = await compareWithRecord(prepared.replicate.job, prepared.replicate, result);
+    return { outcome, verdict: compared.verdict, message: compared.message, location };
+  } catch (error) {
+    const failure = unexpectedFailure(error, 'comparing the session with the record');
+    return { outcome, message: `it could not be compared with the record: ${failure.message}`, location };
+  }
 }
 
 /** "Debug Replicate" from the palette: tests answer its prompt with `pick` instead of the user. */

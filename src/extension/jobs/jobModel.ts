@@ -5,13 +5,15 @@
  */
 import type { FailureKind, SourceLocation } from '../../engine/failure';
 import type { JobCounts, JobEvent, JobStatus } from '../../engine/job/events';
-import { firstFailedLocation } from '../../engine/job/book';
+import { bundleCallers, firstFailedLocation } from '../../engine/job/book';
 import { aggKey, parseAggKey, parseSimKey, simKey } from '../../engine/job/taskKeys';
 import type { JobOnDisk, WarningEvent } from '../../engine/job/onDisk';
 import type { StderrRange } from '../../engine/job/records';
 import { crashFacts, type CrashFacts } from '../../engine/diagnose/crashFacts';
 import { scalarJson } from '../../engine/job/ids';
 import type { JobSpec } from '../../engine/job/spec';
+import type { DeterminismVerdict } from '../../engine/replicate/determinism';
+import type { PyFrame } from '../../engine/protocol';
 
 /**
  * `finished`: done on a Dask worker, its outcome not here yet (it comes with its set's
@@ -33,6 +35,8 @@ export interface TaskInfo {
   kind?: FailureKind;
   message?: string;
   location?: SourceLocation;
+  /** The bundle's frames that led to `location`, outermost first. */
+  callers?: SourceLocation[];
   /** Warnings about this task (lingering-descendants: processes it left running). */
   warnings?: TaskWarning[];
   /** Its part of its runner's stderr log. */
@@ -67,6 +71,8 @@ export interface ParamSetInfo {
   running: number;
   /** A replicate of this run finished here, live: with some still queued, the set is in progress. */
   progressed: boolean;
+  /** What "Run Twice and Compare" found of this set, until the job runs again. */
+  determinism?: { verdict: DeterminismVerdict; message: string };
 }
 
 export interface JobInfo {
@@ -173,6 +179,9 @@ export class JobModel {
             kind: record.kind,
             message: record.message,
             location: record.location,
+            callers:
+              record.location &&
+              bundleCallers(record.evidence?.frames as PyFrame[] | undefined, record.location, disk.job.bundleDir),
           });
           Object.assign(task, {
             stderr: record.stderr,
@@ -185,6 +194,7 @@ export class JobModel {
               kind: undefined,
               message: undefined,
               location: undefined,
+              callers: undefined,
               stderr: undefined,
               crash: undefined,
             }); // forgotten by a rerun
@@ -310,6 +320,7 @@ export class JobModel {
           kind: event.kind,
           message: event.message,
           location: event.location,
+          callers: event.callers,
         });
         Object.assign(task, { stderr: event.stderr, crash: event.crash });
         this.move(set, task, event.status);

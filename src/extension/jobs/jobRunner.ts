@@ -14,7 +14,7 @@ import { ResultsExist, ResultsStore } from '../../engine/job/results';
 import { openEarlierRun, type BundleChange } from '../../engine/job/resume';
 import { runJob, type JobOutcome } from '../../engine/job/run';
 import { jobFromParamsFile, loadJobFile, type JobSpec, type ShortcutInput } from '../../engine/job/spec';
-import { exitCodeFor, type Failure, unexpectedFailure } from '../../engine/failure';
+import { exitCodeFor, Failure, unexpectedFailure } from '../../engine/failure';
 import { locateInJobFile } from '../../engine/job/specLocation';
 import { describeVenvEvent } from '../../engine/venv/describe';
 import type { VenvEvent } from '../../engine/venv/cache';
@@ -61,8 +61,27 @@ export interface OpenedJob {
   counts: JobOnDisk['counts'];
 }
 
+/**
+ * Follows the jobs of this editor (the Testing view does): each run from its start to the
+ * moment its results folder has been read back, and each job read from disk.
+ */
+export interface JobWatcher {
+  /** A job starts here (a new run, a resume, a rerun); `requested`: what its caller handed to the run. */
+  started(job: JobInfo, requested: unknown): JobWatch;
+  /** A job read from its results folder, not running here. */
+  opened(job: JobInfo): void;
+}
+
+export interface JobWatch {
+  /** One of the engine's events, once the model has taken it. */
+  event(job: JobInfo, event: JobEvent): void;
+  /** The job ended and `job` now says what its results folder holds. */
+  ended(job: JobInfo): void;
+}
+
 export class JobRunner implements vscode.Disposable {
   private readonly running = new Map<string, AbortController>();
+  private readonly watchers = new Set<JobWatcher>();
   private readonly statusBar = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 10);
   /** The job the status bar follows: the latest one started. */
   private statusJob: string | undefined;
@@ -85,6 +104,12 @@ export class JobRunner implements vscode.Disposable {
     private readonly notices: Notices,
   ) {
     this.statusBar.command = 'workbench.view.extension.modelops';
+  }
+
+  /** Told of every job run or opened here, until disposed. */
+  watch(watcher: JobWatcher): vscode.Disposable {
+    this.watchers.add(watcher);
+    return new vscode.Disposable(() => this.watchers.delete(watcher));
   }
 
   async runJobFile(file: string, ifResultsExist?: IfResultsExist): Promise<JobRunResult | OpenedJob | undefined> {
@@ -239,6 +264,7 @@ export class JobRunner implements vscode.Disposable {
   private show(disk: JobOnDisk, source?: string): OpenedJob {
     const info = this.model.addJob(disk.job, disk.dir, source);
     this.model.applyDisk(info, disk, { runningHere: false });
+    for (const watcher of this.watchers) watcher.opened(info);
     for (const problem of disk.problems) this.log.warn(`job ${disk.job.jobId}: ${problem}`);
     this.tree.scheduleRefresh();
     return { jobId: disk.job.jobId, dir: disk.dir, status: disk.status, counts: disk.counts };
@@ -252,6 +278,30 @@ export class JobRunner implements vscode.Disposable {
   /** An interrupted or killed job: run what has no result yet. */
   resume(dir: string, source?: string): Promise<JobRunResult> {
     return this.continueJob(dir, false, source);
+  }
+
+  /**
+   * A job of a results folder run again as a new run (a fresh job id next to it, the same
+   * params and seeds), whole or only the parameter sets named; it stays under the same job file
+   * in the tree. A run of some sets records no input to reproduce it from: its job.json is
+   * the whole of it.
+   */
+  async runAgain(dir: string, paramIds?: readonly string[], requested?: unknown): Promise<JobRunResult> {
+    const earlier = await readJobFolder(dir);
+    const sets = earlier.job.parameterSets.filter((set) => !paramIds || paramIds.includes(set.paramId));
+    if (!sets.length)
+      throw new Failure('bad-input', `Job ${earlier.job.jobId} has none of the parameter sets asked for.`);
+    const out = path.dirname(earlier.dir);
+    const job: JobSpec = {
+      ...earlier.job,
+      jobId: freshJobId(out, earlier.job.jobId),
+      parameterSets: sets.map((set, index) => ({ ...set, index })),
+      input: paramIds ? undefined : earlier.job.input,
+    };
+    const backend = backendSettings();
+    const store = await ResultsStore.create(out, job, await bundleDigest(job.bundleDir));
+    const source = this.model.jobs.get(earlier.job.jobId)?.source;
+    return this.run(job, store, false, backend, undefined, source, requested);
   }
 
   private async continueJob(dir: string, forgetFailures: boolean, source?: string): Promise<JobRunResult> {
@@ -273,6 +323,7 @@ export class JobRunner implements vscode.Disposable {
     backend: ReturnType<typeof backendSettings>,
     bundleChange?: BundleChange,
     source?: string,
+    requested?: unknown,
   ): Promise<JobRunResult> {
     const config = vscode.workspace.getConfiguration('modelopsDebugger');
     // what earlier runs left (a resume, a rerun): done shows as done from the start
@@ -289,10 +340,12 @@ export class JobRunner implements vscode.Disposable {
     const controller = new AbortController();
     this.running.set(job.jobId, controller);
     this.tree.scheduleRefresh();
+    const watches = [...this.watchers].map((watcher) => watcher.started(info, requested));
     let thrown: unknown;
     let abortedBy: JobRunResult['failure'];
     const onEvent = (event: JobEvent) => {
       this.model.apply(info, event);
+      for (const watch of watches) watch.event(info, event);
       const news = describeClusterEvent(event);
       if (news) this.log[news.level === 'warning' ? 'warn' : news.level](`job ${job.jobId}: ${news.text}`);
       this.processes.onJobEvent(job.jobId, store.dir, event);
@@ -361,6 +414,7 @@ export class JobRunner implements vscode.Disposable {
     } finally {
       this.running.delete(job.jobId);
       await this.settle(info, job, thrown);
+      for (const watch of watches) watch.ended(info);
       this.tree.scheduleRefresh();
       this.diagnostics.flush();
       this.stderr.flush();

@@ -109,7 +109,11 @@ export class ParamSetItem extends vscode.TreeItem {
                 ? 'finished'
                 : 'queued',
     );
-    this.tooltip = `param_id ${set.paramId}`;
+    // what "Run Twice and Compare" found, until the job runs again
+    const determinism = set.determinism;
+    if (determinism)
+      this.description += ` · ${determinism.verdict === 'deterministic' ? '≡' : '⚠'} ${determinism.verdict}`;
+    this.tooltip = `param_id ${set.paramId}${determinism ? `\n${determinism.verdict}: ${determinism.message}` : ''}`;
     this.contextValue = 'paramSet;';
   }
 }
