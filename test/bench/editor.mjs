@@ -18,6 +18,9 @@
 //                            there (.cpuprofile; `startEpoch` is its start, to line it up with the
 //                            records' `e`, their epoch time in ms)
 //   BENCH_RENDERER_TRACE=file    writes a Chrome trace of the page over the job there
+//   BENCH_VIEW=testing       the Testing view open instead, through the job: when the job's last
+//                            result shows there (its row's final state icon), against when the job
+//                            ended (its count leaves the status bar), and how many rows it showed
 //
 // Meanwhile the page records, as they change, the count the status bar shows for the job and the
 // counts the Jobs view shows on the job's row and on its parameter sets' rows; from those the
@@ -116,6 +119,65 @@ async function recordRenderer(page) {
       await cdp.detach();
     },
   };
+}
+
+/**
+ * BENCH_VIEW=testing: the Testing view (the test explorer) open through the job. The page records
+ * when the job's count leaves the status bar (the job ended) and when the job's row in the
+ * Testing view first shows a final state (passed, failed, errored, skipped): its last result.
+ */
+async function timeTestingView(page) {
+  const focus = await pickCommand(page, 'Testing: Focus on Test Explorer View', WAIT_MS);
+  await focus.press('Enter');
+  // no job yet: the view shows its welcome ("No tests have been found…") in place of the tree
+  await page.locator('[id="workbench.view.extension.test"]').first().waitFor({ timeout: WAIT_MS });
+  await page.evaluate((jobId) => {
+    const marks = (window.__modelopsTesting = { rows: 0 });
+    let statusSeen = false;
+    const look = () => {
+      const now = performance.timeOrigin + performance.now();
+      const inStatus = [...document.querySelectorAll('.part.statusbar .statusbar-item')].some((e) =>
+        e.textContent?.includes(jobId),
+      );
+      if (inStatus) statusSeen = true;
+      else if (statusSeen && marks.ended === undefined) marks.ended = now;
+      const rows = document.querySelectorAll('.test-explorer .monaco-list-row');
+      marks.rows = Math.max(marks.rows, rows.length);
+      const jobRow = [...rows].find((r) => r.getAttribute('aria-level') === '1' && r.textContent?.includes(jobId));
+      const final = jobRow?.querySelector(
+        '.codicon-testing-passed-icon, .codicon-testing-failed-icon, .codicon-testing-error-icon, .codicon-testing-skipped-icon',
+      );
+      if (final && marks.result === undefined) {
+        marks.result = now;
+        marks.state = final.className.match(/testing-(\w+)-icon/)?.[1];
+      }
+      if (jobRow && marks.shown === undefined) marks.shown = now;
+    };
+    new MutationObserver(look).observe(document.body, {
+      subtree: true,
+      childList: true,
+      characterData: true,
+      attributes: true,
+    });
+  }, JOB_ID);
+  const input = await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS);
+  const started = Date.now();
+  await input.press('Enter');
+  await page.waitForFunction(() => window.__modelopsTesting.result !== undefined, undefined, {
+    timeout: 30 * 60_000,
+    polling: 250,
+  });
+  await page.waitForFunction(() => window.__modelopsTesting.ended !== undefined, undefined, { timeout: WAIT_MS });
+  const marks = await page.evaluate(() => window.__modelopsTesting);
+  const s = (epoch) => ((epoch - started) / 1000).toFixed(2);
+  console.log(`\nTesting view open through the job, ${TASKS} tasks:`);
+  console.log(
+    `  the job's row appeared ${s(marks.shown)} s after Run; the job ended (status bar) at ${s(marks.ended)} s`,
+  );
+  console.log(
+    `  its last result (the job's row: ${marks.state}) at ${s(marks.result)} s: ${(marks.result - marks.ended).toFixed(0)} ms after the job ended; at most ${marks.rows} rows rendered in the view`,
+  );
+  return marks;
 }
 
 /** The Jobs view's pane (the container holds the other two views too). */
@@ -343,6 +405,11 @@ async function main() {
 
     // open the job file and run it from the palette, as a person would
     await quickOpen(page, 'job.json', WAIT_MS);
+    if (process.env.BENCH_VIEW === 'testing') {
+      const marks = await timeTestingView(page);
+      if (marks.state !== 'passed') process.exitCode = 1;
+      return;
+    }
     const input = await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS);
     await startLiveSampler(page);
     const recording = await recordRenderer(page);

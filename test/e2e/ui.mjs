@@ -255,6 +255,46 @@ async function main() {
       },
     );
 
+    await step(
+      'the Testing view has the job as a test run: the failed replicate at its raising line, with its actions in Test Results (screenshots testing-view.png, testing-actions.png)',
+      async () => {
+        await (await pickCommand(page, 'Testing: Focus on Test Explorer View', WAIT_MS)).press('Enter');
+        const explorer = page.locator('.test-explorer');
+        const expand = async (text) => {
+          const row = explorer.locator('.monaco-list-row').filter({ hasText: text }).first();
+          await row.waitFor({ timeout: WAIT_MS });
+          if ((await row.getAttribute('aria-expanded')) !== 'true') await row.locator('.monaco-tl-twistie').click();
+        };
+        await expand('ui-job');
+        await expand('x=2.0');
+        const failed = explorer
+          .locator('.monaco-list-row')
+          .filter({ hasText: 'replicate 0' })
+          .filter({ has: page.locator('.codicon-testing-failed-icon') })
+          .first();
+        await failed.waitFor({ timeout: WAIT_MS });
+        await failed.click();
+        await page.screenshot({ path: path.join(RESULTS, 'testing-view.png') });
+        // the message in Test Results, and the actions on it
+        await (await pickCommand(page, 'Focus on Test Results View', WAIT_MS)).press('Enter');
+        const message = page
+          .locator('.test-output-peek-tree .monaco-list-row')
+          .filter({ hasText: 'x must not be 2' })
+          .first();
+        await message.waitFor({ timeout: WAIT_MS });
+        await message.click({ button: 'right' });
+        await page
+          .locator('.context-view .action-label')
+          .filter({ hasText: 'Rerun Cold' })
+          .first()
+          .waitFor({ timeout: WAIT_MS });
+        await page.screenshot({ path: path.join(RESULTS, 'testing-actions.png') });
+        await page.keyboard.press('Escape');
+        await container.click();
+        await page.locator('.pane-header[aria-label^="Jobs"]').first().waitFor({ timeout: WAIT_MS });
+      },
+    );
+
     await step('the Venv Caches view lists the venv the job built (screenshot venv-caches.png)', async () => {
       const header = page.locator('.pane-header[aria-label*="Venv Caches"]').first();
       await header.waitFor({ timeout: WAIT_MS });

@@ -65,7 +65,7 @@ export async function jobCommandLine(jobDir: string): Promise<Reproduction> {
   if (!input)
     throw new Failure(
       'bad-input',
-      `${file} does not record what job ${job.jobId} was made from (written by an earlier version), so it cannot be reproduced; its results can still be resumed.`,
+      `${file} does not record what job ${job.jobId} was made from (an earlier version wrote it, or it is some parameter sets of another run run again from the Testing view), so it cannot be reproduced; its results can still be resumed.`,
     );
   const out = path.dirname(dir);
   let args: string[];
