@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { ExitCode, exitCodeFor, unexpectedFailure } from '../engine/failure';
 import { determinismCommand } from './determinismCommand';
+import { traceCommand } from './traceCommand';
 import { handshakeCommand } from './handshakeCommand';
 import { currentDir, renderFailureLine } from './render';
 import { replicateCommand } from './replicateCommand';
@@ -22,6 +23,7 @@ export async function main(argv: string[]): Promise<number> {
     .addCommand(handshakeCommand().exitOverride())
     .addCommand(replicateCommand().exitOverride())
     .addCommand(determinismCommand().exitOverride())
+    .addCommand(traceCommand().exitOverride())
     .addCommand(exitOverrideAll(venvCommand()));
   try {
     await program.parseAsync(argv);

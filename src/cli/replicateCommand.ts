@@ -130,9 +130,9 @@ async function replicate(input: string, flags: ReplicateFlags): Promise<number> 
 }
 
 /** A failure that ended the command: one JSON object with --json, else a line on stderr; its exit code. */
-export function sayError(failure: Failure, signal: AbortSignal, json?: boolean): number {
+export function sayError(failure: Failure, signal: AbortSignal | undefined, json?: boolean): number {
   // stopped by a signal: 128 + its number, as `run` exits
-  const exitCode = failure.kind === 'cancelled' ? exitCodeForStop(signal.reason) : exitCodeFor(failure.kind);
+  const exitCode = failure.kind === 'cancelled' && signal ? exitCodeForStop(signal.reason) : exitCodeFor(failure.kind);
   if (json) {
     writeStdout(
       `${stringifyWireJson({ verdict: 'error', kind: failure.kind, message: failure.message, location: failure.location, evidence: failure.evidence, exit_code: exitCode })}\n`,

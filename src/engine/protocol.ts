@@ -85,12 +85,26 @@ export namespace ShutdownRequest {
 }
 
 /**
- * Our runner adds this member to a response when its stderr is a file (a job's log): where the
- * request's stderr starts and ends in it, [start, end) bytes, measured by the runner itself, so
- * a task's part of the log is exact however late the engine reads the answer.
+ * Our runner adds this member to a response. `stderr`, when its stderr is a file (a job's log):
+ * where the request's stderr starts and ends in it, [start, end) bytes, measured by the runner
+ * itself, so a task's part of the log is exact however late the engine reads the answer.
+ * `resources`, to `execute` and `aggregate`: what the request cost the runner.
  */
 export interface ResponseExtras {
-  modelops?: { stderr?: [number, number] };
+  modelops?: { stderr?: [number, number]; resources?: RunnerResources };
+}
+
+/**
+ * A request's cost in the runner's process, measured there: wall and CPU time (all threads, in
+ * ms) and peak resident memory. `peak_rss` "task": the kernel's high-water mark reset before the
+ * request (Linux); "process": the process's peak so far (ru_maxrss; macOS, or no /proc).
+ */
+export interface RunnerResources {
+  wall_ms: number;
+  cpu_user_ms: number;
+  cpu_sys_ms: number;
+  peak_rss_kb: number;
+  peak_rss: 'task' | 'process';
 }
 
 // ---- errors -----------------------------------------------------------------------------

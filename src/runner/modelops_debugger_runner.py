@@ -37,7 +37,9 @@ import _thread
 import binascii
 import faulthandler
 import os
+import resource
 import sys
+import time
 
 RUNNER_NAME = "modelops-debugger-runner"
 RUNNER_VERSION = "1"
@@ -1204,11 +1206,17 @@ def main(argv=None):
         if message is None:
             break
         start = _stderr_position() if stderr_is_file else None
+        usage = TaskUsage() if message.get("method") in ("execute", "aggregate") else None
         response = handle(runner, message)
-        if start is not None and response is not None:
+        extras = {}
+        if usage is not None:
+            extras["resources"] = usage.end()
+        if start is not None:
             # the engine reads the answer whenever it can, by when the next task may have written
             # more: where this one's stderr starts and ends in the log, said by the writer
-            response["modelops"] = {"stderr": [start, _stderr_position()]}
+            extras["stderr"] = [start, _stderr_position()]
+        if extras and response is not None:
+            response["modelops"] = extras
         if response is not None and message.get("id") is not None:
             if STDERR_MARKS and isinstance(message.get("id"), int):
                 _mark_stderr(message["id"])
@@ -1220,6 +1228,79 @@ def main(argv=None):
             break
     finish_captures(drain)
     return 0
+
+
+class TaskUsage(object):
+    """What one request cost this process: wall time, CPU time of all its threads (user and
+    system), and its peak resident memory.
+
+    On Linux the peak is the request's own, from /proc/self/status: the kernel's high-water mark
+    (VmHWM) is reset (``5`` to /proc/self/clear_refs) whenever it stands above the resident size
+    (VmRSS), so it always starts from the resident size at the last measure. Both are read only
+    when the process faulted in a page since that measure (the fault counts come with the CPU
+    times): without a fault its resident size cannot have grown, and the peak is the resident
+    size then. Resetting and reading at every request cost more than a trivial task itself
+    (the reset takes the address space's write lock). Elsewhere, or where /proc cannot be
+    written, the peak is the process's so far (ru_maxrss), and ``peak_rss`` says so
+    ("process" rather than "task")."""
+
+    _clear_refs = None
+    _status = None
+    _probed = False
+    _faults = -1
+    _rss_kb = None
+
+    def __init__(self):
+        if not TaskUsage._probed:
+            TaskUsage._probed = True
+            try:
+                TaskUsage._clear_refs = os.open("/proc/self/clear_refs", os.O_WRONLY)
+                TaskUsage._status = os.open("/proc/self/status", os.O_RDONLY)
+                os.write(TaskUsage._clear_refs, b"5")
+            except OSError:
+                TaskUsage._clear_refs = TaskUsage._status = None
+        self.cpu = resource.getrusage(resource.RUSAGE_SELF)
+        self.started = time.perf_counter()
+
+    def end(self):
+        wall = time.perf_counter() - self.started
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
+        peak = None
+        if TaskUsage._status is not None:
+            peak = self._own_peak(cpu.ru_minflt + cpu.ru_majflt)
+        of = "task"
+        if peak is None:
+            # kilobytes on Linux, bytes on macOS
+            peak, of = (cpu.ru_maxrss // 1024 if sys.platform == "darwin" else cpu.ru_maxrss), "process"
+        return {
+            "wall_ms": round(wall * 1000, 3),
+            "cpu_user_ms": round((cpu.ru_utime - self.cpu.ru_utime) * 1000, 3),
+            "cpu_sys_ms": round((cpu.ru_stime - self.cpu.ru_stime) * 1000, 3),
+            "peak_rss_kb": peak,
+            "peak_rss": of,
+        }
+
+    @staticmethod
+    def _own_peak(faults):
+        if faults == TaskUsage._faults and TaskUsage._rss_kb is not None:
+            return TaskUsage._rss_kb
+        try:
+            status = os.pread(TaskUsage._status, 4096, 0)
+            peak = _status_kb(status, b"VmHWM:")
+            rss = _status_kb(status, b"VmRSS:")
+            if peak > rss:
+                os.write(TaskUsage._clear_refs, b"5")  # the next request's peak starts from here
+        except (OSError, ValueError):
+            TaskUsage._rss_kb = None
+            return None
+        TaskUsage._faults = faults
+        TaskUsage._rss_kb = rss
+        return peak
+
+
+def _status_kb(status, field):
+    at = status.index(field)
+    return int(status[at + len(field) : status.index(b"kB", at)])
 
 
 # The engine reads stderr through a pipe and asks where each answer's stderr ends (stderrMarks.ts)

@@ -11,7 +11,8 @@ import { Failure, type FailureKind, type SourceLocation } from '../failure';
 import type { PyFrame } from '../protocol';
 import type { JobCounts, JobEvent, JobEventBody } from './events';
 import { canonicalJson } from './ids';
-import type { AggRecord, OutputRecord, SimRecord, StderrRange } from './records';
+import type { AggRecord, OutputRecord, SimRecord, StderrRange, TaskResources } from './records';
+import type { RequestUsage } from '../process/warmProcess';
 import type { ResultsStore } from './results';
 import { crashFacts } from '../diagnose/crashFacts';
 import type { JobSpec, ParameterSet } from './spec';
@@ -52,6 +53,8 @@ export interface RanOn {
   stderr?: StderrRange;
   /** When it ended (ms since the epoch), taken with `ms`: its task-done's `t`, so `t - ms` is when it began. */
   endedAt?: number;
+  /** What it cost (its runner's measures, when our runner ran it, and the engine's). */
+  resources?: TaskResources;
 }
 
 /** An aggregation that is to run its targets: the record so far and the replicates it takes. */
@@ -154,6 +157,9 @@ export class JobBook {
     };
     if (ran.worker) record.worker = ran.worker;
     if (ran.stderr) record.stderr = ran.stderr;
+    // the record's outputs have their sizes; the event says them in its resources
+    if (ran.resources) record.resources = ran.resources;
+    const resources = withOutputBytes(ran.resources, record.outputs!);
     this.finishSim(state, replicate, record);
     this.emit(
       {
@@ -165,6 +171,7 @@ export class JobBook {
         ms: ran.ms,
         ...(ran.worker ? { worker: ran.worker } : {}),
         ...(ran.stderr ? { stderr: ran.stderr } : {}),
+        ...(resources ? { resources } : {}),
       },
       ran.endedAt,
     );
@@ -188,6 +195,7 @@ export class JobBook {
     };
     if (ran.worker) record.worker = ran.worker;
     if (ran.stderr) record.stderr = ran.stderr;
+    if (ran.resources) record.resources = ran.resources;
     this.finishSim(state, replicate, record);
     const crash = crashFacts(failure.evidence);
     this.emit(
@@ -205,6 +213,7 @@ export class JobBook {
         ...(ran.worker ? { worker: ran.worker } : {}),
         ...(ran.stderr ? { stderr: ran.stderr } : {}),
         ...(crash ? { crash } : {}),
+        ...(ran.resources ? { resources: ran.resources } : {}),
       },
       ran.endedAt,
     );
@@ -279,8 +288,10 @@ export class JobBook {
     record.message ??= `${target}: ${failure.message}`;
   }
 
-  finishAgg(state: SetState, record: AggRecord, begun: number): void {
+  /** `pid`: the runner its (last) target ran in, when it ran any. */
+  finishAgg(state: SetState, record: AggRecord, begun: number, resources?: TaskResources, pid?: number): void {
     record.ms = Math.round(performance.now() - begun);
+    if (resources) record.resources = resources;
     this.store.writeAgg(record);
     state.aggregated = true;
     state.outcomes.clear(); // the outputs are on disk; keep memory flat on long jobs
@@ -296,8 +307,63 @@ export class JobBook {
       kind: record.kind,
       message: record.message,
       location: firstFailedLocation(record),
+      ...(pid !== undefined ? { pid } : {}),
+      ...(resources ? { resources } : {}),
     });
   }
+}
+
+/** A task's resources with each output's bytes (decoded size), when there are resources at all. */
+function withOutputBytes(
+  resources: TaskResources | undefined,
+  outputs: Record<string, OutputRecord>,
+): TaskResources | undefined {
+  if (!resources) return undefined;
+  const bytes: Record<string, number> = {};
+  for (const name in outputs) bytes[name] = outputs[name].size;
+  return { ...resources, output_bytes: bytes };
+}
+
+/**
+ * What a request cost, from its runner's measures (when it gave them) and the engine's clock:
+ * `totalMs` from when it was ready to run to its answer, of which `usage.inRunnerMs` in its
+ * runner's hands; the rest waited (for a runner, or behind another request in it), and what the
+ * runner's hands held beyond its own wall time was framing, pipes and JSON.
+ */
+export function taskResources(usage: RequestUsage, totalMs: number): TaskResources {
+  const round = (ms: number) => Math.round(ms * 1000) / 1000;
+  const inRunner = usage.inRunnerMs ?? totalMs;
+  const queue = round(Math.max(0, totalMs - inRunner));
+  const measured = usage.resources;
+  if (!measured) return { queue_ms: queue };
+  const resources: TaskResources = {
+    wall_ms: measured.wall_ms,
+    cpu_user_ms: measured.cpu_user_ms,
+    cpu_sys_ms: measured.cpu_sys_ms,
+    peak_rss_kb: measured.peak_rss_kb,
+    queue_ms: queue,
+    transfer_ms: round(Math.max(0, inRunner - measured.wall_ms)),
+  };
+  // said only when it is not the task's own (a line per task of a big job adds up)
+  if (measured.peak_rss === 'process') resources.peak_rss = 'process';
+  return resources;
+}
+
+/** Several requests' resources as one (an aggregation's targets): times add up, the peak is the highest. */
+export function addResources(a: TaskResources | undefined, b: TaskResources): TaskResources {
+  if (!a) return b;
+  const sum = (x?: number, y?: number) =>
+    x === undefined && y === undefined ? undefined : Math.round(((x ?? 0) + (y ?? 0)) * 1000) / 1000;
+  const max = (x?: number, y?: number) => (x === undefined ? y : y === undefined ? x : Math.max(x, y));
+  return {
+    wall_ms: sum(a.wall_ms, b.wall_ms),
+    cpu_user_ms: sum(a.cpu_user_ms, b.cpu_user_ms),
+    cpu_sys_ms: sum(a.cpu_sys_ms, b.cpu_sys_ms),
+    peak_rss_kb: max(a.peak_rss_kb, b.peak_rss_kb),
+    peak_rss: a.peak_rss === 'process' || b.peak_rss === 'process' ? 'process' : undefined,
+    queue_ms: sum(a.queue_ms, b.queue_ms),
+    transfer_ms: sum(a.transfer_ms, b.transfer_ms),
+  };
 }
 
 /** How a replicate of a set aggregated `ok` ended, when it succeeded: one object shared by all. */

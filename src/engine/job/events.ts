@@ -6,7 +6,7 @@ import type { Failure, FailureKind, SourceLocation } from '../failure';
 import type { VenvEvent } from '../venv/cache';
 import type { LingeringDescendant } from '../process/descendants';
 import type { CrashFacts } from '../diagnose/crashFacts';
-import type { StderrRange } from './records';
+import type { StderrRange, TaskResources } from './records';
 
 export type TaskStatus = 'ok' | 'failed';
 
@@ -33,7 +33,8 @@ export type JobEvent = { t: number } & (
   | { type: 'task-start'; key: string; attempt: number; pid: number | undefined; worker?: string }
   /** Dask: the simulation finished on the cluster; its outcome (task-done) comes with its set's aggregation. */
   | { type: 'task-finished'; key: string }
-  | { type: 'task-retry'; key: string; attempt: number; kind: FailureKind; message: string }
+  /** `pid`: the runner the failed attempt ran in (local backend). */
+  | { type: 'task-retry'; key: string; attempt: number; kind: FailureKind; message: string; pid?: number }
   | {
       type: 'task-done';
       key: string;
@@ -52,6 +53,8 @@ export type JobEvent = { t: number } & (
       stderr?: StderrRange;
       /** The runner died under it: exit code or signal, phase, last stderr lines, stack. */
       crash?: CrashFacts;
+      /** What it cost: wall, CPU, peak RSS (our runner), queue and transfer time, output bytes. */
+      resources?: TaskResources;
     }
   | { type: 'agg-start'; key: string; pid: number | undefined; worker?: string }
   | {
@@ -62,6 +65,9 @@ export type JobEvent = { t: number } & (
       kind?: FailureKind;
       message?: string;
       location?: SourceLocation;
+      /** The runner it ran in (its last target's), when it ran any (local backend). */
+      pid?: number;
+      resources?: TaskResources;
     }
   | { type: 'process-start'; pid: number | undefined; venv: string; worker?: string }
   | {

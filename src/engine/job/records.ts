@@ -5,6 +5,7 @@
  */
 import type { FailureKind, SourceLocation } from '../failure';
 import type { Params } from './ids';
+import type { RunnerResources } from '../protocol';
 
 /**
  * A task's part of its runner's stderr: `log` relative to the job's folder (`logs/runner-<pid>.stderr`),
@@ -20,6 +21,20 @@ export interface OutputRecord {
   size: number;
   /** Standard padded base64 of the bytes. */
   inline: string;
+}
+
+/**
+ * What a task cost: as its runner measured it (RunnerResources: our runner only, so absent for
+ * production's; `peak_rss` only when the peak is not the task's own), the engine's part
+ * (`queue_ms`, waiting for a free runner; `transfer_ms`, framing, pipes and JSON around the
+ * runner's own wall time) and, on its event, each output's bytes (its record's outputs have
+ * their sizes).
+ */
+export interface TaskResources extends Partial<Omit<RunnerResources, 'peak_rss'>> {
+  peak_rss?: 'process';
+  queue_ms?: number;
+  transfer_ms?: number;
+  output_bytes?: Record<string, number>;
 }
 
 export interface SimRecord {
@@ -39,6 +54,7 @@ export interface SimRecord {
   location?: SourceLocation;
   evidence?: Record<string, unknown>;
   stderr?: StderrRange;
+  resources?: TaskResources;
 }
 
 export interface AggRecord {
@@ -59,4 +75,6 @@ export interface AggRecord {
   message?: string;
   /** For a skipped aggregation: the replicates that failed. */
   failed_replicates?: { replicate: number; key: string; kind?: FailureKind; message?: string }[];
+  /** Its targets' requests together (peak: the highest), when it ran any. */
+  resources?: TaskResources;
 }

@@ -30,6 +30,7 @@ import {
   StdoutNotification,
   type ExitingParams,
   type ResponseExtras,
+  type RunnerResources,
   type FatalParams,
   type PhaseParams,
   type ReadyResult,
@@ -104,6 +105,18 @@ export interface RequestOptions {
   tag?: string;
   /** Filled in as the request runs: where its stderr starts and ends in the runner's stderr. */
   span?: StderrSpan;
+  /** Filled in when it is answered. */
+  usage?: RequestUsage;
+}
+
+/**
+ * A request's time in its runner: `inRunnerMs` from when the runner began it (sent to an idle
+ * runner, or its predecessor answered) to its answer; `resources`, what it cost the runner, as
+ * our runner measures it (production's does not).
+ */
+export interface RequestUsage {
+  inRunnerMs?: number;
+  resources?: RunnerResources;
 }
 
 /**
@@ -124,6 +137,7 @@ interface Pending {
   timeoutMs: number;
   tag?: string;
   span?: StderrSpan;
+  usage?: RequestOptions['usage'];
   /** Armed only while this request is the one the runner is working on. */
   timer: NodeJS.Timeout | undefined;
   resolve: (value: unknown) => void;
@@ -377,6 +391,7 @@ export class WarmProcess {
         timeoutMs: options.timeoutMs,
         tag: options.tag,
         span: options.span,
+        usage: options.usage,
         timer: undefined,
         resolve: resolve as (value: unknown) => void,
         reject,
@@ -631,7 +646,12 @@ export class WarmProcess {
     if (!pending) return; // a late answer to a request that already timed out
     this.pending.delete(response.id as number);
     clearTimeout(pending.timer);
-    const told = (response as ResponseExtras).modelops?.stderr ?? this.markedSpan(response.id as number, pending);
+    const extras = (response as ResponseExtras).modelops;
+    if (pending.usage) {
+      pending.usage.inRunnerMs = this.now() - pending.startedAt;
+      if (extras?.resources) pending.usage.resources = extras.resources;
+    }
+    const told = extras?.stderr ?? this.markedSpan(response.id as number, pending);
     if (told && pending.span) [pending.span.start, pending.span.end] = told;
     else this.endSpan(pending);
     if (told) this.stderrCursor = told[1];

@@ -9,12 +9,18 @@ import type { BackendRun, RunOptions } from '../contract';
 import { pollutionWarning } from '../../diagnose/stdoutBlame';
 import { Failure, unexpectedFailure } from '../../failure';
 import { AggregateRequest, ExecuteRequest, type SerializedSimReturn } from '../../protocol';
-import { NOT_STARTED, WarmProcess, type StderrSpan, type TranscriptEntry } from '../../process/warmProcess';
+import {
+  NOT_STARTED,
+  WarmProcess,
+  type RequestUsage,
+  type StderrSpan,
+  type TranscriptEntry,
+} from '../../process/warmProcess';
 import { lingeringWarnings } from '../../process/lingering';
 import { prepareRunner, runnerLaunch, type PreparedRunner } from '../../runtime/prepare';
-import { JobBook, RETRYABLE, type SetState } from '../../job/book';
+import { addResources, JobBook, RETRYABLE, taskResources, type SetState } from '../../job/book';
 import type { JobEventBody } from '../../job/events';
-import type { OutputRecord, StderrRange } from '../../job/records';
+import type { OutputRecord, StderrRange, TaskResources } from '../../job/records';
 import { outputChecksum, runnerStderrLog, type ResultsStore } from '../../job/results';
 import type { JobSpec } from '../../job/spec';
 import { simKey } from '../../job/taskKeys';
@@ -234,8 +240,10 @@ class Scheduler {
     const key = simKey(state.set.paramId, replicate);
     const seed = state.set.seeds[replicate];
     let pid: number | undefined;
+    const queued = performance.now();
     let begun = 0;
     const span: StderrSpan = {};
+    const usage: RequestUsage = {};
     try {
       const outputs = await this.pool.run((process) => {
         pid = process.pid;
@@ -244,15 +252,17 @@ class Scheduler {
         return process.request(
           ExecuteRequest.type,
           { entrypoint: this.job.entrypoint, params: state.wireParams as never, seed },
-          { timeoutMs: this.options.taskTimeoutMs, tag: key, span },
+          { timeoutMs: this.options.taskTimeoutMs, tag: key, span, usage },
         );
       });
+      const elapsed = performance.now() - begun;
       this.book.simSucceeded(state, replicate, outputs, {
         attempts: task.attempt,
         pid,
-        ms: Math.round(performance.now() - begun),
+        ms: Math.round(elapsed),
         endedAt: Date.now(),
         stderr: stderrRange(span, pid),
+        resources: taskResources(usage, performance.now() - queued),
       });
       this.queueAggregation(state);
     } catch (error) {
@@ -268,16 +278,25 @@ class Scheduler {
         return;
       }
       if (RETRYABLE.has(failure.kind) && task.attempt <= this.options.retries) {
-        this.emit({ type: 'task-retry', key, attempt: task.attempt + 1, kind: failure.kind, message: failure.message });
+        this.emit({
+          type: 'task-retry',
+          key,
+          attempt: task.attempt + 1,
+          kind: failure.kind,
+          message: failure.message,
+          pid,
+        });
         this.retries.push({ ...task, attempt: task.attempt + 1 });
         return;
       }
+      const elapsed = performance.now() - begun;
       this.book.simFailed(state, replicate, failure, {
         attempts: task.attempt,
         pid,
-        ms: Math.round(performance.now() - begun),
+        ms: Math.round(elapsed),
         endedAt: Date.now(),
         stderr: stderrRange(span, pid),
+        resources: taskResources(usage, performance.now() - queued),
       });
       this.queueAggregation(state);
     }
@@ -296,15 +315,21 @@ class Scheduler {
     const simReturns: SerializedSimReturn[] = this.job.targets.length
       ? ok.map(([i, o]) => serializedSimReturn(set.paramId, set.seeds[i], o.outputs ?? {}))
       : [];
+    let resources: TaskResources | undefined;
+    let pid: number | undefined;
     for (const target of this.job.targets) {
+      const queued = performance.now();
+      const usage: RequestUsage = {};
       try {
-        const result = await this.pool.run((process) =>
-          process.request(
+        const result = await this.pool.run((process) => {
+          pid = process.pid;
+          return process.request(
             AggregateRequest.type,
             { target_entrypoint: target, sim_returns: simReturns, target_data: this.job.targetData },
-            { timeoutMs: this.options.taskTimeoutMs, tag: key },
-          ),
-        );
+            { timeoutMs: this.options.taskTimeoutMs, tag: key, usage },
+          );
+        });
+        resources = addResources(resources, taskResources(usage, performance.now() - queued));
         record.targets[target] = {
           status: 'ok',
           loss: result.loss,
@@ -321,7 +346,7 @@ class Scheduler {
         this.book.targetFailed(record, target, failure);
       }
     }
-    this.book.finishAgg(state, record, begun);
+    this.book.finishAgg(state, record, begun, resources, pid);
   }
 }
 

@@ -1,0 +1,335 @@
+/**
+ * A job's run as a Chrome Trace Event file (the JSON object format that Perfetto,
+ * chrome://tracing and speedscope open), built from its results folder alone: job.json and
+ * events.jsonl, whose task-done and agg-done events carry each task's end, duration, runner
+ * and resources. So it can be made after the run, for local and Dask runs alike.
+ *
+ * - one process track per host (this machine) or Dask worker, its `pid` an integer from 1;
+ * - one thread track per warm-process slot (`tid` from 1): a runner, and those that replaced it
+ *   later (runners whose lives do not overlap share a slot);
+ * - a complete event (`ph: "X"`) per task, `ts`/`dur` in µs from the job's start; on a track
+ *   they follow each other (a runner does one request at a time: a request sent while another
+ *   ran starts when that one ended), so they nest perfectly;
+ * - instants (`ph: "i"`) for crashes, timeouts, retries and stdout pollution;
+ * - counters (`ph: "C"`) for the tasks in flight and each runner's peak RSS;
+ * - metadata (`ph: "M"`) naming processes and threads, with `tid: 0` on the process ones.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { Failure } from '../failure';
+import { parseAggKey, parseSimKey } from '../job/taskKeys';
+import type { JobSpec } from '../job/spec';
+import type { TaskResources } from '../job/records';
+import type { JobEvent } from '../job/events';
+
+export interface TraceEvent {
+  name: string;
+  ph: 'X' | 'i' | 'C' | 'M';
+  pid: number;
+  tid: number;
+  ts: number;
+  dur?: number;
+  cat?: string;
+  s?: 't' | 'p' | 'g';
+  args?: Record<string, unknown>;
+}
+
+export interface ChromeTrace {
+  traceEvents: TraceEvent[];
+  displayTimeUnit: 'ms';
+  otherData: Record<string, unknown>;
+}
+
+export interface TraceSummary {
+  tasks: number;
+  hosts: number;
+  slots: number;
+  runners: number;
+  instants: number;
+  /** Lines of events.jsonl that could not be read (a run killed mid-write leaves half a line). */
+  unreadable: number;
+}
+
+/** A task as the trace shows it: where it ran, when, and how it ended. */
+interface TaskSpan {
+  key: string;
+  host: string;
+  runner: number | undefined;
+  start: number;
+  end: number;
+  args: Record<string, unknown>;
+  resources?: TaskResources;
+}
+
+/** An event of events.jsonl, with its time (ms since the epoch). */
+type Event = JobEvent & { t: number };
+
+const LOCAL_HOST = 'this machine';
+
+/** The trace of the job in `dir`, whose spec is `job`. */
+export function chromeTrace(dir: string, job: JobSpec): { trace: ChromeTrace; summary: TraceSummary } {
+  const file = path.join(dir, 'events.jsonl');
+  if (!existsSync(file)) throw new Failure('bad-input', `${dir} has no events.jsonl: there is no run to trace.`);
+  const { events, unreadable } = readEvents(file);
+  const start = events.find((event) => event.type === 'job-start')?.t ?? events[0]?.t ?? 0;
+  const us = (ms: number) => Math.round((ms - start) * 1000);
+
+  const seeds = new Map(job.parameterSets.map((set) => [set.paramId, set.seeds]));
+  const venvOf = new Map<number, string>();
+  /** Each runner's life as its process-start and process-end say (`host\0pid`). */
+  const said = new Map<string, { first?: number; last?: number }>();
+  const aggRunner = new Map<string, { pid?: number; worker?: string }>();
+  const tasks: TaskSpan[] = [];
+  const marks: { host: string; runner?: number; t: number; name: string; args: Record<string, unknown> }[] = [];
+  for (const event of events) {
+    const host: string = ('worker' in event ? event.worker : undefined) ?? LOCAL_HOST;
+    switch (event.type) {
+      case 'process-start':
+        if (event.pid === undefined) break;
+        venvOf.set(event.pid, event.venv);
+        said.set(`${host}\0${event.pid}`, { first: event.t });
+        break;
+      case 'process-end': {
+        const life = event.pid === undefined ? undefined : said.get(`${host}\0${event.pid}`);
+        if (life) life.last = event.t;
+        break;
+      }
+      case 'task-done': {
+        const sim = parseSimKey(event.key);
+        if (!sim) break;
+        tasks.push({
+          key: event.key,
+          host,
+          runner: event.pid,
+          start: event.t - event.ms,
+          end: event.t,
+          resources: event.resources,
+          args: {
+            param_id: sim.paramId,
+            replicate: sim.replicate,
+            seed: String(seeds.get(sim.paramId)?.[sim.replicate] ?? ''),
+            attempt: event.attempt,
+            state: event.status,
+            os_pid: event.pid,
+            venv_key: event.pid === undefined ? undefined : venvOf.get(event.pid),
+            failure_kind: event.kind,
+            ...(event.message ? { failure: event.message } : {}),
+          },
+        });
+        if (event.kind === 'process-crashed' || event.kind === 'task-timeout')
+          marks.push({
+            host,
+            runner: event.pid,
+            t: event.t,
+            name: event.kind === 'task-timeout' ? 'timeout' : 'crash',
+            args: { task: event.key, message: event.message },
+          });
+        break;
+      }
+      case 'agg-start':
+        aggRunner.set(event.key, { pid: event.pid, worker: event.worker });
+        break;
+      case 'agg-done': {
+        const paramId = parseAggKey(event.key);
+        const started = aggRunner.get(event.key);
+        if (paramId === undefined) break;
+        const ran = { pid: event.pid ?? started?.pid, worker: started?.worker };
+        tasks.push({
+          key: event.key,
+          host: ran.worker ?? host,
+          runner: ran.pid,
+          start: event.t - event.ms,
+          end: event.t,
+          resources: event.resources,
+          args: {
+            param_id: paramId,
+            state: event.status,
+            os_pid: ran.pid,
+            venv_key: ran.pid === undefined ? undefined : venvOf.get(ran.pid),
+            failure_kind: event.kind,
+          },
+        });
+        break;
+      }
+      case 'task-retry':
+        // a crash or a timeout that is retried is one all the same
+        if (event.kind === 'process-crashed' || event.kind === 'task-timeout')
+          marks.push({
+            host,
+            runner: event.pid,
+            t: event.t,
+            name: event.kind === 'task-timeout' ? 'timeout' : 'crash',
+            args: { task: event.key, attempt: event.attempt - 1, message: event.message },
+          });
+        marks.push({
+          host,
+          runner: event.pid,
+          t: event.t,
+          name: 'retry',
+          args: { task: event.key, attempt: event.attempt, kind: event.kind, message: event.message },
+        });
+        break;
+      case 'warning':
+        if (event.kind === 'stdout-pollution')
+          marks.push({
+            host,
+            runner: event.pid,
+            t: event.t,
+            name: 'stdout pollution',
+            args: { task: event.key, message: event.message },
+          });
+        break;
+    }
+  }
+
+  // hosts, then runners onto slots: a runner takes the lowest slot free when it started (its
+  // process-start, else its first task), and frees it when it ended (else its last task)
+  const hosts = [...new Set([LOCAL_HOST, ...tasks.map((task) => task.host)])].filter(
+    (host) => host !== LOCAL_HOST || tasks.some((task) => task.host === LOCAL_HOST),
+  );
+  const hostPid = new Map(hosts.map((host, i) => [host, i + 1]));
+  const lives = new Map<string, { host: string; runner: number | undefined; first: number; last: number }>();
+  for (const task of tasks) {
+    const id = `${task.host}\0${task.runner}`;
+    const life = lives.get(id);
+    if (!life) lives.set(id, { host: task.host, runner: task.runner, first: task.start, last: task.end });
+    else {
+      life.first = Math.min(life.first, task.start);
+      life.last = Math.max(life.last, task.end);
+    }
+  }
+  for (const [id, life] of lives) {
+    const known = said.get(id);
+    if (known?.first !== undefined) life.first = Math.min(life.first, known.first);
+    if (known?.last !== undefined) life.last = Math.max(life.last, known.last);
+  }
+  const slotOf = new Map<string, number>();
+  const slotRunners = new Map<string, number[]>(); // `${pid}:${tid}` → its runners' OS pids
+  for (const host of hosts) {
+    const free: number[] = []; // slot → when its last runner ended
+    const ofHost = [...lives.entries()].filter(([, life]) => life.host === host);
+    ofHost.sort(([, a], [, b]) => a.first - b.first);
+    for (const [id, life] of ofHost) {
+      let slot = free.findIndex((ended) => ended <= life.first);
+      if (slot < 0) slot = free.push(0) - 1;
+      free[slot] = life.last;
+      slotOf.set(id, slot + 1);
+      const track = `${hostPid.get(host)}:${slot + 1}`;
+      slotRunners.set(track, [...(slotRunners.get(track) ?? []), ...(life.runner === undefined ? [] : [life.runner])]);
+    }
+  }
+
+  const traceEvents: TraceEvent[] = [];
+  for (const host of hosts)
+    traceEvents.push({ name: 'process_name', ph: 'M', pid: hostPid.get(host)!, tid: 0, ts: 0, args: { name: host } });
+  for (const [track, runners] of slotRunners) {
+    const [pid, tid] = track.split(':').map(Number);
+    traceEvents.push({
+      name: 'thread_name',
+      ph: 'M',
+      pid,
+      tid,
+      ts: 0,
+      // no runner: an aggregation without targets, which the engine does itself
+      args: { name: runners.length ? `slot ${tid}: runner ${runners.join(', ')}` : 'engine (no runner)' },
+    });
+  }
+
+  // each track's tasks in order of their end, each starting no earlier than the one before ended
+  const byTrack = new Map<string, TaskSpan[]>();
+  for (const task of tasks) {
+    const track = `${hostPid.get(task.host)}:${slotOf.get(`${task.host}\0${task.runner}`)}`;
+    const spans = byTrack.get(track);
+    if (spans) spans.push(task);
+    else byTrack.set(track, [task]);
+  }
+  const changes: { t: number; pid: number; by: number }[] = [];
+  for (const [track, spans] of byTrack) {
+    const [pid, tid] = track.split(':').map(Number);
+    spans.sort((a, b) => a.end - b.end);
+    let free = -Infinity;
+    for (const span of spans) {
+      const ts = Math.max(us(span.start), free);
+      const end = Math.max(ts, us(span.end));
+      free = end;
+      const aggregation = parseAggKey(span.key) !== undefined;
+      traceEvents.push({
+        name: aggregation ? 'aggregation' : `replicate ${span.args.replicate}`,
+        cat: aggregation ? 'aggregation' : 'simulation',
+        ph: 'X',
+        pid,
+        tid,
+        ts,
+        dur: end - ts,
+        args: withoutUndefined({ ...span.args, key: span.key, ...(span.resources ?? {}) }),
+      });
+      // (a task of no duration is never in flight: its end would be counted before its start)
+      if (end > ts) changes.push({ t: ts, pid, by: 1 }, { t: end, pid, by: -1 });
+      if (span.resources?.peak_rss_kb !== undefined && span.runner !== undefined)
+        traceEvents.push({
+          name: 'runner peak RSS (kB)',
+          ph: 'C',
+          pid,
+          tid: 0,
+          ts: end,
+          args: { [`runner ${span.runner}`]: span.resources.peak_rss_kb },
+        });
+    }
+  }
+  // tasks in flight per host: ends before starts at the same instant
+  changes.sort((a, b) => a.t - b.t || a.by - b.by);
+  const inFlight = new Map<number, number>();
+  for (const change of changes) {
+    const now = (inFlight.get(change.pid) ?? 0) + change.by;
+    inFlight.set(change.pid, now);
+    traceEvents.push({ name: 'tasks in flight', ph: 'C', pid: change.pid, tid: 0, ts: change.t, args: { tasks: now } });
+  }
+  for (const mark of marks) {
+    const pid = hostPid.get(mark.host) ?? 1;
+    const tid = mark.runner === undefined ? undefined : slotOf.get(`${mark.host}\0${mark.runner}`);
+    traceEvents.push({
+      name: mark.name,
+      ph: 'i',
+      pid,
+      tid: tid ?? 0,
+      ts: Math.max(0, us(mark.t)),
+      s: tid === undefined ? 'p' : 't',
+      args: withoutUndefined(mark.args),
+    });
+  }
+  return {
+    trace: {
+      traceEvents,
+      displayTimeUnit: 'ms',
+      otherData: { job_id: job.jobId, results: dir, started: new Date(start).toISOString(), tool: 'modelops-debugger' },
+    },
+    summary: {
+      tasks: tasks.length,
+      hosts: hosts.length,
+      slots: slotRunners.size,
+      runners: lives.size,
+      instants: marks.length,
+      unreadable,
+    },
+  };
+}
+
+function readEvents(file: string): { events: Event[]; unreadable: number } {
+  const events: Event[] = [];
+  let unreadable = 0;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line) continue;
+    try {
+      const event = JSON.parse(line) as Event;
+      if (typeof event.t === 'number' && typeof event.type === 'string') events.push(event);
+      else unreadable++;
+    } catch {
+      unreadable++;
+    }
+  }
+  return { events, unreadable };
+}
+
+function withoutUndefined(args: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(args).filter(([, value]) => value !== undefined));
+}

@@ -1,0 +1,174 @@
+/**
+ * `modelops-debugger trace`: a real job's run (a crash and its retry, a timeout, stdout
+ * pollution) as a Chrome Trace Event file, checked against the format's rules as Perfetto reads
+ * them. (No Perfetto trace processor can be installed here, from npm or apt: the rules are
+ * checked by this test.)
+ */
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { CLI, FIRST_CALLS, scratchDir, writeBundle } from './helpers';
+
+const scratch = scratchDir('mo-trace-');
+
+const WIRE = `import os, time
+
+MARKERS = os.environ["MO_TEST_MARKERS"]
+
+${FIRST_CALLS}
+def wire(entrypoint, params, seed):
+    mode = params["mode"]
+    if mode == "crash" and first_calls("crash", 1):
+        os._exit(9)
+    if mode == "hang":
+        time.sleep(5)
+    if mode == "noisy":
+        os.write(1, b"stray bytes")
+    time.sleep(0.01)
+    return {"value": b"1"}
+`;
+
+interface TraceEvent {
+  name: string;
+  ph: string;
+  pid: number;
+  tid: number;
+  ts: number;
+  dur?: number;
+  s?: string;
+  args?: Record<string, any>;
+}
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  const ran = spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'utf8',
+    timeout: 180_000,
+    env: { ...process.env, ...env },
+  });
+  return { code: ran.status, stdout: ran.stdout, stderr: ran.stderr };
+}
+
+describe('modelops-debugger trace', () => {
+  let dir: string;
+  let trace: { traceEvents: TraceEvent[]; displayTimeUnit: string; otherData: Record<string, unknown> };
+
+  before(() => {
+    const markers = path.join(scratch, 'markers');
+    mkdirSync(markers);
+    const bundleDir = writeBundle(path.join(scratch, 'bundle'), { 'wire.py': WIRE });
+    const file = path.join(scratch, 'job.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        job_id: 'traced',
+        bundle: bundleDir,
+        entrypoint: 'm.m/x',
+        parameter_sets: ['ok', 'crash', 'hang', 'noisy'].map((mode) => ({ mode })),
+        replicates: 3,
+      }),
+    );
+    const out = path.join(scratch, 'out');
+    const ran = cli(['run', file, '--out', out, '--workers', '2', '--retries', '1', '--task-timeout', '1'], {
+      MO_TEST_MARKERS: markers,
+    });
+    assert.equal(ran.code, 1, ran.stderr); // the hanging set fails
+    dir = path.join(out, 'traced');
+    const written = cli(['trace', dir, '--json']);
+    assert.equal(written.code, 0, written.stderr);
+    const said = JSON.parse(written.stdout);
+    assert.equal(said.file, path.join(dir, 'trace.json'));
+    assert.equal(said.tasks, 16);
+    trace = JSON.parse(readFileSync(said.file, 'utf8'));
+  });
+
+  it('follows the Trace Event format: integer pids and tids, µs times, every process and thread named (process names on tid 0)', () => {
+    assert.equal(trace.displayTimeUnit, 'ms');
+    assert.equal(trace.otherData.job_id, 'traced');
+    for (const event of trace.traceEvents) {
+      assert.ok(['X', 'i', 'C', 'M'].includes(event.ph), JSON.stringify(event));
+      assert.ok(Number.isInteger(event.pid) && event.pid >= 1, JSON.stringify(event));
+      assert.ok(Number.isInteger(event.tid) && event.tid >= 0, JSON.stringify(event));
+      assert.ok(Number.isInteger(event.ts), JSON.stringify(event));
+      assert.equal(typeof event.name, 'string');
+      if (event.ph === 'X') assert.ok(Number.isInteger(event.dur) && event.dur! >= 0, JSON.stringify(event));
+      if (event.ph === 'i') assert.ok(event.s === 't' || event.s === 'p', JSON.stringify(event));
+    }
+    const named = (name: string) => trace.traceEvents.filter((e) => e.ph === 'M' && e.name === name);
+    const processes = named('process_name');
+    assert.ok(processes.every((e) => e.tid === 0 && typeof e.args?.name === 'string'));
+    const threads = new Set(named('thread_name').map((e) => `${e.pid}:${e.tid}`));
+    const used = trace.traceEvents.filter((e) => e.ph === 'X');
+    for (const event of used) {
+      assert.ok(
+        processes.some((p) => p.pid === event.pid),
+        `process ${event.pid} is named`,
+      );
+      assert.ok(threads.has(`${event.pid}:${event.tid}`), `thread ${event.pid}:${event.tid} is named`);
+    }
+    assert.deepEqual(
+      processes.map((p) => p.args!.name),
+      ['this machine'],
+    );
+  });
+
+  it('a complete event per task, following each other on their track (nesting perfectly), with param_id, replicate, seed, attempt, state, pid, venv key and failure kind', () => {
+    const tasks = trace.traceEvents.filter((e) => e.ph === 'X');
+    assert.equal(tasks.filter((e) => e.name.startsWith('replicate ')).length, 12);
+    assert.equal(tasks.filter((e) => e.name === 'aggregation').length, 4);
+    const tracks = new Map<string, TraceEvent[]>();
+    for (const task of tasks)
+      tracks.set(`${task.pid}:${task.tid}`, [...(tracks.get(`${task.pid}:${task.tid}`) ?? []), task]);
+    for (const [track, events] of tracks) {
+      events.sort((a, b) => a.ts - b.ts);
+      for (let i = 1; i < events.length; i++)
+        assert.ok(
+          events[i].ts >= events[i - 1].ts + events[i - 1].dur!,
+          `${track}: ${events[i - 1].name} then ${events[i].name}`,
+        );
+    }
+    const job = JSON.parse(readFileSync(path.join(dir, 'job.json'), 'utf8'));
+    const hang = job.parameter_sets.find((set: any) => set.params.mode === 'hang');
+    const hung = tasks.find((e) => e.args!.param_id === hang.param_id && e.args!.replicate === 1)!;
+    assert.equal(hung.args!.state, 'failed');
+    assert.equal(hung.args!.failure_kind, 'task-timeout');
+    assert.equal(hung.args!.seed, String(hang.seeds[1]));
+    assert.ok(Number.isInteger(hung.args!.os_pid));
+    assert.match(hung.args!.venv_key, /^[0-9a-f]{12}-py\d+\.\d+-[0-9a-f]{8}$/);
+    const ok = tasks.find((e) => e.args!.state === 'ok' && e.name.startsWith('replicate '))!;
+    assert.equal(ok.args!.attempt, 1);
+    assert.ok(ok.args!.wall_ms >= 10 && ok.args!.peak_rss_kb > 0, JSON.stringify(ok.args));
+  });
+
+  it('marks the crash, the retry, the timeouts and the stdout pollution as instants; counts tasks in flight and peak RSS', () => {
+    const instants = trace.traceEvents.filter((e) => e.ph === 'i');
+    const names = instants.map((e) => e.name);
+    assert.ok(names.includes('crash'), names.join(', '));
+    assert.ok(names.includes('retry'), names.join(', '));
+    assert.equal(names.filter((name) => name === 'timeout').length, 3, names.join(', '));
+    assert.ok(names.includes('stdout pollution'), names.join(', '));
+    const inFlight = trace.traceEvents.filter((e) => e.ph === 'C' && e.name === 'tasks in flight');
+    // one at a time per track: the two runner slots, and the engine's (aggregations without targets)
+    const tracks = trace.traceEvents.filter((e) => e.ph === 'M' && e.name === 'thread_name').map((e) => e.args!.name);
+    assert.deepEqual(
+      tracks.filter((name) => !name.startsWith('slot ')),
+      ['engine (no runner)'],
+    );
+    assert.ok(
+      inFlight.every((e) => e.args!.tasks >= 0 && e.args!.tasks <= tracks.length),
+      `at most ${tracks.length} at once`,
+    );
+    assert.equal(inFlight.at(-1)!.args!.tasks, 0);
+    assert.ok(trace.traceEvents.some((e) => e.ph === 'C' && e.name === 'runner peak RSS (kB)'));
+  });
+
+  it('-o writes it elsewhere; a folder without a run is bad input (exit 2)', () => {
+    const elsewhere = path.join(scratch, 'elsewhere.json');
+    const written = cli(['trace', dir, '-o', elsewhere]);
+    assert.equal(written.code, 0, written.stderr);
+    assert.match(written.stdout, /^Wrote \S+elsewhere\.json: 16 tasks on \d runner slots? \(\d+ runners?\) of 1 host/);
+    assert.equal(JSON.parse(readFileSync(elsewhere, 'utf8')).traceEvents.length, trace.traceEvents.length);
+    const refused = cli(['trace', scratch]);
+    assert.equal(refused.code, 2, refused.stderr);
+  });
+});
