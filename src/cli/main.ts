@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode, exitCodeFor, unexpectedFailure } from '../engine/failure';
 import { determinismCommand } from './determinismCommand';
 import { traceCommand } from './traceCommand';
+import { diffCommand } from './diffCommand';
 import { handshakeCommand } from './handshakeCommand';
 import { currentDir, renderFailureLine } from './render';
 import { replicateCommand } from './replicateCommand';
@@ -24,6 +25,7 @@ export async function main(argv: string[]): Promise<number> {
     .addCommand(replicateCommand().exitOverride())
     .addCommand(determinismCommand().exitOverride())
     .addCommand(traceCommand().exitOverride())
+    .addCommand(diffCommand().exitOverride())
     .addCommand(exitOverrideAll(venvCommand()));
   try {
     await program.parseAsync(argv);

@@ -25,7 +25,7 @@ import * as os from 'node:os';
 import { simRecord } from '../shared/simRecords';
 import { registerCrashTests } from './crash.suite';
 import { registerDebugTests } from './debug.suite';
-import { registerTestingTests } from './testing.suite';
+import { registerCompareTests, registerTestingTests } from './testing.suite';
 
 const EXTENSION_ID = 'modelops-debugger.modelops-debugger';
 
@@ -76,6 +76,7 @@ export function run(): Promise<void> {
     registerCrashTests(() => ({ api, root }));
     registerDebugTests(() => ({ api, root }));
     registerTestingTests(() => ({ api, root }));
+    registerCompareTests(() => ({ api, root }));
 
     it('runs in VS Code 1.100', () => {
       assert.match(vscode.version, /^1\.100\./);

@@ -4,6 +4,7 @@
  * Debug Replicate and Run Twice and Compare; the actions on a replicate's failure.
  */
 import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { lineOf } from '../shared/marks';
 import type { ModelOpsApi } from '../../src/extension/extension';
@@ -267,6 +268,49 @@ export function registerTestingTests(context: () => { api: ModelOpsApi; root: st
         await config.update('testing.enabled', undefined, vscode.ConfigurationTarget.Global);
       }
       assert.ok(api.testing.controller()?.items.get('testing-open'), 'on again: the jobs are back');
+    });
+  });
+}
+
+/** "Compare With…" on a job of the Jobs view: two runs as `diff` says it, in a document. */
+export function registerCompareTests(context: () => { api: ModelOpsApi; root: string }): void {
+  describe('comparing two runs', () => {
+    it('compare: "Compare With…" on a job offers its earlier run first, and shows what differs between them', async () => {
+      const { api } = context();
+      const job =
+        '{"job_id": "compare-me", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1}, {"x": 4}], "replicates": 2}';
+      const first = await runScratchJob('compare', WIRE, job);
+      // the same job file again, as a new run: x=4 draws unseeded numbers, so its outputs differ
+      const again = await vscode.commands.executeCommand<{ dir: string; jobId: string }>(
+        'modelopsDebugger.runJobFile',
+        vscode.Uri.file(path.join(path.dirname(path.dirname(first.wire)), 'job.json')),
+        { ifResultsExist: 'new-run' },
+      );
+      const item = (api.jobsTree.getChildren() as JobsNode[]).find(
+        (node) => node.kind === 'job' && (node as JobItem).job.jobId === again.jobId,
+      )!;
+      let offered: readonly vscode.QuickPickItem[] = [];
+      const diff = await vscode.commands.executeCommand<{ agree: boolean; sets: { status: string }[] }>(
+        'modelopsDebugger.compareWith',
+        item,
+        {
+          pick(items: readonly (vscode.QuickPickItem & { dir: string })[]) {
+            offered = items;
+            return items[0];
+          },
+        },
+      );
+      assert.equal(offered[0].label, 'compare-me', 'its earlier run first');
+      assert.match(offered[0].description!, /an earlier run of the same job file/);
+      assert.equal(diff.agree, false);
+      assert.deepEqual(
+        diff.sets.map((set) => set.status),
+        ['same', 'different'],
+      );
+      const shown = vscode.window.activeTextEditor!.document.getText();
+      assert.match(shown, /^✘ the runs differ: 1 of 2 parameter sets \(2 replicates\)/);
+      assert.match(shown, /replicate 0: outputs differ: value/);
+      assert.equal(first.result.status, 'succeeded');
     });
   });
 }

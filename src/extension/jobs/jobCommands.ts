@@ -16,6 +16,8 @@ import type { IfResultsExist, JobRunner, OpenedJob } from './jobRunner';
 import type { JobModel } from './jobModel';
 import { EarlierRunsItem, isNode, type JobItem, type JobsTreeProvider, type TaskItem } from './jobsTree';
 import { pickFile, pickFolder, sayingFailures, showText } from '../util/commands';
+import { diffRuns, type RunDiff } from '../../engine/compare/diff';
+import { renderRunDiff } from '../../engine/compare/text';
 
 /** What tests and other extensions may pass to "Run Bundle…" instead of answering its prompts. */
 export interface RunBundleArgs {
@@ -35,6 +37,11 @@ export interface RunJobFileArgs {
 }
 
 /** What tests and other extensions may pass to a job command instead of answering "which job?". */
+/** "Compare With…": tests pick run B instead of the user. */
+export interface CompareWithArgs {
+  pick(items: readonly (vscode.QuickPickItem & { dir: string })[]): { dir: string; label: string } | undefined;
+}
+
 export interface JobPickArgs {
   pick(items: readonly JobPickItem[]): JobPickItem | undefined;
   /** Called with what the user is told when no job in the view applies. */
@@ -62,6 +69,7 @@ const CAPABILITIES = {
   events: { token: 'open;', applies: 'has results', title: 'Open Event Log' },
   stderr: { token: 'stderr;', applies: 'has started runners', title: 'Show Stderr' },
   reproduce: { token: 'reproducible;', applies: 'can be reproduced', title: 'Copy Reproduce Command' },
+  compare: { token: 'open;', applies: 'has results', title: 'Compare With…' },
 } satisfies Record<string, Capability>;
 
 /** The most of each runner's log shown in a job's stderr document: the end, where a failure is. */
@@ -158,6 +166,43 @@ export function registerJobCommands(
       const item = await job(given, CAPABILITIES.events);
       if (item) await vscode.window.showTextDocument(vscode.Uri.file(path.join(item.job.dir, 'events.jsonl')));
     }),
+    // "Compare With…": this run and another of the view (its earlier runs first), as `diff` says it
+    vscode.commands.registerCommand(
+      'modelopsDebugger.compareWith',
+      async (given?: unknown, other?: CompareWithArgs): Promise<RunDiff | undefined> => {
+        const item = await job(given, CAPABILITIES.compare);
+        if (!item) return undefined;
+        const earlier = new Set(model.earlierRuns(item.job));
+        const candidates = [...model.jobs.values()]
+          .filter((info) => !info.notStarted && info.dir && info.dir !== item.job.dir)
+          .sort((a, b) => Number(earlier.has(b)) - Number(earlier.has(a)))
+          .map((info) => ({
+            label: info.jobId,
+            description: `${info.status}${earlier.has(info) ? ' · an earlier run of the same job file' : ''}`,
+            detail: info.dir,
+            dir: info.dir,
+          }));
+        if (!candidates.length) {
+          void vscode.window.showInformationMessage(
+            `ModelOps: no other job in the Jobs view to compare ${item.job.jobId} with; "Open Job Results…" adds one.`,
+          );
+          return undefined;
+        }
+        const picked = other
+          ? other.pick(candidates)
+          : await vscode.window.showQuickPick(candidates, {
+              title: `Compare ${item.job.jobId} With…`,
+              placeHolder: 'Which run? (run B; this one is A)',
+              matchOnDetail: true,
+            });
+        if (!picked) return undefined;
+        return sayingFailures(async () => {
+          const diff = await diffRuns(item.job.dir, picked.dir);
+          await showText(renderRunDiff(diff), `compare ${item.job.jobId} with ${picked.label}.txt`);
+          return diff;
+        }, log);
+      },
+    ),
     vscode.commands.registerCommand('modelopsDebugger.copyReproduceCommand', async (given?: unknown) => {
       const replicate = isNode(given) && given.kind === 'task' ? given : undefined;
       const item = replicate ? undefined : await job(given, CAPABILITIES.reproduce);
