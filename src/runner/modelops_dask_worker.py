@@ -236,7 +236,12 @@ def _call(spec, key, method, params_json):
         facts["start_failed"] = True
         return "failed", facts, None
     status, answer = runner.request(method, params_json, spec["task_timeout_s"])
-    said = {"pid": runner.pid, "stderr": runner.take_stderr(), "captures": _take_captures(runner)}
+    said = {
+        "pid": runner.pid,
+        "stderr": runner.take_stderr(),
+        "captures": _take_captures(runner),
+        "resources": getattr(runner, "last_resources", None),
+    }
     broken = status == "failed" and answer["outcome"] != "error"  # it cannot be trusted with another request
     lingering = runner.lingering(broken)
     if lingering:
@@ -321,6 +326,7 @@ def run_sim(payload, key, seed, params_json):
                 "captures": said["captures"],
                 "bundle_path": spec["bundle_path"],
                 "descendants": said.get("descendants", []),
+                "resources": said["resources"],
             }
         attempts.append(answer)
         crashed = answer.get("outcome") == "exited"

@@ -308,6 +308,7 @@ class Runner:
         at every STOP_POLL_S while no answer came): the runner is left as it is, for the caller."""
         request_id = self.next_id
         self.next_id += 1
+        self.last_resources = None
         began = time.monotonic()
         stderr_offset = self._stderr_size()
         body = '{"jsonrpc":"2.0","id":%d,"method":"%s","params":%s}' % (request_id, method, params_json)
@@ -361,6 +362,9 @@ class Runner:
                     facts.update(outcome="error", error={"code": -32002, "message": "Result too large", "data": data})
                     return "failed", facts
                 if message.get("id") == request_id and ("result" in message or "error" in message):
+                    # what the request cost, as our runner measures it (production's says nothing)
+                    extras = message.get("modelops")
+                    self.last_resources = extras.get("resources") if isinstance(extras, dict) else None
                     if method in ("execute", "aggregate"):
                         self.uses += 1
                     if "error" in message:

@@ -233,6 +233,25 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
         `${key} finished before its outcome came`,
       );
     }
+
+    // what each simulation cost its runner on the worker, as locally
+    for (const event of log.filter((e) => e.type === 'task-done')) {
+      const r = event.resources;
+      assert.ok(r && r.wall_ms >= 0 && r.cpu_user_ms >= 0 && r.peak_rss_kb > 0, JSON.stringify(event));
+    }
+    // `diff` says the local and the Dask run agree (same aggregates, byte-equal outputs), the backend apart
+    const diff = cli(['diff', path.join(out, 'local', 'sir-small'), daskDir, '--json']);
+    assert.equal(diff.code, 0, diff.stdout + diff.stderr);
+    const compared = JSON.parse(diff.stdout);
+    assert.equal(compared.agree, true);
+    assert.ok(
+      compared.environment.some((e: any) => e.field === 'backend' && e.a === 'local' && e.b === 'dask'),
+      JSON.stringify(compared.environment),
+    );
+    // and its trace has a process track per worker
+    const trace = cli(['trace', daskDir, '--json']);
+    assert.equal(trace.code, 0, trace.stderr);
+    assert.equal(JSON.parse(trace.stdout).hosts, 2);
   });
 
   it('the mixed-failure job: the same failure kinds, attempts, signals and source lines as locally; stderr in logs/', () => {

@@ -86,6 +86,10 @@ FAKE_RUNNER = textwrap.dedent("""
     if how == "answer":
         send({"jsonrpc": "2.0", "id": 1, "result": {"ready": True}})
         time.sleep(60)
+    if how == "measured":
+        resources = {"wall_ms": 1.5, "cpu_user_ms": 1.0, "cpu_sys_ms": 0.25, "peak_rss_kb": 9000, "peak_rss": "task"}
+        send({"jsonrpc": "2.0", "id": 1, "result": {"ready": True}, "modelops": {"resources": resources}})
+        time.sleep(60)
 """)
 
 
@@ -108,6 +112,14 @@ class DeadRunnerTest(unittest.TestCase):
         runner, (status, answer) = self.request("answer")
         self.assertEqual((status, answer), ("ok", {"ready": True}))
         self.assertEqual((runner.phase, runner.runner_name), ("importing", "fake-runner"))
+
+    def test_what_a_request_cost_as_our_runner_says_it(self):
+        runner, (status, _) = self.request("measured")
+        self.assertEqual(status, "ok")
+        self.assertEqual(runner.last_resources["peak_rss_kb"], 9000)
+        self.assertEqual(runner.last_resources["wall_ms"], 1.5)
+        plain, _ = self.request("answer")
+        self.assertIsNone(plain.last_resources, "production's runner says nothing")
 
     def test_exit_code_phase_and_stderr_tail(self):
         runner, (status, facts) = self.request("exit")

@@ -26,8 +26,11 @@ function cli(args: string[]) {
   return { code: ran.status, stdout: ran.stdout, stderr: ran.stderr };
 }
 
-/** The job (x = 1, 2, 3 × 3 replicates) of `bundleDir`, run into a folder of its own. */
-function run(bundleDir: string, expected: number, sets = [1, 2, 3]): string {
+/**
+ * The job (x = 1, 2, 3 × 3 replicates) of `bundleDir`, run into a folder of its own: with the
+ * system Python as it is (no venv to build) unless `venv`.
+ */
+function run(bundleDir: string, expected: number, sets = [1, 2, 3], venv = false): string {
   const n = ++counter;
   const file = path.join(scratch, `job-${n}.json`);
   writeFileSync(
@@ -41,7 +44,7 @@ function run(bundleDir: string, expected: number, sets = [1, 2, 3]): string {
     }),
   );
   const out = path.join(scratch, `out-${n}`);
-  const ran = cli(['run', file, '--out', out, '--workers', '1']);
+  const ran = cli(['run', file, '--out', out, '--workers', '1', ...(venv ? [] : ['--python', '/usr/bin/python3'])]);
   assert.equal(ran.code, expected, ran.stderr);
   return path.join(out, 'compared');
 }
@@ -137,20 +140,20 @@ describe('modelops-debugger diff', () => {
       'wire.py': FIXED,
       'requirements.txt': '# no dependencies, but another deps hash\n',
     });
-    const a = fixed;
-    const b = run(withDeps, 0);
+    const a = run(path.join(scratch, 'fixed'), 0, [1, 2, 3], true);
+    const b = run(withDeps, 0, [1, 2, 3], true);
     const { code, diff } = diffJson(a, b);
     assert.equal(code, 0, JSON.stringify(diff.sets));
     const fields = diff.environment.map((e: any) => e.field);
     assert.ok(fields.includes('venv key') && fields.includes('deps hash'), fields.join(', '));
 
     const fewer = run(path.join(scratch, 'fixed'), 0, [1, 3]);
-    const partial = diffJson(a, fewer);
+    const partial = diffJson(fixed, fewer);
     assert.equal(partial.code, 1);
     assert.deepEqual(
       partial.diff.sets.map((set: any) => set.status),
       ['same', 'only-in-a', 'same'],
     );
-    assert.equal(cli(['diff', a, scratch]).code, 2);
+    assert.equal(cli(['diff', fixed, scratch]).code, 2);
   });
 });

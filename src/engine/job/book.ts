@@ -13,6 +13,7 @@ import type { JobCounts, JobEvent, JobEventBody } from './events';
 import { canonicalJson } from './ids';
 import type { AggRecord, OutputRecord, SimRecord, StderrRange, TaskResources } from './records';
 import type { RequestUsage } from '../process/warmProcess';
+import type { RunnerResources } from '../protocol';
 import type { ResultsStore } from './results';
 import { crashFacts } from '../diagnose/crashFacts';
 import type { JobSpec, ParameterSet } from './spec';
@@ -288,8 +289,14 @@ export class JobBook {
     record.message ??= `${target}: ${failure.message}`;
   }
 
-  /** `pid`: the runner its (last) target ran in, when it ran any. */
-  finishAgg(state: SetState, record: AggRecord, begun: number, resources?: TaskResources, pid?: number): void {
+  /** `ran`: the runner its (last) target ran in and where (a Dask worker), and what its targets cost. */
+  finishAgg(
+    state: SetState,
+    record: AggRecord,
+    begun: number,
+    ran: { resources?: TaskResources; pid?: number; worker?: string } = {},
+  ): void {
+    const { resources, pid, worker } = ran;
     record.ms = Math.round(performance.now() - begun);
     if (resources) record.resources = resources;
     this.store.writeAgg(record);
@@ -308,6 +315,7 @@ export class JobBook {
       message: record.message,
       location: firstFailedLocation(record),
       ...(pid !== undefined ? { pid } : {}),
+      ...(worker ? { worker } : {}),
       ...(resources ? { resources } : {}),
     });
   }
@@ -336,15 +344,21 @@ export function taskResources(usage: RequestUsage, totalMs: number): TaskResourc
   const queue = round(Math.max(0, totalMs - inRunner));
   const measured = usage.resources;
   if (!measured) return { queue_ms: queue };
+  const resources = runnerResources(measured);
+  resources.queue_ms = queue;
+  resources.transfer_ms = round(Math.max(0, inRunner - measured.wall_ms));
+  return resources;
+}
+
+/** A runner's measures as a task's resources (`peak_rss` said only when it is not the task's own). */
+export function runnerResources(measured: RunnerResources): TaskResources {
   const resources: TaskResources = {
     wall_ms: measured.wall_ms,
     cpu_user_ms: measured.cpu_user_ms,
     cpu_sys_ms: measured.cpu_sys_ms,
     peak_rss_kb: measured.peak_rss_kb,
-    queue_ms: queue,
-    transfer_ms: round(Math.max(0, inRunner - measured.wall_ms)),
   };
-  // said only when it is not the task's own (a line per task of a big job adds up)
+  // (a line per task of a big job adds up)
   if (measured.peak_rss === 'process') resources.peak_rss = 'process';
   return resources;
 }

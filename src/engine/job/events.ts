@@ -65,8 +65,9 @@ export type JobEvent = { t: number } & (
       kind?: FailureKind;
       message?: string;
       location?: SourceLocation;
-      /** The runner it ran in (its last target's), when it ran any (local backend). */
+      /** The runner it ran in (its last target's), when it ran any, and the Dask worker it ran on. */
       pid?: number;
+      worker?: string;
       resources?: TaskResources;
     }
   | { type: 'process-start'; pid: number | undefined; venv: string; worker?: string }

@@ -133,7 +133,7 @@ export function chromeTrace(dir: string, job: JobSpec): { trace: ChromeTrace; su
         const paramId = parseAggKey(event.key);
         const started = aggRunner.get(event.key);
         if (paramId === undefined) break;
-        const ran = { pid: event.pid ?? started?.pid, worker: started?.worker };
+        const ran = { pid: event.pid ?? started?.pid, worker: event.worker ?? started?.worker };
         tasks.push({
           key: event.key,
           host: ran.worker ?? host,

@@ -4,7 +4,7 @@
  * runner answered (src/runner/modelops_dask_worker.py), which the engine diagnoses itself.
  */
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
-import type { FatalParams, PyFrame, StdoutCaptureParams } from '../../protocol';
+import type { FatalParams, PyFrame, RunnerResources, StdoutCaptureParams } from '../../protocol';
 
 // ---- what a task is given ----------------------------------------------------------------------
 
@@ -120,6 +120,8 @@ export type SimResult =
       captures: StdoutCaptureParams[];
       bundle_path?: string;
       descendants?: WorkerDescendant[];
+      /** What the last attempt cost its runner, as our runner measures it (absent from production's). */
+      resources?: RunnerResources | null;
     }
   | { key: string; status: 'failed'; seed: number | bigint; worker: string; attempts: WorkerFacts[]; ms: number };
 

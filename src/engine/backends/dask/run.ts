@@ -12,7 +12,7 @@ import { Failure, unexpectedFailure } from '../../failure';
 import { stringifyWireJson } from '../../pyjson/pyjson';
 import { ourRunnerScript } from '../../process/runnerScript';
 import { DEFAULT_MAX_FRAME_BYTES } from '../../process/frameCap';
-import { JobBook, RETRYABLE, type SetState } from '../../job/book';
+import { JobBook, RETRYABLE, runnerResources, type SetState } from '../../job/book';
 import { aggKey, simKey } from '../../job/taskKeys';
 import { runnerStderrLog } from '../../job/results';
 import { RUN_DEFAULTS, type BackendRun, type RunOptions } from '../contract';
@@ -423,6 +423,8 @@ class DaskSession {
         pid: result.pid,
         ms: Math.round(result.ms),
         worker: result.worker,
+        // on a worker the engine sees neither the queue nor the pipes: the runner's measures alone
+        ...(result.resources ? { resources: runnerResources(result.resources) } : {}),
       });
     } else {
       const last = result.attempts.at(-1);
@@ -526,7 +528,10 @@ class DaskSession {
         }
       }
     }
-    this.book.finishAgg(state, record, performance.now() - (erred ? 0 : result.ms));
+    this.book.finishAgg(state, record, performance.now() - (erred ? 0 : result.ms), {
+      pid: erred ? undefined : (result.pid ?? undefined),
+      worker: erred ? undefined : result.worker,
+    });
   }
 
   /** A task-done is always preceded by its task-start, even when the start event came late. */

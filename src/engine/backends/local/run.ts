@@ -346,7 +346,7 @@ class Scheduler {
         this.book.targetFailed(record, target, failure);
       }
     }
-    this.book.finishAgg(state, record, begun, resources, pid);
+    this.book.finishAgg(state, record, begun, { resources, pid });
   }
 }
 
