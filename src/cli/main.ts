@@ -4,6 +4,7 @@ import { ExitCode, exitCodeFor, unexpectedFailure } from '../engine/failure';
 import { determinismCommand } from './determinismCommand';
 import { traceCommand } from './traceCommand';
 import { diffCommand } from './diffCommand';
+import { reportCommand } from './reportCommand';
 import { handshakeCommand } from './handshakeCommand';
 import { currentDir, renderFailureLine } from './render';
 import { replicateCommand } from './replicateCommand';
@@ -26,6 +27,7 @@ export async function main(argv: string[]): Promise<number> {
     .addCommand(determinismCommand().exitOverride())
     .addCommand(traceCommand().exitOverride())
     .addCommand(diffCommand().exitOverride())
+    .addCommand(reportCommand().exitOverride())
     .addCommand(exitOverrideAll(venvCommand()));
   try {
     await program.parseAsync(argv);

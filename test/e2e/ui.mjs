@@ -519,6 +519,27 @@ async function main() {
         await page.screenshot({ path: path.join(RESULTS, 'crash-tooltip.png') });
       },
     );
+
+    await step(
+      'the run report of ui-job (modelops-debugger report) opens offline in Chromium, asking for nothing outside itself (screenshot report.png)',
+      async () => {
+        const file = path.join(RESULTS, 'report.html');
+        const made = spawnSync(
+          process.execPath,
+          [path.join(ROOT, 'dist', 'cli.js'), 'report', path.join(ws, 'results', 'ui-job'), '-o', file],
+          { encoding: 'utf8' },
+        );
+        if (made.status !== 0) throw new Error(`report exited ${made.status}: ${made.stderr}`);
+        const report = await browser.newPage();
+        const requests = [];
+        report.on('request', (request) => request.url().startsWith('file:') || requests.push(request.url()));
+        await report.goto(`file://${file}`);
+        await report.getByText('all 3 failures have x = 2.0').first().waitFor({ timeout: WAIT_MS });
+        await report.screenshot({ path: path.join(RESULTS, 'report.png'), fullPage: true });
+        await report.close();
+        if (requests.length) throw new Error(`the report asked for ${requests.join(', ')}`);
+      },
+    );
   } catch {
     try {
       await browser?.pages()[0]?.screenshot({ path: path.join(RESULTS, 'failure.png') });

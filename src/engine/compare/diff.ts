@@ -6,11 +6,11 @@
  * timings and environment are said, never counted as disagreement (as `diff(1)`: exit 0 when
  * they agree, 1 when they differ).
  */
-import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { ExitCode } from '../failure';
 import { scalarJson } from '../job/ids';
 import type { AggRecord, SimRecord } from '../job/records';
+import { readManifestFacts, type ManifestFacts } from '../job/manifestFacts';
 import { outputChecksum } from '../job/results';
 import { readAggResult, readJobJson, readSimResults, type ReadResult } from '../job/resultsReader';
 import type { JobSpec, ParameterSet } from '../job/spec';
@@ -90,21 +90,6 @@ export async function diffRuns(dirA: string, dirB: string): Promise<RunDiff> {
   };
 }
 
-/** What the comparison reads of a run's manifest. */
-interface ManifestFacts {
-  status?: string;
-  ms?: number;
-  options?: { backend?: string };
-  environment?: {
-    bundle?: { digest?: string };
-    python?: { version?: string };
-    venv?: { key?: string };
-    runner?: unknown;
-    engine?: string;
-    host?: string;
-  };
-}
-
 interface Run {
   dir: string;
   job: JobSpec;
@@ -114,13 +99,8 @@ interface Run {
 async function readRun(folder: string): Promise<Run> {
   const dir = path.resolve(folder);
   const { job } = await readJobJson(dir);
-  let manifest: ManifestFacts | undefined;
-  try {
-    manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as ManifestFacts;
-  } catch {
-    manifest = undefined; // still running, or killed before it wrote one: no environment to compare
-  }
-  return { dir, job, manifest };
+  // none: still running, or killed before it wrote one; no environment to compare
+  return { dir, job, manifest: readManifestFacts(dir) };
 }
 
 function oneSided(set: ParameterSet, status: 'only-in-a' | 'only-in-b'): SetDiff {
