@@ -4,6 +4,7 @@
  * Debug Replicate and Run Twice and Compare; the actions on a replicate's failure.
  */
 import * as assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { lineOf } from '../shared/marks';
@@ -275,7 +276,7 @@ export function registerTestingTests(context: () => { api: ModelOpsApi; root: st
 /** "Compare With…" on a job of the Jobs view: two runs as `diff` says it, in a document. */
 export function registerCompareTests(context: () => { api: ModelOpsApi; root: string }): void {
   describe('comparing two runs', () => {
-    it('compare: "Compare With…" on a job offers its earlier run first, and shows what differs between them', async () => {
+    it('compare: "Compare With…" on a job offers its earlier run first, and shows what differs between them; "Export Run Report…" writes its report', async () => {
       const { api } = context();
       const job =
         '{"job_id": "compare-me", "bundle": "bundle", "entrypoint": "m.m/x", "parameter_sets": [{"x": 1}, {"x": 4}], "replicates": 2}';
@@ -311,6 +312,18 @@ export function registerCompareTests(context: () => { api: ModelOpsApi; root: st
       assert.match(shown, /^✘ the runs differ: 1 of 2 parameter sets \(2 replicates\)/);
       assert.match(shown, /replicate 0: outputs differ: value/);
       assert.equal(first.result.status, 'succeeded');
+
+      // "Export Run Report…" on the same job: the report written where asked, the job's failures in it
+      const file = path.join(path.dirname(again.dir), 'exported.html');
+      const written = await vscode.commands.executeCommand<string>(
+        'modelopsDebugger.exportRunReport',
+        item,
+        vscode.Uri.file(file),
+      );
+      assert.equal(written, file);
+      const html = readFileSync(file, 'utf8');
+      assert.match(html, /^<!DOCTYPE html>/);
+      assert.ok(html.includes(`Run report: ${again.jobId}`));
     });
   });
 }

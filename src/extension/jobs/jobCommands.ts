@@ -18,6 +18,9 @@ import { EarlierRunsItem, isNode, type JobItem, type JobsTreeProvider, type Task
 import { pickFile, pickFolder, sayingFailures, showText } from '../util/commands';
 import { diffRuns, type RunDiff } from '../../engine/compare/diff';
 import { renderRunDiff } from '../../engine/compare/text';
+import { reportHtml } from '../../engine/report/reportHtml';
+import { runReport } from '../../engine/report/runReport';
+import { writeFile } from 'node:fs/promises';
 
 /** What tests and other extensions may pass to "Run Bundle…" instead of answering its prompts. */
 export interface RunBundleArgs {
@@ -70,6 +73,7 @@ const CAPABILITIES = {
   stderr: { token: 'stderr;', applies: 'has started runners', title: 'Show Stderr' },
   reproduce: { token: 'reproducible;', applies: 'can be reproduced', title: 'Copy Reproduce Command' },
   compare: { token: 'open;', applies: 'has results', title: 'Compare With…' },
+  report: { token: 'open;', applies: 'has results', title: 'Export Run Report…' },
 } satisfies Record<string, Capability>;
 
 /** The most of each runner's log shown in a job's stderr document: the end, where a failure is. */
@@ -166,6 +170,31 @@ export function registerJobCommands(
       const item = await job(given, CAPABILITIES.events);
       if (item) await vscode.window.showTextDocument(vscode.Uri.file(path.join(item.job.dir, 'events.jsonl')));
     }),
+    // "Export Run Report…": `report`'s HTML, saved where the user says (the results folder by default)
+    vscode.commands.registerCommand(
+      'modelopsDebugger.exportRunReport',
+      async (given?: unknown, to?: vscode.Uri): Promise<string | undefined> => {
+        const item = await job(given, CAPABILITIES.report);
+        if (!item) return undefined;
+        const target =
+          to ??
+          (await vscode.window.showSaveDialog({
+            title: `Export Run Report of ${item.job.jobId}`,
+            defaultUri: vscode.Uri.file(path.join(item.job.dir, 'report.html')),
+            filters: { 'HTML report': ['html'] },
+          }));
+        if (!target) return undefined;
+        return sayingFailures(async () => {
+          const report = await runReport(item.job.dir);
+          await writeFile(target.fsPath, reportHtml(report));
+          const OPEN = 'Open in Browser';
+          void vscode.window
+            .showInformationMessage(`ModelOps: run report of ${item.job.jobId} written to ${target.fsPath}.`, OPEN)
+            .then((choice) => (choice === OPEN ? vscode.env.openExternal(target) : undefined));
+          return target.fsPath;
+        }, log);
+      },
+    ),
     // "Compare With…": this run and another of the view (its earlier runs first), as `diff` says it
     vscode.commands.registerCommand(
       'modelopsDebugger.compareWith',
