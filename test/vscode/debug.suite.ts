@@ -72,6 +72,23 @@ export function watchNextSession(): {
   return { stopped, ended };
 }
 
+/**
+ * The session's first stop is an exception at the line marked `raise` in `wire`; continuing runs
+ * it to its end. The session, for what else a test says of it.
+ */
+export async function expectStopAtRaise(
+  watched: ReturnType<typeof watchNextSession>,
+  wire: string,
+): Promise<vscode.DebugSession> {
+  const { session, threadId, reason } = await within('the stop at the exception', watched.stopped);
+  assert.equal(reason, 'exception');
+  const { stackFrames } = await session.customRequest('stackTrace', { threadId });
+  assert.equal(stackFrames[0].line, lineOf(wire, 'raise'));
+  await session.customRequest('continue', { threadId });
+  await within('the end of the session', watched.ended);
+  return session;
+}
+
 export function registerDebugTests(context: () => { api: ModelOpsApi; root: string }): void {
   describe('debugging one replicate', () => {
     it('debug: "Debug Replicate" on a replicate stops at a breakpoint in the bundle with its seed; the console evaluates params and seed; continue ends the session', async () => {
@@ -147,17 +164,12 @@ export function registerDebugTests(context: () => { api: ModelOpsApi; root: stri
       );
       assert.equal(debugIt.command?.command, 'modelopsDebugger.debugReplicate');
 
-      const { stopped, ended } = watchNextSession();
+      const watched = watchNextSession();
       assert.equal(
         await vscode.commands.executeCommand(debugIt.command!.command, ...(debugIt.command!.arguments ?? [])),
         true,
       );
-      const { session, threadId, reason } = await within('the stop at the exception', stopped);
-      assert.equal(reason, 'exception');
-      const { stackFrames } = await session.customRequest('stackTrace', { threadId });
-      assert.equal(stackFrames[0].line, lineOf(wire, 'raise'));
-      await session.customRequest('continue', { threadId });
-      await within('the end of the session', ended);
+      await expectStopAtRaise(watched, wire);
     });
 
     it('debug: "Debug Replicate" from the palette offers the failed replicates of the jobs in the view, and debugs the one picked', async () => {
@@ -168,7 +180,7 @@ export function registerDebugTests(context: () => { api: ModelOpsApi; root: stri
       );
       assert.equal(result.status, 'failed');
       let offered: readonly ReplicatePickItem[] = [];
-      const { stopped, ended } = watchNextSession();
+      const watched = watchNextSession();
       const started = await vscode.commands.executeCommand<boolean>('modelopsDebugger.debugReplicate', {
         pick(items: readonly ReplicatePickItem[]) {
           offered = items;
@@ -187,13 +199,8 @@ export function registerDebugTests(context: () => { api: ModelOpsApi; root: stri
         'the failed replicates only, with their seed and how they failed',
       );
       assert.equal(started, true);
-      const { session, threadId, reason } = await within('the stop at the exception', stopped);
-      assert.equal(reason, 'exception');
+      const session = await expectStopAtRaise(watched, wire);
       assert.equal(session.name, `Replicate 1 of debug-palette`);
-      const { stackFrames } = await session.customRequest('stackTrace', { threadId });
-      assert.equal(stackFrames[0].line, lineOf(wire, 'raise'));
-      await session.customRequest('continue', { threadId });
-      await within('the end of the session', ended);
     });
   });
 }

@@ -11,7 +11,7 @@ import { lineOf } from '../shared/marks';
 import type { ModelOpsApi } from '../../src/extension/extension';
 import type { JobItem, JobsNode, ParamSetItem } from '../../src/extension/jobs/jobsTree';
 import type { Reported } from '../../src/extension/testing/testResults';
-import { runScratchJob, watchNextSession, within } from './debug.suite';
+import { expectStopAtRaise, runScratchJob, watchNextSession, within } from './debug.suite';
 
 /** A bundle whose sets pass (x=1), raise from a helper (x=2), crash (x=3) or draw unseeded numbers (x=4). */
 const WIRE = `import json
@@ -190,17 +190,12 @@ export function registerTestingTests(context: () => { api: ModelOpsApi; root: st
       const { debug } = api.testing.profiles()!;
       const [set] = sortedChildren(controller.items.get('testing-debug')!);
       const from = api.testing.reported.entries.length;
-      const { stopped, ended } = watchNextSession();
+      const watched = watchNextSession();
       const running = debug.runHandler(
         new vscode.TestRunRequest([set.children.get('r0')!], undefined, debug),
         new vscode.CancellationTokenSource().token,
       );
-      const { session, threadId, reason } = await within('the stop at the exception', stopped);
-      assert.equal(reason, 'exception');
-      const { stackFrames } = await session.customRequest('stackTrace', { threadId });
-      assert.equal(stackFrames[0].line, lineOf(wire, 'raise'));
-      await session.customRequest('continue', { threadId });
-      await within('the end of the session', ended);
+      await expectStopAtRaise(watched, wire);
       await within('the end of the test run', Promise.resolve(running));
       const reported = states(api, 'ModelOps: debug replicate', from);
       assert.deepEqual(

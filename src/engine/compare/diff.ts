@@ -8,7 +8,8 @@
  */
 import * as path from 'node:path';
 import { ExitCode } from '../failure';
-import { scalarJson } from '../job/ids';
+import { paramTexts } from '../job/ids';
+import { quantile } from '../job/summary';
 import type { AggRecord, SimRecord } from '../job/records';
 import { readManifestFacts, type ManifestFacts } from '../job/manifestFacts';
 import { outputChecksum } from '../job/results';
@@ -106,7 +107,7 @@ async function readRun(folder: string): Promise<Run> {
 function oneSided(set: ParameterSet, status: 'only-in-a' | 'only-in-b'): SetDiff {
   return {
     param_id: set.paramId,
-    params: paramsText(set),
+    params: paramTexts(set.params),
     status,
     differences: [`only run ${status === 'only-in-a' ? 'A' : 'B'} has this parameter set`],
     replicates: [],
@@ -148,7 +149,7 @@ async function diffSet(
   }
   return {
     param_id: setA.paramId,
-    params: paramsText(setA),
+    params: paramTexts(setA.params),
     status: differences.length || replicates.length ? 'different' : 'same',
     differences,
     replicates,
@@ -265,17 +266,13 @@ function environmentDiff(a: ManifestFacts | undefined, b: ManifestFacts | undefi
 
 function timings(durations: { key: string; ms: number }[], manifest: ManifestFacts | undefined): Timings {
   const sorted = [...durations].sort((x, y) => x.ms - y.ms);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * (sorted.length - 1) + 0.5))]?.ms;
+  const ms = sorted.map((task) => task.ms);
   return {
-    p50_ms: at(0.5),
-    p95_ms: at(0.95),
+    p50_ms: quantile(ms, 0.5),
+    p95_ms: quantile(ms, 0.95),
     slowest: sorted.at(-1),
     run_ms: typeof manifest?.ms === 'number' ? manifest.ms : undefined,
   };
-}
-
-function paramsText(set: ParameterSet): Record<string, string> {
-  return Object.fromEntries(Object.entries(set.params).map(([key, value]) => [key, scalarJson(value)]));
 }
 
 function json(value: unknown): string {

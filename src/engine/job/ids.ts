@@ -62,6 +62,11 @@ export function canonicalJson(params: Params): string {
   return `{${keys.map((key) => `${JSON.stringify(key)}:${scalarJson(params[key])}`).join(',')}}`;
 }
 
+/** A parameter set's values as Python writes them (`1.0` stays `1.0`), by name. */
+export function paramTexts(params: Params): Record<string, string> {
+  return Object.fromEntries(Object.entries(params).map(([key, value]) => [key, scalarJson(value)]));
+}
+
 export function scalarJson(value: ParamScalar): string {
   if (value instanceof PyFloat) {
     if (!Number.isFinite(value.value)) throw new RangeError(`parameters must be finite, not ${value.value}`);

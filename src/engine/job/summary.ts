@@ -88,3 +88,8 @@ function accumulator(map: Map<string, Accumulator>, key: string): Accumulator {
   if (!acc) map.set(key, (acc = new Accumulator()));
   return acc;
 }
+
+/** The value at quantile `q` of ascending `sorted` (nearest rank); undefined when there is none. */
+export function quantile(sorted: readonly number[], q: number): number | undefined {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * (sorted.length - 1) + 0.5))] : undefined;
+}

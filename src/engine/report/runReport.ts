@@ -6,7 +6,9 @@
  * renders it as one self-contained file.
  */
 import * as path from 'node:path';
-import { scalarJson } from '../job/ids';
+import { paramTexts, scalarJson } from '../job/ids';
+import { quantile } from '../job/summary';
+import { describeParams } from '../replicate/select';
 import type { AggRecord, SimRecord } from '../job/records';
 import { readManifestFacts, type ManifestFacts } from '../job/manifestFacts';
 import { readAggResult, readJobJson, readSimResults } from '../job/resultsReader';
@@ -81,7 +83,7 @@ export async function runReport(folder: string): Promise<RunReport> {
       .filter((kb): kb is number => kb !== undefined);
     sets.push({
       param_id: set.paramId,
-      params: paramsText(set.params),
+      params: paramTexts(set.params),
       ok: found.filter((record) => record.status === 'ok').length,
       failed: found.filter((record) => record.status === 'failed').length,
       missing: set.seeds.length - found.length,
@@ -150,9 +152,7 @@ export async function runReport(folder: string): Promise<RunReport> {
         key: record.key,
         ms: record.ms,
         state: record.status === 'ok' ? 'ok' : `${record.kind}`,
-        params: Object.entries(paramsText(set.params))
-          .map(([key, value]) => `${key}=${value}`)
-          .join(', '),
+        params: describeParams(set),
         replicate: record.replicate,
       })),
     failures: [...groups.values()].sort((a, b) => b.count - a.count),
@@ -240,10 +240,6 @@ function environment(manifest: ManifestFacts | undefined): RunReport['environmen
   return fields.filter(([, value]) => value !== undefined).map(([field, value]) => ({ field, value: String(value) }));
 }
 
-function paramsText(params: Record<string, unknown>): Record<string, string> {
-  return Object.fromEntries(Object.entries(params).map(([key, value]) => [key, scalarJson(value as never)]));
-}
-
 /** A parameter's value as a number (NaN for a string or a boolean). */
 function paramNumber(value: unknown): number {
   if (typeof value === 'bigint') return Number(value);
@@ -254,8 +250,4 @@ function paramNumber(value: unknown): number {
 function numberOf(value: unknown): number | undefined {
   if (value instanceof PyFloat) return value.value;
   return typeof value === 'number' ? value : undefined;
-}
-
-function quantile(sorted: number[], q: number): number | undefined {
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * (sorted.length - 1) + 0.5))] : undefined;
 }

@@ -81,6 +81,21 @@ export function chromeTrace(dir: string, job: JobSpec): { trace: ChromeTrace; su
   const aggRunner = new Map<string, { pid?: number; worker?: string }>();
   const tasks: TaskSpan[] = [];
   const marks: { host: string; runner?: number; t: number; name: string; args: Record<string, unknown> }[] = [];
+  /** A crash or a timeout, as an instant on its runner's track. */
+  const markFailure = (
+    host: string,
+    event: { t: number; key: string; kind?: string; message?: string; pid?: number },
+    attempt?: number,
+  ) => {
+    if (event.kind !== 'process-crashed' && event.kind !== 'task-timeout') return;
+    marks.push({
+      host,
+      runner: event.pid,
+      t: event.t,
+      name: event.kind === 'task-timeout' ? 'timeout' : 'crash',
+      args: withoutUndefined({ task: event.key, attempt, message: event.message }),
+    });
+  };
   for (const event of events) {
     const host: string = ('worker' in event ? event.worker : undefined) ?? LOCAL_HOST;
     switch (event.type) {
@@ -116,14 +131,7 @@ export function chromeTrace(dir: string, job: JobSpec): { trace: ChromeTrace; su
             ...(event.message ? { failure: event.message } : {}),
           },
         });
-        if (event.kind === 'process-crashed' || event.kind === 'task-timeout')
-          marks.push({
-            host,
-            runner: event.pid,
-            t: event.t,
-            name: event.kind === 'task-timeout' ? 'timeout' : 'crash',
-            args: { task: event.key, message: event.message },
-          });
+        markFailure(host, event);
         break;
       }
       case 'agg-start':
@@ -153,14 +161,7 @@ export function chromeTrace(dir: string, job: JobSpec): { trace: ChromeTrace; su
       }
       case 'task-retry':
         // a crash or a timeout that is retried is one all the same
-        if (event.kind === 'process-crashed' || event.kind === 'task-timeout')
-          marks.push({
-            host,
-            runner: event.pid,
-            t: event.t,
-            name: event.kind === 'task-timeout' ? 'timeout' : 'crash',
-            args: { task: event.key, attempt: event.attempt - 1, message: event.message },
-          });
+        markFailure(host, event, event.attempt - 1);
         marks.push({
           host,
           runner: event.pid,

@@ -46,11 +46,11 @@ export interface SessionEnd {
   location?: SourceLocation;
 }
 
-/** Starts "Debug Replicate" on a replicate; its end (undefined when it did not start). */
+/** Starts "Debug Replicate" on a replicate: whether the session started, and its end. */
 export type DebugReplicate = (
   replicate: FailedReplicate,
   options?: { testRun?: vscode.TestRun },
-) => Promise<SessionEnd | undefined>;
+) => Promise<{ started: boolean; ended: Promise<SessionEnd | undefined> }>;
 
 interface Prepared {
   python: string;
@@ -88,11 +88,8 @@ export function registerReplicateDebugging(
       },
       { testRun: options.testRun },
     );
-    if (!started) {
-      waiters.delete(waiter);
-      return undefined;
-    }
-    return ended;
+    if (!started) waiters.delete(waiter);
+    return { started, ended: started ? ended : Promise.resolve(undefined) };
   };
 
   const provider: vscode.DebugConfigurationProvider = {
@@ -179,18 +176,7 @@ export function registerReplicateDebugging(
       // from the palette: one of the replicates that failed, which is what one debugs most
       const replicate = replicateGiven(given) ?? (await pickFailedReplicate(jobs, given as ReplicatePickArgs));
       if (!replicate) return false;
-      const started = new Promise<boolean>((resolve) => {
-        const listening = vscode.debug.onDidStartDebugSession((session) => {
-          if (session.type !== DEBUG_TYPE) return;
-          listening.dispose();
-          resolve(true);
-        });
-        void debugReplicate(replicate).then((end) => {
-          listening.dispose();
-          if (end === undefined) resolve(false);
-        });
-      });
-      return started;
+      return (await debugReplicate(replicate)).started;
     }),
     // a failed replicate's diagnostic: "Debug this replicate (seed N)"
     vscode.languages.registerCodeActionsProvider(

@@ -10,7 +10,7 @@ import { aggKey, parseAggKey, parseSimKey, simKey } from '../../engine/job/taskK
 import type { JobOnDisk, WarningEvent } from '../../engine/job/onDisk';
 import type { StderrRange } from '../../engine/job/records';
 import { crashFacts, type CrashFacts } from '../../engine/diagnose/crashFacts';
-import { scalarJson } from '../../engine/job/ids';
+import { paramTexts } from '../../engine/job/ids';
 import type { JobSpec } from '../../engine/job/spec';
 import type { DeterminismVerdict } from '../../engine/replicate/determinism';
 import type { PyFrame } from '../../engine/protocol';
@@ -106,7 +106,7 @@ export class JobModel {
       sets.set(set.paramId, {
         paramId: set.paramId,
         // as Python writes them: 1.0 stays 1.0
-        params: Object.fromEntries(Object.entries(set.params).map(([k, v]) => [k, scalarJson(v)])),
+        params: paramTexts(set.params),
         tasks: set.seeds.map((seed, replicate) => ({
           key: simKey(set.paramId, replicate),
           replicate,

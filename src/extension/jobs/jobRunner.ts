@@ -11,6 +11,7 @@ import { describeClusterEvent } from '../../engine/backends/dask/describe';
 import type { JobEvent } from '../../engine/job/events';
 import { freshJobId, readJobFolder, runsOf, type JobOnDisk } from '../../engine/job/onDisk';
 import { ResultsExist, ResultsStore } from '../../engine/job/results';
+import { readJobJson } from '../../engine/job/resultsReader';
 import { openEarlierRun, type BundleChange } from '../../engine/job/resume';
 import { runJob, type JobOutcome } from '../../engine/job/run';
 import { jobFromParamsFile, loadJobFile, type JobSpec, type ShortcutInput } from '../../engine/job/spec';
@@ -287,20 +288,20 @@ export class JobRunner implements vscode.Disposable {
    * the whole of it.
    */
   async runAgain(dir: string, paramIds?: readonly string[], requested?: unknown): Promise<JobRunResult> {
-    const earlier = await readJobFolder(dir);
-    const sets = earlier.job.parameterSets.filter((set) => !paramIds || paramIds.includes(set.paramId));
-    if (!sets.length)
-      throw new Failure('bad-input', `Job ${earlier.job.jobId} has none of the parameter sets asked for.`);
-    const out = path.dirname(earlier.dir);
+    // its job.json alone: the new run reads nothing of the earlier one's results
+    const { job: earlier } = await readJobJson(dir);
+    const sets = earlier.parameterSets.filter((set) => !paramIds || paramIds.includes(set.paramId));
+    if (!sets.length) throw new Failure('bad-input', `Job ${earlier.jobId} has none of the parameter sets asked for.`);
+    const out = path.dirname(path.resolve(dir));
     const job: JobSpec = {
-      ...earlier.job,
-      jobId: freshJobId(out, earlier.job.jobId),
+      ...earlier,
+      jobId: freshJobId(out, earlier.jobId),
       parameterSets: sets.map((set, index) => ({ ...set, index })),
-      input: paramIds ? undefined : earlier.job.input,
+      input: paramIds ? undefined : earlier.input,
     };
     const backend = backendSettings();
     const store = await ResultsStore.create(out, job, await bundleDigest(job.bundleDir));
-    const source = this.model.jobs.get(earlier.job.jobId)?.source;
+    const source = this.model.jobs.get(earlier.jobId)?.source;
     return this.run(job, store, false, backend, undefined, source, requested);
   }
 

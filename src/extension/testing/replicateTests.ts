@@ -157,7 +157,7 @@ export function registerReplicateTests(
           if (token.isCancellationRequested) break;
           const item = items.replicateItemOf(found.job, found.set!.paramId, found.task!.replicate, true)!;
           run.started(item);
-          const end = await debugReplicate(
+          const session = await debugReplicate(
             {
               job: found.job.dir,
               param: found.set!.paramId,
@@ -166,7 +166,8 @@ export function registerReplicateTests(
             },
             { testRun: run.run },
           );
-          if (!end)
+          const end = await session.ended;
+          if (!session.started || !end)
             run.errored(item, new vscode.TestMessage('The debugging session did not start: see the ModelOps log.'));
           else if (end.verdict === 'same' || (end.verdict === undefined && end.outcome && 'outputs' in end.outcome))
             run.passed(item);
