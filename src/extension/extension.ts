@@ -9,10 +9,10 @@ import { registerReplicateDebugging } from './debug/replicateDebug';
 import { FailureDiagnostics } from './diagnostics';
 import { registerHandshakeCommands } from './handshake/handshakeCommands';
 import { registerEntrypointCompletion } from './jobFiles/entrypointCompletion';
-import { registerJobCommands, showJobStderr } from './jobs/jobCommands';
+import { jobForCommand, registerJobCommands, showJobStderr } from './jobs/jobCommands';
 import { JobModel } from './jobs/jobModel';
 import { JobRunner } from './jobs/jobRunner';
-import { JobsTreeProvider } from './jobs/jobsTree';
+import { JobsTreeProvider, type JobsNode } from './jobs/jobsTree';
 import { ProtocolTrace } from './output/protocolTrace';
 import { RunnerChannels } from './output/runnerChannels';
 import { registerProcessCommands } from './processes/processCommands';
@@ -22,12 +22,15 @@ import { registerReportDocuments } from './util/commands';
 import { Notices } from './util/notices';
 import { registerReplicateTests, type ReplicateTestsApi } from './testing/replicateTests';
 import { registerVenvCommands } from './venvs/venvCommands';
+import { TimelinePanel, type TimelineApi } from './timeline/timelinePanel';
 import { VenvTreeProvider } from './venvs/venvTree';
 
 /** What the extension hands to its tests (and to other extensions). */
 export interface ModelOpsApi {
   jobs: JobModel;
   jobsTree: JobsTreeProvider;
+  /** The Jobs view itself (what is selected in it). */
+  jobsView: vscode.TreeView<JobsNode>;
   venvTree: VenvTreeProvider;
   processTree: ProcessTreeProvider;
   stderr: RunnerChannels;
@@ -37,6 +40,8 @@ export interface ModelOpsApi {
   notices: Notices;
   /** The Testing view's controller, profiles and what they reported. */
   testing: ReplicateTestsApi;
+  /** The "ModelOps Timeline" panel: what it was sent, what its page drew, what a click opened. */
+  timeline: TimelineApi;
 }
 
 export function activate(context: vscode.ExtensionContext): ModelOpsApi {
@@ -57,6 +62,8 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
   const results = registerResultDocuments(log);
   const debugging = registerReplicateDebugging(log, context.globalStorageUri, diagnostics, jobs);
   const testing = registerReplicateTests(runner, jobs, jobsTree, debugging.debugReplicate, log);
+  const jobsView = vscode.window.createTreeView('modelopsDebugger.jobs', { treeDataProvider: jobsTree });
+  const timeline = new TimelinePanel(jobsTree, jobsView, log);
   context.subscriptions.push(
     log,
     jobsTree,
@@ -66,7 +73,13 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     stderr,
     trace,
     runner,
-    vscode.window.registerTreeDataProvider('modelopsDebugger.jobs', jobsTree),
+    jobsView,
+    timeline,
+    runner.watch(timeline),
+    vscode.commands.registerCommand('modelopsDebugger.showTimeline', async (given?: unknown) => {
+      const item = await jobForCommand(jobsTree, given, 'timeline');
+      if (item) timeline.show(item.job);
+    }),
     vscode.window.registerTreeDataProvider('modelopsDebugger.processes', processTree),
     vscode.window.registerTreeDataProvider('modelopsDebugger.venvs', venvTree),
     vscode.workspace.onDidChangeConfiguration((change) => {
@@ -86,7 +99,19 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     registerReportDocuments(),
     ...results.disposables,
   );
-  return { jobs, jobsTree, venvTree, processTree, stderr, diagnostics, trace, notices, testing: testing.api };
+  return {
+    jobs,
+    jobsTree,
+    jobsView,
+    venvTree,
+    processTree,
+    stderr,
+    diagnostics,
+    trace,
+    notices,
+    testing: testing.api,
+    timeline: timeline.api,
+  };
 }
 
 export function deactivate(): void {}

@@ -18,6 +18,9 @@
 //                            there (.cpuprofile; `startEpoch` is its start, to line it up with the
 //                            records' `e`, their epoch time in ms)
 //   BENCH_RENDERER_TRACE=file    writes a Chrome trace of the page over the job there
+//   BENCH_VIEW=timeline      "ModelOps Timeline" open on the job instead: the page's frames while the job
+//                            runs (how many a second, how long each took to draw) and, once it has
+//                            ended, the frames of zooming and panning over all its tasks
 //   BENCH_VIEW=testing       the Testing view open instead, through the job: when the job's last
 //                            result shows there (its row's final state icon), against when the job
 //                            ended (its count leaves the status bar), and how many rows it showed
@@ -119,6 +122,80 @@ async function recordRenderer(page) {
       await cdp.detach();
     },
   };
+}
+
+/**
+ * BENCH_VIEW=timeline: the job run from the palette, "ModelOps: Show Timeline" opened on it as soon
+ * as it shows in the Jobs view. The page's own statistics (timelineScript.ts) are read four times a
+ * second from its frame while the job runs: frames drawn, updates received, each frame's time.
+ * After the job, twenty wheel zooms in and out and ten drags over the whole run, each timed in
+ * the page.
+ */
+async function timeTimeline(page) {
+  const run = await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS);
+  const started = Date.now();
+  await run.press('Enter');
+  await page.locator(`${VIEW} .monaco-list-row`).filter({ hasText: JOB_ID }).first().waitFor({ timeout: WAIT_MS });
+  const show = await pickCommand(page, 'ModelOps: Show Timeline', WAIT_MS);
+  await show.press('Enter');
+  const job = page.locator('.quick-input-widget .monaco-list-row').filter({ hasText: JOB_ID }).first();
+  await job.waitFor({ timeout: WAIT_MS });
+  await job.click();
+  const frame = await timelineFrame(page);
+  const samples = [];
+  for (;;) {
+    const stats = await frame.evaluate(() => ({ ...window.timelineStats, at: Date.now() }));
+    samples.push(stats);
+    if (stats.ended) break;
+    if (Date.now() - started > 30 * 60_000) throw new Error('the job did not finish within 30 min');
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  const live = await frame.evaluate(() => window.timelineFrameTimes.slice());
+  const first = samples.find((s) => s.tasks > 0) ?? samples[0];
+  const last = samples.at(-1);
+  const liveSeconds = (last.at - first.at) / 1000;
+  const liveFrames = last.frames - first.frames;
+  // after the job: zoom in and out at the middle, then drag, each frame timed in the page
+  const before = live.length;
+  const box = await frame.locator('#tl-canvas').boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  for (let i = 0; i < 20; i++) {
+    await page.mouse.wheel(0, i < 10 ? -300 : 300);
+    await page.waitForTimeout(120);
+  }
+  for (let i = 0; i < 10; i++) {
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width / 2 + (i % 2 ? 150 : -150), box.y + box.height / 2, { steps: 4 });
+    await page.mouse.up();
+    await page.waitForTimeout(120);
+  }
+  const all = await frame.evaluate(() => window.timelineFrameTimes.slice());
+  const gestures = all.slice(before);
+  console.log(`\n"ModelOps Timeline" on a ${TASKS}-task job, drawn in the page (ms per frame)`);
+  console.log(
+    `  during the job: ${liveFrames} frames in ${liveSeconds.toFixed(1)} s (${(liveFrames / liveSeconds).toFixed(1)}/s; target ≤ 10/s), ${last.updates} updates`,
+  );
+  console.log(`  ${describe('frame time while live', live, 'frames')}`);
+  console.log(`  ${describe(`frame time zooming and panning ${last.tasks} tasks`, gestures, 'frames')}`);
+  console.log(`  final: ${last.tasks} tasks on ${last.lanes} lanes, ${last.running} running`);
+  const ok = last.tasks >= TASKS && liveFrames / liveSeconds <= 10.5;
+  console.log(
+    `  target: ≤ 10 frames/s live and every frame of the gestures under 100 ms — ${ok && Math.max(...gestures) < 100 ? 'met' : 'MISSED'}`,
+  );
+  return { ok };
+}
+
+/** The webview's content frame: the one whose page has the timeline's statistics. */
+async function timelineFrame(page) {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    for (const frame of page.frames()) {
+      const found = await frame.evaluate(() => Boolean(window.timelineStats)).catch(() => false);
+      if (found) return frame;
+    }
+    if (Date.now() > deadline) throw new Error('the timeline page never appeared');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /**
@@ -368,10 +445,10 @@ function quantile(values, q) {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * (sorted.length - 1) + 0.5))];
 }
 
-function describe(name, samples) {
+function describe(name, samples, unit = 'expansions') {
   if (!samples.length) return `${name}: no samples`;
   const f = (ms) => `${ms.toFixed(0)} ms`;
-  return `${name}: median ${f(quantile(samples, 0.5))}, p90 ${f(quantile(samples, 0.9))}, max ${f(Math.max(...samples))} (${samples.length} expansions)`;
+  return `${name}: median ${f(quantile(samples, 0.5))}, p90 ${f(quantile(samples, 0.9))}, max ${f(Math.max(...samples))} (${samples.length} ${unit})`;
 }
 
 async function main() {
@@ -408,6 +485,11 @@ async function main() {
     if (process.env.BENCH_VIEW === 'testing') {
       const marks = await timeTestingView(page);
       if (marks.state !== 'passed') process.exitCode = 1;
+      return;
+    }
+    if (process.env.BENCH_VIEW === 'timeline') {
+      const result = await timeTimeline(page);
+      if (!result.ok) process.exitCode = 1;
       return;
     }
     const input = await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS);

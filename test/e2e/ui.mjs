@@ -13,7 +13,7 @@ import { launchBrowser, pickCommand, quickOpen, ROOT, startCodeServer } from '..
 
 const RESULTS = path.join(ROOT, 'test-results');
 const WAIT_MS = 60_000;
-const STEPS = 11;
+const STEPS = 16;
 
 const steps = [];
 async function step(name, body) {
@@ -103,6 +103,16 @@ async function main() {
   writeFileSync(
     path.join(ws, 'crash-job.json'),
     '{"job_id": "ui-crash", "bundle": "crashing", "entrypoint": "m.m/x", "parameter_sets": [{"k": 7}], "replicates": 1}\n',
+  );
+  // a job long enough to watch on the timeline (6 sets × 30 replicates of 60 ms), one set failing
+  mkdirSync(path.join(ws, 'paced'), { recursive: true });
+  writeFileSync(
+    path.join(ws, 'paced', 'wire.py'),
+    'import time\n\ndef wire(entrypoint, params, seed):\n    time.sleep(0.06)\n    if params["p"] == 4 and seed % 3 == 0:\n        raise ValueError("p=4 diverged")\n    return {"value": b"1"}\n',
+  );
+  writeFileSync(
+    path.join(ws, 'timeline-job.json'),
+    '{"job_id": "ui-timeline", "bundle": "paced", "entrypoint": "m.m/x", "parameter_sets": [{"p": 1}, {"p": 2}, {"p": 3}, {"p": 4}, {"p": 5}, {"p": 6}], "replicates": 30}\n',
   );
   let browser;
   console.log('\n  the extension, driven through the UI');
@@ -517,6 +527,40 @@ async function main() {
           .first()
           .waitFor({ timeout: WAIT_MS });
         await page.screenshot({ path: path.join(RESULTS, 'crash-tooltip.png') });
+      },
+    );
+
+    await step(
+      '"ModelOps: Show Timeline" from the palette on a running job draws it live, then whole, with a task\'s details on hover (screenshots timeline-live.png, timeline.png)',
+      async () => {
+        await openFile('timeline-job.json');
+        await page.locator('.tab.active[aria-label*="timeline-job.json"]').first().waitFor({ timeout: WAIT_MS });
+        await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
+        await page
+          .locator('.monaco-list-row:has-text("ui-timeline")')
+          .filter({ hasText: /running · [1-9]\d*\/180 ✓/ })
+          .first()
+          .waitFor({ timeout: WAIT_MS });
+        const input = await pickCommand(page, 'ModelOps: Show Timeline', WAIT_MS);
+        await input.press('Enter');
+        const job = page.locator('.quick-input-widget .monaco-list-row').filter({ hasText: 'ui-timeline' }).first();
+        await job.waitFor({ timeout: WAIT_MS });
+        await job.click();
+        // the page is two frames down: the webview's host frame, then its content
+        const frame = page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+        const status = frame.locator('#tl-status');
+        await status.filter({ hasText: /\d+ tasks, \d+ running, \d+ lanes · live/ }).waitFor({ timeout: WAIT_MS });
+        await page.mouse.move(900, 600);
+        await page.screenshot({ path: path.join(RESULTS, 'timeline-live.png') });
+        await status.filter({ hasText: /^186 tasks, \d+ lanes$/ }).waitFor({ timeout: WAIT_MS });
+        // the tooltip of a bar in the first lane, halfway along
+        const canvas = await frame.locator('#tl-canvas').boundingBox();
+        await page.mouse.move(canvas.x + 190 + (canvas.width - 198) / 2, canvas.y + 22 + 11);
+        await frame
+          .locator('#tl-tip')
+          .filter({ hasText: /replicate \d+|aggregation/ })
+          .waitFor({ timeout: WAIT_MS });
+        await page.screenshot({ path: path.join(RESULTS, 'timeline.png') });
       },
     );
 

@@ -9,6 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { CLI, FIRST_CALLS, scratchDir, writeBundle } from './helpers';
+import { readEventLog } from '../../src/engine/job/events';
+import { AGGREGATION, TaskState, TASK_FIELDS, Timeline } from '../../src/engine/trace/timeline';
 
 const scratch = scratchDir('mo-trace-');
 
@@ -160,6 +162,77 @@ describe('modelops-debugger trace', () => {
     );
     assert.equal(inFlight.at(-1)!.args!.tasks, 0);
     assert.ok(trace.traceEvents.some((e) => e.ph === 'C' && e.name === 'runner peak RSS (kB)'));
+  });
+
+  it("the editor's timeline draws the same run: the trace's runner slots as lanes, its tasks and failed attempts as bars that never overlap, its instants as marks", () => {
+    const job = JSON.parse(readFileSync(path.join(dir, 'job.json'), 'utf8'));
+    const sets = job.parameter_sets.map((set: any) => ({ param_id: set.param_id, label: `mode=${set.params.mode}` }));
+    const whole = Timeline.fromFolder(dir, 'traced', sets).snapshot();
+    // the same lanes: the trace's threads are the timeline's lanes, in the same order
+    const threads = trace.traceEvents.filter((e) => e.ph === 'M' && e.name === 'thread_name');
+    assert.deepEqual(
+      whole.lanes,
+      threads.map((e) => e.args!.name.replace('runner ', '')),
+    );
+    // two workers: two runner slots, however many runners replaced the crashed and the killed ones
+    assert.equal(whole.lanes.filter((lane) => lane.startsWith('slot ')).length, 2, whole.lanes.join(' | '));
+    // every task the trace has, and the crashed attempt that was retried
+    const bars: number[][] = [];
+    for (let i = 0; i < whole.tasks.length; i += TASK_FIELDS) bars.push(whole.tasks.slice(i, i + TASK_FIELDS));
+    const retries = trace.traceEvents.filter((e) => e.ph === 'i' && e.name === 'retry').length;
+    assert.equal(bars.length, 16 + retries);
+    const crash = sets.findIndex((set: any) => set.label === 'mode=crash');
+    const crashed = bars.filter(([, , , state, set]) => set === crash && state === TaskState.failed);
+    assert.equal(crashed.length, 1, 'the crashed first attempt');
+    assert.equal(crashed[0][6], 1);
+    assert.match(whole.notes[bars.indexOf(crashed[0])], /^attempt 1: process-crashed: /);
+    const hang = sets.findIndex((set: any) => set.label === 'mode=hang');
+    const hung = bars.filter(([, , , , set, replicate]) => set === hang && replicate !== AGGREGATION);
+    assert.ok(
+      hung.every(([, , ms, state]) => state === TaskState.failed && ms >= 900),
+      JSON.stringify(hung),
+    );
+    for (let lane = 0; lane < whole.lanes.length; lane++) {
+      const on = bars.filter((bar) => bar[0] === lane);
+      for (let i = 1; i < on.length; i++) assert.ok(on[i][1] >= on[i - 1][1] + on[i - 1][2], `lane ${lane}, bar ${i}`);
+    }
+    assert.deepEqual(
+      whole.marks.map((mark) => mark.kind).sort(),
+      trace.traceEvents
+        .filter((e) => e.ph === 'i')
+        .map((e) => e.name)
+        .sort(),
+    );
+    assert.deepEqual(whole.running, [], 'nothing runs after the job ended');
+    assert.equal(whole.ended, true);
+  });
+
+  it('the live timeline sends each task once: changes taken as events arrive add up to the whole', () => {
+    const job = JSON.parse(readFileSync(path.join(dir, 'job.json'), 'utf8'));
+    const sets = job.parameter_sets.map((set: any) => ({ param_id: set.param_id, label: set.param_id }));
+    const { events } = readEventLog(path.join(dir, 'events.jsonl'));
+    const live = new Timeline('traced', sets);
+    const first = live.snapshot();
+    assert.equal(first.tasks.length, 0);
+    let tasks: number[] = [];
+    let marks = 0;
+    let sawRunning = false;
+    events.forEach((event, i) => {
+      live.add(event);
+      if (i % 3 === 0 || i === events.length - 1) {
+        const update = live.changes();
+        assert.equal(update.reset, false);
+        tasks = tasks.concat(update.tasks);
+        marks += update.marks.length;
+        sawRunning ||= update.running.length > 0;
+      }
+    });
+    const whole = Timeline.fromFolder(dir, 'traced', sets).snapshot();
+    assert.deepEqual(tasks, whole.tasks);
+    assert.equal(marks, whole.marks.length);
+    assert.ok(sawRunning, 'running tasks were sent while the job ran');
+    assert.equal(live.keyOf(0, AGGREGATION), `agg-${sets[0].param_id}`);
+    assert.equal(live.keyOf(1, 2), `sim-${sets[1].param_id}-2`);
   });
 
   it('-o writes it elsewhere; a folder without a run is bad input (exit 2)', () => {

@@ -23,9 +23,10 @@ interface Context {
 
 const WAIT_MS = 60_000;
 
-async function until<T>(
+/** `probe`'s first value that is neither undefined nor false, asked every 50 ms until `timeoutMs`. */
+export async function until<T>(
   what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
   timeoutMs = WAIT_MS,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;

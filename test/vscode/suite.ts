@@ -26,6 +26,7 @@ import { simRecord } from '../shared/simRecords';
 import { registerCrashTests } from './crash.suite';
 import { registerDebugTests } from './debug.suite';
 import { registerCompareTests, registerTestingTests } from './testing.suite';
+import { registerTimelineTests } from './timeline.suite';
 
 const EXTENSION_ID = 'modelops-debugger.modelops-debugger';
 
@@ -77,6 +78,7 @@ export function run(): Promise<void> {
     registerDebugTests(() => ({ api, root }));
     registerTestingTests(() => ({ api, root }));
     registerCompareTests(() => ({ api, root }));
+    registerTimelineTests(() => ({ api, root }));
 
     it('runs in VS Code 1.100', () => {
       assert.match(vscode.version, /^1\.100\./);

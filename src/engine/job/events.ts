@@ -2,6 +2,7 @@
  * The engine's one event stream. The CLI's progress, its `--json` output, `events.jsonl`, and
  * (later) the editor's views all consume these; none reaches into the engine.
  */
+import { readFileSync } from 'node:fs';
 import type { Failure, FailureKind, SourceLocation } from '../failure';
 import type { VenvEvent } from '../venv/cache';
 import type { LingeringDescendant } from '../process/descendants';
@@ -33,8 +34,8 @@ export type JobEvent = { t: number } & (
   | { type: 'task-start'; key: string; attempt: number; pid: number | undefined; worker?: string }
   /** Dask: the simulation finished on the cluster; its outcome (task-done) comes with its set's aggregation. */
   | { type: 'task-finished'; key: string }
-  /** `pid`: the runner the failed attempt ran in (local backend). */
-  | { type: 'task-retry'; key: string; attempt: number; kind: FailureKind; message: string; pid?: number }
+  /** `pid`: the runner the failed attempt ran in, `ms`: how long it ran (local backend). */
+  | { type: 'task-retry'; key: string; attempt: number; kind: FailureKind; message: string; pid?: number; ms?: number }
   | {
       type: 'task-done';
       key: string;
@@ -127,4 +128,24 @@ export type JobEventBody = JobEvent extends infer E ? (E extends { t: number } ?
 /** An event's time in milliseconds since the epoch, from either form `t` has had on disk. */
 export function eventTime(event: { t: number | string }): number {
   return typeof event.t === 'number' ? event.t : Date.parse(event.t);
+}
+
+/**
+ * The events of an events.jsonl, in order. Lines that cannot be read (a run killed mid-write
+ * leaves half a line) are counted, not thrown: the rest of the log still says what happened.
+ */
+export function readEventLog(file: string): { events: JobEvent[]; unreadable: number } {
+  const events: JobEvent[] = [];
+  let unreadable = 0;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line) continue;
+    try {
+      const event = JSON.parse(line) as JobEvent;
+      if (typeof event.t === 'number' && typeof event.type === 'string') events.push(event);
+      else unreadable++;
+    } catch {
+      unreadable++;
+    }
+  }
+  return { events, unreadable };
 }

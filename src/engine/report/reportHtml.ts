@@ -3,6 +3,7 @@
  * it opens offline, from an e-mail, years later. No request leaves the page.
  */
 import type { RunReport } from './runReport';
+import { TIMELINE_SCRIPT, TIMELINE_STYLE } from '../trace/timelineScript';
 
 export function reportHtml(report: RunReport): string {
   const { counts, time } = report;
@@ -25,8 +26,8 @@ export function reportHtml(report: RunReport): string {
       [0],
     ),
     '<h2>Timeline</h2>',
-    '<p class="hint">A lane per runner slot; green ok, red failed, grey other. Wheel to zoom, drag to pan; hover for the task.</p>',
-    `<canvas id="timeline" height="${Math.max(60, report.timeline.tracks.length * 22 + 24)}"></canvas><div id="tip"></div>`,
+    '<p class="hint">A lane per runner slot (with its busy share); green ok, red failed, grey other; marks: crashes and timeouts (red), retries (grey). Wheel to zoom, drag to pan; hover for the task.</p>',
+    '<div id="timeline-root"></div>',
     '<h2>Parameter sets</h2>',
     table(
       ['params', 'param_id', 'ok', 'failed', 'aggregation', 'losses', 'p50', 'p95', 'peak RSS'],
@@ -83,7 +84,7 @@ export function reportHtml(report: RunReport): string {
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
 <title>Run report: ${esc(report.job_id)}</title>
-<style>${STYLE}</style></head>
+<style>${STYLE}${TIMELINE_STYLE}</style></head>
 <body>${sections.join('\n')}
 <script type="application/json" id="timeline-data">${JSON.stringify(report.timeline).replace(/</g, '\\u003c')}</script>
 <script>${TIMELINE_SCRIPT}</script>
@@ -126,8 +127,8 @@ function esc(text: string): string {
 }
 
 const STYLE = `
-:root { color-scheme: light dark; --fg: #1f2328; --bg: #fff; --muted: #59636e; --line: #d1d9e0; --ok: #1a7f37; --bad: #cf222e; --other: #8c959f; }
-@media (prefers-color-scheme: dark) { :root { --fg: #e6edf3; --bg: #0d1117; --muted: #9198a1; --line: #3d444d; --ok: #3fb950; --bad: #f85149; --other: #6e7681; } }
+:root { color-scheme: light dark; --fg: #1f2328; --bg: #fff; --muted: #59636e; --line: #d1d9e0; --ok: #1a7f37; --bad: #cf222e; --other: #8c959f; --run: #0969da; }
+@media (prefers-color-scheme: dark) { :root { --fg: #e6edf3; --bg: #0d1117; --muted: #9198a1; --line: #3d444d; --ok: #3fb950; --bad: #f85149; --other: #6e7681; --run: #4493f8; } }
 body { font: 14px/1.45 system-ui, sans-serif; color: var(--fg); background: var(--bg); margin: 24px auto; max-width: 1200px; padding: 0 16px; }
 h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid var(--line); padding-bottom: 4px; } h3 { font-size: 14px; margin: 0 0 4px; }
 .outcome { font-size: 16px; margin: 0; } .ok { color: var(--ok); } .bad { color: var(--bad); }
@@ -135,54 +136,4 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8p
 table { border-collapse: collapse; font-size: 13px; } th, td { border: 1px solid var(--line); padding: 3px 8px; text-align: left; vertical-align: top; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .group { border-left: 3px solid var(--bad); padding: 4px 10px; margin: 8px 0; } .shared { font-weight: 600; }
 svg.histogram rect { fill: var(--other); } svg.histogram text { fill: var(--muted); font-size: 10px; text-anchor: middle; }
-canvas { width: 100%; border: 1px solid var(--line); cursor: grab; } #tip { position: fixed; pointer-events: none; background: var(--bg); border: 1px solid var(--line); padding: 2px 6px; font-size: 12px; display: none; }
-`;
-
-/**
- * The timeline: lanes per runner slot, tasks as bars; zoomed out, the tasks of a pixel column
- * are drawn once (as the worst state among them), so 100 000 tasks draw as fast as a few hundred.
- */
-const TIMELINE_SCRIPT = `
-(function () {
-  var data = JSON.parse(document.getElementById('timeline-data').textContent);
-  var canvas = document.getElementById('timeline'), tip = document.getElementById('tip');
-  var ctx = canvas.getContext('2d'), tasks = data.tasks, lanes = data.tracks.length || 1;
-  var end = 0; for (var i = 0; i < tasks.length; i++) end = Math.max(end, tasks[i][1] + tasks[i][2]);
-  var view = { from: 0, to: end || 1 }, LEFT = 150, LANE = 22, TOP = 20;
-  var css = getComputedStyle(document.documentElement);
-  var colors = [css.getPropertyValue('--ok'), css.getPropertyValue('--bad'), css.getPropertyValue('--other')];
-  function draw() {
-    var width = canvas.clientWidth; canvas.width = width * devicePixelRatio; ctx.setTransform(devicePixelRatio, 0, 0, devicePixelRatio, 0, 0);
-    ctx.clearRect(0, 0, width, canvas.height); ctx.font = '11px system-ui'; ctx.fillStyle = css.getPropertyValue('--muted');
-    for (var l = 0; l < data.tracks.length; l++) ctx.fillText(data.tracks[l].slice(0, 24), 4, TOP + l * LANE + 14);
-    var span = view.to - view.from, scale = (width - LEFT - 8) / span, drawn = {};
-    for (var i = 0; i < tasks.length; i++) {
-      var t = tasks[i], x0 = (t[1] - view.from) * scale, x1 = (t[1] + t[2] - view.from) * scale;
-      if (x1 < 0 || x0 > width - LEFT) continue;
-      var px = Math.floor(x0), key = t[0] * 100000 + px, w = Math.max(1, x1 - x0);
-      if (w < 2) { if (drawn[key] !== undefined && drawn[key] >= t[3]) continue; drawn[key] = t[3]; }
-      ctx.fillStyle = colors[t[3]]; ctx.fillRect(LEFT + x0, TOP + t[0] * LANE + 3, w, LANE - 6);
-    }
-    ctx.fillStyle = css.getPropertyValue('--muted'); ctx.fillText((view.from / 1e6).toFixed(3) + ' s', LEFT, 12);
-    var right = (view.to / 1e6).toFixed(3) + ' s'; ctx.fillText(right, width - 8 - ctx.measureText(right).width, 12);
-  }
-  canvas.addEventListener('wheel', function (e) {
-    e.preventDefault(); var rect = canvas.getBoundingClientRect(), frac = Math.max(0, (e.clientX - rect.left - LEFT) / (rect.width - LEFT - 8));
-    var span = view.to - view.from, at = view.from + frac * span, next = Math.min(end || 1, Math.max(1000, span * (e.deltaY > 0 ? 1.25 : 0.8)));
-    view.from = Math.max(0, at - frac * next); view.to = view.from + next; draw();
-  }, { passive: false });
-  var dragging = null;
-  canvas.addEventListener('mousedown', function (e) { dragging = { x: e.clientX, from: view.from, to: view.to }; });
-  window.addEventListener('mouseup', function () { dragging = null; });
-  canvas.addEventListener('mousemove', function (e) {
-    var rect = canvas.getBoundingClientRect(), scale = (view.to - view.from) / (rect.width - LEFT - 8);
-    if (dragging) { var d = (e.clientX - dragging.x) * scale; view.from = Math.max(0, dragging.from - d); view.to = view.from + (dragging.to - dragging.from); draw(); return; }
-    var us = view.from + (e.clientX - rect.left - LEFT) * scale, lane = Math.floor((e.clientY - rect.top - TOP) / LANE), hit = null;
-    for (var i = 0; i < tasks.length && !hit; i++) if (tasks[i][0] === lane && tasks[i][1] <= us && us <= tasks[i][1] + Math.max(tasks[i][2], scale)) hit = tasks[i];
-    if (!hit) { tip.style.display = 'none'; return; }
-    tip.textContent = data.tracks[hit[0]] + ': ' + (hit[2] / 1000).toFixed(1) + ' ms from ' + (hit[1] / 1e6).toFixed(3) + ' s, ' + ['ok', 'failed', 'other'][hit[3]];
-    tip.style.display = 'block'; tip.style.left = e.clientX + 12 + 'px'; tip.style.top = e.clientY + 12 + 'px';
-  });
-  window.addEventListener('resize', draw); draw();
-})();
 `;

@@ -14,6 +14,7 @@ import { readManifestFacts, type ManifestFacts } from '../job/manifestFacts';
 import { readAggResult, readJobJson, readSimResults } from '../job/resultsReader';
 import type { JobSpec } from '../job/spec';
 import { chromeTrace } from '../trace/chromeTrace';
+import { Timeline, type TimelineUpdate } from '../trace/timeline';
 import { PyFloat } from '../pyjson/pyjson';
 
 export interface SetRow {
@@ -54,8 +55,8 @@ export interface RunReport {
   failures: FailureGroup[];
   /** Replicates per duration bucket (ms, lower bounds: 0, 1, 2, 5, 10, 20, 50…). */
   histogram: { from_ms: number; count: number }[];
-  /** The tasks on their tracks: [track, start µs, duration µs, state 0 ok / 1 failed / 2 other]. */
-  timeline: { tracks: string[]; tasks: [number, number, number, number][] };
+  /** The tasks on their runner slots' lanes, as the editor's timeline shows them. */
+  timeline: TimelineUpdate;
   environment: { field: string; value: string }[];
 }
 
@@ -121,7 +122,6 @@ export async function runReport(folder: string): Promise<RunReport> {
   const ok = all.filter(({ record }) => record.status === 'ok').length;
   const { trace } = chromeTrace(dir, job);
   const tracks = trace.traceEvents.filter((e) => e.ph === 'M' && e.name === 'thread_name');
-  const trackIndex = new Map(tracks.map((e, i) => [`${e.pid}:${e.tid}`, i]));
   const bars = trace.traceEvents.filter((e) => e.ph === 'X');
   const compute = all.reduce((sum, { record }) => sum + (numberOf(record.resources?.wall_ms) ?? record.ms), 0);
   // the runner slots' time (the engine's own lane, aggregations without targets, is no slot)
@@ -157,15 +157,11 @@ export async function runReport(folder: string): Promise<RunReport> {
       })),
     failures: [...groups.values()].sort((a, b) => b.count - a.count),
     histogram: histogram(all.map(({ record }) => record.ms)),
-    timeline: {
-      tracks: tracks.map((e) => String(e.args?.name ?? `${e.pid}:${e.tid}`)),
-      tasks: bars.map((e) => [
-        trackIndex.get(`${e.pid}:${e.tid}`) ?? 0,
-        e.ts,
-        e.dur ?? 0,
-        e.args?.state === 'ok' ? 0 : e.args?.state === 'failed' ? 1 : 2,
-      ]),
-    },
+    timeline: Timeline.fromFolder(
+      dir,
+      job.jobId,
+      job.parameterSets.map((set) => ({ param_id: set.paramId, label: describeParams(set) })),
+    ).snapshot(),
     environment: environment(manifest),
   };
 }

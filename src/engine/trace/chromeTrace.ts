@@ -6,7 +6,7 @@
  *
  * - one process track per host (this machine) or Dask worker, its `pid` an integer from 1;
  * - one thread track per warm-process slot (`tid` from 1): a runner, and those that replaced it
- *   later (runners whose lives do not overlap share a slot);
+ *   later (slots as the editor's timeline assigns them: timeline.ts);
  * - a complete event (`ph: "X"`) per task, `ts`/`dur` in µs from the job's start; on a track
  *   they follow each other (a runner does one request at a time: a request sent while another
  *   ran starts when that one ended), so they nest perfectly;
@@ -14,13 +14,14 @@
  * - counters (`ph: "C"`) for the tasks in flight and each runner's peak RSS;
  * - metadata (`ph: "M"`) naming processes and threads, with `tid: 0` on the process ones.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { Failure } from '../failure';
 import { parseAggKey, parseSimKey } from '../job/taskKeys';
 import type { JobSpec } from '../job/spec';
 import type { TaskResources } from '../job/records';
-import type { JobEvent } from '../job/events';
+import { readEventLog } from '../job/events';
+import { LOCAL_HOST, Timeline } from './timeline';
 
 export interface TraceEvent {
   name: string;
@@ -61,23 +62,16 @@ interface TaskSpan {
   resources?: TaskResources;
 }
 
-/** An event of events.jsonl, with its time (ms since the epoch). */
-type Event = JobEvent & { t: number };
-
-const LOCAL_HOST = 'this machine';
-
 /** The trace of the job in `dir`, whose spec is `job`. */
 export function chromeTrace(dir: string, job: JobSpec): { trace: ChromeTrace; summary: TraceSummary } {
   const file = path.join(dir, 'events.jsonl');
   if (!existsSync(file)) throw new Failure('bad-input', `${dir} has no events.jsonl: there is no run to trace.`);
-  const { events, unreadable } = readEvents(file);
+  const { events, unreadable } = readEventLog(file);
   const start = events.find((event) => event.type === 'job-start')?.t ?? events[0]?.t ?? 0;
   const us = (ms: number) => Math.round((ms - start) * 1000);
 
   const seeds = new Map(job.parameterSets.map((set) => [set.paramId, set.seeds]));
   const venvOf = new Map<number, string>();
-  /** Each runner's life as its process-start and process-end say (`host\0pid`). */
-  const said = new Map<string, { first?: number; last?: number }>();
   const aggRunner = new Map<string, { pid?: number; worker?: string }>();
   const tasks: TaskSpan[] = [];
   const marks: { host: string; runner?: number; t: number; name: string; args: Record<string, unknown> }[] = [];
@@ -102,13 +96,7 @@ export function chromeTrace(dir: string, job: JobSpec): { trace: ChromeTrace; su
       case 'process-start':
         if (event.pid === undefined) break;
         venvOf.set(event.pid, event.venv);
-        said.set(`${host}\0${event.pid}`, { first: event.t });
         break;
-      case 'process-end': {
-        const life = event.pid === undefined ? undefined : said.get(`${host}\0${event.pid}`);
-        if (life) life.last = event.t;
-        break;
-      }
       case 'task-done': {
         const sim = parseSimKey(event.key);
         if (!sim) break;
@@ -183,63 +171,44 @@ export function chromeTrace(dir: string, job: JobSpec): { trace: ChromeTrace; su
     }
   }
 
-  // hosts, then runners onto slots: a runner takes the lowest slot free when it started (its
-  // process-start, else its first task), and frees it when it ended (else its last task)
-  const hosts = [...new Set([LOCAL_HOST, ...tasks.map((task) => task.host)])].filter(
-    (host) => host !== LOCAL_HOST || tasks.some((task) => task.host === LOCAL_HOST),
+  // hosts, then runners onto slots as the editor's timeline puts them (timeline.ts): a runner
+  // takes the lowest slot free when it started and frees it when it ended
+  const timeline = new Timeline(job.jobId, []);
+  for (const event of events) timeline.add(event);
+  const lanes = timeline.laneFacts();
+  const hosts = [...new Set(lanes.map((lane) => lane.host))].sort(
+    (a, b) => Number(b === LOCAL_HOST) - Number(a === LOCAL_HOST),
   );
   const hostPid = new Map(hosts.map((host, i) => [host, i + 1]));
-  const lives = new Map<string, { host: string; runner: number | undefined; first: number; last: number }>();
-  for (const task of tasks) {
-    const id = `${task.host}\0${task.runner}`;
-    const life = lives.get(id);
-    if (!life) lives.set(id, { host: task.host, runner: task.runner, first: task.start, last: task.end });
-    else {
-      life.first = Math.min(life.first, task.start);
-      life.last = Math.max(life.last, task.end);
-    }
-  }
-  for (const [id, life] of lives) {
-    const known = said.get(id);
-    if (known?.first !== undefined) life.first = Math.min(life.first, known.first);
-    if (known?.last !== undefined) life.last = Math.max(life.last, known.last);
-  }
-  const slotOf = new Map<string, number>();
-  const slotRunners = new Map<string, number[]>(); // `${pid}:${tid}` → its runners' OS pids
-  for (const host of hosts) {
-    const free: number[] = []; // slot → when its last runner ended
-    const ofHost = [...lives.entries()].filter(([, life]) => life.host === host);
-    ofHost.sort(([, a], [, b]) => a.first - b.first);
-    for (const [id, life] of ofHost) {
-      let slot = free.findIndex((ended) => ended <= life.first);
-      if (slot < 0) slot = free.push(0) - 1;
-      free[slot] = life.last;
-      slotOf.set(id, slot + 1);
-      const track = `${hostPid.get(host)}:${slot + 1}`;
-      slotRunners.set(track, [...(slotRunners.get(track) ?? []), ...(life.runner === undefined ? [] : [life.runner])]);
-    }
-  }
+  /** A lane's track: its host's pid; its slot as tid, the engine's own lane after its host's slots. */
+  const trackOf = lanes.map((lane) => ({
+    pid: hostPid.get(lane.host)!,
+    tid: lane.slot || lanes.filter((other) => other.host === lane.host && other.slot > 0).length + 1,
+  }));
+  const trackOfRunner = (host: string, runner: number | undefined) => {
+    const lane = timeline.laneOfRunner(host, runner);
+    return lane === undefined ? undefined : trackOf[lane];
+  };
 
   const traceEvents: TraceEvent[] = [];
   for (const host of hosts)
     traceEvents.push({ name: 'process_name', ph: 'M', pid: hostPid.get(host)!, tid: 0, ts: 0, args: { name: host } });
-  for (const [track, runners] of slotRunners) {
-    const [pid, tid] = track.split(':').map(Number);
+  lanes.forEach((lane, i) =>
     traceEvents.push({
       name: 'thread_name',
       ph: 'M',
-      pid,
-      tid,
+      ...trackOf[i],
       ts: 0,
       // no runner: an aggregation without targets, which the engine does itself
-      args: { name: runners.length ? `slot ${tid}: runner ${runners.join(', ')}` : 'engine (no runner)' },
-    });
-  }
+      args: { name: lane.slot ? `slot ${lane.slot}: runner ${lane.runners.join(', ')}` : 'engine (no runner)' },
+    }),
+  );
 
   // each track's tasks in order of their end, each starting no earlier than the one before ended
   const byTrack = new Map<string, TaskSpan[]>();
   for (const task of tasks) {
-    const track = `${hostPid.get(task.host)}:${slotOf.get(`${task.host}\0${task.runner}`)}`;
+    const { pid, tid } = trackOfRunner(task.host, task.runner)!;
+    const track = `${pid}:${tid}`;
     const spans = byTrack.get(track);
     if (spans) spans.push(task);
     else byTrack.set(track, [task]);
@@ -287,7 +256,7 @@ export function chromeTrace(dir: string, job: JobSpec): { trace: ChromeTrace; su
   }
   for (const mark of marks) {
     const pid = hostPid.get(mark.host) ?? 1;
-    const tid = mark.runner === undefined ? undefined : slotOf.get(`${mark.host}\0${mark.runner}`);
+    const tid = mark.runner === undefined ? undefined : trackOfRunner(mark.host, mark.runner)?.tid;
     traceEvents.push({
       name: mark.name,
       ph: 'i',
@@ -307,28 +276,12 @@ export function chromeTrace(dir: string, job: JobSpec): { trace: ChromeTrace; su
     summary: {
       tasks: tasks.length,
       hosts: hosts.length,
-      slots: slotRunners.size,
-      runners: lives.size,
+      slots: lanes.filter((lane) => lane.slot > 0).length,
+      runners: lanes.reduce((sum, lane) => sum + lane.runners.length, 0),
       instants: marks.length,
       unreadable,
     },
   };
-}
-
-function readEvents(file: string): { events: Event[]; unreadable: number } {
-  const events: Event[] = [];
-  let unreadable = 0;
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line) continue;
-    try {
-      const event = JSON.parse(line) as Event;
-      if (typeof event.t === 'number' && typeof event.type === 'string') events.push(event);
-      else unreadable++;
-    } catch {
-      unreadable++;
-    }
-  }
-  return { events, unreadable };
 }
 
 function withoutUndefined(args: Record<string, unknown>): Record<string, unknown> {

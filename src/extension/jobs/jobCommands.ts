@@ -74,7 +74,17 @@ const CAPABILITIES = {
   reproduce: { token: 'reproducible;', applies: 'can be reproduced', title: 'Copy Reproduce Command' },
   compare: { token: 'open;', applies: 'has results', title: 'Compare With…' },
   report: { token: 'open;', applies: 'has results', title: 'Export Run Report…' },
+  timeline: { token: 'open;', applies: 'has run', title: 'Show Timeline' },
 } satisfies Record<string, Capability>;
+
+/** A job command's job: the item it was invoked on, else one the user picks among those it fits. */
+export function jobForCommand(
+  tree: JobsTreeProvider,
+  given: unknown,
+  capability: keyof typeof CAPABILITIES,
+): Promise<JobItem | undefined> {
+  return jobFor(tree, given, CAPABILITIES[capability]);
+}
 
 /** The most of each runner's log shown in a job's stderr document: the end, where a failure is. */
 const STDERR_TAIL_BYTES = 256 * 1024;

@@ -8,6 +8,7 @@
 import * as vscode from 'vscode';
 import { setIsActive, type JobInfo, type JobModel, type ParamSetInfo, type TaskInfo } from './jobModel';
 import { jobLabel } from '../../engine/job/spec';
+import { parseAggKey, parseSimKey } from '../../engine/job/taskKeys';
 import { TreeRefresh } from '../util/coalesce';
 import { taskTooltip } from './taskTooltip';
 
@@ -222,6 +223,37 @@ export class JobsTreeProvider implements vscode.TreeDataProvider<JobsNode>, vsco
       ];
     }
     return [];
+  }
+
+  /** What `reveal` climbs: the rows are made anew each time, and found again by their ids. */
+  getParent(element: JobsNode): JobsNode | undefined {
+    if (element instanceof TaskItem) {
+      const paramId = parseSimKey(element.task.key)?.paramId ?? parseAggKey(element.task.key);
+      const set = paramId === undefined ? undefined : element.job.sets.get(paramId);
+      return set && new ParamSetItem(element.job, set);
+    }
+    if (element instanceof ParamSetItem) return this.jobItem(element.job);
+    if (element instanceof JobItem) {
+      const latest = this.model.latestRuns().find((job) => this.model.earlierRuns(job).includes(element.job));
+      return latest ? new EarlierRunsItem(latest, this.model.earlierRuns(latest)) : undefined;
+    }
+    return undefined;
+  }
+
+  /** The row of a job's task (a replicate or an aggregation), to reveal; undefined when the view has no such task. */
+  taskItem(jobId: string, key: string): TaskItem | undefined {
+    const job = this.model.jobs.get(jobId);
+    const sim = parseSimKey(key);
+    const set = job?.sets.get(sim?.paramId ?? parseAggKey(key) ?? '');
+    if (!job || !set) return undefined;
+    if (!sim) return new TaskItem(job, set.aggregation, true);
+    const task = set.tasks[sim.replicate];
+    return task && new TaskItem(job, task, false);
+  }
+
+  private jobItem(job: JobInfo): JobItem {
+    const latest = this.model.latestRuns().some((run) => run.jobId === job.jobId);
+    return new JobItem(job, latest && this.model.earlierRuns(job).length > 0, !latest);
   }
 
   dispose(): void {

@@ -285,6 +285,7 @@ class Scheduler {
           kind: failure.kind,
           message: failure.message,
           pid,
+          ms: Math.round(performance.now() - begun),
         });
         this.retries.push({ ...task, attempt: task.attempt + 1 });
         return;
