@@ -54,7 +54,7 @@ describe('the memory limit a runner is judged against', () => {
       "the pod's limit applies to the runner in its sub-cgroup",
     );
     assert.equal(limit.counter?.file, path.join(roots.cgroup, 'kubepods/pod1/runner/memory.events'));
-    assert.equal(await readOomKills(limit.counter), 2);
+    assert.equal(readOomKills(limit.counter), 2);
   });
 
   it('cgroup v2 with "max" all the way up: physical memory, and still the cgroup\'s counter', async () => {
@@ -67,7 +67,7 @@ describe('the memory limit a runner is judged against', () => {
     });
     const limit = await memoryLimit(42, undefined, roots);
     assert.deepEqual({ kb: limit.kb, source: limit.source }, { kb: 16 * GB, source: 'physical memory' });
-    assert.equal(await readOomKills(limit.counter), 0);
+    assert.equal(readOomKills(limit.counter), 0);
   });
 
   it('cgroup v1 (a hybrid: the unified hierarchy has no memory there): memory.limit_in_bytes and memory.oom_control', async () => {
@@ -80,7 +80,7 @@ describe('the memory limit a runner is judged against', () => {
     });
     const limit = await memoryLimit(42, undefined, roots);
     assert.deepEqual({ kb: limit.kb, source: limit.source }, { kb: 512 * 1024, source: 'cgroup v1' });
-    assert.equal(await readOomKills(limit.counter), 5);
+    assert.equal(readOomKills(limit.counter), 5);
   });
 
   it("cgroup v1 seen from inside a container (its cgroup's path is not under the mount): the mount's own limit; v1's 2^63 is no limit", async () => {
@@ -104,10 +104,10 @@ describe('the memory limit a runner is judged against', () => {
     const roots = system('none', { 'proc/42/cgroup': '1:cpu:/\n', 'proc/vmstat': 'pgfault 9\noom_kill 7\n' });
     const limit = await memoryLimit(42, undefined, roots);
     assert.deepEqual({ kb: limit.kb, source: limit.source }, { kb: 16 * GB, source: 'physical memory' });
-    assert.equal(await readOomKills(limit.counter), 7);
+    assert.equal(readOomKills(limit.counter), 7);
     const set = await memoryLimit(42, 256 * 1024, roots);
     assert.deepEqual({ kb: set.kb, source: set.source }, { kb: 256 * 1024, source: 'setting' });
-    assert.equal(await readOomKills(set.counter), 7, 'the counter is still the kernel’s');
+    assert.equal(readOomKills(set.counter), 7, 'the counter is still the kernel’s');
     assert.equal(settingLimitKb(undefined, { MODELOPS_MEMORY_LIMIT_MB: '256' }), 256 * 1024);
     assert.equal(settingLimitKb(512, { MODELOPS_MEMORY_LIMIT_MB: '256' }), 512 * 1024, 'the option first');
     assert.equal(settingLimitKb(undefined, { MODELOPS_MEMORY_LIMIT_MB: 'lots' }), undefined);

@@ -818,7 +818,7 @@ export class WarmProcess {
       last: this.memory.last,
       diedAtMs: this.diedAtMs,
       killsBefore: this.memory.oomKills,
-      killsAfter: await readOomKills(limit.counter),
+      killsAfter: readOomKills(limit.counter),
     });
   }
 
