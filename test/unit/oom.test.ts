@@ -38,7 +38,7 @@ describe('the memory limit a runner is judged against', () => {
     return { proc: path.join(root, 'proc'), cgroup: path.join(root, 'cgroup'), totalKb: 16 * GB };
   }
 
-  it('cgroup v2: the lowest memory.max from the runner\'s cgroup up, "max" is no limit, and its memory.events counter', async () => {
+  it('cgroup v2: the lowest memory.max from the runner\'s cgroup up, "max" is no limit, and its memory.events counter', () => {
     const roots = system('v2', {
       'proc/42/cgroup': '0::/kubepods/pod1/runner\n',
       'cgroup/cgroup.controllers': 'cpu memory pids\n',
@@ -47,7 +47,7 @@ describe('the memory limit a runner is judged against', () => {
       'cgroup/kubepods/pod1/runner/memory.max': 'max\n',
       'cgroup/kubepods/pod1/runner/memory.events': 'low 0\nhigh 0\nmax 12\noom 2\noom_kill 2\noom_group_kill 0\n',
     });
-    const limit = await memoryLimit(42, undefined, roots);
+    const limit = memoryLimit(42, undefined, roots);
     assert.deepEqual(
       { kb: limit.kb, source: limit.source },
       { kb: 2 * GB, source: 'cgroup v2' },
@@ -57,7 +57,7 @@ describe('the memory limit a runner is judged against', () => {
     assert.equal(readOomKills(limit.counter), 2);
   });
 
-  it('cgroup v2 with "max" all the way up: physical memory, and still the cgroup\'s counter', async () => {
+  it('cgroup v2 with "max" all the way up: physical memory, and still the cgroup\'s counter', () => {
     const roots = system('v2-max', {
       'proc/42/cgroup': '0::/user.slice/app\n',
       'cgroup/cgroup.controllers': 'memory\n',
@@ -65,12 +65,12 @@ describe('the memory limit a runner is judged against', () => {
       'cgroup/user.slice/app/memory.max': 'max\n',
       'cgroup/user.slice/app/memory.events': 'oom_kill 0\n',
     });
-    const limit = await memoryLimit(42, undefined, roots);
+    const limit = memoryLimit(42, undefined, roots);
     assert.deepEqual({ kb: limit.kb, source: limit.source }, { kb: 16 * GB, source: 'physical memory' });
     assert.equal(readOomKills(limit.counter), 0);
   });
 
-  it('cgroup v1 (a hybrid: the unified hierarchy has no memory there): memory.limit_in_bytes and memory.oom_control', async () => {
+  it('cgroup v1 (a hybrid: the unified hierarchy has no memory there): memory.limit_in_bytes and memory.oom_control', () => {
     const roots = system('v1', {
       'proc/42/cgroup': '9:name=systemd:/\n4:memory:/docker/abc\n1:cpu,cpuacct:/\n0::/\n',
       'cgroup/unified/cgroup.controllers': '',
@@ -78,34 +78,34 @@ describe('the memory limit a runner is judged against', () => {
       'cgroup/memory/docker/abc/memory.limit_in_bytes': `${512 * 1024 ** 2}\n`,
       'cgroup/memory/docker/abc/memory.oom_control': 'oom_kill_disable 0\nunder_oom 0\noom_kill 5\n',
     });
-    const limit = await memoryLimit(42, undefined, roots);
+    const limit = memoryLimit(42, undefined, roots);
     assert.deepEqual({ kb: limit.kb, source: limit.source }, { kb: 512 * 1024, source: 'cgroup v1' });
     assert.equal(readOomKills(limit.counter), 5);
   });
 
-  it("cgroup v1 seen from inside a container (its cgroup's path is not under the mount): the mount's own limit; v1's 2^63 is no limit", async () => {
+  it("cgroup v1 seen from inside a container (its cgroup's path is not under the mount): the mount's own limit; v1's 2^63 is no limit", () => {
     const inside = system('v1-container', {
       'proc/42/cgroup': '4:memory:/docker/abc\n',
       'cgroup/memory/memory.limit_in_bytes': `${1024 ** 3}\n`,
       'cgroup/memory/memory.oom_control': 'oom_kill 0\n',
     });
-    assert.deepEqual(await memoryLimit(42, undefined, inside).then((l) => [l.kb, l.source]), [GB, 'cgroup v1']);
+    assert.deepEqual([memoryLimit(42, undefined, inside)].map((l) => [l.kb, l.source])[0], [GB, 'cgroup v1']);
     const unlimited = system('v1-unlimited', {
       'proc/42/cgroup': '4:memory:/\n',
       'cgroup/memory/memory.limit_in_bytes': '9223372036854771712\n',
     });
-    assert.deepEqual(await memoryLimit(42, undefined, unlimited).then((l) => [l.kb, l.source]), [
+    assert.deepEqual([memoryLimit(42, undefined, unlimited)].map((l) => [l.kb, l.source])[0], [
       16 * GB,
       'physical memory',
     ]);
   });
 
-  it('no memory cgroup: physical memory, counted by /proc/vmstat; a setting wins over any of them', async () => {
+  it('no memory cgroup: physical memory, counted by /proc/vmstat; a setting wins over any of them', () => {
     const roots = system('none', { 'proc/42/cgroup': '1:cpu:/\n', 'proc/vmstat': 'pgfault 9\noom_kill 7\n' });
-    const limit = await memoryLimit(42, undefined, roots);
+    const limit = memoryLimit(42, undefined, roots);
     assert.deepEqual({ kb: limit.kb, source: limit.source }, { kb: 16 * GB, source: 'physical memory' });
     assert.equal(readOomKills(limit.counter), 7);
-    const set = await memoryLimit(42, 256 * 1024, roots);
+    const set = memoryLimit(42, 256 * 1024, roots);
     assert.deepEqual({ kb: set.kb, source: set.source }, { kb: 256 * 1024, source: 'setting' });
     assert.equal(readOomKills(set.counter), 7, 'the counter is still the kernel’s');
     assert.equal(settingLimitKb(undefined, { MODELOPS_MEMORY_LIMIT_MB: '256' }), 256 * 1024);

@@ -22,7 +22,6 @@
  * check per task, and a runner busy for a long task two small file reads per period.
  */
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execa } from 'execa';
@@ -69,28 +68,46 @@ export function settingLimitKb(optionMb?: number, env: NodeJS.ProcessEnv = proce
  * of its cgroup's (v2, then v1) and physical memory. The OOM counter comes with it (the cgroup's,
  * else the machine's), whichever limit is the lowest. Never throws: what cannot be read is not a limit.
  */
-export async function memoryLimit(pid: number, settingKb?: number, roots: MemoryRoots = {}): Promise<MemoryLimit> {
+export function memoryLimit(pid: number, settingKb?: number, roots: MemoryRoots = {}): MemoryLimit {
   const totalKb = roots.totalKb ?? Math.round(os.totalmem() / 1024);
   const physical: MemoryLimit = { kb: totalKb, source: 'physical memory' };
   const proc = roots.proc ?? '/proc';
   const cgroup = roots.cgroup ?? '/sys/fs/cgroup';
   let found: MemoryLimit | undefined;
   if (process.platform === 'linux' || roots.proc) {
-    const membership = await readText(path.join(proc, String(pid), 'cgroup'));
-    found = membership === undefined ? undefined : await cgroupLimit(membership, cgroup);
+    const membership = readText(path.join(proc, String(pid), 'cgroup'));
+    found = membership === undefined ? undefined : cachedCgroupLimit(membership, cgroup);
     found ??= { ...physical, counter: { file: path.join(proc, 'vmstat'), scope: 'the machine (/proc/vmstat)' } };
   }
   const best = found && found.kb < totalKb ? found : { ...physical, counter: found?.counter };
   return settingKb === undefined ? best : { kb: settingKb, source: 'setting', counter: best.counter };
 }
 
+/**
+ * The runners of a job almost always share the engine's cgroup: its limit is read once a minute
+ * per cgroup, not at every spawn (which the cold executor does per task; ~1.5 ms of CPU each).
+ */
+const limits = new Map<string, { at: number; limit: MemoryLimit | undefined }>();
+const LIMIT_KEPT_MS = 60_000;
+
+function cachedCgroupLimit(membership: string, root: string): MemoryLimit | undefined {
+  const key = `${root}\n${membership}`;
+  const now = performance.now();
+  const kept = limits.get(key);
+  if (kept && now - kept.at < LIMIT_KEPT_MS) return kept.limit;
+  if (limits.size > 64) limits.clear();
+  const limit = cgroupLimit(membership, root);
+  limits.set(key, { at: now, limit });
+  return limit;
+}
+
 /** The cgroup's limit from `/proc/<pid>/cgroup`'s lines (`0::/path` for v2, `N:…memory…:/path` for v1). */
-export async function cgroupLimit(membership: string, root: string): Promise<MemoryLimit | undefined> {
+export function cgroupLimit(membership: string, root: string): MemoryLimit | undefined {
   const lines = membership.split('\n').map((line) => line.split(':'));
   const v2 = lines.find((parts) => parts.length >= 3 && parts[0] === '0' && parts[1] === '');
   // v2 only where the unified hierarchy is mounted at the root (not a hybrid's /sys/fs/cgroup/unified)
-  if (v2 && (await readText(path.join(root, 'cgroup.controllers'))) !== undefined) {
-    const limit = await lowestAlong(root, v2.slice(2).join(':'), 'memory.max');
+  if (v2 && readText(path.join(root, 'cgroup.controllers')) !== undefined) {
+    const limit = lowestAlong(root, v2.slice(2).join(':'), 'memory.max');
     if (limit)
       return {
         kb: limit.kb,
@@ -102,7 +119,7 @@ export async function cgroupLimit(membership: string, root: string): Promise<Mem
   const v1 = lines.find((parts) => parts.length >= 3 && parts[1].split(',').includes('memory'));
   if (!v1) return undefined;
   const mount = path.join(root, 'memory');
-  const limit = await lowestAlong(mount, v1.slice(2).join(':'), 'memory.limit_in_bytes');
+  const limit = lowestAlong(mount, v1.slice(2).join(':'), 'memory.limit_in_bytes');
   if (!limit) return undefined;
   return {
     kb: limit.kb,
@@ -119,15 +136,11 @@ export async function cgroupLimit(membership: string, root: string): Promise<Mem
  * as when a container sees its own cgroup at the mount, is skipped); `leaf`: the deepest folder
  * that has the file. `max` (v2) and v1's "no limit" (a number near 2^63) are no limit.
  */
-async function lowestAlong(
-  mount: string,
-  cgroupPath: string,
-  file: string,
-): Promise<{ kb: number; leaf: string } | undefined> {
+function lowestAlong(mount: string, cgroupPath: string, file: string): { kb: number; leaf: string } | undefined {
   let lowest: number | undefined;
   let leaf: string | undefined;
   for (let dir = path.posix.normalize(`/${cgroupPath}`); ; dir = path.posix.dirname(dir)) {
-    const text = await readText(path.join(mount, dir, file));
+    const text = readText(path.join(mount, dir, file));
     if (text !== undefined) {
       leaf ??= path.join(mount, dir);
       const bytes = Number(text.trim());
@@ -139,27 +152,21 @@ async function lowestAlong(
   return leaf === undefined ? undefined : { kb: lowest ?? Infinity, leaf };
 }
 
-/**
- * The `oom_kill` count in a counter file, or undefined when it cannot be read. Read synchronously,
- * as the resident size is: a cgroup or /proc file is made in memory by the kernel on read and never
- * waits on a disk, and a sample read synchronously (this file and the runner's status) costs about
- * 90 µs of CPU against 450 µs through the thread pool, measured here: a reading made every period
- * of every busy runner.
- */
+/** The `oom_kill` count in a counter file, or undefined when it cannot be read. */
 export function readOomKills(counter: OomCounterFile | undefined): number | undefined {
   if (!counter) return undefined;
-  const match = /^oom_kill (\d+)$/m.exec(readTextSync(counter.file) ?? '');
+  const match = /^oom_kill (\d+)$/m.exec(readText(counter.file) ?? '');
   return match ? Number(match[1]) : undefined;
 }
 
 /**
  * The resident size of `pid` in kB, or undefined when it has ended (or cannot be read): Linux
- * `/proc/<pid>/status` (synchronously, see readOomKills; `status` takes no lock of the process's
- * memory map, unlike `maps` or `cmdline`), elsewhere `ps`.
+ * `/proc/<pid>/status` (which takes no lock of the process's memory map, unlike `maps` or
+ * `cmdline`, so the read never waits on the runner), elsewhere `ps`.
  */
 export function readRssKb(pid: number, proc = '/proc'): number | undefined | Promise<number | undefined> {
   if (process.platform === 'linux') {
-    const match = /^VmRSS:\s+(\d+) kB$/m.exec(readTextSync(path.join(proc, String(pid), 'status')) ?? '');
+    const match = /^VmRSS:\s+(\d+) kB$/m.exec(readText(path.join(proc, String(pid), 'status')) ?? '');
     return match ? Number(match[1]) : undefined;
   }
   return rssFromPs(pid);
@@ -176,15 +183,12 @@ async function rssFromPs(pid: number): Promise<number | undefined> {
   }
 }
 
-async function readText(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, 'latin1');
-  } catch {
-    return undefined;
-  }
-}
-
-function readTextSync(file: string): string | undefined {
+/**
+ * A /proc or cgroup file, read synchronously: the kernel makes it in memory on read and never waits
+ * on a disk, and a synchronous read costs a fraction of one through the thread pool (a sample, this
+ * file and the runner's status: about 90 µs of CPU against 450 µs, measured here).
+ */
+function readText(file: string): string | undefined {
   try {
     return readFileSync(file, 'latin1');
   } catch {
@@ -206,7 +210,7 @@ export interface MemorySample {
  * is read with each sample, so the count "before" is at most one period old.
  */
 export class MemoryWatch {
-  readonly limit: Promise<MemoryLimit>;
+  readonly limit: MemoryLimit;
   /** The last sample of the current busy stretch. */
   last: MemorySample | undefined;
   /** The OOM counter at the last sample (or when the watch began). */
@@ -226,9 +230,7 @@ export class MemoryWatch {
     },
   ) {
     this.limit = memoryLimit(pid, options.settingKb);
-    void this.limit.then((limit) => {
-      this.oomKills ??= readOomKills(limit.counter);
-    });
+    this.oomKills = readOomKills(this.limit.counter);
   }
 
   get sampleMs(): number {
@@ -257,7 +259,7 @@ export class MemoryWatch {
       return;
     }
     const rssKb = await readRssKb(this.pid);
-    const kills = readOomKills((await this.limit).counter);
+    const kills = readOomKills(this.limit.counter);
     if (this.stopped) return; // it ended while being read (ps): no sample of a dead runner
     if (rssKb !== undefined) this.last = { rssKb, atMs: this.options.now() };
     if (kills !== undefined) this.oomKills = kills;

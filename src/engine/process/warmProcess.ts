@@ -810,7 +810,7 @@ export class WarmProcess {
     const exit = this.exitInfo;
     if (!this.memory || exit?.signal !== 'SIGKILL' || this.killSent) return undefined;
     if (head?.method !== 'execute' && head?.method !== 'aggregate') return undefined;
-    const limit = await this.memory.limit;
+    const limit = this.memory.limit;
     return oomVerdict({
       exit,
       killedByEngine: this.killSent,
