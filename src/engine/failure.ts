@@ -79,6 +79,24 @@ export interface Evidence {
   engineStack?: string;
   /** Anything else worth showing, as short labelled facts. */
   notes?: string[];
+  /** A runner SIGKILLed under a task, most likely by the kernel's OOM killer (diagnose/oom.ts). */
+  oom?: OomEvidence;
+}
+
+/**
+ * Why a SIGKILL the engine did not send is blamed on memory: the runner's resident size at the
+ * last sample before it died, against the limit that applied (and where it came from), and the
+ * kernel's OOM-kill counter before and after, where there is one to read.
+ */
+export interface OomEvidence {
+  /** The runner's resident size at the last sample (absent when it died before its first). */
+  rss_kb?: number;
+  limit_kb: number;
+  limit_source: 'cgroup v2' | 'cgroup v1' | 'physical memory' | 'setting';
+  /** How long before its death that sample was taken. */
+  sampled_ms_before_death?: number;
+  /** The kernel's count of OOM kills, read at the last sample and after the death, and what it counts. */
+  oom_kill_counter?: { before: number; after: number; scope: string };
 }
 
 export class Failure extends Error {

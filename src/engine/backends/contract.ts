@@ -66,6 +66,11 @@ export interface CommonRunOptions extends Omit<RuntimeOptions, 'bundleDir'> {
   trace?: boolean;
   /** Runners' scheduling priority (see WarmProcessOptions.nice). */
   runnerNice?: number;
+  /**
+   * The memory a runner may use, in MiB, against which a runner SIGKILLed under a task is judged
+   * OOM-killed (default: MODELOPS_MEMORY_LIMIT_MB, else its cgroup's limit, else physical memory).
+   */
+  memoryLimitMb?: number;
   /** Every JSON-RPC frame of every runner, as it passes (the editor's protocol trace). */
   onRunnerTrace?: (pid: number | undefined, entry: TranscriptEntry) => void;
   /**

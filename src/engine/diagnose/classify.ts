@@ -5,7 +5,7 @@
  * own fatal report); this module decides what they mean, so the rules live in one place.
  */
 import * as os from 'node:os';
-import { Evidence, Failure, FailureKind, SourceLocation } from '../failure';
+import { Evidence, Failure, FailureKind, SourceLocation, type OomEvidence } from '../failure';
 import {
   ErrorCodes,
   type ExitingParams,
@@ -15,6 +15,7 @@ import {
   type UserErrorData,
 } from '../protocol';
 import { showSize } from '../process/frameCap';
+import { oomCause } from './oom';
 import { locate, parseFaultDump, parseTraceback, primaryThread, type FaultDump } from './pythonTrace';
 
 export interface ExitInfo {
@@ -43,17 +44,21 @@ export interface RunnerFacts {
   timeoutMs?: number;
   /** faulthandler output obtained on request (timeouts). */
   stacks?: string;
+  /** It died by a SIGKILL the engine did not send, most likely from the OOM killer (diagnose/oom.ts). */
+  oom?: OomEvidence;
 }
 
 const STDERR_TAIL_SHOWN = 4000;
 /** An exception message longer than this is clipped in the one-line message (the evidence keeps it whole). */
 const MESSAGE_SHOWN = 2000;
 
-export function describeExit(exit: ExitInfo): string {
+/** `explained`: the cause is said after it (an OOM kill), so no guess is added. */
+export function describeExit(exit: ExitInfo, explained = false): string {
   if (exit.signal) {
     const number = os.constants.signals[exit.signal as keyof typeof os.constants.signals];
-    const hint =
-      exit.signal === 'SIGKILL'
+    const hint = explained
+      ? ''
+      : exit.signal === 'SIGKILL'
         ? ' (killed: out of memory, or by another process)'
         : exit.signal === 'SIGSEGV'
           ? ' (segmentation fault in native code)'
@@ -218,6 +223,11 @@ export function classifyExit(facts: RunnerFacts): Failure {
     ];
   }
   const where = located.location ? ` at ${located.location.function ?? '?'}()` : '';
+  if (facts.oom) {
+    evidence.oom = facts.oom;
+    const killed = `Runner ${describeExit(exit, true)} ${during}${where}`;
+    return new Failure('process-crashed', `${killed}, ${oomCause(facts.oom)}`, evidence, located.location);
+  }
   return new Failure('process-crashed', `Runner ${how} ${during}${where}`, evidence, located.location);
 }
 

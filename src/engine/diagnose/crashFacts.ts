@@ -4,7 +4,7 @@
  * from a result file's, for a job opened from disk), so the event stream, the CLI and the editor
  * say the same.
  */
-import type { Evidence } from '../failure';
+import type { Evidence, OomEvidence } from '../failure';
 import type { PyFrame } from '../protocol';
 import { parseFaultDump } from './pythonTrace';
 
@@ -17,6 +17,8 @@ export interface CrashFacts {
   stderr_lines: string[];
   /** The crashing thread's frames, innermost first: faulthandler's dump, or where os._exit was called. */
   stack?: PyFrame[];
+  /** A SIGKILL the engine did not send, near the memory limit: most likely the OOM killer (diagnose/oom.ts). */
+  oom?: OomEvidence;
 }
 
 /** Lines of stderr shown with a crash: enough to see what it was doing, few enough for a tooltip. */
@@ -25,7 +27,7 @@ const STACK_FRAMES = 12;
 
 /** The crash of a process that ended (an exit code or a signal), or undefined for any other failure. */
 export function crashFacts(
-  evidence: Pick<Evidence, 'exitCode' | 'signal' | 'phase' | 'taskStderr' | 'stderrTail' | 'stacks' | 'frames'>,
+  evidence: Pick<Evidence, 'exitCode' | 'signal' | 'phase' | 'taskStderr' | 'stderrTail' | 'stacks' | 'frames' | 'oom'>,
 ): CrashFacts | undefined {
   const exitCode = evidence.exitCode ?? null;
   const signal = evidence.signal ?? null;
@@ -36,6 +38,7 @@ export function crashFacts(
     phase: evidence.phase,
     stderr_lines: lastLines(withoutDump(evidence.taskStderr ?? evidence.stderrTail ?? ''), CRASH_STDERR_LINES),
     stack: ownFrames(evidence.frames),
+    ...(evidence.oom ? { oom: evidence.oom } : {}),
   };
 }
 

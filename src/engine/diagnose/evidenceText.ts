@@ -4,6 +4,7 @@
  */
 import * as path from 'node:path';
 import type { Evidence, SourceLocation } from '../failure';
+import { oomCause } from './oom';
 
 const STDERR_LINES_SHOWN = 12;
 
@@ -26,6 +27,7 @@ export function renderEvidence(evidence: Evidence): string[] {
   else if (evidence.exitCode !== undefined && evidence.exitCode !== null)
     lines.push(`    exit code: ${evidence.exitCode}`);
   if (evidence.phase) lines.push(`    phase: ${evidence.phase}`);
+  if (evidence.oom) lines.push(`    out of memory: ${oomCause(evidence.oom)}`);
   if (evidence.elapsedMs !== undefined)
     lines.push(
       `    elapsed: ${evidence.elapsedMs} ms${evidence.timeoutMs ? ` of a ${evidence.timeoutMs} ms timeout` : ''}`,

@@ -283,6 +283,7 @@ export class JobBook {
       kind: failure.kind,
       message: failure.message,
       location: failure.location,
+      ...(failure.evidence.oom ? { oom: failure.evidence.oom } : {}),
     };
     record.status = 'failed';
     record.kind ??= failure.kind;
@@ -462,6 +463,7 @@ function trimEvidence(failure: Failure): Record<string, unknown> {
     notes,
     elapsedMs,
     timeoutMs,
+    oom,
   } = failure.evidence;
   return JSON.parse(
     stringifyWireJson({
@@ -477,6 +479,7 @@ function trimEvidence(failure: Failure): Record<string, unknown> {
       notes,
       elapsedMs,
       timeoutMs,
+      oom,
     }),
   ) as Record<string, unknown>;
 }

@@ -3,7 +3,7 @@
  * `sims/<param>.jsonl`, one per parameter set in `aggs/<param>.json`. The types alone, so that
  * the writer (results.ts), its schema (resultSchema.ts) and the events can all name them.
  */
-import type { FailureKind, SourceLocation } from '../failure';
+import type { FailureKind, OomEvidence, SourceLocation } from '../failure';
 import type { Params } from './ids';
 import type { RunnerResources } from '../protocol';
 
@@ -68,7 +68,14 @@ export interface AggRecord {
   targets: Record<
     string,
     | { status: 'ok'; loss: number; diagnostics: unknown; n_replicates: number }
-    | { status: 'failed'; kind: FailureKind; message: string; location?: SourceLocation }
+    | {
+        status: 'failed';
+        kind: FailureKind;
+        message: string;
+        location?: SourceLocation;
+        /** Its runner was SIGKILLed under it, most likely by the OOM killer (as a simulation's evidence.oom). */
+        oom?: OomEvidence;
+      }
   >;
   summary?: unknown;
   kind?: FailureKind;

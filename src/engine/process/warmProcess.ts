@@ -18,7 +18,9 @@ import {
   type ExitInfo,
   type RunnerFacts,
 } from '../diagnose/classify';
-import { Failure } from '../failure';
+import { Failure, type OomEvidence } from '../failure';
+import { oomVerdict } from '../diagnose/oom';
+import { MemoryWatch, readOomKills, settingLimitKb } from './memory';
 import { isCompleteDump } from '../diagnose/pythonTrace';
 import {
   ExitingNotification,
@@ -94,6 +96,13 @@ export interface WarmProcessOptions {
   nice?: number;
   /** Every frame both ways and every stray stdout write, as it happens (a protocol trace). */
   onTrace?: (entry: TranscriptEntry) => void;
+  /**
+   * The memory the runner may use, in kB, against which a SIGKILL under a task is judged an OOM
+   * kill (diagnose/oom.ts); default: `MODELOPS_MEMORY_LIMIT_MB`, else its cgroup's, else physical memory.
+   */
+  memoryLimitKb?: number;
+  /** How often its resident size is sampled while it works on a request (process/memory.ts SAMPLE_MS). */
+  memorySampleMs?: number;
 }
 
 export type TranscriptEntry =
@@ -223,6 +232,12 @@ export class WarmProcess {
   /** Messages waiting for an answer's mark (see handle). */
   private readonly parked: Message[] = [];
   private parkTimer: NodeJS.Timeout | undefined;
+  /** Its resident size, sampled while it works (undefined when it never started). */
+  private readonly memory: MemoryWatch | undefined;
+  /** The engine sent it a SIGKILL (a timeout, a broken stream, a kill): its death is never an OOM kill. */
+  private killSent = false;
+  /** When it exited (ms since spawn). */
+  private diedAtMs = 0;
 
   private constructor(private readonly options: WarmProcessOptions) {
     const tailBytes = options.stderrTailBytes ?? DEFAULT_STDERR_TAIL;
@@ -265,6 +280,15 @@ export class WarmProcess {
     if (this.pid !== undefined) liveGroups.add(this.pid);
     this.startTicks = this.pid === undefined ? Promise.resolve(undefined) : startTicksOf(this.pid);
     if (options.nice && this.pid !== undefined) lowerPriority(this.pid, options.nice);
+    this.memory =
+      this.pid === undefined
+        ? undefined
+        : new MemoryWatch(this.pid, {
+            settingKb: options.memoryLimitKb ?? settingLimitKb(),
+            sampleMs: options.memorySampleMs,
+            busy: () => this.pending.size > 0,
+            now: () => this.now(),
+          });
 
     this.stderrEnded = streamEnd(this.child.stderr);
     const tail = this.stderr;
@@ -317,6 +341,9 @@ export class WarmProcess {
     this.exited = new Promise<ExitInfo>((resolve) => {
       this.child.on('exit', (code, signal) => {
         this.exitInfo = { code, signal };
+        this.diedAtMs = this.now();
+        this.memory?.stop();
+        if (this.pid !== undefined && killedOnPurpose.delete(this.pid)) this.killSent = true;
         void this.onExit().then(() => resolve(this.exitInfo!));
       });
       this.child.on('error', (error: NodeJS.ErrnoException) => {
@@ -423,6 +450,7 @@ export class WarmProcess {
     if (head.span) head.stderrOffset = head.span.start = this.stderrCursor ?? this.stderr.total;
     // beyond 2^31-1 ms Node fires a timer at once (TimeoutOverflowWarning): cap, never expire early
     head.timer = setTimeout(() => void this.onTimeout(id), Math.min(head.timeoutMs, MAX_TIMER_MS));
+    this.memory?.busy();
   }
 
   /**
@@ -453,7 +481,7 @@ export class WarmProcess {
   async terminate(graceMs = 2000): Promise<ExitInfo> {
     if (!this.exitInfo) {
       this.child.kill('SIGTERM');
-      const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+      const timer = setTimeout(() => this.sigkill(), graceMs);
       await this.exited;
       clearTimeout(timer);
     }
@@ -461,8 +489,14 @@ export class WarmProcess {
   }
 
   kill(): Promise<ExitInfo> {
-    if (!this.exitInfo) this.child.kill('SIGKILL');
+    if (!this.exitInfo) this.sigkill();
     return this.exited;
+  }
+
+  /** Every SIGKILL the engine sends goes through here, so that it is never taken for the OOM killer's. */
+  private sigkill(): void {
+    this.killSent = true;
+    this.child.kill('SIGKILL');
   }
 
   /**
@@ -735,7 +769,7 @@ export class WarmProcess {
     if (this.brokenBy) return;
     this.brokenBy = failure;
     this.rejectAll(() => failure);
-    if (!this.exitInfo) this.child.kill('SIGKILL');
+    if (!this.exitInfo) this.sigkill();
   }
 
   private async onTimeout(id: number): Promise<void> {
@@ -762,7 +796,30 @@ export class WarmProcess {
     this.releaseParked(true);
     // an exit explains more than the stray bytes before it; those stay in the evidence
     if (this.noiseTimer) clearTimeout(this.noiseTimer);
-    this.rejectAll((pending) => classifyExit(this.facts(pending.method, pending)));
+    const oom = await this.oomEvidence();
+    this.rejectAll((pending) => classifyExit({ ...this.facts(pending.method, pending), oom }));
+  }
+
+  /**
+   * It died under a simulation or an aggregation by a SIGKILL the engine did not send: the
+   * evidence that the OOM killer sent it (the kernel's counter, read now, against the last
+   * sample's; its last sampled size against the limit), or undefined (diagnose/oom.ts).
+   */
+  private async oomEvidence(): Promise<OomEvidence | undefined> {
+    const head = this.pending.values().next().value;
+    const exit = this.exitInfo;
+    if (!this.memory || exit?.signal !== 'SIGKILL' || this.killSent) return undefined;
+    if (head?.method !== 'execute' && head?.method !== 'aggregate') return undefined;
+    const limit = this.memory.limit;
+    return oomVerdict({
+      exit,
+      killedByEngine: this.killSent,
+      limit,
+      last: this.memory.last,
+      diedAtMs: this.diedAtMs,
+      killsBefore: this.memory.oomKills,
+      killsAfter: readOomKills(limit.counter),
+    });
   }
 
   /**
@@ -891,6 +948,25 @@ function round(ms: number): number {
  * is killed (synchronously: nothing else runs in an 'exit' handler).
  */
 const liveGroups = new Set<number>();
+
+/** Runners killed on purpose from outside their WarmProcess (killRunner): their death is no OOM kill. */
+const killedOnPurpose = new Set<number>();
+
+/**
+ * SIGKILL a runner of this engine by its pid (the editor's "Kill" on a warm process), saying it
+ * was done on purpose, so that the task it was working on is never blamed on memory. False when
+ * there is no such process.
+ */
+export function killRunner(pid: number): boolean {
+  killedOnPurpose.add(pid);
+  try {
+    process.kill(pid, 'SIGKILL');
+    return true;
+  } catch {
+    killedOnPurpose.delete(pid);
+    return false;
+  }
+}
 process.once('exit', () => {
   for (const pgid of liveGroups) signalGroup(pgid, 'SIGKILL');
 });

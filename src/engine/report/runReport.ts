@@ -31,10 +31,12 @@ export interface SetRow {
 }
 
 export interface FailureGroup {
-  /** kind · exception type · top bundle frame */
+  /** kind · exception type (or, for a runner the OOM killer most likely ended, `OOM-killed`) · top bundle frame */
   signature: string;
   kind: string;
   exception?: string;
+  /** Runners SIGKILLed near their memory limit (evidence.oom): told apart from other crashes. */
+  oom?: boolean;
   location?: string;
   count: number;
   example: string;
@@ -100,11 +102,13 @@ export async function runReport(folder: string): Promise<RunReport> {
       const location = record.location
         ? `${path.relative(job.bundleDir, record.location.file)}:${record.location.line}`
         : undefined;
-      const signature = [record.kind, exception, location].filter(Boolean).join(' · ');
+      const oom = record.evidence?.oom !== undefined;
+      const signature = [record.kind, exception, oom ? 'OOM-killed' : undefined, location].filter(Boolean).join(' · ');
       const group = groups.get(signature) ?? {
         signature,
         kind: record.kind ?? 'unknown',
         exception,
+        ...(oom ? { oom } : {}),
         location,
         count: 0,
         example: record.message ?? '',

@@ -130,7 +130,8 @@ export class TaskItem extends vscode.TreeItem {
     this.id = `task:${job.jobId}:${task.key}`;
     const parts: string[] = [stateText(task.state)];
     if (task.kind) parts.push(task.kind);
-    if (task.crash) parts.push(task.crash.signal ?? `exit ${task.crash.exit_code}`);
+    if (task.crash)
+      parts.push(`${task.crash.signal ?? `exit ${task.crash.exit_code}`}${task.crash.oom ? ' (OOM)' : ''}`);
     if (task.warnings?.some((w) => w.kind === 'stdout-pollution')) parts.push('⚠ stdout');
     // right after the state: a narrow view cuts the end of the description off
     const lingering = (task.warnings ?? [])

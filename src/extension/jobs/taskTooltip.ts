@@ -5,6 +5,7 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { oomCause } from '../../engine/diagnose/oom';
 import type { SourceLocation } from '../../engine/failure';
 import type { TaskInfo } from './jobModel';
 
@@ -18,6 +19,7 @@ export function taskTooltip(task: TaskInfo): vscode.MarkdownString {
   if (crash) {
     const how = crash.signal ? `killed by ${crash.signal}` : `exit code ${crash.exit_code}`;
     md.appendMarkdown(`\n\n**${how}** · ${crash.phase ?? 'phase unknown'}`);
+    if (crash.oom) md.appendMarkdown(`\n\n**out of memory**: ${oomCause(crash.oom)}`);
   }
   if (task.location) md.appendMarkdown(`\n\nat ${link(task.location)}`);
   if (crash?.stack?.length) {

@@ -5,6 +5,7 @@ import * as vscode from 'vscode';
 import { isFailure } from '../../engine/failure';
 import { runnerStderrLog } from '../../engine/job/results';
 import { dumpStacksViaLog } from '../../engine/process/stackDump';
+import { killRunner } from '../../engine/process/warmProcess';
 import type { TaskItem } from '../jobs/jobsTree';
 import { shortKey } from '../../engine/job/taskKeys';
 import { taskStderrText } from '../output/taskStderr';
@@ -46,7 +47,8 @@ export function registerProcessCommands(jobStderr: (given: unknown) => Promise<u
       return undefined;
     }),
     vscode.commands.registerCommand('modelopsDebugger.killProcess', (item?: ProcessItem) => {
-      if (item && item.info.endedAt === undefined) process.kill(item.info.pid, 'SIGKILL');
+      // said to the engine as done on purpose: the task in flight is not blamed on memory
+      if (item && item.info.endedAt === undefined) killRunner(item.info.pid);
     }),
     vscode.commands.registerCommand('modelopsDebugger.dumpStacks', async (item?: ProcessItem) => {
       if (!item || item.info.endedAt !== undefined) return undefined;

@@ -17,6 +17,7 @@ import {
   type TranscriptEntry,
 } from '../../process/warmProcess';
 import { lingeringWarnings } from '../../process/lingering';
+import { settingLimitKb } from '../../process/memory';
 import { prepareRunner, runnerLaunch, type PreparedRunner } from '../../runtime/prepare';
 import { addResources, JobBook, RETRYABLE, taskResources, type SetState } from '../../job/book';
 import type { JobEventBody } from '../../job/events';
@@ -104,6 +105,7 @@ function makePool(
         maxFrameBytes: options.maxFrameBytes,
         recordTranscript: options.trace,
         nice: options.runnerNice,
+        memoryLimitKb: settingLimitKb(options.memoryLimitMb),
         onTrace: options.onRunnerTrace && ((entry: TranscriptEntry) => options.onRunnerTrace?.(pid, entry)),
         ...(follow
           ? {
