@@ -50,6 +50,7 @@ interface RunFlags extends VenvFlags {
   daskPython?: string;
   workerPython?: string;
   connectTimeout: number;
+  daskPerformanceReport?: string;
   maxFrameMb?: number;
 }
 
@@ -142,6 +143,10 @@ export function runCommand(): Command {
       'with --backend dask: how long to try to reach the scheduler',
       timeoutSeconds,
       RUN_DEFAULTS.connectTimeoutMs / 1000,
+    )
+    .option(
+      '--dask-performance-report <file>',
+      'with --backend dask: wrap the job in Dask\'s own performance_report(filename=FILE, mode="inline"), as production\'s ENABLE_PERF_REPORT does (the scheduler needs bokeh)',
     );
   return addVenvOptions(command).action(async (input: string | undefined, flags: RunFlags) => {
     process.exitCode = await run(input, flags);
@@ -211,6 +216,7 @@ async function run(input: string | undefined, flags: RunFlags): Promise<number> 
               python: flags.daskPython,
               workerPython: flags.workerPython,
               connectTimeoutMs: flags.connectTimeout * 1000,
+              performanceReport: flags.daskPerformanceReport,
             },
           }
         : { backend: 'local' }),
@@ -235,6 +241,7 @@ function checkBackendFlags(flags: RunFlags): void {
       [flags.scheduler, '--scheduler'],
       [flags.daskPython, '--dask-python'],
       [flags.workerPython, '--worker-python'],
+      [flags.daskPerformanceReport, '--dask-performance-report'],
     ] as const) {
       if (set) throw new Failure('bad-input', `${name} goes with --backend dask.`);
     }
@@ -248,6 +255,7 @@ function checkBackendFlags(flags: RunFlags): void {
       'bad-input',
       `--scheduler ${JSON.stringify(flags.scheduler)} is not a scheduler address like tcp://HOST:PORT.`,
     );
+  if (flags.daskPerformanceReport) flags.daskPerformanceReport = reportFile(flags.daskPerformanceReport);
   const local = [
     [flags.executor === 'cold', '--executor cold'],
     [flags.trace, '--trace'],
@@ -260,6 +268,19 @@ function checkBackendFlags(flags: RunFlags): void {
         'bad-input',
         `${name} is not supported with --backend dask (it is about runners on this machine).`,
       );
+}
+
+/** Where Dask's performance report goes, absolute: a file in a folder that exists, not a folder. */
+function reportFile(file: string): string {
+  const resolved = path.resolve(file);
+  if (statSafe(resolved)?.isDirectory())
+    throw new Failure('bad-input', `--dask-performance-report ${resolved} is a folder: give the HTML file to write.`);
+  if (!statSafe(path.dirname(resolved))?.isDirectory())
+    throw new Failure(
+      'bad-input',
+      `--dask-performance-report ${resolved}: the folder ${path.dirname(resolved)} does not exist.`,
+    );
+  return resolved;
 }
 
 /** The job and where its results go; everything is validated before anything is written. */

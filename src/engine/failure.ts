@@ -13,6 +13,8 @@ import type { PyFrame } from './protocol';
  * and the Dask backend's: `scheduler-unreachable` and
  * `scheduler-lost` and `dask-stalled` (the cluster stopped answering) (exit 3), `dask-task-erred`
  * (Dask itself failed a task, e.g. KilledWorker after its workers died too often: exit 1),
+ * `dask-report-unavailable` (`--dask-performance-report` asked of a scheduler that cannot make
+ * Dask's report, e.g. without bokeh: exit 3, before anything runs),
  * `results-unwritable` (the results folder cannot be written: a full or read-only disk, no
  * permission: exit 3), and `engine-error` (an exception the engine did not expect: a bug of
  * ours, with its stack, exit 3).
@@ -44,6 +46,7 @@ export type FailureKind =
   | 'scheduler-lost'
   | 'dask-stalled'
   | 'dask-task-erred'
+  | 'dask-report-unavailable'
   // a bug of ours: see unexpectedFailure
   | 'engine-error';
 

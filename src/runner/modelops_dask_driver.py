@@ -11,6 +11,10 @@ positional arguments (pure=False, as production does), and streams back, as noti
 the workers' task events (`client.subscribe_topic`), workers joining and leaving (the
 scheduler's "all" topic), every task's result or Dask-side error as it completes
 (`as_completed` in a thread), and the loss of the scheduler.
+
+With `performance_report` in `dask/connect`, the job runs inside Dask's own
+`performance_report(filename, mode="inline")` (production's ENABLE_PERF_REPORT), opened once the
+scheduler is known to be able to make one and closed, writing the file, on `dask/close`.
 """
 
 import json
@@ -30,6 +34,7 @@ import modelops_runner_client as runner_client  # noqa: E402
 SCHEDULER_UNREACHABLE = -32010
 SUBMIT_FAILED = -32011
 PLUGIN_FAILED = -32012
+REPORT_UNAVAILABLE = -32013
 # fetching one finished result from a worker
 # how often finished tasks are reported, at most
 REPORT_INTERVAL_S = 0.05
@@ -98,6 +103,9 @@ class Driver:
         self.report_max_bytes = None
         self.lost_reported = False
         self.watcher = None
+        # Dask's performance_report, open from connect to close (--dask-performance-report)
+        self.performance_report = None
+        self.performance_report_file = None
 
     # ---- methods ------------------------------------------------------------------------------
 
@@ -114,6 +122,8 @@ class Driver:
                 % (params["scheduler"], params["timeout_s"], type(exc).__name__, exc),
             ) from exc
         self.address = params["scheduler"]
+        if params.get("performance_report"):
+            self._open_performance_report(params["performance_report"])
         self.client.subscribe_topic(helper.EVENT_TOPIC, self._on_worker_event)
         self.client.subscribe_topic("all", self._on_scheduler_event)
         info = self.client.scheduler_info()
@@ -184,12 +194,49 @@ class Driver:
         return {"cancelled": len(futures)}
 
     def close(self, params):
+        report = self._close_performance_report() if self.performance_report is not None else None
         if self.client is not None:
             try:
                 self.client.close(timeout=params.get("timeout_s", 5))
             except Exception as exc:  # the scheduler may be gone: the engine is told, nothing waits
                 sys.stderr.write("modelops-debugger driver: closing the client: %s: %s\n" % (type(exc).__name__, exc))
-        return {"closed": True}
+        return {"closed": True, "performance_report": report} if report else {"closed": True}
+
+    # ---- Dask's performance report ------------------------------------------------------------
+
+    def _open_performance_report(self, filename):
+        """Dask's performance_report around everything the job does, as production's
+        ENABLE_PERF_REPORT does. The scheduler makes the report (with bokeh, when the context
+        closes): whether it can is asked first, so that a job is not run for a report that
+        cannot be written."""
+        from distributed import performance_report
+
+        why = self.client.run_on_scheduler(_performance_report_unavailable)
+        if why:
+            raise RpcError(
+                REPORT_UNAVAILABLE,
+                "dask-report-unavailable",
+                "The Dask scheduler at %s cannot make Dask's performance report (--dask-performance-report): %s"
+                % (self.address, why),
+            )
+        report = performance_report(filename=filename, mode="inline")
+        # performance_report finds its client with get_client(): ours is not the default one
+        with self.client.as_current():
+            report.__enter__()
+        self.performance_report = report
+        self.performance_report_file = filename
+
+    def _close_performance_report(self):
+        """Closes the report (the scheduler renders it, this process writes the file): the
+        file and its size, or why it could not be written."""
+        report, self.performance_report = self.performance_report, None
+        filename = self.performance_report_file
+        try:
+            with self.client.as_current():
+                report.__exit__(None, None, None)
+            return {"file": filename, "bytes": os.path.getsize(filename)}
+        except Exception as exc:
+            return {"file": filename, "error": "%s: %s" % (type(exc).__name__, exc)}
 
     # ---- what the workers are given -----------------------------------------------------------
 
@@ -455,6 +502,28 @@ def _too_large_sim(result, size, cap):
         "attempts": list(result.get("attempts", [])) + [facts],
         "ms": result.get("ms", 0),
     }
+
+
+def _performance_report_unavailable(dask_scheduler=None):
+    """Run on the scheduler: why it cannot make a performance report (it renders the report's
+    figures with bokeh, which its dashboard components import), or None when it can."""
+    try:
+        import distributed.dashboard.components.scheduler  # noqa: F401
+        import distributed.dashboard.components.shared  # noqa: F401
+    except Exception as exc:  # ImportError, or the version check's own ImportError
+        import distributed
+        from distributed import versions
+
+        needed = ""
+        low, high = getattr(versions, "MIN_BOKEH_VERSION", None), getattr(versions, "MAX_BOKEH_VERSION", None)
+        if low:
+            needed = "; Dask %s needs bokeh >= %s%s on the scheduler" % (
+                distributed.__version__,
+                low,
+                ", <= %s" % high if high else "",
+            )
+        return "%s: %s%s" % (type(exc).__name__, exc, needed)
+    return None
 
 
 def _worker_plugin_names(dask_scheduler=None):

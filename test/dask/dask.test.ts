@@ -614,6 +614,61 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     assert.match(result.stderr, /--resume/);
   });
 
+  describe('--dask-performance-report: Dask\'s own performance_report(filename, mode="inline") around the job', () => {
+    /**
+     * Whether the scheduler can make the report: it renders it with bokeh (Debian has no bokeh, so
+     * Debian's python3-distributed cannot). The cluster's scheduler runs DASK_PYTHON.
+     */
+    const schedulerCanReport = () =>
+      spawnSync(DASK_PYTHON, ['-c', 'import distributed.dashboard.components.scheduler'], { encoding: 'utf8' })
+        .status === 0;
+    const reportJob = (jobId: string) =>
+      writeJob({
+        job_id: jobId,
+        bundle: path.join(ROOT, 'examples', 'sir', 'bundle'),
+        entrypoint: 'models.sir/baseline',
+        parameter_sets: [{ beta: 0.3, gamma: 0.1 }],
+        replicates: 2,
+      });
+
+    it("where the scheduler can make it: the job runs inside it and the file is Dask's HTML report, inlined", function () {
+      if (!schedulerCanReport()) this.skip(); // the next test runs instead
+      const out = path.join(scratch, 'out-perf-report');
+      const file = path.join(scratch, 'dask-perf-report.html');
+      const args = ['--backend', 'dask', '--scheduler', cluster().address, '--dask-performance-report', file];
+      const result = cli(['run', reportJob('perf-report'), '--out', out, ...args]);
+      assert.equal(result.code, 0, result.stderr);
+      const html = readFileSync(file, 'utf8');
+      assert.match(html, /^\s*<!DOCTYPE html>/i);
+      assert.ok(html.includes('Dask Performance Report'), "Dask's report");
+      assert.ok(html.includes('Task Stream'), 'its task stream tab');
+      assert.doesNotMatch(html, /<script[^>]+src=["']?https?:/, 'mode="inline": bokeh\'s JS is in the file');
+      const manifest = readJson(path.join(out, 'perf-report', 'manifest.json'));
+      assert.deepEqual(manifest.environment.dask.performance_report, { file, bytes: Buffer.byteLength(html) });
+    });
+
+    it('where it cannot (no bokeh on the scheduler): dask-report-unavailable, exit 3, naming why, before any task runs', function () {
+      if (schedulerCanReport()) this.skip(); // the test above runs instead
+      const out = path.join(scratch, 'out-perf-report-unavailable');
+      const file = path.join(scratch, 'dask-perf-report-unavailable.html');
+      const args = ['--backend', 'dask', '--scheduler', cluster().address, '--dask-performance-report', file];
+      const result = cli(['run', reportJob('perf-report-unavailable'), '--out', out, ...args]);
+      assert.equal(result.code, 3, result.stderr);
+      const manifest = readJson(path.join(out, 'perf-report-unavailable', 'manifest.json'));
+      assert.equal(manifest.status, 'aborted');
+      assert.equal(manifest.failure.kind, 'dask-report-unavailable');
+      assert.match(
+        manifest.failure.message,
+        new RegExp(
+          `^The Dask scheduler at ${cluster().address} cannot make Dask's performance report \\(--dask-performance-report\\): (ModuleNotFoundError: No module named 'bokeh'|ImportError: .*bokeh)`,
+        ),
+      );
+      assert.match(result.stderr, /dask-report-unavailable/);
+      assert.equal(manifest.counts.sims.pending, 2, 'no task ran');
+      assert.equal(existsSync(file), false);
+    });
+  });
+
   it('refuses what only means something locally, and a missing scheduler, before writing anything', () => {
     const job = writeJob({
       job_id: 'refused',
@@ -631,6 +686,14 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
         /--executor cold is not supported with --backend dask/,
       ],
       [['--scheduler', cluster().address], /--scheduler goes with --backend dask/],
+      [
+        ['--dask-performance-report', path.join(scratch, 'r.html')],
+        /--dask-performance-report goes with --backend dask/,
+      ],
+      [
+        ['--backend', 'dask', '--scheduler', cluster().address, '--dask-performance-report', '/nowhere/r.html'],
+        /--dask-performance-report \/nowhere\/r\.html: the folder \/nowhere does not exist/,
+      ],
     ] as const) {
       const result = cli(['run', job, '--out', out, ...args]);
       assert.equal(result.code, 2, result.stderr);

@@ -99,6 +99,16 @@ export function readJson(file: string): Record<string, any> {
   return parsePythonJson(readFileSync(file, 'utf8')) as Record<string, any>;
 }
 
+/**
+ * A run report that asks for nothing outside itself: a CSP that allows no request, no remote
+ * content; and each of `headings` is in it.
+ */
+export function assertSelfContainedReport(html: string, headings: string[]): void {
+  assert.match(html, /<meta http-equiv="Content-Security-Policy" content="default-src 'none';/);
+  assert.doesNotMatch(html, /(src|href)=["']?(https?:)?\/\//, 'no remote content');
+  for (const heading of headings) assert.ok(html.includes(heading), heading);
+}
+
 /** A finished job's events. */
 export function events(dir: string): Record<string, any>[] {
   return readFileSync(path.join(dir, 'events.jsonl'), 'utf8')

@@ -98,6 +98,11 @@ export interface DaskOptions {
    * longest a task may legitimately take).
    */
   stallTimeoutMs?: number;
+  /**
+   * Dask's own `performance_report(filename, mode="inline")` around the job (production's
+   * ENABLE_PERF_REPORT), written to this absolute path by the driver when the job ends.
+   */
+  performanceReport?: string;
 }
 
 /** How a backend's run ended, and what the manifest says about where it ran. */

@@ -16,6 +16,7 @@ import type { JobSpec } from '../job/spec';
 import { chromeTrace } from '../trace/chromeTrace';
 import { Timeline, type TimelineUpdate } from '../trace/timeline';
 import { PyFloat } from '../pyjson/pyjson';
+import type { LogFile, Unparsed } from './productionLogs';
 
 export interface SetRow {
   param_id: string;
@@ -28,6 +29,8 @@ export interface SetRow {
   p50_ms?: number;
   p95_ms?: number;
   peak_rss_kb?: number;
+  /** From production logs: each aggregation of the set (AGG_TIMING), its target, time, payload and worker. */
+  aggs?: { target: string; ms: number; mb: number; worker: string }[];
 }
 
 export interface FailureGroup {
@@ -53,13 +56,52 @@ export interface RunReport {
   /** The run's wall time, the tasks' time in runners, and the rest of the runner slots' time. */
   time: { run_ms?: number; compute_ms: number; overhead_ms: number; idle_ms?: number; slots: number };
   sets: SetRow[];
-  slowest: { key: string; ms: number; state: string; params: string; replicate: number }[];
+  /** From production logs, `worker` and `at` (file:line) too. */
+  slowest: {
+    key: string;
+    ms: number;
+    state: string;
+    params: string;
+    replicate: number;
+    worker?: string;
+    at?: string;
+  }[];
   failures: FailureGroup[];
   /** Replicates per duration bucket (ms, lower bounds: 0, 1, 2, 5, 10, 20, 50…). */
   histogram: { from_ms: number; count: number }[];
   /** The tasks on their runner slots' lanes, as the editor's timeline shows them. */
   timeline: TimelineUpdate;
   environment: { field: string; value: string }[];
+  /** Present when the report was made from production's worker logs (report --from-logs). */
+  logs?: LogFacts;
+}
+
+/** A distribution: how many, the median, the 95th percentile (nearest rank: summary.ts's quantile), the largest. */
+export interface Spread {
+  n: number;
+  p50?: number;
+  p95?: number;
+  max?: number;
+}
+
+/** What production's SIM_TIMING / AGG_TIMING lines say beyond the sections a results folder has. */
+export interface LogFacts {
+  files: LogFile[];
+  sims: Spread;
+  aggs: Spread;
+  /** total_inline_mb per aggregation. */
+  payload_mb: Spread;
+  /** The largest single output (max_single_kb), and the aggregation that had it. */
+  max_single_kb?: { kb: number; at: string };
+  /** Parameter sets (run_id and param_id) with two targets or more, and those aggregated on more than one worker. */
+  split: { sets: number; split: number };
+  /** Sums of the logged durations, and when timestamps allow, the span from the first start to the last end. */
+  time: { sim_ms: number; agg_ms: number; span_ms?: number; from?: string; to?: string };
+  /** Tasks whose line starts with a timestamp (drawn on the timeline) and those without one. */
+  timestamps: { with: number; without: number };
+  workers: { worker: string; sims: number; aggs: number; busy_ms: number; span_ms?: number }[];
+  /** Lines with a marker that did not parse: how many, and the first few with why. */
+  unparsed: { count: number; first: Unparsed[] };
 }
 
 const SLOWEST = 20;
@@ -209,7 +251,8 @@ function shared(job: JobSpec, failing: Set<string>, count: number): string[] {
 
 const BUCKETS = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000];
 
-function histogram(durations: number[]): RunReport['histogram'] {
+/** Counts per duration bucket (ms), up to the last bucket that has any. */
+export function histogram(durations: number[]): RunReport['histogram'] {
   const counts = BUCKETS.map(() => 0);
   for (const ms of durations) {
     let i = BUCKETS.length - 1;

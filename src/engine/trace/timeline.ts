@@ -22,6 +22,8 @@ export const TASK_FIELDS = 7;
 export const RUNNING_FIELDS = 5;
 /** `replicate` of an aggregation. */
 export const AGGREGATION = -1;
+/** `replicate` of a simulation whose index is not known (production's logs name its seed only). */
+export const UNKNOWN_REPLICATE = -2;
 
 export type MarkKind = 'crash' | 'timeout' | 'retry' | 'stdout pollution';
 
@@ -54,6 +56,8 @@ export interface TimelineUpdate {
   running: number[];
   /** Crashes, timeouts, retries, stdout pollution: all, or those since the last update. */
   marks: TimelineMark[];
+  /** What each state is called, when not ok / failed / other / running (production's logs). */
+  states?: string[];
 }
 
 interface Lane {

@@ -32,7 +32,7 @@ export const TIMELINE_SCRIPT = `
 
   // the model: every finished task (flat numbers), each lane's task indices in start order
   var job = '', start = 0, now = 0, ended = false, lanes = [], sets = [], tasks = [], notes = {}, running = [];
-  var marks = [], byLane = [], busy = [], received = 0, updates = 0;
+  var marks = [], byLane = [], busy = [], received = 0, updates = 0, states = ['ok', 'failed', 'other', 'running'];
   var view = { from: 0, to: 1 }, follow = true;
   var stats = { frames: 0, lastMs: 0, maxMs: 0, totalMs: 0, updates: 0, tasks: 0, lanes: 0, running: 0, ended: false };
   window.timelineStats = stats;
@@ -42,6 +42,7 @@ export const TIMELINE_SCRIPT = `
   function apply(update) {
     if (update.reset) {
       tasks = []; notes = {}; marks = []; byLane = []; busy = []; sets = update.sets || []; job = update.job_id;
+      states = update.states || states;
     }
     start = update.start; now = update.now; ended = update.ended; lanes = update.lanes; running = update.running;
     received = performance.now(); updates++;
@@ -167,8 +168,9 @@ export const TIMELINE_SCRIPT = `
 
   function describe(task) {
     var set = sets[task.set] || { label: '?', param_id: '' };
-    return (task.replicate < 0 ? 'aggregation' : 'replicate ' + task.replicate) + (task.attempt > 1 ? ' (attempt ' + task.attempt + ')' : '') +
-      ' · ' + ['ok', 'failed', 'other', 'running'][task.state] + '\\n' + set.label + '\\n' + set.param_id.slice(0, 16) +
+    var what = task.replicate === -1 ? 'aggregation' : task.replicate === -2 ? 'simulation' : 'replicate ' + task.replicate;
+    return what + (task.attempt > 1 ? ' (attempt ' + task.attempt + ')' : '') +
+      ' · ' + states[task.state] + '\\n' + set.label + '\\n' + set.param_id.slice(0, 16) +
       '\\n' + task.ms.toFixed(1) + ' ms from ' + seconds(task.start) + (task.note ? '\\n' + task.note : '') +
       (vscode ? '\\nclick: reveal it in the Jobs view' : '');
   }

@@ -152,6 +152,8 @@ export interface AggResult {
 export interface ConnectParams {
   scheduler: string;
   timeout_s: number;
+  /** Open Dask's performance_report (mode "inline") to this file, after checking the scheduler can make one. */
+  performance_report?: string;
 }
 
 export interface ConnectResult {
@@ -188,13 +190,23 @@ export namespace CancelRequest {
   export const type = new RequestType<Record<string, never>, { cancelled: number }, DriverErrorData>('dask/cancel');
 }
 
+/** Dask's performance report, closed with the client: the file written, or why not. */
+export type PerformanceReportOutcome = { file: string; bytes: number } | { file: string; error: string };
+
 export namespace CloseRequest {
-  export const type = new RequestType<{ timeout_s: number }, { closed: boolean }, DriverErrorData>('dask/close');
+  export const type = new RequestType<
+    { timeout_s: number },
+    { closed: boolean; performance_report?: PerformanceReportOutcome },
+    DriverErrorData
+  >('dask/close');
 }
 
-/** `error.data` of the driver's own failures (connect: -32010, submit: -32011, shipping: -32012). */
+/**
+ * `error.data` of the driver's own failures (connect: -32010, submit: -32011, shipping: -32012,
+ * a performance report the scheduler cannot make: -32013).
+ */
 export interface DriverErrorData {
-  kind: 'scheduler-unreachable' | 'protocol-error';
+  kind: 'scheduler-unreachable' | 'protocol-error' | 'dask-report-unavailable';
   traceback?: string;
 }
 

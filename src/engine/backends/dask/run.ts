@@ -37,6 +37,7 @@ import {
   WorkerChangeNotification,
   WorkerEventNotification,
   type AggResult,
+  type PerformanceReportOutcome,
   type SetSubmission,
   type SimResult,
   type TaskErred,
@@ -49,6 +50,8 @@ const STALL_MARGIN_MS = 60_000;
 /** Shipping the bundle and submitting the tasks (thousands of client.submit calls). */
 const SUBMIT_TIMEOUT_MS = 300_000;
 const CLOSE_TIMEOUT_MS = 10_000;
+/** Closing the client when Dask's performance report is open: the scheduler renders it first. */
+const REPORT_CLOSE_TIMEOUT_MS = 300_000;
 
 export async function runOnDask(book: JobBook, options: RunOptions & { backend: 'dask' }): Promise<BackendRun> {
   const dask = options.dask;
@@ -59,6 +62,8 @@ export async function runOnDask(book: JobBook, options: RunOptions & { backend: 
   let driver: DaskDriver | undefined;
   let session: DaskSession | undefined;
   let fatal: Failure | undefined;
+  /** Dask's performance report is open in the driver (--dask-performance-report). */
+  let reportOpen = false;
   try {
     if (!dask)
       throw new Failure('bad-input', 'The dask backend needs a scheduler address (--scheduler tcp://HOST:PORT).');
@@ -79,10 +84,15 @@ export async function runOnDask(book: JobBook, options: RunOptions & { backend: 
     );
     const connected = await driver.request(
       ConnectRequest.type,
-      { scheduler: dask.scheduler, timeout_s: dask.connectTimeoutMs / 1000 },
+      {
+        scheduler: dask.scheduler,
+        timeout_s: dask.connectTimeoutMs / 1000,
+        ...(dask.performanceReport ? { performance_report: dask.performanceReport } : {}),
+      },
       dask.connectTimeoutMs + 30_000,
       `connect to ${dask.scheduler}`,
     );
+    reportOpen = Boolean(dask.performanceReport);
     environment.dask = {
       scheduler: connected.scheduler,
       dask_version: connected.dask_version,
@@ -153,9 +163,26 @@ export async function runOnDask(book: JobBook, options: RunOptions & { backend: 
         // nothing more is wanted from the cluster: its queued tasks go
         await closing.request(CancelRequest.type, {}, CLOSE_TIMEOUT_MS, 'cancel the tasks').catch(() => undefined);
       }
-      await closing.close(CLOSE_TIMEOUT_MS, () =>
-        closing.request(CloseRequest.type, { timeout_s: 5 }, CLOSE_TIMEOUT_MS, 'close the client'),
-      );
+      const timeoutMs = dask?.performanceReport ? REPORT_CLOSE_TIMEOUT_MS : CLOSE_TIMEOUT_MS;
+      let closed: { performance_report?: PerformanceReportOutcome } | undefined;
+      await closing.close(timeoutMs, async () => {
+        closed = await closing.request(CloseRequest.type, { timeout_s: 5 }, timeoutMs, 'close the client');
+      });
+      const report: PerformanceReportOutcome | undefined = reportOpen
+        ? (closed?.performance_report ?? {
+            file: dask!.performanceReport!,
+            error: 'the Dask driver did not close it (it ended, or did not answer): see logs/dask-driver.stderr',
+          })
+        : undefined;
+      if (report) {
+        (environment.dask as Record<string, unknown>).performance_report = report;
+        if ('error' in report)
+          book.emit({
+            type: 'warning',
+            kind: 'dask-report-unavailable',
+            message: `Dask's performance report was not written to ${report.file}: ${report.error}`,
+          });
+      }
     }
   }
   return { fatal, interrupted: session?.interrupted ?? false, environment };
