@@ -44,6 +44,8 @@ interface RunFlags extends VenvFlags {
   python?: string;
   runner?: string;
   trace?: boolean;
+  /** `--trace-file`: true, `--no-trace-file`: false, neither: when cheap */
+  traceFile?: boolean;
   json?: boolean;
   backend: 'local' | 'dask';
   scheduler?: string;
@@ -120,6 +122,11 @@ export function runCommand(): Command {
       '--trace',
       "keep every runner's JSON-RPC frames in <out>/<job_id>/transcripts/ (replayable with handshake --replay)",
     )
+    .option(
+      '--trace-file',
+      'always write trace.json (the run as a Chrome trace) in the results folder at the end (default: when it costs under 2 % of the run)',
+    )
+    .option('--no-trace-file', 'never write trace.json at the end')
     .option('--json', 'write every event as one JSON line on stdout')
     .addOption(
       new Option('--backend <backend>', 'where the tasks run: warm runners here, or an existing Dask cluster')
@@ -206,6 +213,7 @@ async function run(input: string | undefined, flags: RunFlags): Promise<number> 
       allowPartial: Boolean(flags.allowPartial),
       maxFrameBytes: frameCapBytes(flags.maxFrameMb),
       trace: flags.trace,
+      traceFile: flags.traceFile,
       resumed: Boolean(flags.resume ?? flags.rerunFailed),
       bundleChange,
       ...(flags.backend === 'dask'
@@ -225,6 +233,8 @@ async function run(input: string | undefined, flags: RunFlags): Promise<number> 
     });
     progress?.stop();
     if (!flags.json) writeStderr(summaryLines(job, outcome));
+    const traced = outcome.traceFile;
+    if (traced && 'error' in traced && !flags.json) writeStderr(`  note: trace.json not written: ${traced.error}\n`);
     return outcome.exitCode;
   } finally {
     for (const [signal, listener] of listeners) process.off(signal, listener);

@@ -6,10 +6,12 @@
  */
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { CLI, FIRST_CALLS, scratchDir, writeBundle } from './helpers';
 import { readEventLog } from '../../src/engine/job/events';
+import { AUTO_TRACE_MAX_TASKS, writeRunTrace } from '../../src/engine/trace/chromeTrace';
+import { readJobJson } from '../../src/engine/job/resultsReader';
 import { AGGREGATION, TaskState, TASK_FIELDS, Timeline } from '../../src/engine/trace/timeline';
 
 const scratch = scratchDir('mo-trace-');
@@ -53,6 +55,7 @@ function cli(args: string[], env: Record<string, string> = {}) {
 
 describe('modelops-debugger trace', () => {
   let dir: string;
+  let writtenByRun: string;
   let trace: { traceEvents: TraceEvent[]; displayTimeUnit: string; otherData: Record<string, unknown> };
 
   before(() => {
@@ -76,6 +79,8 @@ describe('modelops-debugger trace', () => {
     });
     assert.equal(ran.code, 1, ran.stderr); // the hanging set fails
     dir = path.join(out, 'traced');
+    // the run wrote its trace itself when it ended; the command writes the same again
+    writtenByRun = readFileSync(path.join(dir, 'trace.json'), 'utf8');
     const written = cli(['trace', dir, '--json']);
     assert.equal(written.code, 0, written.stderr);
     const said = JSON.parse(written.stdout);
@@ -233,6 +238,48 @@ describe('modelops-debugger trace', () => {
     assert.ok(sawRunning, 'running tasks were sent while the job ran');
     assert.equal(live.keyOf(0, AGGREGATION), `agg-${sets[0].param_id}`);
     assert.equal(live.keyOf(1, 2), `sim-${sets[1].param_id}-2`);
+  });
+
+  it('a run writes trace.json when it ends (the same as the command writes), unless --no-trace-file, it ran more than 50 000 tasks or tracing would cost over 2 % of the run', async () => {
+    const byRun = JSON.parse(writtenByRun);
+    assert.equal(byRun.traceEvents.length, trace.traceEvents.length);
+    assert.deepEqual(
+      byRun.traceEvents.filter((e: TraceEvent) => e.ph === 'X').map((e: TraceEvent) => [e.pid, e.tid, e.ts, e.dur]),
+      trace.traceEvents.filter((e) => e.ph === 'X').map((e) => [e.pid, e.tid, e.ts, e.dur]),
+    );
+    const job = JSON.parse(readFileSync(path.join(dir, 'job.json'), 'utf8'));
+    const bundleDir = job.bundle;
+    const file = path.join(scratch, 'untraced.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        job_id: 'untraced',
+        bundle: bundleDir,
+        entrypoint: 'm.m/x',
+        parameter_sets: [{ mode: 'ok' }],
+        replicates: 2,
+      }),
+    );
+    const out = path.join(scratch, 'out-untraced');
+    const ran = cli(['run', file, '--out', out, '--no-trace-file'], { MO_TEST_MARKERS: path.join(scratch, 'markers') });
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.ok(!existsSync(path.join(out, 'untraced', 'trace.json')));
+    const { job: untraced } = await readJobJson(path.join(out, 'untraced'));
+    const at = path.join(out, 'untraced');
+    // by itself only when cheap against the run: 2 % of it at most, and 50 000 tasks at most
+    assert.deepEqual(writeRunTrace(at, untraced, { tasks: AUTO_TRACE_MAX_TASKS + 1, ms: 3_600_000 }), {
+      skipped: `50001 tasks ran, more than the 50000 a run traces by itself: modelops-debugger trace ${at} writes it`,
+    });
+    assert.deepEqual(writeRunTrace(at, untraced, { tasks: 4000, ms: 1000 }), {
+      skipped: `its 4000 tasks took 1000 ms: tracing them (about 120 ms) would cost more than 2 % of the run; modelops-debugger trace ${at} writes it`,
+    });
+    assert.ok(!existsSync(path.join(at, 'trace.json')));
+    // asked for (--trace-file), always
+    assert.deepEqual(writeRunTrace(at, untraced, { tasks: 4000, ms: 1000, always: true }), {
+      file: path.join(at, 'trace.json'),
+      tasks: 3,
+    });
+    assert.ok(existsSync(path.join(at, 'trace.json')));
   });
 
   it('-o writes it elsewhere; a folder without a run is bad input (exit 2)', () => {

@@ -64,6 +64,11 @@ export interface CommonRunOptions extends Omit<RuntimeOptions, 'bundleDir'> {
   allowPartial: boolean;
   /** Keep every runner's JSON-RPC frames in transcripts/. */
   trace?: boolean;
+  /**
+   * Write trace.json (the run as a Chrome trace) when the job ends: true always, false never,
+   * by default when it is cheap against the run (chromeTrace.ts's writeRunTrace).
+   */
+  traceFile?: boolean;
   /** Runners' scheduling priority (see WarmProcessOptions.nice). */
   runnerNice?: number;
   /**

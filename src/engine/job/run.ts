@@ -8,6 +8,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { RunOptions } from '../backends/contract';
+import { writeRunTrace, type TraceFile } from '../trace/chromeTrace';
 import { runOnDask } from '../backends/dask/run';
 import { runLocally } from '../backends/local/run';
 import { exitCodeFor, exitCodeForStop, ExitCode, Failure, REPORT_REQUEST } from '../failure';
@@ -25,6 +26,8 @@ export interface JobOutcome {
   dir: string;
   ms: number;
   failure?: Failure;
+  /** The run's trace.json, written at its end, or why there is none (undefined: not asked for). */
+  traceFile?: TraceFile;
 }
 
 export async function runJob(job: JobSpec, store: ResultsStore, options: RunOptions): Promise<JobOutcome> {
@@ -32,6 +35,13 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
   const book = new JobBook(job, store, options.allowPartial, options.onEvent);
   const { counts } = book;
   const backend = options.backend ?? 'local';
+  const finished = () =>
+    counts.sims.ok +
+    counts.sims.failed +
+    counts.aggregations.ok +
+    counts.aggregations.failed +
+    counts.aggregations.skipped;
+  const finishedBefore = finished();
   book.emit({
     type: 'job-start',
     job_id: job.jobId,
@@ -149,5 +159,11 @@ export async function runJob(job: JobSpec, store: ResultsStore, options: RunOpti
     ...(fatal ? { failure: fatal.toJSON() } : {}),
   });
   await store.close();
-  return { status, counts, exitCode, dir: store.dir, ms, failure: fatal };
+  // after the last event is on disk: the trace is made from events.jsonl, as `trace` makes it
+  const ranTasks = finished() - finishedBefore;
+  const traceFile =
+    options.traceFile === false || !ranTasks
+      ? undefined
+      : writeRunTrace(store.dir, job, { tasks: ranTasks, ms, always: options.traceFile });
+  return { status, counts, exitCode, dir: store.dir, ms, failure: fatal, traceFile };
 }

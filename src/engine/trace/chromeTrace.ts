@@ -14,7 +14,7 @@
  * - counters (`ph: "C"`) for the tasks in flight and each runner's peak RSS;
  * - metadata (`ph: "M"`) naming processes and threads, with `tid: 0` on the process ones.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Failure } from '../failure';
 import { parseAggKey, parseSimKey } from '../job/taskKeys';
@@ -60,6 +60,50 @@ interface TaskSpan {
   end: number;
   args: Record<string, unknown>;
   resources?: TaskResources;
+}
+
+/**
+ * A job run writes its trace when it ends if that costs little against the run: building it
+ * takes about this much per task (4 020 tasks in 64–190 ms here, the first build in a process the
+ * slowest), and a run pays at most AUTO_TRACE_SHARE of its time for it, so a run of quick tasks
+ * is not slowed by a tenth for a file nobody asked for; `modelops-debugger trace` writes it on
+ * demand, and `--trace-file` always.
+ */
+export const TRACE_COST_MS_PER_TASK = 0.03;
+export const AUTO_TRACE_SHARE = 0.02;
+/** Past this, never by itself (1.5 s, a 60 MB file). */
+export const AUTO_TRACE_MAX_TASKS = 50_000;
+
+/** What writing a run's trace.json at its end came to: the file, or why there is none. */
+export type TraceFile = { file: string; tasks: number } | { skipped: string } | { error: string };
+
+/**
+ * Writes the run in `dir` as `trace.json` there: `always`, or when it is cheap against the run
+ * (`runMs`) and the run ran no more than AUTO_TRACE_MAX_TASKS tasks.
+ */
+export function writeRunTrace(
+  dir: string,
+  job: JobSpec,
+  run: { tasks: number; ms: number; always?: boolean },
+): TraceFile {
+  const cost = run.tasks * TRACE_COST_MS_PER_TASK;
+  const command = `modelops-debugger trace ${dir}`;
+  if (!run.always && run.tasks > AUTO_TRACE_MAX_TASKS)
+    return {
+      skipped: `${run.tasks} tasks ran, more than the ${AUTO_TRACE_MAX_TASKS} a run traces by itself: ${command} writes it`,
+    };
+  if (!run.always && cost > run.ms * AUTO_TRACE_SHARE)
+    return {
+      skipped: `its ${run.tasks} tasks took ${run.ms} ms: tracing them (about ${Math.round(cost)} ms) would cost more than ${AUTO_TRACE_SHARE * 100} % of the run; ${command} writes it`,
+    };
+  const file = path.join(dir, 'trace.json');
+  try {
+    const { trace, summary } = chromeTrace(dir, job);
+    writeFileSync(file, JSON.stringify(trace));
+    return { file, tasks: summary.tasks };
+  } catch (error) {
+    return { error: `${file}: ${error instanceof Error ? error.message : String(error)}` };
+  }
 }
 
 /** The trace of the job in `dir`, whose spec is `job`. */
@@ -214,6 +258,7 @@ export function chromeTrace(dir: string, job: JobSpec): { trace: ChromeTrace; su
     else byTrack.set(track, [task]);
   }
   const changes: { t: number; pid: number; by: number }[] = [];
+  const saidPeak = new Map<number, number>();
   for (const [track, spans] of byTrack) {
     const [pid, tid] = track.split(':').map(Number);
     spans.sort((a, b) => a.end - b.end);
@@ -235,24 +280,39 @@ export function chromeTrace(dir: string, job: JobSpec): { trace: ChromeTrace; su
       });
       // (a task of no duration is never in flight: its end would be counted before its start)
       if (end > ts) changes.push({ t: ts, pid, by: 1 }, { t: end, pid, by: -1 });
-      if (span.resources?.peak_rss_kb !== undefined && span.runner !== undefined)
+      // a counter holds its value until the next: a runner's peak is said when it changes
+      const peak = span.resources?.peak_rss_kb;
+      if (peak !== undefined && span.runner !== undefined && saidPeak.get(span.runner) !== peak) {
+        saidPeak.set(span.runner, peak);
         traceEvents.push({
           name: 'runner peak RSS (kB)',
           ph: 'C',
           pid,
           tid: 0,
           ts: end,
-          args: { [`runner ${span.runner}`]: span.resources.peak_rss_kb },
+          args: { [`runner ${span.runner}`]: peak },
         });
+      }
     }
   }
-  // tasks in flight per host: ends before starts at the same instant
-  changes.sort((a, b) => a.t - b.t || a.by - b.by);
-  const inFlight = new Map<number, number>();
-  for (const change of changes) {
-    const now = (inFlight.get(change.pid) ?? 0) + change.by;
-    inFlight.set(change.pid, now);
-    traceEvents.push({ name: 'tasks in flight', ph: 'C', pid: change.pid, tid: 0, ts: change.t, args: { tasks: now } });
+  // tasks in flight per host, said when the count changes: a task that ends as the next begins
+  // on its track changes nothing (ends before starts at the same instant)
+  const byHost = new Map<number, { t: number; by: number }[]>();
+  for (const { pid, t, by } of changes) {
+    const ofHost = byHost.get(pid);
+    if (ofHost) ofHost.push({ t, by });
+    else byHost.set(pid, [{ t, by }]);
+  }
+  for (const [pid, ofHost] of byHost) {
+    ofHost.sort((a, b) => a.t - b.t || a.by - b.by);
+    let now = 0;
+    let said = 0;
+    ofHost.forEach((change, i) => {
+      now += change.by;
+      if (ofHost[i + 1]?.t === change.t || now === said) return; // more at this instant, or no change
+      said = now;
+      traceEvents.push({ name: 'tasks in flight', ph: 'C', pid, tid: 0, ts: change.t, args: { tasks: now } });
+    });
   }
   for (const mark of marks) {
     const pid = hostPid.get(mark.host) ?? 1;
@@ -285,5 +345,7 @@ export function chromeTrace(dir: string, job: JobSpec): { trace: ChromeTrace; su
 }
 
 function withoutUndefined(args: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(args).filter(([, value]) => value !== undefined));
+  const kept: Record<string, unknown> = {};
+  for (const key in args) if (args[key] !== undefined) kept[key] = args[key];
+  return kept;
 }
