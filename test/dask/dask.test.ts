@@ -251,7 +251,17 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
     // and its trace has a process track per worker
     const trace = cli(['trace', daskDir, '--json']);
     assert.equal(trace.code, 0, trace.stderr);
-    assert.equal(JSON.parse(trace.stdout).hosts, 2);
+    const traced = JSON.parse(readFileSync(path.join(daskDir, 'trace.json'), 'utf8'));
+    const hosts = traced.traceEvents.filter((e: any) => e.ph === 'M' && e.name === 'process_name');
+    assert.equal(
+      JSON.parse(trace.stdout).hosts,
+      2,
+      JSON.stringify(traced.traceEvents.filter((e: any) => e.ph === 'M')),
+    );
+    assert.ok(
+      hosts.every((e: any) => /^tcp:\/\/127\.0\.0\.1:\d+$/.test(e.args.name)),
+      JSON.stringify(hosts),
+    );
   });
 
   it('the mixed-failure job: the same failure kinds, attempts, signals and source lines as locally; stderr in logs/', () => {

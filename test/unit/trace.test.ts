@@ -209,6 +209,12 @@ describe('modelops-debugger trace', () => {
         .sort(),
     );
     assert.deepEqual(whole.running, [], 'nothing runs after the job ended');
+    // before the first runner started the job prepared: no bar begins before it
+    assert.ok(whole.ready !== undefined && whole.ready >= 0);
+    assert.ok(
+      bars.every((bar) => bar[1] >= whole.ready!),
+      `ready at ${whole.ready} ms`,
+    );
     assert.equal(whole.ended, true);
   });
 

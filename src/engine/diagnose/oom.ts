@@ -23,13 +23,13 @@
  */
 import type { OomEvidence } from '../failure';
 import type { MemoryLimit, MemorySample } from '../process/memory';
-import type { ExitInfo } from './classify';
 
 /** The share of the limit a runner's last sampled resident size must reach to blame a SIGKILL on memory. */
 export const OOM_SHARE = 0.8;
 
 export interface DeathFacts {
-  exit: ExitInfo;
+  /** How the runner ended (classify.ts's ExitInfo; not imported: classify.ts imports this). */
+  exit: { code: number | null; signal: string | null };
   /** The engine (or the editor, through killRunner) sent a SIGKILL to it. */
   killedByEngine: boolean;
   limit: MemoryLimit | undefined;

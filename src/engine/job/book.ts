@@ -237,7 +237,8 @@ export class JobBook {
    * none succeeded it is recorded as skipped, naming them, and undefined is returned; otherwise
    * the summary is computed and the plan for the targets returned.
    */
-  planAggregation(state: SetState, pid: number | undefined): AggregationPlan | undefined {
+  /** `ran`: the runner (and Dask worker) it ran in, when known as it starts. */
+  planAggregation(state: SetState, ran: { pid?: number; worker?: string } = {}): AggregationPlan | undefined {
     const { set } = state;
     const key = aggKey(set.paramId);
     const begun = performance.now();
@@ -272,7 +273,7 @@ export class JobBook {
       this.finishAgg(state, record, begun);
       return undefined;
     }
-    this.emit({ type: 'agg-start', key, pid });
+    this.emit({ type: 'agg-start', key, pid: ran.pid, ...(ran.worker ? { worker: ran.worker } : {}) });
     record.summary = summarize(ok.map(([, o]) => decodeOutputs(o.outputs ?? {})));
     return { record, ok, begun };
   }

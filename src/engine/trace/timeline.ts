@@ -58,6 +58,8 @@ export interface TimelineUpdate {
   marks: TimelineMark[];
   /** What each state is called, when not ok / failed / other / running (production's logs). */
   states?: string[];
+  /** When the first runner started: before it the job prepared (its venv, the runners' start). */
+  ready?: number;
 }
 
 interface Lane {
@@ -81,9 +83,13 @@ interface Running {
 /** Where a local run's runners are: the host of events without a Dask worker. */
 export const LOCAL_HOST = 'this machine';
 const ENGINE = -1; // the "runner" of an aggregation without targets: the engine itself
+const UNPLACED = -1; // the lane of a running task whose runner is not known yet
 
 export class Timeline {
   private start: number | undefined;
+  private ready: number | undefined;
+  /** A Dask run: an aggregation's start names no worker; where it ran, its end says. */
+  private dask = false;
   private now = 0;
   private ended = false;
   private readonly lanes: Lane[] = [];
@@ -124,6 +130,7 @@ export class Timeline {
     if (event.type === 'job-start') {
       this.start ??= event.t;
       this.ended = false;
+      this.dask = event.backend === 'dask';
     }
     this.start ??= event.t;
     const t = event.t - this.start;
@@ -131,6 +138,7 @@ export class Timeline {
     const host = ('worker' in event ? event.worker : undefined) ?? LOCAL_HOST;
     switch (event.type) {
       case 'process-start':
+        this.ready ??= t;
         if (event.pid !== undefined) this.laneFor(host, event.pid);
         break;
       case 'process-end': {
@@ -142,8 +150,11 @@ export class Timeline {
       case 'agg-start': {
         const what = this.what(event.key);
         if (!what) break;
+        // a task not yet placed (a Dask aggregation: the cluster picks its worker) has no lane until it ends
+        const placed = event.pid !== undefined || event.worker !== undefined || event.type === 'agg-start';
+        const onCluster = event.type === 'agg-start' && event.worker === undefined && this.dask;
         this.running.set(event.key, {
-          lane: this.laneFor(host, event.pid ?? ENGINE),
+          lane: placed && !onCluster ? this.laneFor(host, event.pid ?? ENGINE) : UNPLACED,
           start: t,
           attempt: event.type === 'task-start' ? event.attempt : 1,
           ...what,
@@ -155,7 +166,7 @@ export class Timeline {
         const what = this.what(event.key);
         const ran = this.running.get(event.key);
         this.running.delete(event.key);
-        const lane = ran?.lane ?? this.laneFor(host, event.pid ?? ENGINE);
+        const lane = ran && ran.lane !== UNPLACED ? ran.lane : this.laneFor(host, event.pid ?? ENGINE);
         const start = ran?.start ?? (event.ms === undefined ? undefined : t - event.ms);
         if (what && start !== undefined)
           this.finish(
@@ -178,7 +189,10 @@ export class Timeline {
         const ran = this.running.get(event.key);
         this.running.delete(event.key);
         const start = t - event.ms;
-        const lane = ran?.lane ?? this.laneFor(host, event.pid ?? ENGINE);
+        // where it ran, as its end says, else as its start said, else the engine's own lane
+        const named = event.pid !== undefined || event.worker !== undefined;
+        const lane =
+          named || ran === undefined || ran.lane === UNPLACED ? this.laneFor(host, event.pid ?? ENGINE) : ran.lane;
         const state =
           event.status === 'ok' ? TaskState.ok : event.status === 'failed' ? TaskState.failed : TaskState.other;
         const note = event.kind
@@ -249,7 +263,7 @@ export class Timeline {
   ): TimelineUpdate {
     const running: number[] = [];
     for (const task of this.running.values())
-      running.push(task.lane, task.start, task.set, task.replicate, task.attempt);
+      if (task.lane !== UNPLACED) running.push(task.lane, task.start, task.set, task.replicate, task.attempt);
     return {
       reset,
       job_id: this.jobId,
@@ -262,6 +276,7 @@ export class Timeline {
       notes,
       running,
       marks,
+      ...(this.ready === undefined ? {} : { ready: this.ready }),
     };
   }
 

@@ -31,7 +31,7 @@ export const TIMELINE_SCRIPT = `
   function colour(name) { return css.getPropertyValue(name).trim() || '#888'; }
 
   // the model: every finished task (flat numbers), each lane's task indices in start order
-  var job = '', start = 0, now = 0, ended = false, lanes = [], sets = [], tasks = [], notes = {}, running = [];
+  var job = '', start = 0, now = 0, ready = 0, ended = false, lanes = [], sets = [], tasks = [], notes = {}, running = [];
   var marks = [], byLane = [], busy = [], received = 0, updates = 0, states = ['ok', 'failed', 'other', 'running'];
   var view = { from: 0, to: 1 }, follow = true;
   var stats = { frames: 0, lastMs: 0, maxMs: 0, totalMs: 0, updates: 0, tasks: 0, lanes: 0, running: 0, ended: false };
@@ -44,7 +44,7 @@ export const TIMELINE_SCRIPT = `
       tasks = []; notes = {}; marks = []; byLane = []; busy = []; sets = update.sets || []; job = update.job_id;
       states = update.states || states;
     }
-    start = update.start; now = update.now; ended = update.ended; lanes = update.lanes; running = update.running;
+    start = update.start; now = update.now; ready = update.ready || 0; ended = update.ended; lanes = update.lanes; running = update.running;
     received = performance.now(); updates++;
     var first = tasks.length / FIELDS;
     for (var i = 0; i < update.tasks.length; i++) tasks.push(update.tasks[i]);
@@ -128,10 +128,22 @@ export const TIMELINE_SCRIPT = `
       var my = TOP + mark.lane * LANE;
       ctx.beginPath(); ctx.moveTo(LEFT + mx - 4, my); ctx.lineTo(LEFT + mx + 4, my); ctx.lineTo(LEFT + mx, my + 6); ctx.fill();
     }
+    // before the first runner started the job prepared (its venv, its runners): said, not left blank
+    if (ready > view.from) {
+      var rx = Math.min(plot, (ready - view.from) * scale);
+      ctx.fillStyle = line; ctx.globalAlpha = 0.35; ctx.fillRect(LEFT, TOP, rx, lanes.length * LANE); ctx.globalAlpha = 1;
+      ctx.fillStyle = muted;
+      if (rx > 90) ctx.fillText('preparing (venv, runners)', LEFT + 4, TOP + lanes.length * LANE - 6);
+    }
+    // the time axis: a tick every 1, 2 or 5 × 10^k ms, about every 100 px
     ctx.fillStyle = muted;
-    ctx.fillText(seconds(view.from), LEFT, 12);
-    var right = seconds(view.to);
-    ctx.fillText(right, width - 8 - ctx.measureText(right).width, 12);
+    var step = Math.pow(10, Math.floor(Math.log10(span / Math.max(1, plot / 100)))), factor = span / Math.max(1, plot / 100) / step;
+    step *= factor > 5 ? 10 : factor > 2 ? 5 : factor > 1 ? 2 : 1;
+    for (var tick = Math.ceil(view.from / step) * step; tick <= view.to; tick += step) {
+      var tx = LEFT + (tick - view.from) * scale, label = seconds(tick, step);
+      ctx.fillRect(tx, TOP - 4, 1, 4);
+      if (tx + ctx.measureText(label).width < width) ctx.fillText(label, tx + 2, 12);
+    }
     var count = tasks.length / FIELDS;
     statusText.textContent = count + ' tasks' + (running.length ? ', ' + running.length / RUN_FIELDS + ' running' : '') +
       ', ' + lanes.length + ' lanes' + (ended ? '' : ' · live');
@@ -145,7 +157,11 @@ export const TIMELINE_SCRIPT = `
 
   /** The latest event's time, moved on by the wall clock while the job runs (running bars grow). */
   function live() { return ended ? now : now + Math.min(1000, performance.now() - received); }
-  function seconds(ms) { return (ms / 1000).toFixed(ms < 10000 ? 3 : 1) + ' s'; }
+  /** A time for people; \`step\`: the axis's, so its labels show no more digits than it moves by. */
+  function seconds(ms, step) {
+    var digits = step === undefined ? (ms < 10000 ? 3 : 1) : Math.max(0, Math.min(3, Math.ceil(-Math.log10(step / 1000))));
+    return (ms / 1000).toFixed(digits) + ' s';
+  }
   function clip(text, n) { return text.length > n ? text.slice(0, n - 1) + '…' : text; }
 
   /** The bar under the pointer: { set, replicate, attempt, state, start, ms, note } or undefined. */

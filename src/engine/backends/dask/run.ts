@@ -520,7 +520,7 @@ class DaskSession {
     this.earlyAggs.delete(state);
     this.aggs.delete(aggKey(state.set.paramId));
     const erred = 'exc_type' in result;
-    const plan = this.book.planAggregation(state, erred ? undefined : (result.pid ?? undefined));
+    const plan = this.book.planAggregation(state, erred ? {} : { pid: result.pid ?? undefined, worker: result.worker });
     if (!plan) return; // skipped: replicates failed, and the record names them
     const { record } = plan;
     if (erred) {

@@ -310,7 +310,7 @@ class Scheduler {
   }
 
   private async aggregate(state: SetState): Promise<void> {
-    const plan = this.book.planAggregation(state, undefined);
+    const plan = this.book.planAggregation(state);
     if (!plan) return;
     const { record, ok, begun } = plan;
     const { set } = state;
