@@ -369,6 +369,8 @@ def run_agg(payload, agg, *sims):
                 result["stderr"] += said["stderr"]
                 result["descendants"] = result.get("descendants", []) + said.get("descendants", [])
                 result["bundle_path"] = spec["bundle_path"]
+                if said["resources"] is not None:
+                    result.setdefault("resources", []).append(said["resources"])
             result["targets"][target] = (
                 {"status": "ok", "result": answer} if status == "ok" else {"status": "failed", "facts": answer}
             )

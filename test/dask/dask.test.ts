@@ -234,11 +234,14 @@ describe('the Dask backend (a real scheduler and two workers on 127.0.0.1)', fun
       );
     }
 
-    // what each simulation cost its runner on the worker, as locally
-    for (const event of log.filter((e) => e.type === 'task-done')) {
+    // what each simulation and each aggregation (its targets) cost its runner on the worker, as locally
+    for (const event of log.filter((e) => e.type === 'task-done' || e.type === 'agg-done')) {
       const r = event.resources;
       assert.ok(r && r.wall_ms >= 0 && r.cpu_user_ms >= 0 && r.peak_rss_kb > 0, JSON.stringify(event));
     }
+    const aggRecord = readJson(path.join(daskDir, 'aggs', `${readdirSync(path.join(daskDir, 'aggs'))[0]}`));
+    const wall = aggRecord.resources?.wall_ms; // a float as Python wrote it (PyFloat), or an int
+    assert.ok(Number(wall?.value ?? wall) > 0, JSON.stringify(aggRecord.resources));
     // `diff` says the local and the Dask run agree (same aggregates, byte-equal outputs), the backend apart
     const diff = cli(['diff', path.join(out, 'local', 'sir-small'), daskDir, '--json']);
     assert.equal(diff.code, 0, diff.stdout + diff.stderr);

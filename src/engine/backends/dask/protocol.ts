@@ -139,6 +139,8 @@ export interface AggResult {
   stderr?: string;
   descendants?: WorkerDescendant[];
   bundle_path?: string;
+  /** What each target's request cost its runner, as our runner measures it (absent from production's). */
+  resources?: RunnerResources[];
   /**
    * Its simulations' results, in replicate order (the client gathers these with it). The driver
    * sends each as its own `dask/sim-done` before the `dask/agg-done`, which then carries none:

@@ -12,7 +12,8 @@ import { Failure, unexpectedFailure } from '../../failure';
 import { stringifyWireJson } from '../../pyjson/pyjson';
 import { ourRunnerScript } from '../../process/runnerScript';
 import { DEFAULT_MAX_FRAME_BYTES } from '../../process/frameCap';
-import { JobBook, RETRYABLE, runnerResources, type SetState } from '../../job/book';
+import { addResources, JobBook, RETRYABLE, runnerResources, type SetState } from '../../job/book';
+import type { TaskResources } from '../../job/records';
 import { aggKey, simKey } from '../../job/taskKeys';
 import { runnerStderrLog } from '../../job/results';
 import { RUN_DEFAULTS, type BackendRun, type RunOptions } from '../contract';
@@ -555,9 +556,17 @@ class DaskSession {
         }
       }
     }
+    // its targets' cost in their runners, as our runner measured it (the engine sees no queue or pipe there)
+    const resources = erred
+      ? undefined
+      : (result.resources ?? []).reduce<TaskResources | undefined>(
+          (sum, measured) => addResources(sum, runnerResources(measured)),
+          undefined,
+        );
     this.book.finishAgg(state, record, performance.now() - (erred ? 0 : result.ms), {
       pid: erred ? undefined : (result.pid ?? undefined),
       worker: erred ? undefined : result.worker,
+      ...(resources ? { resources } : {}),
     });
   }
 
