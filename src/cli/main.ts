@@ -1,6 +1,7 @@
 /** `modelops-debugger`: the command-line twin of the extension, on the same engine. */
 import { Command, CommanderError } from 'commander';
 import { ExitCode, exitCodeFor, unexpectedFailure } from '../engine/failure';
+import { clusterCommand } from './clusterCommand';
 import { determinismCommand } from './determinismCommand';
 import { traceCommand } from './traceCommand';
 import { diffCommand } from './diffCommand';
@@ -28,7 +29,8 @@ export async function main(argv: string[]): Promise<number> {
     .addCommand(traceCommand().exitOverride())
     .addCommand(diffCommand().exitOverride())
     .addCommand(reportCommand().exitOverride())
-    .addCommand(exitOverrideAll(venvCommand()));
+    .addCommand(exitOverrideAll(venvCommand()))
+    .addCommand(exitOverrideAll(clusterCommand()));
   try {
     await program.parseAsync(argv);
     return Number(process.exitCode ?? ExitCode.ok);

@@ -53,3 +53,13 @@ export function portNumber(text: string): number {
   if (value < 1 || value > 65535) throw new InvalidArgumentError('expected a port, 1 to 65535.');
   return value;
 }
+
+/** A Dask scheduler address like tcp://HOST:PORT (a bad one is bad input, exit 2). */
+export function checkSchedulerAddress(address: string): string {
+  if (!/^[a-z][a-z0-9+]*:\/\/[^\s/]+$/i.test(address))
+    throw new Failure(
+      'bad-input',
+      `--scheduler ${JSON.stringify(address)} is not a scheduler address like tcp://HOST:PORT.`,
+    );
+  return address;
+}

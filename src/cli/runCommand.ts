@@ -18,7 +18,7 @@ import { Progress } from './progress';
 import { renderLocation } from '../engine/diagnose/evidenceText';
 import { currentDir, renderFailureLine } from './render';
 import { addVenvOptions, venvCacheOptions, type VenvFlags } from './venvOptions';
-import { collect, positiveNumber, timeoutSeconds, wholeNumber } from './parsers';
+import { checkSchedulerAddress, collect, positiveNumber, timeoutSeconds, wholeNumber } from './parsers';
 import { stdoutOpen, writeStderr, writeStdout } from './stdio';
 import { DEFAULT_FRAME_MB, frameCapBytes } from '../engine/process/frameCap';
 
@@ -260,11 +260,7 @@ function checkBackendFlags(flags: RunFlags): void {
   flags.scheduler ??= process.env.DASK_SCHEDULER_ADDRESS;
   if (!flags.scheduler)
     throw new Failure('bad-input', '--backend dask needs --scheduler tcp://HOST:PORT (or DASK_SCHEDULER_ADDRESS).');
-  if (!/^[a-z][a-z0-9+]*:\/\/[^\s/]+$/i.test(flags.scheduler))
-    throw new Failure(
-      'bad-input',
-      `--scheduler ${JSON.stringify(flags.scheduler)} is not a scheduler address like tcp://HOST:PORT.`,
-    );
+  checkSchedulerAddress(flags.scheduler);
   if (flags.daskPerformanceReport) flags.daskPerformanceReport = reportFile(flags.daskPerformanceReport);
   const local = [
     [flags.executor === 'cold', '--executor cold'],

@@ -202,6 +202,68 @@ class Driver:
                 sys.stderr.write("modelops-debugger driver: closing the client: %s: %s\n" % (type(exc).__name__, exc))
         return {"closed": True, "performance_report": report} if report else {"closed": True}
 
+    def inspect(self, params):
+        """`cluster inspect`: every worker's facts (modelops_cluster_inspect.py, its source sent and
+        run there, off the worker's event loop), each worker asked on its own thread with a hard
+        deadline: a worker that has not answered by then is said to be silent, never waited for."""
+        with open(os.path.join(HERE, "modelops_cluster_inspect.py"), encoding="utf-8") as handle:
+            source = handle.read()
+        info = self.client.scheduler_info()
+        workers = info.get("workers", {})
+        processing = self.client.processing()
+        timeout_s = float(params["timeout_s"])
+        ask = {k: params.get(k) for k in ("venvs_dir", "bundles_dir")}
+        ask["size_budget_s"] = timeout_s / 2
+        answers = {}
+        guard = threading.Lock()
+
+        def one(address):
+            started = time.monotonic()
+            try:
+                got = self.client.run(_inspect_on_worker, source, ask, workers=[address], on_error="return")
+                value = got.get(address, RuntimeError("the scheduler returned no answer for it"))
+                answer = (
+                    {"error": "%s: %s" % (type(value).__name__, value)}
+                    if isinstance(value, BaseException)
+                    else {"facts": value}
+                )
+            except Exception as exc:  # the worker left, the scheduler went
+                answer = {"error": "%s: %s" % (type(exc).__name__, exc)}
+            answer["ms"] = round((time.monotonic() - started) * 1000, 1)
+            with guard:
+                answers[address] = answer
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=one, args=(a,), daemon=True) for a in sorted(workers)]
+        for thread in threads:
+            thread.start()
+        deadline = started + timeout_s
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with guard:
+            answered = dict(answers)
+        out = []
+        for address in sorted(workers):
+            worker = workers[address]
+            metrics = worker.get("metrics") or {}
+            entry = {
+                "address": address,
+                "host": worker.get("host"),
+                "name": str(worker.get("name", "")),
+                "nthreads": worker.get("nthreads"),
+                "memory_limit": worker.get("memory_limit"),
+                "memory": metrics.get("memory"),
+                "processing": len(processing.get(address, ())),
+            }
+            entry.update(answered.get(address) or {"no_answer": True, "ms": round(timeout_s * 1000, 1)})
+            out.append(entry)
+        return {
+            "scheduler": info.get("address", self.address),
+            "workers": out,
+            "timeout_s": timeout_s,
+            "ms": round((time.monotonic() - started) * 1000, 1),
+        }
+
     # ---- Dask's performance report ------------------------------------------------------------
 
     def _open_performance_report(self, filename):
@@ -526,12 +588,29 @@ def _performance_report_unavailable(dask_scheduler=None):
     return None
 
 
+async def _inspect_on_worker(source, params):
+    """Run on a worker (sent by value: this is __main__): the inspection module's source, executed
+    in a namespace of its own, its `inspect_worker` called in a thread so that the worker's event
+    loop (heartbeats, other clients) goes on meanwhile. Nothing is imported into the worker."""
+    import asyncio
+
+    namespace = {"__name__": "modelops_cluster_inspect"}
+    exec(compile(source, "modelops_cluster_inspect.py", "exec"), namespace)
+    return await asyncio.get_running_loop().run_in_executor(None, namespace["inspect_worker"], params)
+
+
 def _worker_plugin_names(dask_scheduler=None):
     """Run on the scheduler: the worker plugins it hands to every worker."""
     return list(dask_scheduler.worker_plugins)
 
 
-METHODS = {"dask/connect": "connect", "dask/submit": "submit", "dask/cancel": "cancel", "dask/close": "close"}
+METHODS = {
+    "dask/connect": "connect",
+    "dask/submit": "submit",
+    "dask/cancel": "cancel",
+    "dask/close": "close",
+    "dask/inspect": "inspect",
+}
 
 
 def main():

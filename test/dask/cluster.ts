@@ -55,8 +55,8 @@ export class DaskCluster {
     return this.scheduler.address;
   }
 
-  /** A new worker, resolved once the scheduler has registered it. */
-  async addWorker(): Promise<DaskProcess> {
+  /** A new worker, resolved once the scheduler has registered it; `env` is added to the cluster's for it alone. */
+  async addWorker(env: Record<string, string> = {}): Promise<DaskProcess> {
     const worker = await launch(
       [
         '-m',
@@ -69,7 +69,7 @@ export class DaskCluster {
         '--death-timeout',
         '60',
       ],
-      this.options.env ?? {},
+      { ...this.options.env, ...env },
       /Start worker at:\s+(tcp:\/\/\S+)[\s\S]*Registered to:/,
       'a Dask worker',
     );

@@ -1,17 +1,25 @@
 /**
  * "Is there a Dask scheduler there, and what does it have?": a driver started, connected,
  * asked, and closed — what the editor's "Connect to Dask Scheduler…" checks before it sends
- * jobs there.
+ * jobs there, and what `cluster inspect` asks its questions through.
  */
 import { DaskDriver, findDaskPython } from './driver';
 import { CloseRequest, ConnectRequest, type ConnectResult } from './protocol';
 
 const CLOSE_TIMEOUT_MS = 10_000;
 
-export async function probeScheduler(
+export interface DriverOptions {
+  python?: string;
+  connectTimeoutMs: number;
+  env?: Record<string, string>;
+}
+
+/** A driver connected to `scheduler` for the time of `body`, closed after it however it ends. */
+export async function withConnectedDriver<T>(
   scheduler: string,
-  options: { python?: string; connectTimeoutMs: number; env?: Record<string, string> },
-): Promise<ConnectResult & { driverPython: string }> {
+  options: DriverOptions,
+  body: (driver: DaskDriver, connected: ConnectResult & { driverPython: string }) => Promise<T>,
+): Promise<T> {
   const python = await findDaskPython(options.python);
   const driver = new DaskDriver(python, () => undefined, options.env);
   try {
@@ -21,10 +29,17 @@ export async function probeScheduler(
       options.connectTimeoutMs + 30_000,
       `connect to ${scheduler}`,
     );
-    return { ...connected, driverPython: python };
+    return await body(driver, { ...connected, driverPython: python });
   } finally {
     await driver.close(CLOSE_TIMEOUT_MS, () =>
       driver.request(CloseRequest.type, { timeout_s: 5 }, CLOSE_TIMEOUT_MS, 'close the client'),
     );
   }
+}
+
+export function probeScheduler(
+  scheduler: string,
+  options: DriverOptions,
+): Promise<ConnectResult & { driverPython: string }> {
+  return withConnectedDriver(scheduler, options, async (_driver, connected) => connected);
 }
