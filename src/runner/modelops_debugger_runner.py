@@ -1206,7 +1206,7 @@ def main(argv=None):
         if message is None:
             break
         start = _stderr_position() if stderr_is_file else None
-        usage = TaskUsage() if message.get("method") in ("execute", "aggregate") else None
+        usage = TaskUsage() if MEASURE_TASKS and message.get("method") in ("execute", "aggregate") else None
         response = handle(runner, message)
         extras = {}
         if usage is not None:
@@ -1302,6 +1302,10 @@ def _status_kb(status, field):
     at = status.index(field)
     return int(status[at + len(field) : status.index(b"kB", at)])
 
+
+# MODELOPS_RESOURCES=off: no per-task measures in the answers (as production's runner), so that
+# test/bench/runnerCost.ts can tell what measuring costs
+MEASURE_TASKS = os.environ.get("MODELOPS_RESOURCES") != "off"
 
 # The engine reads stderr through a pipe and asks where each answer's stderr ends (stderrMarks.ts)
 STDERR_MARKS = os.environ.get("MODELOPS_STDERR_MARKS") == "1"
