@@ -14,7 +14,7 @@ import { readManifestFacts, type ManifestFacts } from '../job/manifestFacts';
 import { readAggResult, readJobJson, readSimResults } from '../job/resultsReader';
 import type { JobSpec } from '../job/spec';
 import { chromeTrace } from '../trace/chromeTrace';
-import { Timeline, type TimelineUpdate } from '../trace/timeline';
+import type { TimelineUpdate } from '../trace/timeline';
 import { PyFloat } from '../pyjson/pyjson';
 import type { LogFile, Unparsed } from './productionLogs';
 
@@ -166,7 +166,7 @@ export async function runReport(folder: string): Promise<RunReport> {
   for (const group of groups.values()) group.shared = shared(job, failingSets.get(group.signature)!, group.count);
 
   const ok = all.filter(({ record }) => record.status === 'ok').length;
-  const { trace } = chromeTrace(dir, job);
+  const { trace, timeline } = chromeTrace(dir, job);
   const tracks = trace.traceEvents.filter((e) => e.ph === 'M' && e.name === 'thread_name');
   const bars = trace.traceEvents.filter((e) => e.ph === 'X');
   const compute = all.reduce((sum, { record }) => sum + (numberOf(record.resources?.wall_ms) ?? record.ms), 0);
@@ -203,11 +203,7 @@ export async function runReport(folder: string): Promise<RunReport> {
       })),
     failures: [...groups.values()].sort((a, b) => b.count - a.count),
     histogram: histogram(all.map(({ record }) => record.ms)),
-    timeline: Timeline.fromFolder(
-      dir,
-      job.jobId,
-      job.parameterSets.map((set) => ({ param_id: set.paramId, label: describeParams(set) })),
-    ).snapshot(),
+    timeline: timeline.snapshot(),
     environment: environment(manifest),
   };
 }

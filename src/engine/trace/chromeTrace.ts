@@ -22,6 +22,7 @@ import type { JobSpec } from '../job/spec';
 import type { TaskResources } from '../job/records';
 import { readEventLog } from '../job/events';
 import { LOCAL_HOST, Timeline } from './timeline';
+import { describeParams } from '../replicate/select';
 
 export interface TraceEvent {
   name: string;
@@ -106,8 +107,14 @@ export function writeRunTrace(
   }
 }
 
-/** The trace of the job in `dir`, whose spec is `job`. */
-export function chromeTrace(dir: string, job: JobSpec): { trace: ChromeTrace; summary: TraceSummary } {
+/**
+ * The trace of the job in `dir`, whose spec is `job`, and the timeline it was laid out by (which
+ * the run report draws: events.jsonl is read once for both).
+ */
+export function chromeTrace(
+  dir: string,
+  job: JobSpec,
+): { trace: ChromeTrace; summary: TraceSummary; timeline: Timeline } {
   const file = path.join(dir, 'events.jsonl');
   if (!existsSync(file)) throw new Failure('bad-input', `${dir} has no events.jsonl: there is no run to trace.`);
   const { events, unreadable } = readEventLog(file);
@@ -217,7 +224,10 @@ export function chromeTrace(dir: string, job: JobSpec): { trace: ChromeTrace; su
 
   // hosts, then runners onto slots as the editor's timeline puts them (timeline.ts): a runner
   // takes the lowest slot free when it started and frees it when it ended
-  const timeline = new Timeline(job.jobId, []);
+  const timeline = new Timeline(
+    job.jobId,
+    job.parameterSets.map((set) => ({ param_id: set.paramId, label: describeParams(set) })),
+  );
   for (const event of events) timeline.add(event);
   const lanes = timeline.laneFacts();
   const hosts = [...new Set(lanes.map((lane) => lane.host))].sort(
@@ -328,6 +338,7 @@ export function chromeTrace(dir: string, job: JobSpec): { trace: ChromeTrace; su
     });
   }
   return {
+    timeline,
     trace: {
       traceEvents,
       displayTimeUnit: 'ms',

@@ -121,11 +121,6 @@ export class Timeline {
     return timeline;
   }
 
-  /** Finished tasks so far. */
-  get taskCount(): number {
-    return this.tasks.length / TASK_FIELDS;
-  }
-
   add(event: JobEvent): void {
     if (event.type === 'job-start') {
       this.start ??= event.t;
@@ -142,7 +137,7 @@ export class Timeline {
         if (event.pid !== undefined) this.laneFor(host, event.pid);
         break;
       case 'process-end': {
-        const lane = event.pid === undefined ? undefined : this.laneOf.get(`${host}\0${event.pid}`);
+        const lane = event.pid === undefined ? undefined : this.laneOfRunner(host, event.pid);
         if (lane !== undefined) this.runnerEnded(lane, event.pid);
         break;
       }
@@ -150,11 +145,11 @@ export class Timeline {
       case 'agg-start': {
         const what = this.what(event.key);
         if (!what) break;
-        // a task not yet placed (a Dask aggregation: the cluster picks its worker) has no lane until it ends
-        const placed = event.pid !== undefined || event.worker !== undefined || event.type === 'agg-start';
-        const onCluster = event.type === 'agg-start' && event.worker === undefined && this.dask;
+        // a task not placed yet (a Dask aggregation: the cluster picks its worker) has no lane until it ends
+        const unplaced =
+          event.worker === undefined && (event.type === 'task-start' ? event.pid === undefined : this.dask);
         this.running.set(event.key, {
-          lane: placed && !onCluster ? this.laneFor(host, event.pid ?? ENGINE) : UNPLACED,
+          lane: unplaced ? UNPLACED : this.laneFor(host, event.pid ?? ENGINE),
           start: t,
           attempt: event.type === 'task-start' ? event.attempt : 1,
           ...what,
@@ -175,10 +170,7 @@ export class Timeline {
             TaskState.failed,
             `attempt ${event.attempt - 1}: ${event.kind}: ${event.message}`,
           );
-        if (event.kind === 'process-crashed' || event.kind === 'task-timeout') {
-          this.mark(lane, t, event.kind === 'task-timeout' ? 'timeout' : 'crash', event.key, event.message);
-          this.runnerEnded(lane, event.pid);
-        }
+        this.runnerDied(lane, t, event);
         this.mark(lane, t, 'retry', event.key, `attempt ${event.attempt} after ${event.kind}`);
         break;
       }
@@ -200,15 +192,12 @@ export class Timeline {
           : undefined;
         const attempt = event.type === 'task-done' ? event.attempt : 1;
         this.finish({ lane, start, attempt, ...what }, t, state, note);
-        if (event.kind === 'process-crashed' || event.kind === 'task-timeout') {
-          this.mark(lane, t, event.kind === 'task-timeout' ? 'timeout' : 'crash', event.key, event.message);
-          this.runnerEnded(lane, event.pid);
-        }
+        this.runnerDied(lane, t, event);
         break;
       }
       case 'warning':
         if (event.kind === 'stdout-pollution') {
-          const lane = event.pid === undefined ? undefined : this.laneOf.get(`${host}\0${event.pid}`);
+          const lane = event.pid === undefined ? undefined : this.laneOfRunner(host, event.pid);
           if (lane !== undefined) this.mark(lane, t, 'stdout pollution', event.key, event.message);
         }
         break;
@@ -296,6 +285,17 @@ export class Timeline {
    */
   private runnerEnded(lane: number, pid: number | undefined): void {
     if (pid !== undefined && this.lanes[lane].current === pid) this.lanes[lane].current = undefined;
+  }
+
+  /** A crash or a timeout (its runner killed) under a task: marked, and its runner's slot freed. */
+  private runnerDied(
+    lane: number,
+    t: number,
+    event: { key: string; kind?: string; message?: string; pid?: number },
+  ): void {
+    if (event.kind !== 'process-crashed' && event.kind !== 'task-timeout') return;
+    this.mark(lane, t, event.kind === 'task-timeout' ? 'timeout' : 'crash', event.key, event.message);
+    this.runnerEnded(lane, event.pid);
   }
 
   private mark(lane: number, t: number, kind: MarkKind, key: string | undefined, message: string | undefined): void {

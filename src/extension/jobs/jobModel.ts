@@ -406,6 +406,15 @@ function warningsOf(events: WarningEvent[] | undefined): TaskWarning[] | undefin
   }));
 }
 
+/** How a parameter set is named on every surface: its parameters (`beta=0.5, gamma=2`), else its param_id. */
+export function setLabel(set: ParamSetInfo): string {
+  return (
+    Object.entries(set.params)
+      .map(([key, value]) => `${key}=${value}`)
+      .join(', ') || set.paramId.slice(0, 12)
+  );
+}
+
 /**
  * A set being worked through: replicates announced as running, its aggregation running, or, on a
  * job whose replicates end too fast to be announced, one finished in this run with others queued.

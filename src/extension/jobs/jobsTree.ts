@@ -6,7 +6,7 @@
  * the tree.
  */
 import * as vscode from 'vscode';
-import { setIsActive, type JobInfo, type JobModel, type ParamSetInfo, type TaskInfo } from './jobModel';
+import { setIsActive, setLabel, type JobInfo, type JobModel, type ParamSetInfo, type TaskInfo } from './jobModel';
 import { jobLabel } from '../../engine/job/spec';
 import { parseAggKey, parseSimKey } from '../../engine/job/taskKeys';
 import { TreeRefresh } from '../util/coalesce';
@@ -80,12 +80,7 @@ export class ParamSetItem extends vscode.TreeItem {
     readonly job: JobInfo,
     readonly set: ParamSetInfo,
   ) {
-    super(
-      Object.entries(set.params)
-        .map(([k, v]) => `${k}=${v}`)
-        .join(', ') || set.paramId.slice(0, 12),
-      vscode.TreeItemCollapsibleState.Collapsed,
-    );
+    super(setLabel(set), vscode.TreeItemCollapsibleState.Collapsed);
     this.id = `set:${job.jobId}:${set.paramId}`;
     const notRun =
       set.tasks.length -

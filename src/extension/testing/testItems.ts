@@ -7,7 +7,7 @@
  */
 import * as vscode from 'vscode';
 import { jobLabel } from '../../engine/job/spec';
-import type { JobInfo, JobModel, ParamSetInfo, TaskInfo } from '../jobs/jobModel';
+import { setLabel, type JobInfo, type JobModel, type ParamSetInfo, type TaskInfo } from '../jobs/jobModel';
 
 export type ItemRef =
   | { kind: 'job'; jobId: string }
@@ -110,11 +110,7 @@ export class TestItems {
   }
 
   private setItem(job: JobInfo, set: ParamSetInfo, index: number): vscode.TestItem {
-    const label =
-      Object.entries(set.params)
-        .map(([key, value]) => `${key}=${value}`)
-        .join(', ') || set.paramId.slice(0, 12);
-    const item = this.made(set.paramId, label, { kind: 'set', jobId: job.jobId, paramId: set.paramId });
+    const item = this.made(set.paramId, setLabel(set), { kind: 'set', jobId: job.jobId, paramId: set.paramId });
     item.description = `param_id ${set.paramId.slice(0, 12)}`;
     item.sortText = String(index).padStart(8, '0');
     item.canResolveChildren = true;

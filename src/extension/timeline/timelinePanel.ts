@@ -13,7 +13,7 @@ import * as vscode from 'vscode';
 import { jobLabel } from '../../engine/job/spec';
 import { RUNNING_FIELDS, TASK_FIELDS, Timeline, type TimelineUpdate } from '../../engine/trace/timeline';
 import { TIMELINE_SCRIPT, TIMELINE_STYLE } from '../../engine/trace/timelineScript';
-import type { JobInfo } from '../jobs/jobModel';
+import { setLabel, type JobInfo } from '../jobs/jobModel';
 import type { JobWatch, JobWatcher } from '../jobs/jobRunner';
 import type { JobsNode, JobsTreeProvider } from '../jobs/jobsTree';
 import { Coalesced } from '../util/coalesce';
@@ -179,12 +179,7 @@ export class TimelinePanel implements JobWatcher, vscode.Disposable {
 
 /** The parameter sets in the job's order, each as its parameters read. */
 function setsOf(job: JobInfo): { param_id: string; label: string }[] {
-  return [...job.sets.values()].map((set) => ({
-    param_id: set.paramId,
-    label: Object.entries(set.params)
-      .map(([key, value]) => `${key}=${value}`)
-      .join(', '),
-  }));
+  return [...job.sets.values()].map((set) => ({ param_id: set.paramId, label: setLabel(set) }));
 }
 
 /**
