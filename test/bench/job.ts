@@ -44,6 +44,9 @@ const BIG = process.env.BENCH_BIG !== '0';
 /** BENCH_HUGE=1: also one 400 000-task run (200 × 2000, trivial): wall, peak RSS, CPU per task. */
 const HUGE = process.env.BENCH_HUGE === '1';
 const KEEP = process.env.BENCH_KEEP === '1';
+/** BENCH_ONLY=ours,ours-bare: only these contestants (ids as printed per round); BENCH_KIND=trivial: only that job. */
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : undefined;
+const ONLY_KIND = process.env.BENCH_KIND as Kind | undefined;
 const PYTHON = '/usr/bin/python3';
 const ROOT = path.resolve(__dirname, '..', '..');
 const HELPERS = path.join(ROOT, 'test', 'bench', 'job');
@@ -311,7 +314,7 @@ async function runOurs(
   setup: Setup,
   jobName: string,
   timeoutMs: number,
-  options: { peakRss?: boolean; readAggs?: boolean; outRoot?: string; cli?: string } = {},
+  options: { peakRss?: boolean; readAggs?: boolean; outRoot?: string; cli?: string; env?: Record<string, string> } = {},
 ): Promise<Outcome> {
   const cli = options.cli ?? CLI;
   if (!existsSync(cli)) return { ok: false, error: `${cli} is missing: run \`npm run build\`` };
@@ -339,6 +342,7 @@ async function runOurs(
     ...process.env,
     MODELOPS_VENVS_DIR: setup.venvs,
     BENCH_THREAD_CPU_FILE: cpuFile,
+    ...options.env,
     ...(options.peakRss ? { BENCH_PEAK_RSS_FILE: rssFile } : {}),
   };
   const f = await runTimed(process.execPath, args, { env, timeoutMs, outLimit: 64 * 1024 });
@@ -691,6 +695,20 @@ function cpuPerTask(results: Results, jobKey: string, fixedKey: string, tasks: n
   return { main: m('main'), threads: m('threads'), writer: m('writer'), children: m('children') };
 }
 
+/**
+ * What the per-task bookkeeping (resources, queue and transfer times, the memory watch) costs:
+ * the median over rounds of that round's wall with it over the same build's without it
+ * (`MODELOPS_RESOURCES=off`), the two run back to back in each round.
+ */
+function bookkeepingCost(
+  withIt: { samples: Sample[] } | undefined,
+  without: { samples: Sample[] } | undefined,
+): number | undefined {
+  const bare = new Map((without?.samples ?? []).map((s) => [s.round, s.seconds]));
+  const ratios = (withIt?.samples ?? []).filter((s) => bare.has(s.round)).map((s) => s.seconds / bare.get(s.round)!);
+  return ratios.length ? median(ratios) - 1 : undefined;
+}
+
 /** Engine CPU per task, per thread, from test/bench/job/thread-cpu.cjs: ours, and the base build when given. */
 function printEngineCpu(kind: Kind, results: Results, key: KeyOf): void {
   for (const [id, label] of [
@@ -841,6 +859,13 @@ async function main(): Promise<void> {
               run: (s: Setup, k: (typeof KINDS)[number]) =>
                 runOurs(s, `bench-${k.kind}`, k.timeoutMs, { readAggs: true }),
             },
+            {
+              id: 'ours-bare',
+              label: 'ours, no per-task bookkeeping',
+              kinds: ['trivial' as Kind],
+              run: (s: Setup, k: (typeof KINDS)[number]) =>
+                runOurs(s, `bench-${k.kind}`, k.timeoutMs, { env: { MODELOPS_RESOURCES: 'off' } }),
+            },
             ...(TMPFS_OUT_ROOT
               ? [
                   {
@@ -906,7 +931,10 @@ async function main(): Promise<void> {
     for (const k of KINDS) {
       for (let round = 0; round < ROUNDS; round++) {
         // rotate the order each round so that drift does not favour one contestant
-        const mine = contestants.filter((c) => !c.kinds || c.kinds.includes(k.kind));
+        const mine = contestants.filter(
+          (c) =>
+            (!c.kinds || c.kinds.includes(k.kind)) && (!ONLY || ONLY.has(c.id)) && (!ONLY_KIND || ONLY_KIND === k.kind),
+        );
         const order = mine.map((_, i) => mine[(i + round) % mine.length]);
         process.stderr.write(`${k.kind} round ${round + 1}/${ROUNDS}:`);
         for (const c of order) {
@@ -1024,6 +1052,14 @@ async function main(): Promise<void> {
             );
           }
         }
+        const cost = bookkeepingCost(results.get(key(k.kind, 'ours')), results.get(key(k.kind, 'ours-bare')));
+        if (cost !== undefined)
+          line(
+            'per-task bookkeeping: ours / ours-bare − 1, per round',
+            `${(cost * 100).toFixed(1)} % (median)`,
+            '≤ 5 %',
+            cost <= 0.05,
+          );
         const e = k.kind === 'cpu5ms' ? efficiency('ours') : undefined;
         if (e !== undefined) {
           line("ours wall efficiency: that round's ideal / wall, median", e.toFixed(3), '(info)', undefined);

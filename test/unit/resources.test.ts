@@ -34,7 +34,7 @@ def wire(entrypoint, params, seed):
 
 const SETS = ['big', 'small', 'busy', 'sleep'].map((mode) => ({ mode }));
 
-function runJob(tag: string, extra: string[]): string {
+function runJob(tag: string, extra: string[], env: Record<string, string> = {}): string {
   const bundleDir = writeBundle(path.join(scratch, `bundle-${tag}`), {
     'wire.py': WIRE,
     'targets.py': MEAN_VALUE_TARGET,
@@ -53,6 +53,7 @@ function runJob(tag: string, extra: string[]): string {
   );
   const out = path.join(scratch, `out-${tag}`);
   const ran = spawnSync(process.execPath, [CLI, 'run', file, '--out', out, '--workers', '1', ...extra], {
+    env: { ...process.env, ...env },
     encoding: 'utf8',
     timeout: 180_000,
   });
@@ -130,5 +131,21 @@ describe('what each task cost', () => {
     for (const [mode, record] of Object.entries(simsByMode(dir))) {
       assert.deepEqual(Object.keys(record.resources), ['queue_ms'], mode);
     }
+  });
+
+  it('MODELOPS_RESOURCES=off (what bench:job measures the bookkeeping against): no measures anywhere, the results the same', () => {
+    const dir = runJob('bare', [], { MODELOPS_RESOURCES: 'off' });
+    const sims = simsByMode(dir);
+    assert.deepEqual(Object.keys(sims).sort(), ['big', 'busy', 'sleep', 'small']);
+    for (const [mode, record] of Object.entries(sims)) {
+      assert.equal(record.status, 'ok', mode);
+      assert.equal(record.resources, undefined, mode);
+    }
+    for (const event of events(dir).filter((e) => e.type === 'task-done' || e.type === 'agg-done')) {
+      assert.equal(event.resources, undefined, event.key);
+      assert.equal(event.status, 'ok', event.key);
+    }
+    for (const name of readdirSync(path.join(dir, 'aggs')))
+      assert.equal(JSON.parse(readFileSync(path.join(dir, 'aggs', name), 'utf8')).resources, undefined, name);
   });
 });

@@ -21,6 +21,7 @@ import {
 import { Failure, type OomEvidence } from '../failure';
 import { oomVerdict } from '../diagnose/oom';
 import { MemoryWatch, readOomKills, settingLimitKb } from './memory';
+import { MEASURE_TASKS } from './measures';
 import { isCompleteDump } from '../diagnose/pythonTrace';
 import {
   ExitingNotification,
@@ -281,7 +282,7 @@ export class WarmProcess {
     this.startTicks = this.pid === undefined ? Promise.resolve(undefined) : startTicksOf(this.pid);
     if (options.nice && this.pid !== undefined) lowerPriority(this.pid, options.nice);
     this.memory =
-      this.pid === undefined
+      this.pid === undefined || !MEASURE_TASKS
         ? undefined
         : new MemoryWatch(this.pid, {
             settingKb: options.memoryLimitKb ?? settingLimitKb(),

@@ -236,8 +236,17 @@ function wireValue(literal: string): unknown {
   return literal in NON_FINITE ? NON_FINITE[literal] : BigInt(literal);
 }
 
+/**
+ * What a frame shorter than SLICE_STRINGS_FROM must contain for JSON.parse alone to be wrong: a
+ * non-finite token or a run of digits long enough to be beyond 2^53. Inside a string it is a
+ * false alarm, which only costs the walk below.
+ */
+const WIRE_SUSPECT = /NaN|Infinity|\d{16}/;
+
 /** A runner's message: numbers as JS numbers, bigints beyond 2^53. Fast path for the usual case. */
 export function parseWireJson(text: string): unknown {
+  // most answers are short: one native scan instead of walking them character by character
+  if (text.length < SLICE_STRINGS_FROM && !WIRE_SUSPECT.test(text)) return JSON.parse(text);
   const tokens = pythonTokens(text, isUnsafeInteger);
   return tokens.length === 0 ? JSON.parse(text) : parseWithTokens(text, tokens, wireValue);
 }
