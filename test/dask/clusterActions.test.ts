@@ -11,8 +11,8 @@ import * as path from 'node:path';
 import { cli } from '../shared/endings';
 import { bundle, lineOf, scratchDir } from '../unit/helpers';
 import { DaskCluster, DASK_PYTHON, type DaskProcess } from './cluster';
+import { holdLock, PY, venv } from './layout';
 
-const PY = '3.11'; // Debian 12's /usr/bin/python3, the venvs' interpreter
 const DIGEST = 'sha256:abcde'; // production's digest[:12], prefix kept
 const GOOD = `${DIGEST}-py${PY}-11111111`;
 const USED = `${DIGEST}-py${PY}-22222222`;
@@ -20,14 +20,6 @@ const LOCKED = `${DIGEST}-py${PY}-33333333`;
 const ORPHAN = `${GOOD}-0a1b2c3d`;
 const FRESH_IN_USE = `${GOOD}-0a1b2c3e`;
 const PROD_RUNNER = path.join(__dirname, '..', '..', 'test', 'fixtures', 'runners', 'prod_style_runner.py');
-
-function venv(root: string, key: string): string {
-  const dir = path.join(root, key);
-  mkdirSync(path.join(dir, 'bin'), { recursive: true });
-  writeFileSync(path.join(dir, 'pyvenv.cfg'), `home = /usr/bin\nversion = ${PY}.2\n`);
-  symlinkSync(DASK_PYTHON, path.join(dir, 'bin', 'python'));
-  return dir;
-}
 
 function layOut(root: string) {
   const venvs = path.join(root, 'venvs');
@@ -39,7 +31,6 @@ function layOut(root: string) {
   ])
     cpSync(bundle(fixture), path.join(bundles, 'bundles', name), { recursive: true });
   for (const key of [GOOD, USED, ORPHAN, FRESH_IN_USE]) venv(venvs, key);
-  writeFileSync(path.join(venvs, `${USED}.lock`), '');
   writeFileSync(path.join(venvs, `${LOCKED}.lock`), '');
   // a venv name that is a symlink to a directory outside the venvs directory
   const outside = path.join(root, 'outside');
@@ -56,19 +47,6 @@ function fakeRunner(scratch: string, venvDir: string, bundleDir: string): ChildP
   return spawn(DASK_PYTHON, [script, '--bundle-path', bundleDir, '--venv-path', venvDir, '--bundle-digest', DIGEST], {
     stdio: 'ignore',
   });
-}
-
-function holdLock(file: string): Promise<ChildProcess> {
-  const child = spawn(
-    DASK_PYTHON,
-    [
-      '-c',
-      'import fcntl,os,sys,time\nfd=os.open(sys.argv[1],os.O_RDWR)\nfcntl.flock(fd,fcntl.LOCK_EX)\nos.write(fd,str(os.getpid()).encode())\nprint("held",flush=True)\ntime.sleep(600)',
-      file,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  return new Promise((resolve) => child.stdout!.once('data', () => resolve(child)));
 }
 
 function exited(child: ChildProcess): Promise<void> {
