@@ -6,6 +6,9 @@
  * Exit codes: 0 every worker answered and every verdict is ok; 1 some verdict is not ok, or some
  * worker did not answer or failed; 2 bad input; 3 no scheduler there (`scheduler-unreachable`),
  * or no Python with distributed to ask it with.
+ *
+ * `cluster handshake|rm-venv|clear-lock|rm-orphans` act on one worker (clusterActions.ts), each
+ * with consent.
  */
 import { Command } from 'commander';
 import { ExitCode, exitCodeFor, Failure, unexpectedFailure } from '../engine/failure';
@@ -15,6 +18,7 @@ import type { Verdict } from '../engine/cluster/verdict';
 import { checkSchedulerAddress, timeoutSeconds } from './parsers';
 import { writeStderr, writeStdout } from './stdio';
 import { formatSize } from './venvCommand';
+import { clusterActionCommands } from './clusterActions';
 
 const DEFAULT_TIMEOUT_S = 10;
 const DEFAULT_CONNECT_TIMEOUT_S = 10;
@@ -63,6 +67,7 @@ export function clusterCommand(): Command {
         process.exitCode = await inspect(flags);
       }),
   );
+  for (const action of clusterActionCommands()) cluster.addCommand(action);
   return cluster;
 }
 

@@ -35,6 +35,7 @@ SCHEDULER_UNREACHABLE = -32010
 SUBMIT_FAILED = -32011
 PLUGIN_FAILED = -32012
 REPORT_UNAVAILABLE = -32013
+NO_SUCH_WORKER = -32014
 # fetching one finished result from a worker
 # how often finished tasks are reported, at most
 REPORT_INTERVAL_S = 0.05
@@ -263,6 +264,55 @@ class Driver:
             "timeout_s": timeout_s,
             "ms": round((time.monotonic() - started) * 1000, 1),
         }
+
+    def act(self, params):
+        """`cluster handshake|rm-venv|clear-lock|rm-orphans`: one action on the one worker named
+        (modelops_cluster_actions.py, sent with the inspection module it reuses and run there off
+        the worker's event loop), with a hard deadline: a worker that has not answered by then is
+        said to be silent, never waited for. Our runner's files are read here and sent as text."""
+        sources = {}
+        for name in ("modelops_cluster_inspect.py", "modelops_cluster_actions.py"):
+            with open(os.path.join(HERE, name), encoding="utf-8") as handle:
+                sources[name] = handle.read()
+        address = params["worker"]
+        workers = sorted(self.client.scheduler_info().get("workers", {}))
+        if address not in workers:
+            raise RpcError(
+                NO_SUCH_WORKER,
+                "bad-input",
+                "The scheduler at %s has no worker %s; its workers: %s" % (self.address, address, ", ".join(workers)),
+            )
+        ask = dict(params.get("params") or {})
+        runner_files = ask.pop("runner_files", None)
+        if runner_files:
+            ask["runner_sources"] = {}
+            for name, path in runner_files.items():
+                with open(path, encoding="utf-8") as handle:
+                    ask["runner_sources"][name] = handle.read()
+        timeout_s = float(params["timeout_s"])
+        box = {}
+
+        def one():
+            try:
+                got = self.client.run(
+                    _act_on_worker, sources, params["action"], ask, workers=[address], on_error="return"
+                )
+                value = got.get(address, RuntimeError("the scheduler returned no answer for it"))
+                box["answer"] = (
+                    {"error": "%s: %s" % (type(value).__name__, value)}
+                    if isinstance(value, BaseException)
+                    else {"result": value}
+                )
+            except Exception as exc:  # the worker left, the scheduler went
+                box["answer"] = {"error": "%s: %s" % (type(exc).__name__, exc)}
+
+        started = time.monotonic()
+        thread = threading.Thread(target=one, daemon=True)
+        thread.start()
+        thread.join(timeout_s)
+        answer = dict(box.get("answer") or {"no_answer": True})
+        answer.update(worker=address, timeout_s=timeout_s, ms=round((time.monotonic() - started) * 1000, 1))
+        return answer
 
     # ---- Dask's performance report ------------------------------------------------------------
 
@@ -599,6 +649,23 @@ async def _inspect_on_worker(source, params):
     return await asyncio.get_running_loop().run_in_executor(None, namespace["inspect_worker"], params)
 
 
+async def _act_on_worker(sources, action, params):
+    """Run on a worker (sent by value): the inspection module's source and the actions module's,
+    each executed in a namespace of its own (the second given the first), its `act` called in a
+    thread so that the worker's event loop goes on meanwhile. Nothing is imported into the worker."""
+    import asyncio
+    import types
+
+    inspect_namespace = {"__name__": "modelops_cluster_inspect"}
+    exec(compile(sources["modelops_cluster_inspect.py"], "modelops_cluster_inspect.py", "exec"), inspect_namespace)
+    namespace = {
+        "__name__": "modelops_cluster_actions",
+        "modelops_cluster_inspect": types.SimpleNamespace(**inspect_namespace),
+    }
+    exec(compile(sources["modelops_cluster_actions.py"], "modelops_cluster_actions.py", "exec"), namespace)
+    return await asyncio.get_running_loop().run_in_executor(None, namespace["act"], action, params)
+
+
 def _worker_plugin_names(dask_scheduler=None):
     """Run on the scheduler: the worker plugins it hands to every worker."""
     return list(dask_scheduler.worker_plugins)
@@ -610,6 +677,7 @@ METHODS = {
     "dask/cancel": "cancel",
     "dask/close": "close",
     "dask/inspect": "inspect",
+    "dask/act": "act",
 }
 
 

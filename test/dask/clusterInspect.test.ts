@@ -5,14 +5,14 @@
  * live lock left alone, workers that do not answer, and the exit codes.
  */
 import * as assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { cli } from '../shared/endings';
 import { scratchDir } from '../unit/helpers';
 import { DaskCluster, DASK_PYTHON } from './cluster';
+import { holdLock, PY, venv } from './layout';
 
-const PY = '3.11'; // Debian 12's /usr/bin/python3, the venvs' interpreter
 const DIGEST = 'sha256:abcde'; // production's digest[:12], prefix kept
 const PYPROJECT = '[project]\nname = "sir"\nversion = "1.0"\ndependencies = []\n';
 const FRESH_PROBE = `
@@ -38,16 +38,6 @@ function spawnPython(args: string[]): string {
   return spawnSync(DASK_PYTHON, args, { encoding: 'utf8' }).stdout.trim();
 }
 
-function venv(root: string, key: string, options: { python?: string; marker?: string; noPython?: boolean } = {}) {
-  const dir = path.join(root, key);
-  mkdirSync(path.join(dir, 'bin'), { recursive: true });
-  writeFileSync(path.join(dir, 'pyvenv.cfg'), `home = /usr/bin\nversion = ${options.python ?? `${PY}.2`}\n`);
-  if (!options.noPython) symlinkSync(DASK_PYTHON, path.join(dir, 'bin', 'python'));
-  if (options.marker !== undefined) writeFileSync(path.join(dir, '.deps_installed'), options.marker);
-  writeFileSync(`${dir}.lock`, '');
-  return dir;
-}
-
 /** One worker's layout; `staleOnThisOne` makes its healthy venv's marker stale (the disagreement). */
 function layOut(root: string, staleOnThisOne: boolean) {
   const venvs = path.join(root, 'venvs');
@@ -66,19 +56,6 @@ function layOut(root: string, staleOnThisOne: boolean) {
   venv(venvs, `${DIGEST}-py${PY}-66666666`, { marker: good }); // its lock held by a live process
   venv(venvs, `${DIGEST}-py${PY}-11111111-0a1b2c3d`, { marker: good }); // fresh, no runner
   return { venvs, bundles, liveLock: path.join(venvs, `${DIGEST}-py${PY}-66666666.lock`) };
-}
-
-function holdLock(file: string): Promise<ChildProcess> {
-  const child = spawn(
-    DASK_PYTHON,
-    [
-      '-c',
-      'import fcntl,os,sys,time\nfd=os.open(sys.argv[1],os.O_RDWR)\nfcntl.flock(fd,fcntl.LOCK_EX)\nos.write(fd,str(os.getpid()).encode())\nprint("held",flush=True)\ntime.sleep(600)',
-      file,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  return new Promise((resolve) => child.stdout!.once('data', () => resolve(child)));
 }
 
 describe('cluster inspect (a real scheduler and two workers on 127.0.0.1)', function () {

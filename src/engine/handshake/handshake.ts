@@ -9,7 +9,7 @@ import { breaksProduction, pollutionMessage } from '../diagnose/stdoutBlame';
 import { Evidence, Failure, FailureKind, SourceLocation, unexpectedFailure } from '../failure';
 import { ExecuteRequest, type ExecuteParams, type ReadyResult, type StdoutCaptureParams } from '../protocol';
 import { ourRunnerScript } from '../process/runnerScript';
-import { WarmProcess, type TranscriptEntry } from '../process/warmProcess';
+import { WarmProcess, type TranscriptEntry, type WarmProcessOptions } from '../process/warmProcess';
 import { leasedVenv, prepareRunner, runnerLaunch, type PreparedRunner, type RuntimeOptions } from '../runtime/prepare';
 import { describeOutput, type OutputView } from './outputs';
 
@@ -68,6 +68,8 @@ export interface TranscriptFile {
 export interface HandshakeOutcome {
   report: HandshakeReport;
   transcript?: TranscriptFile;
+  /** What our runner recorded of writes to stdout (none from production's). */
+  captures?: readonly StdoutCaptureParams[];
 }
 
 const DEFAULT_EXECUTE_TIMEOUT_MS = 60_000;
@@ -90,18 +92,59 @@ async function handshakePrepared(options: HandshakeOptions, prepared: PreparedRu
   const { bundleDir, python, runnerScript, digest, venv, lease } = prepared;
   const evidence: HandshakeEvidence = { bundle: bundleDir, python, runner: runnerScript };
   if (lease) evidence.venv = leasedVenv(prepared);
+  const ours = runnerScript === ourRunnerScript();
+  return shakeHands(
+    {
+      launch: runnerLaunch(prepared),
+      evidence,
+      phases:
+        prepared.venvMs === undefined
+          ? []
+          : [{ name: lease?.built ? 'venv-build' : 'venv-check', ms: roundMs(prepared.venvMs) }],
+      probe: ours
+        ? undefined
+        : () => ourRunnersCaptures({ python, bundleDir, digest, venv, env: options.env, timeoutMs: options.timeoutMs }),
+    },
+    options,
+  );
+}
+
+/**
+ * A runner to shake hands with: how to start it, what the report says it is, what was done
+ * before it started (the venv), and, for a runner that does not record who writes to its stdout
+ * (production's), how to have our runner's records of the same start-up to locate such a write.
+ */
+export interface HandshakeSubject {
+  launch: Pick<WarmProcessOptions, 'python' | 'runnerScript' | 'bundleDir' | 'venvPath' | 'bundleDigest' | 'cwd'> & {
+    env?: Record<string, string>;
+  };
+  evidence: HandshakeEvidence;
+  phases: Phase[];
+  probe?: () => Promise<readonly StdoutCaptureParams[]>;
+}
+
+export type ShakeOptions = Pick<
+  HandshakeOptions,
+  'timeoutMs' | 'execute' | 'recordTranscript' | 'onTrace' | 'env' | 'onStderr' | 'maxFrameBytes'
+>;
+
+/**
+ * The handshake itself and its diagnosis: `ready`, optionally one replicate, shutdown, and the
+ * report (phases, failure kind and evidence, stdout warnings, transcript). The engine's one set
+ * of rules for a runner's start-up: a local handshake and a worker's recorded one both end here.
+ */
+export async function shakeHands(subject: HandshakeSubject, options: ShakeOptions): Promise<HandshakeOutcome> {
+  const evidence: HandshakeEvidence = { ...subject.evidence };
+  const bundleDir = subject.launch.bundleDir;
   const runner = WarmProcess.start({
-    ...runnerLaunch(prepared),
-    env: options.env,
+    ...subject.launch,
+    env: { ...options.env, ...subject.launch.env },
     maxFrameBytes: options.maxFrameBytes,
     onStderr: options.onStderr,
     recordTranscript: options.recordTranscript,
     onTrace: options.onTrace && ((entry) => options.onTrace?.(runner.pid, entry)),
   });
-  const phases: Phase[] =
-    prepared.venvMs === undefined
-      ? []
-      : [{ name: lease?.built ? 'venv-build' : 'venv-check', ms: roundMs(prepared.venvMs) }];
+  const phases: Phase[] = [...subject.phases];
   let failure: Failure | undefined;
   try {
     evidence.ready = await runner.ready(options.timeoutMs);
@@ -131,30 +174,23 @@ async function handshakePrepared(options: HandshakeOptions, prepared: PreparedRu
   const transcript: TranscriptFile | undefined = options.recordTranscript
     ? {
         version: 1,
-        bundle: bundleDir,
-        python,
-        runner: runnerScript,
+        bundle: evidence.bundle ?? bundleDir,
+        python: evidence.python ?? subject.launch.python,
+        runner: evidence.runner ?? subject.launch.runnerScript,
         recordedAt: new Date().toISOString(),
         entries: runner.transcript,
       }
     : undefined;
-  if (failure?.kind === 'stdout-pollution' && runnerScript !== ourRunnerScript()) {
-    failure = await blameWithOurRunner(failure, {
-      python,
-      bundleDir,
-      digest,
-      venv,
-      env: options.env,
-      timeoutMs: options.timeoutMs,
-    });
+  if (failure?.kind === 'stdout-pollution' && subject.probe) {
+    failure = await blameWithOurRunner(failure, subject.probe, bundleDir);
   }
   if (failure) {
-    return { report: failedReport(failure, phases, evidence, warnings), transcript };
+    return { report: failedReport(failure, phases, evidence, warnings), transcript, captures: runner.captures };
   }
   const total = phases.reduce((sum, phase) => sum + phase.ms, 0);
   // the warnings are part of the verdict: "ok" alone would hide what production would break on
   const message = `Handshake ok${warnings.length ? ` with ${countWarnings(warnings.length)}` : ''} in ${total.toFixed(1)} ms: ${describeRunner(evidence.ready!)}${options.execute ? `; ${options.execute.entrypoint} ran in ${evidence.execute!.ms} ms` : ''}`;
-  return { report: { ok: true, message, phases, evidence, warnings }, transcript };
+  return { report: { ok: true, message, phases, evidence, warnings }, transcript, captures: runner.captures };
 }
 
 /** "1 warning", "2 warnings". */
@@ -187,24 +223,15 @@ function asFailure(error: unknown): Failure {
   return unexpectedFailure(error, 'shaking hands');
 }
 
-/**
- * A runner that does not report stray writes (production's) leaves only the bytes. Our runner
- * records who wrote them, so start it once on the same bundle and interpreter, and put the
- * failure on the line whose bytes match.
- */
-async function blameWithOurRunner(
-  failure: Failure,
-  run: {
-    python: string;
-    bundleDir: string;
-    digest: string;
-    venv: string;
-    env?: Record<string, string>;
-    timeoutMs: number;
-  },
-): Promise<Failure> {
-  const noise = Buffer.from(failure.evidence.stdoutNoiseB64 ?? '', 'base64');
-  if (noise.length === 0) return failure;
+/** Our runner started once on the same bundle and interpreter: what it recorded of the writes to stdout. */
+async function ourRunnersCaptures(run: {
+  python: string;
+  bundleDir: string;
+  digest: string;
+  venv: string;
+  env?: Record<string, string>;
+  timeoutMs: number;
+}): Promise<readonly StdoutCaptureParams[]> {
   const probe = WarmProcess.start({
     python: run.python,
     runnerScript: ourRunnerScript(),
@@ -220,11 +247,28 @@ async function blameWithOurRunner(
   } finally {
     await probe.shutdown();
   }
-  const match = probe.captures.find((capture) => {
+  return probe.captures;
+}
+
+/**
+ * A runner that does not report stray writes (production's) leaves only the bytes. Our runner
+ * records who wrote them, so have its records of the same start-up (`probe`), and put the
+ * failure on the line whose bytes match.
+ */
+async function blameWithOurRunner(
+  failure: Failure,
+  probe: () => Promise<readonly StdoutCaptureParams[]>,
+  bundleDir: string,
+): Promise<Failure> {
+  const noise = Buffer.from(failure.evidence.stdoutNoiseB64 ?? '', 'base64');
+  if (noise.length === 0) return failure;
+  // the probe is only a helper: its own failure changes nothing about the verdict
+  const captures = await probe().catch(() => [] as StdoutCaptureParams[]);
+  const match = captures.find((capture) => {
     const bytes = Buffer.from(capture.bytes_b64, 'base64');
     return bytes.length > 0 && noise.includes(bytes);
   });
-  const location = match && locate(match.stack, run.bundleDir);
+  const location = match && locate(match.stack, bundleDir);
   if (!location) return failure;
   const how = match.approximate ? 'approximately (a write below Python), ' : '';
   const evidence = {

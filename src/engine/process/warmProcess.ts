@@ -65,6 +65,8 @@ export interface WarmProcessOptions {
   bundleDir: string;
   venvPath: string;
   bundleDigest: string;
+  /** Where it runs; the bundle directory when absent (a runner played back from a recording runs elsewhere). */
+  cwd?: string;
   /** Added to the inherited environment. */
   env?: Record<string, string>;
   /**
@@ -258,7 +260,7 @@ export class WarmProcess {
         options.bundleDigest,
       ],
       {
-        cwd: options.bundleDir,
+        cwd: options.cwd ?? options.bundleDir,
         env: {
           ...options.env,
           PYTHONUNBUFFERED: '1',
