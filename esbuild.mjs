@@ -71,6 +71,8 @@ const entries = [
   { entryPoints: filesUnder('test/bench', '.ts'), outbase: 'test', outdir: 'out' },
   { entryPoints: filesUnder('test/unit', '.test.ts'), outbase: 'test', outdir: 'out', sourcemap: 'inline' },
   { entryPoints: filesUnder('test/dask', '.test.ts'), outbase: 'test', outdir: 'out', sourcemap: 'inline' },
+  // the UI test (plain JavaScript) lays out its loopback cluster with the extension-host tests' code
+  { entryPoints: { 'shared/clusterLayout': 'test/shared/clusterLayout.ts' }, outdir: 'out' },
   // the extension-host suite runs inside VS Code: vscode and mocha come from there and node_modules
   {
     entryPoints: { 'vscode/suite': 'test/vscode/suite.ts' },

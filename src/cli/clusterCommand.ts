@@ -15,6 +15,7 @@ import { ExitCode, exitCodeFor, Failure, unexpectedFailure } from '../engine/fai
 import { inspectCluster, type ClusterReport } from '../engine/cluster/inspect';
 import type { WorkerReport } from '../engine/cluster/health';
 import type { Verdict } from '../engine/cluster/verdict';
+import { describeLock, formatAge, formatTime } from '../engine/cluster/describe';
 import { checkSchedulerAddress, timeoutSeconds } from './parsers';
 import { writeStderr, writeStdout } from './stdio';
 import { formatSize } from './venvCommand';
@@ -174,27 +175,6 @@ function renderWorker(worker: WorkerReport, timeoutS: number): string[] {
   return lines;
 }
 
-function describeLock(lock: NonNullable<WorkerReport['judged']>['venvs'][number]['lock'] & object): string {
-  const held =
-    lock.form === 'directory' ? 'held (directory)' : lock.held === null ? 'not probed' : lock.held ? 'held' : 'free';
-  const pid =
-    lock.recorded_pid !== null
-      ? `, records pid ${lock.recorded_pid} (${lock.pid_alive === false ? 'dead' : lock.pid_alive ? 'alive' : 'unknown'})`
-      : '';
-  return `${held}${pid}`;
-}
-
 function mark(verdict: Verdict): string {
   return verdict.kind === 'ok' ? '✔' : '✘';
-}
-
-function formatAge(seconds: number): string {
-  if (seconds >= 86400) return `${(seconds / 86400).toFixed(1)} d`;
-  if (seconds >= 3600) return `${(seconds / 3600).toFixed(1)} h`;
-  if (seconds >= 60) return `${(seconds / 60).toFixed(1)} min`;
-  return `${seconds.toFixed(0)} s`;
-}
-
-function formatTime(unix: number | null): string {
-  return unix === null ? '?' : new Date(unix * 1000).toISOString().slice(0, 19).replace('T', ' ');
 }

@@ -4,6 +4,10 @@
  */
 import * as vscode from 'vscode';
 import { VenvCache, venvsDir } from '../engine/venv/cache';
+import { registerClusterCommands } from './cluster/clusterCommands';
+import { ClusterLogs } from './cluster/clusterLogs';
+import { CLUSTER_VIEW, ClusterSession } from './cluster/clusterSession';
+import { ClusterTreeProvider, type ClusterNode } from './cluster/clusterTree';
 import { registerDaskCommands } from './dask/daskCommands';
 import { registerReplicateDebugging } from './debug/replicateDebug';
 import { FailureDiagnostics } from './diagnostics';
@@ -42,6 +46,13 @@ export interface ModelOpsApi {
   testing: ReplicateTestsApi;
   /** The "ModelOps Timeline" panel: what it was sent, what its page drew, what a click opened. */
   timeline: TimelineApi;
+  /** The Cluster view: its scheduler and last inspection, its tree, the worker logs it follows. */
+  cluster: {
+    session: ClusterSession;
+    tree: ClusterTreeProvider;
+    view: vscode.TreeView<ClusterNode>;
+    logs: ClusterLogs;
+  };
 }
 
 export function activate(context: vscode.ExtensionContext): ModelOpsApi {
@@ -64,6 +75,11 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
   const testing = registerReplicateTests(runner, jobs, jobsTree, debugging.debugReplicate, log);
   const jobsView = vscode.window.createTreeView('modelopsDebugger.jobs', { treeDataProvider: jobsTree });
   const timeline = new TimelinePanel(jobsTree, jobsView, log);
+  const clusterSession = new ClusterSession(log);
+  const clusterTree = new ClusterTreeProvider(clusterSession);
+  const clusterView = vscode.window.createTreeView(CLUSTER_VIEW, { treeDataProvider: clusterTree });
+  clusterSession.view = clusterView;
+  const clusterLogs = new ClusterLogs(clusterSession);
   context.subscriptions.push(
     log,
     jobsTree,
@@ -75,6 +91,10 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     runner,
     jobsView,
     timeline,
+    clusterLogs,
+    clusterView,
+    clusterTree,
+    clusterSession,
     runner.watch(timeline),
     vscode.commands.registerCommand('modelopsDebugger.showTimeline', async (given?: unknown) => {
       const item = await jobForCommand(jobsTree, given, 'timeline');
@@ -92,6 +112,7 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     registerEntrypointCompletion(),
     ...registerHandshakeCommands(log, trace, diagnostics, notices),
     ...registerDaskCommands(log),
+    ...registerClusterCommands(clusterSession, clusterLogs, log),
     ...registerProcessCommands((given) => showJobStderr(jobsTree, given)),
     ...registerVenvCommands(venvCache, venvTree, log),
     ...debugging.disposables,
@@ -111,6 +132,7 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     notices,
     testing: testing.api,
     timeline: timeline.api,
+    cluster: { session: clusterSession, tree: clusterTree, view: clusterView, logs: clusterLogs },
   };
 }
 

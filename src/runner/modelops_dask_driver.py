@@ -36,6 +36,8 @@ SUBMIT_FAILED = -32011
 PLUGIN_FAILED = -32012
 REPORT_UNAVAILABLE = -32013
 NO_SUCH_WORKER = -32014
+WORKER_SILENT = -32015
+READ_FAILED = -32016
 # fetching one finished result from a worker
 # how often finished tasks are reported, at most
 REPORT_INTERVAL_S = 0.05
@@ -313,6 +315,39 @@ class Driver:
         answer = dict(box.get("answer") or {"no_answer": True})
         answer.update(worker=address, timeout_s=timeout_s, ms=round((time.monotonic() - started) * 1000, 1))
         return answer
+
+    def read_file(self, params):
+        """The editor's Cluster view: part of one file on one worker (a runner's stderr log, a bundle's
+        pyproject.toml), read there by modelops_cluster_read.py, which refuses any other file. With
+        a hard deadline, as `inspect`: a worker that does not answer in time is said to, never waited for."""
+        sources = []
+        for name in ("modelops_cluster_inspect.py", "modelops_cluster_read.py"):
+            with open(os.path.join(HERE, name), encoding="utf-8") as handle:
+                sources.append((name, handle.read()))
+        address = params["worker"]
+        timeout_s = float(params["timeout_s"])
+        ask = {k: params.get(k) for k in ("path", "kind", "offset", "max_bytes", "venvs_dir", "bundles_dir")}
+        answer = {}
+
+        def one():
+            try:
+                got = self.client.run(_read_on_worker, sources, ask, workers=[address], on_error="return")
+                answer["value"] = got.get(address, RuntimeError("the scheduler returned no answer for it"))
+            except Exception as exc:  # the worker left, the scheduler went
+                answer["value"] = exc
+
+        thread = threading.Thread(target=one, daemon=True)
+        thread.start()
+        thread.join(timeout_s)
+        if "value" not in answer:
+            said = "%s did not answer within %s s (reading %s)" % (address, timeout_s, ask["path"])
+            raise RpcError(WORKER_SILENT, "dask-stalled", said)
+        value = answer["value"]
+        if isinstance(value, BaseException):
+            kind = "bad-input" if isinstance(value, (PermissionError, ValueError)) else "dask-task-erred"
+            said = "%s: reading %s: %s: %s" % (address, ask["path"], type(value).__name__, value)
+            raise RpcError(READ_FAILED, kind, said)
+        return value
 
     # ---- Dask's performance report ------------------------------------------------------------
 
@@ -666,6 +701,17 @@ async def _act_on_worker(sources, action, params):
     return await asyncio.get_running_loop().run_in_executor(None, namespace["act"], action, params)
 
 
+async def _read_on_worker(sources, params):
+    """Run on a worker: the inspection module's source and the reader's, executed in one namespace
+    (the reader finds the directories as the inspection does), `read_file` called in a thread."""
+    import asyncio
+
+    namespace = {"__name__": "modelops_cluster_read"}
+    for name, source in sources:
+        exec(compile(source, name, "exec"), namespace)
+    return await asyncio.get_running_loop().run_in_executor(None, namespace["read_file"], params)
+
+
 def _worker_plugin_names(dask_scheduler=None):
     """Run on the scheduler: the worker plugins it hands to every worker."""
     return list(dask_scheduler.worker_plugins)
@@ -678,6 +724,7 @@ METHODS = {
     "dask/close": "close",
     "dask/inspect": "inspect",
     "dask/act": "act",
+    "dask/read-file": "read_file",
 }
 
 

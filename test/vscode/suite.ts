@@ -27,6 +27,7 @@ import { registerCrashTests } from './crash.suite';
 import { registerDebugTests } from './debug.suite';
 import { registerCompareTests, registerTestingTests } from './testing.suite';
 import { registerTimelineTests } from './timeline.suite';
+import { registerClusterTests } from './cluster.suite';
 
 const EXTENSION_ID = 'modelops-debugger.modelops-debugger';
 
@@ -79,6 +80,7 @@ export function run(): Promise<void> {
     registerTestingTests(() => ({ api, root }));
     registerCompareTests(() => ({ api, root }));
     registerTimelineTests(() => ({ api, root }));
+    registerClusterTests(() => ({ api, root }));
 
     it('runs in VS Code 1.100', () => {
       assert.match(vscode.version, /^1\.100\./);

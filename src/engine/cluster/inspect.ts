@@ -3,7 +3,8 @@
  * driver's `dask/inspect`, each worker with a hard deadline), its venvs judged here, and the
  * cluster's health summed up. Read only: nothing is changed on a worker.
  */
-import { withConnectedDriver, type DriverOptions } from '../backends/dask/probe';
+import type { DaskDriver } from '../backends/dask/driver';
+import { withConnectedDriver, type Connected, type DriverOptions } from '../backends/dask/probe';
 import { InspectRequest } from './facts';
 import { clusterHealth, type ClusterHealth, type WorkerReport } from './health';
 import { judgeWorker } from './verdict';
@@ -29,26 +30,33 @@ export interface ClusterReport {
   workers: WorkerReport[];
 }
 
-export async function inspectCluster(scheduler: string, options: InspectOptions): Promise<ClusterReport> {
-  return withConnectedDriver(scheduler, options, async (driver, connected) => {
-    const result = await driver.request(
-      InspectRequest.type,
-      { timeout_s: options.timeoutS, venvs_dir: options.venvsDir, bundles_dir: options.bundlesDir },
-      options.timeoutS * 1000 + DRIVER_SLACK_MS,
-      'inspect the workers',
-    );
-    const workers: WorkerReport[] = result.workers.map((w) => ({
-      ...w,
-      judged: w.facts ? judgeWorker(w.facts) : null,
-    }));
-    return {
-      scheduler: result.scheduler,
-      dask_version: connected.dask_version,
-      driver_python: connected.driverPython,
-      timeout_s: result.timeout_s,
-      ms: result.ms,
-      health: clusterHealth(workers),
-      workers,
-    };
-  });
+export function inspectCluster(scheduler: string, options: InspectOptions): Promise<ClusterReport> {
+  return withConnectedDriver(scheduler, options, (driver, connected) => askWorkers(driver, connected, options));
+}
+
+/** The inspection through a driver already connected (the editor's Cluster view keeps one). */
+export async function askWorkers(
+  driver: DaskDriver,
+  connected: Connected,
+  options: Pick<InspectOptions, 'timeoutS' | 'venvsDir' | 'bundlesDir'>,
+): Promise<ClusterReport> {
+  const result = await driver.request(
+    InspectRequest.type,
+    { timeout_s: options.timeoutS, venvs_dir: options.venvsDir, bundles_dir: options.bundlesDir },
+    options.timeoutS * 1000 + DRIVER_SLACK_MS,
+    'inspect the workers',
+  );
+  const workers: WorkerReport[] = result.workers.map((w) => ({
+    ...w,
+    judged: w.facts ? judgeWorker(w.facts) : null,
+  }));
+  return {
+    scheduler: result.scheduler,
+    dask_version: connected.dask_version,
+    driver_python: connected.driverPython,
+    timeout_s: result.timeout_s,
+    ms: result.ms,
+    health: clusterHealth(workers),
+    workers,
+  };
 }

@@ -135,6 +135,6 @@ export class VenvTreeProvider implements vscode.TreeDataProvider<VenvItem>, vsco
   }
 }
 
-function formatSize(bytes: number): string {
+export function formatSize(bytes: number): string {
   return bytes >= 1024 ** 2 ? `${(bytes / 1024 ** 2).toFixed(1)} MB` : `${Math.round(bytes / 1024)} KB`;
 }

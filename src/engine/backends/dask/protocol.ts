@@ -205,10 +205,17 @@ export namespace CloseRequest {
 
 /**
  * `error.data` of the driver's own failures (connect: -32010, submit: -32011, shipping: -32012,
- * a performance report the scheduler cannot make: -32013).
+ * a performance report the scheduler cannot make: -32013; reading a worker's file
+ * (src/engine/cluster/workerFile.ts): a worker that did not answer -32015, a refused or failed read -32016; no such worker -32014).
  */
 export interface DriverErrorData {
-  kind: 'scheduler-unreachable' | 'protocol-error' | 'dask-report-unavailable';
+  kind:
+    | 'scheduler-unreachable'
+    | 'protocol-error'
+    | 'dask-report-unavailable'
+    | 'bad-input'
+    | 'dask-stalled'
+    | 'dask-task-erred';
   traceback?: string;
 }
 
