@@ -4,7 +4,7 @@
  * cluster's health summed up. Read only: nothing is changed on a worker.
  */
 import { withConnectedDriver, type DriverOptions } from '../backends/dask/probe';
-import { InspectRequest } from './facts';
+import { InspectRequest, type RunnerScan } from './facts';
 import { clusterHealth, type ClusterHealth, type WorkerReport } from './health';
 import { judgeWorker } from './verdict';
 
@@ -16,6 +16,7 @@ export interface InspectOptions extends DriverOptions {
   timeoutS: number;
   venvsDir?: string;
   bundlesDir?: string;
+  runnerScan?: RunnerScan;
 }
 
 export interface ClusterReport {
@@ -33,7 +34,12 @@ export async function inspectCluster(scheduler: string, options: InspectOptions)
   return withConnectedDriver(scheduler, options, async (driver, connected) => {
     const result = await driver.request(
       InspectRequest.type,
-      { timeout_s: options.timeoutS, venvs_dir: options.venvsDir, bundles_dir: options.bundlesDir },
+      {
+        timeout_s: options.timeoutS,
+        venvs_dir: options.venvsDir,
+        bundles_dir: options.bundlesDir,
+        runner_scan: options.runnerScan,
+      },
       options.timeoutS * 1000 + DRIVER_SLACK_MS,
       'inspect the workers',
     );
