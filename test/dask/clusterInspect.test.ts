@@ -20,6 +20,7 @@ import {
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { inspectCluster } from '../../src/engine/cluster/inspect';
+import { renderReport } from '../../src/cli/clusterCommand';
 import { cli } from '../shared/endings';
 import { ROOT, scratchDir } from '../unit/helpers';
 import { DaskCluster, DASK_PYTHON } from './cluster';
@@ -503,7 +504,7 @@ describe('cluster inspect (a real scheduler and two workers on 127.0.0.1)', func
       // both workers share this machine and list its runners: counted once
       assert.equal(report.health.counts['stopped-runner'], 1);
       assert.equal(report.health.counts['zombie-runner'], 1);
-      const text = cli(['cluster', 'inspect', '--scheduler', cluster.address]).stdout;
+      const text = renderReport(report); // what the CLI prints without --json
       assert.match(text, new RegExp(`pid ${stopped.pid} {2}state T \\(stopped \\(state T\\)\\)`));
       assert.ok(text.includes(`        stderr ${log} (fd 2)\n`), text);
       assert.ok(text.includes(`(from the worker's Popen object (a zombie keeps no command line))`), text);

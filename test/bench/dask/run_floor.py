@@ -18,7 +18,7 @@ def noop():
 
 
 def main():
-    with Client(sys.argv[1], timeout=60) as client:
+    with Client(sys.argv[1], timeout=120) as client:
         workers = sorted(client.scheduler_info()["workers"])
         started = time.monotonic()
         client.run(noop)
