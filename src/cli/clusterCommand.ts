@@ -168,8 +168,8 @@ function renderWorker(worker: WorkerReport, timeoutS: number): string[] {
   for (const r of judged.runners) {
     lines.push(
       `    ${mark(r.verdict)} pid ${r.pid}  state ${r.state}${r.verdict.kind === 'ok' ? '' : ` (${r.verdict.reason})`}  up ${r.age_s !== null ? formatAge(r.age_s) : '?'}  RSS ${r.rss_bytes !== null ? formatSize(r.rss_bytes) : '?'}  venv ${r.venv ?? '?'}`,
-      `        ${r.argv.join(' ') || `(no command line: ${r.comm ?? '?'})`}`,
-      `        stderr ${r.stderr_log ? `${r.stderr_log.path}${r.stderr_log.exists ? '' : ' (absent)'}` : 'unknown'}`,
+      `        ${r.argv.join(' ') || `(no command line: ${r.comm ?? '?'})`}${r.argv_from ? ` (from ${r.argv_from})` : ''}`,
+      `        stderr ${r.stderr_log ? `${r.stderr_log.path} (${r.stderr_log.source}${r.stderr_log.exists ? '' : ', absent'})` : 'unknown'}`,
     );
   }
   return lines;

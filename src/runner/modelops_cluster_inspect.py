@@ -43,12 +43,13 @@ LOG_NAME = re.compile(r"^runner-(.+)-(\d+)\.stderr$")
 
 
 def inspect_worker(params):
-    """Everything one worker can say about itself; `params`: venvs_dir, bundles_dir (optional), size_budget_s."""
+    """Everything one worker can say about itself; `params`: venvs_dir, bundles_dir (optional), size_budget_s,
+    runner_scan ("auto", or "proc" / "psutil" / "ps" to use that one: the fallbacks tested where /proc exists)."""
     started = time.monotonic()
     deadline = started + float(params.get("size_budget_s") or 5.0)
     venvs_dirs = _venvs_dirs(params.get("venvs_dir"))
     bundles_dir, bundles_source = _bundles_dir(params.get("bundles_dir"))
-    runners, scan = _runners()
+    runners, scan = _runners(params.get("runner_scan") or "auto")
     facts = {
         "host": socket.gethostname(),
         "pid": os.getpid(),
@@ -111,7 +112,7 @@ def _venvs_dir_facts(root, source, deadline):
             out["locks"].append(_lock_facts(path, name[: -len(".lock")]))
         elif os.path.isdir(path) and not os.path.islink(path):
             if name.startswith(".tmp-"):
-                out["venvs"].append(dict(_venv_facts(path, deadline), name=name, temp=True))
+                out["venvs"].append(dict(_venv_facts(path, deadline), name=name, temp=True, builder=_builder(name)))
             elif not name.startswith("."):
                 out["venvs"].append(_venv_facts(path, deadline))
     return out
@@ -138,6 +139,10 @@ def _venv_facts(path, deadline):
             "real": real,
             "exists": os.path.exists(python),
         }
+    if facts["ours_marker"]:
+        facts["ours"] = _our_marker(path)
+    if facts["bin_python"] is not None and facts["bin_python"]["exists"]:
+        facts["bin_python"]["identity"] = _binary_identity(facts["bin_python"]["real"])
     install_lock = os.path.join(path, ".install.lock")
     if os.path.exists(install_lock):
         facts["install_lock"] = _lock_facts(install_lock, None)
@@ -147,6 +152,85 @@ def _venv_facts(path, deadline):
             full = os.path.join(logs, name)
             facts["logs"].append({"path": full, "bytes": _file_size(full), "mtime": _mtime(full)})
     return facts
+
+
+TEMP_NAME = re.compile(r"^\.tmp-(.+)-(\d+)-[0-9a-f]{8}$")
+
+
+def _builder(name):
+    """Our build directory `.tmp-{key}-{pid}-{hex8}` names its builder: is it still alive?"""
+    found = TEMP_NAME.match(name)
+    if not found:
+        return None
+    pid = int(found.group(2))
+    return {"key": found.group(1), "pid": pid, "alive": _pid_alive(pid)}
+
+
+def _our_marker(venv):
+    """What our `.modelops-venv.json` says that the checklist needs (src/engine/venv/marker.ts), and the
+    bundle it names as it is now on this worker (its dependency files hashed as the key's deps part)."""
+    text = _read_text(os.path.join(venv, ".modelops-venv.json"), 1 << 20)
+    try:
+        marker = json.loads(text) if text is not None else None
+    except ValueError as exc:
+        return {"error": "unreadable (%s)" % exc}
+    if not isinstance(marker, dict):
+        return {"error": "unreadable (not a JSON object)"}
+    python = marker.get("python") if isinstance(marker.get("python"), dict) else None
+    out = {k: marker.get(k) for k in ("schema", "key", "bundle", "bundleDigest", "depsHash", "createdAt")}
+    out["python"] = (
+        {k: python.get(k) for k in ("path", "realPath", "size", "mtimeMs", "version")} if python is not None else None
+    )
+    owner = marker.get("owner")
+    if isinstance(owner, dict):
+        out["owner"] = {k: owner.get(k) for k in ("pid", "host", "startTime")}
+        out["owner_gone"] = _holder_gone(owner)
+    bundle = marker.get("bundle")
+    if isinstance(bundle, str) and os.path.isabs(bundle):
+        present = [f for f in DEPS_FILES if os.path.isfile(os.path.join(bundle, f))]
+        key_hash = hashlib.blake2b(digest_size=8)  # the engine's deps.ts, production's _compute_deps_hash
+        for dep in present:
+            with open(os.path.join(bundle, dep), "rb") as handle:
+                key_hash.update(handle.read())
+        out["bundle_now"] = {
+            "exists": os.path.isdir(bundle),
+            "deps_files": present,
+            "deps_hash": key_hash.hexdigest() if os.path.isdir(bundle) else None,
+        }
+    return out
+
+
+def _binary_identity(path):
+    """Real path, size and mtime in ms as Node computes them (interpreter.ts binaryIdentity): our marker's terms."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    seconds, nanoseconds = divmod(st.st_mtime_ns, 1000000000)
+    return {"realPath": path, "size": st.st_size, "mtimeMs": float(seconds) * 1e3 + float(nanoseconds) / 1e6}
+
+
+def _holder_gone(owner):
+    """Why our lock's (or fresh venv's) owner is gone (src/engine/lock/dirLock.ts holderGone), or None while it may
+    be alive or is another host's."""
+    pid = owner.get("pid")
+    if owner.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return None
+    if _pid_alive(pid) is False:
+        return "pid %d no longer exists" % pid
+    now = _start_ticks(pid)
+    if owner.get("startTime") and now and now != owner.get("startTime"):
+        return "pid %d now belongs to another process (started at tick %s, the holder at %s)" % (
+            pid,
+            now,
+            owner.get("startTime"),
+        )
+    return None
+
+
+def _start_ticks(pid):
+    stat = _proc_stat(pid)
+    return stat["rest"][19] if stat else ""
 
 
 def _lock_facts(path, key):
@@ -159,7 +243,9 @@ def _lock_facts(path, key):
         pid = owner.get("pid") if isinstance(owner, dict) else None
         same_host = isinstance(owner, dict) and owner.get("host") == socket.gethostname()
         facts["recorded_pid"] = pid if isinstance(pid, int) else None
-        facts["pid_alive"] = _pid_alive(pid) if isinstance(pid, int) and same_host else None
+        gone = _holder_gone(owner) if isinstance(owner, dict) else None
+        facts["pid_alive"] = (gone is None and _pid_alive(pid)) if isinstance(pid, int) and same_host else None
+        facts["gone"] = gone
         facts["held"] = None  # a directory lock is held while it exists
         return facts
     facts["form"] = "file"
@@ -270,34 +356,36 @@ def _bundles(cache_dir):
 
 
 # ---- runner processes ------------------------------------------------------------------------
+#
+# Every process on the worker's machine whose command line runs a runner script (production's
+# subprocess_runner.py: `{venv}/bin/python …/subprocess_runner.py --bundle-path B --venv-path V
+# --bundle-digest D`, ours alike), and the zombies among this worker's own children, which keep no
+# command line: theirs is read from the worker's own Popen objects. Three ways to list them, the
+# first that works: /proc (Linux), psutil (macOS and others; Dask usually brings it), `ps -axo`
+# (no psutil: its command lines are split on spaces, so an argument holding one is cut in two).
+# `runner_scan` in the facts says which was used.
+
+PS_COLUMNS = ["pid=", "ppid=", "stat=", "rss=", "etime=", "command="]
 
 
-def _runners():
-    """(runners, how they were found): /proc on Linux, psutil elsewhere (Dask depends on it)."""
-    if os.path.isdir("/proc/self"):
-        return _runners_from_proc(), "/proc"
-    try:
-        import psutil
-    except ImportError:
-        return [], "not available on %s (no /proc, no psutil)" % sys.platform
-    out = []
-    for proc in psutil.process_iter(["pid", "ppid", "cmdline", "create_time", "memory_info", "status"]):
-        info = proc.info
-        runner = _runner_argv(info.get("cmdline") or [])
-        if runner is None:
-            continue
-        memory = info.get("memory_info")
-        out.append(
-            _with_log(
-                runner,
-                pid=info["pid"],
-                ppid=info.get("ppid"),
-                age_s=round(time.time() - info["create_time"], 1) if info.get("create_time") else None,
-                rss_bytes=memory.rss if memory else None,
-                state=str(info.get("status")),
-            )
-        )
-    return out, "psutil"
+def _runners(prefer="auto"):
+    """(runners, how they were found)."""
+    have_proc = os.path.isdir("/proc/self")
+    if prefer in ("auto", "proc") and have_proc:
+        return _own_zombies(_runners_from_proc()), "/proc"
+    if prefer in ("auto", "psutil"):
+        try:
+            import psutil
+        except ImportError:
+            psutil = None
+        if psutil is not None:
+            return _own_zombies(_runners_from_psutil(psutil)), "psutil" + ("" if have_proc else " (no /proc)")
+        if prefer == "psutil":
+            return [], "psutil is not installed for %s" % sys.executable
+    found, why = _runners_from_ps()
+    if found is None:
+        return [], "not available on %s (no /proc, no psutil, %s)" % (sys.platform, why)
+    return _own_zombies(found), "ps -axo" + ("" if prefer == "ps" else " (no /proc, no psutil)")
 
 
 def _runners_from_proc():
@@ -310,25 +398,137 @@ def _runners_from_proc():
         stat = _proc_stat(pid)
         if stat is None:
             continue
-        argv = _proc_cmdline(pid)
-        runner = _runner_argv(argv)
-        if runner is None:
-            # a zombie has no command line left: a dead python child of this worker is shown too
-            if not (stat["state"] == "Z" and stat["ppid"] == me and stat["comm"].startswith("python")):
-                continue
-            runner = {"argv": [], "script": None, "venv": None, "bundle_digest": None}
+        runner = _runner_argv(_proc_cmdline(pid))
+        if runner is None and not _own_zombie(stat["state"], stat["ppid"], stat["comm"], me):
+            continue
         out.append(
             _with_log(
-                runner,
+                runner or _no_argv(),
                 pid=pid,
                 ppid=stat["ppid"],
                 age_s=_uptime_s(pid, stat),
                 rss_bytes=_rss_bytes(pid),
                 state=stat["state"],
                 comm=stat["comm"],
+                fd2=_proc_fd2(pid),
             )
         )
     return out
+
+
+def _runners_from_psutil(psutil):
+    out = []
+    me = os.getpid()
+    for proc in psutil.process_iter(["pid", "ppid", "name", "cmdline", "create_time", "memory_info", "status"]):
+        info = proc.info
+        state = str(info.get("status"))
+        runner = _runner_argv(info.get("cmdline") or [])
+        if runner is None and not _own_zombie(state, info.get("ppid"), info.get("name") or "", me):
+            continue
+        memory = info.get("memory_info")
+        fd2 = None
+        if runner is not None:
+            try:
+                fd2 = next((f.path for f in proc.open_files() if f.fd == 2), None)
+            except Exception:  # AccessDenied, gone: the production naming is used instead
+                fd2 = None
+        out.append(
+            _with_log(
+                runner or _no_argv(),
+                pid=info["pid"],
+                ppid=info.get("ppid"),
+                age_s=round(time.time() - info["create_time"], 1) if info.get("create_time") else None,
+                rss_bytes=memory.rss if memory else None,
+                state=state,
+                comm=info.get("name"),
+                fd2=fd2,
+            )
+        )
+    return out
+
+
+def _runners_from_ps():
+    """(runners, None) from `ps -axo pid=,ppid=,stat=,rss=,etime=,command=`, or (None, why not)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["ps", "-axo", ",".join(PS_COLUMNS)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=10,
+            env=dict(os.environ, LC_ALL="C"),
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, "ps failed: %s" % exc
+    if done.returncode != 0:
+        return None, "ps exited %d: %s" % (done.returncode, done.stderr.decode("utf-8", "replace").strip()[:200])
+    out = []
+    me = os.getpid()
+    for line in done.stdout.decode("utf-8", "replace").splitlines():
+        fields = line.split(None, 5)
+        if len(fields) < 5 or not fields[0].isdigit():
+            continue
+        pid, ppid, stat, rss, etime = int(fields[0]), int(fields[1]), fields[2], fields[3], fields[4]
+        argv = fields[5].split() if len(fields) > 5 else []
+        runner = _runner_argv(argv)
+        # a zombie's command is `[python] <defunct>`; ps's stat: Z zombie, T stopped, … (its first letter is /proc's)
+        comm = os.path.basename(argv[0].strip("[]")) if argv else ""
+        if runner is None and not _own_zombie(stat[:1], ppid, comm, me):
+            continue
+        out.append(
+            _with_log(
+                runner or _no_argv(),
+                pid=pid,
+                ppid=ppid,
+                age_s=_etime_s(etime),
+                rss_bytes=int(rss) * 1024 if rss.isdigit() else None,
+                state=stat[:1],
+                comm=comm,
+                fd2=None,
+            )
+        )
+    return out, None
+
+
+def _etime_s(text):
+    """ps's elapsed time, `[[dd-]hh:]mm:ss`, in seconds."""
+    days, _, rest = text.rpartition("-")
+    parts = rest.split(":")
+    try:
+        seconds = sum(int(p) * 60**i for i, p in enumerate(reversed(parts)))
+        return float(seconds + (int(days) * 86400 if days else 0))
+    except ValueError:
+        return None
+
+
+def _own_zombie(state, ppid, comm, me):
+    """A zombie Python child of this worker: a runner that died and was not reaped (its command line is gone)."""
+    return str(state) in ("Z", "zombie") and ppid == me and str(comm).startswith("python")
+
+
+def _no_argv():
+    return {"argv": [], "script": None, "venv": None, "bundle_digest": None}
+
+
+def _own_zombies(runners):
+    """A zombie of this worker's keeps no command line; the worker's Popen object for it does (production's
+    WarmProcess holds one): looked for only when there is such a zombie."""
+    lost = {r["pid"]: r for r in runners if not r["argv"] and r.get("ppid") == os.getpid()}
+    if not lost:
+        return runners
+    import gc
+    import subprocess
+
+    for obj in gc.get_objects():
+        if isinstance(obj, subprocess.Popen) and obj.pid in lost and isinstance(obj.args, (list, tuple)):
+            found = _runner_argv([str(a) for a in obj.args])
+            if found is not None:
+                runner = lost.pop(obj.pid)
+                runner.update(found, argv_from="the worker's Popen object (a zombie keeps no command line)")
+                runner.update(_with_log(runner))
+    return runners
 
 
 def _runner_argv(argv):
@@ -343,17 +543,34 @@ def _runner_argv(argv):
     return {"argv": argv, "script": script, "venv": venv, "bundle_digest": _option(argv, "--bundle-digest")}
 
 
-def _with_log(runner, **more):
-    """Production's stderr file: {venv}/logs/runner-{digest[:12]}-{its worker's pid}.stderr."""
+def _with_log(runner, fd2=None, **more):
+    """Its stderr file: the file its fd 2 is open on, where that can be read (/proc, psutil); else production's
+    naming, {venv}/logs/runner-{digest[:12]}-{its worker's pid}.stderr (process_manager.py: the worker's pid,
+    so a runner whose worker died, reparented, is named after a pid it no longer has)."""
     runner = dict(runner, **more)
     log = None
+    named = None
     if runner.get("venv") and runner.get("bundle_digest") and runner.get("ppid"):
-        path = os.path.join(
+        named = os.path.join(
             runner["venv"], "logs", "runner-%s-%d.stderr" % (runner["bundle_digest"][:12], runner["ppid"])
         )
-        log = {"path": path, "exists": os.path.exists(path), "bytes": _file_size(path)}
+    if fd2 and fd2.startswith("/") and os.path.isfile(fd2):
+        log = {"path": fd2, "source": "fd 2"}
+    elif named:
+        log = {"path": named, "source": "production naming"}
+    if log is not None:
+        log.update(exists=os.path.exists(log["path"]), bytes=_file_size(log["path"]))
+        if named and log["path"] != named:
+            log["named"] = named  # where production's naming would look; not where it writes
     runner["stderr_log"] = log
     return runner
+
+
+def _proc_fd2(pid):
+    try:
+        return os.readlink("/proc/%d/fd/2" % pid)
+    except OSError:  # another user's, or gone
+        return None
 
 
 def _option(argv, name):
@@ -456,6 +673,8 @@ def _size(path, deadline):
     return total
 
 
-if __name__ == "__main__":  # by hand, on one machine: python3 modelops_cluster_inspect.py [VENVS_DIR [BUNDLES_DIR]]
-    given = sys.argv[1:] + [None, None]
-    print(json.dumps(inspect_worker({"venvs_dir": given[0], "bundles_dir": given[1]}), indent=2))
+if __name__ == "__main__":  # by hand: python3 modelops_cluster_inspect.py [VENVS_DIR [BUNDLES_DIR [RUNNER_SCAN]]]
+    given = sys.argv[1:] + [None, None, None]
+    print(
+        json.dumps(inspect_worker({"venvs_dir": given[0], "bundles_dir": given[1], "runner_scan": given[2]}), indent=2)
+    )

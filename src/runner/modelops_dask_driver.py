@@ -215,7 +215,7 @@ class Driver:
         workers = info.get("workers", {})
         processing = self.client.processing()
         timeout_s = float(params["timeout_s"])
-        ask = {k: params.get(k) for k in ("venvs_dir", "bundles_dir")}
+        ask = {k: params.get(k) for k in ("venvs_dir", "bundles_dir", "runner_scan")}
         ask["size_budget_s"] = timeout_s / 2
         answers = {}
         guard = threading.Lock()

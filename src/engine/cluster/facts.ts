@@ -23,6 +23,33 @@ export interface LockFacts {
   /** os.kill(pid, 0) on the worker; null when there is no pid, or it is another host's. */
   pid_alive: boolean | null;
   owner?: Record<string, unknown> | null;
+  /** Our lock directory: why its owner is gone (no such pid, or the pid is now another process's), else null. */
+  gone?: string | null;
+}
+
+/** A binary as our marker records it (src/engine/venv/interpreter.ts BinaryIdentity). */
+export interface BinaryFacts {
+  realPath: string;
+  size: number;
+  mtimeMs: number;
+}
+
+/** What our `.modelops-venv.json` says (src/engine/venv/marker.ts), read on the worker. */
+export interface OurMarkerFacts {
+  /** Set when the file cannot be read as a JSON object. */
+  error?: string;
+  schema?: unknown;
+  key?: unknown;
+  bundle?: unknown;
+  bundleDigest?: unknown;
+  depsHash?: unknown;
+  createdAt?: unknown;
+  python?: (Partial<BinaryFacts> & { path?: unknown; version?: unknown }) | null;
+  /** A force-fresh venv's run, and why it is gone (null while it may be alive). */
+  owner?: { pid: unknown; host: unknown; startTime: unknown };
+  owner_gone?: string | null;
+  /** The bundle the marker names, as it is on the worker now: its dependency files' BLAKE2b-8. */
+  bundle_now?: { exists: boolean; deps_files: string[]; deps_hash: string | null };
 }
 
 export interface VenvFacts {
@@ -30,17 +57,20 @@ export interface VenvFacts {
   name: string;
   path: string;
   temp?: boolean;
+  /** Our build directory's builder, from its name `.tmp-{key}-{pid}-{hex8}`. */
+  builder?: { key: string; pid: number; alive: boolean | null } | null;
   mtime: number | null;
   /** null when the size budget ran out first. */
   size_bytes: number | null;
   /** pyvenv.cfg `version_info`, else `version`. */
   pyvenv_version: string | null;
   /** Absent (null) when there is no `bin/python` at all. */
-  bin_python: { target: string | null; real: string; exists: boolean } | null;
+  bin_python: { target: string | null; real: string; exists: boolean; identity?: BinaryFacts | null } | null;
   /** `.deps_installed`, as written (production: BLAKE2b-16 of the dependency files). */
   deps_marker: string | null;
   /** Our `.modelops-venv.json` is there. */
   ours_marker: boolean;
+  ours?: OurMarkerFacts;
   install_lock: LockFacts | null;
   logs: { path: string; bytes: number | null; mtime: number | null }[];
 }
@@ -79,9 +109,21 @@ export interface RunnerProcessFacts {
   rss_bytes: number | null;
   /** /proc's state letter (R, S, D, Z zombie, T stopped, t traced), or psutil's word. */
   state: string;
-  comm?: string;
-  /** `{venv}/logs/runner-{digest[:12]}-{ppid}.stderr`, where the command line names venv and digest. */
-  stderr_log: { path: string; exists: boolean; bytes: number | null } | null;
+  comm?: string | null;
+  /** Set when the command line was not the process's own: a zombie's, from its worker's Popen object. */
+  argv_from?: string;
+  /**
+   * Its stderr file: the file its fd 2 is open on (`fd 2`, /proc or psutil), else production's naming
+   * `{venv}/logs/runner-{digest[:12]}-{ppid}.stderr` (`production naming`; `named` is that path when fd 2
+   * says otherwise). Null when neither can say.
+   */
+  stderr_log: {
+    path: string;
+    source: 'fd 2' | 'production naming';
+    exists: boolean;
+    bytes: number | null;
+    named?: string;
+  } | null;
 }
 
 export interface WorkerSelfFacts {
@@ -97,7 +139,10 @@ export interface WorkerSelfFacts {
   bundles_dir_source: string;
   bundles: { path: string; exists: boolean; entries: BundleFacts[] };
   runners: RunnerProcessFacts[];
-  /** '/proc', 'psutil', or why runner processes could not be listed. */
+  /**
+   * How runner processes were listed: '/proc', 'psutil', 'ps -axo' (each saying why the better ones
+   * were not), or why they could not be.
+   */
   runner_scan: string;
   ms: number;
 }
@@ -121,10 +166,14 @@ export interface WorkerAnswer {
   ms: number;
 }
 
+export type RunnerScan = 'auto' | 'proc' | 'psutil' | 'ps';
+
 export interface InspectParams {
   timeout_s: number;
   venvs_dir?: string;
   bundles_dir?: string;
+  /** How to list runner processes: the first that works (auto), or that one (the fallbacks, tested on Linux). */
+  runner_scan?: RunnerScan;
 }
 
 export interface InspectResult {

@@ -37,6 +37,8 @@ export interface ClusterHealth {
 export function clusterHealth(workers: WorkerReport[]): ClusterHealth {
   const counted = new Map<VerdictKind, number>();
   const byName = new Map<string, { address: string; verdict: VerdictKind; reason: string }[]>();
+  // every worker lists its machine's runners: workers sharing a machine (`--nworkers`) list the same ones
+  const runnersSeen = new Set<string>();
   for (const worker of workers) {
     if (!worker.judged) continue;
     const verdicts = [
@@ -47,9 +49,13 @@ export function clusterHealth(workers: WorkerReport[]): ClusterHealth {
       })),
       ...worker.judged.bundles.map((b) => ({ name: `bundle ${b.name}`, verdict: b.verdict })),
     ];
-    // a runner is its worker's own: counted, never compared
-    for (const runner of worker.judged.runners)
+    // a runner is its machine's own: counted once, never compared
+    for (const runner of worker.judged.runners) {
+      const id = `${worker.facts?.host ?? worker.address} ${runner.pid}`;
+      if (runnersSeen.has(id)) continue;
+      runnersSeen.add(id);
       counted.set(runner.verdict.kind, (counted.get(runner.verdict.kind) ?? 0) + 1);
+    }
     for (const { name, verdict } of verdicts) {
       counted.set(verdict.kind, (counted.get(verdict.kind) ?? 0) + 1);
       const seen = byName.get(name) ?? [];

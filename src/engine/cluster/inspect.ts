@@ -5,7 +5,7 @@
  */
 import type { DaskDriver } from '../backends/dask/driver';
 import { withConnectedDriver, type Connected, type DriverOptions } from '../backends/dask/probe';
-import { InspectRequest } from './facts';
+import { InspectRequest, type RunnerScan } from './facts';
 import { clusterHealth, type ClusterHealth, type WorkerReport } from './health';
 import { judgeWorker } from './verdict';
 
@@ -17,6 +17,7 @@ export interface InspectOptions extends DriverOptions {
   timeoutS: number;
   venvsDir?: string;
   bundlesDir?: string;
+  runnerScan?: RunnerScan;
 }
 
 export interface ClusterReport {
@@ -38,11 +39,16 @@ export function inspectCluster(scheduler: string, options: InspectOptions): Prom
 export async function askWorkers(
   driver: DaskDriver,
   connected: Connected,
-  options: Pick<InspectOptions, 'timeoutS' | 'venvsDir' | 'bundlesDir'>,
+  options: Pick<InspectOptions, 'timeoutS' | 'venvsDir' | 'bundlesDir' | 'runnerScan'>,
 ): Promise<ClusterReport> {
   const result = await driver.request(
     InspectRequest.type,
-    { timeout_s: options.timeoutS, venvs_dir: options.venvsDir, bundles_dir: options.bundlesDir },
+    {
+      timeout_s: options.timeoutS,
+      venvs_dir: options.venvsDir,
+      bundles_dir: options.bundlesDir,
+      runner_scan: options.runnerScan,
+    },
     options.timeoutS * 1000 + DRIVER_SLACK_MS,
     'inspect the workers',
   );

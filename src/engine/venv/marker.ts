@@ -140,7 +140,7 @@ export async function validateVenv(venvDir: string, key: string, base?: BinaryId
   return { valid: true, reason: 'valid', checks, marker };
 }
 
-function describeBinary(identity: BinaryIdentity): string {
+export function describeBinary(identity: BinaryIdentity): string {
   return `${identity.realPath} (${identity.size} bytes, modified ${new Date(identity.mtimeMs).toISOString()})`;
 }
 

@@ -466,10 +466,13 @@ const FAILED_ICON = new vscode.ThemeIcon('error', new vscode.ThemeColor('list.er
 const VERDICT_ICONS: Record<VerdictKind, [string, 'ok' | 'warning' | 'error']> = {
   ok: ['pass', 'ok'],
   'half-built': ['tools', 'error'],
+  'marker-invalid': ['tools', 'error'],
   'python-mismatch': ['versions', 'error'],
+  'interpreter-changed': ['versions', 'error'],
   'locked-by-dead-pid': ['lock', 'error'],
   'stale-lock': ['unlock', 'warning'],
   'deps-marker-stale': ['history', 'warning'],
+  'deps-mismatch': ['history', 'warning'],
   'orphan-fresh-venv': ['trash', 'warning'],
   'unrecognised-name': ['question', 'warning'],
   'bundle-incomplete': ['package', 'warning'],
