@@ -219,6 +219,22 @@ class Driver:
         ask["size_budget_s"] = timeout_s / 2
         answers = {}
         guard = threading.Lock()
+        call = params.get("call")
+
+        def entry_of(address, answer):
+            worker = workers[address]
+            metrics = worker.get("metrics") or {}
+            entry = {
+                "address": address,
+                "host": worker.get("host"),
+                "name": str(worker.get("name", "")),
+                "nthreads": worker.get("nthreads"),
+                "memory_limit": worker.get("memory_limit"),
+                "memory": metrics.get("memory"),
+                "processing": len(processing.get(address, ())),
+            }
+            entry.update(answer)
+            return entry
 
         def one(address):
             started = time.monotonic()
@@ -235,6 +251,9 @@ class Driver:
             answer["ms"] = round((time.monotonic() - started) * 1000, 1)
             with guard:
                 answers[address] = answer
+            if call is not None:
+                # each worker as it answers: a view of 64 workers fills in as they come, the slow ones last
+                self.channel.notify("dask/inspect-worker", {"call": call, "worker": entry_of(address, answer)})
 
         started = time.monotonic()
         threads = [threading.Thread(target=one, args=(a,), daemon=True) for a in sorted(workers)]
@@ -247,19 +266,9 @@ class Driver:
             answered = dict(answers)
         out = []
         for address in sorted(workers):
-            worker = workers[address]
-            metrics = worker.get("metrics") or {}
-            entry = {
-                "address": address,
-                "host": worker.get("host"),
-                "name": str(worker.get("name", "")),
-                "nthreads": worker.get("nthreads"),
-                "memory_limit": worker.get("memory_limit"),
-                "memory": metrics.get("memory"),
-                "processing": len(processing.get(address, ())),
-            }
-            entry.update(answered.get(address) or {"no_answer": True, "ms": round(timeout_s * 1000, 1)})
-            out.append(entry)
+            out.append(
+                entry_of(address, answered.get(address) or {"no_answer": True, "ms": round(timeout_s * 1000, 1)})
+            )
         return {
             "scheduler": info.get("address", self.address),
             "workers": out,

@@ -9,7 +9,9 @@ import { spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { inspectCluster } from '../../src/engine/cluster/inspect';
+import { askWorkers, inspectCluster } from '../../src/engine/cluster/inspect';
+import type { WorkerReport } from '../../src/engine/cluster/health';
+import { withConnectedDriver } from '../../src/engine/backends/dask/probe';
 import { renderReport } from '../../src/cli/clusterCommand';
 import { cli } from '../shared/endings';
 import { ROOT, scratchDir } from '../unit/helpers';
@@ -338,6 +340,29 @@ describe('cluster inspect (a real scheduler and two workers on 127.0.0.1)', func
         `≠ ${DIGEST}-py${PY}-11111111: most workers say ok, tcp://127\\.0\\.0\\.1:\\d+ says deps marker stale`,
       ),
     );
+  });
+
+  it('each worker is given as it answers, before the whole report, the same as in it; two inspections through one driver kept apart', async () => {
+    await withConnectedDriver(cluster.address, { connectTimeoutMs: 30_000 }, async (driver, connected) => {
+      for (let round = 0; round < 2; round++) {
+        const streamed: WorkerReport[] = [];
+        let whole = false;
+        const report = await askWorkers(driver, connected, {
+          timeoutS: 20,
+          onWorker: (worker) => {
+            assert.equal(whole, false, 'a worker after the whole report');
+            streamed.push(worker);
+          },
+        }).finally(() => (whole = true));
+        assert.equal(streamed.length, 2, `round ${round + 1}: ${streamed.map((w) => w.address).join(', ')}`);
+        const byAddress = (list: WorkerReport[]) => [...list].sort((x, y) => x.address.localeCompare(y.address));
+        assert.deepEqual(byAddress(streamed), byAddress(report.workers));
+        assert.ok(
+          streamed.every((w) => w.judged && w.facts),
+          'each streamed worker judged',
+        );
+      }
+    });
   });
 
   it('workers that do not answer in time are said to be silent, within a few seconds; exit 1', () => {

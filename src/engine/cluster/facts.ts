@@ -4,7 +4,7 @@
  * the driver adds from the scheduler (src/runner/modelops_dask_driver.py `inspect`), typed once.
  * Times are Unix seconds (mtime) or seconds ago (age, uptime); sizes are bytes.
  */
-import { RequestType } from 'vscode-jsonrpc';
+import { NotificationType, RequestType } from 'vscode-jsonrpc';
 import type { DriverErrorData } from '../backends/dask/protocol';
 
 /** A lock: production's `{key}.lock` file (flock'ed, empty, never deleted) or our lock directory. */
@@ -174,6 +174,8 @@ export interface InspectParams {
   bundles_dir?: string;
   /** How to list runner processes: the first that works (auto), or that one (the fallbacks, tested on Linux). */
   runner_scan?: RunnerScan;
+  /** When given, each worker's answer is also sent as it comes (`dask/inspect-worker`), tagged with it. */
+  call?: number;
 }
 
 export interface InspectResult {
@@ -186,4 +188,9 @@ export interface InspectResult {
 /** `dask/inspect` (the driver's `inspect`). */
 export const InspectRequest = {
   type: new RequestType<InspectParams, InspectResult, DriverErrorData>('dask/inspect'),
+};
+
+/** One worker's answer to an inspection, as it comes (before the whole result). */
+export const InspectWorkerNotification = {
+  type: new NotificationType<{ call: number; worker: WorkerAnswer }>('dask/inspect-worker'),
 };

@@ -5,7 +5,7 @@
  */
 import type { DaskDriver } from '../backends/dask/driver';
 import { withConnectedDriver, type Connected, type DriverOptions } from '../backends/dask/probe';
-import { InspectRequest, type RunnerScan } from './facts';
+import { InspectRequest, InspectWorkerNotification, type RunnerScan, type WorkerAnswer } from './facts';
 import { clusterHealth, type ClusterHealth, type WorkerReport } from './health';
 import { judgeWorker } from './verdict';
 
@@ -35,34 +35,56 @@ export function inspectCluster(scheduler: string, options: InspectOptions): Prom
   return withConnectedDriver(scheduler, options, (driver, connected) => askWorkers(driver, connected, options));
 }
 
-/** The inspection through a driver already connected (the editor's Cluster view keeps one). */
+/** Tells apart the answers of inspections made one after another through one driver. */
+let calls = 0;
+
+/**
+ * The inspection through a driver already connected (the editor's Cluster view keeps one).
+ * `onWorker`: each worker's report as soon as it answered, before the whole report (a view of
+ * many workers fills in as they come; the silent ones are known only at the end).
+ */
 export async function askWorkers(
   driver: DaskDriver,
   connected: Connected,
-  options: Pick<InspectOptions, 'timeoutS' | 'venvsDir' | 'bundlesDir' | 'runnerScan'>,
+  options: Pick<InspectOptions, 'timeoutS' | 'venvsDir' | 'bundlesDir' | 'runnerScan'> & {
+    onWorker?: (worker: WorkerReport) => void;
+  },
 ): Promise<ClusterReport> {
-  const result = await driver.request(
-    InspectRequest.type,
-    {
-      timeout_s: options.timeoutS,
-      venvs_dir: options.venvsDir,
-      bundles_dir: options.bundlesDir,
-      runner_scan: options.runnerScan,
-    },
-    options.timeoutS * 1000 + DRIVER_SLACK_MS,
-    'inspect the workers',
-  );
-  const workers: WorkerReport[] = result.workers.map((w) => ({
-    ...w,
-    judged: w.facts ? judgeWorker(w.facts) : null,
-  }));
-  return {
-    scheduler: result.scheduler,
-    dask_version: connected.dask_version,
-    driver_python: connected.driverPython,
-    timeout_s: result.timeout_s,
-    ms: result.ms,
-    health: clusterHealth(workers),
-    workers,
-  };
+  const call = ++calls;
+  const { onWorker } = options;
+  const listening = onWorker
+    ? driver.onNotification(InspectWorkerNotification.type, (said) => {
+        if (said.call === call) onWorker(judged(said.worker));
+      })
+    : undefined;
+  try {
+    const result = await driver.request(
+      InspectRequest.type,
+      {
+        timeout_s: options.timeoutS,
+        venvs_dir: options.venvsDir,
+        bundles_dir: options.bundlesDir,
+        runner_scan: options.runnerScan,
+        ...(onWorker ? { call } : {}),
+      },
+      options.timeoutS * 1000 + DRIVER_SLACK_MS,
+      'inspect the workers',
+    );
+    const workers = result.workers.map(judged);
+    return {
+      scheduler: result.scheduler,
+      dask_version: connected.dask_version,
+      driver_python: connected.driverPython,
+      timeout_s: result.timeout_s,
+      ms: result.ms,
+      health: clusterHealth(workers),
+      workers,
+    };
+  } finally {
+    listening?.dispose();
+  }
+}
+
+function judged(worker: WorkerAnswer): WorkerReport {
+  return { ...worker, judged: worker.facts ? judgeWorker(worker.facts) : null };
 }

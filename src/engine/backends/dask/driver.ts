@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import {
   createMessageConnection,
   type MessageConnection,
+  type Disposable,
   type NotificationType,
   type RequestType,
 } from 'vscode-jsonrpc';
@@ -121,8 +122,9 @@ export class DaskDriver {
     return this.child.pid;
   }
 
-  onNotification<P>(type: NotificationType<P>, handler: (params: P) => void): void {
-    this.connection.onNotification(type, handler);
+  /** The handler for `type` (one per type: a second replaces the first); dispose it to stop. */
+  onNotification<P>(type: NotificationType<P>, handler: (params: P) => void): Disposable {
+    return this.connection.onNotification(type, handler);
   }
 
   /**
