@@ -31,7 +31,7 @@ describe('a runner SIGKILLed under a task on a Dask worker (a real scheduler and
     await cluster?.stop();
   });
 
-  it("near the worker's 256 MB limit: blamed on the replicate and the aggregation in flight, in the result, the event, the trace and the report; a small runner killed the same way is a plain crash", () => {
+  it("near the worker's 256 MB limit: blamed on the replicate and the aggregation in flight, in the result, the event, the trace, the timeline and the report; a small runner killed the same way is a plain crash", () => {
     const sets = ['big', 'small', 'ok'].map((mode) => ({ mode }));
     const job = path.join(scratch, 'job.json');
     writeFileSync(

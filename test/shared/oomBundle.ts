@@ -62,7 +62,11 @@ export const OOM_MESSAGE_256 =
 export const PLAIN_SIGKILL =
   /^Runner was killed by SIGKILL \(signal 9\) \(killed: out of memory, or by another process\) during the simulation$/;
 
-/** The run report of a run with one OOM-killed replicate and one plain SIGKILL tells them apart. */
+/**
+ * The run report of a run with one OOM-killed replicate, one plain SIGKILL and an OOM-killed
+ * aggregation tells them apart: its failure groups (replicates), and its timeline's crash marks
+ * (the editor's timeline draws the same).
+ */
 export async function assertReportTellsOomApart(dir: string): Promise<void> {
   const report = await runReport(dir);
   const groups = report.failures.map((group) => [group.signature, group.count, group.oom ?? false]);
@@ -72,5 +76,12 @@ export async function assertReportTellsOomApart(dir: string): Promise<void> {
       ['process-crashed', 1, false],
       ['process-crashed · OOM-killed', 1, true],
     ].sort(),
+  );
+  // the two replicates' crashes, and the aggregation's (its target fills its memory too)
+  const crashes = report.timeline.marks.filter((mark) => mark.kind === 'crash');
+  assert.deepEqual(
+    crashes.map((mark) => /most likely by the kernel's OOM killer/.test(mark.text)).sort(),
+    [false, true, true],
+    JSON.stringify(crashes),
   );
 }
