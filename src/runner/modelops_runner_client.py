@@ -394,8 +394,10 @@ def _read_text(file):
 
 class MemoryWatch:
     """One runner's memory while it works on a request (memory.ts MemoryWatch, sampled from the
-    request's own wait loop rather than a timer: a request shorter than a period costs a read of
-    the OOM counter, and nothing else)."""
+    request's own wait loop rather than a timer: a request shorter than a period costs two clock
+    comparisons). The OOM counter is read with each sample, and when a request begins if the last
+    read is a period old (a read costs ~60 µs here: not one per trivial request), so the count
+    "before" is at most a period older than the request, as locally."""
 
     def __init__(self, pid, setting_kb):
         self.pid = pid
@@ -403,12 +405,20 @@ class MemoryWatch:
         self.counter = self.limit["counter"] if self.limit else None
         self.began = self.next_at = 0.0
         self.last = None
-        self.kills_before = None
+        self.kills_before = read_oom_kills(self.counter)
+        self.counted_at = time.monotonic()
 
     def begin(self, now):
         """A request began: the samples of the last one are forgotten."""
         self.began, self.next_at, self.last = now, now + SAMPLE_S, None
-        self.kills_before = read_oom_kills(self.counter)
+        if now - self.counted_at >= SAMPLE_S:
+            self._count(now)
+
+    def _count(self, now):
+        kills = read_oom_kills(self.counter)
+        if kills is not None:
+            self.kills_before = kills
+        self.counted_at = now
 
     def wait_s(self, now, longest):
         """How long the wait loop may block before the next sample is due."""
@@ -422,9 +432,7 @@ class MemoryWatch:
         rss_kb = read_rss_kb(self.pid)
         if rss_kb is not None:
             self.last = {"rss_kb": rss_kb, "at_ms": round((time.monotonic() - self.began) * 1000, 1)}
-        kills = read_oom_kills(self.counter)
-        if kills is not None:
-            self.kills_before = kills
+        self._count(now)
 
     def facts(self, died, killed_by_worker):
         """What the engine's oomVerdict needs (protocol.ts WorkerMemoryFacts); None without a limit."""
