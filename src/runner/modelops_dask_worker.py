@@ -154,8 +154,9 @@ def _where():
 
 
 def _slot(spec):
-    # the frame cap is in the runner's environment: a job with another cap gets runners of its own
-    return (spec["digest"], spec["runner_file"], spec["base_python"], spec["max_frame_bytes"])
+    # the frame cap is in the runner's environment, the memory limit in its watch: a job with
+    # another cap or limit gets runners of its own
+    return (spec["digest"], spec["runner_file"], spec["base_python"], spec["max_frame_bytes"], spec["memory_limit_mb"])
 
 
 def _runner_for(spec):
@@ -193,6 +194,7 @@ def _runner_for(spec):
         env=spec["env"],
         max_frame_bytes=spec["max_frame_bytes"],
         stderr_dir=os.path.join(venv_cache.venvs_dir(), ".dask-runner"),
+        memory_limit_mb=spec["memory_limit_mb"],
     )
     status, answer = runner.request("ready", "{}", spec["ready_timeout_s"])
     if status != "ok":

@@ -13,6 +13,7 @@ The Dask driver imports the framing from here too.
 import base64
 import json
 import os
+import posixpath
 import re
 import secrets
 import select
@@ -260,15 +261,213 @@ def end_group(pgid):
         pass
 
 
+# ---- a runner's memory (src/engine/process/memory.ts: the same sources, in the same order) -----
+#
+# The worker only gathers the facts: the limit and where it came from, the runner's resident size
+# sampled while a request is in flight, the kernel's OOM-kill count before and after, and whether
+# the worker sent a SIGKILL itself. The engine decides whether the OOM killer ended the runner
+# (diagnose/oom.ts oomVerdict), as it does for a local runner.
+
+MEMORY_LIMIT_ENV = "MODELOPS_MEMORY_LIMIT_MB"
+LINUX = sys.platform.startswith("linux")
+# Linux: a read of /proc every 250 ms; elsewhere a `ps` every second (memory.ts SAMPLE_MS)
+SAMPLE_S = 0.25 if LINUX else 1.0
+# how the resident size is read, said with the facts
+RSS_FROM = "proc-status" if LINUX else "ps"
+
+
+def setting_limit_kb(option_mb=None, env=None):
+    """The limit the user set (the engine's option first, then the worker's environment), in kB."""
+    env = os.environ if env is None else env
+    try:
+        mb = float(option_mb if option_mb is not None else env.get(MEMORY_LIMIT_ENV, "nan"))
+    except ValueError:
+        return None
+    return int(round(mb * 1024)) if mb > 0 and mb != float("inf") else None
+
+
+def physical_memory_kb():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1024
+    except (ValueError, OSError, AttributeError):
+        pass
+    try:  # macOS without SC_PHYS_PAGES
+        out = subprocess.run(["sysctl", "-n", "hw.memsize"], capture_output=True, text=True, timeout=5)
+        return int(out.stdout.strip()) // 1024
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+
+
+def memory_limit(pid, setting_kb=None, proc="/proc", cgroup="/sys/fs/cgroup", total_kb=None):
+    """{kb, source, counter: {file, scope} or None} for process `pid`: the setting when there is
+    one, else the lowest of its cgroup's (v2, then v1) and physical memory; the OOM counter is the
+    cgroup's, else the machine's, whichever limit is the lowest. Never raises."""
+    total_kb = total_kb if total_kb is not None else physical_memory_kb()
+    physical = {"kb": total_kb, "source": "physical memory", "counter": None}
+    found = None
+    if LINUX or proc != "/proc":
+        membership = _read_text(os.path.join(proc, str(pid), "cgroup"))
+        found = None if membership is None else _cgroup_limit(membership, cgroup)
+        if found is None:
+            scope = "the machine (/proc/vmstat)"
+            found = dict(physical, counter={"file": os.path.join(proc, "vmstat"), "scope": scope})
+    if found is not None and found["kb"] != float("inf") and (total_kb is None or found["kb"] < total_kb):
+        best = found
+    else:
+        best = dict(physical, counter=found["counter"] if found else None)
+    if setting_kb is not None:
+        return {"kb": setting_kb, "source": "setting", "counter": best["counter"]}
+    return best if best["kb"] is not None else None
+
+
+def _cgroup_limit(membership, root):
+    """From /proc/<pid>/cgroup's lines: `0::/path` (v2), `N:…memory…:/path` (v1)."""
+    lines = [line.split(":") for line in membership.split("\n")]
+    v2 = next((parts for parts in lines if len(parts) >= 3 and parts[0] == "0" and parts[1] == ""), None)
+    # v2 only where the unified hierarchy is mounted at the root (not a hybrid's /sys/fs/cgroup/unified)
+    if v2 is not None and _read_text(os.path.join(root, "cgroup.controllers")) is not None:
+        limit = _lowest_along(root, ":".join(v2[2:]), "memory.max")
+        return _with_counter(limit, "cgroup v2", "memory.events")
+    v1 = next((parts for parts in lines if len(parts) >= 3 and "memory" in parts[1].split(",")), None)
+    if v1 is None:
+        return None
+    limit = _lowest_along(os.path.join(root, "memory"), ":".join(v1[2:]), "memory.limit_in_bytes")
+    return _with_counter(limit, "cgroup v1", "memory.oom_control")
+
+
+def _with_counter(limit, source, counter_name):
+    """A cgroup's (kb, leaf) as a limit, counted by the leaf's `counter_name`."""
+    if limit is None:
+        return None
+    scope = "the runner's cgroup (%s %s)" % (source.split(" ")[1], counter_name)
+    return {"kb": limit[0], "source": source, "counter": {"file": os.path.join(limit[1], counter_name), "scope": scope}}
+
+
+def _lowest_along(mount, cgroup_path, name):
+    """(lowest limit in kB or inf, deepest folder with the file) from the cgroup's folder up to the
+    mount; a folder that is not there is skipped; `max` and v1's ~2^63 are no limit."""
+    lowest = float("inf")
+    leaf = None
+    folder = posixpath.normpath("/" + cgroup_path.lstrip("/"))  # not "//x", which POSIX keeps
+    while True:
+        text = _read_text(os.path.join(mount, folder.lstrip("/"), name))
+        if text is not None:
+            leaf = leaf or os.path.join(mount, folder.lstrip("/")).rstrip("/")
+            try:
+                value = int(text.strip())
+            except ValueError:
+                value = None  # "max"
+            if value is not None and 0 < value < 2**62:
+                lowest = min(lowest, value // 1024)
+        if posixpath.dirname(folder) == folder:
+            break
+        folder = posixpath.dirname(folder)
+    return None if leaf is None else (lowest, leaf)
+
+
+def read_oom_kills(counter):
+    """The `oom_kill` count in a counter file, or None."""
+    match = counter and re.search(r"^oom_kill (\d+)$", _read_text(counter["file"]) or "", re.M)
+    return int(match.group(1)) if match else None
+
+
+def read_rss_kb(pid):
+    """`pid`'s resident size in kB, or None once it ended: Linux /proc/<pid>/status VmRSS (no lock
+    on the process's memory map), elsewhere `ps -o rss=` (KiB, and a process per sample)."""
+    if LINUX:
+        match = re.search(r"^VmRSS:\s+(\d+) kB$", _read_text("/proc/%d/status" % pid) or "", re.M)
+        return int(match.group(1)) if match else None
+    try:
+        out = subprocess.run(["ps", "-o", "rss=", "-p", str(pid)], capture_output=True, text=True, timeout=2)
+        return int(out.stdout.strip()) if out.stdout.strip() else None
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+
+
+def _read_text(file):
+    try:
+        with open(file, "r", encoding="latin-1") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+class MemoryWatch:
+    """One runner's memory while it works on a request (memory.ts MemoryWatch, sampled from the
+    request's own wait loop rather than a timer: a request shorter than a period costs two clock
+    comparisons). The OOM counter is read with each sample, and when a request begins if the last
+    read is a period old (a read costs ~60 µs here: not one per trivial request), so the count
+    "before" is at most a period older than the request, as locally."""
+
+    def __init__(self, pid, setting_kb):
+        self.pid = pid
+        self.limit = memory_limit(pid, setting_kb)
+        self.counter = self.limit["counter"] if self.limit else None
+        self.began = self.next_at = 0.0
+        self.last = None
+        self.kills_before = read_oom_kills(self.counter)
+        self.counted_at = time.monotonic()
+
+    def begin(self, now):
+        """A request began: the samples of the last one are forgotten."""
+        self.began, self.next_at, self.last = now, now + SAMPLE_S, None
+        if now - self.counted_at >= SAMPLE_S:
+            self._count(now)
+
+    def _count(self, now):
+        kills = read_oom_kills(self.counter)
+        if kills is not None:
+            self.kills_before = kills
+        self.counted_at = now
+
+    def wait_s(self, now, longest):
+        """How long the wait loop may block before the next sample is due."""
+        return max(0.0, min(longest, self.next_at - now))
+
+    def tick(self, now):
+        """Sample when due (the OOM counter with it, so the count "before" is at most a period old)."""
+        if now < self.next_at:
+            return
+        self.next_at = now + SAMPLE_S
+        rss_kb = read_rss_kb(self.pid)
+        if rss_kb is not None:
+            self.last = {"rss_kb": rss_kb, "at_ms": round((time.monotonic() - self.began) * 1000, 1)}
+        self._count(now)
+
+    def facts(self, died, killed_by_worker):
+        """What the engine's oomVerdict needs (protocol.ts WorkerMemoryFacts); None without a limit."""
+        if self.limit is None:
+            return None
+        return {
+            "limit": self.limit,
+            "last": self.last,
+            "rss_from": RSS_FROM,
+            "died_at_ms": round((died - self.began) * 1000, 1),
+            "oom_kills_before": self.kills_before,
+            "oom_kills_after": read_oom_kills(self.counter),
+            "killed_by_worker": killed_by_worker,
+        }
+
+
 class Runner:
     """A runner subprocess spoken to over JSON-RPC; its stderr goes to a file on the worker. It is
     the leader of its own session and process group, which is ended with it."""
 
     def __init__(
-        self, python, runner_script, bundle_path, venv, digest, env=None, max_frame_bytes=None, stderr_dir=None
+        self,
+        python,
+        runner_script,
+        bundle_path,
+        venv,
+        digest,
+        env=None,
+        max_frame_bytes=None,
+        stderr_dir=None,
+        memory_limit_mb=None,
     ):
         """`env`: added to the inherited environment; `max_frame_bytes`: the largest answer read (and
-        the runner's own cap), None for no cap; `stderr_dir`: where its stderr file goes."""
+        the runner's own cap), None for no cap; `stderr_dir`: where its stderr file goes;
+        `memory_limit_mb`: the engine's memoryLimitMb, before this machine's MODELOPS_MEMORY_LIMIT_MB."""
         self.bundle_path = bundle_path
         stderr_dir = stderr_dir or os.path.dirname(os.path.abspath(runner_script))
         self.stderr_path = os.path.join(stderr_dir, "stderr-%d-%s.log" % (os.getpid(), secrets.token_hex(4)))
@@ -288,6 +487,9 @@ class Runner:
         )
         self.pid = self.process.pid
         self.start_ticks = start_ticks(self.pid)
+        self.memory = MemoryWatch(self.pid, setting_limit_kb(memory_limit_mb))
+        # this side sent it a SIGKILL (a timeout, a protocol error): never blamed on memory
+        self.kill_sent = False
         # processes the bundle started (runner/spawned), by pid, since the last check
         self.spawns = {}
         self.parser = FrameParser(max_frame_bytes)
@@ -310,6 +512,7 @@ class Runner:
         self.next_id += 1
         self.last_resources = None
         began = time.monotonic()
+        self.memory.begin(began)
         stderr_offset = self._stderr_size()
         body = '{"jsonrpc":"2.0","id":%d,"method":"%s","params":%s}' % (request_id, method, params_json)
         try:
@@ -320,12 +523,15 @@ class Runner:
         fd = self.process.stdout.fileno()
         deadline = began + timeout_s
         while True:
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 return "failed", self._timed_out(method, began, stderr_offset, timeout_s)
             if stop_when is not None and stop_when():
                 return "stopped", None
-            ready, _, _ = select.select([fd], [], [], remaining if stop_when is None else min(remaining, STOP_POLL_S))
+            self.memory.tick(now)
+            longest = remaining if stop_when is None else min(remaining, STOP_POLL_S)
+            ready, _, _ = select.select([fd], [], [], self.memory.wait_s(time.monotonic(), longest))
             if not ready:
                 continue
             chunk = os.read(fd, 1 << 20)
@@ -387,12 +593,15 @@ class Runner:
             self.spawns[params.get("pid")] = params
 
     def _exited(self, method, began, stderr_offset, timeout_s):
+        died = time.monotonic()
         try:
             self.process.wait(EXIT_WAIT_S)
         except subprocess.TimeoutExpired:
             self.kill()
         facts = self.facts(method, began, stderr_offset, timeout_s)
         facts["outcome"] = "exited"
+        # read after its death: the kernel's count of OOM kills, against the one at the last sample
+        facts["memory"] = self.memory.facts(died, self.kill_sent)
         return facts
 
     def _timed_out(self, method, began, stderr_offset, timeout_s):
@@ -465,6 +674,7 @@ class Runner:
 
     def kill(self):
         if self.alive:
+            self.kill_sent = True
             self.process.kill()
         try:
             self.process.wait(EXIT_WAIT_S)

@@ -86,6 +86,15 @@ FAKE_RUNNER = textwrap.dedent("""
     if how == "answer":
         send({"jsonrpc": "2.0", "id": 1, "result": {"ready": True}})
         time.sleep(60)
+    if how == "fill-and-die":  # as the OOM killer would end it, once sampled
+        block = bytearray(64 * 1024 * 1024)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        time.sleep(0.6)
+        os.kill(os.getpid(), signal.SIGKILL)
+    if how == "close-stdout":  # says nothing more, and does not end
+        os.close(1)
+        time.sleep(60)
     if how == "measured":
         resources = {"wall_ms": 1.5, "cpu_user_ms": 1.0, "cpu_sys_ms": 0.25, "peak_rss_kb": 9000, "peak_rss": "task"}
         send({"jsonrpc": "2.0", "id": 1, "result": {"ready": True}, "modelops": {"resources": resources}})
@@ -160,10 +169,125 @@ class DeadRunnerTest(unittest.TestCase):
         self.assertEqual((status, answer), ("stopped", None))
         self.assertTrue(runner.alive)
 
+    def test_a_sigkill_comes_with_the_memory_facts_the_engine_judges(self):
+        runner = rc.Runner(
+            sys.executable,
+            self.script,
+            self.dir,
+            self.dir,
+            "digest",
+            env={"FAKE_HOW": "fill-and-die"},
+            stderr_dir=self.dir,
+            memory_limit_mb=80,
+        )
+        self.addCleanup(runner.close)
+        status, facts = runner.request("execute", "{}", 20.0)
+        self.assertEqual((status, facts["outcome"], facts["exit"]["signal"]), ("failed", "exited", "SIGKILL"))
+        memory = facts["memory"]
+        self.assertEqual((memory["limit"]["kb"], memory["limit"]["source"]), (80 * 1024, "setting"))
+        self.assertGreaterEqual(memory["last"]["rss_kb"], 64 * 1024, memory)
+        self.assertTrue(0 < memory["last"]["at_ms"] <= memory["died_at_ms"], memory)
+        self.assertEqual(memory["rss_from"], "proc-status" if sys.platform.startswith("linux") else "ps")
+        self.assertFalse(memory["killed_by_worker"])
+        if memory["limit"]["counter"] is not None:
+            self.assertEqual(memory["oom_kills_before"], memory["oom_kills_after"], "no OOM kill happened")
+
+    def test_a_runner_the_client_had_to_kill_says_so(self):
+        _, (status, facts) = self.request("close-stdout")
+        self.assertEqual((status, facts["outcome"], facts["exit"]["signal"]), ("failed", "exited", "SIGKILL"))
+        self.assertTrue(facts["memory"]["killed_by_worker"], "never blamed on memory")
+
     def test_close_removes_its_stderr_file(self):
         runner, _ = self.request("exit")
         runner.close()
         self.assertFalse(os.path.exists(runner.stderr_path))
+
+
+class MemoryLimitTest(unittest.TestCase):
+    """The limit a runner on a worker is judged against: the same fixtures, and the same answers,
+    as test/unit/oom.test.ts gives process/memory.ts."""
+
+    GB = 1024 * 1024  # kB
+
+    def system(self, files):
+        root = tempfile.mkdtemp(prefix="mo-pytest-cgroup-")
+        self.addCleanup(shutil.rmtree, root, True)
+        for name, text in files.items():
+            os.makedirs(os.path.dirname(os.path.join(root, name)), exist_ok=True)
+            with open(os.path.join(root, name), "w") as handle:
+                handle.write(text)
+        return {"proc": os.path.join(root, "proc"), "cgroup": os.path.join(root, "cgroup"), "total_kb": 16 * self.GB}
+
+    def limit(self, roots, setting_kb=None):
+        limit = rc.memory_limit(42, setting_kb, **roots)
+        return limit["kb"], limit["source"], rc.read_oom_kills(limit["counter"])
+
+    def test_cgroup_v2_the_lowest_memory_max_up_the_path_and_its_counter(self):
+        roots = self.system(
+            {
+                "proc/42/cgroup": "0::/kubepods/pod1/runner\n",
+                "cgroup/cgroup.controllers": "cpu memory pids\n",
+                "cgroup/kubepods/memory.max": "max\n",
+                "cgroup/kubepods/pod1/memory.max": "%d\n" % (2 * 1024**3),
+                "cgroup/kubepods/pod1/runner/memory.max": "max\n",
+                "cgroup/kubepods/pod1/runner/memory.events": "oom 2\noom_kill 2\noom_group_kill 0\n",
+            }
+        )
+        self.assertEqual(self.limit(roots), (2 * self.GB, "cgroup v2", 2))
+        limit = rc.memory_limit(42, None, **roots)
+        self.assertEqual(limit["counter"]["scope"], "the runner's cgroup (v2 memory.events)")
+
+    def test_cgroup_v2_without_a_limit_is_physical_memory_with_the_cgroups_counter(self):
+        roots = self.system(
+            {
+                "proc/42/cgroup": "0::/user.slice/app\n",
+                "cgroup/cgroup.controllers": "memory\n",
+                "cgroup/user.slice/memory.max": "max\n",
+                "cgroup/user.slice/app/memory.max": "max\n",
+                "cgroup/user.slice/app/memory.events": "oom_kill 0\n",
+            }
+        )
+        self.assertEqual(self.limit(roots), (16 * self.GB, "physical memory", 0))
+
+    def test_cgroup_v1_in_a_hybrid(self):
+        roots = self.system(
+            {
+                "proc/42/cgroup": "9:name=systemd:/\n4:memory:/docker/abc\n1:cpu,cpuacct:/\n0::/\n",
+                "cgroup/unified/cgroup.controllers": "",
+                "cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",
+                "cgroup/memory/docker/abc/memory.limit_in_bytes": "%d\n" % (512 * 1024**2),
+                "cgroup/memory/docker/abc/memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 5\n",
+            }
+        )
+        self.assertEqual(self.limit(roots), (512 * 1024, "cgroup v1", 5))
+
+    def test_cgroup_v1_seen_from_inside_a_container_and_v1s_no_limit(self):
+        inside = self.system(
+            {
+                "proc/42/cgroup": "4:memory:/docker/abc\n",
+                "cgroup/memory/memory.limit_in_bytes": "%d\n" % 1024**3,
+                "cgroup/memory/memory.oom_control": "oom_kill 0\n",
+            }
+        )
+        self.assertEqual(self.limit(inside), (self.GB, "cgroup v1", 0))
+        unlimited = self.system(
+            {"proc/42/cgroup": "4:memory:/\n", "cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n"}
+        )
+        self.assertEqual(self.limit(unlimited)[:2], (16 * self.GB, "physical memory"))
+
+    def test_no_memory_cgroup_the_machines_counter_and_a_setting_first(self):
+        roots = self.system({"proc/42/cgroup": "1:cpu:/\n", "proc/vmstat": "pgfault 9\noom_kill 7\n"})
+        self.assertEqual(self.limit(roots), (16 * self.GB, "physical memory", 7))
+        self.assertEqual(self.limit(roots, 256 * 1024), (256 * 1024, "setting", 7))
+        self.assertEqual(rc.setting_limit_kb(None, {"MODELOPS_MEMORY_LIMIT_MB": "256"}), 256 * 1024)
+        self.assertEqual(rc.setting_limit_kb(512, {"MODELOPS_MEMORY_LIMIT_MB": "256"}), 512 * 1024, "the option first")
+        self.assertIsNone(rc.setting_limit_kb(None, {"MODELOPS_MEMORY_LIMIT_MB": "lots"}))
+        self.assertIsNone(rc.setting_limit_kb(None, {}))
+
+    def test_this_machine(self):
+        limit = rc.memory_limit(os.getpid())
+        self.assertIn(limit["source"], ("cgroup v2", "cgroup v1", "physical memory"))
+        self.assertGreater(limit["kb"], 0)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ import { memoryLimit, readOomKills, settingLimitKb } from '../../src/engine/proc
 import { ourRunnerScript } from '../../src/engine/process/runnerScript';
 import { killRunner, WarmProcess } from '../../src/engine/process/warmProcess';
 import { ExecuteRequest } from '../../src/engine/protocol';
-import { runReport } from '../../src/engine/report/runReport';
+import { assertReportTellsOomApart, oomBundle, OOM_MESSAGE_256, PLAIN_SIGKILL } from '../shared/oomBundle';
 import { simRecord } from '../shared/simRecords';
-import { oneRunner, rejection, scratchDir, writeBundle } from './helpers';
+import { oneRunner, rejection, scratchDir } from './helpers';
 
 const PYTHON = '/usr/bin/python3';
 const scratch = scratchDir('mo-oom-');
@@ -146,50 +146,7 @@ describe('the verdict on a SIGKILL', () => {
   });
 });
 
-/**
- * Each replicate writes a line, then `big` fills 224 MiB (`small` nothing), and both wait to be
- * sampled and SIGKILL themselves; `big-hang` fills and waits.
- */
-const WIRE = `import os
-import signal
-import sys
-import time
-
-
-def fill(mib):
-    block = bytearray(mib * 1024 * 1024)
-    for i in range(0, len(block), 4096):
-        block[i] = 1
-    return block
-
-
-def wire(entrypoint, params, seed):
-    mode = params["mode"]
-    sys.stderr.write("mode=%s\\n" % mode)
-    sys.stderr.flush()
-    block = fill(224) if mode in ("big", "big-hang") else None
-    if mode == "big-hang":
-        time.sleep(30)
-    if mode in ("big", "small"):
-        time.sleep(0.7)  # two sample periods and more
-        os.kill(os.getpid(), signal.SIGKILL)
-    return {"value": b"1", "size": str(len(block or b"")).encode()}
-`;
-
-const TARGETS = `import os
-import signal
-import time
-
-
-def big_target(sim_returns, target_data):
-    block = bytearray(224 * 1024 * 1024)
-    for i in range(0, len(block), 4096):
-        block[i] = 1
-    time.sleep(0.7)
-    os.kill(os.getpid(), signal.SIGKILL)
-`;
-
-const BUNDLE = writeBundle(path.join(scratch, 'bundle'), { 'wire.py': WIRE, 'targets.py': TARGETS });
+const BUNDLE = oomBundle(path.join(scratch, 'bundle'));
 
 async function run(jobId: string, modes: string[], memoryLimitMb: number, targets: string[] = []) {
   writeFileSync(path.join(scratch, `${jobId}.json`), JSON.stringify(modes.map((mode) => ({ mode }))));
@@ -220,8 +177,7 @@ async function run(jobId: string, modes: string[], memoryLimitMb: number, target
 
 describe('a runner SIGKILLed under a task, real runners', function () {
   this.timeout(60_000);
-  const OOM_MESSAGE =
-    /^Runner was killed by SIGKILL \(signal 9\) during the (simulation|aggregation), most likely by the kernel's OOM killer: the runner used 2\d\d MB of a 256 MB limit \(setting\) \d+ ms before it died$/;
+  const OOM_MESSAGE = OOM_MESSAGE_256;
 
   it('near a 256 MB limit: blamed on the replicate and the aggregation in flight, on every surface; a small runner killed the same way is a plain crash', async () => {
     const { outcome, events, done, job } = await run('oom-low', ['big', 'small', 'ok'], 256, ['targets:big_target']);
@@ -247,10 +203,7 @@ describe('a runner SIGKILLed under a task, real runners', function () {
 
     const small = done('small');
     assert.equal(small.event.kind, 'process-crashed');
-    assert.match(
-      small.event.message ?? '',
-      /^Runner was killed by SIGKILL \(signal 9\) \(killed: out of memory, or by another process\) during the simulation$/,
-    );
+    assert.match(small.event.message ?? '', PLAIN_SIGKILL);
     assert.equal(small.event.crash?.oom, undefined, 'a SIGKILL with little memory used is not blamed on memory');
     assert.equal(small.record.evidence.oom, undefined);
 
@@ -267,15 +220,7 @@ describe('a runner SIGKILLed under a task, real runners', function () {
     assert.match(aggDone.message ?? '', /most likely by the kernel's OOM killer/);
 
     // the run report tells OOM kills from other crashes
-    const report = await runReport(outcome.dir);
-    const groups = report.failures.map((group) => [group.signature, group.count, group.oom ?? false]);
-    assert.deepEqual(
-      groups.sort(),
-      [
-        ['process-crashed', 1, false],
-        ['process-crashed · OOM-killed', 1, true],
-      ].sort(),
-    );
+    await assertReportTellsOomApart(outcome.dir);
   });
 
   it('the same replicate under an 8 GB limit is a plain crash', async () => {

@@ -73,7 +73,8 @@ export interface CommonRunOptions extends Omit<RuntimeOptions, 'bundleDir'> {
   runnerNice?: number;
   /**
    * The memory a runner may use, in MiB, against which a runner SIGKILLed under a task is judged
-   * OOM-killed (default: MODELOPS_MEMORY_LIMIT_MB, else its cgroup's limit, else physical memory).
+   * OOM-killed (default: MODELOPS_MEMORY_LIMIT_MB, else its cgroup's limit, else physical memory;
+   * on Dask, each worker's MODELOPS_MEMORY_LIMIT_MB and its runner's cgroup there).
    */
   memoryLimitMb?: number;
   /** Every JSON-RPC frame of every runner, as it passes (the editor's protocol trace). */

@@ -2,7 +2,9 @@
  * A worker's facts about a runner, diagnosed by the engine's own rules (diagnose/classify.ts),
  * so a task that fails on a Dask worker gets the kind, message and source line it would get
  * locally. The worker ran the bundle from its own copy: paths under that copy are shown at the
- * local bundle's paths, where the user can open them.
+ * local bundle's paths, where the user can open them. A runner SIGKILLed under a task is judged
+ * OOM-killed or not by the rule a local runner is (diagnose/oom.ts), from the memory facts the
+ * worker gathered.
  */
 import {
   classifyErrorResponse,
@@ -13,8 +15,9 @@ import {
   type RunnerFacts,
 } from '../../diagnose/classify';
 import type { BundleDeps } from '../../bundle/deps';
-import { Failure, type Evidence, type SourceLocation } from '../../failure';
-import type { WorkerFacts } from './protocol';
+import { oomVerdict } from '../../diagnose/oom';
+import { Failure, type Evidence, type OomEvidence, type SourceLocation } from '../../failure';
+import type { WorkerFacts, WorkerMemoryFacts } from './protocol';
 
 export function diagnose(facts: WorkerFacts, localBundleDir: string, worker: string, deps?: BundleDeps): Failure {
   if (facts.outcome === 'environment') {
@@ -50,7 +53,7 @@ export function diagnose(facts: WorkerFacts, localBundleDir: string, worker: str
       );
       break;
     case 'exited':
-      failure = classifyExit(runner);
+      failure = classifyExit({ ...runner, oom: workerOom(facts.exit, facts.memory) });
       break;
     case 'timeout':
       failure = classifyTimeout({ ...runner, stacks: facts.stacks ?? undefined });
@@ -63,10 +66,35 @@ export function diagnose(facts: WorkerFacts, localBundleDir: string, worker: str
   }
   const evidence: Evidence = relocate(failure.evidence, facts.bundle_path, localBundleDir);
   evidence.notes = [...(evidence.notes ?? []), `on Dask worker ${worker}`];
+  if (evidence.oom && facts.memory) evidence.notes.push(SAMPLED_FROM[facts.memory.rss_from]);
   const location = failure.location
     ? relocate<SourceLocation>(failure.location, facts.bundle_path, localBundleDir)
     : undefined;
   return new Failure(failure.kind, relocate(failure.message, facts.bundle_path, localBundleDir), evidence, location);
+}
+
+/** How the worker read the runner's resident size, said with an OOM verdict. */
+const SAMPLED_FROM: Record<WorkerMemoryFacts['rss_from'], string> = {
+  'proc-status': "the runner's resident size sampled by the worker from /proc/<pid>/status (VmRSS) every 250 ms",
+  ps: "the runner's resident size sampled by the worker with ps every second",
+};
+
+/** Was the runner's SIGKILL on the worker the OOM killer's? The worker's facts, the engine's rule. */
+function workerOom(
+  exit: { code: number | null; signal: string | null } | null,
+  memory: WorkerMemoryFacts | null | undefined,
+): OomEvidence | undefined {
+  if (!exit || !memory) return undefined;
+  const { limit, last } = memory;
+  return oomVerdict({
+    exit,
+    killedByEngine: memory.killed_by_worker,
+    limit: { kb: limit.kb, source: limit.source, counter: limit.counter ?? undefined },
+    last: last ? { rssKb: last.rss_kb, atMs: last.at_ms } : undefined,
+    diedAtMs: memory.died_at_ms,
+    killsBefore: memory.oom_kills_before ?? undefined,
+    killsAfter: memory.oom_kills_after ?? undefined,
+  });
 }
 
 /** Every string in `value` with the worker's bundle directory replaced by the local one. */

@@ -5,6 +5,7 @@
  */
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
 import type { FatalParams, PyFrame, RunnerResources, StdoutCaptureParams } from '../../protocol';
+import type { LimitSource, OomCounterFile } from '../../process/memory';
 
 // ---- what a task is given ----------------------------------------------------------------------
 
@@ -30,6 +31,11 @@ export interface TaskSpec {
   runner_file: string;
   /** The frame cap (--max-frame-mb): told to the runners; the worker refuses bigger frames from them. */
   max_frame_bytes: number;
+  /**
+   * The engine's memoryLimitMb, against which a runner SIGKILLed under a task is judged; null:
+   * each worker's own MODELOPS_MEMORY_LIMIT_MB, else its runner's cgroup's limit, else physical memory.
+   */
+  memory_limit_mb: number | null;
 }
 
 export interface AggSpec {
@@ -81,6 +87,8 @@ export type WorkerFacts =
       stderr?: string;
       start_failed?: boolean;
       descendants?: WorkerDescendant[];
+      /** `exited`: the runner's memory as the worker watched it (null where no limit could be known). */
+      memory?: WorkerMemoryFacts | null;
     }
   | {
       outcome: 'environment';
@@ -91,6 +99,27 @@ export type WorkerFacts =
       notes?: string[];
       start_failed?: boolean;
     };
+
+/**
+ * The facts by which the engine judges whether the kernel's OOM killer ended a runner on a
+ * worker (diagnose/oom.ts oomVerdict): gathered by modelops_runner_client.py MemoryWatch from the
+ * same sources as process/memory.ts, judged here only. Times are ms since the request began.
+ */
+export interface WorkerMemoryFacts {
+  /** The limit on the worker's machine (`setting`: memory_limit_mb or the worker's MODELOPS_MEMORY_LIMIT_MB). */
+  limit: { kb: number; source: LimitSource; counter: OomCounterFile | null };
+  /** The last sample of the runner's resident size while the request was in flight; null before the first. */
+  last: { rss_kb: number; at_ms: number } | null;
+  /** How it was read: Linux `/proc/<pid>/status` VmRSS every 250 ms, elsewhere `ps -o rss=` every second. */
+  rss_from: 'proc-status' | 'ps';
+  /** When the worker saw the runner's end (its stdout closed). */
+  died_at_ms: number;
+  /** The kernel's OOM-kill count at the last sample (or when the request began), and after the death. */
+  oom_kills_before: number | null;
+  oom_kills_after: number | null;
+  /** The worker sent the SIGKILL itself (its timeout, a protocol error, a runner that would not end). */
+  killed_by_worker: boolean;
+}
 
 /**
  * A process a task left running on a worker, found after the task (when the runner reported

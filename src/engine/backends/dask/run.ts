@@ -130,6 +130,7 @@ export async function runOnDask(book: JobBook, options: RunOptions & { backend: 
       env: options.env ?? {},
       runner_file: path.basename(runnerScript),
       max_frame_bytes: maxFrameBytes,
+      memory_limit_mb: options.memoryLimitMb ?? null,
     };
     const stallMs =
       dask.stallTimeoutMs ??
