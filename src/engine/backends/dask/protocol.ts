@@ -206,7 +206,8 @@ export namespace CloseRequest {
 /**
  * `error.data` of the driver's own failures (connect: -32010, submit: -32011, shipping: -32012,
  * a performance report the scheduler cannot make: -32013; reading a worker's file
- * (src/engine/cluster/workerFile.ts): a worker that did not answer -32015, a refused or failed read -32016; no such worker -32014).
+ * (src/engine/cluster/workerFile.ts): a worker that did not answer -32015, a refused or failed
+ * read -32016; no such worker -32014).
  */
 export interface DriverErrorData {
   kind:
