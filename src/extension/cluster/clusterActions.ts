@@ -258,7 +258,13 @@ export function registerClusterActions(
     const orphans = worker.judged!.venvs.filter(
       (v) => (dir === undefined || v.dir === dir) && v.problems.some((p) => p.kind === 'orphan-fresh-venv'),
     );
-    const where = dir ?? (worker.facts!.venvs_dirs.map((d) => d.path).join(', ') || 'its venvs directories');
+    const where =
+      dir ??
+      (worker
+        .facts!.venvs_dirs.filter((d) => d.exists)
+        .map((d) => d.path)
+        .join(', ') ||
+        'its venvs directories');
     return {
       action: 'rm-orphans',
       title: 'Remove Orphan Fresh Venvs',
