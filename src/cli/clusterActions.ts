@@ -21,7 +21,11 @@ import {
   type ActionTarget,
   type VenvRemoval,
 } from '../engine/cluster/actions';
-import { handshakeOnWorker, type WorkerHandshakeResult } from '../engine/cluster/workerHandshake';
+import {
+  handshakeOnWorker,
+  workerHandshakeHeading,
+  type WorkerHandshakeResult,
+} from '../engine/cluster/workerHandshake';
 import { RUN_DEFAULTS } from '../engine/backends/contract';
 import { ExitCode, exitCodeFor, Failure, unexpectedFailure } from '../engine/failure';
 import { renderHandshake } from '../engine/handshake/describe';
@@ -236,13 +240,5 @@ function renderResult(result: AnyResult): string {
   if (result.action !== 'handshake' || result.outcome === 'refused')
     return `${result.outcome === 'done' ? '✔' : '✘'} ${result.message}\n`;
   const shake = result as WorkerHandshakeResult;
-  const head = [
-    `Handshake on worker ${shake.worker}${shake.host ? ` (host ${shake.host})` : ''}`,
-    `  venv:   ${shake.venv}`,
-    `  bundle: ${shake.bundle}`,
-    `  runner: ${shake.runner}${shake.runnerOurs ? " (modelops-debugger's, sent for this handshake)" : ''}`,
-    `  argv:   ${shake.argv!.join(' ')}`,
-    '',
-  ];
-  return `${head.join('\n')}${renderHandshake(shake.report!, currentDir())}`;
+  return `${workerHandshakeHeading(shake)}${renderHandshake(shake.report!, currentDir())}`;
 }

@@ -4,6 +4,7 @@
  */
 import * as vscode from 'vscode';
 import { VenvCache, venvsDir } from '../engine/venv/cache';
+import { ClusterActionLog, registerClusterActions } from './cluster/clusterActions';
 import { registerClusterCommands } from './cluster/clusterCommands';
 import { ClusterLogs } from './cluster/clusterLogs';
 import { CLUSTER_VIEW, ClusterSession } from './cluster/clusterSession';
@@ -52,6 +53,8 @@ export interface ModelOpsApi {
     tree: ClusterTreeProvider;
     view: vscode.TreeView<ClusterNode>;
     logs: ClusterLogs;
+    /** The "ModelOps Cluster" channel: a line per action on a worker. */
+    actions: ClusterActionLog;
   };
 }
 
@@ -80,6 +83,7 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
   const clusterView = vscode.window.createTreeView(CLUSTER_VIEW, { treeDataProvider: clusterTree });
   clusterSession.view = clusterView;
   const clusterLogs = new ClusterLogs(clusterSession);
+  const clusterActions = new ClusterActionLog();
   context.subscriptions.push(
     log,
     jobsTree,
@@ -92,6 +96,7 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     jobsView,
     timeline,
     clusterLogs,
+    clusterActions,
     clusterView,
     clusterTree,
     clusterSession,
@@ -113,6 +118,7 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     ...registerHandshakeCommands(log, trace, diagnostics, notices),
     ...registerDaskCommands(log),
     ...registerClusterCommands(clusterSession, clusterLogs, log),
+    ...registerClusterActions(clusterSession, clusterTree, clusterActions, diagnostics, notices),
     ...registerProcessCommands((given) => showJobStderr(jobsTree, given)),
     ...registerVenvCommands(venvCache, venvTree, log),
     ...debugging.disposables,
@@ -132,7 +138,13 @@ export function activate(context: vscode.ExtensionContext): ModelOpsApi {
     notices,
     testing: testing.api,
     timeline: timeline.api,
-    cluster: { session: clusterSession, tree: clusterTree, view: clusterView, logs: clusterLogs },
+    cluster: {
+      session: clusterSession,
+      tree: clusterTree,
+      view: clusterView,
+      logs: clusterLogs,
+      actions: clusterActions,
+    },
   };
 }
 

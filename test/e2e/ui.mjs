@@ -5,7 +5,8 @@
 // Caches view, a handshake's conversation, a task that left a process running, a handshake's
 // warning (its notification and its Problems entry), a job resumed after a cancel (every set
 // "agg ok"), an aborted job saying why, the results view of an aggregation and a crashed
-// replicate's tooltip, the Cluster view of a loopback Dask cluster. Prints a mocha-style summary.
+// replicate's tooltip, the Cluster view of a loopback Dask cluster and an action run from its
+// context menu (Handshake on Worker: its confirmation, then its report). Prints a mocha-style summary.
 // MODELOPS_UI_GREP=<regexp> runs only the steps whose name matches (the others are skipped, not failed).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -16,7 +17,7 @@ import { launchBrowser, pickCommand, quickOpen, ROOT, startCodeServer } from '..
 
 const RESULTS = path.join(ROOT, 'test-results');
 const WAIT_MS = 60_000;
-const STEPS = 17;
+const STEPS = 18;
 const GREP = process.env.MODELOPS_UI_GREP ? new RegExp(process.env.MODELOPS_UI_GREP) : undefined;
 
 const steps = [];
@@ -629,6 +630,45 @@ async function main() {
         await page.mouse.move(1300, 850);
         await page.waitForTimeout(500);
         await page.screenshot({ path: path.join(RESULTS, 'cluster.png') });
+      },
+    );
+
+    await step(
+      "an action from the Cluster view's context menu: Handshake on Worker on a venv, its modal naming the worker and the venv (cluster-action-confirm.png), then its report in ModelOps Cluster (screenshot cluster-action.png)",
+      async () => {
+        if (!laid) throw new Error('needs the Cluster view step first (MODELOPS_UI_GREP="Cluster view")');
+        const [a] = laid.cluster.workers;
+        const venv = `sha256:abcde-py3.11-11111111`;
+        // the healthy venv (its description names the runner using it), not its fresh sibling
+        const row = page.locator('.monaco-list-row').filter({ hasText: 'ok, used by runner pid' }).first();
+        await row.waitFor({ timeout: WAIT_MS });
+        await row.click({ button: 'right' });
+        const item = page.locator('.context-view .action-label').filter({ hasText: 'Handshake on Worker' }).first();
+        await item.waitFor({ timeout: WAIT_MS });
+        await item.click();
+        const dialog = page.locator('.monaco-dialog-box').first();
+        await dialog.waitFor({ timeout: WAIT_MS });
+        const said = await dialog.innerText();
+        if (!said.includes(`Start a runner on worker ${a.address} with venv `) || !said.includes(venv))
+          throw new Error(`the confirmation does not name the worker and the venv: ${said}`);
+        await page.screenshot({ path: path.join(RESULTS, 'cluster-action-confirm.png') });
+        await dialog.locator('.monaco-button').filter({ hasText: 'Start Runner' }).first().click();
+        // the report in the ModelOps Cluster channel (brought forward), and the notification
+        await page.locator('.part.panel').filter({ hasText: 'Handshake ok in' }).first().waitFor({ timeout: WAIT_MS });
+        await page
+          .locator('.notifications-toasts')
+          .filter({ hasText: 'Handshake ok' })
+          .first()
+          .waitFor({ timeout: WAIT_MS });
+        // the side bar narrowed again, for the report's room
+        const bar = await page.locator('.part.sidebar').first().boundingBox();
+        await page.mouse.move(bar.x + bar.width, 450);
+        await page.mouse.down();
+        await page.mouse.move(bar.x + bar.width - 300, 450, { steps: 10 });
+        await page.mouse.up();
+        await page.mouse.move(1000, 120); // over the empty editor: no hover on the notification's button
+        await page.waitForTimeout(500);
+        await page.screenshot({ path: path.join(RESULTS, 'cluster-action.png') });
       },
     );
   } catch {

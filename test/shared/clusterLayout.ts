@@ -3,11 +3,12 @@
  * real scheduler and two workers on 127.0.0.1, each pointed by its environment (as production's
  * workers are) at venvs and bundles directories of its own, laid out first: a healthy venv, one
  * whose key says another Python than its interpreter, a half-built one, a stale `.deps_installed`,
- * a lock recording a dead pid, an orphan fresh venv, a bundle with its pyproject.toml and one
- * without `.complete`. Worker B's healthy venv has a stale marker (the worker that disagrees).
- * On worker A a long-lived Python process whose command line is production's runner's uses the
- * healthy venv, its stderr in that venv's `logs/runner-{digest12}-{its parent's pid}.stderr`; each
- * line written to its stdin comes back on its stderr.
+ * a lock recording a dead pid, an orphan fresh venv, a bundle with its pyproject.toml and a
+ * wire.py (a runner's handshake with it is ok) and one without `.complete`. Worker B's healthy
+ * venv has a stale marker (the worker that disagrees). On worker A a long-lived Python process
+ * whose command line is production's runner's uses the healthy venv, its stderr in that venv's
+ * `logs/runner-{digest12}-{its parent's pid}.stderr`; each line written to its stdin comes back on
+ * its stderr.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,8 @@ export const PY = '3.11'; // Debian 12's /usr/bin/python3, the venvs' interprete
 export const DIGEST = 'sha256:abcde'; // production's digest[:12], prefix kept
 export const PYPROJECT = '[project]\nname = "sir"\nversion = "1.0"\ndependencies = []\n';
 export const DEAD_PID = 2147480000;
+/** The bundle's wire function (what "Handshake on Worker" imports there). */
+const WIRE = 'def wire(entrypoint, params, seed):\n    return {"value": b"1"}\n';
 const RUNNER = `import sys
 sys.stderr.write("runner up: waiting for requests\\n")
 sys.stderr.flush()
@@ -96,6 +99,7 @@ function layOut(root: string, good: string, staleOnThisOne: boolean): WorkerDirs
   const bundles = path.join(root, 'bundles');
   mkdirSync(path.join(bundles, 'bundles', DIGEST), { recursive: true });
   writeFileSync(path.join(bundles, 'bundles', DIGEST, 'pyproject.toml'), PYPROJECT);
+  writeFileSync(path.join(bundles, 'bundles', DIGEST, 'wire.py'), WIRE);
   writeFileSync(path.join(bundles, 'bundles', DIGEST, '.complete'), '');
   mkdirSync(path.join(bundles, 'bundles', 'sha256:99999'), { recursive: true }); // no .complete
   venv(venvs, `${DIGEST}-py${PY}-11111111`, { marker: staleOnThisOne ? '0'.repeat(32) : good });

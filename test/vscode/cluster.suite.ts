@@ -4,7 +4,7 @@
  * node's counts and the worker that disagrees, a worker's venv rows word for word with their
  * capability tokens, a bundle's pyproject.toml opened read only from the worker, a runner's
  * stderr log followed in an output channel (and whole on demand), and workers that do not answer
- * within a tiny timeout shown as such.
+ * within a tiny timeout shown as such. The actions on its rows are clusterActions.suite.ts's.
  */
 import * as assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -24,6 +24,7 @@ import type {
   WorkerItem,
 } from '../../src/extension/cluster/clusterTree';
 import { DEAD_PID, DIGEST, PY, PYPROJECT, startLaidOutCluster, type LaidOutCluster } from '../shared/clusterLayout';
+import { registerClusterActionTests } from './clusterActions.suite';
 import { until } from './cmds.suite';
 
 const rows = (nodes: ClusterNode[]) => nodes.map((n) => `${String(n.label)} | ${String(n.description)}`);
@@ -74,7 +75,7 @@ export function registerClusterTests(context: () => { api: ModelOpsApi; root: st
       assert.equal(workers.length, 2);
       const a = worker(laid.a);
       const b = worker(laid.b);
-      assert.equal(a.contextValue, 'worker;answered;');
+      assert.equal(a.contextValue, 'worker;answered;orphans;');
       assert.match(
         String(a.description),
         new RegExp(
@@ -193,12 +194,14 @@ export function registerClusterTests(context: () => { api: ModelOpsApi; root: st
       );
     });
 
+    registerClusterActionTests({ api: () => context().api, laid: () => laid, worker, childrenOf });
+
     it('cluster: workers that do not answer within the timeout are shown as such, and the view does not wait for them', async () => {
       await vscode.workspace
         .getConfiguration('modelopsDebugger')
         .update('clusterTimeoutSeconds', 0.001, vscode.ConfigurationTarget.Global);
       const silent = await vscode.commands.executeCommand<ClusterReport>('modelopsDebugger.refreshCluster');
-      assert.equal(silent.health.silent.length, 2);
+      assert.equal(silent.health.silent.length, 2, JSON.stringify(silent.health));
       const [health, scheduler] = top();
       assert.equal(health.description, 'NOT healthy · 0 of 2 worker(s) answered');
       assert.deepEqual(

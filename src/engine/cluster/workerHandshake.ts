@@ -235,3 +235,15 @@ async function diagnose(
     await rm(scratch, { recursive: true, force: true });
   }
 }
+
+/** What heads a handshake's report on a worker (the CLI's and the editor's): where it ran, with what. */
+export function workerHandshakeHeading(shake: WorkerHandshakeResult): string {
+  return [
+    `Handshake on worker ${shake.worker}${shake.host ? ` (host ${shake.host})` : ''}`,
+    `  venv:   ${shake.venv}`,
+    `  bundle: ${shake.bundle}`,
+    `  runner: ${shake.runner}${shake.runnerOurs ? " (modelops-debugger's, sent for this handshake)" : ''}`,
+    `  argv:   ${shake.argv!.join(' ')}`,
+    '',
+  ].join('\n');
+}

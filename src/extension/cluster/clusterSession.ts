@@ -7,6 +7,7 @@
  */
 import * as vscode from 'vscode';
 import { RUN_DEFAULTS } from '../../engine/backends/contract';
+import type { ActionTarget } from '../../engine/cluster/actions';
 import { ClusterConnection } from '../../engine/cluster/connection';
 import type { ClusterReport } from '../../engine/cluster/inspect';
 import type { FileRequest, ReadFileResult } from '../../engine/cluster/workerFile';
@@ -17,6 +18,8 @@ export const CLUSTER_VIEW = 'modelopsDebugger.cluster';
 const SCHEDULER_KEY = 'modelopsDebugger.clusterScheduler';
 const INSPECTING_KEY = 'modelopsDebugger.clusterInspecting';
 const DEFAULT_TIMEOUT_S = 10;
+/** The least a worker has to carry an action out (the CLI's default). */
+const ACTION_TIMEOUT_S = 30;
 
 function config(): vscode.WorkspaceConfiguration {
   return vscode.workspace.getConfiguration('modelopsDebugger');
@@ -87,6 +90,30 @@ export class ClusterSession implements vscode.Disposable {
   /** Ends a running inspection now (its driver with it). */
   cancel(): void {
     if (this.running) this.connection?.cancel();
+  }
+
+  /**
+   * Where an action on `worker` goes: this scheduler, with the same Python; each action starts a
+   * driver of its own (engine/cluster/actions.ts), so that it never waits behind a log being read.
+   */
+  actionTarget(worker: string, venvsDir?: string): ActionTarget {
+    const scheduler = this.scheduler;
+    if (!scheduler) throw new Error('no Dask scheduler: run "ModelOps: Connect/Inspect Cluster…"');
+    return {
+      scheduler,
+      worker,
+      venvsDir,
+      // removing a large venv takes longer than answering an inspection
+      timeoutS: Math.max(this.timeoutS, ACTION_TIMEOUT_S),
+      python: config().get<string>('daskPython') || undefined,
+      connectTimeoutMs: RUN_DEFAULTS.connectTimeoutMs,
+    };
+  }
+
+  /** Inspects again once the inspection running now (begun before an action changed the disk) has ended. */
+  async reinspect(): Promise<ClusterReport | undefined> {
+    await this.running;
+    return this.inspect();
   }
 
   /** A file on a worker, through the same connection (one request at a time). */

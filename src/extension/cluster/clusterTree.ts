@@ -2,9 +2,9 @@
  * The Cluster view: the last inspection of the scheduler (clusterSession.ts) as a tree. Cluster
  * Health first (the verdicts counted over every worker, the workers that disagree or did not
  * answer), then the scheduler → its workers → each worker's venv caches, bundles and runner
- * processes, every verdict with its reason and all the facts in the tooltip. Read only: the
- * rows carry capability tokens in `contextValue` (`worker;`, `venv;removable;`, `lock;stale;`,
- * `orphan;`, `handshake;`, `stderr;`) for the commands that act on them.
+ * processes, every verdict with its reason and all the facts in the tooltip. The rows carry
+ * capability tokens in `contextValue` (`worker;orphans;`, `venv;removable;`, `lock;stale;`,
+ * `orphan;`, `handshake;`, `stderr;`) for the commands that act on them (clusterActions.ts).
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -144,7 +144,8 @@ export class WorkerItem extends vscode.TreeItem {
         'vm',
         new vscode.ThemeColor(wrong ? 'list.warningForeground' : 'testing.iconPassed'),
       );
-      this.contextValue = 'worker;answered;';
+      const orphans = judged.venvs.some(isOrphan);
+      this.contextValue = `worker;answered;${orphans ? 'orphans;' : ''}`;
     }
     this.tooltip = [
       `${worker.address} (${worker.name})`,
@@ -177,7 +178,8 @@ export class VenvsGroupItem extends vscode.TreeItem {
     const count = parent.worker.judged!.venvs.filter((v) => v.dir === dir.path).length;
     this.description = `${dir.path} (${dir.source}) · ${dir.exists ? count : 'no such directory'}${dir.error ? ` · ${dir.error}` : ''}`;
     this.iconPath = new vscode.ThemeIcon('package');
-    this.contextValue = 'venvs;';
+    const orphans = parent.worker.judged!.venvs.some((v) => v.dir === dir.path && isOrphan(v));
+    this.contextValue = `venvs;${orphans ? 'orphans;' : ''}`;
     if (!dir.exists) this.collapsibleState = vscode.TreeItemCollapsibleState.None;
   }
 
@@ -206,7 +208,7 @@ export class VenvItem extends vscode.TreeItem {
       'venv',
       venv.runners.length ? 'inUse' : 'removable',
       venv.verdict.kind === 'ok' ? 'ok' : 'problem',
-      ...(venv.problems.some((p) => p.kind === 'orphan-fresh-venv') ? ['orphan'] : []),
+      ...(isOrphan(venv) ? ['orphan'] : []),
       ...(usable ? ['handshake'] : []),
     ]
       .map((t) => `${t};`)
@@ -252,6 +254,11 @@ export class VenvItem extends vscode.TreeItem {
       rows.push(new DetailItem(this, id(`also:${p.kind}`), 'also', p.reason, verdictIcon(p.kind)));
     return rows;
   }
+}
+
+/** A fresh venv no runner uses: what "Remove Orphan Fresh Venvs" removes. */
+function isOrphan(venv: VenvView): boolean {
+  return venv.problems.some((p) => p.kind === 'orphan-fresh-venv');
 }
 
 /** A venv's lock, or a `{key}.lock` with no venv beside it (its verdict then its own). */

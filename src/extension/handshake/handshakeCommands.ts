@@ -20,7 +20,7 @@ import type { FailureDiagnostics } from '../diagnostics';
 import type { ProtocolTrace } from '../output/protocolTrace';
 import { runtimeSettings, seconds } from '../settings';
 import { pickFile, pickFolder, resultsDir, showText } from '../util/commands';
-import { openAt, type Notices } from '../util/notices';
+import { openAt, type Notice, type Notices } from '../util/notices';
 
 /** What tests may pass to "Replay Handshake…" instead of answering its prompt. */
 export type ReplayChoice = { runner: 'ours' } | { runner: 'script'; script: string } | { transcript: string };
@@ -49,25 +49,9 @@ export function registerHandshakeCommands(
   });
   const cwd = (bundle: vscode.Uri) => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? bundle.fsPath;
 
-  /**
-   * The verdict in the log, in Problems as a job's would be (the failure at its line, each
-   * warning at its own; a clean handshake clears what an earlier run of the bundle said), and as
-   * a notification (not awaited: the command returns at once) whose "Show" opens the report.
-   */
   const say = (report: HandshakeReport, bundle: vscode.Uri, shown = renderHandshake(report, cwd(bundle))) => {
-    log.appendLine(shown);
+    sayHandshake(report, shown, { bundleDir: bundle.fsPath, log, diagnostics, notices });
     trace.flush();
-    diagnostics.clearBundle(bundle.fsPath);
-    if (!report.ok && report.kind)
-      diagnostics.addFailure({ kind: report.kind, message: report.message, location: report.location });
-    for (const warning of report.warnings) diagnostics.addWarning(warning);
-    diagnostics.flush();
-    const show = () => showText(shown, `handshake ${path.basename(bundle.fsPath)}.log`);
-    const text = `ModelOps: ${handshakeVerdict(report)}`;
-    if (!report.ok)
-      notices.show('error', text, { ...(report.location ? { Open: () => openAt(report.location!) } : {}), Show: show });
-    else if (report.warnings.length) notices.show('warning', text, { Show: show });
-    else notices.show('info', text);
   };
 
   return [
@@ -141,6 +125,43 @@ export function registerHandshakeCommands(
       });
     return report;
   }
+}
+
+/**
+ * A handshake's verdict in the log, in Problems as a job's would be (the failure at its line,
+ * each warning at its own; a clean handshake clears what an earlier one of the bundle said), and
+ * as a notification (not awaited: the command returns at once) whose "Show" opens the report.
+ * The local "Handshake Bundle…" and the Cluster view's "Handshake on Worker" say it alike.
+ */
+export function sayHandshake(
+  report: HandshakeReport,
+  shown: string,
+  to: {
+    bundleDir: string;
+    log: { appendLine(text: string): void };
+    diagnostics: FailureDiagnostics;
+    notices: Notices;
+    /** Buttons beside "Show" (and "Open"). */
+    more?: Record<string, () => unknown>;
+  },
+): Notice {
+  to.log.appendLine(shown);
+  to.diagnostics.clearBundle(to.bundleDir);
+  if (!report.ok && report.kind)
+    to.diagnostics.addFailure({ kind: report.kind, message: report.message, location: report.location });
+  for (const warning of report.warnings) to.diagnostics.addWarning(warning);
+  to.diagnostics.flush();
+  const show = () => showText(shown, `handshake ${path.basename(to.bundleDir)}.log`);
+  const text = `ModelOps: ${handshakeVerdict(report)}`;
+  const more = to.more ?? {};
+  if (!report.ok)
+    return to.notices.show('error', text, {
+      ...(report.location ? { Open: () => openAt(report.location!) } : {}),
+      Show: show,
+      ...more,
+    });
+  if (report.warnings.length) return to.notices.show('warning', text, { Show: show, ...more });
+  return to.notices.show('info', text, more);
 }
 
 /** The runner the conversation was recorded with: a production script as it was, ours as installed now. */
