@@ -18,7 +18,7 @@ import type { Verdict } from '../engine/cluster/verdict';
 import { describeLock, formatAge, formatTime } from '../engine/cluster/describe';
 import { checkSchedulerAddress, timeoutSeconds } from './parsers';
 import { writeStderr, writeStdout } from './stdio';
-import { formatSize } from './venvCommand';
+import { formatSize } from '../engine/venv/describe';
 import { clusterActionCommands } from './clusterActions';
 
 const DEFAULT_TIMEOUT_S = 10;

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { ExitCode, exitCodeFor, unexpectedFailure } from '../engine/failure';
 import { VenvCache, type VenvEntry } from '../engine/venv/cache';
-import { describeVenvEvent } from '../engine/venv/describe';
+import { describeVenvEvent, formatSize } from '../engine/venv/describe';
 import { venvCacheOptions } from './venvOptions';
 import { nonNegative, positiveNumber, wholeNumber } from './parsers';
 
@@ -142,10 +142,4 @@ function renderList(entries: VenvEntry[], dir: string): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
   return `${[line(header), ...rows.map(line)].join('\n')}\n${entries.length} venvs in ${dir}\n`;
-}
-
-export function formatSize(bytes: number): string {
-  if (bytes >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(1)} GB`;
-  if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
-  return `${Math.round(bytes / 1024)} KB`;
 }

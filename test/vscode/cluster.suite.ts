@@ -60,11 +60,17 @@ export function registerClusterTests(context: () => { api: ModelOpsApi; root: st
 
     it('cluster: "Connect/Inspect Cluster…" inspects both workers: Cluster Health counts every verdict and names the worker that disagrees; a worker\'s venvs with their verdicts word for word', async () => {
       const { api } = context();
-      const inspected = await vscode.commands.executeCommand<ClusterReport>(
-        'modelopsDebugger.inspectCluster',
-        laid.cluster.address,
-      );
+      // the first inspection fills the view as each worker answers, then shows the whole report
+      const shown: string[] = [];
+      const watching = api.cluster.session.onDidChange(() => {
+        const now = api.cluster.session.report;
+        if (now) shown.push(`${now.soFar ? 'so far' : 'whole'} ${now.workers.length}`);
+      });
+      const inspected = await Promise.resolve(
+        vscode.commands.executeCommand<ClusterReport>('modelopsDebugger.inspectCluster', laid.cluster.address),
+      ).finally(() => watching.dispose());
       assert.ok(inspected, 'the inspection gave a report');
+      assert.deepEqual(shown, ['so far 1', 'so far 2', 'whole 2']);
       report = inspected;
       assert.equal(api.cluster.session.scheduler, laid.cluster.address);
       const [health, scheduler] = top();
@@ -84,8 +90,13 @@ export function registerClusterTests(context: () => { api: ModelOpsApi; root: st
       );
 
       // runners are every process on the machine whose command line is a runner's (other test runs'
-      // too): their count comes from the report; every venv and bundle verdict is this layout's
-      const runners = report.workers.flatMap((w) => w.judged!.runners);
+      // too), listed by both workers of this one machine and counted once: their count comes from
+      // the report; every venv and bundle verdict is this layout's
+      const runners = [
+        ...new Map(
+          report.workers.flatMap((w) => w.judged!.runners.map((r) => [`${w.facts!.host} ${r.pid}`, r] as const)),
+        ).values(),
+      ];
       const runnerOk = runners.filter((r) => r.verdict.kind === 'ok').length;
       const expected: [string, number][] = [
         ['half-built', 2],

@@ -7,6 +7,7 @@
  */
 import { Failure } from '../failure';
 import { connectDriver, type ConnectedDriver, type DriverOptions } from '../backends/dask/probe';
+import type { WorkerReport } from './health';
 import { askWorkers, type ClusterReport, type InspectOptions } from './inspect';
 import { ReadFileRequest, type ReadFileParams, type ReadFileResult } from './workerFile';
 
@@ -23,7 +24,12 @@ export class ClusterConnection {
     private readonly options: DriverOptions,
   ) {}
 
-  inspect(options: Pick<InspectOptions, 'timeoutS' | 'venvsDir' | 'bundlesDir'>): Promise<ClusterReport> {
+  /** `onWorker`: each worker's report as it answers (askWorkers). */
+  inspect(
+    options: Pick<InspectOptions, 'timeoutS' | 'venvsDir' | 'bundlesDir'> & {
+      onWorker?: (worker: WorkerReport) => void;
+    },
+  ): Promise<ClusterReport> {
     return this.asking('inspect the workers', (c) => askWorkers(c.driver, c.connected, options));
   }
 

@@ -55,3 +55,10 @@ export function venvLabels(
   }
   return labels;
 }
+
+/** A size as people read it (binary units): a venv's, a worker's memory, a runner's RSS. */
+export function formatSize(bytes: number): string {
+  if (bytes >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(1)} GB`;
+  if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
+  return `${Math.round(bytes / 1024)} KB`;
+}

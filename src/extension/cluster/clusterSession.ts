@@ -9,6 +9,7 @@ import * as vscode from 'vscode';
 import { RUN_DEFAULTS } from '../../engine/backends/contract';
 import type { ActionTarget } from '../../engine/cluster/actions';
 import { ClusterConnection } from '../../engine/cluster/connection';
+import { clusterHealth, type WorkerReport } from '../../engine/cluster/health';
 import type { ClusterReport } from '../../engine/cluster/inspect';
 import type { FileRequest, ReadFileResult } from '../../engine/cluster/workerFile';
 import { isFailure } from '../../engine/failure';
@@ -25,13 +26,17 @@ function config(): vscode.WorkspaceConfiguration {
   return vscode.workspace.getConfiguration('modelopsDebugger');
 }
 
+/** A report as the view shows it: `soFar` while an inspection runs and only some workers have answered. */
+export type ShownReport = ClusterReport & { soFar?: true };
+
 export class ClusterSession implements vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChange = this.changed.event;
   /** The address "Inspect Cluster…" was given (this window only); else the setting's. */
   private chosen: string | undefined;
   private connection: ClusterConnection | undefined;
-  report: ClusterReport | undefined;
+  /** The last inspection's report; while one runs with nothing shown yet, the workers answered so far (`soFar`). */
+  report: ShownReport | undefined;
   /** Why the last inspection gave nothing (shown as the view's message). */
   failure: string | undefined;
   private running: Promise<ClusterReport | undefined> | undefined;
@@ -126,8 +131,30 @@ export class ClusterSession implements vscode.Disposable {
     await this.publish(true);
     this.setMessage(`Inspecting ${scheduler}: each worker has ${timeoutS} s to answer…`);
     try {
+      // a view with nothing to show yet fills in as workers answer (64 need not wait for the slowest);
+      // one showing a whole report keeps it until the next whole one
+      const started = Date.now();
+      const soFar: WorkerReport[] = [];
+      const onWorker = (worker: WorkerReport) => {
+        if (scheduler !== this.scheduler) return;
+        soFar.push(worker);
+        soFar.sort((x, y) => x.address.localeCompare(y.address));
+        this.report = {
+          scheduler,
+          dask_version: '…',
+          driver_python: '…',
+          timeout_s: timeoutS,
+          ms: Date.now() - started,
+          health: clusterHealth(soFar),
+          workers: [...soFar],
+          soFar: true,
+        };
+        this.setMessage(`Inspecting ${scheduler}: ${soFar.length} worker(s) answered so far…`);
+        this.changed.fire();
+      };
+      const stream = !this.report || this.report.soFar;
       const report = await vscode.window.withProgress({ location: { viewId: CLUSTER_VIEW } }, () =>
-        this.connect().inspect({ timeoutS }),
+        this.connect().inspect({ timeoutS, onWorker: stream ? onWorker : undefined }),
       );
       if (scheduler !== this.scheduler) return undefined; // another one was chosen meanwhile
       this.report = report;

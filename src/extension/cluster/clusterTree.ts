@@ -11,7 +11,6 @@ import * as vscode from 'vscode';
 import { describeLock, formatAge, formatTime } from '../../engine/cluster/describe';
 import type { LockFacts, VenvsDirFacts } from '../../engine/cluster/facts';
 import type { WorkerReport } from '../../engine/cluster/health';
-import type { ClusterReport } from '../../engine/cluster/inspect';
 import type {
   BundleView,
   RunnerView,
@@ -20,8 +19,8 @@ import type {
   VerdictKind,
   VenvView,
 } from '../../engine/cluster/verdict';
-import { formatSize } from '../venvs/venvTree';
-import type { ClusterSession } from './clusterSession';
+import { formatSize } from '../../engine/venv/describe';
+import type { ClusterSession, ShownReport } from './clusterSession';
 
 type Parent = ClusterNode | undefined;
 
@@ -46,11 +45,13 @@ export class DetailItem extends vscode.TreeItem {
 export class HealthItem extends vscode.TreeItem {
   readonly kind = 'health';
   readonly parent = undefined;
-  constructor(readonly report: ClusterReport) {
+  constructor(readonly report: ShownReport) {
     super('Cluster Health', vscode.TreeItemCollapsibleState.Expanded);
     const { health } = report;
     this.id = `cluster:${report.scheduler}:health`;
-    this.description = `${health.healthy ? 'healthy' : 'NOT healthy'} · ${health.answered} of ${health.workers} worker(s) answered`;
+    this.description = report.soFar
+      ? `${health.answered} worker(s) answered so far…`
+      : `${health.healthy ? 'healthy' : 'NOT healthy'} · ${health.answered} of ${health.workers} worker(s) answered`;
     this.iconPath = health.healthy
       ? new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed'))
       : new vscode.ThemeIcon('error', new vscode.ThemeColor('testing.iconFailed'));
@@ -91,10 +92,12 @@ export class HealthItem extends vscode.TreeItem {
 export class SchedulerItem extends vscode.TreeItem {
   readonly kind = 'scheduler';
   readonly parent = undefined;
-  constructor(readonly report: ClusterReport) {
+  constructor(readonly report: ShownReport) {
     super(`Scheduler ${report.scheduler}`, vscode.TreeItemCollapsibleState.Expanded);
     this.id = `cluster:${report.scheduler}`;
-    this.description = `Dask ${report.dask_version} · ${report.workers.length} worker(s) · asked in ${(report.ms / 1000).toFixed(2)} s`;
+    this.description = report.soFar
+      ? `inspecting: ${report.workers.length} worker(s) so far`
+      : `Dask ${report.dask_version} · ${report.workers.length} worker(s) · asked in ${(report.ms / 1000).toFixed(2)} s`;
     this.tooltip = `driver Python ${report.driver_python}; each worker had ${report.timeout_s} s to answer`;
     this.iconPath = new vscode.ThemeIcon('server-environment');
     this.contextValue = 'scheduler;';

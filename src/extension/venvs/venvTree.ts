@@ -8,7 +8,7 @@ import { existsSync, watch, type FSWatcher } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { VenvCache, type VenvEntry } from '../../engine/venv/cache';
-import { venvLabels } from '../../engine/venv/describe';
+import { formatSize, venvLabels } from '../../engine/venv/describe';
 import type { Check } from '../../engine/venv/marker';
 
 /** A build or removal is a burst of renames: one refresh after it settles. */
@@ -133,8 +133,4 @@ export class VenvTreeProvider implements vscode.TreeDataProvider<VenvItem>, vsco
     if (this.debounce) clearTimeout(this.debounce);
     this.changed.dispose();
   }
-}
-
-export function formatSize(bytes: number): string {
-  return bytes >= 1024 ** 2 ? `${(bytes / 1024 ** 2).toFixed(1)} MB` : `${Math.round(bytes / 1024)} KB`;
 }
