@@ -6,7 +6,7 @@
  * extension meant to send.
  */
 import * as assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -18,10 +18,24 @@ import { until } from './cmds.suite';
 
 const SETS = 8;
 const REPLICATES = 40;
-const WIRE = `import time
+/**
+ * After its first 20 tasks, each runner holds while the file `gate` next to the bundle exists (60 s at
+ * most): the job is still running when the panel's page first draws, however slowly the webview
+ * starts; the test removes the gate then.
+ */
+const WIRE = `import os
+import time
+
+GATE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gate")
+CALLS = [0]
 
 
 def wire(entrypoint, params, seed):
+    CALLS[0] += 1
+    if CALLS[0] > 20:
+        until = time.monotonic() + 60
+        while os.path.exists(GATE) and time.monotonic() < until:
+            time.sleep(0.01)
     time.sleep(0.01)
     if params["x"] == 3:
         raise ValueError("x=3 is out of range")  # the raising line
@@ -35,6 +49,8 @@ export function registerTimelineTests(context: () => { api: ModelOpsApi; root: s
       const scratch = mkdtempSync(path.join(os.tmpdir(), 'modelops-vscode-timeline-'));
       mkdirSync(path.join(scratch, 'bundle'));
       writeFileSync(path.join(scratch, 'bundle', 'wire.py'), WIRE);
+      const gate = path.join(scratch, 'gate');
+      writeFileSync(gate, '');
       const jobId = 'editor-timeline';
       const sets = Array.from({ length: SETS }, (_, x) => ({ x }));
       const file = path.join(scratch, 'job.json');
@@ -69,6 +85,7 @@ export function registerTimelineTests(context: () => { api: ModelOpsApi; root: s
       await vscode.commands.executeCommand('modelopsDebugger.showTimeline', item);
       assert.equal(api.timeline.shownJob, jobId);
       const drawnMidJob = await until('the page to draw while the job runs', () => api.timeline.stats);
+      rmSync(gate);
       const result = await running;
       const ended = Date.now();
       assert.equal(result.status, 'failed');
