@@ -35,7 +35,8 @@ import { currentDir } from './render';
 import { writeStderr, writeStdout } from './stdio';
 
 const DEFAULT_ANSWER_TIMEOUT_S = 30;
-const DEFAULT_CONNECT_TIMEOUT_S = 10;
+/** Connecting to the scheduler, for `cluster inspect` and the actions alike. */
+export const DEFAULT_CONNECT_TIMEOUT_S = 10;
 
 interface ActionFlags {
   scheduler?: string;

@@ -19,10 +19,9 @@ import { describeLock, formatAge, formatTime } from '../engine/cluster/describe'
 import { checkSchedulerAddress, timeoutSeconds } from './parsers';
 import { writeStderr, writeStdout } from './stdio';
 import { formatSize } from '../engine/venv/describe';
-import { clusterActionCommands } from './clusterActions';
+import { clusterActionCommands, DEFAULT_CONNECT_TIMEOUT_S } from './clusterActions';
 
 const DEFAULT_TIMEOUT_S = 10;
-const DEFAULT_CONNECT_TIMEOUT_S = 10;
 
 interface InspectFlags {
   scheduler?: string;

@@ -11,11 +11,13 @@
  * its stderr.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { DaskCluster, DASK_PYTHON } from '../dask/cluster';
+import { PY, venv } from '../dask/layout';
 
-export const PY = '3.11'; // Debian 12's /usr/bin/python3, the venvs' interpreter
+export { PY };
+
 export const DIGEST = 'sha256:abcde'; // production's digest[:12], prefix kept
 export const PYPROJECT = '[project]\nname = "sir"\nversion = "1.0"\ndependencies = []\n';
 export const DEAD_PID = 2147480000;
@@ -82,16 +84,6 @@ export async function startLaidOutCluster(scratch: string): Promise<LaidOutClust
       await running.stop();
     },
   };
-}
-
-function venv(root: string, key: string, options: { python?: string; marker?: string; noPython?: boolean } = {}) {
-  const dir = path.join(root, key);
-  mkdirSync(path.join(dir, 'bin'), { recursive: true });
-  writeFileSync(path.join(dir, 'pyvenv.cfg'), `home = /usr/bin\nversion = ${options.python ?? `${PY}.2`}\n`);
-  if (!options.noPython) symlinkSync(DASK_PYTHON, path.join(dir, 'bin', 'python'));
-  if (options.marker !== undefined) writeFileSync(path.join(dir, '.deps_installed'), options.marker);
-  writeFileSync(`${dir}.lock`, '');
-  return dir;
 }
 
 function layOut(root: string, good: string, staleOnThisOne: boolean): WorkerDirs {
