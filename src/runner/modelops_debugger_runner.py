@@ -1220,17 +1220,19 @@ def main(argv=None):
         if message is None:
             break
         start = _stderr_position() if stderr_is_file else None
-        usage = TaskUsage() if MEASURE_TASKS and message.get("method") in ("execute", "aggregate") else None
+        measured = MEASURE_TASKS and message.get("method") in _MEASURED_METHODS
+        if measured:
+            cpu, began = _getrusage(_RUSAGE_SELF), _perf_counter()
         response = handle(runner, message)
-        extras = []
-        if usage is not None:
-            extras.append(b'"resources":' + usage.end())
-        if start is not None:
+        if response is not None and (measured or start is not None):
             # the engine reads the answer whenever it can, by when the next task may have written
             # more: where this one's stderr starts and ends in the log, said by the writer
-            extras.append(b'"stderr":[%d,%d]' % (start, _stderr_position()))
-        if extras and response is not None:
-            response["modelops"] = RawJson(b"{%s}" % b",".join(extras))
+            stderr = b'"stderr":[%d,%d]' % (start, _stderr_position()) if start is not None else None
+            if measured:
+                usage = b'"resources":' + task_usage(cpu, began)
+                response["modelops"] = RawJson(b"{%s,%s}" % (usage, stderr) if stderr else b"{%s}" % usage)
+            else:
+                response["modelops"] = RawJson(b"{%s}" % stderr)
         if response is not None and message.get("id") is not None:
             if STDERR_MARKS and isinstance(message.get("id"), int):
                 _mark_stderr(message["id"])
@@ -1244,9 +1246,12 @@ def main(argv=None):
     return 0
 
 
-class TaskUsage(object):
-    """What one request cost this process: wall time, CPU time of all its threads (user and
-    system), and its peak resident memory.
+def task_usage(cpu, began):
+    """What one request cost this process, from the CPU times and the clock taken as it began: wall
+    time, CPU time of all its threads (user and system), and its peak resident memory; as JSON
+    (RawJson), formatted once as it goes into the answer's frame (a dict encoded per task cost a
+    trivial task's runner more than the measures). Plain functions and module state, not an object
+    per request: each allocation is a measurable share of a trivial task.
 
     On Linux the peak is the request's own, from /proc/self/status: the kernel's high-water mark
     (VmHWM) is reset (``5`` to /proc/self/clear_refs) whenever it stands above the resident size
@@ -1257,65 +1262,52 @@ class TaskUsage(object):
     (the reset takes the address space's write lock). Elsewhere, or where /proc cannot be
     written, the peak is the process's so far (ru_maxrss), and ``peak_rss`` says so
     ("process" rather than "task")."""
-
-    __slots__ = ("cpu", "started")
-    _clear_refs = None
-    _status = None
-    _probed = False
-    _faults = -1
-    _rss_kb = None
-
-    def __init__(self):
-        if not TaskUsage._probed:
-            TaskUsage._probed = True
-            try:
-                TaskUsage._clear_refs = os.open("/proc/self/clear_refs", os.O_WRONLY)
-                TaskUsage._status = os.open("/proc/self/status", os.O_RDONLY)
-                os.write(TaskUsage._clear_refs, b"5")
-            except OSError:
-                TaskUsage._clear_refs = TaskUsage._status = None
-        self.cpu = _getrusage(_RUSAGE_SELF)
-        self.started = _perf_counter()
-
-    def end(self):
-        """The measures as JSON (RawJson): formatted once, as they go into the answer's frame
-        (a dict encoded per task cost a trivial task's runner more than the measures)."""
-        wall = _perf_counter() - self.started
-        cpu = _getrusage(_RUSAGE_SELF)
-        peak = None
-        if TaskUsage._status is not None:
-            peak = self._own_peak(cpu.ru_minflt + cpu.ru_majflt)
-        of = b"task"
-        if peak is None:
-            # kilobytes on Linux, bytes on macOS
-            peak, of = (cpu.ru_maxrss // 1024 if sys.platform == "darwin" else cpu.ru_maxrss), b"process"
-        return RawJson(
-            b'{"wall_ms":%.3f,"cpu_user_ms":%.3f,"cpu_sys_ms":%.3f,"peak_rss_kb":%d,"peak_rss":"%s"}'
-            % (
-                wall * 1000,
-                (cpu.ru_utime - self.cpu.ru_utime) * 1000,
-                (cpu.ru_stime - self.cpu.ru_stime) * 1000,
-                peak,
-                of,
-            )
+    wall = _perf_counter() - began
+    end = _getrusage(_RUSAGE_SELF)
+    peak = _own_peak(end.ru_minflt + end.ru_majflt) if _peak["status"] is not None else None
+    of = b"task"
+    if peak is None:
+        # kilobytes on Linux, bytes on macOS
+        peak, of = (end.ru_maxrss // 1024 if sys.platform == "darwin" else end.ru_maxrss), b"process"
+    return RawJson(
+        b'{"wall_ms":%.3f,"cpu_user_ms":%.3f,"cpu_sys_ms":%.3f,"peak_rss_kb":%d,"peak_rss":"%s"}'
+        % (
+            wall * 1000,
+            (end.ru_utime - cpu.ru_utime) * 1000,
+            (end.ru_stime - cpu.ru_stime) * 1000,
+            peak,
+            of,
         )
+    )
 
-    @staticmethod
-    def _own_peak(faults):
-        if faults == TaskUsage._faults and TaskUsage._rss_kb is not None:
-            return TaskUsage._rss_kb
-        try:
-            status = os.pread(TaskUsage._status, 4096, 0)
-            peak = _status_kb(status, b"VmHWM:")
-            rss = _status_kb(status, b"VmRSS:")
-            if peak > rss:
-                os.write(TaskUsage._clear_refs, b"5")  # the next request's peak starts from here
-        except (OSError, ValueError):
-            TaskUsage._rss_kb = None
-            return None
-        TaskUsage._faults = faults
-        TaskUsage._rss_kb = rss
-        return peak
+
+def _open_peak():
+    """/proc/self/clear_refs and /proc/self/status, opened once for the runner's life (None
+    where there is no such thing or it cannot be written: macOS, a locked-down /proc)."""
+    try:
+        clear_refs = os.open("/proc/self/clear_refs", os.O_WRONLY)
+        status = os.open("/proc/self/status", os.O_RDONLY)
+        os.write(clear_refs, b"5")
+    except OSError:
+        return {"clear_refs": None, "status": None, "faults": -1, "rss_kb": None}
+    return {"clear_refs": clear_refs, "status": status, "faults": -1, "rss_kb": None}
+
+
+def _own_peak(faults):
+    if faults == _peak["faults"] and _peak["rss_kb"] is not None:
+        return _peak["rss_kb"]
+    try:
+        status = os.pread(_peak["status"], 4096, 0)
+        peak = _status_kb(status, b"VmHWM:")
+        rss = _status_kb(status, b"VmRSS:")
+        if peak > rss:
+            os.write(_peak["clear_refs"], b"5")  # the next request's peak starts from here
+    except (OSError, ValueError):
+        _peak["rss_kb"] = None
+        return None
+    _peak["faults"] = faults
+    _peak["rss_kb"] = rss
+    return peak
 
 
 def _status_kb(status, field):
@@ -1330,6 +1322,8 @@ _perf_counter = time.perf_counter
 # MODELOPS_RESOURCES=off: no per-task measures in the answers (as production's runner), so that
 # test/bench/runnerCost.ts can tell what measuring costs
 MEASURE_TASKS = os.environ.get("MODELOPS_RESOURCES") != "off"
+_MEASURED_METHODS = frozenset(("execute", "aggregate"))
+_peak = _open_peak() if MEASURE_TASKS else {"status": None}
 
 # The engine reads stderr through a pipe and asks where each answer's stderr ends (stderrMarks.ts)
 STDERR_MARKS = os.environ.get("MODELOPS_STDERR_MARKS") == "1"

@@ -709,6 +709,31 @@ function bookkeepingCost(
   return ratios.length ? median(ratios) - 1 : undefined;
 }
 
+/**
+ * The same cost in CPU, which other processes' noise moves far less than wall time: per round,
+ * with it minus without it, per task, for the CLI's JavaScript thread, its other threads and its
+ * runners (reaped children); and the median of the rounds' whole-CPU ratios (CLI + runners).
+ */
+function bookkeepingCpu(
+  withIt: { samples: Sample[] } | undefined,
+  without: { samples: Sample[] } | undefined,
+  tasks: number,
+): { main: number; threads: number; runners: number; ratio: number } | undefined {
+  const bare = new Map((without?.samples ?? []).filter((s) => s.cpu).map((s) => [s.round, s.cpu!]));
+  const pairs = (withIt?.samples ?? [])
+    .filter((s) => s.cpu && bare.has(s.round))
+    .map((s) => [s.cpu!, bare.get(s.round)!]);
+  if (!pairs.length) return undefined;
+  const all = (c: CliCpu) => c.main + c.threads + c.writer + c.children;
+  const perTask = (f: (c: CliCpu) => number) => median(pairs.map(([a, b]) => ((f(a) - f(b)) / tasks) * 1000));
+  return {
+    main: perTask((c) => c.main),
+    threads: perTask((c) => c.threads + c.writer),
+    runners: perTask((c) => c.children),
+    ratio: median(pairs.map(([a, b]) => all(a) / all(b))) - 1,
+  };
+}
+
 /** Engine CPU per task, per thread, from test/bench/job/thread-cpu.cjs: ours, and the base build when given. */
 function printEngineCpu(kind: Kind, results: Results, key: KeyOf): void {
   for (const [id, label] of [
@@ -1059,6 +1084,19 @@ async function main(): Promise<void> {
             `${(cost * 100).toFixed(1)} % (median)`,
             '≤ 5 %',
             cost <= 0.05,
+          );
+        const cpuCost = bookkeepingCpu(
+          results.get(key(k.kind, 'ours')),
+          results.get(key(k.kind, 'ours-bare')),
+          N_TASKS,
+        );
+        if (cpuCost)
+          line(
+            '  the same in CPU (CLI + runners), per round',
+            `${(cpuCost.ratio * 100).toFixed(1)} % (median): main ${cpuCost.main.toFixed(1)} µs + other threads ` +
+              `${cpuCost.threads.toFixed(1)} µs + runners ${cpuCost.runners.toFixed(1)} µs a task`,
+            '(info)',
+            undefined,
           );
         const e = k.kind === 'cpu5ms' ? efficiency('ours') : undefined;
         if (e !== undefined) {

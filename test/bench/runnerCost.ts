@@ -1,7 +1,7 @@
 /**
  * `npm run bench:runner-cost`: what our runner spends per trivial request, its own CPU (user +
  * system, all its threads, from /proc/<pid>/stat; Linux only) and the round trip, with its
- * per-task measures (wall, CPU, peak RSS: TaskUsage) and without them (MODELOPS_RESOURCES=off),
+ * per-task measures (wall, CPU, peak RSS: task_usage) and without them (MODELOPS_RESOURCES=off),
  * side by side in interleaved rounds. Requests go two in flight, as in jobs (queue depth 2), to
  * one warm runner. Issue 15's goal is the whole bookkeeping within 5 % of the trivial job; this
  * isolates the runner's share of it.
