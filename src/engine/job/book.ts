@@ -354,15 +354,26 @@ function withOutputBytes(
  */
 export function taskResources(usage: RequestUsage, totalMs: number): TaskResources | undefined {
   if (!MEASURE_TASKS) return undefined;
-  const round = (ms: number) => Math.round(ms * 1000) / 1000;
   const inRunner = usage.inRunnerMs ?? totalMs;
-  const queue = round(Math.max(0, totalMs - inRunner));
+  const queue = toMicros(Math.max(0, totalMs - inRunner));
   const measured = usage.resources;
   if (!measured) return { queue_ms: queue };
-  const resources = runnerResources(measured);
-  resources.queue_ms = queue;
-  resources.transfer_ms = round(Math.max(0, inRunner - measured.wall_ms));
+  // one literal of a fixed shape (properties added later change its hidden class, per task)
+  const resources: TaskResources = {
+    wall_ms: measured.wall_ms,
+    cpu_user_ms: measured.cpu_user_ms,
+    cpu_sys_ms: measured.cpu_sys_ms,
+    peak_rss_kb: measured.peak_rss_kb,
+    queue_ms: queue,
+    transfer_ms: toMicros(Math.max(0, inRunner - measured.wall_ms)),
+  };
+  if (measured.peak_rss === 'process') resources.peak_rss = 'process';
   return resources;
+}
+
+/** Milliseconds to the microsecond, as the runner says its own. */
+function toMicros(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
 }
 
 /** A runner's measures as a task's resources (`peak_rss` said only when it is not the task's own). */
