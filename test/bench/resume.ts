@@ -14,7 +14,7 @@
  * a manifest, events.jsonl with one task-done per task as a real run writes); the other build's in
  * results layout 1 (sims/<param>/<i>.json), the same records written one file each, as that
  * build wrote them. Warm page cache (nothing is dropped between rounds). BENCH_ROUNDS (default 3),
- * medians printed; goals: 40k completed < 0.3 s, 400k completed < 2 s.
+ * medians printed; goals: 40k completed < 0.3 s, 400k completed < 2 s. BENCH_SIZES=40000: that size only.
  */
 import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,7 +34,8 @@ const OTHER = process.env.BENCH_OTHER_CLI ?? (existsSync('/work/main/dist/cli.js
 const BENCH_DIR = process.env.BENCH_DIR ?? path.join(os.tmpdir(), 'mo-bench-resume');
 const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 const REPLICATES = 200;
-const SIZES = [40_000, 400_000];
+/** BENCH_SIZES=40000: only that size (comma-separated task counts; default both). */
+const SIZES = (process.env.BENCH_SIZES ?? '40000,400000').split(',').map(Number);
 const STATES = ['completed', 'half-done'] as const;
 /** The longest a resume may take before the round is called failed. */
 const TIMEOUT_MS = 300_000;

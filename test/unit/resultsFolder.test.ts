@@ -526,7 +526,7 @@ def wire(entrypoint, params, seed):
       });
     }
 
-    it("the manifest records job.json's sha256; a resume takes exactly those bytes as checked (their seeds are not hashed again) and checks any other bytes whole", async () => {
+    it("the manifest records job.json's sha256; a resume takes exactly those bytes as checked (their seeds and param_ids are not hashed again) and checks any other bytes whole", async () => {
       const { dir } = finishedFolder();
       const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
       const manifestFile = path.join(dir, 'manifest.json');
@@ -546,6 +546,27 @@ def wire(entrypoint, params, seed):
       // a manifest that is not JSON is no record: checked whole again
       writeFileSync(manifestFile, '{');
       await assert.rejects(readJobJson(dir), /seeds\[2\] is \d+/);
+
+      // a parameter changed under its param_id: refused unless these bytes are the recorded ones
+      const job = JSON.parse(text);
+      const [name] = Object.keys(job.parameter_sets[0].params);
+      job.parameter_sets[0].params[name] = 12345.5;
+      const reparameterised = JSON.stringify(job);
+      writeFileSync(path.join(dir, 'job.json'), reparameterised);
+      await assert.rejects(readJobJson(dir), /parameter_sets\[0\]\.param_id is "[0-9a-f]{64}", but its params hash to/);
+      writeFileSync(manifestFile, JSON.stringify({ job_json_sha256: sha256(reparameterised) }));
+      const taken = await readJobJson(dir);
+      assert.equal(taken.job.parameterSets[0].paramId, job.parameter_sets[0].param_id);
+      assert.equal((taken.job.parameterSets[0].params[name] as { value: number }).value, 12345.5); // a PyFloat
+      // even recorded bytes must hold param_ids of the right form
+      job.parameter_sets[0].param_id = 'not-a-param-id';
+      const malformed = JSON.stringify(job);
+      writeFileSync(path.join(dir, 'job.json'), malformed);
+      writeFileSync(manifestFile, JSON.stringify({ job_json_sha256: sha256(malformed) }));
+      await assert.rejects(
+        readJobJson(dir),
+        /parameter_sets\[0\]\.param_id must be 64 hex digits, not "not-a-param-id"/,
+      );
     });
 
     it('result files that are not results (a stub {"status":"ok"}, another seed, sizes that lie, a stub aggregation) run again and are not counted', () => {

@@ -30,8 +30,8 @@ export type ReadResult<T> =
 
 /**
  * A results folder's `job.json`, checked as a resume checks it (param_ids and seeds recomputed;
- * the seeds not, when the manifest of the last run recorded these very bytes' sha256: that run
- * checked or wrote them, and 400k seeds cost a second to hash again).
+ * not, when the manifest of the last run recorded these very bytes' sha256: that run checked or
+ * wrote them, and 400k seeds cost a second to hash again).
  * Throws bad-input, saying why, for a folder that is not a job's.
  */
 export async function readJobJson(
