@@ -9,6 +9,13 @@ export function wholeNumber(text: string): number {
   return Number(text);
 }
 
+/** A queue depth: a whole number of at least 1, or `auto`. */
+export function queueDepth(text: string): number | 'auto' {
+  if (text === 'auto') return 'auto';
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new InvalidArgumentError('expected auto or a whole number ≥ 1.');
+  return Number(text);
+}
+
 export function positiveNumber(text: string): number {
   const value = Number(text);
   if (!Number.isFinite(value) || value <= 0) throw new InvalidArgumentError('expected a positive number.');

@@ -18,8 +18,11 @@ import { DEFAULT_INSTALL_TIMEOUT_MS } from '../venv/cache';
  * editor's settings (package.json's defaults are checked against these by a test), the engine.
  */
 export const RUN_DEFAULTS = {
-  /** Requests queued per warm process: the next one waits in the pipe, hiding the round trip. */
-  depth: 2,
+  /**
+   * Requests queued per warm process: the next one waits in the pipe, hiding the round trip;
+   * 'auto': two, and more for short tasks (backends/local/pool.ts AUTO_QUEUE_MS).
+   */
+  depth: 'auto' as number | 'auto',
   executor: 'warm',
   /** Never retire a warm process, however many tasks it ran. */
   maxReuse: 0,
@@ -52,8 +55,8 @@ export type RunOptions = CommonRunOptions & BackendChoice;
 
 export interface CommonRunOptions extends Omit<RuntimeOptions, 'bundleDir'> {
   workers: number;
-  /** Requests kept queued per warm process (1: one at a time; 2: the next waits in the pipe). */
-  depth: number;
+  /** Requests kept queued per warm process (1: one at a time; 2: the next waits in the pipe; 'auto'). */
+  depth: number | 'auto';
   executor: 'warm' | 'cold';
   maxReuse: number;
   /** Extra attempts after a runner crash. */

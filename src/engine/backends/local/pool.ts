@@ -3,13 +3,29 @@
  * at once (a runner answers strictly in order, so a second request waiting in the pipe hides
  * the round trip). A process that dies or breaks leaves the pool and is replaced on demand;
  * `cold` runs one task per process; `maxReuse` retires a process after that many tasks.
+ *
+ * `depth: 'auto'` (the default) queues two requests per process, and more when tasks are short:
+ * as many as a process serves in about AUTO_QUEUE_MS, up to AUTO_DEPTH_MAX. A runner that
+ * finishes a trivial task before the engine's next write reaches it goes to sleep in `read()`,
+ * and every write then wakes it (on a busy machine, a wake-up that often pre-empts the engine
+ * itself): with a few more requests waiting it never sleeps, and reads several frames at once.
+ * Long tasks keep two, so the last ones of a job are never stuck behind a busy process while
+ * another stands idle (the queue holds ~1 ms of work at most).
  */
 import { Failure, unexpectedFailure } from '../../failure';
 import type { WarmProcess } from '../../process/warmProcess';
 
+/** 'auto': queue what a process serves in about this long (at least 2 requests, at most AUTO_DEPTH_MAX). */
+export const AUTO_QUEUE_MS = 1;
+export const AUTO_DEPTH_MAX = 16;
+const AUTO_DEPTH_MIN = 2;
+/** Weight of the newest task in the running mean of how long a process takes per task. */
+const SERVICE_WEIGHT = 0.05;
+
 export interface PoolOptions {
   size: number;
-  depth: number;
+  /** Requests at once per process; 'auto': see AUTO_QUEUE_MS. */
+  depth: number | 'auto';
   executor: 'warm' | 'cold';
   /** Retire a process after this many tasks (0: never). */
   maxReuse: number;
@@ -25,6 +41,8 @@ export interface PoolOptions {
 interface Slot {
   process: WarmProcess;
   load: number;
+  /** Since when the process has been working without a pause (undefined: idle). */
+  busySince: number | undefined;
   tasks: number;
   retiring: boolean;
   removed: boolean;
@@ -49,8 +67,20 @@ export class WarmPool {
   private closed = false;
   /** Processes being stopped; close() waits for them so that nothing ends after the job. */
   private readonly ending = new Set<Promise<void>>();
+  /** Requests at once per process, now (see `depth: 'auto'`). */
+  private depthNow: number;
+  /** Running mean of a task's time in a process that never paused for it (ms). */
+  private serviceMs: number | undefined;
 
-  constructor(private readonly options: PoolOptions) {}
+  constructor(private readonly options: PoolOptions) {
+    this.depthNow =
+      options.executor === 'cold' ? 1 : options.depth === 'auto' ? AUTO_DEPTH_MIN : Math.max(1, options.depth);
+  }
+
+  /** Requests each process may hold now: the pool runs at most `size` × this at once. */
+  get depth(): number {
+    return this.depthNow;
+  }
 
   get processes(): readonly WarmProcess[] {
     return this.slots.map((s) => s.process);
@@ -61,7 +91,7 @@ export class WarmPool {
     // the hot path, once per task: a free process is used at once, without a promise of its own
     const free = this.fatal || this.closed ? undefined : this.freeSlot();
     if (free) {
-      free.load++;
+      this.load(free);
       return this.runOn(free, work);
     }
     return this.acquire().then((slot) => this.runOn(slot, work));
@@ -73,16 +103,16 @@ export class WarmPool {
     try {
       working = work(slot.process);
     } catch (error) {
-      this.release(slot);
+      this.release(slot, false);
       return Promise.reject(error);
     }
     return working.then(
       (value) => {
-        this.release(slot);
+        this.release(slot, true);
         return value;
       },
       (error: unknown) => {
-        this.release(slot);
+        this.release(slot, false);
         throw error;
       },
     );
@@ -122,7 +152,7 @@ export class WarmPool {
     if (this.closed) return Promise.reject(new Failure('cancelled', 'the pool was closed'));
     const slot = this.freeSlot();
     if (slot) {
-      slot.load++;
+      this.load(slot);
       return Promise.resolve(slot);
     }
     const promise = new Promise<Slot>((resolve, reject) => this.waiters.push({ resolve, reject }));
@@ -133,15 +163,28 @@ export class WarmPool {
   private freeSlot(): Slot | undefined {
     let best: Slot | undefined;
     for (const slot of this.slots) {
-      if (slot.retiring || !slot.process.alive || slot.load >= this.depth()) continue;
+      if (slot.retiring || !slot.process.alive || slot.load >= this.depthNow) continue;
       if (this.options.maxReuse > 0 && slot.tasks + slot.load >= this.options.maxReuse) continue;
       if (!best || slot.load < best.load) best = slot;
     }
     return best;
   }
 
-  private depth(): number {
-    return this.options.executor === 'cold' ? 1 : this.options.depth;
+  /** One more request on the slot's process; one that was idle begins it now. */
+  private load(slot: Slot): void {
+    if (slot.load++ === 0) slot.busySince = performance.now();
+  }
+
+  /**
+   * A task's time in a process that worked without a pause (it began as the one before it
+   * ended), into the running mean that sets `depth: 'auto'`. Only answered requests count: those
+   * a crash failed at once, queued behind it, say nothing of how long a task takes.
+   */
+  private served(ms: number): void {
+    this.serviceMs = this.serviceMs === undefined ? ms : this.serviceMs + SERVICE_WEIGHT * (ms - this.serviceMs);
+    if (this.options.depth !== 'auto' || this.options.executor === 'cold') return;
+    const wanted = Math.ceil(AUTO_QUEUE_MS / Math.max(this.serviceMs, 0.001));
+    this.depthNow = Math.max(AUTO_DEPTH_MIN, Math.min(AUTO_DEPTH_MAX, wanted));
   }
 
   private async grow(): Promise<void> {
@@ -171,15 +214,19 @@ export class WarmPool {
       this.track((this.killing.signal.aborted ? process.kill() : process.shutdown()).then(() => process.closeStderr()));
       return;
     }
-    const slot: Slot = { process, load: 0, tasks: 0, retiring: false, removed: false };
+    const slot: Slot = { process, load: 0, busySince: undefined, tasks: 0, retiring: false, removed: false };
     this.slots.push(slot);
     this.options.onProcessStart?.(process);
     this.dispatch();
   }
 
-  private release(slot: Slot): void {
+  private release(slot: Slot, answered: boolean): void {
+    const now = performance.now();
+    if (answered && slot.busySince !== undefined) this.served(now - slot.busySince);
     slot.load--;
     slot.tasks++;
+    // the next request in its pipe begins now; none: it pauses
+    slot.busySince = slot.load > 0 ? now : undefined;
     const reuseSpent =
       this.options.executor === 'cold' || (this.options.maxReuse > 0 && slot.tasks >= this.options.maxReuse);
     if (!slot.process.alive) {
@@ -202,7 +249,7 @@ export class WarmPool {
     while (this.waiters.length) {
       const slot = this.freeSlot();
       if (!slot) break;
-      slot.load++;
+      this.load(slot);
       this.waiters.shift()!.resolve(slot);
     }
     const wanted = Math.min(this.waiters.length, this.options.size - this.slots.length - this.starting);

@@ -167,6 +167,10 @@ class Scheduler {
   private setCursor = 0;
   private replicateCursor = 0;
   private readonly inflight = new Set<Promise<void>>();
+  /** Wakes the loop waiting in oneSettles (a race of all in flight cost a reaction on each, per task). */
+  private wake: { resolve: () => void; reject: (error: unknown) => void } | undefined;
+  /** A task that threw while nothing waited. */
+  private threw: { error: unknown } | undefined;
 
   private readonly job: JobSpec;
   private readonly store: ResultsStore;
@@ -186,7 +190,6 @@ class Scheduler {
   }
 
   async run(): Promise<void> {
-    const capacity = this.options.workers * Math.max(1, this.options.depth);
     const onAbort = () => {
       this.interrupted = true;
       void this.pool.kill();
@@ -198,23 +201,45 @@ class Scheduler {
       for (;;) {
         if (this.store.failure) this.fatal ??= this.store.failure; // no more results can be kept
         if (this.fatal || this.interrupted) break;
-        if (this.inflight.size >= capacity) {
-          await Promise.race(this.inflight);
+        // the pool's depth follows how long tasks take (depth 'auto'): so does what is in flight
+        if (this.inflight.size >= this.options.workers * this.pool.depth) {
+          await this.oneSettles();
           continue;
         }
         const work = this.next();
         if (!work) {
           if (this.inflight.size === 0) break;
-          await Promise.race(this.inflight);
+          await this.oneSettles();
           continue;
         }
-        const promise: Promise<void> = work().finally(() => this.inflight.delete(promise));
+        const promise: Promise<void> = work().then(
+          () => this.settled(promise),
+          (error: unknown) => this.settled(promise, { error }),
+        );
         this.inflight.add(promise);
       }
       await Promise.allSettled([...this.inflight]);
+      if (this.threw) throw this.threw.error;
     } finally {
       this.options.signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  /** A task in flight settled; one that threw (an engine bug: tasks keep their failures) ends the run with it. */
+  private settled(promise: Promise<void>, threw?: { error: unknown }): void {
+    this.inflight.delete(promise);
+    const wake = this.wake;
+    this.wake = undefined;
+    if (threw) {
+      if (wake) wake.reject(threw.error);
+      else this.threw ??= threw;
+    } else wake?.resolve();
+  }
+
+  /** Until a task in flight settles (called with one in flight at least). */
+  private oneSettles(): Promise<void> {
+    if (this.threw) return Promise.reject(this.threw.error);
+    return new Promise((resolve, reject) => (this.wake = { resolve, reject }));
   }
 
   /** Aggregations first (results appear as early as they can), then retries, then new replicates. */
