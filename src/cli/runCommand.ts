@@ -82,7 +82,7 @@ export function runCommand(): Command {
     .option('--workers <n>', 'warm processes', wholeNumber, defaultWorkers())
     .option(
       '--queue-depth <n>',
-      'requests queued per warm process (2 hides the round trip; auto: 2, and up to 16 for tasks under 0.5 ms)',
+      'requests queued per warm process (2 hides the round trip; auto: 2, and up to 16 for tasks under 2 ms)',
       queueDepth,
       RUN_DEFAULTS.depth,
     )

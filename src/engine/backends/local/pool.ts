@@ -9,14 +9,15 @@
  * finishes a trivial task before the engine's next write reaches it goes to sleep in `read()`,
  * and every write then wakes it (on a busy machine, a wake-up that often pre-empts the engine
  * itself): with a few more requests waiting it never sleeps, and reads several frames at once.
- * Long tasks keep two, so the last ones of a job are never stuck behind a busy process while
- * another stands idle (the queue holds ~1 ms of work at most).
+ * Tasks of 2 ms or more keep two, so the last ones of a job never wait long behind a busy
+ * process while another stands idle (what is queued beyond two is ~4 ms of work at most). The time
+ * per task is the engine's view (a loaded machine makes it longer), not the runner's own.
  */
 import { Failure, unexpectedFailure } from '../../failure';
 import type { WarmProcess } from '../../process/warmProcess';
 
 /** 'auto': queue what a process serves in about this long (at least 2 requests, at most AUTO_DEPTH_MAX). */
-export const AUTO_QUEUE_MS = 1;
+export const AUTO_QUEUE_MS = 4;
 export const AUTO_DEPTH_MAX = 16;
 const AUTO_DEPTH_MIN = 2;
 /** Weight of the newest task in the running mean of how long a process takes per task. */
@@ -69,8 +70,8 @@ export class WarmPool {
   private readonly ending = new Set<Promise<void>>();
   /** Requests at once per process, now (see `depth: 'auto'`). */
   private depthNow: number;
-  /** Running mean of a task's time in a process that never paused for it (ms). */
-  private serviceMs: number | undefined;
+  /** Running mean of a task's time in a process that never paused for it (ms; undefined: none yet). */
+  private meanServiceMs: number | undefined;
 
   constructor(private readonly options: PoolOptions) {
     this.depthNow =
@@ -80,6 +81,11 @@ export class WarmPool {
   /** Requests each process may hold now: the pool runs at most `size` × this at once. */
   get depth(): number {
     return this.depthNow;
+  }
+
+  /** What sets `depth: 'auto'`: the running mean of a task's time in a process that never paused (ms). */
+  get serviceMs(): number | undefined {
+    return this.meanServiceMs;
   }
 
   get processes(): readonly WarmProcess[] {
@@ -181,9 +187,11 @@ export class WarmPool {
    * a crash failed at once, queued behind it, say nothing of how long a task takes.
    */
   private served(ms: number): void {
-    this.serviceMs = this.serviceMs === undefined ? ms : this.serviceMs + SERVICE_WEIGHT * (ms - this.serviceMs);
+    const mean =
+      this.meanServiceMs === undefined ? ms : this.meanServiceMs + SERVICE_WEIGHT * (ms - this.meanServiceMs);
+    this.meanServiceMs = mean;
     if (this.options.depth !== 'auto' || this.options.executor === 'cold') return;
-    const wanted = Math.ceil(AUTO_QUEUE_MS / Math.max(this.serviceMs, 0.001));
+    const wanted = Math.ceil(AUTO_QUEUE_MS / Math.max(mean, 0.001));
     this.depthNow = Math.max(AUTO_DEPTH_MIN, Math.min(AUTO_DEPTH_MAX, wanted));
   }
 
