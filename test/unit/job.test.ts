@@ -226,8 +226,14 @@ describe('modelops-debugger run', () => {
       assert.ok(startAt >= 0 && startAt < log.indexOf(end), `${end.key} announced before it ended`);
       const start = log[startAt];
       assert.ok(end.ms >= 300, JSON.stringify(end));
-      // began when its time was taken, to the millisecond (the t are whole milliseconds)
-      assert.ok(Math.abs(end.t - end.ms - start.t) <= 2, `${JSON.stringify(start)} ${JSON.stringify(end)}`);
+      // the 300 ms of its own, not those of the one it was queued behind
+      assert.ok(end.ms < 450, `${end.key} was timed while it waited: ${JSON.stringify(end)}`);
+      // began when its time was taken, to the millisecond (the t are whole milliseconds) — or,
+      // queued behind another, a little later: announced when the answer before it was read, its
+      // time then taken back to its runner's own wall time (the engine reads answers a few ms
+      // after they are written when its loop is busy, e.g. with a set's fdatasync)
+      const late = start.t - (end.t - end.ms);
+      assert.ok(late >= -2 && late <= 20, `${late} ms: ${JSON.stringify(start)} ${JSON.stringify(end)}`);
       assert.equal(start.attempt, 1);
       assert.equal(start.pid, end.pid);
     }

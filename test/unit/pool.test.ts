@@ -4,13 +4,15 @@
  * two when they are not; a number is kept as given; a process never holds more than the depth.
  */
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { AUTO_DEPTH_MAX, WarmPool } from '../../src/engine/backends/local/pool';
 import { ExecuteRequest } from '../../src/engine/protocol';
 import { resolvePython } from '../../src/engine/process/python';
 import { ourRunnerScript } from '../../src/engine/process/runnerScript';
 import { WarmProcess } from '../../src/engine/process/warmProcess';
-import { scratchDir, writeBundle } from './helpers';
+import { CLI, events, scratchDir, writeBundle } from './helpers';
 
 const scratch = scratchDir('mo-pool-');
 
@@ -107,5 +109,53 @@ describe('the warm pool: requests queued per process', function () {
     assert.equal(slow.done, 200);
     assert.equal(slow.depth, 2, `a task took ${slow.serviceMs?.toFixed(3)} ms in a process`);
     assert.ok(slow.mostHeld <= 2, `a process held ${slow.mostHeld} requests at once`);
+  });
+});
+
+describe("a request queued in a runner's pipe is not running yet", function () {
+  this.timeout(120_000);
+
+  it('each task is timed, and announced as running, from when its runner began it: never more tasks at once than runners', () => {
+    // 4 ms tasks: a deeper queue than 2 would be kept for shorter ones, and what counts is
+    // that the queued one is not yet said to run
+    const job = path.join(scratch, 'queued.json');
+    writeFileSync(
+      job,
+      JSON.stringify({
+        job_id: 'queued',
+        bundle: bundleDir,
+        entrypoint: 'm.m/x',
+        parameter_sets: [{ ms: 4 }, { ms: 100 }],
+        replicates: 60,
+      }),
+    );
+    const out = path.join(scratch, 'queued-out');
+    const run = spawnSync(
+      process.execPath,
+      [CLI, 'run', job, '--out', out, '--workers', '2', '--queue-depth', '3', '--base-python', '/usr/bin/python3'],
+      { encoding: 'utf8', timeout: 100_000 },
+    );
+    assert.equal(run.status, 0, run.stderr);
+    const all = events(path.join(out, 'queued'));
+    const done = all.filter((e) => e.type === 'task-done' && String(e.key).startsWith('sim'));
+    assert.equal(done.length, 120);
+    // the 100 ms tasks' spans, from their task-start when they had one, else t − ms; 25 ms trimmed
+    // off each end: a queued task's start is known when the answer before it is read, a few ms
+    // late on a busy machine, 10–20 when it is overloaded (sent, it would be a whole task early:
+    // 3 or 4 "at once")
+    const spans = done
+      .filter((e) => e.ms >= 95)
+      .map((e) => {
+        const start = all.find((s) => s.type === 'task-start' && s.key === e.key);
+        return { key: e.key, from: (start?.t ?? e.t - e.ms) + 25, to: e.t - 25 };
+      });
+    const mostAtOnce = Math.max(...spans.map((a) => spans.filter((b) => b.from <= a.from && a.from < b.to).length));
+    assert.ok(mostAtOnce <= 2, `${mostAtOnce} tasks running at once on 2 runners`);
+    // a 100 ms task queued behind another is not timed from when it was sent
+    const slow = done.filter((e) => e.ms >= 95);
+    assert.equal(slow.length, 60);
+    for (const e of slow) assert.ok(e.ms < 170, `${e.key} took ${e.ms} ms: it was timed while it waited`);
+    const announced = all.filter((e) => e.type === 'task-start' && done.some((d) => d.key === e.key && d.ms >= 95));
+    assert.ok(announced.length >= 50, `${announced.length} of the 100 ms tasks announced as running`);
   });
 });

@@ -117,8 +117,8 @@ export class JobBook {
    * (`t - ms`). So the hot path costs one event per task, and the tasks announced as running are
    * exactly those running at each announcement, never more than that interval behind.
    */
-  taskStarted(key: string, attempt: number, pid: number | undefined): void {
-    this.unannounced.set(key, { type: 'task-start', key, attempt, pid, t: Date.now() });
+  taskStarted(key: string, attempt: number, pid: number | undefined, t = Date.now()): void {
+    this.unannounced.set(key, { type: 'task-start', key, attempt, pid, t: Math.round(t) });
     this.announcing ??= setTimeout(() => this.announceStarts(), START_ANNOUNCE_MS).unref();
   }
 

@@ -119,6 +119,12 @@ export interface RequestOptions {
   span?: StderrSpan;
   /** Filled in when it is answered. */
   usage?: RequestUsage;
+  /**
+   * Called when the runner begins it: at once for a request sent to an idle runner, else when
+   * the one before it is answered (requests queued behind others wait in the pipe meanwhile);
+   * `atMs` on performance.now()'s clock.
+   */
+  onBegin?: (atMs: number) => void;
 }
 
 /**
@@ -128,6 +134,8 @@ export interface RequestOptions {
  */
 export interface RequestUsage {
   inRunnerMs?: number;
+  /** When the runner began it, on performance.now()'s clock (as `inRunnerMs` counts from). */
+  beganAtMs?: number;
   resources?: RunnerResources;
 }
 
@@ -150,6 +158,7 @@ interface Pending {
   tag?: string;
   span?: StderrSpan;
   usage?: RequestOptions['usage'];
+  onBegin?: (atMs: number) => void;
   /** Armed only while this request is the one the runner is working on. */
   timer: NodeJS.Timeout | undefined;
   resolve: (value: unknown) => void;
@@ -211,6 +220,8 @@ export class WarmProcess {
 
   private readonly child: ResultPromise;
   private readonly started = performance.now();
+  /** When the last bytes came from the runner's stdout (this.now()): an answer's arrival. */
+  private answeredAt = 0;
   private readonly writer: FrameWriter;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
@@ -336,7 +347,10 @@ export class WarmProcess {
         resolve();
       });
     });
-    this.child.stdout!.on('data', (chunk: Buffer) => tap.push(chunk));
+    this.child.stdout!.on('data', (chunk: Buffer) => {
+      this.answeredAt = this.now();
+      tap.push(chunk);
+    });
 
     this.writer = new FrameWriter(this.child.stdin!);
     this.writer.onError(() => undefined); // a closed stdin shows up as the process exit
@@ -422,6 +436,7 @@ export class WarmProcess {
         tag: options.tag,
         span: options.span,
         usage: options.usage,
+        onBegin: options.onBegin,
         timer: undefined,
         resolve: resolve as (value: unknown) => void,
         reject,
@@ -440,20 +455,22 @@ export class WarmProcess {
 
   /**
    * A runner works on one request at a time, in order; requests behind it wait in the pipe.
-   * Only the one in progress is timed, from when it began.
+   * Only the one in progress is timed, from when it began: `since`, when the answer before it
+   * came (the runner read it as it wrote that answer), else now (sent to an idle runner).
    */
-  private armHead(): void {
+  private armHead(since = this.now()): void {
     const next = this.pending.entries().next();
     if (next.done) return;
     const [id, head] = next.value;
     if (head.timer) return;
-    head.startedAt = this.now();
+    head.startedAt = since;
     head.stderrOffset = this.stderr.mark();
     // our runner said where its last answer's stderr ended; else a span costs a stat of the log
     if (head.span) head.stderrOffset = head.span.start = this.stderrCursor ?? this.stderr.total;
     // beyond 2^31-1 ms Node fires a timer at once (TimeoutOverflowWarning): cap, never expire early
     head.timer = setTimeout(() => void this.onTimeout(id), Math.min(head.timeoutMs, MAX_TIMER_MS));
     this.memory?.busy();
+    head.onBegin?.(this.started + since);
   }
 
   /**
@@ -653,7 +670,7 @@ export class WarmProcess {
     this.pending.delete(id!);
     clearTimeout(pending.timer);
     this.endSpan(pending);
-    this.armHead();
+    this.armHead(this.answeredAt);
     if (pending.method === 'execute' || pending.method === 'aggregate') this.uses++;
     pending.reject(
       classifyResultTooLarge(this.facts(pending.method, pending), {
@@ -684,15 +701,21 @@ export class WarmProcess {
     this.pending.delete(response.id as number);
     clearTimeout(pending.timer);
     const extras = (response as ResponseExtras).modelops;
+    // a request queued behind another began when the runner wrote the answer before it, which
+    // the engine reads a little later: our runner's own wall time says how long it took at least
+    const wall = extras?.resources?.wall_ms;
+    if (typeof wall === 'number' && this.now() - pending.startedAt < wall)
+      pending.startedAt = Math.max(0, this.now() - wall);
     if (pending.usage) {
       pending.usage.inRunnerMs = this.now() - pending.startedAt;
+      pending.usage.beganAtMs = this.started + pending.startedAt;
       if (extras?.resources) pending.usage.resources = extras.resources;
     }
     const told = extras?.stderr ?? this.markedSpan(response.id as number, pending);
     if (told && pending.span) [pending.span.start, pending.span.end] = told;
     else this.endSpan(pending);
     if (told) this.stderrCursor = told[1];
-    this.armHead();
+    this.armHead(this.answeredAt);
     if (pending.method === 'execute' || pending.method === 'aggregate') this.uses++;
     if (pending.tag !== undefined)
       this.rememberSpan({ task: pending.tag, startMs: pending.startedAt, endMs: this.now() });

@@ -268,21 +268,27 @@ class Scheduler {
     const seed = state.set.seeds[replicate];
     let pid: number | undefined;
     const queued = performance.now();
-    let begun = 0;
+    // when its runner began it: requests queued in a runner's pipe (queue depth) are not running
+    // yet, so neither their start nor their time counts from when they were sent
+    let begun: number | undefined;
     const span: StderrSpan = {};
     const usage: RequestUsage = {};
+    const onBegin = (atMs: number) => {
+      begun = atMs;
+      this.book.taskStarted(key, task.attempt, pid, Date.now() - (performance.now() - atMs));
+    };
     try {
       const outputs = await this.pool.run((process) => {
         pid = process.pid;
-        begun = performance.now();
-        this.book.taskStarted(key, task.attempt, pid);
         return process.request(
           ExecuteRequest.type,
           { entrypoint: this.job.entrypoint, params: state.wireParams as never, seed },
-          { timeoutMs: this.options.taskTimeoutMs, tag: key, span, usage },
+          { timeoutMs: this.options.taskTimeoutMs, tag: key, span, usage, onBegin },
         );
       });
-      const elapsed = performance.now() - begun;
+      // from when its runner began it (as known when the answer came: never less than the runner's
+      // own wall time), to now, when its end is stamped (t − ms is when it began)
+      const elapsed = performance.now() - (usage.beganAtMs ?? begun ?? queued);
       this.book.simSucceeded(state, replicate, outputs, {
         attempts: task.attempt,
         pid,
@@ -312,12 +318,12 @@ class Scheduler {
           kind: failure.kind,
           message: failure.message,
           pid,
-          ms: Math.round(performance.now() - begun),
+          ms: Math.round(performance.now() - (begun ?? queued)),
         });
         this.retries.push({ ...task, attempt: task.attempt + 1 });
         return;
       }
-      const elapsed = performance.now() - begun;
+      const elapsed = performance.now() - (begun ?? queued);
       this.book.simFailed(state, replicate, failure, {
         attempts: task.attempt,
         pid,
