@@ -1,7 +1,7 @@
 // `npm test` and its tiers: `node test/run.mjs [unit|dask|editor]…` (no tier: all of them) runs
-// their suites one after the other, prints each suite's time, then one closing line
-// "N passed, N failed". npm's pre-scripts have already type-checked and built dist/ and out/.
-// No suite is run again when it fails: a flaky test is fixed or reported, never retried.
+// their suites, prints each suite's time, then one closing line "N passed, N failed". npm's
+// pre-scripts have already type-checked and built dist/ and out/. No suite is run again when it
+// fails: a flaky test is fixed or reported, never retried.
 import { spawn } from 'node:child_process';
 
 /**
@@ -21,7 +21,13 @@ const SUITES = {
   vscode: { command: process.execPath, args: ['test/vscode/run.mjs'], summary: mochaCounts },
   ui: { command: process.execPath, args: ['test/e2e/ui.mjs'], summary: mochaCounts },
 };
-const TIERS = { unit: ['unit', 'python'], dask: ['dask'], editor: ['vscode', 'ui'] };
+/**
+ * Each tier's suites, in groups run one after the other; the suites of a group run at the same
+ * time. The Python unit tests mostly wait (runners that hang or are killed, lock timeouts: about
+ * 9 s, 4 s of it CPU), so they run beside mocha's unit files rather than alone after them; their
+ * output is held and printed when mocha's ends.
+ */
+const TIERS = { unit: [['unit', 'python']], dask: [['dask']], editor: [['vscode'], ['ui']] };
 
 function mochaCounts(output) {
   const count = (word) => Number(output.match(new RegExp(`^\\s*(\\d+) ${word}`, 'm'))?.[1] ?? 0);
@@ -44,27 +50,32 @@ function unittestCounts(output) {
   return { passed: ran - failed - skipped, failed, skipped };
 }
 
-function runSuite(name) {
+/** `live`: its output shown as it comes; else held (in order, each stream to its own) for `result.show()`. */
+function runSuite(name, live) {
   const suite = SUITES[name];
   const started = Date.now();
+  const held = [];
   return new Promise((resolve) => {
-    // unittest writes its report to stderr: both streams are read, and shown as they come
+    // unittest writes its report to stderr: both streams are read
     const child = spawn(suite.command, suite.args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    child.stdout.on('data', (chunk) => {
-      process.stdout.write(chunk);
-      output += chunk.toString();
-    });
-    child.stderr.on('data', (chunk) => {
-      process.stderr.write(chunk);
-      output += chunk.toString();
-    });
+    for (const [from, to] of [
+      [child.stdout, process.stdout],
+      [child.stderr, process.stderr],
+    ])
+      from.on('data', (chunk) => {
+        if (live) to.write(chunk);
+        else held.push([to, chunk]);
+        output += chunk.toString();
+      });
     let error;
     child.on('error', (e) => (error = e));
     child.on('close', (code, signal) => {
       // unittest (Python ≥ 3.12) exits 5 when it found no test: that is 0 tests, not a failure
       const ok = code === 0 || (name === 'python' && code === 5);
-      resolve({ name, ok, code, signal, error, seconds: (Date.now() - started) / 1000, ...suite.summary(output) });
+      const show = () => held.splice(0).forEach(([to, chunk]) => to.write(chunk));
+      const seconds = (Date.now() - started) / 1000;
+      resolve({ name, ok, code, signal, error, seconds, show, ...suite.summary(output) });
     });
   });
 }
@@ -81,10 +92,18 @@ if (unknown.length) {
   console.error(`unknown tier ${unknown.join(', ')}: the tiers are ${Object.keys(TIERS).join(', ')}`);
   process.exit(2);
 }
-const names = (asked.length ? asked : Object.keys(TIERS)).flatMap((tier) => TIERS[tier]);
+const groups = (asked.length ? asked : Object.keys(TIERS)).flatMap((tier) => TIERS[tier]);
 
 const results = [];
-for (const name of names) results.push(await runSuite(name));
+const startedAll = Date.now();
+for (const [first, ...beside] of groups) {
+  const besides = beside.map((name) => runSuite(name, false));
+  results.push(await runSuite(first, true));
+  for (const result of await Promise.all(besides)) {
+    result.show();
+    results.push({ ...result, beside: first });
+  }
+}
 
 let passed = 0;
 let failed = 0;
@@ -95,7 +114,7 @@ for (const result of results) {
   failed += result.failed;
   skipped += result.skipped;
   console.log(
-    `${result.name.padEnd(8)} ${duration(result.seconds).padEnd(10)} ${String(result.passed).padStart(6)}  ${String(result.failed).padStart(6)}`,
+    `${result.name.padEnd(8)} ${duration(result.seconds).padEnd(10)} ${String(result.passed).padStart(6)}  ${String(result.failed).padStart(6)}${result.beside ? `  (beside ${result.beside})` : ''}`,
   );
   if (!result.ok && result.failed === 0) {
     const how = result.error
@@ -105,8 +124,7 @@ for (const result of results) {
     failed += 1;
   }
 }
-const total = results.reduce((sum, result) => sum + result.seconds, 0);
-console.log(`total    ${duration(total)}`);
+console.log(`total    ${duration((Date.now() - startedAll) / 1000)}`);
 if (passed + failed === 0) console.error('no test ran');
 console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed === 0 && passed > 0 && results.every((result) => result.ok) ? 0 : 1);

@@ -1,9 +1,9 @@
 """ModelOps Pipeline Debugger: read one file on a Dask worker, for the editor's Cluster view (standard library only).
 
-The driver's `dask/read-file` executes this file's source on one worker after
-modelops_cluster_inspect.py's, in the same namespace (so the venvs and bundles directories are
-found exactly as `cluster inspect` finds them), and calls `read_file(params)` off the worker's
-event loop. Read only, and only two kinds of file, each checked after every symlink is resolved:
+The driver's `dask/read-file` executes this file's source on one worker, given
+modelops_cluster_inspect.py's (so the venvs and bundles directories are found exactly as
+`cluster inspect` finds them), and calls `read_file(params)` off the worker's event loop. Read
+only, and only two kinds of file, each checked after every symlink is resolved:
   log        {venvs}/{venv}/logs/{name}       a runner's stderr log (or any log a venv keeps)
   pyproject  {bundles}/bundles/{digest}/pyproject.toml
 Anything else, or a path that leads out of those places, is refused. At most `max_bytes` are read
@@ -15,6 +15,11 @@ The result's shape is typed once in src/engine/cluster/workerFile.ts.
 
 import os
 
+# the driver puts the inspection module here before running this file; by hand, it is imported
+inspect = globals().get("modelops_cluster_inspect")
+if inspect is None:
+    import modelops_cluster_inspect as inspect
+
 MAX_BYTES_CAP = 1 << 20
 
 
@@ -24,12 +29,11 @@ def read_file(params):
     kind = params.get("kind")
     real = os.path.realpath(path)
     if kind == "log":
-        # _venvs_dirs and _bundles_dir: modelops_cluster_inspect.py's, executed first in this namespace
-        roots = [root for root, _ in _venvs_dirs(params.get("venvs_dir"))]  # noqa: F821
+        roots = [root for root, _ in inspect._venvs_dirs(params.get("venvs_dir"))]
         allowed = any(_is_log_of(real, os.path.realpath(root)) for root in roots)
         where = "a venv's logs/ in %s" % " or ".join(roots)
     elif kind == "pyproject":
-        root = os.path.join(_bundles_dir(params.get("bundles_dir"))[0], "bundles")  # noqa: F821
+        root = os.path.join(inspect._bundles_dir(params.get("bundles_dir"))[0], "bundles")
         allowed = _is_pyproject_in(real, os.path.realpath(root))
         where = "a bundle's pyproject.toml in %s" % root
     else:

@@ -38,6 +38,8 @@ REPORT_UNAVAILABLE = -32013
 NO_SUCH_WORKER = -32014
 WORKER_SILENT = -32015
 READ_FAILED = -32016
+# what _run_on_worker_within gives for a worker that has not answered in time
+NO_ANSWER = object()
 # fetching one finished result from a worker
 # how often finished tasks are reported, at most
 REPORT_INTERVAL_S = 0.05
@@ -209,8 +211,7 @@ class Driver:
         """`cluster inspect`: every worker's facts (modelops_cluster_inspect.py, its source sent and
         run there, off the worker's event loop), each worker asked on its own thread with a hard
         deadline: a worker that has not answered by then is said to be silent, never waited for."""
-        with open(os.path.join(HERE, "modelops_cluster_inspect.py"), encoding="utf-8") as handle:
-            source = handle.read()
+        sources = _sources("modelops_cluster_inspect.py")
         info = self.client.scheduler_info()
         workers = info.get("workers", {})
         processing = self.client.processing()
@@ -238,16 +239,12 @@ class Driver:
 
         def one(address):
             started = time.monotonic()
-            try:
-                got = self.client.run(_inspect_on_worker, source, ask, workers=[address], on_error="return")
-                value = got.get(address, RuntimeError("the scheduler returned no answer for it"))
-                answer = (
-                    {"error": "%s: %s" % (type(value).__name__, value)}
-                    if isinstance(value, BaseException)
-                    else {"facts": value}
-                )
-            except Exception as exc:  # the worker left, the scheduler went
-                answer = {"error": "%s: %s" % (type(exc).__name__, exc)}
+            value = self._run_on_worker(address, sources, "inspect_worker", ask)
+            answer = (
+                {"error": "%s: %s" % (type(value).__name__, value)}
+                if isinstance(value, BaseException)
+                else {"facts": value}
+            )
             answer["ms"] = round((time.monotonic() - started) * 1000, 1)
             with guard:
                 answers[address] = answer
@@ -281,10 +278,7 @@ class Driver:
         (modelops_cluster_actions.py, sent with the inspection module it reuses and run there off
         the worker's event loop), with a hard deadline: a worker that has not answered by then is
         said to be silent, never waited for. Our runner's files are read here and sent as text."""
-        sources = {}
-        for name in ("modelops_cluster_inspect.py", "modelops_cluster_actions.py"):
-            with open(os.path.join(HERE, name), encoding="utf-8") as handle:
-                sources[name] = handle.read()
+        sources = _sources("modelops_cluster_inspect.py", "modelops_cluster_actions.py")
         address = params["worker"]
         workers = sorted(self.client.scheduler_info().get("workers", {}))
         if address not in workers:
@@ -301,27 +295,14 @@ class Driver:
                 with open(path, encoding="utf-8") as handle:
                     ask["runner_sources"][name] = handle.read()
         timeout_s = float(params["timeout_s"])
-        box = {}
-
-        def one():
-            try:
-                got = self.client.run(
-                    _act_on_worker, sources, params["action"], ask, workers=[address], on_error="return"
-                )
-                value = got.get(address, RuntimeError("the scheduler returned no answer for it"))
-                box["answer"] = (
-                    {"error": "%s: %s" % (type(value).__name__, value)}
-                    if isinstance(value, BaseException)
-                    else {"result": value}
-                )
-            except Exception as exc:  # the worker left, the scheduler went
-                box["answer"] = {"error": "%s: %s" % (type(exc).__name__, exc)}
-
         started = time.monotonic()
-        thread = threading.Thread(target=one, daemon=True)
-        thread.start()
-        thread.join(timeout_s)
-        answer = dict(box.get("answer") or {"no_answer": True})
+        value = self._run_on_worker_within(address, sources, "act", (params["action"], ask), timeout_s)
+        if value is NO_ANSWER:
+            answer = {"no_answer": True}
+        elif isinstance(value, BaseException):
+            answer = {"error": "%s: %s" % (type(value).__name__, value)}
+        else:
+            answer = {"result": value}
         answer.update(worker=address, timeout_s=timeout_s, ms=round((time.monotonic() - started) * 1000, 1))
         return answer
 
@@ -329,34 +310,42 @@ class Driver:
         """The editor's Cluster view: part of one file on one worker (a runner's stderr log, a bundle's
         pyproject.toml), read there by modelops_cluster_read.py, which refuses any other file. With
         a hard deadline, as `inspect`: a worker that does not answer in time is said to, never waited for."""
-        sources = []
-        for name in ("modelops_cluster_inspect.py", "modelops_cluster_read.py"):
-            with open(os.path.join(HERE, name), encoding="utf-8") as handle:
-                sources.append((name, handle.read()))
+        sources = _sources("modelops_cluster_inspect.py", "modelops_cluster_read.py")
         address = params["worker"]
         timeout_s = float(params["timeout_s"])
         ask = {k: params.get(k) for k in ("path", "kind", "offset", "max_bytes", "venvs_dir", "bundles_dir")}
-        answer = {}
-
-        def one():
-            try:
-                got = self.client.run(_read_on_worker, sources, ask, workers=[address], on_error="return")
-                answer["value"] = got.get(address, RuntimeError("the scheduler returned no answer for it"))
-            except Exception as exc:  # the worker left, the scheduler went
-                answer["value"] = exc
-
-        thread = threading.Thread(target=one, daemon=True)
-        thread.start()
-        thread.join(timeout_s)
-        if "value" not in answer:
+        value = self._run_on_worker_within(address, sources, "read_file", (ask,), timeout_s)
+        if value is NO_ANSWER:
             said = "%s did not answer within %s s (reading %s)" % (address, timeout_s, ask["path"])
             raise RpcError(WORKER_SILENT, "dask-stalled", said)
-        value = answer["value"]
         if isinstance(value, BaseException):
             kind = "bad-input" if isinstance(value, (PermissionError, ValueError)) else "dask-task-erred"
             said = "%s: reading %s: %s: %s" % (address, ask["path"], type(value).__name__, value)
             raise RpcError(READ_FAILED, kind, said)
         return value
+
+    # ---- our code on one worker (inspect, act, read-file) -------------------------------------
+
+    def _run_on_worker(self, address, sources, function, *args):
+        """`function(*args)` of our modules (`sources`, _call_on_worker) on the one worker at `address`,
+        through the scheduler (`client.run`): what it returned, or the exception it raised there or
+        on the way (the worker left, the scheduler went). Waits as long as that takes."""
+        try:
+            got = self.client.run(_call_on_worker, sources, function, *args, workers=[address], on_error="return")
+            return got.get(address, RuntimeError("the scheduler returned no answer for it"))
+        except Exception as exc:
+            return exc
+
+    def _run_on_worker_within(self, address, sources, function, args, timeout_s):
+        """_run_on_worker with a hard deadline: NO_ANSWER when the worker has not answered by then (it
+        is never waited for: the call goes on in a daemon thread, its answer dropped)."""
+        box = {}
+        thread = threading.Thread(
+            target=lambda: box.update(value=self._run_on_worker(address, sources, function, *args)), daemon=True
+        )
+        thread.start()
+        thread.join(timeout_s)
+        return box.get("value", NO_ANSWER)
 
     # ---- Dask's performance report ------------------------------------------------------------
 
@@ -682,43 +671,32 @@ def _performance_report_unavailable(dask_scheduler=None):
     return None
 
 
-async def _inspect_on_worker(source, params):
-    """Run on a worker (sent by value: this is __main__): the inspection module's source, executed
-    in a namespace of its own, its `inspect_worker` called in a thread so that the worker's event
-    loop (heartbeats, other clients) goes on meanwhile. Nothing is imported into the worker."""
-    import asyncio
-
-    namespace = {"__name__": "modelops_cluster_inspect"}
-    exec(compile(source, "modelops_cluster_inspect.py", "exec"), namespace)
-    return await asyncio.get_running_loop().run_in_executor(None, namespace["inspect_worker"], params)
-
-
-async def _act_on_worker(sources, action, params):
-    """Run on a worker (sent by value): the inspection module's source and the actions module's,
-    each executed in a namespace of its own (the second given the first), its `act` called in a
-    thread so that the worker's event loop goes on meanwhile. Nothing is imported into the worker."""
+async def _call_on_worker(sources, function, *args):
+    """Run on a worker (sent by value: this is __main__): our modules' sources ((file name, source)
+    pairs, in order), each executed in a namespace of its own that holds those before it as modules
+    by their names (modelops_cluster_actions.py finds modelops_cluster_inspect there), then the last
+    one's `function(*args)` called in a thread, so that the worker's event loop (heartbeats, other
+    clients) goes on meanwhile. Nothing is imported into the worker."""
     import asyncio
     import types
 
-    inspect_namespace = {"__name__": "modelops_cluster_inspect"}
-    exec(compile(sources["modelops_cluster_inspect.py"], "modelops_cluster_inspect.py", "exec"), inspect_namespace)
-    namespace = {
-        "__name__": "modelops_cluster_actions",
-        "modelops_cluster_inspect": types.SimpleNamespace(**inspect_namespace),
-    }
-    exec(compile(sources["modelops_cluster_actions.py"], "modelops_cluster_actions.py", "exec"), namespace)
-    return await asyncio.get_running_loop().run_in_executor(None, namespace["act"], action, params)
+    modules = {}
+    namespace = {}
+    for file_name, source in sources:
+        name = file_name[: -len(".py")]
+        namespace = dict(modules, __name__=name)
+        exec(compile(source, file_name, "exec"), namespace)
+        modules[name] = types.SimpleNamespace(**namespace)
+    return await asyncio.get_running_loop().run_in_executor(None, namespace[function], *args)
 
 
-async def _read_on_worker(sources, params):
-    """Run on a worker: the inspection module's source and the reader's, executed in one namespace
-    (the reader finds the directories as the inspection does), `read_file` called in a thread."""
-    import asyncio
-
-    namespace = {"__name__": "modelops_cluster_read"}
-    for name, source in sources:
-        exec(compile(source, name, "exec"), namespace)
-    return await asyncio.get_running_loop().run_in_executor(None, namespace["read_file"], params)
+def _sources(*file_names):
+    """Our modules' sources, read here to be sent with _call_on_worker."""
+    sources = []
+    for file_name in file_names:
+        with open(os.path.join(HERE, file_name), encoding="utf-8") as handle:
+            sources.append((file_name, handle.read()))
+    return sources
 
 
 def _worker_plugin_names(dask_scheduler=None):

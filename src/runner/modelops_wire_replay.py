@@ -11,8 +11,10 @@ as it reads a live runner: frames, stray stdout bytes, stderr, the exit.
         python3 modelops_wire_replay.py --bundle-path … --venv-path … --bundle-digest …
 
 What the engine writes to it is read and dropped. A recording that ended in a timeout is not
-ended by this script: the engine's own timeout ends it. What the runner wrote after it was sent
-SIGUSR1 (its stack dump) is written once this script is sent SIGUSR1.
+ended by this script: the engine's timeout ends it. So that the engine need not wait that timeout
+out a second time, this script creates the file MODELOPS_WIRE_REPLAY_AT_TIMEOUT names (if set)
+once it has written what the runner wrote before it timed out. What the runner wrote after it was
+sent SIGUSR1 (its stack dump) is written once this script is sent SIGUSR1.
 """
 
 import base64
@@ -41,6 +43,9 @@ def main():
     for event in before:
         _write_at(t0 + event["t"] / 1000.0, event)
     if wire.get("timed_out"):
+        at_timeout = os.environ.get("MODELOPS_WIRE_REPLAY_AT_TIMEOUT")
+        if at_timeout:
+            os.close(os.open(at_timeout, os.O_CREAT | os.O_WRONLY, 0o600))
         if usr1_at is not None:
             until = time.time() + WAIT_FOR_KILL_S
             while not signalled and time.time() < until:

@@ -28,6 +28,7 @@ function layOut(root: string) {
     [DIGEST, 'healthy-wire-py'],
     ['sha256:print', 'print-at-import'],
     ['sha256:exits', 'exit-at-import'],
+    ['sha256:hangs', 'hang-at-import'],
   ])
     cpSync(bundle(fixture), path.join(bundles, 'bundles', name), { recursive: true });
   for (const key of [GOOD, USED, ORPHAN, FRESH_IN_USE]) venv(venvs, key);
@@ -145,6 +146,43 @@ describe('cluster actions (a real scheduler and worker on 127.0.0.1)', function 
     const wire = path.join(dirs.bundles, 'bundles', 'sha256:exits', 'wire.py');
     assert.equal(report.location.line, lineOf(wire, 'exit-at-import'));
     assert.match(report.evidence.stderrTail, /SystemExit: 3/);
+  });
+
+  it('handshake whose runner hangs at import: handshake-timeout at the hung line with its stacks; the timeout is waited out on the worker only, not again in the playback here', () => {
+    const timeoutS = 10;
+    const started = performance.now();
+    const result = on(
+      'handshake',
+      '--venv',
+      GOOD,
+      '--bundle',
+      'sha256:hangs',
+      '--timeout',
+      String(timeoutS),
+      '--yes',
+      '--json',
+    );
+    const ms = performance.now() - started;
+    assert.equal(result.code, 3, result.stderr);
+    const { report, recording } = JSON.parse(result.stdout);
+    if (process.env.MO_SHOW_REPORT) process.stderr.write(`${JSON.stringify({ ms, report, recording })}\n`);
+    assert.equal(recording.timed_out, true);
+    assert.equal(report.kind, 'handshake-timeout');
+    assert.equal(
+      report.message,
+      'Runner did not answer ready (still importing the bundle) within 10.0 s; it is at <module>()',
+    );
+    const wire = path.join(dirs.bundles, 'bundles', 'sha256:hangs', 'wire.py');
+    assert.deepEqual([report.location.file, report.location.line], [wire, lineOf(wire, 'hang-at-import')]);
+    assert.match(report.evidence.stacks, /most recent call first/);
+    assert.deepEqual(
+      report.phases.map((phase: { name: string }) => phase.name),
+      ['interpreter-start', 'runner-setup', 'discover-wire'],
+    );
+    assert.equal(report.evidence.timeoutMs, timeoutS * 1000);
+    assert.ok(report.evidence.elapsedMs >= timeoutS * 1000, `elapsed ${report.evidence.elapsedMs} ms`);
+    // it used to take twice the timeout and more: once on the worker, once more in the playback
+    assert.ok(ms < 1.5 * timeoutS * 1000, `the handshake took ${Math.round(ms)} ms with --timeout ${timeoutS}`);
   });
 
   it('rm-venv: refused while a runner process uses it (exit 1), done with --force, its unheld lock removed too', () => {

@@ -160,12 +160,26 @@ async function waitFor(what: string, ok: () => boolean, ms = 30_000): Promise<vo
 }
 
 /** A finished job's folder, copied fresh for each tampering. */
-function finishedFolder(): { dir: string; bundle: string; out: string } {
-  const { file, bundle, jobId } = newJob([{ a: 1 }, { a: 2.5 }], 3);
+let finished: { dir: string; bundle: string; out: string } | undefined;
+
+/**
+ * A finished run's results folder, the test's own to tamper with: a copy of one run made once (the
+ * tests only read, resume or refuse it, and a run is a second of CPU on a shared machine), or a
+ * run of its own with `ownBundle` for a test that changes the bundle, which the copies' job.json names.
+ */
+function finishedFolder(ownBundle = false): { dir: string; bundle: string; out: string } {
+  const run = () => {
+    const { file, bundle, jobId } = newJob([{ a: 1 }, { a: 2.5 }], 3);
+    const out = path.join(openDir('out'), 'results');
+    const first = cli(runArgs(file, '--out', out));
+    assert.equal(first.code, 0, first.stderr);
+    return { dir: path.join(out, jobId), bundle, out };
+  };
+  if (ownBundle) return run();
+  finished ??= run();
   const out = path.join(openDir('out'), 'results');
-  const first = cli(runArgs(file, '--out', out));
-  assert.equal(first.code, 0, first.stderr);
-  return { dir: path.join(out, jobId), bundle, out };
+  cpSync(finished.out, out, { recursive: true });
+  return { dir: path.join(out, path.basename(finished.dir)), bundle: finished.bundle, out };
 }
 
 // ---- disks that refuse writes ------------------------------------------------------------------
@@ -726,7 +740,7 @@ def wire(entrypoint, params, seed):
     });
 
     it('a bundle changed since the run is refused; --allow-bundle-change runs it and the manifest records the change', () => {
-      const { dir, bundle } = finishedFolder();
+      const { dir, bundle } = finishedFolder(true);
       const recorded = readJson(path.join(dir, 'job.json')).bundle_digest;
       assert.match(recorded, /^[0-9a-f]{64}$/, 'job.json records the digest at creation');
       replaceSim(dir, readdirSync(path.join(dir, 'sims'))[0], 0);

@@ -6,11 +6,12 @@
  * re-inspected tree, the "ModelOps Cluster" channel and the notification looked at.
  */
 import * as assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ClearLockResult, RemoveOrphansResult, RemoveVenvResult } from '../../src/engine/cluster/actions';
 import type { WorkerHandshakeResult } from '../../src/engine/cluster/workerHandshake';
+import type { ReplayReport } from '../../src/engine/handshake/replay';
 import type { ModelOpsApi } from '../../src/extension/extension';
 import type { ClusterActionAnswers, ClusterActionRun, ConsentPrompt } from '../../src/extension/cluster/clusterActions';
 import type { ClusterNode, LockItem, VenvItem, WorkerItem } from '../../src/extension/cluster/clusterTree';
@@ -41,7 +42,7 @@ export function registerClusterActionTests(h: ClusterViewHelpers): void {
   const channel = () => h.api().cluster.actions.text;
   const lastNotice = () => h.api().notices.recent.at(-1)!;
 
-  it('cluster action: "Handshake on Worker" on a venv row: the report in "ModelOps Cluster" headed by the worker and the venv, "ok" notified with the transcript offered; another action on that worker meanwhile is refused', async () => {
+  it('cluster action: "Handshake on Worker" on a venv row: the report in "ModelOps Cluster" headed by the worker and the venv, "ok" notified with the transcript offered, shown and saved (replayable here); another action on that worker meanwhile is refused', async () => {
     const laid = h.laid();
     const a = h.worker(laid.a).worker.address;
     const key = `${DIGEST}-py${PY}-11111111`;
@@ -85,11 +86,34 @@ export function registerClusterActionTests(h: ClusterViewHelpers): void {
     const notice = lastNotice();
     assert.equal(notice.severity, 'info');
     assert.match(notice.text, /^ModelOps: Handshake ok in /);
-    assert.deepEqual(notice.actions, ['Show Transcript']);
+    assert.deepEqual(notice.actions, ['Show Transcript', 'Save Transcript']);
     await notice.choose('Show Transcript');
     const shown = vscode.window.activeTextEditor!.document.getText();
     assert.match(shown, new RegExp(`^Handshake on worker ${esc(a)}`));
     assert.match(shown, /\n\+[\d.]+ ms → #1 ready \{\}\n/);
+
+    // saved as a local handshake's is, and "Replay Handshake…" replays it against that bundle here: the
+    // same answer but for the digest (the worker's runner was given production's, the directory's name)
+    await notice.choose('Save Transcript');
+    const saved = lastNotice();
+    const file = new RegExp(`^ModelOps: transcript of the handshake on ${esc(a)} saved to (\\S+\\.json) `).exec(
+      saved.text,
+    )?.[1];
+    assert.ok(file, saved.text);
+    assert.equal(path.basename(path.dirname(file)), 'handshakes');
+    assert.match(path.basename(file), new RegExp(`^${esc(`${a}-${key}`.replace(/[^\w.-]+/g, '-'))}-[\\dT-]+Z\\.json$`));
+    assert.ok(readFileSync(file, 'utf8').includes('"entries"'));
+    assert.match(channel(), new RegExp(`transcript of the handshake on ${esc(a)} saved to ${esc(file)}`));
+    const replayed = await vscode.commands.executeCommand<ReplayReport>(
+      'modelopsDebugger.replayHandshake',
+      vscode.Uri.file(path.join(laid.a.bundles, 'bundles', DIGEST)),
+      { transcript: file },
+    );
+    assert.deepEqual(
+      replayed.differences.map((d) => [d.request, d.path, d.recorded]),
+      [['#1 ready', 'result.bundle_digest', DIGEST]],
+      replayed.message,
+    );
   });
 
   it('cluster action: "Remove Venv on Worker" is refused while a runner uses the venv, then forced: gone on disk and from the re-inspected tree; a cancelled confirmation changes nothing', async () => {

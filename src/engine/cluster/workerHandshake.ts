@@ -10,7 +10,9 @@
  * A production runner's stray stdout is located as locally: our runner is started on the same
  * worker, venv and bundle, and its records of who wrote to stdout are matched to the bytes.
  */
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { withConnectedDriver } from '../backends/dask/probe';
@@ -27,6 +29,13 @@ const REPLAY_FILE = 'modelops_wire_replay.py';
 const WORKER_SLACK_S = 10;
 /** A recording that did not time out is played back with this much more time, so that it never does here. */
 const REPLAY_SLACK_MS = 1_000;
+/** How often a playback of a recording that timed out is looked at, to see whether it has got to the timeout. */
+const AT_TIMEOUT_POLL_MS = 20;
+/**
+ * Once it has, what the engine is given to read the bytes the playback wrote just before, so that
+ * the stack dump it asks for next begins after them (as it does when its own timer fires).
+ */
+const AT_TIMEOUT_SETTLE_MS = 100;
 
 /** What the worker recorded (modelops_cluster_actions.py `_record` and `handshake`). */
 export interface WorkerRecording {
@@ -197,9 +206,15 @@ async function diagnose(
   probe: HandshakeSubject['probe'],
 ) {
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'modelops-worker-handshake-'));
+  const done = new AbortController();
   try {
     const file = path.join(scratch, 'recording.json');
     await writeFile(file, JSON.stringify(recording));
+    // the playback says when it has written what came before the timeout on the worker: the
+    // timeout was waited out there, and is not waited out again here
+    const atTimeout = path.join(scratch, 'at-timeout');
+    const reachedTimeout = recording.timed_out ? appears(atTimeout, done.signal) : undefined;
+    reachedTimeout?.catch(() => undefined); // stopped: the playback is over, whoever was waiting
     const subject: HandshakeSubject = {
       launch: {
         python,
@@ -209,7 +224,11 @@ async function diagnose(
         bundleDigest: recording.digest,
         cwd: scratch,
         // the spawn's time, so that the bytes come as long after it as they came on the worker
-        env: { MODELOPS_WIRE_REPLAY: file, MODELOPS_WIRE_REPLAY_T0: String(Date.now() / 1000) },
+        env: {
+          MODELOPS_WIRE_REPLAY: file,
+          MODELOPS_WIRE_REPLAY_T0: String(Date.now() / 1000),
+          MODELOPS_WIRE_REPLAY_AT_TIMEOUT: atTimeout,
+        },
       },
       evidence: {
         bundle: recording.bundle,
@@ -225,6 +244,7 @@ async function diagnose(
       },
       phases: [],
       probe,
+      reachedTimeout,
     };
     const outcome = await shakeHands(subject, {
       timeoutMs: recording.timed_out ? timeoutMs : timeoutMs + REPLAY_SLACK_MS,
@@ -232,8 +252,15 @@ async function diagnose(
     });
     return { outcome, captures: outcome.captures ?? [] };
   } finally {
+    done.abort();
     await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/** Resolves a moment after `file` exists; rejects once `stop` is aborted before then. */
+async function appears(file: string, stop: AbortSignal): Promise<void> {
+  while (!existsSync(file)) await sleep(AT_TIMEOUT_POLL_MS, undefined, { signal: stop });
+  await sleep(AT_TIMEOUT_SETTLE_MS, undefined, { signal: stop });
 }
 
 /** What heads a handshake's report on a worker (the CLI's and the editor's): where it ran, with what. */

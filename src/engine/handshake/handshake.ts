@@ -7,7 +7,13 @@ import * as path from 'node:path';
 import { locate } from '../diagnose/pythonTrace';
 import { breaksProduction, pollutionMessage } from '../diagnose/stdoutBlame';
 import { Evidence, Failure, FailureKind, SourceLocation, unexpectedFailure } from '../failure';
-import { ExecuteRequest, type ExecuteParams, type ReadyResult, type StdoutCaptureParams } from '../protocol';
+import {
+  ExecuteRequest,
+  ReadyRequest,
+  type ExecuteParams,
+  type ReadyResult,
+  type StdoutCaptureParams,
+} from '../protocol';
 import { ourRunnerScript } from '../process/runnerScript';
 import { WarmProcess, type TranscriptEntry, type WarmProcessOptions } from '../process/warmProcess';
 import { leasedVenv, prepareRunner, runnerLaunch, type PreparedRunner, type RuntimeOptions } from '../runtime/prepare';
@@ -121,6 +127,12 @@ export interface HandshakeSubject {
   evidence: HandshakeEvidence;
   phases: Phase[];
   probe?: () => Promise<readonly StdoutCaptureParams[]>;
+  /**
+   * For a recording played back that timed out where it ends: settles once the playback has got
+   * there, and `ready` times out then, as if it had waited its whole timeout, rather than wait it
+   * out a second time.
+   */
+  reachedTimeout?: Promise<unknown>;
 }
 
 export type ShakeOptions = Pick<
@@ -144,6 +156,10 @@ export async function shakeHands(subject: HandshakeSubject, options: ShakeOption
     recordTranscript: options.recordTranscript,
     onTrace: options.onTrace && ((entry) => options.onTrace?.(runner.pid, entry)),
   });
+  void subject.reachedTimeout?.then(
+    () => runner.timeOutNow(ReadyRequest.type.method),
+    () => undefined, // then the timeout's own timer ends it
+  );
   const phases: Phase[] = [...subject.phases];
   let failure: Failure | undefined;
   try {

@@ -161,6 +161,8 @@ interface Pending {
   onBegin?: (atMs: number) => void;
   /** Armed only while this request is the one the runner is working on. */
   timer: NodeJS.Timeout | undefined;
+  /** Its timeout is being handled (the stacks asked for): it is not timed out twice. */
+  timingOut?: boolean;
   resolve: (value: unknown) => void;
   reject: (failure: Failure) => void;
 }
@@ -798,9 +800,24 @@ export class WarmProcess {
     if (!this.exitInfo) this.sigkill();
   }
 
+  /**
+   * The request in progress, if it is a `method`, times out now, as if it had waited its whole
+   * timeout (its elapsed time says so): for a recording played back that is known to have timed
+   * out where it ends, so that its timeout is not waited out a second time.
+   */
+  timeOutNow(method: string): void {
+    const next = this.pending.entries().next();
+    if (next.done || next.value[1].method !== method) return;
+    const [id, head] = next.value;
+    clearTimeout(head.timer);
+    head.startedAt = Math.min(head.startedAt, this.now() - head.timeoutMs);
+    void this.onTimeout(id);
+  }
+
   private async onTimeout(id: number): Promise<void> {
     const pending = this.pending.get(id);
-    if (!pending) return;
+    if (!pending || pending.timingOut) return;
+    pending.timingOut = true;
     // a timeout that races the runner's exit ends in one of the two verdicts, never in an error
     const stacks = await this.dumpStacks().catch(() => undefined);
     if (!this.pending.has(id)) return; // it answered, or exited, while the stacks were being dumped

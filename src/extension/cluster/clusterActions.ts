@@ -9,6 +9,7 @@
  * From a row of the view it acts on that row; from the palette it asks which row.
  */
 import * as vscode from 'vscode';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { RUN_DEFAULTS } from '../../engine/backends/contract';
 import { clearLock, removeOrphans, removeVenv, type ActionBase } from '../../engine/cluster/actions';
@@ -21,7 +22,7 @@ import { isFailure } from '../../engine/failure';
 import { renderHandshake } from '../../engine/handshake/describe';
 import { renderTranscript } from '../../engine/handshake/transcriptText';
 import type { FailureDiagnostics } from '../diagnostics';
-import { sayHandshake } from '../handshake/handshakeCommands';
+import { saveTranscript, sayHandshake } from '../handshake/handshakeCommands';
 import { seconds } from '../settings';
 import { showText } from '../util/commands';
 import type { Notices } from '../util/notices';
@@ -31,6 +32,7 @@ import type { ClusterNode, ClusterTreeProvider, LockItem, VenvItem, VenvsGroupIt
 export const REMOVE = 'Remove';
 export const FORCE = 'Remove Anyway (force)';
 export const START = 'Start Runner';
+export const SAVE_TRANSCRIPT = 'Save Transcript';
 /** What is kept of the channel's text for `text` (the tests'). */
 const KEPT_CHARS = 256 * 1024;
 
@@ -206,6 +208,19 @@ export function registerClusterActions(
                     `${workerHandshakeHeading(shake)}\n${renderTranscript(transcript)}`,
                     `handshake on ${worker} ${path.basename(shake.venv)}.transcript`,
                   ),
+                [SAVE_TRANSCRIPT]: () => {
+                  // where a local handshake's goes: the workspace's results folder (without one, the
+                  // home folder's: the bundle's folder is the worker's)
+                  const name = `${worker}-${path.basename(shake.venv)}`.replace(/[^\w.-]+/g, '-');
+                  const file = saveTranscript(os.homedir(), name, transcript);
+                  actionLog.append(`transcript of the handshake on ${worker} saved to ${file}\n`);
+                  notices.show(
+                    'info',
+                    `ModelOps: transcript of the handshake on ${worker} saved to ${file} ` +
+                      '("Replay Handshake…" replays it against a copy of the bundle here).',
+                    { Open: () => vscode.window.showTextDocument(vscode.Uri.file(file)) },
+                  );
+                },
               }
             : {},
         });

@@ -10,7 +10,7 @@ import * as vscode from 'vscode';
 import { RUN_DEFAULTS } from '../../engine/backends/contract';
 import { Failure, isFailure } from '../../engine/failure';
 import { ourRunnerScript } from '../../engine/process/runnerScript';
-import { handshake, type HandshakeReport } from '../../engine/handshake/handshake';
+import { handshake, type HandshakeReport, type TranscriptFile } from '../../engine/handshake/handshake';
 import { readTranscript, replay, type ReplayReport } from '../../engine/handshake/replay';
 import { renderTranscript } from '../../engine/handshake/transcriptText';
 import { stringifyWireJson } from '../../engine/pyjson/pyjson';
@@ -84,7 +84,7 @@ export function registerHandshakeCommands(
         );
         say(report, bundle);
         if (!transcript) return { report } satisfies RecordedHandshake; // it never got as far as a runner
-        const transcriptFile = saveTranscript(bundle, stringifyWireJson(transcript));
+        const transcriptFile = saveTranscript(bundle.fsPath, path.basename(bundle.fsPath), transcript);
         const verdict = renderHandshake(report, cwd(bundle));
         const text = `${verdict}\nsaved to ${transcriptFile} ("Replay Handshake…" replays it)\n\n${renderTranscript(transcript)}`;
         await showText(text, `handshake ${path.basename(bundle.fsPath)}.log`);
@@ -202,11 +202,14 @@ async function askForRunner(): Promise<ReplayChoice | undefined> {
   return picked.id === 'script' ? { runner: 'script', script: file.fsPath } : { transcript: file.fsPath };
 }
 
-/** <results>/handshakes/<bundle>-<time>.json */
-function saveTranscript(bundle: vscode.Uri, json: string): string {
-  const dir = path.join(resultsDir(bundle.fsPath), 'handshakes');
+/**
+ * <results>/handshakes/<name>-<time>.json (the results folder of the workspace, or near `near`),
+ * as "Replay Handshake…" reads it. The local handshakes and the workers' are saved so.
+ */
+export function saveTranscript(near: string, name: string, transcript: TranscriptFile): string {
+  const dir = path.join(resultsDir(near), 'handshakes');
   mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${path.basename(bundle.fsPath)}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, `${json}\n`);
+  const file = path.join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${stringifyWireJson(transcript)}\n`);
   return file;
 }
