@@ -245,3 +245,51 @@ describe("a task's stderr when the engine reads it through a pipe (the editor)",
     }
   });
 });
+
+describe('an answer is the answer of its own request', function () {
+  this.timeout(60_000);
+
+  it("a raise answered just before the runner exits (the next queued task's os._exit(17)) is a task-exception without that exit", async () => {
+    const dir = writeBundle(path.join(scratch, 'raise-then-exit'), {
+      'wire.py':
+        'import os\n\n\ndef wire(entrypoint, params, seed):\n    if params["mode"] == "raise":\n        raise ValueError("x must not be 2")\n    os._exit(17)\n',
+    });
+    const python = (await resolvePython('/usr/bin/python3')).path;
+    for (let round = 0; round < 5; round++) {
+      const runner = WarmProcess.start({
+        python,
+        runnerScript: ourRunnerScript(),
+        bundleDir: dir,
+        venvPath: '',
+        bundleDigest: 'test',
+        // stderr followed as the editor follows it: answers are delivered a turn later, after
+        // the stderr read with them, by when the runner's exit may have been seen
+        onStderr: () => undefined,
+      });
+      try {
+        await runner.ready(30_000);
+        const ask = (mode: string) =>
+          runner
+            .request(ExecuteRequest.type, { entrypoint: 'm/x', params: { mode }, seed: 1 }, { timeoutMs: 30_000 })
+            .then(
+              () => assert.fail(`${mode} answered`),
+              (failure: { kind: string; evidence: { exitCode?: number | null } }) => failure,
+            );
+        const raised = ask('raise');
+        const exited = ask('exit');
+        // the engine busy meanwhile: the answer and the exit are read in the same turn
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+        const [raise, exit] = await Promise.all([raised, exited]);
+        assert.equal(raise.kind, 'task-exception');
+        assert.equal(
+          raise.evidence.exitCode,
+          undefined,
+          `round ${round}: the raise carries the exit that came after it`,
+        );
+        assert.equal(exit.evidence.exitCode, 17);
+      } finally {
+        await runner.kill();
+      }
+    }
+  });
+});

@@ -558,6 +558,15 @@ export class WarmProcess {
     };
   }
 
+  /**
+   * The facts of a request the runner answered: how it ended is the answer's. An exit or a fatal
+   * signal already seen came after the answer was written (the engine may read both in one turn),
+   * from a request queued behind it (a raise answered, then the next task's `os._exit(17)`).
+   */
+  private answerFacts(pending: Pending): RunnerFacts {
+    return { ...this.facts(pending.method, pending), exit: undefined, fatal: undefined, exiting: undefined };
+  }
+
   /** Stray stdout bytes seen so far (empty for our runner, which keeps fd 1 clean). */
   get stdoutNoise(): Buffer {
     return Buffer.concat(this.noise);
@@ -675,7 +684,7 @@ export class WarmProcess {
     this.armHead(this.answeredAt);
     if (pending.method === 'execute' || pending.method === 'aggregate') this.uses++;
     pending.reject(
-      classifyResultTooLarge(this.facts(pending.method, pending), {
+      classifyResultTooLarge(this.answerFacts(pending), {
         kind: 'result-too-large',
         method: pending.method,
         frame_bytes: event.length,
@@ -722,7 +731,7 @@ export class WarmProcess {
     if (pending.tag !== undefined)
       this.rememberSpan({ task: pending.tag, startMs: pending.startedAt, endMs: this.now() });
     if (response.error) {
-      pending.reject(classifyErrorResponse(this.facts(pending.method, pending), response.error));
+      pending.reject(classifyErrorResponse(this.answerFacts(pending), response.error));
     } else {
       pending.resolve(response.result);
     }
