@@ -9,7 +9,7 @@
 // context menu (Handshake on Worker: its confirmation, then its report). Prints a mocha-style summary.
 // MODELOPS_UI_GREP=<regexp> runs only the steps whose name matches (the others are skipped, not failed).
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -118,7 +118,10 @@ async function main() {
   mkdirSync(path.join(ws, 'paced'), { recursive: true });
   writeFileSync(
     path.join(ws, 'paced', 'wire.py'),
-    'import time\n\ndef wire(entrypoint, params, seed):\n    time.sleep(0.06)\n    if params["p"] == 4 and seed % 3 == 0:\n        raise ValueError("p=4 diverged")\n    return {"value": b"1"}\n',
+    // after its first 20 tasks each runner holds while the file `timeline-gate` exists (60 s at
+    // most), so the job still runs when the timeline's page first draws, however slowly the
+    // webview starts (a CI run saw the 6 s job end first); the step removes the gate then
+    'import os\nimport time\n\nGATE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "timeline-gate")\nCALLS = [0]\n\n\ndef wire(entrypoint, params, seed):\n    CALLS[0] += 1\n    if CALLS[0] > 20:\n        until = time.monotonic() + 60\n        while os.path.exists(GATE) and time.monotonic() < until:\n            time.sleep(0.01)\n    time.sleep(0.06)\n    if params["p"] == 4 and seed % 3 == 0:\n        raise ValueError("p=4 diverged")\n    return {"value": b"1"}\n',
   );
   writeFileSync(
     path.join(ws, 'timeline-job.json'),
@@ -544,6 +547,8 @@ async function main() {
     await step(
       '"ModelOps: Show Timeline" from the palette on a running job draws it live, then whole, with a task\'s details on hover (screenshots timeline-live.png, timeline.png)',
       async () => {
+        const gate = path.join(ws, 'timeline-gate');
+        writeFileSync(gate, '');
         await openFile('timeline-job.json');
         await page.locator('.tab.active[aria-label*="timeline-job.json"]').first().waitFor({ timeout: WAIT_MS });
         await (await pickCommand(page, 'ModelOps: Run Job File', WAIT_MS)).press('Enter');
@@ -563,6 +568,7 @@ async function main() {
         await status.filter({ hasText: /\d+ tasks, \d+ running, \d+ lanes · live/ }).waitFor({ timeout: WAIT_MS });
         await page.mouse.move(900, 600);
         await page.screenshot({ path: path.join(RESULTS, 'timeline-live.png') });
+        rmSync(gate, { force: true });
         await status.filter({ hasText: /^186 tasks, \d+ lanes$/ }).waitFor({ timeout: WAIT_MS });
         // the tooltip of a bar in the first lane, halfway along
         const canvas = await frame.locator('#tl-canvas').boundingBox();
