@@ -358,16 +358,9 @@ export function taskResources(usage: RequestUsage, totalMs: number): TaskResourc
   const queue = toMicros(Math.max(0, totalMs - inRunner));
   const measured = usage.resources;
   if (!measured) return { queue_ms: queue };
-  // one literal of a fixed shape (properties added later change its hidden class, per task)
-  const resources: TaskResources = {
-    wall_ms: measured.wall_ms,
-    cpu_user_ms: measured.cpu_user_ms,
-    cpu_sys_ms: measured.cpu_sys_ms,
-    peak_rss_kb: measured.peak_rss_kb,
-    queue_ms: queue,
-    transfer_ms: toMicros(Math.max(0, inRunner - measured.wall_ms)),
-  };
-  if (measured.peak_rss === 'process') resources.peak_rss = 'process';
+  const resources = runnerResources(measured);
+  resources.queue_ms = queue;
+  resources.transfer_ms = toMicros(Math.max(0, inRunner - measured.wall_ms));
   return resources;
 }
 

@@ -714,11 +714,11 @@ export class WarmProcess {
     const extras = (response as ResponseExtras).modelops;
     // a request queued behind another began when the runner wrote the answer before it, which
     // the engine reads a little later: our runner's own wall time says how long it took at least
+    const now = this.now();
     const wall = extras?.resources?.wall_ms;
-    if (typeof wall === 'number' && this.now() - pending.startedAt < wall)
-      pending.startedAt = Math.max(0, this.now() - wall);
+    if (typeof wall === 'number' && now - pending.startedAt < wall) pending.startedAt = Math.max(0, now - wall);
     if (pending.usage) {
-      pending.usage.inRunnerMs = this.now() - pending.startedAt;
+      pending.usage.inRunnerMs = now - pending.startedAt;
       pending.usage.beganAtMs = this.started + pending.startedAt;
       if (extras?.resources) pending.usage.resources = extras.resources;
     }

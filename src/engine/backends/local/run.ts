@@ -275,7 +275,7 @@ class Scheduler {
     const usage: RequestUsage = {};
     const onBegin = (atMs: number) => {
       begun = atMs;
-      this.book.taskStarted(key, task.attempt, pid, Date.now() - (performance.now() - atMs));
+      this.book.taskStarted(key, task.attempt, pid, performance.timeOrigin + atMs);
     };
     try {
       const outputs = await this.pool.run((process) => {
